@@ -1,0 +1,110 @@
+import type { LifecycleEvent, LifecycleState, LifecycleStatus } from '../model/lifecycle.js';
+
+/** Outcome of applying one event: the next status, or why the event does not apply to the current one. */
+export type Transition =
+  | { ok: true; status: LifecycleStatus; changed: boolean }
+  | { ok: false; error: string };
+
+/** Which states each state-changing event may be applied in. undefined = no status yet (a new record). */
+const ALLOWED_FROM: Record<
+  'discovered' | 'assigned' | 'provision_started' | 'installed' | 'configure_started' | 'ready',
+  ReadonlyArray<LifecycleState | undefined>
+> = {
+  // A discovered machine that boots again only refreshes its facts; a known node is never demoted by it.
+  discovered: [undefined, 'discovered'],
+  assigned: [undefined, 'discovered', 'assigned', 'failed'],
+  // Provisioning starts from assigned, or from any later state when a reimage was requested (checked below).
+  provision_started: ['assigned', 'provisioning', 'failed'],
+  installed: ['provisioning'],
+  configure_started: ['installed', 'configuring', 'ready', 'failed'],
+  ready: ['configuring'],
+};
+
+function reject(current: LifecycleStatus | undefined, event: LifecycleEvent, why?: string): Transition {
+  const from = current ? current.state : 'nothing';
+  return { ok: false, error: why ?? `event "${event.type}" is not allowed in state "${from}"` };
+}
+
+function fresh(state: LifecycleState): LifecycleStatus {
+  return { state, reimageRequested: false, facts: {} };
+}
+
+/** Drops the keys that only make sense in the state being left. */
+function enter(current: LifecycleStatus, state: LifecycleState): LifecycleStatus {
+  const { reason: _reason, stage: _stage, ...rest } = current;
+  return { ...rest, state };
+}
+
+/**
+ * The lifecycle reducer: pure, total over (status, event), never throws. The store applies it inside the same
+ * transaction that appends the event, so the status and the event log cannot disagree.
+ */
+export function reduceLifecycle(current: LifecycleStatus | undefined, event: LifecycleEvent): Transition {
+  switch (event.type) {
+    case 'discovered': {
+      if (!ALLOWED_FROM.discovered.includes(current?.state)) return reject(current, event);
+      const base = current ?? fresh('discovered');
+      return { ok: true, status: { ...base, facts: { ...base.facts, ...event.facts } }, changed: !current };
+    }
+    case 'assigned': {
+      if (!ALLOWED_FROM.assigned.includes(current?.state)) return reject(current, event);
+      const base = current ?? fresh('assigned');
+      return { ok: true, status: enter(base, 'assigned'), changed: base.state !== 'assigned' || !current };
+    }
+    case 'provision_started': {
+      const allowed = ALLOWED_FROM.provision_started.includes(current?.state) || current?.reimageRequested === true;
+      if (!current || !allowed) {
+        return reject(current, event, current && current.state !== 'discovered'
+          ? `node is "${current.state}" and no reimage was requested; provisioning again needs a reimage request`
+          : undefined);
+      }
+      const { nextGroup: _g, nextRole: _r, ...rest } = enter(current, 'provisioning');
+      return { ok: true, status: { ...rest, reimageRequested: false }, changed: true };
+    }
+    case 'stage': {
+      if (current?.state !== 'provisioning') return reject(current, event);
+      return { ok: true, status: { ...current, stage: event.stage }, changed: current.stage !== event.stage };
+    }
+    case 'installed':
+    case 'configure_started':
+    case 'ready': {
+      if (!current || !ALLOWED_FROM[event.type].includes(current.state)) return reject(current, event);
+      const target: LifecycleState =
+        event.type === 'installed' ? 'installed' : event.type === 'ready' ? 'ready' : 'configuring';
+      return { ok: true, status: enter(current, target), changed: current.state !== target };
+    }
+    case 'failed': {
+      if (!current) return reject(current, event);
+      const status: LifecycleStatus = { ...enter(current, 'failed'), reason: event.reason };
+      if (event.stage !== undefined) status.stage = event.stage;
+      return { ok: true, status, changed: true };
+    }
+    case 'reimage_requested': {
+      // An unassigned machine has nothing to be reimaged into: assign it first.
+      if (!current || current.state === 'discovered') return reject(current, event);
+      const status: LifecycleStatus = { ...current, reimageRequested: true };
+      if (event.group !== undefined) status.nextGroup = event.group;
+      if (event.role !== undefined) status.nextRole = event.role;
+      return { ok: true, status, changed: !current.reimageRequested };
+    }
+    case 'reimage_cancelled': {
+      if (!current) return reject(current, event);
+      const { nextGroup: _g, nextRole: _r, ...rest } = current;
+      return { ok: true, status: { ...rest, reimageRequested: false }, changed: current.reimageRequested };
+    }
+  }
+}
+
+/** Folds a sequence of events; stops at the first rejected one. */
+export function foldLifecycle(
+  events: readonly LifecycleEvent[],
+  start?: LifecycleStatus,
+): { status: LifecycleStatus | undefined; rejected?: { index: number; error: string } } {
+  let status = start;
+  for (const [index, event] of events.entries()) {
+    const t = reduceLifecycle(status, event);
+    if (!t.ok) return { status, rejected: { index, error: t.error } };
+    status = t.status;
+  }
+  return { status };
+}

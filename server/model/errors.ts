@@ -1,0 +1,44 @@
+/**
+ * Typed errors. Every error that leaves a subsystem carries a stable machine-readable code, so the API,
+ * the CLI and tests can match on it without parsing messages.
+ */
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'CONFIG_NOT_FOUND'
+  | 'INVENTORY_INVALID'
+  | 'INVENTORY_DUPLICATE'
+  | 'INVENTORY_NOT_FOUND'
+  | 'MAC_INVALID'
+  | 'HOSTNAME_INVALID'
+  | 'HOSTLIST_INVALID'
+  | 'CSV_INVALID'
+  | 'LIFECYCLE_INVALID_TRANSITION'
+  | 'STORE_CONFLICT'
+  | 'STORE_MIGRATION'
+  | 'TEMPLATE_MISSING_VALUE'
+  | 'TEMPLATE_ERROR'
+  | 'NODE_NOT_FOUND'
+  | 'GROUP_NOT_FOUND'
+  | 'UNAUTHORIZED'
+  | 'BAD_REQUEST'
+  | 'NOT_FOUND'
+  | 'DHCP_DECODE'
+  | 'DHCP_ENCODE'
+  | 'INTERNAL';
+
+export class RackseedError extends Error {
+  readonly code: ErrorCode;
+  /** Structured context (file, key path, line, the two conflicting entries, ...). */
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RackseedError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export function isRackseedError(e: unknown): e is RackseedError {
+  return e instanceof RackseedError;
+}

@@ -1,0 +1,48 @@
+/** Node lifecycle: the states a machine moves through, and the events that move it. */
+
+export const LIFECYCLE_STATES = [
+  'discovered',
+  'assigned',
+  'provisioning',
+  'installed',
+  'configuring',
+  'ready',
+  'failed',
+] as const;
+
+export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
+
+/** SMBIOS and other facts iPXE or the installer reports about a machine. */
+export type Facts = Record<string, string | number | boolean | null>;
+
+/**
+ * Events are the only way status changes. Every one is stored with a timestamp; the status is the fold of the
+ * events through the pure reducer in server/lifecycle/reducer.ts.
+ */
+export type LifecycleEvent =
+  | { type: 'discovered'; mac: string; facts: Facts }
+  | { type: 'assigned'; group: string }
+  | { type: 'provision_started' }
+  /** Progress inside provisioning (download, unpack, ...). Does not change the state. */
+  | { type: 'stage'; stage: string; detail?: Record<string, unknown> }
+  | { type: 'installed' }
+  | { type: 'configure_started' }
+  | { type: 'ready' }
+  | { type: 'failed'; reason: string; stage?: string }
+  | { type: 'reimage_requested'; group?: string; role?: string }
+  | { type: 'reimage_cancelled' };
+
+export type LifecycleEventType = LifecycleEvent['type'];
+
+export interface LifecycleStatus {
+  state: LifecycleState;
+  /** Why the node failed; set only in the failed state. */
+  reason?: string;
+  reimageRequested: boolean;
+  /** Group/role to move to on the next provisioning, set by a reimage request. */
+  nextGroup?: string;
+  nextRole?: string;
+  /** The last provisioning stage reported, e.g. "download". */
+  stage?: string;
+  facts: Facts;
+}

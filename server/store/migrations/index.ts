@@ -1,0 +1,7 @@
+import { initial } from './001_initial.js';
+import type { Migration } from './types.js';
+
+export type { Migration } from './types.js';
+
+/** Append only: a shipped migration is never edited or renumbered, because databases in the field have applied it. */
+export const MIGRATIONS: readonly Migration[] = [initial];

@@ -1,0 +1,107 @@
+import type Database from 'better-sqlite3';
+
+import { RackseedError } from '../model/errors.js';
+import { fromJson, toJson } from './sqlite-json.js';
+import type { Run, RunKind, RunQuery, RunResult } from './types.js';
+
+interface RunRow {
+  id: string;
+  node: string;
+  kind: string;
+  result: string;
+  started_at: number;
+  finished_at: number | null;
+  summary: string;
+  details: string;
+}
+
+function toRun(r: RunRow): Run {
+  const run: Run = {
+    id: r.id,
+    node: r.node,
+    kind: r.kind as RunKind,
+    result: r.result as RunResult,
+    startedAt: r.started_at,
+    summary: fromJson<Record<string, unknown>>(r.summary),
+    details: fromJson<unknown>(r.details),
+  };
+  if (r.finished_at !== null) run.finishedAt = r.finished_at;
+  return run;
+}
+
+interface ListParams {
+  node: string | null;
+  kind: string | null;
+  limit: number;
+}
+
+/** apply/test/readiness/audit/install runs: written twice (start, finish), read newest first. */
+export class SqliteRuns {
+  private readonly insertStmt;
+  private readonly finishStmt;
+  private readonly getStmt;
+  private readonly listStmt;
+  private readonly listNodeStmt;
+
+  constructor(db: Database.Database) {
+    this.insertStmt = db.prepare(`
+      INSERT INTO runs (id, node, kind, result, started_at, finished_at, summary, details)
+      VALUES (@id, @node, @kind, @result, @started_at, @finished_at, @summary, @details)`);
+    this.finishStmt = db.prepare(`
+      UPDATE runs SET result = @result, finished_at = @finished_at, summary = @summary, details = @details
+      WHERE id = @id`);
+    this.getStmt = db.prepare<[string], RunRow>('SELECT * FROM runs WHERE id = ?');
+    // Negative LIMIT = none. The node variant is separate so it can use the (node, started_at) index.
+    this.listStmt = db.prepare<[ListParams], RunRow>(`
+      SELECT * FROM runs WHERE (@kind IS NULL OR kind = @kind)
+      ORDER BY started_at DESC, id DESC LIMIT @limit`);
+    this.listNodeStmt = db.prepare<[ListParams], RunRow>(`
+      SELECT * FROM runs WHERE node = @node AND (@kind IS NULL OR kind = @kind)
+      ORDER BY started_at DESC, id DESC LIMIT @limit`);
+  }
+
+  create(run: Run): void {
+    try {
+      this.insertStmt.run({
+        id: run.id,
+        node: run.node,
+        kind: run.kind,
+        result: run.result,
+        started_at: run.startedAt,
+        finished_at: run.finishedAt ?? null,
+        summary: toJson(run.summary),
+        details: toJson(run.details),
+      });
+    } catch (e) {
+      if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        throw new RackseedError('STORE_CONFLICT', `run "${run.id}" already exists`, { id: run.id }, { cause: e });
+      }
+      throw e;
+    }
+  }
+
+  finish(id: string, patch: { result: RunResult; finishedAt: number; summary: Record<string, unknown>; details: unknown }): void {
+    const info = this.finishStmt.run({
+      id,
+      result: patch.result,
+      finished_at: patch.finishedAt,
+      summary: toJson(patch.summary),
+      details: toJson(patch.details),
+    });
+    if (info.changes === 0) throw new RackseedError('NOT_FOUND', `run "${id}" does not exist`, { id });
+  }
+
+  get(id: string): Run | undefined {
+    const row = this.getStmt.get(id);
+    return row ? toRun(row) : undefined;
+  }
+
+  list(q: RunQuery = {}): Run[] {
+    const params: ListParams = {
+      node: q.node ?? null,
+      kind: q.kind ?? null,
+      limit: q.limit === undefined ? -1 : Math.max(0, Math.floor(q.limit)),
+    };
+    return (q.node === undefined ? this.listStmt : this.listNodeStmt).all(params).map(toRun);
+  }
+}

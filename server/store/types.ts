@@ -1,0 +1,122 @@
+import type { Facts, LifecycleEvent, LifecycleStatus } from '../model/lifecycle.js';
+
+/**
+ * Observed state: what rackseed has seen happen. One interface, several implementations (SQLite for one server,
+ * PostgreSQL for several), all held to test/store/contract.ts. Every write resolves only after it is durable.
+ */
+
+/** A node's observed status. `id` is the inventory name of a known node, or the MAC of a discovered machine. */
+export interface NodeStatus extends LifecycleStatus {
+  id: string;
+  /** The MAC the machine was last seen with. */
+  mac?: string;
+  /** Milliseconds since the epoch. */
+  updatedAt: number;
+  lastSeenAt?: number;
+}
+
+export interface StoredEvent {
+  /** Monotonic per store: a consumer can resume after the last id it saw. */
+  id: number;
+  node: string;
+  at: number;
+  event: LifecycleEvent;
+}
+
+export interface NewEvent {
+  node: string;
+  event: LifecycleEvent;
+  /** Defaults to now. */
+  at?: number;
+}
+
+export type RecordResult =
+  | { ok: true; event: StoredEvent; status: NodeStatus }
+  | { ok: false; node: string; error: string };
+
+export interface EventQuery {
+  node?: string;
+  /** Only events with id > afterId. */
+  afterId?: number;
+  limit?: number;
+}
+
+export type LeaseState = 'offered' | 'bound' | 'released' | 'declined';
+
+export interface Lease {
+  ip: string;
+  mac: string;
+  state: LeaseState;
+  /** Milliseconds since the epoch. A declined address is quarantined until then. */
+  expiresAt: number;
+  hostname?: string;
+  clientId?: string;
+  /** The server that handed it out (matters when several servers share one store). */
+  server?: string;
+  updatedAt: number;
+}
+
+export type ClaimResult =
+  | { ok: true; lease: Lease }
+  | { ok: false; heldBy: Lease };
+
+export type RunKind = 'apply' | 'test' | 'readiness' | 'audit' | 'install';
+export type RunResult = 'success' | 'changed' | 'failed' | 'running';
+
+export interface Run {
+  id: string;
+  node: string;
+  kind: RunKind;
+  result: RunResult;
+  startedAt: number;
+  finishedAt?: number;
+  /** Counts and one-line summary. */
+  summary: Record<string, unknown>;
+  /** Per-state or per-check results. */
+  details: unknown;
+}
+
+export interface RunQuery {
+  node?: string;
+  kind?: RunKind;
+  limit?: number;
+}
+
+export interface ObservedStore {
+  /** Creates or upgrades the schema; safe to call on every start. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  getNode(id: string): Promise<NodeStatus | undefined>;
+  listNodes(): Promise<NodeStatus[]>;
+  /**
+   * Appends an event and applies the lifecycle reducer to the node's status in ONE transaction. A rejected
+   * transition stores nothing and is returned as { ok: false }.
+   */
+  recordEvent(e: NewEvent): Promise<RecordResult>;
+  /** Many events in one transaction (fleet operations); per-event results in input order. */
+  recordEvents(batch: readonly NewEvent[]): Promise<RecordResult[]>;
+  listEvents(q?: EventQuery): Promise<StoredEvent[]>;
+  /** Merges facts into a node's status without an event (heartbeats, fact refreshes), and stamps lastSeenAt. */
+  touchNode(id: string, patch: { mac?: string; facts?: Facts; seenAt?: number }): Promise<void>;
+  /** Moves a discovered machine's record (keyed by MAC) to its inventory name, keeping its facts and events. */
+  renameNode(fromId: string, toId: string): Promise<void>;
+
+  getLeaseByIp(ip: string): Promise<Lease | undefined>;
+  getLeaseByMac(mac: string): Promise<Lease | undefined>;
+  listLeases(): Promise<Lease[]>;
+  /**
+   * Atomically claims `ip` for `mac`: succeeds if the address is free, expired, released, or already this MAC's;
+   * fails with the current holder otherwise. A MAC holds at most one address: its other leases are released.
+   */
+  claimLease(lease: Omit<Lease, 'updatedAt'>, now?: number): Promise<ClaimResult>;
+  /** Marks the lease released if `mac` holds it. */
+  releaseLease(ip: string, mac: string): Promise<boolean>;
+  /** Quarantines an address a client reported in use (DHCPDECLINE) until `until`. */
+  declineLease(ip: string, mac: string, until: number): Promise<void>;
+
+  createRun(run: Run): Promise<void>;
+  finishRun(id: string, patch: { result: RunResult; finishedAt: number; summary: Record<string, unknown>; details: unknown }): Promise<void>;
+  getRun(id: string): Promise<Run | undefined>;
+  listRuns(q?: RunQuery): Promise<Run[]>;
+}

@@ -1,0 +1,527 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import { isRackseedError } from '../../server/model/errors.js';
+import type { LifecycleEvent } from '../../server/model/lifecycle.js';
+import type { Lease, NewEvent, ObservedStore, RecordResult, Run } from '../../server/store/types.js';
+
+/**
+ * The behaviour every ObservedStore must have. Backend-neutral on purpose: the PostgreSQL store runs this suite
+ * unchanged, so nothing here may know about files, pragmas or SQL. Durability and migrations of a particular
+ * backend belong in that backend's own tests.
+ */
+export type StoreFactory = () => Promise<{ store: ObservedStore; cleanup: () => Promise<void> }>;
+
+const MAC_A = '52:54:00:00:00:0a';
+const MAC_B = '52:54:00:00:00:0b';
+const MAC_C = '52:54:00:00:00:0c';
+
+const discovered = (mac: string, facts: Record<string, string | number | boolean | null> = {}): LifecycleEvent => ({
+  type: 'discovered',
+  mac,
+  facts,
+});
+
+/** Events that take a node from nothing to ready. */
+const TO_READY: LifecycleEvent[] = [
+  discovered(MAC_A, { product: 'R650' }),
+  { type: 'assigned', group: 'compute' },
+  { type: 'provision_started' },
+  { type: 'stage', stage: 'download' },
+  { type: 'installed' },
+  { type: 'configure_started' },
+  { type: 'ready' },
+];
+
+function okResult(r: RecordResult | undefined): Extract<RecordResult, { ok: true }> {
+  if (!r?.ok) throw new Error(`expected an accepted event, got ${JSON.stringify(r)}`);
+  return r;
+}
+
+async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
+  const err: unknown = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(isRackseedError(err) ? err.code : err).toBe(code);
+}
+
+export function describeStoreContract(name: string, factory: StoreFactory): void {
+  describe(`ObservedStore contract: ${name}`, () => {
+    let store: ObservedStore;
+    let cleanup: () => Promise<void>;
+
+    beforeEach(async () => {
+      ({ store, cleanup } = await factory());
+    });
+
+    afterEach(async () => {
+      await cleanup();
+    });
+
+    async function record(node: string, events: readonly LifecycleEvent[], at = 1_000): Promise<void> {
+      for (const [i, event] of events.entries()) okResult(await store.recordEvent({ node, event, at: at + i }));
+    }
+
+    describe('schema', () => {
+      it('migrate() can run again on a live store without losing data', async () => {
+        await record('n1', TO_READY.slice(0, 2));
+        await store.migrate();
+        await store.migrate();
+        expect((await store.getNode('n1'))?.state).toBe('assigned');
+        expect(await store.listEvents()).toHaveLength(2);
+      });
+    });
+
+    describe('events and status', () => {
+      it('appends an event and folds it into the status', async () => {
+        const r = okResult(await store.recordEvent({ node: MAC_A, event: discovered(MAC_A, { serial: 'S1' }), at: 5_000 }));
+
+        expect(r.event).toMatchObject({ node: MAC_A, at: 5_000, event: discovered(MAC_A, { serial: 'S1' }) });
+        expect(r.event.id).toBeGreaterThan(0);
+        expect(r.status).toMatchObject({
+          id: MAC_A,
+          state: 'discovered',
+          mac: MAC_A,
+          reimageRequested: false,
+          facts: { serial: 'S1' },
+          updatedAt: 5_000,
+        });
+        expect(await store.getNode(MAC_A)).toEqual(r.status);
+      });
+
+      it('walks the whole lifecycle, ids strictly increasing', async () => {
+        const results: RecordResult[] = [];
+        for (const [i, event] of TO_READY.entries()) results.push(await store.recordEvent({ node: 'n1', event, at: 1_000 + i }));
+
+        const ids = results.map((r) => okResult(r).event.id);
+        expect(ids).toEqual([...ids].sort((a, b) => a - b));
+        expect(new Set(ids).size).toBe(ids.length);
+        const status = await store.getNode('n1');
+        expect(status).toMatchObject({ id: 'n1', state: 'ready', mac: MAC_A, facts: { product: 'R650' }, updatedAt: 1_006 });
+        expect(status?.stage).toBeUndefined();
+        expect((await store.listEvents({ node: 'n1' })).map((e) => e.event.type)).toEqual(TO_READY.map((e) => e.type));
+      });
+
+      it('round-trips event payloads and timestamps exactly', async () => {
+        const events: LifecycleEvent[] = [
+          discovered(MAC_A, { cores: 64, gpu: false, bmc: null, product: 'X' }),
+          { type: 'assigned', group: 'gpu' },
+          { type: 'provision_started' },
+          { type: 'stage', stage: 'unpack', detail: { bytes: 123, nested: { ok: true } } },
+          { type: 'failed', reason: 'disk not found', stage: 'partition' },
+          { type: 'reimage_requested', group: 'compute', role: 'worker' },
+          { type: 'reimage_cancelled' },
+        ];
+        await record('n1', events, 10_000);
+
+        const stored = await store.listEvents({ node: 'n1' });
+        expect(stored.map((e) => e.event)).toEqual(events);
+        expect(stored.map((e) => e.at)).toEqual(events.map((_, i) => 10_000 + i));
+        expect(await store.getNode('n1')).toMatchObject({ state: 'failed', reason: 'disk not found', stage: 'partition' });
+      });
+
+      it('stamps events without `at` with the current time', async () => {
+        const before = Date.now();
+        const r = okResult(await store.recordEvent({ node: MAC_A, event: discovered(MAC_A) }));
+        const after = Date.now();
+        expect(r.event.at).toBeGreaterThanOrEqual(before);
+        expect(r.event.at).toBeLessThanOrEqual(after);
+      });
+
+      it('stores nothing for a rejected transition', async () => {
+        await record('n1', TO_READY.slice(0, 2));
+        const before = await store.getNode('n1');
+
+        const r = await store.recordEvent({ node: 'n1', event: { type: 'ready' }, at: 9_000 });
+
+        expect(r).toEqual({ ok: false, node: 'n1', error: expect.any(String) });
+        expect(await store.getNode('n1')).toEqual(before);
+        expect(await store.listEvents()).toHaveLength(2);
+      });
+
+      it('creates no status for a rejected first event', async () => {
+        const r = await store.recordEvent({ node: 'ghost', event: { type: 'installed' } });
+        expect(r.ok).toBe(false);
+        expect(await store.getNode('ghost')).toBeUndefined();
+        expect(await store.listNodes()).toEqual([]);
+        expect(await store.listEvents()).toEqual([]);
+      });
+
+      it('lists every node with a status', async () => {
+        await record('n2', TO_READY.slice(0, 2));
+        await record(MAC_B, [discovered(MAC_B)]);
+        const nodes = await store.listNodes();
+        expect(nodes.map((n) => n.id).sort()).toEqual([MAC_B, 'n2'].sort());
+        expect(await store.getNode('nope')).toBeUndefined();
+      });
+    });
+
+    describe('batches', () => {
+      it('records 10,000 events in one call, results in input order', async () => {
+        const nodes = Array.from({ length: 2_000 }, (_, i) => `n${String(i).padStart(4, '0')}`);
+        const steps: ((n: string, i: number) => LifecycleEvent)[] = [
+          (_n, i) => discovered(`52:54:00:00:${String(Math.floor(i / 100)).padStart(2, '0')}:${String(i % 100).padStart(2, '0')}`),
+          () => ({ type: 'assigned', group: 'compute' }),
+          () => ({ type: 'provision_started' }),
+          () => ({ type: 'stage', stage: 'download' }),
+          // Every 100th node gets an event its state does not allow: it must be rejected without aborting the rest.
+          (_n, i) => (i % 100 === 0 ? { type: 'ready' } : { type: 'installed' }),
+        ];
+        const batch: NewEvent[] = steps.flatMap((step, s) => nodes.map((node, i) => ({ node, event: step(node, i), at: 1_000 + s })));
+        expect(batch).toHaveLength(10_000);
+
+        const results = await store.recordEvents(batch);
+
+        expect(results).toHaveLength(10_000);
+        const rejected = results.flatMap((r, i) => (r.ok ? [] : [i]));
+        expect(rejected).toEqual(nodes.flatMap((_, i) => (i % 100 === 0 ? [8_000 + i] : [])));
+        let lastId = 0;
+        results.forEach((r, i) => {
+          const input = batch[i]!;
+          if (r.ok) {
+            expect(r.event.node).toBe(input.node);
+            expect(r.event.event).toEqual(input.event);
+            expect(r.event.id).toBeGreaterThan(lastId);
+            lastId = r.event.id;
+          } else {
+            expect(r.node).toBe(input.node);
+          }
+        });
+        expect(await store.listEvents()).toHaveLength(10_000 - rejected.length);
+        expect(await store.listNodes()).toHaveLength(2_000);
+        expect((await store.getNode('n0001'))?.state).toBe('installed');
+        expect((await store.getNode('n0100'))?.state).toBe('provisioning');
+      });
+
+      it('applies each event of a batch to the status left by the previous ones', async () => {
+        const results = await store.recordEvents([
+          { node: 'n1', event: discovered(MAC_A) },
+          { node: 'n1', event: { type: 'ready' } },
+          { node: 'n1', event: { type: 'assigned', group: 'g' } },
+          { node: 'n2', event: { type: 'assigned', group: 'g' } },
+          { node: 'n2', event: { type: 'reimage_requested', group: 'h' } },
+        ]);
+
+        expect(results.map((r) => r.ok)).toEqual([true, false, true, true, true]);
+        expect(results[1]).toEqual({ ok: false, node: 'n1', error: expect.any(String) });
+        expect((await store.getNode('n1'))?.state).toBe('assigned');
+        expect(await store.getNode('n2')).toMatchObject({ state: 'assigned', reimageRequested: true, nextGroup: 'h' });
+        expect(await store.listEvents()).toHaveLength(4);
+      });
+
+      it('accepts an empty batch', async () => {
+        expect(await store.recordEvents([])).toEqual([]);
+      });
+    });
+
+    describe('listEvents', () => {
+      beforeEach(async () => {
+        // Interleaved so that a node filter has gaps in the id sequence to skip.
+        await store.recordEvents([
+          { node: 'a', event: discovered(MAC_A), at: 1 },
+          { node: 'b', event: discovered(MAC_B), at: 2 },
+          { node: 'a', event: { type: 'assigned', group: 'g' }, at: 3 },
+          { node: 'b', event: { type: 'assigned', group: 'g' }, at: 4 },
+          { node: 'a', event: { type: 'provision_started' }, at: 5 },
+          { node: 'a', event: { type: 'stage', stage: 'x' }, at: 6 },
+        ]);
+      });
+
+      it('returns everything in id order by default', async () => {
+        const all = await store.listEvents();
+        expect(all.map((e) => e.at)).toEqual([1, 2, 3, 4, 5, 6]);
+        expect(all.map((e) => e.id)).toEqual([...all.map((e) => e.id)].sort((x, y) => x - y));
+      });
+
+      it('resumes after an id', async () => {
+        const all = await store.listEvents();
+        expect((await store.listEvents({ afterId: all[2]!.id })).map((e) => e.at)).toEqual([4, 5, 6]);
+        expect(await store.listEvents({ afterId: all[5]!.id })).toEqual([]);
+        expect(await store.listEvents({ afterId: 0 })).toEqual(all);
+      });
+
+      it('limits from the oldest', async () => {
+        expect((await store.listEvents({ limit: 2 })).map((e) => e.at)).toEqual([1, 2]);
+        expect(await store.listEvents({ limit: 0 })).toEqual([]);
+      });
+
+      it('filters by node, combined with afterId and limit', async () => {
+        expect((await store.listEvents({ node: 'a' })).map((e) => e.at)).toEqual([1, 3, 5, 6]);
+        expect((await store.listEvents({ node: 'b' })).map((e) => e.at)).toEqual([2, 4]);
+        expect(await store.listEvents({ node: 'nobody' })).toEqual([]);
+        const all = await store.listEvents();
+        expect((await store.listEvents({ node: 'a', afterId: all[1]!.id, limit: 2 })).map((e) => e.at)).toEqual([3, 5]);
+      });
+
+      it('pages through the whole log without gaps or repeats', async () => {
+        const seen: number[] = [];
+        let afterId = 0;
+        for (;;) {
+          const page = await store.listEvents({ afterId, limit: 4 });
+          if (page.length === 0) break;
+          seen.push(...page.map((e) => e.at));
+          afterId = page.at(-1)!.id;
+        }
+        expect(seen).toEqual([1, 2, 3, 4, 5, 6]);
+      });
+    });
+
+    describe('touchNode', () => {
+      it('merges facts, updates the MAC and stamps lastSeenAt without an event', async () => {
+        await record('n1', [discovered(MAC_A, { product: 'R650', bios: '1.0' })]);
+
+        await store.touchNode('n1', { mac: MAC_B, facts: { bios: '2.0', serial: 'S9' }, seenAt: 77_000 });
+
+        expect(await store.getNode('n1')).toMatchObject({
+          state: 'discovered',
+          mac: MAC_B,
+          facts: { product: 'R650', bios: '2.0', serial: 'S9' },
+          lastSeenAt: 77_000,
+        });
+        expect(await store.listEvents()).toHaveLength(1);
+      });
+
+      it('stamps lastSeenAt with now when no time is given, keeping facts', async () => {
+        await record('n1', TO_READY.slice(0, 2));
+        const before = Date.now();
+        await store.touchNode('n1', {});
+        const status = await store.getNode('n1');
+        expect(status?.lastSeenAt).toBeGreaterThanOrEqual(before);
+        expect(status).toMatchObject({ state: 'assigned', mac: MAC_A, facts: { product: 'R650' } });
+      });
+
+      it('does not create a status for a node that has none', async () => {
+        await store.touchNode('n9', { mac: MAC_C, facts: { a: 1 }, seenAt: 1 });
+        expect(await store.getNode('n9')).toBeUndefined();
+      });
+    });
+
+    describe('renameNode', () => {
+      it('moves a discovered machine, its facts, events and runs to its inventory name', async () => {
+        await record(MAC_A, [discovered(MAC_A, { serial: 'S1' })]);
+        await store.touchNode(MAC_A, { facts: { bios: '2.1' }, seenAt: 3_000 });
+        await store.createRun(run({ id: 'r1', node: MAC_A }));
+
+        await store.renameNode(MAC_A, 'n001');
+
+        expect(await store.getNode(MAC_A)).toBeUndefined();
+        expect(await store.getNode('n001')).toMatchObject({
+          id: 'n001',
+          state: 'discovered',
+          mac: MAC_A,
+          facts: { serial: 'S1', bios: '2.1' },
+          lastSeenAt: 3_000,
+        });
+        expect(await store.listEvents({ node: MAC_A })).toEqual([]);
+        expect((await store.listEvents({ node: 'n001' })).map((e) => e.event.type)).toEqual(['discovered']);
+        expect((await store.listRuns({ node: 'n001' })).map((r) => r.id)).toEqual(['r1']);
+        expect(await store.listRuns({ node: MAC_A })).toEqual([]);
+        okResult(await store.recordEvent({ node: 'n001', event: { type: 'assigned', group: 'compute' } }));
+      });
+
+      it('merges into an existing target: target state stands, the machine facts win', async () => {
+        await record('n002', [{ type: 'assigned', group: 'compute' }], 1_000);
+        await store.touchNode('n002', { facts: { rack: 'r1', cpu: 'old' }, seenAt: 1_500 });
+        await record(MAC_B, [discovered(MAC_B, { cpu: 'new', serial: 'S2' })], 2_000);
+
+        await store.renameNode(MAC_B, 'n002');
+
+        expect(await store.getNode(MAC_B)).toBeUndefined();
+        expect(await store.getNode('n002')).toMatchObject({
+          state: 'assigned',
+          mac: MAC_B,
+          facts: { rack: 'r1', cpu: 'new', serial: 'S2' },
+          lastSeenAt: 2_000,
+        });
+        const events = await store.listEvents({ node: 'n002' });
+        expect(events.map((e) => e.event.type)).toEqual(['assigned', 'discovered']);
+      });
+
+      it('is a no-op when the source is gone (a retried rename) or equals the target', async () => {
+        await record('n1', TO_READY.slice(0, 2));
+        await store.renameNode('missing', 'n1');
+        await store.renameNode('n1', 'n1');
+        expect((await store.getNode('n1'))?.state).toBe('assigned');
+        expect(await store.listEvents({ node: 'n1' })).toHaveLength(2);
+      });
+    });
+
+    describe('leases', () => {
+      // Real clock base: the store compares expiries with its own clock where no `now` can be passed.
+      let T: number;
+      beforeEach(() => {
+        T = Date.now();
+      });
+
+      const lease = (ip: string, mac: string, expiresAt: number, extra: Partial<Lease> = {}): Omit<Lease, 'updatedAt'> => ({
+        ip,
+        mac,
+        state: 'bound',
+        expiresAt,
+        ...extra,
+      });
+
+      it('claims a free address', async () => {
+        const l = lease('10.0.0.10', MAC_A, T + 3_600_000, { state: 'offered', hostname: 'n001', clientId: '01:52', server: 'rs1' });
+        const r = await store.claimLease(l, T);
+
+        expect(r).toEqual({ ok: true, lease: { ...l, updatedAt: T } });
+        expect(await store.getLeaseByIp('10.0.0.10')).toEqual({ ...l, updatedAt: T });
+        expect(await store.getLeaseByMac(MAC_A)).toEqual({ ...l, updatedAt: T });
+        expect(await store.listLeases()).toEqual([{ ...l, updatedAt: T }]);
+        expect(await store.getLeaseByIp('10.0.0.11')).toBeUndefined();
+        expect(await store.getLeaseByMac(MAC_B)).toBeUndefined();
+      });
+
+      it('lets the same MAC claim its address again (renewal)', async () => {
+        await store.claimLease(lease('10.0.0.10', MAC_A, T + 1_000, { state: 'offered' }), T);
+        const r = await store.claimLease(lease('10.0.0.10', MAC_A, T + 7_200_000), T + 500);
+
+        expect(r.ok).toBe(true);
+        expect(await store.getLeaseByIp('10.0.0.10')).toMatchObject({ mac: MAC_A, state: 'bound', expiresAt: T + 7_200_000, updatedAt: T + 500 });
+        expect(await store.listLeases()).toHaveLength(1);
+      });
+
+      it('refuses an address another MAC holds, returning the holder', async () => {
+        await store.claimLease(lease('10.0.0.10', MAC_A, T + 3_600_000, { hostname: 'n001' }), T);
+        const holder = await store.getLeaseByIp('10.0.0.10');
+
+        for (const state of ['offered', 'bound'] as const) {
+          const r = await store.claimLease(lease('10.0.0.10', MAC_B, T + 3_600_000, { state }), T + 10);
+          expect(r).toEqual({ ok: false, heldBy: holder });
+        }
+        expect(await store.getLeaseByIp('10.0.0.10')).toEqual(holder);
+        expect(await store.getLeaseByMac(MAC_B)).toBeUndefined();
+      });
+
+      it('hands an expired address to another MAC', async () => {
+        await store.claimLease(lease('10.0.0.10', MAC_A, T + 1_000), T);
+        const r = await store.claimLease(lease('10.0.0.10', MAC_B, T + 5_000), T + 1_000);
+        expect(r.ok).toBe(true);
+        expect((await store.getLeaseByIp('10.0.0.10'))?.mac).toBe(MAC_B);
+      });
+
+      it('hands a released address to another MAC; only the holder can release', async () => {
+        await store.claimLease(lease('10.0.0.10', MAC_A, T + 3_600_000), T);
+
+        expect(await store.releaseLease('10.0.0.10', MAC_B)).toBe(false);
+        expect((await store.getLeaseByIp('10.0.0.10'))?.state).toBe('bound');
+        expect(await store.releaseLease('10.0.0.99', MAC_A)).toBe(false);
+        expect(await store.releaseLease('10.0.0.10', MAC_A)).toBe(true);
+        expect(await store.getLeaseByIp('10.0.0.10')).toMatchObject({ mac: MAC_A, state: 'released' });
+        expect(await store.releaseLease('10.0.0.10', MAC_A)).toBe(false);
+
+        const r = await store.claimLease(lease('10.0.0.10', MAC_B, T + 3_600_000), T + 10);
+        expect(r.ok).toBe(true);
+        expect((await store.getLeaseByIp('10.0.0.10'))?.mac).toBe(MAC_B);
+      });
+
+      it('quarantines a declined address for every MAC until its time', async () => {
+        await store.claimLease(lease('10.0.0.10', MAC_A, T + 3_600_000, { state: 'offered' }), T);
+        await store.declineLease('10.0.0.10', MAC_A, T + 600_000);
+
+        expect(await store.getLeaseByIp('10.0.0.10')).toMatchObject({ state: 'declined', expiresAt: T + 600_000 });
+        for (const mac of [MAC_B, MAC_A]) {
+          const r = await store.claimLease(lease('10.0.0.10', mac, T + 3_600_000), T + 1_000);
+          expect(r).toMatchObject({ ok: false, heldBy: { ip: '10.0.0.10', state: 'declined' } });
+        }
+        const later = await store.claimLease(lease('10.0.0.10', MAC_B, T + 3_600_000), T + 600_000);
+        expect(later.ok).toBe(true);
+      });
+
+      it('quarantines a declined address nobody held', async () => {
+        await store.declineLease('10.0.0.20', MAC_C, T + 600_000);
+        const r = await store.claimLease(lease('10.0.0.20', MAC_B, T + 3_600_000), T + 1);
+        expect(r.ok).toBe(false);
+      });
+
+      it('ignores a decline from a MAC that does not hold a live lease on the address', async () => {
+        await store.claimLease(lease('10.0.0.10', MAC_A, T + 3_600_000), T);
+        await store.declineLease('10.0.0.10', MAC_B, T + 600_000);
+        expect(await store.getLeaseByIp('10.0.0.10')).toMatchObject({ mac: MAC_A, state: 'bound' });
+      });
+
+      it('keeps one address per MAC: a second claim releases the first', async () => {
+        await store.claimLease(lease('10.0.0.10', MAC_A, T + 3_600_000), T);
+        const r = await store.claimLease(lease('10.0.0.11', MAC_A, T + 3_600_000), T + 1);
+
+        expect(r.ok).toBe(true);
+        expect(await store.getLeaseByIp('10.0.0.10')).toMatchObject({ mac: MAC_A, state: 'released' });
+        expect(await store.getLeaseByMac(MAC_A)).toMatchObject({ ip: '10.0.0.11', state: 'bound' });
+        const active = (await store.listLeases()).filter((l) => l.mac === MAC_A && (l.state === 'bound' || l.state === 'offered'));
+        expect(active.map((l) => l.ip)).toEqual(['10.0.0.11']);
+        expect((await store.claimLease(lease('10.0.0.10', MAC_B, T + 3_600_000), T + 2)).ok).toBe(true);
+      });
+
+      it('does not end a quarantine when the decliner claims another address', async () => {
+        await store.declineLease('10.0.0.10', MAC_A, T + 600_000);
+        await store.claimLease(lease('10.0.0.11', MAC_A, T + 3_600_000), T + 1);
+        expect((await store.getLeaseByIp('10.0.0.10'))?.state).toBe('declined');
+        expect((await store.claimLease(lease('10.0.0.10', MAC_B, T + 3_600_000), T + 2)).ok).toBe(false);
+      });
+
+      it('gives an address to exactly one of several racing MACs', async () => {
+        const macs = ['52:54:00:00:01:01', '52:54:00:00:01:02', '52:54:00:00:01:03', '52:54:00:00:01:04'];
+        const results = await Promise.all(macs.map((mac) => store.claimLease(lease('10.0.0.50', mac, T + 3_600_000), T)));
+        expect(results.filter((r) => r.ok)).toHaveLength(1);
+        const winner = await store.getLeaseByIp('10.0.0.50');
+        for (const r of results) if (!r.ok) expect(r.heldBy).toEqual(winner);
+      });
+    });
+
+    describe('runs', () => {
+      it('creates, reads and finishes a run', async () => {
+        const r = run({ id: 'r1', node: 'n1', kind: 'apply', startedAt: 100 });
+        await store.createRun(r);
+        expect(await store.getRun('r1')).toEqual(r);
+        expect(await store.getRun('r2')).toBeUndefined();
+
+        const details = [{ state: 'ntp', result: 'changed', diff: ['+server 10.0.0.1'] }];
+        await store.finishRun('r1', { result: 'changed', finishedAt: 250, summary: { changed: 1, ok: 4, line: '1 changed' }, details });
+
+        expect(await store.getRun('r1')).toEqual({
+          ...r,
+          result: 'changed',
+          finishedAt: 250,
+          summary: { changed: 1, ok: 4, line: '1 changed' },
+          details,
+        });
+      });
+
+      it('refuses a duplicate run id and finishing an unknown run', async () => {
+        await store.createRun(run({ id: 'r1' }));
+        await expectCode(store.createRun(run({ id: 'r1' })), 'STORE_CONFLICT');
+        await expectCode(
+          store.finishRun('nope', { result: 'failed', finishedAt: 1, summary: {}, details: null }),
+          'NOT_FOUND',
+        );
+      });
+
+      it('lists newest first, filtered by node and kind, limited', async () => {
+        await store.createRun(run({ id: 'a1', node: 'a', kind: 'apply', startedAt: 100 }));
+        await store.createRun(run({ id: 'a2', node: 'a', kind: 'test', startedAt: 300 }));
+        await store.createRun(run({ id: 'b1', node: 'b', kind: 'apply', startedAt: 200 }));
+        await store.createRun(run({ id: 'a3', node: 'a', kind: 'apply', startedAt: 400 }));
+
+        expect((await store.listRuns()).map((r) => r.id)).toEqual(['a3', 'a2', 'b1', 'a1']);
+        expect((await store.listRuns({ node: 'a' })).map((r) => r.id)).toEqual(['a3', 'a2', 'a1']);
+        expect((await store.listRuns({ kind: 'apply' })).map((r) => r.id)).toEqual(['a3', 'b1', 'a1']);
+        expect((await store.listRuns({ node: 'a', kind: 'apply', limit: 1 })).map((r) => r.id)).toEqual(['a3']);
+        expect((await store.listRuns({ limit: 2 })).map((r) => r.id)).toEqual(['a3', 'a2']);
+        expect(await store.listRuns({ node: 'c' })).toEqual([]);
+      });
+    });
+  });
+}
+
+function run(over: Partial<Run> & { id: string }): Run {
+  return {
+    node: 'n1',
+    kind: 'apply',
+    result: 'running',
+    startedAt: 1_000,
+    summary: {},
+    details: null,
+    ...over,
+  };
+}

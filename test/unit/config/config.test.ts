@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../../server/config.js';
+import { RackseedError } from '../../../server/model/errors.js';
+
+function errorOf(text: string): RackseedError {
+  try {
+    parseConfig(text, '/etc/rackseed/rackseed.yaml');
+  } catch (e) {
+    if (e instanceof RackseedError) return e;
+    throw e;
+  }
+  throw new Error('expected a config error');
+}
+
+describe('config: safe defaults', () => {
+  it('an empty file gives HTTP and TFTP on, DHCP off, data in ./data next to the file', () => {
+    const c = parseConfig('', '/etc/rackseed/rackseed.yaml');
+    expect(c.http).toMatchObject({ enabled: true, port: 8080, listen: '0.0.0.0' });
+    expect(c.tftp).toMatchObject({ enabled: true, port: 69, root: '/usr/lib/ipxe' });
+    expect(c.dhcp.mode).toBe('off');
+    expect(c.dataDir).toBe('/etc/rackseed/data');
+    expect(c.store).toEqual({ kind: 'sqlite', path: '/etc/rackseed/data/rackseed.db' });
+    expect(c.inventoryPath).toBe('/etc/rackseed/inventory.yaml');
+    expect(c.provisioning).toEqual({ kernel: 'installer/vmlinuz', initrd: 'installer/initrd.img' });
+  });
+
+  it('naming an interface turns DHCP on in the safe proxy mode', () => {
+    const c = parseConfig('dhcp:\n  interface: eth1\n  server_ip: 10.0.0.1\n', 'r.yaml');
+    expect(c.dhcp).toEqual({ mode: 'proxy', interface: 'eth1', serverIp: '10.0.0.1' });
+    expect(c.http.publicUrl).toBe('http://10.0.0.1:8080');
+  });
+
+  it('public_url wins and loses its trailing slash', () => {
+    expect(parseConfig('http:\n  public_url: http://boot.example:8080/\n', 'r.yaml').http.publicUrl).toBe('http://boot.example:8080');
+  });
+});
+
+describe('config: errors name the file, the line, the key and what was expected', () => {
+  const cases: Array<[string, string, RegExp]> = [
+    ['unknown key (typo)', 'http:\n  prot: 80\n', /^\/etc\/rackseed\/rackseed\.yaml:2: http\.prot: unknown key "prot"/],
+    ['wrong type', 'log:\n  level: info\nhttp:\n  port: "eighty"\n', /rackseed\.yaml:4: http\.port: expected number, got string/],
+    ['port out of range', 'tftp:\n  port: 70000\n', /rackseed\.yaml:2: tftp\.port: .*65535/],
+    ['bad enum', 'dhcp:\n  mode: sometimes\n', /rackseed\.yaml:2: dhcp\.mode: .*"off"/],
+    ['full mode without interface', 'dhcp:\n  mode: full\n  server_ip: 10.0.0.1\n', /rackseed\.yaml:2: dhcp\.interface: required when mode is "full"/],
+    ['proxy mode without server_ip', 'dhcp:\n  mode: proxy\n  interface: eth1\n', /dhcp\.server_ip: required when mode is "proxy"/],
+    ['bad IPv4', 'dhcp:\n  interface: eth1\n  server_ip: 10.0.0.300\n', /rackseed\.yaml:3: dhcp\.server_ip: expected an IPv4 address/],
+    ['provisioning path escaping data_dir', 'provisioning:\n  kernel: ../../etc/shadow\n', /rackseed\.yaml:2: provisioning\.kernel: expected a relative path/],
+    ['unknown store kind', 'store:\n  kind: oracle\n', /rackseed\.yaml:2: store\.kind/],
+    ['YAML syntax error', 'http: [\n', /^\/etc\/rackseed\/rackseed\.yaml:\d+: /],
+    ['duplicate key', 'http:\n  port: 1\n  port: 2\n', /rackseed\.yaml:3: .*unique/i],
+    ['top-level typo', 'inventroy: x.yaml\n', /rackseed\.yaml:1: inventroy: unknown key/],
+  ];
+  it.each(cases)('%s', (_name, text, expected) => {
+    const e = errorOf(text);
+    expect(e.code).toBe('CONFIG_INVALID');
+    expect(e.message).toMatch(expected);
+  });
+});

@@ -1,0 +1,165 @@
+import { describe, expect, it } from 'vitest';
+
+import { foldLifecycle, reduceLifecycle } from '../../../server/lifecycle/reducer.js';
+import { LIFECYCLE_STATES, type Facts, type LifecycleEvent, type LifecycleStatus } from '../../../server/model/lifecycle.js';
+
+const discovered = (facts: Facts = {}): LifecycleEvent => ({
+  type: 'discovered',
+  mac: '52:54:00:12:34:56',
+  facts,
+});
+const assigned: LifecycleEvent = { type: 'assigned', group: 'compute' };
+const provision: LifecycleEvent = { type: 'provision_started' };
+const stage = (s: string): LifecycleEvent => ({ type: 'stage', stage: s });
+const installed: LifecycleEvent = { type: 'installed' };
+const configure: LifecycleEvent = { type: 'configure_started' };
+const ready: LifecycleEvent = { type: 'ready' };
+const failed = (reason: string, at?: string): LifecycleEvent => (at === undefined ? { type: 'failed', reason } : { type: 'failed', reason, stage: at });
+const reimage = (group?: string, role?: string): LifecycleEvent => ({
+  type: 'reimage_requested',
+  ...(group !== undefined ? { group } : {}),
+  ...(role !== undefined ? { role } : {}),
+});
+const cancel: LifecycleEvent = { type: 'reimage_cancelled' };
+
+const TO_READY: LifecycleEvent[] = [discovered({ product: 'R650' }), assigned, provision, stage('download'), installed, configure, ready];
+
+type Case =
+  | { name: string; events: LifecycleEvent[]; status: Partial<LifecycleStatus>; absent?: (keyof LifecycleStatus)[] }
+  | { name: string; events: LifecycleEvent[]; rejected: { index: number; error: RegExp } };
+
+const CASES: Case[] = [
+  // The happy path, one prefix at a time.
+  { name: 'discovered', events: TO_READY.slice(0, 1), status: { state: 'discovered', facts: { product: 'R650' }, reimageRequested: false } },
+  { name: 'discovered -> assigned', events: TO_READY.slice(0, 2), status: { state: 'assigned', facts: { product: 'R650' } } },
+  { name: '-> provision_started', events: TO_READY.slice(0, 3), status: { state: 'provisioning' } },
+  { name: '-> stage', events: TO_READY.slice(0, 4), status: { state: 'provisioning', stage: 'download' } },
+  { name: '-> installed drops the stage', events: TO_READY.slice(0, 5), status: { state: 'installed' }, absent: ['stage'] },
+  { name: '-> configure_started', events: TO_READY.slice(0, 6), status: { state: 'configuring' } },
+  { name: '-> ready', events: TO_READY, status: { state: 'ready', facts: { product: 'R650' }, reimageRequested: false }, absent: ['stage', 'reason'] },
+  { name: 'an inventory node starts at assigned', events: [assigned], status: { state: 'assigned', facts: {} } },
+  { name: 'stages replace each other', events: [assigned, provision, stage('download'), stage('unpack')], status: { state: 'provisioning', stage: 'unpack' } },
+  { name: 'reconfiguring a ready node', events: [...TO_READY, configure], status: { state: 'configuring' } },
+  { name: 'provisioning restarts after a reboot mid-install', events: [assigned, provision, stage('download'), provision], status: { state: 'provisioning' }, absent: ['stage'] },
+
+  // Failure, from every state of the happy path.
+  ...TO_READY.map((_, i): Case => ({
+    name: `failed after ${TO_READY[i]!.type}`,
+    events: [...TO_READY.slice(0, i + 1), failed(`boom ${i}`)],
+    status: { state: 'failed', reason: `boom ${i}` },
+    absent: ['stage'],
+  })),
+  { name: 'failed records the stage it failed in', events: [assigned, provision, stage('download'), failed('disk', 'partition')], status: { state: 'failed', reason: 'disk', stage: 'partition' } },
+  { name: 'failed again replaces the reason', events: [assigned, failed('a'), failed('b')], status: { state: 'failed', reason: 'b' } },
+  { name: 'failed with no status', events: [failed('x')], rejected: { index: 0, error: /"failed" is not allowed in state "nothing"/ } },
+
+  // Leaving failed clears the reason.
+  { name: 'failed -> assigned', events: [assigned, failed('x'), assigned], status: { state: 'assigned' }, absent: ['reason'] },
+  { name: 'failed -> provision_started', events: [assigned, provision, failed('x', 'dl'), provision], status: { state: 'provisioning' }, absent: ['reason', 'stage'] },
+  { name: 'failed -> configure_started', events: [...TO_READY, failed('x'), configure], status: { state: 'configuring' }, absent: ['reason'] },
+  { name: 'a reimage request on a failed node keeps the reason', events: [assigned, failed('x'), reimage()], status: { state: 'failed', reason: 'x', reimageRequested: true } },
+
+  // Reimage.
+  {
+    name: 'reimage requested on ready',
+    events: [...TO_READY, reimage('gpu', 'worker')],
+    status: { state: 'ready', reimageRequested: true, nextGroup: 'gpu', nextRole: 'worker' },
+  },
+  {
+    name: 'reimage then provision_started clears the flag and the next group/role',
+    events: [...TO_READY, reimage('gpu', 'worker'), provision],
+    status: { state: 'provisioning', reimageRequested: false },
+    absent: ['nextGroup', 'nextRole'],
+  },
+  { name: 'reimage from installed', events: [assigned, provision, installed, reimage(), provision], status: { state: 'provisioning', reimageRequested: false } },
+  { name: 'reimage cancelled clears the request', events: [...TO_READY, reimage('gpu'), cancel], status: { state: 'ready', reimageRequested: false }, absent: ['nextGroup'] },
+  { name: 'reimage on an assigned node, then provisioning', events: [assigned, reimage('gpu'), provision], status: { state: 'provisioning', reimageRequested: false }, absent: ['nextGroup'] },
+  {
+    name: 'provision_started from ready without reimage',
+    events: [...TO_READY, provision],
+    rejected: { index: 7, error: /node is "ready" and no reimage was requested/ },
+  },
+  {
+    name: 'provision_started after a cancelled reimage',
+    events: [...TO_READY, reimage(), cancel, provision],
+    rejected: { index: 9, error: /no reimage was requested/ },
+  },
+  { name: 'reimage on discovered', events: [discovered(), reimage('gpu')], rejected: { index: 1, error: /"reimage_requested" is not allowed in state "discovered"/ } },
+  { name: 'reimage with no status', events: [reimage()], rejected: { index: 0, error: /not allowed in state "nothing"/ } },
+  { name: 'cancel with no status', events: [cancel], rejected: { index: 0, error: /"reimage_cancelled"/ } },
+
+  // Out-of-order events.
+  { name: 'ready from provisioning', events: TO_READY.slice(0, 4).concat(ready), rejected: { index: 4, error: /"ready" is not allowed in state "provisioning"/ } },
+  { name: 'installed from assigned', events: [assigned, installed], rejected: { index: 1, error: /"installed" is not allowed in state "assigned"/ } },
+  { name: 'stage outside provisioning', events: [assigned, stage('x')], rejected: { index: 1, error: /"stage" is not allowed in state "assigned"/ } },
+  { name: 'provision_started on a discovered machine', events: [discovered(), provision], rejected: { index: 1, error: /"provision_started" is not allowed in state "discovered"/ } },
+  { name: 'provision_started with no status', events: [provision], rejected: { index: 0, error: /not allowed in state "nothing"/ } },
+  { name: 'configure_started from provisioning', events: [assigned, provision, configure], rejected: { index: 2, error: /"configure_started"/ } },
+  { name: 'ready with no status', events: [ready], rejected: { index: 0, error: /"ready"/ } },
+
+  // Discovery.
+  {
+    name: 'discovered again refreshes facts',
+    events: [discovered({ a: 1, b: 1 }), discovered({ b: 2, c: null })],
+    status: { state: 'discovered', facts: { a: 1, b: 2, c: null } },
+  },
+  { name: 'discovered never demotes a known node', events: [assigned, discovered()], rejected: { index: 1, error: /"discovered" is not allowed in state "assigned"/ } },
+  { name: 'discovered never demotes a ready node', events: [...TO_READY, discovered()], rejected: { index: 7, error: /state "ready"/ } },
+];
+
+describe('lifecycle reducer', () => {
+  it.each(CASES.map((c) => [c.name, c] as const))('%s', (_name, c) => {
+    const result = foldLifecycle(c.events);
+    if ('rejected' in c) {
+      expect(result.rejected?.index).toBe(c.rejected.index);
+      expect(result.rejected?.error).toMatch(c.rejected.error);
+      // The status returned is the one before the rejected event.
+      expect(result.status).toEqual(foldLifecycle(c.events.slice(0, c.rejected.index)).status);
+      return;
+    }
+    expect(result.rejected).toBeUndefined();
+    expect(result.status).toMatchObject(c.status);
+    for (const key of c.absent ?? []) expect(result.status).not.toHaveProperty(key);
+  });
+
+  it('is total and pure: every event in every state returns a transition and leaves the input untouched', () => {
+    const events: LifecycleEvent[] = [discovered({ x: 1 }), assigned, provision, stage('s'), installed, configure, ready, failed('r', 's'), reimage('g', 'r'), cancel];
+    const starts: (LifecycleStatus | undefined)[] = [
+      undefined,
+      ...LIFECYCLE_STATES.flatMap((state) => [false, true].map((reimageRequested) => deepFreeze<LifecycleStatus>({
+        state,
+        reimageRequested,
+        reason: 'why',
+        stage: 'st',
+        nextGroup: 'g',
+        facts: { a: 1 },
+      }))),
+    ];
+    for (const start of starts) {
+      const before = structuredClone(start);
+      for (const event of events) {
+        const t = reduceLifecycle(start, event);
+        expect(typeof t.ok).toBe('boolean');
+        if (!t.ok) expect(t.error).toEqual(expect.any(String));
+        expect(start).toEqual(before);
+      }
+    }
+  });
+
+  it('says whether a transition changed anything', () => {
+    const assignedStatus = foldLifecycle([assigned]).status;
+    expect(reduceLifecycle(assignedStatus, assigned)).toMatchObject({ ok: true, changed: false });
+    expect(reduceLifecycle(assignedStatus, provision)).toMatchObject({ ok: true, changed: true });
+    const provisioning = foldLifecycle([assigned, provision, stage('a')]).status;
+    expect(reduceLifecycle(provisioning, stage('a'))).toMatchObject({ ok: true, changed: false });
+    expect(reduceLifecycle(provisioning, stage('b'))).toMatchObject({ ok: true, changed: true });
+  });
+});
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
