@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { RackseedError } from './model/errors.js';
-import { parseYamlSource } from './util/yaml-source.js';
-import { formatLocated, locateIssue } from './util/zod-errors.js';
+import { strict } from './util/strict-object.js';
+import { parseYamlDocument } from './util/yaml-document.js';
+import { parseAt } from './util/zod-located.js';
 
 /**
  * rackseed.yaml: validated once at start. Every key has a safe default: HTTP and TFTP on, DHCP off until a
@@ -14,8 +15,7 @@ import { formatLocated, locateIssue } from './util/zod-errors.js';
 const port = z.number().int().min(0).max(65535);
 const ipv4 = z.string().regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/, 'expected an IPv4 address');
 
-const httpSchema = z
-  .strictObject({
+const httpSchema = strict({
     enabled: z.boolean().default(true),
     listen: z.string().default('0.0.0.0'),
     port: port.default(8080),
@@ -24,8 +24,7 @@ const httpSchema = z
   })
   .prefault({});
 
-const tftpSchema = z
-  .strictObject({
+const tftpSchema = strict({
     enabled: z.boolean().default(true),
     listen: z.string().default('0.0.0.0'),
     port: port.default(69),
@@ -33,8 +32,7 @@ const tftpSchema = z
   })
   .prefault({});
 
-const dhcpSchema = z
-  .strictObject({
+const dhcpSchema = strict({
     /** off | proxy | full. Left out: proxy when an interface is named, else off. */
     mode: z.enum(['off', 'proxy', 'full']).optional(),
     interface: z.string().min(1).optional(),
@@ -52,7 +50,7 @@ const dhcpSchema = z
 
 const storeSchema = z
   .discriminatedUnion('kind', [
-    z.strictObject({ kind: z.literal('sqlite'), path: z.string().optional() }),
+    strict({ kind: z.literal('sqlite'), path: z.string().optional() }),
   ])
   .default({ kind: 'sqlite' });
 
@@ -62,21 +60,19 @@ const filesPath = z
   .min(1)
   .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), 'expected a relative path below data_dir/files without ".."');
 
-const provisioningSchema = z
-  .strictObject({
+const provisioningSchema = strict({
     kernel: filesPath.default('installer/vmlinuz'),
     initrd: filesPath.default('installer/initrd.img'),
   })
   .prefault({});
 
-const logSchema = z
-  .strictObject({
+const logSchema = strict({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .prefault({});
 
-export const configSchema = z.strictObject({
-  server: z.strictObject({ name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/i, 'expected a name of letters, digits and dashes').default('rackseed') }).prefault({}),
+export const configSchema = strict({
+  server: strict({ name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/i, 'expected a name of letters, digits and dashes').default('rackseed') }).prefault({}),
   data_dir: z.string().default('./data'),
   inventory: z.string().default('./inventory.yaml'),
   http: httpSchema,
@@ -106,19 +102,8 @@ export interface Config {
 
 /** Pure: validates config text. `file` is used for error messages and to resolve relative paths. */
 export function parseConfig(text: string, file: string): Config {
-  const parsed = parseYamlSource(text, file);
-  if (!parsed.ok) {
-    throw new RackseedError('CONFIG_INVALID', `${file}${parsed.line ? `:${parsed.line}` : ''}: ${parsed.message}`, {
-      file,
-      line: parsed.line,
-    });
-  }
-  const result = configSchema.safeParse(parsed.source.value ?? {});
-  if (!result.success) {
-    const issue = locateIssue(result.error, parsed.source);
-    throw new RackseedError('CONFIG_INVALID', formatLocated(issue), { ...issue });
-  }
-  const raw = result.data;
+  const { doc, where } = parseYamlDocument(text, file, 'CONFIG_INVALID');
+  const raw = parseAt(configSchema, doc.toJS() ?? {}, [], where, 'CONFIG_INVALID');
   const base = path.dirname(path.resolve(file));
   const dataDir = path.resolve(base, raw.data_dir);
   const mode = raw.dhcp.mode ?? (raw.dhcp.interface ? 'proxy' : 'off');

@@ -30,6 +30,11 @@ describe('config: safe defaults', () => {
     expect(c.http.publicUrl).toBe('http://10.0.0.1:8080');
   });
 
+  it('a missing file is a CONFIG_NOT_FOUND error naming it', async () => {
+    const { loadConfig } = await import('../../../server/config.js');
+    expect(() => loadConfig('/nonexistent/rackseed.yaml')).toThrow(/\/nonexistent\/rackseed\.yaml: cannot read/);
+  });
+
   it('public_url wins and loses its trailing slash', () => {
     expect(parseConfig('http:\n  public_url: http://boot.example:8080/\n', 'r.yaml').http.publicUrl).toBe('http://boot.example:8080');
   });
@@ -37,18 +42,18 @@ describe('config: safe defaults', () => {
 
 describe('config: errors name the file, the line, the key and what was expected', () => {
   const cases: Array<[string, string, RegExp]> = [
-    ['unknown key (typo)', 'http:\n  prot: 80\n', /^\/etc\/rackseed\/rackseed\.yaml:2: http\.prot: unknown key "prot"/],
-    ['wrong type', 'log:\n  level: info\nhttp:\n  port: "eighty"\n', /rackseed\.yaml:4: http\.port: expected number, got string/],
-    ['port out of range', 'tftp:\n  port: 70000\n', /rackseed\.yaml:2: tftp\.port: .*65535/],
-    ['bad enum', 'dhcp:\n  mode: sometimes\n', /rackseed\.yaml:2: dhcp\.mode: .*"off"/],
-    ['full mode without interface', 'dhcp:\n  mode: full\n  server_ip: 10.0.0.1\n', /rackseed\.yaml:2: dhcp\.interface: required when mode is "full"/],
+    ['unknown key (typo)', 'http:\n  prot: 80\n', /^\/etc\/rackseed\/rackseed\.yaml:2 http\.prot: unknown key "prot" \(did you mean "port"\?/],
+    ['wrong type', 'log:\n  level: info\nhttp:\n  port: "eighty"\n', /rackseed\.yaml:4 http\.port: expected number, got string/],
+    ['port out of range', 'tftp:\n  port: 70000\n', /rackseed\.yaml:2 tftp\.port: .*65535/],
+    ['bad enum', 'dhcp:\n  mode: sometimes\n', /rackseed\.yaml:2 dhcp\.mode: .*"off"/],
+    ['full mode without interface', 'dhcp:\n  mode: full\n  server_ip: 10.0.0.1\n', /rackseed\.yaml:1 dhcp\.interface: required when mode is "full"/],
     ['proxy mode without server_ip', 'dhcp:\n  mode: proxy\n  interface: eth1\n', /dhcp\.server_ip: required when mode is "proxy"/],
-    ['bad IPv4', 'dhcp:\n  interface: eth1\n  server_ip: 10.0.0.300\n', /rackseed\.yaml:3: dhcp\.server_ip: expected an IPv4 address/],
-    ['provisioning path escaping data_dir', 'provisioning:\n  kernel: ../../etc/shadow\n', /rackseed\.yaml:2: provisioning\.kernel: expected a relative path/],
-    ['unknown store kind', 'store:\n  kind: oracle\n', /rackseed\.yaml:2: store\.kind/],
-    ['YAML syntax error', 'http: [\n', /^\/etc\/rackseed\/rackseed\.yaml:\d+: /],
-    ['duplicate key', 'http:\n  port: 1\n  port: 2\n', /rackseed\.yaml:3: .*unique/i],
-    ['top-level typo', 'inventroy: x.yaml\n', /rackseed\.yaml:1: inventroy: unknown key/],
+    ['bad IPv4', 'dhcp:\n  interface: eth1\n  server_ip: 10.0.0.300\n', /rackseed\.yaml:3 dhcp\.server_ip: expected an IPv4 address/],
+    ['provisioning path escaping data_dir', 'provisioning:\n  kernel: ../../etc/shadow\n', /rackseed\.yaml:2 provisioning\.kernel: expected a relative path/],
+    ['unknown store kind', 'store:\n  kind: oracle\n', /rackseed\.yaml:2 store\.kind/],
+    ['YAML syntax error', 'http: [\n', /^\/etc\/rackseed\/rackseed\.yaml:2: YAML syntax error/],
+    ['duplicate key', 'http:\n  port: 1\n  port: 2\n', /rackseed\.yaml:3: YAML syntax error: Map keys must be unique/],
+    ['top-level typo', 'inventroy: x.yaml\n', /rackseed\.yaml:1 inventroy: unknown key "inventroy" \(did you mean "inventory"\?/],
   ];
   it.each(cases)('%s', (_name, text, expected) => {
     const e = errorOf(text);

@@ -1,0 +1,98 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import type { NodeView } from '../../services/node-view.js';
+import type { StoredEvent } from '../../store/types.js';
+import type { CliContext, GlobalOptions } from '../context.js';
+import { keyValues, printJson, table } from '../output.js';
+
+function describeEvent(e: StoredEvent): string {
+  const { type, ...rest } = e.event;
+  const detail = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ');
+  return `${new Date(e.at).toISOString()}  ${type}${detail ? `  ${detail}` : ''}`;
+}
+
+export function registerNode(program: Command, ctx: (opts: GlobalOptions) => CliContext): void {
+  const node = program.command('node').description('list, inspect and add nodes');
+
+  node
+    .command('list')
+    .description('inventory nodes with their observed state, then discovered machines')
+    .action(async (_o, cmd: Command) => {
+      const { client, out } = ctx(cmd.optsWithGlobals());
+      const { nodes } = await client.get<{ nodes: NodeView[] }>('/nodes');
+      if (out.json) return printJson(out, nodes);
+      out.write(
+        `${table(
+          ['NAME', 'GROUP', 'MAC', 'IP', 'STATE', 'REIMAGE', 'LAST SEEN'],
+          nodes.map((n) => [n.name, n.group, n.macs[0], n.ip, n.reason ? `${n.state}: ${n.reason}` : n.state, n.reimageRequested ? 'yes' : undefined, n.lastSeenAt]),
+        )}\n`,
+      );
+    });
+
+  node
+    .command('show <name>')
+    .description('one node (by name or MAC): declaration, observed state and recent events')
+    .action(async (name: string, _o, cmd: Command) => {
+      const { client, out } = ctx(cmd.optsWithGlobals());
+      const r = await client.get<{ node: NodeView; events: StoredEvent[] }>(`/nodes/${encodeURIComponent(name)}`);
+      if (out.json) return printJson(out, r);
+      const n = r.node;
+      const facts = Object.entries(n.facts).map(([k, v]) => `${k}=${String(v)}`).join(', ');
+      out.write(
+        `${keyValues([
+          ['name', n.name],
+          ['in inventory', n.inInventory ? 'yes' : 'no (discovered)'],
+          ['group', n.group],
+          ['macs', n.macs.join(', ') || undefined],
+          ['ip', n.ip],
+          ['rack/slot', n.rack ? `${n.rack}/${n.slot ?? '-'}` : undefined],
+          ['image', n.image],
+          ['roles', n.roles.join(', ') || undefined],
+          ['bmc', n.bmc ? `${n.bmc.kind} ${n.bmc.address}` : undefined],
+          ['state', n.state],
+          ['reason', n.reason],
+          ['reimage requested', n.reimageRequested ? 'yes' : 'no'],
+          ['last seen', n.lastSeenAt],
+          ['facts', facts || undefined],
+        ])}\n\nevents:\n${r.events.map((e) => `  ${describeEvent(e)}`).join('\n') || '  (none)'}\n`,
+      );
+    });
+
+  node
+    .command('add <name>')
+    .description('add a node to the inventory file (comments in the file are kept)')
+    .requiredOption('--mac <mac...>', 'one or more MAC addresses, any usual spelling')
+    .option('--ip <address>', 'reserved IPv4 address')
+    .option('--group <group>', 'group (default: chosen by label selection)')
+    .option('--rack <rack>', 'rack name')
+    .option('--slot <n>', 'slot in the rack', (v) => Number.parseInt(v, 10))
+    .option('--bmc <address>', 'BMC address')
+    .option('--bmc-kind <kind>', 'ipmi or redfish', 'ipmi')
+    .action(async (name: string, o: { mac: string[]; ip?: string; group?: string; rack?: string; slot?: number; bmc?: string; bmcKind: string }, cmd: Command) => {
+      const { client, out } = ctx(cmd.optsWithGlobals());
+      const body = {
+        name,
+        macs: o.mac,
+        ...(o.ip ? { ip: o.ip } : {}),
+        ...(o.group ? { group: o.group } : {}),
+        ...(o.rack ? { rack: o.rack } : {}),
+        ...(o.slot !== undefined ? { slot: o.slot } : {}),
+        ...(o.bmc ? { bmc: { address: o.bmc, kind: o.bmcKind } } : {}),
+      };
+      const r = await client.post<{ node: NodeView }>('/nodes', body);
+      if (out.json) return printJson(out, r.node);
+      out.write(`added ${r.node.name} (group ${r.node.group ?? '-'}, ${r.node.macs.join(', ')})\n`);
+    });
+
+  node
+    .command('import <csv>')
+    .description('add or update nodes from a CSV file (header: name,mac[,ip,bmc,rack,slot,group])')
+    .action(async (file: string, _o, cmd: Command) => {
+      const { client, out } = ctx(cmd.optsWithGlobals());
+      const csv = readFileSync(file, 'utf8');
+      const r = await client.post<{ added: string[]; updated: string[] }>(`/nodes/import?name=${encodeURIComponent(path.basename(file))}`, csv, 'text/csv');
+      if (out.json) return printJson(out, r);
+      out.write(`imported ${file}: ${r.added.length} added, ${r.updated.length} updated\n`);
+    });
+}

@@ -1,0 +1,38 @@
+import { existsSync } from 'node:fs';
+import { readAdminToken } from '../auth/admin-token.js';
+import { loadConfig } from '../config.js';
+import { RackseedError } from '../model/errors.js';
+import { ApiClient } from './client.js';
+import type { Output } from './output.js';
+
+export interface GlobalOptions {
+  config: string;
+  server?: string;
+  token?: string;
+  json?: boolean;
+}
+
+export interface CliContext {
+  client: ApiClient;
+  out: Output;
+}
+
+/**
+ * Where the server is and which token to present: flags first, then RACKSEED_URL / RACKSEED_TOKEN, then the
+ * config file (its HTTP port and the token file in its data directory, for commands run on the server itself).
+ */
+export function clientContext(opts: GlobalOptions, write: (s: string) => void): CliContext {
+  let url = opts.server ?? process.env.RACKSEED_URL;
+  let token = opts.token ?? process.env.RACKSEED_TOKEN;
+  if (!url || !token) {
+    if (!existsSync(opts.config)) {
+      if (!url) throw new RackseedError('CONFIG_NOT_FOUND', `${opts.config} not found: pass --server URL (or set RACKSEED_URL), or --config FILE`);
+    } else {
+      const config = loadConfig(opts.config);
+      const host = config.http.listen === '0.0.0.0' || config.http.listen === '::' ? '127.0.0.1' : config.http.listen;
+      url ??= `http://${host}:${config.http.port}`;
+      token ??= readAdminToken(config.dataDir);
+    }
+  }
+  return { client: new ApiClient(url!.replace(/\/+$/, ''), token), out: { json: opts.json === true, write } };
+}

@@ -1,0 +1,21 @@
+import { CommanderError } from 'commander';
+import { isRackseedError } from '../model/errors.js';
+import { buildProgram } from './program.js';
+
+/** Entry point of the `rackseed` command: one-line reason and a non-zero exit on any failure. */
+async function main(argv: string[]): Promise<number> {
+  const program = buildProgram((s) => process.stdout.write(s));
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    const message = isRackseedError(e) ? e.message : e instanceof Error ? e.message : String(e);
+    process.stderr.write(`rackseed: ${message.split('\n')[0]}\n`);
+    return 1;
+  }
+}
+
+const code = await main(process.argv);
+// `serve` resolves only when the server stopped; other verbs return at once.
+process.exitCode = code;

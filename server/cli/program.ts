@@ -1,0 +1,24 @@
+import { Command } from 'commander';
+import { clientContext, type GlobalOptions } from './context.js';
+import { registerGroup } from './commands/group.js';
+import { registerNode } from './commands/node.js';
+import { registerServe } from './commands/serve.js';
+import { registerStatus } from './commands/status.js';
+
+/** Builds the command tree; `write` receives normal output (tests capture it). */
+export function buildProgram(write: (s: string) => void): Command {
+  const program = new Command('rackseed')
+    .description('bare-metal provisioning: PXE/iPXE boot, images, states, readiness')
+    .option('-c, --config <file>', 'configuration file', process.env.RACKSEED_CONFIG ?? 'rackseed.yaml')
+    .option('--server <url>', 'rackseed server URL (default: from the config file; env RACKSEED_URL)')
+    .option('--token <token>', 'admin token (default: the config\'s data dir; env RACKSEED_TOKEN)')
+    .option('--json', 'machine-readable output')
+    .showHelpAfterError()
+    .exitOverride();
+  const ctx = (opts: GlobalOptions) => clientContext(opts, write);
+  registerServe(program);
+  registerNode(program, ctx);
+  registerGroup(program, ctx);
+  registerStatus(program, ctx);
+  return program;
+}

@@ -1,0 +1,211 @@
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
+import { RackseedError } from '../model/errors.js';
+import { isValidHostname } from '../model/hostname.js';
+import { normalizeMac, parseMac, type Mac } from '../model/mac.js';
+import type { BmcKind } from '../model/inventory.js';
+import { describeEntry, type CsvReader } from './entries.js';
+import { parseNodeCsv, type NodeCsvRow } from './node-csv.js';
+import { noCsvReader, parseInventory, parseInventoryDetailed } from './parse.js';
+import { appendToFlow, blockItemText, columnOf, flowText, lineEndAfter, setInBlockMap, TextEdits } from './yaml-text.js';
+
+/** A node to add by API or CLI. */
+export interface NewNodeEntry {
+  name: string;
+  macs: string[];
+  ip?: string;
+  group?: string;
+  bmc?: { address: string; kind?: BmcKind };
+  rack?: string;
+  slot?: number;
+  labels?: Record<string, string>;
+}
+
+interface Parsed {
+  doc: Document;
+  lines: LineCounter;
+}
+
+function parseForEdit(text: string): Parsed {
+  const lines = new LineCounter();
+  return { doc: parseDocument(text, { lineCounter: lines, keepSourceTokens: true }), lines };
+}
+
+/** Key order follows the documented format, so added entries read like hand-written ones. */
+function entryObject(e: NewNodeEntry, macs: Mac[]): Record<string, unknown> {
+  const bmc = e.bmc ? { address: e.bmc.address, ...(e.bmc.kind && e.bmc.kind !== 'ipmi' ? { kind: e.bmc.kind } : {}) } : undefined;
+  return {
+    name: e.name,
+    ...(macs.length === 1 ? { mac: macs[0] } : { macs }),
+    ...(e.ip !== undefined ? { ip: e.ip } : {}),
+    ...(e.group !== undefined ? { group: e.group } : {}),
+    ...(bmc ? { bmc } : {}),
+    ...(e.labels && Object.keys(e.labels).length > 0 ? { labels: e.labels } : {}),
+    ...(e.rack !== undefined ? { rack: e.rack } : {}),
+    ...(e.slot !== undefined ? { slot: e.slot } : {}),
+  };
+}
+
+/** Appends entries to nodes:, whatever shape it has now: a block list, a flow list, empty, or absent. */
+function appendNodes(edits: TextEdits, text: string, { doc, lines }: Parsed, items: Array<Record<string, unknown>>): void {
+  if (items.length === 0) return;
+  const top = doc.contents;
+  if (!isMap(top) || !top.range) throw new RackseedError('INVENTORY_INVALID', 'the inventory is not a YAML map');
+  const pair = top.items.find((p) => isScalar(p.key) && p.key.value === 'nodes');
+  const seq = pair?.value;
+  if (isSeq(seq) && !seq.flow && seq.range) {
+    const last = seq.items[seq.items.length - 1];
+    const lastEnd = last && (isMap(last) || isSeq(last) || isScalar(last)) && last.range ? last.range[1] : seq.range[1];
+    const { at, needsNewline } = lineEndAfter(text, lastEnd);
+    const indent = columnOf(lines, seq.range[0]);
+    edits.insert(at, (needsNewline ? '\n' : '') + items.map((i) => blockItemText(i, indent)).join(''));
+    return;
+  }
+  if (isSeq(seq) && seq.flow && seq.range) {
+    appendToFlow(edits, text, seq.range, ']', items.map(flowText).join(', '), seq.items.length === 0);
+    return;
+  }
+  const keyIndent = columnOf(lines, top.range[0]);
+  const block = items.map((i) => blockItemText(i, keyIndent + 2)).join('');
+  if (pair && isScalar(pair.key) && pair.key.range) {
+    // `nodes:` with nothing under it: the list goes on the following lines.
+    const { at } = lineEndAfter(text, pair.key.range[1]);
+    edits.replace(pair.key.range[1], at, `:\n${block}`);
+    return;
+  }
+  const { at, needsNewline } = lineEndAfter(text, top.range[1]);
+  edits.insert(at, `${needsNewline ? '\n' : ''}${' '.repeat(keyIndent)}nodes:\n${block}`);
+}
+
+function checkedMacs(name: string, macs: readonly string[], where: string): Mac[] {
+  if (macs.length === 0) throw new RackseedError('INVENTORY_INVALID', `${where}: node ${name} needs at least one MAC address`);
+  return macs.map((m, i) => normalizeMac(m, `${where} macs[${i}]`));
+}
+
+/**
+ * Adds one node to the inventory text and returns the new text, with every comment and all formatting of
+ * the rest of the file untouched. The result is validated as a whole before it is returned, so a duplicate
+ * name, MAC or IP is reported with both entries named and nothing is written.
+ */
+export function addNodeToText(text: string, file: string, entry: NewNodeEntry, readCsv: CsvReader = noCsvReader): string {
+  parseInventory(text, file, readCsv);
+  const where = `new node ${entry.name}`;
+  if (!isValidHostname(entry.name)) {
+    throw new RackseedError('HOSTNAME_INVALID', `${where}: "${entry.name}" is not a valid host name (RFC 1123: letters, digits and inner hyphens, at most 63 characters)`, { value: entry.name });
+  }
+  const macs = checkedMacs(entry.name, entry.macs, where);
+  const edits = new TextEdits();
+  appendNodes(edits, text, parseForEdit(text), [entryObject(entry, macs)]);
+  const out = edits.apply(text);
+  parseInventory(out, file, readCsv);
+  return out;
+}
+
+function rowEntry(row: NodeCsvRow): NewNodeEntry {
+  return {
+    name: row.name,
+    macs: row.macs,
+    ...(row.ip !== undefined ? { ip: row.ip } : {}),
+    ...(row.group !== undefined ? { group: row.group } : {}),
+    ...(row.bmc !== undefined ? { bmc: { address: row.bmc } } : {}),
+    ...(row.rack !== undefined ? { rack: row.rack } : {}),
+    ...(row.slot !== undefined ? { slot: row.slot } : {}),
+  };
+}
+
+/** The entry's MACs in canonical form, read from the source text (YAML may have read 001122334455 as a number). */
+function macsOf(map: YAMLMap): Array<Mac | undefined> {
+  const text = (node: unknown) => (isScalar(node) ? (node.source ?? String(node.value)) : '');
+  const list = map.get('macs', true);
+  const nodes = isSeq(list) ? list.items : map.has('mac') ? [map.get('mac', true)] : [];
+  return nodes.map((n) => parseMac(text(n)));
+}
+
+/** Splices the row's values into an existing entry; returns whether anything changed. */
+function updateEntry(edits: TextEdits, text: string, lines: LineCounter, map: YAMLMap, row: NodeCsvRow): boolean {
+  const current = map.toJSON() as Record<string, unknown>;
+  let changed = false;
+  const set = (key: string, value: unknown, replaceKey = key) => {
+    if (JSON.stringify(current[replaceKey]) === JSON.stringify(value) && key === replaceKey) return;
+    changed = true;
+    if (map.flow && !(replaceKey in current)) {
+      appendToFlow(edits, text, map.range ?? [], '}', `${key}: ${flowText(value)}`, map.items.length === 0);
+    } else {
+      setInBlockMap(edits, text, lines, map, key, value, replaceKey);
+    }
+  };
+  if (JSON.stringify(macsOf(map)) !== JSON.stringify(row.macs)) {
+    if ('macs' in current) set('macs', row.macs);
+    else if (row.macs.length === 1) set('mac', row.macs[0]);
+    else set('macs', row.macs, 'mac');
+  }
+  if (row.ip !== undefined) set('ip', row.ip);
+  if (row.bmc !== undefined) {
+    const bmc = map.get('bmc', true);
+    if (isMap(bmc)) {
+      if ((current.bmc as { address?: unknown } | undefined)?.address !== row.bmc) {
+        changed = true;
+        setInBlockMap(edits, text, lines, bmc, 'address', row.bmc);
+      }
+    } else {
+      set('bmc', { address: row.bmc });
+    }
+  }
+  if (row.group !== undefined) set('group', row.group);
+  if (row.rack !== undefined) set('rack', row.rack);
+  if (row.slot !== undefined) set('slot', row.slot);
+  return changed;
+}
+
+/**
+ * Applies a delivery sheet (name,mac[,ip,bmc,rack,slot,group]) to the inventory text: explicit entries with a
+ * row's name get its values, unknown names become new entries. A name that exists only as a member of a
+ * range is refused: giving it an explicit entry too would shadow the range, and the range's own csv: file
+ * is where its MACs belong. The result is validated before it is returned.
+ */
+export function importCsvToText(
+  text: string,
+  file: string,
+  csvText: string,
+  csvFile: string,
+  readCsv: CsvReader = noCsvReader,
+): { text: string; added: string[]; updated: string[] } {
+  const { entries } = parseInventoryDetailed(text, file, readCsv);
+  const rows = parseNodeCsv(csvText, csvFile);
+  const parsed = parseForEdit(text);
+  const seq = parsed.doc.get('nodes', true);
+  const explicit = new Map<string, number>();
+  const ranged = new Map<string, (typeof entries)[number]>();
+  for (const e of entries) {
+    if (e.spec.origin.range !== undefined) ranged.set(e.spec.name.toLowerCase(), e);
+    else explicit.set(e.spec.name.toLowerCase(), e.index);
+  }
+
+  const edits = new TextEdits();
+  const added: string[] = [];
+  const updated: string[] = [];
+  const newEntries: Array<Record<string, unknown>> = [];
+  for (const row of rows) {
+    const key = row.name.toLowerCase();
+    const inRange = ranged.get(key);
+    if (inRange) {
+      throw new RackseedError(
+        'INVENTORY_INVALID',
+        `${row.file}:${row.line}: ${row.name} is declared by ${describeEntry(inRange)}; ` +
+          `put its MAC in that range's csv: file instead of giving it an entry of its own`,
+        { file: row.file, line: row.line, node: row.name },
+      );
+    }
+    const index = explicit.get(key);
+    const map = index !== undefined && isSeq(seq) ? seq.items[index] : undefined;
+    if (isMap(map)) {
+      if (updateEntry(edits, text, parsed.lines, map, row)) updated.push(row.name);
+    } else {
+      newEntries.push(entryObject(rowEntry(row), row.macs));
+      added.push(row.name);
+    }
+  }
+  appendNodes(edits, text, parsed, newEntries);
+  const out = edits.apply(text);
+  parseInventory(out, file, readCsv);
+  return { text: out, added, updated };
+}

@@ -1,0 +1,34 @@
+/**
+ * IPv4 addresses as the inventory writes them: dotted quads only. Leading zeros are rejected because tools
+ * disagree on whether 010 is octal (8) or decimal (10), and a node must get the address the operator meant.
+ */
+const OCTET = /^(0|[1-9]\d{0,2})$/;
+
+export function parseIpv4(text: string): number | undefined {
+  const parts = text.split('.');
+  if (parts.length !== 4) return undefined;
+  let value = 0;
+  for (const p of parts) {
+    if (!OCTET.test(p)) return undefined;
+    const n = Number(p);
+    if (n > 255) return undefined;
+    value = value * 256 + n;
+  }
+  return value;
+}
+
+export function isIpv4(text: string): boolean {
+  return parseIpv4(text) !== undefined;
+}
+
+export function formatIpv4(value: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
+}
+
+/** The address `offset` after `start`, or undefined when it would run past 255.255.255.255. */
+export function addToIpv4(start: string, offset: number): string | undefined {
+  const base = parseIpv4(start);
+  if (base === undefined) return undefined;
+  const value = base + offset;
+  return value > 0xffffffff ? undefined : formatIpv4(value);
+}

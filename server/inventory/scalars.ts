@@ -1,0 +1,52 @@
+import { isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
+import type { KeyPath, SourceLocator } from '../util/source-locator.js';
+
+/** The only inventory keys whose values are numbers; everything else the operator writes is text. */
+const NUMERIC_KEYS = new Set(['slot', 'lease_seconds', 'count', 'memory_mib', 'ports', 'rate_gbps']);
+
+/**
+ * YAML turns plain scalars that look like numbers into numbers, which silently corrupts text fields:
+ * the MAC 001122334455 would lose its leading zeros and `rack: 07` would become 7. Before converting the
+ * document, put the source text back into every scalar that is not in a numeric field. Free-form `data`
+ * is left as the operator typed it.
+ */
+export function restoreTextScalars(doc: Document, where: SourceLocator): void {
+  visit(doc.contents, [], false, where);
+}
+
+function visit(node: unknown, path: KeyPath, inFlowSeq: boolean, where: SourceLocator): void {
+  if (isFreeForm(path)) return;
+  if (isMap(node)) {
+    for (const pair of node.items) {
+      if (isScalar(pair.key)) visit(pair.value, [...path, String(pair.key.value)], false, where);
+    }
+  } else if (isSeq(node)) {
+    node.items.forEach((item, i) => visit(item, [...path, i], node.flow === true, where));
+  } else if (isScalar(node)) {
+    restore(node as Node & { value: unknown; source?: string }, path, inFlowSeq, where);
+  }
+}
+
+function isFreeForm(path: KeyPath): boolean {
+  const [top, , third] = path;
+  if (top === 'groups') return path.length === 3 && third === 'data';
+  return top === 'nodes' && path.length === 4 && third === 'overrides' && path[3] === 'data';
+}
+
+function restore(node: { value: unknown; source?: string }, path: KeyPath, inFlowSeq: boolean, where: SourceLocator): void {
+  if (typeof node.value !== 'number' && typeof node.value !== 'boolean') return;
+  const key = path[path.length - 1];
+  if (typeof key === 'string' && NUMERIC_KEYS.has(key)) return;
+  const text = node.source ?? String(node.value);
+  const parent = path[path.length - 2];
+  // [console=ttyS0,115200] is two list items in YAML, and the kernel would silently get no serial speed.
+  if (parent === 'kernel_args' && inFlowSeq && typeof node.value === 'number') {
+    throw where.error(
+      'INVENTORY_INVALID',
+      path,
+      `kernel argument ${text} is a bare number: in a [ ] list a comma separates items, so "console=ttyS0,115200" ` +
+        `must be quoted: ["console=ttyS0,115200"] (quote the number too if it really is a separate argument)`,
+    );
+  }
+  node.value = text;
+}

@@ -1,0 +1,94 @@
+import { z } from 'zod';
+import { strict } from '../util/strict-object.js';
+
+const text = z.string().min(1, 'must not be empty');
+const textList = z.array(text);
+const labels = z.record(z.string(), z.string());
+const freeForm = z.record(z.string(), z.unknown());
+const count = z.number().int('must be a whole number').positive('must be greater than 0');
+
+const partition = strict({
+  mount: z.string().regex(/^(\/\S*|swap)$/, 'expected an absolute mount point or "swap"'),
+  size: z.string().regex(/^(\d+[KMGT]?|rest)$/, 'expected a size such as 512M or 8G, or "rest"'),
+  fs: text,
+});
+
+const disk = strict({
+  device: z.string().regex(/^\/dev\/\S+$/, 'expected a device path such as /dev/sda'),
+  table: z.enum(['gpt', 'dos']).default('gpt'),
+  partitions: z.array(partition).min(1, 'at least one partition is needed'),
+}).superRefine((d, ctx) => {
+  const rest = d.partitions.findIndex((p) => p.size === 'rest');
+  if (rest !== -1 && rest !== d.partitions.length - 1) {
+    ctx.addIssue({ code: 'custom', path: ['partitions', rest, 'size'], message: '"rest" takes the remainder of the disk, so only the last partition may use it' });
+  }
+});
+
+const hardware = strict({
+  gpu: strict({ model: text, count, memory_mib: count }).optional(),
+  infiniband: strict({ ports: count, rate_gbps: z.number().positive('must be greater than 0') }).optional(),
+});
+
+export const groupSchema = strict({
+  description: z.string().optional(),
+  image: text.optional(),
+  roles: textList.default([]),
+  kernel_args: textList.default([]),
+  installed_boot: z.enum(['local', 'kernel']).default('local'),
+  uefi_loader: z.enum(['ipxe.efi', 'snponly.efi']).default('ipxe.efi'),
+  lease_seconds: z
+    .number()
+    .int('must be a whole number of seconds')
+    .min(3600, 'must be at least 3600 seconds: a lease must outlive provisioning')
+    .default(86400),
+  selector: labels.default({}),
+  hardware: hardware.default({}),
+  disk: disk.optional(),
+  data: freeForm.default({}),
+});
+
+const bmc = strict({ address: text, kind: z.enum(['ipmi', 'redfish']).default('ipmi') });
+
+const overrides = strict({
+  image: text.optional(),
+  roles: textList.optional(),
+  kernel_args: textList.optional(),
+  data: freeForm.optional(),
+});
+
+/** Keys shared by single-node and range entries. */
+const entryShape = {
+  ip: text.optional(),
+  group: text.optional(),
+  bmc: bmc.optional(),
+  labels: labels.default({}),
+  rack: text.optional(),
+  slot: z.number().int('must be a whole number').nonnegative('must not be negative').optional(),
+  overrides: overrides.default({}),
+};
+
+export const nodeEntrySchema = strict({
+  name: text,
+  mac: text.optional(),
+  macs: textList.optional(),
+  ...entryShape,
+});
+
+export const rangeEntrySchema = strict({
+  range: text,
+  /** Delivery sheet with the MACs of the range's nodes, relative to the inventory file. */
+  csv: text.optional(),
+  ...entryShape,
+});
+
+export const inventorySchema = strict({
+  cluster: strict({ name: text, domain: text.default('cluster.local') }),
+  // `groups:` or `nodes:` with nothing under them is null in YAML; treat it as empty.
+  groups: z.record(z.string(), z.unknown()).nullish(),
+  nodes: z.array(z.unknown()).nullish(),
+});
+
+export type GroupInput = z.output<typeof groupSchema>;
+export type NodeEntryInput = z.output<typeof nodeEntrySchema>;
+export type RangeEntryInput = z.output<typeof rangeEntrySchema>;
+export type InventoryInput = z.output<typeof inventorySchema>;

@@ -1,0 +1,128 @@
+import { RackseedError } from '../model/errors.js';
+import { parseMac } from '../model/mac.js';
+import type { Group, Inventory, NodeSpec, ResolvedNode } from '../model/inventory.js';
+import { compressHostlist, expandHostlist } from './hostlist.js';
+
+export function matchesSelector(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+/**
+ * The group whose selector matches the labels most specifically (most selector keys). Ties go to the
+ * alphabetically first group name, so the answer never depends on the order groups are written in.
+ * An empty selector matches everything and therefore only wins when nothing more specific does.
+ */
+export function selectGroup(labels: Record<string, string>, groups: Iterable<Group>): Group | undefined {
+  let best: Group | undefined;
+  for (const g of groups) {
+    if (!matchesSelector(g.selector, labels)) continue;
+    if (!best) {
+      best = g;
+      continue;
+    }
+    const a = Object.keys(g.selector).length;
+    const b = Object.keys(best.selector).length;
+    if (a > b || (a === b && g.name < best.name)) best = g;
+  }
+  return best;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Objects merge key by key; anything else (lists included) from `over` replaces `base`. */
+export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = isPlainObject(b) && isPlainObject(v) ? deepMerge(b, v) : v;
+  }
+  return out;
+}
+
+/** The group's settings with the node's overrides on top: the node wins, `data` merges deeply. */
+export function resolveNode(spec: NodeSpec, group: Group): ResolvedNode {
+  const o = spec.overrides;
+  const image = o.image ?? group.image;
+  return {
+    name: spec.name,
+    macs: [...spec.macs],
+    group: group.name,
+    labels: { ...spec.labels },
+    roles: [...(o.roles ?? group.roles)],
+    kernelArgs: [...(o.kernelArgs ?? group.kernelArgs)],
+    hardware: group.hardware,
+    installedBoot: group.installedBoot,
+    uefiLoader: group.uefiLoader,
+    leaseSeconds: group.leaseSeconds,
+    data: deepMerge(group.data, o.data ?? {}),
+    ...(spec.ip !== undefined ? { ip: spec.ip } : {}),
+    ...(spec.bmc ? { bmc: { ...spec.bmc } } : {}),
+    ...(spec.rack !== undefined ? { rack: spec.rack } : {}),
+    ...(spec.slot !== undefined ? { slot: spec.slot } : {}),
+    ...(image !== undefined ? { image } : {}),
+    ...(group.disk ? { disk: group.disk } : {}),
+  };
+}
+
+function notFound(expr: string, why: string): RackseedError {
+  return new RackseedError('INVENTORY_NOT_FOUND', `target "${expr}": ${why}`, { target: expr });
+}
+
+function matchTarget(inv: Inventory, expr: string, byLowerName: Map<string, ResolvedNode>): ResolvedNode[] {
+  const nodes = [...inv.nodes.values()];
+  if (expr.startsWith('group:')) {
+    const name = expr.slice('group:'.length);
+    if (!inv.groups.has(name)) throw notFound(expr, `no group "${name}" (groups: ${[...inv.groups.keys()].sort().join(', ') || 'none'})`);
+    return nodes.filter((n) => n.group === name);
+  }
+  if (expr.startsWith('role:')) {
+    const role = expr.slice('role:'.length);
+    return nodes.filter((n) => n.roles.includes(role));
+  }
+  const eq = expr.indexOf('=');
+  if (eq > 0) {
+    const key = expr.slice(0, eq);
+    const value = expr.slice(eq + 1);
+    return nodes.filter((n) => n.labels[key] === value);
+  }
+  // A name or a hostlist. Every name must exist: a typo in gpu[01-04] vs gpu[001-004] must not silently
+  // shrink the set of machines an operation touches.
+  const names = expandHostlist(expr);
+  const missing = names.filter((n) => !byLowerName.has(n.toLowerCase()));
+  if (missing.length > 0) {
+    throw notFound(expr, `no node${missing.length > 1 ? 's' : ''} ${compressHostlist(missing)} in the inventory`);
+  }
+  return names.map((n) => byLowerName.get(n.toLowerCase())!);
+}
+
+/**
+ * CLI targets: node names, hostlists (gpu[001-004]), group:NAME, role:NAME or a label key=value. The union,
+ * without duplicates, in inventory order. A target that matches nothing is an error rather than a no-op.
+ */
+export function resolveTargets(inv: Inventory, exprs: string[]): ResolvedNode[] {
+  const byLowerName = new Map([...inv.nodes.values()].map((n) => [n.name.toLowerCase(), n] as const));
+  const wanted = new Set<string>();
+  for (const raw of exprs) {
+    const expr = raw.trim();
+    if (expr === '') throw notFound(raw, 'empty target');
+    const matched = matchTarget(inv, expr, byLowerName);
+    if (matched.length === 0) throw notFound(expr, 'matches no node');
+    for (const n of matched) wanted.add(n.name);
+  }
+  return [...inv.nodes.values()].filter((n) => wanted.has(n.name));
+}
+
+/**
+ * The node that owns a MAC (any usual spelling), or undefined. A linear scan: even 10,000 nodes take
+ * microseconds, and no index can go stale if a caller builds or changes an inventory by hand.
+ */
+export function findNodeByMac(inv: Inventory, mac: string): ResolvedNode | undefined {
+  const canonical = parseMac(mac);
+  if (!canonical) return undefined;
+  for (const node of inv.nodes.values()) {
+    if (node.macs.includes(canonical)) return node;
+  }
+  return undefined;
+}

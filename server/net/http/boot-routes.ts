@@ -1,0 +1,83 @@
+import { Router, type Request } from 'express';
+import { parseMac } from '../../model/mac.js';
+import type { Facts } from '../../model/lifecycle.js';
+import { decideScript, type BootSettings, type MachineFacts } from '../../protocol/ipxe/decide.js';
+import type { IpxeRenderer } from '../../protocol/ipxe/render.js';
+import { findNodeByMac } from '../../inventory/index.js';
+import type { InventoryService } from '../../services/inventory-service.js';
+import type { ObservedStore } from '../../store/types.js';
+import { nodeLogger, type Logger } from '../../log.js';
+
+const FACT_KEYS = ['uuid', 'serial', 'manufacturer', 'product', 'platform', 'buildarch'] as const;
+const MAX_FACT_LENGTH = 128;
+
+export interface BootRouteDeps {
+  inventory: InventoryService;
+  store: ObservedStore;
+  renderer: IpxeRenderer;
+  settings: BootSettings;
+  log: Logger;
+}
+
+/** SMBIOS values are whatever the vendor burned in: keep them bounded and printable. */
+function factsFrom(req: Request, mac: string): MachineFacts {
+  const facts: MachineFacts = { mac };
+  for (const key of FACT_KEYS) {
+    const raw = req.query[key];
+    if (typeof raw !== 'string') continue;
+    const value = raw.replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, MAX_FACT_LENGTH);
+    if (value) facts[key] = value;
+  }
+  return facts;
+}
+
+function storedFacts(f: MachineFacts): Facts {
+  const { mac: _mac, ...rest } = f;
+  return { ...rest };
+}
+
+/** Unauthenticated: iPXE cannot present a token. These routes hand out boot scripts only, never secrets. */
+export function bootRoutes(deps: BootRouteDeps): Router {
+  const router = Router();
+
+  router.get('/boot.ipxe', (_req, res) => {
+    res.type('text/plain').set('cache-control', 'no-store').send(deps.renderer.render('entry', { base_url: deps.settings.baseUrl, machine_url: `${deps.settings.baseUrl}/ipxe/machine` }));
+  });
+
+  router.get('/ipxe/machine', async (req, res) => {
+    const mac = typeof req.query.mac === 'string' ? parseMac(req.query.mac) : undefined;
+    if (!mac) {
+      res.status(400).type('text/plain').send('#!ipxe\necho rackseed: request without a valid mac parameter\nexit\n');
+      return;
+    }
+    const facts = factsFrom(req, mac);
+    const node = findNodeByMac(deps.inventory.inventory, mac);
+    const log = nodeLogger(deps.log, { mac, ...(node ? { name: node.name } : {}) });
+    const now = Date.now();
+
+    if (!node) {
+      const existing = await deps.store.getNode(mac);
+      if (!existing) {
+        await deps.store.recordEvent({ node: mac, event: { type: 'discovered', mac, facts: storedFacts(facts) }, at: now });
+        log.info({ facts: storedFacts(facts) }, 'unknown machine discovered');
+      }
+      await deps.store.touchNode(mac, { mac, facts: storedFacts(facts), seenAt: now });
+      res.type('text/plain').set('cache-control', 'no-store').send(deps.renderer.render('unknown', { mac, product: facts.product ?? 'unknown product', serial: facts.serial ?? 'unknown' }));
+      return;
+    }
+
+    await deps.store.touchNode(node.name, { mac, facts: storedFacts(facts), seenAt: now });
+    const status = await deps.store.getNode(node.name);
+    const plan = decideScript({ facts, node, status, settings: deps.settings });
+    if (plan.kind === 'provision') {
+      const r = await deps.store.recordEvent({ node: node.name, event: { type: 'provision_started' }, at: now });
+      if (!r.ok) log.warn({ error: r.error }, 'could not record provision_started');
+    }
+    log.info({ plan: plan.kind, state: status?.state ?? 'none' }, 'boot script served');
+    // decideScript only answers "unknown" when there is no node, which was handled above.
+    if (plan.kind === 'unknown') throw new Error('unreachable: a known node was planned as unknown');
+    res.type('text/plain').set('cache-control', 'no-store').send(deps.renderer.render(plan.kind, plan.context));
+  });
+
+  return router;
+}

@@ -1,0 +1,124 @@
+import type { ResolvedNode } from '../../model/inventory.js';
+import type { LifecycleStatus } from '../../model/lifecycle.js';
+
+/** What iPXE tells us about the machine on the per-machine URL (from the entry script's ${...} variables). */
+export interface MachineFacts {
+  mac: string;
+  uuid?: string;
+  serial?: string;
+  manufacturer?: string;
+  product?: string;
+  platform?: string;
+  buildarch?: string;
+}
+
+export interface BootSettings {
+  /** Base URL nodes reach rackseed on, without a trailing slash. */
+  baseUrl: string;
+  /** Installer kernel and initrd, as paths under the files route. */
+  provisionKernel: string;
+  provisionInitrd: string;
+}
+
+export type ScriptPlan =
+  | { kind: 'unknown'; facts: MachineFacts }
+  | { kind: 'provision'; node: ResolvedNode; context: Record<string, unknown> }
+  | { kind: 'local'; node: ResolvedNode; context: Record<string, unknown> }
+  | { kind: 'kernel'; node: ResolvedNode; context: Record<string, unknown> }
+  | { kind: 'unavailable'; node: ResolvedNode; context: Record<string, unknown> };
+
+function fileUrl(baseUrl: string, relPath: string): string {
+  return `${baseUrl}/files/${relPath.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+function basename(p: string): string {
+  return p.slice(p.lastIndexOf('/') + 1);
+}
+
+/**
+ * Why provisioning is the right answer now, or undefined when the node should boot what it has.
+ * Provisioning is never implied for a machine outside the inventory, nor for a node whose install failed
+ * (that would loop on a broken disk): the operator asks again with a reimage.
+ */
+function needsProvisioning(status: LifecycleStatus | undefined): boolean {
+  if (!status) return true;
+  if (status.reimageRequested) return true;
+  switch (status.state) {
+    case 'discovered':
+    case 'assigned':
+    case 'provisioning': // rebooted in the middle of an install: start it again
+      return true;
+    case 'installed':
+    case 'configuring':
+    case 'ready':
+    case 'failed':
+      return false;
+  }
+}
+
+/** A failure during provisioning carries the installer stage it happened in. */
+function failedDuringInstall(status: LifecycleStatus | undefined): boolean {
+  return status?.state === 'failed' && status.stage !== undefined;
+}
+
+/** Pure: which script a machine gets, from its inventory entry and observed status. */
+export function decideScript(input: {
+  facts: MachineFacts;
+  node: ResolvedNode | undefined;
+  status: LifecycleStatus | undefined;
+  settings: BootSettings;
+}): ScriptPlan {
+  const { facts, node, status, settings } = input;
+  if (!node) return { kind: 'unknown', facts };
+  const common = { node: node.name, group: node.group, mac: facts.mac };
+
+  if (failedDuringInstall(status) && !status?.reimageRequested) {
+    return {
+      kind: 'unavailable',
+      node,
+      context: { ...common, reason: `install failed (${status?.reason ?? 'no reason given'}), request a reimage to try again` },
+    };
+  }
+
+  if (needsProvisioning(status)) {
+    if (!node.image) {
+      return { kind: 'unavailable', node, context: { ...common, reason: `group ${node.group} names no image` } };
+    }
+    const cmdline = [
+      ...node.kernelArgs,
+      `rackseed.server=${settings.baseUrl}`,
+      `rackseed.node=${node.name}`,
+      `rackseed.mac=${facts.mac}`,
+    ];
+    return {
+      kind: 'provision',
+      node,
+      context: {
+        ...common,
+        image: node.image,
+        kernel_url: fileUrl(settings.baseUrl, settings.provisionKernel),
+        initrd_urls: [fileUrl(settings.baseUrl, settings.provisionInitrd)],
+        initrd_name: basename(settings.provisionInitrd),
+        cmdline,
+        retry_url: `${settings.baseUrl}/boot.ipxe`,
+      },
+    };
+  }
+
+  if (node.installedBoot === 'kernel' && node.image) {
+    const imageDir = `images/${node.image}`;
+    return {
+      kind: 'kernel',
+      node,
+      context: {
+        ...common,
+        image: node.image,
+        kernel_url: fileUrl(settings.baseUrl, `${imageDir}/vmlinuz`),
+        initrd_urls: [fileUrl(settings.baseUrl, `${imageDir}/initrd.img`)],
+        initrd_name: 'initrd.img',
+        cmdline: ['root=LABEL=rackseed-root', 'ro', ...node.kernelArgs],
+      },
+    };
+  }
+  return { kind: 'local', node, context: common };
+}

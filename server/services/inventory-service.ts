@@ -1,0 +1,88 @@
+import { readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Inventory } from '../model/inventory.js';
+import type { Logger } from '../log.js';
+import { addNodeToText, csvReaderFor, importCsvToText, loadInventory, type NewNodeEntry } from '../inventory/index.js';
+
+const EMPTY_INVENTORY = '# rackseed inventory: groups and nodes (see README "Inventory")\ncluster:\n  name: cluster\ngroups: {}\nnodes: []\n';
+
+/**
+ * Holds the current inventory and applies edits to its file. Edits are serialised (one at a time), validated
+ * before they are written, and written atomically (temp file + rename), so a failed edit leaves the file as it
+ * was and a reader never sees half a file.
+ */
+export class InventoryService {
+  private current: Inventory;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly listeners = new Set<(inv: Inventory) => Promise<void> | void>();
+
+  constructor(
+    readonly file: string,
+    private readonly log: Logger,
+  ) {
+    this.current = this.read();
+  }
+
+  get inventory(): Inventory {
+    return this.current;
+  }
+
+  /** Called after every successful (re)load, e.g. to sync the store's view of which nodes exist. */
+  onChange(listener: (inv: Inventory) => Promise<void> | void): void {
+    this.listeners.add(listener);
+  }
+
+  async reload(): Promise<Inventory> {
+    return this.serialise(async () => {
+      this.current = this.read();
+      await this.notify();
+      return this.current;
+    });
+  }
+
+  async addNode(entry: NewNodeEntry): Promise<Inventory> {
+    return this.edit((text) => addNodeToText(text, this.file, entry, csvReaderFor(this.file)));
+  }
+
+  async importCsv(csvText: string, csvName: string): Promise<{ added: string[]; updated: string[] }> {
+    let outcome = { added: [] as string[], updated: [] as string[] };
+    await this.edit((text) => {
+      const r = importCsvToText(text, this.file, csvText, csvName, csvReaderFor(this.file));
+      outcome = { added: r.added, updated: r.updated };
+      return r.text;
+    });
+    return outcome;
+  }
+
+  private async edit(change: (text: string) => string): Promise<Inventory> {
+    return this.serialise(async () => {
+      const before = existsSync(this.file) ? readFileSync(this.file, 'utf8') : EMPTY_INVENTORY;
+      const after = change(before);
+      const tmp = path.join(path.dirname(this.file), `.${path.basename(this.file)}.${process.pid}.tmp`);
+      writeFileSync(tmp, after);
+      renameSync(tmp, this.file);
+      this.current = this.read();
+      this.log.info({ file: this.file, nodes: this.current.nodes.size }, 'inventory edited');
+      await this.notify();
+      return this.current;
+    });
+  }
+
+  private read(): Inventory {
+    if (!existsSync(this.file)) {
+      this.log.warn({ file: this.file }, 'inventory file does not exist yet; starting with an empty inventory');
+      return { cluster: { name: 'cluster', domain: 'cluster.local' }, groups: new Map(), nodes: new Map() };
+    }
+    return loadInventory(this.file);
+  }
+
+  private async notify(): Promise<void> {
+    for (const l of this.listeners) await l(this.current);
+  }
+
+  private serialise<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}

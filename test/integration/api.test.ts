@@ -1,0 +1,131 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+let srv: TestServer;
+// Response bodies are checked field by field below; their shape is what is under test.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const body = async (res: Response): Promise<any> => res.json();
+const api = (path: string, init: RequestInit = {}, token: string | null = srv.adminToken) =>
+  fetch(`${srv.httpUrl}${path}`, { ...init, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(init.headers ?? {}) } });
+
+beforeAll(async () => {
+  srv = await startTestServer({ inventoryFixture: 'api/inventory.yaml' });
+});
+afterAll(async () => {
+  await srv?.stop();
+});
+
+describe('admin API auth', () => {
+  it('refuses requests without a token with 401 and a JSON error code', async () => {
+    const res = await api('/api/v1/nodes', {}, null);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toMatch(/Bearer/);
+    expect(await body(res)).toEqual({ error: { code: 'UNAUTHORIZED', message: expect.stringMatching(/missing admin token/) } });
+  });
+  it('refuses a wrong token', async () => {
+    const res = await api('/api/v1/status', {}, 'not-the-token-at-all-not-the-token-at-all');
+    expect(res.status).toBe(401);
+    expect((await body(res)).error.code).toBe('UNAUTHORIZED');
+  });
+  it('stores the generated token with mode 0600', async () => {
+    const { statSync } = await import('node:fs');
+    const st = statSync(`${srv.config.dataDir}/admin-token`);
+    expect(st.mode & 0o777).toBe(0o600);
+    expect(readFileSync(`${srv.config.dataDir}/admin-token`, 'utf8').trim()).toBe(srv.adminToken);
+  });
+  it('answers unknown routes with a JSON 404', async () => {
+    const res = await api('/api/v1/nope');
+    expect(res.status).toBe(404);
+    expect((await body(res)).error.code).toBe('NOT_FOUND');
+  });
+});
+
+describe('admin API resources', () => {
+  it('lists inventory nodes, each assigned at start', async () => {
+    const { nodes } = await body(await api('/api/v1/nodes'));
+    expect(nodes.map((n: { name: string }) => n.name)).toEqual(['head01', 'gpu01', 'gpu02']);
+    expect(nodes.every((n: { state: string }) => n.state === 'assigned')).toBe(true);
+    expect(nodes[1]).toMatchObject({ group: 'gpu', ip: '10.0.1.11', rack: 'r1', slot: 1 });
+  });
+  it('shows groups with their nodes', async () => {
+    const { group } = await body(await api('/api/v1/groups/gpu'));
+    expect(group).toMatchObject({ name: 'gpu', nodes: ['gpu01', 'gpu02'], hardware: { gpu: { model: 'H100', count: 8, memoryMiB: 81559 } } });
+    expect((await api('/api/v1/groups/nope')).status).toBe(404);
+  });
+  it('reports fleet status counts', async () => {
+    const s = await body(await api('/api/v1/status'));
+    expect(s).toMatchObject({ nodes: 3, byState: { assigned: 3 } });
+  });
+  it('rejects malformed JSON with a JSON 400', async () => {
+    const res = await api('/api/v1/nodes', { method: 'POST', body: '{nope', headers: { 'content-type': 'application/json' } });
+    expect(res.status).toBe(400);
+    expect((await body(res)).error.code).toBe('BAD_REQUEST');
+  });
+  it('adds a node to the inventory file, keeping its comments', async () => {
+    const res = await api('/api/v1/nodes', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'head02', macs: ['52-54-00-00-00-09'], ip: '10.0.0.3', group: 'head' }),
+    });
+    expect(res.status).toBe(201);
+    expect((await body(res)).node).toMatchObject({ name: 'head02', macs: ['52:54:00:00:00:09'], state: 'assigned' });
+    const text = readFileSync(srv.inventoryFile, 'utf8');
+    expect(text).toContain('# the head node');
+    expect(text).toContain('head02');
+  });
+  it('refuses a duplicate MAC and names both entries', async () => {
+    const res = await api('/api/v1/nodes', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'head03', macs: ['52:54:00:00:00:01'], group: 'head' }),
+    });
+    expect(res.status).toBe(409);
+    const { error } = await body(res);
+    expect(error.code).toBe('INVENTORY_DUPLICATE');
+    expect(error.message).toMatch(/head01/);
+    expect(error.message).toMatch(/head03/);
+  });
+});
+
+describe('iPXE over HTTP', () => {
+  it('serves the entry script without a token', async () => {
+    const res = await fetch(`${srv.httpUrl}/boot.ipxe`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toMatch(/^#!ipxe\n[\s\S]*chain --autofree http:\/\/10\.0\.0\.1:8080\/ipxe\/machine\?mac=\$\{mac:hexhyp\}/);
+  });
+  it('registers an unknown machine as discovered with its SMBIOS facts and sends it to the next boot device', async () => {
+    const q = 'mac=52-54-00-aa-bb-cc&uuid=4c4c4544-0042-3010&serial=SN123&manufacturer=Dell%20Inc.&product=PowerEdge%20R650&platform=efi&buildarch=x86_64';
+    const res = await fetch(`${srv.httpUrl}/ipxe/machine?${q}`);
+    const text = await res.text();
+    expect(text).toContain('is not in the inventory');
+    expect(text.trimEnd().endsWith('exit')).toBe(true);
+    const status = await srv.store.getNode('52:54:00:aa:bb:cc');
+    expect(status).toMatchObject({ state: 'discovered', facts: { uuid: '4c4c4544-0042-3010', serial: 'SN123', product: 'PowerEdge R650', platform: 'efi' } });
+    const { node, events } = await body(await api('/api/v1/nodes/52:54:00:aa:bb:cc'));
+    expect(node).toMatchObject({ inInventory: false, state: 'discovered' });
+    expect(events[0].event.type).toBe('discovered');
+  });
+  it('hands a known node its provisioning script and records provisioning', async () => {
+    const text = await (await fetch(`${srv.httpUrl}/ipxe/machine?mac=52:54:00:00:00:01&platform=pcbios`)).text();
+    expect(text).toContain('kernel http://10.0.0.1:8080/files/installer/vmlinuz initrd=initrd.img console=ttyS0 rackseed.server=http://10.0.0.1:8080 rackseed.node=head01');
+    expect((await srv.store.getNode('head01'))?.state).toBe('provisioning');
+  });
+  it('a discovered machine added to the inventory keeps its facts and becomes assigned', async () => {
+    await fetch(`${srv.httpUrl}/ipxe/machine?mac=52:54:00:aa:bb:dd&serial=LATE1`);
+    await api('/api/v1/nodes', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'late01', macs: ['52:54:00:aa:bb:dd'], group: 'head' }) });
+    const st = await srv.store.getNode('late01');
+    expect(st).toMatchObject({ state: 'assigned', facts: { serial: 'LATE1' } });
+    expect(await srv.store.getNode('52:54:00:aa:bb:dd')).toBeUndefined();
+  });
+  it('refuses a request without a valid MAC', async () => {
+    expect((await fetch(`${srv.httpUrl}/ipxe/machine?mac=zz`)).status).toBe(400);
+  });
+  it('does not serve files outside the files directory', async () => {
+    for (const p of ['/files/../admin-token', '/files/%2e%2e/admin-token', '/files/..%2fadmin-token']) {
+      const res = await fetch(`${srv.httpUrl}${p}`);
+      expect(res.status, p).toBeGreaterThanOrEqual(400);
+      expect(await res.text()).not.toContain(srv.adminToken);
+    }
+  });
+});

@@ -1,0 +1,90 @@
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildProgram } from '../../server/cli/program.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+const run = promisify(execFile);
+let srv: TestServer;
+
+beforeAll(async () => {
+  srv = await startTestServer({ inventoryFixture: 'api/inventory.yaml' });
+});
+afterAll(async () => {
+  await srv?.stop();
+});
+
+/** Runs the CLI in-process against the test server and returns what it printed. */
+async function cli(...args: string[]): Promise<string> {
+  let out = '';
+  const program = buildProgram((s) => {
+    out += s;
+  });
+  await program.parseAsync(['node', 'rackseed', '--server', srv.httpUrl, '--token', srv.adminToken, ...args]);
+  return out;
+}
+
+/** Runs the real `rackseed` entry point as a separate process (exit codes, stderr). */
+async function cliProcess(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const main = path.resolve(import.meta.dirname, '../../server/cli/main.ts');
+  try {
+    const r = await run(process.execPath, ['--import', 'tsx', main, ...args], { env: { ...process.env, RACKSEED_CONFIG: '/nonexistent.yaml' } });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+describe('rackseed CLI', () => {
+  it('node list: a table for people', async () => {
+    const out = await cli('node', 'list');
+    const lines = out.trimEnd().split('\n');
+    expect(lines[1]).toMatch(/NAME\s+│\s+GROUP\s+│\s+MAC\s+│\s+IP\s+│\s+STATE/);
+    expect(out).toMatch(/head01\s+│\s+head\s+│\s+52:54:00:00:00:01\s+│\s+10\.0\.0\.2\s+│\s+assigned/);
+    expect(out).toMatch(/gpu02\s+│\s+gpu\s+│\s+-\s+│\s+10\.0\.1\.12/);
+  });
+  it('node list --json: the same data for scripts', async () => {
+    const nodes = JSON.parse(await cli('--json', 'node', 'list'));
+    expect(nodes.map((n: { name: string }) => n.name)).toEqual(['head01', 'gpu01', 'gpu02']);
+    expect(nodes[0]).toMatchObject({ group: 'head', macs: ['52:54:00:00:00:01'], state: 'assigned' });
+  });
+  it('node show: key/value lines and events; --json', async () => {
+    const out = await cli('node', 'show', 'head01');
+    expect(out).toMatch(/^name\s+head01$/m);
+    expect(out).toMatch(/^state\s+assigned$/m);
+    expect(out).toMatch(/assigned {2}group=head/);
+    const json = JSON.parse(await cli('--json', 'node', 'show', 'head01'));
+    expect(json.node.name).toBe('head01');
+    expect(json.events[0].event).toEqual({ type: 'assigned', group: 'head' });
+  });
+  it('node add and node import edit the inventory', async () => {
+    expect(await cli('node', 'add', 'head05', '--mac', 'AA-BB-CC-00-00-05', '--ip', '10.0.0.5', '--group', 'head')).toBe('added head05 (group head, aa:bb:cc:00:00:05)\n');
+    const csv = path.join(srv.dir, 'more.csv');
+    writeFileSync(csv, 'name,mac,ip,group\nhead06,aa:bb:cc:00:00:06,10.0.0.6,head\nhead07,aa:bb:cc:00:00:07,10.0.0.7,head\n');
+    expect(JSON.parse(await cli('--json', 'node', 'import', csv))).toEqual({ added: ['head06', 'head07'], updated: [] });
+    expect(srv.inventory.inventory.nodes.has('head07')).toBe(true);
+  });
+  it('group list and show', async () => {
+    expect(await cli('group', 'list')).toMatch(/gpu\s+│\s+debian12-cuda\s+│\s+base,nvidia,slurm-compute\s+│\s+2/);
+    expect(await cli('group', 'show', 'gpu')).toMatch(/^gpus\s+8 x H100 \(81559 MiB\)$/m);
+    expect(JSON.parse(await cli('--json', 'group', 'list')).map((g: { name: string }) => g.name)).toEqual(['head', 'gpu']);
+  });
+  it('status: counts per lifecycle state', async () => {
+    expect(await cli('status')).toMatch(/^ {2}assigned\s+\d+$/m);
+    expect(JSON.parse(await cli('--json', 'status')).byState.assigned).toBeGreaterThanOrEqual(3);
+  });
+  it('a failure exits non-zero with a one-line reason', async () => {
+    const r = await cliProcess('--server', srv.httpUrl, '--token', srv.adminToken, 'node', 'show', 'nosuchnode');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('rackseed: no node or discovered machine "nosuchnode"\n');
+    const bad = await cliProcess('--server', srv.httpUrl, '--token', 'wrong-token-wrong-token-wrong-token', 'status');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toBe('rackseed: invalid admin token\n');
+    const down = await cliProcess('--server', 'http://127.0.0.1:9', '--token', 'x', 'status');
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/^rackseed: cannot reach rackseed at http:\/\/127\.0\.0\.1:9 .*\n$/);
+  });
+});

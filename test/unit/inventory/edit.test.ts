@@ -1,0 +1,171 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, test } from 'vitest';
+import { addNodeToText, csvReaderFor, importCsvToText, parseInventory } from '../../../server/inventory/index.js';
+import { csvFiles, FILE } from '../../fixtures/inventory/inventories.js';
+
+const TEXT = `# Lab cluster. Hand-edited; keep the comments.
+cluster:
+  name: lab
+
+groups:
+  head: { roles: [base] }
+  gpu:
+    roles: [base, slurm-compute]
+    selector: { rack: r2 }
+
+nodes:
+  # The controller.
+  - name: head01
+    mac: 52:54:00:00:00:01     # onboard port 1
+    ip: 10.0.0.1               # aligned comments must stay aligned
+    group: head
+  - { name: head02, mac: 52:54:00:00:00:02, group: head }
+  - name: login01
+    macs: [52:54:00:00:00:03]
+    group: head
+    bmc: { address: 10.1.0.3, kind: redfish }
+  - range: gpu[01-02]
+    group: gpu
+    csv: gpu.csv
+# end of file
+`;
+const CSV = { 'gpu.csv': 'name,mac\ngpu01,52:54:00:00:02:01\ngpu02,52:54:00:00:02:02\n' };
+const readCsv = csvFiles(CSV);
+
+describe('addNodeToText', () => {
+  test('appends an entry and leaves every other byte alone', () => {
+    const out = addNodeToText(
+      TEXT,
+      FILE,
+      { name: 'gpu03', macs: ['52-54-00-00-02-03'], ip: '10.0.1.3', rack: 'r2', slot: 3, bmc: { address: '10.1.1.3' }, labels: { fabric: 'ndr' } },
+      readCsv,
+    );
+    const added = [
+      '  - name: gpu03',
+      '    mac: 52:54:00:00:02:03',
+      '    ip: 10.0.1.3',
+      '    bmc: { address: 10.1.1.3 }',
+      '    labels: { fabric: ndr }',
+      '    rack: r2',
+      '    slot: 3',
+      '',
+    ].join('\n');
+    expect(out).toBe(TEXT.replace('# end of file\n', `${added}# end of file\n`));
+    expect(out).toContain('    ip: 10.0.0.1               # aligned comments must stay aligned\n');
+    const inv = parseInventory(out, FILE, readCsv);
+    expect(inv.nodes.get('gpu03')).toMatchObject({ group: 'gpu', macs: ['52:54:00:00:02:03'], labels: { rack: 'r2', fabric: 'ndr' } });
+  });
+
+  test('several MACs become a macs: list', () => {
+    const out = addNodeToText(TEXT, FILE, { name: 'n9', macs: ['52:54:00:00:09:01', '52:54:00:00:09:02'], group: 'head' }, readCsv);
+    expect(out).toContain('  - name: n9\n    macs: [ 52:54:00:00:09:01, 52:54:00:00:09:02 ]\n    group: head\n');
+  });
+
+  test.each([
+    {
+      what: 'a MAC used by a range member',
+      entry: { name: 'n9', macs: ['52:54:00:00:02:02'], group: 'head' },
+      message: `${FILE}:25 nodes[4] (n9) and ${FILE}:22 nodes[3] range gpu[01-02] (gpu02, gpu.csv:3) both use MAC 52:54:00:00:02:02`,
+    },
+    {
+      what: 'a name that exists',
+      entry: { name: 'head02', macs: ['52:54:00:00:09:01'], group: 'head' },
+      message: `${FILE}:25 nodes[4] (head02) and ${FILE}:17 nodes[1] (head02) both declare node head02`,
+    },
+    {
+      what: 'an IP that is taken',
+      entry: { name: 'n9', macs: ['52:54:00:00:09:01'], group: 'head', ip: '10.0.0.1' },
+      message: `${FILE}:25 nodes[4] (n9) and ${FILE}:13 nodes[0] (head01) both use IP 10.0.0.1`,
+    },
+  ])('rejects a duplicate: $what', ({ entry, message }) => {
+    expect(() => addNodeToText(TEXT, FILE, entry, readCsv)).toThrow(expect.objectContaining({ code: 'INVENTORY_DUPLICATE', message }));
+  });
+
+  test.each([
+    [{ name: 'n_9', macs: ['52:54:00:00:09:01'] }, 'HOSTNAME_INVALID', 'new node n_9: "n_9" is not a valid host name'],
+    [{ name: 'n9', macs: ['52:54:00'] }, 'MAC_INVALID', 'new node n9 macs[0]: "52:54:00" is not a MAC address'],
+    [{ name: 'n9', macs: [] }, 'INVENTORY_INVALID', 'new node n9: node n9 needs at least one MAC address'],
+    [{ name: 'n9', macs: ['52:54:00:00:09:01'], group: 'nope' }, 'INVENTORY_INVALID', 'nodes[4].group: group "nope" does not exist'],
+  ])('rejects %j', (entry, code, message) => {
+    expect(() => addNodeToText(TEXT, FILE, entry, readCsv)).toThrow(expect.objectContaining({ code, message: expect.stringContaining(message) }));
+  });
+
+  test('an inventory with csv: ranges needs a CSV reader to be validated', () => {
+    expect(() => addNodeToText(TEXT, FILE, { name: 'n9', macs: ['52:54:00:00:09:01'] })).toThrow(/nodes\[3\]\.csv: cannot read gpu\.csv: no CSV reader was given/);
+  });
+
+  test.each([
+    ['an empty flow list', '# new\ncluster:\n  name: c\ngroups: { g: {} }\nnodes: []\n', '# new\ncluster:\n  name: c\ngroups: { g: {} }\nnodes: [{ name: n1, mac: 52:54:00:00:00:01 }]\n'],
+    ['a flow list', 'cluster: { name: c }\ngroups: { g: {} }\nnodes: [ { name: n0 } ]  # flow\n', 'cluster: { name: c }\ngroups: { g: {} }\nnodes: [ { name: n0 }, { name: n1, mac: 52:54:00:00:00:01 } ]  # flow\n'],
+    ['an empty nodes:', 'cluster: { name: c }\ngroups: { g: {} }\nnodes:\n# later\n', 'cluster: { name: c }\ngroups: { g: {} }\nnodes:\n  - name: n1\n    mac: 52:54:00:00:00:01\n# later\n'],
+    ['no nodes: key', 'cluster: { name: c }\ngroups: { g: {} }', 'cluster: { name: c }\ngroups: { g: {} }\nnodes:\n  - name: n1\n    mac: 52:54:00:00:00:01\n'],
+    ['an unindented list', 'cluster: { name: c }\ngroups: { g: {} }\nnodes:\n- name: n0\n', 'cluster: { name: c }\ngroups: { g: {} }\nnodes:\n- name: n0\n- name: n1\n  mac: 52:54:00:00:00:01\n'],
+  ])('adds to %s', (_what, before, after) => {
+    expect(addNodeToText(before, FILE, { name: 'n1', macs: ['52:54:00:00:00:01'] })).toBe(after);
+  });
+});
+
+describe('importCsvToText', () => {
+  test('updates explicit entries in place, appends new ones, keeps comments', () => {
+    const sheet = [
+      '# delivery 2024-05',
+      'name,mac,ip,bmc,rack,slot',
+      'head01,52:54:00:00:00:11,,,,', // mac changes, nothing else
+      'head02,52:54:00:00:00:02,10.0.0.2,,,', // flow entry gains an ip
+      'login01,52:54:00:00:00:03,,10.1.0.33,,', // bmc address changes, macs: list stays a list
+      'gpu03,52:54:00:00:02:03,10.0.1.3,,r2,3', // new
+    ].join('\n');
+    const r = importCsvToText(TEXT, FILE, sheet, 'delivery.csv', readCsv);
+    expect(r.updated).toEqual(['head01', 'head02', 'login01']);
+    expect(r.added).toEqual(['gpu03']);
+    expect(r.text).toBe(
+      TEXT.replace('mac: 52:54:00:00:00:01     # onboard', 'mac: 52:54:00:00:00:11     # onboard')
+        .replace('{ name: head02, mac: 52:54:00:00:00:02, group: head }', '{ name: head02, mac: 52:54:00:00:00:02, group: head, ip: 10.0.0.2 }')
+        .replace('address: 10.1.0.3,', 'address: 10.1.0.33,')
+        .replace('# end of file\n', '  - name: gpu03\n    mac: 52:54:00:00:02:03\n    ip: 10.0.1.3\n    rack: r2\n    slot: 3\n# end of file\n'),
+    );
+    expect(r.text).toContain('# Lab cluster. Hand-edited; keep the comments.\n');
+    expect(r.text).toContain('  # The controller.\n');
+    const inv = parseInventory(r.text, FILE, readCsv);
+    expect(inv.nodes.get('login01')!.bmc).toEqual({ address: '10.1.0.33', kind: 'redfish' });
+    expect(inv.nodes.get('gpu03')!.group).toBe('gpu');
+  });
+
+  test('rows that change nothing are not reported as updated', () => {
+    const text = TEXT.replace('mac: 52:54:00:00:00:01 ', 'mac: 525400000001 ');
+    const r = importCsvToText(text, FILE, 'name,mac,ip\nhead01,52-54-00-00-00-01,10.0.0.1\nlogin01,5254.0000.0003\n', 'same.csv', readCsv);
+    expect(r).toEqual({ text, added: [], updated: [] });
+  });
+
+  test('a second MAC turns mac: into macs:, and missing keys are added as lines', () => {
+    const r = importCsvToText(TEXT, FILE, 'name,mac,slot\nhead01,52:54:00:00:00:01 52:54:00:00:00:21,4\n', 'x.csv', readCsv);
+    expect(r.text).toContain(
+      '  - name: head01\n    macs: [ 52:54:00:00:00:01, 52:54:00:00:00:21 ]     # onboard port 1\n    ip: 10.0.0.1               # aligned comments must stay aligned\n    group: head\n    slot: 4\n  - { name: head02',
+    );
+  });
+
+  test('a name that belongs to a range is refused with a pointer to the range', () => {
+    expect(() => importCsvToText(TEXT, FILE, 'name,mac\ngpu02,52:54:00:00:02:12\n', 'x.csv', readCsv)).toThrow(
+      `x.csv:2: gpu02 is declared by ${FILE}:22 nodes[3] range gpu[01-02] (gpu02, gpu.csv:3); put its MAC in that range's csv: file instead of giving it an entry of its own`,
+    );
+  });
+
+  test('the result is validated: a MAC taken by another node is a duplicate naming both', () => {
+    expect(() => importCsvToText(TEXT, FILE, 'name,mac\nhead02,52:54:00:00:00:01\n', 'x.csv', readCsv)).toThrow(
+      expect.objectContaining({ code: 'INVENTORY_DUPLICATE', message: `${FILE}:17 nodes[1] (head02) and ${FILE}:13 nodes[0] (head01) both use MAC 52:54:00:00:00:01` }),
+    );
+  });
+
+  test('csv errors name the csv file and line', () => {
+    expect(() => importCsvToText(TEXT, FILE, 'name,mac\n\nn9,zz\n', 'x.csv', readCsv)).toThrow('x.csv:3 mac: "zz" is not a MAC address');
+  });
+
+  test('edits the example inventory with its comments intact', () => {
+    const file = 'examples/inventory.yaml';
+    const text = readFileSync(file, 'utf8');
+    const out = addNodeToText(text, file, { name: 'k3s03', macs: ['52:54:00:00:03:03'], ip: '10.0.3.3', rack: 'r3' }, csvReaderFor(file));
+    expect(out.startsWith(text.trimEnd())).toBe(true);
+    expect(out).toContain('    ip: 10.0.1.11          # gpu01 gets .11, gpu02 .12, ...\n');
+    expect(parseInventory(out, file, csvReaderFor(file)).nodes.get('k3s03')!.group).toBe('k3s');
+  });
+});

