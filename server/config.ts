@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { RackseedError } from './model/errors.js';
+import { inSubnet, parseCidr, parseIpv4, type Ipv4Subnet } from './model/ipv4.js';
 import { strict } from './util/strict-object.js';
 import { parseYamlDocument } from './util/yaml-document.js';
 import { parseAt } from './util/zod-located.js';
@@ -13,7 +14,7 @@ import { parseAt } from './util/zod-located.js';
 
 // 0 asks the OS for any free port (tests, side-by-side servers).
 const port = z.number().int().min(0).max(65535);
-const ipv4 = z.string().regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/, 'expected an IPv4 address');
+const ipv4 = z.string().refine((s) => parseIpv4(s) !== undefined, 'expected an IPv4 address');
 
 const httpSchema = strict({
     enabled: z.boolean().default(true),
@@ -32,20 +33,74 @@ const tftpSchema = strict({
   })
   .prefault({});
 
+const subnetSchema = strict({
+  /** The subnet, e.g. 10.0.0.0/24. A relayed request is served from the subnet that holds its relay address. */
+  cidr: z.string().refine((c) => parseCidr(c) !== undefined, 'expected a subnet such as 10.0.0.0/24'),
+  /** Addresses for machines without a reservation (discovery of unknown machines); none when left out. */
+  pool: strict({ start: ipv4, end: ipv4 }).optional(),
+  routers: z.array(ipv4).default([]),
+  dns: z.array(ipv4).default([]),
+  domain: z.string().optional(),
+});
+
 const dhcpSchema = strict({
     /** off | proxy | full. Left out: proxy when an interface is named, else off. */
     mode: z.enum(['off', 'proxy', 'full']).optional(),
     interface: z.string().min(1).optional(),
     server_ip: ipv4.optional(),
+    /** Port to listen on; 67 except in tests and benchmarks that run beside another server. */
+    port: port.default(67),
+    /** proxyDHCP's second port (PXE boot server discovery); 4011 except in tests. */
+    proxy_port: port.default(4011),
+    subnets: z.array(subnetSchema).default([]),
+    /** Lease time for pool addresses; reserved nodes use their group's lease_seconds. */
+    lease_seconds: z.number().int().min(60).default(3600),
+    /** How long an offered address is held for the client that was offered it. */
+    offer_seconds: z.number().int().min(5).default(60),
+    /** How long an address a client declined (in use by someone else) is kept out of the pool. */
+    decline_seconds: z.number().int().min(60).default(3600),
   })
   .prefault({})
   .superRefine((d, ctx) => {
-    if (d.mode && d.mode !== 'off' && !d.interface) {
-      ctx.addIssue({ code: 'custom', path: ['interface'], message: `required when mode is "${d.mode}" (name the provisioning interface)` });
+    const mode = d.mode ?? (d.interface ? 'proxy' : 'off');
+    if (mode === 'off') return;
+    if (!d.interface) {
+      ctx.addIssue({ code: 'custom', path: ['interface'], message: `required when mode is "${mode}" (name the provisioning interface)` });
     }
-    if (d.mode && d.mode !== 'off' && !d.server_ip) {
-      ctx.addIssue({ code: 'custom', path: ['server_ip'], message: `required when mode is "${d.mode}" (this server's address on the provisioning network)` });
+    if (!d.server_ip) {
+      ctx.addIssue({ code: 'custom', path: ['server_ip'], message: `required when mode is "${mode}" (this server's address on the provisioning network)` });
+      return;
     }
+    if (mode !== 'full') return;
+    if (d.subnets.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['subnets'], message: 'full mode needs at least one subnet (the one server_ip is on)' });
+      return;
+    }
+    const server = parseIpv4(d.server_ip);
+    const maybe = d.subnets.map((s) => parseCidr(s.cidr));
+    // zod runs this refinement even when a field check above failed; that failure is already reported.
+    if (server === undefined || maybe.some((s) => s === undefined)) return;
+    const parsed = maybe as Ipv4Subnet[];
+    if (!parsed.some((s) => inSubnet(server, s))) {
+      ctx.addIssue({ code: 'custom', path: ['server_ip'], message: `${d.server_ip} is in none of the subnets (the local subnet must be listed)` });
+    }
+    d.subnets.forEach((s, i) => {
+      const net = parsed[i]!;
+      parsed.forEach((other, j) => {
+        if (j < i && (inSubnet(other.network, net) || inSubnet(net.network, other))) {
+          ctx.addIssue({ code: 'custom', path: ['subnets', i, 'cidr'], message: `overlaps subnets[${j}] (${d.subnets[j]!.cidr})` });
+        }
+      });
+      if (!s.pool) return;
+      const start = parseIpv4(s.pool.start);
+      const end = parseIpv4(s.pool.end);
+      if (start === undefined || end === undefined) return;
+      if (!inSubnet(start, net) || !inSubnet(end, net)) {
+        ctx.addIssue({ code: 'custom', path: ['subnets', i, 'pool'], message: `the pool must lie inside ${s.cidr}` });
+      } else if (start > end) {
+        ctx.addIssue({ code: 'custom', path: ['subnets', i, 'pool', 'end'], message: 'the pool ends before it starts' });
+      }
+    });
   });
 
 const storeSchema = z
@@ -85,6 +140,26 @@ export const configSchema = strict({
 
 export type RawConfig = z.infer<typeof configSchema>;
 
+export interface DhcpSubnetConfig {
+  cidr: string;
+  pool?: { start: string; end: string };
+  routers: string[];
+  dns: string[];
+  domain?: string;
+}
+
+export interface DhcpConfig {
+  mode: 'off' | 'proxy' | 'full';
+  interface?: string;
+  serverIp?: string;
+  port: number;
+  proxyPort: number;
+  subnets: DhcpSubnetConfig[];
+  leaseSeconds: number;
+  offerSeconds: number;
+  declineSeconds: number;
+}
+
 /** The validated configuration with paths resolved and derived values filled in. */
 export interface Config {
   file: string;
@@ -93,7 +168,7 @@ export interface Config {
   inventoryPath: string;
   http: { enabled: boolean; listen: string; port: number; publicUrl: string };
   tftp: { enabled: boolean; listen: string; port: number; root: string };
-  dhcp: { mode: 'off' | 'proxy' | 'full'; interface?: string; serverIp?: string };
+  dhcp: DhcpConfig;
   store: { kind: 'sqlite'; path: string };
   /** Installer kernel and initrd handed to nodes that provision, relative to data_dir/files. */
   provisioning: { kernel: string; initrd: string };
@@ -124,6 +199,18 @@ export function parseConfig(text: string, file: string): Config {
       mode,
       ...(raw.dhcp.interface ? { interface: raw.dhcp.interface } : {}),
       ...(raw.dhcp.server_ip ? { serverIp: raw.dhcp.server_ip } : {}),
+      port: raw.dhcp.port,
+      proxyPort: raw.dhcp.proxy_port,
+      subnets: raw.dhcp.subnets.map((s) => ({
+        cidr: s.cidr,
+        ...(s.pool ? { pool: s.pool } : {}),
+        routers: s.routers,
+        dns: s.dns,
+        ...(s.domain ? { domain: s.domain } : {}),
+      })),
+      leaseSeconds: raw.dhcp.lease_seconds,
+      offerSeconds: raw.dhcp.offer_seconds,
+      declineSeconds: raw.dhcp.decline_seconds,
     },
     store: { kind: 'sqlite', path: path.resolve(dataDir, raw.store.path ?? 'rackseed.db') },
     provisioning: raw.provisioning,

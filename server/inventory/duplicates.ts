@@ -1,6 +1,6 @@
 import { RackseedError } from '../model/errors.js';
 import { describeEntry, type LocatedSpec } from './entries.js';
-import { isIpv4 } from './ipv4.js';
+import { isIpv4 } from '../model/ipv4.js';
 
 interface Use {
   entry: LocatedSpec;

@@ -3,7 +3,7 @@ import { isValidHostname } from '../model/hostname.js';
 import { parseMac, type Mac } from '../model/mac.js';
 import type { Bmc, Group, NodeOverrides, NodeSpec } from '../model/inventory.js';
 import { expandHostlist } from './hostlist.js';
-import { addToIpv4, isIpv4 } from './ipv4.js';
+import { addToIpv4, isIpv4 } from '../model/ipv4.js';
 import { isAddressOrDnsName } from './names.js';
 import { parseNodeCsv, type NodeCsvRow } from './node-csv.js';
 import { nodeEntrySchema, rangeEntrySchema, type NodeEntryInput, type RangeEntryInput } from './schema.js';

@@ -1,6 +1,6 @@
 /** The inventory: desired state, declared in human-edited YAML kept in git. */
 export { compressHostlist, expandHostlist, isHostlistRange, MAX_HOSTLIST_HOSTS } from './hostlist.js';
-export { addToIpv4, formatIpv4, isIpv4, parseIpv4 } from './ipv4.js';
+export { addToIpv4, formatIpv4, isIpv4, parseIpv4 } from '../model/ipv4.js';
 export { parseCsv, type CsvRecord, type CsvTable } from './csv.js';
 export { NODE_CSV_COLUMNS, parseNodeCsv, type NodeCsvRow } from './node-csv.js';
 export { describeEntry, type CsvReader, type LocatedSpec } from './entries.js';

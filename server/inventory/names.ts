@@ -1,5 +1,5 @@
 import { isValidHostname } from '../model/hostname.js';
-import { isIpv4 } from './ipv4.js';
+import { isIpv4 } from '../model/ipv4.js';
 
 /** A DNS name made of RFC 1123 labels (cluster domains, BMC host names). */
 export function isDnsName(text: string): boolean {

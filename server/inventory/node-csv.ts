@@ -2,7 +2,7 @@ import { RackseedError } from '../model/errors.js';
 import { isValidHostname } from '../model/hostname.js';
 import { normalizeMac, type Mac } from '../model/mac.js';
 import { parseCsv } from './csv.js';
-import { isIpv4 } from './ipv4.js';
+import { isIpv4 } from '../model/ipv4.js';
 import { isAddressOrDnsName, isValidGroupName } from './names.js';
 
 /** One machine from a delivery sheet. */

@@ -45,6 +45,7 @@ export class SqliteLeases {
   private readonly releaseOthersStmt;
   private readonly releaseStmt;
   private readonly claimTx;
+  private readonly claimManyTx;
   private readonly declineTx;
 
   constructor(db: Database.Database) {
@@ -69,14 +70,17 @@ export class SqliteLeases {
       UPDATE leases SET state = 'released', updated_at = ?
       WHERE ip = ? AND mac = ? AND state IN ('offered', 'bound')`);
 
-    this.claimTx = db.transaction((lease: Omit<Lease, 'updatedAt'>, now: number): ClaimResult => {
+    const claimOne = (lease: Omit<Lease, 'updatedAt'>, now: number): ClaimResult => {
       const held = this.byIp(lease.ip);
       if (held && !claimable(held, lease.mac, now)) return { ok: false, heldBy: held };
       this.releaseOthersStmt.run(now, lease.mac, lease.ip);
       const next: Lease = { ...lease, updatedAt: now };
       this.write(next);
       return { ok: true, lease: next };
-    });
+    };
+    this.claimTx = db.transaction(claimOne);
+    // Group commit: one fsync for a whole burst of DHCP ACKs instead of one per lease.
+    this.claimManyTx = db.transaction((leases: ReadonlyArray<Omit<Lease, 'updatedAt'>>, now: number) => leases.map((l) => claimOne(l, now)));
     this.declineTx = db.transaction((ip: string, mac: string, until: number, now: number) => {
       const held = this.byIp(ip);
       // Only the client that was offered the address (or anyone, if nobody holds it) can quarantine it; otherwise
@@ -118,6 +122,10 @@ export class SqliteLeases {
 
   claim(lease: Omit<Lease, 'updatedAt'>, now: number): ClaimResult {
     return this.claimTx.immediate(lease, now);
+  }
+
+  claimMany(leases: ReadonlyArray<Omit<Lease, 'updatedAt'>>, now: number): ClaimResult[] {
+    return this.claimManyTx.immediate(leases, now);
   }
 
   release(ip: string, mac: string, now: number): boolean {

@@ -105,6 +105,10 @@ export class SqliteStore implements ObservedStore {
     return this.leases.list();
   }
 
+  async claimLeases(leases: ReadonlyArray<Omit<Lease, 'updatedAt'>>, now: number = Date.now()): Promise<ClaimResult[]> {
+    return leases.length === 0 ? [] : this.leases.claimMany(leases, now);
+  }
+
   async claimLease(lease: Omit<Lease, 'updatedAt'>, now: number = Date.now()): Promise<ClaimResult> {
     return this.leases.claim(lease, now);
   }

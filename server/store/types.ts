@@ -110,6 +110,11 @@ export interface ObservedStore {
    * fails with the current holder otherwise. A MAC holds at most one address: its other leases are released.
    */
   claimLease(lease: Omit<Lease, 'updatedAt'>, now?: number): Promise<ClaimResult>;
+  /**
+   * claimLease for many leases in ONE transaction (one durable commit), applied in order: a later claim sees the
+   * earlier ones. Results in input order. This is how a DHCP server stays durable at thousands of ACKs a second.
+   */
+  claimLeases(leases: ReadonlyArray<Omit<Lease, 'updatedAt'>>, now?: number): Promise<ClaimResult[]>;
   /** Marks the lease released if `mac` holds it. */
   releaseLease(ip: string, mac: string): Promise<boolean>;
   /** Quarantines an address a client reported in use (DHCPDECLINE) until `until`. */

@@ -467,6 +467,32 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         const winner = await store.getLeaseByIp('10.0.0.50');
         for (const r of results) if (!r.ok) expect(r.heldBy).toEqual(winner);
       });
+
+      it('claims a batch in order: a later claim in the batch sees the earlier ones', async () => {
+        await store.claimLease(lease('10.0.0.60', MAC_A, T + 3_600_000), T);
+        const results = await store.claimLeases(
+          [
+            lease('10.0.0.61', MAC_B, T + 3_600_000),
+            lease('10.0.0.60', MAC_B, T + 3_600_000), // held by A: refused
+            lease('10.0.0.62', '52:54:00:00:01:09', T + 3_600_000),
+            lease('10.0.0.62', '52:54:00:00:01:0a', T + 3_600_000), // taken by the previous entry of this batch
+          ],
+          T + 1,
+        );
+        expect(results.map((r) => r.ok)).toEqual([true, false, true, false]);
+        const refused = results[1]!;
+        if (!refused.ok) expect(refused.heldBy.mac).toBe(MAC_A);
+        expect((await store.getLeaseByIp('10.0.0.61'))?.mac).toBe(MAC_B);
+        expect((await store.getLeaseByIp('10.0.0.62'))?.mac).toBe('52:54:00:00:01:09');
+        expect(await store.claimLeases([], T)).toEqual([]);
+      });
+
+      it('claims a large batch', async () => {
+        const batch = Array.from({ length: 2000 }, (_, i) => lease(`10.1.${i >> 8}.${i & 255}`, `52:54:00:01:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, T + 3_600_000));
+        const results = await store.claimLeases(batch, T);
+        expect(results.every((r) => r.ok)).toBe(true);
+        expect((await store.listLeases()).filter((l) => l.ip.startsWith('10.1.'))).toHaveLength(2000);
+      });
     });
 
     describe('runs', () => {

@@ -26,7 +26,7 @@ describe('config: safe defaults', () => {
 
   it('naming an interface turns DHCP on in the safe proxy mode', () => {
     const c = parseConfig('dhcp:\n  interface: eth1\n  server_ip: 10.0.0.1\n', 'r.yaml');
-    expect(c.dhcp).toEqual({ mode: 'proxy', interface: 'eth1', serverIp: '10.0.0.1' });
+    expect(c.dhcp).toMatchObject({ mode: 'proxy', interface: 'eth1', serverIp: '10.0.0.1', port: 67, proxyPort: 4011 });
     expect(c.http.publicUrl).toBe('http://10.0.0.1:8080');
   });
 
@@ -51,6 +51,12 @@ describe('config: errors name the file, the line, the key and what was expected'
     ['bad IPv4', 'dhcp:\n  interface: eth1\n  server_ip: 10.0.0.300\n', /rackseed\.yaml:3 dhcp\.server_ip: expected an IPv4 address/],
     ['provisioning path escaping data_dir', 'provisioning:\n  kernel: ../../etc/shadow\n', /rackseed\.yaml:2 provisioning\.kernel: expected a relative path/],
     ['unknown store kind', 'store:\n  kind: oracle\n', /rackseed\.yaml:2 store\.kind/],
+    ['interface named (proxy implied) without server_ip', 'dhcp:\n  interface: eth1\n', /dhcp\.server_ip: required when mode is "proxy"/],
+    ['full mode without subnets', 'dhcp:\n  mode: full\n  interface: eth1\n  server_ip: 10.0.0.1\n', /dhcp\.subnets: full mode needs at least one subnet/],
+    ['server_ip outside every subnet', 'dhcp:\n  mode: full\n  interface: eth1\n  server_ip: 10.9.0.1\n  subnets:\n    - cidr: 10.0.0.0/24\n', /rackseed\.yaml:4 dhcp\.server_ip: 10\.9\.0\.1 is in none of the subnets/],
+    ['bad cidr', 'dhcp:\n  mode: full\n  interface: eth1\n  server_ip: 10.0.0.1\n  subnets:\n    - cidr: 10.0.0.1/24\n', /rackseed\.yaml:6 dhcp\.subnets\[0\]\.cidr: expected a subnet/],
+    ['pool outside its subnet', 'dhcp:\n  mode: full\n  interface: eth1\n  server_ip: 10.0.0.1\n  subnets:\n    - cidr: 10.0.0.0/24\n      pool: { start: 10.0.1.10, end: 10.0.1.20 }\n', /rackseed\.yaml:7 dhcp\.subnets\[0\]\.pool: the pool must lie inside 10\.0\.0\.0\/24/],
+    ['overlapping subnets', 'dhcp:\n  mode: full\n  interface: eth1\n  server_ip: 10.0.0.1\n  subnets:\n    - cidr: 10.0.0.0/16\n    - cidr: 10.0.5.0/24\n', /dhcp\.subnets\[1\]\.cidr: overlaps subnets\[0\]/],
     ['YAML syntax error', 'http: [\n', /^\/etc\/rackseed\/rackseed\.yaml:2: YAML syntax error/],
     ['duplicate key', 'http:\n  port: 1\n  port: 2\n', /rackseed\.yaml:3: YAML syntax error: Map keys must be unique/],
     ['top-level typo', 'inventroy: x.yaml\n', /rackseed\.yaml:1 inventroy: unknown key "inventroy" \(did you mean "inventory"\?/],

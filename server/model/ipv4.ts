@@ -32,3 +32,27 @@ export function addToIpv4(start: string, offset: number): string | undefined {
   const value = base + offset;
   return value > 0xffffffff ? undefined : formatIpv4(value);
 }
+
+export interface Ipv4Subnet {
+  /** Network address as a number. */
+  network: number;
+  prefix: number;
+  /** The mask as a number (0xffffff00 for /24). */
+  mask: number;
+}
+
+/** "10.0.0.0/24" -> the subnet; undefined for a malformed prefix or host bits set in the network address. */
+export function parseCidr(text: string): Ipv4Subnet | undefined {
+  const m = /^([^/]+)\/(\d{1,2})$/.exec(text);
+  if (!m) return undefined;
+  const network = parseIpv4(m[1]!);
+  const prefix = Number(m[2]);
+  if (network === undefined || prefix > 32) return undefined;
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  if ((network & ~mask) >>> 0 !== 0) return undefined;
+  return { network, prefix, mask };
+}
+
+export function inSubnet(address: number, subnet: Ipv4Subnet): boolean {
+  return ((address & subnet.mask) >>> 0) === subnet.network;
+}
