@@ -12,7 +12,15 @@ import { InventoryService } from './services/inventory-service.js';
 import { syncStoreWithInventory } from './services/store-sync.js';
 import { openStore } from './store/index.js';
 import type { ObservedStore } from './store/types.js';
-import { startTftpServer, type TftpServerHandle } from './net/tftp.js';
+import { bootContextFor } from './dhcp/boot-context.js';
+import { FullModeHandler } from './dhcp/full-mode.js';
+import { LeaseBook } from './dhcp/lease-book.js';
+import { ProxyModeHandler } from './dhcp/proxy-mode.js';
+import { emptyDhcpStats, type DhcpStats } from './dhcp/stats.js';
+import { parseIpv4 } from './model/ipv4.js';
+import type { Inventory } from './model/inventory.js';
+import { startDhcpListener } from './net/dhcp-listener.js';
+import { IPXE_DIR, IPXE_DIR_SYMLINK_TARGETS, startTftpServer, type TftpServerHandle } from './net/tftp.js';
 
 export interface RunningServer {
   config: Config;
@@ -23,7 +31,19 @@ export interface RunningServer {
   httpUrl: string;
   adminToken: string;
   tftp?: TftpServerHandle;
+  /** DHCP counters; present unless dhcp.mode is off. */
+  dhcpStats?: DhcpStats;
   close(): Promise<void>;
+}
+
+/** Inventory reservations for the lease book: address -> node name. */
+function reservationsOf(inv: Inventory): Map<number, string> {
+  const map = new Map<number, string>();
+  for (const n of inv.nodes.values()) {
+    const ip = n.ip === undefined ? undefined : parseIpv4(n.ip);
+    if (ip !== undefined) map.set(ip, n.name);
+  }
+  return map;
 }
 
 export interface StartOptions {
@@ -55,6 +75,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     inventory.onChange((inv) => syncStoreWithInventory(store, inv, syncLog));
     await syncStoreWithInventory(store, inventory.inventory, syncLog);
 
+    // Set once the listeners are up; the API reads them through netbootStats.
+    let tftp: TftpServerHandle | undefined;
+    let dhcpStats: DhcpStats | undefined;
+
     const renderer = createIpxeRenderer(loadIpxeTemplates(IPXE_TEMPLATE_DIR));
     const httpLog = log.child({ subsystem: 'http' });
     const app = createHttpApp({
@@ -64,6 +88,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       renderer,
       settings: { baseUrl: config.http.publicUrl, provisionKernel: config.provisioning.kernel, provisionInitrd: config.provisioning.initrd },
       adminToken: token,
+      netbootStats: () => ({ ...(dhcpStats ? { dhcp: dhcpStats } : {}), ...(tftp ? { tftp: tftp.stats() } : {}) }),
       filesDir,
       log: httpLog,
     });
@@ -80,11 +105,44 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       httpLog.info({ url: httpUrl, publicUrl: config.http.publicUrl }, 'HTTP listening');
     }
 
-    let tftp: TftpServerHandle | undefined;
     if (config.tftp.enabled) {
-      tftp = await startTftpServer({ host: config.tftp.listen, port: config.tftp.port, root: config.tftp.root, logger: log.child({ subsystem: 'tftp' }) });
+      tftp = await startTftpServer({
+        host: config.tftp.listen,
+        port: config.tftp.port,
+        root: config.tftp.root,
+        // Debian's ipxe package links ipxe.efi and ipxe.lkrn to /boot; those two targets are the package's own.
+        allowSymlinkTargets: path.resolve(config.tftp.root) === IPXE_DIR ? IPXE_DIR_SYMLINK_TARGETS : [],
+        logger: log.child({ subsystem: 'tftp' }),
+      });
       const t = tftp;
       closers.unshift(() => t.close());
+    }
+
+    if (config.dhcp.mode !== 'off') {
+      const dhcpLog = log.child({ subsystem: 'dhcp', mode: config.dhcp.mode });
+      const stats = emptyDhcpStats();
+      const boot = bootContextFor(config.dhcp.serverIp!, config.http.publicUrl, inventory);
+      let handler;
+      if (config.dhcp.mode === 'full') {
+        const book = new LeaseBook(store, config.serverName);
+        await book.load();
+        book.setReservations(reservationsOf(inventory.inventory));
+        inventory.onChange((inv) => book.setReservations(reservationsOf(inv)));
+        handler = new FullModeHandler(config.dhcp, inventory, book, boot, stats, dhcpLog);
+      } else {
+        handler = new ProxyModeHandler(boot, stats, dhcpLog);
+      }
+      const listener = await startDhcpListener({
+        serverIp: config.dhcp.serverIp!,
+        interface: config.dhcp.interface!,
+        port: config.dhcp.port,
+        ...(config.dhcp.mode === 'proxy' ? { proxyPort: config.dhcp.proxyPort } : {}),
+        handler,
+        stats,
+        log: dhcpLog,
+      });
+      closers.unshift(() => listener.close());
+      dhcpStats = stats;
     }
 
     const onHup = () => {
@@ -104,6 +162,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       httpUrl,
       adminToken: token,
       ...(tftp ? { tftp } : {}),
+      ...(dhcpStats ? { dhcpStats } : {}),
       async close() {
         for (const close of closers) await close();
       },

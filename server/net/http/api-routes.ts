@@ -6,9 +6,13 @@ import type { InventoryService } from '../../services/inventory-service.js';
 import { fleetStatus, groupView, listNodeViews, nodeView } from '../../services/node-view.js';
 import type { ObservedStore } from '../../store/types.js';
 import { badRequest } from './errors.js';
+import type { DhcpStats } from '../../dhcp/stats.js';
+import type { TftpStats } from '../tftp.js';
 
 export interface ApiDeps {
   serverName: string;
+  /** Live DHCP and TFTP counters (absent for a listener that is off). */
+  netbootStats: () => { dhcp?: DhcpStats; tftp?: TftpStats };
   inventory: InventoryService;
   store: ObservedStore;
 }
@@ -28,6 +32,10 @@ export function apiRoutes(deps: ApiDeps): Router {
   api.get('/status', async (_req, res) => {
     const views = listNodeViews(deps.inventory.inventory, await deps.store.listNodes());
     res.json(fleetStatus(deps.serverName, views));
+  });
+
+  api.get('/netboot/stats', (_req, res) => {
+    res.json(deps.netbootStats());
   });
 
   api.get('/nodes', async (_req, res) => {

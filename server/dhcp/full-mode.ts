@@ -1,0 +1,156 @@
+import type { DhcpConfig, DhcpSubnetConfig } from '../config.js';
+import { findNodeByMac } from '../inventory/index.js';
+import type { Logger } from '../log.js';
+import { formatIpv4, inSubnet, parseCidr, parseIpv4, type Ipv4Subnet } from '../model/ipv4.js';
+import { isZeroIpv4 } from '../protocol/dhcp/bytes.js';
+import { decideBoot, type BootChoice, type BootContext } from '../protocol/dhcp/decision.js';
+import { replyDestination } from '../protocol/dhcp/destination.js';
+import { chooseOffer, decideRequest, type SubnetScope } from '../protocol/dhcp/lease-decision.js';
+import { MessageType, messageType, requestedIp, serverIdentifier } from '../protocol/dhcp/options.js';
+import type { DhcpPacket } from '../protocol/dhcp/packet.js';
+import { buildAck, buildInformAck, buildNak, buildOffer, type LeaseSpec, type NetworkSpec } from '../protocol/dhcp/reply.js';
+import type { InventoryService } from '../services/inventory-service.js';
+import type { DhcpModeHandler, Incoming, Outgoing } from './handler.js';
+import type { LeaseBook } from './lease-book.js';
+import { bump, type DhcpStats } from './stats.js';
+
+interface ServedSubnet {
+  config: DhcpSubnetConfig;
+  scope: SubnetScope;
+  network: NetworkSpec;
+}
+
+function compileSubnet(s: DhcpSubnetConfig): ServedSubnet {
+  const subnet = parseCidr(s.cidr) as Ipv4Subnet;
+  const scope: SubnetScope = { subnet };
+  if (s.pool) scope.pool = { start: parseIpv4(s.pool.start)!, end: parseIpv4(s.pool.end)! };
+  const network: NetworkSpec = { subnetMask: formatIpv4(subnet.mask), routers: s.routers, dnsServers: s.dns };
+  return { config: s, scope, network: s.domain ? { ...network, domainName: s.domain } : network };
+}
+
+/**
+ * Full mode: addresses for inventory nodes from their reservations and, when a subnet has a pool, for unknown
+ * machines too (so they can be discovered), plus boot information for netboot clients. A lease is committed to
+ * the store before its ACK leaves.
+ */
+export class FullModeHandler implements DhcpModeHandler {
+  private readonly subnets: ServedSubnet[];
+  private readonly local: ServedSubnet;
+  private readonly serverIp: string;
+
+  constructor(
+    private readonly config: DhcpConfig,
+    private readonly inventory: InventoryService,
+    private readonly book: LeaseBook,
+    private readonly boot: BootContext,
+    private readonly stats: DhcpStats,
+    private readonly log: Logger,
+  ) {
+    this.serverIp = config.serverIp!;
+    this.subnets = config.subnets.map(compileSubnet);
+    const server = parseIpv4(this.serverIp)!;
+    // Config validation guarantees the server's own subnet is listed.
+    this.local = this.subnets.find((s) => inSubnet(server, s.scope.subnet))!;
+  }
+
+  /** Relayed requests are served from the subnet holding the relay's address; direct ones from ours. */
+  private subnetFor(packet: DhcpPacket): ServedSubnet | undefined {
+    if (isZeroIpv4(packet.giaddr)) return this.local;
+    const relay = parseIpv4(packet.giaddr)!;
+    return this.subnets.find((s) => inSubnet(relay, s.scope.subnet));
+  }
+
+  async handle({ packet, receivedOn, source }: Incoming): Promise<Outgoing | undefined> {
+    const mac = packet.mac;
+    if (!mac) return this.ignore('no-mac');
+    const served = this.subnetFor(packet);
+    if (!served) return this.ignore('no-subnet-for-relay');
+    const node = findNodeByMac(this.inventory.inventory, mac);
+    const reserved = node?.ip === undefined ? undefined : parseIpv4(node.ip);
+    const client = reserved === undefined ? { mac } : { mac, reserved };
+    const log = this.log.child({ mac, ...(node ? { node: node.name } : {}) });
+    const route = (replyType: number) => replyDestination({ request: packet, replyType, receivedOn, source });
+    const lease = (ip: number): LeaseSpec => ({
+      ...served.network,
+      yiaddr: formatIpv4(ip),
+      leaseSeconds: node?.leaseSeconds ?? this.config.leaseSeconds,
+      ...(node ? { hostName: node.name } : {}),
+    });
+    const bootFor = (): BootChoice | undefined => {
+      const d = decideBoot(packet, this.boot);
+      return d.kind === 'boot' ? d : undefined;
+    };
+    const sid = serverIdentifier(packet);
+    const sidMatches = sid === undefined ? undefined : sid === this.serverIp;
+
+    switch (messageType(packet)) {
+      case MessageType.DISCOVER: {
+        const requested = requestedIp(packet);
+        const d = chooseOffer(client, served.scope, this.book, requested === undefined ? undefined : parseIpv4(requested));
+        if (d.kind === 'ignore') {
+          if (d.reason !== 'no-pool') log.warn({ reason: d.reason }, 'no address to offer');
+          return this.ignore(d.reason);
+        }
+        this.book.offer(d.ip, mac, this.config.offerSeconds);
+        this.stats.offers++;
+        log.debug({ ip: formatIpv4(d.ip), source: d.source }, 'offer');
+        return { kind: 'offer', packet: buildOffer(packet, { serverIp: this.serverIp }, lease(d.ip), bootFor()), route: route(MessageType.OFFER) };
+      }
+      case MessageType.REQUEST: {
+        const wanted = requestedIp(packet) ?? (isZeroIpv4(packet.ciaddr) ? undefined : packet.ciaddr);
+        const d = decideRequest(client, served.scope, this.book, { serverIdMatches: sidMatches, target: wanted === undefined ? undefined : parseIpv4(wanted) });
+        if (d.kind === 'ignore') {
+          if (d.reason === 'other-server') this.book.withdrawOffer(mac);
+          return this.ignore(d.reason);
+        }
+        if (d.kind === 'nak') return this.nak(packet, d.reason, log, route(MessageType.NAK));
+        const spec = lease(d.ip);
+        const claim = await this.book.bind({
+          ip: spec.yiaddr,
+          mac,
+          state: 'bound',
+          expiresAt: Date.now() + spec.leaseSeconds * 1000,
+          ...(node ? { hostname: node.name } : {}),
+        });
+        // The store is the arbiter: another server (or a stale view) may have bound it first.
+        if (!claim.ok) return this.nak(packet, `address is held by ${claim.heldBy.mac}`, log, route(MessageType.NAK));
+        this.stats.acks++;
+        log.info({ ip: spec.yiaddr, leaseSeconds: spec.leaseSeconds }, 'lease bound');
+        return { kind: 'ack', packet: buildAck(packet, { serverIp: this.serverIp }, spec, bootFor()), route: route(MessageType.ACK) };
+      }
+      case MessageType.RELEASE: {
+        if (sidMatches !== true || isZeroIpv4(packet.ciaddr)) return this.ignore('release-not-ours');
+        await this.book.release(packet.ciaddr, mac);
+        this.stats.releases++;
+        log.info({ ip: packet.ciaddr }, 'lease released');
+        return undefined;
+      }
+      case MessageType.DECLINE: {
+        const ip = requestedIp(packet);
+        if (sidMatches !== true || ip === undefined) return this.ignore('decline-not-ours');
+        await this.book.decline(ip, mac, this.config.declineSeconds);
+        this.stats.declines++;
+        log.warn({ ip }, 'address declined by the client (in use by another host): quarantined');
+        return undefined;
+      }
+      case MessageType.INFORM: {
+        if (isZeroIpv4(packet.ciaddr)) return this.ignore('inform-without-ciaddr');
+        this.stats.informs++;
+        return { kind: 'inform', packet: buildInformAck(packet, { serverIp: this.serverIp }, served.network, bootFor()), route: route(MessageType.ACK) };
+      }
+      default:
+        return this.ignore('unexpected-message-type');
+    }
+  }
+
+  private ignore(reason: string): undefined {
+    bump(this.stats.ignored, reason);
+    return undefined;
+  }
+
+  private nak(packet: DhcpPacket, reason: string, log: Logger, route: Outgoing['route']): Outgoing {
+    this.stats.naks++;
+    log.info({ reason, requested: requestedIp(packet) ?? packet.ciaddr }, 'NAK');
+    return { kind: 'nak', packet: buildNak(packet, { serverIp: this.serverIp }, reason), route };
+  }
+}

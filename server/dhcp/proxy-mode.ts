@@ -1,0 +1,43 @@
+import type { Logger } from '../log.js';
+import { decideBoot, type BootContext } from '../protocol/dhcp/decision.js';
+import { replyDestination } from '../protocol/dhcp/destination.js';
+import { MessageType, messageType } from '../protocol/dhcp/options.js';
+import { buildProxyAck, buildProxyOffer } from '../protocol/dhcp/reply.js';
+import type { DhcpModeHandler, Incoming, Outgoing } from './handler.js';
+import { bump, type DhcpStats } from './stats.js';
+
+/**
+ * proxyDHCP (pixiecore style): never hands out an address. On port 67 it answers a netboot client's DISCOVER
+ * with boot information only; on port 4011 it answers the PXE boot-server REQUEST. Everything else belongs to
+ * the site's DHCP server and is left alone.
+ */
+export class ProxyModeHandler implements DhcpModeHandler {
+  constructor(
+    private readonly boot: BootContext,
+    private readonly stats: DhcpStats,
+    private readonly log: Logger,
+  ) {}
+
+  async handle({ packet, receivedOn, source }: Incoming): Promise<Outgoing | undefined> {
+    const type = messageType(packet);
+    const expected = receivedOn === 'dhcp' ? MessageType.DISCOVER : MessageType.REQUEST;
+    if (type !== expected) {
+      bump(this.stats.ignored, receivedOn === 'dhcp' ? 'proxy-not-discover' : 'proxy-not-request');
+      return undefined;
+    }
+    const decision = decideBoot(packet, this.boot);
+    if (decision.kind === 'ignore') {
+      bump(this.stats.ignored, decision.reason);
+      return undefined;
+    }
+    const log = this.log.child({ mac: decision.mac });
+    if (receivedOn === 'dhcp') {
+      const reply = buildProxyOffer(packet, { serverIp: this.boot.serverIp }, decision);
+      log.debug({ file: decision.file, firmware: decision.firmware }, 'proxyDHCP offer');
+      return { kind: 'proxy-offer', packet: reply, route: replyDestination({ request: packet, replyType: MessageType.OFFER, receivedOn, source }) };
+    }
+    const reply = buildProxyAck(packet, { serverIp: this.boot.serverIp }, decision);
+    log.info({ file: decision.file, firmware: decision.firmware }, 'proxyDHCP boot file sent');
+    return { kind: 'proxy-ack', packet: reply, route: replyDestination({ request: packet, replyType: MessageType.ACK, receivedOn, source }) };
+  }
+}
