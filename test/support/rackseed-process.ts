@@ -36,6 +36,8 @@ export interface RackseedProcessOptions {
   extraFiles?: Record<string, string>;
   /** Log lines to wait for besides "HTTP listening" (e.g. /DHCP listening/). */
   waitFor?: RegExp[];
+  /** Extra arguments for node itself, before the script (e.g. `--cpu-prof` for a benchmark's profile). */
+  nodeArgs?: string[];
 }
 
 /**
@@ -52,7 +54,7 @@ export async function startRackseedProcess(opts: RackseedProcessOptions): Promis
   let child!: ChildProcess;
 
   const start = async () => {
-    child = opts.netns.spawn(opts.ns, process.execPath, ['--import', TSX_IMPORT, CLI, 'serve', '--config', configFile], { cwd: dir });
+    child = opts.netns.spawn(opts.ns, process.execPath, [...(opts.nodeArgs ?? []), '--import', TSX_IMPORT, CLI, 'serve', '--config', configFile], { cwd: dir });
     child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
     const deadline = Date.now() + 30_000;
