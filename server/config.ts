@@ -118,6 +118,8 @@ const filesPath = z
 const provisioningSchema = strict({
     kernel: filesPath.default('installer/vmlinuz'),
     initrd: filesPath.default('installer/initrd.img'),
+    /** Lifetime of the per-node token on the installer's command line: it must outlive the longest install. */
+    token_seconds: z.number().int().min(300).default(14400),
   })
   .prefault({});
 
@@ -171,7 +173,7 @@ export interface Config {
   dhcp: DhcpConfig;
   store: { kind: 'sqlite'; path: string };
   /** Installer kernel and initrd handed to nodes that provision, relative to data_dir/files. */
-  provisioning: { kernel: string; initrd: string };
+  provisioning: { kernel: string; initrd: string; tokenSeconds: number };
   log: { level: RawConfig['log']['level'] };
 }
 
@@ -213,7 +215,7 @@ export function parseConfig(text: string, file: string): Config {
       declineSeconds: raw.dhcp.decline_seconds,
     },
     store: { kind: 'sqlite', path: path.resolve(dataDir, raw.store.path ?? 'rackseed.db') },
-    provisioning: raw.provisioning,
+    provisioning: { kernel: raw.provisioning.kernel, initrd: raw.provisioning.initrd, tokenSeconds: raw.provisioning.token_seconds },
     log: raw.log,
   };
 }

@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { ensureAdminToken } from './auth/admin-token.js';
+import { NodeTokens } from './auth/node-token.js';
+import { ensureSecretFile } from './auth/secret-file.js';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { createHttpApp } from './net/http/app.js';
@@ -65,6 +67,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
   const { token, created, file: tokenFile } = ensureAdminToken(config.dataDir);
   if (created) options.onTokenCreated?.(token, tokenFile);
+  const nodeTokens = new NodeTokens(ensureSecretFile(config.dataDir, 'node-token-key').value);
 
   const store = await openStore(config.store);
   await store.migrate();
@@ -88,6 +91,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       renderer,
       settings: { baseUrl: config.http.publicUrl, provisionKernel: config.provisioning.kernel, provisionInitrd: config.provisioning.initrd },
       adminToken: token,
+      tokens: nodeTokens,
+      tokenSeconds: config.provisioning.tokenSeconds,
       netbootStats: () => ({ ...(dhcpStats ? { dhcp: dhcpStats } : {}), ...(tftp ? { tftp: tftp.stats() } : {}) }),
       filesDir,
       log: httpLog,

@@ -1,6 +1,7 @@
-import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync, chmodSync, statSync } from 'node:fs';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { ensureSecretFile } from './secret-file.js';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
 
@@ -9,20 +10,8 @@ export const ADMIN_TOKEN_FILE = 'admin-token';
  * written anywhere else. Returns whether it was created now, so the caller can print it exactly once.
  */
 export function ensureAdminToken(dataDir: string): { token: string; created: boolean; file: string } {
-  const file = path.join(dataDir, ADMIN_TOKEN_FILE);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  try {
-    const token = readFileSync(file, 'utf8').trim();
-    // Someone loosened the mode by hand: tighten it again rather than serve a world-readable secret.
-    if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
-    if (token.length >= 32) return { token, created: false, file };
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  const token = randomBytes(32).toString('base64url');
-  writeFileSync(file, `${token}\n`, { mode: 0o600 });
-  chmodSync(file, 0o600);
-  return { token, created: true, file };
+  const { value, created, file } = ensureSecretFile(dataDir, ADMIN_TOKEN_FILE);
+  return { token: value, created, file };
 }
 
 export function readAdminToken(dataDir: string): string | undefined {

@@ -118,6 +118,25 @@ describe('iPXE over HTTP', () => {
     expect(st).toMatchObject({ state: 'assigned', facts: { serial: 'LATE1' } });
     expect(await srv.store.getNode('52:54:00:aa:bb:dd')).toBeUndefined();
   });
+  it('puts a per-node report token on the installer command line; the node reports with it, for itself only', async () => {
+    const script = await (await fetch(`${srv.httpUrl}/ipxe/machine?mac=52:54:00:00:00:01`)).text();
+    const token = /rackseed\.token=(\S+)/.exec(script)?.[1];
+    expect(token).toMatch(/^v1\.head01\./);
+    const report = (body: unknown, t: string | null = token ?? null) =>
+      fetch(`${srv.httpUrl}/node/v1/report`, { method: 'POST', headers: { 'content-type': 'application/json', ...(t ? { authorization: `Bearer ${t}` } : {}) }, body: JSON.stringify(body) });
+    expect((await report({ stage: 'download', detail: { bytes: 1024 } })).status).toBe(204);
+    expect((await srv.store.getNode('head01'))?.stage).toBe('download');
+    const events = await srv.store.listEvents({ node: 'head01' });
+    expect(events.at(-1)?.event).toEqual({ type: 'stage', stage: 'download', detail: { bytes: 1024 } });
+    expect((await report({ stage: 'x' }, null)).status).toBe(401);
+    expect((await report({ stage: 'x' }, srv.adminToken)).status).toBe(401);
+    expect((await report({ stage: 'x' }, token!.replace('head01', 'gpu01'))).status).toBe(401);
+    expect((await report({ nonsense: true })).status).toBe(400);
+    // A node that is not provisioning cannot report install stages.
+    await srv.store.recordEvent({ node: 'head01', event: { type: 'installed' } });
+    expect((await report({ stage: 'download' })).status).toBe(409);
+  });
+
   it('refuses a request without a valid MAC', async () => {
     expect((await fetch(`${srv.httpUrl}/ipxe/machine?mac=zz`)).status).toBe(400);
   });

@@ -4,46 +4,18 @@
  * report with its bearer token. Everything lives in a namespace this test creates; nothing touches the host's links.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Netns } from '../support/netns.js';
+import { startKea } from '../support/kea.js';
+import { requireBinary, waitForOutput } from '../support/process-output.js';
 import { buildTestInitramfs, type TestInitramfs } from '../support/initramfs.js';
 import { startVm, type Vm } from '../support/qemu.js';
 
 const SERVER_IP = '10.77.0.1';
 const HTTP_PORT = 8080;
 const MAC = '52:54:00:77:00:01';
-
-function requireBinary(bin: string, aptLine: string): void {
-  const r = spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${bin} is not installed; this test needs it as a real peer. Run: ${aptLine}`);
-}
-
-/** Resolves on the first stdout/stderr line matching `re`; rejects if the process exits or time runs out. */
-function waitForOutput(child: ChildProcess, re: RegExp, timeoutMs: number, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const onData = (d: Buffer): void => {
-      seen += d.toString();
-      if (re.test(seen)) finish(null);
-    };
-    const onExit = (code: number | null): void => finish(new Error(`${what} exited (code ${code}) before it was ready:\n${seen.slice(-2000)}`));
-    const timer = setTimeout(() => finish(new Error(`${what} not ready after ${timeoutMs} ms:\n${seen.slice(-2000)}`)), timeoutMs);
-    const finish = (err: Error | null): void => {
-      clearTimeout(timer);
-      child.stdout?.off('data', onData);
-      child.stderr?.off('data', onData);
-      child.off('exit', onExit);
-      if (err) reject(err);
-      else resolve();
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', onExit);
-  });
-}
 
 /** The report endpoint: appends one JSON line per POST (headers that matter + body) to the file in argv[1]. */
 const HTTP_SERVER = `
@@ -90,30 +62,7 @@ describe('QEMU harness with real peers (Kea, an HTTP endpoint, the test initramf
     bridge = netns.addBridge(ns, 'br');
     netns.addAddress(ns, bridge, `${SERVER_IP}/24`);
 
-    const keaConfig = {
-      Dhcp4: {
-        'interfaces-config': { interfaces: [bridge], 'dhcp-socket-type': 'raw' },
-        'lease-database': { type: 'memfile', persist: false },
-        'valid-lifetime': 600,
-        subnet4: [
-          {
-            id: 1,
-            subnet: '10.77.0.0/24',
-            pools: [{ pool: '10.77.0.100 - 10.77.0.150' }],
-            'option-data': [{ name: 'routers', data: SERVER_IP }],
-          },
-        ],
-        loggers: [{ name: 'kea-dhcp4', output_options: [{ output: 'stdout' }], severity: 'INFO' }],
-      },
-    };
-    const keaFile = join(work, 'kea-dhcp4.json');
-    writeFileSync(keaFile, JSON.stringify(keaConfig, null, 2));
-    // Kea's pid and lock files default to the host's /run/kea: keep them in this run's directory.
-    const kea = netns.spawn(ns, 'kea-dhcp4', ['-c', keaFile], {
-      env: { ...process.env, KEA_PIDFILE_DIR: work, KEA_LOCKFILE_DIR: work },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const keaReady = waitForOutput(kea, /DHCP4_STARTED/, 15_000, 'kea-dhcp4');
+    const keaReady = startKea({ netns, ns, iface: bridge, subnet: '10.77.0.0/24', pool: '10.77.0.100 - 10.77.0.150', routers: SERVER_IP, workDir: work });
 
     const http = netns.spawn(ns, process.execPath, ['-e', HTTP_SERVER, reportsFile, SERVER_IP, String(HTTP_PORT)], {
       stdio: ['ignore', 'pipe', 'pipe'],

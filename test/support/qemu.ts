@@ -66,6 +66,12 @@ export interface StartVmOptions {
    */
   readonly answerIpv6Ra?: boolean;
   readonly extraArgs?: readonly string[];
+  /**
+   * 'ipxe-rom' (default): e1000 with QEMU's iPXE option ROM, so the firmware boots straight into iPXE.
+   * 'firmware-pxe' (UEFI only): virtio-net without a ROM, so OVMF's own PXE client boots, the way a server's
+   * firmware does: DHCP, then an iPXE binary over TFTP, then iPXE.
+   */
+  readonly nic?: 'ipxe-rom' | 'firmware-pxe';
 }
 
 export interface VmExit {
@@ -176,7 +182,14 @@ export async function startVm(opts: StartVmOptions): Promise<Vm> {
   } else {
     args.push('-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`);
   }
-  args.push('-device', `e1000,netdev=n0,mac=${mac},romfile=${qemuValue(rom)}${nicBoot}`);
+  if (opts.nic === 'firmware-pxe') {
+    if (!uefi) throw new Error('firmware-pxe needs UEFI: SeaBIOS has no network stack of its own');
+    // No option ROM: OVMF drives virtio-net itself and PXE boots with its own stack, which (unlike an iPXE ROM)
+    // does not announce iPXE, so the DHCP server must hand it an iPXE binary over TFTP first.
+    args.push('-device', `virtio-net-pci,netdev=n0,mac=${mac},romfile=${nicBoot}`);
+  } else {
+    args.push('-device', `e1000,netdev=n0,mac=${mac},romfile=${qemuValue(rom)}${nicBoot}`);
+  }
 
   let disk: string | undefined;
   if (opts.diskMiB !== undefined) {

@@ -4,8 +4,9 @@ import { apiRoutes, type ApiDeps } from './api-routes.js';
 import { requireAdminToken } from './auth.js';
 import { bootRoutes, type BootRouteDeps } from './boot-routes.js';
 import { errorHandler, notFoundHandler } from './errors.js';
+import { nodeRoutes, type NodeRouteDeps } from './node-routes.js';
 
-export interface HttpAppDeps extends ApiDeps, BootRouteDeps {
+export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps {
   adminToken: string;
   /** Directory served read-only under /files (installer, images); traversal is refused by express.static. */
   filesDir: string;
@@ -21,6 +22,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   });
   app.use(bootRoutes(deps));
   app.use('/files', express.static(deps.filesDir, { dotfiles: 'deny', index: false, fallthrough: false, redirect: false }));
+  app.use('/node/v1', nodeRoutes(deps));
   app.use('/api/v1', requireAdminToken(deps.adminToken), apiRoutes(deps));
   app.use(notFoundHandler());
   app.use(errorHandler(deps.log));

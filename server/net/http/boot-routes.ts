@@ -3,6 +3,7 @@ import { parseMac } from '../../model/mac.js';
 import type { Facts } from '../../model/lifecycle.js';
 import { decideScript, type BootSettings, type MachineFacts } from '../../protocol/ipxe/decide.js';
 import type { IpxeRenderer } from '../../protocol/ipxe/render.js';
+import type { NodeTokens } from '../../auth/node-token.js';
 import { findNodeByMac } from '../../inventory/index.js';
 import type { InventoryService } from '../../services/inventory-service.js';
 import type { ObservedStore } from '../../store/types.js';
@@ -13,6 +14,8 @@ const MAX_FACT_LENGTH = 128;
 
 export interface BootRouteDeps {
   inventory: InventoryService;
+  tokens: NodeTokens;
+  tokenSeconds: number;
   store: ObservedStore;
   renderer: IpxeRenderer;
   settings: BootSettings;
@@ -51,6 +54,7 @@ export function bootRoutes(deps: BootRouteDeps): Router {
       return;
     }
     const facts = factsFrom(req, mac);
+    deps.log.debug({ url: req.originalUrl }, 'machine script requested');
     const node = findNodeByMac(deps.inventory.inventory, mac);
     const log = nodeLogger(deps.log, { mac, ...(node ? { name: node.name } : {}) });
     const now = Date.now();
@@ -68,7 +72,7 @@ export function bootRoutes(deps: BootRouteDeps): Router {
 
     await deps.store.touchNode(node.name, { mac, facts: storedFacts(facts), seenAt: now });
     const status = await deps.store.getNode(node.name);
-    const plan = decideScript({ facts, node, status, settings: deps.settings });
+    const plan = decideScript({ facts, node, status, settings: deps.settings, token: deps.tokens.issue(node.name, deps.tokenSeconds) });
     if (plan.kind === 'provision') {
       const r = await deps.store.recordEvent({ node: node.name, event: { type: 'provision_started' }, at: now });
       if (!r.ok) log.warn({ error: r.error }, 'could not record provision_started');

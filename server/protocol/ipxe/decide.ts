@@ -67,6 +67,8 @@ export function decideScript(input: {
   node: ResolvedNode | undefined;
   status: LifecycleStatus | undefined;
   settings: BootSettings;
+  /** The node's short-lived report token, written on the installer's command line. */
+  token?: string;
 }): ScriptPlan {
   const { facts, node, status, settings } = input;
   if (!node) return { kind: 'unknown', facts };
@@ -89,6 +91,7 @@ export function decideScript(input: {
       `rackseed.server=${settings.baseUrl}`,
       `rackseed.node=${node.name}`,
       `rackseed.mac=${facts.mac}`,
+      ...(input.token ? [`rackseed.token=${input.token}`] : []),
     ];
     return {
       kind: 'provision',

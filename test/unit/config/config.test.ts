@@ -21,7 +21,7 @@ describe('config: safe defaults', () => {
     expect(c.dataDir).toBe('/etc/rackseed/data');
     expect(c.store).toEqual({ kind: 'sqlite', path: '/etc/rackseed/data/rackseed.db' });
     expect(c.inventoryPath).toBe('/etc/rackseed/inventory.yaml');
-    expect(c.provisioning).toEqual({ kernel: 'installer/vmlinuz', initrd: 'installer/initrd.img' });
+    expect(c.provisioning).toEqual({ kernel: 'installer/vmlinuz', initrd: 'installer/initrd.img', tokenSeconds: 14400 });
   });
 
   it('naming an interface turns DHCP on in the safe proxy mode', () => {

@@ -61,14 +61,16 @@ describe('iPXE scripts (exact text)', () => {
 
   it('entry script chains to the per-machine URL with the MAC and SMBIOS variables', () => {
     const text = renderer.render('entry', { base_url: settings.baseUrl, machine_url: `${settings.baseUrl}/ipxe/machine` });
-    expect(text).toContain('http://10.0.0.1:8080/ipxe/machine?mac=${mac:hexhyp}&uuid=${uuid:uristring}&serial=${serial:uristring}');
+    expect(text).toContain('http://10.0.0.1:8080/ipxe/machine?mac=${mac:hexhyp}&uuid=${uuid}&serial=${serial:uristring}');
     expectGolden('ipxe/entry.ipxe', text);
   });
   it('unknown machine: registered, then the next boot device', () => {
     expectGolden('ipxe/unknown.ipxe', render(undefined, undefined, { ...facts, product: 'PowerEdge XE9680', serial: 'CN7016356T0002' }));
   });
-  it('node to provision: kernel, initrd and command line from its group', () => {
-    expectGolden('ipxe/provision.ipxe', render(gpu001, status('assigned')));
+  it('node to provision: kernel, initrd and command line from its group, with its report token', () => {
+    const plan = decideScript({ facts, node: gpu001, status: status('assigned'), settings, token: 'v1.gpu001.abc.nonce.sig' });
+    if (plan.kind !== 'provision') throw new Error('expected provision');
+    expectGolden('ipxe/provision.ipxe', renderer.render('provision', plan.context));
   });
   it('node to boot locally', () => {
     expectGolden('ipxe/local.ipxe', render(gpu001, status('ready')));

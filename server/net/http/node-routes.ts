@@ -1,0 +1,60 @@
+import express, { Router, type Request } from 'express';
+import type { NodeTokens } from '../../auth/node-token.js';
+import type { LifecycleEvent } from '../../model/lifecycle.js';
+import { nodeLogger, type Logger } from '../../log.js';
+import type { ObservedStore } from '../../store/types.js';
+import { errorBody } from './errors.js';
+
+export interface NodeRouteDeps {
+  tokens: NodeTokens;
+  store: ObservedStore;
+  log: Logger;
+}
+
+const STAGE = /^[a-z][a-z0-9-]{0,31}$/;
+
+function bearer(req: Request): string | undefined {
+  return /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
+}
+
+/**
+ * What runs on a node talks to these routes with its own node token (never the admin token): it can speak
+ * only for itself. A report is one of: a stage reached ({"stage":"download","detail":{...}}), a failure
+ * ({"failed":"reason","stage":"verify"}), or the end of the install ({"installed":true}).
+ */
+export function nodeRoutes(deps: NodeRouteDeps): Router {
+  const router = Router();
+  router.use(express.json({ limit: '64kb' }));
+
+  router.post('/report', async (req, res) => {
+    const claims = deps.tokens.verify(bearer(req) ?? '');
+    if (!claims) {
+      res.status(401).json(errorBody('UNAUTHORIZED', 'missing, invalid or expired node token'));
+      return;
+    }
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const detail = body.detail && typeof body.detail === 'object' && !Array.isArray(body.detail) ? (body.detail as Record<string, unknown>) : undefined;
+    let event: LifecycleEvent;
+    if (typeof body.failed === 'string' && body.failed.length > 0) {
+      event = { type: 'failed', reason: body.failed.slice(0, 500), ...(typeof body.stage === 'string' && STAGE.test(body.stage) ? { stage: body.stage } : { stage: 'install' }) };
+    } else if (body.installed === true) {
+      event = { type: 'installed' };
+    } else if (typeof body.stage === 'string' && STAGE.test(body.stage)) {
+      event = { type: 'stage', stage: body.stage, ...(detail ? { detail } : {}) };
+    } else {
+      res.status(400).json(errorBody('BAD_REQUEST', 'expected {"stage":"name"}, {"failed":"reason"} or {"installed":true}'));
+      return;
+    }
+    const r = await deps.store.recordEvent({ node: claims.node, event });
+    const log = nodeLogger(deps.log, { name: claims.node });
+    if (!r.ok) {
+      log.warn({ event, error: r.error }, 'node report refused');
+      res.status(409).json(errorBody('LIFECYCLE_INVALID_TRANSITION', r.error));
+      return;
+    }
+    log.info({ event }, 'node report');
+    res.status(204).end();
+  });
+
+  return router;
+}

@@ -1,0 +1,102 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ObservedStore } from '../../server/store/types.js';
+import { buildTestInitramfs, type TestInitramfs } from '../support/initramfs.js';
+import { Netns } from '../support/netns.js';
+import { installTestBootFiles, netbootInventory, TEST_PROVISIONING, waitForEvent } from '../support/netboot.js';
+import { requireBinary } from '../support/process-output.js';
+import { startVm, type Vm } from '../support/qemu.js';
+import { startRackseedProcess, type RackseedProcess } from '../support/rackseed-process.js';
+import { waitFor } from '../support/wait.js';
+
+/**
+ * The whole netboot path with rackseed as the only DHCP server (full mode): a QEMU machine with an empty disk
+ * PXE boots (DHCP -> TFTP -> iPXE -> HTTP). An unknown one is registered as discovered with its SMBIOS UUID;
+ * a known one is handed a kernel and the test initramfs, which reports back with its node token.
+ */
+const SERVER = '10.0.0.1';
+const BIOS_NODE = { name: 'bios01', mac: '52:54:00:e2:00:01', ip: '10.0.0.31' };
+const UEFI_NODE = { name: 'uefi01', mac: '52:54:00:e2:00:02', ip: '10.0.0.32' };
+
+let netns: Netns;
+let sv: string;
+let br: string;
+let rs: RackseedProcess;
+let store: ObservedStore;
+let work: string;
+let initramfs: TestInitramfs;
+const vms: Vm[] = [];
+
+beforeAll(async () => {
+  requireBinary('qemu-system-x86_64', 'apt-get install -y --no-install-recommends qemu-system-x86 qemu-utils ipxe-qemu ovmf');
+  work = mkdtempSync(path.join(tmpdir(), 'rackseed-netboot-'));
+  netns = new Netns();
+  sv = netns.addNamespace('sv');
+  br = netns.addBridge(sv, 'br');
+  netns.addAddress(sv, br, `${SERVER}/24`);
+  const config = `${TEST_PROVISIONING}dhcp:
+  mode: full
+  interface: ${br}
+  server_ip: ${SERVER}
+  subnets:
+    - cidr: 10.0.0.0/24
+      pool: { start: 10.0.0.100, end: 10.0.0.199 }
+      routers: [${SERVER}]
+`;
+  [initramfs, rs] = await Promise.all([
+    buildTestInitramfs(),
+    startRackseedProcess({ netns, ns: sv, httpAddress: SERVER, config, inventory: netbootInventory([BIOS_NODE, UEFI_NODE]), waitFor: [/DHCP listening/, /tftp: listening/] }),
+  ]);
+  installTestBootFiles(rs, initramfs);
+  store = await rs.openStore();
+});
+
+afterAll(async () => {
+  for (const vm of vms) if (!vm.exited) await vm.kill();
+  await store?.close();
+  await rs?.stop();
+  netns?.cleanup();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+async function boot(name: string, mac: string, firmware: 'bios' | 'uefi', uuid?: string): Promise<Vm> {
+  // UEFI machines PXE boot with the firmware's own stack (TFTP first); BIOS ones with QEMU's iPXE ROM.
+  const nic = firmware === 'uefi' ? 'firmware-pxe' : 'ipxe-rom';
+  const vm = await startVm({ netns, ns: sv, bridge: br, name, mac, firmware, nic, diskMiB: 64, bootOrder: 'network', workDir: work, ...(uuid ? { smbios: { uuid, serial: `SN-${name}`, product: 'e2e-box' } } : {}) });
+  vms.push(vm);
+  return vm;
+}
+
+describe('netboot end to end, full mode', () => {
+  it('an unknown BIOS machine is discovered with its SMBIOS facts and sent to its next boot device', async () => {
+    const uuid = '7a1e2b3c-0000-4000-8000-00000000e2b1';
+    const mac = '52:54:00:e2:00:99';
+    const vm = await boot('unknown-bios', mac, 'bios', uuid);
+    await vm.waitForSerial(/is not in\s+the inventory/, 90_000);
+    const status = await waitFor('discovered status', () => store.getNode(mac), 10_000);
+    expect(status).toMatchObject({ state: 'discovered', facts: { uuid, serial: 'SN-unknown-bios', product: 'e2e-box', platform: 'pcbios' } });
+    // QEMU's BIOS NIC ROM is iPXE itself: it is handed the HTTP entry script at once, never another iPXE.
+    expect(vm.serial()).toMatch(/http:\/\/10\.0\.0\.1:8080\/boot\.ipxe/);
+    await vm.kill();
+  }, 150_000);
+
+  it.each([
+    ['BIOS', BIOS_NODE, 'bios'],
+    ['UEFI', UEFI_NODE, 'uefi'],
+  ] as const)('a known %s node gets its kernel and initramfs, which report back with the node token', async (_label, node, firmware) => {
+    const tftpBefore = rs.api<{ tftp: { transfersOk: number } }>('/netboot/stats').tftp.transfersOk;
+    const vm = await boot(node.name, node.mac, firmware);
+    const events = await waitForEvent(store, node.name, 'stage', 'initramfs', 150_000);
+    expect(events.map((e) => e.event.type)).toEqual(['assigned', 'provision_started', 'stage']);
+    const stage = events.at(-1)!.event;
+    expect(stage).toMatchObject({ type: 'stage', stage: 'initramfs', detail: { ip: node.ip, kernel: initramfs.kernelVersion } });
+    await vm.waitForSerial(/RACKSEED-INITRAMFS: reported ok/, 30_000);
+    expect((await store.getNode(node.name))?.state).toBe('provisioning');
+    // UEFI firmware PXE (OVMF) loads ipxe.efi over TFTP first; BIOS here boots the iPXE ROM directly.
+    const tftpAfter = rs.api<{ tftp: { transfersOk: number } }>('/netboot/stats').tftp.transfersOk;
+    expect(tftpAfter - tftpBefore).toBe(firmware === 'uefi' ? 1 : 0);
+    await vm.waitForExit(30_000);
+  }, 180_000);
+});
