@@ -33,10 +33,12 @@ export class ProxyModeHandler implements DhcpModeHandler {
     const log = this.log.child({ mac: decision.mac });
     if (receivedOn === 'dhcp') {
       const reply = buildProxyOffer(packet, { serverIp: this.boot.serverIp }, decision);
+      this.stats.proxyOffers++;
       log.debug({ file: decision.file, firmware: decision.firmware }, 'proxyDHCP offer');
       return { kind: 'proxy-offer', packet: reply, route: replyDestination({ request: packet, replyType: MessageType.OFFER, receivedOn, source }) };
     }
     const reply = buildProxyAck(packet, { serverIp: this.boot.serverIp }, decision);
+    this.stats.proxyAcks++;
     log.info({ file: decision.file, firmware: decision.firmware }, 'proxyDHCP boot file sent');
     return { kind: 'proxy-ack', packet: reply, route: replyDestination({ request: packet, replyType: MessageType.ACK, receivedOn, source }) };
   }
