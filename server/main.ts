@@ -95,6 +95,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       tokenSeconds: config.provisioning.tokenSeconds,
       netbootStats: () => ({ ...(dhcpStats ? { dhcp: dhcpStats } : {}), ...(tftp ? { tftp: tftp.stats() } : {}) }),
       filesDir,
+      loaderDir: config.tftp.root,
       log: httpLog,
     });
 

@@ -140,6 +140,14 @@ describe('iPXE over HTTP', () => {
   it('refuses a request without a valid MAC', async () => {
     expect((await fetch(`${srv.httpUrl}/ipxe/machine?mac=zz`)).status).toBe(400);
   });
+  it('serves the iPXE binaries over HTTP for UEFI HTTP-boot clients', async () => {
+    const res = await fetch(`${srv.httpUrl}/ipxe/snponly.efi`);
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer()).equals(readFileSync('/usr/lib/ipxe/snponly.efi'))).toBe(true);
+    expect((await fetch(`${srv.httpUrl}/ipxe/nope.efi`)).status).toBe(404);
+    expect((await fetch(`${srv.httpUrl}/ipxe/..%2f..%2f..%2fetc%2fpasswd`)).status).toBeGreaterThanOrEqual(400);
+  });
+
   it('does not serve files outside the files directory', async () => {
     for (const p of ['/files/../admin-token', '/files/%2e%2e/admin-token', '/files/..%2fadmin-token']) {
       const res = await fetch(`${srv.httpUrl}${p}`);

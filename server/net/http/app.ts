@@ -10,6 +10,8 @@ export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps {
   adminToken: string;
   /** Directory served read-only under /files (installer, images); traversal is refused by express.static. */
   filesDir: string;
+  /** The iPXE binaries (tftp.root), also served over HTTP for UEFI HTTP-boot clients under /ipxe/. */
+  loaderDir: string;
   log: Logger;
 }
 
@@ -21,6 +23,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     res.json({ ok: true, server: deps.serverName });
   });
   app.use(bootRoutes(deps));
+  app.use('/ipxe', express.static(deps.loaderDir, { dotfiles: 'deny', index: false, fallthrough: false, redirect: false }));
   app.use('/files', express.static(deps.filesDir, { dotfiles: 'deny', index: false, fallthrough: false, redirect: false }));
   app.use('/node/v1', nodeRoutes(deps));
   app.use('/api/v1', requireAdminToken(deps.adminToken), apiRoutes(deps));
