@@ -7,6 +7,8 @@ import { bump, type DhcpStats } from '../dhcp/stats.js';
 import { decode, encode } from '../protocol/dhcp/codec.js';
 import { BOOTREQUEST } from '../protocol/dhcp/packet.js';
 
+const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+
 export interface DhcpListenerOptions {
   serverIp: string;
   /** The provisioning interface; checked to carry serverIp at start. */
@@ -105,6 +107,9 @@ export async function startDhcpListener(opts: DhcpListenerOptions): Promise<Dhcp
     unicast.setBroadcast(true);
     wildcard.setBroadcast(true);
     if (proxy) await bind(proxy, opts.proxyPort!, opts.serverIp);
+    // A rack powering on at once is a burst: a larger receive buffer rides it out instead of dropping
+    // DISCOVERs in the kernel (the kernel caps this at net.core.rmem_max).
+    for (const s of sockets) s.setRecvBufferSize(RECEIVE_BUFFER_BYTES);
   } catch (e) {
     for (const s of sockets) s.close();
     throw new RackseedError('CONFIG_INVALID', `dhcp: cannot listen on UDP ${opts.port}${opts.proxyPort ? `/${opts.proxyPort}` : ''}: ${(e as Error).message}`, {}, { cause: e });
