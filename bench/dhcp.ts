@@ -157,10 +157,18 @@ async function main(): Promise<void> {
 
     const rackseedRun = async (run: string, rate: number, periodSeconds: number): Promise<Measurement> => {
       const nodeArgs = CPU_PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR] : [];
-      const rs = await startRackseedProcess({ netns, ns: sv, httpAddress: NET.serverIp, config: rackseedConfig(br), inventory: INVENTORY, waitFor: [/DHCP listening/], nodeArgs });
+      const rs = await startRackseedProcess({ netns, ns: sv, httpAddress: NET.serverIp, config: rackseedConfig(br), inventory: INVENTORY, waitFor: [/DHCP listening/], nodeArgs, logLevel: 'info' });
       try {
         const p = await perf(rate, periodSeconds);
-        const s = rs.api<{ dhcp: DhcpStats }>('/netboot/stats').dhcp;
+        // A loaded server still has a backlog when perfdhcp stops: let it drain, or the store (read after the
+        // counters) would show leases committed in between.
+        let s = rs.api<{ dhcp: DhcpStats }>('/netboot/stats').dhcp;
+        for (const until = Date.now() + 5_000; Date.now() < until; ) {
+          await new Promise((r) => setTimeout(r, 300));
+          const again = rs.api<{ dhcp: DhcpStats }>('/netboot/stats').dhcp;
+          if (again.received === s.received && again.acks === s.acks) break;
+          s = again;
+        }
         const store = await rs.openStore();
         let bound = 0;
         try {

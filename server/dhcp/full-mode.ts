@@ -68,7 +68,8 @@ export class FullModeHandler implements DhcpModeHandler {
     const node = findNodeByMac(this.inventory.inventory, mac);
     const reserved = node?.ip === undefined ? undefined : parseIpv4(node.ip);
     const client = reserved === undefined ? { mac } : { mac, reserved };
-    const log = this.log.child({ mac, ...(node ? { node: node.name } : {}) });
+    // Fields rather than a child logger: this runs for every packet.
+    const who = node ? { mac, node: node.name } : { mac };
     const route = (replyType: number) => replyDestination({ request: packet, replyType, receivedOn, source });
     const lease = (ip: number): LeaseSpec => ({
       ...served.network,
@@ -88,12 +89,12 @@ export class FullModeHandler implements DhcpModeHandler {
         const requested = requestedIp(packet);
         const d = chooseOffer(client, served.scope, this.book, requested === undefined ? undefined : parseIpv4(requested));
         if (d.kind === 'ignore') {
-          if (d.reason !== 'no-pool') log.warn({ reason: d.reason }, 'no address to offer');
+          if (d.reason !== 'no-pool') this.log.warn({ ...who, reason: d.reason }, 'no address to offer');
           return this.ignore(d.reason);
         }
         this.book.offer(d.ip, mac, this.config.offerSeconds);
         this.stats.offers++;
-        log.debug({ ip: formatIpv4(d.ip), source: d.source }, 'offer');
+        if (this.log.isLevelEnabled('debug')) this.log.debug({ ...who, ip: formatIpv4(d.ip), source: d.source }, 'offer');
         return { kind: 'offer', packet: buildOffer(packet, { serverIp: this.serverIp }, lease(d.ip), bootFor()), route: route(MessageType.OFFER) };
       }
       case MessageType.REQUEST: {
@@ -103,7 +104,7 @@ export class FullModeHandler implements DhcpModeHandler {
           if (d.reason === 'other-server') this.book.withdrawOffer(mac);
           return this.ignore(d.reason);
         }
-        if (d.kind === 'nak') return this.nak(packet, d.reason, log, route(MessageType.NAK));
+        if (d.kind === 'nak') return this.nak(packet, d.reason, who, route(MessageType.NAK));
         const spec = lease(d.ip);
         const claim = await this.book.bind({
           ip: spec.yiaddr,
@@ -113,16 +114,16 @@ export class FullModeHandler implements DhcpModeHandler {
           ...(node ? { hostname: node.name } : {}),
         });
         // The store is the arbiter: another server (or a stale view) may have bound it first.
-        if (!claim.ok) return this.nak(packet, `address is held by ${claim.heldBy.mac}`, log, route(MessageType.NAK));
+        if (!claim.ok) return this.nak(packet, `address is held by ${claim.heldBy.mac}`, who, route(MessageType.NAK));
         this.stats.acks++;
-        log.info({ ip: spec.yiaddr, leaseSeconds: spec.leaseSeconds }, 'lease bound');
+        this.log.info({ ...who, ip: spec.yiaddr, leaseSeconds: spec.leaseSeconds }, 'lease bound');
         return { kind: 'ack', packet: buildAck(packet, { serverIp: this.serverIp }, spec, bootFor()), route: route(MessageType.ACK) };
       }
       case MessageType.RELEASE: {
         if (sidMatches !== true || isZeroIpv4(packet.ciaddr)) return this.ignore('release-not-ours');
         await this.book.release(packet.ciaddr, mac);
         this.stats.releases++;
-        log.info({ ip: packet.ciaddr }, 'lease released');
+        this.log.info({ ...who, ip: packet.ciaddr }, 'lease released');
         return undefined;
       }
       case MessageType.DECLINE: {
@@ -130,7 +131,7 @@ export class FullModeHandler implements DhcpModeHandler {
         if (sidMatches !== true || ip === undefined) return this.ignore('decline-not-ours');
         await this.book.decline(ip, mac, this.config.declineSeconds);
         this.stats.declines++;
-        log.warn({ ip }, 'address declined by the client (in use by another host): quarantined');
+        this.log.warn({ ...who, ip }, 'address declined by the client (in use by another host): quarantined');
         return undefined;
       }
       case MessageType.INFORM: {
@@ -148,9 +149,9 @@ export class FullModeHandler implements DhcpModeHandler {
     return undefined;
   }
 
-  private nak(packet: DhcpPacket, reason: string, log: Logger, route: Outgoing['route']): Outgoing {
+  private nak(packet: DhcpPacket, reason: string, who: { mac: string; node?: string }, route: Outgoing['route']): Outgoing {
     this.stats.naks++;
-    log.info({ reason, requested: requestedIp(packet) ?? packet.ciaddr }, 'NAK');
+    this.log.info({ ...who, reason, requested: requestedIp(packet) ?? packet.ciaddr }, 'NAK');
     return { kind: 'nak', packet: buildNak(packet, { serverIp: this.serverIp }, reason), route };
   }
 }

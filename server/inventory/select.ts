@@ -118,11 +118,20 @@ export function resolveTargets(inv: Inventory, exprs: string[]): ResolvedNode[] 
  * The node that owns a MAC (any usual spelling), or undefined. A linear scan: even 10,000 nodes take
  * microseconds, and no index can go stale if a caller builds or changes an inventory by hand.
  */
+/** Per-inventory MAC index, built on first use: DHCP asks for every packet, so a scan per lookup will not do. */
+const macIndexes = new WeakMap<Inventory, Map<string, ResolvedNode>>();
+
+function macIndex(inv: Inventory): Map<string, ResolvedNode> {
+  let index = macIndexes.get(inv);
+  if (!index) {
+    index = new Map();
+    for (const node of inv.nodes.values()) for (const m of node.macs) index.set(m, node);
+    macIndexes.set(inv, index);
+  }
+  return index;
+}
+
 export function findNodeByMac(inv: Inventory, mac: string): ResolvedNode | undefined {
   const canonical = parseMac(mac);
-  if (!canonical) return undefined;
-  for (const node of inv.nodes.values()) {
-    if (node.macs.includes(canonical)) return node;
-  }
-  return undefined;
+  return canonical ? macIndex(inv).get(canonical) : undefined;
 }

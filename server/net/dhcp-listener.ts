@@ -7,7 +7,12 @@ import { bump, type DhcpStats } from '../dhcp/stats.js';
 import { decode, encode } from '../protocol/dhcp/codec.js';
 import { BOOTREQUEST } from '../protocol/dhcp/packet.js';
 
-const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+/**
+ * Room for a boot storm (about a thousand DISCOVERs) without kernel drops, yet small enough that a queued request
+ * is answered within a fraction of a second: under overload a late answer is worth less than a dropped one, since
+ * the client has already retransmitted.
+ */
+const RECEIVE_BUFFER_BYTES = 1024 * 1024;
 
 export interface DhcpListenerOptions {
   serverIp: string;
@@ -107,8 +112,7 @@ export async function startDhcpListener(opts: DhcpListenerOptions): Promise<Dhcp
     unicast.setBroadcast(true);
     wildcard.setBroadcast(true);
     if (proxy) await bind(proxy, opts.proxyPort!, opts.serverIp);
-    // A rack powering on at once is a burst: a larger receive buffer rides it out instead of dropping
-    // DISCOVERs in the kernel (the kernel caps this at net.core.rmem_max).
+    // The kernel caps this at net.core.rmem_max.
     for (const s of sockets) s.setRecvBufferSize(RECEIVE_BUFFER_BYTES);
   } catch (e) {
     for (const s of sockets) s.close();

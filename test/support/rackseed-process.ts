@@ -38,6 +38,8 @@ export interface RackseedProcessOptions {
   waitFor?: RegExp[];
   /** Extra arguments for node itself, before the script (e.g. `--cpu-prof` for a benchmark's profile). */
   nodeArgs?: string[];
+  /** Server log level; tests read debug lines, benchmarks run at info as production does. */
+  logLevel?: 'debug' | 'info' | 'warn';
 }
 
 /**
@@ -49,7 +51,7 @@ export async function startRackseedProcess(opts: RackseedProcessOptions): Promis
   const configFile = path.join(dir, 'rackseed.yaml');
   writeFileSync(path.join(dir, 'inventory.yaml'), opts.inventory);
   for (const [name, text] of Object.entries(opts.extraFiles ?? {})) writeFileSync(path.join(dir, name), text);
-  writeFileSync(configFile, `http:\n  listen: ${opts.httpAddress}\n  port: 8080\nlog:\n  level: debug\n${opts.config}\n`);
+  writeFileSync(configFile, `http:\n  listen: ${opts.httpAddress}\n  port: 8080\nlog:\n  level: ${opts.logLevel ?? 'debug'}\n${opts.config}\n`);
   let output = '';
   let child!: ChildProcess;
 
