@@ -29,6 +29,7 @@ export class SqliteStore implements ObservedStore {
   private readonly nodes: SqliteNodes;
   private readonly leases: SqliteLeases;
   private readonly runs: SqliteRuns;
+  private readonly useOnceTx: (key: string, expiresAt: number, now: number) => boolean;
 
   /** Use openSqliteStore: the statements below need a migrated schema. */
   private constructor(
@@ -38,6 +39,13 @@ export class SqliteStore implements ObservedStore {
     this.nodes = new SqliteNodes(db);
     this.leases = new SqliteLeases(db);
     this.runs = new SqliteRuns(db);
+    const prune = db.prepare<[number]>('DELETE FROM once_keys WHERE expires_at <= ?');
+    const insert = db.prepare<[string, number, number]>('INSERT INTO once_keys (key, used_at, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING');
+    const tx = db.transaction((key: string, expiresAt: number, now: number) => {
+      prune.run(now);
+      return insert.run(key, now, expiresAt).changes === 1;
+    });
+    this.useOnceTx = (key, expiresAt, now) => tx.immediate(key, expiresAt, now);
   }
 
   /** Opens (creating if needed) and migrates the database at `path`. */
@@ -119,6 +127,10 @@ export class SqliteStore implements ObservedStore {
 
   async declineLease(ip: string, mac: string, until: number): Promise<void> {
     this.leases.decline(ip, mac, until, Date.now());
+  }
+
+  async useOnce(key: string, expiresAt: number, now: number = Date.now()): Promise<boolean> {
+    return this.useOnceTx(key, expiresAt, now);
   }
 
   async createRun(run: Run): Promise<void> {

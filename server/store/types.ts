@@ -120,6 +120,12 @@ export interface ObservedStore {
   /** Quarantines an address a client reported in use (DHCPDECLINE) until `until`. */
   declineLease(ip: string, mac: string, until: number): Promise<void>;
 
+  /**
+   * Marks `key` used. True the first time; false when it was already used and has not expired yet. The check and
+   * the write are one atomic step, so two servers racing for the same single-use token cannot both win.
+   */
+  useOnce(key: string, expiresAt: number, now?: number): Promise<boolean>;
+
   createRun(run: Run): Promise<void>;
   finishRun(id: string, patch: { result: RunResult; finishedAt: number; summary: Record<string, unknown>; details: unknown }): Promise<void>;
   getRun(id: string): Promise<Run | undefined>;

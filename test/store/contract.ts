@@ -495,6 +495,22 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       });
     });
 
+    describe('useOnce', () => {
+      const T = Date.now();
+      it('lets a key be used once until it expires', async () => {
+        expect(await store.useOnce('plan:n1:abc', T + 60_000, T)).toBe(true);
+        expect(await store.useOnce('plan:n1:abc', T + 60_000, T + 1)).toBe(false);
+        expect(await store.useOnce('plan:n1:other', T + 60_000, T + 1)).toBe(true);
+        // After expiry the key is forgotten (the token it guarded has expired too).
+        expect(await store.useOnce('plan:n1:abc', T + 120_000, T + 60_000)).toBe(true);
+      });
+
+      it('gives a key to exactly one of several racing callers', async () => {
+        const results = await Promise.all(Array.from({ length: 8 }, () => store.useOnce('race', T + 60_000, T)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+      });
+    });
+
     describe('runs', () => {
       it('creates, reads and finishes a run', async () => {
         const r = run({ id: 'r1', node: 'n1', kind: 'apply', startedAt: 100 });

@@ -1,7 +1,8 @@
 import { initial } from './001_initial.js';
+import { onceKeys } from './002_once_keys.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
 
 /** Append only: a shipped migration is never edited or renumbered, because databases in the field have applied it. */
-export const MIGRATIONS: readonly Migration[] = [initial];
+export const MIGRATIONS: readonly Migration[] = [initial, onceKeys];
