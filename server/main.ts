@@ -10,6 +10,7 @@ import { createLogger, type Logger } from './log.js';
 import { createHttpApp } from './net/http/app.js';
 import { createIpxeRenderer, IPXE_TEMPLATE_NAMES, type IpxeTemplateName } from './protocol/ipxe/render.js';
 import { IPXE_TEMPLATE_DIR } from './paths.js';
+import { ImageCatalog } from './images/catalog.js';
 import { InventoryService } from './services/inventory-service.js';
 import { syncStoreWithInventory } from './services/store-sync.js';
 import { openStore } from './store/index.js';
@@ -29,6 +30,7 @@ export interface RunningServer {
   log: Logger;
   store: ObservedStore;
   inventory: InventoryService;
+  images: ImageCatalog;
   /** Base URL of the HTTP listener as bound (the real port when port 0 was asked for). */
   httpUrl: string;
   adminToken: string;
@@ -82,11 +84,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     let tftp: TftpServerHandle | undefined;
     let dhcpStats: DhcpStats | undefined;
 
+    const images = new ImageCatalog(config.dataDir, log.child({ subsystem: 'images' }));
+
     const renderer = createIpxeRenderer(loadIpxeTemplates(IPXE_TEMPLATE_DIR));
     const httpLog = log.child({ subsystem: 'http' });
     const app = createHttpApp({
       serverName: config.serverName,
       inventory,
+      images,
       store,
       renderer,
       settings: { baseUrl: config.http.publicUrl, provisionKernel: config.provisioning.kernel, provisionInitrd: config.provisioning.initrd },
@@ -152,6 +157,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     }
 
     const onHup = () => {
+      images.rescan();
       inventory.reload().then(
         () => log.info('inventory reloaded on SIGHUP'),
         (err: unknown) => log.error({ err }, 'inventory reload failed; keeping the previous inventory'),
@@ -165,6 +171,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       log,
       store,
       inventory,
+      images,
       httpUrl,
       adminToken: token,
       ...(tftp ? { tftp } : {}),

@@ -6,11 +6,14 @@ import type { InventoryService } from '../../services/inventory-service.js';
 import { fleetStatus, groupView, listNodeViews, nodeView } from '../../services/node-view.js';
 import type { ObservedStore } from '../../store/types.js';
 import { badRequest } from './errors.js';
+import type { ImageCatalog } from '../../images/catalog.js';
+import type { ImageRecord } from '../../model/image.js';
 import type { DhcpStats } from '../../dhcp/stats.js';
 import type { TftpStats } from '../tftp.js';
 
 export interface ApiDeps {
   serverName: string;
+  images: ImageCatalog;
   /** Live DHCP and TFTP counters (absent for a listener that is off). */
   netbootStats: () => { dhcp?: DhcpStats; tftp?: TftpStats };
   inventory: InventoryService;
@@ -89,6 +92,23 @@ export function apiRoutes(deps: ApiDeps): Router {
     const group = inv.groups.get(req.params.name);
     if (!group) throw new RackseedError('GROUP_NOT_FOUND', `no group "${req.params.name}"`);
     res.json({ group: groupView(group, inv) });
+  });
+
+  const imageView = (r: ImageRecord) => ({ ...r.manifest, urlPath: r.urlPath, usedBy: [...deps.inventory.inventory.groups.values()].filter((g) => g.image === r.manifest.name).map((g) => g.name) });
+
+  api.get('/images', (_req, res) => {
+    res.json({ images: deps.images.list().map(imageView) });
+  });
+
+  api.get('/images/:name', (req, res) => {
+    const image = deps.images.get(req.params.name);
+    if (!image) throw new RackseedError('NOT_FOUND', `no image "${req.params.name}"`);
+    res.json({ image: imageView(image) });
+  });
+
+  /** Called by `rackseed image build|import|remove` so a running server notices at once. */
+  api.post('/images/rescan', (_req, res) => {
+    res.json({ images: deps.images.rescan().map((r) => r.manifest.name) });
   });
 
   api.get('/events', async (req, res) => {

@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import { IMAGE_NAME, type ImageManifest } from '../model/image.js';
+
+const artefact = z.strictObject({ file: z.string().regex(/^[A-Za-z0-9._-]+$/), sha256: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().nonnegative() });
+
+const recipe = z.strictObject({
+  release: z.string().regex(/^[a-z][a-z0-9-]*$/, 'expected a Debian release name such as bookworm'),
+  variant: z.enum(['minbase', 'buildd', 'fakechroot']).optional(),
+  packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]*$/, 'expected a Debian package name')).default([]),
+  files: z
+    .array(z.strictObject({ path: z.string().regex(/^\/(?!.*(^|\/)\.\.(\/|$)).+/, 'expected an absolute path without ".."'), content: z.string(), mode: z.string().regex(/^0?[0-7]{3,4}$/).optional() }))
+    .default([]),
+  hook: z.string().optional(),
+});
+
+export const recipeSchema = recipe;
+
+export const manifestSchema = z.strictObject({
+  version: z.literal(1),
+  name: z.string().regex(IMAGE_NAME),
+  createdAt: z.string(),
+  source: z.discriminatedUnion('kind', [z.strictObject({ kind: z.literal('debootstrap'), recipe }), z.strictObject({ kind: z.literal('import'), from: z.string() })]),
+  artefacts: z.strictObject({ rootfs: artefact, kernel: artefact.optional(), initrd: artefact.optional() }),
+  torrent: z.strictObject({ file: z.string().regex(/^[A-Za-z0-9._-]+$/), infoHash: z.string().regex(/^[0-9a-f]{40}$/), pieceLength: z.number().int().positive() }),
+});
+
+/** Pure: validates a manifest's JSON text; the error says what is wrong and where. */
+export function parseManifest(text: string, file: string): ImageManifest {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: not JSON (${(e as Error).message})`);
+  }
+  const r = manifestSchema.safeParse(json);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw new Error(`${file}: ${i.path.join('.') || '(top level)'}: ${i.message}`);
+  }
+  return r.data as ImageManifest;
+}
