@@ -123,6 +123,30 @@ const provisioningSchema = strict({
   })
   .prefault({});
 
+const torrentSchema = strict({
+    /** The tracker (/announce, /scrape) and the seeder; off: nodes fetch images over plain HTTP only. */
+    enabled: z.boolean().default(true),
+    /** TCP port the seeder listens on for peers (0: any free port). */
+    seed_port: port.default(6881),
+    /** How often nodes re-announce; Luna uses 20 s. */
+    announce_interval_seconds: z.number().int().min(5).max(3600).default(20),
+    /** Most peers handed out per announce. */
+    numwant: z.number().int().min(1).max(200).default(50),
+    /** A peer silent for this long is dropped from its swarm (a node that powered off without saying so). */
+    peer_ttl_seconds: z.number().int().min(30).default(300),
+    /** Peers the seeder uploads to at once per image. */
+    upload_slots: z.number().int().min(1).max(200).default(16),
+    /** First delay before a crashed seeder is restarted (doubles while it keeps crashing). */
+    seeder_restart_seconds: z.number().int().min(1).default(5),
+  })
+  .prefault({})
+  .superRefine((t, ctx) => {
+    // A peer must survive at least one missed announce, or healthy nodes flicker out of their swarm.
+    if (t.peer_ttl_seconds < 2 * t.announce_interval_seconds) {
+      ctx.addIssue({ code: 'custom', path: ['peer_ttl_seconds'], message: `must be at least twice announce_interval_seconds (${2 * t.announce_interval_seconds})` });
+    }
+  });
+
 const logSchema = strict({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
@@ -137,6 +161,7 @@ export const configSchema = strict({
   dhcp: dhcpSchema,
   store: storeSchema,
   provisioning: provisioningSchema,
+  torrent: torrentSchema,
   log: logSchema,
 });
 
@@ -162,6 +187,16 @@ export interface DhcpConfig {
   declineSeconds: number;
 }
 
+export interface TorrentConfig {
+  enabled: boolean;
+  seedPort: number;
+  announceIntervalSeconds: number;
+  numwant: number;
+  peerTtlSeconds: number;
+  uploadSlots: number;
+  seederRestartSeconds: number;
+}
+
 /** The validated configuration with paths resolved and derived values filled in. */
 export interface Config {
   file: string;
@@ -174,6 +209,8 @@ export interface Config {
   store: { kind: 'sqlite'; path: string };
   /** Installer kernel and initrd handed to nodes that provision, relative to data_dir/files. */
   provisioning: { kernel: string; initrd: string; tokenSeconds: number };
+  /** Image distribution over BitTorrent: tracker and seeder. */
+  torrent: TorrentConfig;
   log: { level: RawConfig['log']['level'] };
 }
 
@@ -216,6 +253,15 @@ export function parseConfig(text: string, file: string): Config {
     },
     store: { kind: 'sqlite', path: path.resolve(dataDir, raw.store.path ?? 'rackseed.db') },
     provisioning: { kernel: raw.provisioning.kernel, initrd: raw.provisioning.initrd, tokenSeconds: raw.provisioning.token_seconds },
+    torrent: {
+      enabled: raw.torrent.enabled,
+      seedPort: raw.torrent.seed_port,
+      announceIntervalSeconds: raw.torrent.announce_interval_seconds,
+      numwant: raw.torrent.numwant,
+      peerTtlSeconds: raw.torrent.peer_ttl_seconds,
+      uploadSlots: raw.torrent.upload_slots,
+      seederRestartSeconds: raw.torrent.seeder_restart_seconds,
+    },
     log: raw.log,
   };
 }

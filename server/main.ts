@@ -11,6 +11,8 @@ import { createHttpApp } from './net/http/app.js';
 import { createIpxeRenderer, IPXE_TEMPLATE_NAMES, type IpxeTemplateName } from './protocol/ipxe/render.js';
 import { IPXE_TEMPLATE_DIR } from './paths.js';
 import { ImageCatalog } from './images/catalog.js';
+import { imageSwarm } from './images/seeder-swarm.js';
+import { NodeIdentity } from './services/node-identity.js';
 import { InventoryService } from './services/inventory-service.js';
 import { syncStoreWithInventory } from './services/store-sync.js';
 import { openStore } from './store/index.js';
@@ -85,6 +87,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     let dhcpStats: DhcpStats | undefined;
 
     const images = new ImageCatalog(config.dataDir, log.child({ subsystem: 'images' }));
+    const swarm = imageSwarm(config, images, log.child({ subsystem: 'torrent' }));
 
     const renderer = createIpxeRenderer(loadIpxeTemplates(IPXE_TEMPLATE_DIR));
     const httpLog = log.child({ subsystem: 'http' });
@@ -102,6 +105,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       filesDir,
       loaderDir: config.tftp.root,
       log: httpLog,
+      ...swarm.httpDeps,
+      plan: { tokens: nodeTokens, store, inventory, images, identity: new NodeIdentity(config.dataDir), baseUrl: config.http.publicUrl, log: httpLog },
     });
 
     let httpUrl = config.http.publicUrl;
@@ -115,6 +120,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       httpUrl = `http://${bound.address === '0.0.0.0' || bound.address === '::' ? '127.0.0.1' : bound.address}:${bound.port}`;
       httpLog.info({ url: httpUrl, publicUrl: config.http.publicUrl }, 'HTTP listening');
     }
+
+    // The seeder announces to the tracker on the HTTP listener, so it starts after it.
+    swarm.start();
+    closers.unshift(() => swarm.close());
 
     if (config.tftp.enabled) {
       tftp = await startTftpServer({

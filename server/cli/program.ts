@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { clientContext, type GlobalOptions } from './context.js';
 import { registerGroup } from './commands/group.js';
+import { registerInstaller } from './commands/installer.js';
+import { registerImage } from './commands/image.js';
 import { registerNode } from './commands/node.js';
 import { registerServe } from './commands/serve.js';
 import { registerStatus } from './commands/status.js';
@@ -20,5 +22,7 @@ export function buildProgram(write: (s: string) => void): Command {
   registerNode(program, ctx);
   registerGroup(program, ctx);
   registerStatus(program, ctx);
+  registerInstaller(program, write);
+  registerImage(program, ctx, write);
   return program;
 }

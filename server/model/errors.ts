@@ -24,6 +24,12 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'DHCP_DECODE'
   | 'DHCP_ENCODE'
+  | 'IMAGE_RECIPE_INVALID'
+  | 'IMAGE_EXISTS'
+  | 'IMAGE_NOT_FOUND'
+  | 'IMAGE_IN_USE'
+  | 'IMAGE_BUILD_FAILED'
+  | 'IMAGE_SOURCE_INVALID'
   | 'INTERNAL';
 
 export class RackseedError extends Error {

@@ -31,3 +31,121 @@ declare module 'parse-torrent' {
   function parseTorrent(input: Buffer | Uint8Array | string): Promise<ParsedTorrent>;
   export default parseTorrent;
 }
+
+declare module 'bittorrent-tracker' {
+  import type { EventEmitter } from 'node:events';
+  import type { IncomingMessage, ServerResponse } from 'node:http';
+
+  /** A parsed announce as the package hands it to filters and events (query counters stay strings). */
+  export interface AnnounceParams {
+    info_hash: string;
+    peer_id: string;
+    ip: string;
+    port: number;
+    numwant: number;
+    event?: string;
+    left: number;
+    uploaded?: string;
+    downloaded?: string;
+    addr: string;
+  }
+
+  export interface TrackerServerOptions {
+    http?: boolean;
+    udp?: boolean;
+    ws?: boolean;
+    stats?: boolean;
+    /** Milliseconds. */
+    interval?: number;
+    trustProxy?: boolean;
+    peersCacheLength?: number;
+    /** Milliseconds. */
+    peersCacheTtl?: number;
+    filter?: (infoHash: string, params: AnnounceParams, cb: (err: Error | null) => void) => void;
+  }
+
+  export interface SwarmPeer {
+    type: string;
+    complete: boolean;
+    peerId: string;
+    ip: string;
+    port: number;
+  }
+
+  export interface Swarm {
+    infoHash: string;
+    complete: number;
+    incomplete: number;
+    peers: { readonly keys: string[]; peek(key: string): SwarmPeer | undefined };
+  }
+
+  export class Server extends EventEmitter {
+    constructor(opts?: TrackerServerOptions);
+    torrents: Record<string, Swarm>;
+    onHttpRequest(req: IncomingMessage, res: ServerResponse, opts?: { action?: 'announce' | 'scrape'; trustProxy?: boolean }): void;
+    close(cb?: () => void): void;
+    on(event: 'start' | 'update' | 'complete' | 'stop' | 'pause', listener: (addr: string, params: AnnounceParams) => void): this;
+    on(event: 'warning' | 'error', listener: (err: Error) => void): this;
+  }
+}
+
+declare module 'webtorrent' {
+  import type { EventEmitter } from 'node:events';
+
+  export interface WebTorrentOptions {
+    dht?: boolean;
+    lsd?: boolean;
+    utPex?: boolean;
+    utp?: boolean;
+    natUpnp?: boolean;
+    natPmp?: boolean;
+    webSeeds?: boolean;
+    tracker?: false | { announce?: string[]; getAnnounceOpts?: () => Record<string, unknown> };
+    torrentPort?: number;
+    maxConns?: number;
+    seedOutgoingConnections?: boolean;
+  }
+
+  export interface TorrentOptions {
+    path?: string;
+    announce?: string[];
+    private?: boolean;
+    /** Upload slots (unchoked peers). */
+    uploads?: number;
+    skipVerify?: boolean;
+    alwaysChokeSeeders?: boolean;
+  }
+
+  export interface Wire {
+    remoteAddress?: string;
+    remotePort?: number;
+    type?: string;
+    uploaded: number;
+    downloaded: number;
+  }
+
+  export interface Torrent extends EventEmitter {
+    infoHash: string;
+    name: string;
+    length: number;
+    uploaded: number;
+    downloaded: number;
+    uploadSpeed: number;
+    progress: number;
+    numPeers: number;
+    done: boolean;
+    ready: boolean;
+    destroyed: boolean;
+    wires: Wire[];
+    destroy(opts?: { destroyStore?: boolean }, cb?: (err: Error | null) => void): void;
+  }
+
+  export default class WebTorrent extends EventEmitter {
+    constructor(opts?: WebTorrentOptions);
+    torrents: Torrent[];
+    torrentPort: number;
+    add(torrentId: Buffer | Uint8Array | string, opts?: TorrentOptions, ontorrent?: (torrent: Torrent) => void): Torrent;
+    remove(torrentId: Torrent | string, opts?: { destroyStore?: boolean }, cb?: (err: Error | null) => void): Promise<void>;
+    destroy(cb?: (err: Error | null) => void): void;
+  }
+}

@@ -1,12 +1,15 @@
-import express, { type Express } from 'express';
+import express, { type Express, type Router } from 'express';
 import type { Logger } from '../../log.js';
 import { apiRoutes, type ApiDeps } from './api-routes.js';
 import { requireAdminToken } from './auth.js';
 import { bootRoutes, type BootRouteDeps } from './boot-routes.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { nodeRoutes, type NodeRouteDeps } from './node-routes.js';
+import { swarmRoutes, type SwarmDeps } from './swarm-routes.js';
 
-export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps {
+export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, SwarmDeps {
+  /** The BitTorrent tracker's GET /announce and /scrape (absent when torrent.enabled is false). */
+  trackerRoutes?: Router;
   adminToken: string;
   /** Directory served read-only under /files (installer, images); traversal is refused by express.static. */
   filesDir: string;
@@ -26,7 +29,9 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use('/ipxe', express.static(deps.loaderDir, { dotfiles: 'deny', index: false, fallthrough: false, redirect: false }));
   app.use('/files', express.static(deps.filesDir, { dotfiles: 'deny', index: false, fallthrough: false, redirect: false }));
   app.use('/node/v1', nodeRoutes(deps));
-  app.use('/api/v1', requireAdminToken(deps.adminToken), apiRoutes(deps));
+  // Unauthenticated like /files: BitTorrent clients cannot send a token; the tracker only knows catalogued images.
+  if (deps.trackerRoutes) app.use(deps.trackerRoutes);
+  app.use('/api/v1', requireAdminToken(deps.adminToken), swarmRoutes(deps), apiRoutes(deps));
   app.use(notFoundHandler());
   app.use(errorHandler(deps.log));
   return app;

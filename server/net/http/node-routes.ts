@@ -4,11 +4,14 @@ import type { LifecycleEvent } from '../../model/lifecycle.js';
 import { nodeLogger, type Logger } from '../../log.js';
 import type { ObservedStore } from '../../store/types.js';
 import { errorBody } from './errors.js';
+import { planHandler, type PlanRouteDeps } from './plan-route.js';
 
 export interface NodeRouteDeps {
   tokens: NodeTokens;
   store: ObservedStore;
   log: Logger;
+  /** Serves GET /node/v1/plan when given. */
+  plan?: PlanRouteDeps;
 }
 
 const STAGE = /^[a-z][a-z0-9-]{0,31}$/;
@@ -25,6 +28,7 @@ function bearer(req: Request): string | undefined {
 export function nodeRoutes(deps: NodeRouteDeps): Router {
   const router = Router();
   router.use(express.json({ limit: '64kb' }));
+  if (deps.plan) router.get('/plan', planHandler(deps.plan));
 
   router.post('/report', async (req, res) => {
     const claims = deps.tokens.verify(bearer(req) ?? '');

@@ -1,0 +1,67 @@
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import type { Netns } from '../../test/support/netns.js';
+import { sha256File, startNodeDownload, type NodeDownload, type SwarmLan, type TestImage } from '../../test/support/swarm.js';
+
+export interface FanoutRun {
+  seconds: number;
+  /** Per node, seconds from the common start until its copy was complete. */
+  perNode: number[];
+}
+
+const TIMEOUT_MS = 15 * 60_000;
+
+async function poll(what: string, check: () => boolean, startedAt: number): Promise<void> {
+  while (!check()) {
+    if (Date.now() - startedAt > TIMEOUT_MS) throw new Error(`${what}: not done after ${TIMEOUT_MS / 1000} s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Every node runs the installer's aria2c at once; done when each has every piece verified (its hook ran). */
+export async function fanoutBittorrent(netns: Netns, lan: SwarmLan, image: TestImage, work: string, extraArgs: string[] = []): Promise<FanoutRun & { downloads: NodeDownload[] }> {
+  const start = Date.now();
+  const downloads = lan.nodes.map((n, i) => startNodeDownload(netns, n.ns, image, path.join(work, `bt-${i}`), extraArgs));
+  const perNode: Array<number | undefined> = downloads.map(() => undefined);
+  await poll('BitTorrent fanout', () => {
+    downloads.forEach((d, i) => {
+      if (perNode[i] === undefined && d.done()) perNode[i] = (Date.now() - start) / 1000;
+      if (d.child.exitCode !== null && !d.done()) throw new Error(`aria2c on node ${i} exited with ${d.child.exitCode}: ${d.output()}`);
+    });
+    return perNode.every((t) => t !== undefined);
+  }, start);
+  return { seconds: (Date.now() - start) / 1000, perNode: perNode as number[], downloads };
+}
+
+/** Every node fetches the file over plain HTTP from rackseed's /files route at once (curl, one connection each). */
+export async function fanoutHttp(netns: Netns, lan: SwarmLan, image: TestImage, work: string): Promise<FanoutRun & { files: string[] }> {
+  const start = Date.now();
+  const files = lan.nodes.map((_, i) => path.join(work, `http-${i}.img`));
+  const perNode: Array<number | undefined> = files.map(() => undefined);
+  const children = lan.nodes.map((n, i) => {
+    const c = netns.spawn(n.ns, 'curl', ['-sf', '--max-time', String(TIMEOUT_MS / 1000), '-o', files[i]!, image.fileUrl]);
+    c.once('exit', (code) => {
+      if (code === 0) perNode[i] = (Date.now() - start) / 1000;
+    });
+    return c;
+  });
+  await poll('HTTP fanout', () => {
+    children.forEach((c, i) => {
+      if (c.exitCode !== null && c.exitCode !== 0) throw new Error(`curl on node ${i} exited with ${c.exitCode}`);
+    });
+    return perNode.every((t) => t !== undefined);
+  }, start);
+  return { seconds: (Date.now() - start) / 1000, perNode: perNode as number[], files };
+}
+
+/** Outside the timed window: every copy must hash to the manifest's sha256. */
+export async function verifyCopies(files: string[], image: TestImage): Promise<void> {
+  for (const f of files) {
+    const got = await sha256File(f);
+    if (got !== image.sha256) throw new Error(`${f}: sha256 ${got}, expected ${image.sha256}`);
+  }
+}
+
+export function removeCopies(paths: string[]): void {
+  for (const p of paths) rmSync(p, { recursive: true, force: true });
+}

@@ -1,0 +1,101 @@
+# The disk: a fresh partition table per the plan, file systems with labels (the root is rackseed-root, which the
+# kernel boot script names), and the new tree mounted at /target.
+
+TARGET=/target
+
+# partdev N: /dev/vda + 1 -> /dev/vda1, /dev/nvme0n1 + 1 -> /dev/nvme0n1p1
+partdev() {
+  case "$P_DISK" in
+    *[0-9]) echo "${P_DISK}p$1" ;;
+    *) echo "$P_DISK$1" ;;
+  esac
+}
+
+# wait_block DEV: drivers and udev-less devtmpfs add nodes asynchronously.
+wait_block() {
+  _w=0
+  while [ ! -b "$1" ] && [ $_w -lt 100 ]; do usleep 100000; _w=$((_w + 1)); done
+  [ -b "$1" ]
+}
+
+# label N MOUNT FS: the file system label fstab refers to.
+part_label() {
+  case "$3:$2" in
+    ext4:/) echo rackseed-root ;;
+    swap:*) echo "rs-swap$1" ;;
+    vfat:*) echo "RS-P$1" ;;
+    *) echo "rs-p$1" ;;
+  esac
+}
+
+partition_disk() {
+  wait_block "$P_DISK" || { DISK_ERROR="disk $P_DISK does not exist"; return 1; }
+  {
+    echo "label: $P_TABLE"
+    while read -r n size fs mount; do
+      case "$fs:$mount" in
+        vfat:/boot/efi) t=U ;;
+        swap:*) t=S ;;
+        *) t=L ;;
+      esac
+      [ "$size" = rest ] && size=''
+      echo ",$size,$t"
+    done < "$PARTS"
+  } > /run/sfdisk.in
+  if ! sfdisk --wipe always --wipe-partitions always -q "$P_DISK" < /run/sfdisk.in > /run/sfdisk.log 2>&1; then
+    cat /run/sfdisk.log
+    DISK_ERROR="sfdisk $P_DISK: $(tail -n 1 /run/sfdisk.log)"
+    return 1
+  fi
+  while read -r n _rest; do
+    wait_block "$(partdev "$n")" || { DISK_ERROR="partition $(partdev "$n") did not appear"; return 1; }
+  done < "$PARTS"
+}
+
+make_filesystems() {
+  while read -r n size fs mount; do
+    dev="$(partdev "$n")"
+    label="$(part_label "$n" "$mount" "$fs")"
+    case "$fs" in
+      ext4) mkfs.ext4 -q -F -L "$label" "$dev" ;;
+      vfat) mkfs.vfat -n "$label" "$dev" > /dev/null ;;
+      swap) mkswap -L "$label" "$dev" > /dev/null ;;
+    esac || { DISK_ERROR="mkfs $fs on $dev failed"; return 1; }
+    say "mkfs $fs $dev label=$label"
+  done < "$PARTS"
+}
+
+# Root first, then the others, shallowest first, so /boot is mounted before /boot/efi.
+mount_target() {
+  root_n="$(awk '$4 == "/" { print $1 }' "$PARTS")"
+  mount -t ext4 "$(partdev "$root_n")" "$TARGET" || { DISK_ERROR="mounting the root file system failed"; return 1; }
+  echo "$TARGET" > /run/mounted
+  awk '$3 != "swap" && $4 != "/" { n = split($4, a, "/"); print n, $1, $3, $4 }' "$PARTS" | sort -n > /run/mount-order
+  while read -r _depth n fs mount; do
+    mkdir -p "$TARGET$mount"
+    mount -t "$fs" "$(partdev "$n")" "$TARGET$mount" || { DISK_ERROR="mounting $mount failed"; return 1; }
+    echo "$TARGET$mount" >> /run/mounted
+  done < /run/mount-order
+}
+
+unmount_target() {
+  [ -f /run/mounted ] || return 0
+  sort -r /run/mounted | while read -r m; do umount "$m" || umount -l "$m"; done
+  rm -f /run/mounted
+}
+
+# /etc/fstab by label: the device names of the installed OS need not match the installer's.
+write_fstab() {
+  {
+    echo "# Written by the rackseed installer."
+    while read -r n size fs mount; do
+      label="$(part_label "$n" "$mount" "$fs")"
+      case "$fs:$mount" in
+        ext4:/) echo "LABEL=$label / ext4 errors=remount-ro 0 1" ;;
+        swap:*) echo "LABEL=$label none swap sw 0 0" ;;
+        vfat:*) echo "LABEL=$label $mount vfat umask=0077 0 2" ;;
+        *) echo "LABEL=$label $mount $fs defaults 0 2" ;;
+      esac
+    done < "$PARTS"
+  } > "$TARGET/etc/fstab"
+}

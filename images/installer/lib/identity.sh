@@ -1,0 +1,78 @@
+# What makes the unpacked image this node: host name, fstab, DHCP on the provisioning MAC, the SSH host key the
+# server pinned (the image's own keys are removed: every node built from one image would otherwise share them),
+# the server's key for root, and a fresh machine-id on first boot.
+
+write_identity() {
+  [ -d "$TARGET/etc" ] || { IDENTITY_ERROR="the image has no /etc"; return 1; }
+  echo "$P_HOSTNAME" > "$TARGET/etc/hostname" || return 1
+  { grep -v '^127\.0\.1\.1[[:space:]]' "$TARGET/etc/hosts" 2>/dev/null; echo "127.0.1.1 $P_HOSTNAME"; } > /run/hosts
+  cat /run/hosts > "$TARGET/etc/hosts" || return 1
+  write_fstab || { IDENTITY_ERROR="writing /etc/fstab failed"; return 1; }
+  write_network || { IDENTITY_ERROR="writing the network configuration failed"; return 1; }
+  write_ssh || { IDENTITY_ERROR="${IDENTITY_ERROR:-installing the SSH keys failed}"; return 1; }
+  # Empty, not absent: systemd then makes a new one at first boot (the image's would be shared by every node).
+  [ -e "$TARGET/etc/machine-id" ] && : > "$TARGET/etc/machine-id"
+  rm -f "$TARGET/var/lib/dbus/machine-id"
+  say "identity written for $P_HOSTNAME"
+}
+
+write_network() {
+  mkdir -p "$TARGET/etc/systemd/network"
+  cat > "$TARGET/etc/systemd/network/10-rackseed-provisioning.network" <<NET || return 1
+# Written by the rackseed installer: DHCP on the interface the node was provisioned through.
+[Match]
+MACAddress=$P_MAC
+
+[Network]
+DHCP=ipv4
+
+[DHCPv4]
+ClientIdentifier=mac
+NET
+  # Enabled the way systemctl enable would, when the image has networkd and does not run ifupdown on it.
+  unit=/lib/systemd/system/systemd-networkd.service
+  if [ -e "$TARGET$unit" ] || [ -e "$TARGET/usr$unit" ]; then
+    mkdir -p "$TARGET/etc/systemd/system/multi-user.target.wants" "$TARGET/etc/systemd/system/sockets.target.wants"
+    ln -sf "$unit" "$TARGET/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
+    [ -e "$TARGET/lib/systemd/system/systemd-networkd.socket" ] &&
+      ln -sf /lib/systemd/system/systemd-networkd.socket "$TARGET/etc/systemd/system/sockets.target.wants/systemd-networkd.socket"
+  elif [ -d "$TARGET/etc/network/interfaces.d" ]; then
+    say "no systemd-networkd in the image: ifupdown must bring the provisioning interface up itself"
+  fi
+  return 0
+}
+
+write_ssh() {
+  mkdir -p "$TARGET/etc/ssh" || return 1
+  rm -f "$TARGET"/etc/ssh/ssh_host_*
+  key="$TARGET/etc/ssh/ssh_host_ed25519_key"
+  ( umask 077; printf '%s' "$P_HOSTKEY_B64" | base64 -d > "$key" ) || { IDENTITY_ERROR="the plan's host key is not base64"; return 1; }
+  grep -q 'BEGIN OPENSSH PRIVATE KEY' "$key" || { IDENTITY_ERROR="the plan's host key is not an OpenSSH private key"; return 1; }
+  chmod 600 "$key"
+  printf '%s\n' "$P_HOSTPUB" > "$key.pub"
+  chmod 644 "$key.pub"
+  # Only the key the server pinned: sshd must not look for the (removed) RSA and ECDSA ones.
+  if [ -d "$TARGET/etc/ssh/sshd_config.d" ]; then
+    echo "HostKey /etc/ssh/ssh_host_ed25519_key" > "$TARGET/etc/ssh/sshd_config.d/10-rackseed-hostkey.conf"
+  fi
+  mkdir -p "$TARGET/root/.ssh"
+  chmod 700 "$TARGET/root/.ssh"
+  cat "$AUTHORIZED" > "$TARGET/root/.ssh/authorized_keys" || return 1
+  chmod 600 "$TARGET/root/.ssh/authorized_keys"
+  chown -R 0:0 "$TARGET/root/.ssh" "$key" "$key.pub"
+}
+
+# installed_boot kernel: rackseed's iPXE script boots the image's kernel with root=LABEL=rackseed-root, so
+# nothing is written to the boot sector. local: the image's GRUB is installed from inside the new tree.
+install_bootloader() {
+  [ "$P_BOOT" = local ] || return 0
+  report_stage bootloader
+  [ -x "$TARGET/usr/sbin/grub-install" ] || { IDENTITY_ERROR="installed_boot local, but the image has no grub-install"; return 1; }
+  for d in dev proc sys; do mount --bind "/$d" "$TARGET/$d" && echo "$TARGET/$d" >> /run/mounted; done
+  if [ -d /sys/firmware/efi ]; then
+    chroot "$TARGET" grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram
+  else
+    chroot "$TARGET" grub-install "$P_DISK"
+  fi || { IDENTITY_ERROR="grub-install failed"; return 1; }
+  chroot "$TARGET" update-grub || { IDENTITY_ERROR="update-grub failed"; return 1; }
+}

@@ -1,0 +1,72 @@
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { RackseedError } from '../model/errors.js';
+import type { ImageRecipe } from '../model/image.js';
+import { run } from './build-exec.js';
+import { mountsBelow } from './remove-tree.js';
+
+/** A recipe path inside the tree; the schema already refuses "..", this keeps a bug from writing outside anyway. */
+function inside(root: string, p: string): string {
+  const full = path.resolve(root, `.${p}`);
+  if (!full.startsWith(`${path.resolve(root)}/`)) throw new Error(`${p} is outside the image`);
+  return full;
+}
+
+export function writeRecipeFiles(root: string, files: ImageRecipe['files']): void {
+  for (const f of files) {
+    const full = inside(root, f.path);
+    mkdirSync(path.dirname(full), { recursive: true });
+    rmSync(full, { force: true });
+    writeFileSync(full, f.content);
+    chmodSync(full, Number.parseInt(f.mode ?? '0644', 8));
+  }
+}
+
+const MOUNTS: Array<{ target: string; args: string[] }> = [
+  { target: 'proc', args: ['-t', 'proc', 'proc'] },
+  { target: 'sys', args: ['-t', 'sysfs', 'sysfs'] },
+  { target: 'dev', args: ['--bind', '/dev'] },
+];
+
+// Package scripts run by a hook must not start daemons inside the build host's chroot.
+const POLICY_RC_D = 'usr/sbin/policy-rc.d';
+
+/**
+ * Runs the recipe's hook with `sh -e` chrooted into the tree, with /proc, /sys and /dev mounted for it. The mounts
+ * are always undone, whatever the hook did; an unmount that fails is an error (the tree must not be packed or
+ * deleted with the host's /dev inside it).
+ */
+export async function runHook(root: string, hook: string, onLine: (line: string) => void = () => {}): Promise<void> {
+  const script = inside(root, '/tmp/rackseed-hook.sh');
+  mkdirSync(path.dirname(script), { recursive: true });
+  writeFileSync(script, hook, { mode: 0o700 });
+  const policy = inside(root, `/${POLICY_RC_D}`);
+  writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+  const mounted: string[] = [];
+  try {
+    for (const m of MOUNTS) {
+      const target = inside(root, `/${m.target}`);
+      mkdirSync(target, { recursive: true });
+      await run('mount', [...m.args, target]);
+      mounted.push(target);
+    }
+    await run('chroot', [root, '/bin/sh', '-e', '/tmp/rackseed-hook.sh'], {
+      onLine,
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LC_ALL: 'C', DEBIAN_FRONTEND: 'noninteractive' },
+    });
+  } finally {
+    const failed: string[] = [];
+    for (const target of mounted.reverse()) {
+      try {
+        await run('umount', [target]);
+      } catch {
+        // Something in the chroot still holds it (a daemon the hook left behind): detach it lazily.
+        await run('umount', ['--lazy', target]).catch(() => failed.push(target));
+      }
+    }
+    rmSync(script, { force: true });
+    rmSync(policy, { force: true });
+    const left = mountsBelow(root);
+    if (failed.length || left.length) throw new RackseedError('IMAGE_BUILD_FAILED', `cannot unmount ${[...failed, ...left].join(', ')} after the hook`, { root });
+  }
+}

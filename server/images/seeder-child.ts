@@ -1,0 +1,102 @@
+/**
+ * The seeder process: webtorrent seeding every catalogued image from its file in place. Started and restarted by
+ * seeder.ts; it dies with its parent (IPC disconnect), so a killed server never leaves a seeder behind.
+ */
+import { readFileSync } from 'node:fs';
+import WebTorrent, { type Torrent } from 'webtorrent';
+import type { FromSeeder, SeedImage, SeederChildConfig, SeedTorrentStats, ToSeeder } from './seeder-protocol.js';
+
+const config = JSON.parse(process.argv[2] ?? '{}') as SeederChildConfig;
+const send = (m: FromSeeder): void => {
+  if (process.connected) process.send?.(m);
+};
+const log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => send({ type: 'log', level, msg, ...(fields ? { fields } : {}) });
+
+// Local-only: no DHT, LSD, PEX, uTP, UPnP/NAT-PMP, WebRTC or web seeds (the web seed is this very server).
+// `tracker.announce` is left out on purpose: webtorrent adds it only to public torrents, ours are private.
+const client = new WebTorrent({
+  dht: false,
+  lsd: false,
+  utPex: false,
+  utp: false,
+  natUpnp: false,
+  natPmp: false,
+  webSeeds: false,
+  tracker: {},
+  torrentPort: config.port,
+  maxConns: 200,
+});
+client.on('error', (err: Error) => {
+  log('error', 'seeder client failed', { err: err.message });
+  process.exit(1);
+});
+client.on('listening', () => send({ type: 'listening', port: client.torrentPort }));
+
+interface Seeded {
+  image: SeedImage;
+  torrent: Torrent;
+  state: SeedTorrentStats['state'];
+  error?: string;
+}
+const seeded = new Map<string, Seeded>();
+
+function add(image: SeedImage): void {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(image.torrentFile);
+  } catch (e) {
+    log('error', 'image not seeded: cannot read its torrent', { image: image.name, err: (e as Error).message });
+    return;
+  }
+  // path = the image directory: webtorrent hashes the existing file and seeds it where it is.
+  const torrent = client.add(bytes, { path: image.dir, announce: [config.announce], private: true, uploads: config.uploadSlots });
+  const entry: Seeded = { image, torrent, state: 'verifying' };
+  seeded.set(image.infoHash, entry);
+  torrent.on('error', (err: Error) => {
+    entry.state = 'failed';
+    entry.error = err.message;
+    log('error', 'image torrent failed', { image: image.name, err: err.message });
+  });
+  torrent.on('warning', (err: Error) => log('warn', 'image torrent warning', { image: image.name, err: err.message }));
+  torrent.on('ready', () => {
+    if (torrent.progress < 1) {
+      // The server is the source of truth: a file that does not match its own torrent is never repaired from nodes.
+      entry.state = 'failed';
+      entry.error = `the image file does not match its torrent (${(torrent.progress * 100).toFixed(1)}% of pieces verify)`;
+      log('error', 'image not seeded', { image: image.name, err: entry.error });
+      torrent.destroy();
+      return;
+    }
+    entry.state = 'seeding';
+    log('info', 'seeding image', { image: image.name, infoHash: image.infoHash, port: client.torrentPort });
+  });
+}
+
+function sync(images: SeedImage[]): void {
+  const wanted = new Map(images.map((i) => [i.infoHash, i]));
+  for (const [infoHash, entry] of seeded) {
+    if (wanted.has(infoHash)) continue;
+    seeded.delete(infoHash);
+    if (!entry.torrent.destroyed) entry.torrent.destroy();
+    log('info', 'stopped seeding image', { image: entry.image.name });
+  }
+  for (const image of wanted.values()) if (!seeded.has(image.infoHash)) add(image);
+}
+
+function stats(): SeedTorrentStats[] {
+  return [...seeded.values()].map(({ image, torrent, state, error }) => ({
+    name: image.name,
+    infoHash: image.infoHash,
+    state,
+    ...(error ? { error } : {}),
+    uploaded: torrent.uploaded ?? 0,
+    uploadSpeed: Math.round(torrent.uploadSpeed ?? 0),
+    peers: (torrent.wires ?? []).filter((w) => w.type !== 'webSeed' && w.remoteAddress).map((w) => ({ ip: w.remoteAddress!, port: w.remotePort ?? 0, uploaded: w.uploaded })),
+  }));
+}
+
+process.on('message', (m: ToSeeder) => {
+  if (m.type === 'images') sync(m.images);
+});
+process.on('disconnect', () => process.exit(0));
+setInterval(() => send({ type: 'stats', torrents: stats() }), config.statsMs).unref();

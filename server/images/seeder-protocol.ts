@@ -1,0 +1,47 @@
+/** Messages between the server (parent) and its seeder child process, over Node's IPC channel (JSON). */
+
+export interface SeederChildConfig {
+  /** TCP port peers connect to (0: any free port). */
+  port: number;
+  /** Our tracker's announce URL at the server's public address, so peers are told the provisioning address. */
+  announce: string;
+  /** Peers unchoked at once per torrent. */
+  uploadSlots: number;
+  /** How often the child reports its counters. */
+  statsMs: number;
+}
+
+export interface SeedImage {
+  name: string;
+  infoHash: string;
+  /** The stored .torrent file. */
+  torrentFile: string;
+  /** The image directory: the torrent's single file lives here. */
+  dir: string;
+}
+
+export type ToSeeder = { type: 'images'; images: SeedImage[] };
+
+export type SeedState = 'verifying' | 'seeding' | 'failed';
+
+export interface SeedPeerStats {
+  ip: string;
+  port: number;
+  uploaded: number;
+}
+
+export interface SeedTorrentStats {
+  name: string;
+  infoHash: string;
+  state: SeedState;
+  error?: string;
+  uploaded: number;
+  /** Bytes per second. */
+  uploadSpeed: number;
+  peers: SeedPeerStats[];
+}
+
+export type FromSeeder =
+  | { type: 'listening'; port: number }
+  | { type: 'stats'; torrents: SeedTorrentStats[] }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields?: Record<string, unknown> };

@@ -1,0 +1,49 @@
+import type { Router } from 'express';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import type { ImageCatalog } from './catalog.js';
+import { startSeeder, type Seeder, type SeederStatus } from './seeder.js';
+import { createTracker, type TrackerSwarm } from './tracker.js';
+
+export interface ImageSwarm {
+  /** What the HTTP app mounts: the tracker's routes and the swarm view for GET /api/v1/swarm. */
+  httpDeps: { trackerRoutes?: Router; swarm?: { tracker: () => TrackerSwarm[]; seeder: () => SeederStatus | undefined } };
+  /** Starts seeding the catalog; call once HTTP is up, since the seeder announces to this server's tracker. */
+  start(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Tracker + seeder for the catalogued images, kept in step with the catalog. The tracker lives on the HTTP app,
+ * so without HTTP (or with torrent.enabled false) there is no swarm and nodes use the plain HTTP file route.
+ */
+export function imageSwarm(config: Config, images: ImageCatalog, log: Logger): ImageSwarm {
+  if (!config.torrent.enabled || !config.http.enabled) return { httpDeps: {}, start() {}, async close() {} };
+  const t = config.torrent;
+  const known = (infoHash: string) => images.list().some((i) => i.manifest.torrent.infoHash === infoHash);
+  const tracker = createTracker({ isKnown: known, intervalSeconds: t.announceIntervalSeconds, numwant: t.numwant, peerTtlSeconds: t.peerTtlSeconds, log: log.child({ part: 'tracker' }) });
+  let seeder: Seeder | undefined;
+  return {
+    httpDeps: { trackerRoutes: tracker.routes, swarm: { tracker: () => tracker.swarms(), seeder: () => seeder?.status() } },
+    start() {
+      const s = startSeeder({
+        port: t.seedPort,
+        // The public URL, not loopback: the tracker records the address the announce came from and hands it to nodes.
+        announce: `${config.http.publicUrl}/announce`,
+        uploadSlots: t.uploadSlots,
+        restartSeconds: t.seederRestartSeconds,
+        log: log.child({ part: 'seeder' }),
+      });
+      seeder = s;
+      images.onChange((list) => {
+        tracker.prune();
+        s.setImages(list);
+      });
+      s.setImages(images.list());
+    },
+    async close() {
+      await seeder?.close();
+      tracker.close();
+    },
+  };
+}

@@ -1,0 +1,126 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../log.js';
+import { IMAGE_FILES, type ImageRecord } from '../model/image.js';
+import type { FromSeeder, SeedImage, SeederChildConfig, SeedTorrentStats, ToSeeder } from './seeder-protocol.js';
+
+export interface SeederOptions extends Omit<SeederChildConfig, 'statsMs'> {
+  /** First delay before restarting a seeder that died; doubles on each crash in a row, up to 5 minutes. */
+  restartSeconds: number;
+  log: Logger;
+}
+
+export interface SeederStatus {
+  running: boolean;
+  pid?: number;
+  port?: number;
+  restarts: number;
+  torrents: SeedTorrentStats[];
+}
+
+export interface Seeder {
+  /** Seeds exactly these images from now on (the catalog's onChange). */
+  setImages(images: ImageRecord[]): void;
+  status(): SeederStatus;
+  close(): Promise<void>;
+}
+
+const STATS_MS = 1000;
+const MAX_RESTART_MS = 5 * 60_000;
+/** A seeder that ran this long before dying is counted as a fresh failure, not part of a crash loop. */
+const STABLE_MS = 60_000;
+
+const toSeedImage = (r: ImageRecord): SeedImage => ({
+  name: r.manifest.name,
+  infoHash: r.manifest.torrent.infoHash,
+  torrentFile: path.join(r.dir, r.manifest.torrent.file || IMAGE_FILES.torrent),
+  dir: r.dir,
+});
+
+/** The child's entry, beside this module: seeder-child.js when built, seeder-child.ts under tsx. */
+function childEntry(): { file: string; execArgv: string[] } {
+  const self = fileURLToPath(import.meta.url);
+  const ext = path.extname(self);
+  const file = path.join(path.dirname(self), `seeder-child${ext}`);
+  const execArgv = process.execArgv.filter((a) => !a.startsWith('--inspect') && !a.startsWith('--cpu-prof'));
+  if (ext === '.ts' && !execArgv.some((a) => a.includes('tsx'))) execArgv.push('--import', import.meta.resolve('tsx'));
+  return { file, execArgv };
+}
+
+/**
+ * webtorrent runs in a child process: a crash deep in its peer-wire code cannot take DHCP, TFTP or the API down
+ * with it, piece hashing and serving use the second core instead of the server's event loop, and the seeder can be
+ * killed and restarted on its own. It starts with the first image, so a server without images forks nothing.
+ */
+export function startSeeder(opts: SeederOptions): Seeder {
+  let images: SeedImage[] = [];
+  let child: ChildProcess | undefined;
+  let port: number | undefined;
+  let torrents: SeedTorrentStats[] = [];
+  let restarts = 0;
+  let crashesInRow = 0;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  const push = () => {
+    if (child?.connected) child.send({ type: 'images', images } satisfies ToSeeder);
+  };
+
+  const spawnChild = () => {
+    restartTimer = undefined;
+    if (closed) return;
+    const { file, execArgv } = childEntry();
+    const config: SeederChildConfig = { port: opts.port, announce: opts.announce, uploadSlots: opts.uploadSlots, statsMs: STATS_MS };
+    const startedAt = Date.now();
+    const c = fork(file, [JSON.stringify(config)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+    child = c;
+    opts.log.info({ pid: c.pid, port: opts.port }, 'seeder started');
+    c.on('message', (m: FromSeeder) => {
+      if (m.type === 'stats') torrents = m.torrents;
+      else if (m.type === 'listening') port = m.port;
+      else if (m.type === 'log') opts.log[m.level]({ ...m.fields, pid: c.pid }, m.msg);
+    });
+    c.on('error', (err) => opts.log.error({ err: err.message }, 'seeder process error'));
+    c.on('exit', (code, signal) => {
+      if (child === c) {
+        child = undefined;
+        port = undefined;
+        torrents = [];
+      }
+      if (closed) return;
+      crashesInRow = Date.now() - startedAt > STABLE_MS ? 1 : crashesInRow + 1;
+      const delay = Math.min(opts.restartSeconds * 1000 * 2 ** (crashesInRow - 1), MAX_RESTART_MS);
+      opts.log.error({ pid: c.pid, code, signal, restartInMs: delay }, 'seeder died; nodes fall back to peers and the web seed until it is back');
+      restarts += 1;
+      restartTimer = setTimeout(spawnChild, delay);
+      restartTimer.unref();
+    });
+    push();
+  };
+
+  return {
+    setImages(records) {
+      images = records.map(toSeedImage);
+      if (!child && !restartTimer && images.length > 0 && !closed) spawnChild();
+      else push();
+    },
+    status() {
+      return { running: child !== undefined, ...(child?.pid !== undefined ? { pid: child.pid } : {}), ...(port !== undefined ? { port } : {}), restarts, torrents };
+    },
+    async close() {
+      closed = true;
+      if (restartTimer) clearTimeout(restartTimer);
+      const c = child;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => c.kill('SIGKILL'), 3000);
+        c.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        c.kill('SIGTERM');
+      });
+    },
+  };
+}

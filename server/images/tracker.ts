@@ -1,0 +1,135 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Server as TrackerServer, type AnnounceParams } from 'bittorrent-tracker';
+import { Router } from 'express';
+import type { Logger } from '../log.js';
+
+export interface TrackerOptions {
+  /** Private tracker: only these info-hashes (the catalogued images) get a swarm. */
+  isKnown: (infoHash: string) => boolean;
+  intervalSeconds: number;
+  /** Most peers handed out per announce. */
+  numwant: number;
+  /** A peer that has not announced for this long is forgotten (crashed or powered-off node). */
+  peerTtlSeconds: number;
+  log: Logger;
+}
+
+/** One peer as the tracker last heard it. */
+export interface TrackerPeer {
+  ip: string;
+  port: number;
+  peerId: string;
+  uploaded: number;
+  downloaded: number;
+  left: number;
+  complete: boolean;
+  /** ISO 8601 time of its last announce. */
+  lastAnnounce: string;
+}
+
+export interface TrackerSwarm {
+  infoHash: string;
+  seeders: number;
+  leechers: number;
+  peers: TrackerPeer[];
+}
+
+export interface Tracker {
+  /** GET /announce and GET /scrape, to mount on the server's HTTP app. */
+  routes: Router;
+  swarms(): TrackerSwarm[];
+  /** Forgets swarms whose image left the catalog. */
+  prune(): void;
+  close(): void;
+}
+
+// Announce counters arrive as query strings; a missing or garbled one must not poison the view with NaN.
+const counter = (v: unknown): number => {
+  const n = typeof v === 'string' || typeof v === 'number' ? Number(v) : NaN;
+  return Number.isFinite(n) && n >= 0 ? n : 0;
+};
+
+/**
+ * An HTTP-only BitTorrent tracker on the server's own HTTP port (nodes already reach it; no extra firewall hole),
+ * built on bittorrent-tracker's request handler with its own listeners all off. The package keeps only ip/port per
+ * peer, so the transfer counters each announce carries are kept here for the swarm view.
+ */
+export function createTracker(opts: TrackerOptions): Tracker {
+  const server = new TrackerServer({
+    http: false,
+    udp: false,
+    ws: false,
+    stats: false,
+    interval: opts.intervalSeconds * 1000,
+    peersCacheTtl: opts.peerTtlSeconds * 1000,
+    filter: (infoHash, params, cb) => {
+      if (!opts.isKnown(infoHash)) return cb(new Error('unknown torrent: this tracker serves only the images of its server'));
+      params.numwant = Math.min(params.numwant, opts.numwant);
+      cb(null);
+    },
+  });
+  server.on('warning', (err: Error) => opts.log.debug({ err: err.message }, 'tracker request refused'));
+  server.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'tracker error'));
+
+  const heard = new Map<string, Map<string, TrackerPeer>>();
+  const record = (addr: string, p: AnnounceParams): void => {
+    let peers = heard.get(p.info_hash);
+    if (!peers) heard.set(p.info_hash, (peers = new Map()));
+    if (p.event === 'stopped') {
+      peers.delete(addr);
+      return;
+    }
+    const left = counter(p.left);
+    peers.set(addr, {
+      ip: p.ip,
+      port: p.port,
+      peerId: p.peer_id,
+      uploaded: counter(p.uploaded),
+      downloaded: counter(p.downloaded),
+      left,
+      complete: left === 0,
+      lastAnnounce: new Date().toISOString(),
+    });
+  };
+  for (const event of ['start', 'update', 'complete', 'stop', 'pause'] as const) server.on(event, record);
+
+  const handle = (action: 'announce' | 'scrape') => (req: IncomingMessage, res: ServerResponse) => {
+    res.setHeader('Content-Type', 'text/plain');
+    res.setHeader('Cache-Control', 'no-store');
+    server.onHttpRequest(req, res, { action });
+  };
+  const routes = Router();
+  routes.get('/announce', handle('announce'));
+  routes.get('/scrape', handle('scrape'));
+
+  return {
+    routes,
+    swarms() {
+      const out: TrackerSwarm[] = [];
+      for (const [infoHash, swarm] of Object.entries(server.torrents)) {
+        const mine = heard.get(infoHash);
+        const peers: TrackerPeer[] = [];
+        // The package's LRU decides who is still in the swarm (it expires silent peers); peek keeps its order.
+        for (const key of swarm.peers.keys) {
+          const p = swarm.peers.peek(key);
+          if (!p) continue;
+          peers.push(mine?.get(key) ?? { ip: p.ip, port: p.port, peerId: p.peerId, uploaded: 0, downloaded: 0, left: p.complete ? 0 : -1, complete: p.complete, lastAnnounce: '' });
+        }
+        if (mine) for (const key of mine.keys()) if (!swarm.peers.peek(key)) mine.delete(key);
+        peers.sort((a, b) => a.ip.localeCompare(b.ip, 'en', { numeric: true }) || a.port - b.port);
+        out.push({ infoHash, seeders: peers.filter((p) => p.complete).length, leechers: peers.filter((p) => !p.complete).length, peers });
+      }
+      return out.sort((a, b) => a.infoHash.localeCompare(b.infoHash));
+    },
+    prune() {
+      for (const infoHash of Object.keys(server.torrents)) {
+        if (opts.isKnown(infoHash)) continue;
+        delete server.torrents[infoHash];
+        heard.delete(infoHash);
+      }
+    },
+    close() {
+      server.close();
+    },
+  };
+}

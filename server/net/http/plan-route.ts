@@ -1,0 +1,92 @@
+import type { Request, RequestHandler } from 'express';
+import type { NodeTokens } from '../../auth/node-token.js';
+import type { ImageCatalog } from '../../images/catalog.js';
+import { nodeLogger, type Logger } from '../../log.js';
+import { IMAGE_FILES } from '../../model/image.js';
+import { PlanError, renderPlan } from '../../protocol/plan.js';
+import type { InventoryService } from '../../services/inventory-service.js';
+import type { NodeIdentity } from '../../services/node-identity.js';
+import type { ObservedStore } from '../../store/types.js';
+import { errorBody } from './errors.js';
+
+export interface PlanRouteDeps {
+  tokens: NodeTokens;
+  store: ObservedStore;
+  inventory: InventoryService;
+  images: ImageCatalog;
+  identity: NodeIdentity;
+  /** The public base URL nodes reach rackseed on, without a trailing slash. */
+  baseUrl: string;
+  log: Logger;
+}
+
+function bearer(req: Request): string | undefined {
+  return /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
+}
+
+const fileUrl = (base: string, urlPath: string, file: string): string => `${base}${urlPath}/${encodeURIComponent(file)}`;
+
+/**
+ * GET /node/v1/plan: the install plan of the node the bearer token names. It carries the node's SSH host private
+ * key, so each token yields it once: the token's nonce is spent (store.useOnce, expiring with the token) when the
+ * plan is handed out, and a second fetch is refused and recorded on the node, where an operator sees it.
+ * Nothing is spent when the plan cannot be made (unknown image, bad layout): the reason goes back to the installer.
+ */
+export function planHandler(deps: PlanRouteDeps): RequestHandler {
+  return async (req, res) => {
+    const token = bearer(req) ?? '';
+    const claims = deps.tokens.verify(token);
+    if (!claims) {
+      res.status(401).json(errorBody('UNAUTHORIZED', 'missing, invalid or expired node token'));
+      return;
+    }
+    const log = nodeLogger(deps.log, { name: claims.node });
+    const node = deps.inventory.inventory.nodes.get(claims.node);
+    if (!node) {
+      res.status(404).json(errorBody('NODE_NOT_FOUND', `node ${claims.node} is not in the inventory`));
+      return;
+    }
+    const image = node.image ? deps.images.get(node.image) : undefined;
+    if (!node.image || !image) {
+      res.status(409).json(errorBody('IMAGE_NOT_FOUND', node.image ? `image ${node.image} is not in the catalog` : `group ${node.group} names no image`));
+      return;
+    }
+    if (!node.disk) {
+      res.status(409).json(errorBody('BAD_REQUEST', `group ${node.group} has no disk layout`));
+      return;
+    }
+    const status = await deps.store.getNode(node.name);
+    const [hostKey, serverKey] = await Promise.all([deps.identity.hostKey(node.name, node.ip), deps.identity.serverPublicKey()]);
+    const { manifest } = image;
+    let plan: string;
+    try {
+      plan = renderPlan({
+        node: { name: node.name, mac: status?.mac ?? node.macs[0] ?? '', installedBoot: node.installedBoot, disk: node.disk },
+        image: { name: manifest.name, sha256: manifest.artefacts.rootfs.sha256, size: manifest.artefacts.rootfs.size },
+        urls: {
+          torrent: fileUrl(deps.baseUrl, image.urlPath, manifest.torrent.file || IMAGE_FILES.torrent),
+          http: fileUrl(deps.baseUrl, image.urlPath, manifest.artefacts.rootfs.file || IMAGE_FILES.rootfs),
+          report: `${deps.baseUrl}/node/v1/report`,
+        },
+        keys: { hostPrivate: hostKey.privateKey, hostPublic: hostKey.publicKey, authorized: [serverKey] },
+      });
+    } catch (e) {
+      if (!(e instanceof PlanError)) throw e;
+      log.warn({ err: e.message }, 'install plan refused');
+      res.status(409).json(errorBody('BAD_REQUEST', e.message));
+      return;
+    }
+
+    // The nonce is the 4th field of a v1 token, already proven genuine by verify().
+    const nonce = token.split('.')[3];
+    if (!(await deps.store.useOnce(`plan:${claims.node}:${nonce}`, claims.expiresAt))) {
+      log.warn({ remote: req.ip }, 'install plan fetched twice with one token: refused');
+      const r = await deps.store.recordEvent({ node: node.name, event: { type: 'stage', stage: 'plan-refused', detail: { reason: 'plan already fetched with this token', remote: req.ip ?? 'unknown' } } });
+      if (!r.ok) log.warn({ error: r.error }, 'could not record the refused plan fetch');
+      res.status(409).json(errorBody('UNAUTHORIZED', 'this token has already fetched its plan'));
+      return;
+    }
+    log.info({ image: manifest.name }, 'install plan served');
+    res.status(200).type('text/plain').set('cache-control', 'no-store').send(plan);
+  };
+}

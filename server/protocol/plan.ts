@@ -1,0 +1,123 @@
+import type { DiskLayout, InstalledBoot } from '../model/inventory.js';
+
+/**
+ * The install plan: everything the installer on ONE node needs, as one `key value` pair per line. The installer
+ * reads it with `while read -r key value` and only ever uses a value as a quoted word, never as code, so the one
+ * thing rendering must guarantee is that no value can end its line early or smuggle in another key: every value
+ * is checked against what its key may hold, and control characters are refused everywhere.
+ *
+ * Pure: no I/O, no clock; the same input always gives the same bytes (golden-tested).
+ */
+
+export interface PlanInput {
+  node: {
+    name: string;
+    /** The MAC the node provisions through; the installed OS configures DHCP on it. */
+    mac: string;
+    installedBoot: InstalledBoot;
+    disk: DiskLayout;
+  };
+  image: {
+    name: string;
+    sha256: string;
+    size: number;
+  };
+  urls: {
+    torrent: string;
+    http: string;
+    report: string;
+  };
+  keys: {
+    /** The node's SSH host private key file, exactly as ssh-keygen wrote it. */
+    hostPrivate: string;
+    /** The matching public key line (`ssh-ed25519 AAAA... comment`). */
+    hostPublic: string;
+    /** Public key lines that may log in as root (the server's own key first). */
+    authorized: string[];
+  };
+}
+
+export class PlanError extends Error {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
+    super(`plan ${key}: ${message}`);
+    this.name = 'PlanError';
+  }
+}
+
+/** File systems the installer can make; anything else is refused here rather than half way through an install. */
+export const INSTALLER_FILESYSTEMS = ['ext4', 'vfat', 'swap'] as const;
+
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const HOSTNAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
+const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
+const DEVICE = /^\/dev\/[A-Za-z0-9][A-Za-z0-9_/-]{0,63}$/;
+const SIZE = /^([1-9][0-9]{0,8}[KMGT]|rest)$/;
+const MOUNT = /^(swap|\/|(\/[A-Za-z0-9._-]+)+)$/;
+const IMAGE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
+const URL_TEXT = /^https?:\/\/[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+$/;
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const PUBLIC_KEY = /^ssh-ed25519 [A-Za-z0-9+/]+={0,2}( [\x21-\x7e][\x20-\x7e]*)?$/;
+
+function check(key: string, value: string, re: RegExp, what: string): string {
+  if (CONTROL.test(value)) throw new PlanError(key, 'control characters (a newline would split the line) are not allowed');
+  if (!re.test(value)) throw new PlanError(key, `${JSON.stringify(value.slice(0, 80))} is not ${what}`);
+  return value;
+}
+
+function partitionLines(disk: DiskLayout): string[] {
+  if (disk.partitions.length === 0) throw new PlanError('part', 'the disk layout has no partitions');
+  if (disk.partitions.length > 32) throw new PlanError('part', 'more than 32 partitions');
+  const mounts = new Set<string>();
+  const lines = disk.partitions.map((p, i) => {
+    const n = i + 1;
+    check('part', p.size, SIZE, 'a size such as 512M, 8G or rest');
+    if (p.size === 'rest' && n !== disk.partitions.length) throw new PlanError('part', `partition ${n}: only the last partition can take the rest of the disk`);
+    if (!(INSTALLER_FILESYSTEMS as readonly string[]).includes(p.fs)) {
+      throw new PlanError('part', `partition ${n}: the installer makes ${INSTALLER_FILESYSTEMS.join(', ')} file systems, not ${JSON.stringify(p.fs)}`);
+    }
+    check('part', p.mount, MOUNT, 'a mount point or swap');
+    if ((p.fs === 'swap') !== (p.mount === 'swap')) throw new PlanError('part', `partition ${n}: swap is both the file system and the mount point, or neither`);
+    if (p.mount.split('/').some((seg) => seg === '.' || seg === '..')) throw new PlanError('part', `partition ${n}: ${p.mount} is not a plain path`);
+    if (p.mount !== 'swap') {
+      if (mounts.has(p.mount)) throw new PlanError('part', `${p.mount} is mounted twice`);
+      mounts.add(p.mount);
+    }
+    return `part ${n} ${p.size} ${p.fs} ${p.mount}`;
+  });
+  if (!mounts.has('/')) throw new PlanError('part', 'no partition is mounted at /');
+  return lines;
+}
+
+/** Renders the plan text; throws PlanError naming the offending key when any value could break the format. */
+export function renderPlan(input: PlanInput): string {
+  const { node, image, urls, keys } = input;
+  if (!Number.isSafeInteger(image.size) || image.size <= 0) throw new PlanError('size', `${image.size} is not a positive byte count`);
+  if (node.disk.table !== 'gpt' && node.disk.table !== 'dos') throw new PlanError('table', `${JSON.stringify(node.disk.table)} is not gpt or dos`);
+  if (node.installedBoot !== 'kernel' && node.installedBoot !== 'local') throw new PlanError('installed_boot', `${JSON.stringify(node.installedBoot)} is not kernel or local`);
+  const privateKey = Buffer.from(keys.hostPrivate, 'utf8').toString('base64');
+  const lines = [
+    '# rackseed install plan v1',
+    `version 1`,
+    `hostname ${check('hostname', node.name, HOSTNAME, 'an RFC 1123 host name')}`,
+    `net_mac ${check('net_mac', node.mac, MAC, 'a lower-case aa:bb:cc:dd:ee:ff MAC')}`,
+    `disk ${check('disk', node.disk.device, DEVICE, 'a /dev/ path')}`,
+    `table ${node.disk.table}`,
+    ...partitionLines(node.disk),
+    `image ${check('image', image.name, IMAGE, 'an image name')}`,
+    `torrent_url ${check('torrent_url', urls.torrent, URL_TEXT, 'an http(s) URL')}`,
+    `http_url ${check('http_url', urls.http, URL_TEXT, 'an http(s) URL')}`,
+    `sha256 ${check('sha256', image.sha256, SHA256, '64 lower-case hex digits')}`,
+    `size ${image.size}`,
+    `report_url ${check('report_url', urls.report, URL_TEXT, 'an http(s) URL')}`,
+    `ssh_host_key ed25519 ${check('ssh_host_key', privateKey, BASE64, 'base64')}`,
+    `ssh_host_pub ed25519 ${check('ssh_host_pub', keys.hostPublic.trim(), PUBLIC_KEY, 'an ssh-ed25519 public key line')}`,
+    ...keys.authorized.map((k) => `authorized_key ${check('authorized_key', k.trim(), PUBLIC_KEY, 'an ssh-ed25519 public key line')}`),
+    `installed_boot ${node.installedBoot}`,
+    'end',
+  ];
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,62 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { RackseedError } from '../../../server/model/errors.js';
+import { bootstrapInputs, loadRecipe, parseRecipe, recipeWantsKernel } from '../../../server/images/recipe.js';
+
+const FILE = 'images/test.yaml';
+
+function errorOf(text: string): RackseedError {
+  try {
+    parseRecipe(text, FILE);
+  } catch (e) {
+    if (e instanceof RackseedError) return e;
+    throw e;
+  }
+  throw new Error('expected the recipe to be refused');
+}
+
+describe('image recipes', () => {
+  it('the shipped debian12 recipe is valid and bootable', () => {
+    const r = loadRecipe(path.resolve(import.meta.dirname, '../../../images/debian12.yaml'));
+    expect(r.release).toBe('bookworm');
+    expect(r.packages).toEqual(expect.arrayContaining(['linux-image-amd64', 'openssh-server', 'systemd-sysv', 'udev']));
+    expect(recipeWantsKernel(r)).toBe(true);
+    expect(r.files.find((f) => f.path === '/etc/ssh/sshd_config.d/rackseed.conf')?.content).toMatch(/PermitRootLogin prohibit-password/);
+  });
+
+  it('fills defaults and leaves out what is not given', () => {
+    expect(parseRecipe('release: bookworm\n', FILE)).toEqual({ release: 'bookworm', packages: [], files: [] });
+  });
+
+  it.each([
+    ['a bad package name, at its list entry', 'release: bookworm\npackages:\n  - vim\n  - "Not A Package"\n', 4, 'packages[1]', /expected a Debian package name/],
+    ['an unknown key (a typo)', 'release: bookworm\npackage: [vim]\n', 2, 'package', /unrecognized|unknown/i],
+    ['a relative file path', 'release: bookworm\nfiles:\n  - path: /etc/motd\n    content: hi\n  - path: etc/issue\n    content: x\n', 5, 'files[1].path', /absolute path/],
+    ['a path that climbs out', 'release: bookworm\nfiles:\n  - path: /etc/../../x\n    content: x\n', 3, 'files[0].path', /without "\.\."/],
+    ['a bad mode', 'release: bookworm\nfiles:\n  - path: /etc/motd\n    content: x\n    mode: rwx\n', 5, 'files[0].mode', /./],
+    ['an unknown variant', 'release: bookworm\nvariant: tiny\n', 2, 'variant', /minbase/],
+    ['a missing release', 'packages: [vim]\n', 1, 'release', /missing|expected string/],
+  ])('refuses %s with file:line and key', (_what, text, line, key, why) => {
+    const e = errorOf(text);
+    expect(e.code).toBe('IMAGE_RECIPE_INVALID');
+    expect(e.message.startsWith(`${FILE}:${line} ${key}: `)).toBe(true);
+    expect(e.message).toMatch(why);
+    expect(e.details).toMatchObject({ file: FILE, line, path: key });
+  });
+
+  it('reports a YAML syntax error with its line', () => {
+    const e = errorOf('release: bookworm\npackages: [vim\nhook: x\n');
+    expect(e.message).toMatch(/^images\/test\.yaml:\d+: YAML syntax error/);
+  });
+
+  it('a missing file is a one-line error naming it', () => {
+    expect(() => loadRecipe('/nonexistent/r.yaml')).toThrow(/^\/nonexistent\/r\.yaml: cannot read the recipe/);
+  });
+
+  it('debootstrap inputs ignore package order and duplicates, and files and hook', () => {
+    const a = parseRecipe('release: bookworm\nvariant: minbase\npackages: [b, a, a]\nhook: echo 1\n', FILE);
+    const b = parseRecipe('release: bookworm\nvariant: minbase\npackages: [a, b]\nfiles: [{path: /x, content: y}]\n', FILE);
+    expect(bootstrapInputs(a)).toEqual(bootstrapInputs(b));
+    expect(bootstrapInputs(a)).toEqual({ release: 'bookworm', variant: 'minbase', packages: ['a', 'b'] });
+  });
+});

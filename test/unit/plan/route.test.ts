@@ -1,0 +1,126 @@
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NodeTokens } from '../../../server/auth/node-token.js';
+import { ensureSecretFile } from '../../../server/auth/secret-file.js';
+import { imagesDir } from '../../../server/images/catalog.js';
+import type { ImageManifest } from '../../../server/model/image.js';
+import { startTestServer, type TestServer } from '../../support/server.js';
+
+/**
+ * GET /node/v1/plan against a real server and its real SQLite store: single use per token, refused after the
+ * token expires, only the asking node's data, and a replay recorded on the node.
+ */
+let server: TestServer;
+let tokens: NodeTokens;
+
+const SHA = 'b'.repeat(64);
+
+beforeAll(async () => {
+  server = await startTestServer({ inventoryFixture: 'plan/inventory.yaml' });
+  const dataDir = server.config.dataDir;
+  tokens = new NodeTokens(ensureSecretFile(dataDir, 'node-token-key').value);
+  const dir = path.join(imagesDir(dataDir), 'debian12');
+  mkdirSync(dir, { recursive: true });
+  const manifest: ImageManifest = {
+    version: 1,
+    name: 'debian12',
+    createdAt: '2025-01-01T00:00:00.000Z',
+    source: { kind: 'import', from: 'test' },
+    artefacts: { rootfs: { file: 'rootfs.tar.zst', sha256: SHA, size: 4242 } },
+    torrent: { file: 'rootfs.tar.zst.torrent', infoHash: 'c'.repeat(40), pieceLength: 16384 },
+  };
+  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
+  server.images.rescan();
+  // The lifecycle a booting node has reached when its installer asks: provisioning.
+  for (const node of ['node01', 'node02']) await server.store.recordEvent({ node, event: { type: 'provision_started' } });
+});
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+const fetchPlan = (token?: string): Promise<Response> =>
+  fetch(`${server.httpUrl}/node/v1/plan`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
+
+const planValues = (text: string, key: string): string[] =>
+  text.split('\n').filter((l) => l.startsWith(`${key} `)).map((l) => l.slice(key.length + 1));
+
+describe('GET /node/v1/plan', () => {
+  it('serves the node its own plan once per token, and refuses and records the second fetch', async () => {
+    const token = tokens.issue('node01', 600);
+    const first = await fetchPlan(token);
+    expect(first.status).toBe(200);
+    expect(first.headers.get('cache-control')).toBe('no-store');
+    const text = await first.text();
+    expect(planValues(text, 'hostname')).toEqual(['node01']);
+    expect(planValues(text, 'net_mac')).toEqual(['52:54:00:aa:00:01']);
+    expect(planValues(text, 'disk')).toEqual(['/dev/vda']);
+    expect(planValues(text, 'part')).toEqual(['1 64M vfat /boot/efi', '2 rest ext4 /']);
+    expect(planValues(text, 'sha256')).toEqual([SHA]);
+    expect(planValues(text, 'size')).toEqual(['4242']);
+    expect(planValues(text, 'http_url')).toEqual(['http://10.0.0.1:8080/files/images/debian12/rootfs.tar.zst']);
+    expect(planValues(text, 'torrent_url')).toEqual(['http://10.0.0.1:8080/files/images/debian12/rootfs.tar.zst.torrent']);
+    expect(planValues(text, 'installed_boot')).toEqual(['kernel']);
+
+    const second = await fetchPlan(token);
+    expect(second.status).toBe(409);
+    expect(await second.text()).not.toContain('ssh_host_key');
+    const events = await server.store.listEvents({ node: 'node01' });
+    expect(events.at(-1)?.event).toMatchObject({ type: 'stage', stage: 'plan-refused' });
+
+    // A fresh token (the next boot) gets a plan again, with the SAME host key: the identity is the node's.
+    const again = await (await fetchPlan(tokens.issue('node01', 600))).text();
+    expect(planValues(again, 'ssh_host_key')).toEqual(planValues(text, 'ssh_host_key'));
+  });
+
+  it('keeps host keys on disk 0600, pins them in known_hosts with the address, and authorizes the server key', async () => {
+    const text = await (await fetchPlan(tokens.issue('node02', 600))).text();
+    const dataDir = server.config.dataDir;
+    const keyFile = path.join(dataDir, 'nodes', 'node02', 'ssh_host_ed25519_key');
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    expect(statSync(path.join(dataDir, 'ssh', 'id_ed25519')).mode & 0o777).toBe(0o600);
+    const [type, b64] = planValues(text, 'ssh_host_key')[0]!.split(' ');
+    expect(type).toBe('ed25519');
+    expect(Buffer.from(b64!, 'base64').toString('utf8')).toBe(readFileSync(keyFile, 'utf8'));
+    const pub = readFileSync(`${keyFile}.pub`, 'utf8').trim();
+    expect(planValues(text, 'ssh_host_pub')).toEqual([`ed25519 ${pub}`]);
+    const serverPub = readFileSync(path.join(dataDir, 'ssh', 'id_ed25519.pub'), 'utf8').trim();
+    expect(planValues(text, 'authorized_key')).toEqual([serverPub]);
+    const knownHosts = readFileSync(path.join(dataDir, 'ssh', 'known_hosts'), 'utf8');
+    const blob = pub.split(' ')[1];
+    // node02 has no address in the inventory; node01 (fetched above) is pinned by name and address.
+    expect(knownHosts).toContain(`node02 ssh-ed25519 ${blob}\n`);
+    expect(knownHosts).toMatch(/^node01,10\.0\.0\.21 ssh-ed25519 \S+$/m);
+    // Another node's key never appears in this node's plan.
+    const node01Key = readFileSync(path.join(dataDir, 'nodes', 'node01', 'ssh_host_ed25519_key'), 'utf8');
+    expect(text).not.toContain(Buffer.from(node01Key).toString('base64'));
+  });
+
+  it('refuses no token, a forged one, an expired one, and a token for a node not in the inventory', async () => {
+    expect((await fetchPlan()).status).toBe(401);
+    const good = tokens.issue('node01', 600);
+    expect((await fetchPlan(`${good.slice(0, -2)}xx`)).status).toBe(401);
+    expect((await fetchPlan(new NodeTokens('another-key').issue('node01', 600))).status).toBe(401);
+    const past = new NodeTokens(ensureSecretFile(server.config.dataDir, 'node-token-key').value, () => Date.now() - 3_600_000);
+    expect((await fetchPlan(past.issue('node01', 60))).status).toBe(401);
+    expect((await fetchPlan(tokens.issue('stranger', 600))).status).toBe(404);
+  });
+
+  it('says why when no plan can be made, without spending the token', async () => {
+    const token = tokens.issue('ghost01', 600);
+    const r = await fetchPlan(token);
+    expect(r.status).toBe(409);
+    expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(/nosuchimage/);
+    expect(await server.store.useOnce(`plan:ghost01:${token.split('.')[3]}`, Date.now() + 60_000)).toBe(true);
+  });
+
+  it('spends the nonce only until the token expires (the single-use key does not outlive it)', async () => {
+    const token = tokens.issue('node01', 600);
+    expect((await fetchPlan(token)).status).toBe(200);
+    const key = `plan:node01:${token.split('.')[3]}`;
+    const expiresAt = tokens.verify(token)!.expiresAt;
+    expect(await server.store.useOnce(key, expiresAt, expiresAt - 1000)).toBe(false);
+    expect(await server.store.useOnce(key, expiresAt + 600_000, expiresAt + 1)).toBe(true);
+  });
+});
