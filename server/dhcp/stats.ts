@@ -24,6 +24,9 @@ export function bump(table: Record<string, number>, key: string): void {
   table[key] = (table[key] ?? 0) + 1;
 }
 
-export function droppedTotal(s: DhcpStats): number {
-  return Object.values(s.dropped).reduce((a, b) => a + b, 0);
+const sum = (t: Record<string, number>) => Object.values(t).reduce((a, b) => a + b, 0);
+
+/** Every datagram received ends in exactly one of these; equal to `received` once the server is idle. */
+export function accountedFor(s: DhcpStats): number {
+  return sum(s.dropped) + sum(s.ignored) + s.offers + s.acks + s.naks + s.informs + s.releases + s.declines + s.proxyOffers + s.proxyAcks;
 }

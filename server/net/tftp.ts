@@ -132,20 +132,6 @@ function wireMessage(reason: TftpErrorReason): string {
   }
 }
 
-function wireCode(reason: TftpErrorReason): number {
-  switch (reason) {
-    case 'not_found':
-      return TFTP_ERR.notFound;
-    case 'traversal':
-    case 'write_denied':
-      return TFTP_ERR.accessViolation;
-    case 'protocol':
-      return TFTP_ERR.illegalOperation;
-    default:
-      return TFTP_ERR.undefined;
-  }
-}
-
 class Failure extends Error {
   constructor(
     readonly reason: TftpErrorReason,

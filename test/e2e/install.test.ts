@@ -1,14 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObservedStore } from '../../server/store/types.js';
 import { installImageInto } from '../support/debian-image.js';
 import { ensureInstaller, installInstallerInto } from '../support/installer.js';
-import { Netns } from '../support/netns.js';
+import { fullDhcpConfig, ProvisioningLab } from '../support/lab.js';
 import { requireBinary } from '../support/process-output.js';
-import { startVm, type Vm } from '../support/qemu.js';
-import { startRackseedProcess, type RackseedProcess } from '../support/rackseed-process.js';
+import type { Vm } from '../support/qemu.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -37,66 +34,38 @@ groups:
 nodes:
 ${NODES.map((n) => `  - { name: ${n.name}, mac: "${n.mac}", ip: ${n.ip}, group: compute }\n`).join('')}`;
 
-let netns: Netns;
-let sv: string;
-let br: string;
-let rs: RackseedProcess;
+let lab: ProvisioningLab;
 let store: ObservedStore;
-let work: string;
-let dataDir: string;
-const vms: Vm[] = [];
 
 beforeAll(async () => {
   requireBinary('qemu-system-x86_64', 'apt-get install -y --no-install-recommends qemu-system-x86 qemu-utils ipxe-qemu ovmf');
-  work = mkdtempSync(path.join(tmpdir(), 'rackseed-install-'));
-  netns = new Netns();
-  sv = netns.addNamespace('sv');
-  br = netns.addBridge(sv, 'br');
-  netns.addAddress(sv, br, `${SERVER}/24`);
-  const [build, server] = await Promise.all([
+  lab = new ProvisioningLab(SERVER);
+  const [build] = await Promise.all([
     ensureInstaller(),
-    startRackseedProcess({
-      netns,
-      ns: sv,
-      httpAddress: SERVER,
-      inventory,
-      logLevel: 'info',
-      config: `dhcp:\n  mode: full\n  interface: ${br}\n  server_ip: ${SERVER}\n  subnets:\n    - cidr: 10.0.0.0/24\n      routers: [${SERVER}]\n`,
-      waitFor: [/DHCP listening/, /tftp: listening/],
-    }),
+    lab.startServer({ inventory, logLevel: 'info', config: fullDhcpConfig(lab, '10.0.0.0/24'), waitFor: [/DHCP listening/, /tftp: listening/] }),
   ]);
-  rs = server;
-  dataDir = path.join(rs.dir, 'data');
-  installInstallerInto(dataDir, build);
-  await installImageInto(dataDir, `http://${SERVER}:8080`, 'debian12');
-  process.kill(rs.child.pid!, 'SIGHUP');
-  await waitFor('image in the catalog', () => rs.api<{ images: Array<{ name: string }> }>('/images').images.some((i) => i.name === 'debian12'), 15_000, 200);
-  store = await rs.openStore();
+  installInstallerInto(lab.dataDir, build);
+  await installImageInto(lab.dataDir, lab.baseUrl, 'debian12');
+  await lab.rescanImages('debian12');
+  store = await lab.openStore();
 }, 900_000);
 
 afterAll(async () => {
-  for (const vm of vms) if (!vm.exited) await vm.kill();
-  await store?.close();
-  await rs?.stop();
-  netns?.cleanup();
-  if (work) rmSync(work, { recursive: true, force: true });
+  await lab?.teardown();
 });
 
 function boot(node: (typeof NODES)[number]): Promise<Vm> {
-  return startVm({ netns, ns: sv, bridge: br, name: node.name, mac: node.mac, firmware: 'bios', diskMiB: 3072, memoryMiB: 1024, bootOrder: 'network', workDir: work }).then((vm) => {
-    vms.push(vm);
-    return vm;
-  });
+  return lab.boot({ name: node.name, mac: node.mac, firmware: 'bios', diskMiB: 3072, memoryMiB: 1024, bootOrder: 'network' });
 }
 
 function sshTrue(ip: string): { status: number | null; stderr: string } {
-  return netns.run(sv, 'ssh', [
+  return lab.netns.run(lab.ns, 'ssh', [
     '-o', 'StrictHostKeyChecking=yes',
-    '-o', `UserKnownHostsFile=${path.join(dataDir, 'ssh', 'known_hosts')}`,
+    '-o', `UserKnownHostsFile=${path.join(lab.dataDir, 'ssh', 'known_hosts')}`,
     '-o', 'BatchMode=yes',
     '-o', 'ConnectTimeout=5',
     '-o', 'IdentitiesOnly=yes',
-    '-i', path.join(dataDir, 'ssh', 'id_ed25519'),
+    '-i', path.join(lab.dataDir, 'ssh', 'id_ed25519'),
     `root@${ip}`, 'true',
   ], 20_000);
 }
@@ -139,9 +108,9 @@ describe('install end to end', () => {
 
     // A wrong pin is refused: the check is real, not a formality.
     const other = NODES[1]!;
-    const wrong = netns.run(sv, 'ssh', [
+    const wrong = lab.netns.run(lab.ns, 'ssh', [
       '-o', 'StrictHostKeyChecking=yes', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5',
-      '-i', path.join(dataDir, 'ssh', 'id_ed25519'), `root@${other.ip}`, 'true',
+      '-i', path.join(lab.dataDir, 'ssh', 'id_ed25519'), `root@${other.ip}`, 'true',
     ], 20_000);
     expect(wrong.status).not.toBe(0);
     for (const node of NODES) expect((await store.getNode(node.name))?.state).toBe('installed');

@@ -1,14 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObservedStore } from '../../server/store/types.js';
 import { buildTestInitramfs, type TestInitramfs } from '../support/initramfs.js';
-import { Netns } from '../support/netns.js';
+import { fullDhcpConfig, ProvisioningLab } from '../support/lab.js';
 import { installTestBootFiles, netbootInventory, TEST_PROVISIONING, waitForEvent } from '../support/netboot.js';
 import { requireBinary } from '../support/process-output.js';
-import { startVm, type Vm } from '../support/qemu.js';
-import { startRackseedProcess, type RackseedProcess } from '../support/rackseed-process.js';
+import type { Vm } from '../support/qemu.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -20,53 +16,30 @@ const SERVER = '10.0.0.1';
 const BIOS_NODE = { name: 'bios01', mac: '52:54:00:e2:00:01', ip: '10.0.0.31' };
 const UEFI_NODE = { name: 'uefi01', mac: '52:54:00:e2:00:02', ip: '10.0.0.32' };
 
-let netns: Netns;
-let sv: string;
-let br: string;
-let rs: RackseedProcess;
+let lab: ProvisioningLab;
 let store: ObservedStore;
-let work: string;
 let initramfs: TestInitramfs;
-const vms: Vm[] = [];
 
 beforeAll(async () => {
   requireBinary('qemu-system-x86_64', 'apt-get install -y --no-install-recommends qemu-system-x86 qemu-utils ipxe-qemu ovmf');
-  work = mkdtempSync(path.join(tmpdir(), 'rackseed-netboot-'));
-  netns = new Netns();
-  sv = netns.addNamespace('sv');
-  br = netns.addBridge(sv, 'br');
-  netns.addAddress(sv, br, `${SERVER}/24`);
-  const config = `${TEST_PROVISIONING}dhcp:
-  mode: full
-  interface: ${br}
-  server_ip: ${SERVER}
-  subnets:
-    - cidr: 10.0.0.0/24
-      pool: { start: 10.0.0.100, end: 10.0.0.199 }
-      routers: [${SERVER}]
-`;
-  [initramfs, rs] = await Promise.all([
+  lab = new ProvisioningLab(SERVER);
+  const config = TEST_PROVISIONING + fullDhcpConfig(lab, '10.0.0.0/24', { start: '10.0.0.100', end: '10.0.0.199' });
+  [initramfs] = await Promise.all([
     buildTestInitramfs(),
-    startRackseedProcess({ netns, ns: sv, httpAddress: SERVER, config, inventory: netbootInventory([BIOS_NODE, UEFI_NODE]), waitFor: [/DHCP listening/, /tftp: listening/] }),
+    lab.startServer({ config, inventory: netbootInventory([BIOS_NODE, UEFI_NODE]), waitFor: [/DHCP listening/, /tftp: listening/] }),
   ]);
-  installTestBootFiles(rs, initramfs);
-  store = await rs.openStore();
+  installTestBootFiles(lab.server, initramfs);
+  store = await lab.openStore();
 });
 
 afterAll(async () => {
-  for (const vm of vms) if (!vm.exited) await vm.kill();
-  await store?.close();
-  await rs?.stop();
-  netns?.cleanup();
-  if (work) rmSync(work, { recursive: true, force: true });
+  await lab?.teardown();
 });
 
-async function boot(name: string, mac: string, firmware: 'bios' | 'uefi', uuid?: string): Promise<Vm> {
+function boot(name: string, mac: string, firmware: 'bios' | 'uefi', uuid?: string): Promise<Vm> {
   // UEFI machines PXE boot with the firmware's own stack (TFTP first); BIOS ones with QEMU's iPXE ROM.
   const nic = firmware === 'uefi' ? 'firmware-pxe' : 'ipxe-rom';
-  const vm = await startVm({ netns, ns: sv, bridge: br, name, mac, firmware, nic, diskMiB: 64, bootOrder: 'network', workDir: work, ...(uuid ? { smbios: { uuid, serial: `SN-${name}`, product: 'e2e-box' } } : {}) });
-  vms.push(vm);
-  return vm;
+  return lab.boot({ name, mac, firmware, nic, diskMiB: 64, bootOrder: 'network', ...(uuid ? { smbios: { uuid, serial: `SN-${name}`, product: 'e2e-box' } } : {}) });
 }
 
 describe('netboot end to end, full mode', () => {
@@ -86,7 +59,7 @@ describe('netboot end to end, full mode', () => {
     ['BIOS', BIOS_NODE, 'bios'],
     ['UEFI', UEFI_NODE, 'uefi'],
   ] as const)('a known %s node gets its kernel and initramfs, which report back with the node token', async (_label, node, firmware) => {
-    const tftpBefore = rs.api<{ tftp: { transfersOk: number } }>('/netboot/stats').tftp.transfersOk;
+    const tftpBefore = lab.server.api<{ tftp: { transfersOk: number } }>('/netboot/stats').tftp.transfersOk;
     const vm = await boot(node.name, node.mac, firmware);
     const events = await waitForEvent(store, node.name, 'stage', 'initramfs', 150_000);
     expect(events.map((e) => e.event.type)).toEqual(['assigned', 'provision_started', 'stage']);
@@ -95,7 +68,7 @@ describe('netboot end to end, full mode', () => {
     await vm.waitForSerial(/RACKSEED-INITRAMFS: reported ok/, 30_000);
     expect((await store.getNode(node.name))?.state).toBe('provisioning');
     // UEFI firmware PXE (OVMF) loads ipxe.efi over TFTP first; BIOS here boots the iPXE ROM directly.
-    const tftpAfter = rs.api<{ tftp: { transfersOk: number } }>('/netboot/stats').tftp.transfersOk;
+    const tftpAfter = lab.server.api<{ tftp: { transfersOk: number } }>('/netboot/stats').tftp.transfersOk;
     expect(tftpAfter - tftpBefore).toBe(firmware === 'uefi' ? 1 : 0);
     await vm.waitForExit(30_000);
   }, 180_000);

@@ -1,17 +1,16 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DhcpStats } from '../../server/dhcp/stats.js';
+import { accountedFor, type DhcpStats } from '../../server/dhcp/stats.js';
 import { buildPacket } from '../../server/protocol/dhcp/builder.js';
 import { decode, encode } from '../../server/protocol/dhcp/codec.js';
 import { leaseTime, MessageType, messageType, Opt } from '../../server/protocol/dhcp/options.js';
 import { BOOTREQUEST, FLAG_BROADCAST } from '../../server/protocol/dhcp/packet.js';
 import type { ObservedStore } from '../../server/store/types.js';
-import { Netns } from '../support/netns.js';
+import { runDhclient, runUdhcpc } from '../support/dhcp-clients.js';
+import { ProvisioningLab } from '../support/lab.js';
+import type { Netns } from '../support/netns.js';
 import { TSX_IMPORT } from '../support/tsx.js';
 import { waitFor } from '../support/wait.js';
-import { startRackseedProcess, type RackseedProcess } from '../support/rackseed-process.js';
 
 /**
  * Full mode against real clients (dhclient, udhcpc, perfdhcp as a relay) in namespaces this test creates:
@@ -51,23 +50,12 @@ dhcp:
       pool: { start: 10.0.5.100, end: 10.0.5.250 }
 `;
 
+let lab: ProvisioningLab;
 let netns: Netns;
-let sv: string;
-let br: string;
-let rs: RackseedProcess;
 let store: ObservedStore;
-let work: string;
-let clients = 0;
-
-function client(mac?: string): { ns: string; ifname: string } {
-  const n = (clients++).toString(36);
-  const ns = netns.addNamespace(`c${n}`);
-  const [ifname] = netns.addVeth(ns, `c${n}e`, sv, `c${n}p`, { ...(mac ? { mac } : {}), masterB: br });
-  return { ns, ifname };
-}
 
 function stats(): DhcpStats {
-  return rs.api<{ dhcp: DhcpStats }>('/netboot/stats').dhcp;
+  return lab.server.api<{ dhcp: DhcpStats }>('/netboot/stats').dhcp;
 }
 
 /** Sends crafted datagrams from inside `ns` and returns the decoded replies. */
@@ -91,54 +79,20 @@ function request(mac: string, type: number, opts: { ciaddr?: string; options?: A
 
 const ipBytes = (s: string) => Uint8Array.from(s.split('.').map(Number));
 
-function dhclient(ns: string, ifname: string, vendorClass?: string): Record<string, string> {
-  const dir = mkdtempSync(path.join(work, 'dhclient-'));
-  const script = path.join(dir, 'script.sh');
-  const out = path.join(dir, 'env');
-  // dhclient's default script would rewrite the host's resolv.conf; this one only records what it was given.
-  writeFileSync(script, `#!/bin/sh\ncase "$reason" in BOUND|RENEW|REBOOT) env > ${out}.tmp && mv ${out}.tmp ${out};; esac\nexit 0\n`);
-  chmodSync(script, 0o755);
-  const conf = path.join(dir, 'dhclient.conf');
-  writeFileSync(conf, vendorClass ? `send vendor-class-identifier "${vendorClass}";\n` : '');
-  // -1: try once; without -d dhclient daemonizes after binding, and its pidfile says which PID to stop.
-  const pidfile = path.join(dir, 'pid');
-  const r = netns.run(ns, 'dhclient', ['-1', '-cf', conf, '-sf', script, '-lf', path.join(dir, 'leases'), '-pf', pidfile, ifname], 60_000);
-  if (existsSync(pidfile)) {
-    const pid = Number(readFileSync(pidfile, 'utf8').trim());
-    netns.track(pid);
-    netns.kill(pid, 'SIGKILL');
-  }
-  if (!existsSync(out)) throw new Error(`dhclient got no lease (exit ${r.status}): ${r.stderr}`);
-  return Object.fromEntries(readFileSync(out, 'utf8').split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-}
-
-function udhcpc(ns: string, ifname: string, extra: string[]): Record<string, string> {
-  const dir = mkdtempSync(path.join(work, 'udhcpc-'));
-  const script = path.join(dir, 'script.sh');
-  const out = path.join(dir, 'env');
-  writeFileSync(script, `#!/bin/sh\n[ "$1" = bound ] && env > ${out}\nexit 0\n`);
-  chmodSync(script, 0o755);
-  const r = netns.run(ns, 'busybox', ['udhcpc', '-i', ifname, '-n', '-q', '-t', '5', '-T', '1', '-s', script, ...extra], 60_000);
-  if (!existsSync(out)) throw new Error(`udhcpc got no lease (exit ${r.status}): ${r.stdout}${r.stderr}`);
-  return Object.fromEntries(readFileSync(out, 'utf8').split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-}
+const dhclient = (ns: string, ifname: string, vendorClass?: string) => runDhclient(netns, ns, ifname, lab.work, vendorClass);
+const udhcpc = (ns: string, ifname: string, extra: string[]) => runUdhcpc(netns, ns, ifname, lab.work, extra);
+const client = (mac?: string) => lab.addClient(mac);
 
 beforeAll(async () => {
-  work = mkdtempSync(path.join(tmpdir(), 'rackseed-dhcp-'));
-  netns = new Netns();
-  sv = netns.addNamespace('sv');
-  br = netns.addBridge(sv, 'br');
-  netns.addAddress(sv, br, '10.0.0.1/24');
-  netns.run(sv, 'ip', ['route', 'add', '10.0.5.0/24', 'dev', br]);
-  rs = await startRackseedProcess({ netns, ns: sv, httpAddress: '10.0.0.1', config: CONFIG(br), inventory: INVENTORY, waitFor: [/DHCP listening/] });
-  store = await rs.openStore();
+  lab = new ProvisioningLab('10.0.0.1');
+  netns = lab.netns;
+  netns.run(lab.ns, 'ip', ['route', 'add', '10.0.5.0/24', 'dev', lab.bridge]);
+  await lab.startServer({ config: CONFIG(lab.bridge), inventory: INVENTORY, waitFor: [/DHCP listening/] });
+  store = await lab.openStore();
 });
 
 afterAll(async () => {
-  await store?.close();
-  await rs?.stop();
-  netns?.cleanup();
-  if (work) rmSync(work, { recursive: true, force: true });
+  await lab?.teardown();
 });
 
 describe('DHCP full mode with real clients', () => {
@@ -250,8 +204,6 @@ describe('DHCP full mode with real clients', () => {
 
   it('every datagram received is accounted for', () => {
     const s = stats();
-    const dropped = Object.values(s.dropped).reduce((a, b) => a + b, 0);
-    const ignored = Object.values(s.ignored).reduce((a, b) => a + b, 0);
-    expect(dropped + ignored + s.offers + s.acks + s.naks + s.informs + s.releases + s.declines).toBe(s.received);
+    expect(accountedFor(s)).toBe(s.received);
   });
 });

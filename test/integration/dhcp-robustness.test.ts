@@ -1,15 +1,15 @@
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DhcpStats } from '../../server/dhcp/stats.js';
+import { accountedFor, type DhcpStats } from '../../server/dhcp/stats.js';
 import { decode } from '../../server/protocol/dhcp/codec.js';
 import { MessageType, messageType } from '../../server/protocol/dhcp/options.js';
 import type { ObservedStore } from '../../server/store/types.js';
 import { fixtureBytes, fixtureNames } from '../fixtures/dhcp/load.js';
-import { Netns } from '../support/netns.js';
+import { runUdhcpc } from '../support/dhcp-clients.js';
+import { ProvisioningLab } from '../support/lab.js';
+import type { Netns } from '../support/netns.js';
 import { readPcap } from '../support/pcap.js';
-import { startRackseedProcess, type RackseedProcess } from '../support/rackseed-process.js';
 import { TSX_IMPORT } from '../support/tsx.js';
 import { waitFor } from '../support/wait.js';
 
@@ -35,27 +35,15 @@ dhcp:
       pool: { start: 10.0.16.10, end: 10.0.31.250 }
 `;
 
+let lab: ProvisioningLab;
 let netns: Netns;
 let sv: string;
-let br: string;
-let rs: RackseedProcess;
-let work: string;
-let clients = 0;
 
-function client(): { ns: string; ifname: string } {
-  const n = (clients++).toString(36);
-  const ns = netns.addNamespace(`c${n}`);
-  const [ifname] = netns.addVeth(ns, `c${n}e`, sv, `c${n}p`, { masterB: br });
-  return { ns, ifname };
-}
+const client = () => lab.addClient();
+const udhcpcLease = (ns: string, ifname: string) => runUdhcpc(netns, ns, ifname, lab.work).ip;
 
 function stats(): DhcpStats {
-  return rs.api<{ dhcp: DhcpStats }>('/netboot/stats').dhcp;
-}
-
-function accounted(s: DhcpStats): number {
-  const sum = (t: Record<string, number>) => Object.values(t).reduce((a, b) => a + b, 0);
-  return sum(s.dropped) + sum(s.ignored) + s.offers + s.acks + s.naks + s.informs + s.releases + s.declines;
+  return lab.server.api<{ dhcp: DhcpStats }>('/netboot/stats').dhcp;
 }
 
 /** The namespace's count of UDP datagrams dropped because a socket's receive buffer was full. */
@@ -66,29 +54,16 @@ function udpReceiveBufferErrors(ns: string): number {
   return Number(values![i]);
 }
 
-function udhcpcLease(ns: string, ifname: string): string | undefined {
-  const dir = mkdtempSync(path.join(work, 'udhcpc-'));
-  const script = path.join(dir, 'script.sh');
-  writeFileSync(script, `#!/bin/sh\n[ "$1" = bound ] && echo "$ip" > ${dir}/ip\nexit 0\n`);
-  chmodSync(script, 0o755);
-  netns.run(ns, 'busybox', ['udhcpc', '-i', ifname, '-n', '-q', '-t', '5', '-T', '1', '-s', script], 60_000);
-  return existsSync(`${dir}/ip`) ? readFileSync(`${dir}/ip`, 'utf8').trim() : undefined;
-}
-
 beforeAll(async () => {
-  work = mkdtempSync(path.join(tmpdir(), 'rackseed-dhcp-robust-'));
-  netns = new Netns();
-  sv = netns.addNamespace('sv');
-  br = netns.addBridge(sv, 'br');
-  netns.addAddress(sv, br, '10.0.0.1/24');
-  netns.run(sv, 'ip', ['route', 'add', '10.0.16.0/20', 'dev', br]);
-  rs = await startRackseedProcess({ netns, ns: sv, httpAddress: '10.0.0.1', config: CONFIG(br), inventory: 'cluster:\n  name: t\ngroups: {}\nnodes: []\n', waitFor: [/DHCP listening/] });
+  lab = new ProvisioningLab('10.0.0.1');
+  netns = lab.netns;
+  sv = lab.ns;
+  netns.run(sv, 'ip', ['route', 'add', '10.0.16.0/20', 'dev', lab.bridge]);
+  await lab.startServer({ config: CONFIG(lab.bridge), inventory: 'cluster:\n  name: t\ngroups: {}\nnodes: []\n', waitFor: [/DHCP listening/] });
 });
 
 afterAll(async () => {
-  await rs?.stop();
-  netns?.cleanup();
-  if (work) rmSync(work, { recursive: true, force: true });
+  await lab?.teardown();
 });
 
 describe('DHCP listener robustness', () => {
@@ -109,9 +84,9 @@ describe('DHCP listener robustness', () => {
       const now = stats();
       const reached = now.received - before;
       const kernelDrops = udpReceiveBufferErrors(sv) - kernelDropsBefore;
-      return accounted(now) === now.received && reached + kernelDrops >= sent ? now : undefined;
+      return accountedFor(now) === now.received && reached + kernelDrops >= sent ? now : undefined;
     }, 120_000, 500);
-    expect(rs.child.exitCode).toBeNull();
+    expect(lab.server.child.exitCode).toBeNull();
     expect(s.dropped.BAD_MAGIC ?? 0).toBeGreaterThan(1_000);
     expect(s.dropped.TRUNCATED_OPTION ?? 0).toBeGreaterThan(1_000);
     expect(s.dropped.HANDLER_ERROR ?? 0).toBe(0);
@@ -123,13 +98,13 @@ describe('DHCP listener robustness', () => {
   it('kill -9 during a perfdhcp run loses no ACKed lease and never holds an address twice', async () => {
     const c = client();
     netns.addAddress(c.ns, c.ifname, '10.0.16.2/20');
-    const pcap = path.join(work, 'acks.pcap');
+    const pcap = path.join(lab.work, 'acks.pcap');
     // tcpdump is the independent witness of what the server put on the wire.
-    const tcpdump = netns.spawn(sv, 'tcpdump', ['-i', br, '-n', '-U', '--immediate-mode', '-s', '0', '-w', pcap, 'udp and src port 67']);
+    const tcpdump = netns.spawn(sv, 'tcpdump', ['-i', lab.bridge, '-n', '-U', '--immediate-mode', '-s', '0', '-w', pcap, 'udp and src port 67']);
     await waitFor('tcpdump to start', () => existsSync(pcap), 10_000);
     const perf = netns.spawn(c.ns, 'perfdhcp', ['-4', '-l', c.ifname, '-r', '400', '-R', '3000', '-p', '20', '10.0.0.1']);
     await waitFor('some leases to be bound', () => (stats().acks >= 200 ? true : undefined), 30_000, 100);
-    await rs.kill9();
+    await lab.server.kill9();
     await netns.stop(perf, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 500));
     await netns.stop(tcpdump, 'SIGINT');
@@ -141,8 +116,8 @@ describe('DHCP listener robustness', () => {
       .filter((x) => x !== undefined);
     expect(acks.length).toBeGreaterThanOrEqual(200);
 
-    await rs.restart();
-    const store: ObservedStore = await rs.openStore();
+    await lab.server.restart();
+    const store: ObservedStore = await lab.server.openStore();
     try {
       const leases = await store.listLeases();
       const byIp = new Map(leases.map((l) => [l.ip, l]));

@@ -1,15 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObservedStore } from '../../server/store/types.js';
 import type { InstallerBuild } from '../../server/images/installer-build.js';
 import { debugfsOnDisk, ensureInstaller, initramfsEntries, installInstallerInto, writeTinyImage, type TinyImage } from '../support/installer.js';
-import { Netns } from '../support/netns.js';
+import { fullDhcpConfig, ProvisioningLab } from '../support/lab.js';
 import { waitForEvent } from '../support/netboot.js';
 import { requireBinary } from '../support/process-output.js';
-import { startVm, type Vm } from '../support/qemu.js';
-import { startRackseedProcess, type RackseedProcess } from '../support/rackseed-process.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -48,14 +44,9 @@ nodes:
 `;
 
 let build: InstallerBuild;
-let netns: Netns;
-let sv: string;
-let br: string;
-let rs: RackseedProcess;
+let lab: ProvisioningLab;
 let store: ObservedStore;
-let work: string;
 let image: TinyImage;
-const vms: Vm[] = [];
 
 describe('installer build', () => {
   beforeAll(async () => {
@@ -99,41 +90,22 @@ describe('installer in a machine', () => {
   beforeAll(async () => {
     requireBinary('qemu-system-x86_64', 'apt-get install -y --no-install-recommends qemu-system-x86 qemu-utils ipxe-qemu ovmf');
     build = await ensureInstaller();
-    work = mkdtempSync(path.join(tmpdir(), 'rackseed-installer-'));
-    netns = new Netns();
-    sv = netns.addNamespace('sv');
-    br = netns.addBridge(sv, 'br');
-    netns.addAddress(sv, br, `${SERVER}/24`);
-    rs = await startRackseedProcess({
-      netns,
-      ns: sv,
-      httpAddress: SERVER,
-      inventory,
-      config: `dhcp:\n  mode: full\n  interface: ${br}\n  server_ip: ${SERVER}\n  subnets:\n    - cidr: 10.0.0.0/24\n      routers: [${SERVER}]\n`,
-      waitFor: [/DHCP listening/, /tftp: listening/],
-    });
-    const dataDir = path.join(rs.dir, 'data');
-    installInstallerInto(dataDir, build);
-    image = await writeTinyImage(dataDir, `http://${SERVER}:8080`, 'tiny');
-    await writeTinyImage(dataDir, `http://${SERVER}:8080`, 'tiny-bad', { corruptManifest: true });
-    // The catalog rescans on SIGHUP, as an operator would make it.
-    process.kill(rs.child.pid!, 'SIGHUP');
-    await waitFor('catalog rescan', () => rs.api<{ images: Array<{ name: string }> }>('/images').images.some((i) => i.name === 'tiny-bad'), 10_000, 200);
-    store = await rs.openStore();
+    lab = new ProvisioningLab(SERVER);
+    await lab.startServer({ inventory, config: fullDhcpConfig(lab, '10.0.0.0/24'), waitFor: [/DHCP listening/, /tftp: listening/] });
+    installInstallerInto(lab.dataDir, build);
+    image = await writeTinyImage(lab.dataDir, lab.baseUrl, 'tiny');
+    await writeTinyImage(lab.dataDir, lab.baseUrl, 'tiny-bad', { corruptManifest: true });
+    await lab.rescanImages('tiny-bad');
+    store = await lab.openStore();
   }, 300_000);
 
   afterAll(async () => {
-    for (const vm of vms) if (!vm.exited) await vm.kill();
-    await store?.close();
-    await rs?.stop();
-    netns?.cleanup();
-    if (work) rmSync(work, { recursive: true, force: true });
+    await lab?.teardown();
   });
 
   it('installs the image, reports every stage, and reboots', async () => {
     const started = Date.now();
-    const vm = await startVm({ netns, ns: sv, bridge: br, name: GOOD.name, mac: GOOD.mac, firmware: 'bios', diskMiB: 256, diskFormat: 'raw', memoryMiB: 1024, workDir: work });
-    vms.push(vm);
+    const vm = await lab.boot({ name: GOOD.name, mac: GOOD.mac, firmware: 'bios', diskMiB: 256, diskFormat: 'raw', memoryMiB: 1024 });
     await vm.waitForSerial(/RACKSEED-INSTALLER: start/, 120_000);
     const atInit = Date.now();
     await vm.waitForSerial(/RACKSEED-INSTALLER: reboot/, 240_000);
@@ -158,7 +130,7 @@ describe('installer in a machine', () => {
     expect(debugfsOnDisk(disk, 3, 'cat /etc/machine-id')).toBe('');
     expect(debugfsOnDisk(disk, 3, 'cat /etc/systemd/network/10-rackseed-provisioning.network')).toContain(`MACAddress=${GOOD.mac}`);
     const pinned = debugfsOnDisk(disk, 3, 'cat /etc/ssh/ssh_host_ed25519_key.pub').trim();
-    const dataDir = path.join(rs.dir, 'data');
+    const dataDir = lab.dataDir;
     const { readFileSync } = await import('node:fs');
     expect(pinned).toBe(readFileSync(path.join(dataDir, 'nodes', GOOD.name, 'ssh_host_ed25519_key.pub'), 'utf8').trim());
     expect(debugfsOnDisk(disk, 3, 'cat /etc/ssh/ssh_host_rsa_key')).toBe('');
@@ -170,8 +142,7 @@ describe('installer in a machine', () => {
   }, 400_000);
 
   it('refuses an image whose sha256 does not match the plan: reports verify failed and powers off', async () => {
-    const vm = await startVm({ netns, ns: sv, bridge: br, name: BAD.name, mac: BAD.mac, firmware: 'bios', diskMiB: 128, diskFormat: 'raw', memoryMiB: 1024, workDir: work });
-    vms.push(vm);
+    const vm = await lab.boot({ name: BAD.name, mac: BAD.mac, firmware: 'bios', diskMiB: 128, diskFormat: 'raw', memoryMiB: 1024 });
     await vm.waitForSerial(/RACKSEED-INSTALLER: FAILED stage=verify: image sha256 [0-9a-f]{64}, the plan says f{64}/, 360_000);
     await vm.waitForExit(60_000);
     expect(vm.serial()).not.toMatch(/RACKSEED-INSTALLER: reboot/);
