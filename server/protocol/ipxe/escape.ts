@@ -49,8 +49,3 @@ export function ipxeUrl(value: unknown): string {
   }
   return url.href.replace(/[$\s#"'\\`|;]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
 }
-
-/** One query or path component. */
-export function ipxeUriComponent(value: unknown): string {
-  return encodeURIComponent(present(value, 'ipxe_uri')).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}

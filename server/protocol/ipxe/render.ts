@@ -1,6 +1,6 @@
 import nunjucks from 'nunjucks';
 import { RackseedError, isRackseedError } from '../../model/errors.js';
-import { ipxeArg, ipxeText, ipxeUriComponent, ipxeUrl } from './escape.js';
+import { ipxeArg, ipxeText, ipxeUrl } from './escape.js';
 
 export type IpxeTemplateName = 'entry' | 'unknown' | 'provision' | 'local' | 'kernel' | 'unavailable';
 
@@ -27,7 +27,6 @@ export function createIpxeRenderer(sources: Readonly<Record<IpxeTemplateName, st
   env.addFilter('ipxe_text', ipxeText);
   env.addFilter('ipxe_arg', ipxeArg);
   env.addFilter('ipxe_url_base', ipxeUrl);
-  env.addFilter('ipxe_uri', ipxeUriComponent);
   return {
     render(name, context) {
       try {
