@@ -15,6 +15,60 @@ export class ApiClient {
     return this.request<T>('POST', path, contentType === 'application/json' ? JSON.stringify(body) : String(body), contentType);
   }
 
+  /**
+   * POSTs and reads an NDJSON answer line by line as it arrives: long fleet operations stream one line per node
+   * so the CLI can show live progress. Resolves with the last line (the summary).
+   */
+  async postStream<T>(path: string, body: unknown, onLine: (line: unknown) => void, timeoutMs = 6 * 3600_000): Promise<T> {
+    if (!this.token) {
+      throw new RackseedError('UNAUTHORIZED', 'no admin token: pass --token, set RACKSEED_TOKEN, or run where the server\'s data directory is readable');
+    }
+    let res: Response;
+    try {
+      res = await fetch(`${this.baseUrl}/api/v1${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${this.token}`, accept: 'application/x-ndjson', 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (cause) {
+      const why = (cause as { cause?: { code?: string } }).cause?.code ?? (cause as Error).message;
+      throw new RackseedError('INTERNAL', `cannot reach rackseed at ${this.baseUrl} (${why}); is \`rackseed serve\` running?`, {}, { cause });
+    }
+    if (!res.ok || !res.body) {
+      const text = await res.text();
+      let err: { code?: ErrorCode; message?: string } | undefined;
+      try {
+        err = (JSON.parse(text) as { error?: { code?: ErrorCode; message?: string } }).error;
+      } catch {
+        err = undefined;
+      }
+      throw new RackseedError(err?.code ?? 'INTERNAL', err?.message ?? `POST ${path} failed with HTTP ${res.status}`);
+    }
+    const decoder = new TextDecoder();
+    let buffered = '';
+    let last: unknown;
+    const take = (line: string) => {
+      if (!line.trim()) return;
+      const parsed = JSON.parse(line) as unknown;
+      const error = (parsed as { error?: { code?: ErrorCode; message?: string } }).error;
+      if (error) throw new RackseedError(error.code ?? 'INTERNAL', error.message ?? 'the server reported an error');
+      last = parsed;
+      onLine(parsed);
+    };
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buffered += decoder.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        take(buffered.slice(0, nl));
+        buffered = buffered.slice(nl + 1);
+      }
+    }
+    take(buffered + decoder.decode());
+    if (last === undefined) throw new RackseedError('INTERNAL', `POST ${path}: the server closed the stream without a result`);
+    return last as T;
+  }
+
   private async request<T>(method: string, path: string, body?: string, contentType?: string): Promise<T> {
     if (!this.token) {
       throw new RackseedError('UNAUTHORIZED', 'no admin token: pass --token, set RACKSEED_TOKEN, or run where the server\'s data directory is readable');

@@ -1,5 +1,6 @@
 import { CommanderError } from 'commander';
 import { isRackseedError } from '../model/errors.js';
+import { CliExit } from './exit.js';
 import { buildProgram } from './program.js';
 
 /** Entry point of the `rackseed` command: one-line reason and a non-zero exit on any failure. */
@@ -9,6 +10,7 @@ async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return 0;
   } catch (e) {
+    if (e instanceof CliExit) return e.code;
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     const message = isRackseedError(e) ? e.message : e instanceof Error ? e.message : String(e);
     process.stderr.write(`rackseed: ${message.split('\n')[0]}\n`);

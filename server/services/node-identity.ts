@@ -33,7 +33,7 @@ export class NodeIdentity {
   /** Key generation and the known_hosts rewrite run one at a time: two nodes asking at once must not interleave. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly dataDir: string) {}
+  constructor(readonly dataDir: string) {}
 
   get knownHostsFile(): string {
     return path.join(this.dataDir, 'ssh', 'known_hosts');

@@ -1,0 +1,31 @@
+import type { Inventory, ResolvedNode } from '../model/inventory.js';
+import type { NodeFacts, RenderContext } from './types.js';
+
+/**
+ * The render context of one node: its own inventory entry, its group's data, ITS pillar (built by the caller from
+ * that node's sources only) and the facts collected from it. The cluster list carries names, addresses, groups and
+ * roles of every node (what /etc/hosts and slurm.conf need) and nothing secret.
+ */
+export function buildRenderContext(inv: Inventory, node: ResolvedNode, pillar: Record<string, unknown>, facts: NodeFacts): RenderContext {
+  const group = inv.groups.get(node.group);
+  return {
+    node: {
+      name: node.name,
+      group: node.group,
+      roles: [...node.roles],
+      labels: { ...node.labels },
+      ...(node.ip !== undefined ? { ip: node.ip } : {}),
+      macs: [...node.macs],
+      ...(node.rack !== undefined ? { rack: node.rack } : {}),
+      ...(node.slot !== undefined ? { slot: node.slot } : {}),
+    },
+    group: { name: node.group, data: structuredClone(group?.data ?? {}) },
+    pillar,
+    facts,
+    cluster: {
+      name: inv.cluster.name,
+      ...(inv.cluster.domain !== undefined ? { domain: inv.cluster.domain } : {}),
+      nodes: [...inv.nodes.values()].map((n) => ({ name: n.name, ...(n.ip !== undefined ? { ip: n.ip } : {}), group: n.group, roles: [...n.roles] })),
+    },
+  };
+}

@@ -1,0 +1,29 @@
+import type { CompiledState, Transport } from '../types.js';
+import { shellQuote } from './exec.js';
+
+export type ConditionVerdict = { kind: 'run' } | { kind: 'skip'; comment: string };
+
+/**
+ * Salt's global keywords, in Salt's order: onlyif (run only if every command exits 0), unless (skip if any
+ * exits 0), creates (skip if every path exists). A skipped state succeeds without changes. The commands are
+ * expected to be read-only, so they run in test mode too. The transport is the runner's guarded one (exec.ts),
+ * so each command runs with the run's timeout.
+ */
+export async function evaluateRunConditions(state: CompiledState, transport: Transport): Promise<ConditionVerdict> {
+  for (const command of state.onlyif) {
+    const { code } = await transport.exec(command);
+    if (code !== 0) return { kind: 'skip', comment: `onlyif condition is false: ${command}` };
+  }
+  for (const command of state.unless) {
+    const { code } = await transport.exec(command);
+    if (code === 0) return { kind: 'skip', comment: `unless condition is true: ${command}` };
+  }
+  if (state.creates.length > 0) {
+    for (const path of state.creates) {
+      const { code } = await transport.exec(`test -e ${shellQuote(path)}`);
+      if (code !== 0) return { kind: 'run' };
+    }
+    return { kind: 'skip', comment: `All files in creates exist: ${state.creates.join(', ')}` };
+  }
+  return { kind: 'run' };
+}

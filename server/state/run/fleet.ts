@@ -1,0 +1,54 @@
+import { RackseedError } from '../../model/errors.js';
+
+/** One node's entry in a fleet run: its run's outcome, or why the run itself could not be carried out. */
+export type FleetNodeResult<T, R> =
+  | { target: T; status: 'completed'; outcome: R }
+  | { target: T; status: 'failed'; reason: string; error: unknown };
+
+export interface FleetOptions<T, R> {
+  /** How many nodes run at once (at least 1). */
+  concurrency: number;
+  /** Called as each node finishes, in completion order. */
+  onNodeDone?: (result: FleetNodeResult<T, R>) => void;
+}
+
+/**
+ * Runs `perNode` for every target with at most `concurrency` in flight. A node whose run throws (it could not be
+ * reached, its plan did not compile) becomes a failed entry with the reason; it never stops the others. Results
+ * come back in input order whatever order the nodes finished in.
+ */
+export async function runFleet<T, R>(targets: readonly T[], perNode: (target: T) => Promise<R>, options: FleetOptions<T, R>): Promise<Array<FleetNodeResult<T, R>>> {
+  const { concurrency } = options;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new RackseedError('BAD_REQUEST', `fleet concurrency must be a positive integer, got ${concurrency}`, { concurrency });
+  }
+  const results = new Array<FleetNodeResult<T, R>>(targets.length);
+  const callbackErrors: unknown[] = [];
+  let next = 0;
+
+  const runOne = async (target: T): Promise<FleetNodeResult<T, R>> => {
+    try {
+      return { target, status: 'completed', outcome: await perNode(target) };
+    } catch (error) {
+      return { target, status: 'failed', reason: error instanceof Error ? error.message : String(error), error };
+    }
+  };
+
+  // Each worker takes the next target until none are left; JavaScript's single thread makes `next++` safe.
+  const worker = async (): Promise<void> => {
+    while (next < targets.length) {
+      const index = next++;
+      const result = await runOne(targets[index] as T);
+      results[index] = result;
+      try {
+        options.onNodeDone?.(result);
+      } catch (error) {
+        callbackErrors.push(error);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, targets.length) }, worker));
+  // A broken progress callback must not cut the other nodes' runs short, but it must not go unnoticed either.
+  if (callbackErrors.length > 0) throw callbackErrors[0];
+  return results;
+}

@@ -1,0 +1,84 @@
+import type { CompiledState, ModuleContext, ModuleRegistry, StateKey, StateRef, StateResult } from '../types.js';
+import { evaluateRunConditions } from './conditions.js';
+import { classifyStateError } from './errors.js';
+import { callModule, functionName } from './module-call.js';
+import type { StateOutcome } from './outcome.js';
+import { evaluatePrereqs } from './prereq.js';
+import { describeRefs } from './refs.js';
+import { evaluateRequisites } from './requisites.js';
+import { withRetry, type Sleep } from './retry.js';
+
+export interface StateRunEnv {
+  registry: ModuleRegistry;
+  /** The module context, its timeoutMs already the one this run uses. */
+  ctx: ModuleContext;
+  test: boolean;
+  sleep: Sleep;
+  /** Results of the states run so far. */
+  results: ReadonlyMap<StateKey, StateResult>;
+  /** Every state of the plan, for prereq targets (which have not run yet). */
+  statesByKey: ReadonlyMap<StateKey, CompiledState>;
+}
+
+export type StateStep =
+  | { kind: 'done'; outcome: StateOutcome }
+  /** The connection to the node dropped while this state ran: the node's run ends here. */
+  | { kind: 'connection-lost'; outcome: StateOutcome; reason: string };
+
+/** Runs one state: requisites, then prereq, then unless/onlyif/creates, then the module (retried if asked). */
+export async function runState(state: CompiledState, env: StateRunEnv): Promise<StateStep> {
+  const verdict = evaluateRequisites(state, env.results, env.test);
+  switch (verdict.kind) {
+    case 'failed':
+      return done(false, `One or more requisite failed: ${describeRefs(verdict.failed)}`);
+    case 'skip':
+      return done(true, verdict.comment);
+    case 'run':
+      break;
+  }
+  const fn = env.registry.get(functionName(state));
+  if (fn === undefined) return done(false, `Unknown state function ${functionName(state)} (state ${state.id} in ${state.sls})`);
+
+  const { ctx, test } = env;
+  try {
+    let prereqWouldChange: StateRef[] | undefined;
+    if (verdict.prereqs.length > 0) {
+      const prereq = await evaluatePrereqs(verdict.prereqs, env.statesByKey, env.registry, ctx);
+      if (prereq.kind === 'unavailable') return done(false, prereq.comment);
+      if (prereq.kind === 'no-change') return done(true, 'No changes detected');
+      prereqWouldChange = prereq.by;
+    }
+    const conditions = await evaluateRunConditions(state, ctx.transport);
+    if (conditions.kind === 'skip') return done(true, conditions.comment);
+
+    const call = { test, watchChanged: verdict.watchChanged, ...(prereqWouldChange ? { prereqWouldChange } : {}) };
+    const outcome = await withRetry(state.retry, test, env.sleep, async () => {
+      try {
+        return await callModule(fn, state, ctx, call);
+      } catch (error) {
+        const failure = classifyStateError(error, ctx.timeoutMs);
+        // A dropped connection is not worth retrying: it ends the node's run (handled below).
+        if (failure.kind === 'connection-lost') throw error;
+        return { result: false, changes: {}, comment: failure.comment };
+      }
+    });
+    return { kind: 'done', outcome };
+  } catch (error) {
+    const failure = classifyStateError(error, ctx.timeoutMs);
+    switch (failure.kind) {
+      case 'connection-lost':
+        return {
+          kind: 'connection-lost',
+          reason: failure.reason,
+          outcome: { result: false, changes: {}, comment: `Connection to ${ctx.transport.target} lost: ${failure.reason}` },
+        };
+      case 'timeout':
+      case 'error':
+        return done(false, failure.comment);
+    }
+  }
+}
+
+function done(result: boolean, comment: string): StateStep {
+  return { kind: 'done', outcome: { result, changes: {}, comment } };
+}
