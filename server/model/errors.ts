@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'LIFECYCLE_INVALID_TRANSITION'
   | 'STORE_CONFLICT'
   | 'STORE_MIGRATION'
+  | 'STORE_UNAVAILABLE'
   | 'TEMPLATE_MISSING_VALUE'
   | 'TEMPLATE_ERROR'
   | 'NODE_NOT_FOUND'
@@ -37,10 +38,14 @@ export type ErrorCode =
   | 'STATE_REQUISITE_MISSING'
   | 'STATE_REQUISITE_CYCLE'
   | 'STATE_MODULE_UNKNOWN'
+  | 'STATE_MODULE_FAILED'
   | 'STATE_TRANSPORT'
   | 'STATE_TIMEOUT'
+  /** A file operation on a node failed (permission, not a regular file, unknown owner), the connection being fine. */
+  | 'STATE_FILE_IO'
   | 'SSH_HOST_KEY_MISMATCH'
   | 'SSH_HOST_KEY_UNKNOWN'
+  | 'BMC_CREDENTIALS'
   | 'INTERNAL';
 
 export class RackseedError extends Error {

@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+
+import { builtinModules } from '../../server/state/modules/index.js';
+import { parseServiceStatus, serviceProbe } from '../../server/state/modules/service.js';
+import type { StateFunction } from '../../server/state/types.js';
+import { context, fakeNode, state } from '../fixtures/state-modules/harness.js';
+
+const fn = (name: string): StateFunction => builtinModules().get(name)!;
+const PROBE = /^printf 'active=%s\\nenabled=%s\\nreload=%s\\n'/;
+const status = (active: string, enabled: string, reload = 'no') => ({ stdout: `active=${active}\nenabled=${enabled}\nreload=${reload}\n` });
+
+describe('service status probe', () => {
+  it('asks is-active, is-enabled and NeedDaemonReload in one command, quoting the unit', () => {
+    expect(serviceProbe('nginx')).toBe(
+      `printf 'active=%s\\nenabled=%s\\nreload=%s\\n' "$(systemctl is-active -- 'nginx' 2>/dev/null)" "$(systemctl is-enabled -- 'nginx' 2>/dev/null)" "$(systemctl show -p NeedDaemonReload --value -- 'nginx' 2>/dev/null)"`,
+    );
+  });
+
+  it('parses the words (empty when systemd gave no answer)', () => {
+    expect(parseServiceStatus('active=active\nenabled=enabled\nreload=no\n')).toEqual({ active: 'active', enabled: 'enabled', needsReload: false });
+    expect(parseServiceStatus('active=\nenabled=\nreload=\n')).toEqual({ active: '', enabled: '', needsReload: false });
+  });
+});
+
+describe('service.running', () => {
+  it.each([
+    ['active', 'enabled', { enable: true }, true, {}],
+    ['active', 'static', { enable: true }, true, {}],
+    ['active', 'disabled', {}, true, {}],
+    ['inactive', 'enabled', {}, false, { nginx: true }],
+    ['failed', 'disabled', { enable: true }, false, { nginx: true, enabled: true }],
+    ['active', 'disabled', { enable: true }, false, { enabled: true }],
+  ])('active=%s enabled=%s args=%j -> inSync %s, changes %j', async (active, enabled, args, synced, changes) => {
+    const node = fakeNode([[PROBE, status(active, enabled)]]);
+    const outcome = await fn('service.running').check(state('service.running', 'nginx', args), context(node));
+    expect(node.commands).toHaveLength(1);
+    expect(outcome.inSync).toBe(synced);
+    expect(outcome.changes).toEqual(changes);
+  });
+
+  it('enables and starts in one command, with daemon-reload first when systemd asks for it', async () => {
+    const node = fakeNode([[PROBE, status('inactive', 'disabled', 'yes')]]);
+    const s = state('service.running', 'slurmd', { enable: true });
+    const ctx = context(node);
+    const outcome = await fn('service.running').apply(s, ctx, await fn('service.running').check(s, ctx));
+    expect(node.commands.slice(1)).toEqual(["systemctl daemon-reload && systemctl enable -- 'slurmd' && systemctl start -- 'slurmd'"]);
+    expect(outcome).toEqual({ result: true, changes: { enabled: true, slurmd: true }, comment: 'Service slurmd enabled and started' });
+  });
+
+  it('unmasks a masked unit before enabling it', async () => {
+    const node = fakeNode([[PROBE, status('inactive', 'masked')]]);
+    const s = state('service.running', 'munge', { enable: true });
+    const ctx = context(node);
+    await fn('service.running').apply(s, ctx, await fn('service.running').check(s, ctx));
+    expect(node.commands.at(-1)).toBe("systemctl unmask -- 'munge' && systemctl enable -- 'munge' && systemctl start -- 'munge'");
+  });
+
+  it('fails with systemctl\'s message when the start fails', async () => {
+    const node = fakeNode([
+      [PROBE, status('inactive', 'enabled')],
+      [/systemctl start/, { code: 1, stderr: 'Job for nginx.service failed because the control process exited with error code.\n' }],
+    ]);
+    const s = state('service.running', 'nginx');
+    const ctx = context(node);
+    const outcome = await fn('service.running').apply(s, ctx, await fn('service.running').check(s, ctx));
+    expect(outcome.result).toBe(false);
+    expect(outcome.comment).toContain('control process exited with error code');
+  });
+
+  it('notes a unit systemd does not know yet (a package earlier in the run may install it)', async () => {
+    const node = fakeNode([[PROBE, status('inactive', '')]]);
+    const outcome = await fn('service.running').check(state('service.running', 'slurmctld'), context(node));
+    expect(outcome.comment).toBe('Service slurmctld would be started (unit slurmctld is not known to systemd yet)');
+  });
+
+  it('watch restarts, or reloads with reload: true', async () => {
+    const node = fakeNode([]);
+    const restarted = await fn('service.running').watch!(state('service.running', 'nginx'), context(node));
+    expect(restarted).toEqual({ result: true, changes: { nginx: true }, comment: 'Service nginx restarted' });
+    expect(node.commands[0]).toBe(
+      `if [ "$(systemctl show -p NeedDaemonReload --value -- 'nginx' 2>/dev/null)" = yes ]; then systemctl daemon-reload; fi; systemctl restart -- 'nginx'`,
+    );
+    const reloaded = await fn('service.running').watch!(state('service.running', 'nginx', { reload: true }), context(node));
+    expect(reloaded.comment).toBe('Service nginx reloaded');
+    expect(node.commands[1]).toMatch(/systemctl reload-or-restart -- 'nginx'$/);
+  });
+
+  it('rejects a service name that is not one word', async () => {
+    await expect(fn('service.running').check(state('service.running', 'nginx; reboot'), context(fakeNode([])))).rejects.toThrow(/name:/);
+  });
+});
+
+describe('service.dead, enabled, disabled', () => {
+  it('stops and disables', async () => {
+    const node = fakeNode([[PROBE, status('active', 'enabled')]]);
+    const s = state('service.dead', 'apache2', { enable: false });
+    const ctx = context(node);
+    const checked = await fn('service.dead').check(s, ctx);
+    expect(checked.changes).toEqual({ apache2: true, enabled: false });
+    await fn('service.dead').apply(s, ctx, checked);
+    expect(node.commands.at(-1)).toBe("systemctl disable -- 'apache2' && systemctl stop -- 'apache2'");
+  });
+
+  it('enabled and disabled look only at is-enabled', async () => {
+    const node = fakeNode([[PROBE, status('inactive', 'enabled')]]);
+    expect((await fn('service.enabled').check(state('service.enabled', 'chrony'), context(node))).inSync).toBe(true);
+    const s = state('service.disabled', 'chrony');
+    const checked = await fn('service.disabled').check(s, context(node));
+    expect(checked.changes).toEqual({ chrony: true });
+    await fn('service.disabled').apply(s, context(node), checked);
+    expect(node.commands.at(-1)).toBe("systemctl disable -- 'chrony'");
+  });
+});
