@@ -1,0 +1,129 @@
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import type { ReimagePlan, ReimageProgress, ReimageSummary } from '../../services/reimage.js';
+import type { CliContext, GlobalOptions } from '../context.js';
+import { CliExit, EXIT_FAILED } from '../exit.js';
+import { keyValues, printJson, table, type Output } from '../output.js';
+
+/** Rows shown in a node table before it is cut short (the JSON output always has every node). */
+const PLAN_ROWS = 50;
+
+interface DryRunResult {
+  type: 'result';
+  dryRun: true;
+  plan: ReimagePlan;
+}
+
+interface ReimageResult {
+  type: 'result';
+  dryRun: false;
+  counts: ReimagePlan['counts'];
+  summary: ReimageSummary;
+}
+
+const REBOOT_LABEL = { ssh: 'ssh', bmc: 'bmc (pxe)', manual: 'by hand' } as const;
+
+/**
+ * One progress bar per phase on a terminal (stderr, so stdout stays the report); elsewhere (logs, CI, pipes) a
+ * line when a phase starts and ends. Phases arrive in order: a new phase closes the previous one.
+ */
+export function phaseProgress(out: Output, options: { plainLines: boolean }, stream: NodeJS.WriteStream = process.stderr): { update(phase: string, done: number, total: number): void; stop(): void } {
+  const tty = stream.isTTY === true && !out.json;
+  const multi = tty ? new cliProgress.MultiBar({ stream, format: '{phase} [{bar}] {value}/{total}', hideCursor: true, clearOnComplete: false }, cliProgress.Presets.shades_classic) : undefined;
+  const bars = new Map<string, cliProgress.SingleBar>();
+  const announced = new Map<string, number>();
+  return {
+    update(phase, done, total) {
+      if (multi) {
+        let bar = bars.get(phase);
+        if (!bar) bars.set(phase, (bar = multi.create(Math.max(total, 1), done, { phase: phase.padEnd(7) })));
+        bar.setTotal(Math.max(total, 1));
+        bar.update(done);
+        return;
+      }
+      if (out.json || !options.plainLines) return;
+      if (!announced.has(phase)) {
+        announced.set(phase, -1);
+        out.write(`${phase}: ${total} node${total === 1 ? '' : 's'}...\n`);
+      }
+      if (done === total && announced.get(phase) !== done) {
+        announced.set(phase, done);
+        out.write(`${phase}: done (${done}/${total})\n`);
+      }
+    },
+    stop() {
+      multi?.stop();
+    },
+  };
+}
+
+function printPlan(out: Output, plan: ReimagePlan): void {
+  const rows = plan.nodes.slice(0, PLAN_ROWS).map((n) => [
+    n.node,
+    n.group,
+    n.state,
+    n.nextGroup,
+    n.nextRole,
+    n.skip ? 'skipped' : `${REBOOT_LABEL[n.reboot]}${n.bmcFallback ? ', then bmc' : ''}`,
+    n.skip ?? (n.alreadyPending ? 'reimage already pending' : undefined),
+  ]);
+  out.write(`${table(['NODE', 'GROUP', 'STATE', 'NEXT GROUP', 'NEXT ROLE', 'REBOOT', 'NOTE'], rows)}\n`);
+  if (plan.nodes.length > PLAN_ROWS) out.write(`... and ${plan.nodes.length - PLAN_ROWS} more (--json lists every node)\n`);
+  const c = plan.counts;
+  out.write(`would mark ${c.toMark} of ${c.targeted} node${c.targeted === 1 ? '' : 's'} for reimage (reboot: ${c.ssh} over ssh, ${c.bmc} through their BMC, ${c.manual} by hand)${c.skipped ? `; ${c.skipped} skipped` : ''}\n`);
+  out.write('nothing changed; re-run with --yes\n');
+}
+
+function printSummary(out: Output, s: ReimageSummary): void {
+  const c = s.counts;
+  out.write(
+    `${keyValues([
+      ['marked for reimage', c.marked],
+      ['not marked', c.notMarked],
+      ['rebooted over ssh', c.rebootedSsh],
+      ['rebooted through bmc', c.rebootedBmc],
+      ['reboot by hand', c.manual],
+      ['reboot failed', c.failed],
+    ])}\n`,
+  );
+  const attention = [
+    ...s.notMarked.map((n) => [n.node, 'not marked', n.error]),
+    ...s.reboots.filter((r) => !r.ok && r.method !== 'manual').map((r) => [r.node, `${r.method} failed`, r.sshError ? `${r.error} (ssh: ${r.sshError})` : r.error]),
+    ...s.reboots.filter((r) => r.method === 'manual').map((r) => [r.node, 'reboot by hand', r.error]),
+  ];
+  if (attention.length === 0) return;
+  out.write(`${table(['NODE', 'NEEDS', 'WHY'], attention.slice(0, PLAN_ROWS))}\n`);
+  if (attention.length > PLAN_ROWS) out.write(`... and ${attention.length - PLAN_ROWS} more (--json lists every node)\n`);
+}
+
+export function registerReimage(program: Command, ctx: (opts: GlobalOptions) => CliContext): void {
+  program
+    .command('reimage <targets...>')
+    .description('mark nodes for reimaging and reboot them into the installer (a dry run without --yes)')
+    .option('--group <group>', 'provision into this group on the next install')
+    .option('--role <role>', 'provision with this role on the next install')
+    .option('--yes', 'really do it (without it: print what would happen, change nothing)')
+    .addHelpText('after', '\nTargets: node names, hostlists (gpu[01-16]), group:NAME, role:NAME, label key=value.')
+    .action(async (targets: string[], o: { group?: string; role?: string; yes?: boolean }, cmd: Command) => {
+      const { client, out } = ctx(cmd.optsWithGlobals());
+      const body = { targets, ...(o.group ? { group: o.group } : {}), ...(o.role ? { role: o.role } : {}) };
+      if (!o.yes) {
+        const dry = await client.post<DryRunResult>('/reimage', { ...body, confirm: false });
+        if (out.json) return printJson(out, dry);
+        return printPlan(out, dry.plan);
+      }
+      const progress = phaseProgress(out, { plainLines: true });
+      let result: ReimageResult;
+      try {
+        result = await client.postStream<ReimageResult>('/reimage', { ...body, confirm: true }, (line) => {
+          const p = line as ReimageProgress & { type?: string };
+          if (p.type === 'progress') progress.update(p.phase, p.done, p.total);
+        });
+      } finally {
+        progress.stop();
+      }
+      if (out.json) printJson(out, result);
+      else printSummary(out, result.summary);
+      if (result.summary.counts.failed > 0 || result.summary.counts.notMarked > 0) throw new CliExit(EXIT_FAILED);
+    });
+}

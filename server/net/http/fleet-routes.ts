@@ -1,0 +1,127 @@
+import express, { Router, type Request } from 'express';
+import { resolveTargets } from '../../inventory/select.js';
+import type { Logger } from '../../log.js';
+import type { Inventory, ResolvedNode } from '../../model/inventory.js';
+import { countPowerAction } from '../../metrics/runtime-metrics.js';
+import type { BmcCredentials } from '../../power/credentials-file.js';
+import { loadBmcCredentials } from '../../power/credentials.js';
+import { DEFAULT_POWER_OPTIONS, powerNodes, type PowerOptions } from '../../power/power-nodes.js';
+import { sshReboot } from '../../power/ssh-reboot.js';
+import { isPowerAction, type PowerAction, type PowerResult } from '../../power/types.js';
+import { executeReimage, planReimage, type Rebooter, type ReimageRequest } from '../../services/reimage.js';
+import type { ObservedStore } from '../../store/types.js';
+import { badRequest } from './errors.js';
+import { streamNdjson } from './ndjson.js';
+
+export interface FleetDeps {
+  inventory: { readonly inventory: Inventory };
+  store: ObservedStore;
+  /** Holds secrets/bmc.yaml and the SSH key and known_hosts used for reboots. */
+  dataDir: string;
+  log: Logger;
+  /** BMC batch size, timeout and drivers (tests swap the drivers). */
+  power?: Partial<PowerOptions>;
+  /** SSH reboot of a running node; tests replace it. */
+  sshReboot?: (node: string, ip: string, signal: AbortSignal) => Promise<void>;
+  ssh?: { concurrency?: number; timeoutMs?: number };
+}
+
+function stringList(v: unknown, name: string): string[] {
+  if (!Array.isArray(v) || v.length === 0 || !v.every((t): t is string => typeof t === 'string')) {
+    throw badRequest(`"${name}" must be a non-empty list of strings (node names, hostlists, group:NAME, role:NAME, key=value)`);
+  }
+  return v;
+}
+
+function optionalString(v: unknown, name: string): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || v === '') throw badRequest(`"${name}" must be a non-empty string`);
+  return v;
+}
+
+const wantsStream = (req: Request) => (req.get('accept') ?? '').includes('application/x-ndjson');
+
+function tally(action: PowerAction, r: PowerResult): void {
+  countPowerAction(action, r.ok ? 'ok' : r.timedOut ? 'timeout' : 'failed');
+}
+
+/**
+ * Fleet operations under /api/v1 (behind the admin token): POST /reimage and POST /power. Both answer JSON, or, when
+ * the client accepts application/x-ndjson, stream one `{type: "progress", ...}` line per step as it happens and end
+ * with one `{type: "result", ...}` line (what the JSON answer would have been).
+ */
+export function fleetRoutes(deps: FleetDeps): Router {
+  const r = Router();
+  r.use(express.json({ limit: '1mb' }));
+  const powerOptions: PowerOptions = { ...DEFAULT_POWER_OPTIONS, ...deps.power };
+
+  const rebooter: Rebooter = {
+    ssh: deps.sshReboot ?? ((_node, ip, signal) => sshReboot(deps.dataDir, ip, signal)),
+    sshConcurrency: deps.ssh?.concurrency ?? 32,
+    sshTimeoutMs: deps.ssh?.timeoutMs ?? 30_000,
+    async bmcPxe(nodes: ResolvedNode[], onResult) {
+      let creds: BmcCredentials;
+      try {
+        creds = loadBmcCredentials(deps.dataDir);
+      } catch (e) {
+        // A bad credentials file fails the BMC reboots, not the marking that already happened.
+        const results = nodes.map((n): PowerResult => ({ node: n.name, ok: false, error: (e as Error).message, durationMs: 0 }));
+        results.forEach(onResult);
+        return results;
+      }
+      return powerNodes(nodes, 'pxe', creds, powerOptions, (res) => {
+        tally('pxe', res);
+        onResult(res);
+      });
+    },
+  };
+
+  r.post('/reimage', async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const group = optionalString(body.group, 'group');
+    const role = optionalString(body.role, 'role');
+    const request: ReimageRequest = { targets: stringList(body.targets, 'targets'), ...(group ? { group } : {}), ...(role ? { role } : {}) };
+    if (body.confirm !== undefined && typeof body.confirm !== 'boolean') throw badRequest('"confirm" must be true or false');
+    const inv = deps.inventory.inventory;
+    const statuses = new Map((await deps.store.listNodes()).map((s) => [s.id, s]));
+    // Planning errors (unknown target, group or role) are answered before anything streams, with their own status.
+    const plan = planReimage(inv, statuses, request);
+    if (body.confirm !== true) {
+      const result = { type: 'result', dryRun: true, plan };
+      if (wantsStream(req)) await streamNdjson(res, deps.log, async () => result);
+      else res.json(result);
+      return;
+    }
+    deps.log.info({ targets: request.targets, group, role, nodes: plan.counts.toMark }, 'reimage requested');
+    const run = async (send: (line: unknown) => void) => {
+      const summary = await executeReimage(plan, inv, deps.store, rebooter, (p) => send({ type: 'progress', ...p }));
+      deps.log.info(summary.counts, 'reimage done');
+      return { type: 'result', dryRun: false, counts: plan.counts, summary };
+    };
+    if (wantsStream(req)) await streamNdjson(res, deps.log, run);
+    else res.json(await run(() => undefined));
+  });
+
+  r.post('/power', async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    if (!isPowerAction(body.action)) throw badRequest('"action" must be one of status, on, off, cycle, pxe');
+    const action = body.action;
+    const nodes = resolveTargets(deps.inventory.inventory, stringList(body.targets, 'targets'));
+    const creds = loadBmcCredentials(deps.dataDir);
+    if (action !== 'status') deps.log.info({ action, nodes: nodes.length }, 'power action');
+    const run = async (send: (line: unknown) => void) => {
+      let done = 0;
+      const results = await powerNodes(nodes, action, creds, powerOptions, (result) => {
+        tally(action, result);
+        done += 1;
+        send({ type: 'progress', phase: 'power', done, total: nodes.length, result });
+      });
+      const failed = results.filter((x) => !x.ok).length;
+      return { type: 'result', action, results, counts: { ok: results.length - failed, failed } };
+    };
+    if (wantsStream(req)) await streamNdjson(res, deps.log, run);
+    else res.json(await run(() => undefined));
+  });
+
+  return r;
+}

@@ -1,0 +1,60 @@
+import type { BmcKind, ResolvedNode } from '../model/inventory.js';
+import { runBatch } from './batch.js';
+import { credentialFor, type BmcCredentials } from './credentials-file.js';
+import { ipmiDriver } from './ipmi.js';
+import { redfishDriver } from './redfish.js';
+import type { BmcTarget, PowerAction, PowerDriver, PowerResult } from './types.js';
+
+export interface PowerOptions {
+  /** BMCs talked to at once. */
+  concurrency: number;
+  /** Per node, for the whole action (pxe is several calls). */
+  timeoutMs: number;
+  /** Protocol drivers by BMC kind; tests replace them. */
+  drivers?: Partial<Record<BmcKind, PowerDriver>>;
+}
+
+export const DEFAULT_POWER_OPTIONS: PowerOptions = { concurrency: 32, timeoutMs: 30_000 };
+
+const DEFAULT_DRIVERS: Record<BmcKind, PowerDriver> = { ipmi: ipmiDriver, redfish: redfishDriver };
+
+/**
+ * One action on the BMCs of many nodes, in bounded parallel batches with a timeout each. Every node gets exactly
+ * one result, reported through `onResult` as soon as it is known: nodes without a BMC or without credentials at
+ * once, the others as their BMC answers (or fails to).
+ */
+export async function powerNodes(
+  nodes: readonly ResolvedNode[],
+  action: PowerAction,
+  credentials: BmcCredentials,
+  options: PowerOptions = DEFAULT_POWER_OPTIONS,
+  onResult?: (r: PowerResult) => void,
+): Promise<PowerResult[]> {
+  const drivers = { ...DEFAULT_DRIVERS, ...options.drivers };
+  const byNode = new Map<string, PowerResult>();
+  const report = (r: PowerResult) => {
+    byNode.set(r.node, r);
+    onResult?.(r);
+  };
+  const targets: BmcTarget[] = [];
+  for (const node of nodes) {
+    if (!node.bmc) {
+      report({ node: node.name, ok: false, error: 'no BMC in the inventory', durationMs: 0 });
+      continue;
+    }
+    const credential = credentialFor(credentials, node.name, node.group);
+    if (!credential) {
+      report({ node: node.name, ok: false, error: `no BMC credentials for ${node.name} (group ${node.group}) or a default in ${credentials.file}`, durationMs: 0 });
+      continue;
+    }
+    targets.push({ node: node.name, bmc: node.bmc, credential });
+  }
+  await runBatch(targets, options, (t, signal) => drivers[t.bmc.kind](t, action, signal), (t, settled) => {
+    report(
+      settled.ok
+        ? { node: t.node, ok: true, ...(settled.value.state ? { state: settled.value.state } : {}), durationMs: settled.durationMs }
+        : { node: t.node, ok: false, error: settled.error, ...(settled.timedOut ? { timedOut: true } : {}), durationMs: settled.durationMs },
+    );
+  });
+  return nodes.map((n) => byNode.get(n.name)!);
+}

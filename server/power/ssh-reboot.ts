@@ -1,0 +1,43 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+
+/**
+ * `ssh root@ip systemctl reboot` with the server's own key and its pinned host keys (data/ssh, kept by
+ * NodeIdentity): BatchMode so nothing ever prompts, StrictHostKeyChecking so an unknown or changed host key is a
+ * failure rather than a question. The child is killed by its PID when `signal` aborts.
+ */
+export function sshRebootArgs(dataDir: string, ip: string): string[] {
+  const sshDir = path.join(dataDir, 'ssh');
+  return [
+    '-o', 'BatchMode=yes',
+    '-o', `UserKnownHostsFile=${path.join(sshDir, 'known_hosts')}`,
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', 'ConnectTimeout=10',
+    '-i', path.join(sshDir, 'id_ed25519'),
+    `root@${ip}`,
+    'systemctl', 'reboot',
+  ];
+}
+
+export function sshReboot(dataDir: string, ip: string, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ssh', sshRebootArgs(dataDir, ip), { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const onAbort = () => {
+      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    child.once('error', (e) => {
+      signal.removeEventListener('abort', onAbort);
+      reject(new Error(`cannot run ssh: ${e.message}`));
+    });
+    child.once('close', (code) => {
+      signal.removeEventListener('abort', onAbort);
+      // The node may drop the connection while it goes down: that is the reboot working, not failing.
+      if (code === 0 || (code === 255 && /closed by remote host|connection reset/i.test(stderr))) return resolve();
+      const line = stderr.split('\n').map((l) => l.trim()).filter(Boolean).pop();
+      reject(new Error(signal.aborted ? 'ssh stopped: no answer in time' : line ?? `ssh exited with status ${code}`));
+    });
+  });
+}

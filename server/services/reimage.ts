@@ -1,0 +1,244 @@
+import { resolveTargets } from '../inventory/select.js';
+import { RackseedError } from '../model/errors.js';
+import type { Inventory, ResolvedNode } from '../model/inventory.js';
+import type { LifecycleState } from '../model/lifecycle.js';
+import { runBatch } from '../power/batch.js';
+import type { PowerResult } from '../power/types.js';
+import type { NewEvent, NodeStatus, ObservedStore } from '../store/types.js';
+
+/**
+ * Fleet reimage: mark the targeted nodes for reimaging (one store transaction, whatever their number), then reboot
+ * them so they PXE boot into the installer. planReimage is pure; executeReimage takes its side effects (SSH, BMC)
+ * as a Rebooter so it can be driven without machines.
+ */
+
+export interface ReimageRequest {
+  /** CLI targets: names, hostlists, group:NAME, role:NAME, key=value labels. */
+  targets: string[];
+  /** Group to provision into on the next install (default: the node's own). */
+  group?: string;
+  role?: string;
+}
+
+/** How a node is rebooted: over SSH when it runs its OS, else through its BMC, else an operator does it. */
+export type RebootMethod = 'ssh' | 'bmc' | 'manual';
+
+/** Lifecycle states in which a node runs its installed OS and can be asked to reboot over SSH. */
+const UP_STATES: ReadonlySet<LifecycleState> = new Set(['installed', 'configuring', 'ready']);
+
+export interface PlannedNode {
+  node: string;
+  group: string;
+  /** Observed lifecycle state; absent when the store has never heard of the node. */
+  state?: LifecycleState;
+  nextGroup?: string;
+  nextRole?: string;
+  reboot: RebootMethod;
+  /** An SSH reboot that fails falls back to the BMC. */
+  bmcFallback: boolean;
+  ip?: string;
+  /** A reimage was already pending (it is requested again, with the new group/role). */
+  alreadyPending: boolean;
+  /** Why the node cannot be marked; such nodes are left alone. */
+  skip?: string;
+}
+
+export interface ReimagePlan {
+  group?: string;
+  role?: string;
+  nodes: PlannedNode[];
+  counts: { targeted: number; toMark: number; skipped: number; ssh: number; bmc: number; manual: number };
+}
+
+function knownRoles(inv: Inventory): Set<string> {
+  const roles = new Set<string>();
+  for (const g of inv.groups.values()) for (const r of g.roles) roles.add(r);
+  for (const n of inv.nodes.values()) for (const r of n.roles) roles.add(r);
+  return roles;
+}
+
+function validateNext(inv: Inventory, group: string | undefined, role: string | undefined): void {
+  if (group !== undefined && !inv.groups.has(group)) {
+    throw new RackseedError('GROUP_NOT_FOUND', `no group "${group}" to reimage into (groups: ${[...inv.groups.keys()].sort().join(', ') || 'none'})`, { group });
+  }
+  if (role === undefined) return;
+  if (group !== undefined) {
+    const roles = inv.groups.get(group)!.roles;
+    if (!roles.includes(role)) throw new RackseedError('BAD_REQUEST', `group "${group}" has no role "${role}" (its roles: ${roles.join(', ') || 'none'})`, { group, role });
+  } else if (!knownRoles(inv).has(role)) {
+    throw new RackseedError('BAD_REQUEST', `no group or node in the inventory has the role "${role}"`, { role });
+  }
+}
+
+function rebootMethod(node: ResolvedNode, state: LifecycleState | undefined): RebootMethod {
+  if (state !== undefined && UP_STATES.has(state) && node.ip !== undefined) return 'ssh';
+  return node.bmc ? 'bmc' : 'manual';
+}
+
+/** Which nodes a reimage touches and how; changes nothing. Throws for unknown targets, groups or roles. */
+export function planReimage(inv: Inventory, statuses: ReadonlyMap<string, NodeStatus>, request: ReimageRequest): ReimagePlan {
+  validateNext(inv, request.group, request.role);
+  const targets = resolveTargets(inv, request.targets);
+  const nodes = targets.map((n): PlannedNode => {
+    const status = statuses.get(n.name);
+    const state = status?.state;
+    const reboot = rebootMethod(n, state);
+    const planned: PlannedNode = {
+      node: n.name,
+      group: n.group,
+      reboot,
+      bmcFallback: reboot === 'ssh' && n.bmc !== undefined,
+      alreadyPending: status?.reimageRequested === true,
+      ...(state !== undefined ? { state } : {}),
+      ...(n.ip !== undefined ? { ip: n.ip } : {}),
+      ...(request.group !== undefined ? { nextGroup: request.group } : {}),
+      ...(request.role !== undefined ? { nextRole: request.role } : {}),
+    };
+    // The lifecycle refuses a reimage for a machine never assigned (there is nothing to reimage it into).
+    if (state === undefined || state === 'discovered') planned.skip = 'not assigned yet: nothing to reimage';
+    return planned;
+  });
+  const active = nodes.filter((n) => !n.skip);
+  return {
+    ...(request.group !== undefined ? { group: request.group } : {}),
+    ...(request.role !== undefined ? { role: request.role } : {}),
+    nodes,
+    counts: {
+      targeted: nodes.length,
+      toMark: active.length,
+      skipped: nodes.length - active.length,
+      ssh: active.filter((n) => n.reboot === 'ssh').length,
+      bmc: active.filter((n) => n.reboot === 'bmc').length,
+      manual: active.filter((n) => n.reboot === 'manual').length,
+    },
+  };
+}
+
+/** The side effects of the reboot phase. */
+export interface Rebooter {
+  /** Reboots a running node over SSH; rejects on failure; must stop when `signal` aborts. */
+  ssh(node: string, ip: string, signal: AbortSignal): Promise<void>;
+  /** Boots these nodes from the network through their BMCs; one result per node, each reported as it is known. */
+  bmcPxe(nodes: ResolvedNode[], onResult: (r: PowerResult) => void): Promise<PowerResult[]>;
+  /** SSH reboots at once and the time each may take. */
+  sshConcurrency: number;
+  sshTimeoutMs: number;
+}
+
+export type ReimagePhase = 'mark' | 'reboot';
+
+export interface ReimageProgress {
+  phase: ReimagePhase;
+  done: number;
+  total: number;
+  /** Set for per-node progress of the reboot phase. */
+  node?: string;
+  method?: RebootMethod;
+  ok?: boolean;
+  /** Why this node's reboot failed. Not named `error`: on an NDJSON stream a top-level `error` ends the stream. */
+  failure?: string;
+}
+
+export interface RebootOutcome {
+  node: string;
+  /** How it was (or must be) rebooted in the end. */
+  method: RebootMethod;
+  ok: boolean;
+  error?: string;
+  /** Why SSH did not work, when the BMC was tried after it. */
+  sshError?: string;
+}
+
+export interface ReimageSummary {
+  marked: string[];
+  /** Nodes the store refused to mark (lifecycle) or the plan skipped. */
+  notMarked: Array<{ node: string; error: string }>;
+  reboots: RebootOutcome[];
+  counts: { marked: number; notMarked: number; rebootedSsh: number; rebootedBmc: number; manual: number; failed: number };
+}
+
+/**
+ * Marks every planned node in ONE recordEvents call (one transaction: 10,000 nodes cost one durable commit), then
+ * reboots the marked ones: SSH first for nodes that are up, their BMC for the rest and for failed SSH attempts.
+ * Nodes with neither are reported for an operator to reboot by hand.
+ */
+export async function executeReimage(
+  plan: ReimagePlan,
+  inv: Inventory,
+  store: ObservedStore,
+  rebooter: Rebooter,
+  onProgress: (p: ReimageProgress) => void = () => undefined,
+): Promise<ReimageSummary> {
+  const planned = plan.nodes.filter((n) => !n.skip);
+  const notMarked = plan.nodes.filter((n) => n.skip).map((n) => ({ node: n.node, error: n.skip! }));
+  const batch: NewEvent[] = planned.map((n) => ({
+    node: n.node,
+    event: {
+      type: 'reimage_requested',
+      ...(n.nextGroup !== undefined ? { group: n.nextGroup } : {}),
+      ...(n.nextRole !== undefined ? { role: n.nextRole } : {}),
+    },
+  }));
+  onProgress({ phase: 'mark', done: 0, total: batch.length });
+  const recorded = batch.length > 0 ? await store.recordEvents(batch) : [];
+  const markedSet = new Set<string>();
+  for (const r of recorded) {
+    if (r.ok) markedSet.add(r.event.node);
+    else notMarked.push({ node: r.node, error: r.error });
+  }
+  onProgress({ phase: 'mark', done: batch.length, total: batch.length });
+
+  const toReboot = planned.filter((n) => markedSet.has(n.node));
+  const outcomes = new Map<string, RebootOutcome>();
+  let done = 0;
+  const finish = (o: RebootOutcome) => {
+    outcomes.set(o.node, o);
+    done += 1;
+    onProgress({ phase: 'reboot', done, total: toReboot.length, node: o.node, method: o.method, ok: o.ok, ...(o.error ? { failure: o.error } : {}) });
+  };
+  onProgress({ phase: 'reboot', done: 0, total: toReboot.length });
+
+  for (const n of toReboot.filter((p) => p.reboot === 'manual')) {
+    finish({ node: n.node, method: 'manual', ok: false, error: 'no SSH access and no BMC: reboot it by hand' });
+  }
+
+  const viaBmc: ResolvedNode[] = toReboot.filter((n) => n.reboot === 'bmc').map((n) => inv.nodes.get(n.node)!);
+  const sshErrors = new Map<string, string>();
+  const viaSsh = toReboot.filter((n) => n.reboot === 'ssh');
+  await runBatch(
+    viaSsh,
+    { concurrency: rebooter.sshConcurrency, timeoutMs: rebooter.sshTimeoutMs },
+    (n, signal) => rebooter.ssh(n.node, n.ip!, signal),
+    (n, settled) => {
+      if (settled.ok) return finish({ node: n.node, method: 'ssh', ok: true });
+      if (n.bmcFallback) {
+        sshErrors.set(n.node, settled.error);
+        viaBmc.push(inv.nodes.get(n.node)!);
+      } else {
+        finish({ node: n.node, method: 'manual', ok: false, error: `SSH reboot failed (${settled.error}) and no BMC: reboot it by hand` });
+      }
+    },
+  );
+
+  if (viaBmc.length > 0) {
+    await rebooter.bmcPxe(viaBmc, (r) => {
+      const sshError = sshErrors.get(r.node);
+      finish({ node: r.node, method: 'bmc', ok: r.ok, ...(r.error ? { error: r.error } : {}), ...(sshError ? { sshError } : {}) });
+    });
+  }
+
+  const reboots = toReboot.map((n) => outcomes.get(n.node)!);
+  return {
+    marked: toReboot.map((n) => n.node),
+    notMarked,
+    reboots,
+    counts: {
+      marked: toReboot.length,
+      notMarked: notMarked.length,
+      rebootedSsh: reboots.filter((r) => r.ok && r.method === 'ssh').length,
+      rebootedBmc: reboots.filter((r) => r.ok && r.method === 'bmc').length,
+      manual: reboots.filter((r) => r.method === 'manual').length,
+      failed: reboots.filter((r) => !r.ok && r.method !== 'manual').length,
+    },
+  };
+}

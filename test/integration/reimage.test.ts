@@ -1,0 +1,272 @@
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Command } from 'commander';
+import express from 'express';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { registerPower } from '../../server/cli/commands/power.js';
+import { registerReimage } from '../../server/cli/commands/reimage.js';
+import { clientContext, type GlobalOptions } from '../../server/cli/context.js';
+import { CliExit } from '../../server/cli/exit.js';
+import { requireAdminToken } from '../../server/net/http/auth.js';
+import { errorHandler, notFoundHandler } from '../../server/net/http/errors.js';
+import { fleetRoutes } from '../../server/net/http/fleet-routes.js';
+import type { LifecycleEvent } from '../../server/model/lifecycle.js';
+import { startFakeRedfish, type FakeRedfish } from '../support/redfish-server.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+const BULK = 10_000;
+
+/**
+ * 10,000 compute nodes with neither IP nor BMC (so a reimage only marks them and lists them for a manual reboot),
+ * plus four nodes that exercise each reboot path. Every address is on loopback: nothing here can reach a network.
+ */
+const INVENTORY = `cluster:
+  name: big
+groups:
+  compute:
+    image: debian12
+    roles: [base, slurm-compute]
+  special:
+    image: debian12
+    roles: [base, slurm-compute, nvidia]
+nodes:
+  - range: n[00001-${BULK}]
+    group: compute
+  - name: r1
+    group: special
+    ip: 127.0.1.1
+  - name: r2
+    group: special
+    ip: 127.0.1.2
+    bmc: { address: 127.0.0.2, kind: redfish }
+  - name: r3
+    group: special
+    bmc: { address: 127.0.0.3, kind: redfish }
+  - name: r4
+    group: special
+`;
+
+let srv: TestServer;
+let api: Server;
+let baseUrl: string;
+let goodBmc: FakeRedfish;
+let hungBmc: FakeRedfish;
+const sshCalls: Array<{ node: string; ip: string }> = [];
+const inventoryFile = path.join(tmpdir(), `rackseed-reimage-inventory-${process.pid}.yaml`);
+
+beforeAll(async () => {
+  writeFileSync(inventoryFile, INVENTORY);
+  // An absolute path: startTestServer copies it into the server's own directory.
+  srv = await startTestServer({ inventoryFixture: inventoryFile, extraConfig: 'torrent:\n  enabled: false' });
+  goodBmc = await startFakeRedfish({ host: '127.0.0.2' });
+  hungBmc = await startFakeRedfish({ host: '127.0.0.3', hang: true });
+  const secrets = path.join(srv.config.dataDir, 'secrets');
+  mkdirSync(secrets, { recursive: true, mode: 0o700 });
+  writeFileSync(
+    path.join(secrets, 'bmc.yaml'),
+    `groups:\n  special: { username: root, password: calvin, port: ${goodBmc.port}, scheme: http }\nnodes:\n  r3: { username: root, password: calvin, port: ${hungBmc.port}, scheme: http }\n`,
+    { mode: 0o600 },
+  );
+  chmodSync(path.join(secrets, 'bmc.yaml'), 0o600);
+
+  // r1 and r2 run their OS (ready); the rest stay assigned.
+  const up: LifecycleEvent[] = [{ type: 'provision_started' }, { type: 'installed' }, { type: 'configure_started' }, { type: 'ready' }];
+  for (const node of ['r1', 'r2']) for (const event of up) expect((await srv.store.recordEvent({ node, event })).ok).toBe(true);
+
+  const app = express();
+  app.use(
+    '/api/v1',
+    requireAdminToken(srv.adminToken),
+    fleetRoutes({
+      inventory: srv.inventory,
+      store: srv.store,
+      dataDir: srv.config.dataDir,
+      log: srv.log,
+      power: { timeoutMs: 1500, concurrency: 8 },
+      // SSH works on r1 and is refused on r2 (which then falls back to its BMC).
+      sshReboot: async (node, ip) => {
+        sshCalls.push({ node, ip });
+        if (node !== 'r1') throw new Error('Permission denied (publickey)');
+      },
+    }),
+  );
+  app.use(notFoundHandler());
+  app.use(errorHandler(srv.log));
+  api = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  baseUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+}, 180_000);
+
+afterAll(async () => {
+  await new Promise<void>((resolve) => (api ? api.close(() => resolve()) : resolve()));
+  await goodBmc?.close();
+  await hungBmc?.close();
+  await srv?.stop();
+  rmSync(inventoryFile, { force: true });
+});
+
+async function post(route: string, body: unknown, token = srv.adminToken): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${baseUrl}/api/v1${route}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, json: await res.json() };
+}
+
+/** Runs `rackseed <args>` in-process with only the reimage and power verbs; returns output and exit status. */
+async function cli(...args: string[]): Promise<{ out: string; code: number }> {
+  let out = '';
+  const write = (s: string) => {
+    out += s;
+  };
+  const program = new Command('rackseed').option('-c, --config <file>', 'config', '/nonexistent.yaml').option('--server <url>').option('--token <token>').option('--json').exitOverride();
+  const ctx = (opts: GlobalOptions) => clientContext(opts, write);
+  registerReimage(program, ctx);
+  registerPower(program, ctx);
+  try {
+    await program.parseAsync(['node', 'rackseed', '--server', baseUrl, '--token', srv.adminToken, ...args]);
+    return { out, code: 0 };
+  } catch (e) {
+    if (e instanceof CliExit) return { out, code: e.code };
+    throw e;
+  }
+}
+
+const snapshot = async () => {
+  const nodes = await srv.store.listNodes();
+  return { events: (await srv.store.listEvents({ limit: 1_000_000 })).length, pending: nodes.filter((n) => n.reimageRequested).map((n) => n.id) };
+};
+
+describe('reimage', () => {
+  it('a dry run plans every targeted node and changes nothing in the store', async () => {
+    const before = await snapshot();
+    const record = vi.spyOn(srv.store, 'recordEvents');
+    const { status, json } = await post('/reimage', { targets: [`n[00001-${BULK}]`, 'r[1-4]'], group: 'special', confirm: false });
+    expect(status).toBe(200);
+    expect(json.dryRun).toBe(true);
+    expect(json.plan.counts).toEqual({ targeted: BULK + 4, toMark: BULK + 4, skipped: 0, ssh: 2, bmc: 1, manual: BULK + 1 });
+    expect(json.plan.nodes.find((n: { node: string }) => n.node === 'r2')).toMatchObject({ reboot: 'ssh', bmcFallback: true, nextGroup: 'special' });
+
+    const dry = await cli('reimage', 'r[1-4]', '--group', 'special');
+    expect(dry.code).toBe(0);
+    expect(dry.out).toMatch(/r1\s+│\s+special\s+│\s+ready\s+│\s+special\s+│\s+-\s+│\s+ssh/);
+    expect(dry.out).toMatch(/r2\s+│.*│\s+ssh, then bmc/);
+    expect(dry.out).toMatch(/r4\s+│.*│\s+by hand/);
+    expect(dry.out).toContain('would mark 4 of 4 nodes for reimage (reboot: 2 over ssh, 1 through their BMC, 1 by hand)');
+    expect(dry.out.trimEnd().split('\n').pop()).toBe('nothing changed; re-run with --yes');
+
+    expect(record).not.toHaveBeenCalled();
+    expect(await snapshot()).toEqual(before);
+    expect(sshCalls).toEqual([]);
+    expect(goodBmc.requests).toEqual([]);
+    record.mockRestore();
+  });
+
+  it('refuses an unknown target or group before doing anything', async () => {
+    expect(await post('/reimage', { targets: ['n[00001-10001]'], confirm: true })).toMatchObject({ status: 404, json: { error: { code: 'INVENTORY_NOT_FOUND' } } });
+    expect(await post('/reimage', { targets: ['r1'], group: 'nope', confirm: true })).toMatchObject({ status: 404, json: { error: { code: 'GROUP_NOT_FOUND' } } });
+    expect(await post('/reimage', { targets: 'r1', confirm: true })).toMatchObject({ status: 400, json: { error: { code: 'BAD_REQUEST' } } });
+    expect((await snapshot()).pending).toEqual([]);
+  });
+
+  it(`--yes marks exactly the ${BULK} targeted nodes in one recordEvents batch`, async () => {
+    const before = await snapshot();
+    const record = vi.spyOn(srv.store, 'recordEvents');
+    const single = vi.spyOn(srv.store, 'recordEvent');
+    const { out, code } = await cli('reimage', 'group:compute', '--role', 'slurm-compute', '--yes');
+    expect(code).toBe(0);
+    expect(out).toContain(`mark: ${BULK} nodes...`);
+    expect(out).toContain(`mark: done (${BULK}/${BULK})`);
+    expect(out).toMatch(new RegExp(`^marked for reimage\\s+${BULK}$`, 'm'));
+    expect(out).toMatch(new RegExp(`^reboot by hand\\s+${BULK}$`, 'm'));
+    expect(out).toContain(`... and ${BULK - 50} more`);
+
+    // One transaction: one call carrying one reimage_requested per targeted node, and no per-node writes.
+    expect(record).toHaveBeenCalledTimes(1);
+    const batch = record.mock.calls[0]![0];
+    expect(batch).toHaveLength(BULK);
+    expect(new Set(batch.map((e) => e.node)).size).toBe(BULK);
+    expect(batch.every((e) => e.event.type === 'reimage_requested' && e.event.role === 'slurm-compute' && e.node.startsWith('n'))).toBe(true);
+    expect(single).not.toHaveBeenCalled();
+    record.mockRestore();
+    single.mockRestore();
+
+    // The store: one new event per node, and exactly the compute nodes pending.
+    const after = await snapshot();
+    expect(after.events - before.events).toBe(BULK);
+    expect(after.pending.length).toBe(BULK);
+    expect(after.pending.every((id) => /^n\d{5}$/.test(id))).toBe(true);
+    expect(await srv.store.getNode('n00042')).toMatchObject({ state: 'assigned', reimageRequested: true, nextRole: 'slurm-compute' });
+    expect(await srv.store.getNode('r1')).toMatchObject({ reimageRequested: false });
+  });
+
+  it('reboots over SSH when a node is up, through the BMC otherwise or when SSH fails, and says who needs a hand', async () => {
+    const { out, code } = await cli('--json', 'reimage', 'r[1-4]', '--group', 'special', '--yes');
+    expect(code).toBe(1); // r3's BMC never answered
+    const result = JSON.parse(out);
+    const byNode = Object.fromEntries(result.summary.reboots.map((r: { node: string }) => [r.node, r]));
+    expect(byNode.r1).toEqual({ node: 'r1', method: 'ssh', ok: true });
+    expect(byNode.r2).toEqual({ node: 'r2', method: 'bmc', ok: true, sshError: 'Permission denied (publickey)' });
+    expect(byNode.r3).toMatchObject({ node: 'r3', method: 'bmc', ok: false, error: expect.stringMatching(/no answer within 1.5 s/) });
+    expect(byNode.r4).toMatchObject({ node: 'r4', method: 'manual', ok: false, error: expect.stringMatching(/reboot it by hand/) });
+    expect(result.summary.counts).toEqual({ marked: 4, notMarked: 0, rebootedSsh: 1, rebootedBmc: 1, manual: 1, failed: 1 });
+    expect(sshCalls).toEqual([{ node: 'r1', ip: '127.0.1.1' }, { node: 'r2', ip: '127.0.1.2' }]);
+    // r2's BMC: a one-time PXE boot override, then a restart of the running machine.
+    expect(goodBmc.changes().map((r) => [r.method, r.body])).toEqual([
+      ['PATCH', { Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } }],
+      ['POST', { ResetType: 'ForceRestart' }],
+    ]);
+    for (const n of ['r1', 'r2', 'r3', 'r4']) expect(await srv.store.getNode(n)).toMatchObject({ reimageRequested: true, nextGroup: 'special' });
+  });
+
+  it('streams NDJSON progress lines and ends with the result', async () => {
+    const res = await fetch(`${baseUrl}/api/v1/reimage`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${srv.adminToken}`, 'content-type': 'application/json', accept: 'application/x-ndjson' },
+      body: JSON.stringify({ targets: ['r1', 'r4'], confirm: true }),
+    });
+    expect(res.headers.get('content-type')).toMatch(/application\/x-ndjson/);
+    const lines = (await res.text()).trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.slice(0, -1).every((l) => l.type === 'progress')).toBe(true);
+    expect(lines.filter((l) => l.phase === 'mark').map((l) => [l.done, l.total])).toEqual([[0, 2], [2, 2]]);
+    expect(lines.filter((l) => l.phase === 'reboot' && l.node).map((l) => [l.node, l.method, l.ok]).sort()).toEqual([['r1', 'ssh', true], ['r4', 'manual', false]]);
+    expect(lines.at(-1)).toMatchObject({ type: 'result', dryRun: false, summary: { counts: { marked: 2 } } });
+  });
+
+  it('needs the admin token', async () => {
+    expect((await post('/reimage', { targets: ['r1'], confirm: true }, 'wrong-token-wrong-token-wrong-token')).status).toBe(401);
+  });
+});
+
+describe('power', () => {
+  it('reports per node; a hung BMC times out alone and the CLI exits 1', async () => {
+    goodBmc.system.PowerState = 'On';
+    const { out, code } = await cli('power', 'status', 'r[1-3]');
+    expect(code).toBe(1);
+    expect(out).toMatch(/r1\s+│\s+failed\s+│\s+-\s+│\s+0\.0s\s+│\s+no BMC in the inventory/);
+    expect(out).toMatch(/r2\s+│\s+ok\s+│\s+on\s+│/);
+    expect(out).toMatch(/r3\s+│\s+timeout\s+│\s+-\s+│\s+1\.\ds\s+│\s+no answer within 1.5 s/);
+    expect(out).toContain('1 ok, 2 failed');
+  });
+
+  it('off through the API: JSON results, and a bad action is a 400', async () => {
+    const before = goodBmc.changes().length;
+    const { status, json } = await post('/power', { targets: ['r2'], action: 'off' });
+    expect(status).toBe(200);
+    expect(json).toMatchObject({ type: 'result', action: 'off', results: [{ node: 'r2', ok: true, state: 'off' }], counts: { ok: 1, failed: 0 } });
+    expect(goodBmc.changes().slice(before).map((r) => r.body)).toEqual([{ ResetType: 'ForceOff' }]);
+    expect(await post('/power', { targets: ['r2'], action: 'explode' })).toMatchObject({ status: 400, json: { error: { code: 'BAD_REQUEST' } } });
+  });
+
+  it('refuses to use a credentials file that others can read', async () => {
+    const file = path.join(srv.config.dataDir, 'secrets', 'bmc.yaml');
+    chmodSync(file, 0o644);
+    try {
+      const { json } = await post('/power', { targets: ['r2'], action: 'status' });
+      expect(json.error).toMatchObject({ code: 'BMC_CREDENTIALS', message: expect.stringMatching(/readable by group or others/) });
+    } finally {
+      chmodSync(file, 0o600);
+    }
+  });
+});

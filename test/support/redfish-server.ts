@@ -1,0 +1,144 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+const FIXTURES = path.resolve(import.meta.dirname, '..', 'fixtures', 'redfish');
+const SYSTEM_PATH = '/redfish/v1/Systems/437XR1138R2';
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  body: unknown;
+  authorization?: string;
+  ifMatch?: string;
+}
+
+export interface FakeRedfish {
+  /** The TCP port (it listens on `host`, default 127.0.0.1): what a credential's port points at. */
+  port: number;
+  requests: RecordedRequest[];
+  /** The ComputerSystem as the next GET will show it (PowerState, Boot). */
+  system: Record<string, unknown> & { PowerState: string; Boot: Record<string, unknown> };
+  /** Requests other than GET: what the BMC was asked to change. */
+  changes(): RecordedRequest[];
+  /** TCP connections currently open (a client that gave up on a hung BMC closes its own). */
+  openConnections(): number;
+  close(): Promise<void>;
+}
+
+export interface FakeRedfishOptions {
+  /** Loopback address to listen on (default 127.0.0.1); distinct addresses let an inventory give each BMC its own. */
+  host?: string;
+  username?: string;
+  password?: string;
+  /** Accept connections and read requests, but never answer (a hung BMC). */
+  hang?: boolean;
+  /** Serve HTTPS with a throwaway self-signed certificate. */
+  https?: boolean;
+  /** Replace the mockup's ResetType@Redfish.AllowableValues. */
+  resetTypes?: string[];
+  /** The PowerState the system starts in (the mockup says "On"). */
+  powerState?: 'On' | 'Off';
+}
+
+function fixture(urlPath: string): unknown {
+  return JSON.parse(readFileSync(path.join(FIXTURES, urlPath.replace(/\/+$/, ''), 'index.json'), 'utf8'));
+}
+
+function selfSignedCert(): { key: string; cert: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'rackseed-redfish-cert-'));
+  try {
+    const key = path.join(dir, 'key.pem');
+    const cert = path.join(dir, 'cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    return { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A small Redfish service on 127.0.0.1 that serves the DMTF mockup (test/fixtures/redfish) and records every
+ * request. Reset and the Boot PATCH change the in-memory ComputerSystem the way a BMC would. No Redfish simulator
+ * is installable here, so this stands in for one; it checks what a client sends, not how a real BMC behaves.
+ */
+export async function startFakeRedfish(opts: FakeRedfishOptions = {}): Promise<FakeRedfish> {
+  const username = opts.username ?? 'root';
+  const password = opts.password ?? 'calvin';
+  const expectedAuth = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+  const system = fixture(SYSTEM_PATH) as FakeRedfish['system'];
+  if (opts.powerState) system.PowerState = opts.powerState;
+  const reset = (system.Actions as Record<string, Record<string, unknown>>)['#ComputerSystem.Reset']!;
+  if (opts.resetTypes) reset['ResetType@Redfish.AllowableValues'] = opts.resetTypes;
+  let etag = 1;
+  const requests: RecordedRequest[] = [];
+  const sockets = new Set<Socket>();
+
+  const handler: http.RequestListener = (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const urlPath = new URL(req.url ?? '/', 'http://x').pathname.replace(/\/+$/, '') || '/';
+      requests.push({
+        method: req.method ?? '',
+        path: urlPath,
+        body: text ? (JSON.parse(text) as unknown) : undefined,
+        ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+        ...(typeof req.headers['if-match'] === 'string' ? { ifMatch: req.headers['if-match'] } : {}),
+      });
+      if (opts.hang) return; // never answer
+      const send = (status: number, body?: unknown, headers: Record<string, string> = {}) => {
+        res.writeHead(status, { 'content-type': 'application/json', ...headers });
+        res.end(body === undefined ? undefined : JSON.stringify(body));
+      };
+      const error = (status: number, message: string) => send(status, { error: { code: 'Base.1.0.GeneralError', message } });
+      if (req.headers.authorization !== expectedAuth) return error(401, 'unauthorized');
+      const allowedResets = reset['ResetType@Redfish.AllowableValues'] as string[];
+      if (req.method === 'GET' && urlPath === SYSTEM_PATH) return send(200, system, { etag: `W/"${etag}"` });
+      if (req.method === 'GET') {
+        try {
+          return send(200, fixture(urlPath));
+        } catch {
+          return error(404, `no resource ${urlPath}`);
+        }
+      }
+      if (req.method === 'POST' && urlPath === reset.target) {
+        const type = (JSON.parse(text) as { ResetType?: string }).ResetType ?? '';
+        if (!allowedResets.includes(type)) return error(400, `ResetType ${type} not allowed`);
+        system.PowerState = ['ForceOff', 'GracefulShutdown'].includes(type) ? 'Off' : 'On';
+        return send(204);
+      }
+      if (req.method === 'PATCH' && urlPath === SYSTEM_PATH) {
+        if (req.headers['if-match'] !== undefined && req.headers['if-match'] !== `W/"${etag}"`) return error(412, 'ETag mismatch');
+        const patch = JSON.parse(text) as { Boot?: Record<string, unknown> };
+        system.Boot = { ...system.Boot, ...patch.Boot };
+        etag += 1;
+        return send(200, system);
+      }
+      return error(405, `${req.method} ${urlPath} not supported`);
+    });
+  };
+
+  const server = opts.https ? https.createServer(selfSignedCert(), handler) : http.createServer(handler);
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, opts.host ?? '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    requests,
+    system,
+    changes: () => requests.filter((r) => r.method !== 'GET'),
+    openConnections: () => sockets.size,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

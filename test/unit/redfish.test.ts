@@ -1,0 +1,205 @@
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ResolvedNode } from '../../server/model/inventory.js';
+import { isRackseedError } from '../../server/model/errors.js';
+import { runBatch } from '../../server/power/batch.js';
+import { credentialFor, parseBmcCredentials } from '../../server/power/credentials-file.js';
+import { loadBmcCredentials } from '../../server/power/credentials.js';
+import { powerNodes } from '../../server/power/power-nodes.js';
+import { redfishDriver } from '../../server/power/redfish.js';
+import type { BmcCredential, BmcTarget, PowerAction } from '../../server/power/types.js';
+import { startFakeRedfish, type FakeRedfish } from '../support/redfish-server.js';
+
+const SYSTEM = '/redfish/v1/Systems/437XR1138R2';
+const RESET = `${SYSTEM}/Actions/ComputerSystem.Reset`;
+const AUTH = `Basic ${Buffer.from('root:calvin').toString('base64')}`;
+
+const servers: FakeRedfish[] = [];
+async function bmc(opts: Parameters<typeof startFakeRedfish>[0] = {}): Promise<FakeRedfish> {
+  const s = await startFakeRedfish(opts);
+  servers.push(s);
+  return s;
+}
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+const cred = (port: number, extra: Partial<BmcCredential> = {}): BmcCredential => ({ username: 'root', password: 'calvin', port, scheme: 'http', ...extra });
+const target = (port: number, extra: Partial<BmcCredential> = {}): BmcTarget => ({ node: 'n1', bmc: { address: '127.0.0.1', kind: 'redfish' }, credential: cred(port, extra) });
+const run = (t: BmcTarget, action: PowerAction) => redfishDriver(t, action, AbortSignal.timeout(10_000));
+
+describe('Redfish driver against the DMTF mockup', () => {
+  it('status: finds the system through /redfish/v1/Systems and reads PowerState, with basic auth', async () => {
+    const s = await bmc();
+    expect(await run(target(s.port), 'status')).toEqual({ state: 'on' });
+    expect(s.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /redfish/v1/Systems', `GET ${SYSTEM}`]);
+    expect(s.requests.every((r) => r.authorization === AUTH)).toBe(true);
+    expect(s.changes()).toEqual([]);
+  });
+
+  it('on, off and cycle send exactly one ComputerSystem.Reset each, with the allowed ResetType', async () => {
+    const s = await bmc();
+    await run(target(s.port), 'off');
+    expect(s.system.PowerState).toBe('Off');
+    await run(target(s.port), 'on');
+    await run(target(s.port), 'cycle');
+    // The mockup allows no PowerCycle, so cycle falls back to ForceRestart.
+    expect(s.changes().map((r) => [r.method, r.path, r.body])).toEqual([
+      ['POST', RESET, { ResetType: 'ForceOff' }],
+      ['POST', RESET, { ResetType: 'On' }],
+      ['POST', RESET, { ResetType: 'ForceRestart' }],
+    ]);
+  });
+
+  it('cycle prefers PowerCycle where the BMC allows it', async () => {
+    const s = await bmc({ resetTypes: ['On', 'ForceOff', 'PowerCycle', 'ForceRestart'] });
+    await run(target(s.port), 'cycle');
+    expect(s.changes().map((r) => r.body)).toEqual([{ ResetType: 'PowerCycle' }]);
+  });
+
+  it('pxe: PATCHes a one-time Pxe boot override (with the ETag), then restarts a running machine', async () => {
+    const s = await bmc();
+    s.system.Boot = { ...s.system.Boot, BootSourceOverrideTarget: 'Hdd', BootSourceOverrideEnabled: 'Disabled' };
+    expect(await run(target(s.port), 'pxe')).toEqual({ state: 'on' });
+    expect(s.changes().map((r) => [r.method, r.path, r.body])).toEqual([
+      ['PATCH', SYSTEM, { Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } }],
+      ['POST', RESET, { ResetType: 'ForceRestart' }],
+    ]);
+    expect(s.changes()[0]!.ifMatch).toBe('W/"1"');
+    expect(s.system.Boot).toMatchObject({ BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' });
+  });
+
+  it('pxe switches a machine that is off on instead of restarting it', async () => {
+    const s = await bmc({ powerState: 'Off' });
+    await run(target(s.port), 'pxe');
+    expect(s.changes().map((r) => r.body)).toEqual([{ Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } }, { ResetType: 'On' }]);
+    expect(s.system.PowerState).toBe('On');
+  });
+
+  it('a wrong password is reported as an authentication failure and changes nothing', async () => {
+    const s = await bmc();
+    await expect(run(target(s.port, { password: 'wrong' }), 'off')).rejects.toThrow(/authentication failed/);
+    expect(s.changes()).toEqual([]);
+  });
+
+  it('HTTPS: a self-signed certificate is refused unless the credential says insecure: true', async () => {
+    const s = await bmc({ https: true });
+    await expect(run(target(s.port, { scheme: 'https' }), 'status')).rejects.toThrow(/SELF_SIGNED|certificate/i);
+    expect(await run(target(s.port, { scheme: 'https', insecure: true }), 'status')).toEqual({ state: 'on' });
+  });
+});
+
+describe('a BMC that never answers', () => {
+  it('times out for that node alone; the others succeed', async () => {
+    const good = await bmc();
+    const hung = await bmc({ hang: true });
+    const node = (name: string): ResolvedNode =>
+      ({ name, group: 'gpu', macs: [], labels: {}, roles: [], kernelArgs: [], hardware: {}, installedBoot: 'local', uefiLoader: 'ipxe.efi', leaseSeconds: 3600, data: {}, bmc: { address: '127.0.0.1', kind: 'redfish' } }) as ResolvedNode;
+    const creds = parseBmcCredentials(
+      `nodes:\n  a: { username: root, password: calvin, port: ${good.port}, scheme: http }\n  b: { username: root, password: calvin, port: ${hung.port}, scheme: http }\n  c: { username: root, password: calvin, port: ${good.port}, scheme: http }\n`,
+      'bmc.yaml',
+    );
+    const order: string[] = [];
+    const results = await powerNodes([node('a'), node('b'), node('c')], 'status', creds, { concurrency: 2, timeoutMs: 1500 }, (r) => order.push(r.node));
+    expect(results.map((r) => [r.node, r.ok, r.state, r.timedOut])).toEqual([
+      ['a', true, 'on', undefined],
+      ['b', false, undefined, true],
+      ['c', true, 'on', undefined],
+    ]);
+    expect(results[1]!.error).toMatch(/no answer within 1.5 s/);
+    // c waited for a free slot only, not for b: with 2 lanes, b's lane was busy, a's lane took c.
+    expect(order.indexOf('c')).toBeLessThan(order.indexOf('b'));
+    expect(hung.requests.map((r) => r.path)).toEqual(['/redfish/v1/Systems']);
+    // The abandoned request was aborted: its connection does not linger.
+    await expect.poll(() => hung.openConnections(), { timeout: 5000 }).toBe(0);
+  });
+});
+
+describe('runBatch', () => {
+  it('never runs more than `concurrency` calls at once and keeps input order', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const results = await runBatch([1, 2, 3, 4, 5, 6, 7], { concurrency: 3, timeoutMs: 5000 }, async (n) => {
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      await new Promise((r) => setTimeout(r, 10 * (8 - n)));
+      inFlight -= 1;
+      return n * 10;
+    });
+    expect(most).toBe(3);
+    expect(results.map((r) => (r.ok ? r.value : r.error))).toEqual([10, 20, 30, 40, 50, 60, 70]);
+  });
+
+  it('abandons a call that ignores its abort signal, and reports a thrown error per item', async () => {
+    let sawAbort = false;
+    const results = await runBatch(['hang', 'boom', 'fine'], { concurrency: 1, timeoutMs: 200 }, (item, signal) => {
+      if (item === 'hang') {
+        signal.addEventListener('abort', () => (sawAbort = true));
+        return new Promise<string>(() => undefined);
+      }
+      if (item === 'boom') return Promise.reject(new Error('BMC said no'));
+      return Promise.resolve('ok');
+    });
+    expect(results).toEqual([
+      { ok: false, timedOut: true, error: 'no answer within 0.2 s', durationMs: expect.any(Number) },
+      { ok: false, timedOut: false, error: 'BMC said no', durationMs: expect.any(Number) },
+      { ok: true, value: 'ok', durationMs: expect.any(Number) },
+    ]);
+    expect(sawAbort).toBe(true);
+  });
+});
+
+describe('BMC credentials file', () => {
+  const TEXT = `default: { username: admin, password: d }
+groups:
+  gpu: { username: root, password: g, port: 624 }
+nodes:
+  gpu01: { username: root, password: n, insecure: true, cipher_suite: 3 }
+`;
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'rackseed-bmc-creds-'));
+    mkdirSync(path.join(dir, 'secrets'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('looks a node up by name, then group, then default', () => {
+    const c = parseBmcCredentials(TEXT, 'bmc.yaml');
+    expect(credentialFor(c, 'gpu01', 'gpu')).toEqual({ username: 'root', password: 'n', insecure: true, cipherSuite: 3 });
+    expect(credentialFor(c, 'gpu02', 'gpu')).toEqual({ username: 'root', password: 'g', port: 624 });
+    expect(credentialFor(c, 'head01', 'head')).toEqual({ username: 'admin', password: 'd' });
+    expect(credentialFor(parseBmcCredentials('nodes: {}\n', 'x'), 'head01', 'head')).toBeUndefined();
+  });
+
+  it('rejects unknown keys without echoing any value', () => {
+    const bad = () => parseBmcCredentials('nodes:\n  gpu01: { username: root, pasword: hunter2 }\n', 'bmc.yaml');
+    expect(bad).toThrow(/bmc\.yaml: nodes\.gpu01/);
+    try {
+      bad();
+    } catch (e) {
+      expect(isRackseedError(e) && e.code).toBe('BMC_CREDENTIALS');
+      expect((e as Error).message).not.toContain('hunter2');
+    }
+  });
+
+  it('refuses a file that group or others can read, and loads it at 0600', () => {
+    const file = path.join(dir, 'secrets', 'bmc.yaml');
+    writeFileSync(file, TEXT);
+    chmodSync(file, 0o640);
+    expect(() => loadBmcCredentials(dir)).toThrow(/readable by group or others \(mode 640\).*chmod 600/);
+    chmodSync(file, 0o600);
+    expect(loadBmcCredentials(dir).nodes.get('gpu01')?.password).toBe('n');
+  });
+
+  it('a missing file means no credentials, not an error', () => {
+    const empty = mkdtempSync(path.join(tmpdir(), 'rackseed-bmc-none-'));
+    try {
+      const c = loadBmcCredentials(empty);
+      expect(credentialFor(c, 'a', 'b')).toBeUndefined();
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+});

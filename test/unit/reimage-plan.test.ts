@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { parseInventory } from '../../server/inventory/index.js';
+import type { LifecycleState } from '../../server/model/lifecycle.js';
+import { isRackseedError } from '../../server/model/errors.js';
+import { planReimage } from '../../server/services/reimage.js';
+import type { NodeStatus } from '../../server/store/types.js';
+import { FILE, withNodes } from '../fixtures/inventory/inventories.js';
+
+const inv = parseInventory(
+  withNodes(`  - name: head01
+    group: head
+    ip: 10.0.0.1
+    bmc: { address: 10.1.0.1 }
+  - range: gpu[01-04]
+    group: gpu
+    ip: 10.0.1.1
+    bmc: { address: 10.1.1.1, kind: redfish }
+  - name: gpu05
+    group: gpu
+    ip: 10.0.1.5
+  - name: gpu06
+    group: gpu
+`),
+  FILE,
+);
+
+const status = (id: string, state: LifecycleState, extra: Partial<NodeStatus> = {}): [string, NodeStatus] => [id, { id, state, reimageRequested: false, facts: {}, updatedAt: 0, ...extra }];
+const statuses = new Map([
+  status('head01', 'ready'),
+  status('gpu01', 'ready'),
+  status('gpu02', 'installed', { reimageRequested: true, nextGroup: 'gpu' }),
+  status('gpu03', 'failed'),
+  status('gpu04', 'discovered'),
+  status('gpu05', 'configuring'),
+  status('gpu06', 'assigned'),
+]);
+
+function thrown(f: () => unknown): { code?: string; message: string } {
+  try {
+    f();
+  } catch (e) {
+    return { code: isRackseedError(e) ? e.code : undefined, message: (e as Error).message };
+  }
+  throw new Error('expected an error');
+}
+
+describe('planReimage', () => {
+  it('resolves targets and picks the reboot path per node: ssh when up with an IP, else BMC, else by hand', () => {
+    const plan = planReimage(inv, statuses, { targets: ['group:gpu'] });
+    expect(plan.nodes.map((n) => [n.node, n.state, n.reboot, n.bmcFallback, n.skip ?? null])).toEqual([
+      ['gpu01', 'ready', 'ssh', true, null],
+      ['gpu02', 'installed', 'ssh', true, null],
+      ['gpu03', 'failed', 'bmc', false, null],
+      ['gpu04', 'discovered', 'bmc', false, 'not assigned yet: nothing to reimage'],
+      ['gpu05', 'configuring', 'ssh', false, null],
+      ['gpu06', 'assigned', 'manual', false, null],
+    ]);
+    expect(plan.counts).toEqual({ targeted: 6, toMark: 5, skipped: 1, ssh: 3, bmc: 1, manual: 1 });
+    expect(plan.nodes.find((n) => n.node === 'gpu02')?.alreadyPending).toBe(true);
+  });
+
+  it('carries the next group and role into every planned node', () => {
+    const plan = planReimage(inv, statuses, { targets: ['head01', 'gpu[01-02]'], group: 'gpu', role: 'slurm-compute' });
+    expect(plan.nodes.map((n) => [n.node, n.nextGroup, n.nextRole])).toEqual([
+      ['head01', 'gpu', 'slurm-compute'],
+      ['gpu01', 'gpu', 'slurm-compute'],
+      ['gpu02', 'gpu', 'slurm-compute'],
+    ]);
+    expect(plan).toMatchObject({ group: 'gpu', role: 'slurm-compute' });
+  });
+
+  it('a node the store has never seen is skipped, not guessed at', () => {
+    const plan = planReimage(inv, new Map(), { targets: ['head01'] });
+    expect(plan.nodes[0]).toMatchObject({ node: 'head01', reboot: 'bmc', skip: 'not assigned yet: nothing to reimage' });
+    expect(plan.counts.toMark).toBe(0);
+  });
+
+  it('validates the next group and role against the inventory', () => {
+    expect(thrown(() => planReimage(inv, statuses, { targets: ['gpu01'], group: 'gpus' }))).toEqual({ code: 'GROUP_NOT_FOUND', message: expect.stringMatching(/no group "gpus".*groups: gpu, head/) });
+    expect(thrown(() => planReimage(inv, statuses, { targets: ['gpu01'], group: 'head', role: 'slurm-compute' }))).toMatchObject({ code: 'BAD_REQUEST', message: expect.stringMatching(/group "head" has no role "slurm-compute"/) });
+    expect(thrown(() => planReimage(inv, statuses, { targets: ['gpu01'], role: 'nope' }))).toMatchObject({ code: 'BAD_REQUEST' });
+    expect(planReimage(inv, statuses, { targets: ['gpu01'], role: 'slurm-controller' }).nodes[0]?.nextRole).toBe('slurm-controller');
+  });
+
+  it('an unknown target is an error, not an empty plan', () => {
+    expect(thrown(() => planReimage(inv, statuses, { targets: ['gpu[01-09]'] }))).toMatchObject({ code: 'INVENTORY_NOT_FOUND', message: expect.stringMatching(/gpu\[07-09\]/) });
+  });
+
+  it('is pure: planning twice gives the same plan and changes neither input', () => {
+    const before = JSON.stringify([...statuses]);
+    const a = planReimage(inv, statuses, { targets: ['role:slurm-compute'] });
+    const b = planReimage(inv, statuses, { targets: ['role:slurm-compute'] });
+    expect(a).toEqual(b);
+    expect(JSON.stringify([...statuses])).toBe(before);
+  });
+});
