@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { RackseedError } from './model/errors.js';
 import { inSubnet, parseCidr, parseIpv4, type Ipv4Subnet } from './model/ipv4.js';
+import type { StoreConfig } from './store/index.js';
 import { strict } from './util/strict-object.js';
+import type { SourceLocator } from './util/source-locator.js';
 import { parseYamlDocument } from './util/yaml-document.js';
 import { parseAt } from './util/zod-located.js';
 
@@ -103,9 +106,28 @@ const dhcpSchema = strict({
     });
   });
 
+/** The variable a PostgreSQL URL is read from when the file names none: the password stays out of the file. */
+export const DEFAULT_DATABASE_URL_ENV = 'RACKSEED_DATABASE_URL';
+
+const POSTGRES_URL = /^postgres(ql)?:\/\/./;
+const postgresUrl = z.string().regex(POSTGRES_URL, 'expected a postgres:// or postgresql:// URL');
+
 const storeSchema = z
   .discriminatedUnion('kind', [
     strict({ kind: z.literal('sqlite'), path: z.string().optional() }),
+    strict({
+      kind: z.literal('postgres'),
+      /** Written in the file (passwords then too: prefer url_env). */
+      url: postgresUrl.optional(),
+      /** The environment variable holding the URL; RACKSEED_DATABASE_URL when neither url nor url_env is given. */
+      url_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name').optional(),
+      /** Connections this server keeps to the database at most. */
+      pool_size: z.number().int().min(1).max(200).default(10),
+    }).superRefine((s, ctx) => {
+      if (s.url !== undefined && s.url_env !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['url_env'], message: 'give either url or url_env, not both' });
+      }
+    }),
   ])
   .default({ kind: 'sqlite' });
 
@@ -152,8 +174,11 @@ const logSchema = strict({
   })
   .prefault({});
 
+const SERVER_NAME = /^[a-z0-9][a-z0-9-]*$/i;
+
 export const configSchema = strict({
-  server: strict({ name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/i, 'expected a name of letters, digits and dashes').default('rackseed') }).prefault({}),
+  // Left out: "rackseed" with SQLite; the host name with a shared PostgreSQL store, where names must differ.
+  server: strict({ name: z.string().regex(SERVER_NAME, 'expected a name of letters, digits and dashes').optional() }).prefault({}),
   data_dir: z.string().default('./data'),
   inventory: z.string().default('./inventory.yaml'),
   http: httpSchema,
@@ -206,7 +231,8 @@ export interface Config {
   http: { enabled: boolean; listen: string; port: number; publicUrl: string };
   tftp: { enabled: boolean; listen: string; port: number; root: string };
   dhcp: DhcpConfig;
-  store: { kind: 'sqlite'; path: string };
+  /** Resolved: a PostgreSQL URL read from the environment is in here, so never log or print this object whole. */
+  store: StoreConfig;
   /** Installer kernel and initrd handed to nodes that provision, relative to data_dir/files. */
   provisioning: { kernel: string; initrd: string; tokenSeconds: number };
   /** Image distribution over BitTorrent: tracker and seeder. */
@@ -214,8 +240,43 @@ export interface Config {
   log: { level: RawConfig['log']['level'] };
 }
 
-/** Pure: validates config text. `file` is used for error messages and to resolve relative paths. */
-export function parseConfig(text: string, file: string): Config {
+/** What a configuration may take from its surroundings; tests pass their own. */
+export interface ConfigEnvironment {
+  vars: Readonly<Record<string, string | undefined>>;
+  hostname: string;
+}
+
+function processEnvironment(): ConfigEnvironment {
+  return { vars: process.env, hostname: hostname() };
+}
+
+/** The host name's first label as a server name, if it makes a valid one. */
+function serverNameFromHost(host: string): string | undefined {
+  const label = host.split('.')[0]?.toLowerCase() ?? '';
+  return SERVER_NAME.test(label) ? label : undefined;
+}
+
+function resolveStore(raw: RawConfig['store'], dataDir: string, env: ConfigEnvironment, where: SourceLocator): StoreConfig {
+  if (raw.kind === 'sqlite') return { kind: 'sqlite', path: path.resolve(dataDir, raw.path ?? 'rackseed.db') };
+  if (raw.url !== undefined) return { kind: 'postgres', url: raw.url, poolSize: raw.pool_size };
+  const name = raw.url_env ?? DEFAULT_DATABASE_URL_ENV;
+  const value = env.vars[name];
+  if (!value) {
+    throw raw.url_env !== undefined
+      ? where.error('CONFIG_INVALID', ['store', 'url_env'], `environment variable ${name} is not set (it should hold the postgres:// URL)`)
+      : where.error('CONFIG_INVALID', ['store', 'url'], `missing: give store.url, or store.url_env naming an environment variable that holds the URL (the default, ${DEFAULT_DATABASE_URL_ENV}, is not set)`);
+  }
+  if (!POSTGRES_URL.test(value)) {
+    throw where.error('CONFIG_INVALID', ['store', raw.url_env !== undefined ? 'url_env' : 'url'], `environment variable ${name} does not hold a postgres:// or postgresql:// URL`);
+  }
+  return { kind: 'postgres', url: value, poolSize: raw.pool_size };
+}
+
+/**
+ * Validates config text; pure except for what `env` supplies (a database URL from the environment, the host name).
+ * `file` is used for error messages and to resolve relative paths.
+ */
+export function parseConfig(text: string, file: string, env: ConfigEnvironment = processEnvironment()): Config {
   const { doc, where } = parseYamlDocument(text, file, 'CONFIG_INVALID');
   const raw = parseAt(configSchema, doc.toJS() ?? {}, [], where, 'CONFIG_INVALID');
   const base = path.dirname(path.resolve(file));
@@ -224,7 +285,7 @@ export function parseConfig(text: string, file: string): Config {
   const advertised = raw.dhcp.server_ip ?? (raw.http.listen === '0.0.0.0' ? '127.0.0.1' : raw.http.listen);
   return {
     file: path.resolve(file),
-    serverName: raw.server.name,
+    serverName: raw.server.name ?? (raw.store.kind === 'postgres' ? serverNameFromHost(env.hostname) : undefined) ?? 'rackseed',
     dataDir,
     inventoryPath: path.resolve(base, raw.inventory),
     http: {
@@ -251,7 +312,7 @@ export function parseConfig(text: string, file: string): Config {
       offerSeconds: raw.dhcp.offer_seconds,
       declineSeconds: raw.dhcp.decline_seconds,
     },
-    store: { kind: 'sqlite', path: path.resolve(dataDir, raw.store.path ?? 'rackseed.db') },
+    store: resolveStore(raw.store, dataDir, env, where),
     provisioning: { kernel: raw.provisioning.kernel, initrd: raw.provisioning.initrd, tokenSeconds: raw.provisioning.token_seconds },
     torrent: {
       enabled: raw.torrent.enabled,

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
+import { foldLifecycle } from '../../server/lifecycle/reducer.js';
 import { isRackseedError } from '../../server/model/errors.js';
 import type { LifecycleEvent } from '../../server/model/lifecycle.js';
 import type { Lease, NewEvent, ObservedStore, RecordResult, Run } from '../../server/store/types.js';
@@ -9,7 +10,15 @@ import type { Lease, NewEvent, ObservedStore, RecordResult, Run } from '../../se
  * unchanged, so nothing here may know about files, pragmas or SQL. Durability and migrations of a particular
  * backend belong in that backend's own tests.
  */
-export type StoreFactory = () => Promise<{ store: ObservedStore; cleanup: () => Promise<void> }>;
+export type StoreFactory = () => Promise<{
+  store: ObservedStore;
+  cleanup: () => Promise<void>;
+  /**
+   * Opens another store on the same data (a second connection to the same file or database), as a second server
+   * sharing the store would. The contract closes what it opens, before cleanup.
+   */
+  openSibling: () => Promise<ObservedStore>;
+}>;
 
 const MAC_A = '52:54:00:00:00:0a';
 const MAC_B = '52:54:00:00:00:0b';
@@ -49,9 +58,10 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
   describe(`ObservedStore contract: ${name}`, () => {
     let store: ObservedStore;
     let cleanup: () => Promise<void>;
+    let openSibling: () => Promise<ObservedStore>;
 
     beforeEach(async () => {
-      ({ store, cleanup } = await factory());
+      ({ store, cleanup, openSibling } = await factory());
     });
 
     afterEach(async () => {
@@ -551,6 +561,101 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect((await store.listRuns({ node: 'a', kind: 'apply', limit: 1 })).map((r) => r.id)).toEqual(['a3']);
         expect((await store.listRuns({ limit: 2 })).map((r) => r.id)).toEqual(['a3', 'a2']);
         expect(await store.listRuns({ node: 'c' })).toEqual([]);
+      });
+    });
+
+    describe('two stores on the same data (two servers)', () => {
+      let other: ObservedStore;
+      beforeEach(async () => {
+        other = await openSibling();
+      });
+      afterEach(async () => {
+        await other.close();
+      });
+
+      const T = Date.now();
+      const bound = (ip: string, mac: string): Omit<Lease, 'updatedAt'> => ({ ip, mac, state: 'bound', expiresAt: T + 3_600_000 });
+
+      it('gives each address to exactly one of two MACs claiming it through different stores at once', async () => {
+        const ips = Array.from({ length: 20 }, (_, i) => `10.2.0.${i + 1}`);
+        const results = await Promise.all(
+          ips.flatMap((ip, i) => [
+            store.claimLease(bound(ip, `52:54:00:02:00:${i.toString(16).padStart(2, '0')}`), T),
+            other.claimLease(bound(ip, `52:54:00:02:01:${i.toString(16).padStart(2, '0')}`), T),
+          ]),
+        );
+        for (const [i, ip] of ips.entries()) {
+          const pair = [results[2 * i]!, results[2 * i + 1]!];
+          expect(pair.filter((r) => r.ok)).toHaveLength(1);
+          const holder = await other.getLeaseByIp(ip);
+          expect(await store.getLeaseByIp(ip)).toEqual(holder);
+          const winner = pair.find((r) => r.ok);
+          const loser = pair.find((r) => !r.ok);
+          if (winner?.ok) expect(holder).toEqual(winner.lease);
+          if (loser && !loser.ok) expect(loser.heldBy).toEqual(holder);
+        }
+      });
+
+      it('leaves one MAC claiming two addresses through different stores at once with one active lease', async () => {
+        for (let round = 0; round < 10; round++) {
+          const mac = `52:54:00:03:00:${round.toString(16).padStart(2, '0')}`;
+          const results = await Promise.all([store.claimLease(bound(`10.3.${round}.1`, mac), T), other.claimLease(bound(`10.3.${round}.2`, mac), T)]);
+          expect(results.every((r) => r.ok)).toBe(true);
+          const active = (await store.listLeases()).filter((l) => l.mac === mac && (l.state === 'bound' || l.state === 'offered'));
+          expect(active).toHaveLength(1);
+          expect(await other.getLeaseByMac(mac)).toEqual(active[0]);
+        }
+      });
+
+      it('keeps one event log: ids increase across both stores and each sees the other\'s status', async () => {
+        const nodes = Array.from({ length: 10 }, (_, i) => `s${i}`);
+        await Promise.all(
+          nodes.map(async (node, i) => {
+            const first = i % 2 === 0 ? store : other;
+            const second = first === store ? other : store;
+            okResult(await first.recordEvent({ node, event: discovered(`52:54:00:04:00:0${i}`), at: 10 }));
+            okResult(await second.recordEvent({ node, event: { type: 'assigned', group: 'g' }, at: 11 }));
+          }),
+        );
+        const events = await other.listEvents();
+        expect(events).toHaveLength(20);
+        const ids = events.map((e) => e.id);
+        expect(new Set(ids).size).toBe(20);
+        expect(ids).toEqual([...ids].sort((a, b) => a - b));
+        expect(await store.listEvents()).toEqual(events);
+        for (const node of nodes) {
+          expect((await store.getNode(node))?.state).toBe('assigned');
+          expect(await other.getNode(node)).toEqual(await store.getNode(node));
+        }
+      });
+
+      it('applies one node\'s events from two stores one at a time: the status is the fold of the stored log', async () => {
+        okResult(await store.recordEvent({ node: 'n1', event: discovered(MAC_A, { a: 1 }), at: 1 }));
+        const cycle: LifecycleEvent[] = [
+          { type: 'assigned', group: 'g' },
+          { type: 'provision_started' },
+          { type: 'stage', stage: 'download' },
+          { type: 'failed', reason: 'disk' },
+          { type: 'reimage_requested', group: 'h' },
+          { type: 'installed' },
+        ];
+        const events = Array.from({ length: 36 }, (_, i) => cycle[i % cycle.length]!);
+        const results = await Promise.all(events.map((event, i) => (i % 2 === 0 ? store : other).recordEvent({ node: 'n1', event, at: 2 + i })));
+
+        const log = await other.listEvents({ node: 'n1' });
+        const accepted = results.filter((r) => r.ok);
+        expect(log).toHaveLength(1 + accepted.length);
+        expect(new Set(log.map((e) => e.id))).toEqual(new Set([log[0]!.id, ...accepted.map((r) => (r.ok ? r.event.id : 0))]));
+        // Serializable: replaying the stored log in id order accepts every event and ends where the store ended.
+        const folded = foldLifecycle(log.map((e) => e.event));
+        expect(folded.rejected).toBeUndefined();
+        const { id: _id, mac: _mac, updatedAt: _u, lastSeenAt: _l, ...status } = (await store.getNode('n1'))!;
+        expect(status).toEqual(folded.status);
+      });
+
+      it('lets a single-use key be used once across both stores', async () => {
+        const results = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? store : other).useOnce('shared', T + 60_000, T)));
+        expect(results.filter(Boolean)).toHaveLength(1);
       });
     });
   });

@@ -1,0 +1,10 @@
+import type { Migration } from '../migrations/types.js';
+import { initial } from './001_initial.js';
+
+export type { Migration } from '../migrations/types.js';
+
+/**
+ * PostgreSQL schema steps. Numbered independently of the SQLite ones (a PostgreSQL database starts at the schema
+ * SQLite reached in several steps). Append only: a shipped migration is never edited or renumbered.
+ */
+export const PG_MIGRATIONS: readonly Migration[] = [initial];

@@ -1,0 +1,80 @@
+import type pg from 'pg';
+
+import { RackseedError } from '../model/errors.js';
+import { sqlState, UNIQUE_VIOLATION } from './postgres-open.js';
+import type { Run, RunKind, RunQuery, RunResult } from './types.js';
+
+interface RunRow {
+  id: string;
+  node: string;
+  kind: string;
+  result: string;
+  started_at: number;
+  finished_at: number | null;
+  summary: Record<string, unknown>;
+  details: unknown;
+}
+
+function toRun(r: RunRow): Run {
+  const run: Run = {
+    id: r.id,
+    node: r.node,
+    kind: r.kind as RunKind,
+    result: r.result as RunResult,
+    startedAt: r.started_at,
+    summary: r.summary,
+    details: r.details,
+  };
+  if (r.finished_at !== null) run.finishedAt = r.finished_at;
+  return run;
+}
+
+/** jsonb parameters go as text: pg would turn a JS array into a PostgreSQL array, not JSON. */
+const json = (value: unknown): string => JSON.stringify(value ?? null);
+
+/** apply/test/readiness/audit/install runs: written twice (start, finish), read newest first. */
+export class PgRuns {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async create(run: Run): Promise<void> {
+    try {
+      await this.pool.query(
+        `INSERT INTO runs (id, node, kind, result, started_at, finished_at, summary, details)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb)`,
+        [run.id, run.node, run.kind, run.result, run.startedAt, run.finishedAt ?? null, json(run.summary), json(run.details)],
+      );
+    } catch (e) {
+      if (sqlState(e) === UNIQUE_VIOLATION) {
+        throw new RackseedError('STORE_CONFLICT', `run "${run.id}" already exists`, { id: run.id }, { cause: e });
+      }
+      throw e;
+    }
+  }
+
+  async finish(id: string, patch: { result: RunResult; finishedAt: number; summary: Record<string, unknown>; details: unknown }): Promise<void> {
+    const r = await this.pool.query(
+      'UPDATE runs SET result = $2, finished_at = $3, summary = $4::jsonb, details = $5::jsonb WHERE id = $1',
+      [id, patch.result, patch.finishedAt, json(patch.summary), json(patch.details)],
+    );
+    if (r.rowCount === 0) throw new RackseedError('NOT_FOUND', `run "${id}" does not exist`, { id });
+  }
+
+  async get(id: string): Promise<Run | undefined> {
+    const r = await this.pool.query<RunRow>('SELECT * FROM runs WHERE id = $1', [id]);
+    return r.rows[0] && toRun(r.rows[0]);
+  }
+
+  async list(q: RunQuery = {}): Promise<Run[]> {
+    // LIMIT NULL is no limit. The node variant is separate so it can use the (node, started_at) index.
+    const limit = q.limit === undefined ? null : Math.max(0, Math.floor(q.limit));
+    const kind = q.kind ?? null;
+    const r =
+      q.node === undefined
+        ? await this.pool.query<RunRow>('SELECT * FROM runs WHERE ($1::text IS NULL OR kind = $1) ORDER BY started_at DESC, id DESC LIMIT $2', [kind, limit])
+        : await this.pool.query<RunRow>(
+            'SELECT * FROM runs WHERE node = $3 AND ($1::text IS NULL OR kind = $1) ORDER BY started_at DESC, id DESC LIMIT $2',
+            [kind, limit, q.node],
+          );
+    return r.rows.map(toRun);
+  }
+}
