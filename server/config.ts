@@ -176,6 +176,20 @@ const logSchema = strict({
 
 const SERVER_NAME = /^[a-z0-9][a-z0-9-]*$/i;
 
+const statesSchema = strict({
+    /** Operator SLS directories, searched before the built-in states/ (an operator file of the same name wins). */
+    dirs: z.array(z.string().min(1)).default([]),
+    /** Per-group and per-node pillar (secrets): <pillar_dir>/groups/<group>.yaml, <pillar_dir>/nodes/<node>.yaml. */
+    pillar_dir: z.string().optional(),
+    /** Nodes a state run or audit works on at once. */
+    concurrency: z.number().int().min(1).max(1000).default(16),
+    /** A command on a node that runs longer is killed and its state fails. */
+    command_timeout_seconds: z.number().int().min(1).default(600),
+    connect_timeout_seconds: z.number().int().min(1).default(10),
+    ssh_port: port.default(22),
+  })
+  .prefault({});
+
 export const configSchema = strict({
   // Left out: "rackseed" with SQLite; the host name with a shared PostgreSQL store, where names must differ.
   server: strict({ name: z.string().regex(SERVER_NAME, 'expected a name of letters, digits and dashes').optional() }).prefault({}),
@@ -187,6 +201,7 @@ export const configSchema = strict({
   store: storeSchema,
   provisioning: provisioningSchema,
   torrent: torrentSchema,
+  states: statesSchema,
   log: logSchema,
 });
 
@@ -237,7 +252,19 @@ export interface Config {
   provisioning: { kernel: string; initrd: string; tokenSeconds: number };
   /** Image distribution over BitTorrent: tracker and seeder. */
   torrent: TorrentConfig;
+  /** Declared states: where SLS and pillar live, and how runs reach nodes. */
+  states: StatesConfig;
   log: { level: RawConfig['log']['level'] };
+}
+
+export interface StatesConfig {
+  /** Absolute operator SLS directories; the built-in states/ is searched after them. */
+  dirs: string[];
+  pillarDir: string;
+  concurrency: number;
+  commandTimeoutMs: number;
+  connectTimeoutMs: number;
+  sshPort: number;
 }
 
 /** What a configuration may take from its surroundings; tests pass their own. */
@@ -322,6 +349,14 @@ export function parseConfig(text: string, file: string, env: ConfigEnvironment =
       peerTtlSeconds: raw.torrent.peer_ttl_seconds,
       uploadSlots: raw.torrent.upload_slots,
       seederRestartSeconds: raw.torrent.seeder_restart_seconds,
+    },
+    states: {
+      dirs: raw.states.dirs.map((d) => path.resolve(base, d)),
+      pillarDir: path.resolve(base, raw.states.pillar_dir ?? path.join(raw.data_dir, 'pillar')),
+      concurrency: raw.states.concurrency,
+      commandTimeoutMs: raw.states.command_timeout_seconds * 1000,
+      connectTimeoutMs: raw.states.connect_timeout_seconds * 1000,
+      sshPort: raw.states.ssh_port,
     },
     log: raw.log,
   };

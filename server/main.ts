@@ -9,10 +9,11 @@ import type { Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { createHttpApp } from './net/http/app.js';
 import { createIpxeRenderer, IPXE_TEMPLATE_NAMES, type IpxeTemplateName } from './protocol/ipxe/render.js';
-import { IPXE_TEMPLATE_DIR } from './paths.js';
+import { BUILTIN_STATES_DIR, IPXE_TEMPLATE_DIR } from './paths.js';
 import { ImageCatalog } from './images/catalog.js';
 import { imageSwarm } from './images/seeder-swarm.js';
 import { NodeIdentity } from './services/node-identity.js';
+import { StateService } from './services/state-service.js';
 import { InventoryService } from './services/inventory-service.js';
 import { syncStoreWithInventory } from './services/store-sync.js';
 import { openStore } from './store/index.js';
@@ -89,6 +90,15 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const images = new ImageCatalog(config.dataDir, log.child({ subsystem: 'images' }));
     const swarm = imageSwarm(config, images, log.child({ subsystem: 'torrent' }));
 
+    const identity = new NodeIdentity(config.dataDir);
+    const states = new StateService({
+      inventory,
+      store,
+      identity,
+      settings: { ...config.states, roots: [...config.states.dirs, BUILTIN_STATES_DIR] },
+      log: log.child({ subsystem: 'states' }),
+    });
+
     const renderer = createIpxeRenderer(loadIpxeTemplates(IPXE_TEMPLATE_DIR));
     const httpLog = log.child({ subsystem: 'http' });
     const app = createHttpApp({
@@ -104,9 +114,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       netbootStats: () => ({ ...(dhcpStats ? { dhcp: dhcpStats } : {}), ...(tftp ? { tftp: tftp.stats() } : {}) }),
       filesDir,
       loaderDir: config.tftp.root,
+      dataDir: config.dataDir,
+      states,
       log: httpLog,
       ...swarm.httpDeps,
-      plan: { tokens: nodeTokens, store, inventory, images, identity: new NodeIdentity(config.dataDir), baseUrl: config.http.publicUrl, log: httpLog },
+      plan: { tokens: nodeTokens, store, inventory, images, identity, baseUrl: config.http.publicUrl, log: httpLog },
     });
 
     let httpUrl = config.http.publicUrl;

@@ -6,6 +6,10 @@ import { registerImage } from './commands/image.js';
 import { registerNode } from './commands/node.js';
 import { registerServe } from './commands/serve.js';
 import { registerStatus } from './commands/status.js';
+import { registerPower } from './commands/power.js';
+import { registerReimage } from './commands/reimage.js';
+import { registerState } from './commands/state.js';
+import { registerStore } from './commands/store.js';
 
 /** Builds the command tree; `write` receives normal output (tests capture it). */
 export function buildProgram(write: (s: string) => void): Command {
@@ -24,5 +28,9 @@ export function buildProgram(write: (s: string) => void): Command {
   registerStatus(program, ctx);
   registerInstaller(program, write);
   registerImage(program, ctx, write);
+  registerState(program, ctx);
+  registerReimage(program, ctx);
+  registerPower(program, ctx);
+  registerStore(program, write);
   return program;
 }

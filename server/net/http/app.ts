@@ -6,6 +6,11 @@ import { bootRoutes, type BootRouteDeps } from './boot-routes.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { nodeRoutes, type NodeRouteDeps } from './node-routes.js';
 import { swarmRoutes, type SwarmDeps } from './swarm-routes.js';
+import { fleetRoutes } from './fleet-routes.js';
+import { metricsRouter } from './metrics-route.js';
+import { stateRoutes } from './state-routes.js';
+import { dashboardRoutes } from './dashboard/routes.js';
+import type { StateService } from '../../services/state-service.js';
 
 export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, SwarmDeps {
   /** The BitTorrent tracker's GET /announce and /scrape (absent when torrent.enabled is false). */
@@ -16,6 +21,10 @@ export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, Swar
   /** The iPXE binaries (tftp.root), also served over HTTP for UEFI HTTP-boot clients under /ipxe/. */
   loaderDir: string;
   log: Logger;
+  /** The data directory: BMC credentials, the SSH key used for reboots, the metrics token. */
+  dataDir: string;
+  /** State runs (apply/test); absent in tests that do not need them. */
+  states?: StateService;
 }
 
 export function createHttpApp(deps: HttpAppDeps): Express {
@@ -31,7 +40,17 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use('/node/v1', nodeRoutes(deps));
   // Unauthenticated like /files: BitTorrent clients cannot send a token; the tracker only knows catalogued images.
   if (deps.trackerRoutes) app.use(deps.trackerRoutes);
-  app.use('/api/v1', requireAdminToken(deps.adminToken), swarmRoutes(deps), apiRoutes(deps));
+  app.use('/ui', dashboardRoutes({ inventory: deps.inventory, store: deps.store, adminToken: deps.adminToken, serverName: deps.serverName, log: deps.log }));
+  app.get('/', (_req, res) => res.redirect('/ui/'));
+  app.use(metricsRouter({ adminToken: deps.adminToken, dataDir: deps.dataDir, store: deps.store, netbootStats: deps.netbootStats, images: deps.images, ...(deps.swarm ? { swarm: deps.swarm } : {}) }));
+  app.use(
+    '/api/v1',
+    requireAdminToken(deps.adminToken),
+    swarmRoutes(deps),
+    apiRoutes(deps),
+    fleetRoutes({ inventory: deps.inventory, store: deps.store, dataDir: deps.dataDir, log: deps.log }),
+    ...(deps.states ? [stateRoutes({ inventory: deps.inventory, store: deps.store, states: deps.states, log: deps.log })] : []),
+  );
   app.use(notFoundHandler());
   app.use(errorHandler(deps.log));
   return app;

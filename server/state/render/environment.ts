@@ -5,7 +5,6 @@ import { FILTERS, TESTS, outputFilter } from './filters.js';
 import { LINE_MARK, OUTPUT_FILTER, preprocessTemplate } from './preprocess.js';
 
 // Kept here too for callers that look for it next to the environment; it lives in render.ts.
-export { renderTemplateText } from './render.js';
 
 export interface SlsEnvironment {
   env: nunjucks.Environment;

@@ -1,0 +1,4 @@
+# The benchmark role: every target gets it.
+base:
+  '*':
+    - benchrole

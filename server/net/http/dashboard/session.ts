@@ -1,0 +1,48 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/**
+ * Dashboard sessions: a signed cookie, no server-side table, so several servers sharing one admin token accept
+ * each other's sessions. The signing key is derived from the admin token (never the token itself), so rotating the
+ * token ends every session.
+ */
+
+export const SESSION_COOKIE = 'rackseed_ui';
+export const SESSION_SECONDS = 12 * 60 * 60;
+
+const VERSION = 'v1';
+
+export function sessionKey(adminToken: string): Buffer {
+  return createHmac('sha256', adminToken).update('rackseed-ui-session').digest();
+}
+
+function sign(key: Buffer, payload: string): string {
+  return createHmac('sha256', key).update(payload).digest('base64url');
+}
+
+/** `v1.<expires ms>.<nonce>.<mac>` */
+export function issueSession(key: Buffer, now: number = Date.now()): string {
+  const payload = `${VERSION}.${now + SESSION_SECONDS * 1000}.${randomBytes(12).toString('base64url')}`;
+  return `${payload}.${sign(key, payload)}`;
+}
+
+export function sessionValid(key: Buffer, value: string | undefined, now: number = Date.now()): boolean {
+  if (!value) return false;
+  const parts = value.split('.');
+  if (parts.length !== 4 || parts[0] !== VERSION) return false;
+  const payload = parts.slice(0, 3).join('.');
+  const presented = Buffer.from(parts[3]!, 'base64url');
+  const expected = Buffer.from(sign(key, payload), 'base64url');
+  if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) return false;
+  const expires = Number(parts[1]);
+  return Number.isSafeInteger(expires) && expires > now;
+}
+
+/** The value of one cookie from a Cookie header (no cookie-parser dependency for one cookie). */
+export function cookieValue(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}

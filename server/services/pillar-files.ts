@@ -1,0 +1,33 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { parseDocument } from 'yaml';
+import { RackseedError } from '../model/errors.js';
+import type { ResolvedNode } from '../model/inventory.js';
+
+/**
+ * Reads the pillar files that concern ONE node: its group's and its own. Other nodes' files are never opened, so a
+ * node's render context cannot contain another node's secrets even by mistake in a template.
+ *
+ *   <pillarDir>/groups/<group>.yaml
+ *   <pillarDir>/nodes/<node>.yaml
+ */
+export function loadPillarDocuments(pillarDir: string, node: ResolvedNode): Record<string, Record<string, unknown>> {
+  const docs: Record<string, Record<string, unknown>> = {};
+  for (const key of [`groups/${node.group}`, `nodes/${node.name}`]) {
+    const file = path.join(pillarDir, `${key}.yaml`);
+    if (!existsSync(file)) continue;
+    if ((statSync(file).mode & 0o077) !== 0) {
+      throw new RackseedError('CONFIG_INVALID', `${file}: pillar files hold secrets and must not be readable by group or others (chmod 600)`, { file });
+    }
+    const doc = parseDocument(readFileSync(file, 'utf8'), { prettyErrors: true });
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0]!;
+      throw new RackseedError('CONFIG_INVALID', `${file}:${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`, { file });
+    }
+    const value: unknown = doc.toJS();
+    if (value === null || value === undefined) continue;
+    if (typeof value !== 'object' || Array.isArray(value)) throw new RackseedError('CONFIG_INVALID', `${file}: a pillar file must be a mapping of keys to values`, { file });
+    docs[key] = value as Record<string, unknown>;
+  }
+  return docs;
+}

@@ -1,0 +1,166 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from '../log.js';
+import { nodeLogger } from '../log.js';
+import { RackseedError, isRackseedError } from '../model/errors.js';
+import type { ResolvedNode } from '../model/inventory.js';
+import type { ObservedStore, RunResult } from '../store/types.js';
+import { buildRenderContext } from '../state/context.js';
+import { collectFacts } from '../state/collect-facts.js';
+import { compileForNode } from '../state/compile/index.js';
+import { builtinModules, knownFunctions } from '../state/modules/index.js';
+import { composePillar } from '../state/pillar.js';
+import { runPlan } from '../state/run/runner.js';
+import { runFleet } from '../state/run/fleet.js';
+import { countResults, runVerdict, type RunCounts } from '../state/run/summary.js';
+import { FsSlsSource } from '../state/source-fs.js';
+import { renderTemplateText } from '../state/render/render.js';
+import { openSshTransport } from '../state/transport/ssh.js';
+import type { ModuleRegistry, StateResult, Transport } from '../state/types.js';
+import type { InventoryService } from './inventory-service.js';
+import type { NodeIdentity } from './node-identity.js';
+import { loadPillarDocuments } from './pillar-files.js';
+
+export interface StateSettings {
+  /** SLS roots, searched in order: the operator's directories first, the built-in states/ last. */
+  roots: string[];
+  /** Per-group and per-node pillar files (secrets): <dir>/groups/<group>.yaml, <dir>/nodes/<node>.yaml. */
+  pillarDir: string;
+  /** Nodes run at once. */
+  concurrency: number;
+  commandTimeoutMs: number;
+  connectTimeoutMs: number;
+  sshPort: number;
+}
+
+/** One node's outcome of a state run, as stored and as the API streams it. */
+export interface NodeRunReport {
+  node: string;
+  runId: string;
+  mode: 'apply' | 'test';
+  result: RunResult;
+  counts: RunCounts;
+  durationMs: number;
+  /** Why the node's run failed as a whole (no connection, compile error), if it did. */
+  error?: { code: string; message: string };
+  states: StateResult[];
+}
+
+export interface StateServiceDeps {
+  inventory: InventoryService;
+  store: ObservedStore;
+  identity: NodeIdentity;
+  settings: StateSettings;
+  log: Logger;
+  /** How to reach a node; the default is SSH with the host key pinned at provisioning. Tests inject others. */
+  transportFor?: (node: ResolvedNode) => Promise<Transport>;
+  registry?: ModuleRegistry;
+  now?: () => number;
+}
+
+/**
+ * Applies (or dry-runs) each target node's states: connect -> collect facts -> compile -> run -> store the run.
+ * Nodes run in parallel up to the concurrency bound; one node's failure (no connection, bad SLS, a dropped link)
+ * becomes that node's failed run and never stops the others.
+ */
+export class StateService {
+  private readonly registry: ModuleRegistry;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: StateServiceDeps) {
+    this.registry = deps.registry ?? builtinModules();
+    this.now = deps.now ?? Date.now;
+  }
+
+  async run(targets: readonly ResolvedNode[], mode: 'apply' | 'test', onNode?: (r: NodeRunReport) => void): Promise<NodeRunReport[]> {
+    // runNode never throws (a node's failure is its report), so every entry is 'completed'.
+    const entries = await runFleet(targets, (node) => this.runNode(node, mode), {
+      concurrency: this.deps.settings.concurrency,
+      onNodeDone: (entry) => {
+        if (entry.status === 'completed') onNode?.(entry.outcome);
+      },
+    });
+    return entries.map((e) => (e.status === 'completed' ? e.outcome : this.crashed(e.target, mode, e.reason)));
+  }
+
+  private async runNode(node: ResolvedNode, mode: 'apply' | 'test'): Promise<NodeRunReport> {
+    const log = nodeLogger(this.deps.log, { name: node.name });
+    const startedAt = this.now();
+    const runId = randomUUID();
+    await this.deps.store.createRun({ id: runId, node: node.name, kind: mode, result: 'running', startedAt, summary: {}, details: [] });
+    let transport: Transport | undefined;
+    let report: NodeRunReport;
+    try {
+      transport = await (this.deps.transportFor ?? ((n) => this.sshTransport(n)))(node);
+      const facts = await collectFacts(transport, this.deps.settings.commandTimeoutMs);
+      const inv = this.deps.inventory.inventory;
+      const pillar = composePillar(node, inv.groups.get(node.group), loadPillarDocuments(this.deps.settings.pillarDir, node));
+      const context = buildRenderContext(inv, node, pillar, facts);
+      const source = new FsSlsSource(this.deps.settings.roots);
+      const plan = compileForNode({ source, context, knownFunctions: knownFunctions() });
+      const t = transport;
+      const { results, aborted } = await runPlan(plan, {
+        registry: this.registry,
+        context: {
+          transport: t,
+          facts,
+          timeoutMs: this.deps.settings.commandTimeoutMs,
+          renderTemplate: (text, file) => renderTemplateText(text, file, context, source),
+          readSource: async (ref) => source.readFile(ref),
+        },
+        options: { test: mode === 'test', timeoutMs: this.deps.settings.commandTimeoutMs },
+        now: this.now,
+      });
+      const counts = countResults(results);
+      report = {
+        node: node.name,
+        runId,
+        mode,
+        result: runVerdict(results, mode),
+        counts,
+        durationMs: this.now() - startedAt,
+        ...(aborted ? { error: { code: aborted.cause === 'transport' ? 'STATE_TRANSPORT' : 'STATE_FAILHARD', message: aborted.reason } } : {}),
+        states: results,
+      };
+    } catch (err) {
+      const code = isRackseedError(err) ? err.code : 'INTERNAL';
+      const message = err instanceof Error ? err.message : String(err);
+      log.warn({ err, code }, 'state run failed');
+      report = { node: node.name, runId, mode, result: 'failed', counts: countResults([]), durationMs: this.now() - startedAt, error: { code, message }, states: [] };
+    } finally {
+      await transport?.close().catch(() => undefined);
+    }
+    await this.deps.store.finishRun(runId, {
+      result: report.result,
+      finishedAt: this.now(),
+      summary: { mode, counts: report.counts, ...(report.error ? { error: report.error } : {}) },
+      details: report.states,
+    });
+    log.info({ runId, mode, result: report.result, counts: report.counts, ms: report.durationMs }, 'state run finished');
+    return report;
+  }
+
+  private crashed(node: ResolvedNode, mode: 'apply' | 'test', reason: string): NodeRunReport {
+    return { node: node.name, runId: '', mode, result: 'failed', counts: countResults([]), durationMs: 0, error: { code: 'INTERNAL', message: reason }, states: [] };
+  }
+
+  private async sshTransport(node: ResolvedNode): Promise<Transport> {
+    if (!node.ip) throw new RackseedError('STATE_TRANSPORT', `${node.name} has no ip in the inventory: nowhere to connect to`);
+    const pinFile = path.join(this.deps.identity.dataDir, 'nodes', node.name, 'known_host');
+    if (!existsSync(pinFile)) {
+      throw new RackseedError('SSH_HOST_KEY_UNKNOWN', `${node.name} has no pinned host key (${pinFile}); it gets one when rackseed provisions it`);
+    }
+    await this.deps.identity.serverPublicKey();
+    return openSshTransport({
+      target: node.name,
+      host: node.ip,
+      port: this.deps.settings.sshPort,
+      username: 'root',
+      privateKey: readFileSync(this.deps.identity.serverKeyFile, 'utf8'),
+      knownHostKey: readFileSync(pinFile, 'utf8'),
+      connectTimeoutMs: this.deps.settings.connectTimeoutMs,
+    });
+  }
+}
+

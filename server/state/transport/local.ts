@@ -1,0 +1,138 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, chown, lstat, open, readFile, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { dirname, resolve as resolvePath } from 'node:path';
+import { constants as osConstants } from 'node:os';
+import { promisify } from 'node:util';
+import { RackseedError } from '../../model/errors.js';
+import type { ExecOptions, ExecResult, Transport, WriteOptions } from '../types.js';
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * The transport for the machine rackseed itself runs on: commands through `sh -c`, files through fs. Same contract
+ * as the SSH transport (timeouts kill the whole command, writes are atomic renames, a closed transport refuses).
+ */
+export class LocalTransport implements Transport {
+  private closed = false;
+  private readonly running = new Set<ChildProcess>();
+
+  constructor(readonly target = 'localhost') {}
+
+  exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    return new Promise((resolve, reject) => {
+      this.assertOpen();
+      // Its own process group, so a timeout kills the command and everything it started, not just the shell.
+      const child = spawn('sh', ['-c', command], { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+      this.running.add(child);
+      const stdout: Buffer[] = [];
+      const stderr: Buffer[] = [];
+      let timedOut = false;
+      const timer =
+        options.timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              timedOut = true;
+              killGroup(child);
+              reject(new RackseedError('STATE_TIMEOUT', `${this.target}: command timed out after ${options.timeoutMs} ms: ${command}`, { target: this.target, command, timeoutMs: options.timeoutMs }));
+            }, options.timeoutMs);
+      child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+      child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+      // A command that exits without reading its stdin closes the pipe under us: not an error.
+      child.stdin.on('error', () => {});
+      child.once('error', (error) => {
+        clearTimeout(timer);
+        this.running.delete(child);
+        reject(new RackseedError('STATE_TRANSPORT', `${this.target}: cannot run sh: ${error.message}`, { target: this.target, command }, { cause: error }));
+      });
+      child.once('close', (code, signal) => {
+        clearTimeout(timer);
+        this.running.delete(child);
+        if (timedOut) return;
+        if (this.closed) {
+          reject(new RackseedError('STATE_TRANSPORT', `${this.target}: transport closed`, { target: this.target, command }));
+          return;
+        }
+        const exitCode = code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 127);
+        resolve({ code: exitCode, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8') });
+      });
+      child.stdin.end(options.stdin);
+    });
+  }
+
+  async readFile(path: string): Promise<Buffer | undefined> {
+    this.assertOpen();
+    try {
+      return await readFile(path);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw this.fileError('read', path, error);
+    }
+  }
+
+  async writeFile(path: string, data: string | Buffer, options: WriteOptions = {}): Promise<void> {
+    this.assertOpen();
+    if (options.mode !== undefined && !/^[0-7]{3,4}$/.test(options.mode)) {
+      throw new RackseedError('STATE_FILE_IO', `mode ${JSON.stringify(options.mode)} for ${path} is not an octal mode such as '0644'`, { path, mode: options.mode });
+    }
+    let tmp: string | undefined;
+    try {
+      const target = await resolveLink(path);
+      tmp = `${target}.rackseed-tmp-${randomBytes(6).toString('hex')}`;
+      const file = await open(tmp, 'wx', 0o600);
+      try {
+        await file.writeFile(data);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      const old = await stat(target).catch(() => undefined);
+      if (old) {
+        await chown(tmp, old.uid, old.gid);
+        await chmod(tmp, old.mode & 0o7777);
+      } else {
+        await chmod(tmp, 0o644);
+      }
+      // Names, not numbers: only chown(1) resolves them (Node has no getpwnam). Before chmod: chown clears setuid.
+      if (options.owner || options.group) await execFileAsync('chown', ['--', `${options.owner ?? ''}${options.group ? `:${options.group}` : ''}`, tmp]);
+      if (options.mode) await chmod(tmp, parseInt(options.mode, 8));
+      await rename(tmp, target);
+    } catch (error) {
+      if (tmp) await rm(tmp, { force: true });
+      throw this.fileError('write', path, error);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const child of this.running) killGroup(child);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new RackseedError('STATE_TRANSPORT', `${this.target}: transport closed`, { target: this.target });
+  }
+
+  private fileError(op: string, path: string, error: unknown): RackseedError {
+    const e = error as NodeJS.ErrnoException & { stderr?: string };
+    const reason = (e.stderr?.trim() || e.message) ?? String(error);
+    return new RackseedError('STATE_FILE_IO', `${this.target}: cannot ${op} ${path}: ${reason}`, { target: this.target, path, reason }, { cause: error });
+  }
+}
+
+/** A symlink is written through (the link stays, its target changes), as Salt does. */
+async function resolveLink(path: string): Promise<string> {
+  const info = await lstat(path).catch(() => undefined);
+  if (!info?.isSymbolicLink()) return path;
+  // A dangling link has no realpath: write where it points, like `readlink -f`.
+  return realpath(path).catch(async () => resolvePath(dirname(path), await readlink(path)));
+}
+
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // The group is already gone.
+  }
+}

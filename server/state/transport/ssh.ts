@@ -1,0 +1,408 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { NodeSSH } from 'node-ssh';
+import type { Logger } from '../../log.js';
+import { RackseedError } from '../../model/errors.js';
+import type { ExecOptions, ExecResult, Transport, WriteOptions } from '../types.js';
+import { fingerprint, findPinnedKey, hostKeyAlgorithms, parsePublicKey, sameKey, type PublicKey } from './known-hosts.js';
+
+/**
+ * The SSH transport: one connection per node, opened once with the node's host key pinned (never trusted on first
+ * use), reused for every command of the run. Each command is its own channel with its own timeout; a lost
+ * connection fails every pending and later call with STATE_TRANSPORT and the reason, and touches no other node.
+ */
+
+export interface SshTransportOptions {
+  /** The node's name, for errors and logs. */
+  target: string;
+  host: string;
+  port?: number;
+  username?: string;
+  /** The private key itself (OpenSSH/PEM text) or the path of its file. */
+  privateKey: string;
+  /** The pin made at provisioning: `ssh-ed25519 AAAA...` (a known_hosts line works too). Missing: refused. */
+  knownHostKey: string | undefined;
+  connectTimeoutMs?: number;
+  /** Keepalive probe interval; three unanswered probes drop the connection. */
+  keepaliveIntervalMs?: number;
+  /** Channels open at once on the connection (OpenSSH's MaxSessions defaults to 10). */
+  maxChannels?: number;
+  /** Limit for readFile/writeFile (a hung mount must not hang the run); commands take theirs per call. */
+  fileTimeoutMs?: number;
+  log?: Logger;
+}
+
+/** The part of ssh2's Client and Channel this file uses (ssh2 ships no types). */
+interface Ssh2Channel {
+  on(event: 'data', listener: (chunk: Buffer) => void): this;
+  on(event: 'exit', listener: (code: number | null, signal?: string) => void): this;
+  on(event: 'close', listener: () => void): this;
+  stderr: { on(event: 'data', listener: (chunk: Buffer) => void): unknown };
+  end(data?: Buffer | string): void;
+  close(): void;
+}
+interface Ssh2Client {
+  exec(command: string, callback: (err: Error | undefined, channel: Ssh2Channel) => void): boolean;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: 'close' | 'end', listener: () => void): this;
+  setNoDelay(noDelay: boolean): this;
+  end(): void;
+}
+
+/** readFile's exit code for "no such file", chosen outside what cat and sh use. */
+const MISSING = 44;
+
+const DEFAULTS = { port: 22, username: 'root', connectTimeoutMs: 10_000, keepaliveIntervalMs: 15_000, maxChannels: 8, fileTimeoutMs: 120_000 };
+
+function shellQuote(word: string): string {
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Opens the connection; rejects SSH_HOST_KEY_UNKNOWN / SSH_HOST_KEY_MISMATCH before any command could run. */
+export async function openSshTransport(options: SshTransportOptions): Promise<SshTransport> {
+  const { target, host } = options;
+  const port = options.port ?? DEFAULTS.port;
+  const pin = pinnedKey(options);
+  let presented: Buffer | undefined;
+  const ssh = new NodeSSH();
+  try {
+    await ssh.connect({
+      host,
+      port,
+      username: options.username ?? DEFAULTS.username,
+      privateKey: privateKeyText(options.privateKey),
+      readyTimeout: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+      keepaliveInterval: options.keepaliveIntervalMs ?? DEFAULTS.keepaliveIntervalMs,
+      keepaliveCountMax: 3,
+      // Ask for the pinned key's type only: a server with several host keys must not present another one.
+      algorithms: { serverHostKey: hostKeyAlgorithms(pin.type) as never },
+      hostVerifier: (key: Buffer) => {
+        presented = Buffer.from(key);
+        return sameKey(key, pin.blob);
+      },
+    });
+  } catch (error) {
+    ssh.dispose();
+    throw connectError(options, port, pin, presented, error);
+  }
+  options.log?.debug({ node: target, host, port }, 'ssh connected');
+  return new SshTransport(target, ssh.connection as unknown as Ssh2Client, {
+    maxChannels: options.maxChannels ?? DEFAULTS.maxChannels,
+    fileTimeoutMs: options.fileTimeoutMs ?? DEFAULTS.fileTimeoutMs,
+    ...(options.log ? { log: options.log } : {}),
+  });
+}
+
+/** A node's pin from a known_hosts file as server/services/node-identity.ts writes it (by name, then address). */
+export function pinnedKeyFromKnownHosts(file: string, names: readonly string[], port = 22): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const key = findPinnedKey(text, names, port);
+  return key && `${key.type} ${key.blob.toString('base64')}`;
+}
+
+function pinnedKey(options: SshTransportOptions): PublicKey {
+  const { target, host } = options;
+  if (!options.knownHostKey?.trim()) {
+    throw new RackseedError('SSH_HOST_KEY_UNKNOWN', `${target}: no pinned host key, refusing to connect to ${host} (keys are pinned when the node is provisioned)`, {
+      target,
+      host,
+    });
+  }
+  try {
+    return parsePublicKey(options.knownHostKey);
+  } catch (error) {
+    throw new RackseedError('SSH_HOST_KEY_UNKNOWN', `${target}: the pinned host key is unusable: ${(error as Error).message}`, { target, host });
+  }
+}
+
+function privateKeyText(key: string): string {
+  return key.includes('PRIVATE KEY-----') ? key : readFileSync(key, 'utf8');
+}
+
+function connectError(options: SshTransportOptions, port: number, pin: PublicKey, presented: Buffer | undefined, error: unknown): RackseedError {
+  const { target, host } = options;
+  const expected = fingerprint(pin.blob);
+  if (presented && !sameKey(presented, pin.blob)) {
+    const got = fingerprint(presented);
+    return new RackseedError(
+      'SSH_HOST_KEY_MISMATCH',
+      `${target}: host key mismatch at ${host}:${port}: pinned ${pin.type} ${expected}, presented ${got}; refusing to run (a reinstalled node or another machine on its address)`,
+      { target, host, port, expected, presented: got },
+    );
+  }
+  const reason = error instanceof Error ? error.message : String(error);
+  if (!presented && /host key/i.test(reason)) {
+    return new RackseedError('SSH_HOST_KEY_MISMATCH', `${target}: ${host}:${port} has no ${pin.type} host key (pinned ${expected}); refusing to run`, {
+      target,
+      host,
+      port,
+      expected,
+      reason,
+    });
+  }
+  return new RackseedError('STATE_TRANSPORT', `${target}: cannot connect to ${host}:${port}: ${reason}`, { target, host, port, reason }, { cause: error });
+}
+
+/** A counting semaphore: at most `size` channels open at once. */
+class Slots {
+  private free: number;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(size: number) {
+    this.free = Math.max(1, size);
+  }
+
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
+}
+
+interface RawResult {
+  code: number;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+export class SshTransport implements Transport {
+  private failure: RackseedError | undefined;
+  private readonly pending = new Set<(error: RackseedError) => void>();
+  private readonly slots: Slots;
+  private readonly fileTimeoutMs: number;
+  private readonly log: Logger | undefined;
+
+  constructor(
+    readonly target: string,
+    private readonly client: Ssh2Client,
+    options: { maxChannels: number; fileTimeoutMs: number; log?: Logger },
+  ) {
+    this.slots = new Slots(options.maxChannels);
+    this.fileTimeoutMs = options.fileTimeoutMs;
+    this.log = options.log;
+    // ssh2 leaves Nagle on: every command's small packets would wait out the peer's delayed ACK (~40 ms each).
+    client.setNoDelay(true);
+    client.on('error', (error) => this.fail(`connection lost: ${error.message}`));
+    client.on('close', () => this.fail('connection closed by the node'));
+  }
+
+  async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    const r = await this.run(command, command, options);
+    return { code: r.code, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') };
+  }
+
+  async readFile(path: string): Promise<Buffer | undefined> {
+    const p = shellQuote(path);
+    // One round trip; stdout arrives as raw bytes, so binary files need no encoding.
+    const r = await this.run(`if [ -e ${p} ]; then exec cat -- ${p}; else exit ${MISSING}; fi`, `read ${path}`, { timeoutMs: this.fileTimeoutMs });
+    if (r.code === MISSING) return undefined;
+    if (r.code !== 0) throw this.fileError('read', path, r);
+    return r.stdout;
+  }
+
+  async writeFile(path: string, data: string | Buffer, options: WriteOptions = {}): Promise<void> {
+    const r = await this.run(writeScript(path, options), `write ${path}`, { stdin: data, timeoutMs: this.fileTimeoutMs });
+    if (r.code !== 0) throw this.fileError('write', path, r);
+  }
+
+  async close(): Promise<void> {
+    if (!this.failure) {
+      this.fail('transport closed');
+      this.client.end();
+    }
+  }
+
+  private fileError(op: string, path: string, r: RawResult): RackseedError {
+    const stderr = r.stderr.toString('utf8').trim();
+    return new RackseedError('STATE_FILE_IO', `${this.target}: cannot ${op} ${path}: ${stderr || `exit code ${r.code}`}`, { target: this.target, path, code: r.code, stderr });
+  }
+
+  /** Marks the connection dead; every pending call rejects now and every later one at once. */
+  private fail(reason: string): void {
+    if (this.failure) return;
+    this.failure = new RackseedError('STATE_TRANSPORT', `${this.target}: ${reason}`, { target: this.target, reason });
+    if (reason !== 'transport closed') this.log?.warn({ node: this.target, reason }, 'ssh connection lost');
+    for (const reject of [...this.pending]) reject(this.failure);
+    this.pending.clear();
+  }
+
+  /**
+   * Runs one script under `sh -c` (whatever root's login shell is) on its own channel. `label` names it in errors
+   * (never the script or stdin).
+   */
+  private async run(script: string, label: string, options: ExecOptions): Promise<RawResult> {
+    if (this.failure) throw this.failure;
+    const release = await this.slots.acquire();
+    try {
+      if (this.failure) throw this.failure;
+      return await this.runOnChannel(script, label, options);
+    } finally {
+      release();
+    }
+  }
+
+  private runOnChannel(script: string, label: string, options: ExecOptions): Promise<RawResult> {
+    const started = Date.now();
+    return new Promise<RawResult>((resolve, reject) => {
+      let settled = false;
+      let timedOut = false;
+      let remotePid: number | undefined;
+      let channel: Ssh2Channel | undefined;
+      let timer: NodeJS.Timeout | undefined;
+      const settle = (outcome: () => void): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.pending.delete(onFailure);
+        outcome();
+      };
+      const onFailure = (error: RackseedError): void => settle(() => reject(error));
+      this.pending.add(onFailure);
+
+      if (options.timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          timedOut = true;
+          if (remotePid !== undefined) this.killRemote(remotePid);
+          try {
+            channel?.close();
+          } catch {
+            // The channel is already gone.
+          }
+          const error = new RackseedError('STATE_TIMEOUT', `${this.target}: command timed out after ${options.timeoutMs} ms: ${label}`, {
+            target: this.target,
+            command: label,
+            timeoutMs: options.timeoutMs,
+          });
+          settle(() => reject(error));
+        }, options.timeoutMs);
+      }
+
+      // The login shell prints its PID (sshd made it a session and process group leader) as the first stderr line,
+      // then becomes the command: a timeout can then kill the whole group. OpenSSH refuses the protocol's own
+      // "signal" request for root sessions, so this is the only way to stop a hung command.
+      this.openChannel(
+        `echo $$ >&2; exec sh -c ${shellQuote(script)}`,
+        (ch) => {
+          channel = ch;
+          const stdout: Buffer[] = [];
+          const stderr: Buffer[] = [];
+          let head: Buffer | undefined = Buffer.alloc(0);
+          let code: number | undefined;
+          ch.on('data', (chunk) => stdout.push(chunk));
+          ch.stderr.on('data', (chunk) => {
+            if (!head) {
+              stderr.push(chunk);
+              return;
+            }
+            head = Buffer.concat([head, chunk]);
+            const nl = head.indexOf(10);
+            if (nl < 0) return;
+            const pid = Number(head.subarray(0, nl).toString('latin1'));
+            if (Number.isInteger(pid) && pid > 1) remotePid = pid;
+            if (nl + 1 < head.length) stderr.push(head.subarray(nl + 1));
+            head = undefined;
+            if (timedOut && remotePid !== undefined) this.killRemote(remotePid);
+          });
+          ch.on('exit', (exitCode, signal) => {
+            code = exitCode ?? 128 + (signal ? (osConstants.signals[`SIG${signal}` as NodeJS.Signals] ?? 0) : 127);
+          });
+          ch.on('close', () => {
+            if (code === undefined) {
+              // No exit status: the connection is going down. Its close event names the reason; wait one turn for it.
+              setImmediate(() => settle(() => reject(this.failure ?? new RackseedError('STATE_TRANSPORT', `${this.target}: channel closed without an exit status`, { target: this.target, command: label }))));
+              return;
+            }
+            if (head && head.length > 0) stderr.unshift(head);
+            const result = { code, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) };
+            this.log?.debug({ node: this.target, command: label.slice(0, 200), code, ms: Date.now() - started }, 'ssh exec');
+            settle(() => resolve(result));
+          });
+          ch.end(options.stdin);
+        },
+        (error: RackseedError) => settle(() => reject(error)),
+      );
+    });
+  }
+
+  /**
+   * Opens an exec channel; retries while the server is at its session limit (closing sessions still count).
+   * `onOpen` runs synchronously in ssh2's callback: a fast command's exit status can arrive in the same packet
+   * batch, and an 'exit' listener attached a microtask later would miss it.
+   */
+  private openChannel(command: string, onOpen: (ch: Ssh2Channel) => void, onError: (error: RackseedError) => void): void {
+    const attempt = (n: number): void => {
+      if (this.failure) {
+        onError(this.failure);
+        return;
+      }
+      const refused = (reason: string): RackseedError =>
+        this.failure ?? new RackseedError('STATE_TRANSPORT', `${this.target}: cannot open a channel: ${reason}`, { target: this.target, reason });
+      try {
+        this.client.exec(command, (error, ch) => {
+          if (!error) onOpen(ch);
+          else if (!this.failure && /open failed/i.test(error.message) && n < 8) setTimeout(() => attempt(n + 1), 25 * 2 ** n);
+          else onError(refused(error.message));
+        });
+      } catch (error) {
+        onError(refused((error as Error).message));
+      }
+    };
+    attempt(0);
+  }
+
+  /** Kills a timed-out command's process group over a channel of its own; best effort. */
+  private killRemote(pid: number): void {
+    this.openChannel(
+      `kill -KILL -- -${pid} ${pid} 2>/dev/null; true`,
+      (ch) => {
+        ch.on('data', () => {});
+        ch.stderr.on('data', () => {});
+        ch.end();
+      },
+      // The connection is gone: so is the command.
+      () => {},
+    );
+  }
+}
+
+/**
+ * One shell script that writes stdin to a temporary file next to the target, gives it the old file's mode and
+ * owner (or 0644 for a new file), then the requested ones, and renames it over the target: a reader sees the old
+ * file or the new one, never a part. A symlink is written through, as Salt does.
+ */
+export function writeScript(path: string, options: WriteOptions): string {
+  if (options.mode !== undefined && !/^[0-7]{3,4}$/.test(options.mode)) {
+    throw new RackseedError('STATE_FILE_IO', `mode ${JSON.stringify(options.mode)} for ${path} is not an octal mode such as '0644'`, { path, mode: options.mode });
+  }
+  const tmpSuffix = `.rackseed-tmp-${randomBytes(6).toString('hex')}`;
+  const owner = options.owner || options.group ? `${options.owner ?? ''}${options.group ? `:${options.group}` : ''}` : undefined;
+  return [
+    'set -e',
+    `p=${shellQuote(path)}`,
+    'if [ -L "$p" ]; then p=$(readlink -f -- "$p"); fi',
+    `t="$p"${tmpSuffix}`,
+    `trap 'rm -f -- "$t"' EXIT`,
+    'umask 077',
+    'cat > "$t"',
+    'if [ -e "$p" ]; then chown --reference="$p" -- "$t"; chmod --reference="$p" -- "$t"; else chmod 0644 -- "$t"; fi',
+    // chown before chmod: changing the owner clears setuid/setgid bits the mode may ask for.
+    ...(owner ? [`chown -- ${shellQuote(owner)} "$t"`] : []),
+    ...(options.mode ? [`chmod ${options.mode} -- "$t"`] : []),
+    'mv -f -- "$t" "$p"',
+    'trap - EXIT',
+  ].join('\n');
+}

@@ -1,0 +1,140 @@
+/**
+ * The local transport on this machine: commands through sh, timeouts that kill the whole command, atomic writes
+ * with mode and owner, and a closed transport that refuses.
+ */
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync, chownSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RackseedError } from '../../server/model/errors.js';
+import { collectFacts } from '../../server/state/collect-facts.js';
+import { LocalTransport } from '../../server/state/transport/local.js';
+import { waitFor } from '../support/wait.js';
+
+let dir: string;
+let local: LocalTransport;
+
+async function rejection(p: Promise<unknown>): Promise<RackseedError> {
+  try {
+    await p;
+  } catch (error) {
+    if (error instanceof RackseedError) return error;
+    throw error;
+  }
+  throw new Error('expected a rejection');
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+beforeAll(() => {
+  if (process.getuid?.() !== 0) throw new Error('the local transport tests change file owners: run as root');
+  dir = mkdtempSync(path.join(tmpdir(), 'rackseed-local-transport-'));
+  local = new LocalTransport('this-host');
+});
+
+afterAll(async () => {
+  await local?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('local transport', () => {
+  it('runs commands under sh with stdin, exit code, stdout and stderr', async () => {
+    expect(await local.exec('echo "$0"; echo err >&2; exit 4')).toEqual({ code: 4, stdout: 'sh\n', stderr: 'err\n' });
+    expect((await local.exec('tr a-z A-Z', { stdin: 'abc' })).stdout).toBe('ABC');
+    expect((await local.exec('cat; echo eof')).stdout).toBe('eof\n');
+    expect((await local.exec('kill -TERM $$')).code).toBe(128 + 15);
+  });
+
+  it('kills a command that outlives its timeout, with what it started, and keeps working', async () => {
+    const pidFile = path.join(dir, 'child.pid');
+    const err = await rejection(local.exec(`sleep 600 & echo $! > ${pidFile}; wait`, { timeoutMs: 500 }));
+    expect(err.code).toBe('STATE_TIMEOUT');
+    expect(err.details).toMatchObject({ target: 'this-host', timeoutMs: 500 });
+    const child = Number(readFileSync(pidFile, 'utf8'));
+    await waitFor('the background child to be killed', () => !alive(child));
+    expect((await local.exec('echo next')).stdout).toBe('next\n');
+  });
+
+  it('collects this machine\'s facts', async () => {
+    const facts = await collectFacts(local);
+    expect(facts.osId).not.toBe('unknown');
+    expect(facts.cpus).toBeGreaterThan(0);
+    expect(facts.kernel).toBe(readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim());
+  });
+
+  it('reads files, undefined when missing, STATE_FILE_IO for a directory', async () => {
+    writeFileSync(path.join(dir, 'r'), Buffer.from([0, 1, 2, 255]));
+    expect(await local.readFile(path.join(dir, 'r'))).toEqual(Buffer.from([0, 1, 2, 255]));
+    expect(await local.readFile(path.join(dir, 'missing'))).toBeUndefined();
+    expect(await local.readFile(path.join(dir, 'r', 'below-a-file'))).toBeUndefined();
+    expect((await rejection(local.readFile(dir))).code).toBe('STATE_FILE_IO');
+  });
+
+  it('writes atomically with mode, owner and group; keeps an old file\'s mode and owner; new files get 0644', async () => {
+    const f = path.join(dir, 'w');
+    await local.writeFile(f, 'one', { mode: '0640', owner: 'nobody', group: 'daemon' });
+    const st = statSync(f);
+    expect([st.mode & 0o7777, st.uid, readFileSync(f, 'utf8')]).toEqual([0o640, 65534, 'one']);
+    expect(st.gid).toBe(1);
+    await local.writeFile(f, 'two');
+    expect([statSync(f).mode & 0o7777, statSync(f).uid, readFileSync(f, 'utf8')]).toEqual([0o640, 65534, 'two']);
+    const g = path.join(dir, 'kept');
+    writeFileSync(g, 'old');
+    chmodSync(g, 0o600);
+    chownSync(g, 1, 1);
+    await local.writeFile(g, 'new');
+    expect([statSync(g).mode & 0o7777, statSync(g).uid]).toEqual([0o600, 1]);
+    await local.writeFile(path.join(dir, 'fresh'), 'x');
+    expect(statSync(path.join(dir, 'fresh')).mode & 0o7777).toBe(0o644);
+    expect(readdirSync(dir).filter((n) => n.includes('rackseed-tmp'))).toEqual([]);
+  });
+
+  it('replaces the file by rename: an open reader keeps the old content whole', async () => {
+    const f = path.join(dir, 'renamed');
+    writeFileSync(f, 'old');
+    const inodeBefore = statSync(f).ino;
+    await local.writeFile(f, 'new');
+    expect(statSync(f).ino).not.toBe(inodeBefore);
+  });
+
+  it('writes through a symlink (also a dangling one), leaving the link', async () => {
+    const real = path.join(dir, 'real');
+    const link = path.join(dir, 'link');
+    symlinkSync('real', link);
+    await local.writeFile(link, 'via link');
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(link)).toBe('real');
+    expect(readFileSync(real, 'utf8')).toBe('via link');
+    const dangling = path.join(dir, 'dangling');
+    symlinkSync('target-to-be', dangling);
+    await local.writeFile(dangling, 'created');
+    expect(lstatSync(dangling).isSymbolicLink()).toBe(true);
+    expect(readFileSync(path.join(dir, 'target-to-be'), 'utf8')).toBe('created');
+  });
+
+  it('fails with STATE_FILE_IO for a missing directory, an unknown owner or a bad mode, leaving nothing behind', async () => {
+    expect((await rejection(local.writeFile(path.join(dir, 'no', 'such'), 'x'))).code).toBe('STATE_FILE_IO');
+    const owner = await rejection(local.writeFile(path.join(dir, 'owned'), 'x', { owner: 'no-such-user' }));
+    expect(owner.code).toBe('STATE_FILE_IO');
+    expect(owner.message).toMatch(/no-such-user/);
+    expect(existsSync(path.join(dir, 'owned'))).toBe(false);
+    expect((await rejection(local.writeFile(path.join(dir, 'm'), 'x', { mode: '999' }))).code).toBe('STATE_FILE_IO');
+    expect(readdirSync(dir).filter((n) => n.includes('rackseed-tmp'))).toEqual([]);
+  });
+
+  it('a closed transport refuses, and close ends a running command', async () => {
+    const t = new LocalTransport('closing');
+    const running = t.exec('sleep 600');
+    await t.close();
+    expect((await rejection(running)).code).toBe('STATE_TRANSPORT');
+    expect((await rejection(t.exec('true'))).code).toBe('STATE_TRANSPORT');
+    expect((await rejection(t.readFile('/etc/hostname'))).code).toBe('STATE_TRANSPORT');
+  });
+});
