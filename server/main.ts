@@ -14,6 +14,7 @@ import { ImageCatalog } from './images/catalog.js';
 import { imageSwarm } from './images/seeder-swarm.js';
 import { NodeIdentity } from './services/node-identity.js';
 import { StateService } from './services/state-service.js';
+import { ReadinessService } from './services/readiness-service.js';
 import { InventoryService } from './services/inventory-service.js';
 import { syncStoreWithInventory } from './services/store-sync.js';
 import { openStore } from './store/index.js';
@@ -99,6 +100,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       log: log.child({ subsystem: 'states' }),
     });
 
+    const readiness = new ReadinessService({
+      inventory,
+      store,
+      identity,
+      settings: { concurrency: config.states.concurrency, commandTimeoutMs: config.states.commandTimeoutMs, connectTimeoutMs: config.states.connectTimeoutMs, sshPort: config.states.sshPort },
+      log: log.child({ subsystem: 'readiness' }),
+    });
+
     const renderer = createIpxeRenderer(loadIpxeTemplates(IPXE_TEMPLATE_DIR));
     const httpLog = log.child({ subsystem: 'http' });
     const app = createHttpApp({
@@ -116,6 +125,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       loaderDir: config.tftp.root,
       dataDir: config.dataDir,
       states,
+      readiness,
       log: httpLog,
       ...swarm.httpDeps,
       plan: { tokens: nodeTokens, store, inventory, images, identity, baseUrl: config.http.publicUrl, log: httpLog },

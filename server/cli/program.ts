@@ -9,6 +9,7 @@ import { registerStatus } from './commands/status.js';
 import { registerPower } from './commands/power.js';
 import { registerReimage } from './commands/reimage.js';
 import { registerState } from './commands/state.js';
+import { registerReady } from './commands/ready.js';
 import { registerStore } from './commands/store.js';
 
 /** Builds the command tree; `write` receives normal output (tests capture it). */
@@ -29,6 +30,7 @@ export function buildProgram(write: (s: string) => void): Command {
   registerInstaller(program, write);
   registerImage(program, ctx, write);
   registerState(program, ctx);
+  registerReady(program, ctx);
   registerReimage(program, ctx);
   registerPower(program, ctx);
   registerStore(program, write);

@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import type { Logger } from '../log.js';
 import { nodeLogger } from '../log.js';
-import { RackseedError, isRackseedError } from '../model/errors.js';
+import { isRackseedError } from '../model/errors.js';
 import type { ResolvedNode } from '../model/inventory.js';
 import type { ObservedStore, RunResult } from '../store/types.js';
 import { buildRenderContext } from '../state/context.js';
@@ -11,15 +9,18 @@ import { collectFacts } from '../state/collect-facts.js';
 import { compileForNode } from '../state/compile/index.js';
 import { builtinModules, knownFunctions } from '../state/modules/index.js';
 import { composePillar } from '../state/pillar.js';
+import { clusterFactsFromStore, clusterFactsToStore } from '../state/cluster-facts.js';
+import { deepMerge } from '../inventory/index.js';
+import { rolePillar } from './role-secrets.js';
 import { runPlan } from '../state/run/runner.js';
 import { runFleet } from '../state/run/fleet.js';
 import { countResults, runVerdict, type RunCounts } from '../state/run/summary.js';
 import { FsSlsSource } from '../state/source-fs.js';
 import { renderTemplateText } from '../state/render/render.js';
-import { openSshTransport } from '../state/transport/ssh.js';
 import type { ModuleRegistry, StateResult, Transport } from '../state/types.js';
 import type { InventoryService } from './inventory-service.js';
 import type { NodeIdentity } from './node-identity.js';
+import { sshTransportFactory, type TransportFactory } from './node-transport.js';
 import { loadPillarDocuments } from './pillar-files.js';
 
 export interface StateSettings {
@@ -68,9 +69,13 @@ export class StateService {
   private readonly registry: ModuleRegistry;
   private readonly now: () => number;
 
+  private readonly transportFor: TransportFactory;
+
   constructor(private readonly deps: StateServiceDeps) {
     this.registry = deps.registry ?? builtinModules();
     this.now = deps.now ?? Date.now;
+    this.transportFor =
+      deps.transportFor ?? sshTransportFactory({ identity: deps.identity, sshPort: deps.settings.sshPort, connectTimeoutMs: deps.settings.connectTimeoutMs });
   }
 
   async run(targets: readonly ResolvedNode[], mode: 'apply' | 'test', onNode?: (r: NodeRunReport) => void): Promise<NodeRunReport[]> {
@@ -92,11 +97,17 @@ export class StateService {
     let transport: Transport | undefined;
     let report: NodeRunReport;
     try {
-      transport = await (this.deps.transportFor ?? ((n) => this.sshTransport(n)))(node);
+      transport = await this.transportFor(node);
       const facts = await collectFacts(transport, this.deps.settings.commandTimeoutMs);
       const inv = this.deps.inventory.inventory;
-      const pillar = composePillar(node, inv.groups.get(node.group), loadPillarDocuments(this.deps.settings.pillarDir, node));
-      const context = buildRenderContext(inv, node, pillar, facts);
+      await this.deps.store.touchNode(node.name, { facts: clusterFactsToStore(facts) });
+      // Role secrets (munge key, k3s token) join the pillar only of nodes that have the role.
+      const pillar = deepMerge(composePillar(node, inv.groups.get(node.group), loadPillarDocuments(this.deps.settings.pillarDir, node)), rolePillar(node, this.deps.identity.dataDir));
+      const clusterFacts = new Map((await this.deps.store.listNodes()).flatMap((s) => {
+        const f = clusterFactsFromStore(s.facts);
+        return f ? [[s.id, f] as const] : [];
+      }));
+      const context = buildRenderContext(inv, node, pillar, facts, clusterFacts);
       const source = new FsSlsSource(this.deps.settings.roots);
       const plan = compileForNode({ source, context, knownFunctions: knownFunctions() });
       const t = transport;
@@ -145,22 +156,6 @@ export class StateService {
     return { node: node.name, runId: '', mode, result: 'failed', counts: countResults([]), durationMs: 0, error: { code: 'INTERNAL', message: reason }, states: [] };
   }
 
-  private async sshTransport(node: ResolvedNode): Promise<Transport> {
-    if (!node.ip) throw new RackseedError('STATE_TRANSPORT', `${node.name} has no ip in the inventory: nowhere to connect to`);
-    const pinFile = path.join(this.deps.identity.dataDir, 'nodes', node.name, 'known_host');
-    if (!existsSync(pinFile)) {
-      throw new RackseedError('SSH_HOST_KEY_UNKNOWN', `${node.name} has no pinned host key (${pinFile}); it gets one when rackseed provisions it`);
-    }
-    await this.deps.identity.serverPublicKey();
-    return openSshTransport({
-      target: node.name,
-      host: node.ip,
-      port: this.deps.settings.sshPort,
-      username: 'root',
-      privateKey: readFileSync(this.deps.identity.serverKeyFile, 'utf8'),
-      knownHostKey: readFileSync(pinFile, 'utf8'),
-      connectTimeoutMs: this.deps.settings.connectTimeoutMs,
-    });
-  }
+
 }
 

@@ -1,12 +1,19 @@
 import type { Inventory, ResolvedNode } from '../model/inventory.js';
-import type { NodeFacts, RenderContext } from './types.js';
+import type { ClusterNodeFacts, NodeFacts, RenderContext } from './types.js';
 
 /**
  * The render context of one node: its own inventory entry, its group's data, ITS pillar (built by the caller from
  * that node's sources only) and the facts collected from it. The cluster list carries names, addresses, groups and
- * roles of every node (what /etc/hosts and slurm.conf need) and nothing secret.
+ * roles of every node and the hardware facts their last runs reported (what /etc/hosts and slurm.conf need), nothing
+ * secret.
  */
-export function buildRenderContext(inv: Inventory, node: ResolvedNode, pillar: Record<string, unknown>, facts: NodeFacts): RenderContext {
+export function buildRenderContext(
+  inv: Inventory,
+  node: ResolvedNode,
+  pillar: Record<string, unknown>,
+  facts: NodeFacts,
+  clusterFacts: ReadonlyMap<string, ClusterNodeFacts> = new Map(),
+): RenderContext {
   const group = inv.groups.get(node.group);
   return {
     node: {
@@ -25,7 +32,11 @@ export function buildRenderContext(inv: Inventory, node: ResolvedNode, pillar: R
     cluster: {
       name: inv.cluster.name,
       ...(inv.cluster.domain !== undefined ? { domain: inv.cluster.domain } : {}),
-      nodes: [...inv.nodes.values()].map((n) => ({ name: n.name, ...(n.ip !== undefined ? { ip: n.ip } : {}), group: n.group, roles: [...n.roles] })),
+      nodes: [...inv.nodes.values()].map((n) => {
+        // This node's own facts are the ones just collected; the others' are what their last run stored.
+        const known = n.name === node.name ? { cpus: facts.cpus, memoryMiB: facts.memoryMiB, gpus: facts.gpus.map((g) => ({ model: g.model, memoryMiB: g.memoryMiB })) } : clusterFacts.get(n.name);
+        return { name: n.name, ...(n.ip !== undefined ? { ip: n.ip } : {}), group: n.group, roles: [...n.roles], ...(known ? { facts: known } : {}) };
+      }),
     },
   };
 }

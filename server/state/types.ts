@@ -135,8 +135,23 @@ export interface RenderContext {
   pillar: Record<string, unknown>;
   facts: NodeFacts;
   /** Cluster-wide, non-secret data (e.g. every node's name and address for /etc/hosts). */
-  cluster: { name: string; domain?: string; nodes: Array<{ name: string; ip?: string; group: string; roles: string[] }> };
+  cluster: { name: string; domain?: string; nodes: Array<ClusterNode> };
 }
+
+/** One node as every other node's templates see it. */
+export interface ClusterNode {
+  name: string;
+  ip?: string;
+  group: string;
+  roles: string[];
+  /**
+   * The hardware facts last collected from that node, when it has been reached at least once: slurm.conf needs
+   * every compute node's CPUs, memory and GPUs, and must come out the same on every node.
+   */
+  facts?: ClusterNodeFacts;
+}
+
+export type ClusterNodeFacts = Pick<NodeFacts, 'cpus' | 'memoryMiB'> & { gpus: Array<{ model: string; memoryMiB: number }> };
 
 export type OsFamily = 'debian' | 'redhat' | 'unknown';
 

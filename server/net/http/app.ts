@@ -11,6 +11,8 @@ import { metricsRouter } from './metrics-route.js';
 import { stateRoutes } from './state-routes.js';
 import { dashboardRoutes } from './dashboard/routes.js';
 import type { StateService } from '../../services/state-service.js';
+import type { ReadinessService } from '../../services/readiness-service.js';
+import { readinessRoutes } from './readiness-routes.js';
 
 export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, SwarmDeps {
   /** The BitTorrent tracker's GET /announce and /scrape (absent when torrent.enabled is false). */
@@ -25,6 +27,8 @@ export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, Swar
   dataDir: string;
   /** State runs (apply/test); absent in tests that do not need them. */
   states?: StateService;
+  /** Readiness checks; absent in tests that do not need them. */
+  readiness?: ReadinessService;
 }
 
 export function createHttpApp(deps: HttpAppDeps): Express {
@@ -50,6 +54,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     apiRoutes(deps),
     fleetRoutes({ inventory: deps.inventory, store: deps.store, dataDir: deps.dataDir, log: deps.log }),
     ...(deps.states ? [stateRoutes({ inventory: deps.inventory, store: deps.store, states: deps.states, log: deps.log })] : []),
+    ...(deps.readiness ? [readinessRoutes({ inventory: deps.inventory, readiness: deps.readiness, log: deps.log })] : []),
   );
   app.use(notFoundHandler());
   app.use(errorHandler(deps.log));

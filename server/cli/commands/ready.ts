@@ -1,0 +1,85 @@
+import type { Command } from 'commander';
+import { RackseedError } from '../../model/errors.js';
+import type { ReadinessRunLine, ReadinessRunSummary } from '../../net/http/readiness-routes.js';
+import type { Evidence } from '../../readiness/types.js';
+import type { NodeReadinessReport, StoredReadiness } from '../../services/readiness-service.js';
+import type { CliContext, GlobalOptions } from '../context.js';
+import { CliExit, EXIT_FAILED } from '../exit.js';
+import { printJson, table } from '../output.js';
+
+/** One row per node, whichever way the evidence was obtained (stored or just checked). */
+export interface ReadyRow {
+  node: string;
+  state?: string;
+  /** undefined = never checked. */
+  ready?: boolean;
+  failing: Evidence[];
+  checkedAt?: number;
+}
+
+function byName<T extends { node: string }>(a: T, b: T): number {
+  return a.node < b.node ? -1 : a.node > b.node ? 1 : 0;
+}
+
+export function rowFromStored(s: StoredReadiness): ReadyRow {
+  return {
+    node: s.node,
+    ...(s.state ? { state: s.state } : {}),
+    ...(s.run ? { ready: s.run.ready, checkedAt: s.run.finishedAt ?? s.run.startedAt } : {}),
+    failing: s.run ? s.run.evidence.filter((e) => !e.pass) : [],
+  };
+}
+
+export function rowFromReport(r: NodeReadinessReport): ReadyRow {
+  return { node: r.node, ...(r.state ? { state: r.state } : {}), ready: r.ready, failing: r.evidence.filter((e) => !e.pass), checkedAt: r.startedAt + r.durationMs };
+}
+
+/** Table (node, state, ready?, failing checks) then one line per failing check with its reason. */
+export function formatReadyTable(rows: readonly ReadyRow[]): string {
+  const sorted = [...rows].sort(byName);
+  const head = ['NODE', 'STATE', 'READY', 'FAILING CHECKS', 'CHECKED'];
+  const body = sorted.map((r) => [
+    r.node,
+    r.state,
+    r.ready === undefined ? 'never checked' : r.ready ? 'yes' : 'NO',
+    r.failing.length > 0 ? [...new Set(r.failing.map((e) => e.check))].join(', ') : undefined,
+    r.checkedAt !== undefined ? new Date(r.checkedAt).toISOString().replace(/\.\d+Z$/, 'Z') : undefined,
+  ]);
+  const details = sorted.flatMap((r) => r.failing.map((e) => `${r.node}  ${e.check}: ${e.reason ?? `expected ${e.expected}, saw ${e.seen}`}`));
+  const ready = sorted.filter((r) => r.ready === true).length;
+  return `${table(head, body)}\n${details.length > 0 ? `\n${details.join('\n')}\n` : ''}\n${ready} of ${sorted.length} node(s) ready\n`;
+}
+
+export function registerReady(program: Command, ctx: (opts: GlobalOptions) => CliContext): void {
+  program
+    .command('ready [targets...]')
+    .description('show whether nodes are ready (last stored evidence), or check them now with --check (exit 1 if any node is not ready)')
+    .option('--check', 'run the readiness checks now instead of showing the last stored result')
+    .action(async (targets: string[], opts: { check?: boolean }, cmd: Command) => {
+      const { client, out } = ctx(cmd.optsWithGlobals());
+      let rows: ReadyRow[];
+      if (opts.check) {
+        if (targets.length === 0) throw new RackseedError('BAD_REQUEST', 'rackseed ready --check needs at least one target (node, hostlist, group:NAME, role:NAME or key=value)');
+        const reports: NodeReadinessReport[] = [];
+        const progress = !out.json && process.stderr.isTTY;
+        const summary = await client.postStream<ReadinessRunSummary>('/readiness/run', { targets }, (raw) => {
+          const line = raw as ReadinessRunLine;
+          if (line.type !== 'node') return;
+          reports.push(line.report);
+          if (progress) process.stderr.write(`  ${line.report.node}: ${line.report.ready ? 'ready' : `not ready (${line.report.failing.join(', ') || line.report.error?.message || 'no evidence'})`}\n`);
+        });
+        reports.sort(byName);
+        if (out.json) printJson(out, { summary, nodes: reports });
+        else out.write(formatReadyTable(reports.map(rowFromReport)));
+        rows = reports.map(rowFromReport);
+      } else {
+        const query = targets.map((t) => `targets=${encodeURIComponent(t)}`).join('&');
+        const stored = await client.get<{ nodes: StoredReadiness[] }>(`/readiness${query ? `?${query}` : ''}`);
+        const sorted = [...stored.nodes].sort(byName);
+        if (out.json) printJson(out, { nodes: sorted });
+        else out.write(formatReadyTable(sorted.map(rowFromStored)));
+        rows = sorted.map(rowFromStored);
+      }
+      if (rows.some((r) => r.ready !== true)) throw new CliExit(EXIT_FAILED);
+    });
+}

@@ -1,0 +1,79 @@
+import { shellQuote } from '../../state/modules/shell.js';
+import type { ExecResult } from '../../state/types.js';
+import { classifySlurmState, parseScontrolPing, parseScontrolShowNode } from '../parsers/slurm.js';
+import type { CheckContext, CheckSpec, Evidence } from '../types.js';
+import { commandFailed, failed, passed } from './evidence.js';
+
+/**
+ * slurm-compute: the controller knows the node and would give it jobs (idle, mixed or allocated; not down,
+ * drained, not responding). A drained node fails with the Slurm reason. slurm-controller: slurmctld is active and
+ * answers `scontrol ping`. slurm-login: the controller answers from the login node (users can submit).
+ */
+
+const EXPECTED_STATE = 'idle, mixed or allocated';
+
+/** PURE: `scontrol show node NAME` output. */
+export function evaluateSlurmNode(output: ExecResult, ctx: CheckContext, role = 'slurm-compute'): Evidence[] {
+  const check = 'slurm.node_state';
+  const notFound = /not found/i.test(`${output.stdout}\n${output.stderr}`);
+  if (output.code !== 0 || notFound) {
+    if (notFound) return [failed(role, check, EXPECTED_STATE, 'not registered', `the Slurm controller does not know node ${ctx.node}`)];
+    return [commandFailed(role, check, EXPECTED_STATE, 'scontrol show node', output)];
+  }
+  const node = parseScontrolShowNode(output.stdout).find((n) => n.node.toLowerCase() === ctx.node.toLowerCase());
+  if (!node) return [failed(role, check, EXPECTED_STATE, 'not registered', `scontrol show node printed no entry for ${ctx.node}`)];
+  const c = classifySlurmState(node.state);
+  if (c.usable) return [passed(role, check, EXPECTED_STATE, node.state)];
+  return [failed(role, check, EXPECTED_STATE, node.state, `Slurm reports ${ctx.node} ${c.why}${node.reason ? `: Reason=${node.reason}` : ''}`)];
+}
+
+const SLURMCTLD_MARK = '@@rackseed slurmctld@@';
+
+/** PURE: `scontrol ping` then the marker and `systemctl is-active slurmctld`. */
+export function evaluateController(output: ExecResult, ctx: CheckContext): Evidence[] {
+  const role = 'slurm-controller';
+  const at = output.stdout.indexOf(SLURMCTLD_MARK);
+  const pingText = at >= 0 ? output.stdout.slice(0, at) : output.stdout;
+  const active = at >= 0 ? output.stdout.slice(at + SLURMCTLD_MARK.length).trim() : '';
+  const out: Evidence[] = [
+    active === 'active'
+      ? passed(role, 'slurm.slurmctld', 'active', active)
+      : failed(role, 'slurm.slurmctld', 'active', active || 'unknown', `systemd reports slurmctld ${active || 'unknown'} on ${ctx.node}`),
+  ];
+  out.push(pingEvidence(role, pingText));
+  return out;
+}
+
+function pingEvidence(role: string, text: string): Evidence {
+  const pings = parseScontrolPing(text);
+  const primary = pings.find((p) => p.role === 'primary') ?? pings[0];
+  if (!primary) return failed(role, 'slurm.ping', 'UP', 'no answer', `scontrol ping printed no controller status: ${text.trim().slice(0, 200) || '(nothing)'}`);
+  const seen = pings.map((p) => `${p.role} ${p.controller} ${p.up ? 'UP' : 'DOWN'}`).join(', ');
+  return primary.up ? passed(role, 'slurm.ping', 'UP', seen) : failed(role, 'slurm.ping', 'UP', seen, `slurmctld on ${primary.controller} is DOWN`);
+}
+
+const compute: CheckSpec = {
+  id: 'slurm.node_state',
+  role: 'slurm-compute',
+  command: (ctx) => `scontrol show node ${shellQuote(ctx.node)} 2>&1`,
+  evaluate: (output, ctx) => evaluateSlurmNode(output, ctx),
+};
+
+const controller: CheckSpec = {
+  id: 'slurm.controller',
+  role: 'slurm-controller',
+  // scontrol ping exits 1 when a backup controller is down: the evaluation reads its words, not its status.
+  command: () => `scontrol ping 2>&1; echo '${SLURMCTLD_MARK}'; systemctl is-active slurmctld 2>&1; exit 0`,
+  evaluate: evaluateController,
+};
+
+const login: CheckSpec = {
+  id: 'slurm.ping',
+  role: 'slurm-login',
+  command: () => 'scontrol ping 2>&1; exit 0',
+  evaluate: (output) => [pingEvidence('slurm-login', output.stdout)],
+};
+
+export const SLURM_COMPUTE_CHECKS: readonly CheckSpec[] = [compute];
+export const SLURM_CONTROLLER_CHECKS: readonly CheckSpec[] = [controller];
+export const SLURM_LOGIN_CHECKS: readonly CheckSpec[] = [login];

@@ -1,0 +1,222 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../log.js';
+import { nodeLogger } from '../log.js';
+import { countReadinessFailure, observeRun } from '../metrics/runtime-metrics.js';
+import { isRackseedError } from '../model/errors.js';
+import type { ResolvedNode } from '../model/inventory.js';
+import type { LifecycleState } from '../model/lifecycle.js';
+import { buildCheckContext } from '../readiness/context.js';
+import { collectEvidence, verdict } from '../readiness/engine.js';
+import { sshEvidence } from '../readiness/roles/base.js';
+import type { Evidence } from '../readiness/types.js';
+import { runFleet } from '../state/run/fleet.js';
+import { collectFacts } from '../state/collect-facts.js';
+import type { NodeFacts, Transport } from '../state/types.js';
+import type { ObservedStore, Run } from '../store/types.js';
+import type { InventoryService } from './inventory-service.js';
+import type { NodeIdentity } from './node-identity.js';
+import { sshTransportFactory, type TransportFactory } from './node-transport.js';
+
+export interface ReadinessSettings {
+  /** Nodes checked at once. */
+  concurrency: number;
+  /** Per-command timeout (each check's collection command, fact collection). */
+  commandTimeoutMs: number;
+  connectTimeoutMs: number;
+  sshPort: number;
+}
+
+/** One node's readiness outcome, as stored (summary + details) and as the API streams it. */
+export interface NodeReadinessReport {
+  node: string;
+  runId: string;
+  ready: boolean;
+  /** The node's lifecycle state after the run; undefined when the store has no record of the node. */
+  state?: LifecycleState;
+  /** Names of the failing checks. */
+  failing: string[];
+  /** 'readiness: check (reason); ...', '' when ready: the `failed` event's reason. */
+  summary: string;
+  evidence: Evidence[];
+  startedAt: number;
+  durationMs: number;
+  /** Why the run could not check everything (no connection, no facts), if so. */
+  error?: { code: string; message: string };
+  /** Why the lifecycle was left as it was, when it was (node still provisioning, transition refused). */
+  lifecycleNote?: string;
+}
+
+/** The last stored readiness run of a node, for `rackseed ready` without --check. */
+export interface StoredReadiness {
+  node: string;
+  state?: LifecycleState;
+  run?: { id: string; startedAt: number; finishedAt?: number; ready: boolean; failing: string[]; summary: string; evidence: Evidence[] };
+}
+
+export interface ReadinessServiceDeps {
+  inventory: InventoryService;
+  store: ObservedStore;
+  settings: ReadinessSettings;
+  log: Logger;
+  /** Required unless transportFor is given: the SSH identity used by the default transport. */
+  identity?: NodeIdentity;
+  /** How to reach a node; the default is SSH with the pinned host key. Tests inject fakes. */
+  transportFor?: TransportFactory;
+  now?: () => number;
+}
+
+/** Facts when collection failed: checks that need them report "not reported" rather than guessing. */
+const NO_FACTS: NodeFacts = { osFamily: 'unknown', osId: 'unknown', osRelease: '', kernel: '', arch: '', cpus: 0, memoryMiB: 0, hostname: '', gpus: [], nics: [] };
+
+/** States whose lifecycle readiness drives; earlier states (still provisioning) are only observed. */
+const DRIVEN_STATES: ReadonlySet<LifecycleState> = new Set(['installed', 'configuring', 'ready', 'failed']);
+const MAX_REASON = 2000;
+
+/**
+ * Checks target nodes against their roles and declared hardware: connect -> facts -> every role's checks ->
+ * store the run (kind 'readiness', details = evidence) -> move the lifecycle: configuring -> ready when every check
+ * passes, else failed with the failing checks. A node's failure to connect is its failed readiness, never the
+ * others'.
+ */
+export class ReadinessService {
+  private readonly now: () => number;
+  private readonly transportFor: TransportFactory;
+
+  constructor(private readonly deps: ReadinessServiceDeps) {
+    this.now = deps.now ?? Date.now;
+    if (deps.transportFor) this.transportFor = deps.transportFor;
+    else if (deps.identity) {
+      this.transportFor = sshTransportFactory({ identity: deps.identity, sshPort: deps.settings.sshPort, connectTimeoutMs: deps.settings.connectTimeoutMs });
+    } else throw new Error('ReadinessService needs either transportFor or identity');
+  }
+
+  async run(targets: readonly ResolvedNode[], onNode?: (r: NodeReadinessReport) => void): Promise<NodeReadinessReport[]> {
+    // runNode only throws if the store fails; that node then becomes a failed entry with the reason.
+    const entries = await runFleet(targets, (node) => this.runNode(node), {
+      concurrency: this.deps.settings.concurrency,
+      onNodeDone: (entry) => onNode?.(entry.status === 'completed' ? entry.outcome : this.crashed(entry.target, entry.reason)),
+    });
+    return entries.map((e) => (e.status === 'completed' ? e.outcome : this.crashed(e.target, e.reason)));
+  }
+
+  /** The last stored readiness run of each node; runs no checks. */
+  async last(targets: readonly ResolvedNode[]): Promise<StoredReadiness[]> {
+    return Promise.all(
+      targets.map(async (node) => {
+        const [status, runs] = await Promise.all([this.deps.store.getNode(node.name), this.deps.store.listRuns({ node: node.name, kind: 'readiness', limit: 1 })]);
+        const out: StoredReadiness = { node: node.name, ...(status ? { state: status.state } : {}) };
+        const run = runs[0];
+        if (run) out.run = storedRun(run);
+        return out;
+      }),
+    );
+  }
+
+  private async runNode(node: ResolvedNode): Promise<NodeReadinessReport> {
+    const log = nodeLogger(this.deps.log, { name: node.name });
+    const { store } = this.deps;
+    const startedAt = this.now();
+    const runId = randomUUID();
+    await store.createRun({ id: runId, node: node.name, kind: 'readiness', result: 'running', startedAt, summary: {}, details: [] });
+
+    const notes: string[] = [];
+    const before = await store.getNode(node.name);
+    if (before && (before.state === 'installed' || before.state === 'failed')) {
+      const r = await store.recordEvent({ node: node.name, event: { type: 'configure_started' } });
+      if (!r.ok) notes.push(r.error);
+    }
+
+    const { evidence, error } = await this.check(node);
+    const v = verdict(evidence);
+    const finishedAt = this.now();
+    for (const e of v.failing) countReadinessFailure(e.check);
+    observeRun('readiness', (finishedAt - startedAt) / 1000, v.ready ? 'success' : 'failed');
+    const failing = v.failing.map((e) => e.check);
+    await store.finishRun(runId, {
+      result: v.ready ? 'success' : 'failed',
+      finishedAt,
+      summary: { ready: v.ready, failing, summary: v.summary, checks: evidence.length, failed: failing.length, ...(error ? { error } : {}) },
+      details: evidence,
+    });
+
+    const after = await store.getNode(node.name);
+    if (!after) notes.push('the store has no record of this node: lifecycle not changed');
+    else if (!DRIVEN_STATES.has(after.state)) notes.push(`node is ${after.state}: readiness does not move its lifecycle until it is installed`);
+    else if (v.ready && after.state === 'configuring') {
+      const r = await store.recordEvent({ node: node.name, event: { type: 'ready' } });
+      if (!r.ok) notes.push(r.error);
+    } else if (!v.ready && (after.state === 'configuring' || after.state === 'ready')) {
+      const reason = v.summary.length > MAX_REASON ? `${v.summary.slice(0, MAX_REASON - 1)}…` : v.summary;
+      const r = await store.recordEvent({ node: node.name, event: { type: 'failed', reason, stage: 'readiness' } });
+      if (!r.ok) notes.push(r.error);
+    }
+    const state = (await store.getNode(node.name))?.state;
+
+    const report: NodeReadinessReport = {
+      node: node.name,
+      runId,
+      ready: v.ready,
+      ...(state ? { state } : {}),
+      failing,
+      summary: v.summary,
+      evidence,
+      startedAt,
+      durationMs: finishedAt - startedAt,
+      ...(error ? { error } : {}),
+      ...(notes.length > 0 ? { lifecycleNote: notes.join('; ') } : {}),
+    };
+    log.info({ runId, ready: v.ready, failing, state, ms: report.durationMs }, 'readiness checked');
+    return report;
+  }
+
+  /** Connects, collects facts and runs the checks; every failure along the way becomes evidence. */
+  private async check(node: ResolvedNode): Promise<{ evidence: Evidence[]; error?: { code: string; message: string } }> {
+    const timeoutMs = this.deps.settings.commandTimeoutMs;
+    let transport: Transport;
+    try {
+      transport = await this.transportFor(node);
+    } catch (err) {
+      const error = describe(err);
+      return { evidence: [sshEvidence(`${error.code}: ${error.message}`)], error };
+    }
+    const evidence: Evidence[] = [sshEvidence()];
+    let error: { code: string; message: string } | undefined;
+    try {
+      let facts = NO_FACTS;
+      try {
+        facts = await collectFacts(transport, timeoutMs);
+      } catch (err) {
+        error = describe(err);
+        evidence.push({ check: 'base.facts', role: 'base', expected: 'facts collected', seen: error.code, pass: false, reason: error.message });
+      }
+      const ctx = buildCheckContext(this.deps.inventory.inventory, node, facts);
+      evidence.push(...(await collectEvidence(ctx, transport, { timeoutMs })));
+    } finally {
+      await transport.close().catch(() => undefined);
+    }
+    return error ? { evidence, error } : { evidence };
+  }
+
+  private crashed(node: ResolvedNode, reason: string): NodeReadinessReport {
+    return { node: node.name, runId: '', ready: false, failing: [], summary: `readiness: ${reason}`, evidence: [], startedAt: this.now(), durationMs: 0, error: { code: 'INTERNAL', message: reason } };
+  }
+}
+
+function describe(err: unknown): { code: string; message: string } {
+  return { code: isRackseedError(err) ? err.code : 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
+}
+
+function storedRun(run: Run): NonNullable<StoredReadiness['run']> {
+  const summary = run.summary as { ready?: unknown; failing?: unknown; summary?: unknown };
+  const evidence = Array.isArray(run.details) ? (run.details as Evidence[]) : [];
+  return {
+    id: run.id,
+    startedAt: run.startedAt,
+    ...(run.finishedAt !== undefined ? { finishedAt: run.finishedAt } : {}),
+    // A run still 'running' (or interrupted) is not evidence of readiness.
+    ready: run.result === 'success' && summary.ready === true,
+    failing: Array.isArray(summary.failing) ? summary.failing.filter((f): f is string => typeof f === 'string') : [],
+    summary: typeof summary.summary === 'string' ? summary.summary : run.result === 'running' ? 'readiness run still running or interrupted' : '',
+    evidence,
+  };
+}

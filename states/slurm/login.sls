@@ -1,0 +1,3 @@
+{#- slurm-login: the client commands (sbatch, squeue, ...), munge and slurm.conf; no daemon of its own. -#}
+include:
+  - slurm.common

@@ -1,0 +1,167 @@
+/**
+ * The k3s agent role applied over real SSH to a real Debian 12 root file system (test/support/ssh-target.ts: sshd
+ * in its own network, PID and mount namespaces over a cached debootstrap tree).
+ *
+ * K3s itself cannot be downloaded here (no internet), and rackseed never downloads it anyway: the operator places
+ * the release files on the node. This test places a STAND-IN `k3s` (a three-line shell script) and a fake air-gap
+ * image bundle where the operator would, then checks what the states make of them: the installed binary and its
+ * mode, the systemd unit, config.yaml with the join token, labels and taints, and that a second run changes nothing.
+ * The targets run sshd, not systemd, so the unit is enabled but not started (k3s.start: false, the setting for
+ * states applied to an image that starts K3s on its first boot).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseInventory } from '../../server/inventory/parse.js';
+import { k3sToken, rolePillar } from '../../server/services/role-secrets.js';
+import { collectFacts } from '../../server/state/collect-facts.js';
+import { compileForNode } from '../../server/state/compile/index.js';
+import { buildRenderContext } from '../../server/state/context.js';
+import { builtinModules, knownFunctions } from '../../server/state/modules/index.js';
+import { composePillar, deepMerge } from '../../server/state/pillar.js';
+import { renderTemplateText } from '../../server/state/render/render.js';
+import { runPlan } from '../../server/state/run/runner.js';
+import { FsSlsSource } from '../../server/state/source-fs.js';
+import { openSshTransport, type SshTransport } from '../../server/state/transport/ssh.js';
+import type { StateResult } from '../../server/state/types.js';
+import { STATES_DIR } from '../fixtures/roles/cluster.js';
+import { startSshTargets, type SshTarget, type SshTargets } from '../support/ssh-target.js';
+
+const ARTIFACTS = '/srv/rackseed-artifacts/k3s';
+const STAND_IN = '#!/bin/sh\n# STAND-IN for the k3s binary (tests only: the real one cannot be downloaded here).\necho "k3s stand-in $*"\n';
+
+let lab: SshTargets;
+let agent: SshTarget;
+let transport: SshTransport;
+let dataDir: string;
+
+function inventoryFor(target: SshTarget): string {
+  return `
+cluster: { name: lab, domain: lab.example }
+groups:
+  k3sctl:
+    roles: [base, k3s-server]
+  k3s:
+    roles: [base, k3s-agent]
+    data:
+      k3s:
+        artifacts: ${ARTIFACTS}
+        start: false
+        labels: { tier: services, zone: r3 }
+        taints: ["dedicated=services:NoSchedule"]
+nodes:
+  - { name: k3s01, mac: "52:54:00:00:03:01", ip: 10.77.0.200, group: k3sctl }
+  - { name: ${target.name}, mac: "52:54:00:00:03:02", ip: ${target.ip}, group: k3s }
+`;
+}
+
+async function applyAgentRole(): Promise<StateResult[]> {
+  const inv = parseInventory(inventoryFor(agent), 'roles-k3s.yaml');
+  const node = inv.nodes.get(agent.name)!;
+  const pillar = deepMerge(composePillar(node, inv.groups.get(node.group)), rolePillar(node, dataDir));
+  const facts = await collectFacts(transport);
+  const context = buildRenderContext(inv, node, pillar, facts);
+  const source = new FsSlsSource([STATES_DIR]);
+  // The k3s role only: base would set kernel parameters, which a namespace shares with the host running the test.
+  const plan = compileForNode({ source, context, sls: ['k3s.agent'], knownFunctions: knownFunctions() });
+  const { results } = await runPlan(plan, {
+    registry: builtinModules(),
+    context: {
+      transport,
+      facts,
+      timeoutMs: 60_000,
+      renderTemplate: (text, file) => renderTemplateText(text, file, context, source),
+      readSource: async (ref) => source.readFile(ref),
+    },
+    options: { test: false },
+  });
+  return results;
+}
+
+const failures = (results: StateResult[]) => results.filter((r) => r.result !== true).map((r) => `${r.key}: ${r.comment}`);
+
+beforeAll(async () => {
+  if (process.getuid?.() !== 0) throw new Error('SSH targets need root (network namespaces, overlay mounts, chroot)');
+  dataDir = mkdtempSync(path.join(tmpdir(), 'rackseed-roles-k3s-'));
+  lab = await startSshTargets(1, { names: ['k3s02'] });
+  agent = lab.targets[0]!;
+  transport = await openSshTransport({ target: agent.name, host: agent.host, port: agent.port, privateKey: agent.privateKey, knownHostKey: agent.hostKeyLine, connectTimeoutMs: 10_000 });
+  // What the operator does: put the release files (here stand-ins) into the node's image.
+  const placed = agent.sh(
+    `mkdir -p ${ARTIFACTS} && printf '%s' '${STAND_IN.replace(/'/g, `'\\''`)}' > ${ARTIFACTS}/k3s && chmod 0644 ${ARTIFACTS}/k3s && ` +
+      `printf 'not really images' > ${ARTIFACTS}/k3s-airgap-images-amd64.tar.zst`,
+  );
+  if (placed.status !== 0) throw new Error(`placing the artefacts failed: ${placed.stderr}`);
+}, 300_000);
+
+afterAll(async () => {
+  await transport?.close();
+  await lab?.stop();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('k3s agent role on a real Debian root file system', () => {
+  it('installs the binary from the artefact, the unit, the images and config.yaml, then enables the unit', async () => {
+    const results = await applyAgentRole();
+    expect(failures(results)).toEqual([]);
+    expect(results.filter((r) => Object.keys(r.changes).length > 0).map((r) => r.id)).toEqual(
+      expect.arrayContaining(['k3s-binary', 'k3s-airgap-images', '/etc/rancher/k3s/config.yaml', '/etc/systemd/system/k3s-agent.service', 'k3s-service']),
+    );
+
+    // The binary: the artefact's bytes, root-owned, executable; the usual tool links next to it.
+    expect(agent.sh('stat -c "%a %U %G" /usr/local/bin/k3s && cmp /usr/local/bin/k3s ' + ARTIFACTS + '/k3s && echo same').stdout).toBe('755 root root\nsame\n');
+    expect(agent.sh('/usr/local/bin/kubectl version').stdout).toBe('k3s stand-in version\n');
+    expect(agent.sh('readlink /usr/local/bin/kubectl /usr/local/bin/crictl /usr/local/bin/ctr').stdout).toBe('k3s\nk3s\nk3s\n');
+    expect(agent.sh('cat /var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar.zst').stdout).toBe('not really images');
+
+    // The unit, enabled for the next boot.
+    const unit = agent.sh('cat /etc/systemd/system/k3s-agent.service').stdout;
+    expect(unit).toMatch(/^ExecStart=\/usr\/local\/bin\/k3s agent$/m);
+    expect(unit).toMatch(/^Type=exec$/m);
+    expect(agent.sh('systemctl is-enabled k3s-agent; readlink /etc/systemd/system/multi-user.target.wants/k3s-agent.service').stdout).toBe(
+      'enabled\n/etc/systemd/system/k3s-agent.service\n',
+    );
+
+    // config.yaml: the token (root only), the server to join, the node's address, labels and taints.
+    expect(agent.sh('stat -c "%a %U %G" /etc/rancher/k3s/config.yaml').stdout).toBe('600 root root\n');
+    expect(agent.sh('cat /etc/rancher/k3s/config.yaml').stdout).toBe(
+      [
+        '# Managed by rackseed (k3s agent): local edits are overwritten.',
+        `token: "${k3sToken(dataDir)}"`,
+        `node-name: "${agent.name}"`,
+        `node-ip: "${agent.ip}"`,
+        'server: "https://10.77.0.200:6443"',
+        'node-label:',
+        '- "rackseed.io/group=k3s"',
+        '- "tier=services"',
+        '- "zone=r3"',
+        'node-taint:',
+        '- "dedicated=services:NoSchedule"',
+        '',
+      ].join('\n'),
+    );
+    // The token never shows in what the run reports.
+    expect(JSON.stringify(results)).not.toContain(k3sToken(dataDir));
+  });
+
+  it('a second apply changes nothing', async () => {
+    const results = await applyAgentRole();
+    expect(failures(results)).toEqual([]);
+    expect(results.filter((r) => Object.keys(r.changes).length > 0).map((r) => `${r.key}: ${JSON.stringify(r.changes)}`)).toEqual([]);
+  });
+
+  it('a changed artefact is installed again; a missing one fails and says where to put it', async () => {
+    agent.sh(`printf '\\n# a newer stand-in\\n' >> ${ARTIFACTS}/k3s`);
+    const updated = await applyAgentRole();
+    expect(failures(updated)).toEqual([]);
+    expect(updated.find((r) => r.id === 'k3s-binary')!.changes).toMatchObject({ retcode: 0 });
+    expect(agent.sh(`cmp /usr/local/bin/k3s ${ARTIFACTS}/k3s && echo same`).stdout).toBe('same\n');
+
+    agent.sh(`rm ${ARTIFACTS}/k3s`);
+    const missing = await applyAgentRole();
+    const binary = missing.find((r) => r.id === 'k3s-binary')!;
+    expect(binary.result).toBe(false);
+    expect(binary.changes['stderr']).toBe(`k3s artefact ${ARTIFACTS}/k3s is missing: place the k3s binary there (rackseed never downloads it)`);
+  });
+});

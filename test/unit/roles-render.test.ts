@@ -1,0 +1,274 @@
+/**
+ * The built-in role library (states/) compiled with the real compiler over the real tree, for realistic nodes:
+ * every role compiles, the generated files (slurm.conf, gres.conf, /etc/hosts, K3s config) say exactly what the
+ * inventory and the facts say, and slurm.conf follows the cluster's membership.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { loadInventory } from '../../server/inventory/index.js';
+import { compileForNode } from '../../server/state/compile/index.js';
+import { buildRenderContext } from '../../server/state/context.js';
+import { builtinModules, knownFunctions } from '../../server/state/modules/index.js';
+import { composePillar, deepMerge } from '../../server/state/pillar.js';
+import { renderTemplateText } from '../../server/state/render/render.js';
+import { FsSlsSource } from '../../server/state/source-fs.js';
+import type { CompiledPlan, CompiledState, RenderContext } from '../../server/state/types.js';
+import { secretsForRoles } from '../../server/services/role-secrets.js';
+import { FACTS, INVENTORY, RHEL_FACTS, SECRETS, STATES_DIR, contextFor, loadTestInventory } from '../fixtures/roles/cluster.js';
+
+const source = new FsSlsSource([STATES_DIR]);
+const registry = builtinModules();
+
+function compile(context: RenderContext, sls?: string[]): CompiledPlan {
+  return compileForNode({
+    source,
+    context,
+    ...(sls ? { sls } : {}),
+    knownFunctions: knownFunctions(),
+    validateArgs: (decl) => registry.get(`${decl.module}.${decl.fun}`)?.validate?.(decl.args) ?? [],
+  });
+}
+
+/** The state with this name (and module, where a package and its service share a name). */
+function stateNamed(plan: CompiledPlan, name: string, module?: string): CompiledState {
+  const state = plan.states.find((s) => s.name === name && (module === undefined || s.module === module));
+  if (!state) throw new Error(`no state named ${name} in the plan (${plan.states.map((s) => s.name).join(', ')})`);
+  return state;
+}
+
+/** The file a file.managed state would write, rendered as the runner would (source + template). */
+function renderedFile(plan: CompiledPlan, context: RenderContext, path: string): string {
+  const state = stateNamed(plan, path, 'file');
+  expect(state.module).toBe('file');
+  if (typeof state.args.contents === 'string') return state.args.contents;
+  const ref = source.readFile(String(state.args.source));
+  return state.args.template === 'nunjucks' ? renderTemplateText(ref.text, ref.file, context, source) : ref.text;
+}
+
+const inv = loadTestInventory();
+const golden = (name: string): string => readFileSync(new URL(`../fixtures/roles/${name}`, import.meta.url), 'utf8');
+
+describe('role library: every role compiles', () => {
+  const cases: Array<[string, string, Partial<typeof FACTS[string]>?]> = [
+    ['Slurm controller and login node', 'head01'],
+    ['H100 GPU node (nvidia, infiniband, slurm-compute)', 'gpu01'],
+    ['CPU-only Slurm node', 'cpu01'],
+    ['K3s server', 'k3s01'],
+    ['K3s agent', 'k3s02'],
+    ['RHEL-family GPU node', 'gpu01', RHEL_FACTS],
+  ];
+  it.each(cases)('%s', (_title, name, facts) => {
+    const context = contextFor(inv, name, facts ? { facts } : {});
+    const plan = compile(context);
+    const slsNames = new Set(plan.states.map((s) => s.sls));
+    const expected = { head01: ['base', 'slurm.common', 'slurm.controller'], gpu01: ['base', 'nvidia', 'infiniband', 'slurm.common', 'slurm.compute'], cpu01: ['base', 'slurm.common', 'slurm.compute'], k3s01: ['base', 'k3s.common', 'k3s.server'], k3s02: ['base', 'k3s.common', 'k3s.agent'] }[name]!;
+    expect([...slsNames].sort()).toEqual([...expected].sort());
+    // Every templated file renders for this node.
+    for (const state of plan.states.filter((s) => s.args.template === 'nunjucks')) expect(renderedFile(plan, context, state.name).length).toBeGreaterThan(0);
+  });
+
+  it('the example inventory compiles for every node (the k3s role picks server or agent from k3s.role)', () => {
+    const example = loadInventory('examples/inventory.yaml');
+    for (const node of example.nodes.values()) {
+      const pillar = deepMerge(composePillar(node, example.groups.get(node.group)), secretsForRoles(node.roles, SECRETS));
+      const facts = { ...FACTS['gpu01']!, hostname: node.name, ...(node.group === 'gpu' ? RHEL_FACTS : {}) };
+      const plan = compile(buildRenderContext(example, node, pillar, facts));
+      expect(plan.states.length).toBeGreaterThan(10);
+    }
+    const k3s02 = example.nodes.get('k3s02')!;
+    const plan = compile(buildRenderContext(example, k3s02, deepMerge(composePillar(k3s02, example.groups.get('k3s')), secretsForRoles(k3s02.roles, SECRETS)), FACTS['k3s02']!));
+    expect(plan.states.map((s) => s.sls)).toContain('k3s.agent');
+    expect(stateNamed(plan, 'k3s-agent', 'service').fun).toBe('running');
+  });
+});
+
+describe('role library: package names per OS family and pinned versions', () => {
+  it('Debian and RHEL nodes get their own package names, the driver pinned to the group version and held', () => {
+    const debian = compile(contextFor(inv, 'gpu01'));
+    const rhel = compile(contextFor(inv, 'gpu01', { facts: RHEL_FACTS }));
+    const driver = (plan: CompiledPlan) => stateNamed(plan, 'nvidia-driver-packages').args;
+    expect(driver(debian)).toEqual({ hold: true, pkgs: [{ 'nvidia-driver': '535.183.01*' }, { 'nvidia-smi': '535.183.01*' }, { 'nvidia-persistenced': '535.183.01*' }] });
+    expect(driver(rhel)).toEqual({
+      hold: true,
+      pkgs: [{ 'nvidia-driver': '535.183.01*' }, { 'nvidia-driver-cuda': '535.183.01*' }, { 'nvidia-persistenced': '535.183.01*' }, { 'kmod-nvidia-latest-dkms': '535.183.01*' }],
+    });
+    expect(stateNamed(debian, 'cuda-toolkit-12-2').fun).toBe('installed');
+    expect(stateNamed(rhel, 'slurm-slurmd').fun).toBe('installed');
+    expect(stateNamed(debian, 'slurmd', 'service').fun).toBe('running');
+    expect(stateNamed(rhel, 'rdma-packages').args.pkgs).toContain('libibverbs-utils');
+    expect(stateNamed(debian, 'rdma-packages').args.pkgs).toContain('ibverbs-utils');
+    expect(stateNamed(debian, 'nvidia').module).toBe('kmod');
+    expect(stateNamed(debian, 'nvidia-smi -pl 700').unless[0]).toMatch(/power\.limit/);
+    expect(stateNamed(debian, 'nvidia-smi -c EXCLUSIVE_PROCESS').unless[0]).toMatch(/grep -qvx Exclusive_Process/);
+  });
+
+  it('a GPU node without a driver version in its data fails to compile, naming the key', () => {
+    const bare = loadTestInventory(INVENTORY.replace('nvidia: { driver: "535.183.01", cuda: "12.2", power_limit: 700, compute_mode: EXCLUSIVE_PROCESS }', 'nvidia: { cuda: "12.2" }'));
+    expect(() => compile(contextFor(bare, 'gpu01'))).toThrow(/nvidia:driver/);
+  });
+
+  it('InfiniBand: mlx5 modprobe file, ib_ipoib when IPoIB is on, and the NCCL environment from group data', () => {
+    const context = contextFor(inv, 'gpu01');
+    const plan = compile(context);
+    expect(renderedFile(plan, context, '/etc/modprobe.d/mlx5.conf')).toBe('# Managed by rackseed (infiniband)\nsoftdep mlx5_core post: mlx5_ib\noptions mlx5_core log_num_mgm_entry_size=-1\n');
+    expect(stateNamed(plan, 'ib_ipoib').args).toEqual({ persist: true });
+    expect(renderedFile(plan, context, '/etc/nccl.conf')).toBe('# Managed by rackseed (infiniband: nccl)\nNCCL_IB_HCA=mlx5\nNCCL_IB_GID_INDEX=3\nNCCL_SOCKET_IFNAME=eth0\n');
+    expect(renderedFile(plan, context, '/etc/profile.d/rackseed-nccl.sh')).toContain('export NCCL_SOCKET_IFNAME=eth0\n');
+    const noIpoib = loadTestInventory(INVENTORY.replace('infiniband: { ipoib: true, ', 'infiniband: { '));
+    expect(compile(contextFor(noIpoib, 'gpu01')).states.some((s) => s.name === 'ib_ipoib')).toBe(false);
+  });
+});
+
+describe('role library: base', () => {
+  it('/etc/hosts lists every node of the cluster with its domain name', () => {
+    const context = contextFor(inv, 'k3s02');
+    const hosts = renderedFile(compile(context), context, '/etc/hosts');
+    const lines = hosts.split('\n').filter((l) => /^10\./.test(l));
+    expect(lines).toEqual([...inv.nodes.values()].map((n) => `${n.ip}\t${n.name}.lab.example ${n.name}`));
+    expect(hosts).toMatch(/^127\.0\.0\.1\tlocalhost$/m);
+  });
+
+  it('time sync by data (chrony with the given servers), admin keys in a marked block, memlock unlimited', () => {
+    const context = contextFor(inv, 'head01');
+    const plan = compile(context);
+    expect(renderedFile(plan, context, '/etc/chrony/chrony.conf')).toContain('server ntp1.lab.example iburst\nserver 10.0.0.254 iburst\n');
+    expect(stateNamed(plan, 'chrony', 'service').fun).toBe('running');
+    expect(plan.states.some((s) => s.name === 'systemd-timesyncd')).toBe(false);
+    const block = plan.states.find((s) => s.fun === 'blockreplace')!;
+    expect(block.args).toMatchObject({ content: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHeadAdminKeyForTests alice@lab', append_if_not_found: true });
+    expect(renderedFile(plan, context, '/etc/security/limits.d/90-rackseed-hpc.conf')).toMatch(/^\*\s+hard\s+memlock\s+unlimited$/m);
+    expect(stateNamed(plan, 'vm.zone_reclaim_mode').args).toMatchObject({ value: 0, config: '/etc/sysctl.d/90-rackseed-hpc.conf' });
+  });
+
+  it('a node without time servers leaves time sync alone; the node exporter only where asked for', () => {
+    const plan = compile(contextFor(inv, 'cpu01'));
+    expect(plan.states.filter((s) => /chrony|timesyncd/.test(s.name))).toEqual([]);
+    expect(plan.states.some((s) => s.name === 'prometheus-node-exporter')).toBe(false);
+    expect(stateNamed(compile(contextFor(inv, 'gpu01')), 'prometheus-node-exporter', 'service').fun).toBe('running');
+  });
+});
+
+describe('role library: Slurm', () => {
+  const slurmConf = (context: RenderContext) => renderedFile(compile(context), context, '/etc/slurm/slurm.conf');
+
+  it('slurm.conf for the cluster: NodeName lines from the facts, partitions from the groups (golden file)', () => {
+    const context = contextFor(inv, 'head01');
+    const text = slurmConf(context);
+    expect(text).toBe(golden('slurm.conf'));
+    expect(text.split('\n').filter((l) => l.startsWith('NodeName='))).toEqual([
+      'NodeName=gpu01 NodeAddr=10.0.1.11 CPUs=224 RealMemory=2063891 Gres=gpu:h100:8 State=UNKNOWN',
+      'NodeName=gpu02 NodeAddr=10.0.1.12 CPUs=224 RealMemory=2063870 Gres=gpu:h100:8 State=UNKNOWN',
+      'NodeName=cpu01 NodeAddr=10.0.2.11 CPUs=128 RealMemory=515722 State=UNKNOWN',
+    ]);
+    expect(text.split('\n').filter((l) => l.startsWith('PartitionName='))).toEqual([
+      'PartitionName=gpu Nodes=gpu01,gpu02 Default=YES MaxTime=INFINITE State=UP',
+      'PartitionName=cpu Nodes=cpu01 MaxTime=INFINITE State=UP',
+    ]);
+  });
+
+  it('slurm.conf and gres.conf are the same on every Slurm node', () => {
+    const nodes = ['head01', 'gpu01', 'gpu02', 'cpu01'];
+    const confs = nodes.map((n) => {
+      const context = contextFor(inv, n, n === 'gpu02' ? { facts: RHEL_FACTS } : {});
+      const plan = compile(context);
+      return [renderedFile(plan, context, '/etc/slurm/slurm.conf'), renderedFile(plan, context, '/etc/slurm/gres.conf')];
+    });
+    for (const c of confs) expect(c).toEqual(confs[0]);
+  });
+
+  it('gres.conf names each GPU node, its GPU type and device files', () => {
+    const context = contextFor(inv, 'gpu01');
+    expect(renderedFile(compile(context), context, '/etc/slurm/gres.conf')).toBe(golden('gres.conf'));
+  });
+
+  it('mixed and non-contiguous GPU models get a Gres entry per type and exact device lists', () => {
+    const context = contextFor(inv, 'head01');
+    const a100 = { model: 'NVIDIA A100-SXM4-80GB', memoryMiB: 81920 };
+    const rtx = { model: 'NVIDIA GeForce RTX 3090', memoryMiB: 24576 };
+    context.cluster.nodes.find((n) => n.name === 'cpu01')!.facts = { cpus: 64, memoryMiB: 257_000, gpus: [a100, rtx, a100, a100] };
+    const plan = compile(context);
+    expect(renderedFile(plan, context, '/etc/slurm/slurm.conf')).toContain('NodeName=cpu01 NodeAddr=10.0.2.11 CPUs=64 RealMemory=257000 Gres=gpu:a100:3,gpu:rtx3090:1 State=UNKNOWN\n');
+    const gres = renderedFile(plan, context, '/etc/slurm/gres.conf').split('\n').filter((l) => l.startsWith('NodeName=cpu01'));
+    expect(gres).toEqual(['NodeName=cpu01 Name=gpu Type=a100 File=/dev/nvidia0,/dev/nvidia2,/dev/nvidia3', 'NodeName=cpu01 Name=gpu Type=rtx3090 File=/dev/nvidia1']);
+  });
+
+  it('a node leaving the slurm-compute role changes slurm.conf and the node list slurmctld restarts on', () => {
+    const before = contextFor(inv, 'head01');
+    const smaller = loadTestInventory(INVENTORY.replace('  cpu:\n    roles: [base, slurm-compute]', '  cpu:\n    roles: [base]'));
+    const after = contextFor(smaller, 'head01');
+    const [planBefore, planAfter] = [compile(before), compile(after)];
+    const confAfter = renderedFile(planAfter, after, '/etc/slurm/slurm.conf');
+    expect(confAfter).not.toBe(renderedFile(planBefore, before, '/etc/slurm/slurm.conf'));
+    expect(confAfter).not.toMatch(/cpu01/);
+    expect(confAfter.split('\n').filter((l) => l.startsWith('PartitionName='))).toEqual(['PartitionName=gpu Nodes=gpu01,gpu02 Default=YES MaxTime=INFINITE State=UP']);
+    expect(renderedFile(planAfter, after, '/etc/slurm/rackseed-nodes')).not.toBe(renderedFile(planBefore, before, '/etc/slurm/rackseed-nodes'));
+  });
+
+  it('a node without facts yet gets a line without hardware, so slurm.conf never guesses', () => {
+    const context = contextFor(inv, 'head01');
+    delete context.cluster.nodes.find((n) => n.name === 'cpu01')!.facts;
+    expect(slurmConf(context)).toContain("# cpu01: no facts collected yet, Slurm's defaults until its first state run\nNodeName=cpu01 NodeAddr=10.0.2.11 State=UNKNOWN\n");
+  });
+
+  it('the controller reconfigures on a slurm.conf change and restarts on a node list change; compute nodes restart slurmd', () => {
+    const controller = compile(contextFor(inv, 'head01'));
+    const reconfigure = stateNamed(controller, 'scontrol reconfigure');
+    const keyOf = (plan: CompiledPlan, name: string) => stateNamed(plan, name).key;
+    const on = (state: CompiledState, kind: string) => state.requisites.filter((r) => r.kind === kind).flatMap((r) => r.on);
+    expect(on(reconfigure, 'onchanges')).toEqual([keyOf(controller, '/etc/slurm/slurm.conf'), keyOf(controller, '/etc/slurm/gres.conf')]);
+    expect(on(stateNamed(controller, 'slurmctld', 'service'), 'watch')).toContain(keyOf(controller, '/etc/slurm/rackseed-nodes'));
+    const compute = compile(contextFor(inv, 'gpu01'));
+    expect(on(stateNamed(compute, 'slurmd', 'service'), 'watch')).toEqual(
+      expect.arrayContaining([keyOf(compute, '/etc/slurm/slurm.conf'), keyOf(compute, '/etc/slurm/gres.conf'), compute.states.find((s) => s.id === 'munge-key')!.key]),
+    );
+  });
+
+  it('the munge key file state hides its content, and a Slurm node without the secret in its pillar fails to compile', () => {
+    const plan = compile(contextFor(inv, 'gpu01'));
+    expect(stateNamed(plan, '/etc/munge/munge.key.b64').args).toMatchObject({ contents: SECRETS.mungeKeyB64, mode: '0400', show_changes: false });
+    const context = contextFor(inv, 'gpu01');
+    delete context.pillar['secrets'];
+    expect(() => compile(context)).toThrow(/secrets:munge_key_b64/);
+  });
+});
+
+describe('role library: K3s', () => {
+  it('the agent joins the first k3s-server node with the token, its labels (GPU nodes labelled) and taints', () => {
+    const context = contextFor(inv, 'k3s02');
+    const plan = compile(context);
+    expect(renderedFile(plan, context, '/etc/rancher/k3s/config.yaml')).toBe(golden('k3s-agent-config.yaml'));
+    const gpuAgent = contextFor(inv, 'k3s02', { facts: { gpus: FACTS['gpu01']!.gpus } });
+    expect(renderedFile(compile(gpuAgent), gpuAgent, '/etc/rancher/k3s/config.yaml')).toContain(
+      '- "nvidia.com/gpu.present=true"\n- "rackseed.io/gpu-model=h100"\n- "rackseed.io/gpu-count=8"\n',
+    );
+    expect(stateNamed(plan, '/etc/rancher/k3s/config.yaml').args).toMatchObject({ mode: '0600', show_changes: false });
+    expect(renderedFile(plan, context, '/etc/systemd/system/k3s-agent.service')).toMatch(/^ExecStart=\/usr\/local\/bin\/k3s agent$/m);
+  });
+
+  it('the server config has no join address, names itself in tls-san and disables what the data says', () => {
+    const context = contextFor(inv, 'k3s01');
+    const plan = compile(context);
+    const config = renderedFile(plan, context, '/etc/rancher/k3s/config.yaml');
+    expect(config).not.toMatch(/^server:/m);
+    expect(config).toContain('tls-san:\n- "k3s01"\n- "k3s01.lab.example"\n- "10.0.3.1"\ndisable:\n- "traefik"\n');
+    expect(renderedFile(plan, context, '/etc/systemd/system/k3s.service')).toMatch(/^Type=notify$/m);
+  });
+
+  it('never downloads: the binary comes from the artefact directory, checked against k3s.sha256 when given', () => {
+    const plan = compile(contextFor(inv, 'k3s02'));
+    const everyCommand = plan.states.flatMap((s) => [s.module === 'cmd' ? s.name : '', ...s.unless, ...s.onlyif]).join('\n');
+    expect(everyCommand).not.toMatch(/curl|wget|https?:\/\/|get\.k3s\.io/);
+    const binary = plan.states.find((s) => s.id === 'k3s-binary')!;
+    expect(binary.module).toBe('cmd');
+    expect(binary.name).toContain('install -m 0755 -o root -g root /srv/artifacts/k3s/k3s /usr/local/bin/k3s');
+    const pinned = loadTestInventory(INVENTORY.replace('artifacts: /srv/artifacts/k3s', `artifacts: /srv/artifacts/k3s\n        sha256: ${'ab'.repeat(32)}`));
+    expect(compile(contextFor(pinned, 'k3s02')).states.find((s) => s.id === 'k3s-binary')!.name).toContain(`echo '${'ab'.repeat(32)}  /srv/artifacts/k3s/k3s' | sha256sum -c --quiet -`);
+  });
+
+  it('an agent with no server to join fails to compile, saying what to set', () => {
+    const noServer = loadTestInventory(INVENTORY.replace('roles: [base, k3s-server]', 'roles: [base]'));
+    const context = contextFor(noServer, 'k3s02');
+    const plan = compile(context);
+    expect(() => renderedFile(plan, context, '/etc/rancher/k3s/config.yaml')).toThrow(/k3s:server_url/);
+  });
+});
