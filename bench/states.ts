@@ -8,7 +8,7 @@
  *
  *   npm run bench:states          STATES_TARGETS=16 npm run bench:states
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -45,7 +45,7 @@ async function rackseedRun(states: StateService, nodes: ResolvedNode[]): Promise
   return { seconds: (performance.now() - start) / 1000, reports };
 }
 
-function ansibleRun(work: string, targets: SshTarget[]): { seconds: number; changed: number; failed: number; output: string } {
+async function ansibleRun(work: string, targets: SshTarget[]): Promise<{ seconds: number; changed: number; failed: number; output: string }> {
   const inventory = path.join(work, 'hosts.ini');
   writeFileSync(
     inventory,
@@ -54,8 +54,9 @@ function ansibleRun(work: string, targets: SshTarget[]): { seconds: number; chan
   const knownHosts = path.join(work, 'known_hosts');
   writeFileSync(knownHosts, targets.map((t) => `[${t.host}]:${t.port} ${t.hostKeyLine}`).join('\n') + '\n');
   const start = performance.now();
-  const r = spawnSync('ansible-playbook', ['-i', inventory, '-f', String(TARGETS), PLAYBOOK], {
-    encoding: 'utf8',
+  // Asynchronous on purpose: the targets' loopback relays live in this process and must keep forwarding.
+  const child = spawn('ansible-playbook', ['-i', inventory, '-f', String(TARGETS), PLAYBOOK], {
+    stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...process.env,
       ANSIBLE_HOME: path.join(work, 'ansible-home'),
@@ -67,17 +68,19 @@ function ansibleRun(work: string, targets: SshTarget[]): { seconds: number; chan
       ANSIBLE_NOCOLOR: '1',
       ANSIBLE_RETRY_FILES_ENABLED: 'False',
     },
-    maxBuffer: 64 * 1024 * 1024,
   });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const status = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   const seconds = (performance.now() - start) / 1000;
-  const output = `${r.stdout}${r.stderr}`;
   let changed = 0;
   let failed = 0;
   for (const m of output.matchAll(/changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/g)) {
     changed += Number(m[1]);
     failed += Number(m[2]) + Number(m[3]);
   }
-  if (r.status !== 0 && failed === 0) failed = 1;
+  if (status !== 0 && failed === 0) failed = 1;
   return { seconds, changed, failed, output };
 }
 
@@ -110,7 +113,7 @@ async function main(): Promise<void> {
     const stateCount = converge.reports[0]?.counts.total ?? 0;
     const broken = converge.reports.filter((r) => r.result === 'failed');
     if (broken.length > 0) throw new Error(`rackseed converge failed on ${broken.map((r) => `${r.node}: ${r.error?.message ?? r.states.filter((s) => s.result === false).map((s) => `${s.id}: ${s.comment}`).join('; ')}`).join(' | ')}`);
-    const ansibleConverge = ansibleRun(work, fleet.targets);
+    const ansibleConverge = await ansibleRun(work, fleet.targets);
     if (ansibleConverge.failed > 0) throw new Error(`ansible converge failed:\n${ansibleConverge.output.slice(-4000)}`);
 
     const tRackseed: number[] = [];
@@ -119,7 +122,7 @@ async function main(): Promise<void> {
       const rs = await rackseedRun(states, nodes);
       const changed = rs.reports.reduce((n, r) => n + r.counts.changed + r.counts.failed, 0);
       if (changed > 0) throw new Error(`rackseed's no-op run changed or failed ${changed} state(s): the role is not idempotent`);
-      const an = ansibleRun(work, fleet.targets);
+      const an = await ansibleRun(work, fleet.targets);
       if (an.changed > 0 || an.failed > 0) throw new Error(`ansible's no-op run changed ${an.changed} / failed ${an.failed}:\n${an.output.slice(-4000)}`);
       tRackseed.push(rs.seconds);
       tAnsible.push(an.seconds);

@@ -27,7 +27,8 @@ import { Netns } from './netns.js';
 export const TARGET_BASE_RECIPE: Pick<ImageRecipe, 'release' | 'variant' | 'packages'> = {
   release: 'bookworm',
   variant: 'minbase',
-  packages: ['openssh-server', 'iproute2', 'procps', 'kmod', 'systemd-sysv', 'dbus'],
+  // python3 and python3-apt: Ansible (the peer bench:states compares against) needs them on its targets.
+  packages: ['openssh-server', 'iproute2', 'procps', 'kmod', 'systemd-sysv', 'dbus', 'python3', 'python3-apt'],
 };
 
 /** Small packages in the offline repository, not installed: `apt-get install -y tree` works with no network. */
