@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import { ensureAdminToken } from './auth/admin-token.js';
 import { NodeTokens } from './auth/node-token.js';
+import { CallbackTokens } from './auth/callback-token.js';
 import { ensureSecretFile } from './auth/secret-file.js';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
@@ -15,8 +16,12 @@ import { imageSwarm } from './images/seeder-swarm.js';
 import { NodeIdentity } from './services/node-identity.js';
 import { StateService } from './services/state-service.js';
 import { ReadinessService } from './services/readiness-service.js';
+import { AuditService } from './services/audit-service.js';
+import { ConvergenceService } from './services/convergence.js';
+import { hasPinnedHostKey } from './services/convergence-probe.js';
 import { InventoryService } from './services/inventory-service.js';
 import { syncStoreWithInventory } from './services/store-sync.js';
+import { ServerRegistry } from './services/server-registry.js';
 import { openStore } from './store/index.js';
 import type { ObservedStore } from './store/types.js';
 import { bootContextFor } from './dhcp/boot-context.js';
@@ -74,6 +79,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const { token, created, file: tokenFile } = ensureAdminToken(config.dataDir);
   if (created) options.onTokenCreated?.(token, tokenFile);
   const nodeTokens = new NodeTokens(ensureSecretFile(config.dataDir, 'node-token-key').value);
+  const callbackTokens = new CallbackTokens(ensureSecretFile(config.dataDir, 'callback-token-key').value);
 
   const store = await openStore(config.store);
   await store.migrate();
@@ -92,13 +98,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const swarm = imageSwarm(config, images, log.child({ subsystem: 'torrent' }));
 
     const identity = new NodeIdentity(config.dataDir);
-    const states = new StateService({
-      inventory,
-      store,
-      identity,
-      settings: { ...config.states, roots: [...config.states.dirs, BUILTIN_STATES_DIR] },
-      log: log.child({ subsystem: 'states' }),
-    });
+    const stateSettings = { ...config.states, roots: [...config.states.dirs, BUILTIN_STATES_DIR] };
+    const states = new StateService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'states' }) });
+    const audit = new AuditService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'audit' }) });
 
     const readiness = new ReadinessService({
       inventory,
@@ -106,6 +108,27 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       identity,
       settings: { concurrency: config.states.concurrency, commandTimeoutMs: config.states.commandTimeoutMs, connectTimeoutMs: config.states.connectTimeoutMs, sshPort: config.states.sshPort },
       log: log.child({ subsystem: 'readiness' }),
+    });
+
+    const convergence = new ConvergenceService({
+      inventory,
+      store,
+      states,
+      readiness,
+      audit,
+      settings: { ...config.convergence, sshPort: config.states.sshPort },
+      log: log.child({ subsystem: 'convergence' }),
+      reachable: (node) => hasPinnedHostKey(config.dataDir, node.name),
+    });
+
+    // This server's heartbeat row in the store: how servers sharing one store name each other in image torrents.
+    const registry = new ServerRegistry({
+      store,
+      images,
+      name: config.serverName,
+      publicUrl: config.http.publicUrl.replace(/\/+$/, ''),
+      tracker: config.torrent.enabled && config.http.enabled,
+      log: log.child({ subsystem: 'registry' }),
     });
 
     const renderer = createIpxeRenderer(loadIpxeTemplates(IPXE_TEMPLATE_DIR));
@@ -128,7 +151,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       readiness,
       log: httpLog,
       ...swarm.httpDeps,
-      plan: { tokens: nodeTokens, store, inventory, images, identity, baseUrl: config.http.publicUrl, log: httpLog },
+      torrentSources: (image) => registry.torrentSourcesFor(image),
+      plan: { tokens: nodeTokens, store, inventory, images, identity, baseUrl: config.http.publicUrl, log: httpLog, callbackTokens },
+      booted: { callbackTokens, converge: (node) => convergence.request(node, 'booted') },
     });
 
     let httpUrl = config.http.publicUrl;
@@ -142,6 +167,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       httpUrl = `http://${bound.address === '0.0.0.0' || bound.address === '::' ? '127.0.0.1' : bound.address}:${bound.port}`;
       httpLog.info({ url: httpUrl, publicUrl: config.http.publicUrl }, 'HTTP listening');
     }
+
+    // After the HTTP listener, so a node's first-boot callback finds it; closed before the store.
+    closers.unshift(() => convergence.close());
+    await convergence.start();
+
+    // Registered once HTTP is up, since the other servers start sending nodes here; deregistered before HTTP closes.
+    await registry.start();
+    closers.unshift(() => registry.stop());
 
     // The seeder announces to the tracker on the HTTP listener, so it starts after it.
     swarm.start();
@@ -166,7 +199,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       const boot = bootContextFor(config.dhcp.serverIp!, config.http.publicUrl, inventory);
       let handler;
       if (config.dhcp.mode === 'full') {
-        const book = new LeaseBook(store, config.serverName);
+        // PostgreSQL means other servers may bind addresses this book never sees (see LeaseBook.refresh).
+        const book = new LeaseBook(store, config.serverName, Date.now, config.store.kind === 'postgres');
         await book.load();
         book.setReservations(reservationsOf(inventory.inventory));
         inventory.onChange((inv) => book.setReservations(reservationsOf(inv)));

@@ -10,6 +10,7 @@ import { registerPower } from './commands/power.js';
 import { registerReimage } from './commands/reimage.js';
 import { registerState } from './commands/state.js';
 import { registerReady } from './commands/ready.js';
+import { registerAudit } from './commands/audit.js';
 import { registerStore } from './commands/store.js';
 
 /** Builds the command tree; `write` receives normal output (tests capture it). */
@@ -31,6 +32,7 @@ export function buildProgram(write: (s: string) => void): Command {
   registerImage(program, ctx, write);
   registerState(program, ctx);
   registerReady(program, ctx);
+  registerAudit(program, ctx);
   registerReimage(program, ctx);
   registerPower(program, ctx);
   registerStore(program, write);

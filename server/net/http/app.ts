@@ -13,6 +13,9 @@ import { dashboardRoutes } from './dashboard/routes.js';
 import type { StateService } from '../../services/state-service.js';
 import type { ReadinessService } from '../../services/readiness-service.js';
 import { readinessRoutes } from './readiness-routes.js';
+import type { AuditService } from '../../services/audit-service.js';
+import { auditRoutes } from './audit-routes.js';
+import { torrentRoute, type TorrentRouteDeps } from './torrent-route.js';
 
 export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, SwarmDeps {
   /** The BitTorrent tracker's GET /announce and /scrape (absent when torrent.enabled is false). */
@@ -29,6 +32,8 @@ export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, Swar
   states?: StateService;
   /** Readiness checks; absent in tests that do not need them. */
   readiness?: ReadinessService;
+  /** Rewrites image torrents as served (every live server's trackers and web seeds); absent: served as stored. */
+  torrentSources?: TorrentRouteDeps['torrentSources'];
 }
 
 export function createHttpApp(deps: HttpAppDeps): Express {
@@ -40,6 +45,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   });
   app.use(bootRoutes(deps));
   app.use('/ipxe', express.static(deps.loaderDir, { dotfiles: 'deny', index: false, fallthrough: false, redirect: false }));
+  if (deps.torrentSources) app.use(torrentRoute({ images: deps.images, torrentSources: deps.torrentSources }));
   app.use('/files', express.static(deps.filesDir, { dotfiles: 'deny', index: false, fallthrough: false, redirect: false }));
   app.use('/node/v1', nodeRoutes(deps));
   // Unauthenticated like /files: BitTorrent clients cannot send a token; the tracker only knows catalogued images.
@@ -55,6 +61,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     fleetRoutes({ inventory: deps.inventory, store: deps.store, dataDir: deps.dataDir, log: deps.log }),
     ...(deps.states ? [stateRoutes({ inventory: deps.inventory, store: deps.store, states: deps.states, log: deps.log })] : []),
     ...(deps.readiness ? [readinessRoutes({ inventory: deps.inventory, readiness: deps.readiness, log: deps.log })] : []),
+    ...(deps.audit ? [auditRoutes({ inventory: deps.inventory, audit: deps.audit, log: deps.log })] : []),
   );
   app.use(notFoundHandler());
   app.use(errorHandler(deps.log));

@@ -1,0 +1,39 @@
+import express, { Router } from 'express';
+import { resolveTargets } from '../../inventory/index.js';
+import type { Logger } from '../../log.js';
+import { summarizeAudit, type AuditLine } from '../../services/audit-report.js';
+import type { AuditService } from '../../services/audit-service.js';
+import type { InventoryService } from '../../services/inventory-service.js';
+import { badRequest } from './errors.js';
+import { streamNdjson } from './ndjson.js';
+
+export interface AuditRouteDeps {
+  inventory: InventoryService;
+  audit: AuditService;
+  log: Logger;
+}
+
+/**
+ * POST /audit {targets?}: dry-runs every target node's states and runs its readiness checks (no targets: every
+ * node in the inventory), NDJSON: a start line, one line per node as it finishes, then the summary.
+ */
+export function auditRoutes(deps: AuditRouteDeps): Router {
+  const api = Router();
+  api.use(express.json({ limit: '1mb' }));
+
+  api.post('/audit', async (req, res) => {
+    const targets = (req.body as { targets?: unknown } | undefined)?.targets;
+    if (targets !== undefined && (!Array.isArray(targets) || !targets.every((t): t is string => typeof t === 'string'))) {
+      throw badRequest('"targets" must be a list of node names, hostlist ranges, groups or label selectors (or left out for every node)');
+    }
+    const inv = deps.inventory.inventory;
+    const nodes = targets && targets.length > 0 ? resolveTargets(inv, targets) : [...inv.nodes.values()];
+    await streamNdjson(res, deps.log, async (send) => {
+      send({ type: 'start', nodes: nodes.map((n) => n.name) } satisfies AuditLine);
+      const reports = await deps.audit.audit(nodes, (report) => send({ type: 'node', report } satisfies AuditLine));
+      return summarizeAudit(reports);
+    });
+  });
+
+  return api;
+}

@@ -1,0 +1,157 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../log.js';
+import { nodeLogger } from '../log.js';
+import { observeRun } from '../metrics/runtime-metrics.js';
+import { isRackseedError } from '../model/errors.js';
+import type { ResolvedNode } from '../model/inventory.js';
+import { buildCheckContext } from '../readiness/context.js';
+import { collectEvidence } from '../readiness/engine.js';
+import { sshEvidence } from '../readiness/roles/base.js';
+import type { Evidence } from '../readiness/types.js';
+import { collectFacts } from '../state/collect-facts.js';
+import { builtinModules } from '../state/modules/index.js';
+import { runFleet } from '../state/run/fleet.js';
+import type { ModuleRegistry, NodeFacts, StateResult, Transport } from '../state/types.js';
+import type { ObservedStore } from '../store/types.js';
+import { lentTransport, withoutRunRecords } from './audit-lend.js';
+import { auditRunRecord, auditRunResult, buildAuditReport, type AuditNodeReport } from './audit-report.js';
+import type { InventoryService } from './inventory-service.js';
+import type { NodeIdentity } from './node-identity.js';
+import { sshTransportFactory, type TransportFactory } from './node-transport.js';
+import { StateService, type StateSettings } from './state-service.js';
+
+export type { AuditNodeReport } from './audit-report.js';
+
+export interface AuditServiceDeps {
+  inventory: InventoryService;
+  store: ObservedStore;
+  identity: NodeIdentity;
+  /** The state settings (SLS roots, pillar, timeouts); `concurrency` bounds how many nodes are audited at once. */
+  settings: StateSettings;
+  log: Logger;
+  /** How to reach a node; the default is SSH with the pinned host key. Tests inject others. */
+  transportFor?: TransportFactory;
+  registry?: ModuleRegistry;
+  now?: () => number;
+}
+
+type Failure = { code: string; message: string };
+
+/** Facts when collection failed: checks that need them report "not reported" rather than guessing. */
+const NO_FACTS: NodeFacts = { osFamily: 'unknown', osId: 'unknown', osRelease: '', kernel: '', arch: '', cpus: 0, memoryMiB: 0, hostname: '', gpus: [], nics: [] };
+
+function describe(err: unknown): Failure {
+  return { code: isRackseedError(err) ? err.code : 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
+}
+
+/**
+ * Fleet audit: for each node, over ONE connection, a dry run of its states (what apply would change, with the
+ * predicted diffs) and its readiness checks, evidence only. It changes nothing: no state is applied and, unlike
+ * ReadinessService, no lifecycle event is recorded, so auditing a ready node leaves it ready even when a check
+ * fails. Each node gets one stored run of kind 'audit'. A node that cannot be reached or evaluated is reported as
+ * such (never as clean) and never stops the others.
+ */
+export class AuditService {
+  private readonly registry: ModuleRegistry;
+  private readonly now: () => number;
+  private readonly transportFor: TransportFactory;
+  private readonly quietStore: ObservedStore;
+
+  constructor(private readonly deps: AuditServiceDeps) {
+    this.registry = deps.registry ?? builtinModules();
+    this.now = deps.now ?? Date.now;
+    this.transportFor =
+      deps.transportFor ?? sshTransportFactory({ identity: deps.identity, sshPort: deps.settings.sshPort, connectTimeoutMs: deps.settings.connectTimeoutMs });
+    this.quietStore = withoutRunRecords(deps.store);
+  }
+
+  async audit(targets: readonly ResolvedNode[], onNode?: (r: AuditNodeReport) => void): Promise<AuditNodeReport[]> {
+    // auditNode only throws if the store fails; that node is then reported as not audited, with the reason.
+    const entries = await runFleet(targets, (node) => this.auditNode(node), {
+      concurrency: this.deps.settings.concurrency,
+      onNodeDone: (entry) => onNode?.(entry.status === 'completed' ? entry.outcome : this.crashed(entry.target, entry.reason)),
+    });
+    return entries.map((e) => (e.status === 'completed' ? e.outcome : this.crashed(e.target, e.reason)));
+  }
+
+  private async auditNode(node: ResolvedNode): Promise<AuditNodeReport> {
+    const log = nodeLogger(this.deps.log, { name: node.name });
+    const startedAt = this.now();
+    const runId = randomUUID();
+    await this.deps.store.createRun({ id: runId, node: node.name, kind: 'audit', result: 'running', startedAt, summary: {}, details: [] });
+
+    let reachable = true;
+    let states: StateResult[] = [];
+    let evidence: Evidence[];
+    let error: Failure | undefined;
+    let transport: Transport | undefined;
+    try {
+      transport = await this.transportFor(node);
+    } catch (err) {
+      reachable = false;
+      error = describe(err);
+    }
+    if (!transport) {
+      evidence = [sshEvidence(`${error?.code}: ${error?.message}`)];
+    } else {
+      try {
+        ({ states, error } = await this.dryRun(node, transport));
+        const checked = await this.check(node, transport);
+        evidence = checked.evidence;
+        error ??= checked.error;
+      } finally {
+        await transport.close().catch(() => undefined);
+      }
+    }
+
+    const finishedAt = this.now();
+    const report = buildAuditReport({ node: node.name, runId, reachable, states, evidence, startedAt, finishedAt, error });
+    const result = auditRunResult(report);
+    await this.deps.store.finishRun(runId, { result, finishedAt, ...auditRunRecord(report, evidence) });
+    observeRun('audit', (finishedAt - startedAt) / 1000, result);
+    log.info(
+      { runId, drift: report.drift, wouldChange: report.wouldChange.map((s) => s.key), failedChecks: report.failedChecks.map((e) => e.check), error, ms: report.durationMs },
+      'node audited',
+    );
+    return report;
+  }
+
+  /** The states in test mode, through StateService over the lent connection, its own run record dropped. */
+  private async dryRun(node: ResolvedNode, transport: Transport): Promise<{ states: StateResult[]; error?: Failure }> {
+    const states = new StateService({
+      inventory: this.deps.inventory,
+      store: this.quietStore,
+      identity: this.deps.identity,
+      settings: { ...this.deps.settings, concurrency: 1 },
+      log: this.deps.log,
+      transportFor: async () => lentTransport(transport),
+      registry: this.registry,
+      now: this.now,
+    });
+    const [report] = await states.run([node], 'test');
+    if (!report) return { states: [], error: { code: 'INTERNAL', message: 'the dry run returned no report' } };
+    return report.error ? { states: report.states, error: report.error } : { states: report.states };
+  }
+
+  /** The readiness checks as evidence only (no run, no lifecycle event); a failure to collect facts is evidence too. */
+  private async check(node: ResolvedNode, transport: Transport): Promise<{ evidence: Evidence[]; error?: Failure }> {
+    const timeoutMs = this.deps.settings.commandTimeoutMs;
+    const evidence: Evidence[] = [sshEvidence()];
+    let facts = NO_FACTS;
+    let error: Failure | undefined;
+    try {
+      facts = await collectFacts(transport, timeoutMs);
+    } catch (err) {
+      error = describe(err);
+      evidence.push({ check: 'base.facts', role: 'base', expected: 'facts collected', seen: error.code, pass: false, reason: error.message });
+    }
+    const ctx = buildCheckContext(this.deps.inventory.inventory, node, facts);
+    evidence.push(...(await collectEvidence(ctx, transport, { timeoutMs })));
+    return error ? { evidence, error } : { evidence };
+  }
+
+  private crashed(node: ResolvedNode, reason: string): AuditNodeReport {
+    const at = this.now();
+    return buildAuditReport({ node: node.name, runId: '', reachable: true, states: [], evidence: [], startedAt: at, finishedAt: at, error: { code: 'INTERNAL', message: reason } });
+  }
+}
