@@ -32,6 +32,8 @@ export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, Swar
   states?: StateService;
   /** Readiness checks; absent in tests that do not need them. */
   readiness?: ReadinessService;
+  /** Fleet drift audit; absent in tests that do not need it. */
+  audit?: AuditService;
   /** Rewrites image torrents as served (every live server's trackers and web seeds); absent: served as stored. */
   torrentSources?: TorrentRouteDeps['torrentSources'];
 }
