@@ -190,6 +190,26 @@ const statesSchema = strict({
   })
   .prefault({});
 
+const convergenceSchema = strict({
+    /** Configure installed nodes (apply their states, then check readiness) as soon as they come up, unasked. */
+    enabled: z.boolean().default(true),
+    /** How often nodes in `installed` are probed (a TCP connect to their SSH port). */
+    probe_interval_seconds: z.number().int().min(1).default(30),
+    /** Attempts while a node is unreachable (still booting), the first included; then it is marked failed. */
+    max_attempts: z.number().int().min(1).max(1000).default(10),
+    /** First wait between attempts; doubles each time (with jitter) up to backoff_max_seconds. */
+    backoff_base_seconds: z.number().int().min(1).default(5),
+    backoff_max_seconds: z.number().int().min(1).default(300),
+    /** Nodes converged at once. */
+    concurrency: z.number().int().min(1).max(1000).default(8),
+  })
+  .prefault({})
+  .superRefine((c, ctx) => {
+    if (c.backoff_max_seconds < c.backoff_base_seconds) {
+      ctx.addIssue({ code: 'custom', path: ['backoff_max_seconds'], message: `must be at least backoff_base_seconds (${c.backoff_base_seconds})` });
+    }
+  });
+
 export const configSchema = strict({
   // Left out: "rackseed" with SQLite; the host name with a shared PostgreSQL store, where names must differ.
   server: strict({ name: z.string().regex(SERVER_NAME, 'expected a name of letters, digits and dashes').optional() }).prefault({}),
@@ -202,6 +222,7 @@ export const configSchema = strict({
   provisioning: provisioningSchema,
   torrent: torrentSchema,
   states: statesSchema,
+  convergence: convergenceSchema,
   log: logSchema,
 });
 
@@ -254,7 +275,18 @@ export interface Config {
   torrent: TorrentConfig;
   /** Declared states: where SLS and pillar live, and how runs reach nodes. */
   states: StatesConfig;
+  /** Automatic convergence of installed nodes (server/services/convergence.ts). */
+  convergence: ConvergenceConfig;
   log: { level: RawConfig['log']['level'] };
+}
+
+export interface ConvergenceConfig {
+  enabled: boolean;
+  probeIntervalMs: number;
+  maxAttempts: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  concurrency: number;
 }
 
 export interface StatesConfig {
@@ -357,6 +389,14 @@ export function parseConfig(text: string, file: string, env: ConfigEnvironment =
       commandTimeoutMs: raw.states.command_timeout_seconds * 1000,
       connectTimeoutMs: raw.states.connect_timeout_seconds * 1000,
       sshPort: raw.states.ssh_port,
+    },
+    convergence: {
+      enabled: raw.convergence.enabled,
+      probeIntervalMs: raw.convergence.probe_interval_seconds * 1000,
+      maxAttempts: raw.convergence.max_attempts,
+      backoffBaseMs: raw.convergence.backoff_base_seconds * 1000,
+      backoffMaxMs: raw.convergence.backoff_max_seconds * 1000,
+      concurrency: raw.convergence.concurrency,
     },
     log: raw.log,
   };

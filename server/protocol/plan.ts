@@ -35,6 +35,15 @@ export interface PlanInput {
     /** Public key lines that may log in as root (the server's own key first). */
     authorized: string[];
   };
+  /**
+   * How the INSTALLED system calls the server back: its first-boot unit POSTs to bootedUrl with this long-lived,
+   * node- and purpose-bound token (server/auth/callback-token.ts). Left out: no first-boot callback is installed
+   * and the server finds the node by probing its SSH port instead.
+   */
+  callback?: {
+    bootedUrl: string;
+    token: string;
+  };
 }
 
 export class PlanError extends Error {
@@ -61,6 +70,7 @@ const SHA256 = /^[0-9a-f]{64}$/;
 const URL_TEXT = /^https?:\/\/[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+$/;
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 const PUBLIC_KEY = /^ssh-ed25519 [A-Za-z0-9+/]+={0,2}( [\x21-\x7e][\x20-\x7e]*)?$/;
+const CALLBACK_TOKEN = /^[A-Za-z0-9._-]{1,256}$/;
 
 function check(key: string, value: string, re: RegExp, what: string): string {
   if (CONTROL.test(value)) throw new PlanError(key, 'control characters (a newline would split the line) are not allowed');
@@ -94,7 +104,7 @@ function partitionLines(disk: DiskLayout): string[] {
 
 /** Renders the plan text; throws PlanError naming the offending key when any value could break the format. */
 export function renderPlan(input: PlanInput): string {
-  const { node, image, urls, keys } = input;
+  const { node, image, urls, keys, callback } = input;
   if (!Number.isSafeInteger(image.size) || image.size <= 0) throw new PlanError('size', `${image.size} is not a positive byte count`);
   if (node.disk.table !== 'gpt' && node.disk.table !== 'dos') throw new PlanError('table', `${JSON.stringify(node.disk.table)} is not gpt or dos`);
   if (node.installedBoot !== 'kernel' && node.installedBoot !== 'local') throw new PlanError('installed_boot', `${JSON.stringify(node.installedBoot)} is not kernel or local`);
@@ -117,6 +127,12 @@ export function renderPlan(input: PlanInput): string {
     `ssh_host_pub ed25519 ${check('ssh_host_pub', keys.hostPublic.trim(), PUBLIC_KEY, 'an ssh-ed25519 public key line')}`,
     ...keys.authorized.map((k) => `authorized_key ${check('authorized_key', k.trim(), PUBLIC_KEY, 'an ssh-ed25519 public key line')}`),
     `installed_boot ${node.installedBoot}`,
+    ...(callback
+      ? [
+          `booted_url ${check('booted_url', callback.bootedUrl, URL_TEXT, 'an http(s) URL')}`,
+          `callback_token ${check('callback_token', callback.token, CALLBACK_TOKEN, 'a callback token')}`,
+        ]
+      : []),
     'end',
   ];
   return `${lines.join('\n')}\n`;

@@ -10,6 +10,7 @@ write_identity() {
   write_fstab || { IDENTITY_ERROR="writing /etc/fstab failed"; return 1; }
   write_network || { IDENTITY_ERROR="writing the network configuration failed"; return 1; }
   write_ssh || { IDENTITY_ERROR="${IDENTITY_ERROR:-installing the SSH keys failed}"; return 1; }
+  write_firstboot || { IDENTITY_ERROR="writing the first-boot callback failed"; return 1; }
   # Empty, not absent: systemd then makes a new one at first boot (the image's would be shared by every node).
   [ -e "$TARGET/etc/machine-id" ] && : > "$TARGET/etc/machine-id"
   rm -f "$TARGET/var/lib/dbus/machine-id"
@@ -75,4 +76,77 @@ install_bootloader() {
     chroot "$TARGET" grub-install "$P_DISK"
   fi || { IDENTITY_ERROR="grub-install failed"; return 1; }
   chroot "$TARGET" update-grub || { IDENTITY_ERROR="update-grub failed"; return 1; }
+}
+
+# The installed system's first boot: a oneshot unit tells the server "this node is up in its OS", so the server
+# applies its states and checks its readiness at once rather than at its next SSH probe. Written only when the plan
+# carries the callback. The token (bound to this node and to this one purpose) is kept 0600 for root.
+write_firstboot() {
+  [ -n "${P_BOOTED_URL:-}" ] && [ -n "${P_CALLBACK_TOKEN:-}" ] || return 0
+  mkdir -p "$TARGET/etc/rackseed" "$TARGET/usr/local/sbin" "$TARGET/etc/systemd/system/multi-user.target.wants" || return 1
+  chmod 700 "$TARGET/etc/rackseed"
+  ( umask 077; printf '%s\n' "$P_CALLBACK_TOKEN" > "$TARGET/etc/rackseed/callback-token" ) || return 1
+  chmod 600 "$TARGET/etc/rackseed/callback-token"
+  printf '%s\n' "$P_BOOTED_URL" > "$TARGET/etc/rackseed/booted-url" || return 1
+  chown -R 0:0 "$TARGET/etc/rackseed"
+  # An image made from a node that had booted must not carry that node's "already called back" marker.
+  rm -f "$TARGET/var/lib/rackseed/firstboot-done"
+  cat > "$TARGET/usr/local/sbin/rackseed-firstboot" <<'SCRIPT' || return 1
+#!/bin/sh
+# Written by the rackseed installer. Tells the provisioning server this node is up in its installed OS, so the
+# server configures it now (it reaches the node over SSH with the host key it pinned; this call only asks). If the
+# server never hears it, it still finds the node by probing its SSH port; the next boot tries again.
+# RACKSEED_ROOT is for tests only: the files below, under another root.
+root="${RACKSEED_ROOT:-}"
+url="$(cat "$root/etc/rackseed/booted-url")" || exit 1
+token="$(cat "$root/etc/rackseed/callback-token")" || exit 1
+marker="$root/var/lib/rackseed/firstboot-done"
+
+post() {
+  if command -v curl > /dev/null 2>&1; then
+    curl -fsS -m 10 -X POST -H "Authorization: Bearer $token" -o /dev/null "$url"
+  elif command -v wget > /dev/null 2>&1; then
+    wget -q -T 10 -O /dev/null --header "Authorization: Bearer $token" --post-data '' "$url"
+  else
+    echo "rackseed-firstboot: neither curl nor wget here; the server finds this node by probing its SSH port" >&2
+    return 2
+  fi
+}
+
+i=0
+while [ "$i" -lt 5 ]; do
+  post
+  rc=$?
+  if [ "$rc" = 0 ] || [ "$rc" = 2 ]; then
+    mkdir -p "${marker%/*}" && : > "$marker"
+    [ "$rc" = 0 ] && echo "rackseed-firstboot: told $url"
+    exit 0
+  fi
+  i=$((i + 1))
+  sleep 5
+done
+echo "rackseed-firstboot: $url did not take the call; trying again at the next boot" >&2
+exit 1
+SCRIPT
+  chmod 755 "$TARGET/usr/local/sbin/rackseed-firstboot"
+  cat > "$TARGET/etc/systemd/system/rackseed-firstboot.service" <<'UNIT' || return 1
+# Written by the rackseed installer: call the provisioning server back once this node is up in its installed OS.
+[Unit]
+Description=Tell the rackseed server this node has booted its installed OS
+Wants=network-online.target
+After=network-online.target
+ConditionPathExists=!/var/lib/rackseed/firstboot-done
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/rackseed-firstboot
+TimeoutStartSec=120
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+  chmod 644 "$TARGET/etc/systemd/system/rackseed-firstboot.service"
+  # Enabled the way systemctl enable would.
+  ln -sf /etc/systemd/system/rackseed-firstboot.service "$TARGET/etc/systemd/system/multi-user.target.wants/rackseed-firstboot.service"
+  say "first-boot callback installed"
 }

@@ -33,7 +33,7 @@ read_plan() {
   : > "$AUTHORIZED"
   _end=0
   P_HOSTNAME='' P_MAC='' P_DISK='' P_TABLE='' P_IMAGE='' P_TORRENT_URL='' P_HTTP_URL='' P_SHA256='' P_SIZE=''
-  P_HOSTKEY_B64='' P_HOSTPUB='' P_BOOT=''
+  P_HOSTKEY_B64='' P_HOSTPUB='' P_BOOT='' P_BOOTED_URL='' P_CALLBACK_TOKEN=''
   while read -r key value; do
     case "$key" in
       ''|'#'*) ;;
@@ -53,6 +53,8 @@ read_plan() {
       ssh_host_pub) P_HOSTPUB="${value#ed25519 }" ;;
       authorized_key) printf '%s\n' "$value" >> "$AUTHORIZED" ;;
       installed_boot) P_BOOT="$value" ;;
+      booted_url) P_BOOTED_URL="$value" ;;
+      callback_token) P_CALLBACK_TOKEN="$value" ;;
       end) _end=1 ;;
       *) say "plan: ignoring unknown key $key" ;;
     esac
@@ -63,6 +65,10 @@ read_plan() {
     plan_need http_url "$P_HTTP_URL" word && plan_need sha256 "$P_SHA256" word && plan_need size "$P_SIZE" word &&
     plan_need ssh_host_key "$P_HOSTKEY_B64" word && plan_need ssh_host_pub "$P_HOSTPUB" line &&
     plan_need installed_boot "$P_BOOT" word || return 1
+  # The first-boot callback is optional, but it comes whole: a URL without its token (or the reverse) is refused.
+  if [ -n "$P_BOOTED_URL$P_CALLBACK_TOKEN" ]; then
+    plan_need booted_url "$P_BOOTED_URL" word && plan_need callback_token "$P_CALLBACK_TOKEN" word || return 1
+  fi
   case "$P_DISK" in /dev/*) ;; *) PLAN_ERROR="disk $P_DISK is not below /dev"; return 1 ;; esac
   case "$P_DISK" in *..*) PLAN_ERROR="disk $P_DISK is not a plain path"; return 1 ;; esac
   case "$P_TABLE" in gpt|dos) ;; *) PLAN_ERROR="table $P_TABLE is not gpt or dos"; return 1 ;; esac

@@ -1,7 +1,9 @@
 import express, { Router, type Request } from 'express';
+import type { CallbackTokens } from '../../auth/callback-token.js';
 import type { NodeTokens } from '../../auth/node-token.js';
 import type { LifecycleEvent } from '../../model/lifecycle.js';
 import { nodeLogger, type Logger } from '../../log.js';
+import type { ConvergeRequestOutcome } from '../../services/convergence.js';
 import type { ObservedStore } from '../../store/types.js';
 import { errorBody } from './errors.js';
 import { planHandler, type PlanRouteDeps } from './plan-route.js';
@@ -12,7 +14,29 @@ export interface NodeRouteDeps {
   log: Logger;
   /** Serves GET /node/v1/plan when given. */
   plan?: PlanRouteDeps;
+  /** Serves POST /node/v1/booted when given. */
+  booted?: BootedRouteDeps;
 }
+
+export interface BootedRouteDeps {
+  /** The installed node's callback tokens (purpose `booted`), not the installer's node tokens. */
+  callbackTokens: CallbackTokens;
+  /** Starts (or joins) the node's convergence. */
+  converge(node: string): Promise<ConvergeRequestOutcome>;
+}
+
+/** HTTP status per convergence request outcome: only "queued" and "joined" mean the call did its job. */
+const BOOTED_STATUS: Record<ConvergeRequestOutcome['status'], number> = {
+  queued: 202,
+  coalesced: 202,
+  // Nothing to retry for: the operator converges by hand on this server.
+  disabled: 202,
+  'not-started': 503,
+  closed: 503,
+  'unknown-node': 404,
+  'not-installed': 409,
+  unreachable: 409,
+};
 
 const STAGE = /^[a-z][a-z0-9-]{0,31}$/;
 
@@ -59,6 +83,25 @@ export function nodeRoutes(deps: NodeRouteDeps): Router {
     log.info({ event }, 'node report');
     res.status(204).end();
   });
+
+  /**
+   * POST /node/v1/booted: the installed node's first-boot unit saying "I am up in my OS". It only asks for the
+   * node's convergence, which verifies the node through its pinned SSH host key; the token proves nothing more.
+   */
+  if (deps.booted) {
+    const booted = deps.booted;
+    router.post('/booted', async (req, res) => {
+      const claims = booted.callbackTokens.verify(bearer(req) ?? '', 'booted');
+      if (!claims) {
+        res.status(401).json(errorBody('UNAUTHORIZED', 'missing or invalid callback token'));
+        return;
+      }
+      const outcome = await booted.converge(claims.node);
+      const log = nodeLogger(deps.log, { name: claims.node });
+      log.info({ outcome: outcome.status, remote: req.ip }, 'node booted its OS');
+      res.status(BOOTED_STATUS[outcome.status]).json({ node: claims.node, convergence: outcome.status, ...('message' in outcome ? { message: outcome.message } : {}) });
+    });
+  }
 
   return router;
 }

@@ -1,4 +1,5 @@
 import type { Request, RequestHandler } from 'express';
+import type { CallbackTokens } from '../../auth/callback-token.js';
 import type { NodeTokens } from '../../auth/node-token.js';
 import type { ImageCatalog } from '../../images/catalog.js';
 import { nodeLogger, type Logger } from '../../log.js';
@@ -18,6 +19,8 @@ export interface PlanRouteDeps {
   /** The public base URL nodes reach rackseed on, without a trailing slash. */
   baseUrl: string;
   log: Logger;
+  /** Given: the plan carries the installed system's first-boot callback (URL and its long-lived token). */
+  callbackTokens?: CallbackTokens;
 }
 
 function bearer(req: Request): string | undefined {
@@ -69,6 +72,7 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
           report: `${deps.baseUrl}/node/v1/report`,
         },
         keys: { hostPrivate: hostKey.privateKey, hostPublic: hostKey.publicKey, authorized: [serverKey] },
+        ...(deps.callbackTokens ? { callback: { bootedUrl: `${deps.baseUrl}/node/v1/booted`, token: deps.callbackTokens.issue(node.name, 'booted') } } : {}),
       });
     } catch (e) {
       if (!(e instanceof PlanError)) throw e;

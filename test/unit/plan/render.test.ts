@@ -74,6 +74,23 @@ describe('install plan rendering', () => {
   });
 });
 
+describe('install plan: the first-boot callback', () => {
+  it('is two more lines before the end when given, and nothing when not', () => {
+    const withCallback = { ...base(), callback: { bootedUrl: 'http://10.0.0.1:8080/node/v1/booted', token: 'cb1.booted.gpu001.c2lnbmF0dXJl' } };
+    const lines = renderPlan(withCallback).trimEnd().split('\n');
+    expect(lines.slice(-3)).toEqual(['booted_url http://10.0.0.1:8080/node/v1/booted', 'callback_token cb1.booted.gpu001.c2lnbmF0dXJl', 'end']);
+    expect(renderPlan(base())).not.toMatch(/booted_url|callback_token/);
+  });
+
+  it('refuses a callback value that could split the line or smuggle in a word', () => {
+    const bad = (bootedUrl: string, token: string) => () => renderPlan({ ...base(), callback: { bootedUrl, token } });
+    expect(bad('http://10.0.0.1:8080/node/v1/booted\ndisk /dev/sdb', 'cb1.x.y.z')).toThrow(/booted_url/);
+    expect(bad('http://10.0.0.1:8080/node/v1/booted', 'cb1.x.y.z rm')).toThrow(/callback_token/);
+    expect(bad('http://10.0.0.1:8080/node/v1/booted', 'cb1$(reboot)')).toThrow(/callback_token/);
+    expect(bad('file:///etc/passwd', 'cb1.x.y.z')).toThrow(/booted_url/);
+  });
+});
+
 describe('install plan values that could split or inject a line are refused', () => {
   const cases: Array<[string, (p: PlanInput) => void, string]> = [
     ['newline in the host name', (p) => (p.node.name = 'gpu001\ndisk /dev/sda'), 'hostname'],

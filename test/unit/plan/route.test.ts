@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CallbackTokens } from '../../../server/auth/callback-token.js';
 import { NodeTokens } from '../../../server/auth/node-token.js';
 import { ensureSecretFile } from '../../../server/auth/secret-file.js';
 import { imagesDir } from '../../../server/images/catalog.js';
@@ -62,6 +63,10 @@ describe('GET /node/v1/plan', () => {
     expect(planValues(text, 'http_url')).toEqual(['http://10.0.0.1:8080/files/images/debian12/rootfs.tar.zst']);
     expect(planValues(text, 'torrent_url')).toEqual(['http://10.0.0.1:8080/files/images/debian12/rootfs.tar.zst.torrent']);
     expect(planValues(text, 'installed_boot')).toEqual(['kernel']);
+    // The installed system's first-boot callback: where to call, and the node's long-lived token for that one purpose.
+    expect(planValues(text, 'booted_url')).toEqual(['http://10.0.0.1:8080/node/v1/booted']);
+    const callback = new CallbackTokens(ensureSecretFile(server.config.dataDir, 'callback-token-key').value);
+    expect(planValues(text, 'callback_token').map((t) => callback.verify(t, 'booted'))).toEqual([{ node: 'node01' }]);
 
     const second = await fetchPlan(token);
     expect(second.status).toBe(409);

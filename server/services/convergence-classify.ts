@@ -1,0 +1,57 @@
+import type { ErrorCode } from '../model/errors.js';
+import type { StateResult } from '../state/types.js';
+import type { NodeRunReport } from './state-service.js';
+
+/**
+ * What a state apply's outcome means for convergence. TRANSIENT: the node could not be reached or the link broke
+ * (it may still be booting, or rebooting): try again later. PERMANENT: the node answered and something is wrong
+ * (a state failed, an SLS does not compile, the host key does not match): retrying cannot fix it, the operator
+ * must (or a role change brings new states). Pure.
+ */
+export type ApplyVerdict =
+  | { kind: 'ok' }
+  | { kind: 'transient'; reason: string }
+  | { kind: 'permanent'; reason: string };
+
+/**
+ * Node-level error codes that mean "not reachable (yet)". STATE_TIMEOUT counts only when no state failed on its own:
+ * then it was fact collection on a node too busy booting to answer, not a state that hangs every time.
+ */
+const TRANSIENT_CODES: ReadonlySet<string> = new Set<ErrorCode>(['STATE_TRANSPORT', 'STATE_TIMEOUT']);
+
+/** The `failed` event's reason is stored and shown in one line: keep it bounded. */
+const MAX_REASON = 2000;
+
+function bounded(text: string): string {
+  return text.length > MAX_REASON ? `${text.slice(0, MAX_REASON - 1)}…` : text;
+}
+
+function failedStates(states: readonly StateResult[]): StateResult[] {
+  return states.filter((s) => s.result === false);
+}
+
+export function classifyApply(report: NodeRunReport): ApplyVerdict {
+  if (report.result === 'success' || report.result === 'changed') return { kind: 'ok' };
+  const failing = failedStates(report.states);
+  const code = report.error?.code;
+  // A dropped connection fails the state that was running when it dropped: the transport, not that state, is the cause.
+  if (code !== undefined && TRANSIENT_CODES.has(code) && (code === 'STATE_TRANSPORT' || failing.length === 0)) {
+    return { kind: 'transient', reason: `${code}: ${report.error?.message ?? ''}`.trim() };
+  }
+  return { kind: 'permanent', reason: statesFailureReason(report) };
+}
+
+/** `states: N failed: <first failing state id>: <its comment> (run <id>)`, or the node-level error. */
+export function statesFailureReason(report: NodeRunReport): string {
+  const failing = failedStates(report.states);
+  const run = report.runId ? ` (run ${report.runId})` : '';
+  const first = failing[0];
+  if (first) return bounded(`states: ${failing.length} failed: ${first.id}: ${first.comment.split('\n')[0] ?? ''}${run}`);
+  if (report.error) return bounded(`states: ${report.error.code}: ${report.error.message}${run}`);
+  return bounded(`states: run failed${run}`);
+}
+
+/** The reason recorded when a node stayed unreachable through every attempt. */
+export function unreachableReason(attempts: number, lastReason: string, runId: string): string {
+  return bounded(`states: not reachable after ${attempts} attempt(s): ${lastReason}${runId ? ` (run ${runId})` : ''}`);
+}

@@ -1,0 +1,42 @@
+import type { Inventory, ResolvedNode } from '../model/inventory.js';
+
+/**
+ * Which nodes an inventory change re-configures: those in both versions whose roles or group differ (a group brings
+ * its own data and states). Roles are compared in order, because the order decides which states run first. Nodes
+ * that appear or vanish are not here: a new node is not installed yet, a removed one is no longer rackseed's.
+ *
+ * Pure.
+ */
+export interface RoleChange {
+  node: string;
+  before: { group: string; roles: string[] };
+  after: { group: string; roles: string[] };
+}
+
+/** The part of a node that decides what it is configured as. */
+export interface NodeRoleView {
+  group: string;
+  roles: string[];
+}
+
+export function roleView(node: Pick<ResolvedNode, 'group' | 'roles'>): NodeRoleView {
+  return { group: node.group, roles: [...node.roles] };
+}
+
+/** A snapshot of every node's roles, kept between inventory versions. */
+export function roleSnapshot(inv: Inventory): Map<string, NodeRoleView> {
+  return new Map([...inv.nodes.values()].map((n) => [n.name, roleView(n)]));
+}
+
+function sameRoles(a: NodeRoleView, b: NodeRoleView): boolean {
+  return a.group === b.group && a.roles.length === b.roles.length && a.roles.every((r, i) => r === b.roles[i]);
+}
+
+export function roleChanges(before: ReadonlyMap<string, NodeRoleView>, after: ReadonlyMap<string, NodeRoleView>): RoleChange[] {
+  const changes: RoleChange[] = [];
+  for (const [name, next] of after) {
+    const prev = before.get(name);
+    if (prev && !sameRoles(prev, next)) changes.push({ node: name, before: prev, after: next });
+  }
+  return changes.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+}

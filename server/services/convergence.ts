@@ -1,0 +1,249 @@
+import type { Logger } from '../log.js';
+import { nodeLogger } from '../log.js';
+import type { ResolvedNode } from '../model/inventory.js';
+import type { LifecycleState } from '../model/lifecycle.js';
+import type { ObservedStore } from '../store/types.js';
+import { classifyApply, statesFailureReason, unreachableReason } from './convergence-classify.js';
+import { tcpProbe } from './convergence-probe.js';
+import { ConvergenceQueue, REAL_TIMERS, type AttemptContext, type AttemptOutcome, type NodeQueueStatus, type Timers, type TriggerReason } from './convergence-queue.js';
+import { roleChanges, roleSnapshot, type NodeRoleView } from './convergence-roles.js';
+import type { InventoryService } from './inventory-service.js';
+import type { ReadinessService } from './readiness-service.js';
+import type { StateService } from './state-service.js';
+
+export interface ConvergenceSettings {
+  enabled: boolean;
+  /** How often nodes in `installed` are probed (TCP connect to their SSH port). */
+  probeIntervalMs: number;
+  /** Attempts per convergence when the node is unreachable (the first one included). */
+  maxAttempts: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** Nodes converged at once. */
+  concurrency: number;
+  /** The port the default probe connects to (the states' SSH port). */
+  sshPort: number;
+  /** Default 3 s. */
+  probeTimeoutMs?: number;
+  /** How long close() waits for running convergences; default 10 s. */
+  closeGraceMs?: number;
+}
+
+export interface ConvergenceDeps {
+  inventory: InventoryService;
+  store: ObservedStore;
+  states: Pick<StateService, 'run'>;
+  readiness: Pick<ReadinessService, 'run'>;
+  settings: ConvergenceSettings;
+  log: Logger;
+  /**
+   * Whether rackseed can reach the node at all: by default every node, but the server passes "has a host key
+   * pinned at provisioning", so nodes rackseed never installed are neither probed nor converged.
+   */
+  reachable?: (node: ResolvedNode) => boolean;
+  /** The cheap "is it up" check; default a TCP connect to ip:sshPort. */
+  probe?: (node: ResolvedNode) => Promise<boolean>;
+  timers?: Timers;
+  random?: () => number;
+}
+
+/** What a request for convergence did, for the booted endpoint and the log. */
+export type ConvergeRequestOutcome =
+  | { status: 'queued' | 'coalesced' }
+  | { status: 'disabled' | 'not-started' | 'closed' | 'unknown-node' | 'not-installed' | 'unreachable'; message: string };
+
+/** Lifecycle states convergence works in; earlier ones are still provisioning and are left alone. */
+const CONVERGIBLE: ReadonlySet<LifecycleState> = new Set(['installed', 'configuring', 'ready', 'failed']);
+/** States a role change re-converges (an `installed` node is converged anyway, by the probe or its callback). */
+const RECONVERGE_ON_ROLES: ReadonlySet<LifecycleState> = new Set(['configuring', 'ready', 'failed']);
+/** Probes in flight at once. */
+const PROBE_PARALLEL = 32;
+
+/**
+ * Automatic convergence: when an installed node comes up in its OS (its first-boot unit calls back, or the probe sees
+ * its SSH port answer) the node's states are applied and then its readiness is checked, with no operator action. The
+ * lifecycle records installed -> configuring -> ready | failed; the evidence is the stored apply and readiness runs,
+ * which the `failed` reason names. An unreachable node (still booting, rebooting) is retried with backoff; a node that
+ * answered and failed (a state, readiness, the host key) is not: the operator fixes and re-runs it, or the next role
+ * change does. A role change in the inventory re-converges the nodes it touches.
+ */
+export class ConvergenceService {
+  private readonly queue: ConvergenceQueue;
+  private readonly timers: Timers;
+  private readonly probe: (node: ResolvedNode) => Promise<boolean>;
+  private readonly reachable: (node: ResolvedNode) => boolean;
+  private roles: Map<string, NodeRoleView>;
+  private started = false;
+  private closed = false;
+  private probeTimer: unknown;
+  private probing: Promise<void> | undefined;
+
+  constructor(private readonly deps: ConvergenceDeps) {
+    const { settings } = deps;
+    this.timers = deps.timers ?? REAL_TIMERS;
+    this.reachable = deps.reachable ?? (() => true);
+    const probeTimeoutMs = settings.probeTimeoutMs ?? 3_000;
+    this.probe = deps.probe ?? ((node) => (node.ip ? tcpProbe(node.ip, settings.sshPort, probeTimeoutMs) : Promise.resolve(false)));
+    this.queue = new ConvergenceQueue({
+      concurrency: settings.concurrency,
+      maxAttempts: settings.maxAttempts,
+      backoff: { baseMs: settings.backoffBaseMs, maxMs: settings.backoffMaxMs },
+      attempt: (node, ctx) => this.converge(node, ctx),
+      onError: (node, err) => nodeLogger(deps.log, { name: node }).error({ err }, 'convergence crashed'),
+      onRetryScheduled: (node, r) => nodeLogger(deps.log, { name: node }).info({ attempt: r.attempt, delayMs: r.delayMs, reason: r.reason }, 'node not reachable yet: retrying'),
+      timers: this.timers,
+      ...(deps.random ? { random: deps.random } : {}),
+    });
+    // Kept current from construction on, so the first change after start compares against the right version.
+    this.roles = roleSnapshot(deps.inventory.inventory);
+    deps.inventory.onChange((inv) => {
+      const next = roleSnapshot(inv);
+      const changes = roleChanges(this.roles, next);
+      this.roles = next;
+      if (changes.length === 0 || !this.active()) return;
+      // Not awaited: the inventory reload must not wait on the store, and a failure here must not fail the reload.
+      void this.reconverge(changes.map((c) => c.node)).catch((err: unknown) => deps.log.error({ err }, 'role change: could not queue re-convergence'));
+    });
+  }
+
+  /** Begins probing and taking triggers; resumes convergences a restart interrupted (nodes left in `configuring`). */
+  async start(): Promise<void> {
+    if (this.started || this.closed) return;
+    this.started = true;
+    if (!this.deps.settings.enabled) {
+      this.deps.log.info('automatic convergence is disabled (convergence.enabled: false)');
+      return;
+    }
+    for (const status of await this.deps.store.listNodes()) {
+      if (status.state === 'configuring') await this.request(status.id, 'resume');
+    }
+    this.scheduleProbe(0);
+  }
+
+  /**
+   * Asks for a node's convergence. Refused for a node not in the inventory, one still provisioning, and one rackseed
+   * cannot reach (no pinned host key); otherwise queued, or joined to the convergence already under way.
+   */
+  async request(name: string, reason: TriggerReason): Promise<ConvergeRequestOutcome> {
+    if (!this.deps.settings.enabled) return { status: 'disabled', message: 'automatic convergence is disabled on this server' };
+    if (this.closed) return { status: 'closed', message: 'the server is shutting down' };
+    if (!this.started) return { status: 'not-started', message: 'convergence has not started yet' };
+    const node = this.deps.inventory.inventory.nodes.get(name);
+    if (!node) return { status: 'unknown-node', message: `node ${name} is not in the inventory` };
+    if (!this.reachable(node)) return { status: 'unreachable', message: `node ${name} has no host key pinned by rackseed: it was not provisioned by this server` };
+    const status = await this.deps.store.getNode(name);
+    if (!status || !CONVERGIBLE.has(status.state)) {
+      return { status: 'not-installed', message: `node ${name} is ${status?.state ?? 'unknown to the store'}: it is converged once it is installed` };
+    }
+    const outcome = this.queue.trigger(name, reason);
+    if (outcome === 'closed') return { status: 'closed', message: 'the server is shutting down' };
+    nodeLogger(this.deps.log, { name }).info({ reason, outcome }, 'convergence requested');
+    return { status: outcome };
+  }
+
+  /** Nodes queued, converging or waiting for a retry. */
+  status(): NodeQueueStatus[] {
+    return this.queue.status();
+  }
+
+  /** Resolves when nothing is queued, running or waiting for a retry (tests, and a clean shutdown). */
+  whenIdle(): Promise<void> {
+    return this.queue.whenIdle();
+  }
+
+  /** Runs one probe round now (the timer does this every probe interval). */
+  async probeInstalled(): Promise<void> {
+    if (!this.active()) return;
+    const inv = this.deps.inventory.inventory;
+    const candidates = (await this.deps.store.listNodes())
+      .filter((s) => s.state === 'installed' && !this.queue.has(s.id))
+      .flatMap((s) => {
+        const node = inv.nodes.get(s.id);
+        return node && this.reachable(node) ? [node] : [];
+      });
+    for (let i = 0; i < candidates.length; i += PROBE_PARALLEL) {
+      await Promise.all(
+        candidates.slice(i, i + PROBE_PARALLEL).map(async (node) => {
+          if (await this.probe(node).catch(() => false)) await this.request(node.name, 'probe');
+        }),
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.timers.clearTimeout(this.probeTimer);
+    await this.probing?.catch(() => undefined);
+    await this.queue.close(this.deps.settings.closeGraceMs ?? 10_000);
+  }
+
+  private active(): boolean {
+    return this.started && !this.closed && this.deps.settings.enabled;
+  }
+
+  private scheduleProbe(delayMs: number): void {
+    if (!this.active()) return;
+    this.probeTimer = this.timers.setTimeout(() => {
+      // The next round is scheduled when this one ends: a slow round never overlaps the next.
+      this.probing = this.probeInstalled()
+        .catch((err: unknown) => this.deps.log.warn({ err }, 'probe round failed'))
+        .finally(() => {
+          this.probing = undefined;
+          this.scheduleProbe(this.deps.settings.probeIntervalMs);
+        });
+    }, delayMs);
+  }
+
+  private async reconverge(names: string[]): Promise<void> {
+    for (const name of names) {
+      const status = await this.deps.store.getNode(name);
+      if (!status || !RECONVERGE_ON_ROLES.has(status.state)) continue;
+      const r = await this.request(name, 'roles');
+      this.deps.log.info({ node: name, outcome: r.status }, 'roles changed: re-converging');
+    }
+  }
+
+  /** One attempt: configuring -> apply -> (no state failed) readiness, or failed with the reason and the run. */
+  private async converge(name: string, ctx: AttemptContext): Promise<AttemptOutcome> {
+    const { store, log: rootLog } = this.deps;
+    const log = nodeLogger(rootLog, { name });
+    const node = this.deps.inventory.inventory.nodes.get(name);
+    if (!node) {
+      log.info('node left the inventory: convergence dropped');
+      return { kind: 'done' };
+    }
+    const before = await store.getNode(name);
+    if (!before || !CONVERGIBLE.has(before.state)) {
+      // Reimaged since it was queued: the installer owns it now; it is converged again once installed.
+      log.info({ state: before?.state }, 'node is provisioning: convergence dropped');
+      return { kind: 'done' };
+    }
+    if (before.state !== 'configuring') await this.record(name, { type: 'configure_started' }, log);
+    log.info({ attempt: ctx.attempt, of: ctx.maxAttempts, reasons: ctx.reasons, roles: node.roles }, 'converging');
+
+    const [report] = await this.deps.states.run([node], 'apply');
+    if (!report) return { kind: 'done' };
+    const verdict = classifyApply(report);
+    if (verdict.kind === 'transient') {
+      if (ctx.attempt < ctx.maxAttempts) return { kind: 'retry', reason: verdict.reason };
+      await this.record(name, { type: 'failed', reason: unreachableReason(ctx.attempt, verdict.reason, report.runId), stage: 'states' }, log);
+      log.warn({ attempts: ctx.attempt, reason: verdict.reason }, 'node stayed unreachable: convergence failed');
+      return { kind: 'done' };
+    }
+    if (verdict.kind === 'permanent') {
+      await this.record(name, { type: 'failed', reason: statesFailureReason(report), stage: 'states' }, log);
+      log.warn({ runId: report.runId, reason: verdict.reason }, 'states failed: convergence stopped (not retried)');
+      return { kind: 'done' };
+    }
+    // ReadinessService moves the lifecycle itself: configuring -> ready, or failed with stage readiness.
+    const [ready] = await this.deps.readiness.run([node]);
+    log.info({ applyRun: report.runId, readinessRun: ready?.runId, ready: ready?.ready, state: ready?.state, note: ready?.lifecycleNote }, 'converged');
+    return { kind: 'done' };
+  }
+
+  private async record(name: string, event: Parameters<ObservedStore['recordEvent']>[0]['event'], log: Logger): Promise<void> {
+    const r = await this.deps.store.recordEvent({ node: name, event });
+    if (!r.ok) log.warn({ event: event.type, error: r.error }, 'lifecycle event refused');
+  }
+}

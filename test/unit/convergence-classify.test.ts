@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { classifyApply, statesFailureReason, unreachableReason } from '../../server/services/convergence-classify.js';
+import type { NodeRunReport } from '../../server/services/state-service.js';
+import type { StateResult } from '../../server/state/types.js';
+
+const counts: NodeRunReport['counts'] = { changed: 0, unchanged: 0, failed: 0, wouldChange: 0, total: 0 };
+
+function state(id: string, result: boolean | null, comment = ''): StateResult {
+  return { key: `file_|-${id}_|-${id}_|-managed`, id, name: id, sls: 'conv', module: 'file', fun: 'managed', result, changes: {}, comment, durationMs: 1, startedAt: 0, runNum: 0 };
+}
+
+function report(over: Partial<NodeRunReport>): NodeRunReport {
+  return { node: 'n1', runId: 'run-1', mode: 'apply', result: 'failed', counts, durationMs: 5, states: [], ...over };
+}
+
+describe('classifying a state apply for convergence', () => {
+  it('success and changed converge', () => {
+    expect(classifyApply(report({ result: 'success', states: [state('a', true)] }))).toEqual({ kind: 'ok' });
+    expect(classifyApply(report({ result: 'changed', states: [state('a', true)] }))).toEqual({ kind: 'ok' });
+  });
+
+  it('no connection yet (refused, handshake timeout) is transient', () => {
+    const refused = report({ error: { code: 'STATE_TRANSPORT', message: 'n1: cannot connect to 10.0.0.5:22: connect ECONNREFUSED 10.0.0.5:22' } });
+    expect(classifyApply(refused)).toEqual({ kind: 'transient', reason: 'STATE_TRANSPORT: n1: cannot connect to 10.0.0.5:22: connect ECONNREFUSED 10.0.0.5:22' });
+    const handshake = report({ error: { code: 'STATE_TRANSPORT', message: 'n1: cannot connect to 10.0.0.5:22: Timed out while waiting for handshake' } });
+    expect(classifyApply(handshake).kind).toBe('transient');
+  });
+
+  it('a link that dropped mid-run is transient, even though the state it interrupted failed', () => {
+    const dropped = report({ error: { code: 'STATE_TRANSPORT', message: 'connection lost' }, states: [state('a', true), state('b', false, 'connection lost')] });
+    expect(classifyApply(dropped).kind).toBe('transient');
+  });
+
+  it('a node too busy to answer fact collection in time is transient; a timeout next to a failed state is not', () => {
+    expect(classifyApply(report({ error: { code: 'STATE_TIMEOUT', message: 'facts: timed out' } })).kind).toBe('transient');
+    expect(classifyApply(report({ error: { code: 'STATE_TIMEOUT', message: 'x' }, states: [state('hang', false, 'timed out after 600 s')] })).kind).toBe('permanent');
+  });
+
+  it('a failed state, a compile error, a host key problem and a failhard abort are permanent', () => {
+    const failing = report({ states: [state('ok', true), state('/etc/app.conf', false, 'source rackseed://app/missing not found\nmore'), state('svc', false, 'requisite failed')] });
+    expect(classifyApply(failing)).toEqual({ kind: 'permanent', reason: 'states: 2 failed: /etc/app.conf: source rackseed://app/missing not found (run run-1)' });
+    for (const code of ['STATE_COMPILE', 'SLS_RENDER', 'SSH_HOST_KEY_MISMATCH', 'SSH_HOST_KEY_UNKNOWN', 'STATE_FAILHARD', 'INTERNAL']) {
+      const r = report({ error: { code, message: `${code} happened` } });
+      expect(classifyApply(r), code).toEqual({ kind: 'permanent', reason: `states: ${code}: ${code} happened (run run-1)` });
+    }
+  });
+
+  it('keeps reasons to one bounded line', () => {
+    const long = report({ states: [state('x', false, 'y'.repeat(5000))] });
+    const reason = statesFailureReason(long);
+    expect(reason.length).toBeLessThanOrEqual(2000);
+    expect(reason.endsWith('…')).toBe(true);
+    expect(statesFailureReason(report({ runId: '' }))).toBe('states: run failed');
+    expect(unreachableReason(10, 'STATE_TRANSPORT: refused', 'run-9')).toBe('states: not reachable after 10 attempt(s): STATE_TRANSPORT: refused (run run-9)');
+  });
+});

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { parseInventory } from '../../server/inventory/parse.js';
+import { roleChanges, roleSnapshot } from '../../server/services/convergence-roles.js';
+
+const inventory = (groups: string, nodes: string): string => `cluster: { name: c }\ngroups:\n${groups}\nnodes:\n${nodes}\n`;
+
+const GROUPS = `  web: { roles: [base, web] }
+  db: { roles: [base, db] }`;
+const NODES = `  - { name: n1, mac: "02:00:00:00:00:01", group: web }
+  - { name: n2, mac: "02:00:00:00:00:02", group: web }
+  - { name: n3, mac: "02:00:00:00:00:03", group: db }`;
+
+const snap = (text: string) => roleSnapshot(parseInventory(text, 'inventory.yaml'));
+
+describe('role changes between two inventory versions', () => {
+  it('none when only other fields change (an IP, a label, the MAC)', () => {
+    const before = snap(inventory(GROUPS, NODES));
+    const after = snap(inventory(GROUPS, NODES.replace('02:00:00:00:00:01"', '02:00:00:00:00:11", ip: 10.0.0.9, labels: { rack: r1 }')));
+    expect(roleChanges(before, after)).toEqual([]);
+  });
+
+  it("a group's new role touches every node of that group, and only those", () => {
+    const before = snap(inventory(GROUPS, NODES));
+    const after = snap(inventory(GROUPS.replace('[base, web]', '[base, web, cache]'), NODES));
+    expect(roleChanges(before, after)).toEqual([
+      { node: 'n1', before: { group: 'web', roles: ['base', 'web'] }, after: { group: 'web', roles: ['base', 'web', 'cache'] } },
+      { node: 'n2', before: { group: 'web', roles: ['base', 'web'] }, after: { group: 'web', roles: ['base', 'web', 'cache'] } },
+    ]);
+  });
+
+  it('a node moved to another group, or given its own roles, is touched', () => {
+    const before = snap(inventory(GROUPS, NODES));
+    const moved = snap(inventory(GROUPS, NODES.replace('00:01", group: web', '00:01", group: db')));
+    expect(roleChanges(before, moved).map((c) => c.node)).toEqual(['n1']);
+    const overridden = snap(inventory(GROUPS, NODES.replace('00:03", group: db', '00:03", group: db, overrides: { roles: [base, db, backup] }')));
+    expect(roleChanges(before, overridden)).toEqual([{ node: 'n3', before: { group: 'db', roles: ['base', 'db'] }, after: { group: 'db', roles: ['base', 'db', 'backup'] } }]);
+  });
+
+  it('a reordering is a change (order decides which states run first)', () => {
+    const before = snap(inventory(GROUPS, NODES));
+    const after = snap(inventory(GROUPS.replace('[base, db]', '[db, base]'), NODES));
+    expect(roleChanges(before, after).map((c) => c.node)).toEqual(['n3']);
+  });
+
+  it('nodes added or removed are not role changes', () => {
+    const before = snap(inventory(GROUPS, NODES));
+    const after = snap(inventory(GROUPS, `${NODES.split('\n').slice(1).join('\n')}\n  - { name: n4, mac: "02:00:00:00:00:04", group: web }`));
+    expect(roleChanges(before, after)).toEqual([]);
+  });
+});

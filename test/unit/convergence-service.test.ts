@@ -1,0 +1,299 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../server/log.js';
+import type { LifecycleEvent } from '../../server/model/lifecycle.js';
+import type { ResolvedNode } from '../../server/model/inventory.js';
+import { ConvergenceService, type ConvergenceDeps } from '../../server/services/convergence.js';
+import type { Timers } from '../../server/services/convergence-queue.js';
+import { InventoryService } from '../../server/services/inventory-service.js';
+import type { NodeReadinessReport } from '../../server/services/readiness-service.js';
+import type { NodeRunReport } from '../../server/services/state-service.js';
+import { openStore } from '../../server/store/index.js';
+import type { ObservedStore } from '../../server/store/types.js';
+
+/**
+ * The convergence service over a real SQLite store and a real inventory file, with the state and readiness
+ * services replaced by scripted fakes (to inject unreachable nodes and failing states at will) and timers driven
+ * by hand (backoff without waiting).
+ */
+
+class ManualTimers implements Timers {
+  private t = 0;
+  private seq = 0;
+  readonly pending = new Map<number, { at: number; fn: () => void }>();
+  now(): number {
+    return this.t;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    this.pending.set(++this.seq, { at: this.t + ms, fn });
+    return this.seq;
+  }
+  clearTimeout(h: unknown): void {
+    this.pending.delete(h as number);
+  }
+  /** Fires the earliest pending timer (jumping the clock to it). */
+  fireNext(): boolean {
+    const next = [...this.pending].sort((a, b) => a[1].at - b[1].at)[0];
+    if (!next) return false;
+    this.pending.delete(next[0]);
+    this.t = next[1].at;
+    next[1].fn();
+    return true;
+  }
+}
+
+const log = createLogger('silent');
+const counts = { changed: 0, unchanged: 0, failed: 0, wouldChange: 0, total: 0 };
+
+type Script = (node: ResolvedNode, call: number) => Partial<NodeRunReport>;
+
+/** A StateService stand-in: each call's report comes from the script; calls are recorded. */
+function fakeStates(script: Script) {
+  const calls: Array<{ node: string; mode: string; roles: string[] }> = [];
+  return {
+    calls,
+    service: {
+      async run(nodes: readonly ResolvedNode[], mode: 'apply' | 'test'): Promise<NodeRunReport[]> {
+        return nodes.map((node) => {
+          calls.push({ node: node.name, mode, roles: [...node.roles] });
+          const n = calls.filter((c) => c.node === node.name).length;
+          return { node: node.name, runId: `run-${node.name}-${n}`, mode, result: 'changed', counts, durationMs: 1, states: [], ...script(node, n) };
+        });
+      },
+    },
+  };
+}
+
+/** A ReadinessService stand-in that moves the lifecycle the way the real one does for a passing node. */
+function fakeReadiness(store: ObservedStore) {
+  const calls: string[] = [];
+  return {
+    calls,
+    service: {
+      async run(nodes: readonly ResolvedNode[]): Promise<NodeReadinessReport[]> {
+        const out: NodeReadinessReport[] = [];
+        for (const node of nodes) {
+          calls.push(node.name);
+          await store.recordEvent({ node: node.name, event: { type: 'ready' } });
+          out.push({ node: node.name, runId: `ready-${node.name}`, ready: true, state: 'ready', failing: [], summary: '', evidence: [], startedAt: 0, durationMs: 1 });
+        }
+        return out;
+      },
+    },
+  };
+}
+
+const refused: Partial<NodeRunReport> = { result: 'failed', error: { code: 'STATE_TRANSPORT', message: 'cannot connect: ECONNREFUSED' } };
+const stateFailed: Partial<NodeRunReport> = {
+  result: 'failed',
+  states: [{ key: 'k', id: '/etc/app.conf', name: '/etc/app.conf', sls: 'app', module: 'file', fun: 'managed', result: false, changes: {}, comment: 'source missing', durationMs: 1, startedAt: 0, runNum: 1 }],
+};
+
+const INVENTORY = (webRoles: string) => `cluster: { name: c }
+groups:
+  web: { roles: [${webRoles}] }
+  db: { roles: [base, db] }
+nodes:
+  - { name: web1, mac: "02:00:00:00:00:01", ip: 10.9.0.1, group: web }
+  - { name: web2, mac: "02:00:00:00:00:02", ip: 10.9.0.2, group: web }
+  - { name: db1, mac: "02:00:00:00:00:03", ip: 10.9.0.3, group: db }
+  - { name: stray, mac: "02:00:00:00:00:04", ip: 10.9.0.4, group: db }
+`;
+
+let dir: string;
+let store: ObservedStore;
+let inventory: InventoryService;
+let services: ConvergenceService[];
+
+beforeEach(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'rackseed-convergence-unit-'));
+  store = await openStore({ kind: 'sqlite', path: path.join(dir, 'rackseed.db') });
+  await store.migrate();
+  writeFileSync(path.join(dir, 'inventory.yaml'), INVENTORY('base, web'));
+  inventory = new InventoryService(path.join(dir, 'inventory.yaml'), log);
+  services = [];
+});
+
+afterEach(async () => {
+  for (const s of services) await s.close();
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const TO_INSTALLED: LifecycleEvent[] = [{ type: 'assigned', group: 'x' }, { type: 'provision_started' }, { type: 'installed' }];
+const TO_READY: LifecycleEvent[] = [...TO_INSTALLED, { type: 'configure_started' }, { type: 'ready' }];
+
+async function put(node: string, events: LifecycleEvent[]): Promise<void> {
+  for (const event of events) {
+    const r = await store.recordEvent({ node, event });
+    if (!r.ok) throw new Error(r.error);
+  }
+}
+
+async function trail(node: string): Promise<string[]> {
+  return (await store.listEvents({ node })).map((e) => (e.event.type === 'failed' ? `failed[${e.event.stage}]: ${e.event.reason}` : e.event.type));
+}
+
+function service(script: Script, over: Omit<Partial<ConvergenceDeps>, 'settings'> & { settings?: Partial<ConvergenceDeps['settings']> } = {}) {
+  const states = fakeStates(script);
+  const readiness = fakeReadiness(store);
+  const timers = new ManualTimers();
+  const { settings, ...rest } = over;
+  const s = new ConvergenceService({
+    inventory,
+    store,
+    states: states.service,
+    readiness: readiness.service,
+    settings: { enabled: true, probeIntervalMs: 30_000, maxAttempts: 3, backoffBaseMs: 1_000, backoffMaxMs: 8_000, concurrency: 4, sshPort: 22, ...settings },
+    log,
+    timers,
+    random: () => 0.5,
+    probe: async () => false,
+    ...rest,
+  });
+  services.push(s);
+  return { s, states, readiness, timers };
+}
+
+/** Lets the queue run whatever is due, firing retry timers, until nothing is pending. */
+async function drain(s: ConvergenceService, timers: ManualTimers): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    await new Promise((r) => setImmediate(r));
+    if (s.status().length === 0) return;
+    if (s.status().every((x) => x.phase === 'waiting')) timers.fireNext();
+  }
+  throw new Error(`still busy: ${JSON.stringify(s.status())}`);
+}
+
+describe('convergence of one node', () => {
+  it('installed -> configuring -> apply -> readiness -> ready, with no retry', async () => {
+    await put('web1', TO_INSTALLED);
+    const { s, states, readiness, timers } = service(() => ({ result: 'changed' }));
+    await s.start();
+    expect(await s.request('web1', 'booted')).toEqual({ status: 'queued' });
+    await s.whenIdle();
+    expect(states.calls).toEqual([{ node: 'web1', mode: 'apply', roles: ['base', 'web'] }]);
+    expect(readiness.calls).toEqual(['web1']);
+    expect(await trail('web1')).toEqual(['assigned', 'provision_started', 'installed', 'configure_started', 'ready']);
+    // Only the probe timer is left: no retry was scheduled.
+    expect(timers.pending.size).toBe(1);
+  });
+
+  it('a failed state: failed with stage states, the first failing state and the run; no readiness, no retry', async () => {
+    await put('web1', TO_INSTALLED);
+    const { s, states, readiness, timers } = service(() => stateFailed);
+    await s.start();
+    await s.request('web1', 'booted');
+    await drain(s, timers);
+    expect(states.calls).toHaveLength(1);
+    expect(readiness.calls).toEqual([]);
+    expect((await trail('web1')).slice(3)).toEqual(['configure_started', 'failed[states]: states: 1 failed: /etc/app.conf: source missing (run run-web1-1)']);
+    expect((await store.getNode('web1'))?.state).toBe('failed');
+    // The probe only looks at installed nodes: a failed one is not picked up again by itself.
+    timers.fireNext();
+    await drain(s, timers);
+    expect(states.calls).toHaveLength(1);
+  });
+
+  it('unreachable: retried with backoff, converges when the node answers', async () => {
+    await put('web1', TO_INSTALLED);
+    const { s, states, timers } = service((_node, call) => (call < 3 ? refused : { result: 'changed' }), { settings: { maxAttempts: 5 } });
+    await s.start();
+    timers.pending.clear(); // no probe rounds in this test
+    await s.request('web1', 'booted');
+    await new Promise((r) => setImmediate(r));
+    await drain(s, timers);
+    expect(states.calls).toHaveLength(3);
+    expect((await trail('web1')).slice(3)).toEqual(['configure_started', 'ready']);
+  });
+
+  it('unreachable through every attempt: failed with stage states after maxAttempts, then left alone', async () => {
+    await put('web1', TO_INSTALLED);
+    const { s, states, readiness, timers } = service(() => refused, { settings: { maxAttempts: 3 } });
+    await s.start();
+    timers.pending.clear();
+    await s.request('web1', 'booted');
+    await drain(s, timers);
+    expect(states.calls).toHaveLength(3);
+    expect(readiness.calls).toEqual([]);
+    expect((await trail('web1')).slice(3)).toEqual([
+      'configure_started',
+      'failed[states]: states: not reachable after 3 attempt(s): STATE_TRANSPORT: cannot connect: ECONNREFUSED (run run-web1-3)',
+    ]);
+    expect(timers.pending.size).toBe(0);
+  });
+
+  it('refuses what it must not touch: unknown, still provisioning, not pinned; and nothing before start or when disabled', async () => {
+    await put('web1', [{ type: 'assigned', group: 'web' }, { type: 'provision_started' }]);
+    await put('db1', TO_INSTALLED);
+    const { s, states } = service(() => ({}), { reachable: (n) => n.name !== 'db1' });
+    expect((await s.request('web2', 'booted')).status).toBe('not-started');
+    await s.start();
+    expect((await s.request('ghost', 'booted')).status).toBe('unknown-node');
+    expect((await s.request('web1', 'booted')).status).toBe('not-installed');
+    expect((await s.request('web2', 'booted')).status).toBe('not-installed');
+    expect((await s.request('db1', 'booted')).status).toBe('unreachable');
+    const off = service(() => ({}), { settings: { enabled: false } });
+    await off.s.start();
+    await put('stray', TO_INSTALLED);
+    expect((await off.s.request('stray', 'booted')).status).toBe('disabled');
+    await s.whenIdle();
+    expect(states.calls).toEqual([]);
+    expect(off.states.calls).toEqual([]);
+  });
+});
+
+describe('convergence triggers', () => {
+  it('the probe converges installed, pinned nodes whose SSH port answers, and no others', async () => {
+    await put('web1', TO_INSTALLED); // answers
+    await put('web2', TO_INSTALLED); // does not answer yet
+    await put('db1', TO_READY); // not installed: never probed
+    await put('stray', TO_INSTALLED); // not pinned: never probed
+    const probed: string[] = [];
+    const { s, states, timers } = service(() => ({ result: 'success' }), {
+      reachable: (n) => n.name !== 'stray',
+      probe: async (n) => {
+        probed.push(n.name);
+        return n.name === 'web1';
+      },
+    });
+    await s.start();
+    expect(timers.fireNext()).toBe(true);
+    await drain(s, timers);
+    expect(probed.sort()).toEqual(['web1', 'web2']);
+    expect(states.calls.map((c) => c.node)).toEqual(['web1']);
+    expect((await store.getNode('web1'))?.state).toBe('ready');
+    expect((await store.getNode('web2'))?.state).toBe('installed');
+  });
+
+  it('a role change re-converges the ready/failed nodes it touches, with the new roles', async () => {
+    await put('web1', TO_READY);
+    await put('web2', [...TO_INSTALLED, { type: 'failed', reason: 'x', stage: 'readiness' }]);
+    await put('db1', TO_READY);
+    const { s, states } = service(() => ({ result: 'changed' }));
+    await s.start();
+    writeFileSync(inventory.file, INVENTORY('base, web, cache'));
+    await inventory.reload();
+    await new Promise((r) => setImmediate(r));
+    await s.whenIdle();
+    expect(states.calls.map((c) => `${c.node}:${c.roles.join(',')}`).sort()).toEqual(['web1:base,web,cache', 'web2:base,web,cache']);
+    expect((await trail('web1')).slice(-2)).toEqual(['configure_started', 'ready']);
+    expect((await store.getNode('web2'))?.state).toBe('ready');
+    // A reload that changes nothing about roles triggers nothing.
+    await inventory.reload();
+    await new Promise((r) => setImmediate(r));
+    await s.whenIdle();
+    expect(states.calls).toHaveLength(2);
+  });
+
+  it('resumes, at start, a convergence a restart interrupted (node left configuring)', async () => {
+    await put('db1', [...TO_INSTALLED, { type: 'configure_started' }]);
+    const { s, states } = service(() => ({ result: 'success' }));
+    await s.start();
+    await s.whenIdle();
+    expect(states.calls.map((c) => c.node)).toEqual(['db1']);
+    expect((await store.getNode('db1'))?.state).toBe('ready');
+  });
+});
