@@ -26,7 +26,11 @@ function describeChanges(changes: Record<string, unknown>): string[] {
 /** The details after the table: every state that changed, would change or failed; unchanged states are counted only. */
 export function formatNodeDetails(report: NodeRunReport): string {
   const out: string[] = [];
-  if (report.error) out.push(`${report.node}: ${report.error.code}: ${report.error.message}`);
+  if (report.error) {
+    // Transport errors already start with the node's name; the line names it once.
+    const message = report.error.message.startsWith(`${report.node}: `) ? report.error.message.slice(report.node.length + 2) : report.error.message;
+    out.push(`${report.node}: ${report.error.code}: ${message}`);
+  }
   for (const s of report.states) {
     const word = resultWord(s, report.mode);
     if (word === 'ok') continue;

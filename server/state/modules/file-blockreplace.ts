@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { RackseedError } from '../../model/errors.js';
 import type { CheckOutcome, StateFunction } from '../types.js';
 import { argsSchema } from './args.js';
-import { applied, defineFunction, inSync, wouldChange, type Call } from './define.js';
+import { applied, defineFunction, failed, inSync, wouldChange, type Call } from './define.js';
 import { statPath } from './file-attrs.js';
 import { checkPathName } from './file-managed.js';
 import { asText, contentDiff } from './file-text.js';
@@ -56,13 +56,18 @@ interface BlockPlan {
   before: Buffer;
   after: Buffer;
   attrs: { mode?: string; owner?: string; group?: string };
+  /** The file does not exist (yet): a dry run predicts the block against an empty file, apply fails. */
+  missing: boolean;
 }
 
 const plans = new WeakMap<CheckOutcome, BlockPlan>();
 
 async function plan(call: Call<Args>): Promise<BlockPlan | undefined> {
-  const [before, stat] = await Promise.all([call.ctx.transport.readFile(call.name), statPath(call.ctx, call.name, true)]);
-  if (before === undefined) throw new RackseedError('STATE_MODULE_FAILED', `${call.name} does not exist`);
+  const [read, stat] = await Promise.all([call.ctx.transport.readFile(call.name), statPath(call.ctx, call.name, true)]);
+  // The usual pattern creates the file in a required state (file.managed with replace: false), which a dry run has
+  // not run: predict against an empty file rather than failing the dry run for a file apply will have.
+  const missing = read === undefined;
+  const before = read ?? Buffer.alloc(0);
   const text = asText(before);
   if (text === undefined) throw new RackseedError('STATE_MODULE_FAILED', `${call.name} is not a text file`);
   const content = Array.isArray(call.args.content) ? call.args.content.join('\n') : (call.args.content ?? '');
@@ -74,10 +79,10 @@ async function plan(call: Call<Args>): Promise<BlockPlan | undefined> {
     prepend: call.args.prepend_if_not_found === true,
   });
   if ('error' in replaced) throw new RackseedError('STATE_MODULE_FAILED', `${call.name}: ${replaced.error}`);
-  if (replaced.text === text) return undefined;
+  if (replaced.text === text && !missing) return undefined;
   const t = stat.target;
   const attrs = { ...(t?.mode ? { mode: t.mode } : {}), ...(t?.user ? { owner: t.user } : {}), ...(t?.group ? { group: t.group } : {}) };
-  return { before, after: Buffer.from(replaced.text, 'utf8'), attrs };
+  return { before, after: Buffer.from(replaced.text, 'utf8'), attrs, missing };
 }
 
 export const fileBlockreplace: StateFunction = defineFunction({
@@ -87,13 +92,15 @@ export const fileBlockreplace: StateFunction = defineFunction({
   async check(call) {
     const p = await plan(call);
     if (p === undefined) return inSync(`Block in ${call.name} is in the correct state`);
-    const outcome = wouldChange({ diff: contentDiff(call.name, p.before, p.after, call.args.show_changes !== false) }, `Block in ${call.name} would be updated`);
+    const comment = p.missing ? `Block in ${call.name} would be added (the file does not exist yet: a state before this one must create it)` : `Block in ${call.name} would be updated`;
+    const outcome = wouldChange({ diff: contentDiff(call.name, p.before, p.after, call.args.show_changes !== false) }, comment);
     plans.set(outcome, p);
     return outcome;
   },
   async apply(call, checked) {
     const p = plans.get(checked) ?? (await plan(call));
     if (p === undefined) return applied({}, `Block in ${call.name} is in the correct state`);
+    if (p.missing) return failed(`${call.name} does not exist (create it first, e.g. file.managed with replace: false, and require that state)`);
     // The atomic replace makes a new file: keep the old one's mode and owner.
     await call.ctx.transport.writeFile(call.name, p.after, p.attrs);
     return applied({ diff: contentDiff(call.name, p.before, p.after, call.args.show_changes !== false) }, `Block in ${call.name} updated`);
