@@ -87,7 +87,10 @@ export class FullModeHandler implements DhcpModeHandler {
     switch (messageType(packet)) {
       case MessageType.DISCOVER: {
         const requested = requestedIp(packet);
-        const d = chooseOffer(client, served.scope, this.book, requested === undefined ? undefined : parseIpv4(requested));
+        const wanted = requested === undefined ? undefined : parseIpv4(requested);
+        let d = chooseOffer(client, served.scope, this.book, wanted);
+        // Our view may be stale when other servers share the store: look again before turning the client away.
+        if (d.kind === 'ignore' && d.reason !== 'no-pool' && (await this.book.refresh())) d = chooseOffer(client, served.scope, this.book, wanted);
         if (d.kind === 'ignore') {
           if (d.reason !== 'no-pool') this.log.warn({ ...who, reason: d.reason }, 'no address to offer');
           return this.ignore(d.reason);
@@ -99,7 +102,9 @@ export class FullModeHandler implements DhcpModeHandler {
       }
       case MessageType.REQUEST: {
         const wanted = requestedIp(packet) ?? (isZeroIpv4(packet.ciaddr) ? undefined : packet.ciaddr);
-        const d = decideRequest(client, served.scope, this.book, { serverIdMatches: sidMatches, target: wanted === undefined ? undefined : parseIpv4(wanted) });
+        const input = { serverIdMatches: sidMatches, target: wanted === undefined ? undefined : parseIpv4(wanted) };
+        let d = decideRequest(client, served.scope, this.book, input);
+        if (d.kind === 'nak' && (await this.book.refresh())) d = decideRequest(client, served.scope, this.book, input);
         if (d.kind === 'ignore') {
           if (d.reason === 'other-server') this.book.withdrawOffer(mac);
           return this.ignore(d.reason);
@@ -114,7 +119,12 @@ export class FullModeHandler implements DhcpModeHandler {
           ...(node ? { hostname: node.name } : {}),
         });
         // The store is the arbiter: another server (or a stale view) may have bound it first.
-        if (!claim.ok) return this.nak(packet, `address is held by ${claim.heldBy.mac}`, who, route(MessageType.NAK));
+        if (!claim.ok) {
+          // The book now remembers the holder, so this client's next DISCOVER is offered another address.
+          this.stats.claimsRefused++;
+          this.log.warn({ ...who, ip: spec.yiaddr, heldBy: claim.heldBy.mac, heldVia: claim.heldBy.server }, 'store refused the lease: the address is held through another server');
+          return this.nak(packet, `address is held by ${claim.heldBy.mac}`, who, route(MessageType.NAK));
+        }
         this.stats.acks++;
         this.log.info({ ...who, ip: spec.yiaddr, leaseSeconds: spec.leaseSeconds }, 'lease bound');
         return { kind: 'ack', packet: buildAck(packet, { serverIp: this.serverIp }, spec, bootFor()), route: route(MessageType.ACK) };

@@ -2,6 +2,9 @@ import { formatIpv4, parseIpv4 } from '../model/ipv4.js';
 import type { Holder, LeaseView, PoolRange } from '../protocol/dhcp/lease-decision.js';
 import type { ClaimResult, Lease, ObservedStore } from '../store/types.js';
 
+/** The fewest milliseconds between two reloads from a shared store (a reload reads every lease). */
+const REFRESH_MS = 2_000;
+
 interface PendingClaim {
   lease: Omit<Lease, 'updatedAt'>;
   resolve: (r: ClaimResult) => void;
@@ -15,6 +18,12 @@ interface PendingClaim {
  * Binding goes through the store, which is the arbiter (several servers may share it): claims made while the
  * event loop handles one burst of packets are committed together in ONE transaction, and each ACK is sent only
  * after that commit returned. That is group commit: durable before acknowledged, at one fsync per burst.
+ *
+ * With a store shared by several servers (`shared`), this view also misses what the others bind. Nothing here trusts
+ * it for correctness: a claim the store refuses comes back with the lease that holds the address, which replaces our
+ * entry (so the next DISCOVER is offered another address), and the REQUEST is NAKed. When the view says there is
+ * nothing left to offer, refresh() re-reads the store, at most every REFRESH_MS, since the others may have released
+ * what we last saw them hold. A single server never reloads: its view is complete.
  */
 export class LeaseBook implements LeaseView {
   private readonly byIp = new Map<number, Lease>();
@@ -28,10 +37,29 @@ export class LeaseBook implements LeaseView {
     private readonly store: ObservedStore,
     private readonly serverName: string,
     private readonly now: () => number = Date.now,
+    private readonly shared = false,
   ) {}
+
+  private refreshedAt = Number.NEGATIVE_INFINITY;
 
   async load(): Promise<void> {
     for (const lease of await this.store.listLeases()) this.remember(lease);
+  }
+
+  /**
+   * Merges the store's leases into this view when the store is shared and the last refresh is old enough; true when
+   * it did (the caller then decides again). A stored lease replaces what we remember unless ours is newer (an offer
+   * made since, or a bind whose commit the read did not see yet).
+   */
+  async refresh(): Promise<boolean> {
+    if (!this.shared || this.now() - this.refreshedAt < REFRESH_MS) return false;
+    this.refreshedAt = this.now();
+    for (const lease of await this.store.listLeases()) {
+      const ip = parseIpv4(lease.ip);
+      const current = ip === undefined ? undefined : this.byIp.get(ip);
+      if (!current || current.updatedAt <= lease.updatedAt) this.remember(lease);
+    }
+    return true;
   }
 
   /** Inventory reservations: address -> node name. Replaced whenever the inventory changes. */

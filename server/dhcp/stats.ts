@@ -14,10 +14,15 @@ export interface DhcpStats {
   releases: number;
   declines: number;
   sendErrors: number;
+  /**
+   * REQUESTs whose lease the store refused because another client (through another server sharing the store) holds
+   * the address: each was NAKed, never ACKed. Also counted in naks, so not part of accountedFor.
+   */
+  claimsRefused: number;
 }
 
 export function emptyDhcpStats(): DhcpStats {
-  return { received: 0, dropped: {}, ignored: {}, offers: 0, acks: 0, naks: 0, proxyOffers: 0, proxyAcks: 0, informs: 0, releases: 0, declines: 0, sendErrors: 0 };
+  return { received: 0, dropped: {}, ignored: {}, offers: 0, acks: 0, naks: 0, proxyOffers: 0, proxyAcks: 0, informs: 0, releases: 0, declines: 0, sendErrors: 0, claimsRefused: 0 };
 }
 
 export function bump(table: Record<string, number>, key: string): void {

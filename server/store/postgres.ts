@@ -7,6 +7,7 @@ import { migratePostgres } from './postgres-migrate.js';
 import { PgNodes } from './postgres-nodes.js';
 import { connectionError, createPool, DEFAULT_POOL_SIZE, type PostgresOptions } from './postgres-open.js';
 import { PgRuns } from './postgres-runs.js';
+import { PgServers } from './postgres-servers.js';
 import type {
   ClaimResult,
   EventQuery,
@@ -18,6 +19,7 @@ import type {
   Run,
   RunQuery,
   RunResult,
+  ServerRecord,
   StoredEvent,
 } from './types.js';
 
@@ -37,6 +39,7 @@ export class PostgresStore implements ObservedStore {
   private readonly nodes: PgNodes;
   private readonly leases: PgLeases;
   private readonly runs: PgRuns;
+  private readonly servers: PgServers;
   private closed = false;
 
   private constructor(
@@ -46,6 +49,7 @@ export class PostgresStore implements ObservedStore {
     this.nodes = new PgNodes(pool);
     this.leases = new PgLeases(pool);
     this.runs = new PgRuns(pool);
+    this.servers = new PgServers(pool);
   }
 
   /** Connects and migrates; fails with STORE_UNAVAILABLE (URL without its password) if the database cannot be used. */
@@ -147,6 +151,18 @@ export class PostgresStore implements ObservedStore {
     // Housekeeping only (correctness does not depend on it): expired keys would otherwise accumulate.
     await this.pool.query('DELETE FROM once_keys WHERE expires_at <= $1', [now]);
     return r.rowCount === 1;
+  }
+
+  async registerServer(server: Omit<ServerRecord, 'lastSeenAt'>, now: number = Date.now()): Promise<void> {
+    await this.servers.register(server, now);
+  }
+
+  async listServers(maxAgeMs?: number, now: number = Date.now()): Promise<ServerRecord[]> {
+    return this.servers.list(maxAgeMs === undefined ? Number.MIN_SAFE_INTEGER : now - maxAgeMs);
+  }
+
+  async removeServer(name: string): Promise<void> {
+    await this.servers.remove(name);
   }
 
   async createRun(run: Run): Promise<void> {

@@ -6,6 +6,7 @@ import { SqliteLeases } from './sqlite-leases.js';
 import { SqliteNodes } from './sqlite-nodes.js';
 import { openSqliteDatabase, readSettings, type SqliteSettings } from './sqlite-open.js';
 import { SqliteRuns } from './sqlite-runs.js';
+import { SqliteServers } from './sqlite-servers.js';
 import type {
   ClaimResult,
   EventQuery,
@@ -17,6 +18,7 @@ import type {
   Run,
   RunQuery,
   RunResult,
+  ServerRecord,
   StoredEvent,
 } from './types.js';
 
@@ -29,6 +31,7 @@ export class SqliteStore implements ObservedStore {
   private readonly nodes: SqliteNodes;
   private readonly leases: SqliteLeases;
   private readonly runs: SqliteRuns;
+  private readonly servers: SqliteServers;
   private readonly useOnceTx: (key: string, expiresAt: number, now: number) => boolean;
 
   /** Use openSqliteStore: the statements below need a migrated schema. */
@@ -39,6 +42,7 @@ export class SqliteStore implements ObservedStore {
     this.nodes = new SqliteNodes(db);
     this.leases = new SqliteLeases(db);
     this.runs = new SqliteRuns(db);
+    this.servers = new SqliteServers(db);
     const prune = db.prepare<[number]>('DELETE FROM once_keys WHERE expires_at <= ?');
     const insert = db.prepare<[string, number, number]>('INSERT INTO once_keys (key, used_at, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING');
     const tx = db.transaction((key: string, expiresAt: number, now: number) => {
@@ -131,6 +135,18 @@ export class SqliteStore implements ObservedStore {
 
   async useOnce(key: string, expiresAt: number, now: number = Date.now()): Promise<boolean> {
     return this.useOnceTx(key, expiresAt, now);
+  }
+
+  async registerServer(server: Omit<ServerRecord, 'lastSeenAt'>, now: number = Date.now()): Promise<void> {
+    this.servers.register(server, now);
+  }
+
+  async listServers(maxAgeMs?: number, now: number = Date.now()): Promise<ServerRecord[]> {
+    return this.servers.list(maxAgeMs === undefined ? Number.MIN_SAFE_INTEGER : now - maxAgeMs);
+  }
+
+  async removeServer(name: string): Promise<void> {
+    this.servers.remove(name);
   }
 
   async createRun(run: Run): Promise<void> {

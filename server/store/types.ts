@@ -82,6 +82,27 @@ export interface RunQuery {
   limit?: number;
 }
 
+/** An image as one server holds it: a server is a web seed for another's torrent only if both hold the same bytes. */
+export interface ServerImage {
+  name: string;
+  /** sha256 of the image's rootfs tarball (its manifest). */
+  sha256: string;
+  infoHash: string;
+}
+
+/** One rackseed server sharing this store, as it last announced itself (a heartbeat). */
+export interface ServerRecord {
+  /** server.name: unique per server. */
+  name: string;
+  /** The base URL nodes reach this server on (http.public_url), without a trailing slash. */
+  publicUrl: string;
+  /** Whether it runs a BitTorrent tracker at <publicUrl>/announce (torrent.enabled). */
+  tracker: boolean;
+  images: ServerImage[];
+  /** Milliseconds since the epoch of its last heartbeat. */
+  lastSeenAt: number;
+}
+
 export interface ObservedStore {
   /** Creates or upgrades the schema; safe to call on every start. */
   migrate(): Promise<void>;
@@ -125,6 +146,16 @@ export interface ObservedStore {
    * the write are one atomic step, so two servers racing for the same single-use token cannot both win.
    */
   useOnce(key: string, expiresAt: number, now?: number): Promise<boolean>;
+
+  /**
+   * Records this server's heartbeat: creates or replaces its row (name is the key), stamping lastSeenAt = `now`.
+   * Several servers sharing the store learn of each other through these rows.
+   */
+  registerServer(server: Omit<ServerRecord, 'lastSeenAt'>, now?: number): Promise<void>;
+  /** Servers whose last heartbeat is at most `maxAgeMs` old (all of them when omitted), by name. */
+  listServers(maxAgeMs?: number, now?: number): Promise<ServerRecord[]>;
+  /** Forgets a server (a clean shutdown), so the others stop pointing nodes at it at once. */
+  removeServer(name: string): Promise<void>;
 
   createRun(run: Run): Promise<void>;
   finishRun(id: string, patch: { result: RunResult; finishedAt: number; summary: Record<string, unknown>; details: unknown }): Promise<void>;

@@ -564,6 +564,41 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       });
     });
 
+    describe('servers', () => {
+      const img = (name: string, n: number) => ({ name, sha256: String(n).repeat(64).slice(0, 64), infoHash: String(n).repeat(40).slice(0, 40) });
+
+      it('registers a server and lists it with its images and heartbeat time', async () => {
+        await store.registerServer({ name: 'boot-a', publicUrl: 'http://10.0.0.1:8080', tracker: true, images: [img('debian12', 1)] }, 5_000);
+        expect(await store.listServers()).toEqual([
+          { name: 'boot-a', publicUrl: 'http://10.0.0.1:8080', tracker: true, images: [img('debian12', 1)], lastSeenAt: 5_000 },
+        ]);
+      });
+
+      it('replaces a server row on each heartbeat (name is the key)', async () => {
+        await store.registerServer({ name: 'boot-a', publicUrl: 'http://10.0.0.1:8080', tracker: true, images: [img('debian12', 1)] }, 5_000);
+        await store.registerServer({ name: 'boot-a', publicUrl: 'http://10.0.0.9:8080', tracker: false, images: [] }, 6_000);
+        expect(await store.listServers()).toEqual([{ name: 'boot-a', publicUrl: 'http://10.0.0.9:8080', tracker: false, images: [], lastSeenAt: 6_000 }]);
+      });
+
+      it('lists only servers heard from within maxAgeMs, by name', async () => {
+        await store.registerServer({ name: 'boot-c', publicUrl: 'http://c', tracker: true, images: [] }, 10_000);
+        await store.registerServer({ name: 'boot-a', publicUrl: 'http://a', tracker: true, images: [img('x', 2), img('y', 3)] }, 19_000);
+        await store.registerServer({ name: 'boot-b', publicUrl: 'http://b', tracker: true, images: [] }, 20_000);
+        expect((await store.listServers(undefined, 20_000)).map((s) => s.name)).toEqual(['boot-a', 'boot-b', 'boot-c']);
+        expect((await store.listServers(1_000, 20_000)).map((s) => s.name)).toEqual(['boot-a', 'boot-b']);
+        expect((await store.listServers(0, 20_000)).map((s) => s.name)).toEqual(['boot-b']);
+        expect((await store.listServers(1_000, 20_000))[0]!.images).toEqual([img('x', 2), img('y', 3)]);
+      });
+
+      it('forgets a removed server, and removing an unknown one is harmless', async () => {
+        await store.registerServer({ name: 'boot-a', publicUrl: 'http://a', tracker: true, images: [] }, 1_000);
+        await store.registerServer({ name: 'boot-b', publicUrl: 'http://b', tracker: true, images: [] }, 1_000);
+        await store.removeServer('boot-a');
+        await store.removeServer('nobody');
+        expect((await store.listServers()).map((s) => s.name)).toEqual(['boot-b']);
+      });
+    });
+
     describe('two stores on the same data (two servers)', () => {
       let other: ObservedStore;
       beforeEach(async () => {
@@ -651,6 +686,14 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect(folded.rejected).toBeUndefined();
         const { id: _id, mac: _mac, updatedAt: _u, lastSeenAt: _l, ...status } = (await store.getNode('n1'))!;
         expect(status).toEqual(folded.status);
+      });
+
+      it('shows each server the heartbeats of the other', async () => {
+        await Promise.all([
+          store.registerServer({ name: 'boot-a', publicUrl: 'http://a', tracker: true, images: [] }, T),
+          other.registerServer({ name: 'boot-b', publicUrl: 'http://b', tracker: false, images: [] }, T),
+        ]);
+        for (const s of [store, other]) expect((await s.listServers(30_000, T)).map((r) => [r.name, r.tracker])).toEqual([['boot-a', true], ['boot-b', false]]);
       });
 
       it('lets a single-use key be used once across both stores', async () => {

@@ -72,7 +72,7 @@ describe('postgres store: schema migrations', () => {
     const applied = await sql<{ version: number; name: string }>(url, 'SELECT version, name FROM schema_migrations ORDER BY version');
     expect(applied).toEqual(PG_MIGRATIONS.map((m) => ({ version: m.version, name: m.name })));
     const tables = await sql<{ table_name: string }>(url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name");
-    expect(tables.map((t) => t.table_name)).toEqual(['events', 'leases', 'node_status', 'once_keys', 'runs', 'schema_migrations']);
+    expect(tables.map((t) => t.table_name)).toEqual(['events', 'leases', 'node_status', 'once_keys', 'runs', 'schema_migrations', 'servers']);
   });
 
   it('refuses a database written by a newer rackseed, and leaves it untouched', async () => {

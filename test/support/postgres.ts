@@ -14,6 +14,11 @@ const BIN = '/usr/lib/postgresql/15/bin';
 export interface PostgresServer {
   /** A URL for `database` on this server (superuser, trust auth on loopback). */
   url(database: string): string;
+  /**
+   * The same over the server's Unix socket. A socket is a file: processes in other network namespaces (which cannot
+   * reach the host's loopback) connect through it.
+   */
+  socketUrl(database: string): string;
   /** Creates a database (optionally as a copy of `template`) and returns its URL. */
   createDatabase(name: string, template?: string): Promise<string>;
   /** Fast shutdown of this server's postmaster (by its PID) and removal of its directory. Idempotent. */
@@ -114,6 +119,7 @@ export async function startPostgres(): Promise<PostgresServer> {
       const url = (database: string): string => `postgres://postgres@127.0.0.1:${port}/${encodeURIComponent(database)}`;
       return {
         url,
+        socketUrl: (database) => `postgres://postgres@localhost:${port}/${encodeURIComponent(database)}?host=${encodeURIComponent(sockets)}`,
         async createDatabase(name, template) {
           const admin = new pg.Client({ connectionString: url('postgres') });
           await admin.connect();

@@ -1,0 +1,32 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Router } from 'express';
+import type { ImageCatalog } from '../../images/catalog.js';
+import { withSources, type TorrentSources } from '../../images/torrent-sources.js';
+import { IMAGE_FILES, type ImageRecord } from '../../model/image.js';
+
+export interface TorrentRouteDeps {
+  images: ImageCatalog;
+  /** Trackers and web seeds to write into an image's torrent as it is served. */
+  torrentSources: (image: ImageRecord) => Promise<TorrentSources>;
+}
+
+/**
+ * GET /files/images/<name>/<torrent>: the image's torrent with the trackers and web seeds of the servers that are up
+ * right now (see ServerRegistry), instead of the ones written when the image was built. Only announce, announce-list
+ * and url-list change, so the info-hash is the catalogue's. Everything else under /files is left to the static route.
+ */
+export function torrentRoute(deps: TorrentRouteDeps): Router {
+  const router = Router();
+  router.get('/files/images/:name/:file', async (req, res, next) => {
+    const image = deps.images.get(req.params.name);
+    const torrentFile = image && (image.manifest.torrent.file || IMAGE_FILES.torrent);
+    if (!image || req.params.file !== torrentFile) {
+      next();
+      return;
+    }
+    const [bytes, sources] = await Promise.all([readFile(path.join(image.dir, torrentFile)), deps.torrentSources(image)]);
+    res.status(200).type('application/x-bittorrent').set('cache-control', 'no-store').send(Buffer.from(withSources(bytes, sources)));
+  });
+  return router;
+}

@@ -1,0 +1,92 @@
+import type { ImageCatalog } from '../images/catalog.js';
+import { torrentSources, type TorrentServer, type TorrentSources } from '../images/torrent-sources.js';
+import type { Logger } from '../log.js';
+import { IMAGE_FILES, type ImageRecord } from '../model/image.js';
+import type { ObservedStore, ServerImage, ServerRecord } from '../store/types.js';
+
+/** How often a server stamps its row. */
+export const HEARTBEAT_MS = 10_000;
+/** A server missing three heartbeats in a row is taken for down and no longer handed to nodes. */
+export const LIVE_MS = 3 * HEARTBEAT_MS;
+
+export interface ServerRegistryOptions {
+  store: ObservedStore;
+  images: ImageCatalog;
+  /** server.name */
+  name: string;
+  /** http.public_url, without a trailing slash. */
+  publicUrl: string;
+  /** Whether this server runs the tracker (torrent.enabled with HTTP on). */
+  tracker: boolean;
+  log: Logger;
+  heartbeatMs?: number;
+}
+
+function imagesOf(list: readonly ImageRecord[]): ServerImage[] {
+  return list.map((i) => ({ name: i.manifest.name, sha256: i.manifest.artefacts.rootfs.sha256, infoHash: i.manifest.torrent.infoHash }));
+}
+
+/**
+ * This server's entry among the servers sharing the store: a heartbeat row carrying its public URL and the images it
+ * holds, so every server can hand its nodes a torrent naming all of them (trackers and web seeds). With one server on
+ * SQLite it is a row nobody else reads, which costs one small write every ten seconds.
+ */
+export class ServerRegistry {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly o: ServerRegistryOptions) {}
+
+  /** Registers now (so the others see this server before its first node does) and then on every heartbeat. */
+  async start(): Promise<void> {
+    await this.beat();
+    this.timer = setInterval(() => void this.beat(), this.o.heartbeatMs ?? HEARTBEAT_MS);
+    this.timer.unref();
+    // A new or removed image changes what the others may list this server for: tell them now, not in 10 s.
+    this.o.images.onChange(() => void this.beat());
+  }
+
+  /** Stops the heartbeat and removes this server's row, so nodes are no longer sent here. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.o.store.removeServer(this.o.name).catch((err: unknown) => this.o.log.warn({ err }, 'could not deregister this server'));
+  }
+
+  /**
+   * Trackers and web seeds for an image's torrent: this server first, then the live servers holding the identical
+   * image. Without the store (down, unreachable) the torrent still names this server: a node can always install
+   * from the server it booted from.
+   */
+  async torrentSourcesFor(image: ImageRecord): Promise<TorrentSources> {
+    const { manifest } = image;
+    const self = {
+      name: this.o.name,
+      publicUrl: this.o.publicUrl,
+      tracker: this.o.tracker,
+      image: { sha256: manifest.artefacts.rootfs.sha256, infoHash: manifest.torrent.infoHash },
+    };
+    let others: ServerRecord[] = [];
+    try {
+      others = await this.o.store.listServers(LIVE_MS);
+    } catch (err) {
+      this.o.log.warn({ err, image: manifest.name }, 'could not list the other servers; the torrent names this server only');
+    }
+    const candidates: TorrentServer[] = others.map((s) => {
+      const held = s.images.find((i) => i.name === manifest.name);
+      return { name: s.name, publicUrl: s.publicUrl, tracker: s.tracker, ...(held ? { image: { sha256: held.sha256, infoHash: held.infoHash } } : {}) };
+    });
+    const file = encodeURIComponent(manifest.artefacts.rootfs.file || IMAGE_FILES.rootfs);
+    return torrentSources(self, candidates, `${image.urlPath}/${file}`);
+  }
+
+  private async beat(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      await this.o.store.registerServer({ name: this.o.name, publicUrl: this.o.publicUrl, tracker: this.o.tracker, images: imagesOf(this.o.images.list()) });
+    } catch (err) {
+      // The next beat tries again; meanwhile the others keep listing this server until its row ages out.
+      this.o.log.warn({ err }, 'server heartbeat failed');
+    }
+  }
+}
