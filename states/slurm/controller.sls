@@ -1,5 +1,6 @@
-{#- slurm-controller: slurmctld. slurm.conf changes are picked up with `scontrol reconfigure`; a change of the node
-    list restarts slurmctld, because Slurm 22.05 only learns about added or removed nodes at start. -#}
+{#- slurm-controller: slurmctld. slurm.conf changes are picked up with `scontrol reconfigure`; a change of what
+    Slurm 22.05 reads only at start (controllers, nodes joining or leaving, a node's CPUs, memory or GPUs: the file
+    rackseed-nodes) restarts slurmctld, because reconfigure refuses those. -#}
 include:
   - slurm.common
 
