@@ -13,7 +13,6 @@ import { builtinModules } from '../state/modules/index.js';
 import { runFleet } from '../state/run/fleet.js';
 import type { ModuleRegistry, NodeFacts, StateResult, Transport } from '../state/types.js';
 import type { ObservedStore } from '../store/types.js';
-import { lentTransport, withoutRunRecords } from './audit-lend.js';
 import { auditRunRecord, auditRunResult, buildAuditReport, type AuditNodeReport } from './audit-report.js';
 import type { InventoryService } from './inventory-service.js';
 import type { NodeIdentity } from './node-identity.js';
@@ -55,14 +54,23 @@ export class AuditService {
   private readonly registry: ModuleRegistry;
   private readonly now: () => number;
   private readonly transportFor: TransportFactory;
-  private readonly quietStore: ObservedStore;
+  private readonly states: StateService;
 
   constructor(private readonly deps: AuditServiceDeps) {
     this.registry = deps.registry ?? builtinModules();
     this.now = deps.now ?? Date.now;
     this.transportFor =
       deps.transportFor ?? sshTransportFactory({ identity: deps.identity, sshPort: deps.settings.sshPort, connectTimeoutMs: deps.settings.connectTimeoutMs });
-    this.quietStore = withoutRunRecords(deps.store);
+    this.states = new StateService({
+      inventory: deps.inventory,
+      store: deps.store,
+      identity: deps.identity,
+      settings: deps.settings,
+      log: deps.log,
+      transportFor: this.transportFor,
+      registry: this.registry,
+      now: this.now,
+    });
   }
 
   async audit(targets: readonly ResolvedNode[], onNode?: (r: AuditNodeReport) => void): Promise<AuditNodeReport[]> {
@@ -95,8 +103,10 @@ export class AuditService {
       evidence = [sshEvidence(`${error?.code}: ${error?.message}`)];
     } else {
       try {
-        ({ states, error } = await this.dryRun(node, transport));
-        const checked = await this.check(node, transport);
+        const dry = await this.dryRun(node, transport);
+        states = dry.states;
+        error = dry.error;
+        const checked = await this.check(node, transport, dry.facts);
         evidence = checked.evidence;
         error ??= checked.error;
       } finally {
@@ -116,31 +126,19 @@ export class AuditService {
     return report;
   }
 
-  /** The states in test mode, through StateService over the lent connection, its own run record dropped. */
-  private async dryRun(node: ResolvedNode, transport: Transport): Promise<{ states: StateResult[]; error?: Failure }> {
-    const states = new StateService({
-      inventory: this.deps.inventory,
-      store: this.quietStore,
-      identity: this.deps.identity,
-      settings: { ...this.deps.settings, concurrency: 1 },
-      log: this.deps.log,
-      transportFor: async () => lentTransport(transport),
-      registry: this.registry,
-      now: this.now,
-    });
-    const [report] = await states.run([node], 'test');
-    if (!report) return { states: [], error: { code: 'INTERNAL', message: 'the dry run returned no report' } };
-    return report.error ? { states: report.states, error: report.error } : { states: report.states };
+  /** The states in test mode over the audit's connection; the audit stores the outcome in its own run. */
+  private async dryRun(node: ResolvedNode, transport: Transport): Promise<{ states: StateResult[]; facts?: NodeFacts; error?: Failure }> {
+    return this.states.runOn(node, transport, 'test');
   }
 
   /** The readiness checks as evidence only (no run, no lifecycle event); a failure to collect facts is evidence too. */
-  private async check(node: ResolvedNode, transport: Transport): Promise<{ evidence: Evidence[]; error?: Failure }> {
+  private async check(node: ResolvedNode, transport: Transport, known: NodeFacts | undefined): Promise<{ evidence: Evidence[]; error?: Failure }> {
     const timeoutMs = this.deps.settings.commandTimeoutMs;
     const evidence: Evidence[] = [sshEvidence()];
-    let facts = NO_FACTS;
+    let facts = known ?? NO_FACTS;
     let error: Failure | undefined;
     try {
-      facts = await collectFacts(transport, timeoutMs);
+      facts = known ?? (await collectFacts(transport, timeoutMs));
     } catch (err) {
       error = describe(err);
       evidence.push({ check: 'base.facts', role: 'base', expected: 'facts collected', seen: error.code, pass: false, reason: error.message });

@@ -17,7 +17,7 @@ import { runFleet } from '../state/run/fleet.js';
 import { countResults, runVerdict, type RunCounts } from '../state/run/summary.js';
 import { FsSlsSource } from '../state/source-fs.js';
 import { renderTemplateText } from '../state/render/render.js';
-import type { ModuleRegistry, StateResult, Transport } from '../state/types.js';
+import type { ModuleRegistry, NodeFacts, StateResult, Transport } from '../state/types.js';
 import type { InventoryService } from './inventory-service.js';
 import type { NodeIdentity } from './node-identity.js';
 import { sshTransportFactory, type TransportFactory } from './node-transport.js';
@@ -46,6 +46,19 @@ export interface NodeRunReport {
   /** Why the node's run failed as a whole (no connection, compile error), if it did. */
   error?: { code: string; message: string };
   states: StateResult[];
+}
+
+/** What running one node's states produced, before it is stored. */
+export interface StatesOnNode {
+  states: StateResult[];
+  /** The facts collected at the start (absent when collecting them failed). */
+  facts?: NodeFacts;
+  /** Why the run failed as a whole or stopped early (connection, compile error, failhard). */
+  error?: { code: string; message: string };
+}
+
+function describeFailure(err: unknown): { code: string; message: string } {
+  return { code: isRackseedError(err) ? err.code : 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
 }
 
 export interface StateServiceDeps {
@@ -95,53 +108,27 @@ export class StateService {
     const runId = randomUUID();
     await this.deps.store.createRun({ id: runId, node: node.name, kind: mode, result: 'running', startedAt, summary: {}, details: [] });
     let transport: Transport | undefined;
-    let report: NodeRunReport;
+    let outcome: StatesOnNode;
     try {
       transport = await this.transportFor(node);
-      const facts = await collectFacts(transport, this.deps.settings.commandTimeoutMs);
-      const inv = this.deps.inventory.inventory;
-      await this.deps.store.touchNode(node.name, { facts: clusterFactsToStore(facts) });
-      // Role secrets (munge key, k3s token) join the pillar only of nodes that have the role.
-      const pillar = deepMerge(composePillar(node, inv.groups.get(node.group), loadPillarDocuments(this.deps.settings.pillarDir, node)), rolePillar(node, this.deps.identity.dataDir));
-      const clusterFacts = new Map((await this.deps.store.listNodes()).flatMap((s) => {
-        const f = clusterFactsFromStore(s.facts);
-        return f ? [[s.id, f] as const] : [];
-      }));
-      const context = buildRenderContext(inv, node, pillar, facts, clusterFacts);
-      const source = new FsSlsSource(this.deps.settings.roots);
-      const plan = compileForNode({ source, context, knownFunctions: knownFunctions() });
-      const t = transport;
-      const { results, aborted } = await runPlan(plan, {
-        registry: this.registry,
-        context: {
-          transport: t,
-          facts,
-          timeoutMs: this.deps.settings.commandTimeoutMs,
-          renderTemplate: (text, file) => renderTemplateText(text, file, context, source),
-          readSource: async (ref) => source.readFile(ref),
-        },
-        options: { test: mode === 'test', timeoutMs: this.deps.settings.commandTimeoutMs },
-        now: this.now,
-      });
-      const counts = countResults(results);
-      report = {
-        node: node.name,
-        runId,
-        mode,
-        result: runVerdict(results, mode),
-        counts,
-        durationMs: this.now() - startedAt,
-        ...(aborted ? { error: { code: aborted.cause === 'transport' ? 'STATE_TRANSPORT' : 'STATE_FAILHARD', message: aborted.reason } } : {}),
-        states: results,
-      };
+      outcome = await this.runOn(node, transport, mode);
     } catch (err) {
-      const code = isRackseedError(err) ? err.code : 'INTERNAL';
-      const message = err instanceof Error ? err.message : String(err);
-      log.warn({ err, code }, 'state run failed');
-      report = { node: node.name, runId, mode, result: 'failed', counts: countResults([]), durationMs: this.now() - startedAt, error: { code, message }, states: [] };
+      outcome = { states: [], error: describeFailure(err) };
     } finally {
       await transport?.close().catch(() => undefined);
     }
+    if (outcome.error) log.warn({ code: outcome.error.code, reason: outcome.error.message }, 'state run failed');
+    const counts = countResults(outcome.states);
+    const report: NodeRunReport = {
+      node: node.name,
+      runId,
+      mode,
+      result: outcome.error && outcome.states.length === 0 ? 'failed' : runVerdict(outcome.states, mode),
+      counts,
+      durationMs: this.now() - startedAt,
+      ...(outcome.error ? { error: outcome.error } : {}),
+      states: outcome.states,
+    };
     await this.deps.store.finishRun(runId, {
       result: report.result,
       finishedAt: this.now(),
@@ -150,6 +137,47 @@ export class StateService {
     });
     log.info({ runId, mode, result: report.result, counts: report.counts, ms: report.durationMs }, 'state run finished');
     return report;
+  }
+
+  /**
+   * One node's states over a connection the caller owns (it stays open): facts, pillar, compile, run. Stores no run:
+   * `run` records one per node, the audit records its own. Never throws for what happens on the node; the facts are
+   * returned so a caller can reuse them (the audit's readiness checks).
+   */
+  async runOn(node: ResolvedNode, transport: Transport, mode: 'apply' | 'test'): Promise<StatesOnNode> {
+    let facts: NodeFacts | undefined;
+    try {
+      facts = await collectFacts(transport, this.deps.settings.commandTimeoutMs);
+      const inv = this.deps.inventory.inventory;
+      await this.deps.store.touchNode(node.name, { facts: clusterFactsToStore(facts) });
+      // Role secrets (munge key, k3s token) join the pillar only of nodes that have the role.
+      const pillar = deepMerge(composePillar(node, inv.groups.get(node.group), loadPillarDocuments(this.deps.settings.pillarDir, node)), rolePillar(node, this.deps.identity.dataDir));
+      const clusterFacts = new Map(
+        (await this.deps.store.listNodes()).flatMap((s) => {
+          const f = clusterFactsFromStore(s.facts);
+          return f ? [[s.id, f] as const] : [];
+        }),
+      );
+      const context = buildRenderContext(inv, node, pillar, facts, clusterFacts);
+      const source = new FsSlsSource(this.deps.settings.roots);
+      const plan = compileForNode({ source, context, knownFunctions: knownFunctions() });
+      const { results, aborted } = await runPlan(plan, {
+        registry: this.registry,
+        context: {
+          transport,
+          facts,
+          timeoutMs: this.deps.settings.commandTimeoutMs,
+          renderTemplate: (text, file) => renderTemplateText(text, file, context, source),
+          readSource: async (ref) => source.readFile(ref),
+        },
+        options: { test: mode === 'test', timeoutMs: this.deps.settings.commandTimeoutMs },
+        now: this.now,
+      });
+      const error = aborted ? { code: aborted.cause === 'transport' ? 'STATE_TRANSPORT' : 'STATE_FAILHARD', message: aborted.reason } : undefined;
+      return { states: results, facts, ...(error ? { error } : {}) };
+    } catch (err) {
+      return { states: [], ...(facts ? { facts } : {}), error: describeFailure(err) };
+    }
   }
 
   private crashed(node: ResolvedNode, mode: 'apply' | 'test', reason: string): NodeRunReport {
