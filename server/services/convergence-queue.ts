@@ -8,7 +8,7 @@ import { backoffDelayMs, type BackoffPolicy } from './convergence-backoff.js';
  */
 
 /** What set a node's convergence off; kept for the log and the status view. */
-export type TriggerReason = 'booted' | 'probe' | 'roles' | 'resume' | 'operator';
+export type TriggerReason = 'booted' | 'probe' | 'roles' | 'peer-hardware' | 'resume' | 'operator';
 
 /** What a convergence attempt asks of the queue: nothing more, or another attempt after a backoff. */
 export type AttemptOutcome = { kind: 'done' } | { kind: 'retry'; reason: string };

@@ -40,3 +40,14 @@ export function roleChanges(before: ReadonlyMap<string, NodeRoleView>, after: Re
   }
   return changes.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
 }
+
+/**
+ * Nodes whose configuration is rendered from `changed`'s hardware facts: every Slurm node carries one slurm.conf
+ * with each compute node's CPUs, memory and GPUs, so when a compute node's hardware is first seen or changes, the
+ * other Slurm nodes must render it again. Other roles read no other node's facts.
+ */
+export function peersRenderingHardwareOf(inv: Inventory, changed: string): string[] {
+  const node = inv.nodes.get(changed);
+  if (!node || !node.roles.includes('slurm-compute')) return [];
+  return [...inv.nodes.values()].filter((n) => n.name !== changed && n.roles.some((r) => r.startsWith('slurm-'))).map((n) => n.name);
+}

@@ -6,7 +6,7 @@ import type { ObservedStore } from '../store/types.js';
 import { classifyApply, statesFailureReason, unreachableReason } from './convergence-classify.js';
 import { tcpProbe } from './convergence-probe.js';
 import { ConvergenceQueue, REAL_TIMERS, type AttemptContext, type AttemptOutcome, type NodeQueueStatus, type Timers, type TriggerReason } from './convergence-queue.js';
-import { roleChanges, roleSnapshot, type NodeRoleView } from './convergence-roles.js';
+import { peersRenderingHardwareOf, roleChanges, roleSnapshot, type NodeRoleView } from './convergence-roles.js';
 import type { InventoryService } from './inventory-service.js';
 import type { ReadinessService } from './readiness-service.js';
 import type { StateService } from './state-service.js';
@@ -195,12 +195,12 @@ export class ConvergenceService {
     }, delayMs);
   }
 
-  private async reconverge(names: string[]): Promise<void> {
+  private async reconverge(names: string[], reason: 'roles' | 'peer-hardware' = 'roles'): Promise<void> {
     for (const name of names) {
       const status = await this.deps.store.getNode(name);
       if (!status || !RECONVERGE_ON_ROLES.has(status.state)) continue;
-      const r = await this.request(name, 'roles');
-      this.deps.log.info({ node: name, outcome: r.status }, 'roles changed: re-converging');
+      const r = await this.request(name, reason);
+      this.deps.log.info({ node: name, outcome: r.status, reason }, reason === 'roles' ? 'roles changed: re-converging' : 'a peer\'s hardware changed: re-converging');
     }
   }
 
@@ -224,6 +224,8 @@ export class ConvergenceService {
 
     const [report] = await this.deps.states.run([node], 'apply');
     if (!report) return { kind: 'done' };
+    // Nodes converged before this one rendered slurm.conf without its hardware: render it again there.
+    if (report.hardwareChanged) await this.reconverge(peersRenderingHardwareOf(this.deps.inventory.inventory, name), 'peer-hardware');
     const verdict = classifyApply(report);
     if (verdict.kind === 'transient') {
       if (ctx.attempt < ctx.maxAttempts) return { kind: 'retry', reason: verdict.reason };

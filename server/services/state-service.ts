@@ -43,6 +43,8 @@ export interface NodeRunReport {
   result: RunResult;
   counts: RunCounts;
   durationMs: number;
+  /** This run found the node's CPUs, memory or GPUs changed (or seen for the first time). */
+  hardwareChanged?: boolean;
   /** Why the node's run failed as a whole (no connection, compile error), if it did. */
   error?: { code: string; message: string };
   states: StateResult[];
@@ -55,6 +57,8 @@ export interface StatesOnNode {
   facts?: NodeFacts;
   /** Why the run failed as a whole or stopped early (connection, compile error, failhard). */
   error?: { code: string; message: string };
+  /** The node's CPUs, memory or GPUs differ from what its last run stored (other nodes' slurm.conf depends on them). */
+  hardwareChanged?: boolean;
 }
 
 function describeFailure(err: unknown): { code: string; message: string } {
@@ -127,6 +131,7 @@ export class StateService {
       counts,
       durationMs: this.now() - startedAt,
       ...(outcome.error ? { error: outcome.error } : {}),
+      ...(outcome.hardwareChanged ? { hardwareChanged: true } : {}),
       states: outcome.states,
     };
     await this.deps.store.finishRun(runId, {
@@ -149,7 +154,10 @@ export class StateService {
     try {
       facts = await collectFacts(transport, this.deps.settings.commandTimeoutMs);
       const inv = this.deps.inventory.inventory;
-      await this.deps.store.touchNode(node.name, { facts: clusterFactsToStore(facts) });
+      const stored = clusterFactsToStore(facts);
+      const previous = clusterFactsFromStore((await this.deps.store.getNode(node.name))?.facts);
+      const hardwareChanged = JSON.stringify(previous) !== JSON.stringify(clusterFactsFromStore(stored));
+      await this.deps.store.touchNode(node.name, { facts: stored });
       // Role secrets (munge key, k3s token) join the pillar only of nodes that have the role.
       const pillar = deepMerge(composePillar(node, inv.groups.get(node.group), loadPillarDocuments(this.deps.settings.pillarDir, node)), rolePillar(node, this.deps.identity.dataDir));
       const clusterFacts = new Map(
@@ -174,7 +182,7 @@ export class StateService {
         now: this.now,
       });
       const error = aborted ? { code: aborted.cause === 'transport' ? 'STATE_TRANSPORT' : 'STATE_FAILHARD', message: aborted.reason } : undefined;
-      return { states: results, facts, ...(error ? { error } : {}) };
+      return { states: results, facts, hardwareChanged, ...(error ? { error } : {}) };
     } catch (err) {
       return { states: [], ...(facts ? { facts } : {}), error: describeFailure(err) };
     }

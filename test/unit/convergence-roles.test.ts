@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseInventory } from '../../server/inventory/parse.js';
-import { roleChanges, roleSnapshot } from '../../server/services/convergence-roles.js';
+import { peersRenderingHardwareOf, roleChanges, roleSnapshot } from '../../server/services/convergence-roles.js';
 
 const inventory = (groups: string, nodes: string): string => `cluster: { name: c }\ngroups:\n${groups}\nnodes:\n${nodes}\n`;
 
@@ -46,5 +46,31 @@ describe('role changes between two inventory versions', () => {
     const before = snap(inventory(GROUPS, NODES));
     const after = snap(inventory(GROUPS, `${NODES.split('\n').slice(1).join('\n')}\n  - { name: n4, mac: "02:00:00:00:00:04", group: web }`));
     expect(roleChanges(before, after)).toEqual([]);
+  });
+});
+
+describe('nodes that render a node\'s hardware into their own configuration', () => {
+  const SLURM_GROUPS = `  head: { roles: [base, slurm-controller] }
+  compute: { roles: [base, slurm-compute] }
+  login: { roles: [base, slurm-login] }
+  web: { roles: [base, web] }`;
+  const SLURM_NODES = `  - { name: h1, mac: "02:00:00:00:01:01", group: head }
+  - { name: c1, mac: "02:00:00:00:01:02", group: compute }
+  - { name: c2, mac: "02:00:00:00:01:03", group: compute }
+  - { name: l1, mac: "02:00:00:00:01:04", group: login }
+  - { name: w1, mac: "02:00:00:00:01:05", group: web }`;
+  const inv = parseInventory(inventory(SLURM_GROUPS, SLURM_NODES), 'inventory.yaml');
+
+  it.each([
+    // A compute node's CPUs, memory and GPUs are in every Slurm node's slurm.conf.
+    ['c1', ['h1', 'c2', 'l1']],
+    ['c2', ['h1', 'c1', 'l1']],
+    // Controllers and login nodes have no NodeName line; other roles read no other node's facts.
+    ['h1', []],
+    ['l1', []],
+    ['w1', []],
+    ['gone', []],
+  ])('%s -> %j', (changed, expected) => {
+    expect(peersRenderingHardwareOf(inv, changed)).toEqual(expected);
   });
 });
