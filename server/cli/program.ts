@@ -11,6 +11,7 @@ import { registerReimage } from './commands/reimage.js';
 import { registerState } from './commands/state.js';
 import { registerReady } from './commands/ready.js';
 import { registerAudit } from './commands/audit.js';
+import { registerLab } from './commands/lab.js';
 import { registerStore } from './commands/store.js';
 
 /** Builds the command tree; `write` receives normal output (tests capture it). */
@@ -33,6 +34,7 @@ export function buildProgram(write: (s: string) => void): Command {
   registerState(program, ctx);
   registerReady(program, ctx);
   registerAudit(program, ctx);
+  registerLab(program, write);
   registerReimage(program, ctx);
   registerPower(program, ctx);
   registerStore(program, write);

@@ -46,6 +46,8 @@ export type ErrorCode =
   | 'SSH_HOST_KEY_MISMATCH'
   | 'SSH_HOST_KEY_UNKNOWN'
   | 'BMC_CREDENTIALS'
+  /** The virtual lab (`rackseed lab`) cannot start or stop: not root, a missing tool, a lab already running. */
+  | 'LAB_FAILED'
   | 'INTERNAL';
 
 export class RackseedError extends Error {

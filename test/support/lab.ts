@@ -1,18 +1,20 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createProvisioningNetwork, fullDhcpConfig as networkDhcpConfig } from '../../server/lab/network.js';
 import type { ObservedStore } from '../../server/store/types.js';
-import { Netns } from './netns.js';
+import type { Netns } from './netns.js';
 import { startVm, type StartVmOptions, type Vm } from './qemu.js';
 import { startRackseedProcess, type RackseedProcess, type RackseedProcessOptions } from './rackseed-process.js';
 import { waitFor } from './wait.js';
 
 /**
- * One test file's provisioning network: a server namespace whose bridge carries the server's address, a work
- * directory, the rackseed process, the machines started on the bridge, and one teardown for all of it.
+ * One test file's provisioning network (server/lab/network.ts, which the virtual lab uses too): a server namespace
+ * whose bridge carries the server's address, a work directory, the rackseed process, the machines started on the
+ * bridge, and one teardown for all of it.
  */
 export class ProvisioningLab {
-  readonly netns = new Netns();
+  readonly netns: Netns;
   readonly ns: string;
   readonly bridge: string;
   readonly work: string;
@@ -25,10 +27,11 @@ export class ProvisioningLab {
     readonly serverIp: string,
     prefixLength = 24,
   ) {
+    const net = createProvisioningNetwork(serverIp, prefixLength);
+    this.netns = net.netns;
+    this.ns = net.ns;
+    this.bridge = net.bridge;
     this.work = mkdtempSync(path.join(tmpdir(), 'rackseed-lab-'));
-    this.ns = this.netns.addNamespace('sv');
-    this.bridge = this.netns.addBridge(this.ns, 'br');
-    this.netns.addAddress(this.ns, this.bridge, `${serverIp}/${prefixLength}`);
   }
 
   get server(): RackseedProcess {
@@ -88,12 +91,5 @@ export class ProvisioningLab {
 
 /** rackseed config for full-mode DHCP on the lab's bridge, serving one subnet (with a pool, if given). */
 export function fullDhcpConfig(lab: ProvisioningLab, cidr: string, pool?: { start: string; end: string }): string {
-  return `dhcp:
-  mode: full
-  interface: ${lab.bridge}
-  server_ip: ${lab.serverIp}
-  subnets:
-    - cidr: ${cidr}
-${pool ? `      pool: { start: ${pool.start}, end: ${pool.end} }\n` : ''}      routers: [${lab.serverIp}]
-`;
+  return networkDhcpConfig(lab, cidr, pool);
 }
