@@ -1,12 +1,14 @@
 import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ImageRecipe } from '../../server/model/image.js';
 import { ensureCached } from './cache.js';
 import { cachedBootstrap } from './debian-image.js';
 import { Netns } from './netns.js';
+import { startRelay, type Relay } from '../../server/lab/relay.js';
+
+export { startRelay, type Relay };
 
 /**
  * Real SSH targets for state-engine tests: Debian 12 root file systems entered over a real sshd, each in its own
@@ -135,28 +137,8 @@ export function makeClientKey(dir: string): { privateKey: string; privateKeyFile
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Network: a hub namespace with a bridge, targets on it, and a relay from loopback in the host namespace.
-
-/** Inside the hub namespace: each Unix socket in argv relays to host:port over TCP. Half-closes pass through. */
-const FORWARDER = `
-const net = require('node:net');
-const fs = require('node:fs');
-const [sock, host, port] = process.argv.slice(1);
-try { fs.unlinkSync(sock); } catch {}
-net.createServer((c) => {
-  const u = net.connect(Number(port), host);
-  u.setNoDelay(true);
-  c.pipe(u); u.pipe(c);
-  const done = () => { c.destroy(); u.destroy(); };
-  c.on('error', done); u.on('error', done); c.on('close', done); u.on('close', done);
-}).listen(sock, () => console.log('ready'));
-`;
-
-export interface Relay {
-  /** The loopback port in the host namespace that reaches the target. */
-  port: number;
-  close(): Promise<void>;
-}
+// Network: a hub namespace with a bridge, targets on it, and a relay from loopback in the host namespace
+// (server/lab/relay.ts).
 
 function waitForLine(child: ChildProcess, stream: 'stdout' | 'stderr', pattern: RegExp, ms: number, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -179,42 +161,6 @@ function waitForLine(child: ChildProcess, stream: 'stdout' | 'stderr', pattern: 
   });
 }
 
-/** Relays 127.0.0.1:<port> in this process to `ip:port` inside namespace `ns`. */
-export async function startRelay(netns: Netns, ns: string, socketPath: string, ip: string, port: number): Promise<Relay> {
-  const forwarder = netns.spawn(ns, process.execPath, ['-e', FORWARDER, socketPath, ip, String(port)]);
-  await waitForLine(forwarder, 'stdout', /ready/, 10_000, `forwarder to ${ip}:${port}`);
-  const sockets = new Set<Socket>();
-  // No Nagle on the relay's TCP ends: it would add a delayed-ACK wait (40 ms) to every small SSH packet.
-  const server: Server = createServer({ noDelay: true }, (client) => {
-    const upstream = createConnection(socketPath);
-    client.pipe(upstream);
-    upstream.pipe(client);
-    const done = (): void => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-    };
-    sockets.add(client);
-    client.on('error', done);
-    upstream.on('error', done);
-    client.on('close', done);
-    upstream.on('close', done);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  if (!address || typeof address === 'string') throw new Error('relay has no port');
-  return {
-    port: address.port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await netns.stop(forwarder);
-    },
-  };
-}
 
 export interface TargetNetwork {
   netns: Netns;
