@@ -160,6 +160,8 @@ const torrentSchema = strict({
     upload_slots: z.number().int().min(1).max(200).default(16),
     /** First delay before a crashed seeder is restarted (doubles while it keeps crashing). */
     seeder_restart_seconds: z.number().int().min(1).default(5),
+    /** Total rate per image of web-seed range requests while the seeder seeds it (0: unlimited); full speed when it does not. */
+    webseed_rate_mbit_while_seeding: z.number().min(0).default(16),
   })
   .prefault({})
   .superRefine((t, ctx) => {
@@ -256,6 +258,7 @@ export interface TorrentConfig {
   peerTtlSeconds: number;
   uploadSlots: number;
   seederRestartSeconds: number;
+  webseedRateMbitWhileSeeding: number;
 }
 
 /** The validated configuration with paths resolved and derived values filled in. */
@@ -381,6 +384,7 @@ export function parseConfig(text: string, file: string, env: ConfigEnvironment =
       peerTtlSeconds: raw.torrent.peer_ttl_seconds,
       uploadSlots: raw.torrent.upload_slots,
       seederRestartSeconds: raw.torrent.seeder_restart_seconds,
+      webseedRateMbitWhileSeeding: raw.torrent.webseed_rate_mbit_while_seeding,
     },
     states: {
       dirs: raw.states.dirs.map((d) => path.resolve(base, d)),

@@ -65,3 +65,17 @@ export async function verifyCopies(files: string[], image: TestImage): Promise<v
 export function removeCopies(paths: string[]): void {
   for (const p of paths) rmSync(p, { recursive: true, force: true });
 }
+
+/** Bytes the namespace has sent on all its interfaces but loopback (/proc/net/dev): what the server's uplink carried. */
+export function txBytes(netns: Netns, ns: string): number {
+  const r = netns.run(ns, 'cat', ['/proc/net/dev']);
+  if (r.status !== 0) throw new Error(`/proc/net/dev in ${ns}: ${r.stderr}`);
+  let sum = 0;
+  for (const line of r.stdout.split('\n')) {
+    const m = /^\s*([^:\s]+):\s*(.*)$/.exec(line);
+    if (!m || m[1] === 'lo') continue;
+    // Receive has 8 columns, then transmit bytes.
+    sum += Number(m[2]!.trim().split(/\s+/)[8] ?? 0);
+  }
+  return sum;
+}

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import WebTorrent, { type Torrent } from 'webtorrent';
+import { superSeed } from './seeder-child-superseed.js';
 import type { FromSeeder, SeedImage, SeederChildConfig, SeedTorrentStats, ToSeeder } from './seeder-protocol.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as SeederChildConfig;
@@ -51,6 +52,7 @@ function add(image: SeedImage): void {
   // path = the image directory: webtorrent hashes the existing file and seeds it where it is.
   const torrent = client.add(bytes, { path: image.dir, announce: [config.announce], private: true, uploads: config.uploadSlots });
   const entry: Seeded = { image, torrent, state: 'verifying' };
+  if (config.superSeed) superSeed(torrent);
   seeded.set(image.infoHash, entry);
   torrent.on('error', (err: Error) => {
     entry.state = 'failed';

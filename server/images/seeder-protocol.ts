@@ -7,6 +7,8 @@ export interface SeederChildConfig {
   announce: string;
   /** Peers unchoked at once per torrent. */
   uploadSlots: number;
+  /** Approximate super-seeding (seeder-superseed.ts): each piece to one peer first, peers spread it. */
+  superSeed: boolean;
   /** How often the child reports its counters. */
   statsMs: number;
 }

@@ -23,10 +23,14 @@ export interface Seeder {
   /** Seeds exactly these images from now on (the catalog's onChange). */
   setImages(images: ImageRecord[]): void;
   status(): SeederStatus;
+  /** True while the seeder process is up, reporting, and seeding this torrent (its pieces all verified). */
+  isSeeding(infoHash: string): boolean;
   close(): Promise<void>;
 }
 
 const STATS_MS = 1000;
+/** A seeder whose last stats are older than this is hung as far as anyone relying on it is concerned. */
+const STALE_STATS_MS = 5 * STATS_MS;
 const MAX_RESTART_MS = 5 * 60_000;
 /** A seeder that ran this long before dying is counted as a fresh failure, not part of a crash loop. */
 const STABLE_MS = 60_000;
@@ -58,6 +62,7 @@ export function startSeeder(opts: SeederOptions): Seeder {
   let child: ChildProcess | undefined;
   let port: number | undefined;
   let torrents: SeedTorrentStats[] = [];
+  let statsAt = 0;
   let restarts = 0;
   let crashesInRow = 0;
   let restartTimer: NodeJS.Timeout | undefined;
@@ -71,13 +76,16 @@ export function startSeeder(opts: SeederOptions): Seeder {
     restartTimer = undefined;
     if (closed) return;
     const { file, execArgv } = childEntry();
-    const config: SeederChildConfig = { port: opts.port, announce: opts.announce, uploadSlots: opts.uploadSlots, statsMs: STATS_MS };
+    const config: SeederChildConfig = { port: opts.port, announce: opts.announce, uploadSlots: opts.uploadSlots, superSeed: opts.superSeed, statsMs: STATS_MS };
     const startedAt = Date.now();
     const c = fork(file, [JSON.stringify(config)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
     child = c;
     opts.log.info({ pid: c.pid, port: opts.port }, 'seeder started');
     c.on('message', (m: FromSeeder) => {
-      if (m.type === 'stats') torrents = m.torrents;
+      if (m.type === 'stats') {
+        torrents = m.torrents;
+        statsAt = Date.now();
+      }
       else if (m.type === 'listening') port = m.port;
       else if (m.type === 'log') opts.log[m.level]({ ...m.fields, pid: c.pid }, m.msg);
     });
@@ -107,6 +115,10 @@ export function startSeeder(opts: SeederOptions): Seeder {
     },
     status() {
       return { running: child !== undefined, ...(child?.pid !== undefined ? { pid: child.pid } : {}), ...(port !== undefined ? { port } : {}), restarts, torrents };
+    },
+    isSeeding(infoHash) {
+      if (!child || Date.now() - statsAt > STALE_STATS_MS) return false;
+      return torrents.some((t) => t.infoHash === infoHash && t.state === 'seeding');
     },
     async close() {
       closed = true;

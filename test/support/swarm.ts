@@ -45,7 +45,7 @@ export interface Aria2cOptions {
  *   file is verified, then seeded.
  * - file-allocation=none: no preallocation pass (works on tmpfs and any disk); pieces land at their offsets.
  * - the torrent's web seed (rackseed's /files route) is used by aria2c automatically, so the swarm survives a dead
- *   seeder.
+ *   seeder (rackseed throttles it while its seeder is healthy, server/net/http/webseed-throttle.ts).
  * - bt-max-peers 0 (no limit): rack-sized swarms are small; every node may talk to every other.
  */
 export function aria2cArgs(o: Aria2cOptions): string[] {

@@ -1,4 +1,4 @@
-import express, { type Express, type Router } from 'express';
+import express, { type Express, type RequestHandler, type Router } from 'express';
 import type { Logger } from '../../log.js';
 import { apiRoutes, type ApiDeps } from './api-routes.js';
 import { requireAdminToken } from './auth.js';
@@ -36,6 +36,8 @@ export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, Swar
   audit?: AuditService;
   /** Rewrites image torrents as served (every live server's trackers and web seeds); absent: served as stored. */
   torrentSources?: TorrentRouteDeps['torrentSources'];
+  /** Paces web-seed range requests for image tarballs while the seeder covers them (server/net/http/webseed-throttle.ts). */
+  webseedThrottle?: RequestHandler;
 }
 
 export function createHttpApp(deps: HttpAppDeps): Express {
@@ -48,6 +50,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use(bootRoutes(deps));
   app.use('/ipxe', express.static(deps.loaderDir, { dotfiles: 'deny', index: false, fallthrough: false, redirect: false }));
   if (deps.torrentSources) app.use(torrentRoute({ images: deps.images, torrentSources: deps.torrentSources }));
+  if (deps.webseedThrottle) app.use('/files', deps.webseedThrottle);
   app.use('/files', express.static(deps.filesDir, { dotfiles: 'deny', index: false, fallthrough: false, redirect: false }));
   app.use('/node/v1', nodeRoutes(deps));
   // Unauthenticated like /files: BitTorrent clients cannot send a token; the tracker only knows catalogued images.
