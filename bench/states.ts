@@ -1,7 +1,9 @@
 /**
- * State apply, no-op: the same role of about twenty states (bench/states/sls/benchrole.sls and its task-for-task
- * twin bench/states/ansible/playbook.yml) applied to N real sshd targets (STATES_TARGETS, default 8: Debian 12
- * root file systems in network namespaces, test/support/ssh-target.ts) when everything is already converged.
+ * State apply, no-op: the same role of twenty states (bench/states/sls/benchrole.sls and its task-for-task
+ * twin bench/states/ansible/playbook.yml) applied to N real targets (STATES_TARGETS, default 8: Debian 12
+ * root file systems in network namespaces, each booted with systemd-nspawn and entered over its sshd,
+ * test/support/systemd-target.ts; STATES_TARGET_KIND=chroot uses plain chrooted sshd targets without systemd and
+ * drops the one service state) when everything is already converged.
  * rackseed runs its real state engine (facts, compile, SSH with pinned host keys, one connection per node, results
  * stored) with concurrency N; Ansible runs with forks N, pipelining on, host keys checked. Each side converges
  * first, then the no-op run is timed STATES_ROUNDS times (default 3) and the median is reported.
@@ -19,7 +21,19 @@ import { NodeIdentity } from '../server/services/node-identity.js';
 import { StateService, type NodeRunReport } from '../server/services/state-service.js';
 import { openStore } from '../server/store/index.js';
 import { openSshTransport } from '../server/state/transport/ssh.js';
-import { startSshTargets, type SshTarget } from '../test/support/ssh-target.js';
+import { startSshTargets } from '../test/support/ssh-target.js';
+import { startSystemdTargets } from '../test/support/systemd-target.js';
+
+/** What the bench needs of a target, whichever kind. */
+interface SshTarget {
+  name: string;
+  ip: string;
+  host: string;
+  port: number;
+  hostKeyLine: string;
+  privateKey: string;
+  privateKeyFile: string;
+}
 
 const envInt = (name: string, def: number, min: number, max: number): number => {
   const v = Number(process.env[name] ?? def);
@@ -28,6 +42,9 @@ const envInt = (name: string, def: number, min: number, max: number): number => 
 };
 const TARGETS = envInt('STATES_TARGETS', 8, 1, 64);
 const ROUNDS = envInt('STATES_ROUNDS', 3, 1, 20);
+const KIND = process.env.STATES_TARGET_KIND ?? 'systemd';
+if (KIND !== 'systemd' && KIND !== 'chroot') throw new Error('STATES_TARGET_KIND must be systemd or chroot');
+const WITH_SERVICE = KIND === 'systemd';
 const SLS_DIR = path.resolve(import.meta.dirname, 'states/sls');
 const PLAYBOOK = path.resolve(import.meta.dirname, 'states/ansible/playbook.yml');
 
@@ -36,7 +53,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 function inventoryYaml(targets: SshTarget[]): string {
   const nodes = targets.map((t, i) => `  - name: ${t.name}\n    mac: 02:00:00:00:10:${(i + 1).toString(16).padStart(2, '0')}\n    ip: ${t.ip}\n    group: bench\n`);
-  return `cluster:\n  name: bench\ngroups:\n  bench:\n    roles: [bench]\nnodes:\n${nodes.join('')}`;
+  return `cluster:\n  name: bench\ngroups:\n  bench:\n    roles: [bench]\n    data: { bench_service: ${WITH_SERVICE} }\nnodes:\n${nodes.join('')}`;
 }
 
 async function rackseedRun(states: StateService, nodes: ResolvedNode[]): Promise<{ seconds: number; reports: NodeRunReport[] }> {
@@ -55,7 +72,7 @@ async function ansibleRun(work: string, targets: SshTarget[]): Promise<{ seconds
   writeFileSync(knownHosts, targets.map((t) => `[${t.host}]:${t.port} ${t.hostKeyLine}`).join('\n') + '\n');
   const start = performance.now();
   // Asynchronous on purpose: the targets' loopback relays live in this process and must keep forwarding.
-  const child = spawn('ansible-playbook', ['-i', inventory, '-f', String(TARGETS), PLAYBOOK], {
+  const child = spawn('ansible-playbook', ['-i', inventory, '-f', String(TARGETS), '-e', `bench_service=${WITH_SERVICE}`, PLAYBOOK], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...process.env,
@@ -87,7 +104,7 @@ async function ansibleRun(work: string, targets: SshTarget[]): Promise<{ seconds
 async function main(): Promise<void> {
   const work = mkdtempSync(path.join(tmpdir(), 'rackseed-bench-states-'));
   const log = createLogger('warn');
-  const fleet = await startSshTargets(TARGETS);
+  const fleet = KIND === 'systemd' ? await startSystemdTargets(TARGETS) : await startSshTargets(TARGETS);
   const store = await openStore({ kind: 'sqlite', path: path.join(work, 'rackseed.db') });
   try {
     await store.migrate();
@@ -108,7 +125,7 @@ async function main(): Promise<void> {
     });
     const nodes = [...inventory.inventory.nodes.values()];
 
-    say(`targets: ${TARGETS} sshd namespaces; converging with rackseed and with ansible first`);
+    say(`targets: ${TARGETS} ${KIND === 'systemd' ? 'systemd-nspawn containers' : 'chrooted sshd namespaces'}; converging with rackseed and with ansible first`);
     const converge = await rackseedRun(states, nodes);
     const stateCount = converge.reports[0]?.counts.total ?? 0;
     const broken = converge.reports.filter((r) => r.result === 'failed');

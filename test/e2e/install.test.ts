@@ -113,6 +113,8 @@ describe('install end to end', () => {
       '-i', path.join(lab.dataDir, 'ssh', 'id_ed25519'), `root@${other.ip}`, 'true',
     ], 20_000);
     expect(wrong.status).not.toBe(0);
-    for (const node of NODES) expect((await store.getNode(node.name))?.state).toBe('installed');
+    // Once the OS answers, the server's convergence may already be applying the node's roles (the first-boot
+    // callback or the SSH probe): past `installed` is fine here, going back to provisioning is not.
+    for (const node of NODES) expect(['installed', 'configuring', 'ready']).toContain((await store.getNode(node.name))?.state);
   }, 3_000_000);
 });

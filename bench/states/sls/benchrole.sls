@@ -1,4 +1,4 @@
-# About twenty states of a typical HPC base role, the same as ../ansible/playbook.yml task for task.
+# Twenty states of a typical HPC base role (the service only on targets with systemd), the same as ../ansible/playbook.yml task for task.
 # The benchmark applies it once to converge, then times a no-op apply (everything already in place).
 bench-packages:
   pkg.installed:
@@ -86,6 +86,13 @@ bashrc-block:
 
 /etc/rackseed-bench/old.d:
   file.absent: []
+
+{% if group.data.bench_service %}
+ssh-service:
+  service.running:
+    - name: ssh
+    - enable: true
+{% endif %}
 
 initialize:
   cmd.run:
