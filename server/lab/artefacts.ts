@@ -11,7 +11,7 @@ import { bootstrapInputs, loadRecipe } from '../images/recipe.js';
 import { removeTree } from '../images/remove-tree.js';
 import { IMAGE_FILES, type ImageManifest, type ImageRecipe } from '../model/image.js';
 import { PACKAGE_ROOT } from '../paths.js';
-import { ensureCached, labCacheRoot } from './cache.js';
+import { ensureCached, labCacheRoot } from '../util/build-cache.js';
 
 /**
  * What the lab's machines install and boot: the lab image (images/lab-slurm.yaml, with every package its roles

@@ -4,17 +4,22 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 
 /**
- * The lab's build cache (debootstrap trees, the lab image, the installer): expensive to make, identical for every lab
- * on the host, so made once and kept under `${XDG_CACHE_HOME:-~/.cache}/rackseed/lab`. A directory's name carries a
- * hash of what made it, so a changed recipe gets a new directory rather than a stale hit; builds happen in a temporary
- * sibling renamed into place in one step, so an interrupted build never leaves a half artefact under the final name.
+ * A content-addressed build cache for expensive artefacts (debootstrap trees, images, the installer, test
+ * initramfs images): made once per host and kept outside any repository. A directory's name carries a hash of what
+ * made it, so a changed recipe gets a new directory rather than a stale hit; builds happen in a temporary sibling
+ * renamed into place in one step, so an interrupted build never leaves a half artefact under the final name.
+ * The lab (`${XDG_CACHE_HOME:-~/.cache}/rackseed/lab`) and the test suite (`.../rackseed-test`) each have a root.
  */
 
-export function labCacheRoot(): string {
+/** `${XDG_CACHE_HOME:-$HOME/.cache}`. */
+export function xdgCacheHome(): string {
   const xdg = process.env['XDG_CACHE_HOME'];
   // The XDG spec says a relative value is invalid and must be ignored.
-  const base = xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.cache');
-  return join(base, 'rackseed', 'lab');
+  return xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.cache');
+}
+
+export function labCacheRoot(): string {
+  return join(xdgCacheHome(), 'rackseed', 'lab');
 }
 
 /** JSON with object keys sorted, so the hash does not depend on the order a recipe was written in. */
@@ -39,7 +44,13 @@ function pidAlive(pid: number): boolean {
 
 /** Removes temporary build directories whose builder is gone (a killed run), never a live builder's. */
 function sweepAbandoned(root: string): void {
-  for (const entry of readdirSync(root)) {
+  let entries: string[];
+  try {
+    entries = readdirSync(root);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
     const m = /^\..*\.tmp-(\d+)-[0-9a-f]+$/.exec(entry);
     if (m && !pidAlive(Number(m[1]))) rmSync(join(root, entry), { recursive: true, force: true });
   }
@@ -47,9 +58,18 @@ function sweepAbandoned(root: string): void {
 
 const inFlight = new Map<string, Promise<string>>();
 
-/** The cache directory for `key`, filled by `build(tmpDir)` first when missing; concurrent callers share one build. */
+/** Where the artefact for `key` lives under `root` (`<root>/<name>-<hash>`); it may not exist yet. */
+export function cachedPath(root: string, name: string, key: unknown): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Error(`cache name ${JSON.stringify(name)} is not a plain file name`);
+  return join(root, `${name}-${cacheKeyHash(key)}`);
+}
+
+/**
+ * The cache directory for `key`, filled by `build(tmpDir)` first when missing; concurrent callers in this process
+ * share one build, and if another process finished the same build first its (equal) result is kept.
+ */
 export function ensureCached(name: string, key: unknown, build: (tmpDir: string) => Promise<void>, root = labCacheRoot()): Promise<string> {
-  const dir = join(root, `${name}-${cacheKeyHash(key)}`);
+  const dir = cachedPath(root, name, key);
   const pending = inFlight.get(dir);
   if (pending) return pending;
   const job = (async (): Promise<string> => {
