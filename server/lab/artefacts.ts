@@ -1,15 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, linkSync, mkdirSync, renameSync } from 'node:fs';
+import { copyFileSync, mkdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { buildImage } from '../images/build.js';
 import { runDebootstrap } from '../images/build-debootstrap.js';
-import { retargetImage } from '../images/build-publish.js';
+import { publishCachedImage } from '../images/publish-cached.js';
 import { imagesDir } from '../images/catalog.js';
 import { buildInstaller, type InstallerBuild } from '../images/installer-build.js';
 import type { ProgressFn } from '../images/progress.js';
 import { bootstrapInputs, loadRecipe } from '../images/recipe.js';
 import { removeTree } from '../images/remove-tree.js';
-import { IMAGE_FILES, type ImageManifest, type ImageRecipe } from '../model/image.js';
+import type { ImageManifest, ImageRecipe } from '../model/image.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { ensureCached, labCacheRoot } from '../util/build-cache.js';
 
@@ -65,28 +65,9 @@ export function ensureLabInstaller(say: Say = () => {}): Promise<InstallerBuild>
   return buildInstaller({ outDir: path.join(labCacheRoot(), 'installer'), progress: say });
 }
 
-/** Hard link when on the same file system (no copy of hundreds of MiB), else copy. */
-function linkOrCopy(from: string, to: string): void {
-  try {
-    linkSync(from, to);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-    copyFileSync(from, to);
-  }
-}
-
 /** Puts the cached image into a server's data directory, torrent and manifest rewritten for `publicUrl`. */
-export async function importLabImage(imageDir: string, dataDir: string, publicUrl: string): Promise<ImageManifest> {
-  const dir = path.join(imagesDir(dataDir), LAB_IMAGE_NAME);
-  if (existsSync(dir)) throw new Error(`${dir} already exists`);
-  // Staged under a name the catalog ignores (a leading dot), so a scan never sees the placeholder manifest.
-  const stage = path.join(imagesDir(dataDir), `.${LAB_IMAGE_NAME}.importing`);
-  mkdirSync(stage, { recursive: true });
-  for (const f of [IMAGE_FILES.rootfs, IMAGE_FILES.kernel, IMAGE_FILES.initrd]) linkOrCopy(path.join(imageDir, f), path.join(stage, f));
-  copyFileSync(path.join(imageDir, IMAGE_FILES.manifest), path.join(stage, IMAGE_FILES.manifest));
-  const manifest = await retargetImage(stage, LAB_IMAGE_NAME, publicUrl);
-  renameSync(stage, dir);
-  return manifest;
+export function importLabImage(imageDir: string, dataDir: string, publicUrl: string): Promise<ImageManifest> {
+  return publishCachedImage(imageDir, dataDir, LAB_IMAGE_NAME, publicUrl);
 }
 
 /** Copies the installer where the default provisioning.kernel/initrd point (<data_dir>/files/installer/). */

@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import { IMAGE_FILES, type ImageManifest, type ImageRecipe } from '../../server/model/image.js';
+import type { ImageManifest, ImageRecipe } from '../../server/model/image.js';
 import { buildImage } from '../../server/images/build.js';
 import { runDebootstrap } from '../../server/images/build-debootstrap.js';
-import { retargetImage } from '../../server/images/build-publish.js';
+import { publishCachedImage } from '../../server/images/publish-cached.js';
 import { imagesDir } from '../../server/images/catalog.js';
 import type { ProgressFn } from '../../server/images/progress.js';
 import { bootstrapInputs, loadRecipe } from '../../server/images/recipe.js';
@@ -86,31 +86,11 @@ export async function ensureBootableTestImage(): Promise<BootableTestImage> {
   return { dir: path.join(dir, 'image'), sshKey: path.join(dir, 'id_ed25519') };
 }
 
-/** Hard link when on the same file system (no copy of hundreds of MiB), else copy. */
-function linkOrCopy(from: string, to: string): void {
-  try {
-    linkSync(from, to);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-    copyFileSync(from, to);
-  }
-}
-
 /**
  * Puts the cached bootable image into a server's data directory as image `name`, with torrent and manifest rewritten
- * for `publicUrl` (the server's http.public_url). The big artefacts are linked, never written through: the cache
- * stays intact.
+ * for `publicUrl` (the server's http.public_url); the cache stays intact.
  */
 export async function installImageInto(dataDir: string, publicUrl: string, name: string): Promise<ImageManifest> {
   const { dir: cached } = await ensureBootableTestImage();
-  const dir = path.join(imagesDir(dataDir), name);
-  if (existsSync(dir)) throw new Error(`${dir} already exists`);
-  // Staged under a name the catalog ignores (a leading dot), so a rescan never sees the cached manifest's old name.
-  const stage = path.join(imagesDir(dataDir), `.${name}.installing`);
-  mkdirSync(stage, { recursive: true });
-  for (const f of [IMAGE_FILES.rootfs, IMAGE_FILES.kernel, IMAGE_FILES.initrd]) linkOrCopy(path.join(cached, f), path.join(stage, f));
-  copyFileSync(path.join(cached, IMAGE_FILES.manifest), path.join(stage, IMAGE_FILES.manifest));
-  const manifest = await retargetImage(stage, name, publicUrl);
-  renameSync(stage, dir);
-  return manifest;
+  return publishCachedImage(cached, dataDir, name, publicUrl);
 }
