@@ -1,16 +1,17 @@
+import type { SwarmView } from './swarm-view.js';
 import type { RequestHandler, Router } from 'express';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { ImageCatalog } from './catalog.js';
-import { startSeeder, type Seeder, type SeederStatus } from './seeder.js';
-import { createTracker, type TrackerSwarm } from './tracker.js';
+import { startSeeder, type Seeder } from './seeder.js';
+import { createTracker } from './tracker.js';
 import { webSeedThrottle, type WebSeedThrottleStats } from '../net/http/webseed-throttle.js';
 
 export interface ImageSwarm {
   /** What the HTTP app mounts: the tracker's routes and the swarm view for GET /api/v1/swarm. */
   httpDeps: {
     trackerRoutes?: Router;
-    swarm?: { tracker: () => TrackerSwarm[]; seeder: () => SeederStatus | undefined };
+    swarm?: SwarmView;
     /** Mounted on /files before the static route: slows the web seed while the seeder covers the image. */
     webseedThrottle?: RequestHandler;
   };
@@ -44,7 +45,7 @@ export function imageSwarm(config: Config, images: ImageCatalog, log: Logger): I
       log.info({ image, mode, rateMbit: t.webseedRateMbitWhileSeeding }, mode === 'full' ? 'web seed at full speed (the seeder does not cover this image)' : 'web seed throttled while the seeder covers this image'),
   });
   return {
-    httpDeps: { trackerRoutes: tracker.routes, swarm: { tracker: () => tracker.swarms(), seeder: () => seeder?.status() }, webseedThrottle: throttle.middleware },
+    httpDeps: { trackerRoutes: tracker.routes, swarm: { tracker: () => tracker.swarms(), seeder: () => seeder?.status(), webseed: () => throttle.stats() }, webseedThrottle: throttle.middleware },
     webseedStats: () => throttle.stats(),
     start() {
       const s = startSeeder({

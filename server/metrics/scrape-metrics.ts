@@ -1,7 +1,6 @@
+import type { SwarmView } from '../images/swarm-view.js';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { DhcpStats } from '../dhcp/stats.js';
-import type { SeederStatus } from '../images/seeder.js';
-import type { TrackerSwarm } from '../images/tracker.js';
 import { LIFECYCLE_STATES } from '../model/lifecycle.js';
 import type { ImageRecord } from '../model/image.js';
 import type { TftpStats } from '../net/tftp.js';
@@ -14,7 +13,7 @@ export interface ScrapeSources {
   /** To name swarms by image rather than by info hash. */
   images?: { list(): ImageRecord[] };
   /** Absent when torrent.enabled is false. */
-  swarm?: { tracker: () => TrackerSwarm[]; seeder: () => SeederStatus | undefined };
+  swarm?: SwarmView;
 }
 
 const DHCP_PACKET_KINDS = ['received', 'offers', 'acks', 'naks', 'proxyOffers', 'proxyAcks', 'informs', 'releases', 'declines', 'sendErrors'] as const;
@@ -120,6 +119,14 @@ function registerSwarmMetrics(registry: Registry, src: ScrapeSources): void {
       this.reset();
       for (const s of src.swarm?.tracker() ?? []) this.set({ image: imageName(s.infoHash) }, s.peers.reduce((sum, p) => sum + p.uploaded, 0));
     },
+  });
+  snapshotCounter(registry, 'rackseed_webseed_requests_total', 'Web-seed range requests for image tarballs, by mode (throttled while the seeder seeds, full otherwise)', ['mode'], () => {
+    const w = src.swarm?.webseed?.();
+    return w ? [[{ mode: 'throttled' }, w.throttledRequests], [{ mode: 'full' }, w.fullSpeedRequests]] : [];
+  });
+  snapshotCounter(registry, 'rackseed_webseed_delayed_bytes_total', 'Bytes of web-seed responses that waited for the pacing bucket', [], () => {
+    const w = src.swarm?.webseed?.();
+    return w ? [[{}, w.delayedBytes]] : [];
   });
   snapshotCounter(registry, 'rackseed_swarm_seeder_uploaded_bytes_total', "Bytes the server's own seeder uploaded, per image", ['image'], () =>
     (src.swarm?.seeder()?.torrents ?? []).map((t) => [{ image: t.name }, t.uploaded]),

@@ -41,7 +41,7 @@ beforeAll(async () => {
       store: srv.store,
       netbootStats: () => ({ dhcp, tftp }),
       images: { list: () => [{ manifest: { name: 'debian12', torrent: { infoHash: INFO_HASH } } } as never] },
-      swarm: { tracker: () => tracker, seeder: () => seeder },
+      swarm: { tracker: () => tracker, seeder: () => seeder, webseed: () => ({ throttledRequests: 7, fullSpeedRequests: 2, delayedBytes: 4096 }) },
     }),
   );
   app.use(notFoundHandler());
@@ -134,6 +134,8 @@ describe('GET /metrics', () => {
       rackseed_swarm_seeder_uploaded_bytes_total: 'counter',
       rackseed_swarm_seeder_peers: 'gauge',
       rackseed_swarm_seeder_up: 'gauge',
+      rackseed_webseed_requests_total: 'counter',
+      rackseed_webseed_delayed_bytes_total: 'counter',
       rackseed_nodes: 'gauge',
       rackseed_nodes_reimage_pending: 'gauge',
     });
@@ -157,6 +159,9 @@ describe('GET /metrics', () => {
       'rackseed_swarm_seeder_uploaded_bytes_total{image="debian12"}': 123456,
       'rackseed_swarm_seeder_peers{image="debian12"}': 1,
       rackseed_swarm_seeder_up: 1,
+      'rackseed_webseed_requests_total{mode="throttled"}': 7,
+      'rackseed_webseed_requests_total{mode="full"}': 2,
+      rackseed_webseed_delayed_bytes_total: 4096,
       'rackseed_nodes{state="assigned"}': 3,
       'rackseed_nodes{state="ready"}': 0,
       rackseed_nodes_reimage_pending: 1,

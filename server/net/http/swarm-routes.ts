@@ -1,12 +1,11 @@
+import type { SwarmView } from '../../images/swarm-view.js';
 import { Router } from 'express';
 import type { ImageCatalog } from '../../images/catalog.js';
-import type { SeederStatus } from '../../images/seeder.js';
-import type { TrackerSwarm } from '../../images/tracker.js';
 
 export interface SwarmDeps {
   images: ImageCatalog;
   /** Absent when torrent.enabled is false. */
-  swarm?: { tracker: () => TrackerSwarm[]; seeder: () => SeederStatus | undefined };
+  swarm?: SwarmView;
 }
 
 /**
