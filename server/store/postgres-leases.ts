@@ -3,26 +3,8 @@ import type pg from 'pg';
 import { claimable } from './sqlite-leases.js';
 import { LEASES_LOCK, LOCK_NAMESPACE } from './postgres-migrate.js';
 import { inTransaction } from './postgres-open.js';
-import type { ClaimResult, Lease, LeaseState } from './types.js';
-
-interface LeaseRow {
-  ip: string;
-  mac: string;
-  state: string;
-  expires_at: number;
-  hostname: string | null;
-  client_id: string | null;
-  server: string | null;
-  updated_at: number;
-}
-
-function toLease(r: LeaseRow): Lease {
-  const l: Lease = { ip: r.ip, mac: r.mac, state: r.state as LeaseState, expiresAt: r.expires_at, updatedAt: r.updated_at };
-  if (r.hostname !== null) l.hostname = r.hostname;
-  if (r.client_id !== null) l.clientId = r.client_id;
-  if (r.server !== null) l.server = r.server;
-  return l;
-}
+import type { ClaimResult, Lease } from './types.js';
+import { toLease, type LeaseRow } from './lease-row.js';
 
 /**
  * Locks the address's row, creating it first if there is none, and returns what it held before. The row always exists

@@ -1,29 +1,7 @@
 import type Database from 'better-sqlite3';
 
-import { opt } from './sqlite-json.js';
-import type { ClaimResult, Lease, LeaseState } from './types.js';
-
-interface LeaseRow {
-  ip: string;
-  mac: string;
-  state: string;
-  expires_at: number;
-  hostname: string | null;
-  client_id: string | null;
-  server: string | null;
-  updated_at: number;
-}
-
-function toLease(r: LeaseRow): Lease {
-  const l: Lease = { ip: r.ip, mac: r.mac, state: r.state as LeaseState, expiresAt: r.expires_at, updatedAt: r.updated_at };
-  const hostname = opt(r.hostname);
-  const clientId = opt(r.client_id);
-  const server = opt(r.server);
-  if (hostname !== undefined) l.hostname = hostname;
-  if (clientId !== undefined) l.clientId = clientId;
-  if (server !== undefined) l.server = server;
-  return l;
-}
+import type { ClaimResult, Lease } from './types.js';
+import { toLease, type LeaseRow } from './lease-row.js';
 
 /**
  * Whether `mac` may take an address whose current lease is `held`. A declined address is quarantined for every

@@ -1,4 +1,4 @@
-import type { DeclaredRequisite, OrderValue, RetrySpec } from '../types.js';
+import type { OrderValue, RetrySpec, StateDecl } from '../types.js';
 import { UNSUPPORTED_KEYWORDS, declared, parseRequisiteRefs, requisiteKeyword } from './requisites.js';
 
 /** One `- key: value` argument of a state, with the rendered line it sits on. */
@@ -14,17 +14,10 @@ export interface NameItem {
   entries: ArgEntry[];
 }
 
-export interface ClassifiedArgs {
+/** A state's arguments split into module arguments and the global keywords StateDecl carries. */
+export interface ClassifiedArgs extends Pick<StateDecl, 'args' | 'requisites' | 'order' | 'unless' | 'onlyif' | 'creates' | 'failhard' | 'retry'> {
   name?: string;
   names?: NameItem[];
-  args: Record<string, unknown>;
-  requisites: DeclaredRequisite[];
-  order?: OrderValue;
-  unless: string[];
-  onlyif: string[];
-  creates: string[];
-  failhard: boolean;
-  retry?: RetrySpec;
   /** Keys seen, with their lines, so callers can refuse keywords that make no sense where they are (extend). */
   keywordLines: Map<string, number>;
 }
