@@ -14,6 +14,7 @@ import { Netns } from '../test/support/netns.js';
 import { startRackseedProcess, type RackseedProcess } from '../test/support/rackseed-process.js';
 import { aria2cCommandLine, buildSwarmLan, writeTestImage } from '../test/support/swarm.js';
 import { ringSeconds } from './lib/fanout-capacity.js';
+import { nodeCopy, startFanoutTrace } from './lib/fanout-trace.js';
 import { fanoutBittorrent, fanoutHttp, removeCopies, txBytes, verifyCopies } from './lib/fanout-run.js';
 
 const envInt = (name: string, def: number, min: number, max: number): number => {
@@ -29,9 +30,15 @@ const URL = 'http://10.0.0.1:8080';
 const SERVER_CONFIG = process.env.FANOUT_SERVER_CONFIG ?? '';
 /** FANOUT_HTTP=0 skips the (slow) HTTP run while tuning BitTorrent; the JSON then has null for it. */
 const RUN_HTTP = process.env.FANOUT_HTTP !== '0';
-/** Tuning knobs: FANOUT_PIECE_KIB (default: makeTorrent's choice), FANOUT_WEBSEED=0 (a torrent without web seed). */
+/**
+ * Tuning knobs: FANOUT_PIECE_KIB (default: defaultPieceLength's choice), FANOUT_ARIA2C_ARGS (extra node flags),
+ * FANOUT_BURST (tbf burst bytes) and FANOUT_QUEUE_MS (tbf queue), FANOUT_RING=0 (skip the host-capacity ring),
+ * FANOUT_TRACE=1 (a timeline, bench/lib/fanout-trace.ts). The served torrent always carries the web seed (it is
+ * rewritten per request), so there is no knob to drop it.
+ */
 const PIECE_KIB = process.env.FANOUT_PIECE_KIB ? envInt('FANOUT_PIECE_KIB', 256, 16, 16384) : undefined;
-const WEB_SEED = process.env.FANOUT_WEBSEED !== '0';
+const BURST = process.env.FANOUT_BURST ? envInt('FANOUT_BURST', 131072, 1600, 64 * 1024 * 1024) : undefined;
+const QUEUE_MS = process.env.FANOUT_QUEUE_MS ? envInt('FANOUT_QUEUE_MS', 50, 1, 10_000) : undefined;
 const NODE_ARGS = (process.env.FANOUT_ARIA2C_ARGS ?? '').split(' ').filter(Boolean);
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -44,10 +51,10 @@ async function main(): Promise<void> {
   const netns = new Netns();
   let rs: RackseedProcess | undefined;
   try {
-    const lan = buildSwarmLan(netns, { nodes: NODES, mbit: MBIT });
+    const lan = buildSwarmLan(netns, { nodes: NODES, mbit: MBIT, ...(BURST ? { burstBytes: BURST } : {}), ...(QUEUE_MS ? { queueMs: QUEUE_MS } : {}) });
     rs = await startRackseedProcess({ netns, ns: lan.server.ns, httpAddress: lan.server.ip, config: `tftp:\n  enabled: false\n${SERVER_CONFIG}`, inventory: 'cluster:\n  name: bench\n', logLevel: 'info' });
     const server = rs;
-    const image = await writeTestImage(path.join(server.dir, 'data'), { name: 'fanout', size: BYTES, publicUrl: URL, webSeed: WEB_SEED, ...(PIECE_KIB ? { pieceLength: PIECE_KIB * 1024 } : {}) });
+    const image = await writeTestImage(path.join(server.dir, 'data'), { name: 'fanout', size: BYTES, publicUrl: URL, ...(PIECE_KIB ? { pieceLength: PIECE_KIB * 1024 } : {}) });
     const token = readFileSync(path.join(server.dir, 'data', 'admin-token'), 'utf8').trim();
     netns.run(lan.server.ns, 'curl', ['-sf', '-X', 'POST', '-H', `Authorization: Bearer ${token}`, `${URL}/api/v1/images/rescan`]);
     const seeding = Date.now() + 120_000;
@@ -61,12 +68,23 @@ async function main(): Promise<void> {
     say(`fanout: ${NODES} nodes, ${(BYTES / 2 ** 20).toFixed(0)} MiB image, every link ${MBIT} Mbit/s (tbf both ways); one copy over one link: ${fmt(tLink)} s`);
     say(`node command: ${aria2cCommandLine({ torrentUrl: image.torrentUrl, dir: '<dir>', hook: '<hook>' })}`);
 
-    const ring = lan.nodes.length > 1 ? await ringSeconds(netns, lan, path.join(image.dir, 'rootfs.tar.zst'), work) : tLink;
+    // FANOUT_RING=0 skips the host-capacity ring while tuning (the ratio to it is then against t_link).
+    const ring = lan.nodes.length > 1 && process.env.FANOUT_RING !== '0' ? await ringSeconds(netns, lan, path.join(image.dir, 'rootfs.tar.zst'), work) : tLink;
     say(`host capacity: all ${NODES} nodes receiving ${(BYTES / 2 ** 20).toFixed(0)} MiB from a neighbour at once (plain HTTP ring) took ${fmt(ring)} s = ${fmt(ring / tLink)} x t_link: the floor for any fanout on this host`);
     removeCopies([path.join(work, 'ring')]);
 
     const sentBefore = txBytes(netns, lan.server.ns);
+    const trace = startFanoutTrace({
+      bytes: BYTES,
+      nodes: NODES,
+      nodeFile: nodeCopy(work),
+      seeder: () => server.api<{ images: Array<{ name: string; seeder: { uploaded: number; webSeedPieces?: number } | null }> }>('/swarm').images.find((i) => i.name === 'fanout')?.seeder ?? undefined,
+      serverSent: () => txBytes(netns, lan.server.ns) - sentBefore,
+      connections: (i) => netns.run(lan.nodes[i]!.ns, 'ss', ['-Htn', 'state', 'established']).stdout.split('\n').filter(Boolean).length,
+      say,
+    });
     const bt = await fanoutBittorrent(netns, lan, image, work, NODE_ARGS);
+    trace?.stop(bt.perNode);
     const serverSent = txBytes(netns, lan.server.ns) - sentBefore;
     const swarm = server.api<{ images: Array<{ name: string; peers: Array<{ ip: string; uploaded: number }>; seeder: { uploaded: number } | null }> }>('/swarm').images.find((i) => i.name === 'fanout');
     await Promise.all(bt.downloads.map((d) => netns.stop(d.child)));

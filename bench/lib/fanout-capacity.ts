@@ -15,7 +15,7 @@ export async function ringSeconds(netns: Netns, lan: SwarmLan, file: string, wor
   copyFileSync(file, path.join(dir, 'f'));
   const servers = lan.nodes.map((n) => netns.spawn(n.ns, 'busybox', ['httpd', '-f', '-p', '8000', '-h', dir]));
   try {
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 1500));
     const start = Date.now();
     const clients = lan.nodes.map((n, i) => netns.spawn(n.ns, 'curl', ['-sf', '-o', '/dev/null', `http://${lan.nodes[(i + 1) % lan.nodes.length]!.ip}:8000/f`]));
     const codes = await Promise.all(clients.map((c) => new Promise<number | null>((r) => c.once('exit', (code) => r(code)))));

@@ -15,6 +15,7 @@ interface PeerWire {
   haveNone(): void;
   bitfield(bitfield: Uint8Array | { buffer: Uint8Array }): void;
   have(index: number): void;
+  piece(index: number, offset: number, buffer: Uint8Array): void;
   on(event: 'have', listener: (index: number) => void): void;
   on(event: 'bitfield' | 'have-all' | 'have-none', listener: () => void): void;
   once(event: 'close', listener: () => void): void;
@@ -22,28 +23,65 @@ interface PeerWire {
 
 interface TorrentInternals {
   pieces: unknown[];
+  pieceLength: number;
+  lastPieceLength: number;
 }
 
 /** Pieces in flight per peer: 4 x 256 KiB keeps a LAN peer's pipe full and still spreads a round widely. */
 const PIECES_PER_PEER = 4;
-/** Catches peers whose bitfield or HAVEs changed what they lack without a HAVE for a piece they were given. */
-const TOP_UP_MS = 2000;
+/** Rebalances the windows (and catches peers whose bitfield changed what they lack without a HAVE for their piece). */
+const REBALANCE_MS = 500;
 
-export function superSeed(torrent: Torrent): void {
+export interface SuperSeeding {
+  /** The piece reached a node another way (the web seed): the first round skips it. */
+  markHandedOut(piece: number): void;
+}
+
+export function superSeed(torrent: Torrent): SuperSeeding {
   let plan: SuperSeedPlan | undefined;
-  const peers = new Set<SuperSeedPeer>();
+  /** Marked before the first peer came (the plan needs the piece count, known once the torrent is verified). */
+  const early: number[] = [];
 
   const join = (wire: PeerWire) => {
     // Only a complete seeder plans; webtorrent advertises whatever it has otherwise (and seeder-child drops it).
     if (torrent.progress < 1) return;
-    plan ??= new SuperSeedPlan((torrent as unknown as TorrentInternals).pieces.length, PIECES_PER_PEER);
+    if (!plan) {
+      plan = new SuperSeedPlan((torrent as unknown as TorrentInternals).pieces.length, PIECES_PER_PEER);
+      for (const piece of early.splice(0)) plan.markHandedOut(piece);
+    }
     const p = plan;
-    const peer: SuperSeedPeer = { has: (i) => wire.peerPieces.get(i), reveal: (i) => wire.have(i) };
-    peers.add(peer);
-    wire.on('have', (i) => p.onHave(peer, i));
-    wire.on('bitfield', () => p.topUp(peer));
+    let held = 0;
+    const count = () => {
+      held = 0;
+      for (let i = 0; i < p.pieceCount; i++) if (wire.peerPieces.get(i)) held++;
+    };
+    count();
+    const peer: SuperSeedPeer = { has: (i) => wire.peerPieces.get(i), reveal: (i) => wire.have(i), held: () => held };
+    wire.on('have', (i) => {
+      held++;
+      p.onHave(peer, i);
+    });
+    wire.on('bitfield', () => {
+      count();
+      p.topUp(peer);
+    });
+    // aria2c sends HAVEs in batches (20 pieces, or after 10 s), so waiting for the HAVE of a revealed piece would
+    // leave this peer's pipe from the seeder idle between batches: the seeder counts what it sent instead.
+    const internals = torrent as unknown as TorrentInternals;
+    const sent = new Map<number, number>();
+    const piece = wire.piece.bind(wire);
+    wire.piece = (index, offset, buffer) => {
+      piece(index, offset, buffer);
+      const bytes = (sent.get(index) ?? 0) + buffer.length;
+      const whole = index === internals.pieces.length - 1 ? internals.lastPieceLength : internals.pieceLength;
+      if (bytes < whole) {
+        sent.set(index, bytes);
+        return;
+      }
+      sent.delete(index);
+      p.onDelivered(peer, index);
+    };
     wire.once('close', () => {
-      peers.delete(peer);
       p.remove(peer);
     });
     p.add(peer);
@@ -73,9 +111,13 @@ export function superSeed(torrent: Torrent): void {
     };
   });
 
-  const timer = setInterval(() => {
-    for (const peer of peers) plan?.topUp(peer);
-  }, TOP_UP_MS);
+  const timer = setInterval(() => plan?.rebalance(), REBALANCE_MS);
   timer.unref();
   torrent.once('close', () => clearInterval(timer));
+  return {
+    markHandedOut(piece) {
+      if (plan) plan.markHandedOut(piece);
+      else early.push(piece);
+    },
+  };
 }

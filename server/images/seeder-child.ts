@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import WebTorrent, { type Torrent } from 'webtorrent';
-import { superSeed } from './seeder-child-superseed.js';
+import { superSeed, type SuperSeeding } from './seeder-child-superseed.js';
 import type { FromSeeder, SeedImage, SeederChildConfig, SeedTorrentStats, ToSeeder } from './seeder-protocol.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as SeederChildConfig;
@@ -36,6 +36,8 @@ client.on('listening', () => send({ type: 'listening', port: client.torrentPort 
 interface Seeded {
   image: SeedImage;
   torrent: Torrent;
+  superSeeding?: SuperSeeding;
+  webSeedPieces: Set<number>;
   state: SeedTorrentStats['state'];
   error?: string;
 }
@@ -51,8 +53,8 @@ function add(image: SeedImage): void {
   }
   // path = the image directory: webtorrent hashes the existing file and seeds it where it is.
   const torrent = client.add(bytes, { path: image.dir, announce: [config.announce], private: true, uploads: config.uploadSlots });
-  const entry: Seeded = { image, torrent, state: 'verifying' };
-  if (config.superSeed) superSeed(torrent);
+  const entry: Seeded = { image, torrent, state: 'verifying', webSeedPieces: new Set() };
+  if (config.superSeed) entry.superSeeding = superSeed(torrent);
   seeded.set(image.infoHash, entry);
   torrent.on('error', (err: Error) => {
     entry.state = 'failed';
@@ -86,19 +88,32 @@ function sync(images: SeedImage[]): void {
 }
 
 function stats(): SeedTorrentStats[] {
-  return [...seeded.values()].map(({ image, torrent, state, error }) => ({
+  return [...seeded.values()].map(({ image, torrent, state, error, webSeedPieces }) => ({
     name: image.name,
     infoHash: image.infoHash,
     state,
     ...(error ? { error } : {}),
     uploaded: torrent.uploaded ?? 0,
     uploadSpeed: Math.round(torrent.uploadSpeed ?? 0),
+    webSeedPieces: webSeedPieces.size,
     peers: (torrent.wires ?? []).filter((w) => w.type !== 'webSeed' && w.remoteAddress).map((w) => ({ ip: w.remoteAddress!, port: w.remotePort ?? 0, uploaded: w.uploaded })),
   }));
 }
 
 process.on('message', (m: ToSeeder) => {
   if (m.type === 'images') sync(m.images);
+  else if (m.type === 'connect') {
+    // aria2c opens with an encrypted (MSE) handshake that webtorrent refuses, and retries in plain a second later;
+    // the seeder's own plain handshake to the node saves that second at the start of every install.
+    const entry = seeded.get(m.infoHash);
+    if (entry?.state === 'seeding' && !entry.torrent.destroyed) entry.torrent.addPeer(`${m.ip}:${m.port}`);
+  } else if (m.type === 'webseed-served') {
+    const entry = seeded.get(m.infoHash);
+    for (const piece of m.pieces) {
+      entry?.webSeedPieces.add(piece);
+      entry?.superSeeding?.markHandedOut(piece);
+    }
+  }
 });
 process.on('disconnect', () => process.exit(0));
 setInterval(() => send({ type: 'stats', torrents: stats() }), config.statsMs).unref();

@@ -22,7 +22,12 @@ export interface SeedImage {
   dir: string;
 }
 
-export type ToSeeder = { type: 'images'; images: SeedImage[] };
+export type ToSeeder =
+  | { type: 'images'; images: SeedImage[] }
+  /** Pieces the web seed sent whole to some node while this seeder seeded the torrent (super-seeding skips them). */
+  | { type: 'webseed-served'; infoHash: string; pieces: number[] }
+  /** A node joined the swarm at the tracker: connect to it now instead of waiting for it (or the next announce). */
+  | { type: 'connect'; infoHash: string; ip: string; port: number };
 
 export type SeedState = 'verifying' | 'seeding' | 'failed';
 
@@ -40,6 +45,8 @@ export interface SeedTorrentStats {
   uploaded: number;
   /** Bytes per second. */
   uploadSpeed: number;
+  /** Pieces the web seed delivered whole while this process seeded the torrent (super-seeding skips them). */
+  webSeedPieces: number;
   peers: SeedPeerStats[];
 }
 

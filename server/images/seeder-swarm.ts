@@ -3,6 +3,7 @@ import type { RequestHandler, Router } from 'express';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { ImageCatalog } from './catalog.js';
+import { piecesWithin } from './seeder-superseed.js';
 import { startSeeder, type Seeder } from './seeder.js';
 import { createTracker } from './tracker.js';
 import { webSeedThrottle, type WebSeedThrottleStats } from '../net/http/webseed-throttle.js';
@@ -32,14 +33,27 @@ export function imageSwarm(config: Config, images: ImageCatalog, log: Logger): I
   }
   const t = config.torrent;
   const known = (infoHash: string) => images.list().some((i) => i.manifest.torrent.infoHash === infoHash);
-  const tracker = createTracker({ isKnown: known, intervalSeconds: t.announceIntervalSeconds, numwant: t.numwant, peerTtlSeconds: t.peerTtlSeconds, log: log.child({ part: 'tracker' }) });
   let seeder: Seeder | undefined;
+  const tracker = createTracker({
+    isKnown: known,
+    intervalSeconds: t.announceIntervalSeconds,
+    numwant: t.numwant,
+    peerTtlSeconds: t.peerTtlSeconds,
+    onLeecherJoined: (infoHash, ip, port) => seeder?.connectTo(infoHash, ip, port),
+    log: log.child({ part: 'tracker' }),
+  });
   const throttle = webSeedThrottle({
     rateMbit: t.webseedRateMbitWhileSeeding,
     isImage: (name) => images.get(name) !== undefined,
     seeding: (name) => {
       const image = images.get(name);
       return image !== undefined && seeder !== undefined && seeder.isSeeding(image.manifest.torrent.infoHash);
+    },
+    onServed: (name, start, end) => {
+      const image = images.get(name);
+      if (!image || !seeder) return;
+      const pieces = piecesWithin(start, end, image.manifest.torrent.pieceLength, image.manifest.artefacts.rootfs.size);
+      if (pieces.length > 0) seeder.webSeedServed(image.manifest.torrent.infoHash, pieces);
     },
     onModeChange: (image, mode) =>
       log.info({ image, mode, rateMbit: t.webseedRateMbitWhileSeeding }, mode === 'full' ? 'web seed at full speed (the seeder does not cover this image)' : 'web seed throttled while the seeder covers this image'),

@@ -25,6 +25,10 @@ export interface Seeder {
   status(): SeederStatus;
   /** True while the seeder process is up, reporting, and seeding this torrent (its pieces all verified). */
   isSeeding(infoHash: string): boolean;
+  /** The web seed sent these pieces whole: tells the seeder process once per piece, so it does not send them again. */
+  webSeedServed(infoHash: string, pieces: number[]): void;
+  /** Connects the seeder to a node that just joined the swarm. */
+  connectTo(infoHash: string, ip: string, port: number): void;
   close(): Promise<void>;
 }
 
@@ -67,6 +71,8 @@ export function startSeeder(opts: SeederOptions): Seeder {
   let crashesInRow = 0;
   let restartTimer: NodeJS.Timeout | undefined;
   let closed = false;
+  /** Pieces already told to the current seeder process, per torrent (a restarted process starts a new plan). */
+  let told = new Map<string, Set<number>>();
 
   const push = () => {
     if (child?.connected) child.send({ type: 'images', images } satisfies ToSeeder);
@@ -78,6 +84,7 @@ export function startSeeder(opts: SeederOptions): Seeder {
     const { file, execArgv } = childEntry();
     const config: SeederChildConfig = { port: opts.port, announce: opts.announce, uploadSlots: opts.uploadSlots, superSeed: opts.superSeed, statsMs: STATS_MS };
     const startedAt = Date.now();
+    told = new Map();
     const c = fork(file, [JSON.stringify(config)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
     child = c;
     opts.log.info({ pid: c.pid, port: opts.port }, 'seeder started');
@@ -119,6 +126,18 @@ export function startSeeder(opts: SeederOptions): Seeder {
     isSeeding(infoHash) {
       if (!child || Date.now() - statsAt > STALE_STATS_MS) return false;
       return torrents.some((t) => t.infoHash === infoHash && t.state === 'seeding');
+    },
+    webSeedServed(infoHash, pieces) {
+      if (!child?.connected) return;
+      let known = told.get(infoHash);
+      if (!known) told.set(infoHash, (known = new Set()));
+      const fresh = pieces.filter((p) => !known.has(p));
+      if (fresh.length === 0) return;
+      for (const p of fresh) known.add(p);
+      child.send({ type: 'webseed-served', infoHash, pieces: fresh } satisfies ToSeeder);
+    },
+    connectTo(infoHash, ip, port) {
+      if (child?.connected) child.send({ type: 'connect', infoHash, ip, port } satisfies ToSeeder);
     },
     async close() {
       closed = true;

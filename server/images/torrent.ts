@@ -20,14 +20,17 @@ export interface MadeTorrent {
 }
 
 /**
- * Piece size for an image: pieces small enough that a new node has something to share early, large enough that the
- * piece list stays small (1 GiB in 1 MiB pieces is 1024 hashes, 20 KiB of torrent).
+ * Piece size for an image: about 2048 pieces (a power of two from 64 KiB to 4 MiB). A node tells its peers about
+ * new pieces in batches (aria2c sends HAVEs 20 pieces at a time, or after 10 s), so a piece spreads one hop per
+ * batch; smaller pieces make that batch, and so each hop, shorter. 2048 hashes are 40 KiB of torrent. Measured with
+ * bench:fanout (16 nodes, 256 MiB): 128 KiB pieces gave a median node 0.6-0.9 s sooner than 256 KiB and 1 MiB
+ * pieces were 4 s slower.
  */
 export function defaultPieceLength(size: number): number {
-  const MiB = 1024 * 1024;
-  if (size <= 256 * MiB) return 256 * 1024;
-  if (size <= 2048 * MiB) return MiB;
-  return 4 * MiB;
+  const KiB = 1024;
+  let pieceLength = 64 * KiB;
+  while (pieceLength < 4 * 1024 * KiB && size / pieceLength > 2048) pieceLength *= 2;
+  return pieceLength;
 }
 
 /**

@@ -11,6 +11,8 @@ export interface TrackerOptions {
   numwant: number;
   /** A peer that has not announced for this long is forgotten (crashed or powered-off node). */
   peerTtlSeconds: number;
+  /** A peer that still needs pieces announced itself for the first time (the seeder connects to it at once). */
+  onLeecherJoined?: (infoHash: string, ip: string, port: number) => void;
   log: Logger;
 }
 
@@ -80,6 +82,7 @@ export function createTracker(opts: TrackerOptions): Tracker {
       return;
     }
     const left = counter(p.left);
+    if (!peers.has(addr) && left > 0) opts.onLeecherJoined?.(p.info_hash, p.ip, p.port);
     peers.set(addr, {
       ip: p.ip,
       port: p.port,

@@ -137,6 +137,8 @@ declare module 'webtorrent' {
     ready: boolean;
     destroyed: boolean;
     wires: Wire[];
+    /** Connects out to "ip:port" (ignored when already connected); false when refused. */
+    addPeer(peer: string): boolean;
     destroy(opts?: { destroyStore?: boolean }, cb?: (err: Error | null) => void): void;
   }
 

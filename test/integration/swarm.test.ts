@@ -126,7 +126,8 @@ describe('images over BitTorrent with real aria2c peers', () => {
     const bad = path.join(liarDir, 'rootfs.tar.zst');
     copyFileSync(path.join(image.dir, 'rootfs.tar.zst'), bad);
     const fd = openSync(bad, 'r+');
-    for (let off = 1000; off < SIZE; off += 256 * 1024) writeSync(fd, Buffer.from('corrupt!'), 0, 8, off);
+    // Every 64 KiB: every piece is corrupt whatever the piece size (the smallest is 64 KiB).
+    for (let off = 1000; off < SIZE; off += 64 * 1024) writeSync(fd, Buffer.from('corrupt!'), 0, 8, off);
     closeSync(fd);
     // Without check-integrity and with bt-seed-unverified, aria2c takes the file as complete and serves it.
     const l = startNodeDownload(netns, liar.ns, image, liarDir, ['--check-integrity=false', '--bt-seed-unverified=true']);

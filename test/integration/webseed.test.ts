@@ -21,7 +21,7 @@ const MBIT = 10;
 
 interface SwarmView {
   seeder: { running: boolean; pid?: number; restarts: number };
-  images: Array<{ name: string; seeder: { state: string; uploaded: number } | null }>;
+  images: Array<{ name: string; seeder: { state: string; uploaded: number; webSeedPieces: number } | null }>;
 }
 
 let work: string;
@@ -85,6 +85,8 @@ describe('the web seed yields to a healthy seeder and takes over when it dies', 
     // aria2c asked the web seed for pieces alongside the seeder, and was answered at the throttled rate.
     expect(modeSwitches('ws')).toEqual(['throttled']);
     expect(readFileSync(aria2Log, 'utf8')).toMatch(/X-Rackseed-Webseed: throttled/);
+    // The seeder was told which pieces the web seed delivered whole (super-seeding skips them).
+    await waitFor('the seeder to count web-seed pieces', () => (swarmOf()?.seeder?.webSeedPieces ?? 0) > 0, 20_000, 200);
 
     const pid = rs.api<SwarmView>('/swarm').seeder.pid!;
     netns.track(pid);

@@ -54,6 +54,7 @@ describe('webSeedThrottle on a real express.static /files route (loopback)', () 
   let seeding = true;
   let throttle: WebSeedThrottle;
   const modes: Array<[string, WebSeedMode]> = [];
+  const served: Array<[string, number, number]> = [];
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'rackseed-webseed-'));
@@ -61,7 +62,7 @@ describe('webSeedThrottle on a real express.static /files route (loopback)', () 
     body = randomBytes(SIZE);
     writeFileSync(path.join(dir, 'images', 'img', 'rootfs.tar.zst'), body);
     // 4 Mbit/s (500 kB/s, a 256 KiB burst): a 1 MiB body cannot go out without waiting for the bucket.
-    throttle = webSeedThrottle({ rateMbit: 4, isImage: (name) => name === 'img', seeding: () => seeding, onModeChange: (image, mode) => modes.push([image, mode]) });
+    throttle = webSeedThrottle({ rateMbit: 4, isImage: (name) => name === 'img', seeding: () => seeding, onModeChange: (image, mode) => modes.push([image, mode]), onServed: (image, start, end) => served.push([image, start, end]) });
     const app = express();
     app.use('/files', throttle.middleware);
     app.use('/files', express.static(dir, { dotfiles: 'deny', index: false, fallthrough: false, redirect: false }));
@@ -88,6 +89,18 @@ describe('webSeedThrottle on a real express.static /files route (loopback)', () 
     // How much waited depends on how fast this host reads the file; that something did is the behaviour.
     expect(after.delayedBytes).toBeGreaterThan(before.delayedBytes);
     expect(modes).toContainEqual(['img', 'throttled']);
+  });
+
+  it('reports the byte range a throttled response has sent so far, growing to the whole range', async () => {
+    seeding = true;
+    served.length = 0;
+    const res = await fetch(base, { headers: { range: `bytes=4096-${SIZE - 1}` } });
+    await res.arrayBuffer();
+    expect(served.length).toBeGreaterThan(1);
+    expect(served.every(([image, start]) => image === 'img' && start === 4096)).toBe(true);
+    const ends = served.map(([, , end]) => end);
+    expect(ends).toEqual([...ends].sort((a, b) => a - b));
+    expect(ends.at(-1)).toBe(SIZE);
   });
 
   it('serves at full speed when the seeder does not cover the image', async () => {

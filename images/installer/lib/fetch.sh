@@ -24,7 +24,7 @@ download_swarm() {
   # The flags are the swarm's (test/support/swarm.ts aria2cArgs), plus RPC on loopback for progress.
   aria2c --seed-ratio=0.0 --seed-time=1440 --bt-enable-lpd=false --enable-dht=false --enable-dht6=false \
     --enable-peer-exchange=false --bt-tracker-interval=0 --follow-torrent=mem --check-integrity=true \
-    --bt-hash-check-seed=true --file-allocation=none --bt-max-peers=0 --listen-port=6881 \
+    --bt-hash-check-seed=true --file-allocation=none --bt-max-peers=0 --stream-piece-selector=random --listen-port=6881 \
     --on-bt-download-complete=/lib/rackseed/aria2-done.sh --summary-interval=0 --console-log-level=warn \
     --show-console-readout=false --dir="$DL_DIR" \
     --enable-rpc=true --rpc-listen-all=false --rpc-listen-port=6800 \

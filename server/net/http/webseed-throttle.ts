@@ -70,6 +70,11 @@ export interface WebSeedThrottleOptions {
   isImage: (image: string) => boolean;
   /** Whether this server's seeder is healthy and seeding the named image right now. */
   seeding: (image: string) => boolean;
+  /**
+   * Called while a throttled web-seed response goes out, with the byte range of the file sent so far, [start, end):
+   * the seeder then knows those pieces are in the swarm already and does not send them again.
+   */
+  onServed?: (image: string, start: number, end: number) => void;
   /** Called when an image's web seed goes from throttled to full speed or back (first use included). */
   onModeChange?: (image: string, mode: WebSeedMode) => void;
   now?: () => number;
@@ -90,8 +95,13 @@ type End = (chunk?: unknown, encoding?: unknown, cb?: unknown) => ServerResponse
  * end() is queued behind the waiting chunks so the body stays in order. `throttling` is asked per chunk: a response
  * that started while the seeder was up goes on at full speed the moment it is down.
  */
-function paceResponse(res: Response, bucket: TokenBucket, throttling: () => boolean, now: () => number, onDelayed: (bytes: number) => void): void {
-  const write = res.write.bind(res) as Write;
+function paceResponse(res: Response, bucket: TokenBucket, throttling: () => boolean, now: () => number, onDelayed: (bytes: number) => void, onSent: (bytes: number) => void): void {
+  const original = res.write.bind(res) as Write;
+  const write: Write = (chunk, encoding, cb) => {
+    const ok = original(chunk, encoding, cb);
+    onSent(typeof chunk === 'string' ? Buffer.byteLength(chunk) : ((chunk as { length?: number }).length ?? 0));
+    return ok;
+  };
   const end = res.end.bind(res) as End;
   let queue: Promise<void> = Promise.resolve();
   let waiting = 0;
@@ -176,7 +186,15 @@ export function webSeedThrottle(opts: WebSeedThrottleOptions): WebSeedThrottle {
     }
     stats.throttledRequests += 1;
     res.setHeader(WEBSEED_HEADER, 'throttled');
-    paceResponse(res, bucketFor(image), () => modeOf(image) === 'throttled', now, (bytes) => (stats.delayedBytes += bytes));
+    // Only a plain "bytes=N-" or "bytes=N-M" range is one contiguous piece of the file (what BitTorrent clients send).
+    const first = /^bytes=(\d+)-\d*$/.exec(req.headers.range ?? '');
+    const start = first ? Number(first[1]) : undefined;
+    let sent = 0;
+    const onSent = (bytes: number) => {
+      sent += bytes;
+      if (start !== undefined && res.statusCode === 206) opts.onServed?.(image, start, start + sent);
+    };
+    paceResponse(res, bucketFor(image), () => modeOf(image) === 'throttled', now, (bytes) => (stats.delayedBytes += bytes), onSent);
     next();
   };
   return { middleware, stats: () => ({ ...stats }) };
