@@ -142,6 +142,16 @@ function registerSwarmMetrics(registry: Registry, src: ScrapeSources): void {
     },
   });
   new Gauge({
+    name: 'rackseed_swarm_webseed_pieces',
+    help: 'Pieces the web seed delivered whole while the seeder seeded the image (super-seeding skips them), per image',
+    labelNames: ['image'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const t of src.swarm?.seeder()?.torrents ?? []) this.set({ image: t.name }, t.webSeedPieces ?? 0);
+    },
+  });
+  new Gauge({
     name: 'rackseed_swarm_seeder_up',
     help: "1 while the server's seeder process runs",
     registers: [registry],
