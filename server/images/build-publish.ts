@@ -52,10 +52,10 @@ export function writeFileAtomic(file: string, data: string | Buffer): void {
  * Writes the torrent for the image's tarball (announce and web seed at `publicUrl`), then the manifest, last: a
  * directory whose manifest is missing is never catalogued. Also how an image moves to another server URL.
  */
-export async function writeTorrentAndManifest(dir: string, base: Omit<ImageManifest, 'torrent'>, publicUrl: string, onProgress: ProgressFn): Promise<ImageManifest> {
+export async function writeTorrentAndManifest(dir: string, base: Omit<ImageManifest, 'torrent'>, publicUrl: string, onProgress: ProgressFn, pieceLength?: number): Promise<ImageManifest> {
   const rootfs = path.join(dir, IMAGE_FILES.rootfs);
   const torrent = await makeTorrent(
-    { file: rootfs, ...torrentUrls(publicUrl, base.name), onProgress: (done, total) => onProgress({ stage: 'torrent', done, total }) },
+    { file: rootfs, ...torrentUrls(publicUrl, base.name), ...(pieceLength ? { pieceLength } : {}), onProgress: (done, total) => onProgress({ stage: 'torrent', done, total }) },
     base.artefacts.rootfs.size,
   );
   writeFileAtomic(path.join(dir, IMAGE_FILES.torrent), torrent.bytes);
@@ -66,12 +66,15 @@ export async function writeTorrentAndManifest(dir: string, base: Omit<ImageManif
   return manifest;
 }
 
-/** Re-points an image directory at another server (name and URL): new torrent, new manifest, same artefacts. */
+/**
+ * Re-points an image directory at another server (name and URL): new torrent, new manifest, same artefacts. The
+ * piece size is the old torrent's, so the info-hash stays the same even when the default piece size has changed.
+ */
 export async function retargetImage(dir: string, name: string, publicUrl: string, onProgress: ProgressFn = () => {}): Promise<ImageManifest> {
   checkImageName(name);
   const file = path.join(dir, IMAGE_FILES.manifest);
-  const { torrent: _old, ...base } = parseManifest(readFileSync(file, 'utf8'), file);
-  return writeTorrentAndManifest(dir, { ...base, name }, publicUrl, onProgress);
+  const { torrent: old, ...base } = parseManifest(readFileSync(file, 'utf8'), file);
+  return writeTorrentAndManifest(dir, { ...base, name }, publicUrl, onProgress, old.pieceLength);
 }
 
 export interface PublishOptions {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DebootstrapProgress, debootstrapArgs } from '../../../server/images/build-debootstrap.js';
-import { findKernel, torrentUrls, writeTorrentAndManifest } from '../../../server/images/build-publish.js';
+import { findKernel, retargetImage, torrentUrls, writeTorrentAndManifest } from '../../../server/images/build-publish.js';
 import { hashFile } from '../../../server/images/hash.js';
 import { tarballCompression } from '../../../server/images/import.js';
 import { parseManifest } from '../../../server/images/manifest.js';
@@ -90,6 +90,19 @@ describe('image layout helpers', () => {
     const t = await readTorrent(readFileSync(path.join(dir, 'rootfs.tar.zst.torrent')));
     expect(t).toMatchObject({ infoHash: m.torrent.infoHash, announce: ['http://h:1/announce'], urlList: ['http://h:1/files/images/img/rootfs.tar.zst'], length: data.length, private: true });
     expect(m.torrent.pieceLength).toBe(t.pieceLength);
+  });
+  it('retargeting keeps the old piece size, so the info-hash survives a change of the default piece size', async () => {
+    const dir = path.join(tmp, 'old');
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, 'rootfs.tar.zst'), randomBytes(300 * 1024));
+    const rootfs = await hashFile(path.join(dir, 'rootfs.tar.zst'));
+    // Made with 16 KiB pieces, which is not what defaultPieceLength picks for 300 KiB.
+    const old = await writeTorrentAndManifest(dir, { version: 1, name: 'old', createdAt: new Date(0).toISOString(), source: { kind: 'import', from: '/x' }, artefacts: { rootfs } }, 'http://a:1', () => {}, 16384);
+    expect(old.torrent.pieceLength).toBe(16384);
+    const moved = await retargetImage(dir, 'new', 'http://b:2');
+    expect(moved.torrent).toEqual(old.torrent);
+    const t = await readTorrent(readFileSync(path.join(dir, 'rootfs.tar.zst.torrent')));
+    expect(t).toMatchObject({ infoHash: old.torrent.infoHash, pieceLength: 16384, announce: ['http://b:2/announce'] });
   });
 });
 
