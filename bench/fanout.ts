@@ -14,14 +14,10 @@ import { Netns } from '../test/support/netns.js';
 import { startRackseedProcess, type RackseedProcess } from '../test/support/rackseed-process.js';
 import { aria2cCommandLine, buildSwarmLan, writeTestImage } from '../test/support/swarm.js';
 import { ringSeconds } from './lib/fanout-capacity.js';
-import { nodeCopy, startFanoutTrace } from './lib/fanout-trace.js';
-import { fanoutBittorrent, fanoutHttp, removeCopies, txBytes, verifyCopies } from './lib/fanout-run.js';
+import { startFanoutTrace } from './lib/fanout-trace.js';
+import { btCopy, fanoutBittorrent, fanoutHttp, removeCopies, txBytes, verifyCopies } from './lib/fanout-run.js';
+import { envInt } from './lib/env.js';
 
-const envInt = (name: string, def: number, min: number, max: number): number => {
-  const v = Number(process.env[name] ?? def);
-  if (!Number.isSafeInteger(v) || v < min || v > max) throw new Error(`${name} must be a whole number from ${min} to ${max}`);
-  return v;
-};
 const NODES = envInt('FANOUT_NODES', 16, 1, 200);
 const BYTES = envInt('FANOUT_BYTES', 256 * 1024 * 1024, 1024 * 1024, 8 * 1024 ** 3);
 const MBIT = envInt('FANOUT_MBIT', 100, 1, 100_000);
@@ -77,7 +73,7 @@ async function main(): Promise<void> {
     const trace = startFanoutTrace({
       bytes: BYTES,
       nodes: NODES,
-      nodeFile: nodeCopy(work),
+      nodeFile: (i) => btCopy(work, i),
       seeder: () => server.api<{ images: Array<{ name: string; seeder: { uploaded: number; webSeedPieces?: number } | null }> }>('/swarm').images.find((i) => i.name === 'fanout')?.seeder ?? undefined,
       serverSent: () => txBytes(netns, lan.server.ns) - sentBefore,
       connections: (i) => netns.run(lan.nodes[i]!.ns, 'ss', ['-Htn', 'state', 'established']).stdout.split('\n').filter(Boolean).length,

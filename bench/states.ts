@@ -21,25 +21,10 @@ import { NodeIdentity } from '../server/services/node-identity.js';
 import { StateService, type NodeRunReport } from '../server/services/state-service.js';
 import { openStore } from '../server/store/index.js';
 import { openSshTransport } from '../server/state/transport/ssh.js';
-import { startSshTargets } from '../test/support/ssh-target.js';
+import { startSshTargets, type SshEndpoint } from '../test/support/ssh-target.js';
 import { startSystemdTargets } from '../test/support/systemd-target.js';
+import { envInt } from './lib/env.js';
 
-/** What the bench needs of a target, whichever kind. */
-interface SshTarget {
-  name: string;
-  ip: string;
-  host: string;
-  port: number;
-  hostKeyLine: string;
-  privateKey: string;
-  privateKeyFile: string;
-}
-
-const envInt = (name: string, def: number, min: number, max: number): number => {
-  const v = Number(process.env[name] ?? def);
-  if (!Number.isSafeInteger(v) || v < min || v > max) throw new Error(`${name} must be a whole number from ${min} to ${max}`);
-  return v;
-};
 const TARGETS = envInt('STATES_TARGETS', 8, 1, 64);
 const ROUNDS = envInt('STATES_ROUNDS', 3, 1, 20);
 const KIND = process.env.STATES_TARGET_KIND ?? 'systemd';
@@ -51,7 +36,7 @@ const PLAYBOOK = path.resolve(import.meta.dirname, 'states/ansible/playbook.yml'
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-function inventoryYaml(targets: SshTarget[]): string {
+function inventoryYaml(targets: SshEndpoint[]): string {
   const nodes = targets.map((t, i) => `  - name: ${t.name}\n    mac: 02:00:00:00:10:${(i + 1).toString(16).padStart(2, '0')}\n    ip: ${t.ip}\n    group: bench\n`);
   return `cluster:\n  name: bench\ngroups:\n  bench:\n    roles: [bench]\n    data: { bench_service: ${WITH_SERVICE} }\nnodes:\n${nodes.join('')}`;
 }
@@ -62,7 +47,7 @@ async function rackseedRun(states: StateService, nodes: ResolvedNode[]): Promise
   return { seconds: (performance.now() - start) / 1000, reports };
 }
 
-async function ansibleRun(work: string, targets: SshTarget[]): Promise<{ seconds: number; changed: number; failed: number; output: string }> {
+async function ansibleRun(work: string, targets: SshEndpoint[]): Promise<{ seconds: number; changed: number; failed: number; output: string }> {
   const inventory = path.join(work, 'hosts.ini');
   writeFileSync(
     inventory,

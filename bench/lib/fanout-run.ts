@@ -1,5 +1,6 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
+import { IMAGE_FILES } from '../../server/model/image.js';
 import type { Netns } from '../../test/support/netns.js';
 import { sha256File, startNodeDownload, type NodeDownload, type SwarmLan, type TestImage } from '../../test/support/swarm.js';
 
@@ -11,6 +12,10 @@ export interface FanoutRun {
 
 const TIMEOUT_MS = 15 * 60_000;
 
+/** Where node i's BitTorrent copy lands (its aria2c --dir), and the copy itself. */
+export const btDir = (work: string, i: number) => path.join(work, `bt-${i}`);
+export const btCopy = (work: string, i: number) => path.join(btDir(work, i), IMAGE_FILES.rootfs);
+
 async function poll(what: string, check: () => boolean, startedAt: number): Promise<void> {
   while (!check()) {
     if (Date.now() - startedAt > TIMEOUT_MS) throw new Error(`${what}: not done after ${TIMEOUT_MS / 1000} s`);
@@ -21,7 +26,7 @@ async function poll(what: string, check: () => boolean, startedAt: number): Prom
 /** Every node runs the installer's aria2c at once; done when each has every piece verified (its hook ran). */
 export async function fanoutBittorrent(netns: Netns, lan: SwarmLan, image: TestImage, work: string, extraArgs: string[] = []): Promise<FanoutRun & { downloads: NodeDownload[] }> {
   const start = Date.now();
-  const downloads = lan.nodes.map((n, i) => startNodeDownload(netns, n.ns, image, path.join(work, `bt-${i}`), extraArgs));
+  const downloads = lan.nodes.map((n, i) => startNodeDownload(netns, n.ns, image, btDir(work, i), extraArgs));
   const perNode: Array<number | undefined> = downloads.map(() => undefined);
   await poll('BitTorrent fanout', () => {
     downloads.forEach((d, i) => {

@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
-import path from 'node:path';
 
 /**
  * FANOUT_TRACE=1: a timeline of the BitTorrent run, to see where the time goes. Once per FANOUT_TRACE_MS (default
@@ -63,5 +62,3 @@ export function startFanoutTrace(src: FanoutTraceSources): FanoutTrace | undefin
     },
   };
 }
-
-export const nodeCopy = (work: string) => (i: number) => path.join(work, `bt-${i}`, 'rootfs.tar.zst');

@@ -37,7 +37,6 @@ interface Seeded {
   image: SeedImage;
   torrent: Torrent;
   superSeeding?: SuperSeeding;
-  webSeedPieces: Set<number>;
   state: SeedTorrentStats['state'];
   error?: string;
 }
@@ -53,7 +52,7 @@ function add(image: SeedImage): void {
   }
   // path = the image directory: webtorrent hashes the existing file and seeds it where it is.
   const torrent = client.add(bytes, { path: image.dir, announce: [config.announce], private: true, uploads: config.uploadSlots });
-  const entry: Seeded = { image, torrent, state: 'verifying', webSeedPieces: new Set() };
+  const entry: Seeded = { image, torrent, state: 'verifying' };
   if (config.superSeed) entry.superSeeding = superSeed(torrent);
   seeded.set(image.infoHash, entry);
   torrent.on('error', (err: Error) => {
@@ -88,14 +87,13 @@ function sync(images: SeedImage[]): void {
 }
 
 function stats(): SeedTorrentStats[] {
-  return [...seeded.values()].map(({ image, torrent, state, error, webSeedPieces }) => ({
+  return [...seeded.values()].map(({ image, torrent, state, error }) => ({
     name: image.name,
     infoHash: image.infoHash,
     state,
     ...(error ? { error } : {}),
     uploaded: torrent.uploaded ?? 0,
     uploadSpeed: Math.round(torrent.uploadSpeed ?? 0),
-    webSeedPieces: webSeedPieces.size,
     peers: (torrent.wires ?? []).filter((w) => w.type !== 'webSeed' && w.remoteAddress).map((w) => ({ ip: w.remoteAddress!, port: w.remotePort ?? 0, uploaded: w.uploaded })),
   }));
 }
@@ -108,11 +106,8 @@ process.on('message', (m: ToSeeder) => {
     const entry = seeded.get(m.infoHash);
     if (entry?.state === 'seeding' && !entry.torrent.destroyed) entry.torrent.addPeer(`${m.ip}:${m.port}`);
   } else if (m.type === 'webseed-served') {
-    const entry = seeded.get(m.infoHash);
-    for (const piece of m.pieces) {
-      entry?.webSeedPieces.add(piece);
-      entry?.superSeeding?.markHandedOut(piece);
-    }
+    const superSeeding = seeded.get(m.infoHash)?.superSeeding;
+    for (const piece of m.pieces) superSeeding?.markHandedOut(piece);
   }
 });
 process.on('disconnect', () => process.exit(0));

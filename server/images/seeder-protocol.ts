@@ -45,8 +45,6 @@ export interface SeedTorrentStats {
   uploaded: number;
   /** Bytes per second. */
   uploadSpeed: number;
-  /** Pieces the web seed delivered whole while this process seeded the torrent (super-seeding skips them). */
-  webSeedPieces: number;
   peers: SeedPeerStats[];
 }
 

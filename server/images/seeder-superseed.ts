@@ -42,9 +42,10 @@ export class SuperSeedPlan {
   private readonly handedOut: Uint8Array;
   /** Peers holding more than this many pieces are ahead of the swarm (rebalance sets it); Infinity: nobody is. */
   private aheadAbove = Infinity;
-  /** The median peer's piece count and the slack around it (rebalance sets them). */
+  /** The median peer's piece count (rebalance sets it). */
   private median = 0;
-  private slack = 1;
+  /** 1/64 of the image: peers in step with the swarm are not told apart by a piece or two. */
+  private readonly slack: number;
 
   /** `perPeer`: pieces in flight per peer, enough to keep its pipe to the seeder full. */
   constructor(
@@ -53,6 +54,7 @@ export class SuperSeedPlan {
     private readonly now: () => number = Date.now,
   ) {
     this.handedOut = new Uint8Array(pieceCount);
+    this.slack = Math.max(2, Math.ceil(pieceCount / 64));
   }
 
   add(peer: SuperSeedPeer): void {
@@ -108,8 +110,6 @@ export class SuperSeedPlan {
     }
     counts.sort((a, b) => a - b);
     this.median = counts[counts.length >> 1]!;
-    // Slack of 1/64 of the image: peers in step with the swarm are not told apart by a piece or two.
-    this.slack = Math.max(2, Math.ceil(this.pieceCount / 64));
     this.aheadAbove = this.median + this.slack;
     for (const peer of this.peers.keys()) this.topUp(peer);
   }
@@ -159,19 +159,4 @@ export class SuperSeedPlan {
     for (let piece = this.cursor; piece < this.pieceCount; piece++) if (this.handedOut[piece] === 0 && !peer.has(piece)) return piece;
     return undefined;
   }
-}
-
-/**
- * The pieces wholly inside the byte range [start, end) of a file of `size` bytes cut into `pieceLength` pieces (the
- * last piece may be short). A web-seed response that stopped halfway through a piece delivered no usable piece.
- */
-export function piecesWithin(start: number, end: number, pieceLength: number, size: number): number[] {
-  if (!(pieceLength > 0) || !(start >= 0) || !(end > start)) return [];
-  const stop = Math.min(end, size);
-  const pieces: number[] = [];
-  for (let piece = Math.ceil(start / pieceLength); piece * pieceLength < stop; piece++) {
-    const pieceEnd = Math.min((piece + 1) * pieceLength, size);
-    if (pieceEnd <= stop) pieces.push(piece);
-  }
-  return pieces;
 }

@@ -3,8 +3,8 @@ import type { RequestHandler, Router } from 'express';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { ImageCatalog } from './catalog.js';
-import { piecesWithin } from './seeder-superseed.js';
 import { startSeeder, type Seeder } from './seeder.js';
+import { piecesWithin } from './torrent.js';
 import { createTracker } from './tracker.js';
 import { webSeedThrottle, type WebSeedThrottleStats } from '../net/http/webseed-throttle.js';
 

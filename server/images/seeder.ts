@@ -11,12 +11,17 @@ export interface SeederOptions extends Omit<SeederChildConfig, 'statsMs'> {
   log: Logger;
 }
 
+export interface SeedTorrentStatus extends SeedTorrentStats {
+  /** Pieces the web seed delivered whole while this seeder process seeded the torrent (super-seeding skips them). */
+  webSeedPieces: number;
+}
+
 export interface SeederStatus {
   running: boolean;
   pid?: number;
   port?: number;
   restarts: number;
-  torrents: SeedTorrentStats[];
+  torrents: SeedTorrentStatus[];
 }
 
 export interface Seeder {
@@ -71,7 +76,7 @@ export function startSeeder(opts: SeederOptions): Seeder {
   let crashesInRow = 0;
   let restartTimer: NodeJS.Timeout | undefined;
   let closed = false;
-  /** Pieces already told to the current seeder process, per torrent (a restarted process starts a new plan). */
+  /** Pieces already told to the current seeder process, per torrent (a restarted process starts a new plan): status() counts them. */
   let told = new Map<string, Set<number>>();
 
   const push = () => {
@@ -121,7 +126,8 @@ export function startSeeder(opts: SeederOptions): Seeder {
       else push();
     },
     status() {
-      return { running: child !== undefined, ...(child?.pid !== undefined ? { pid: child.pid } : {}), ...(port !== undefined ? { port } : {}), restarts, torrents };
+      const withWebSeed = torrents.map((t) => ({ ...t, webSeedPieces: told.get(t.infoHash)?.size ?? 0 }));
+      return { running: child !== undefined, ...(child?.pid !== undefined ? { pid: child.pid } : {}), ...(port !== undefined ? { port } : {}), restarts, torrents: withWebSeed };
     },
     isSeeding(infoHash) {
       if (!child || Date.now() - statsAt > STALE_STATS_MS) return false;

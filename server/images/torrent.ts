@@ -34,6 +34,21 @@ export function defaultPieceLength(size: number): number {
 }
 
 /**
+ * The pieces wholly inside the byte range [start, end) of a file of `size` bytes cut into `pieceLength` pieces (the
+ * last piece may be short). A web-seed response that stopped halfway through a piece delivered no usable piece.
+ */
+export function piecesWithin(start: number, end: number, pieceLength: number, size: number): number[] {
+  if (!(pieceLength > 0) || !(start >= 0) || !(end > start)) return [];
+  const stop = Math.min(end, size);
+  const pieces: number[] = [];
+  for (let piece = Math.ceil(start / pieceLength); piece * pieceLength < stop; piece++) {
+    const pieceEnd = Math.min((piece + 1) * pieceLength, size);
+    if (pieceEnd <= stop) pieces.push(piece);
+  }
+  return pieces;
+}
+
+/**
  * One private single-file torrent: no DHT or PEX by flag, only our trackers, plus web seeds. No creation date and
  * no "created by", so the same file always gives the same bytes (and a reproducible info-hash).
  */

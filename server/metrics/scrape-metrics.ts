@@ -148,7 +148,7 @@ function registerSwarmMetrics(registry: Registry, src: ScrapeSources): void {
     registers: [registry],
     collect() {
       this.reset();
-      for (const t of src.swarm?.seeder()?.torrents ?? []) this.set({ image: t.name }, t.webSeedPieces ?? 0);
+      for (const t of src.swarm?.seeder()?.torrents ?? []) this.set({ image: t.name }, t.webSeedPieces);
     },
   });
   new Gauge({

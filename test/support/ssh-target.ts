@@ -203,7 +203,8 @@ export function childPids(pid: number): number[] {
 // ---------------------------------------------------------------------------------------------------------------
 // SSH targets
 
-export interface SshTarget {
+/** What any SSH-reachable target (a chrooted sshd here, a systemd container in systemd-target.ts) offers a client. */
+export interface SshEndpoint {
   /** The target's hostname, used as the node name. */
   name: string;
   ns: string;
@@ -217,6 +218,9 @@ export interface SshTarget {
   /** The client private key (text) that root accepts, and its file. */
   privateKey: string;
   privateKeyFile: string;
+}
+
+export interface SshTarget extends SshEndpoint {
   /** The target's root as the host sees it while sshd lives (`/proc/<sshd>/root`). */
   root: string;
   /** sshd's PID in the host's PID namespace (PID 1 of the target's). */

@@ -12,6 +12,7 @@ import {
   prepareUpper,
   startRelay,
   type Relay,
+  type SshEndpoint,
   type TargetNetwork,
 } from './ssh-target.js';
 import { waitFor } from './wait.js';
@@ -29,17 +30,7 @@ import { waitFor } from './wait.js';
  * by their `ip`, as the nodes of one cluster do.
  */
 
-export interface SystemdTarget {
-  name: string;
-  ns: string;
-  /** Its address on the bridge (as other targets see it). */
-  ip: string;
-  /** Where the test process connects (a loopback relay into the namespace). */
-  host: string;
-  port: number;
-  hostKeyLine: string;
-  privateKey: string;
-  privateKeyFile: string;
+export interface SystemdTarget extends SshEndpoint {
   /** The container's systemd, in the host's PID namespace. */
   initPid: number;
   /** Runs a command inside the container without SSH (nsenter into systemd's namespaces). */

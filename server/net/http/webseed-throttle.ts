@@ -87,6 +87,8 @@ export interface WebSeedThrottle {
 }
 
 type Write = (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean;
+
+const chunkBytes = (chunk: unknown): number => (typeof chunk === 'string' ? Buffer.byteLength(chunk) : ((chunk as { length?: number }).length ?? 0));
 type End = (chunk?: unknown, encoding?: unknown, cb?: unknown) => ServerResponse;
 
 /**
@@ -99,7 +101,7 @@ function paceResponse(res: Response, bucket: TokenBucket, throttling: () => bool
   const original = res.write.bind(res) as Write;
   const write: Write = (chunk, encoding, cb) => {
     const ok = original(chunk, encoding, cb);
-    onSent(typeof chunk === 'string' ? Buffer.byteLength(chunk) : ((chunk as { length?: number }).length ?? 0));
+    onSent(chunkBytes(chunk));
     return ok;
   };
   const end = res.end.bind(res) as End;
@@ -130,7 +132,7 @@ function paceResponse(res: Response, bucket: TokenBucket, throttling: () => bool
   };
 
   (res as unknown as { write: Write }).write = (chunk, encoding, cb) => {
-    const bytes = typeof chunk === 'string' ? Buffer.byteLength(chunk) : ((chunk as { length?: number }).length ?? 0);
+    const bytes = chunkBytes(chunk);
     const wait = throttling() ? bucket.take(bytes, now()) : 0;
     if (wait <= 0 && waiting === 0) return write(chunk, encoding, cb);
     if (wait > 0) onDelayed(bytes);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { piecesWithin, SuperSeedPlan, type SuperSeedPeer } from '../../../server/images/seeder-superseed.js';
+import { SuperSeedPlan, type SuperSeedPeer } from '../../../server/images/seeder-superseed.js';
+import { piecesWithin } from '../../../server/images/torrent.js';
 
 /** A peer as the plan sees it: what it holds and what it was shown, in order. */
 function peer(holds: number[] = []): SuperSeedPeer & { got: Set<number>; shown: number[]; complete(piece: number): void } {
