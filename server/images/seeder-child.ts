@@ -52,6 +52,11 @@ function add(image: SeedImage): void {
   }
   // path = the image directory: webtorrent hashes the existing file and seeds it where it is.
   const torrent = client.add(bytes, { path: image.dir, announce: [config.announce], private: true, uploads: config.uploadSlots });
+  // Our tracker (bittorrent-tracker) lists an HTTP announcer among its own peers, so the seeder is handed its own
+  // address. webtorrent refuses a handshake from itself by comparing with the torrent's peerId, which it never sets:
+  // without this the seeder kept two connections to itself, and super-seeding revealed pieces to them that nobody
+  // would ever fetch (they reached the nodes only after the first round, at the very end of every install).
+  (torrent as unknown as { peerId?: string }).peerId ??= client.peerId;
   const entry: Seeded = { image, torrent, state: 'verifying' };
   if (config.superSeed) entry.superSeeding = superSeed(torrent);
   seeded.set(image.infoHash, entry);
@@ -87,13 +92,14 @@ function sync(images: SeedImage[]): void {
 }
 
 function stats(): SeedTorrentStats[] {
-  return [...seeded.values()].map(({ image, torrent, state, error }) => ({
+  return [...seeded.values()].map(({ image, torrent, state, error, superSeeding }) => ({
     name: image.name,
     infoHash: image.infoHash,
     state,
     ...(error ? { error } : {}),
     uploaded: torrent.uploaded ?? 0,
     uploadSpeed: Math.round(torrent.uploadSpeed ?? 0),
+    ...(superSeeding?.firstRound() ? { firstRound: superSeeding.firstRound()! } : {}),
     peers: (torrent.wires ?? []).filter((w) => w.type !== 'webSeed' && w.remoteAddress).map((w) => ({ ip: w.remoteAddress!, port: w.remotePort ?? 0, uploaded: w.uploaded })),
   }));
 }

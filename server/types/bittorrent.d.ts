@@ -146,6 +146,8 @@ declare module 'webtorrent' {
     constructor(opts?: WebTorrentOptions);
     torrents: Torrent[];
     torrentPort: number;
+    /** This client's peer id (hex). */
+    peerId: string;
     add(torrentId: Buffer | Uint8Array | string, opts?: TorrentOptions, ontorrent?: (torrent: Torrent) => void): Torrent;
     remove(torrentId: Torrent | string, opts?: { destroyStore?: boolean }, cb?: (err: Error | null) => void): Promise<void>;
     destroy(cb?: (err: Error | null) => void): void;

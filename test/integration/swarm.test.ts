@@ -23,7 +23,7 @@ interface SwarmView {
   images: Array<{
     name: string;
     peers: Array<{ ip: string; port: number; uploaded: number; downloaded: number; left: number; complete: boolean }>;
-    seeder: { state: string; uploaded: number } | null;
+    seeder: { state: string; uploaded: number; firstRound?: { pieces: number; of: number }; peers: Array<{ ip: string }> } | null;
   }>;
 }
 
@@ -104,14 +104,28 @@ describe('images over BitTorrent with real aria2c peers', () => {
   it('8 nodes all end with the verified image, and nodes upload to each other', async () => {
     const image = await publish('swarm-a');
     const downloads = lan.nodes.map((_, i) => download(i, image));
-    await allDone(downloads);
+    // Everyone the seeder is connected to while the nodes download: our tracker hands the seeder its own address.
+    const seederPeers = new Set<string>();
+    const sample = setInterval(() => swarmOf('swarm-a')?.seeder?.peers.forEach((p) => seederPeers.add(p.ip.replace(/^::ffff:/, ''))), 250);
+    try {
+      await allDone(downloads);
+    } finally {
+      clearInterval(sample);
+    }
     await expectVerified(downloads, image);
+    expect(seederPeers.size).toBeGreaterThan(0);
+    expect([...seederPeers].filter((ip) => !lan.nodes.some((n) => n.ip === ip))).toEqual([]);
+    // Super-seeding's first round is over: every piece has left the server at least once.
+    const round = swarmOf('swarm-a')!.seeder!.firstRound!;
+    expect(round.pieces).toBe(round.of);
+    expect(round.of).toBeGreaterThan(0);
     // aria2c reports its counters on its "completed" announce: the tracker saw node-to-node transfers.
-    const peers = await waitFor('a node peer with uploaded > 0', () => {
-      const s = swarmOf('swarm-a');
-      return s?.peers.some((p) => p.ip !== lan.server.ip && p.uploaded > 0) ? s.peers : undefined;
+    // Wait for all of them: the announces arrive one by one, in no particular order.
+    const nodePeers = await waitFor('every node\'s "completed" announce', () => {
+      const peers = swarmOf('swarm-a')?.peers.filter((p) => p.ip !== lan.server.ip && p.complete) ?? [];
+      return peers.length === NODES ? peers : undefined;
     }, 30_000, 500);
-    expect(peers.filter((p) => p.ip !== lan.server.ip && p.complete).length).toBe(NODES);
+    expect(nodePeers.some((p) => p.uploaded > 0)).toBe(true);
     const seeder = swarmOf('swarm-a')!.seeder!;
     // Each node keeps seeding after completion, so the server sent less than one copy per node.
     expect(seeder.uploaded).toBeLessThan(NODES * SIZE);
