@@ -7,14 +7,14 @@
  *
  *   npx tsx bench/fanout.ts          FANOUT_NODES=8 FANOUT_BYTES=67108864 npx tsx bench/fanout.ts
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Netns } from '../test/support/netns.js';
 import { startRackseedProcess, type RackseedProcess } from '../test/support/rackseed-process.js';
 import { aria2cCommandLine, buildSwarmLan, writeTestImage } from '../test/support/swarm.js';
 import { ringSeconds } from './lib/fanout-capacity.js';
-import { startFanoutTrace } from './lib/fanout-trace.js';
+import { bridgePortStats, startFanoutTrace } from './lib/fanout-trace.js';
 import { btCopy, fanoutBittorrent, fanoutHttp, removeCopies, txBytes, verifyCopies } from './lib/fanout-run.js';
 import { envInt } from './lib/env.js';
 
@@ -74,13 +74,17 @@ async function main(): Promise<void> {
       bytes: BYTES,
       nodes: NODES,
       nodeFile: (i) => btCopy(work, i),
-      seeder: () => server.api<{ images: Array<{ name: string; seeder: { uploaded: number; webSeedPieces?: number } | null }> }>('/swarm').images.find((i) => i.name === 'fanout')?.seeder ?? undefined,
+      seeder: () => server.api<{ images: Array<{ name: string; seeder: { uploaded: number; webSeedPieces?: number; firstRound?: { pieces: number; of: number }; peers?: Array<{ ip: string }> } | null }> }>('/swarm').images.find((i) => i.name === 'fanout')?.seeder ?? undefined,
       serverSent: () => txBytes(netns, lan.server.ns) - sentBefore,
+      links: () => bridgePortStats(netns, lan.bridgeNs, lan.nodes.map((n) => n.port)),
       connections: (i) => netns.run(lan.nodes[i]!.ns, 'ss', ['-Htn', 'state', 'established']).stdout.split('\n').filter(Boolean).length,
       say,
     });
     const bt = await fanoutBittorrent(netns, lan, image, work, NODE_ARGS);
     trace?.stop(bt.perNode);
+    // FANOUT_TRACE_LOGDIR=DIR keeps each node's aria2c output (with FANOUT_ARIA2C_ARGS='--log=- --log-level=info', its log).
+    const logDir = process.env.FANOUT_TRACE_LOGDIR;
+    if (logDir) bt.downloads.forEach((d, i) => writeFileSync(path.join(logDir, `node-${i}.log`), d.output()));
     const serverSent = txBytes(netns, lan.server.ns) - sentBefore;
     const swarm = server.api<{ images: Array<{ name: string; peers: Array<{ ip: string; uploaded: number }>; seeder: { uploaded: number } | null }> }>('/swarm').images.find((i) => i.name === 'fanout');
     await Promise.all(bt.downloads.map((d) => netns.stop(d.child)));

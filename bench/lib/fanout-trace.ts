@@ -12,8 +12,10 @@ export interface FanoutTraceSources {
   nodes: number;
   /** Where node i's copy grows (a sparse file on tmpfs: its allocated blocks are the bytes received). */
   nodeFile: (i: number) => string;
-  seeder: () => { uploaded: number; webSeedPieces?: number } | undefined;
+  seeder: () => { uploaded: number; webSeedPieces?: number; firstRound?: { pieces: number; of: number }; peers?: Array<{ ip: string }> } | undefined;
   serverSent: () => number;
+  /** Bytes each node has sent and received on its link so far (the bridge port's counters), nodes in order. */
+  links?: () => { up: number[]; down: number[]; drops: number };
   /** Established TCP connections of node i (FANOUT_TRACE_CONNS=1 prints them every tick). */
   connections?: (i: number) => number;
   say: (line: string) => void;
@@ -37,7 +39,25 @@ export function startFanoutTrace(src: FanoutTraceSources): FanoutTrace | undefin
   const start = Date.now();
   const statAtStart = cpuLine();
   const copies = (b: number) => (b / src.bytes).toFixed(3);
+  let lastLinks = src.links?.();
+  let lastTick = Date.now();
   const timer = setInterval(() => {
+    const links = src.links?.();
+    const now = Date.now();
+    if (links && lastLinks) {
+      // Mbit/s per node over the last tick: how full the nodes' uplinks and downlinks were.
+      const mbit = (a: number[], b: number[]) => a.map((x, i) => ((x - b[i]!) * 8) / ((now - lastTick) / 1000) / 1e6);
+      const stats = (xs: number[]) => {
+        const s = [...xs].sort((a, b) => a - b);
+        return `min ${s[0]!.toFixed(0)} median ${s[s.length >> 1]!.toFixed(0)} max ${s[s.length - 1]!.toFixed(0)} mean ${(s.reduce((a, b) => a + b, 0) / s.length).toFixed(0)}`;
+      };
+      const up = mbit(links.up, lastLinks.up);
+      const down = mbit(links.down, lastLinks.down);
+      src.say(`trace links Mbit/s: up ${stats(up)}; down ${stats(down)}; tbf drops ${links.drops - lastLinks.drops}`);
+      if (process.env.FANOUT_TRACE_NODES === '1') src.say(`trace nodes Mbit/s up/down: ${up.map((u, i) => `${u.toFixed(0)}/${down[i]!.toFixed(0)}`).join(' ')}`);
+    }
+    lastLinks = links;
+    lastTick = now;
     const seeder = src.seeder();
     const held = Array.from({ length: src.nodes }, (_, i) => {
       try {
@@ -51,7 +71,7 @@ export function startFanoutTrace(src: FanoutTraceSources): FanoutTrace | undefin
     const sorted = [...held].sort((a, b) => a - b);
     src.say(
       `trace ${((Date.now() - start) / 1000).toFixed(2)} s: seeder ${copies(seeder?.uploaded ?? 0)} copies, server link ${copies(src.serverSent())}; ` +
-        `nodes hold min ${sorted[0]!.toFixed(3)} median ${sorted[sorted.length >> 1]!.toFixed(3)} max ${sorted[sorted.length - 1]!.toFixed(3)}; web seed pieces ${seeder?.webSeedPieces ?? '?'}`,
+        `nodes hold min ${sorted[0]!.toFixed(3)} median ${sorted[sorted.length >> 1]!.toFixed(3)} max ${sorted[sorted.length - 1]!.toFixed(3)}; web seed pieces ${seeder?.webSeedPieces ?? '?'}; first round ${seeder?.firstRound ? `${seeder.firstRound.pieces}/${seeder.firstRound.of}` : '?'}; seeder wires ${seeder?.peers?.length ?? '?'} to ${new Set(seeder?.peers?.map((p) => p.ip)).size} nodes`,
     );
   }, Number(process.env.FANOUT_TRACE_MS ?? 1000));
   return {
@@ -61,4 +81,18 @@ export function startFanoutTrace(src: FanoutTraceSources): FanoutTrace | undefin
       src.say(`trace cpu: aria2c on all nodes ${cpuSeconds('aria2c')} s; /proc/stat cpu from ${statAtStart} to ${cpuLine()}`);
     },
   };
+}
+
+/**
+ * The nodes' bridge ports' counters in one `ip` call: a port's rx is what its node sent, its tx what the node
+ * received; drops are the tbf shapers' on the bridge side (the nodes' downlinks and the server's).
+ */
+export function bridgePortStats(netns: { run(ns: string, cmd: string, args: string[]): { stdout: string } }, bridgeNs: string, ports: string[]): { up: number[]; down: number[]; drops: number } {
+  const links = JSON.parse(netns.run(bridgeNs, 'ip', ['-s', '-j', 'link', 'show']).stdout || '[]') as Array<{ ifname: string; stats64?: { rx: { bytes: number }; tx: { bytes: number } } }>;
+  const byName = new Map(links.map((l) => [l.ifname, l.stats64]));
+  const up = ports.map((p) => byName.get(p)?.rx.bytes ?? 0);
+  const down = ports.map((p) => byName.get(p)?.tx.bytes ?? 0);
+  const qdiscs = JSON.parse(netns.run(bridgeNs, 'tc', ['-s', '-j', 'qdisc', 'show']).stdout || '[]') as Array<{ kind: string; drops?: number }>;
+  const drops = qdiscs.filter((q) => q.kind === 'tbf').reduce((a, q) => a + (q.drops ?? 0), 0);
+  return { up, down, drops };
 }

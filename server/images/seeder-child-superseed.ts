@@ -35,6 +35,8 @@ const REBALANCE_MS = 500;
 export interface SuperSeeding {
   /** The piece reached a node another way (the web seed): the first round skips it. */
   markHandedOut(piece: number): void;
+  /** Pieces the first round has handed out, and how many there are (undefined before the first peer). */
+  firstRound(): { pieces: number; of: number } | undefined;
 }
 
 export function superSeed(torrent: Torrent): SuperSeeding {
@@ -119,5 +121,6 @@ export function superSeed(torrent: Torrent): SuperSeeding {
       if (plan) plan.markHandedOut(piece);
       else early.push(piece);
     },
+    firstRound: () => (plan ? { pieces: plan.firstRoundPieces(), of: plan.pieceCount } : undefined),
   };
 }

@@ -45,6 +45,11 @@ export interface SeedTorrentStats {
   uploaded: number;
   /** Bytes per second. */
   uploadSpeed: number;
+  /**
+   * Super-seeding's first round: pieces handed out to some node (or sent by the web seed), of how many. Until it is
+   * complete some piece is still only on the server, so no node can finish; absent before the first peer.
+   */
+  firstRound?: { pieces: number; of: number };
   peers: SeedPeerStats[];
 }
 

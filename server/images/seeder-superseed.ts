@@ -40,6 +40,7 @@ export class SuperSeedPlan {
   private readonly returned: number[] = [];
   private cursor = 0;
   private readonly handedOut: Uint8Array;
+  private handedOutCount = 0;
   /** Peers holding more than this many pieces are ahead of the swarm (rebalance sets it); Infinity: nobody is. */
   private aheadAbove = Infinity;
   /** The median peer's piece count (rebalance sets it). */
@@ -89,7 +90,18 @@ export class SuperSeedPlan {
    * first round skips it instead of sending it a second time over the same uplink.
    */
   markHandedOut(piece: number): void {
-    if (Number.isInteger(piece) && piece >= 0 && piece < this.pieceCount) this.handedOut[piece] = 1;
+    if (Number.isInteger(piece) && piece >= 0 && piece < this.pieceCount) this.handOut(piece);
+  }
+
+  /** Pieces the first round has handed out: revealed to one peer, or sent whole by the web seed. */
+  firstRoundPieces(): number {
+    return this.handedOutCount;
+  }
+
+  private handOut(piece: number): void {
+    if (this.handedOut[piece] === 1) return;
+    this.handedOut[piece] = 1;
+    this.handedOutCount++;
   }
 
   /**
@@ -137,7 +149,7 @@ export class SuperSeedPlan {
     while (state.outstanding.size < window) {
       const piece = this.nextFor(peer);
       if (piece === undefined) break;
-      this.handedOut[piece] = 1;
+      this.handOut(piece);
       state.outstanding.add(piece);
       peer.reveal(piece);
     }

@@ -138,10 +138,17 @@ export async function sha256File(file: string): Promise<string> {
 export interface SwarmLan {
   /** Namespace holding only the bridge (so the server's link is a shaped veth like every node's). */
   bridgeNs: string;
-  server: { ns: string; ip: string };
-  nodes: Array<{ ns: string; ip: string }>;
+  server: SwarmHost;
+  nodes: SwarmHost[];
   /** Adds one more host on the bridge (a misbehaving peer, say). */
-  addHost(suffix: string, ip: string): { ns: string; ip: string };
+  addHost(suffix: string, ip: string): SwarmHost;
+}
+
+/** A host on the swarm's bridge; `port` is its bridge port (in bridgeNs), whose counters are the host's link. */
+export interface SwarmHost {
+  ns: string;
+  ip: string;
+  port: string;
 }
 
 /**
@@ -162,14 +169,14 @@ export function buildSwarmLan(netns: Netns, opts: { nodes: number; mbit?: number
     if (r.status !== 0) throw new Error(`tc tbf on ${dev}: ${r.stderr}`);
   };
   let n = 0;
-  const addHost = (suffix: string, ip: string) => {
+  const addHost = (suffix: string, ip: string): SwarmHost => {
     const ns = netns.addNamespace(suffix);
     const id = (n++).toString(36);
     const [inner, port] = netns.addVeth(ns, `e${id}`, bridgeNs, `p${id}`, { masterB: br });
     netns.addAddress(ns, inner, `${ip}/24`);
     shape(ns, inner);
     shape(bridgeNs, port);
-    return { ns, ip };
+    return { ns, ip, port };
   };
   const server = addHost('s', '10.0.0.1');
   const nodes = Array.from({ length: opts.nodes }, (_, i) => addHost(`n${i.toString(36)}`, `10.0.0.${10 + i}`));

@@ -32,7 +32,7 @@ export function swarmRoutes(deps: SwarmDeps): Router {
         seeders: swarm?.seeders ?? 0,
         leechers: swarm?.leechers ?? 0,
         peers: swarm?.peers ?? [],
-        seeder: seed ? { state: seed.state, ...(seed.error ? { error: seed.error } : {}), uploaded: seed.uploaded, uploadSpeed: seed.uploadSpeed, webSeedPieces: seed.webSeedPieces, peers: seed.peers } : null,
+        seeder: seed ? { state: seed.state, ...(seed.error ? { error: seed.error } : {}), uploaded: seed.uploaded, uploadSpeed: seed.uploadSpeed, webSeedPieces: seed.webSeedPieces, ...(seed.firstRound ? { firstRound: seed.firstRound } : {}), peers: seed.peers } : null,
       };
     });
     const { torrents: _t, ...process } = seeder ?? { running: false, restarts: 0, torrents: [] };

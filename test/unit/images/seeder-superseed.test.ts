@@ -104,6 +104,24 @@ describe('SuperSeedPlan: approximate super-seeding', () => {
     expect(b.shown).toEqual([4, 5]);
   });
 
+  it('counts the pieces the first round has handed out, each once, web seed included', () => {
+    const plan = new SuperSeedPlan(8, 2);
+    expect(plan.firstRoundPieces()).toBe(0);
+    plan.markHandedOut(5);
+    plan.markHandedOut(5);
+    plan.markHandedOut(-1);
+    const a = peer();
+    plan.add(a);
+    expect(plan.firstRoundPieces()).toBe(3);
+    for (const piece of [0, 1, 2, 3, 4, 6, 7]) {
+      a.complete(piece);
+      plan.onHave(a, piece);
+    }
+    // Opened at the end: the pieces shown again are not counted a second time.
+    expect(plan.firstRoundPieces()).toBe(8);
+    expect(a.got.size).toBe(7);
+  });
+
   it('a piece marked while a peer is already fetching it stays with that peer (no piece is shown twice in round one)', () => {
     const plan = new SuperSeedPlan(4, 2);
     const a = peer();
