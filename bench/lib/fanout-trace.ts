@@ -12,7 +12,9 @@ export interface FanoutTraceSources {
   nodes: number;
   /** Where node i's copy grows (a sparse file on tmpfs: its allocated blocks are the bytes received). */
   nodeFile: (i: number) => string;
-  seeder: () => { uploaded: number; webSeedPieces?: number; firstRound?: { pieces: number; of: number }; peers?: Array<{ ip: string }> } | undefined;
+  seeder: () => { uploaded: number; webSeedPieces?: number; firstRound?: { pieces: number; of: number }; peers?: Array<{ ip: string; uploaded: number }> } | undefined;
+  /** The nodes' addresses, nodes in order (to tell what the seeder sent each of them). */
+  nodeIps?: string[];
   serverSent: () => number;
   /** Bytes each node has sent and received on its link so far (the bridge port's counters), nodes in order. */
   links?: () => { up: number[]; down: number[]; drops: number };
@@ -41,6 +43,7 @@ export function startFanoutTrace(src: FanoutTraceSources): FanoutTrace | undefin
   const copies = (b: number) => (b / src.bytes).toFixed(3);
   let lastLinks = src.links?.();
   let lastTick = Date.now();
+  let lastFromSeeder: number[] | undefined;
   const timer = setInterval(() => {
     const links = src.links?.();
     const now = Date.now();
@@ -56,9 +59,15 @@ export function startFanoutTrace(src: FanoutTraceSources): FanoutTrace | undefin
       src.say(`trace links Mbit/s: up ${stats(up)}; down ${stats(down)}; tbf drops ${links.drops - lastLinks.drops}`);
       if (process.env.FANOUT_TRACE_NODES === '1') src.say(`trace nodes Mbit/s up/down: ${up.map((u, i) => `${u.toFixed(0)}/${down[i]!.toFixed(0)}`).join(' ')}`);
     }
+    const seeder = src.seeder();
+    if (process.env.FANOUT_TRACE_NODES === '1' && src.nodeIps && seeder?.peers) {
+      // What the seeder sent each node over the last tick (a wire's counter starts again when it reconnects).
+      const fromSeeder = src.nodeIps.map((ip) => seeder.peers!.filter((p) => p.ip.replace(/^::ffff:/, '') === ip).reduce((a, p) => a + p.uploaded, 0));
+      if (lastFromSeeder) src.say(`trace seeder Mbit/s to each node: ${fromSeeder.map((b, i) => ((Math.max(0, b - lastFromSeeder![i]!) * 8) / ((now - lastTick) / 1000) / 1e6).toFixed(0)).join(' ')}`);
+      lastFromSeeder = fromSeeder;
+    }
     lastLinks = links;
     lastTick = now;
-    const seeder = src.seeder();
     const held = Array.from({ length: src.nodes }, (_, i) => {
       try {
         return (statSync(src.nodeFile(i)).blocks * 512) / src.bytes;
