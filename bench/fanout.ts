@@ -14,8 +14,8 @@ import { Netns } from '../test/support/netns.js';
 import { startRackseedProcess, type RackseedProcess } from '../test/support/rackseed-process.js';
 import { aria2cCommandLine, buildSwarmLan, writeTestImage } from '../test/support/swarm.js';
 import { ringSeconds } from './lib/fanout-capacity.js';
-import { bridgePortStats, startFanoutTrace } from './lib/fanout-trace.js';
-import { btCopy, fanoutBittorrent, fanoutHttp, removeCopies, txBytes, verifyCopies } from './lib/fanout-run.js';
+import { startFanoutTrace } from './lib/fanout-trace.js';
+import { bridgePortStats, btCopy, fanoutBittorrent, fanoutHttp, removeCopies, txBytes, verifyCopies } from './lib/fanout-run.js';
 import { envInt } from './lib/env.js';
 
 const NODES = envInt('FANOUT_NODES', 16, 1, 200);

@@ -71,16 +71,38 @@ export function removeCopies(paths: string[]): void {
   for (const p of paths) rmSync(p, { recursive: true, force: true });
 }
 
-/** Bytes the namespace has sent on all its interfaces but loopback (/proc/net/dev): what the server's uplink carried. */
-export function txBytes(netns: Netns, ns: string): number {
+/** Bytes each interface of the namespace has received and sent (/proc/net/dev), loopback left out. */
+function linkCounters(netns: Netns, ns: string): Map<string, { rx: number; tx: number }> {
   const r = netns.run(ns, 'cat', ['/proc/net/dev']);
   if (r.status !== 0) throw new Error(`/proc/net/dev in ${ns}: ${r.stderr}`);
-  let sum = 0;
+  const counters = new Map<string, { rx: number; tx: number }>();
   for (const line of r.stdout.split('\n')) {
     const m = /^\s*([^:\s]+):\s*(.*)$/.exec(line);
     if (!m || m[1] === 'lo') continue;
     // Receive has 8 columns, then transmit bytes.
-    sum += Number(m[2]!.trim().split(/\s+/)[8] ?? 0);
+    const columns = m[2]!.trim().split(/\s+/);
+    counters.set(m[1]!, { rx: Number(columns[0] ?? 0), tx: Number(columns[8] ?? 0) });
   }
+  return counters;
+}
+
+/** Bytes the namespace has sent on all its interfaces but loopback: what the server's uplink carried. */
+export function txBytes(netns: Netns, ns: string): number {
+  let sum = 0;
+  for (const { tx } of linkCounters(netns, ns).values()) sum += tx;
   return sum;
+}
+
+/**
+ * The nodes' bridge ports' counters, nodes in order: a port's rx is what its node sent, its tx what the node
+ * received; drops are the tbf shapers' on the bridge side (the nodes' downlinks and the server's).
+ */
+export function bridgePortStats(netns: Netns, bridgeNs: string, ports: string[]): { up: number[]; down: number[]; drops: number } {
+  const counters = linkCounters(netns, bridgeNs);
+  const qdiscs = JSON.parse(netns.run(bridgeNs, 'tc', ['-s', '-j', 'qdisc', 'show']).stdout || '[]') as Array<{ kind: string; drops?: number }>;
+  return {
+    up: ports.map((p) => counters.get(p)?.rx ?? 0),
+    down: ports.map((p) => counters.get(p)?.tx ?? 0),
+    drops: qdiscs.filter((q) => q.kind === 'tbf').reduce((a, q) => a + (q.drops ?? 0), 0),
+  };
 }

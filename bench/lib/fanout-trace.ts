@@ -36,6 +36,8 @@ const cpuSeconds = (cmd: string) =>
     .filter(Boolean)
     .reduce((a, b) => a + Number(b), 0);
 
+const mbitPerSecond = (bytes: number, ms: number) => (bytes * 8) / (ms / 1000) / 1e6;
+
 export function startFanoutTrace(src: FanoutTraceSources): FanoutTrace | undefined {
   if (process.env.FANOUT_TRACE !== '1') return undefined;
   const start = Date.now();
@@ -49,7 +51,7 @@ export function startFanoutTrace(src: FanoutTraceSources): FanoutTrace | undefin
     const now = Date.now();
     if (links && lastLinks) {
       // Mbit/s per node over the last tick: how full the nodes' uplinks and downlinks were.
-      const mbit = (a: number[], b: number[]) => a.map((x, i) => ((x - b[i]!) * 8) / ((now - lastTick) / 1000) / 1e6);
+      const mbit = (a: number[], b: number[]) => a.map((x, i) => mbitPerSecond(x - b[i]!, now - lastTick));
       const stats = (xs: number[]) => {
         const s = [...xs].sort((a, b) => a - b);
         return `min ${s[0]!.toFixed(0)} median ${s[s.length >> 1]!.toFixed(0)} max ${s[s.length - 1]!.toFixed(0)} mean ${(s.reduce((a, b) => a + b, 0) / s.length).toFixed(0)}`;
@@ -63,7 +65,7 @@ export function startFanoutTrace(src: FanoutTraceSources): FanoutTrace | undefin
     if (process.env.FANOUT_TRACE_NODES === '1' && src.nodeIps && seeder?.peers) {
       // What the seeder sent each node over the last tick (a wire's counter starts again when it reconnects).
       const fromSeeder = src.nodeIps.map((ip) => seeder.peers!.filter((p) => p.ip.replace(/^::ffff:/, '') === ip).reduce((a, p) => a + p.uploaded, 0));
-      if (lastFromSeeder) src.say(`trace seeder Mbit/s to each node: ${fromSeeder.map((b, i) => ((Math.max(0, b - lastFromSeeder![i]!) * 8) / ((now - lastTick) / 1000) / 1e6).toFixed(0)).join(' ')}`);
+      if (lastFromSeeder) src.say(`trace seeder Mbit/s to each node: ${fromSeeder.map((b, i) => mbitPerSecond(Math.max(0, b - lastFromSeeder![i]!), now - lastTick).toFixed(0)).join(' ')}`);
       lastFromSeeder = fromSeeder;
     }
     lastLinks = links;
@@ -90,18 +92,4 @@ export function startFanoutTrace(src: FanoutTraceSources): FanoutTrace | undefin
       src.say(`trace cpu: aria2c on all nodes ${cpuSeconds('aria2c')} s; /proc/stat cpu from ${statAtStart} to ${cpuLine()}`);
     },
   };
-}
-
-/**
- * The nodes' bridge ports' counters in one `ip` call: a port's rx is what its node sent, its tx what the node
- * received; drops are the tbf shapers' on the bridge side (the nodes' downlinks and the server's).
- */
-export function bridgePortStats(netns: { run(ns: string, cmd: string, args: string[]): { stdout: string } }, bridgeNs: string, ports: string[]): { up: number[]; down: number[]; drops: number } {
-  const links = JSON.parse(netns.run(bridgeNs, 'ip', ['-s', '-j', 'link', 'show']).stdout || '[]') as Array<{ ifname: string; stats64?: { rx: { bytes: number }; tx: { bytes: number } } }>;
-  const byName = new Map(links.map((l) => [l.ifname, l.stats64]));
-  const up = ports.map((p) => byName.get(p)?.rx.bytes ?? 0);
-  const down = ports.map((p) => byName.get(p)?.tx.bytes ?? 0);
-  const qdiscs = JSON.parse(netns.run(bridgeNs, 'tc', ['-s', '-j', 'qdisc', 'show']).stdout || '[]') as Array<{ kind: string; drops?: number }>;
-  const drops = qdiscs.filter((q) => q.kind === 'tbf').reduce((a, q) => a + (q.drops ?? 0), 0);
-  return { up, down, drops };
 }

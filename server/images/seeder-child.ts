@@ -92,16 +92,19 @@ function sync(images: SeedImage[]): void {
 }
 
 function stats(): SeedTorrentStats[] {
-  return [...seeded.values()].map(({ image, torrent, state, error, superSeeding }) => ({
-    name: image.name,
-    infoHash: image.infoHash,
-    state,
-    ...(error ? { error } : {}),
-    uploaded: torrent.uploaded ?? 0,
-    uploadSpeed: Math.round(torrent.uploadSpeed ?? 0),
-    ...(superSeeding?.firstRound() ? { firstRound: superSeeding.firstRound()! } : {}),
-    peers: (torrent.wires ?? []).filter((w) => w.type !== 'webSeed' && w.remoteAddress).map((w) => ({ ip: w.remoteAddress!, port: w.remotePort ?? 0, uploaded: w.uploaded })),
-  }));
+  return [...seeded.values()].map(({ image, torrent, state, error, superSeeding }) => {
+    const firstRound = superSeeding?.firstRound();
+    return {
+      name: image.name,
+      infoHash: image.infoHash,
+      state,
+      ...(error ? { error } : {}),
+      uploaded: torrent.uploaded ?? 0,
+      uploadSpeed: Math.round(torrent.uploadSpeed ?? 0),
+      ...(firstRound ? { firstRound } : {}),
+      peers: (torrent.wires ?? []).filter((w) => w.type !== 'webSeed' && w.remoteAddress).map((w) => ({ ip: w.remoteAddress!, port: w.remotePort ?? 0, uploaded: w.uploaded })),
+    };
+  });
 }
 
 process.on('message', (m: ToSeeder) => {
