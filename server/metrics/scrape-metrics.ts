@@ -152,6 +152,16 @@ function registerSwarmMetrics(registry: Registry, src: ScrapeSources): void {
     },
   });
   new Gauge({
+    name: 'rackseed_swarm_first_round_ratio',
+    help: "Share of the image's pieces super-seeding has handed out at least once (1: every piece has left the server), per image",
+    labelNames: ['image'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const t of src.swarm?.seeder()?.torrents ?? []) if (t.firstRound && t.firstRound.of > 0) this.set({ image: t.name }, t.firstRound.pieces / t.firstRound.of);
+    },
+  });
+  new Gauge({
     name: 'rackseed_swarm_seeder_up',
     help: "1 while the server's seeder process runs",
     registers: [registry],

@@ -29,7 +29,7 @@ const tracker: TrackerSwarm[] = [
     ],
   },
 ];
-const seeder: SeederStatus = { running: true, restarts: 0, torrents: [{ name: 'debian12', infoHash: INFO_HASH, state: 'seeding', uploaded: 123456, uploadSpeed: 0, webSeedPieces: 12, peers: [{ ip: '127.0.0.5', port: 1, uploaded: 9 }] }] } as SeederStatus;
+const seeder: SeederStatus = { running: true, restarts: 0, torrents: [{ name: 'debian12', infoHash: INFO_HASH, state: 'seeding', uploaded: 123456, uploadSpeed: 0, webSeedPieces: 12, firstRound: { pieces: 512, of: 2048 }, peers: [{ ip: '127.0.0.5', port: 1, uploaded: 9 }] }] } as SeederStatus;
 
 beforeAll(async () => {
   srv = await startTestServer({ inventoryFixture: 'api/inventory.yaml', extraConfig: 'torrent:\n  enabled: false' });
@@ -135,6 +135,7 @@ describe('GET /metrics', () => {
       rackseed_swarm_seeder_peers: 'gauge',
       rackseed_swarm_seeder_up: 'gauge',
       rackseed_swarm_webseed_pieces: 'gauge',
+      rackseed_swarm_first_round_ratio: 'gauge',
       rackseed_webseed_requests_total: 'counter',
       rackseed_webseed_delayed_bytes_total: 'counter',
       rackseed_nodes: 'gauge',
@@ -161,6 +162,7 @@ describe('GET /metrics', () => {
       'rackseed_swarm_seeder_peers{image="debian12"}': 1,
       rackseed_swarm_seeder_up: 1,
       'rackseed_swarm_webseed_pieces{image="debian12"}': 12,
+      'rackseed_swarm_first_round_ratio{image="debian12"}': 0.25,
       'rackseed_webseed_requests_total{mode="throttled"}': 7,
       'rackseed_webseed_requests_total{mode="full"}': 2,
       rackseed_webseed_delayed_bytes_total: 4096,
