@@ -52,10 +52,10 @@ function add(image: SeedImage): void {
   }
   // path = the image directory: webtorrent hashes the existing file and seeds it where it is.
   const torrent = client.add(bytes, { path: image.dir, announce: [config.announce], private: true, uploads: config.uploadSlots });
-  // Our tracker (bittorrent-tracker) lists an HTTP announcer among its own peers, so the seeder is handed its own
-  // address. webtorrent refuses a handshake from itself by comparing with the torrent's peerId, which it never sets:
-  // without this the seeder kept two connections to itself, and super-seeding revealed pieces to them that nobody
-  // would ever fetch (they reached the nodes only after the first round, at the very end of every install).
+  // webtorrent refuses a handshake from itself by comparing with the torrent's peerId, which it never sets. Our
+  // tracker no longer hands an announcer its own address (tracker.ts), but before it did the seeder kept two
+  // connections to itself, and super-seeding revealed pieces to them that nobody would ever fetch (they reached the
+  // nodes only after the first round, at the very end of every install): the self-check stays armed.
   (torrent as unknown as { peerId?: string }).peerId ??= client.peerId;
   const entry: Seeded = { image, torrent, state: 'verifying' };
   if (config.superSeed) entry.superSeeding = superSeed(torrent);

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Server as TrackerServer, type AnnounceParams } from 'bittorrent-tracker';
+import { Server as TrackerServer, type AnnounceParams, type Swarm } from 'bittorrent-tracker';
 import { Router } from 'express';
 import type { Logger } from '../log.js';
 
@@ -45,6 +45,25 @@ export interface Tracker {
   close(): void;
 }
 
+/**
+ * bittorrent-tracker lists an HTTP announcer among the peers it hands back (it leaves out only a WebRTC peer's own
+ * id). A node given its own address connects to itself: aria2c drops that connection only after the handshake, and
+ * its listener accepts at most three incoming connections per one-second sweep, so the self-connection took one of
+ * the three the node gets in the first second of its install. Asks the swarm for one peer more, drops the announcer.
+ */
+function withoutAnnouncer(swarm: Swarm): void {
+  const announce = swarm.announce.bind(swarm);
+  swarm.announce = (params, cb) => {
+    const wanted = params.numwant;
+    params.numwant = wanted + 1;
+    announce(params, (err, response) => {
+      params.numwant = wanted;
+      if (response) response.peers = response.peers.filter((p) => p.peerId !== params.peer_id && !(p.ip === params.ip && p.port === params.port)).slice(0, wanted);
+      cb?.(err, response);
+    });
+  };
+}
+
 // Announce counters arrive as query strings; a missing or garbled one must not poison the view with NaN.
 const counter = (v: unknown): number => {
   const n = typeof v === 'string' || typeof v === 'number' ? Number(v) : NaN;
@@ -70,6 +89,12 @@ export function createTracker(opts: TrackerOptions): Tracker {
       cb(null);
     },
   });
+  const createSwarm = server.createSwarm.bind(server);
+  server.createSwarm = (infoHash, cb) =>
+    createSwarm(infoHash, (err, swarm) => {
+      if (swarm) withoutAnnouncer(swarm);
+      cb(err, swarm);
+    });
   server.on('warning', (err: Error) => opts.log.debug({ err: err.message }, 'tracker request refused'));
   server.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'tracker error'));
 

@@ -77,11 +77,14 @@ declare module 'bittorrent-tracker' {
     complete: number;
     incomplete: number;
     peers: { readonly keys: string[]; peek(key: string): SwarmPeer | undefined };
+    /** Records the announce and answers with up to params.numwant peers (cb is absent for a closed websocket). */
+    announce(params: AnnounceParams, cb?: (err: Error | null, response?: { complete: number; incomplete: number; peers: SwarmPeer[] }) => void): void;
   }
 
   export class Server extends EventEmitter {
     constructor(opts?: TrackerServerOptions);
     torrents: Record<string, Swarm>;
+    createSwarm(infoHash: string, cb: (err: Error | null, swarm?: Swarm) => void): void;
     onHttpRequest(req: IncomingMessage, res: ServerResponse, opts?: { action?: 'announce' | 'scrape'; trustProxy?: boolean }): void;
     close(cb?: () => void): void;
     on(event: 'start' | 'update' | 'complete' | 'stop' | 'pause', listener: (addr: string, params: AnnounceParams) => void): this;

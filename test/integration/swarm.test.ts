@@ -104,7 +104,7 @@ describe('images over BitTorrent with real aria2c peers', () => {
   it('8 nodes all end with the verified image, and nodes upload to each other', async () => {
     const image = await publish('swarm-a');
     const downloads = lan.nodes.map((_, i) => download(i, image));
-    // Everyone the seeder is connected to while the nodes download: our tracker hands the seeder its own address.
+    // Everyone the seeder is connected to while the nodes download: only nodes, never the seeder itself.
     const seederPeers = new Set<string>();
     const sample = setInterval(() => swarmOf('swarm-a')?.seeder?.peers.forEach((p) => seederPeers.add(p.ip.replace(/^::ffff:/, ''))), 250);
     try {

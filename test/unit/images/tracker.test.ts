@@ -9,6 +9,17 @@ import { createTracker, type Tracker } from '../../../server/images/tracker.js';
 const binary = (hex: string) => [...Buffer.from(hex, 'hex')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
 const INFO_HASH = 'ab'.repeat(20);
 
+/** The ports in a bencoded announce response's compact `peers` string (6 bytes per peer: address, port). */
+function compactPorts(body: Buffer): number[] {
+  const key = body.indexOf('5:peers');
+  if (key < 0) throw new Error(`no peers in ${body.toString('latin1')}`);
+  const colon = body.indexOf(':', key + 7);
+  const length = Number(body.subarray(key + 7, colon).toString());
+  const ports: number[] = [];
+  for (let at = colon + 1; at < colon + 1 + length; at += 6) ports.push(body.readUInt16BE(at + 4));
+  return ports.sort((a, b) => a - b);
+}
+
 describe('tracker: the seeder hears of a node that still needs pieces the moment it joins', () => {
   const joined: Array<[string, string, number]> = [];
   let tracker: Tracker;
@@ -37,11 +48,12 @@ describe('tracker: the seeder hears of a node that still needs pieces the moment
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  const announce = async (peer: string, port: number, left: number, event?: string) => {
-    const q = `info_hash=${binary(INFO_HASH)}&peer_id=${binary(peer)}&port=${port}&uploaded=0&downloaded=0&left=${left}&compact=1${event ? `&event=${event}` : ''}`;
+  /** Announces and returns the ports of the IPv4 peers handed back (every test peer is on 127.0.0.1). */
+  const announce = async (peer: string, port: number, left: number, event?: string, numwant?: number): Promise<number[]> => {
+    const q = `info_hash=${binary(INFO_HASH)}&peer_id=${binary(peer)}&port=${port}&uploaded=0&downloaded=0&left=${left}&compact=1${event ? `&event=${event}` : ''}${numwant ? `&numwant=${numwant}` : ''}`;
     const res = await fetch(`${base}/announce?${q}`);
     expect(res.status).toBe(200);
-    await res.arrayBuffer();
+    return compactPorts(Buffer.from(await res.arrayBuffer()));
   };
 
   it('once per leecher, not again on its re-announces, never for a seeder or an unknown torrent', async () => {
@@ -58,5 +70,19 @@ describe('tracker: the seeder hears of a node that still needs pieces the moment
     await announce('01'.repeat(20), 6881, 1000, 'stopped');
     await announce('01'.repeat(20), 6881, 1000, 'started');
     expect(joined).toHaveLength(2);
+  });
+
+  it('never hands a peer its own address, even when it asks for a single peer', async () => {
+    await announce('11'.repeat(20), 7001, 1000, 'started');
+    await announce('12'.repeat(20), 7002, 1000, 'started');
+    await announce('13'.repeat(20), 7003, 0, 'started');
+    const others = [6881, 6882, 7001, 7002, 7003];
+    expect(await announce('11'.repeat(20), 7001, 900)).toEqual(others.filter((p) => p !== 7001));
+    expect(await announce('13'.repeat(20), 7003, 0)).toEqual(others.filter((p) => p !== 7003));
+    for (let i = 0; i < 10; i++) {
+      const one = await announce('12'.repeat(20), 7002, 800, undefined, 1);
+      expect(one).toHaveLength(1);
+      expect(one).not.toContain(7002);
+    }
   });
 });
