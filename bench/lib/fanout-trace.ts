@@ -36,6 +36,12 @@ const cpuSeconds = (cmd: string) =>
     .filter(Boolean)
     .reduce((a, b) => a + Number(b), 0);
 
+/** "min X median Y max Z" of a non-empty list, to `digits` decimals. */
+const spread = (xs: number[], digits: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return `min ${s[0]!.toFixed(digits)} median ${s[s.length >> 1]!.toFixed(digits)} max ${s[s.length - 1]!.toFixed(digits)}`;
+};
+
 const mbitPerSecond = (bytes: number, ms: number) => (bytes * 8) / (ms / 1000) / 1e6;
 
 export function startFanoutTrace(src: FanoutTraceSources): FanoutTrace | undefined {
@@ -52,10 +58,7 @@ export function startFanoutTrace(src: FanoutTraceSources): FanoutTrace | undefin
     if (links && lastLinks) {
       // Mbit/s per node over the last tick: how full the nodes' uplinks and downlinks were.
       const mbit = (a: number[], b: number[]) => a.map((x, i) => mbitPerSecond(x - b[i]!, now - lastTick));
-      const stats = (xs: number[]) => {
-        const s = [...xs].sort((a, b) => a - b);
-        return `min ${s[0]!.toFixed(0)} median ${s[s.length >> 1]!.toFixed(0)} max ${s[s.length - 1]!.toFixed(0)} mean ${(s.reduce((a, b) => a + b, 0) / s.length).toFixed(0)}`;
-      };
+      const stats = (xs: number[]) => `${spread(xs, 0)} mean ${(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(0)}`;
       const up = mbit(links.up, lastLinks.up);
       const down = mbit(links.down, lastLinks.down);
       src.say(`trace links Mbit/s: up ${stats(up)}; down ${stats(down)}; tbf drops ${links.drops - lastLinks.drops}`);
@@ -79,10 +82,9 @@ export function startFanoutTrace(src: FanoutTraceSources): FanoutTrace | undefin
     });
     if (process.env.FANOUT_TRACE_NODES === '1') src.say(`trace nodes: ${held.map((x) => x.toFixed(2)).join(' ')}`);
     if (process.env.FANOUT_TRACE_CONNS === '1' && src.connections) src.say(`trace conns: ${held.map((_, i) => src.connections!(i)).join(' ')}`);
-    const sorted = [...held].sort((a, b) => a - b);
     src.say(
       `trace ${((Date.now() - start) / 1000).toFixed(2)} s: seeder ${copies(seeder?.uploaded ?? 0)} copies, server link ${copies(src.serverSent())}; ` +
-        `nodes hold min ${sorted[0]!.toFixed(3)} median ${sorted[sorted.length >> 1]!.toFixed(3)} max ${sorted[sorted.length - 1]!.toFixed(3)}; web seed pieces ${seeder?.webSeedPieces ?? '?'}; first round ${seeder?.firstRound ? `${seeder.firstRound.pieces}/${seeder.firstRound.of}` : '?'}; seeder wires ${seeder?.peers?.length ?? '?'} to ${new Set(seeder?.peers?.map((p) => p.ip)).size} nodes`,
+        `nodes hold ${spread(held, 3)}; web seed pieces ${seeder?.webSeedPieces ?? '?'}; first round ${seeder?.firstRound ? `${seeder.firstRound.pieces}/${seeder.firstRound.of}` : '?'}; seeder wires ${seeder?.peers?.length ?? '?'} to ${new Set(seeder?.peers?.map((p) => p.ip)).size} nodes`,
     );
   }, Number(process.env.FANOUT_TRACE_MS ?? 1000));
   return {

@@ -20,7 +20,7 @@ function compactPorts(body: Buffer): number[] {
   return ports.sort((a, b) => a - b);
 }
 
-describe('tracker: the seeder hears of a node that still needs pieces the moment it joins', () => {
+describe('tracker: who hears of whom (the seeder of a joining node at once, no peer of itself)', () => {
   const joined: Array<[string, string, number]> = [];
   let tracker: Tracker;
   let server: Server;
