@@ -140,4 +140,26 @@ describe('service states on a real systemd', () => {
     expect(show('rackseed-ticker', 'NeedDaemonReload')).toBe('no\n');
     expect((await run('test')).result).toBe('success');
   });
+
+  it('restarts beyond systemd\'s start rate limit still happen: each converge restarts the service, reset-failed when refused', async () => {
+    // Two starts an hour: the first restart below may pass, the later ones are refused by systemd without the retry.
+    const limit = box.sh(
+      'mkdir -p /etc/systemd/system/rackseed-ticker.service.d && ' +
+        "printf '[Unit]\\nStartLimitIntervalSec=3600\\nStartLimitBurst=2\\n' > /etc/systemd/system/rackseed-ticker.service.d/limit.conf && " +
+        'systemctl daemon-reload && systemctl show -p StartLimitBurst --value rackseed-ticker',
+    );
+    expect(limit.stdout).toBe('2\n');
+    const comments: string[] = [];
+    for (const interval of [8, 9, 10]) {
+      const before = show('rackseed-ticker', 'MainPID');
+      setPillar({ interval, nice: 5 });
+      const applied = await run('apply');
+      expect(changedIds(applied)).toEqual(['ticker', 'ticker-config']);
+      comments.push(stateOf(applied, 'ticker').comment);
+      expect(show('rackseed-ticker', 'MainPID')).not.toBe(before);
+      expect(box.sh('systemctl is-active rackseed-ticker').stdout).toBe('active\n');
+    }
+    expect(comments.filter((c) => c.includes("systemd's start rate limit was reached")).length).toBeGreaterThan(0);
+    expect(comments.every((c) => c.includes('restarted'))).toBe(true);
+  });
 });

@@ -85,6 +85,37 @@ describe('service.running', () => {
     expect(node.commands[1]).toMatch(/systemctl reload-or-restart -- 'nginx'$/);
   });
 
+  it('a restart refused by systemd\'s start rate limit is retried once after reset-failed, and says so', async () => {
+    const tooOften = { code: 1, stderr: 'Job for slurmctld.service failed because start of the service was attempted too often.\n' };
+    const node = fakeNode([
+      [/reset-failed/, {}],
+      [/systemctl restart/, tooOften],
+      [/-p Result/, { stdout: 'start-limit-hit\n' }],
+    ]);
+    const outcome = await fn('service.running').watch!(state('service.running', 'slurmctld'), context(node));
+    expect(node.commands.slice(1)).toEqual(["systemctl show -p Result --value -- 'slurmctld'", "systemctl reset-failed -- 'slurmctld' && systemctl restart -- 'slurmctld'"]);
+    expect(outcome).toEqual({
+      result: true,
+      changes: { slurmctld: true },
+      comment: "Service slurmctld restarted (systemd's start rate limit was reached by earlier restarts: reset-failed first)",
+    });
+  });
+
+  it.each([
+    ['the unit failed for another reason', 'exit-code', false, 2],
+    ['the retry fails too', 'start-limit-hit', true, 3],
+  ])('a failed restart stays a failure when %s', async (_why, result, retryFails, commands) => {
+    const node = fakeNode([
+      [/reset-failed/, retryFails ? { code: 1, stderr: 'Job for ticker.service failed.\n' } : {}],
+      [/systemctl restart/, { code: 1, stderr: 'Job for ticker.service failed.\n' }],
+      [/-p Result/, { stdout: `${result}\n` }],
+    ]);
+    const outcome = await fn('service.running').watch!(state('service.running', 'ticker'), context(node));
+    expect(outcome.result).toBe(false);
+    expect(outcome.comment).toMatch(/^systemctl restart ticker failed \(exit 1: Job for ticker.service failed.\)/);
+    expect(node.commands).toHaveLength(commands);
+  });
+
   it('rejects a service name that is not one word', async () => {
     await expect(fn('service.running').check(state('service.running', 'nginx; reboot'), context(fakeNode([])))).rejects.toThrow(/name:/);
   });

@@ -131,15 +131,26 @@ function serviceFunction(wantOf: (args: Args) => Want, schema: z.ZodType, withWa
   if (!withWatch) return defineFunction(spec);
   return defineFunction({
     ...spec,
-    /** mod_watch: restart (or reload with `reload: true`); restart also starts a stopped service. */
+    /**
+     * mod_watch: restart (or reload with `reload: true`); restart also starts a stopped service. A watch runs only
+     * on a unit the state found running, so systemd's start rate limit refusing the restart means deliberate
+     * restarts (one per converge that changed a watched file) used it up, not a crash loop: the retry clears the
+     * counter with reset-failed, as systemd's own message advises, and says so. Any other failure stays a failure.
+     */
     async watch(call: Call<unknown>) {
       const args = call.args as Args;
       const unit = shellQuote(call.name);
       const verb = args.reload === true ? 'reload-or-restart' : 'restart';
+      const done = `Service ${call.name} ${args.reload === true ? 'reloaded' : 'restarted'}`;
       const command = `if [ "$(systemctl show -p NeedDaemonReload --value -- ${unit} 2>/dev/null)" = yes ]; then systemctl daemon-reload; fi; systemctl ${verb} -- ${unit}`;
       const result = await run(call.ctx, command);
-      if (result.code !== 0) return failed(`systemctl ${verb} ${call.name} failed (${failureText(result)})`);
-      return applied({ [call.name]: true }, `Service ${call.name} ${args.reload === true ? 'reloaded' : 'restarted'}`);
+      if (result.code === 0) return applied({ [call.name]: true }, done);
+      const refusal = `systemctl ${verb} ${call.name} failed (${failureText(result)})`;
+      const why = (await run(call.ctx, `systemctl show -p Result --value -- ${unit}`)).stdout.trim();
+      if (why !== 'start-limit-hit') return failed(refusal);
+      const retry = await run(call.ctx, `systemctl reset-failed -- ${unit} && systemctl ${verb} -- ${unit}`);
+      if (retry.code !== 0) return failed(`${refusal}; after reset-failed: systemctl ${verb} ${call.name} failed again (${failureText(retry)})`);
+      return applied({ [call.name]: true }, `${done} (systemd's start rate limit was reached by earlier restarts: reset-failed first)`);
     },
   });
 }
