@@ -67,7 +67,7 @@ export function startFanoutTrace(src: FanoutTraceSources): FanoutTrace | undefin
     const seeder = src.seeder();
     if (process.env.FANOUT_TRACE_NODES === '1' && src.nodeIps && seeder?.peers) {
       // What the seeder sent each node over the last tick (a wire's counter starts again when it reconnects).
-      const fromSeeder = src.nodeIps.map((ip) => seeder.peers!.filter((p) => p.ip.replace(/^::ffff:/, '') === ip).reduce((a, p) => a + p.uploaded, 0));
+      const fromSeeder = src.nodeIps.map((ip) => seeder.peers!.filter((p) => p.ip === ip).reduce((a, p) => a + p.uploaded, 0));
       if (lastFromSeeder) src.say(`trace seeder Mbit/s to each node: ${fromSeeder.map((b, i) => mbitPerSecond(Math.max(0, b - lastFromSeeder![i]!), now - lastTick).toFixed(0)).join(' ')}`);
       lastFromSeeder = fromSeeder;
     }

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import WebTorrent, { type Torrent } from 'webtorrent';
+import { plainAddress } from '../model/ipv4.js';
 import { superSeed, type SuperSeeding } from './seeder-child-superseed.js';
 import type { FromSeeder, SeedImage, SeederChildConfig, SeedTorrentStats, ToSeeder } from './seeder-protocol.js';
 
@@ -102,7 +103,7 @@ function stats(): SeedTorrentStats[] {
       uploaded: torrent.uploaded ?? 0,
       uploadSpeed: Math.round(torrent.uploadSpeed ?? 0),
       ...(firstRound ? { firstRound } : {}),
-      peers: (torrent.wires ?? []).filter((w) => w.type !== 'webSeed' && w.remoteAddress).map((w) => ({ ip: w.remoteAddress!, port: w.remotePort ?? 0, uploaded: w.uploaded })),
+      peers: (torrent.wires ?? []).filter((w) => w.type !== 'webSeed' && w.remoteAddress).map((w) => ({ ip: plainAddress(w.remoteAddress!), port: w.remotePort ?? 0, uploaded: w.uploaded })),
     };
   });
 }

@@ -21,6 +21,15 @@ export function isIpv4(text: string): boolean {
   return parseIpv4(text) !== undefined;
 }
 
+/**
+ * A peer's address as an operator reads it: Node's dual-stack sockets report an IPv4 peer as `::ffff:10.0.0.5`,
+ * which matches no inventory address. Anything else (a real IPv6 address, a name) comes back unchanged.
+ */
+export function plainAddress(address: string): string {
+  const mapped = /^::ffff:(.+)$/i.exec(address)?.[1];
+  return mapped !== undefined && isIpv4(mapped) ? mapped : address;
+}
+
 export function formatIpv4(value: number): string {
   return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
 }

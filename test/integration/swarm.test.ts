@@ -106,7 +106,7 @@ describe('images over BitTorrent with real aria2c peers', () => {
     const downloads = lan.nodes.map((_, i) => download(i, image));
     // Everyone the seeder is connected to while the nodes download: only nodes, never the seeder itself.
     const seederPeers = new Set<string>();
-    const sample = setInterval(() => swarmOf('swarm-a')?.seeder?.peers.forEach((p) => seederPeers.add(p.ip.replace(/^::ffff:/, ''))), 250);
+    const sample = setInterval(() => swarmOf('swarm-a')?.seeder?.peers.forEach((p) => seederPeers.add(p.ip)), 250);
     try {
       await allDone(downloads);
     } finally {

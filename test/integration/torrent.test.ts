@@ -99,6 +99,24 @@ describe('tracker', () => {
     expect(Buffer.from(body, 'latin1').includes(Buffer.from([10, 0, 0, 1, 0x1a, 0xe1]))).toBe(true);
   });
 
+  it('the seeder lists a peer that connected to it by its IPv4 address, not IPv4-mapped (::ffff:)', async () => {
+    // A BitTorrent handshake for the image from inside the namespace, then the connection is held open: the seeder's
+    // listener is dual-stack, so Node reports this peer as ::ffff:10.0.0.1 unless the seeder unmaps it.
+    const handshake = Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), Buffer.alloc(8), Buffer.from(image.infoHash, 'hex'), Buffer.from('-XX0001-incomingpeer')]);
+    const escaped = [...handshake].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
+    const peer = netns.spawn(sv, 'bash', ['-c', `exec 3<>/dev/tcp/10.0.0.1/6881 && printf '%b' '${escaped}' >&3 && exec sleep 30`]);
+    try {
+      type Seeder = { seeder: { peers: Array<{ ip: string; port: number }> } | null };
+      const peers = await waitFor('the seeder listing the incoming peer', () => {
+        const listed = rs.api<{ images: Array<{ name: string } & Seeder> }>('/swarm').images.find((i) => i.name === 'tiny')?.seeder?.peers ?? [];
+        return listed.length > 0 ? listed : undefined;
+      }, 15_000, 200);
+      expect(peers.map((p) => p.ip)).toEqual(['10.0.0.1']);
+    } finally {
+      peer.kill();
+    }
+  });
+
   it('scrape reports the image\'s swarm', () => {
     const r = netns.run(sv, 'curl', ['-s', '--max-time', '5', `${URL}/scrape?info_hash=${pct(Buffer.from(image.infoHash, 'hex'))}`]);
     // (bittorrent-tracker writes the binary info-hash key UTF-8 encoded; clients here never scrape, so it stays.)
