@@ -2,11 +2,11 @@ import express, { Router, type Request } from 'express';
 import type { CallbackTokens } from '../../auth/callback-token.js';
 import type { NodeTokens } from '../../auth/node-token.js';
 import type { LifecycleEvent } from '../../model/lifecycle.js';
-import { plainAddress } from '../../model/ipv4.js';
 import { nodeLogger, type Logger } from '../../log.js';
 import type { ConvergeRequestOutcome } from '../../services/convergence.js';
 import type { ObservedStore } from '../../store/types.js';
 import { errorBody } from './errors.js';
+import { remoteOf } from './remote.js';
 import { planHandler, type PlanRouteDeps } from './plan-route.js';
 
 export interface NodeRouteDeps {
@@ -99,7 +99,7 @@ export function nodeRoutes(deps: NodeRouteDeps): Router {
       }
       const outcome = await booted.converge(claims.node);
       const log = nodeLogger(deps.log, { name: claims.node });
-      log.info({ outcome: outcome.status, remote: plainAddress(req.ip ?? 'unknown') }, 'node booted its OS');
+      log.info({ outcome: outcome.status, remote: remoteOf(req) }, 'node booted its OS');
       res.status(BOOTED_STATUS[outcome.status]).json({ node: claims.node, convergence: outcome.status, ...('message' in outcome ? { message: outcome.message } : {}) });
     });
   }

@@ -4,12 +4,12 @@ import type { NodeTokens } from '../../auth/node-token.js';
 import type { ImageCatalog } from '../../images/catalog.js';
 import { nodeLogger, type Logger } from '../../log.js';
 import { IMAGE_FILES } from '../../model/image.js';
-import { plainAddress } from '../../model/ipv4.js';
 import { PlanError, renderPlan } from '../../protocol/plan.js';
 import type { InventoryService } from '../../services/inventory-service.js';
 import type { NodeIdentity } from '../../services/node-identity.js';
 import type { ObservedStore } from '../../store/types.js';
 import { errorBody } from './errors.js';
+import { remoteOf } from './remote.js';
 
 export interface PlanRouteDeps {
   tokens: NodeTokens;
@@ -85,8 +85,9 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
     // The nonce is the 4th field of a v1 token, already proven genuine by verify().
     const nonce = token.split('.')[3];
     if (!(await deps.store.useOnce(`plan:${claims.node}:${nonce}`, claims.expiresAt))) {
-      log.warn({ remote: plainAddress(req.ip ?? 'unknown') }, 'install plan fetched twice with one token: refused');
-      const r = await deps.store.recordEvent({ node: node.name, event: { type: 'stage', stage: 'plan-refused', detail: { reason: 'plan already fetched with this token', remote: plainAddress(req.ip ?? 'unknown') } } });
+      const remote = remoteOf(req);
+      log.warn({ remote }, 'install plan fetched twice with one token: refused');
+      const r = await deps.store.recordEvent({ node: node.name, event: { type: 'stage', stage: 'plan-refused', detail: { reason: 'plan already fetched with this token', remote } } });
       if (!r.ok) log.warn({ error: r.error }, 'could not record the refused plan fetch');
       res.status(409).json(errorBody('UNAUTHORIZED', 'this token has already fetched its plan'));
       return;

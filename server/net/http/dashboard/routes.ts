@@ -1,10 +1,10 @@
 import express, { Router, type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import { tokenMatches } from '../../../auth/admin-token.js';
 import type { Logger } from '../../../log.js';
-import { plainAddress } from '../../../model/ipv4.js';
 import type { InventoryService } from '../../../services/inventory-service.js';
 import type { ObservedStore } from '../../../store/types.js';
 import { errorBody } from '../errors.js';
+import { remoteOf } from '../remote.js';
 import { latestEventId } from './event-cursor.js';
 import { liveEvents } from './live.js';
 import { fleetPage, nodePage } from './pages.js';
@@ -77,7 +77,7 @@ export function dashboardRoutes(deps: DashboardDeps): Router {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const next = safeNext(req.baseUrl, body.next);
     if (typeof body.token !== 'string' || !tokenMatches(body.token.trim(), deps.adminToken)) {
-      deps.log.warn({ ip: plainAddress(req.ip ?? 'unknown') }, 'dashboard login refused: wrong admin token');
+      deps.log.warn({ ip: remoteOf(req) }, 'dashboard login refused: wrong admin token');
       page(res, 'login', { title: 'Log in', next, error: 'That is not the admin token.' }, 401);
       return;
     }
