@@ -3,7 +3,7 @@ import path from 'node:path';
 import { RackseedError } from '../model/errors.js';
 import type { ImageRecipe } from '../model/image.js';
 import { run } from './build-exec.js';
-import { mountsBelow } from './remove-tree.js';
+import { mountsBelow } from '../util/mounts.js';
 
 /** A recipe path inside the tree; the schema already refuses "..", this keeps a bug from writing outside anyway. */
 function inside(root: string, p: string): string {

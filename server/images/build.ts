@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { RackseedError } from '../model/errors.js';
 import type { ImageManifest, ImageRecipe } from '../model/image.js';
@@ -7,31 +7,7 @@ import { runDebootstrap } from './build-debootstrap.js';
 import { checkImageName, checkNotExisting, publishImage } from './build-publish.js';
 import { noProgress, type ProgressFn } from './progress.js';
 import { recipeWantsKernel } from './recipe.js';
-import { removeTree } from './remove-tree.js';
-
-/** Scratch space on the data directory's own file system, so the finished image is renamed into place, not copied. */
-export function scratchDir(dataDir: string, name: string): string {
-  const root = path.join(dataDir, '.image-work');
-  mkdirSync(root, { recursive: true });
-  return mkdtempSync(path.join(root, `${name}-`));
-}
-
-/** Runs `body` in a fresh scratch directory that is removed afterwards, success or failure. */
-export async function inScratch<T>(dataDir: string, name: string, body: (work: string) => Promise<T>): Promise<T> {
-  const work = scratchDir(dataDir, name);
-  let result: T;
-  try {
-    result = await body(work);
-  } catch (err) {
-    // The build's own error is the one to report; a failed cleanup is only appended.
-    await removeTree(work).catch((cleanup: Error) => {
-      if (err instanceof Error) err.message += ` (and ${cleanup.message})`;
-    });
-    throw err;
-  }
-  await removeTree(work);
-  return result;
-}
+import { inScratch, type Notice } from './scratch.js';
 
 export interface BuildOptions {
   name: string;
@@ -41,6 +17,8 @@ export interface BuildOptions {
   publicUrl: string;
   force?: boolean;
   onProgress?: ProgressFn;
+  /** Told what was done about the scratch trees of killed runs (see scratch.ts). */
+  onNotice?: Notice;
   /** Makes the bare root file system in `dir`; debootstrap by default (tests copy a cached tree instead). */
   bootstrap?: (recipe: ImageRecipe, dir: string, report: ProgressFn) => Promise<void>;
 }
@@ -86,5 +64,5 @@ export async function buildImage(o: BuildOptions): Promise<ImageManifest> {
       requireKernel: recipeWantsKernel(o.recipe),
       onProgress: report,
     });
-  });
+  }, o.onNotice);
 }

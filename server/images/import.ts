@@ -7,8 +7,8 @@ import { RackseedError } from '../model/errors.js';
 import type { ImageManifest } from '../model/image.js';
 import { exited, tail } from './build-exec.js';
 import { checkImageName, checkNotExisting, publishImage } from './build-publish.js';
-import { inScratch } from './build.js';
 import { noProgress, type ProgressFn } from './progress.js';
+import { inScratch, type Notice } from './scratch.js';
 
 /** tar's decompression flag for a tarball, by its name; undefined if it is not one we take. */
 export function tarballCompression(file: string): string[] | undefined {
@@ -48,6 +48,8 @@ export interface ImportOptions {
   publicUrl: string;
   force?: boolean;
   onProgress?: ProgressFn;
+  /** Told what was done about the scratch trees of killed runs (see scratch.ts). */
+  onNotice?: Notice;
 }
 
 /**
@@ -81,5 +83,5 @@ export async function importImage(o: ImportOptions): Promise<ImageManifest> {
       requireKernel: false,
       onProgress: report,
     });
-  });
+  }, o.onNotice);
 }

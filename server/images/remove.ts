@@ -3,7 +3,7 @@ import path from 'node:path';
 import { RackseedError } from '../model/errors.js';
 import type { Inventory } from '../model/inventory.js';
 import type { ImageRecord } from '../model/image.js';
-import { scratchDir } from './build.js';
+import { noNotice, scratchDir, sweepAndTell, type Notice } from './scratch.js';
 import { removeTree } from './remove-tree.js';
 
 /** Groups whose image this is, and nodes that override their group's image with it. */
@@ -27,7 +27,7 @@ export interface RemovePlan {
  * is refused: a node provisioned next would find no image. The directory is first renamed out of the catalog's
  * sight, so a server rescanning meanwhile never lists an image whose files are half deleted.
  */
-export async function removeImage(o: { dataDir: string; image: ImageRecord; inventory?: Inventory; yes: boolean }): Promise<RemovePlan> {
+export async function removeImage(o: { dataDir: string; image: ImageRecord; inventory?: Inventory; yes: boolean; onNotice?: Notice }): Promise<RemovePlan> {
   const name = o.image.manifest.name;
   const users = imageUsers(o.inventory, name);
   if (users.groups.length || users.nodes.length) {
@@ -39,6 +39,7 @@ export async function removeImage(o: { dataDir: string; image: ImageRecord; inve
   const files = readdirSync(o.image.dir).map((file) => ({ file, size: statSync(path.join(o.image.dir, file)).size }));
   const plan: RemovePlan = { name, dir: o.image.dir, files, bytes: files.reduce((n, f) => n + f.size, 0), removed: false };
   if (!o.yes) return plan;
+  await sweepAndTell(o.dataDir, o.onNotice ?? noNotice);
   const work = scratchDir(o.dataDir, `removed-${name}`);
   renameSync(o.image.dir, path.join(work, name));
   await removeTree(work);

@@ -2,7 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Say } from './artefacts.js';
-import { readLabState, removeLabState, stillRunning, type LabProcess } from './state-file.js';
+import { stillRunning } from '../util/process-identity.js';
+import { readLabState, removeLabState, type LabProcess } from './state-file.js';
 
 /**
  * `rackseed lab down`: undoes what the state file says a lab made, whether its `lab up` is still running (it is

@@ -11,7 +11,8 @@ import { labConfig, labInventory, labMachines, LAB_SERVER_IP, LAB_SERVER_PORT, t
 import { startVm, type Vm } from './qemu.js';
 import { startRelay, type Relay } from './relay.js';
 import { startLabServer, type LabServer } from './server-process.js';
-import { LAB_MARKER_FILE, processStartTicks, readLabState, removeLabState, stillRunning, writeLabState, type LabProcess, type LabState } from './state-file.js';
+import { processStartTicks, stillRunning } from '../util/process-identity.js';
+import { LAB_MARKER_FILE, readLabState, removeLabState, writeLabState, type LabProcess, type LabState } from './state-file.js';
 import { labDown } from './down.js';
 import { labApi, watchLab, type LabApi, type LabWatch } from './watch.js';
 

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { ProcessIdentity } from '../util/process-identity.js';
 
 /**
  * What a running lab has made, written to <dir>/lab-state.json BEFORE each thing is made (a namespace is recorded,
@@ -12,12 +13,9 @@ export const LAB_STATE_FILE = 'lab-state.json';
 /** Marks a directory as a lab's, so `lab up` only ever clears out a directory it made itself. */
 export const LAB_MARKER_FILE = '.rackseed-lab';
 
-export interface LabProcess {
+export interface LabProcess extends ProcessIdentity {
   role: 'lab' | 'server' | 'vm' | 'relay';
   name: string;
-  pid: number;
-  /** Start time in clock ticks since boot (/proc/PID/stat field 22): tells this process from a later one with its PID. */
-  startTicks: number;
 }
 
 export interface LabState {
@@ -45,29 +43,4 @@ export function writeLabState(dir: string, state: LabState): void {
 
 export function removeLabState(dir: string): void {
   rmSync(path.join(dir, LAB_STATE_FILE), { force: true });
-}
-
-/** The start time of a live process, or undefined when there is no such process. */
-export function processStartTicks(pid: number): number | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // The command name (field 2) is in parentheses and may hold spaces: count fields after its closing one.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[19]);
-  return Number.isFinite(ticks) ? ticks : undefined;
-}
-
-/** Whether the process recorded is still the one running under its PID (not gone, not a reused number, not a zombie). */
-export function stillRunning(p: Pick<LabProcess, 'pid' | 'startTicks'>): boolean {
-  if (processStartTicks(p.pid) !== p.startTicks) return false;
-  try {
-    const stat = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
 }

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { unmountBelow } from './mounts.js';
 
 /**
  * A content-addressed build cache for expensive artefacts (debootstrap trees, images, the installer, test
@@ -52,7 +53,10 @@ function sweepAbandoned(root: string): void {
   }
   for (const entry of entries) {
     const m = /^\..*\.tmp-(\d+)-[0-9a-f]+$/.exec(entry);
-    if (m && !pidAlive(Number(m[1]))) rmSync(join(root, entry), { recursive: true, force: true });
+    if (!m || pidAlive(Number(m[1]))) continue;
+    // A killed debootstrap leaves the host's /proc and /sys mounted in its tree: detach them, never delete through
+    // them; a tree that cannot be detached stays for the operator.
+    if (unmountBelow(join(root, entry)).length === 0) rmSync(join(root, entry), { recursive: true, force: true });
   }
 }
 

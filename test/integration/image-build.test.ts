@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,12 +12,13 @@ import { importImage } from '../../server/images/import.js';
 import { parseManifest } from '../../server/images/manifest.js';
 import type { ImageStage } from '../../server/images/progress.js';
 import { loadRecipe } from '../../server/images/recipe.js';
-import { mountsBelow } from '../../server/images/remove-tree.js';
+import { mountsBelow, unmountBelow } from '../../server/util/mounts.js';
 import { readTorrent } from '../../server/images/torrent.js';
 import type { ImageManifest } from '../../server/model/image.js';
 import { copyCachedBootstrap, ensureBootableTestImage, installImageInto, PLACEHOLDER_PUBLIC_URL } from '../support/debian-image.js';
 import { requireBinary } from '../support/process-output.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { waitFor } from '../support/wait.js';
 
 // A small image that still proves the format: minbase, the tools to set an xattr and an ACL, and a hook using them.
 const RECIPE = `release: bookworm
@@ -36,6 +37,7 @@ hook: |
 `;
 const PUBLIC_URL = 'http://10.9.8.7:8080';
 const MINUTES = 60_000;
+const ROOT = path.resolve(import.meta.dirname, '../..');
 
 let dir: string;
 let dataDir: string;
@@ -262,6 +264,81 @@ describe('rackseed image CLI', () => {
     const m = JSON.parse(await cli('--json', 'image', 'import', 'mini', extracted, '--force')) as ImageManifest;
     expect(m).toMatchObject({ name: 'mini', source: { kind: 'import', from: extracted } });
     expect(parseManifest(readFileSync(path.join(imagesDir(dataDir), 'mini', 'manifest.json'), 'utf8'), 'm')).toEqual(m);
+  });
+});
+
+/** Processes in a process group, with the root directory each one sees (a chroot shows as its tree). */
+function groupMembers(pgid: number): Array<{ pid: number; root: string }> {
+  const found: Array<{ pid: number; root: string }> = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) !== pgid) continue;
+      found.push({ pid: Number(entry), root: readlinkSync(`/proc/${entry}/root`) });
+    } catch {
+      // Gone between readdir and read.
+    }
+  }
+  return found;
+}
+
+describe('a build killed during its hook', () => {
+  it('leaves its tree and mounts behind; a concurrent import keeps them, the next import after the kill takes them away', { timeout: 10 * MINUTES }, async () => {
+    const work = path.join(dataDir, '.image-work');
+    const small = path.join(dir, 'small-root');
+    mkdirSync(path.join(small, 'etc'), { recursive: true });
+    writeFileSync(path.join(small, 'etc', 'hostname'), 'small\n');
+    // Its own process group, so the kill also reaches the hook it runs in the chroot: all of them started here.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/build-child.ts', dataDir, recipeFile], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    if (!child.pid) throw new Error('the build child did not start');
+    const pgid = child.pid;
+    try {
+      // Caught with the hook running inside the tree: a member of the group whose root is below the scratch space.
+      await waitFor("the build's hook running in its chroot", () => groupMembers(pgid).some((p) => p.root.startsWith(`${work}/`)), 5 * MINUTES, 200).catch((err: Error) => {
+        throw new Error(`${err.message}; the build child said: ${output}`);
+      });
+      const [tree, ...others] = readdirSync(work).filter((e) => e.includes('.killed-'));
+      expect(others).toEqual([]);
+      expect(tree).toMatch(new RegExp(`^${pgid}\\.\\d+\\.killed-`));
+      const treeDir = path.join(work, tree ?? '');
+      expect(mountsBelow(treeDir).map((m) => path.relative(treeDir, m)).sort()).toEqual(['rootfs/dev', 'rootfs/proc', 'rootfs/sys']);
+
+      const stderr = vi.spyOn(process.stderr, 'write');
+      try {
+        // While the build lives, another import leaves its tree alone and says nothing about it.
+        await cli('image', 'import', 'beside-live', small);
+        expect(existsSync(treeDir)).toBe(true);
+        expect(mountsBelow(treeDir)).toHaveLength(3);
+        expect(stderr.mock.calls.map((c) => String(c[0])).filter((l) => l.includes(treeDir))).toEqual([]);
+
+        process.kill(-pgid, 'SIGKILL');
+        expect(await exited).toBe('SIGKILL');
+        await waitFor('every process of the killed build gone', () => groupMembers(pgid).length === 0, 10_000);
+        // What a killed build really leaves: the tree, with the host's /proc, /sys and /dev still mounted in it.
+        expect(mountsBelow(treeDir)).toHaveLength(3);
+
+        await cli('image', 'import', 'after-kill', small);
+        expect(stderr.mock.calls.map((c) => String(c[0])).filter((l) => l.includes(treeDir))).toEqual([`rackseed: removed ${treeDir}: the scratch tree of a build, import or removal that was killed\n`]);
+      } finally {
+        stderr.mockRestore();
+      }
+      expect(readdirSync(work)).toEqual([]);
+      expect(mountsBelow(dataDir)).toEqual([]);
+      // Unmounted, not deleted through: the host's own /dev and /proc are whole.
+      expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
+      expect(existsSync('/proc/self/stat')).toBe(true);
+      expect(existsSync(path.join(imagesDir(dataDir), 'killed'))).toBe(false);
+      expect(existsSync(path.join(imagesDir(dataDir), 'after-kill', 'manifest.json'))).toBe(true);
+    } finally {
+      if (groupMembers(pgid).length) process.kill(-pgid, 'SIGKILL');
+      // Whatever the outcome, the host's mounts do not stay in the test's directory.
+      unmountBelow(work);
+    }
   });
 });
 

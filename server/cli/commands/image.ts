@@ -76,6 +76,11 @@ function printManifest(out: Output, m: ImageManifest, verb: string): void {
 }
 
 /** Bars go to stderr, so `--json` output on stdout stays clean. */
+/** What the sweep of killed runs' scratch trees did; on stderr, so `--json` output stays one document. */
+function notice(message: string): void {
+  process.stderr.write(`rackseed: ${message}\n`);
+}
+
 async function withBars<T>(body: (onProgress: ProgressFn) => Promise<T>): Promise<T> {
   const bars = progressBars();
   try {
@@ -100,7 +105,7 @@ export function registerImage(program: Command, ctx: (opts: GlobalOptions) => Cl
     .action(async (name: string, o: { recipe: string; force?: boolean }, cmd: Command) => {
       const { opts, config, out } = setup(cmd);
       const recipe = loadRecipe(o.recipe);
-      const m = await withBars((onProgress) => buildImage({ name, recipe, dataDir: config.dataDir, publicUrl: config.http.publicUrl, force: o.force === true, onProgress }));
+      const m = await withBars((onProgress) => buildImage({ name, recipe, dataDir: config.dataDir, publicUrl: config.http.publicUrl, force: o.force === true, onProgress, onNotice: notice }));
       printManifest(out, m, 'built');
       await notifyServer(opts, config, ctx);
     });
@@ -111,7 +116,7 @@ export function registerImage(program: Command, ctx: (opts: GlobalOptions) => Cl
     .option('--force', 'replace an existing image of that name')
     .action(async (name: string, from: string, o: { force?: boolean }, cmd: Command) => {
       const { opts, config, out } = setup(cmd);
-      const m = await withBars((onProgress) => importImage({ name, from, dataDir: config.dataDir, publicUrl: config.http.publicUrl, force: o.force === true, onProgress }));
+      const m = await withBars((onProgress) => importImage({ name, from, dataDir: config.dataDir, publicUrl: config.http.publicUrl, force: o.force === true, onProgress, onNotice: notice }));
       printManifest(out, m, 'imported');
       await notifyServer(opts, config, ctx);
     });
@@ -169,7 +174,7 @@ export function registerImage(program: Command, ctx: (opts: GlobalOptions) => Cl
     .action(async (name: string, o: { yes?: boolean }, cmd: Command) => {
       const { opts, config, out } = setup(cmd);
       const r = getImage(catalogOf(config), name);
-      const plan = await removeImage({ dataDir: config.dataDir, image: r, inventory: inventoryOf(config), yes: o.yes === true });
+      const plan = await removeImage({ dataDir: config.dataDir, image: r, inventory: inventoryOf(config), yes: o.yes === true, onNotice: notice });
       if (out.json) printJson(out, plan);
       else if (!plan.removed) {
         out.write(`would delete ${plan.dir} (${size(plan.bytes)}):\n${plan.files.map((f) => `  ${f.file}  ${size(f.size)}`).join('\n')}\nrun again with --yes to delete it\n`);
