@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_UEFI_LOADER, INSTALLER_FILESYSTEMS } from '../model/inventory.js';
 import { strict } from '../util/strict-object.js';
 
 const text = z.string().min(1, 'must not be empty');
@@ -10,7 +11,7 @@ const count = z.number().int('must be a whole number').positive('must be greater
 const partition = strict({
   mount: z.string().regex(/^(\/\S*|swap)$/, 'expected an absolute mount point or "swap"'),
   size: z.string().regex(/^(\d+[KMGT]?|rest)$/, 'expected a size such as 512M or 8G, or "rest"'),
-  fs: text,
+  fs: z.enum(INSTALLER_FILESYSTEMS, { error: () => `the installer makes ${INSTALLER_FILESYSTEMS.join(', ')} file systems` }),
 });
 
 const disk = strict({
@@ -35,7 +36,7 @@ export const groupSchema = strict({
   roles: textList.default([]),
   kernel_args: textList.default([]),
   installed_boot: z.enum(['local', 'kernel']).default('local'),
-  uefi_loader: z.enum(['ipxe.efi', 'snponly.efi']).default('ipxe.efi'),
+  uefi_loader: z.enum(['ipxe.efi', 'snponly.efi']).default(DEFAULT_UEFI_LOADER),
   lease_seconds: z
     .number()
     .int('must be a whole number of seconds')

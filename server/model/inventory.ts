@@ -22,12 +22,15 @@ export interface ExpectedHardware {
   infiniband?: InfinibandExpectation;
 }
 
+/** File systems the installer can make (images/installer/lib/disk.sh); the inventory refuses any other. */
+export const INSTALLER_FILESYSTEMS = ['ext4', 'vfat', 'swap'] as const;
+
 export interface Partition {
   /** Mount point, or "swap". */
   mount: string;
   /** Size such as "512M", "8G", or "rest" for the remainder of the disk. */
   size: string;
-  /** File system type: ext4, xfs, vfat, swap. */
+  /** File system type: one of INSTALLER_FILESYSTEMS. */
   fs: string;
 }
 
@@ -41,8 +44,17 @@ export interface DiskLayout {
 /** How an installed node boots once its image is on disk. */
 export type InstalledBoot = 'local' | 'kernel';
 
-/** Which iPXE binary UEFI machines of this group chainload (snponly.efi for NICs iPXE cannot drive). */
+/** Which iPXE binary UEFI machines of this group chainload. */
 export type UefiLoader = 'ipxe.efi' | 'snponly.efi';
+
+/**
+ * What an x86-64 UEFI machine is given unless its group says otherwise (unknown machines too). snponly.efi drives
+ * the NIC through the firmware's own network driver, which every UEFI machine that PXE boots has, and it hands
+ * control back to the firmware when a script exits, so the firmware goes on to its next boot entry (local boot,
+ * unknown machines). Debian's ipxe.efi, with its own drivers, leaves OVMF hanging after it exits
+ * (test/e2e/local-boot.test.ts found it): it is for firmware whose network driver is broken, at that cost.
+ */
+export const DEFAULT_UEFI_LOADER: UefiLoader = 'snponly.efi';
 
 export interface Group {
   name: string;

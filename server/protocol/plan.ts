@@ -1,4 +1,4 @@
-import type { DiskLayout, InstalledBoot } from '../model/inventory.js';
+import { INSTALLER_FILESYSTEMS, type DiskLayout, type InstalledBoot } from '../model/inventory.js';
 
 /**
  * The install plan: everything the installer on ONE node needs, as one `key value` pair per line. The installer
@@ -15,6 +15,11 @@ export interface PlanInput {
     /** The MAC the node provisions through; the installed OS configures DHCP on it. */
     mac: string;
     installedBoot: InstalledBoot;
+    /**
+     * The group's kernel arguments. With installed_boot kernel they are on the iPXE script's kernel line; with
+     * local the installer writes them into the installed GRUB's configuration, so they are in the plan only then.
+     */
+    kernelArgs: string[];
     disk: DiskLayout;
   };
   image: {
@@ -56,8 +61,6 @@ export class PlanError extends Error {
   }
 }
 
-/** File systems the installer can make; anything else is refused here rather than half way through an install. */
-export const INSTALLER_FILESYSTEMS = ['ext4', 'vfat', 'swap'] as const;
 
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const HOSTNAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
@@ -71,6 +74,9 @@ const URL_TEXT = /^https?:\/\/[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+$/;
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 const PUBLIC_KEY = /^ssh-ed25519 [A-Za-z0-9+/]+={0,2}( [\x21-\x7e][\x20-\x7e]*)?$/;
 const CALLBACK_TOKEN = /^[A-Za-z0-9._-]{1,256}$/;
+// One kernel argument, written by the installer between single quotes into a file GRUB's scripts source: no
+// whitespace, quotes, backslash, $, backtick, glob or shell punctuation can reach it.
+const KERNEL_ARG = /^[A-Za-z0-9._:/@%=+~,-]{1,256}$/;
 
 function check(key: string, value: string, re: RegExp, what: string): string {
   if (CONTROL.test(value)) throw new PlanError(key, 'control characters (a newline would split the line) are not allowed');
@@ -86,6 +92,7 @@ function partitionLines(disk: DiskLayout): string[] {
     const n = i + 1;
     check('part', p.size, SIZE, 'a size such as 512M, 8G or rest');
     if (p.size === 'rest' && n !== disk.partitions.length) throw new PlanError('part', `partition ${n}: only the last partition can take the rest of the disk`);
+    // The inventory refuses these at load; checked again because a plan must never reach a half-made disk.
     if (!(INSTALLER_FILESYSTEMS as readonly string[]).includes(p.fs)) {
       throw new PlanError('part', `partition ${n}: the installer makes ${INSTALLER_FILESYSTEMS.join(', ')} file systems, not ${JSON.stringify(p.fs)}`);
     }
@@ -100,6 +107,12 @@ function partitionLines(disk: DiskLayout): string[] {
   });
   if (!mounts.has('/')) throw new PlanError('part', 'no partition is mounted at /');
   return lines;
+}
+
+function kernelArgsLine(boot: InstalledBoot, args: string[]): string[] {
+  if (boot !== 'local' || args.length === 0) return [];
+  if (args.length > 64) throw new PlanError('kernel_args', 'more than 64 kernel arguments');
+  return [`kernel_args ${args.map((a) => check('kernel_args', a, KERNEL_ARG, 'a kernel argument GRUB can take as it is (letters, digits and ._:/@%=+~,-)')).join(' ')}`];
 }
 
 /** Renders the plan text; throws PlanError naming the offending key when any value could break the format. */
@@ -127,6 +140,7 @@ export function renderPlan(input: PlanInput): string {
     `ssh_host_pub ed25519 ${check('ssh_host_pub', keys.hostPublic.trim(), PUBLIC_KEY, 'an ssh-ed25519 public key line')}`,
     ...keys.authorized.map((k) => `authorized_key ${check('authorized_key', k.trim(), PUBLIC_KEY, 'an ssh-ed25519 public key line')}`),
     `installed_boot ${node.installedBoot}`,
+    ...kernelArgsLine(node.installedBoot, node.kernelArgs),
     ...(callback
       ? [
           `booted_url ${check('booted_url', callback.bootedUrl, URL_TEXT, 'an http(s) URL')}`,

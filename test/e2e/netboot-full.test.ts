@@ -67,7 +67,7 @@ describe('netboot end to end, full mode', () => {
     expect(stage).toMatchObject({ type: 'stage', stage: 'initramfs', detail: { ip: node.ip, kernel: initramfs.kernelVersion } });
     await vm.waitForSerial(/RACKSEED-INITRAMFS: reported ok/, 30_000);
     expect((await store.getNode(node.name))?.state).toBe('provisioning');
-    // UEFI firmware PXE (OVMF) loads ipxe.efi over TFTP first; BIOS here boots the iPXE ROM directly.
+    // UEFI firmware PXE (OVMF) loads snponly.efi over TFTP first; BIOS here boots the iPXE ROM directly.
     const tftpAfter = lab.server.api<{ tftp: { transfersOk: number } }>('/netboot/stats').tftp.transfersOk;
     expect(tftpAfter - tftpBefore).toBe(firmware === 'uefi' ? 1 : 0);
     await vm.waitForExit(30_000);

@@ -79,7 +79,7 @@ describe('proxyDHCP beside a site DHCP server (Kea)', () => {
     const stats = lab.server.api<{ dhcp: { proxyOffers: number; proxyAcks: number; offers: number; acks: number }; tftp: { transfersOk: number } }>('/netboot/stats');
     expect(stats.dhcp.proxyOffers).toBeGreaterThanOrEqual(2); // firmware PXE, then iPXE
     expect(stats.dhcp.proxyAcks).toBeGreaterThanOrEqual(1); // the firmware's port-4011 request
-    expect(stats.tftp.transfersOk).toBe(1); // ipxe.efi
+    expect(stats.tftp.transfersOk).toBe(1); // snponly.efi
     expect(stats.dhcp.offers + stats.dhcp.acks).toBe(0);
     await vm.kill();
   }, 180_000);

@@ -237,7 +237,7 @@ describe('the first-boot callback', () => {
     const name = NAMES.late;
     const root = path.join(work, 'target-root');
     const plan = renderPlan({
-      node: { name, mac: '02:00:00:00:0c:02', installedBoot: 'kernel', disk: { device: '/dev/vda', table: 'gpt', partitions: [{ mount: '/', size: 'rest', fs: 'ext4' }] } },
+      node: { name, mac: '02:00:00:00:0c:02', installedBoot: 'kernel', kernelArgs: [], disk: { device: '/dev/vda', table: 'gpt', partitions: [{ mount: '/', size: 'rest', fs: 'ext4' }] } },
       image: { name: 'tiny', sha256: 'a'.repeat(64), size: 1 },
       urls: { torrent: `${baseUrl}/files/t.torrent`, http: `${baseUrl}/files/t`, report: `${baseUrl}/node/v1/report` },
       keys: { hostPrivate: '-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n', hostPublic: target(name).hostKeyLine, authorized: [target(name).hostKeyLine] },
@@ -300,7 +300,7 @@ describe('the first-boot callback', () => {
 describe('the installer and a plan whose callback is half there', () => {
   it('refuses the plan (a URL without its token), naming the missing line', async () => {
     const text = renderPlan({
-      node: { name: 'half01', mac: '02:00:00:00:0c:09', installedBoot: 'kernel', disk: { device: '/dev/vda', table: 'gpt', partitions: [{ mount: '/', size: 'rest', fs: 'ext4' }] } },
+      node: { name: 'half01', mac: '02:00:00:00:0c:09', installedBoot: 'kernel', kernelArgs: [], disk: { device: '/dev/vda', table: 'gpt', partitions: [{ mount: '/', size: 'rest', fs: 'ext4' }] } },
       image: { name: 'tiny', sha256: 'a'.repeat(64), size: 1 },
       urls: { torrent: 'http://10.0.0.1:8080/t.torrent', http: 'http://10.0.0.1:8080/t', report: 'http://10.0.0.1:8080/node/v1/report' },
       keys: { hostPrivate: 'x', hostPublic: target(NAMES.late).hostKeyLine, authorized: [] },

@@ -119,11 +119,11 @@ describe('DHCP full mode with real clients', () => {
     expect(env.new_filename).toBeUndefined();
   });
 
-  it('udhcpc as a UEFI x86-64 PXE client gets ipxe.efi from siaddr', () => {
+  it('udhcpc as a UEFI x86-64 PXE client gets the default UEFI loader, snponly.efi, from siaddr', () => {
     const c = client();
     const env = udhcpc(c.ns, c.ifname, ['-V', 'PXEClient:Arch:00007:UNDI:003016']);
     expect(env.ip).toMatch(/^10\.0\.0\.1\d\d$/);
-    expect(env.boot_file).toBe('ipxe.efi');
+    expect(env.boot_file).toBe('snponly.efi');
     expect(env.siaddr).toBe('10.0.0.1');
   });
 

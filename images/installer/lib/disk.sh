@@ -30,8 +30,11 @@ part_label() {
 
 partition_disk() {
   wait_block "$P_DISK" || { DISK_ERROR="disk $P_DISK does not exist"; return 1; }
+  bios_boot=0
+  if [ "$P_BOOT" = local ] && [ "$P_TABLE" = gpt ] && [ ! -d /sys/firmware/efi ]; then bios_boot=1; fi
   {
     echo "label: $P_TABLE"
+    if [ $bios_boot = 1 ]; then echo "first-lba: 34"; fi
     while read -r n size fs mount; do
       case "$fs:$mount" in
         vfat:/boot/efi) t=U ;;
@@ -41,6 +44,9 @@ partition_disk() {
       [ "$size" = rest ] && size=''
       echo ",$size,$t"
     done < "$PARTS"
+    # GRUB on a BIOS machine embeds its core in a BIOS boot partition when the table is GPT. It goes in the gap
+    # before the first (1 MiB aligned) partition and is numbered after the plan's, so their numbers do not move.
+    if [ $bios_boot = 1 ]; then echo "start=34, size=2014, type=21686148-6449-6E6F-744E-656564454649"; fi
   } > /run/sfdisk.in
   if ! sfdisk --wipe always --wipe-partitions always -q "$P_DISK" < /run/sfdisk.in > /run/sfdisk.log 2>&1; then
     cat /run/sfdisk.log
@@ -50,6 +56,13 @@ partition_disk() {
   while read -r n _rest; do
     wait_block "$(partdev "$n")" || { DISK_ERROR="partition $(partdev "$n") did not appear"; return 1; }
   done < "$PARTS"
+  if [ $bios_boot = 1 ]; then say "BIOS boot partition for GRUB in sectors 34-2047 of $P_DISK"; fi
+}
+
+# update-grub names the root file system by UUID only when /dev/disk/by-uuid has it, and otherwise by its device
+# name here, which the installed OS may not share. udev makes those links; the installer has no udev.
+link_by_uuid() {
+  mkdir -p /dev/disk/by-uuid && ln -sf "$1" "/dev/disk/by-uuid/$2"
 }
 
 make_filesystems() {
@@ -57,7 +70,7 @@ make_filesystems() {
     dev="$(partdev "$n")"
     label="$(part_label "$n" "$mount" "$fs")"
     case "$fs" in
-      ext4) mkfs.ext4 -q -F -L "$label" "$dev" ;;
+      ext4) uuid="$(cat /proc/sys/kernel/random/uuid)" && mkfs.ext4 -q -F -L "$label" -U "$uuid" "$dev" && link_by_uuid "$dev" "$uuid" ;;
       vfat) mkfs.vfat -n "$label" "$dev" > /dev/null ;;
       swap) mkswap -L "$label" "$dev" > /dev/null ;;
     esac || { DISK_ERROR="mkfs $fs on $dev failed"; return 1; }

@@ -64,18 +64,40 @@ write_ssh() {
 }
 
 # installed_boot kernel: rackseed's iPXE script boots the image's kernel with root=LABEL=rackseed-root, so
-# nothing is written to the boot sector. local: the image's GRUB is installed from inside the new tree.
+# nothing is written to the boot sector. local: the image's GRUB is installed from inside the new tree, for the
+# firmware this machine booted with (UEFI: the removable path on the /boot/efi partition, so no NVRAM entry is
+# needed; BIOS: the disk's boot sector, with the core in the BIOS boot partition on GPT), and the group's kernel
+# arguments go into GRUB's defaults.
 install_bootloader() {
   [ "$P_BOOT" = local ] || return 0
   report_stage bootloader
-  [ -x "$TARGET/usr/sbin/grub-install" ] || { IDENTITY_ERROR="installed_boot local, but the image has no grub-install"; return 1; }
-  for d in dev proc sys; do mount --bind "/$d" "$TARGET/$d" && echo "$TARGET/$d" >> /run/mounted; done
+  [ -x "$TARGET/usr/sbin/grub-install" ] || { IDENTITY_ERROR="installed_boot local, but the image has no grub-install (its recipe needs grub2-common and grub-pc-bin or grub-efi-amd64-bin, as images/debian12.yaml has)"; return 1; }
   if [ -d /sys/firmware/efi ]; then
+    grub_target=x86_64-efi grub_bin=grub-efi-amd64-bin
+    grep -qx "$TARGET/boot/efi" /run/mounted || { IDENTITY_ERROR="installed_boot local on a UEFI machine needs a vfat partition mounted at /boot/efi in the group's disk layout"; return 1; }
+  else
+    grub_target=i386-pc grub_bin=grub-pc-bin
+  fi
+  [ -d "$TARGET/usr/lib/grub/$grub_target" ] || { IDENTITY_ERROR="installed_boot local, but the image has no GRUB for $grub_target (package $grub_bin)"; return 1; }
+  write_grub_defaults || { IDENTITY_ERROR="writing GRUB's defaults failed"; return 1; }
+  for d in dev proc sys; do mount --bind "/$d" "$TARGET/$d" && echo "$TARGET/$d" >> /run/mounted; done
+  if [ "$grub_target" = x86_64-efi ]; then
     chroot "$TARGET" grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram
   else
-    chroot "$TARGET" grub-install "$P_DISK"
-  fi || { IDENTITY_ERROR="grub-install failed"; return 1; }
+    chroot "$TARGET" grub-install --target=i386-pc "$P_DISK"
+  fi || { IDENTITY_ERROR="grub-install --target=$grub_target failed (the console above says why)"; return 1; }
   chroot "$TARGET" update-grub || { IDENTITY_ERROR="update-grub failed"; return 1; }
+  say "GRUB for $grub_target installed; kernel arguments: ${P_KERNEL_ARGS:-none}"
+}
+
+# Appended to whatever the image's own defaults say. plan.sh let through only characters that mean nothing to a
+# shell (no quotes, $, backticks or backslashes), so the double quotes hold them as they are.
+write_grub_defaults() {
+  mkdir -p "$TARGET/etc/default/grub.d" || return 1
+  {
+    echo "# Written by the rackseed installer: the group's kernel_args."
+    echo "GRUB_CMDLINE_LINUX=\"\${GRUB_CMDLINE_LINUX:+\$GRUB_CMDLINE_LINUX }$P_KERNEL_ARGS\""
+  } > "$TARGET/etc/default/grub.d/rackseed.cfg"
 }
 
 # The installed system's first boot: a oneshot unit tells the server "this node is up in its OS", so the server

@@ -33,7 +33,7 @@ read_plan() {
   : > "$AUTHORIZED"
   _end=0
   P_HOSTNAME='' P_MAC='' P_DISK='' P_TABLE='' P_IMAGE='' P_TORRENT_URL='' P_HTTP_URL='' P_SHA256='' P_SIZE=''
-  P_HOSTKEY_B64='' P_HOSTPUB='' P_BOOT='' P_BOOTED_URL='' P_CALLBACK_TOKEN=''
+  P_HOSTKEY_B64='' P_HOSTPUB='' P_BOOT='' P_KERNEL_ARGS='' P_BOOTED_URL='' P_CALLBACK_TOKEN=''
   while read -r key value; do
     case "$key" in
       ''|'#'*) ;;
@@ -53,6 +53,7 @@ read_plan() {
       ssh_host_pub) P_HOSTPUB="${value#ed25519 }" ;;
       authorized_key) printf '%s\n' "$value" >> "$AUTHORIZED" ;;
       installed_boot) P_BOOT="$value" ;;
+      kernel_args) P_KERNEL_ARGS="$value" ;;
       booted_url) P_BOOTED_URL="$value" ;;
       callback_token) P_CALLBACK_TOKEN="$value" ;;
       end) _end=1 ;;
@@ -73,6 +74,8 @@ read_plan() {
   case "$P_DISK" in *..*) PLAN_ERROR="disk $P_DISK is not a plain path"; return 1 ;; esac
   case "$P_TABLE" in gpt|dos) ;; *) PLAN_ERROR="table $P_TABLE is not gpt or dos"; return 1 ;; esac
   case "$P_BOOT" in kernel|local) ;; *) PLAN_ERROR="installed_boot $P_BOOT is not kernel or local"; return 1 ;; esac
+  # Written into GRUB's defaults, a file its scripts source: only characters that mean nothing to a shell.
+  case "$P_KERNEL_ARGS" in *[!A-Za-z0-9._:/@%=+~,\ -]*) PLAN_ERROR="the plan's kernel_args value is malformed"; return 1 ;; esac
   case "$P_SIZE" in *[!0-9]*) PLAN_ERROR="size $P_SIZE is not a number"; return 1 ;; esac
   [ "${#P_SHA256}" = 64 ] || { PLAN_ERROR="sha256 is not 64 hex digits"; return 1; }
   [ -s "$PARTS" ] || { PLAN_ERROR="the plan has no partitions"; return 1; }

@@ -65,7 +65,7 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
     let plan: string;
     try {
       plan = renderPlan({
-        node: { name: node.name, mac: status?.mac ?? node.macs[0] ?? '', installedBoot: node.installedBoot, disk: node.disk },
+        node: { name: node.name, mac: status?.mac ?? node.macs[0] ?? '', installedBoot: node.installedBoot, kernelArgs: node.kernelArgs, disk: node.disk },
         image: { name: manifest.name, sha256: manifest.artefacts.rootfs.sha256, size: manifest.artefacts.rootfs.size },
         urls: {
           torrent: fileUrl(deps.baseUrl, image.urlPath, manifest.torrent.file || IMAGE_FILES.torrent),

@@ -1,3 +1,4 @@
+import { DEFAULT_UEFI_LOADER, type UefiLoader } from '../../model/inventory.js';
 import type { Mac } from '../../model/mac.js';
 import type { Firmware } from './arch.js';
 import { classify, type NetbootClient, type NotNetbootReason } from './classify.js';
@@ -9,7 +10,7 @@ import type { DhcpPacket, Ipv4 } from './packet.js';
  * breaks the chainload loop.
  */
 
-export type UefiLoader = 'ipxe.efi' | 'snponly.efi';
+export type { UefiLoader };
 
 /** What the decision needs from the rest of the server; the inventory implements loaderFor. */
 export interface BootContext {
@@ -68,7 +69,7 @@ export function decideBoot(p: DhcpPacket, ctx: BootContext): BootDecision {
       loader = BIOS_LOADER;
       break;
     case 'uefi-x64':
-      loader = ctx.loaderFor(client.mac)?.uefiLoader ?? 'ipxe.efi';
+      loader = ctx.loaderFor(client.mac)?.uefiLoader ?? DEFAULT_UEFI_LOADER;
       break;
     case 'uefi-arm64':
       loader = ARM64_LOADER;

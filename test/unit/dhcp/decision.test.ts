@@ -8,11 +8,11 @@ import { MessageType, Opt } from '../../../server/protocol/dhcp/options.js';
 import { BOOTREPLY, BOOTREQUEST, type DhcpPacket } from '../../../server/protocol/dhcp/packet.js';
 import { fixturePacket } from '../../fixtures/dhcp/load.js';
 
-const SNP_MAC = '52:54:00:00:00:99' as Mac;
+const PINNED_MAC = '52:54:00:00:00:99' as Mac;
 const ctx: BootContext = {
   serverIp: '10.0.0.2',
   httpBaseUrl: 'http://10.0.0.2:8080/',
-  loaderFor: (mac) => (mac === SNP_MAC ? { uefiLoader: 'snponly.efi' as UefiLoader } : undefined),
+  loaderFor: (mac) => (mac === PINNED_MAC ? { uefiLoader: 'ipxe.efi' as UefiLoader } : undefined),
 };
 
 interface Req {
@@ -41,21 +41,21 @@ function request(r: Req): DhcpPacket {
 }
 
 const IPXE = [105, 80, 88, 69];
-const SNP = [0x52, 0x54, 0, 0, 0, 0x99];
+const PINNED = [0x52, 0x54, 0, 0, 0, 0x99];
 
 describe('boot decision table', () => {
   it.each<[string, Req, Record<string, unknown>]>([
     ['BIOS PXE ROM', { vc: 'PXEClient:Arch:00000:UNDI:002001', arch: [0] }, { firmware: 'bios', transport: 'tftp', file: 'undionly.kpxe', stage: 'loader', vendorClass: 'PXEClient' }],
     ['pre-RFC 4578 PXE ROM (no arch at all)', { vc: 'PXEClient' }, { firmware: 'bios', file: 'undionly.kpxe' }],
-    ['x64 UEFI, default loader', { vc: 'PXEClient:Arch:00007:UNDI:003016', arch: [7] }, { firmware: 'uefi-x64', file: 'ipxe.efi', transport: 'tftp' }],
-    ['x64 UEFI sending arch 9', { vc: 'PXEClient:Arch:00009:UNDI:003016', arch: [9] }, { firmware: 'uefi-x64', file: 'ipxe.efi' }],
-    ['x64 UEFI, machine pinned to snponly.efi', { vc: 'PXEClient:Arch:00007:UNDI:003016', arch: [7], mac: SNP }, { file: 'snponly.efi' }],
-    ['x64 UEFI, arch only in option 60', { vc: 'PXEClient:Arch:00007:UNDI:003016' }, { firmware: 'uefi-x64', file: 'ipxe.efi' }],
+    ['x64 UEFI, default loader (unknown machines too)', { vc: 'PXEClient:Arch:00007:UNDI:003016', arch: [7] }, { firmware: 'uefi-x64', file: 'snponly.efi', transport: 'tftp' }],
+    ['x64 UEFI sending arch 9', { vc: 'PXEClient:Arch:00009:UNDI:003016', arch: [9] }, { firmware: 'uefi-x64', file: 'snponly.efi' }],
+    ['x64 UEFI, machine whose group says ipxe.efi', { vc: 'PXEClient:Arch:00007:UNDI:003016', arch: [7], mac: PINNED }, { file: 'ipxe.efi' }],
+    ['x64 UEFI, arch only in option 60', { vc: 'PXEClient:Arch:00007:UNDI:003016' }, { firmware: 'uefi-x64', file: 'snponly.efi' }],
     ['option 93 wins over option 60', { vc: 'PXEClient:Arch:00000:UNDI:002001', arch: [7] }, { firmware: 'uefi-x64' }],
     ['first known arch of a list', { vc: 'PXEClient', arch: [2, 11] }, { firmware: 'uefi-arm64' }],
     ['arm64 UEFI', { vc: 'PXEClient:Arch:00011:UNDI:003016', arch: [0x0b] }, { firmware: 'uefi-arm64', file: 'ipxe-arm64.efi', transport: 'tftp' }],
-    ['x64 UEFI HTTP boot', { vc: 'HTTPClient:Arch:00016:UNDI:003001', arch: [0x10] }, { firmware: 'uefi-x64', transport: 'http', file: 'http://10.0.0.2:8080/ipxe/ipxe.efi', vendorClass: 'HTTPClient' }],
-    ['x64 UEFI HTTP boot, snponly machine', { vc: 'HTTPClient:Arch:00016:UNDI:003001', arch: [0x10], mac: SNP }, { file: 'http://10.0.0.2:8080/ipxe/snponly.efi' }],
+    ['x64 UEFI HTTP boot', { vc: 'HTTPClient:Arch:00016:UNDI:003001', arch: [0x10] }, { firmware: 'uefi-x64', transport: 'http', file: 'http://10.0.0.2:8080/ipxe/snponly.efi', vendorClass: 'HTTPClient' }],
+    ['x64 UEFI HTTP boot, ipxe.efi machine', { vc: 'HTTPClient:Arch:00016:UNDI:003001', arch: [0x10], mac: PINNED }, { file: 'http://10.0.0.2:8080/ipxe/ipxe.efi' }],
     ['arm64 UEFI HTTP boot', { vc: 'HTTPClient:Arch:00019:UNDI:003001', arch: [0x13] }, { firmware: 'uefi-arm64', transport: 'http', file: 'http://10.0.0.2:8080/ipxe/ipxe-arm64.efi', vendorClass: 'HTTPClient' }],
     ['iPXE (user class) gets the script, not another iPXE', { vc: 'PXEClient:Arch:00000:UNDI:002001', arch: [0], userClass: IPXE }, { stage: 'script', transport: 'http', file: 'http://10.0.0.2:8080/boot.ipxe' }],
     ['iPXE (option 175 only)', { vc: 'PXEClient:Arch:00007:UNDI:003010', arch: [7], ipxe175: true }, { stage: 'script', firmware: 'uefi-x64', file: 'http://10.0.0.2:8080/boot.ipxe' }],

@@ -91,7 +91,7 @@ describe('full-mode replies', () => {
     });
     const p = wire(buildOffer(req, server, lease, boot(req)));
     expect(vendorClassId(p)).toBe('HTTPClient');
-    expect(bootfileName(p)).toBe('http://10.1.0.2:8080/ipxe/ipxe.efi');
+    expect(bootfileName(p)).toBe('http://10.1.0.2:8080/ipxe/snponly.efi');
   });
 
   it('NAK: no addresses, no lease, no boot file; relayed NAK sets the broadcast bit', () => {
@@ -152,7 +152,7 @@ describe('proxyDHCP replies', () => {
     const p = wire(buildProxyAck(req, server, boot(req)));
     expect(messageType(p)).toBe(MessageType.ACK);
     expect(p).toMatchObject({ ciaddr: '10.1.0.57', yiaddr: '0.0.0.0', siaddr: '10.1.0.2' });
-    expect(cString(p.file)).toBe('ipxe.efi');
+    expect(cString(p.file)).toBe('snponly.efi');
     expect(pxeVendorOptions(p)?.bootItem).toEqual({ type: 0x8000, layer: 0 });
     expect(hasOption(p, Opt.leaseTime)).toBe(false);
   });

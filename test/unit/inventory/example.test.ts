@@ -19,7 +19,7 @@ test('the example inventory shown in the README loads cleanly', () => {
     'k3s02:k3s',
   ]);
   const gpu04 = inv.nodes.get('gpu04')!;
-  expect(gpu04).toMatchObject({ ip: '10.0.1.14', slot: 13, macs: ['52:54:00:00:02:04'], uefiLoader: 'snponly.efi', leaseSeconds: 172800 });
+  expect(gpu04).toMatchObject({ ip: '10.0.1.14', slot: 13, macs: ['52:54:00:00:02:04'], uefiLoader: 'ipxe.efi', installedBoot: 'kernel', leaseSeconds: 172800 });
   expect(gpu04.kernelArgs).toEqual(['console=ttyS0,115200', 'iommu=pt']);
   expect(inv.nodes.get('k3s01')!.macs).toEqual(['52:54:00:00:03:01', '52:54:00:00:03:11']);
   expect(inv.nodes.get('k3s01')!.data).toEqual({ k3s: { role: 'server' } });

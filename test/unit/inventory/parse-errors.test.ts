@@ -142,6 +142,11 @@ describe('config errors name the file, line and key path', () => {
       message: `${FILE}:7 groups.head.disk.partitions[0].size: "rest" takes the remainder of the disk`,
     },
     {
+      what: 'a file system the installer cannot make',
+      text: 'cluster: { name: t }\ngroups:\n  head:\n    disk:\n      device: /dev/sda\n      partitions:\n        - { mount: /, size: rest, fs: xfs }\n',
+      message: `${FILE}:7 groups.head.disk.partitions[0].fs: the installer makes ext4, vfat, swap file systems`,
+    },
+    {
       what: 'a missing cluster name',
       text: 'cluster:\n  domain: example.org\n',
       message: `${FILE}:1 cluster.name: missing (expected string)`,

@@ -95,7 +95,7 @@ nodes:
       kernelArgs: [],
       hardware: {},
       installedBoot: 'local',
-      uefiLoader: 'ipxe.efi',
+      uefiLoader: 'snponly.efi',
       leaseSeconds: 86400,
       data: {},
     });

@@ -12,6 +12,7 @@ const base = (): PlanInput => ({
     name: 'gpu001',
     mac: '52:54:00:00:01:01',
     installedBoot: 'kernel',
+    kernelArgs: ['console=ttyS0,115200', 'iommu=pt'],
     disk: {
       device: '/dev/vda',
       table: 'gpt',
@@ -47,7 +48,7 @@ describe('install plan rendering', () => {
     expectGolden('plan/gpu001.plan', renderPlan(base()));
   });
 
-  it('matches the golden plan (dos table, one partition, installed_boot local)', () => {
+  it('matches the golden plan (dos table, one partition, installed_boot local with its kernel arguments)', () => {
     const input = base();
     input.node = { ...input.node, name: 'k3s01', installedBoot: 'local', disk: { device: '/dev/nvme0n1', table: 'dos', partitions: [{ mount: '/', size: 'rest', fs: 'ext4' }] } };
     expectGolden('plan/k3s01.plan', renderPlan(input));
@@ -71,6 +72,30 @@ describe('install plan rendering', () => {
     expect(new Set(keys)).toEqual(
       new Set(['version', 'hostname', 'net_mac', 'disk', 'table', 'part', 'image', 'torrent_url', 'http_url', 'sha256', 'size', 'report_url', 'ssh_host_key', 'ssh_host_pub', 'authorized_key', 'installed_boot', 'end']),
     );
+  });
+});
+
+describe('install plan: kernel arguments', () => {
+  it('are one line, for installed_boot local only (the iPXE script carries them for kernel)', () => {
+    const local = { ...base(), node: { ...base().node, installedBoot: 'local' as const } };
+    expect(readAsInstaller(renderPlan(local)).filter(([k]) => k === 'kernel_args')).toEqual([['kernel_args', 'console=ttyS0,115200 iommu=pt']]);
+    expect(renderPlan(base())).not.toMatch(/kernel_args/);
+    expect(renderPlan({ ...local, node: { ...local.node, kernelArgs: [] } })).not.toMatch(/kernel_args/);
+  });
+
+  it.each([
+    ['a space inside one argument', 'quiet splash'],
+    ['a single quote (the installer writes them between single quotes)', "x='y'"],
+    ['a double quote', 'x="y"'],
+    ['command substitution', '$(reboot)'],
+    ['a backtick', '`id`'],
+    ['a glob', 'x=*'],
+    ['a semicolon', 'x;reboot'],
+    ['a newline', 'quiet\nend'],
+    ['an empty argument', ''],
+  ])('refuses %s', (_label, arg) => {
+    const input = { ...base(), node: { ...base().node, installedBoot: 'local' as const, kernelArgs: ['quiet', arg] } };
+    expect(() => renderPlan(input)).toThrow(expect.objectContaining({ key: 'kernel_args' }));
   });
 });
 
