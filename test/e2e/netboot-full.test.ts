@@ -55,6 +55,18 @@ describe('netboot end to end, full mode', () => {
     await vm.kill();
   }, 150_000);
 
+  it('an unknown UEFI machine is discovered, and its firmware goes on to its next boot entry', async () => {
+    const uuid = '7a1e2b3c-0000-4000-8000-00000000e2b2';
+    const mac = '52:54:00:e2:00:98';
+    const vm = await boot('unknown-uefi', mac, 'uefi', uuid);
+    await vm.waitForSerial(/is not in\s+the inventory/, 120_000);
+    expect(await waitFor('discovered status', () => store.getNode(mac), 10_000)).toMatchObject({ state: 'discovered', facts: { uuid, platform: 'efi' } });
+    // The script exits iPXE with a failure status, so OVMF leaves the PXE entry and tries its next one (after a
+    // success it would stop at its boot menu; after Debian's ipxe.efi it would hang).
+    await vm.waitForSerial(/BdsDxe: failed to start Boot\d+ "UEFI PXEv4[^"]*"/, 60_000);
+    await vm.kill();
+  }, 200_000);
+
   it.each([
     ['BIOS', BIOS_NODE, 'bios'],
     ['UEFI', UEFI_NODE, 'uefi'],
