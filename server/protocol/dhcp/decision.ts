@@ -18,8 +18,8 @@ export interface BootContext {
   /** e.g. "http://10.0.0.1:8080", no trailing slash needed. */
   readonly httpBaseUrl: string;
   /**
-   * Per-machine choice for x86-64 UEFI: ipxe.efi carries its own NIC drivers, snponly.efi uses the firmware's
-   * (needed on NICs iPXE has no driver for). Undefined means no preference: ipxe.efi.
+   * Per-machine choice for x86-64 UEFI: snponly.efi uses the firmware's NIC driver, ipxe.efi carries its own.
+   * Undefined (an unknown machine) means DEFAULT_UEFI_LOADER.
    */
   loaderFor(mac: Mac): { readonly uefiLoader: UefiLoader } | undefined;
 }
