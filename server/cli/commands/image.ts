@@ -75,12 +75,12 @@ function printManifest(out: Output, m: ImageManifest, verb: string): void {
   out.write(`${verb} image ${m.name}: rootfs ${size(m.artefacts.rootfs.size)}${kernel}, info-hash ${m.torrent.infoHash}\n`);
 }
 
-/** Bars go to stderr, so `--json` output on stdout stays clean. */
 /** What the sweep of killed runs' scratch trees did; on stderr, so `--json` output stays one document. */
 function notice(message: string): void {
   process.stderr.write(`rackseed: ${message}\n`);
 }
 
+/** Bars go to stderr, so `--json` output on stdout stays clean. */
 async function withBars<T>(body: (onProgress: ProgressFn) => Promise<T>): Promise<T> {
   const bars = progressBars();
   try {

@@ -10,8 +10,6 @@ import type { DhcpPacket, Ipv4 } from './packet.js';
  * breaks the chainload loop.
  */
 
-export type { UefiLoader };
-
 /** What the decision needs from the rest of the server; the inventory implements loaderFor. */
 export interface BootContext {
   readonly serverIp: Ipv4;

@@ -2,9 +2,10 @@ import nunjucks from 'nunjucks';
 import { RackseedError, isRackseedError } from '../../model/errors.js';
 import { ipxeArg, ipxeText, ipxeUrl } from './escape.js';
 
-export type IpxeTemplateName = 'entry' | 'unknown' | 'provision' | 'local' | 'kernel' | 'unavailable';
+/** `next-device` is a partial: how every script that sends a machine on to its next boot device ends. */
+export type IpxeTemplateName = 'entry' | 'unknown' | 'provision' | 'local' | 'kernel' | 'unavailable' | 'next-device';
 
-export const IPXE_TEMPLATE_NAMES: readonly IpxeTemplateName[] = ['entry', 'unknown', 'provision', 'local', 'kernel', 'unavailable'];
+export const IPXE_TEMPLATE_NAMES: readonly IpxeTemplateName[] = ['entry', 'unknown', 'provision', 'local', 'kernel', 'unavailable', 'next-device'];
 
 export interface IpxeRenderer {
   render(name: IpxeTemplateName, context: Record<string, unknown>): string;

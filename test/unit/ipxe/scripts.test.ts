@@ -106,7 +106,7 @@ describe('escaping hostile values', () => {
     expect(text).toContain('/files/installer/vm%20linuz%24x');
   });
   it('a template referencing a missing value is an error, not an empty string', () => {
-    const r = createIpxeRenderer({ entry: 'chain {{ base_url | ipxe_url_base }}/{{ missing }}', unknown: '', provision: '', local: '', kernel: '', unavailable: '' });
+    const r = createIpxeRenderer({ entry: 'chain {{ base_url | ipxe_url_base }}/{{ missing }}', unknown: '', provision: '', local: '', kernel: '', unavailable: '', 'next-device': '' });
     expect(() => r.render('entry', { base_url: 'http://x' })).toThrow(RackseedError);
     try {
       r.render('entry', { base_url: 'http://x' });
