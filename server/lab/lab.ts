@@ -11,6 +11,7 @@ import { labConfig, labInventory, labMachines, LAB_SERVER_IP, LAB_SERVER_PORT, t
 import { startVm, type Vm } from './qemu.js';
 import { startRelay, type Relay } from './relay.js';
 import { startLabServer, type LabServer } from './server-process.js';
+import { pinnedSshOptions } from '../services/pinned-ssh.js';
 import { processStartTicks, stillRunning } from '../util/process-identity.js';
 import { LAB_MARKER_FILE, readLabState, removeLabState, writeLabState, type LabProcess, type LabState } from './state-file.js';
 import { labDown } from './down.js';
@@ -216,15 +217,7 @@ export async function labUp(opts: LabUpOptions): Promise<RunningLab> {
       ssh(machine, command, timeoutMs = 30_000) {
         const m = machines.find((x) => x.name === machine);
         if (!m) throw new Error(`no lab machine ${machine}`);
-        return net.netns.run(net.ns, 'ssh', [
-          '-o', 'StrictHostKeyChecking=yes',
-          '-o', `UserKnownHostsFile=${path.join(dataDir, 'ssh', 'known_hosts')}`,
-          '-o', 'BatchMode=yes',
-          '-o', 'ConnectTimeout=5',
-          '-o', 'IdentitiesOnly=yes',
-          '-i', path.join(dataDir, 'ssh', 'id_ed25519'),
-          `root@${m.ip}`, command,
-        ], timeoutMs);
+        return net.netns.run(net.ns, 'ssh', [...pinnedSshOptions(dataDir, 5), '-o', 'IdentitiesOnly=yes', `root@${m.ip}`, command], timeoutMs);
       },
       down,
     };

@@ -1,22 +1,12 @@
 import { spawn } from 'node:child_process';
-import path from 'node:path';
+import { pinnedSshOptions } from '../services/pinned-ssh.js';
 
 /**
- * `ssh root@ip systemctl reboot` with the server's own key and its pinned host keys (data/ssh, kept by
- * NodeIdentity): BatchMode so nothing ever prompts, StrictHostKeyChecking so an unknown or changed host key is a
- * failure rather than a question. The child is killed by its PID when `signal` aborts.
+ * `ssh root@ip systemctl reboot` with the server's own key and its pinned host keys (pinned-ssh.ts). The child is
+ * killed by its PID when `signal` aborts.
  */
 export function sshRebootArgs(dataDir: string, ip: string): string[] {
-  const sshDir = path.join(dataDir, 'ssh');
-  return [
-    '-o', 'BatchMode=yes',
-    '-o', `UserKnownHostsFile=${path.join(sshDir, 'known_hosts')}`,
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', 'ConnectTimeout=10',
-    '-i', path.join(sshDir, 'id_ed25519'),
-    `root@${ip}`,
-    'systemctl', 'reboot',
-  ];
+  return [...pinnedSshOptions(dataDir, 10), `root@${ip}`, 'systemctl', 'reboot'];
 }
 
 export function sshReboot(dataDir: string, ip: string, signal: AbortSignal): Promise<void> {

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pinnedSshOptions } from '../../server/services/pinned-ssh.js';
 import type { ObservedStore } from '../../server/store/types.js';
 import { ensureBootableTestImage, installImageInto } from '../support/debian-image.js';
 import { ensureInstaller, installInstallerInto } from '../support/installer.js';
@@ -68,13 +68,10 @@ afterAll(async () => {
 
 /** Runs a command on the node over SSH as the server would: its key, and only the host key it pinned. */
 function sshToNode(ip: string, command: string): { status: number | null; stdout: string; stderr: string } {
-  const sshDir = path.join(lab.dataDir, 'ssh');
-  const r = spawnSync(
-    'ip',
-    ['netns', 'exec', lab.ns, 'ssh', '-i', path.join(sshDir, 'id_ed25519'), '-o', `UserKnownHostsFile=${path.join(sshDir, 'known_hosts')}`, '-o', 'GlobalKnownHostsFile=/dev/null',
-      '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5', `root@${ip}`, command],
-    { encoding: 'utf8', timeout: 30_000 },
-  );
+  const r = spawnSync('ip', ['netns', 'exec', lab.ns, 'ssh', ...pinnedSshOptions(lab.dataDir, 5), '-o', 'GlobalKnownHostsFile=/dev/null', `root@${ip}`, command], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
