@@ -44,6 +44,8 @@ async function main(): Promise<void> {
   // Node copies go to tmpfs when it exists: 16 "nodes" writing to one shared virtual disk is not what 16 machines
   // with a disk each do, and the disk (not the network) would be measured.
   const work = mkdtempSync(path.join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'rackseed-fanout-'));
+  // 16 copies of the image in tmpfs are GBs of RAM: they go on Ctrl-C too (Netns exits the process on SIGINT/SIGTERM).
+  process.once('exit', () => rmSync(work, { recursive: true, force: true }));
   const netns = new Netns();
   let rs: RackseedProcess | undefined;
   try {

@@ -48,6 +48,10 @@ export interface RackseedProcessOptions {
  */
 export async function startRackseedProcess(opts: RackseedProcessOptions): Promise<RackseedProcess> {
   const dir = mkdtempSync(path.join(tmpdir(), 'rackseed-ns-'));
+  // The data directory holds images (hundreds of MB in the fanout bench): it goes with the process when a run is
+  // interrupted too (Netns exits the process on SIGINT/SIGTERM), not only through stop().
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', removeDir);
   const configFile = path.join(dir, 'rackseed.yaml');
   writeFileSync(path.join(dir, 'inventory.yaml'), opts.inventory);
   for (const [name, text] of Object.entries(opts.extraFiles ?? {})) writeFileSync(path.join(dir, name), text);
@@ -67,7 +71,14 @@ export async function startRackseedProcess(opts: RackseedProcessOptions): Promis
       await new Promise((r) => setTimeout(r, 100));
     }
   };
-  await start();
+  try {
+    await start();
+  } catch (e) {
+    await opts.netns.stop(child).catch(() => undefined);
+    process.removeListener('exit', removeDir);
+    removeDir();
+    throw e;
+  }
 
   const token = () => readFileSync(path.join(dir, 'data', 'admin-token'), 'utf8').trim();
   return {
@@ -84,7 +95,8 @@ export async function startRackseedProcess(opts: RackseedProcessOptions): Promis
     openStore: () => openStore({ kind: 'sqlite', path: path.join(dir, 'data', 'rackseed.db') }),
     async stop() {
       await opts.netns.stop(child);
-      rmSync(dir, { recursive: true, force: true });
+      process.removeListener('exit', removeDir);
+      removeDir();
     },
     async kill9() {
       await opts.netns.stop(child, 'SIGKILL');
