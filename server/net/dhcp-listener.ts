@@ -69,16 +69,28 @@ export async function startDhcpListener(opts: DhcpListenerOptions): Promise<Dhcp
 
   const send = (out: Outgoing): void => {
     const bytes = encode(out.packet);
-    unicast.send(bytes, out.route.port, out.route.address, (err) => {
-      if (err) {
-        stats.sendErrors++;
-        log.warn({ err: err.message, to: `${out.route.address}:${out.route.port}`, kind: out.kind }, 'DHCP reply not sent');
-      }
-    });
+    const failed = (err: Error) => {
+      stats.sendErrors++;
+      log.warn({ err: err.message, to: `${out.route.address}:${out.route.port}`, kind: out.kind }, 'DHCP reply not sent');
+    };
+    // dgram throws synchronously for some destinations (a bad port, an unresolvable address): a reply that cannot go
+    // out is counted like one the kernel refused, it must not take the process down.
+    try {
+      unicast.send(bytes, out.route.port, out.route.address, (err) => {
+        if (err) failed(err);
+      });
+    } catch (err) {
+      failed(err as Error);
+    }
   };
 
   const onMessage = (receivedOn: Incoming['receivedOn']) => (msg: Buffer, rinfo: RemoteInfo) => {
     stats.received++;
+    // Port 0 is no client's port: a reply could not be addressed to it (the proxy port answers the source port).
+    if (rinfo.port === 0) {
+      bump(stats.dropped, 'SOURCE_PORT_ZERO');
+      return;
+    }
     const decoded = decode(msg);
     if (!decoded.ok) {
       bump(stats.dropped, decoded.error.code);

@@ -106,6 +106,18 @@ const RETRIES = 5;
 const CLOSE_GRACE_MS = 2000;
 const GARBAGE_LOG_EVERY_MS = 5000;
 
+/**
+ * An error reply that may not arrive: the client vanished, ICMP said unreachable, or dgram refused the address
+ * synchronously. None of that is ours to handle, and none of it may escape a socket listener (it would end the process).
+ */
+function sendQuietly(socket: Socket, packet: Buffer, to: RemoteInfo): void {
+  try {
+    socket.send(packet, 0, packet.length, to.port, to.address, () => {});
+  } catch {
+    // Nothing was sent; the client retries or gives up, as it would after a lost datagram.
+  }
+}
+
 function isInside(child: string, parent: string): boolean {
   if (child === parent) return true;
   const rel = relative(parent, child);
@@ -230,15 +242,18 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
   mainSocket.removeAllListeners('message');
 
   const replyFromMain = (rinfo: RemoteInfo, code: number, message: string): void => {
-    const pkt = errorPacket(code, message);
-    mainSocket.send(pkt, 0, pkt.length, rinfo.port, rinfo.address, () => {
-      // Send failures (the client vanished, ICMP unreachable) are not ours to handle.
-    });
+    sendQuietly(mainSocket, errorPacket(code, message), rinfo);
   };
 
   mainSocket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
     counters.requests++;
     if (closing) return;
+    // Port 0 is no client's port, and dgram throws on sending to it: not a request anyone can be answered on.
+    if (rinfo.port === 0) {
+      logGarbage(rinfo, 'source port 0');
+      counters.errors.protocol++;
+      return;
+    }
     let verdict;
     try {
       verdict = classifyRequest(msg);
@@ -317,8 +332,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
         // RFC 1350: a packet from a foreign TID gets error 5 and does not disturb the transfer.
         counters.foreignPackets++;
         if (msg.length >= 2 && msg.readUInt16BE(0) !== OP_ERROR) {
-          const pkt = errorPacket(TFTP_ERR.unknownTid, TFTP_MSG.unknownTid);
-          sock.send(pkt, 0, pkt.length, rinfo.port, rinfo.address, () => {});
+          sendQuietly(sock, errorPacket(TFTP_ERR.unknownTid, TFTP_MSG.unknownTid), rinfo);
         }
         return;
       }
