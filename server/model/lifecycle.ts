@@ -34,6 +34,17 @@ export type LifecycleEvent =
 
 export type LifecycleEventType = LifecycleEvent['type'];
 
+/**
+ * The stages of the server's work on an installed node: applying its states, then checking its readiness. A failure
+ * there leaves the installed OS bootable (the next boot starts it, so the operator can look and converge again); a
+ * failure in any other stage is the installer's, and the disk is not to be trusted until a reimage.
+ */
+export const POST_INSTALL_STAGES = ['states', 'readiness'] as const;
+export type PostInstallStage = (typeof POST_INSTALL_STAGES)[number];
+
+export const isPostInstallStage = (stage: string | undefined): boolean =>
+  stage !== undefined && (POST_INSTALL_STAGES as readonly string[]).includes(stage);
+
 export interface LifecycleStatus {
   state: LifecycleState;
   /** Why the node failed; set only in the failed state. */

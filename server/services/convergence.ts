@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
 import { nodeLogger } from '../log.js';
 import type { ResolvedNode } from '../model/inventory.js';
-import type { LifecycleState } from '../model/lifecycle.js';
+import type { LifecycleState, PostInstallStage } from '../model/lifecycle.js';
 import type { ObservedStore } from '../store/types.js';
 import { classifyApply, statesFailureReason, unreachableReason } from './convergence-classify.js';
 import { tcpProbe } from './convergence-probe.js';
@@ -229,12 +229,12 @@ export class ConvergenceService {
     const verdict = classifyApply(report);
     if (verdict.kind === 'transient') {
       if (ctx.attempt < ctx.maxAttempts) return { kind: 'retry', reason: verdict.reason };
-      await this.record(name, { type: 'failed', reason: unreachableReason(ctx.attempt, verdict.reason, report.runId), stage: 'states' }, log);
+      await this.record(name, { type: 'failed', reason: unreachableReason(ctx.attempt, verdict.reason, report.runId), stage: 'states' satisfies PostInstallStage }, log);
       log.warn({ attempts: ctx.attempt, reason: verdict.reason }, 'node stayed unreachable: convergence failed');
       return { kind: 'done' };
     }
     if (verdict.kind === 'permanent') {
-      await this.record(name, { type: 'failed', reason: statesFailureReason(report), stage: 'states' }, log);
+      await this.record(name, { type: 'failed', reason: statesFailureReason(report), stage: 'states' satisfies PostInstallStage }, log);
       log.warn({ runId: report.runId, reason: verdict.reason }, 'states failed: convergence stopped (not retried)');
       return { kind: 'done' };
     }

@@ -4,7 +4,7 @@ import { nodeLogger } from '../log.js';
 import { countReadinessFailure, observeRun } from '../metrics/runtime-metrics.js';
 import { isRackseedError } from '../model/errors.js';
 import type { ResolvedNode } from '../model/inventory.js';
-import type { LifecycleState } from '../model/lifecycle.js';
+import type { LifecycleState, PostInstallStage } from '../model/lifecycle.js';
 import { buildCheckContext } from '../readiness/context.js';
 import { collectEvidence, verdict } from '../readiness/engine.js';
 import { sshEvidence } from '../readiness/roles/base.js';
@@ -147,7 +147,7 @@ export class ReadinessService {
       if (!r.ok) notes.push(r.error);
     } else if (!v.ready && (after.state === 'configuring' || after.state === 'ready')) {
       const reason = v.summary.length > MAX_REASON ? `${v.summary.slice(0, MAX_REASON - 1)}…` : v.summary;
-      const r = await store.recordEvent({ node: node.name, event: { type: 'failed', reason, stage: 'readiness' } });
+      const r = await store.recordEvent({ node: node.name, event: { type: 'failed', reason, stage: 'readiness' satisfies PostInstallStage } });
       if (!r.ok) notes.push(r.error);
     }
     const state = (await store.getNode(node.name))?.state;

@@ -137,6 +137,21 @@ describe('iPXE over HTTP', () => {
     await srv.store.recordEvent({ node: 'head01', event: { type: 'installed' } });
     expect((await report({ stage: 'download' })).status).toBe(409);
   });
+  it('a failure after install (states, readiness) keeps the installed OS booting; an installer failure never passes for one', async () => {
+    // head01 is installed (the test above): the server's own readiness check fails it.
+    await srv.store.recordEvent({ node: 'head01', event: { type: 'failed', reason: 'slurmd not idle', stage: 'readiness' } });
+    const head01 = await (await fetch(`${srv.httpUrl}/ipxe/machine?mac=52:54:00:00:00:01`)).text();
+    expect(head01).toContain('rackseed: head01 boots from its local disk');
+    // head02 (added above) provisions; its installer fails and names a post-install stage, by mistake or on purpose.
+    const script = await (await fetch(`${srv.httpUrl}/ipxe/machine?mac=52:54:00:00:00:09`)).text();
+    const token = /rackseed\.token=(\S+)/.exec(script)?.[1];
+    expect(token).toMatch(/^v1\.head02\./);
+    const res = await fetch(`${srv.httpUrl}/node/v1/report`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ failed: 'disk vanished', stage: 'readiness' }) });
+    expect(res.status).toBe(204);
+    expect(await srv.store.getNode('head02')).toMatchObject({ state: 'failed', stage: 'install', reason: 'disk vanished' });
+    const head02 = await (await fetch(`${srv.httpUrl}/ipxe/machine?mac=52:54:00:00:00:09`)).text();
+    expect(head02).toContain('rackseed: head02 cannot be provisioned: install failed (disk vanished)');
+  });
 
   it('refuses a request without a valid MAC', async () => {
     expect((await fetch(`${srv.httpUrl}/ipxe/machine?mac=zz`)).status).toBe(400);

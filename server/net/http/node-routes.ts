@@ -1,7 +1,7 @@
 import express, { Router, type Request } from 'express';
 import type { CallbackTokens } from '../../auth/callback-token.js';
 import type { NodeTokens } from '../../auth/node-token.js';
-import type { LifecycleEvent } from '../../model/lifecycle.js';
+import { isPostInstallStage, type LifecycleEvent } from '../../model/lifecycle.js';
 import { nodeLogger, type Logger } from '../../log.js';
 import type { ConvergeRequestOutcome } from '../../services/convergence.js';
 import type { ObservedStore } from '../../store/types.js';
@@ -65,7 +65,10 @@ export function nodeRoutes(deps: NodeRouteDeps): Router {
     const detail = body.detail && typeof body.detail === 'object' && !Array.isArray(body.detail) ? (body.detail as Record<string, unknown>) : undefined;
     let event: LifecycleEvent;
     if (typeof body.failed === 'string' && body.failed.length > 0) {
-      event = { type: 'failed', reason: body.failed.slice(0, 500), ...(typeof body.stage === 'string' && STAGE.test(body.stage) ? { stage: body.stage } : { stage: 'install' }) };
+      // The installer's failure always names an installer stage: the post-install names would let a failed install
+      // pass for a configured node whose disk may be booted.
+      const stage = typeof body.stage === 'string' && STAGE.test(body.stage) && !isPostInstallStage(body.stage) ? body.stage : 'install';
+      event = { type: 'failed', reason: body.failed.slice(0, 500), stage };
     } else if (body.installed === true) {
       event = { type: 'installed' };
     } else if (typeof body.stage === 'string' && STAGE.test(body.stage)) {

@@ -1,5 +1,5 @@
 import type { ResolvedNode } from '../../model/inventory.js';
-import type { LifecycleStatus } from '../../model/lifecycle.js';
+import { isPostInstallStage, type LifecycleStatus } from '../../model/lifecycle.js';
 
 /** What iPXE tells us about the machine on the per-machine URL (from the entry script's ${...} variables). */
 export interface MachineFacts {
@@ -56,9 +56,12 @@ function needsProvisioning(status: LifecycleStatus | undefined): boolean {
   }
 }
 
-/** A failure during provisioning carries the installer stage it happened in. */
+/**
+ * A failure during provisioning carries the installer stage it happened in. The server's own stages after install
+ * (states, readiness) carry a stage too, and leave the installed OS bootable.
+ */
 function failedDuringInstall(status: LifecycleStatus | undefined): boolean {
-  return status?.state === 'failed' && status.stage !== undefined;
+  return status?.state === 'failed' && status.stage !== undefined && !isPostInstallStage(status.stage);
 }
 
 /** Pure: which script a machine gets, from its inventory entry and observed status. */
