@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { RackseedError } from './model/errors.js';
-import { inSubnet, parseCidr, parseIpv4, type Ipv4Subnet } from './model/ipv4.js';
+import { formatIpv4, inSubnet, parseCidr, parseIpv4, type Ipv4Subnet } from './model/ipv4.js';
 import type { StoreConfig } from './store/index.js';
 import { strict } from './util/strict-object.js';
 import type { SourceLocator } from './util/source-locator.js';
@@ -102,6 +102,19 @@ const dhcpSchema = strict({
         ctx.addIssue({ code: 'custom', path: ['subnets', i, 'pool'], message: `the pool must lie inside ${s.cidr}` });
       } else if (start > end) {
         ctx.addIssue({ code: 'custom', path: ['subnets', i, 'pool', 'end'], message: 'the pool ends before it starts' });
+      } else {
+        // A pool address is handed to whichever machine asks first, and PXE ROMs do not check for a conflict before
+        // using it: a pool that holds this server's or a router's address gives a client the provisioning server's.
+        const taken: Array<[number | undefined, string]> = [
+          [server, `server_ip ${d.server_ip}`],
+          ...s.routers.map((r): [number | undefined, string] => [parseIpv4(r), `router ${r}`]),
+        ];
+        if (net.prefix <= 30) taken.push([net.network, `the network address ${formatIpv4(net.network)}`], [(net.network | ~net.mask) >>> 0, `the broadcast address ${formatIpv4((net.network | ~net.mask) >>> 0)}`]);
+        for (const [ip, what] of taken) {
+          if (ip !== undefined && ip >= start && ip <= end) {
+            ctx.addIssue({ code: 'custom', path: ['subnets', i, 'pool'], message: `the pool ${s.pool.start}-${s.pool.end} holds ${what}: leave it out of the range` });
+          }
+        }
       }
     });
   });

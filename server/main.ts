@@ -25,7 +25,7 @@ import { ServerRegistry } from './services/server-registry.js';
 import { openStore } from './store/index.js';
 import type { ObservedStore } from './store/types.js';
 import { bootContextFor } from './dhcp/boot-context.js';
-import { FullModeHandler } from './dhcp/full-mode.js';
+import { FullModeHandler, reservationsOutsideSubnets } from './dhcp/full-mode.js';
 import { LeaseBook } from './dhcp/lease-book.js';
 import { ProxyModeHandler } from './dhcp/proxy-mode.js';
 import { emptyDhcpStats, type DhcpStats } from './dhcp/stats.js';
@@ -202,8 +202,17 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         // PostgreSQL means other servers may bind addresses this book never sees (see LeaseBook.refresh).
         const book = new LeaseBook(store, config.serverName, Date.now, config.store.kind === 'postgres');
         await book.load();
+        const warnUnreachable = (inv: Inventory) => {
+          for (const { node, ip } of reservationsOutsideSubnets(inv.nodes.values(), config.dhcp.subnets)) {
+            dhcpLog.warn({ node, ip }, 'reserved address is in none of dhcp.subnets: this node gets no DHCP answer in full mode');
+          }
+        };
         book.setReservations(reservationsOf(inventory.inventory));
-        inventory.onChange((inv) => book.setReservations(reservationsOf(inv)));
+        warnUnreachable(inventory.inventory);
+        inventory.onChange((inv) => {
+          book.setReservations(reservationsOf(inv));
+          warnUnreachable(inv);
+        });
         handler = new FullModeHandler(config.dhcp, inventory, book, boot, stats, dhcpLog);
       } else {
         handler = new ProxyModeHandler(boot, stats, dhcpLog);

@@ -29,6 +29,20 @@ function compileSubnet(s: DhcpSubnetConfig): ServedSubnet {
 }
 
 /**
+ * Inventory nodes whose reserved address lies in none of the served subnets: full mode never answers them (see
+ * chooseOffer), so the operator hears of it when the inventory is loaded, not when a node stays silent.
+ */
+export function reservationsOutsideSubnets(nodes: Iterable<{ name: string; ip?: string }>, subnets: readonly DhcpSubnetConfig[]): Array<{ node: string; ip: string }> {
+  const served = subnets.map((s) => parseCidr(s.cidr)).filter((s): s is Ipv4Subnet => s !== undefined);
+  const out: Array<{ node: string; ip: string }> = [];
+  for (const n of nodes) {
+    const ip = n.ip === undefined ? undefined : parseIpv4(n.ip);
+    if (ip !== undefined && !served.some((s) => inSubnet(ip, s))) out.push({ node: n.name, ip: n.ip! });
+  }
+  return out;
+}
+
+/**
  * Full mode: addresses for inventory nodes from their reservations and, when a subnet has a pool, for unknown
  * machines too (so they can be discovered), plus boot information for netboot clients. A lease is committed to
  * the store before its ACK leaves.
@@ -53,11 +67,19 @@ export class FullModeHandler implements DhcpModeHandler {
     this.local = this.subnets.find((s) => inSubnet(server, s.scope.subnet))!;
   }
 
-  /** Relayed requests are served from the subnet holding the relay's address; direct ones from ours. */
+  /**
+   * Relayed requests are served from the subnet holding the relay's address. A request that reached us directly
+   * with ciaddr set (RENEWING, INFORM: RFC 2131 4.3.2, 4.3.5) comes from a client that already has an address, which
+   * may be on a relayed subnet, since renewals are unicast straight to the server: its subnet is the one holding
+   * ciaddr. Everything else is from our own segment.
+   */
   private subnetFor(packet: DhcpPacket): ServedSubnet | undefined {
-    if (isZeroIpv4(packet.giaddr)) return this.local;
-    const relay = parseIpv4(packet.giaddr)!;
-    return this.subnets.find((s) => inSubnet(relay, s.scope.subnet));
+    if (!isZeroIpv4(packet.giaddr)) {
+      const relay = parseIpv4(packet.giaddr)!;
+      return this.subnets.find((s) => inSubnet(relay, s.scope.subnet));
+    }
+    const client = isZeroIpv4(packet.ciaddr) ? undefined : parseIpv4(packet.ciaddr);
+    return (client === undefined ? undefined : this.subnets.find((s) => inSubnet(client, s.scope.subnet))) ?? this.local;
   }
 
   async handle({ packet, receivedOn, source }: Incoming): Promise<Outgoing | undefined> {
@@ -92,7 +114,13 @@ export class FullModeHandler implements DhcpModeHandler {
         // Our view may be stale when other servers share the store: look again before turning the client away.
         if (d.kind === 'ignore' && d.reason !== 'no-pool' && (await this.book.refresh())) d = chooseOffer(client, served.scope, this.book, wanted);
         if (d.kind === 'ignore') {
-          if (d.reason !== 'no-pool') this.log.warn({ ...who, reason: d.reason }, 'no address to offer');
+          if (d.reason === 'reservation-elsewhere') {
+            this.log.warn({ ...who, reserved: node?.ip, askedOn: served.config.cidr }, 'not answered: the node\'s reserved address is not in the subnet it asks on (it would be unreachable at that address)');
+          } else if (d.reason === 'reservation-declined') {
+            this.log.warn({ ...who, reserved: node?.ip }, 'not answered: the node declined its reserved address (another host uses it); it stays quarantined for dhcp.decline_seconds');
+          } else if (d.reason !== 'no-pool') {
+            this.log.warn({ ...who, reason: d.reason }, 'no address to offer');
+          }
           return this.ignore(d.reason);
         }
         this.book.offer(d.ip, mac, this.config.offerSeconds);

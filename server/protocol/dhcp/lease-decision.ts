@@ -41,7 +41,7 @@ export interface Client {
 
 export type OfferDecision =
   | { kind: 'offer'; ip: number; source: 'reservation' | 'previous' | 'requested' | 'pool' }
-  | { kind: 'ignore'; reason: 'reservation-held' | 'no-pool' | 'pool-exhausted' };
+  | { kind: 'ignore'; reason: 'reservation-held' | 'reservation-declined' | 'reservation-elsewhere' | 'no-pool' | 'pool-exhausted' };
 
 export type RequestDecision =
   | { kind: 'ack'; ip: number }
@@ -62,9 +62,14 @@ function availableTo(ip: number, mac: string, view: LeaseView): boolean {
 /** DHCPDISCOVER: which address to offer, in order of preference. */
 export function chooseOffer(client: Client, scope: SubnetScope, view: LeaseView, requested?: number): OfferDecision {
   const { mac, reserved } = client;
-  if (reserved !== undefined && inSubnet(reserved, scope.subnet)) {
+  if (reserved !== undefined) {
+    // A node is reached at its reserved address (SSH, convergence, reimage): a pool address from the subnet it
+    // happens to ask on would let it install and then never be found.
+    if (!inSubnet(reserved, scope.subnet)) return { kind: 'ignore', reason: 'reservation-elsewhere' };
     const h = view.holder(reserved);
     if (h && h.mac !== mac) return { kind: 'ignore', reason: 'reservation-held' };
+    // The node itself declined it (another host answers ARP for it): offering it again only loops.
+    if (h?.state === 'declined') return { kind: 'ignore', reason: 'reservation-declined' };
     return { kind: 'offer', ip: reserved, source: 'reservation' };
   }
   const { pool } = scope;
@@ -104,7 +109,9 @@ export function decideRequest(client: Client, scope: SubnetScope, view: LeaseVie
   if (reserved !== undefined && inSubnet(reserved, scope.subnet)) {
     if (target === reserved) {
       const h = view.holder(reserved);
-      return h && h.mac !== mac ? { kind: 'nak', reason: 'reserved address is held by another client' } : { kind: 'ack', ip: reserved };
+      if (h && h.mac !== mac) return { kind: 'nak', reason: 'reserved address is held by another client' };
+      if (h?.state === 'declined') return { kind: 'nak', reason: 'reserved address is quarantined: this client declined it (in use by another host)' };
+      return { kind: 'ack', ip: reserved };
     }
     const ours = inSubnet(target, scope.subnet) || addressedToUs;
     return ours ? { kind: 'nak', reason: 'this client has a different reserved address' } : { kind: 'ignore', reason: 'not-ours' };

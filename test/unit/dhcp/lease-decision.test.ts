@@ -23,7 +23,8 @@ describe('chooseOffer', () => {
     ['reservation wins', [{ mac: A, reserved: ip('10.0.0.20') }, scope, view()], { kind: 'offer', ip: ip('10.0.0.20'), source: 'reservation' }],
     ['reservation already held by this MAC', [{ mac: A, reserved: ip('10.0.0.20') }, scope, view({ held: { '10.0.0.20': { mac: A, state: 'bound' } } })], { kind: 'offer', ip: ip('10.0.0.20'), source: 'reservation' }],
     ['reservation held by another MAC is not offered', [{ mac: A, reserved: ip('10.0.0.20') }, scope, view({ held: { '10.0.0.20': { mac: B, state: 'bound' } } })], { kind: 'ignore', reason: 'reservation-held' }],
-    ['reservation in another subnet falls back to the pool', [{ mac: A, reserved: ip('10.9.0.20') }, scope, view()], { kind: 'offer', ip: ip('10.0.0.100'), source: 'pool' }],
+    ['reservation in another subnet: no pool address either (the node would be unreachable at its own)', [{ mac: A, reserved: ip('10.9.0.20') }, scope, view()], { kind: 'ignore', reason: 'reservation-elsewhere' }],
+    ['reservation this MAC declined stays quarantined', [{ mac: A, reserved: ip('10.0.0.20') }, scope, view({ held: { '10.0.0.20': { mac: A, state: 'declined' } } })], { kind: 'ignore', reason: 'reservation-declined' }],
     ['a returning client gets its previous address', [{ mac: A }, scope, view({ last: { [A]: '10.0.0.102' } })], { kind: 'offer', ip: ip('10.0.0.102'), source: 'previous' }],
     ['its previous address taken by another: the requested one', [{ mac: A }, scope, view({ last: { [A]: '10.0.0.102' }, held: { '10.0.0.102': { mac: B, state: 'bound' } } }), ip('10.0.0.101')], { kind: 'offer', ip: ip('10.0.0.101'), source: 'requested' }],
     ['requested outside the pool: first free pool address', [{ mac: A }, scope, view(), ip('10.0.0.5')], { kind: 'offer', ip: ip('10.0.0.100'), source: 'pool' }],
@@ -50,6 +51,7 @@ describe('decideRequest', () => {
     ['a reserved node asking for a pool address is moved to its reservation', [{ mac: A, reserved: ip('10.0.0.20') }, scope, view(), { serverIdMatches: undefined, target: ip('10.0.0.101') }], { kind: 'nak', reason: 'this client has a different reserved address' }],
     ['a reserved node asking for a foreign address: not ours', [{ mac: A, reserved: ip('10.0.0.20') }, scope, view(), { serverIdMatches: undefined, target: ip('172.16.0.9') }], { kind: 'ignore', reason: 'not-ours' }],
     ['no address at all', [{ mac: A }, scope, view(), { serverIdMatches: true, target: undefined }], { kind: 'ignore', reason: 'no-address' }],
+    ['a declined reservation is refused to its own node', [{ mac: A, reserved: ip('10.0.0.20') }, scope, view({ held: { '10.0.0.20': { mac: A, state: 'declined' } } }), { serverIdMatches: undefined, target: ip('10.0.0.20') }], { kind: 'nak', reason: 'reserved address is quarantined: this client declined it (in use by another host)' }],
     ['a quarantined address is refused to its decliner too', [{ mac: A }, scope, view({ held: { '10.0.0.100': { mac: A, state: 'declined' } } }), { serverIdMatches: undefined, target: ip('10.0.0.100') }], { kind: 'nak', reason: 'address is in use' }],
   ];
   it.each(cases)('%s', (_n, args, expected) => {

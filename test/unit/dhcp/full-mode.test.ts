@@ -1,0 +1,138 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { DhcpConfig } from '../../../server/config.js';
+import { bootContextFor } from '../../../server/dhcp/boot-context.js';
+import { FullModeHandler, reservationsOutsideSubnets } from '../../../server/dhcp/full-mode.js';
+import { LeaseBook } from '../../../server/dhcp/lease-book.js';
+import { emptyDhcpStats, type DhcpStats } from '../../../server/dhcp/stats.js';
+import { createLogger } from '../../../server/log.js';
+import { parseIpv4 } from '../../../server/model/ipv4.js';
+import { buildPacket } from '../../../server/protocol/dhcp/builder.js';
+import { getOption, MessageType, Opt } from '../../../server/protocol/dhcp/options.js';
+import { BOOTREQUEST } from '../../../server/protocol/dhcp/packet.js';
+import { InventoryService } from '../../../server/services/inventory-service.js';
+import { SqliteStore } from '../../../server/store/sqlite.js';
+
+/**
+ * Full mode's choice of subnet and of reservation, through the handler over a real lease book and store: renewals
+ * unicast from relayed subnets, a node declining its own reservation, and a reservation no served subnet holds.
+ */
+const SERVER = '10.0.0.1';
+const NODE = '52:54:00:00:00:01';
+const STRAY = '52:54:00:00:00:02';
+const INVENTORY = `cluster:
+  name: t
+groups:
+  compute: {}
+nodes:
+  - name: n1
+    mac: ${NODE}
+    ip: 10.0.0.50
+    group: compute
+  - name: stray01
+    mac: ${STRAY}
+    ip: 10.0.9.11
+    group: compute
+`;
+const CONFIG: DhcpConfig = {
+  mode: 'full',
+  serverIp: SERVER,
+  port: 67,
+  proxyPort: 4011,
+  subnets: [
+    { cidr: '10.0.0.0/24', pool: { start: '10.0.0.100', end: '10.0.0.199' }, routers: ['10.0.0.254'], dns: [] },
+    { cidr: '10.0.5.0/24', pool: { start: '10.0.5.100', end: '10.0.5.250' }, routers: ['10.0.5.1'], dns: [] },
+  ],
+  leaseSeconds: 3600,
+  offerSeconds: 60,
+  declineSeconds: 3600,
+};
+
+let work: string;
+let store: SqliteStore;
+let inventory: InventoryService;
+let handler: FullModeHandler;
+let stats: DhcpStats;
+
+const ipBytes = (s: string) => Uint8Array.from(s.split('.').map(Number));
+const macBytes = (m: string) => Uint8Array.from(m.split(':').map((h) => Number.parseInt(h, 16)));
+const packet = (mac: string, type: number, options: Array<[number, Uint8Array]> = [], addrs: { ciaddr?: string; giaddr?: string } = {}) =>
+  buildPacket({ op: BOOTREQUEST, xid: 7, chaddr: macBytes(mac), ...addrs, options: new Map<number, Uint8Array>([[Opt.messageType, Uint8Array.of(type)], ...options]) });
+
+async function send(p: ReturnType<typeof packet>, source = { address: '0.0.0.0', port: 68 }) {
+  const out = await handler.handle({ packet: p, receivedOn: 'dhcp', source });
+  if (!out) return undefined;
+  const router = getOption(out.packet, Opt.router);
+  return { kind: out.kind, yiaddr: out.packet.yiaddr, router: router ? [...router].join('.') : undefined, to: `${out.route.address}:${out.route.port}` };
+}
+
+beforeEach(async () => {
+  work = mkdtempSync(path.join(tmpdir(), 'rackseed-dhcp-full-'));
+  writeFileSync(path.join(work, 'inventory.yaml'), INVENTORY);
+  const log = createLogger('silent');
+  inventory = new InventoryService(path.join(work, 'inventory.yaml'), log);
+  store = SqliteStore.open(path.join(work, 'rackseed.db'));
+  const book = new LeaseBook(store, 'rackseed');
+  await book.load();
+  book.setReservations(new Map([[parseIpv4('10.0.0.50')!, 'n1'], [parseIpv4('10.0.9.11')!, 'stray01']]));
+  stats = emptyDhcpStats();
+  handler = new FullModeHandler(CONFIG, inventory, book, bootContextFor(SERVER, `http://${SERVER}:8080`, inventory), stats, log);
+});
+
+afterEach(async () => {
+  await store.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('full mode: the subnet of a request', () => {
+  const RELAYED = '02:00:00:00:05:01';
+
+  async function leaseViaRelay(): Promise<string> {
+    const offer = await send(packet(RELAYED, MessageType.DISCOVER, [], { giaddr: '10.0.5.1' }));
+    expect(offer).toMatchObject({ kind: 'offer', router: '10.0.5.1', to: '10.0.5.1:67' });
+    const ack = await send(packet(RELAYED, MessageType.REQUEST, [[Opt.requestedIp, ipBytes(offer!.yiaddr)], [Opt.serverId, ipBytes(SERVER)]], { giaddr: '10.0.5.1' }));
+    expect(ack).toMatchObject({ kind: 'ack', yiaddr: offer!.yiaddr });
+    return offer!.yiaddr;
+  }
+
+  it('renews a lease on a relayed subnet when the client unicasts straight to the server (RENEWING: ciaddr, no giaddr)', async () => {
+    const ip = await leaseViaRelay();
+    const renew = await send(packet(RELAYED, MessageType.REQUEST, [], { ciaddr: ip }), { address: ip, port: 68 });
+    expect(renew).toEqual({ kind: 'ack', yiaddr: ip, router: '10.0.5.1', to: `${ip}:68` });
+    expect(stats.ignored['not-ours']).toBeUndefined();
+  });
+
+  it('answers INFORM from a relayed subnet with that subnet\'s settings', async () => {
+    const ip = await leaseViaRelay();
+    const inform = await send(packet(RELAYED, MessageType.INFORM, [], { ciaddr: ip }), { address: ip, port: 68 });
+    expect(inform).toMatchObject({ kind: 'inform', router: '10.0.5.1', to: `${ip}:68` });
+  });
+
+  it('serves a direct request without ciaddr from the local subnet', async () => {
+    expect(await send(packet('02:00:00:00:00:09', MessageType.DISCOVER))).toMatchObject({ kind: 'offer', router: '10.0.0.254' });
+  });
+});
+
+describe('full mode: reservations', () => {
+  it('stops offering a reservation its node declined (another host uses it), instead of an offer/NAK loop', async () => {
+    expect(await send(packet(NODE, MessageType.DISCOVER))).toMatchObject({ kind: 'offer', yiaddr: '10.0.0.50' });
+    expect(await send(packet(NODE, MessageType.DECLINE, [[Opt.requestedIp, ipBytes('10.0.0.50')], [Opt.serverId, ipBytes(SERVER)]]))).toBeUndefined();
+    for (let i = 0; i < 3; i++) expect(await send(packet(NODE, MessageType.DISCOVER))).toBeUndefined();
+    const nak = await send(packet(NODE, MessageType.REQUEST, [[Opt.requestedIp, ipBytes('10.0.0.50')]]));
+    expect(nak?.kind).toBe('nak');
+    expect(stats).toMatchObject({ offers: 1, declines: 1, naks: 1, claimsRefused: 0 });
+    expect(stats.ignored['reservation-declined']).toBe(3);
+  });
+
+  it('does not hand a pool address to a node whose reservation is in none of the served subnets', async () => {
+    expect(await send(packet(STRAY, MessageType.DISCOVER))).toBeUndefined();
+    expect(stats.ignored['reservation-elsewhere']).toBe(1);
+    expect(stats.offers).toBe(0);
+  });
+
+  it('lists, for the load-time warning, the nodes whose reserved address no served subnet holds', () => {
+    expect(reservationsOutsideSubnets(inventory.inventory.nodes.values(), CONFIG.subnets)).toEqual([{ node: 'stray01', ip: '10.0.9.11' }]);
+  });
+});
