@@ -239,6 +239,13 @@ export const configSchema = strict({
   states: statesSchema,
   convergence: convergenceSchema,
   log: logSchema,
+}).superRefine((c, ctx) => {
+  // The default public URL carries http.port; with 0 it would send every node to port 0, while the port actually
+  // bound is known only after start. DHCP hands that URL to machines, so it must be named.
+  const dhcpOn = (c.dhcp.mode ?? (c.dhcp.interface ? 'proxy' : 'off')) !== 'off';
+  if (c.http.port === 0 && c.http.public_url === undefined && dhcpOn) {
+    ctx.addIssue({ code: 'custom', path: ['http', 'public_url'], message: 'required when http.port is 0 and DHCP is on (nodes are sent to this URL; port 0 is only known after start)' });
+  }
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
