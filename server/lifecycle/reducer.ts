@@ -1,4 +1,4 @@
-import type { LifecycleEvent, LifecycleState, LifecycleStatus } from '../model/lifecycle.js';
+import { isInstallFailure, isPostInstallStage, POST_INSTALL_STATES, type LifecycleEvent, type LifecycleState, type LifecycleStatus } from '../model/lifecycle.js';
 
 /** Outcome of applying one event: the next status, or why the event does not apply to the current one. */
 export type Transition =
@@ -69,12 +69,21 @@ export function reduceLifecycle(current: LifecycleStatus | undefined, event: Lif
     case 'configure_started':
     case 'ready': {
       if (!current || !ALLOWED_FROM[event.type].includes(current.state)) return reject(current, event);
+      // Configuring a node whose install failed would erase that failure, and its next boot would start the disk.
+      if (event.type === 'configure_started' && isInstallFailure(current)) {
+        return reject(current, event, `the install failed (stage ${current.stage}): nothing to configure until the node is reimaged`);
+      }
       const target: LifecycleState =
         event.type === 'installed' ? 'installed' : event.type === 'ready' ? 'ready' : 'configuring';
       return { ok: true, status: enter(current, target), changed: current.state !== target };
     }
     case 'failed': {
       if (!current) return reject(current, event);
+      // The server's work on an installed OS (states, readiness) that ends after a reimage began is stale: the
+      // installer owns the node, and a late failure would make it refuse the installer's reports.
+      if (isPostInstallStage(event.stage) && !POST_INSTALL_STATES.has(current.state)) {
+        return reject(current, event, `a ${event.stage} failure does not apply to a node that is ${current.state}`);
+      }
       const status: LifecycleStatus = { ...enter(current, 'failed'), reason: event.reason };
       if (event.stage !== undefined) status.stage = event.stage;
       return { ok: true, status, changed: true };

@@ -45,6 +45,13 @@ export type PostInstallStage = (typeof POST_INSTALL_STAGES)[number];
 export const isPostInstallStage = (stage: string | undefined): boolean =>
   stage !== undefined && (POST_INSTALL_STAGES as readonly string[]).includes(stage);
 
+/** Failed in an installer stage: the disk holds no OS to boot, configure or check until the node is reimaged. */
+export const isInstallFailure = (status: Pick<LifecycleStatus, 'state' | 'stage'> | undefined): boolean =>
+  status?.state === 'failed' && status.stage !== undefined && !isPostInstallStage(status.stage);
+
+/** States in which the server works on the installed OS, the only ones a post-install failure can come from. */
+export const POST_INSTALL_STATES: ReadonlySet<LifecycleState> = new Set(['installed', 'configuring', 'ready', 'failed']);
+
 export interface LifecycleStatus {
   state: LifecycleState;
   /** Why the node failed; set only in the failed state. */

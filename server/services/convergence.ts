@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
 import { nodeLogger } from '../log.js';
 import type { ResolvedNode } from '../model/inventory.js';
-import type { LifecycleState, PostInstallStage } from '../model/lifecycle.js';
+import { isInstallFailure, type LifecycleState, type PostInstallStage } from '../model/lifecycle.js';
 import type { ObservedStore } from '../store/types.js';
 import { classifyApply, statesFailureReason, unreachableReason } from './convergence-classify.js';
 import { tcpProbe } from './convergence-probe.js';
@@ -135,6 +135,9 @@ export class ConvergenceService {
     if (!status || !CONVERGIBLE.has(status.state)) {
       return { status: 'not-installed', message: `node ${name} is ${status?.state ?? 'unknown to the store'}: it is converged once it is installed` };
     }
+    if (isInstallFailure(status)) {
+      return { status: 'not-installed', message: `node ${name} failed to install (stage ${status.stage}): reimage it; it is converged once it is installed` };
+    }
     const outcome = this.queue.trigger(name, reason);
     if (outcome === 'closed') return { status: 'closed', message: 'the server is shutting down' };
     nodeLogger(this.deps.log, { name }).info({ reason, outcome }, 'convergence requested');
@@ -214,9 +217,9 @@ export class ConvergenceService {
       return { kind: 'done' };
     }
     const before = await store.getNode(name);
-    if (!before || !CONVERGIBLE.has(before.state)) {
-      // Reimaged since it was queued: the installer owns it now; it is converged again once installed.
-      log.info({ state: before?.state }, 'node is provisioning: convergence dropped');
+    if (!before || !CONVERGIBLE.has(before.state) || isInstallFailure(before)) {
+      // Reimaged since it was queued (the installer owns it now), or its install failed: converged once installed.
+      log.info({ state: before?.state, stage: before?.stage }, 'node is not installed: convergence dropped');
       return { kind: 'done' };
     }
     if (before.state !== 'configuring') await this.record(name, { type: 'configure_started' }, log);

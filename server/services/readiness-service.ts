@@ -50,6 +50,11 @@ export interface NodeReadinessReport {
 export interface StoredReadiness {
   node: string;
   state?: LifecycleState;
+  /**
+   * Ready now: the lifecycle says ready (which only a passing readiness run moves it to) and the last run passed.
+   * A run that passed before the node was reimaged, failed or reconfigured is history, not readiness.
+   */
+  ready: boolean;
   run?: { id: string; startedAt: number; finishedAt?: number; ready: boolean; failing: string[]; summary: string; evidence: Evidence[] };
 }
 
@@ -104,10 +109,8 @@ export class ReadinessService {
     return Promise.all(
       targets.map(async (node) => {
         const [status, runs] = await Promise.all([this.deps.store.getNode(node.name), this.deps.store.listRuns({ node: node.name, kind: 'readiness', limit: 1 })]);
-        const out: StoredReadiness = { node: node.name, ...(status ? { state: status.state } : {}) };
-        const run = runs[0];
-        if (run) out.run = storedRun(run);
-        return out;
+        const run = runs[0] ? storedRun(runs[0]) : undefined;
+        return { node: node.name, ...(status ? { state: status.state } : {}), ready: status?.state === 'ready' && run?.ready === true, ...(run ? { run } : {}) };
       }),
     );
   }

@@ -243,6 +243,19 @@ describe('convergence of one node', () => {
     expect(states.calls).toEqual([]);
     expect(off.states.calls).toEqual([]);
   });
+
+  it('leaves a node whose install failed alone (its disk is not to be configured or booted), but converges one that failed after install', async () => {
+    await put('web1', [{ type: 'assigned', group: 'web' }, { type: 'provision_started' }, { type: 'failed', reason: 'sha256 mismatch', stage: 'verify' }]);
+    await put('web2', [...TO_READY, { type: 'failed', reason: 'nginx down', stage: 'readiness' }]);
+    const { s, states, timers } = service(() => ({}));
+    await s.start();
+    const refused = await s.request('web1', 'booted');
+    expect(refused).toEqual({ status: 'not-installed', message: 'node web1 failed to install (stage verify): reimage it; it is converged once it is installed' });
+    expect((await s.request('web2', 'booted')).status).toBe('queued');
+    await drain(s, timers);
+    expect(states.calls.map((c) => c.node)).toEqual(['web2']);
+    expect(await trail('web1')).toEqual(['assigned', 'provision_started', 'failed[verify]: sha256 mismatch']);
+  });
 });
 
 describe('convergence triggers', () => {

@@ -131,6 +131,20 @@ describe('readiness API and `rackseed ready`', () => {
     expect(parsed.nodes[0]?.run.evidence.filter((e) => !e.pass).map((e) => e.check)).toEqual(['k3s.node_ready']);
   });
 
+  it('`ready` does not count a passing run from before the node was reimaged (its install then failed): NO, exit 1', async () => {
+    await cli(['--check', 'k3s01']);
+    expect((await cli(['k3s01'])).exit).toBe(0);
+    for (const event of [{ type: 'reimage_requested' }, { type: 'provision_started' }, { type: 'failed', reason: 'disk gone', stage: 'partition' }] as const) {
+      expect((await store.recordEvent({ node: 'k3s01', event })).ok).toBe(true);
+    }
+    const after = await cli(['k3s01']);
+    expect(after.exit).toBe(1);
+    expect(after.output).toMatch(/k3s01\s.*failed\s.*NO \(passed, then failed\)/);
+    expect(after.output).toContain('0 of 1 node(s) ready');
+    const stored = await client.get<{ nodes: Array<{ node: string; ready: boolean; run?: { ready: boolean } }> }>('/readiness?targets=k3s01');
+    expect(stored.nodes).toMatchObject([{ node: 'k3s01', ready: false, run: { ready: true } }]);
+  });
+
   it('splits GET targets at commas outside hostlist brackets', () => {
     expect(splitTargets('gpu[01,03-04],head01, group:k3s')).toEqual(['gpu[01,03-04]', 'head01', 'group:k3s']);
   });

@@ -13,6 +13,8 @@ export interface ReadyRow {
   state?: string;
   /** undefined = never checked. */
   ready?: boolean;
+  /** The last check passed, but the node has left the ready state since (reimaged, failed, reconfiguring). */
+  stale?: boolean;
   failing: Evidence[];
   checkedAt?: number;
 }
@@ -25,7 +27,7 @@ export function rowFromStored(s: StoredReadiness): ReadyRow {
   return {
     node: s.node,
     ...(s.state ? { state: s.state } : {}),
-    ...(s.run ? { ready: s.run.ready, checkedAt: s.run.finishedAt ?? s.run.startedAt } : {}),
+    ...(s.run ? { ready: s.ready, checkedAt: s.run.finishedAt ?? s.run.startedAt, ...(s.run.ready && !s.ready ? { stale: true } : {}) } : {}),
     failing: s.run ? s.run.evidence.filter((e) => !e.pass) : [],
   };
 }
@@ -41,7 +43,7 @@ export function formatReadyTable(rows: readonly ReadyRow[]): string {
   const body = sorted.map((r) => [
     r.node,
     r.state,
-    r.ready === undefined ? 'never checked' : r.ready ? 'yes' : 'NO',
+    r.ready === undefined ? 'never checked' : r.ready ? 'yes' : r.stale ? `NO (passed, then ${r.state ?? 'gone'})` : 'NO',
     r.failing.length > 0 ? [...new Set(r.failing.map((e) => e.check))].join(', ') : undefined,
     r.checkedAt !== undefined ? new Date(r.checkedAt).toISOString().replace(/\.\d+Z$/, 'Z') : undefined,
   ]);

@@ -1,5 +1,5 @@
 import type { ResolvedNode } from '../../model/inventory.js';
-import { isPostInstallStage, type LifecycleStatus } from '../../model/lifecycle.js';
+import { isInstallFailure, type LifecycleStatus } from '../../model/lifecycle.js';
 
 /** What iPXE tells us about the machine on the per-machine URL (from the entry script's ${...} variables). */
 export interface MachineFacts {
@@ -56,14 +56,6 @@ function needsProvisioning(status: LifecycleStatus | undefined): boolean {
   }
 }
 
-/**
- * A failure during provisioning carries the installer stage it happened in. The server's own stages after install
- * (states, readiness) carry a stage too, and leave the installed OS bootable.
- */
-function failedDuringInstall(status: LifecycleStatus | undefined): boolean {
-  return status?.state === 'failed' && status.stage !== undefined && !isPostInstallStage(status.stage);
-}
-
 /** Pure: which script a machine gets, from its inventory entry and observed status. */
 export function decideScript(input: {
   facts: MachineFacts;
@@ -77,7 +69,8 @@ export function decideScript(input: {
   if (!node) return { kind: 'unknown', facts };
   const common = { node: node.name, group: node.group, mac: facts.mac };
 
-  if (failedDuringInstall(status) && !status?.reimageRequested) {
+  // A failure in an installer stage; the server's own stages after install (states, readiness) leave the OS bootable.
+  if (isInstallFailure(status) && !status?.reimageRequested) {
     return {
       kind: 'unavailable',
       node,

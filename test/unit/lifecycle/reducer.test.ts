@@ -96,6 +96,11 @@ const CASES: Case[] = [
   { name: 'provision_started with no status', events: [provision], rejected: { index: 0, error: /not allowed in state "nothing"/ } },
   { name: 'configure_started from provisioning', events: [assigned, provision, configure], rejected: { index: 2, error: /"configure_started"/ } },
   { name: 'ready with no status', events: [ready], rejected: { index: 0, error: /"ready"/ } },
+  { name: 'failed in readiness -> configure_started', events: [...TO_READY, failed('slurmd down', 'readiness'), configure], status: { state: 'configuring' }, absent: ['reason', 'stage'] },
+  { name: 'configure_started after a failed install', events: [assigned, provision, failed('sha256 mismatch', 'verify'), configure], rejected: { index: 3, error: /the install failed \(stage verify\): nothing to configure until the node is reimaged/ } },
+  { name: 'a states failure while provisioning (stale, after a reimage)', events: [...TO_READY, reimage(), provision, failed('unreachable', 'states')], rejected: { index: 9, error: /a states failure does not apply to a node that is provisioning/ } },
+  { name: 'a readiness failure on an assigned node', events: [assigned, failed('x', 'readiness')], rejected: { index: 1, error: /a readiness failure does not apply to a node that is assigned/ } },
+  { name: 'an installer failure while provisioning', events: [assigned, provision, failed('disk', 'partition')], status: { state: 'failed', stage: 'partition', reason: 'disk' } },
 
   // Discovery.
   {
