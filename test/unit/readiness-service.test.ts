@@ -221,6 +221,6 @@ describe('ReadinessService (FakeTransport + SQLite store)', () => {
 
   it('last() reports nodes never checked without a run', async () => {
     const service = new ReadinessService({ inventory, store, settings, log, transportFor: async () => gpuNode({ state: 'IDLE' }) });
-    expect(await service.last([node('head01')])).toEqual([{ node: 'head01' }]);
+    expect(await service.last([node('head01')])).toEqual([{ node: 'head01', ready: false }]);
   });
 });
