@@ -1,5 +1,4 @@
 import { resolveTargets } from '../inventory/select.js';
-import { RackseedError } from '../model/errors.js';
 import type { Inventory, ResolvedNode } from '../model/inventory.js';
 import type { LifecycleState } from '../model/lifecycle.js';
 import { runBatch } from '../power/batch.js';
@@ -12,13 +11,19 @@ import type { NewEvent, NodeStatus, ObservedStore } from '../store/types.js';
  * as a Rebooter so it can be driven without machines.
  */
 
+/**
+ * A reimage reinstalls nodes as the inventory describes them when they boot. It does not move them into another
+ * group or role: the inventory is where a node's group and roles are declared (and what convergence, readiness and
+ * audit read), so that is an inventory edit first, then a reimage.
+ */
 export interface ReimageRequest {
   /** CLI targets: names, hostlists, group:NAME, role:NAME, key=value labels. */
   targets: string[];
-  /** Group to provision into on the next install (default: the node's own). */
-  group?: string;
-  role?: string;
 }
+
+/** Why `--group`/`--role` are refused: the message an operator who asks for them gets. */
+export const REIMAGE_INTO_GROUP_HINT =
+  "reimage does not move nodes into another group or role: the inventory declares each node's group and roles, and a node installs and is configured from it. Change the nodes' group: (or overrides.roles) in the inventory, reload it (SIGHUP), then reimage them";
 
 /** How a node is rebooted: over SSH when it runs its OS, else through its BMC, else an operator does it. */
 export type RebootMethod = 'ssh' | 'bmc' | 'manual';
@@ -31,43 +36,19 @@ export interface PlannedNode {
   group: string;
   /** Observed lifecycle state; absent when the store has never heard of the node. */
   state?: LifecycleState;
-  nextGroup?: string;
-  nextRole?: string;
   reboot: RebootMethod;
   /** An SSH reboot that fails falls back to the BMC. */
   bmcFallback: boolean;
   ip?: string;
-  /** A reimage was already pending (it is requested again, with the new group/role). */
+  /** A reimage was already pending (it is requested again). */
   alreadyPending: boolean;
   /** Why the node cannot be marked; such nodes are left alone. */
   skip?: string;
 }
 
 export interface ReimagePlan {
-  group?: string;
-  role?: string;
   nodes: PlannedNode[];
   counts: { targeted: number; toMark: number; skipped: number; ssh: number; bmc: number; manual: number };
-}
-
-function knownRoles(inv: Inventory): Set<string> {
-  const roles = new Set<string>();
-  for (const g of inv.groups.values()) for (const r of g.roles) roles.add(r);
-  for (const n of inv.nodes.values()) for (const r of n.roles) roles.add(r);
-  return roles;
-}
-
-function validateNext(inv: Inventory, group: string | undefined, role: string | undefined): void {
-  if (group !== undefined && !inv.groups.has(group)) {
-    throw new RackseedError('GROUP_NOT_FOUND', `no group "${group}" to reimage into (groups: ${[...inv.groups.keys()].sort().join(', ') || 'none'})`, { group });
-  }
-  if (role === undefined) return;
-  if (group !== undefined) {
-    const roles = inv.groups.get(group)!.roles;
-    if (!roles.includes(role)) throw new RackseedError('BAD_REQUEST', `group "${group}" has no role "${role}" (its roles: ${roles.join(', ') || 'none'})`, { group, role });
-  } else if (!knownRoles(inv).has(role)) {
-    throw new RackseedError('BAD_REQUEST', `no group or node in the inventory has the role "${role}"`, { role });
-  }
 }
 
 function rebootMethod(node: ResolvedNode, state: LifecycleState | undefined): RebootMethod {
@@ -75,9 +56,8 @@ function rebootMethod(node: ResolvedNode, state: LifecycleState | undefined): Re
   return node.bmc ? 'bmc' : 'manual';
 }
 
-/** Which nodes a reimage touches and how; changes nothing. Throws for unknown targets, groups or roles. */
+/** Which nodes a reimage touches and how; changes nothing. Throws for unknown targets. */
 export function planReimage(inv: Inventory, statuses: ReadonlyMap<string, NodeStatus>, request: ReimageRequest): ReimagePlan {
-  validateNext(inv, request.group, request.role);
   const targets = resolveTargets(inv, request.targets);
   const nodes = targets.map((n): PlannedNode => {
     const status = statuses.get(n.name);
@@ -91,8 +71,6 @@ export function planReimage(inv: Inventory, statuses: ReadonlyMap<string, NodeSt
       alreadyPending: status?.reimageRequested === true,
       ...(state !== undefined ? { state } : {}),
       ...(n.ip !== undefined ? { ip: n.ip } : {}),
-      ...(request.group !== undefined ? { nextGroup: request.group } : {}),
-      ...(request.role !== undefined ? { nextRole: request.role } : {}),
     };
     // The lifecycle refuses a reimage for a machine never assigned (there is nothing to reimage it into).
     if (state === undefined || state === 'discovered') planned.skip = 'not assigned yet: nothing to reimage';
@@ -100,8 +78,6 @@ export function planReimage(inv: Inventory, statuses: ReadonlyMap<string, NodeSt
   });
   const active = nodes.filter((n) => !n.skip);
   return {
-    ...(request.group !== undefined ? { group: request.group } : {}),
-    ...(request.role !== undefined ? { role: request.role } : {}),
     nodes,
     counts: {
       targeted: nodes.length,
@@ -171,14 +147,7 @@ export async function executeReimage(
 ): Promise<ReimageSummary> {
   const planned = plan.nodes.filter((n) => !n.skip);
   const notMarked = plan.nodes.filter((n) => n.skip).map((n) => ({ node: n.node, error: n.skip! }));
-  const batch: NewEvent[] = planned.map((n) => ({
-    node: n.node,
-    event: {
-      type: 'reimage_requested',
-      ...(n.nextGroup !== undefined ? { group: n.nextGroup } : {}),
-      ...(n.nextRole !== undefined ? { role: n.nextRole } : {}),
-    },
-  }));
+  const batch: NewEvent[] = planned.map((n) => ({ node: n.node, event: { type: 'reimage_requested' } }));
   onProgress({ phase: 'mark', done: 0, total: batch.length });
   const recorded = batch.length > 0 ? await store.recordEvents(batch) : [];
   const markedSet = new Set<string>();

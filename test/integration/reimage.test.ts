@@ -142,15 +142,15 @@ describe('reimage', () => {
   it('a dry run plans every targeted node and changes nothing in the store', async () => {
     const before = await snapshot();
     const record = vi.spyOn(srv.store, 'recordEvents');
-    const { status, json } = await post('/reimage', { targets: [`n[00001-${BULK}]`, 'r[1-4]'], group: 'special', confirm: false });
+    const { status, json } = await post('/reimage', { targets: [`n[00001-${BULK}]`, 'r[1-4]'], confirm: false });
     expect(status).toBe(200);
     expect(json.dryRun).toBe(true);
     expect(json.plan.counts).toEqual({ targeted: BULK + 4, toMark: BULK + 4, skipped: 0, ssh: 2, bmc: 1, manual: BULK + 1 });
-    expect(json.plan.nodes.find((n: { node: string }) => n.node === 'r2')).toMatchObject({ reboot: 'ssh', bmcFallback: true, nextGroup: 'special' });
+    expect(json.plan.nodes.find((n: { node: string }) => n.node === 'r2')).toMatchObject({ reboot: 'ssh', bmcFallback: true });
 
-    const dry = await cli('reimage', 'r[1-4]', '--group', 'special');
+    const dry = await cli('reimage', 'r[1-4]');
     expect(dry.code).toBe(0);
-    expect(dry.out).toMatch(/r1\s+│\s+special\s+│\s+ready\s+│\s+special\s+│\s+-\s+│\s+ssh/);
+    expect(dry.out).toMatch(/r1\s+│\s+special\s+│\s+ready\s+│\s+ssh/);
     expect(dry.out).toMatch(/r2\s+│.*│\s+ssh, then bmc/);
     expect(dry.out).toMatch(/r4\s+│.*│\s+by hand/);
     expect(dry.out).toContain('would mark 4 of 4 nodes for reimage (reboot: 2 over ssh, 1 through their BMC, 1 by hand)');
@@ -163,9 +163,12 @@ describe('reimage', () => {
     record.mockRestore();
   });
 
-  it('refuses an unknown target or group before doing anything', async () => {
+  it('refuses an unknown target, and a move into another group or role (an inventory edit), before doing anything', async () => {
     expect(await post('/reimage', { targets: ['n[00001-10001]'], confirm: true })).toMatchObject({ status: 404, json: { error: { code: 'INVENTORY_NOT_FOUND' } } });
-    expect(await post('/reimage', { targets: ['r1'], group: 'nope', confirm: true })).toMatchObject({ status: 404, json: { error: { code: 'GROUP_NOT_FOUND' } } });
+    for (const into of [{ group: 'special' }, { role: 'slurm-compute' }]) {
+      expect(await post('/reimage', { targets: ['r1'], ...into, confirm: true })).toMatchObject({ status: 400, json: { error: { code: 'BAD_REQUEST', message: expect.stringMatching(/^reimage does not move nodes into another group or role: .*Change the nodes' group: \(or overrides\.roles\) in the inventory/) } } });
+    }
+    await expect(cli('reimage', 'r1', '--group', 'special', '--yes')).rejects.toThrow(/unknown option '--group'/);
     expect(await post('/reimage', { targets: 'r1', confirm: true })).toMatchObject({ status: 400, json: { error: { code: 'BAD_REQUEST' } } });
     expect((await snapshot()).pending).toEqual([]);
   });
@@ -174,7 +177,7 @@ describe('reimage', () => {
     const before = await snapshot();
     const record = vi.spyOn(srv.store, 'recordEvents');
     const single = vi.spyOn(srv.store, 'recordEvent');
-    const { out, code } = await cli('reimage', 'group:compute', '--role', 'slurm-compute', '--yes');
+    const { out, code } = await cli('reimage', 'group:compute', '--yes');
     expect(code).toBe(0);
     expect(out).toContain(`mark: ${BULK} nodes...`);
     expect(out).toContain(`mark: done (${BULK}/${BULK})`);
@@ -187,7 +190,7 @@ describe('reimage', () => {
     const batch = record.mock.calls[0]![0];
     expect(batch).toHaveLength(BULK);
     expect(new Set(batch.map((e) => e.node)).size).toBe(BULK);
-    expect(batch.every((e) => e.event.type === 'reimage_requested' && e.event.role === 'slurm-compute' && e.node.startsWith('n'))).toBe(true);
+    expect(batch.every((e) => e.event.type === 'reimage_requested' && e.node.startsWith('n'))).toBe(true);
     expect(single).not.toHaveBeenCalled();
     record.mockRestore();
     single.mockRestore();
@@ -197,12 +200,12 @@ describe('reimage', () => {
     expect(after.events - before.events).toBe(BULK);
     expect(after.pending.length).toBe(BULK);
     expect(after.pending.every((id) => /^n\d{5}$/.test(id))).toBe(true);
-    expect(await srv.store.getNode('n00042')).toMatchObject({ state: 'assigned', reimageRequested: true, nextRole: 'slurm-compute' });
+    expect(await srv.store.getNode('n00042')).toMatchObject({ state: 'assigned', reimageRequested: true });
     expect(await srv.store.getNode('r1')).toMatchObject({ reimageRequested: false });
   });
 
   it('reboots over SSH when a node is up, through the BMC otherwise or when SSH fails, and says who needs a hand', async () => {
-    const { out, code } = await cli('--json', 'reimage', 'r[1-4]', '--group', 'special', '--yes');
+    const { out, code } = await cli('--json', 'reimage', 'r[1-4]', '--yes');
     expect(code).toBe(1); // r3's BMC never answered
     const result = JSON.parse(out);
     const byNode = Object.fromEntries(result.summary.reboots.map((r: { node: string }) => [r.node, r]));
@@ -217,7 +220,7 @@ describe('reimage', () => {
       ['PATCH', { Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } }],
       ['POST', { ResetType: 'ForceRestart' }],
     ]);
-    for (const n of ['r1', 'r2', 'r3', 'r4']) expect(await srv.store.getNode(n)).toMatchObject({ reimageRequested: true, nextGroup: 'special' });
+    for (const n of ['r1', 'r2', 'r3', 'r4']) expect(await srv.store.getNode(n)).toMatchObject({ reimageRequested: true });
   });
 
   it('streams NDJSON progress lines and ends with the result', async () => {

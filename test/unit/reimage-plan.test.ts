@@ -59,27 +59,10 @@ describe('planReimage', () => {
     expect(plan.nodes.find((n) => n.node === 'gpu02')?.alreadyPending).toBe(true);
   });
 
-  it('carries the next group and role into every planned node', () => {
-    const plan = planReimage(inv, statuses, { targets: ['head01', 'gpu[01-02]'], group: 'gpu', role: 'slurm-compute' });
-    expect(plan.nodes.map((n) => [n.node, n.nextGroup, n.nextRole])).toEqual([
-      ['head01', 'gpu', 'slurm-compute'],
-      ['gpu01', 'gpu', 'slurm-compute'],
-      ['gpu02', 'gpu', 'slurm-compute'],
-    ]);
-    expect(plan).toMatchObject({ group: 'gpu', role: 'slurm-compute' });
-  });
-
   it('a node the store has never seen is skipped, not guessed at', () => {
     const plan = planReimage(inv, new Map(), { targets: ['head01'] });
     expect(plan.nodes[0]).toMatchObject({ node: 'head01', reboot: 'bmc', skip: 'not assigned yet: nothing to reimage' });
     expect(plan.counts.toMark).toBe(0);
-  });
-
-  it('validates the next group and role against the inventory', () => {
-    expect(thrown(() => planReimage(inv, statuses, { targets: ['gpu01'], group: 'gpus' }))).toEqual({ code: 'GROUP_NOT_FOUND', message: expect.stringMatching(/no group "gpus".*groups: gpu, head/) });
-    expect(thrown(() => planReimage(inv, statuses, { targets: ['gpu01'], group: 'head', role: 'slurm-compute' }))).toMatchObject({ code: 'BAD_REQUEST', message: expect.stringMatching(/group "head" has no role "slurm-compute"/) });
-    expect(thrown(() => planReimage(inv, statuses, { targets: ['gpu01'], role: 'nope' }))).toMatchObject({ code: 'BAD_REQUEST' });
-    expect(planReimage(inv, statuses, { targets: ['gpu01'], role: 'slurm-controller' }).nodes[0]?.nextRole).toBe('slurm-controller');
   });
 
   it('an unknown target is an error, not an empty plan', () => {

@@ -62,12 +62,10 @@ function printPlan(out: Output, plan: ReimagePlan): void {
     n.node,
     n.group,
     n.state,
-    n.nextGroup,
-    n.nextRole,
     n.skip ? 'skipped' : `${REBOOT_LABEL[n.reboot]}${n.bmcFallback ? ', then bmc' : ''}`,
     n.skip ?? (n.alreadyPending ? 'reimage already pending' : undefined),
   ]);
-  out.write(`${table(['NODE', 'GROUP', 'STATE', 'NEXT GROUP', 'NEXT ROLE', 'REBOOT', 'NOTE'], rows)}\n`);
+  out.write(`${table(['NODE', 'GROUP', 'STATE', 'REBOOT', 'NOTE'], rows)}\n`);
   if (plan.nodes.length > PLAN_ROWS) out.write(`... and ${plan.nodes.length - PLAN_ROWS} more (--json lists every node)\n`);
   const c = plan.counts;
   out.write(`would mark ${c.toMark} of ${c.targeted} node${c.targeted === 1 ? '' : 's'} for reimage (reboot: ${c.ssh} over ssh, ${c.bmc} through their BMC, ${c.manual} by hand)${c.skipped ? `; ${c.skipped} skipped` : ''}\n`);
@@ -100,13 +98,11 @@ export function registerReimage(program: Command, ctx: (opts: GlobalOptions) => 
   program
     .command('reimage <targets...>')
     .description('mark nodes for reimaging and reboot them into the installer (a dry run without --yes)')
-    .option('--group <group>', 'provision into this group on the next install')
-    .option('--role <role>', 'provision with this role on the next install')
     .option('--yes', 'really do it (without it: print what would happen, change nothing)')
-    .addHelpText('after', '\nTargets: node names, hostlists (gpu[01-16]), group:NAME, role:NAME, label key=value.')
-    .action(async (targets: string[], o: { group?: string; role?: string; yes?: boolean }, cmd: Command) => {
+    .addHelpText('after', "\nTargets: node names, hostlists (gpu[01-16]), group:NAME, role:NAME, label key=value.\nA node is reinstalled as the inventory describes it: to move nodes into another group or role, change the inventory first.")
+    .action(async (targets: string[], o: { yes?: boolean }, cmd: Command) => {
       const { client, out } = ctx(cmd.optsWithGlobals());
-      const body = { targets, ...(o.group ? { group: o.group } : {}), ...(o.role ? { role: o.role } : {}) };
+      const body = { targets };
       if (!o.yes) {
         const dry = await client.post<DryRunResult>('/reimage', { ...body, confirm: false });
         if (out.json) return printJson(out, dry);

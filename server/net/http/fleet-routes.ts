@@ -8,7 +8,7 @@ import { loadBmcCredentials } from '../../power/credentials.js';
 import { DEFAULT_POWER_OPTIONS, powerNodes, type PowerOptions } from '../../power/power-nodes.js';
 import { sshReboot } from '../../power/ssh-reboot.js';
 import { isPowerAction, type PowerAction, type PowerResult } from '../../power/types.js';
-import { executeReimage, planReimage, type Rebooter, type ReimageRequest } from '../../services/reimage.js';
+import { executeReimage, planReimage, REIMAGE_INTO_GROUP_HINT, type Rebooter, type ReimageRequest } from '../../services/reimage.js';
 import type { ObservedStore } from '../../store/types.js';
 import { badRequest } from './errors.js';
 import { streamNdjson } from './ndjson.js';
@@ -30,12 +30,6 @@ function stringList(v: unknown, name: string): string[] {
   if (!Array.isArray(v) || v.length === 0 || !v.every((t): t is string => typeof t === 'string')) {
     throw badRequest(`"${name}" must be a non-empty list of strings (node names, hostlists, group:NAME, role:NAME, key=value)`);
   }
-  return v;
-}
-
-function optionalString(v: unknown, name: string): string | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string' || v === '') throw badRequest(`"${name}" must be a non-empty string`);
   return v;
 }
 
@@ -78,9 +72,8 @@ export function fleetRoutes(deps: FleetDeps): Router {
 
   r.post('/reimage', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
-    const group = optionalString(body.group, 'group');
-    const role = optionalString(body.role, 'role');
-    const request: ReimageRequest = { targets: stringList(body.targets, 'targets'), ...(group ? { group } : {}), ...(role ? { role } : {}) };
+    if (body.group !== undefined || body.role !== undefined) throw badRequest(REIMAGE_INTO_GROUP_HINT);
+    const request: ReimageRequest = { targets: stringList(body.targets, 'targets') };
     if (body.confirm !== undefined && typeof body.confirm !== 'boolean') throw badRequest('"confirm" must be true or false');
     const inv = deps.inventory.inventory;
     const statuses = new Map((await deps.store.listNodes()).map((s) => [s.id, s]));
@@ -92,7 +85,7 @@ export function fleetRoutes(deps: FleetDeps): Router {
       else res.json(result);
       return;
     }
-    deps.log.info({ targets: request.targets, group, role, nodes: plan.counts.toMark }, 'reimage requested');
+    deps.log.info({ targets: request.targets, nodes: plan.counts.toMark }, 'reimage requested');
     const run = async (send: (line: unknown) => void) => {
       const summary = await executeReimage(plan, inv, deps.store, rebooter, (p) => send({ type: 'progress', ...p }));
       deps.log.info(summary.counts, 'reimage done');
