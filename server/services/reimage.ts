@@ -211,3 +211,25 @@ export async function executeReimage(
     },
   };
 }
+
+export interface CancelSummary {
+  /** Nodes whose pending reimage was withdrawn. */
+  cancelled: string[];
+  /** Targeted nodes that had no reimage pending (left as they were). */
+  notPending: string[];
+}
+
+/**
+ * Withdraws pending reimages (one store transaction), e.g. for a node marked by mistake or whose reboot failed: a
+ * mark stays until the node next boots from the network, which may be an unrelated reboot weeks later. Throws for
+ * unknown targets, like planReimage. A node already in the installer is past cancelling: its mark was consumed.
+ */
+export async function cancelReimage(inv: Inventory, store: ObservedStore, targets: string[]): Promise<CancelSummary> {
+  const nodes = resolveTargets(inv, targets);
+  const statuses = new Map((await store.listNodes()).map((s) => [s.id, s]));
+  const pending = nodes.filter((n) => statuses.get(n.name)?.reimageRequested === true).map((n) => n.name);
+  const recorded = pending.length > 0 ? await store.recordEvents(pending.map((node) => ({ node, event: { type: 'reimage_cancelled' } }))) : [];
+  const cancelled = recorded.filter((r) => r.ok).map((r) => (r.ok ? r.event.node : ''));
+  const done = new Set(cancelled);
+  return { cancelled, notPending: nodes.map((n) => n.name).filter((n) => !done.has(n)) };
+}

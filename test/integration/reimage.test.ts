@@ -237,8 +237,33 @@ describe('reimage', () => {
     expect(lines.at(-1)).toMatchObject({ type: 'result', dryRun: false, summary: { counts: { marked: 2 } } });
   });
 
+  it('--cancel withdraws pending marks in one batch, reboots nothing, and the node then boots its installed OS', async () => {
+    // r1-r4 are marked by the tests above; r1 was rebooted over SSH, r4 waits for a hand that never came.
+    expect(await srv.store.getNode('r4')).toMatchObject({ reimageRequested: true });
+    const sshBefore = sshCalls.length;
+    const bmcBefore = goodBmc.requests.length;
+    const record = vi.spyOn(srv.store, 'recordEvents');
+    const { out, code } = await cli('reimage', '--cancel', 'r[3-4]', 'r1');
+    expect(code).toBe(0);
+    expect(out).toMatch(/r3\s+│\s+cancelled/);
+    expect(out).toMatch(/r4\s+│\s+cancelled/);
+    expect(out).toContain('cancelled the pending reimage of 3 of 3 node(s)');
+    expect(record).toHaveBeenCalledTimes(1);
+    expect(record.mock.calls[0]![0].map((e) => [e.node, e.event.type])).toEqual([['r1', 'reimage_cancelled'], ['r3', 'reimage_cancelled'], ['r4', 'reimage_cancelled']]);
+    record.mockRestore();
+    for (const n of ['r1', 'r3', 'r4']) expect(await srv.store.getNode(n)).toMatchObject({ reimageRequested: false });
+    expect(await srv.store.getNode('r2')).toMatchObject({ reimageRequested: true });
+    expect(sshCalls.length).toBe(sshBefore);
+    expect(goodBmc.requests.length).toBe(bmcBefore);
+    // Nothing pending any more: a second cancel changes nothing and says so.
+    const again = await post('/reimage/cancel', { targets: ['r1'] });
+    expect(again).toMatchObject({ status: 200, json: { cancelled: [], notPending: ['r1'] } });
+    expect(await post('/reimage/cancel', { targets: ['nope99'] })).toMatchObject({ status: 404, json: { error: { code: 'INVENTORY_NOT_FOUND' } } });
+  });
+
   it('needs the admin token', async () => {
     expect((await post('/reimage', { targets: ['r1'], confirm: true }, 'wrong-token-wrong-token-wrong-token')).status).toBe(401);
+    expect((await post('/reimage/cancel', { targets: ['r1'] }, 'wrong-token-wrong-token-wrong-token')).status).toBe(401);
   });
 });
 

@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import type { ReimagePlan, ReimageProgress, ReimageSummary } from '../../services/reimage.js';
+import type { CancelSummary, ReimagePlan, ReimageProgress, ReimageSummary } from '../../services/reimage.js';
 import type { CliContext, GlobalOptions } from '../context.js';
 import { CliExit, EXIT_FAILED } from '../exit.js';
 import { keyValues, printJson, table, type Output } from '../output.js';
@@ -99,10 +99,18 @@ export function registerReimage(program: Command, ctx: (opts: GlobalOptions) => 
     .command('reimage <targets...>')
     .description('mark nodes for reimaging and reboot them into the installer (a dry run without --yes)')
     .option('--yes', 'really do it (without it: print what would happen, change nothing)')
+    .option('--cancel', 'withdraw the pending reimage of these nodes instead (no reboot; they boot their installed OS again)')
     .addHelpText('after', "\nTargets: node names, hostlists (gpu[01-16]), group:NAME, role:NAME, label key=value.\nA node is reinstalled as the inventory describes it: to move nodes into another group or role, change the inventory first.")
-    .action(async (targets: string[], o: { yes?: boolean }, cmd: Command) => {
+    .action(async (targets: string[], o: { yes?: boolean; cancel?: boolean }, cmd: Command) => {
       const { client, out } = ctx(cmd.optsWithGlobals());
       const body = { targets };
+      if (o.cancel) {
+        const summary = await client.post<CancelSummary>('/reimage/cancel', body);
+        if (out.json) return printJson(out, summary);
+        out.write(`${table(['NODE', 'REIMAGE'], [...summary.cancelled.map((n) => [n, 'cancelled']), ...summary.notPending.map((n) => [n, 'none pending'])])}\n`);
+        out.write(`cancelled the pending reimage of ${summary.cancelled.length} of ${summary.cancelled.length + summary.notPending.length} node(s)\n`);
+        return;
+      }
       if (!o.yes) {
         const dry = await client.post<DryRunResult>('/reimage', { ...body, confirm: false });
         if (out.json) return printJson(out, dry);

@@ -8,7 +8,7 @@ import { loadBmcCredentials } from '../../power/credentials.js';
 import { DEFAULT_POWER_OPTIONS, powerNodes, type PowerOptions } from '../../power/power-nodes.js';
 import { sshReboot } from '../../power/ssh-reboot.js';
 import { isPowerAction, type PowerAction, type PowerResult } from '../../power/types.js';
-import { executeReimage, planReimage, REIMAGE_INTO_GROUP_HINT, type Rebooter, type ReimageRequest } from '../../services/reimage.js';
+import { cancelReimage, executeReimage, planReimage, REIMAGE_INTO_GROUP_HINT, type Rebooter, type ReimageRequest } from '../../services/reimage.js';
 import type { ObservedStore } from '../../store/types.js';
 import { badRequest } from './errors.js';
 import { streamNdjson } from './ndjson.js';
@@ -69,6 +69,13 @@ export function fleetRoutes(deps: FleetDeps): Router {
       });
     },
   };
+
+  r.post('/reimage/cancel', async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const summary = await cancelReimage(deps.inventory.inventory, deps.store, stringList(body.targets, 'targets'));
+    deps.log.info({ cancelled: summary.cancelled.length, notPending: summary.notPending.length }, 'pending reimages cancelled');
+    res.json(summary);
+  });
 
   r.post('/reimage', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
