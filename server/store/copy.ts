@@ -6,6 +6,7 @@ import { MIGRATIONS } from './migrations/index.js';
 import { EVENT_LOG_LOCK, LEASES_LOCK, LOCK_NAMESPACE, migratePostgres } from './postgres-migrate.js';
 import { INSERT_EVENTS } from './postgres-nodes.js';
 import { createPool, inTransaction, redactUrl } from './postgres-open.js';
+import { storedJson } from './stored-json.js';
 
 /** Rows per table, as copied. */
 export interface StoreCounts {
@@ -189,7 +190,7 @@ export async function copySqliteToPostgres(o: CopyOptions): Promise<CopyReport> 
           const flush = async (): Promise<void> => {
             if (rows.length === 0) return;
             try {
-              await client.query(t.insert, [JSON.stringify(rows.map(t.convert))]);
+              await client.query(t.insert, [storedJson(rows.map(t.convert))]);
             } catch (e) {
               throw new RackseedError('STORE_MIGRATION', `copying ${t.sqliteTable} failed: ${(e as Error).message}`, { table: t.sqliteTable }, { cause: e });
             }

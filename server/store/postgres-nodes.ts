@@ -5,6 +5,7 @@ import type { Facts, LifecycleEvent, LifecycleState, LifecycleStatus } from '../
 import { EVENT_LOG_LOCK, LOCK_NAMESPACE } from './postgres-migrate.js';
 import { inTransaction } from './postgres-open.js';
 import type { EventQuery, NewEvent, NodeStatus, RecordResult, StoredEvent } from './types.js';
+import { storedJson } from './stored-json.js';
 
 interface StatusRow {
   id: string;
@@ -100,7 +101,7 @@ async function lockEventLog(client: pg.ClientBase): Promise<void> {
 
 async function upsertStatuses(client: pg.ClientBase, statuses: Iterable<NodeStatus>): Promise<void> {
   const rows = [...statuses].map(toStatusRow);
-  if (rows.length > 0) await client.query(UPSERT_STATUSES, [JSON.stringify(rows)]);
+  if (rows.length > 0) await client.query(UPSERT_STATUSES, [storedJson(rows)]);
 }
 
 interface Accepted {
@@ -169,7 +170,7 @@ export class PgNodes {
         const { type, ...payload } = a.event;
         return { id: eventIds[i]!, node: a.node, at: a.at, type, payload };
       });
-      await client.query(INSERT_EVENTS, [JSON.stringify(rows)]);
+      await client.query(INSERT_EVENTS, [storedJson(rows)]);
       accepted.forEach((a, i) => {
         results[a.index] = { ok: true, event: { id: eventIds[i]!, node: a.node, at: a.at, event: a.event }, status: a.status };
       });

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { RackseedError } from '../model/errors.js';
 import { sqlState, UNIQUE_VIOLATION } from './postgres-open.js';
 import type { Run, RunKind, RunQuery, RunResult } from './types.js';
+import { storedJson } from './stored-json.js';
 
 interface RunRow {
   id: string;
@@ -30,7 +31,7 @@ function toRun(r: RunRow): Run {
 }
 
 /** jsonb parameters go as text: pg would turn a JS array into a PostgreSQL array, not JSON. */
-const json = (value: unknown): string => JSON.stringify(value ?? null);
+const json = (value: unknown): string => storedJson(value);
 
 /** apply/test/readiness/audit/install runs: written twice (start, finish), read newest first. */
 export class PgRuns {

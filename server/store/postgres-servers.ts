@@ -1,6 +1,7 @@
 import type pg from 'pg';
 
 import type { ServerImage, ServerRecord } from './types.js';
+import { storedJson } from './stored-json.js';
 
 interface ServerRow {
   name: string;
@@ -24,7 +25,7 @@ export class PgServers {
        ON CONFLICT (name) DO UPDATE SET
          public_url = excluded.public_url, tracker = excluded.tracker, images = excluded.images, last_seen_at = excluded.last_seen_at`,
       // jsonb parameters go as text: pg would turn a JS array into a PostgreSQL array, not JSON.
-      [s.name, s.publicUrl, s.tracker, JSON.stringify(s.images), now],
+      [s.name, s.publicUrl, s.tracker, storedJson(s.images), now],
     );
   }
 

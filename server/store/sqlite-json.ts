@@ -1,6 +1,8 @@
+import { storedJson } from './stored-json.js';
+
 /** JSON columns: written only by this store, so parsing trusts the shape. */
 export function toJson(value: unknown): string {
-  return JSON.stringify(value ?? null);
+  return storedJson(value);
 }
 
 export function fromJson<T>(text: string): T {

@@ -3,6 +3,7 @@ import type Database from 'better-sqlite3';
 import { reduceLifecycle } from '../lifecycle/reducer.js';
 import type { Facts, LifecycleEvent, LifecycleState, LifecycleStatus } from '../model/lifecycle.js';
 import { fromJson, toJson } from './sqlite-json.js';
+import { storedText } from './stored-json.js';
 import type { EventQuery, NewEvent, NodeStatus, RecordResult, StoredEvent } from './types.js';
 
 interface StatusRow {
@@ -50,7 +51,7 @@ function toStatusParams(s: NodeStatus) {
     id: s.id,
     mac: s.mac ?? null,
     state: s.state,
-    reason: s.reason ?? null,
+    reason: s.reason === undefined ? null : storedText(s.reason),
     reimage_requested: s.reimageRequested ? 1 : 0,
     next_group: s.nextGroup ?? null,
     next_role: s.nextRole ?? null,

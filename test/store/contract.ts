@@ -540,6 +540,19 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         });
       });
 
+      it('keeps NUL characters (command output carries them) as U+FFFD in runs, events, facts and reasons, on every store', async () => {
+        const nul = 'PATH=/bin\u0000HOME=/root\u0000';
+        const kept = 'PATH=/bin\uFFFDHOME=/root\uFFFD';
+        await store.createRun(run({ id: 'r1', node: 'n1', kind: 'apply', startedAt: 100 }));
+        await store.finishRun('r1', { result: 'changed', finishedAt: 250, summary: { line: nul }, details: [{ state: 'env', comment: nul, changes: { stdout: nul } }] });
+        expect(await store.getRun('r1')).toMatchObject({ summary: { line: kept }, details: [{ state: 'env', comment: kept, changes: { stdout: kept } }] });
+        okResult(await store.recordEvent({ node: MAC_A, event: discovered(MAC_A, { serial: nul }), at: 5_000 }));
+        expect((await store.getNode(MAC_A))?.facts).toEqual({ serial: kept });
+        await record('n1', [{ type: 'assigned', group: 'g' }, { type: 'provision_started' }, { type: 'failed', reason: nul, stage: 'install' }]);
+        expect(await store.getNode('n1')).toMatchObject({ state: 'failed', reason: kept });
+        expect((await store.listEvents({ node: 'n1' })).at(-1)?.event).toEqual({ type: 'failed', reason: kept, stage: 'install' });
+      });
+
       it('refuses a duplicate run id and finishing an unknown run', async () => {
         await store.createRun(run({ id: 'r1' }));
         await expectCode(store.createRun(run({ id: 'r1' })), 'STORE_CONFLICT');
