@@ -32,7 +32,7 @@ export interface ConvergenceSettings {
 export interface ConvergenceDeps {
   inventory: InventoryService;
   store: ObservedStore;
-  states: Pick<StateService, 'run'>;
+  states: Pick<StateService, 'run'> & Partial<Pick<StateService, 'onHardwareChange'>>;
   readiness: Pick<ReadinessService, 'run'>;
   settings: ConvergenceSettings;
   log: Logger;
@@ -93,6 +93,12 @@ export class ConvergenceService {
       onRetryScheduled: (node, r) => nodeLogger(deps.log, { name: node }).info({ attempt: r.attempt, delayMs: r.delayMs, reason: r.reason }, 'node not reachable yet: retrying'),
       timers: this.timers,
       ...(deps.random ? { random: deps.random } : {}),
+    });
+    // Nodes that rendered slurm.conf without a node's hardware (or with its old hardware) render it again, after any
+    // apply that stored it: this convergence's, or an operator's `rackseed state apply`.
+    deps.states.onHardwareChange?.((name) => {
+      if (!this.active()) return;
+      void this.reconverge(peersRenderingHardwareOf(deps.inventory.inventory, name), 'peer-hardware').catch((err: unknown) => deps.log.error({ err, node: name }, 'hardware change: could not queue re-convergence'));
     });
     // Kept current from construction on, so the first change after start compares against the right version.
     this.roles = roleSnapshot(deps.inventory.inventory);
@@ -227,8 +233,6 @@ export class ConvergenceService {
 
     const [report] = await this.deps.states.run([node], 'apply');
     if (!report) return { kind: 'done' };
-    // Nodes converged before this one rendered slurm.conf without its hardware: render it again there.
-    if (report.hardwareChanged) await this.reconverge(peersRenderingHardwareOf(this.deps.inventory.inventory, name), 'peer-hardware');
     const verdict = classifyApply(report);
     if (verdict.kind === 'transient') {
       if (ctx.attempt < ctx.maxAttempts) return { kind: 'retry', reason: verdict.reason };

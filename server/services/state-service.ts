@@ -87,12 +87,22 @@ export class StateService {
   private readonly now: () => number;
 
   private readonly transportFor: TransportFactory;
+  private readonly hardwareListeners: Array<(node: string) => void> = [];
 
   constructor(private readonly deps: StateServiceDeps) {
     this.registry = deps.registry ?? builtinModules();
     this.now = deps.now ?? Date.now;
     this.transportFor =
       deps.transportFor ?? sshTransportFactory({ identity: deps.identity, sshPort: deps.settings.sshPort, connectTimeoutMs: deps.settings.connectTimeoutMs });
+  }
+
+  /**
+   * Called after an apply stored a node's first or changed hardware facts, whoever asked for the apply (convergence,
+   * `rackseed state apply`): the peers that render it (slurm.conf) must render again. Only an apply stores facts, so
+   * a dry run or an audit cannot use the change up before an apply acts on it.
+   */
+  onHardwareChange(listener: (node: string) => void): void {
+    this.hardwareListeners.push(listener);
   }
 
   async run(targets: readonly ResolvedNode[], mode: 'apply' | 'test', onNode?: (r: NodeRunReport) => void): Promise<NodeRunReport[]> {
@@ -141,6 +151,7 @@ export class StateService {
       details: report.states,
     });
     log.info({ runId, mode, result: report.result, counts: report.counts, ms: report.durationMs }, 'state run finished');
+    if (report.hardwareChanged) for (const listener of this.hardwareListeners) listener(node.name);
     return report;
   }
 
@@ -156,8 +167,9 @@ export class StateService {
       const inv = this.deps.inventory.inventory;
       const stored = clusterFactsToStore(facts);
       const previous = clusterFactsFromStore((await this.deps.store.getNode(node.name))?.facts);
-      const hardwareChanged = JSON.stringify(previous) !== JSON.stringify(clusterFactsFromStore(stored));
-      await this.deps.store.touchNode(node.name, { facts: stored });
+      // Stored by an apply only: the audit and dry runs change nothing, the stored hardware included.
+      const hardwareChanged = mode === 'apply' && JSON.stringify(previous) !== JSON.stringify(clusterFactsFromStore(stored));
+      if (mode === 'apply') await this.deps.store.touchNode(node.name, { facts: stored });
       // Role secrets (munge key, k3s token) join the pillar only of nodes that have the role.
       const pillar = deepMerge(composePillar(node, inv.groups.get(node.group), loadPillarDocuments(this.deps.settings.pillarDir, node)), rolePillar(node, this.deps.identity.dataDir));
       const clusterFacts = new Map(

@@ -103,9 +103,11 @@ describe('AuditService (FakeTransport, SQLite store) and POST /audit', () => {
 
     const runs = await store.listRuns({ limit: 100 });
     expect(runs.map((r) => [r.node, r.kind, r.result]).sort()).toEqual([['cn01', 'audit', 'changed'], ['cn02', 'audit', 'failed']]);
-    // Auditing a ready node with a failing check leaves it ready: the audit records no lifecycle event.
+    // Auditing a ready node with a failing check leaves it ready: the audit records no lifecycle event, and stores
+    // no facts (a changed CPU count seen by an audit must still re-render slurm.conf at the next apply).
     for (const node of ['cn01', 'cn02']) {
       expect((await store.getNode(node))?.state).toBe('ready');
+      expect((await store.getNode(node))?.facts).toEqual({});
       expect(await store.listEvents({ node })).toHaveLength(TO_READY.length);
     }
   });

@@ -52,6 +52,7 @@ type Script = (node: ResolvedNode, call: number) => Partial<NodeRunReport>;
 /** A StateService stand-in: each call's report comes from the script; calls are recorded. */
 function fakeStates(script: Script) {
   const calls: Array<{ node: string; mode: string; roles: string[] }> = [];
+  const hardwareListeners: Array<(node: string) => void> = [];
   return {
     calls,
     service: {
@@ -59,8 +60,14 @@ function fakeStates(script: Script) {
         return nodes.map((node) => {
           calls.push({ node: node.name, mode, roles: [...node.roles] });
           const n = calls.filter((c) => c.node === node.name).length;
-          return { node: node.name, runId: `run-${node.name}-${n}`, mode, result: 'changed', counts, durationMs: 1, states: [], ...script(node, n) };
+          const report: NodeRunReport = { node: node.name, runId: `run-${node.name}-${n}`, mode, result: 'changed', counts, durationMs: 1, states: [], ...script(node, n) };
+          // As StateService does: an apply that stored new hardware tells its listeners, whoever asked for it.
+          if (report.hardwareChanged) for (const l of hardwareListeners) l(node.name);
+          return report;
         });
+      },
+      onHardwareChange(listener: (node: string) => void) {
+        hardwareListeners.push(listener);
       },
     },
   };
@@ -299,6 +306,27 @@ describe('convergence triggers', () => {
     await new Promise((r) => setImmediate(r));
     await s.whenIdle();
     expect(states.calls).toHaveLength(2);
+  });
+
+  it('a compute node\'s new hardware re-converges the other Slurm nodes, after a convergence or an operator\'s apply', async () => {
+    writeFileSync(path.join(dir, 'inventory.yaml'), INVENTORY('base, slurm-compute'));
+    await inventory.reload();
+    for (const n of ['web1', 'web2', 'db1']) await put(n, TO_READY);
+    const { s, states, timers } = service((node, call) => (node.name === 'web1' && call === 1 ? { hardwareChanged: true } : {}));
+    await s.start();
+    expect((await s.request('web1', 'booted')).status).toBe('queued');
+    await drain(s, timers);
+    // web2 renders slurm.conf with web1's CPUs; db1 has no Slurm role.
+    expect(states.calls.map((c) => c.node)).toEqual(['web1', 'web2']);
+
+    // `rackseed state apply web2` finds web2's hardware changed: web1 renders it again, through convergence.
+    const manual = fakeStates((node, call) => (node.name === 'web2' && call === 1 ? { hardwareChanged: true } : {}));
+    const wired = service(() => ({}), { states: { run: manual.service.run, onHardwareChange: (l) => manual.service.onHardwareChange(l) } });
+    await wired.s.start();
+    await manual.service.run([inventory.inventory.nodes.get('web2')!], 'apply');
+    await drain(wired.s, wired.timers);
+    expect(wired.states.calls).toEqual([]);
+    expect(manual.calls.map((c) => c.node)).toEqual(['web2', 'web1']);
   });
 
   it('resumes, at start, a convergence a restart interrupted (node left configuring)', async () => {
