@@ -180,7 +180,8 @@ export class StateService {
       );
       const context = buildRenderContext(inv, node, pillar, facts, clusterFacts);
       const source = new FsSlsSource(this.deps.settings.roots);
-      const plan = compileForNode({ source, context, knownFunctions: knownFunctions() });
+      // Arguments are checked at compile time, with the file and line, so a typo fails the run before anything changes.
+      const plan = compileForNode({ source, context, knownFunctions: knownFunctions(), validateArgs: (decl) => this.registry.get(`${decl.module}.${decl.fun}`)?.validate?.(decl.args) ?? [] });
       const { results, aborted } = await runPlan(plan, {
         registry: this.registry,
         context: {

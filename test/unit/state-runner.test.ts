@@ -392,6 +392,17 @@ describe('runPlan: prereq', () => {
     const { results } = await h.run(prereqPlan('same'), { test: true });
     expect(byId(results).stop).toEqual({ result: true, changes: {}, comment: 'No changes detected' });
   });
+
+  it('a target its own unless would skip changes nothing: the state does not run (the service is not stopped for a deploy that does not happen)', async () => {
+    const deployed = (cmd: string) => (cmd === 'test -f /opt/app/.deployed-v2' ? { code: 0, stdout: '', stderr: '' } : undefined);
+    const h = harness({ handler: deployed });
+    const { results } = await h.run(
+      plan({ id: 'stop-app', fn: 'cmd.run', name: 'systemctl stop app', req: { prereq: ['deploy'] } }, { id: 'deploy', fn: 'cmd.run', name: 'deploy-v2', unless: ['test -f /opt/app/.deployed-v2'] }),
+    );
+    expect(byId(results)['stop-app']).toEqual({ result: true, changes: {}, comment: 'No changes detected' });
+    expect(byId(results).deploy).toEqual({ result: true, changes: {}, comment: 'unless condition is true: test -f /opt/app/.deployed-v2' });
+    expect(h.transport.commands.filter((c) => !c.startsWith('test -f'))).toEqual([]);
+  });
 });
 
 describe('runPlan: watch triggers the watch action only when the watched state changed', () => {

@@ -1,0 +1,61 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../server/log.js';
+import { InventoryService } from '../../server/services/inventory-service.js';
+import { NodeIdentity } from '../../server/services/node-identity.js';
+import { StateService } from '../../server/services/state-service.js';
+import { FakeTransport } from '../../server/state/transport/fake.js';
+import { openStore, type ObservedStore } from '../../server/store/index.js';
+
+/**
+ * What `rackseed state apply` and convergence compile: a module argument that is wrong (a typo) must fail the
+ * compile, naming the file, the line and the key, before any state of the node runs.
+ */
+const INVENTORY = 'cluster: { name: demo }\ngroups:\n  compute: { roles: [base] }\nnodes:\n  - { name: cn01, mac: "52:54:00:00:05:01", ip: 10.0.5.1, group: compute }\n';
+const TOP = 'base:\n  base:\n    - match: role\n    - web\n';
+const WEB_SLS = ['marker:', '  cmd.run:', '    - name: touch /srv/marker', 'nginx:', '  service.running:', '    - enabled: true', ''].join('\n');
+
+describe('StateService compiles with argument validation', () => {
+  let dir: string;
+  let store: ObservedStore;
+  let transport: FakeTransport;
+  let service: StateService;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'rackseed-state-compile-'));
+    await mkdir(join(dir, 'sls'));
+    await writeFile(join(dir, 'sls/top.sls'), TOP);
+    await writeFile(join(dir, 'sls/web.sls'), WEB_SLS);
+    await writeFile(join(dir, 'inventory.yaml'), INVENTORY);
+    store = await openStore({ kind: 'sqlite', path: join(dir, 'observed.db') });
+    await store.migrate();
+    const log = createLogger('silent');
+    transport = new FakeTransport('cn01', {
+      handler: (command) => (command.includes('@@rackseed-facts') ? { code: 0, stdout: '@@rackseed-facts os-release@@\nID=debian\n@@rackseed-facts end@@\n', stderr: '' } : undefined),
+    });
+    service = new StateService({
+      inventory: new InventoryService(join(dir, 'inventory.yaml'), log),
+      store,
+      identity: new NodeIdentity(join(dir, 'data')),
+      settings: { roots: [join(dir, 'sls')], pillarDir: join(dir, 'pillar'), concurrency: 1, commandTimeoutMs: 5_000, connectTimeoutMs: 1_000, sshPort: 22 },
+      log,
+      transportFor: async () => transport,
+    });
+  });
+
+  afterEach(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a misspelt argument fails the run with file, line and key, and nothing ran on the node', async () => {
+    const node = [...new InventoryService(join(dir, 'inventory.yaml'), createLogger('silent')).inventory.nodes.values()];
+    const [report] = await service.run(node, 'apply');
+    expect(report).toMatchObject({ result: 'failed', error: { code: 'SLS_INVALID' } });
+    expect(report!.error!.message).toMatch(/web\.sls:4: state "nginx" service\.running: /);
+    expect(report!.error!.message).toMatch(/unknown key "enabled" \(did you mean "enable"\?/);
+    expect(transport.commands.filter((c) => !c.includes('@@rackseed-facts'))).toEqual([]);
+  });
+});
