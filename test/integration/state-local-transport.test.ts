@@ -2,13 +2,15 @@
  * The local transport on this machine: commands through sh, timeouts that kill the whole command, atomic writes
  * with mode and owner, and a closed transport that refuses.
  */
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync, chownSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync, chownSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RackseedError } from '../../server/model/errors.js';
 import { collectFacts } from '../../server/state/collect-facts.js';
+import { builtinModules } from '../../server/state/modules/index.js';
 import { LocalTransport } from '../../server/state/transport/local.js';
+import { facts, state } from '../fixtures/state-modules/harness.js';
 import { waitFor } from '../support/wait.js';
 
 let dir: string;
@@ -127,6 +129,23 @@ describe('local transport', () => {
     expect(existsSync(path.join(dir, 'owned'))).toBe(false);
     expect((await rejection(local.writeFile(path.join(dir, 'm'), 'x', { mode: '999' }))).code).toBe('STATE_FILE_IO');
     expect(readdirSync(dir).filter((n) => n.includes('rackseed-tmp'))).toEqual([]);
+  });
+
+  it('file.directory with a mode settles under a setgid parent: the second run changes nothing (real chmod and stat)', async () => {
+    const shared = path.join(dir, 'shared');
+    mkdirSync(shared);
+    chmodSync(shared, 0o2775); // new subdirectories inherit setgid, as in a group-shared tree
+    const fn = builtinModules().get('file.directory')!;
+    const ctx = { transport: local, facts: facts(), timeoutMs: 10_000, renderTemplate: (t: string) => t, readSource: () => Promise.reject(new Error('no sources')) };
+    const s = state('file.directory', path.join(shared, 'data'), { mode: '0755' });
+    const changes: Array<Record<string, unknown>> = [];
+    for (let run = 0; run < 3; run++) {
+      const checked = await fn.check(s, ctx);
+      changes.push(checked.changes);
+      if (!checked.inSync) await fn.apply(s, ctx, checked);
+    }
+    expect(changes.slice(1)).toEqual([{}, {}]);
+    expect((statSync(path.join(shared, 'data')).mode & 0o7777).toString(8)).toBe('755');
   });
 
   it('a closed transport refuses, and close ends a running command', async () => {

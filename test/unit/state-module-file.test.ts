@@ -56,7 +56,7 @@ describe('file.managed', () => {
     const s = state('file.managed', '/etc/x', { contents: 'x', mode: '0400', user: 'svc;reboot$(id)', group: 'svc' });
     const ctx = context(node);
     const outcome = await fn('file.managed').apply(s, ctx, await fn('file.managed').check(s, ctx));
-    expect(node.commands.at(-1)).toBe("chmod '0400' -- '/etc/x' && chown 'svc;reboot$(id):svc' -- '/etc/x'");
+    expect(node.commands.at(-1)).toBe("chmod '00400' -- '/etc/x' && chown 'svc;reboot$(id):svc' -- '/etc/x'");
     expect(outcome.changes).toEqual({ mode: '0400', user: 'svc;reboot$(id)', group: 'svc' });
   });
 
@@ -115,7 +115,7 @@ describe('file.directory, file.absent, file.symlink', () => {
     const checked = await fn('file.directory').check(s, ctx);
     expect(checked.changes).toEqual({ '/srv/data dir': 'New Dir', mode: '0750', user: 'slurm' });
     await fn('file.directory').apply(s, ctx, checked);
-    expect(node.commands.at(-1)).toBe("mkdir -p -- '/srv/data dir' && chmod '0750' -- '/srv/data dir' && chown 'slurm' -- '/srv/data dir'");
+    expect(node.commands.at(-1)).toBe("mkdir -p -- '/srv/data dir' && chmod '00750' -- '/srv/data dir' && chown 'slurm' -- '/srv/data dir'");
   });
 
   it('fixes only the mode of an existing directory, and refuses a file in the way', async () => {
@@ -125,7 +125,7 @@ describe('file.directory, file.absent, file.symlink', () => {
     const checked = await fn('file.directory').check(s, ctx);
     expect(checked.changes).toEqual({ mode: '0700' });
     await fn('file.directory').apply(s, ctx, checked);
-    expect(node.commands.at(-1)).toBe("chmod '0700' -- '/srv'");
+    expect(node.commands.at(-1)).toBe("chmod '00700' -- '/srv'");
     const file = fakeNode([[STAT, statReply('regular file|644|root|root')]]);
     await expect(fn('file.directory').check(s, context(file))).rejects.toThrow(/not a directory/);
   });
@@ -140,6 +140,8 @@ describe('file.directory, file.absent, file.symlink', () => {
     await fn('file.absent').apply(s, ctx, checked);
     expect(node.commands.at(-1)).toBe("rm -rf -- '/tmp/x'\\''; reboot; '\\'''");
     await expect(fn('file.absent').check(state('file.absent', '/'), ctx)).rejects.toThrow(/refusing to remove/);
+    // A templated `{{ prefix }}/etc` with prefix `/`: still /etc.
+    for (const name of ['//etc', '/usr//', '///']) await expect(fn('file.absent').check(state('file.absent', name), ctx)).rejects.toThrow(/refusing to remove/);
     expect((await fn('file.absent').check(state('file.absent', '/gone'), context(fakeNode([[STAT, statReply('missing')]])))).inSync).toBe(true);
   });
 

@@ -75,7 +75,9 @@ export function attrChanges(wanted: WantedAttrs, current: PathStat['target'], ex
 /** chmod/chown commands for attribute changes, joined with && (empty when there are none). */
 export function attrCommands(path: string, changes: Record<string, string>): string[] {
   const commands: string[] = [];
-  if (changes.mode !== undefined) commands.push(`chmod ${shellQuote(changes.mode)} -- ${shellQuote(path)}`);
+  // Five digits: GNU chmod keeps a directory's setuid/setgid bits on a four-digit mode, so `0755` on a setgid
+  // directory would read back 2755 and change again on every run. The leading zero clears them as the mode says.
+  if (changes.mode !== undefined) commands.push(`chmod ${shellQuote(changes.mode.length === 4 ? `0${changes.mode}` : changes.mode)} -- ${shellQuote(path)}`);
   if (changes.user !== undefined || changes.group !== undefined) {
     const owner = `${changes.user ?? ''}${changes.group !== undefined ? `:${changes.group}` : ''}`;
     commands.push(`chown ${shellQuote(owner)} -- ${shellQuote(path)}`);

@@ -57,7 +57,8 @@ const PROTECTED = new Set(['/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib'
 
 export const fileAbsent: StateFunction = defineFunction({
   schema: argsSchema({}),
-  checkName: (name) => checkPathName(name) ?? (PROTECTED.has(name.replace(/\/+$/, '') || '/') ? `refusing to remove ${name}` : undefined),
+  // Repeated slashes collapse first: `//etc` (a templated `{{ prefix }}/etc` with prefix `/`) is /etc.
+  checkName: (name) => checkPathName(name) ?? (PROTECTED.has(name.replace(/\/{2,}/g, '/').replace(/\/+$/, '') || '/') ? `refusing to remove ${name}` : undefined),
   async check(call) {
     const stat = await statPath(call.ctx, call.name, false);
     if (stat.target === undefined || stat.target.kind === 'missing') return inSync(`File ${call.name} is not present`);
