@@ -162,6 +162,14 @@ describe('user.present and group.present', () => {
     expect((await fn('user.present').check(s, context(node))).inSync).toBe(true);
   });
 
+  it('is in sync when groups also lists the primary group (it is no supplementary group), with or without remove_groups', async () => {
+    const node = fakeNode([[/getent passwd/, probe('slurm:x:64030:64030::/var/lib/slurm:/usr/sbin/nologin', 'slurm', 'slurm video')]]);
+    for (const extra of [{}, { remove_groups: false }]) {
+      const s = state('user.present', 'slurm', { gid: 'slurm', groups: ['slurm', 'video'], ...extra });
+      expect((await fn('user.present').check(s, context(node))).inSync).toBe(true);
+    }
+  });
+
   it('updates changed fields with usermod; groups exact by default, appended with remove_groups: false', async () => {
     const node = fakeNode([[/getent passwd/, probe('alice:x:1000:1000::/home/alice:/bin/sh', 'alice', 'alice users cdrom')]]);
     const exact = state('user.present', 'alice', { shell: '/bin/bash', groups: ['users', 'sudo'] });

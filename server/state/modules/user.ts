@@ -86,15 +86,19 @@ async function plan(call: Call<Args>): Promise<UserPlan> {
   if (wantedGroups !== undefined) {
     const primary = section(sections, 'primary').out.trim();
     const current = section(sections, 'groups').out.trim().split(/\s+/).filter((g) => g !== '' && g !== primary).sort();
+    // The primary group is no supplementary group on either side (as in Salt): listing it in `groups` must not make
+    // every run change the membership.
+    const wantedPrimary = typeof args.gid === 'string' ? args.gid : primary;
+    const wanted = wantedGroups.filter((g) => g !== primary && g !== wantedPrimary);
     if (args.remove_groups === false) {
-      const missing = wantedGroups.filter((g) => !current.includes(g));
+      const missing = wanted.filter((g) => !current.includes(g));
       if (missing.length > 0) {
         changes.groups = [...new Set([...current, ...missing])].sort();
         groups = { list: missing, append: true };
       }
-    } else if (current.join(',') !== wantedGroups.join(',')) {
-      changes.groups = wantedGroups;
-      groups = { list: wantedGroups, append: false };
+    } else if (current.join(',') !== wanted.join(',')) {
+      changes.groups = wanted;
+      groups = { list: wanted, append: false };
     }
   }
   return { exists: true, changes, ...(groups ? { groups } : {}) };
