@@ -393,6 +393,14 @@ describe('runPlan: prereq', () => {
     expect(byId(results).stop).toEqual({ result: true, changes: {}, comment: 'No changes detected' });
   });
 
+  it('a failed prereq state stops its target (Salt\'s graceful-down / site-code): the file is not replaced', async () => {
+    const h = harness({ files: { '/etc/slurm/slurm.conf': 'old' }, handler: (cmd) => (cmd === 'systemctl stop slurmd' ? { code: 1, stdout: '', stderr: 'Failed to stop' } : undefined) });
+    const { results } = await h.run(prereqPlan('new'));
+    expect(byId(results).stop?.result).toBe(false);
+    expect(byId(results).conf).toEqual({ result: false, changes: {}, comment: 'One or more requisite failed: cmd: stop' });
+    expect(h.transport.calls.filter((c) => c.op === 'writeFile')).toEqual([]);
+  });
+
   it('a target its own unless would skip changes nothing: the state does not run (the service is not stopped for a deploy that does not happen)', async () => {
     const deployed = (cmd: string) => (cmd === 'test -f /opt/app/.deployed-v2' ? { code: 0, stdout: '', stderr: '' } : undefined);
     const h = harness({ handler: deployed });

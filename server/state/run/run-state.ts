@@ -27,6 +27,12 @@ export type StateStep =
 
 /** Runs one state: requisites, then prereq, then unless/onlyif/creates, then the module (retried if asked). */
 export async function runState(state: CompiledState, env: StateRunEnv): Promise<StateStep> {
+  // Salt's prerequired: a state that another state prepares with prereq (stop a service before replacing it) does
+  // not run when that preparation failed.
+  const failedPrereqs = failedPreparations(state, env);
+  if (failedPrereqs.length > 0) {
+    return { kind: 'done', outcome: { result: false, changes: {}, comment: `One or more requisite failed: ${describeRefs(failedPrereqs)}` } };
+  }
   const verdict = evaluateRequisites(state, env.results, env.test);
   switch (verdict.kind) {
     case 'failed':
@@ -81,4 +87,14 @@ export async function runState(state: CompiledState, env: StateRunEnv): Promise<
 
 function done(result: boolean, comment: string): StateStep {
   return { kind: 'done', outcome: { result, changes: {}, comment } };
+}
+
+/** The states that name `state` in a prereq and have failed (they ran before it: prereq orders them first). */
+function failedPreparations(state: CompiledState, env: StateRunEnv): StateRef[] {
+  const failed: StateRef[] = [];
+  for (const other of env.statesByKey.values()) {
+    if (other.key === state.key || env.results.get(other.key)?.result !== false) continue;
+    if (other.requisites.some((r) => r.kind === 'prereq' && r.on.includes(state.key))) failed.push({ module: other.module, target: other.id });
+  }
+  return failed;
 }
