@@ -252,6 +252,18 @@ describe('mount.mounted', () => {
     expect(node.commands.at(-1)).toBe("mount -o 'remount,rw,noatime,nofail' -- '/scratch'");
   });
 
+  it('kernel defaults (exec, suid, dev, async) hold while their negation is absent: no remount on every run; a negation present is missing them', async () => {
+    const opts = ['rw', 'noatime', 'exec', 'suid', 'dev', 'async', 'nofail'];
+    const line = fstabLine('/scratch', { device: '/dev/sdb1', fstype: 'ext4', opts });
+    const settled = 'SOURCE="/dev/sdb1" FSTYPE="ext4" OPTIONS="rw,noatime" UUID="" LABEL="scratch" PARTUUID="" PARTLABEL=""';
+    const node = fakeNode([[/findmnt/, { stdout: sections({ mounted: [settled, 0], fstab: [`${fstab}${line}\n`, 0], dir: ['', 0] }) }]]);
+    const s = state('mount.mounted', '/scratch', { device: '/dev/sdb1', fstype: 'ext4', opts });
+    expect((await fn('mount.mounted').check(s, context(node))).inSync).toBe(true);
+    const noexec = settled.replace('rw,noatime', 'rw,noexec,noatime');
+    const again = fakeNode([[/findmnt/, { stdout: sections({ mounted: [noexec, 0], fstab: [`${fstab}${line}\n`, 0], dir: ['', 0] }) }]]);
+    expect((await fn('mount.mounted').check(s, context(again))).changes).toEqual({ remount: 'exec' });
+  });
+
   it('refuses a mount point that holds another device', async () => {
     const node = fakeNode([[/findmnt/, { stdout: sections({ mounted: [mounted, 0], fstab: ['', 0], dir: ['', 0] }) }]]);
     await expect(fn('mount.mounted').check(state('mount.mounted', '/scratch', { device: '/dev/sdc1', fstype: 'ext4' }), context(node))).rejects.toThrow(/unmount it first/);

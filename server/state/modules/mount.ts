@@ -27,7 +27,18 @@ const schema = argsSchema({
 type Args = z.output<typeof schema>;
 
 /** Options that live only in fstab (or mean "the default") and never show in the mounted options. */
-const FSTAB_ONLY = /^(defaults|auto|noauto|nofail|_netdev|user|users|nouser|owner|group|comment=.*|x-.*)$/;
+const FSTAB_ONLY = /^(defaults|auto|noauto|nofail|_netdev|user|users|nouser|owner|group|comment=.*|x-.*|bg|fg|retry=.*|intr|nointr)$/;
+
+/**
+ * Kernel defaults the mounted options show only by their opposite: `exec` holds while `noexec` is absent. Compared
+ * as present, they would remount the file system on every run.
+ */
+const DEFAULT_UNLESS_NEGATED: Readonly<Record<string, string>> = { exec: 'noexec', suid: 'nosuid', dev: 'nodev', async: 'sync', diratime: 'nodiratime' };
+
+function optionHolds(option: string, current: ReadonlySet<string>): boolean {
+  const negation = DEFAULT_UNLESS_NEGATED[option];
+  return negation !== undefined ? !current.has(negation) : current.has(option.split('=')[0]!);
+}
 
 export function parseFindmnt(stdout: string): Record<string, string> | undefined {
   const line = stdout.split('\n').find((l) => l.trim() !== '');
@@ -104,8 +115,8 @@ async function plan(call: Call<Args>): Promise<MountPlan> {
     if (!deviceMatches(call.args.device, mounted) || !typeOk) {
       throw new RackseedError('STATE_MODULE_FAILED', `${call.name} has ${mounted.SOURCE ?? '?'} (${fstype}) mounted, not ${call.args.device} (${call.args.fstype}); unmount it first`);
     }
-    const current = new Set((mounted.OPTIONS ?? '').split(',').map((o) => o.split('=')[0]));
-    result.remount = wantedOpts(call.args).filter((o) => !FSTAB_ONLY.test(o) && !current.has(o.split('=')[0]));
+    const current = new Set((mounted.OPTIONS ?? '').split(',').map((o) => o.split('=')[0] ?? o));
+    result.remount = wantedOpts(call.args).filter((o) => !FSTAB_ONLY.test(o) && !optionHolds(o, current));
   }
   if (call.args.persist !== false) {
     const fstab = section(sections, 'fstab');
