@@ -401,6 +401,13 @@ describe('runPlan: prereq', () => {
     expect(h.transport.calls.filter((c) => c.op === 'writeFile')).toEqual([]);
   });
 
+  it('a cmd state\'s unless and onlyif run in its cwd, as its runas user, with its env', async () => {
+    const h = harness({ handler: (cmd) => (cmd.startsWith("cd -- '/opt/app' && runuser -u 'builder' -- env 'MODE=ci' '/bin/sh' -c 'test -f .built'") ? { code: 0, stdout: '', stderr: '' } : undefined) });
+    const { results } = await h.run(plan({ id: 'build', fn: 'cmd.run', name: 'make', args: { cwd: '/opt/app', runas: 'builder', env: { MODE: 'ci' } }, unless: ['test -f .built'] }));
+    expect(byId(results).build).toEqual({ result: true, changes: {}, comment: 'unless condition is true: test -f .built' });
+    expect(h.transport.commands).toEqual(["cd -- '/opt/app' && runuser -u 'builder' -- env 'MODE=ci' '/bin/sh' -c 'test -f .built'"]);
+  });
+
   it('a target its own unless would skip changes nothing: the state does not run (the service is not stopped for a deploy that does not happen)', async () => {
     const deployed = (cmd: string) => (cmd === 'test -f /opt/app/.deployed-v2' ? { code: 0, stdout: '', stderr: '' } : undefined);
     const h = harness({ handler: deployed });

@@ -38,7 +38,22 @@ export function bounded(text: string, max = MAX_OUTPUT): string {
   return `${text.slice(0, half)}\n... (${text.length - 2 * half} characters left out) ...\n${text.slice(text.length - half)}`;
 }
 
-export function buildCommand(command: string, args: z.output<typeof schema>): string {
+/** Where and as whom a cmd state runs: also what its onlyif/unless commands run with (as in Salt). */
+export interface CommandPlace {
+  cwd?: string | undefined;
+  runas?: string | undefined;
+  env?: Record<string, string> | undefined;
+  shell?: string | undefined;
+}
+
+/** The place of a compiled cmd state from its raw arguments (before validation: wrong types are ignored here). */
+export function commandPlaceOf(args: Readonly<Record<string, unknown>>): CommandPlace {
+  const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+  const env = args.env && typeof args.env === 'object' && !Array.isArray(args.env) ? Object.fromEntries(Object.entries(args.env).map(([k, v]) => [k, String(v)])) : undefined;
+  return { cwd: text(args.cwd), runas: text(args.runas), env, shell: text(args.shell) };
+}
+
+export function buildCommand(command: string, args: CommandPlace): string {
   const parts: string[] = [];
   if (args.cwd !== undefined) parts.push(`cd -- ${shellQuote(args.cwd)} &&`);
   if (args.runas !== undefined) parts.push(`runuser -u ${shellQuote(args.runas)} --`);

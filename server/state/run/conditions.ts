@@ -1,4 +1,5 @@
 import type { CompiledState, Transport } from '../types.js';
+import { buildCommand, commandPlaceOf } from '../modules/cmd.js';
 import { shellQuote } from './exec.js';
 
 export type ConditionVerdict = { kind: 'run' } | { kind: 'skip'; comment: string };
@@ -10,12 +11,17 @@ export type ConditionVerdict = { kind: 'run' } | { kind: 'skip'; comment: string
  * so each command runs with the run's timeout.
  */
 export async function evaluateRunConditions(state: CompiledState, transport: Transport): Promise<ConditionVerdict> {
+  // A cmd state's guards run where and as whom its command runs (cwd, runas, env, shell), as Salt runs them: a
+  // relative `unless: test -f .built` asked in root's home would re-run a build in /opt/app on every converge.
+  const place = state.module === 'cmd' ? commandPlaceOf(state.args) : {};
+  const placed = Object.values(place).some((v) => v !== undefined);
+  const guard = (command: string) => (placed ? buildCommand(command, place) : command);
   for (const command of state.onlyif) {
-    const { code } = await transport.exec(command);
+    const { code } = await transport.exec(guard(command));
     if (code !== 0) return { kind: 'skip', comment: `onlyif condition is false: ${command}` };
   }
   for (const command of state.unless) {
-    const { code } = await transport.exec(command);
+    const { code } = await transport.exec(guard(command));
     if (code === 0) return { kind: 'skip', comment: `unless condition is true: ${command}` };
   }
   if (state.creates.length > 0) {
