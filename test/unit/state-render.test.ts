@@ -128,6 +128,12 @@ describe('state render: silent nunjucks mismatches become errors naming file and
     expect(e.message).toMatch(/^states\/web\/bad\.njk:2: `nope` is undefined/);
   });
 
+  it('an error inside an imported macro names the macro file and its line, not the caller with the macro\'s line number', () => {
+    const macros = 'x\n{% macro server() %}\n{{ pillar.get("k3s:server (no node has the k3s-server role)") }}\n{% endmacro %}\n';
+    const e = renderError('a\n{% import "web/macros.njk" as m with context %}\nserver: {{ m.server() }}', { 'web/macros.njk': macros });
+    expect(e.message).toMatch(/^states\/web\/macros\.njk:3: pillar\.get\('k3s:server \(no node has the k3s-server role\)'\): no such key/);
+  });
+
   it('a Jinja-only construct in an imported template is rejected too', () => {
     const e = renderError('{% include "web/bad.njk" %}', { 'web/bad.njk': '\n{% do x %}' });
     expect(e.message).toMatch(/^states\/web\/bad\.njk:2: .*\{% do %\}/);

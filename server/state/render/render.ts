@@ -86,7 +86,11 @@ function asRenderError(e: unknown, environment: SlsEnvironment, file: string, sl
   const innermost = locations.filter((m) => m[2] !== undefined).at(-1) ?? locations.at(-1);
   const reported = innermost?.[1] ? { file: environment.fileOf(innermost[1]), line: innermost[2] ? Number(innermost[2]) : undefined } : undefined;
   const mark = environment.lastMark();
-  let where: { file: string; line: number | undefined } = mark && (!reported || reported.line === undefined || reported.file === mark.file) ? mark : reported ?? { file, line: undefined };
+  // Inside a macro of an imported file, nunjucks names the calling template (with the macro's line number), while the
+  // last mark was set by the macro's own line as it ran: the mark is the place.
+  const inImportedMacro = mark !== undefined && mark.file !== file && reported?.file === file;
+  let where: { file: string; line: number | undefined } =
+    mark && (inImportedMacro || !reported || reported.line === undefined || reported.file === mark.file) ? mark : reported ?? { file, line: undefined };
   // Syntax errors at the end of the text ("expected endif, got end of file") come without a line.
   if (where.line === undefined && where.file === file && /end of file/.test(raw)) where = { file, line: text.split('\n').length };
   const message = (ours?.message ?? raw.replace(/\([^()\n]*\)( \[Line [^\]]*\])?(?=\n)/g, '').replace(/Template render error:/g, '').replace(/\b\w*Error: /g, ''))
