@@ -186,6 +186,19 @@ describe('user.present and group.present', () => {
     expect(node.commands.at(-1)).toBe("usermod -a -G 'sudo' -- 'alice'");
   });
 
+  it('changes only the full name (GECOS field 1) and keeps the room and phone fields; refuses a comma in it', async () => {
+    const node = fakeNode([[/getent passwd/, probe('alice:x:1000:1000:Alice,R101,555-0101,,:/home/alice:/bin/bash', 'alice', 'alice')]]);
+    const s = state('user.present', 'alice', { fullname: 'Alice Liddell' });
+    const checked = await fn('user.present').check(s, context(node));
+    expect(checked.changes).toEqual({ fullname: 'Alice Liddell' });
+    await fn('user.present').apply(s, context(node), checked);
+    expect(node.commands.at(-1)).toBe("usermod -c 'Alice Liddell,R101,555-0101,,' -- 'alice'");
+    const settled = fakeNode([[/getent passwd/, probe('alice:x:1000:1000:Alice Liddell,R101,555-0101,,:/home/alice:/bin/bash', 'alice', 'alice')]]);
+    expect((await fn('user.present').check(s, context(settled))).inSync).toBe(true);
+    // A comma would start the room-number field: the name read back would never equal it, so every run would change it.
+    expect(fn('user.present').validate!({ fullname: 'Liddell, Alice' })[0]).toMatch(/^fullname: may not contain ":", "," or a newline/);
+  });
+
   it('creates and updates groups, with exact members', async () => {
     const missing = fakeNode([[/getent group/, { code: 2 }]]);
     const s = state('group.present', 'munge', { gid: 990, system: true, members: ['slurm'] });

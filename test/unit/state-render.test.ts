@@ -123,6 +123,19 @@ describe('state render: silent nunjucks mismatches become errors naming file and
     expect(e.details).toMatchObject({ file: FILE, line });
   });
 
+  it('a variable the template binds itself may be named like a Salt global (opts, salt, grains)', () => {
+    const files = { 'lib/m.njk': '{% macro mnt(dev, opts="defaults") %}{{ dev }} {{ opts }}{% endmacro %}' };
+    const template = [
+      '{% set opts = "noatime" %}a: {{ opts }}',
+      '{% for salt in ["x"] %}b: {{ salt }}{% endfor %}',
+      '{% from "lib/m.njk" import mnt as grains %}c: {{ grains("/dev/sdb1", opts="ro") }}',
+    ].join('\n');
+    expect(render(template, files)).toBe('a: noatime\nb: x\nc: /dev/sdb1 ro');
+    // Binding one name frees only that name.
+    const e = renderError('{% set opts = 1 %}\n{{ grains["os"] }}');
+    expect(e.message).toMatch(/^states\/web\/init\.sls:2: Salt execution modules, grains and opts/);
+  });
+
   it('an error in an imported template names that template and its line', () => {
     const e = renderError('{% include "web/bad.njk" %}', { 'web/bad.njk': 'ok\n{{ nope }}\n' });
     expect(e.message).toMatch(/^states\/web\/bad\.njk:2: `nope` is undefined/);

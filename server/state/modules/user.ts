@@ -24,7 +24,9 @@ const schema = argsSchema({
   gid: z.union([nonNegativeInt, accountName]).optional(),
   home: absolutePath.optional(),
   shell: absolutePath.optional(),
-  fullname: z.string().refine((s) => !/[:\n]/.test(s), 'may not contain ":" or a newline').optional(),
+  // The full name is GECOS's first comma-separated field (as in Salt): a comma would start the room-number field, so
+  // the name read back could never equal it.
+  fullname: z.string().refine((s) => !/[:,\n]/.test(s), 'may not contain ":", "," or a newline (GECOS fields are comma-separated; the full name is the first)').optional(),
   groups: listOrCsv.pipe(z.array(accountName)).optional(),
   remove_groups: z.boolean().optional(),
   createhome: z.boolean().optional(),
@@ -52,6 +54,8 @@ interface UserPlan {
   changes: Record<string, unknown>;
   /** Groups to put on `-G` (the full list, or only the missing ones with `-a`). */
   groups?: { list: string[]; append: boolean };
+  /** The whole GECOS field to write when the full name changes. */
+  gecos?: string;
 }
 
 const plans = new WeakMap<CheckOutcome, UserPlan>();
@@ -73,6 +77,7 @@ async function plan(call: Call<Args>): Promise<UserPlan> {
     return { exists: false, changes, ...(wantedGroups?.length ? { groups: { list: wantedGroups, append: false } } : {}) };
   }
   const changes: Record<string, unknown> = {};
+  let gecos: string | undefined;
   if (args.uid !== undefined && args.uid !== entry.uid) changes.uid = args.uid;
   if (args.gid !== undefined) {
     const primary = section(sections, 'primary').out.trim();
@@ -81,7 +86,14 @@ async function plan(call: Call<Args>): Promise<UserPlan> {
   }
   if (args.home !== undefined && args.home !== entry.home) changes.home = args.home;
   if (args.shell !== undefined && args.shell !== entry.shell) changes.shell = args.shell;
-  if (args.fullname !== undefined && args.fullname !== entry.gecos.split(',')[0]) changes.fullname = args.fullname;
+  if (args.fullname !== undefined) {
+    const [current = '', ...otherFields] = entry.gecos.split(',');
+    if (args.fullname !== current) {
+      changes.fullname = args.fullname;
+      // usermod -c replaces the whole GECOS field: keep the room, phone and other fields the state does not manage.
+      gecos = [args.fullname, ...otherFields].join(',');
+    }
+  }
   let groups: UserPlan['groups'];
   if (wantedGroups !== undefined) {
     const primary = section(sections, 'primary').out.trim();
@@ -101,7 +113,7 @@ async function plan(call: Call<Args>): Promise<UserPlan> {
       groups = { list: wanted, append: false };
     }
   }
-  return { exists: true, changes, ...(groups ? { groups } : {}) };
+  return { exists: true, changes, ...(groups ? { groups } : {}), ...(gecos !== undefined ? { gecos } : {}) };
 }
 
 export function userCommand(name: string, args: Args, p: UserPlan): string {
@@ -112,7 +124,7 @@ export function userCommand(name: string, args: Args, p: UserPlan): string {
   if (c.gid !== undefined) option('-g', c.gid);
   if (c.home !== undefined) option('-d', c.home);
   if (c.shell !== undefined) option('-s', c.shell);
-  if (c.fullname !== undefined) option('-c', c.fullname);
+  if (c.fullname !== undefined) option('-c', p.gecos ?? c.fullname);
   if (p.groups !== undefined) {
     if (p.groups.append) words.push('-a');
     option('-G', p.groups.list.join(','));

@@ -80,22 +80,25 @@ const RULES: Rule[] = [
     problem: 'Python string methods do not exist in nunjucks',
     instead: 'the filters `|upper`, `|lower`, `|trim`, `|title`, `|capitalize`, `|startswith(s)`, `|endswith(s)`, `|format(...)`, `xs|join(sep)`',
   },
-  {
-    applies: ANY,
-    pattern: /(?<![.\w])(salt|grains|opts|__salt__|__grains__|__pillar__|__opts__)\b(?!\s*=[^=])/,
-    problem: 'Salt execution modules, grains and opts are not available when rendering',
-    instead: '`facts` (osFamily, osRelease, cpus, memoryMiB, gpus, nics, ...), `pillar`, `node`, `group`, `cluster`',
-  },
 ];
+
+/**
+ * Salt's render-time globals. A template that binds one of these names itself (`{% set opts = ... %}`, a loop
+ * variable, a macro parameter, an import) means its own variable, which is allowed.
+ */
+const SALT_GLOBAL = /(?<![.\w])(salt|grains|opts|__salt__|__grains__|__pillar__|__opts__)\b(?!\s*=[^=])/g;
+const SALT_GLOBAL_PROBLEM = 'Salt execution modules, grains and opts are not available when rendering';
+const SALT_GLOBAL_INSTEAD = '`facts` (osFamily, osRelease, cpus, memoryMiB, gpus, nics, ...), `pillar`, `node`, `group`, `cluster`';
 
 /** Checks and rewrites one template. `file` is used in error messages only. */
 export function preprocessTemplate(text: string, file: string): string {
   const constructs = scan(text, file);
+  const bound = boundNames(constructs.map((c) => text.slice(c.innerStart, c.innerEnd)));
   let out = '';
   let copied = 0;
   for (const construct of constructs) {
     const inner = text.slice(construct.innerStart, construct.innerEnd);
-    check(construct, inner, file);
+    check(construct, inner, file, bound);
     const rewritten = rewrite(construct, inner, file);
     if (rewritten !== undefined) {
       out += text.slice(copied, construct.innerStart) + rewritten;
@@ -127,7 +130,28 @@ function rewrite(construct: Construct, inner: string, file: string): string | un
   return `${tag[1]}${tag[2]}${tag[3]}${mark} or (${tag[4]})`;
 }
 
-function check(construct: Construct, inner: string, file: string): void {
+/** Names the template binds itself: set targets, loop variables, macro and call-block parameters, imports. */
+function boundNames(inners: string[]): Set<string> {
+  const names = new Set<string>();
+  const addAll = (list: string) => {
+    for (const part of list.split(',')) {
+      const name = /^\s*(\w+)/.exec(part.replace(/^\s*\w+\s+as\s+/, ''));
+      if (name) names.add(name[1]!);
+    }
+  };
+  for (const inner of inners) {
+    const tag = maskStrings(inner).trim();
+    let m: RegExpExecArray | null;
+    if ((m = /^set\s+([\w\s,]+?)\s*(?:=|$)/.exec(tag))) addAll(m[1]!);
+    else if ((m = /^for\s+([\w\s,]+?)\s+in\s/.exec(tag))) addAll(m[1]!);
+    else if ((m = /^(?:macro\s+\w+|call)\s*\(([^)]*)\)/.exec(tag))) addAll(m[1]!.split(',').map((p) => p.split('=')[0]).join(','));
+    else if ((m = /^import\s+\S+\s+as\s+(\w+)/.exec(tag))) names.add(m[1]!);
+    else if ((m = /^from\s+\S+\s+import\s+(.+?)(?:\s+(?:with|without)\s+context)?$/.exec(tag))) addAll(m[1]!);
+  }
+  return names;
+}
+
+function check(construct: Construct, inner: string, file: string, bound: Set<string>): void {
   const masked = maskStrings(inner);
   const trimmed = masked.trimStart();
   const lineAt = (index: number): number => construct.line + countNewlines(masked, 0, index + (masked.length - trimmed.length));
@@ -141,6 +165,9 @@ function check(construct: Construct, inner: string, file: string): void {
     if (!rule.applies(construct.kind)) continue;
     const match = rule.pattern.exec(trimmed);
     if (match) fail(file, lineAt(match.index), rule.problem, rule.instead);
+  }
+  for (const match of trimmed.matchAll(SALT_GLOBAL)) {
+    if (!bound.has(match[1]!)) fail(file, lineAt(match.index), SALT_GLOBAL_PROBLEM, SALT_GLOBAL_INSTEAD);
   }
 }
 
