@@ -48,7 +48,7 @@ export const groupSchema = strict({
   data: freeForm.default({}),
 });
 
-const bmc = strict({ address: text, kind: z.enum(['ipmi', 'redfish']).default('ipmi') });
+const bmc = strict({ address: text, kind: z.enum(['ipmi', 'redfish']).default('ipmi'), boot_mode: z.enum(['uefi', 'legacy']).optional() });
 
 const overrides = strict({
   image: text.optional(),

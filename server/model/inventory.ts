@@ -76,9 +76,17 @@ export interface Group {
 
 export type BmcKind = 'ipmi' | 'redfish';
 
+/**
+ * The firmware mode a one-time network boot override asks the BMC for. A BMC boots the mode it is told (IPMI's
+ * "BIOS boot type" bit reads as legacy when unset), so a UEFI-only machine needs `uefi` said out loud.
+ */
+export type BmcBootMode = 'uefi' | 'legacy';
+
 export interface Bmc {
   address: string;
   kind: BmcKind;
+  /** Unset: the mode the machine's last network boot showed (iPXE's platform), else the BMC's default. */
+  bootMode?: BmcBootMode;
 }
 
 export interface NodeOverrides {

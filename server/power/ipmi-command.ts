@@ -1,3 +1,4 @@
+import type { BmcBootMode } from '../model/inventory.js';
 import type { BmcTarget, PowerState } from './types.js';
 
 /**
@@ -15,6 +16,14 @@ export function ipmitoolArgs(target: BmcTarget, command: readonly string[]): str
     ...(c.cipherSuite !== undefined ? ['-C', String(c.cipherSuite)] : []),
     ...command,
   ];
+}
+
+/**
+ * Next boot from the network, once (no options=persistent). `options=efiboot` sets the boot flags' "BIOS boot type"
+ * bit to EFI; without it the flags say legacy, which a UEFI-only machine may not be able to do.
+ */
+export function pxeBootdevCommand(mode: BmcBootMode | undefined): string[] {
+  return ['chassis', 'bootdev', 'pxe', ...(mode === 'uefi' ? ['options=efiboot'] : [])];
 }
 
 /** `Chassis Power is on` / `Chassis Power is off` (ipmitool chassis power status). */

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { ipmitoolArgs, ipmitoolError, parseIpmiPowerStatus } from './ipmi-command.js';
+import { ipmitoolArgs, ipmitoolError, parseIpmiPowerStatus, pxeBootdevCommand } from './ipmi-command.js';
 import { BmcError, type BmcTarget, type PowerAction, type PowerDriver, type PowerState } from './types.js';
 
 const IPMITOOL = 'ipmitool';
@@ -52,8 +52,7 @@ export const ipmiDriver: PowerDriver = async (target: BmcTarget, action: PowerAc
       await ipmitool(target, ['chassis', 'power', 'cycle'], signal);
       return { state: 'on' };
     case 'pxe': {
-      // bootdev without options=persistent applies to the next boot only.
-      await ipmitool(target, ['chassis', 'bootdev', 'pxe'], signal);
+      await ipmitool(target, pxeBootdevCommand(target.bootMode), signal);
       // A cycle does nothing to a machine that is off (IPMI spec), so switch those on instead.
       const state = await powerStatus(target, signal);
       await ipmitool(target, ['chassis', 'power', state === 'off' ? 'on' : 'cycle'], signal);

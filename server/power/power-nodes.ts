@@ -1,4 +1,4 @@
-import type { BmcKind, ResolvedNode } from '../model/inventory.js';
+import type { BmcBootMode, BmcKind, ResolvedNode } from '../model/inventory.js';
 import { runBatch } from './batch.js';
 import { credentialFor, type BmcCredentials } from './credentials-file.js';
 import { ipmiDriver } from './ipmi.js';
@@ -12,6 +12,8 @@ export interface PowerOptions {
   timeoutMs: number;
   /** Protocol drivers by BMC kind; tests replace them. */
   drivers?: Partial<Record<BmcKind, PowerDriver>>;
+  /** The firmware mode each node's last network boot showed, for nodes whose inventory BMC names none. */
+  bootModesSeen?: ReadonlyMap<string, BmcBootMode>;
 }
 
 export const DEFAULT_POWER_OPTIONS: PowerOptions = { concurrency: 32, timeoutMs: 30_000 };
@@ -47,7 +49,8 @@ export async function powerNodes(
       report({ node: node.name, ok: false, error: `no BMC credentials for ${node.name} (group ${node.group}) or a default in ${credentials.file}`, durationMs: 0 });
       continue;
     }
-    targets.push({ node: node.name, bmc: node.bmc, credential });
+    const bootMode = node.bmc.bootMode ?? options.bootModesSeen?.get(node.name);
+    targets.push({ node: node.name, bmc: node.bmc, credential, ...(bootMode ? { bootMode } : {}) });
   }
   await runBatch(targets, options, (t, signal) => drivers[t.bmc.kind](t, action, signal), (t, settled) => {
     report(

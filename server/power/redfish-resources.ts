@@ -1,11 +1,15 @@
-import type { Bmc } from '../model/inventory.js';
+import type { Bmc, BmcBootMode } from '../model/inventory.js';
 import { BmcError, type BmcCredential, type PowerState } from './types.js';
 
 /** The parts of a Redfish ComputerSystem that power control reads. Pure helpers over its JSON. */
 export interface ComputerSystem {
   '@odata.id'?: string;
   PowerState?: string;
-  Boot?: { 'BootSourceOverrideTarget@Redfish.AllowableValues'?: string[] };
+  Boot?: {
+    'BootSourceOverrideTarget@Redfish.AllowableValues'?: string[];
+    BootSourceOverrideMode?: string;
+    'BootSourceOverrideMode@Redfish.AllowableValues'?: string[];
+  };
   Actions?: { '#ComputerSystem.Reset'?: { target?: string; 'ResetType@Redfish.AllowableValues'?: string[] } };
 }
 
@@ -52,9 +56,24 @@ export function resetTargetOf(system: ComputerSystem, systemPath: string): strin
   return system.Actions?.['#ComputerSystem.Reset']?.target ?? `${systemPath.replace(/\/+$/, '')}/Actions/ComputerSystem.Reset`;
 }
 
-/** The PATCH body that makes the next boot, and only that one, a network boot. */
-export function pxeOnceBody(system: ComputerSystem): { Boot: { BootSourceOverrideTarget: 'Pxe'; BootSourceOverrideEnabled: 'Once' } } {
+export interface PxeOnceBody {
+  Boot: { BootSourceOverrideTarget: 'Pxe'; BootSourceOverrideEnabled: 'Once'; BootSourceOverrideMode?: 'UEFI' | 'Legacy' };
+}
+
+const REDFISH_BOOT_MODE: Record<BmcBootMode, 'UEFI' | 'Legacy'> = { uefi: 'UEFI', legacy: 'Legacy' };
+
+/**
+ * The PATCH body that makes the next boot, and only that one, a network boot, in `mode` when one is known and the
+ * service has the BootSourceOverrideMode property (older services reject properties they do not have).
+ */
+export function pxeOnceBody(system: ComputerSystem, mode?: BmcBootMode): PxeOnceBody {
   const allowed = system.Boot?.['BootSourceOverrideTarget@Redfish.AllowableValues'];
   if (allowed && !allowed.includes('Pxe')) throw new BmcError(`the BMC does not offer Pxe as a boot override (it allows ${allowed.join(', ')})`);
-  return { Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } };
+  const body: PxeOnceBody = { Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } };
+  if (mode === undefined || system.Boot?.BootSourceOverrideMode === undefined) return body;
+  const wanted = REDFISH_BOOT_MODE[mode];
+  const modes = system.Boot['BootSourceOverrideMode@Redfish.AllowableValues'];
+  if (modes && !modes.includes(wanted)) throw new BmcError(`the BMC does not offer ${wanted} as a boot override mode (it allows ${modes.join(', ')})`);
+  body.Boot.BootSourceOverrideMode = wanted;
+  return body;
 }

@@ -52,7 +52,7 @@ export const redfishDriver: PowerDriver = async (target: BmcTarget, action: Powe
     case 'pxe': {
       // Services with ETags refuse a PATCH without If-Match (412); the one from our GET is current enough.
       const etag = typeof got.headers.etag === 'string' ? { 'if-match': got.headers.etag } : undefined;
-      expectOk(await call('PATCH', systemPath, pxeOnceBody(system), etag), `PATCH ${systemPath}`);
+      expectOk(await call('PATCH', systemPath, pxeOnceBody(system, target.bootMode), etag), `PATCH ${systemPath}`);
       // A machine that is off does not restart; it is switched on.
       await reset(state === 'off' ? 'on' : 'cycle');
       return { state: 'on' };

@@ -1,8 +1,11 @@
-import type { Bmc } from '../model/inventory.js';
+import type { Bmc, BmcBootMode } from '../model/inventory.js';
 
 /** What `rackseed power` can ask of a BMC. `pxe` = boot from the network once, then power cycle (or on). */
 export const POWER_ACTIONS = ['status', 'on', 'off', 'cycle', 'pxe'] as const;
 export type PowerAction = (typeof POWER_ACTIONS)[number];
+
+/** Actions that stop or restart a running machine: they need explicit confirmation (`--yes`, `confirm: true`). */
+export const DISRUPTIVE_POWER_ACTIONS: readonly PowerAction[] = ['off', 'cycle', 'pxe'];
 
 export function isPowerAction(v: unknown): v is PowerAction {
   return typeof v === 'string' && (POWER_ACTIONS as readonly string[]).includes(v);
@@ -42,6 +45,8 @@ export interface BmcTarget {
   node: string;
   bmc: Bmc;
   credential: BmcCredential;
+  /** The firmware mode a `pxe` override asks for: the inventory's, else the one last seen; unset = say nothing. */
+  bootMode?: BmcBootMode;
 }
 
 /**

@@ -1,6 +1,8 @@
 import { createSocket, type Socket } from 'node:dgram';
-import { readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ResolvedNode } from '../../server/model/inventory.js';
 import { parseBmcCredentials } from '../../server/power/credentials-file.js';
@@ -83,6 +85,29 @@ describe('IPMI through ipmitool against ipmi_sim', () => {
     const before = sim.sets().length;
     expect(await run('pxe')).toEqual({ state: 'on' });
     expect(sim.sets().slice(before)).toEqual(['set boot pxe', 'set power 1']);
+  });
+
+  it('pxe for a UEFI node sends the boot flags with the EFI bit (ipmitool options=efiboot); legacy and unknown without it', async () => {
+    // ipmi_sim keeps only the boot device, so the Set System Boot Options request itself is read from ipmitool's
+    // verbose trace: parameter 5, byte 1 = 0x80 valid | 0x20 EFI, byte 2 = 0x04 force PXE.
+    const dir = mkdtempSync(path.join(tmpdir(), 'rackseed-ipmitool-trace-'));
+    const trace = path.join(dir, 'trace.log');
+    writeFileSync(path.join(dir, 'ipmitool'), `#!/bin/sh\nexec /usr/bin/ipmitool -vvv "$@" 2>>'${trace}'\n`);
+    chmodSync(path.join(dir, 'ipmitool'), 0o755);
+    const savedPath = process.env.PATH;
+    process.env.PATH = `${dir}:${savedPath ?? ''}`;
+    const bootOptionsSent = () => [...readFileSync(trace, 'utf8').matchAll(/data\s+: (0x05 0x[0-9a-f]{2} 0x[0-9a-f]{2})/g)].map((m) => m[1]);
+    try {
+      for (const bootMode of ['uefi', 'legacy', undefined] as const) {
+        const before = sim.sets().length;
+        await run('pxe', { ...target(sim.port), ...(bootMode ? { bootMode } : {}) });
+        expect(sim.sets().slice(before)[0]).toBe('set boot pxe');
+      }
+      expect(bootOptionsSent()).toEqual(['0x05 0xa0 0x04', '0x05 0x80 0x04', '0x05 0x80 0x04']);
+    } finally {
+      process.env.PATH = savedPath;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('pxe power-cycles a machine that is on', async () => {

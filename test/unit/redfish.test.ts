@@ -78,6 +78,28 @@ describe('Redfish driver against the DMTF mockup', () => {
     expect(s.system.PowerState).toBe('On');
   });
 
+  it('pxe asks for the node\'s firmware mode (BootSourceOverrideMode) when the service has that property, else says nothing', async () => {
+    const s = await bmc();
+    await run({ ...target(s.port), bootMode: 'legacy' }, 'pxe');
+    await run({ ...target(s.port), bootMode: 'uefi' }, 'pxe');
+    expect(s.changes().filter((r) => r.method === 'PATCH').map((r) => r.body)).toEqual([
+      { Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once', BootSourceOverrideMode: 'Legacy' } },
+      { Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once', BootSourceOverrideMode: 'UEFI' } },
+    ]);
+    expect(s.system.Boot.BootSourceOverrideMode).toBe('UEFI');
+
+    // An older service without the property would refuse it in the PATCH.
+    const old = await bmc();
+    delete old.system.Boot.BootSourceOverrideMode;
+    await run({ ...target(old.port), bootMode: 'uefi' }, 'pxe');
+    expect(old.changes()[0]!.body).toEqual({ Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } });
+
+    const legacyOnly = await bmc();
+    legacyOnly.system.Boot['BootSourceOverrideMode@Redfish.AllowableValues'] = ['Legacy'];
+    await expect(run({ ...target(legacyOnly.port), bootMode: 'uefi' }, 'pxe')).rejects.toThrow(/does not offer UEFI as a boot override mode \(it allows Legacy\)/);
+    expect(legacyOnly.changes()).toEqual([]);
+  });
+
   it('a wrong password is reported as an authentication failure and changes nothing', async () => {
     const s = await bmc();
     await expect(run(target(s.port, { password: 'wrong' }), 'off')).rejects.toThrow(/authentication failed/);
@@ -88,6 +110,21 @@ describe('Redfish driver against the DMTF mockup', () => {
     const s = await bmc({ https: true });
     await expect(run(target(s.port, { scheme: 'https' }), 'status')).rejects.toThrow(/SELF_SIGNED|certificate/i);
     expect(await run(target(s.port, { scheme: 'https', insecure: true }), 'status')).toEqual({ state: 'on' });
+  });
+});
+
+describe('the boot mode a pxe override asks for', () => {
+  it('is the inventory\'s bmc.boot_mode when set, else the one last seen, else none', async () => {
+    const s = await bmc();
+    const node = (name: string, bootMode?: 'uefi' | 'legacy'): ResolvedNode =>
+      ({ name, group: 'gpu', macs: [], labels: {}, roles: [], kernelArgs: [], hardware: {}, installedBoot: 'local', uefiLoader: 'ipxe.efi', leaseSeconds: 3600, data: {}, bmc: { address: '127.0.0.1', kind: 'redfish', ...(bootMode ? { bootMode } : {}) } }) as ResolvedNode;
+    const creds = parseBmcCredentials(`default: { username: root, password: calvin, port: ${s.port}, scheme: http }\n`, 'bmc.yaml');
+    const seen = new Map([['pinned', 'uefi'], ['seen', 'uefi']] as const);
+    for (const n of [node('pinned', 'legacy'), node('seen'), node('unknown')]) {
+      const [result] = await powerNodes([n], 'pxe', creds, { concurrency: 1, timeoutMs: 5000, bootModesSeen: seen });
+      expect(result).toMatchObject({ node: n.name, ok: true });
+    }
+    expect(s.changes().filter((r) => r.method === 'PATCH').map((r) => (r.body as { Boot: Record<string, unknown> }).Boot.BootSourceOverrideMode)).toEqual(['Legacy', 'UEFI', undefined]);
   });
 });
 
