@@ -10,9 +10,9 @@ export const runtimeRegistry = new Registry();
 
 const runDuration = new Histogram({
   name: 'rackseed_run_duration_seconds',
-  help: 'Duration of finished runs (state apply/test, readiness, audit, install) by kind and result',
+  help: 'Duration of finished runs (state apply/test, readiness, audit) by kind and result',
   labelNames: ['kind', 'result'] as const,
-  // From a quick readiness check to a multi-hour GPU image install.
+  // From a quick readiness check to a long first apply (driver builds).
   buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400],
   registers: [runtimeRegistry],
 });

@@ -22,6 +22,7 @@ import type { InventoryService } from './inventory-service.js';
 import type { NodeIdentity } from './node-identity.js';
 import { sshTransportFactory, type TransportFactory } from './node-transport.js';
 import { loadPillarDocuments } from './pillar-files.js';
+import { observeRun } from '../metrics/runtime-metrics.js';
 
 export interface StateSettings {
   /** SLS roots, searched in order: the operator's directories first, the built-in states/ last. */
@@ -150,6 +151,7 @@ export class StateService {
       summary: { mode, counts: report.counts, ...(report.error ? { error: report.error } : {}) },
       details: report.states,
     });
+    observeRun(mode, report.durationMs / 1000, report.result);
     log.info({ runId, mode, result: report.result, counts: report.counts, ms: report.durationMs }, 'state run finished');
     if (report.hardwareChanged) for (const listener of this.hardwareListeners) listener(node.name);
     return report;

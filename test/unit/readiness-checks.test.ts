@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { verdict } from '../../server/readiness/engine.js';
 import { evaluateHosts, hostnameMatches } from '../../server/readiness/roles/base.js';
@@ -5,7 +9,7 @@ import { checksForNode, rolesToCheck } from '../../server/readiness/roles/index.
 import { evaluateInfiniband } from '../../server/readiness/roles/infiniband.js';
 import { evaluateK3sNode } from '../../server/readiness/roles/k3s.js';
 import { compareVersions, gpuModelSpec } from '../../server/readiness/roles/nvidia-models.js';
-import { evaluateNvidiaSmi, evaluateXid } from '../../server/readiness/roles/nvidia.js';
+import { evaluateNvidiaSmi, evaluateXid, nameHasModel, XID_COMMAND } from '../../server/readiness/roles/nvidia.js';
 import { evaluateController, evaluateSlurmNode } from '../../server/readiness/roles/slurm.js';
 import type { Evidence } from '../../server/readiness/types.js';
 import { context, FACTS, fixture, ok, sysfsDump } from '../fixtures/readiness/load.js';
@@ -115,6 +119,17 @@ describe('nvidia checks over recorded nvidia-smi outputs', () => {
     expect(ev['nvidia.gpu_model']).toMatchObject({ pass: false, seen: '1x NVIDIA A100-SXM4-80GB' });
   });
 
+  it('the model is matched as a whole token: L40S is no L40, an A100 no A10; H100 in "NVIDIA H100 80GB HBM3" is', () => {
+    expect(nameHasModel('NVIDIA L40S', 'L40')).toBe(false);
+    expect(nameHasModel('NVIDIA A100-SXM4-80GB', 'A10')).toBe(false);
+    expect(nameHasModel('NVIDIA H200', 'H20')).toBe(false);
+    expect(nameHasModel('NVIDIA H100 80GB HBM3', 'h100')).toBe(true);
+    expect(nameHasModel('NVIDIA A100-SXM4-80GB', 'A100')).toBe(true);
+    expect(nameHasModel('NVIDIA GeForce RTX 3060', 'RTX 3060')).toBe(true);
+    const ev = byCheck(evaluateNvidiaSmi(ok(fixture('nvidia-smi/telegraf-a100-sxm4-v12-q-x.xml')), context({ hardware: { gpu: { model: 'A10', count: 1, memoryMiB: 81920 } } })));
+    expect(ev['nvidia.gpu_model']).toMatchObject({ pass: false, seen: '1x NVIDIA A100-SXM4-80GB' });
+  });
+
   it('pending row remap fails memory_errors', () => {
     const text = fixture('nvidia-smi/gpud-h100-80gb-hbm3-x8-535.161.08-q.txt');
     // The recorded output with the first GPU's "Pending : No" under Remapped Rows flipped, to exercise the rule.
@@ -158,6 +173,27 @@ describe('nvidia Xid check over a recorded kernel log', () => {
     expect(evaluateXid({ code: 1, stdout: '', stderr: 'dmesg: read kernel buffer failed: Operation not permitted' })[0]).toMatchObject({ pass: false, check: 'nvidia.xid' });
     expect(evaluateXid(ok(''))[0]).toMatchObject({ pass: false });
   });
+
+  it('the real collection command keeps a hardware Xid that 600 later application Xids would have pushed out', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'rackseed-xid-'));
+    try {
+      const lines = ['[10.0] NVRM: Xid (PCI:0000:18:00): 79, pid=0, GPU has fallen off the bus.'];
+      for (let i = 0; i < 600; i++) lines.push(`[${11 + i}.0] NVRM: Xid (PCI:0000:3b:00): 13, pid=${i}, Graphics Exception`);
+      writeFileSync(path.join(dir, 'kernel.log'), `${lines.join('\n')}\n`);
+      writeFileSync(path.join(dir, 'dmesg'), `#!/bin/sh\ncat '${path.join(dir, 'kernel.log')}'\n`, { mode: 0o755 });
+      const r = spawnSync('sh', ['-c', XID_COMMAND], { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}` } });
+      expect(r.status).toBe(0);
+      const [e] = evaluateXid({ code: 0, stdout: r.stdout, stderr: r.stderr });
+      expect(e).toMatchObject({ pass: false, check: 'nvidia.xid' });
+      expect(e?.seen).toMatch(/Xid 79 on 0000:18:00/);
+      // A clean log: the marker alone, so "none", not "could not read".
+      writeFileSync(path.join(dir, 'kernel.log'), '[1.0] eth0: link up\n');
+      const clean = spawnSync('sh', ['-c', XID_COMMAND], { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}` } });
+      expect(evaluateXid({ code: clean.status ?? -1, stdout: clean.stdout, stderr: clean.stderr })[0]).toMatchObject({ pass: true, seen: 'none' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('infiniband checks over recorded ibstat and sysfs', () => {
@@ -188,6 +224,17 @@ describe('infiniband checks over recorded ibstat and sysfs', () => {
     expect(e).toMatchObject({ pass: false });
     expect(e?.reason).toMatch(/other rate: .*200G/);
     expect(evaluateInfiniband(ok(text), ib(8, 200))[0]).toMatchObject({ pass: true });
+  });
+
+  it('on a node with InfiniBand ports, an Ethernet port at the fabric\'s rate is not counted (an all-Ethernet RoCE node\'s ports are its fabric)', () => {
+    // The recording has 8 InfiniBand ports and 1 Ethernet port, all Active at 200. One InfiniBand port taken down
+    // leaves 7 fabric ports: the Ethernet port must not make up the eighth.
+    const text = fixture('infiniband/gpud-ibstat.47.0.a100.all.active.0.txt');
+    const at = text.indexOf("CA 'mlx5_8'");
+    const down = text.slice(0, at) + text.slice(at).replace('State: Active', 'State: Down').replace('Physical state: LinkUp', 'Physical state: Disabled');
+    const [e] = evaluateInfiniband(ok(down), ib(8, 200));
+    expect(e).toMatchObject({ pass: false, seen: '7 of 9 port(s) Active/LinkUp at 200 Gb/s' });
+    expect(e?.reason).toMatch(/^7 of 8 expected port\(s\) are Active\/LinkUp at 200 Gb\/s; not up: mlx5_8\/1 Down\/Disabled 200G; Ethernet, not counted: mlx5_\d+\/1 Active\/LinkUp 200G$/);
   });
 
   it('ibstat ending in ibpanic (exit 255) fails even though the ports it printed look active', () => {

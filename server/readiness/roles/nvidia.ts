@@ -30,10 +30,19 @@ export const NVIDIA_SMI_COMMAND = [
   'exit 0',
 ].join('\n');
 
-/** The kernel log's Xid lines, then a marker proving the log was readable (no marker = we saw nothing, not "no Xid"). */
+/** `Xid (PCI:0000:3b:00): 13,`: the application-caused codes, which must not crowd the hardware ones out of the tail. */
+const APPLICATION_XID_PATTERN = `Xid \\(PCI:[^)]*\\): (${[...APPLICATION_XIDS].join('|')}),`;
+
+/**
+ * The kernel log's Xid lines, then a marker proving the log was readable (no marker = we saw nothing, not "no Xid").
+ * Hardware and application Xids are kept apart, each with its own limit: a flood of application Xid 13 after one
+ * Xid 79 (GPU fallen off the bus) must not push the 79 out of a shared tail.
+ */
 export const XID_COMMAND = [
   'if log=$(dmesg 2>&1); then',
-  "  printf '%s\\n' \"$log\" | grep -F 'NVRM: Xid' | tail -n 500",
+  "  xids=$(printf '%s\\n' \"$log\" | grep -F 'NVRM: Xid') || true",
+  `  printf '%s\\n' "$xids" | grep -vE '${APPLICATION_XID_PATTERN}' | tail -n 500`,
+  `  printf '%s\\n' "$xids" | grep -E '${APPLICATION_XID_PATTERN}' | tail -n 100`,
   `  echo '${KERNEL_LOG_OK}'`,
   "else printf '%s\\n' \"$log\" >&2; exit 1; fi",
 ].join('\n');
@@ -76,10 +85,19 @@ function countEvidence(report: NvidiaReport, ctx: CheckContext): Evidence {
     : failed(ROLE, 'nvidia.gpu_count', String(exp.count), seen, `nvidia-smi lists ${report.gpus.length} GPU(s), the group expects ${exp.count}`);
 }
 
+/**
+ * Whether nvidia-smi's product name names `model` as a whole token: "NVIDIA H100 80GB HBM3" has H100, but
+ * "NVIDIA L40S" has no L40 and "NVIDIA A100-SXM4-80GB" no A10 (a substring match passed both).
+ */
+export function nameHasModel(name: string, model: string): boolean {
+  const escaped = model.trim().replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(^|[^a-z0-9])${escaped}($|[^a-z0-9])`, 'i').test(name);
+}
+
 function modelEvidence(report: NvidiaReport, ctx: CheckContext): Evidence[] {
   const exp = ctx.hardware.gpu;
   if (!exp || report.gpus.length === 0) return [];
-  const wrong = report.gpus.filter((g) => !g.name.toLowerCase().includes(exp.model.toLowerCase()));
+  const wrong = report.gpus.filter((g) => !nameHasModel(g.name, exp.model));
   const seen = describeGpus(report.gpus);
   return [
     wrong.length === 0
