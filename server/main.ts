@@ -33,6 +33,7 @@ import { parseIpv4 } from './model/ipv4.js';
 import type { Inventory } from './model/inventory.js';
 import { startDhcpListener } from './net/dhcp-listener.js';
 import { IPXE_DIR, IPXE_DIR_SYMLINK_TARGETS, startTftpServer, type TftpServerHandle } from './net/tftp.js';
+import { dhcpAddressOf } from './net/http/plan-route.js';
 
 export interface RunningServer {
   config: Config;
@@ -131,6 +132,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     });
 
     const renderer = createIpxeRenderer(loadIpxeTemplates(IPXE_TEMPLATE_DIR));
+    // Debian's ipxe package links ipxe.efi and ipxe.lkrn to /boot; those two targets are the package's own. Both the
+    // TFTP root and HTTP's /ipxe serve that directory, so both allow them.
+    const loaderSymlinkTargets = path.resolve(config.tftp.root) === IPXE_DIR ? IPXE_DIR_SYMLINK_TARGETS : [];
     const httpLog = log.child({ subsystem: 'http' });
     const app = createHttpApp({
       serverName: config.serverName,
@@ -145,6 +149,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       netbootStats: () => ({ ...(dhcpStats ? { dhcp: dhcpStats } : {}), ...(tftp ? { tftp: tftp.stats() } : {}) }),
       filesDir,
       loaderDir: config.tftp.root,
+      loaderSymlinkTargets,
       dataDir: config.dataDir,
       states,
       readiness,
@@ -152,7 +157,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       log: httpLog,
       ...swarm.httpDeps,
       torrentSources: (image) => registry.torrentSourcesFor(image),
-      plan: { tokens: nodeTokens, store, inventory, images, identity, baseUrl: config.http.publicUrl, log: httpLog, callbackTokens },
+      plan: {
+        tokens: nodeTokens,
+        store,
+        inventory,
+        images,
+        identity,
+        baseUrl: config.http.publicUrl,
+        log: httpLog,
+        callbackTokens,
+        // Only in full mode does the server know each node's address (it hands them out).
+        ...(config.dhcp.mode === 'full' ? { addressOf: dhcpAddressOf(store) } : {}),
+      },
       booted: { callbackTokens, converge: (node) => convergence.request(node, 'booted') },
     });
 
@@ -185,8 +201,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         host: config.tftp.listen,
         port: config.tftp.port,
         root: config.tftp.root,
-        // Debian's ipxe package links ipxe.efi and ipxe.lkrn to /boot; those two targets are the package's own.
-        allowSymlinkTargets: path.resolve(config.tftp.root) === IPXE_DIR ? IPXE_DIR_SYMLINK_TARGETS : [],
+        allowSymlinkTargets: loaderSymlinkTargets,
         logger: log.child({ subsystem: 'tftp' }),
       });
       const t = tftp;

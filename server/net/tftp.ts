@@ -11,11 +11,12 @@
  */
 import { constants as fsConstants, createReadStream, type ReadStream } from 'node:fs';
 import { open, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Socket, RemoteInfo } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import tftp, { type IncomingRequest, type OutgoingResponse, type Server } from 'tftp';
+import { isInside } from '../util/inside.js';
 import {
   OP_ACK,
   OP_ERROR,
@@ -116,12 +117,6 @@ function sendQuietly(socket: Socket, packet: Buffer, to: RemoteInfo): void {
   } catch {
     // Nothing was sent; the client retries or gives up, as it would after a lost datagram.
   }
-}
-
-function isInside(child: string, parent: string): boolean {
-  if (child === parent) return true;
-  const rel = relative(parent, child);
-  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
 }
 
 function fsReason(err: unknown): TftpErrorReason {

@@ -1,5 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clientContext } from '../../server/cli/context.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let srv: TestServer;
@@ -73,6 +75,27 @@ describe('admin API resources', () => {
     const text = readFileSync(srv.inventoryFile, 'utf8');
     expect(text).toContain('# the head node');
     expect(text).toContain('head02');
+  });
+  it('refuses a node body with a wrong type or unknown key, naming the field, instead of dropping it', async () => {
+    const post = (b: unknown) => api('/api/v1/nodes', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) });
+    const cases: Array<[unknown, RegExp]> = [
+      [{ name: 'head04', macs: ['52:54:00:00:00:0a'], slot: '3' }, /^"slot": .*number/],
+      [{ name: 'head04', macs: ['52:54:00:00:00:0a'], ip: 10 }, /^"ip": /],
+      [{ name: 'head04', macs: ['52:54:00:00:00:0a'], bmc: { address: 5 } }, /^"bmc\.address": /],
+      [{ name: 'head04', macs: ['52:54:00:00:00:0a'], bmc: { address: '10.1.0.4', boot_mode: 'efi' } }, /^"bmc\.boot_mode": /],
+      [{ name: 'head04', macs: ['52:54:00:00:00:0a'], grup: 'head' }, /grup/],
+      [{ name: 'head04', mac: '52:54:00:00:00:0a', macs: ['52:54:00:00:00:0b'] }, /"macs" \(a list\) or one as "mac"/],
+      [{ name: 'head04' }, /"macs"/],
+      [[1, 2], /expected object/],
+    ];
+    for (const [b, message] of cases) {
+      const res = await post(b);
+      expect(res.status, JSON.stringify(b)).toBe(400);
+      const { error } = await body(res);
+      expect(error.code).toBe('BAD_REQUEST');
+      expect(error.message).toMatch(message);
+    }
+    expect(readFileSync(srv.inventoryFile, 'utf8')).not.toContain('head04');
   });
   it('refuses a duplicate MAC and names both entries', async () => {
     const res = await api('/api/v1/nodes', {
@@ -170,5 +193,49 @@ describe('iPXE over HTTP', () => {
       expect(res.status, p).toBeGreaterThanOrEqual(400);
       expect(await res.text()).not.toContain(srv.adminToken);
     }
+  });
+});
+
+describe('files and errors reveal nothing outside their roots', () => {
+  it('a symlink under /files that leads out of it (to the admin token, to /etc) is a 404; a file inside is served', async () => {
+    const files = path.join(srv.config.dataDir, 'files');
+    mkdirSync(path.join(files, 'installer'), { recursive: true });
+    writeFileSync(path.join(files, 'installer', 'ok.txt'), 'inside\n');
+    symlinkSync(path.join(srv.config.dataDir, 'admin-token'), path.join(files, 'installer', 'token-link'));
+    symlinkSync('/etc', path.join(files, 'etcdir'));
+    symlinkSync('ok.txt', path.join(files, 'installer', 'inner-link'));
+    expect(await (await fetch(`${srv.httpUrl}/files/installer/ok.txt`)).text()).toBe('inside\n');
+    expect(await (await fetch(`${srv.httpUrl}/files/installer/inner-link`)).text()).toBe('inside\n');
+    for (const p of ['/files/installer/token-link', '/files/etcdir/passwd', '/files/etcdir/hostname']) {
+      const res = await fetch(`${srv.httpUrl}${p}`);
+      expect(res.status, p).toBe(404);
+      const text = await res.text();
+      expect(text).not.toContain(srv.adminToken);
+      expect(JSON.parse(text)).toEqual({ error: { code: 'NOT_FOUND', message: `no file ${p}` } });
+    }
+  });
+  it('a missing file is NOT_FOUND without the server\'s paths', async () => {
+    const res = await fetch(`${srv.httpUrl}/files/nope`);
+    expect(res.status).toBe(404);
+    const text = await res.text();
+    expect(text).not.toContain(srv.config.dataDir);
+    expect(JSON.parse(text).error).toEqual({ code: 'NOT_FOUND', message: 'no file /files/nope' });
+  });
+  it('a repeated query parameter is a 400, not a dropped filter', async () => {
+    const res = await api('/api/v1/events?node=a&node=b');
+    expect(res.status).toBe(400);
+    expect((await body(res)).error).toEqual({ code: 'BAD_REQUEST', message: 'query parameter "node" must be given once' });
+  });
+  it('a node report without a valid token is a 401 before its body is parsed', async () => {
+    const res = await fetch(`${srv.httpUrl}/node/v1/report`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
+    expect(res.status).toBe(401);
+    expect((await body(res)).error.code).toBe('UNAUTHORIZED');
+  });
+  it('the CLI reaches a server listening on an IPv6 address through a bracketed URL', () => {
+    const dir = path.join(srv.dir, 'v6');
+    mkdirSync(path.join(dir, 'data'), { recursive: true });
+    writeFileSync(path.join(dir, 'data', 'admin-token'), `${'t'.repeat(40)}\n`, { mode: 0o600 });
+    writeFileSync(path.join(dir, 'rackseed.yaml'), 'data_dir: ./data\nhttp:\n  listen: "::1"\n  port: 18080\n');
+    expect(clientContext({ config: path.join(dir, 'rackseed.yaml') }, () => undefined).client.baseUrl).toBe('http://[::1]:18080');
   });
 });

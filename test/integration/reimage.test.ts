@@ -278,13 +278,44 @@ describe('power', () => {
     expect(out).toContain('1 ok, 2 failed');
   });
 
+  it('off, cycle and pxe without confirmation only list the BMCs and change nothing (API and CLI)', async () => {
+    const before = goodBmc.changes().length;
+    for (const action of ['off', 'cycle', 'pxe']) {
+      const { status, json } = await post('/power', { targets: ['r[1-2]'], action });
+      expect(status).toBe(200);
+      expect(json).toEqual({ type: 'result', dryRun: true, action, plan: [{ node: 'r1', problem: 'no BMC in the inventory' }, { node: 'r2', bmc: { address: '127.0.0.2', kind: 'redfish' } }] });
+    }
+    const { out, code } = await cli('power', 'off', 'r[1-2]');
+    expect(code).toBe(0);
+    expect(out).toMatch(/r2\s+│\s+redfish 127\.0\.0\.2/);
+    expect(out).toContain('would power off 1 of 2 nodes through their BMC\nnothing changed; re-run with --yes');
+    expect(goodBmc.changes().length).toBe(before);
+    expect(await post('/power', { targets: ['r2'], action: 'off', confirm: 'yes' })).toMatchObject({ status: 400, json: { error: { code: 'BAD_REQUEST' } } });
+
+    const yes = await cli('power', 'cycle', 'r2', '--yes');
+    expect(yes.code).toBe(0);
+    expect(yes.out).toContain('1 ok, 0 failed');
+    expect(goodBmc.changes().slice(before).map((r) => r.body)).toEqual([{ ResetType: 'ForceRestart' }]);
+  });
+
   it('off through the API: JSON results, and a bad action is a 400', async () => {
     const before = goodBmc.changes().length;
-    const { status, json } = await post('/power', { targets: ['r2'], action: 'off' });
+    const { status, json } = await post('/power', { targets: ['r2'], action: 'off', confirm: true });
     expect(status).toBe(200);
-    expect(json).toMatchObject({ type: 'result', action: 'off', results: [{ node: 'r2', ok: true, state: 'off' }], counts: { ok: 1, failed: 0 } });
+    expect(json).toMatchObject({ type: 'result', dryRun: false, action: 'off', results: [{ node: 'r2', ok: true, state: 'off' }], counts: { ok: 1, failed: 0 } });
     expect(goodBmc.changes().slice(before).map((r) => r.body)).toEqual([{ ResetType: 'ForceOff' }]);
     expect(await post('/power', { targets: ['r2'], action: 'explode' })).toMatchObject({ status: 400, json: { error: { code: 'BAD_REQUEST' } } });
+  });
+
+  it('pxe asks the BMC for the firmware mode the node last netbooted in (iPXE platform efi or pcbios), none when unknown', async () => {
+    const patches = () => goodBmc.changes().filter((r) => r.method === 'PATCH').map((r) => (r.body as { Boot: Record<string, unknown> }).Boot.BootSourceOverrideMode);
+    const before = patches().length;
+    expect((await post('/power', { targets: ['r2'], action: 'pxe', confirm: true })).json).toMatchObject({ counts: { ok: 1, failed: 0 } });
+    await srv.store.touchNode('r2', { facts: { platform: 'efi' } });
+    expect((await post('/power', { targets: ['r2'], action: 'pxe', confirm: true })).json).toMatchObject({ counts: { ok: 1, failed: 0 } });
+    await srv.store.touchNode('r2', { facts: { platform: 'pcbios' } });
+    expect((await post('/power', { targets: ['r2'], action: 'pxe', confirm: true })).json).toMatchObject({ counts: { ok: 1, failed: 0 } });
+    expect(patches().slice(before)).toEqual([undefined, 'UEFI', 'Legacy']);
   });
 
   it('refuses to use a credentials file that others can read', async () => {

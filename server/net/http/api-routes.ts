@@ -1,4 +1,5 @@
 import express, { Router } from 'express';
+import { z } from 'zod';
 import { RackseedError } from '../../model/errors.js';
 import { parseMac } from '../../model/mac.js';
 import { findNodeByMac } from '../../inventory/index.js';
@@ -25,6 +26,44 @@ function intParam(value: unknown, name: string, max: number): number | undefined
   const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN;
   if (!Number.isSafeInteger(n) || n > max) throw badRequest(`query parameter "${name}" must be a whole number up to ${max}`);
   return n;
+}
+
+/** POST /nodes: the fields of `rackseed node add`. A wrong type is refused, never silently dropped. */
+const newNodeBody = z
+  .object({
+    name: z.string(),
+    mac: z.string().optional(),
+    macs: z.array(z.string()).min(1).optional(),
+    ip: z.string().optional(),
+    group: z.string().optional(),
+    rack: z.string().optional(),
+    slot: z.number().int().nonnegative().optional(),
+    bmc: z
+      .object({ address: z.string(), kind: z.enum(['ipmi', 'redfish']).optional(), boot_mode: z.enum(['uefi', 'legacy']).optional() })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+function parseNewNode(body: unknown) {
+  const parsed = newNodeBody.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const where = issue.path.length > 0 ? `"${issue.path.join('.')}": ` : '';
+    throw badRequest(`${where}${issue.message} (a node needs "name" and "macs"; optional: ip, group, rack, slot, bmc {address, kind, boot_mode})`);
+  }
+  const b = parsed.data;
+  const macs = b.macs ?? (b.mac !== undefined ? [b.mac] : undefined);
+  if (!macs || (b.mac !== undefined && b.macs !== undefined)) throw badRequest('give the MAC addresses as "macs" (a list) or one as "mac"');
+  return {
+    name: b.name,
+    macs,
+    ...(b.ip !== undefined ? { ip: b.ip } : {}),
+    ...(b.group !== undefined ? { group: b.group } : {}),
+    ...(b.rack !== undefined ? { rack: b.rack } : {}),
+    ...(b.slot !== undefined ? { slot: b.slot } : {}),
+    ...(b.bmc ? { bmc: { address: b.bmc.address, ...(b.bmc.kind ? { kind: b.bmc.kind } : {}), ...(b.bmc.boot_mode ? { bootMode: b.bmc.boot_mode } : {}) } } : {}),
+  };
 }
 
 /** The admin API (JSON). Mounted behind the bearer-token guard. */
@@ -58,22 +97,10 @@ export function apiRoutes(deps: ApiDeps): Router {
   });
 
   api.post('/nodes', async (req, res) => {
-    const body = req.body as Record<string, unknown> | undefined;
-    if (!body || typeof body.name !== 'string') throw badRequest('body must be a JSON object with at least "name" and "macs"');
-    const macs = Array.isArray(body.macs) ? body.macs : typeof body.mac === 'string' ? [body.mac] : [];
-    if (macs.length === 0 || !macs.every((m): m is string => typeof m === 'string')) throw badRequest('"macs" must be a list of MAC addresses');
-    const entry = {
-      name: body.name,
-      macs,
-      ...(typeof body.ip === 'string' ? { ip: body.ip } : {}),
-      ...(typeof body.group === 'string' ? { group: body.group } : {}),
-      ...(typeof body.rack === 'string' ? { rack: body.rack } : {}),
-      ...(typeof body.slot === 'number' ? { slot: body.slot } : {}),
-      ...(body.bmc && typeof body.bmc === 'object' ? { bmc: body.bmc as { address: string; kind?: 'ipmi' | 'redfish' } } : {}),
-    };
+    const entry = parseNewNode(req.body);
     const inv = await deps.inventory.addNode(entry);
-    const node = inv.nodes.get(body.name);
-    res.status(201).json({ node: nodeView(node, await deps.store.getNode(body.name)) });
+    const node = inv.nodes.get(entry.name);
+    res.status(201).json({ node: nodeView(node, await deps.store.getNode(entry.name)) });
   });
 
   api.post('/nodes/import', express.text({ type: ['text/csv', 'text/plain'], limit: '10mb' }), async (req, res) => {

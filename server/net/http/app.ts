@@ -3,7 +3,7 @@ import type { Logger } from '../../log.js';
 import { apiRoutes, type ApiDeps } from './api-routes.js';
 import { requireAdminToken } from './auth.js';
 import { bootRoutes, type BootRouteDeps } from './boot-routes.js';
-import { errorHandler, notFoundHandler } from './errors.js';
+import { errorBody, errorHandler, notFoundHandler } from './errors.js';
 import { nodeRoutes, type NodeRouteDeps } from './node-routes.js';
 import { swarmRoutes, type SwarmDeps } from './swarm-routes.js';
 import { fleetRoutes } from './fleet-routes.js';
@@ -16,6 +16,7 @@ import { readinessRoutes } from './readiness-routes.js';
 import type { AuditService } from '../../services/audit-service.js';
 import { auditRoutes } from './audit-routes.js';
 import { torrentRoute, type TorrentRouteDeps } from './torrent-route.js';
+import { confinedToRoot } from './confined-static.js';
 
 export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, SwarmDeps {
   /** The BitTorrent tracker's GET /announce and /scrape (absent when torrent.enabled is false). */
@@ -36,9 +37,24 @@ export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, Swar
   audit?: AuditService;
   /** Rewrites image torrents as served (every live server's trackers and web seeds); absent: served as stored. */
   torrentSources?: TorrentRouteDeps['torrentSources'];
+  /** Real paths outside `loaderDir` its symlinks may lead to (Debian's iPXE loaders link into /boot). */
+  loaderSymlinkTargets?: readonly string[];
   /** Paces web-seed range requests for image tarballs while the seeder covers them (server/net/http/webseed-throttle.ts). */
   webseedThrottle?: RequestHandler;
 }
+
+/**
+ * The admin API takes each query parameter once: a repeated one (`?node=a&node=b`) arrives as a list, which the
+ * routes' string checks would otherwise treat as absent (returning everything) or let past their validation.
+ */
+const singleQueryValues: RequestHandler = (req, res, next) => {
+  const repeated = Object.entries(req.query).find(([, v]) => typeof v !== 'string');
+  if (repeated) {
+    res.status(400).json(errorBody('BAD_REQUEST', `query parameter "${repeated[0]}" must be given once`));
+    return;
+  }
+  next();
+};
 
 export function createHttpApp(deps: HttpAppDeps): Express {
   const app = express();
@@ -48,10 +64,10 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     res.json({ ok: true, server: deps.serverName });
   });
   app.use(bootRoutes(deps));
-  app.use('/ipxe', express.static(deps.loaderDir, { dotfiles: 'deny', index: false, fallthrough: false, redirect: false }));
+  app.use('/ipxe', confinedToRoot(deps.loaderDir, deps.loaderSymlinkTargets ?? []), express.static(deps.loaderDir, { dotfiles: 'deny', index: false, fallthrough: false, redirect: false }));
   if (deps.torrentSources) app.use(torrentRoute({ images: deps.images, torrentSources: deps.torrentSources }));
   if (deps.webseedThrottle) app.use('/files', deps.webseedThrottle);
-  app.use('/files', express.static(deps.filesDir, { dotfiles: 'deny', index: false, fallthrough: false, redirect: false }));
+  app.use('/files', confinedToRoot(deps.filesDir), express.static(deps.filesDir, { dotfiles: 'deny', index: false, fallthrough: false, redirect: false }));
   app.use('/node/v1', nodeRoutes(deps));
   // Unauthenticated like /files: BitTorrent clients cannot send a token; the tracker only knows catalogued images.
   if (deps.trackerRoutes) app.use(deps.trackerRoutes);
@@ -61,6 +77,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use(
     '/api/v1',
     requireAdminToken(deps.adminToken),
+    singleQueryValues,
     swarmRoutes(deps),
     apiRoutes(deps),
     fleetRoutes({ inventory: deps.inventory, store: deps.store, dataDir: deps.dataDir, log: deps.log }),

@@ -1,4 +1,4 @@
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { RackseedError, isRackseedError, type ErrorCode } from '../../model/errors.js';
 import type { Logger } from '../../log.js';
 
@@ -17,6 +17,8 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   HOSTLIST_INVALID: 400,
   CSV_INVALID: 400,
   LIFECYCLE_INVALID_TRANSITION: 409,
+  // The server's own credentials file is unsafe (mode) or malformed: the request cannot be served as configured.
+  BMC_CREDENTIALS: 409,
 };
 
 /** Every API error is JSON: { error: { code, message } }, with a stable code clients can match on. */
@@ -38,15 +40,30 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       res.status(status).json(errorBody(err.code, err.message));
       return;
     }
-    // body-parser errors (malformed JSON, too large) carry an HTTP status of their own.
-    const status = typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 500;
+    const status = httpStatusOf(err);
     if (status < 500) {
-      res.status(status).json(errorBody('BAD_REQUEST', (err as Error).message));
+      const { code, message } = clientErrorOf(err, req, status);
+      res.status(status).json(errorBody(code, message));
       return;
     }
     log.error({ err, path: req.path }, 'request failed');
     res.status(500).json(errorBody('INTERNAL', 'internal error (see the server log)'));
   };
+}
+
+/** The HTTP status an express-raised error carries (body-parser, express.static), else 500. */
+export function httpStatusOf(err: unknown): number {
+  return typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 500;
+}
+
+/**
+ * What a client error raised by express middleware may tell the client. body-parser's messages (malformed JSON, too
+ * large) are for it; express.static's (404, 403) name the server's file system paths, so only the request path.
+ */
+export function clientErrorOf(err: unknown, req: Request, status: number): { code: ErrorCode; message: string } {
+  if (typeof (err as { type?: unknown }).type === 'string') return { code: 'BAD_REQUEST', message: (err as Error).message };
+  if (status === 404) return { code: 'NOT_FOUND', message: `no file ${req.baseUrl}${req.path}` };
+  return { code: 'BAD_REQUEST', message: `refused: ${req.baseUrl}${req.path}` };
 }
 
 export function badRequest(message: string): RackseedError {

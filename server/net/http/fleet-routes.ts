@@ -1,13 +1,14 @@
 import express, { Router, type Request } from 'express';
 import { resolveTargets } from '../../inventory/select.js';
 import type { Logger } from '../../log.js';
-import type { Inventory, ResolvedNode } from '../../model/inventory.js';
+import type { BmcBootMode, Inventory, ResolvedNode } from '../../model/inventory.js';
 import { countPowerAction } from '../../metrics/runtime-metrics.js';
 import type { BmcCredentials } from '../../power/credentials-file.js';
 import { loadBmcCredentials } from '../../power/credentials.js';
+import { bootModeFromFacts } from '../../power/boot-mode.js';
 import { DEFAULT_POWER_OPTIONS, powerNodes, type PowerOptions } from '../../power/power-nodes.js';
 import { sshReboot } from '../../power/ssh-reboot.js';
-import { isPowerAction, type PowerAction, type PowerResult } from '../../power/types.js';
+import { DISRUPTIVE_POWER_ACTIONS, isPowerAction, type PowerAction, type PowerResult } from '../../power/types.js';
 import { cancelReimage, executeReimage, planReimage, REIMAGE_INTO_GROUP_HINT, type Rebooter, type ReimageRequest } from '../../services/reimage.js';
 import type { ObservedStore } from '../../store/types.js';
 import { badRequest } from './errors.js';
@@ -39,6 +40,18 @@ function tally(action: PowerAction, r: PowerResult): void {
   countPowerAction(action, r.ok ? 'ok' : r.timedOut ? 'timeout' : 'failed');
 }
 
+/** For a network boot override: the firmware mode each node (without one in the inventory) last netbooted in. */
+async function bootModesSeen(store: ObservedStore, nodes: readonly ResolvedNode[]): Promise<Map<string, BmcBootMode>> {
+  const seen = new Map<string, BmcBootMode>();
+  if (!nodes.some((n) => n.bmc !== undefined && n.bmc.bootMode === undefined)) return seen;
+  const wanted = new Set(nodes.map((n) => n.name));
+  for (const status of await store.listNodes()) {
+    const mode = wanted.has(status.id) ? bootModeFromFacts(status.facts) : undefined;
+    if (mode) seen.set(status.id, mode);
+  }
+  return seen;
+}
+
 /**
  * Fleet operations under /api/v1 (behind the admin token): POST /reimage and POST /power. Both answer JSON, or, when
  * the client accepts application/x-ndjson, stream one `{type: "progress", ...}` line per step as it happens and end
@@ -63,7 +76,8 @@ export function fleetRoutes(deps: FleetDeps): Router {
         results.forEach(onResult);
         return results;
       }
-      return powerNodes(nodes, 'pxe', creds, powerOptions, (res) => {
+      const bootModes = await bootModesSeen(deps.store, nodes);
+      return powerNodes(nodes, 'pxe', creds, { ...powerOptions, bootModesSeen: bootModes }, (res) => {
         tally('pxe', res);
         onResult(res);
       });
@@ -107,17 +121,27 @@ export function fleetRoutes(deps: FleetDeps): Router {
     if (!isPowerAction(body.action)) throw badRequest('"action" must be one of status, on, off, cycle, pxe');
     const action = body.action;
     const nodes = resolveTargets(deps.inventory.inventory, stringList(body.targets, 'targets'));
+    if (body.confirm !== undefined && typeof body.confirm !== 'boolean') throw badRequest('"confirm" must be true or false');
+    if (DISRUPTIVE_POWER_ACTIONS.includes(action) && body.confirm !== true) {
+      // Switching off or restarting running machines kills their jobs: without confirm, only say what would happen.
+      const plan = nodes.map((n) => ({ node: n.name, ...(n.bmc ? { bmc: { address: n.bmc.address, kind: n.bmc.kind } } : { problem: 'no BMC in the inventory' }) }));
+      const result = { type: 'result', dryRun: true, action, plan };
+      if (wantsStream(req)) await streamNdjson(res, deps.log, async () => result);
+      else res.json(result);
+      return;
+    }
     const creds = loadBmcCredentials(deps.dataDir);
     if (action !== 'status') deps.log.info({ action, nodes: nodes.length }, 'power action');
     const run = async (send: (line: unknown) => void) => {
       let done = 0;
-      const results = await powerNodes(nodes, action, creds, powerOptions, (result) => {
+      const bootModes = action === 'pxe' ? await bootModesSeen(deps.store, nodes) : undefined;
+      const results = await powerNodes(nodes, action, creds, { ...powerOptions, ...(bootModes ? { bootModesSeen: bootModes } : {}) }, (result) => {
         tally(action, result);
         done += 1;
         send({ type: 'progress', phase: 'power', done, total: nodes.length, result });
       });
       const failed = results.filter((x) => !x.ok).length;
-      return { type: 'result', action, results, counts: { ok: results.length - failed, failed } };
+      return { type: 'result', dryRun: false, action, results, counts: { ok: results.length - failed, failed } };
     };
     if (wantsStream(req)) await streamNdjson(res, deps.log, run);
     else res.json(await run(() => undefined));

@@ -1,6 +1,6 @@
 import express, { Router, type Request } from 'express';
 import type { CallbackTokens } from '../../auth/callback-token.js';
-import type { NodeTokens } from '../../auth/node-token.js';
+import type { NodeTokenClaims, NodeTokens } from '../../auth/node-token.js';
 import { isPostInstallStage, type LifecycleEvent } from '../../model/lifecycle.js';
 import { nodeLogger, type Logger } from '../../log.js';
 import type { ConvergeRequestOutcome } from '../../services/convergence.js';
@@ -52,15 +52,25 @@ function bearer(req: Request): string | undefined {
  */
 export function nodeRoutes(deps: NodeRouteDeps): Router {
   const router = Router();
-  router.use(express.json({ limit: '64kb' }));
-  if (deps.plan) router.get('/plan', planHandler(deps.plan));
-
-  router.post('/report', async (req, res) => {
+  // The token first, then the body: a client without a valid token learns nothing from how its body parses.
+  router.post('/report', (req, res, next) => {
     const claims = deps.tokens.verify(bearer(req) ?? '');
     if (!claims) {
       res.status(401).json(errorBody('UNAUTHORIZED', 'missing, invalid or expired node token'));
       return;
     }
+    res.locals.nodeClaims = claims;
+    next();
+  });
+  router.use(express.json({ limit: '64kb' }));
+  if (deps.plan) {
+    const plan = planHandler(deps.plan);
+    // Express answers HEAD through GET routes: a HEAD would spend the single-use token without delivering the plan.
+    router.get('/plan', (req, res, next) => (req.method === 'HEAD' ? res.status(405).set('allow', 'GET').end() : plan(req, res, next)));
+  }
+
+  router.post('/report', async (req, res) => {
+    const claims = res.locals.nodeClaims as NodeTokenClaims;
     const body = (req.body ?? {}) as Record<string, unknown>;
     const detail = body.detail && typeof body.detail === 'object' && !Array.isArray(body.detail) ? (body.detail as Record<string, unknown>) : undefined;
     let event: LifecycleEvent;

@@ -5,6 +5,7 @@ import type { ImageCatalog } from '../../images/catalog.js';
 import { nodeLogger, type Logger } from '../../log.js';
 import { IMAGE_FILES } from '../../model/image.js';
 import { PlanError, renderPlan } from '../../protocol/plan.js';
+import type { ResolvedNode } from '../../model/inventory.js';
 import type { InventoryService } from '../../services/inventory-service.js';
 import type { NodeIdentity } from '../../services/node-identity.js';
 import type { ObservedStore } from '../../store/types.js';
@@ -22,6 +23,24 @@ export interface PlanRouteDeps {
   log: Logger;
   /** Given: the plan carries the installed system's first-boot callback (URL and its long-lived token). */
   callbackTokens?: CallbackTokens;
+  /**
+   * The address the node's installer must ask from, when the server knows it (it hands out the addresses: full DHCP
+   * mode). The token travels in a boot script anyone on the boot network can ask for by MAC; binding the plan to the
+   * node's own address keeps its host key from a machine that merely knows the MAC.
+   */
+  addressOf?: (node: ResolvedNode, mac: string | undefined) => Promise<string | undefined>;
+}
+
+/** In full DHCP mode: the node's reservation, else the address bound to its MAC in the lease book. */
+export function dhcpAddressOf(store: ObservedStore): (node: ResolvedNode, mac: string | undefined) => Promise<string | undefined> {
+  return async (node, mac) => {
+    if (node.ip !== undefined) return node.ip;
+    for (const m of mac !== undefined ? [mac, ...node.macs] : node.macs) {
+      const lease = await store.getLeaseByMac(m);
+      if (lease && lease.state === 'bound') return lease.ip;
+    }
+    return undefined;
+  };
 }
 
 function bearer(req: Request): string | undefined {
@@ -59,7 +78,20 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
       res.status(409).json(errorBody('BAD_REQUEST', `group ${node.group} has no disk layout`));
       return;
     }
+    const remote = remoteOf(req);
+    /** Refuses the plan and records why on the node, where an operator sees it. */
+    const refuse = async (status: number, reason: string, message: string): Promise<void> => {
+      log.warn({ remote, reason }, 'install plan refused');
+      const r = await deps.store.recordEvent({ node: node.name, event: { type: 'stage', stage: 'plan-refused', detail: { reason, remote } } });
+      if (!r.ok) log.warn({ error: r.error }, 'could not record the refused plan fetch');
+      res.status(status).json(errorBody('UNAUTHORIZED', message));
+    };
     const status = await deps.store.getNode(node.name);
+    const expected = deps.addressOf ? await deps.addressOf(node, status?.mac) : undefined;
+    if (expected !== undefined && remote !== expected) {
+      await refuse(403, `asked from ${remote}, not the node's address ${expected}`, `the plan of ${node.name} is served only to its own address`);
+      return;
+    }
     const [hostKey, serverKey] = await Promise.all([deps.identity.hostKey(node.name, node.ip), deps.identity.serverPublicKey()]);
     const { manifest } = image;
     let plan: string;
@@ -85,11 +117,7 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
     // The nonce is the 4th field of a v1 token, already proven genuine by verify().
     const nonce = token.split('.')[3];
     if (!(await deps.store.useOnce(`plan:${claims.node}:${nonce}`, claims.expiresAt))) {
-      const remote = remoteOf(req);
-      log.warn({ remote }, 'install plan fetched twice with one token: refused');
-      const r = await deps.store.recordEvent({ node: node.name, event: { type: 'stage', stage: 'plan-refused', detail: { reason: 'plan already fetched with this token', remote } } });
-      if (!r.ok) log.warn({ error: r.error }, 'could not record the refused plan fetch');
-      res.status(409).json(errorBody('UNAUTHORIZED', 'this token has already fetched its plan'));
+      await refuse(409, 'plan already fetched with this token', 'this token has already fetched its plan');
       return;
     }
     log.info({ image: manifest.name }, 'install plan served');

@@ -4,6 +4,7 @@ import { Router } from 'express';
 import type { ImageCatalog } from '../../images/catalog.js';
 import { withSources, type TorrentSources } from '../../images/torrent-sources.js';
 import { IMAGE_FILES, type ImageRecord } from '../../model/image.js';
+import { errorBody } from './errors.js';
 
 export interface TorrentRouteDeps {
   images: ImageCatalog;
@@ -25,7 +26,15 @@ export function torrentRoute(deps: TorrentRouteDeps): Router {
       next();
       return;
     }
-    const [bytes, sources] = await Promise.all([readFile(path.join(image.dir, torrentFile)), deps.torrentSources(image)]);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path.join(image.dir, torrentFile));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      res.status(404).json(errorBody('NOT_FOUND', `image ${image.manifest.name} has no torrent file (rebuild or re-import it)`));
+      return;
+    }
+    const sources = await deps.torrentSources(image);
     res.status(200).type('application/x-bittorrent').set('cache-control', 'no-store').send(Buffer.from(withSources(bytes, sources)));
   });
   return router;

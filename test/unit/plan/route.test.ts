@@ -1,11 +1,17 @@
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallbackTokens } from '../../../server/auth/callback-token.js';
 import { NodeTokens } from '../../../server/auth/node-token.js';
 import { ensureSecretFile } from '../../../server/auth/secret-file.js';
 import { imagesDir } from '../../../server/images/catalog.js';
 import type { ImageManifest } from '../../../server/model/image.js';
+import { dhcpAddressOf } from '../../../server/net/http/plan-route.js';
+import { nodeRoutes } from '../../../server/net/http/node-routes.js';
+import { NodeIdentity } from '../../../server/services/node-identity.js';
 import { startTestServer, type TestServer } from '../../support/server.js';
 
 /**
@@ -120,6 +126,12 @@ describe('GET /node/v1/plan', () => {
     expect(await server.store.useOnce(`plan:ghost01:${token.split('.')[3]}`, Date.now() + 60_000)).toBe(true);
   });
 
+  it('a catalogued image whose torrent file is missing answers 404, not 500', async () => {
+    const res = await fetch(`${server.httpUrl}/files/images/debian12/rootfs.tar.zst.torrent`);
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { error: { code: string; message: string } }).error).toEqual({ code: 'NOT_FOUND', message: 'image debian12 has no torrent file (rebuild or re-import it)' });
+  });
+
   it('spends the nonce only until the token expires (the single-use key does not outlive it)', async () => {
     const token = tokens.issue('node01', 600);
     expect((await fetchPlan(token)).status).toBe(200);
@@ -127,5 +139,58 @@ describe('GET /node/v1/plan', () => {
     const expiresAt = tokens.verify(token)!.expiresAt;
     expect(await server.store.useOnce(key, expiresAt, expiresAt - 1000)).toBe(false);
     expect(await server.store.useOnce(key, expiresAt + 600_000, expiresAt + 1)).toBe(true);
+  });
+});
+
+describe('GET /node/v1/plan when the server hands out the addresses (full DHCP mode)', () => {
+  let app: Server;
+  let url: string;
+  beforeAll(async () => {
+    const dataDir = server.config.dataDir;
+    const a = express();
+    a.use(
+      '/node/v1',
+      nodeRoutes({
+        tokens,
+        store: server.store,
+        log: server.log,
+        plan: { tokens, store: server.store, inventory: server.inventory, images: server.images, identity: new NodeIdentity(dataDir), baseUrl: 'http://10.0.0.1:8080', log: server.log, addressOf: dhcpAddressOf(server.store) },
+      }),
+    );
+    app = await new Promise<Server>((resolve) => {
+      const s = a.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    url = `http://127.0.0.1:${(app.address() as AddressInfo).port}/node/v1/plan`;
+  });
+  afterAll(async () => {
+    await new Promise<void>((resolve) => (app ? app.close(() => resolve()) : resolve()));
+  });
+  const get = (token: string, method = 'GET') => fetch(url, { method, headers: { authorization: `Bearer ${token}` } });
+
+  it('refuses the plan to any address but the node\'s reservation or bound lease, records it, and keeps the token', async () => {
+    // node01 is reserved 10.0.0.21; this request comes from 127.0.0.1, like a machine that only knows the MAC.
+    const token = tokens.issue('node01', 600);
+    const refused = await get(token);
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).not.toContain('ssh_host_key');
+    const events = await server.store.listEvents({ node: 'node01' });
+    expect(events.at(-1)?.event).toMatchObject({ type: 'stage', stage: 'plan-refused', detail: { reason: "asked from 127.0.0.1, not the node's address 10.0.0.21" } });
+    expect(await server.store.useOnce(`plan:node01:${token.split('.')[3]}`, Date.now() + 60_000)).toBe(true);
+
+    // node02 has no reservation: no bound lease yet means no known address (served); a bound lease elsewhere refuses.
+    const lease = { ip: '10.0.0.99', mac: '52:54:00:aa:00:02', state: 'bound' as const, expiresAt: Date.now() + 3_600_000 };
+    expect((await server.store.claimLease(lease)).ok).toBe(true);
+    expect((await get(tokens.issue('node02', 600))).status).toBe(403);
+    expect((await server.store.claimLease({ ...lease, ip: '127.0.0.1' })).ok).toBe(true);
+    const served = await get(tokens.issue('node02', 600));
+    expect(served.status).toBe(200);
+    expect(await served.text()).toContain('hostname node02');
+  });
+
+  it('answers HEAD with 405 without spending the single-use token', async () => {
+    await server.store.releaseLease('127.0.0.1', '52:54:00:aa:00:02');
+    const token = tokens.issue('node02', 600);
+    expect((await get(token, 'HEAD')).status).toBe(405);
+    expect((await get(token)).status).toBe(200);
   });
 });

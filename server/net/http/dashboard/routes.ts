@@ -3,7 +3,7 @@ import { tokenMatches } from '../../../auth/admin-token.js';
 import type { Logger } from '../../../log.js';
 import type { InventoryService } from '../../../services/inventory-service.js';
 import type { ObservedStore } from '../../../store/types.js';
-import { errorBody } from '../errors.js';
+import { clientErrorOf, errorBody, httpStatusOf } from '../errors.js';
 import { remoteOf } from '../remote.js';
 import { latestEventId } from './event-cursor.js';
 import { liveEvents } from './live.js';
@@ -123,13 +123,14 @@ export function dashboardRoutes(deps: DashboardDeps): Router {
 
   const htmlErrors: ErrorRequestHandler = (err, req, res, _next) => {
     // express.static (missing file) and the body parser (too large) report client errors with a status of their own.
-    const status = typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 500;
+    const status = httpStatusOf(err);
     if (status >= 500) deps.log.error({ err, path: req.path }, 'dashboard page failed');
     if (res.headersSent) {
       res.end();
       return;
     }
-    res.status(status).type('text/plain').send(status >= 500 ? 'internal error (see the server log)' : `${status} ${(err as Error).message}`);
+    const message = status >= 500 ? 'internal error (see the server log)' : `${status} ${clientErrorOf(err, req, status).message}`;
+    res.status(status).type('text/plain').send(message);
   };
   router.use(htmlErrors);
   return router;
