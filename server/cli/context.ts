@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net';
 import { existsSync } from 'node:fs';
 import { readAdminToken } from '../auth/admin-token.js';
 import { loadConfig } from '../config.js';
@@ -30,7 +31,7 @@ export function clientContext(opts: GlobalOptions, write: (s: string) => void): 
     } else {
       const config = loadConfig(opts.config);
       const host = config.http.listen === '0.0.0.0' || config.http.listen === '::' ? '127.0.0.1' : config.http.listen;
-      url ??= `http://${host}:${config.http.port}`;
+      url ??= `http://${isIPv6(host) ? `[${host}]` : host}:${config.http.port}`;
       token ??= readAdminToken(config.dataDir);
     }
   }

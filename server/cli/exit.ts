@@ -9,6 +9,14 @@ export class CliExit extends Error {
   }
 }
 
+/** A command line the command cannot run as given (a missing target, a malformed option): exits EXIT_USAGE. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
 /** Exit statuses the fleet verbs share; documented in the README's CLI reference. */
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;

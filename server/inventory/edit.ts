@@ -2,7 +2,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type
 import { RackseedError } from '../model/errors.js';
 import { isValidHostname } from '../model/hostname.js';
 import { normalizeMac, parseMac, type Mac } from '../model/mac.js';
-import type { BmcKind } from '../model/inventory.js';
+import type { BmcBootMode, BmcKind } from '../model/inventory.js';
 import { describeEntry, type CsvReader } from './entries.js';
 import { parseNodeCsv, type NodeCsvRow } from './node-csv.js';
 import { noCsvReader, parseInventory, parseInventoryDetailed } from './parse.js';
@@ -14,7 +14,7 @@ export interface NewNodeEntry {
   macs: string[];
   ip?: string;
   group?: string;
-  bmc?: { address: string; kind?: BmcKind };
+  bmc?: { address: string; kind?: BmcKind; bootMode?: BmcBootMode };
   rack?: string;
   slot?: number;
   labels?: Record<string, string>;
@@ -32,7 +32,9 @@ function parseForEdit(text: string): Parsed {
 
 /** Key order follows the documented format, so added entries read like hand-written ones. */
 function entryObject(e: NewNodeEntry, macs: Mac[]): Record<string, unknown> {
-  const bmc = e.bmc ? { address: e.bmc.address, ...(e.bmc.kind && e.bmc.kind !== 'ipmi' ? { kind: e.bmc.kind } : {}) } : undefined;
+  const bmc = e.bmc
+    ? { address: e.bmc.address, ...(e.bmc.kind && e.bmc.kind !== 'ipmi' ? { kind: e.bmc.kind } : {}), ...(e.bmc.bootMode ? { boot_mode: e.bmc.bootMode } : {}) }
+    : undefined;
   return {
     name: e.name,
     ...(macs.length === 1 ? { mac: macs[0] } : { macs }),

@@ -74,7 +74,7 @@ function singleSpec(e: NodeEntryInput, index: number, ctx: Context): LocatedSpec
     origin: { file: where.file, ...lineOf(where, path) },
     ...(e.ip !== undefined ? { ip: e.ip } : {}),
     ...(e.group !== undefined ? { group: checkGroup(ctx, [...path, 'group'], e.group) } : {}),
-    ...(e.bmc ? { bmc: { address: e.bmc.address, kind: e.bmc.kind } } : {}),
+    ...(e.bmc ? { bmc: { address: e.bmc.address, kind: e.bmc.kind, ...(e.bmc.boot_mode ? { bootMode: e.bmc.boot_mode } : {}) } } : {}),
     ...(e.rack !== undefined ? { rack: e.rack } : {}),
     ...(e.slot !== undefined ? { slot: e.slot } : {}),
   };
@@ -109,7 +109,8 @@ function rangeSpecs(e: RangeEntryInput, index: number, ctx: Context): LocatedSpe
     const row = rows.get(name);
     const ip = row?.ip ?? (e.ip !== undefined ? nth(where, [...path, 'ip'], e.ip, k, e.range) : undefined);
     const bmcAddress = row?.bmc ?? (e.bmc ? (isIpv4(e.bmc.address) ? nth(where, [...path, 'bmc', 'address'], e.bmc.address, k, e.range) : e.bmc.address) : undefined);
-    const bmc: Bmc | undefined = bmcAddress !== undefined ? { address: bmcAddress, kind: e.bmc?.kind ?? 'ipmi' } : undefined;
+    const bmc: Bmc | undefined =
+      bmcAddress !== undefined ? { address: bmcAddress, kind: e.bmc?.kind ?? 'ipmi', ...(e.bmc?.boot_mode ? { bootMode: e.bmc.boot_mode } : {}) } : undefined;
     const rack = row?.rack ?? e.rack;
     const slot = row?.slot ?? (e.slot !== undefined ? e.slot + k : undefined);
     const rowGroup = row?.group !== undefined ? checkGroup(ctx, [...path, 'csv'], row.group, `${row.file}:${row.line}`) : undefined;

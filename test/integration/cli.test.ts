@@ -66,6 +66,18 @@ describe('rackseed CLI', () => {
     writeFileSync(csv, 'name,mac,ip,group\nhead06,aa:bb:cc:00:00:06,10.0.0.6,head\nhead07,aa:bb:cc:00:00:07,10.0.0.7,head\n');
     expect(JSON.parse(await cli('--json', 'node', 'import', csv))).toEqual({ added: ['head06', 'head07'], updated: [] });
     expect(srv.inventory.inventory.nodes.has('head07')).toBe(true);
+    await cli('node', 'add', 'head08', '--mac', 'aa:bb:cc:00:00:08', '--group', 'head', '--bmc', '10.1.0.8', '--bmc-boot-mode', 'uefi', '--slot', '8');
+    expect(srv.inventory.inventory.nodes.get('head08')).toMatchObject({ slot: 8, bmc: { address: '10.1.0.8', kind: 'ipmi', bootMode: 'uefi' } });
+  });
+  it('node add refuses a slot that is not a whole number instead of dropping it', async () => {
+    const r = await cliProcess('--server', srv.httpUrl, '--token', srv.adminToken, 'node', 'add', 'head09', '--mac', 'aa:bb:cc:00:00:09', '--slot', 'x3');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--slot <n>.*a slot is a whole number/);
+    expect(srv.inventory.inventory.nodes.has('head09')).toBe(false);
+    const noBmc = await cliProcess('--server', srv.httpUrl, '--token', srv.adminToken, 'node', 'add', 'head09', '--mac', 'aa:bb:cc:00:00:09', '--bmc-boot-mode', 'uefi');
+    expect(noBmc.code).toBe(2);
+    expect(noBmc.stderr).toBe('rackseed: --bmc-kind and --bmc-boot-mode describe a BMC: give its address with --bmc\n');
+    expect(srv.inventory.inventory.nodes.has('head09')).toBe(false);
   });
   it('group list and show', async () => {
     expect(await cli('group', 'list')).toMatch(/gpu\s+│\s+debian12-cuda\s+│\s+base,nvidia,slurm-compute\s+│\s+2/);
@@ -75,6 +87,11 @@ describe('rackseed CLI', () => {
   it('status: counts per lifecycle state', async () => {
     expect(await cli('status')).toMatch(/^ {2}assigned\s+\d+$/m);
     expect(JSON.parse(await cli('--json', 'status')).byState.assigned).toBeGreaterThanOrEqual(3);
+  });
+  it('a command line that cannot run as given exits 2 (usage), like commander\'s own errors', async () => {
+    const r = await cliProcess('--server', srv.httpUrl, '--token', srv.adminToken, 'ready', '--check');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^rackseed: rackseed ready --check needs at least one target/);
   });
   it('a failure exits non-zero with a one-line reason', async () => {
     const r = await cliProcess('--server', srv.httpUrl, '--token', srv.adminToken, 'node', 'show', 'nosuchnode');

@@ -212,11 +212,14 @@ describe('rackseed store migrate --from sqlite:PATH --to postgres:URL', () => {
 
   it('names what is wrong with its arguments', async () => {
     const bad = await rackseed('store', 'migrate', '--from', sqlitePath, '--to', 'postgres:');
-    expect(bad.code).toBe(1);
+    // A malformed option is a usage error (exit 2); a well-formed one naming a store that cannot be opened is a failure (1).
+    expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--from: expected sqlite:PATH/);
     const noUrl = await rackseed('store', 'migrate', '--from', `sqlite:${sqlitePath}`, '--to', 'postgres:');
+    expect(noUrl.code).toBe(2);
     expect(noUrl.stderr).toMatch(/--to: no URL after "postgres:" and RACKSEED_DATABASE_URL is not set/);
     const missing = await rackseed('store', 'migrate', '--from', `sqlite:${join(dir, 'nope.db')}`, '--to', server.url('postgres'));
+    expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/cannot open SQLite store .*nope\.db/);
   });
 });

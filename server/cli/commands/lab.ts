@@ -4,6 +4,7 @@ import { labDown } from '../../lab/down.js';
 import { labUp, type RunningLab } from '../../lab/lab.js';
 import { LAB_SERVER_IP } from '../../lab/plan.js';
 import { RackseedError } from '../../model/errors.js';
+import { UsageError } from '../exit.js';
 import { keyValues } from '../output.js';
 
 const DEFAULT_DIR = './rackseed-lab';
@@ -43,8 +44,8 @@ export function registerLab(program: Command, write: (s: string) => void): void 
     .action(async (o: { dir: string; nodes: string; uefi?: boolean; port: string }) => {
       const nodes = Number(o.nodes);
       const port = Number(o.port);
-      if (!Number.isInteger(nodes)) throw new RackseedError('BAD_REQUEST', `--nodes: expected a number, got "${o.nodes}"`);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RackseedError('BAD_REQUEST', `--port: expected a port number, got "${o.port}"`);
+      if (!Number.isInteger(nodes)) throw new UsageError(`--nodes: expected a number, got "${o.nodes}"`);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected a port number, got "${o.port}"`);
       const started = Date.now();
       const say = (line: string): void => write(`[${elapsed(started)}] ${line}\n`);
 

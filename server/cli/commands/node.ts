@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { NodeView } from '../../services/node-view.js';
 import type { StoredEvent } from '../../store/types.js';
 import type { CliContext, GlobalOptions } from '../context.js';
+import { UsageError } from '../exit.js';
 import { keyValues, printJson, table } from '../output.js';
 
 function describeEvent(e: StoredEvent): string {
@@ -66,11 +67,17 @@ export function registerNode(program: Command, ctx: (opts: GlobalOptions) => Cli
     .option('--ip <address>', 'reserved IPv4 address')
     .option('--group <group>', 'group (default: chosen by label selection)')
     .option('--rack <rack>', 'rack name')
-    .option('--slot <n>', 'slot in the rack', (v) => Number.parseInt(v, 10))
+    .option('--slot <n>', 'slot in the rack', (v) => {
+      if (!/^\d+$/.test(v)) throw new InvalidArgumentError('a slot is a whole number');
+      return Number(v);
+    })
     .option('--bmc <address>', 'BMC address')
     .option('--bmc-kind <kind>', 'ipmi or redfish', 'ipmi')
-    .action(async (name: string, o: { mac: string[]; ip?: string; group?: string; rack?: string; slot?: number; bmc?: string; bmcKind: string }, cmd: Command) => {
+    .addOption(new Option('--bmc-boot-mode <mode>', 'the firmware mode BMC network-boot overrides ask for (default: the one its last netboot showed)').choices(['uefi', 'legacy']))
+    .action(async (name: string, o: { mac: string[]; ip?: string; group?: string; rack?: string; slot?: number; bmc?: string; bmcKind: string; bmcBootMode?: string }, cmd: Command) => {
       const { client, out } = ctx(cmd.optsWithGlobals());
+      // --bmc-kind has a default, so only an explicit value (or a boot mode) without an address is a mistake.
+      if (!o.bmc && (o.bmcBootMode !== undefined || cmd.getOptionValueSource('bmcKind') === 'cli')) throw new UsageError('--bmc-kind and --bmc-boot-mode describe a BMC: give its address with --bmc');
       const body = {
         name,
         macs: o.mac,
@@ -78,7 +85,7 @@ export function registerNode(program: Command, ctx: (opts: GlobalOptions) => Cli
         ...(o.group ? { group: o.group } : {}),
         ...(o.rack ? { rack: o.rack } : {}),
         ...(o.slot !== undefined ? { slot: o.slot } : {}),
-        ...(o.bmc ? { bmc: { address: o.bmc, kind: o.bmcKind } } : {}),
+        ...(o.bmc ? { bmc: { address: o.bmc, kind: o.bmcKind, ...(o.bmcBootMode ? { boot_mode: o.bmcBootMode } : {}) } } : {}),
       };
       const r = await client.post<{ node: NodeView }>('/nodes', body);
       if (out.json) return printJson(out, r.node);

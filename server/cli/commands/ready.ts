@@ -1,10 +1,9 @@
 import type { Command } from 'commander';
-import { RackseedError } from '../../model/errors.js';
 import type { ReadinessRunLine, ReadinessRunSummary } from '../../net/http/readiness-routes.js';
 import type { Evidence } from '../../readiness/types.js';
 import type { NodeReadinessReport, StoredReadiness } from '../../services/readiness-service.js';
 import type { CliContext, GlobalOptions } from '../context.js';
-import { CliExit, EXIT_FAILED } from '../exit.js';
+import { CliExit, EXIT_FAILED, UsageError } from '../exit.js';
 import { printJson, table } from '../output.js';
 
 /** One row per node, whichever way the evidence was obtained (stored or just checked). */
@@ -61,7 +60,7 @@ export function registerReady(program: Command, ctx: (opts: GlobalOptions) => Cl
       const { client, out } = ctx(cmd.optsWithGlobals());
       let rows: ReadyRow[];
       if (opts.check) {
-        if (targets.length === 0) throw new RackseedError('BAD_REQUEST', 'rackseed ready --check needs at least one target (node, hostlist, group:NAME, role:NAME or key=value)');
+        if (targets.length === 0) throw new UsageError('rackseed ready --check needs at least one target (node, hostlist, group:NAME, role:NAME or key=value)');
         const reports: NodeReadinessReport[] = [];
         const progress = !out.json && process.stderr.isTTY;
         const summary = await client.postStream<ReadinessRunSummary>('/readiness/run', { targets }, (raw) => {

@@ -2,13 +2,13 @@ import path from 'node:path';
 import type { Command } from 'commander';
 
 import { DEFAULT_DATABASE_URL_ENV } from '../../config.js';
-import { RackseedError } from '../../model/errors.js';
 import type { GlobalOptions } from '../context.js';
+import { UsageError } from '../exit.js';
 import { keyValues, printJson } from '../output.js';
 
 function sqlitePathOf(from: string): string {
   const m = /^sqlite:(.+)$/.exec(from);
-  if (!m) throw new RackseedError('BAD_REQUEST', `--from: expected sqlite:PATH, got "${from}"`, { from });
+  if (!m) throw new UsageError(`--from: expected sqlite:PATH, got "${from}"`);
   return path.resolve(m[1]!);
 }
 
@@ -19,10 +19,10 @@ function sqlitePathOf(from: string): string {
 function postgresUrlOf(to: string): string {
   if (/^postgres(ql)?:\/\//.test(to)) return to;
   const m = /^postgres:(.*)$/.exec(to);
-  if (!m) throw new RackseedError('BAD_REQUEST', `--to: expected postgres:URL, got "${to}"`, { to });
+  if (!m) throw new UsageError(`--to: expected postgres:URL, got "${to}"`);
   const url = m[1] || process.env[DEFAULT_DATABASE_URL_ENV];
-  if (!url) throw new RackseedError('BAD_REQUEST', `--to: no URL after "postgres:" and ${DEFAULT_DATABASE_URL_ENV} is not set`);
-  if (!/^postgres(ql)?:\/\//.test(url)) throw new RackseedError('BAD_REQUEST', `--to: ${DEFAULT_DATABASE_URL_ENV} does not hold a postgres:// or postgresql:// URL`);
+  if (!url) throw new UsageError(`--to: no URL after "postgres:" and ${DEFAULT_DATABASE_URL_ENV} is not set`);
+  if (!/^postgres(ql)?:\/\//.test(url)) throw new UsageError(`--to: ${DEFAULT_DATABASE_URL_ENV} does not hold a postgres:// or postgresql:// URL`);
   return url;
 }
 

@@ -46,6 +46,17 @@ describe('MAC spellings', () => {
   });
 });
 
+describe('BMC boot mode', () => {
+  test('bmc.boot_mode reaches every node of a range; unset stays unset', () => {
+    const inv = parseInventory(
+      withNodes('  - range: n[1-2]\n    group: gpu\n    bmc: { address: 10.1.1.1, boot_mode: uefi }\n  - name: h1\n    group: head\n    bmc: { address: 10.1.0.1, kind: redfish }\n'),
+      FILE,
+    );
+    expect(inv.nodes.get('n2')!.bmc).toEqual({ address: '10.1.1.2', kind: 'ipmi', bootMode: 'uefi' });
+    expect(inv.nodes.get('h1')!.bmc).toEqual({ address: '10.1.0.1', kind: 'redfish' });
+  });
+});
+
 describe('config errors name the file, line and key path', () => {
   test.each([
     {
@@ -101,6 +112,12 @@ describe('config errors name the file, line and key path', () => {
       nodes: '  - name: head01\n    group: head\n    slot: first\n',
       code: 'INVENTORY_INVALID',
       message: `${FILE}:${FIRST_NODE_LINE + 2} nodes[0].slot: expected number, got string`,
+    },
+    {
+      what: 'a bad BMC boot mode',
+      nodes: '  - name: head01\n    group: head\n    bmc:\n      address: 10.1.0.1\n      boot_mode: efi\n',
+      code: 'INVENTORY_INVALID',
+      message: `${FILE}:${FIRST_NODE_LINE + 4} nodes[0].bmc.boot_mode: `,
     },
     {
       what: 'a node that is not a map',
