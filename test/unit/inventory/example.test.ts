@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { expect, test } from 'vitest';
 import { compressHostlist, loadInventory, resolveTargets } from '../../../server/inventory/index.js';
 
@@ -25,6 +26,16 @@ test('the example inventory shown in the README loads cleanly', () => {
   expect(inv.nodes.get('k3s01')!.data).toEqual({ k3s: { role: 'server' } });
   expect(inv.nodes.get('k3s02')!.data).toEqual({ k3s: { role: 'agent' } });
   expect(resolveTargets(inv, ['role:slurm-compute']).map((n) => n.name)).toEqual(['gpu01', 'gpu02', 'gpu03', 'gpu04']);
+});
+
+test('the README shows the example inventory as it is', () => {
+  const readme = readFileSync('README.md', 'utf8');
+  const shown = /The sample `examples\/inventory\.yaml`[^\n]*\n\n```yaml\n([\s\S]*?)```\n/.exec(readme);
+  expect(shown?.[1]).toBe(readFileSync(EXAMPLE, 'utf8'));
+});
+
+test('the example gives the GPU nodes a UEFI BMC boot mode', () => {
+  expect(loadInventory(EXAMPLE).nodes.get('gpu02')!.bmc).toEqual({ address: '10.1.1.12', kind: 'ipmi', bootMode: 'uefi' });
 });
 
 test('a missing inventory file is a clear error', () => {
