@@ -1,7 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import express from 'express';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -15,7 +14,8 @@ import { AuditService } from '../../server/services/audit-service.js';
 import { InventoryService } from '../../server/services/inventory-service.js';
 import { NodeIdentity } from '../../server/services/node-identity.js';
 import { FakeTransport } from '../../server/state/transport/fake.js';
-import { openStore, type ObservedStore } from '../../server/store/index.js';
+import type { ObservedStore } from '../../server/store/index.js';
+import { workdirWithStore } from '../support/workdir.js';
 
 const INVENTORY = `
 cluster: { name: demo }
@@ -54,13 +54,7 @@ describe('AuditService (FakeTransport, SQLite store) and POST /audit', () => {
   const log = createLogger('silent');
 
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'rackseed-audit-unit-'));
-    await mkdir(join(dir, 'sls'));
-    await writeFile(join(dir, 'sls/top.sls'), TOP);
-    await writeFile(join(dir, 'sls/marker.sls'), MARKER_SLS);
-    await writeFile(join(dir, 'inventory.yaml'), INVENTORY);
-    store = await openStore({ kind: 'sqlite', path: join(dir, 'observed.db') });
-    await store.migrate();
+    ({ dir, store } = await workdirWithStore('rackseed-audit-unit-', { 'sls/top.sls': TOP, 'sls/marker.sls': MARKER_SLS, 'inventory.yaml': INVENTORY }));
     inventory = new InventoryService(join(dir, 'inventory.yaml'), log);
     for (const node of ['cn01', 'cn02']) for (const event of TO_READY) await store.recordEvent({ node, event });
     transport = cn01();

@@ -1,7 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import express from 'express';
@@ -14,8 +13,9 @@ import { errorHandler } from '../../server/net/http/errors.js';
 import { readinessRoutes, splitTargets } from '../../server/net/http/readiness-routes.js';
 import { InventoryService } from '../../server/services/inventory-service.js';
 import { ReadinessService } from '../../server/services/readiness-service.js';
-import { openStore, type ObservedStore } from '../../server/store/index.js';
+import type { ObservedStore } from '../../server/store/index.js';
 import { FakeTransport } from '../../server/state/transport/fake.js';
+import { workdirWithStore } from '../support/workdir.js';
 
 const INVENTORY = `
 cluster: { name: demo }
@@ -52,9 +52,7 @@ describe('readiness API and `rackseed ready`', () => {
   const log = createLogger('silent');
 
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'rackseed-ready-api-'));
-    store = await openStore({ kind: 'sqlite', path: join(dir, 'observed.db') });
-    await writeFile(join(dir, 'inventory.yaml'), INVENTORY);
+    ({ dir, store } = await workdirWithStore('rackseed-ready-api-', { 'inventory.yaml': INVENTORY }));
     const inventory = new InventoryService(join(dir, 'inventory.yaml'), log);
     for (const n of ['k3s01', 'k3s02']) {
       for (const event of [{ type: 'assigned', group: 'k3s' }, { type: 'provision_started' }, { type: 'installed' }] as const) await store.recordEvent({ node: n, event });

@@ -1,5 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../server/log.js';
@@ -9,10 +8,11 @@ import type { LifecycleEvent } from '../../server/model/lifecycle.js';
 import type { Evidence } from '../../server/readiness/types.js';
 import { InventoryService } from '../../server/services/inventory-service.js';
 import { ReadinessService } from '../../server/services/readiness-service.js';
-import { openStore, type ObservedStore } from '../../server/store/index.js';
+import type { ObservedStore } from '../../server/store/index.js';
 import { FakeTransport } from '../../server/state/transport/fake.js';
 import type { ExecResult } from '../../server/state/types.js';
 import { fixture, sysfsDump } from '../fixtures/readiness/load.js';
+import { workdirWithStore } from '../support/workdir.js';
 
 const INVENTORY = `
 cluster: { name: demo, domain: cluster.local }
@@ -78,9 +78,7 @@ describe('ReadinessService (FakeTransport + SQLite store)', () => {
   const log = createLogger('silent');
 
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'rackseed-readiness-'));
-    store = await openStore({ kind: 'sqlite', path: join(dir, 'observed.db') });
-    await writeFile(join(dir, 'inventory.yaml'), INVENTORY);
+    ({ dir, store } = await workdirWithStore('rackseed-readiness-', { 'inventory.yaml': INVENTORY }));
     inventory = new InventoryService(join(dir, 'inventory.yaml'), log);
   });
 

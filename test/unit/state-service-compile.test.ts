@@ -1,13 +1,14 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../server/log.js';
+import { runtimeRegistry } from '../../server/metrics/runtime-metrics.js';
 import { InventoryService } from '../../server/services/inventory-service.js';
 import { NodeIdentity } from '../../server/services/node-identity.js';
 import { StateService } from '../../server/services/state-service.js';
 import { FakeTransport } from '../../server/state/transport/fake.js';
-import { openStore, type ObservedStore } from '../../server/store/index.js';
+import type { ObservedStore } from '../../server/store/index.js';
+import { workdirWithStore } from '../support/workdir.js';
 
 /**
  * What `rackseed state apply` and convergence compile: a module argument that is wrong (a typo) must fail the
@@ -24,13 +25,7 @@ describe('StateService compiles with argument validation', () => {
   let service: StateService;
 
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'rackseed-state-compile-'));
-    await mkdir(join(dir, 'sls'));
-    await writeFile(join(dir, 'sls/top.sls'), TOP);
-    await writeFile(join(dir, 'sls/web.sls'), WEB_SLS);
-    await writeFile(join(dir, 'inventory.yaml'), INVENTORY);
-    store = await openStore({ kind: 'sqlite', path: join(dir, 'observed.db') });
-    await store.migrate();
+    ({ dir, store } = await workdirWithStore('rackseed-state-compile-', { 'sls/top.sls': TOP, 'sls/web.sls': WEB_SLS, 'inventory.yaml': INVENTORY }));
     const log = createLogger('silent');
     transport = new FakeTransport('cn01', {
       handler: (command) => (command.includes('@@rackseed-facts') ? { code: 0, stdout: '@@rackseed-facts os-release@@\nID=debian\n@@rackseed-facts end@@\n', stderr: '' } : undefined),
@@ -57,5 +52,18 @@ describe('StateService compiles with argument validation', () => {
     expect(report!.error!.message).toMatch(/web\.sls:4: state "nginx" service\.running: /);
     expect(report!.error!.message).toMatch(/unknown key "enabled" \(did you mean "enable"\?/);
     expect(transport.commands.filter((c) => !c.includes('@@rackseed-facts'))).toEqual([]);
+  });
+
+  it('every state run, failed ones too, is observed in rackseed_run_duration_seconds by its mode and result', async () => {
+    const count = async (kind: string, result: string) => {
+      const metric = (await runtimeRegistry.getMetricsAsJSON()).find((m) => m.name === 'rackseed_run_duration_seconds');
+      const values = (metric?.values ?? []) as Array<{ metricName?: string; labels: Record<string, string | number>; value: number }>;
+      const value = values.find((v) => v.metricName === 'rackseed_run_duration_seconds_count' && v.labels.kind === kind && v.labels.result === result);
+      return value?.value ?? 0;
+    };
+    const before = await count('apply', 'failed');
+    const node = [...new InventoryService(join(dir, 'inventory.yaml'), createLogger('silent')).inventory.nodes.values()];
+    await service.run(node, 'apply');
+    expect(await count('apply', 'failed')).toBe(before + 1);
   });
 });
