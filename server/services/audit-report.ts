@@ -40,7 +40,7 @@ export interface AuditSummary {
   drifted: number;
   clean: number;
   unreachable: number;
-  /** Reachable nodes that could not be audited completely (counted in `drifted` too). */
+  /** Reachable nodes that could not be audited completely: an error, or a state whose check failed (counted in `drifted` too). */
   incomplete: number;
 }
 
@@ -83,8 +83,16 @@ export function buildAuditReport(input: AuditInputs): AuditNodeReport {
 }
 
 /** The stored run's verdict: 'failed' when something could not be evaluated, 'changed' for drift, else 'success'. */
+/**
+ * Whether the audit saw everything: reachable, evaluated, and every state's check ran. A state whose check failed
+ * leaves that part of the node unknown, so, as for an error, it may hide drift (and `state test` exits 1 on it too).
+ */
+export function fullyAudited(r: AuditNodeReport): boolean {
+  return r.reachable && r.error === undefined && r.failedStates.length === 0;
+}
+
 export function auditRunResult(r: AuditNodeReport): RunResult {
-  if (r.error || r.failedStates.length > 0) return 'failed';
+  if (!fullyAudited(r)) return 'failed';
   return r.drift ? 'changed' : 'success';
 }
 
@@ -114,6 +122,6 @@ export function summarizeAudit(reports: readonly AuditNodeReport[]): AuditSummar
     drifted: reachable.filter((r) => r.drift).length,
     clean: reachable.filter((r) => !r.drift).length,
     unreachable,
-    incomplete: reachable.filter((r) => r.error !== undefined).length,
+    incomplete: reachable.filter((r) => !fullyAudited(r)).length,
   };
 }

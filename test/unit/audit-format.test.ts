@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { auditExitCode, formatAudit } from '../../server/cli/commands/audit.js';
-import { buildAuditReport, summarizeAudit, type AuditNodeReport } from '../../server/services/audit-report.js';
+import { auditRunResult, buildAuditReport, summarizeAudit, type AuditNodeReport } from '../../server/services/audit-report.js';
 import type { Evidence } from '../../server/readiness/types.js';
 import type { StateResult } from '../../server/state/types.js';
 
@@ -48,7 +48,8 @@ describe('audit report and `rackseed audit` output', () => {
 
   it('prints one block per node (by name) with the predicted diff and the failed checks, then the summary line', () => {
     const summary = summarizeAudit([gone, clean, drifted]);
-    expect(summary).toEqual({ type: 'summary', nodes: 3, drifted: 1, clean: 1, unreachable: 1, incomplete: 0 });
+    // gpu01's cmd.run could not be evaluated: drifted, and not fully audited.
+    expect(summary).toEqual({ type: 'summary', nodes: 3, drifted: 1, clean: 1, unreachable: 1, incomplete: 1 });
     expect(formatAudit([gone, clean, drifted], summary)).toBe(
       [
         'gpu01: DRIFT: 2 states would change, 1 state failed, 1 check failed',
@@ -71,7 +72,7 @@ describe('audit report and `rackseed audit` output', () => {
         '',
         'gpu03: UNREACHABLE: STATE_TRANSPORT: gpu03: cannot connect to 10.0.0.13:22: ECONNREFUSED',
         '',
-        '3 nodes audited: 1 drifted, 1 clean, 1 unreachable',
+        '3 nodes audited: 1 drifted, 1 clean, 1 unreachable; 1 not fully audited',
         '',
       ].join('\n'),
     );
@@ -86,10 +87,17 @@ describe('audit report and `rackseed audit` output', () => {
     );
   });
 
-  it('exits 0 when clean, 3 on drift, 1 when a node could not be audited', () => {
+  it('exits 0 when clean, 3 on drift, 1 when a node could not be audited completely, as the stored run says', () => {
+    const onlyChanges = report('gpu05', [ok('/etc/hosts'), state({ id: 'slurmd', module: 'service', fun: 'running', result: null, changes: { slurmd: true } })], [pass('base.ssh')]);
     expect(auditExitCode([clean])).toBe(0);
     expect(auditExitCode([])).toBe(0);
-    expect(auditExitCode([clean, drifted])).toBe(3);
-    expect(auditExitCode([clean, drifted, gone])).toBe(1);
+    expect(auditExitCode([clean, onlyChanges])).toBe(3);
+    expect(auditRunResult(onlyChanges)).toBe('changed');
+    expect(summarizeAudit([onlyChanges])).toMatchObject({ drifted: 1, incomplete: 0 });
+    // A state whose check failed hides what that part of the node looks like: as `state test`, exit 1, run failed.
+    expect(auditExitCode([clean, drifted])).toBe(1);
+    expect(auditRunResult(drifted)).toBe('failed');
+    expect(auditExitCode([clean, onlyChanges, gone])).toBe(1);
+    expect(auditRunResult(clean)).toBe('success');
   });
 });

@@ -121,6 +121,8 @@ describe('AuditService (FakeTransport, SQLite store) and POST /audit', () => {
       const named = await client.postStream('/audit', { targets: ['cn02'] }, () => undefined);
       expect(named).toMatchObject({ nodes: 1, unreachable: 1 });
       await expect(client.postStream('/audit', { targets: 'cn01' }, () => undefined)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+      // An empty selection is not "every node".
+      await expect(client.postStream('/audit', { targets: [] }, () => undefined)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
       await expect(client.postStream('/audit', { targets: ['nope01'] }, () => undefined)).rejects.toMatchObject({ code: 'INVENTORY_NOT_FOUND' });
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));

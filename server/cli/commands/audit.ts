@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { Evidence } from '../../readiness/types.js';
-import type { AuditLine, AuditNodeReport, AuditSummary } from '../../services/audit-report.js';
+import { fullyAudited, type AuditLine, type AuditNodeReport, type AuditSummary } from '../../services/audit-report.js';
 import type { CliContext, GlobalOptions } from '../context.js';
 import { CliExit, EXIT_DRIFT, EXIT_FAILED } from '../exit.js';
 import { printJson } from '../output.js';
@@ -45,9 +45,9 @@ export function formatAudit(reports: readonly AuditNodeReport[], summary: AuditS
   return `${blocks.length > 0 ? `${blocks.join('\n\n')}\n\n` : ''}${formatAuditSummary(summary)}\n`;
 }
 
-/** 1 when any node could not be audited (it may hide drift), else 3 on drift, else 0. */
+/** 1 when any node could not be audited completely (it may hide drift), else 3 on drift, else 0. */
 export function auditExitCode(reports: readonly AuditNodeReport[]): number {
-  if (reports.some((r) => !r.reachable || r.error !== undefined)) return EXIT_FAILED;
+  if (!reports.every(fullyAudited)) return EXIT_FAILED;
   return reports.some((r) => r.drift) ? EXIT_DRIFT : 0;
 }
 

@@ -23,11 +23,13 @@ export function auditRoutes(deps: AuditRouteDeps): Router {
 
   api.post('/audit', async (req, res) => {
     const targets = (req.body as { targets?: unknown } | undefined)?.targets;
-    if (targets !== undefined && (!Array.isArray(targets) || !targets.every((t): t is string => typeof t === 'string'))) {
-      throw badRequest('"targets" must be a list of node names, hostlist ranges, groups or label selectors (or left out for every node)');
+    // An empty list is refused rather than read as "every node": a client whose selection came out empty must not
+    // audit the whole fleet by accident (the other fleet routes refuse it too).
+    if (targets !== undefined && (!Array.isArray(targets) || targets.length === 0 || !targets.every((t): t is string => typeof t === 'string'))) {
+      throw badRequest('"targets" must be a non-empty list of node names, hostlist ranges, groups or label selectors (or left out for every node)');
     }
     const inv = deps.inventory.inventory;
-    const nodes = targets && targets.length > 0 ? resolveTargets(inv, targets) : [...inv.nodes.values()];
+    const nodes = targets ? resolveTargets(inv, targets) : [...inv.nodes.values()];
     await streamNdjson(res, deps.log, async (send) => {
       send({ type: 'start', nodes: nodes.map((n) => n.name) } satisfies AuditLine);
       const reports = await deps.audit.audit(nodes, (report) => send({ type: 'node', report } satisfies AuditLine));
