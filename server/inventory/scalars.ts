@@ -14,8 +14,20 @@ export function restoreTextScalars(doc: Document, where: SourceLocator): void {
   visit(doc.contents, [], false, where);
 }
 
+/**
+ * Version pins inside free-form data that the built-in states and readiness read as text. Unquoted, YAML reads
+ * `440.100` as the number 440.1 and `12.10` as 12.1, so the pin would name a driver or toolkit that does not exist.
+ */
+const VERSION_PINS: ReadonlyArray<readonly [string, string]> = [
+  ['nvidia', 'driver'],
+  ['nvidia', 'cuda'],
+];
+
 function visit(node: unknown, path: KeyPath, inFlowSeq: boolean, where: SourceLocator): void {
-  if (isFreeForm(path)) return;
+  if (isFreeForm(path)) {
+    refuseNumericVersionPins(node, path, where);
+    return;
+  }
   if (isMap(node)) {
     for (const pair of node.items) {
       if (isScalar(pair.key)) visit(pair.value, [...path, String(pair.key.value)], false, where);
@@ -49,4 +61,21 @@ function restore(node: { value: unknown; source?: string }, path: KeyPath, inFlo
     );
   }
   node.value = text;
+}
+
+function refuseNumericVersionPins(data: unknown, path: KeyPath, where: SourceLocator): void {
+  if (!isMap(data)) return;
+  for (const [section, key] of VERSION_PINS) {
+    const inner = data.get(section, true);
+    if (!isMap(inner)) continue;
+    const value = inner.get(key, true) as (Node & { value: unknown; source?: string }) | undefined;
+    if (!isScalar(value) || typeof value.value !== 'number') continue;
+    const text = value.source ?? String(value.value);
+    throw where.error(
+      'INVENTORY_INVALID',
+      [...path, section, key],
+      `${section}.${key} must be a quoted version: YAML reads ${text} as the number ${String(value.value)}, ` +
+        `which names another version (440.100 would pin 440.1); write '${text}'`,
+    );
+  }
 }

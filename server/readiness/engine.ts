@@ -10,7 +10,7 @@ import type { CheckContext, CheckSpec, Evidence, RoleChecks, Verdict } from './t
  */
 
 export interface CollectOptions {
-  /** Per-command timeout when a check declares none. */
+  /** Per-command timeout: every check's limit, and the cap on a check's own smaller limit. */
   timeoutMs?: number;
 }
 
@@ -19,7 +19,9 @@ export const DEFAULT_CHECK_TIMEOUT_MS = 30_000;
 async function runCheck(spec: CheckSpec, ctx: CheckContext, transport: Transport, timeoutMs: number): Promise<Evidence[]> {
   let output;
   try {
-    output = await transport.exec(spec.command(ctx), { timeoutMs: spec.timeoutMs ?? timeoutMs });
+    // A check's own limit bounds a tool known to hang (nvidia-smi when a GPU fell off the bus); the operator's
+    // limit is never exceeded, so a smaller command timeout still holds for every check.
+    output = await transport.exec(spec.command(ctx), { timeoutMs: Math.min(spec.timeoutMs ?? timeoutMs, timeoutMs) });
   } catch (err) {
     const code = isRackseedError(err) ? err.code : 'INTERNAL';
     const message = err instanceof Error ? err.message : String(err);

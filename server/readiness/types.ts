@@ -46,7 +46,7 @@ export interface CheckSpec {
   role: string;
   /** The shell command that collects the raw output (one exec per spec). */
   command(ctx: CheckContext): string;
-  /** Per-command timeout; the engine's default applies when absent. */
+  /** This check's own limit, for a tool that can hang; the operator's command timeout applies when smaller or when absent. */
   timeoutMs?: number;
   /** PURE: output (exit code, stdout, stderr) and expectations -> evidence. Never throws on odd output. */
   evaluate(output: ExecResult, ctx: CheckContext): Evidence[];

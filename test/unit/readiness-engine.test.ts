@@ -29,6 +29,17 @@ describe('readiness engine', () => {
     expect(verdict(evidence)).toMatchObject({ ready: false, summary: 'readiness: t.b (expected ok, saw bad)' });
   });
 
+  it("a check's own timeout applies only when smaller than the operator's command timeout", async () => {
+    const limits: Record<string, number | undefined> = {};
+    const transport = new FakeTransport('gpu01', { handler: (command, _t, options) => ((limits[command] = options.timeoutMs), { code: 0, stdout: 'ok', stderr: '' }) });
+    const bounded: CheckSpec = { ...echo('t.bounded', 'bounded'), timeoutMs: 60_000 };
+    const roles: RoleChecks[] = [{ role: 'test', checks: [bounded, echo('t.plain', 'plain')] }];
+    await collectEvidence(context(), transport, { timeoutMs: 600_000 }, roles);
+    expect(limits).toEqual({ bounded: 60_000, plain: 600_000 });
+    await collectEvidence(context(), transport, { timeoutMs: 10_000 }, roles);
+    expect(limits).toEqual({ bounded: 10_000, plain: 10_000 });
+  });
+
   it('a timed-out command or a dropped connection fails that check; later checks still report', async () => {
     const transport = new FakeTransport('gpu01', {
       handler: (command) => {

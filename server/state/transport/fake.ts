@@ -13,7 +13,7 @@ export type RecordedCall =
   | { op: 'close' };
 
 /** Answers one command; return undefined to fall through to the default (exit 0, no output). */
-export type CommandHandler = (command: string, transport: FakeTransport) => ExecResult | Promise<ExecResult> | undefined;
+export type CommandHandler = (command: string, transport: FakeTransport, options: ExecOptions) => ExecResult | Promise<ExecResult> | undefined;
 
 export interface FakeTransportOptions {
   files?: Record<string, string>;
@@ -57,7 +57,7 @@ export class FakeTransport implements Transport {
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     const stdin = options.stdin === undefined ? undefined : options.stdin.toString();
     this.record(stdin === undefined ? { op: 'exec', command } : { op: 'exec', command, stdin });
-    const answer = this.handler ? await this.handler(command, this) : undefined;
+    const answer = this.handler ? await this.handler(command, this, options) : undefined;
     return answer ?? { code: 0, stdout: '', stderr: '' };
   }
 

@@ -184,6 +184,16 @@ describe('config errors name the file, line and key path', () => {
       message: `${FILE}:5 nodes[0] (n1): no group: given and no group's selector matches its labels (rack=r9)`,
     },
     {
+      what: 'an unquoted driver pin, which YAML reads as another number',
+      text: 'cluster: { name: t }\ngroups:\n  gpu:\n    data:\n      nvidia: { driver: 440.100 }\n',
+      message: `${FILE}:5 groups.gpu.data.nvidia.driver: nvidia.driver must be a quoted version: YAML reads 440.100 as the number 440.1, which names another version (440.100 would pin 440.1); write '440.100'`,
+    },
+    {
+      what: 'an unquoted CUDA pin in a node override',
+      text: 'cluster: { name: t }\ngroups:\n  gpu: {}\nnodes:\n  - name: n1\n    group: gpu\n    overrides:\n      data:\n        nvidia:\n          cuda: 12.10\n',
+      message: `${FILE}:10 nodes[0].overrides.data.nvidia.cuda: nvidia.cuda must be a quoted version: YAML reads 12.10 as the number 12.1`,
+    },
+    {
       what: 'an empty file',
       text: '# nothing yet\n',
       message: `${FILE}: the file is empty`,
@@ -192,6 +202,11 @@ describe('config errors name the file, line and key path', () => {
     const err = failure(text);
     expect(err.code).toBe('INVENTORY_INVALID');
     expect(err.message).toContain(message);
+  });
+
+  test('quoted version pins and other numbers in free-form data are kept as written', () => {
+    const inv = parseInventory("cluster: { name: t }\ngroups:\n  gpu:\n    data:\n      nvidia: { driver: '440.100', cuda: '12.10' }\n      slurm: { cpus: 64 }\n", FILE);
+    expect(inv.groups.get('gpu')?.data).toEqual({ nvidia: { driver: '440.100', cuda: '12.10' }, slurm: { cpus: 64 } });
   });
 
   test('a csv file that cannot be read is reported at the csv: key', () => {
