@@ -24,6 +24,12 @@ describe('xml reader', () => {
     expect(childText(a, 'c', 'd')).toBe('A');
   });
 
+  it('reads a numeric reference beyond Unicode as U+FFFD instead of throwing', () => {
+    const doc = parseXml('<a x="&#x110000;"><b>&#1114112;|&#99999999999999999999;|&#x10FFFF;</b></a>');
+    expect(child(doc, 'a')?.attrs).toEqual({ x: '\uFFFD' });
+    expect(childText(doc, 'a', 'b')).toBe('\uFFFD|\uFFFD|\u{10FFFF}');
+  });
+
   it('keeps what a truncated document had instead of throwing', () => {
     const doc = parseXml('<a><b>1</b><c><d>2');
     expect(childText(doc, 'a', 'b')).toBe('1');

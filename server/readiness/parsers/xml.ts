@@ -15,10 +15,15 @@ export interface XmlElement {
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 
+/** A numeric reference beyond Unicode (&#x110000;, or too many digits) reads as U+FFFD; fromCodePoint would throw. */
+function character(codePoint: number): string {
+  return codePoint <= 0x10ffff ? String.fromCodePoint(codePoint) : '\uFFFD';
+}
+
 function decode(s: string): string {
   return s.replace(/&(#x[0-9a-fA-F]+|#\d+|[a-z]+);/g, (whole, ref: string) => {
-    if (ref.startsWith('#x')) return String.fromCodePoint(parseInt(ref.slice(2), 16));
-    if (ref.startsWith('#')) return String.fromCodePoint(parseInt(ref.slice(1), 10));
+    if (ref.startsWith('#x')) return character(parseInt(ref.slice(2), 16));
+    if (ref.startsWith('#')) return character(parseInt(ref.slice(1), 10));
     return ENTITIES[ref] ?? whole;
   });
 }
