@@ -46,6 +46,8 @@ export type ErrorCode =
   | 'SSH_HOST_KEY_MISMATCH'
   | 'SSH_HOST_KEY_UNKNOWN'
   | 'BMC_CREDENTIALS'
+  /** A secret file in the data directory (a token or a signing key) that holds too short a value to be safe. */
+  | 'SECRET_INVALID'
   /** The virtual lab (`rackseed lab`) cannot start or stop: not root, a missing tool, a lab already running. */
   | 'LAB_FAILED'
   | 'INTERNAL';

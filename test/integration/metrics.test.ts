@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -103,6 +103,22 @@ describe('GET /metrics', () => {
     const res = await scrape(metricsToken);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+  });
+
+  it('takes a rotated metrics token at once, but not one shorter than the start would accept', async () => {
+    const file = metricsTokenPath(srv.config.dataDir);
+    const original = readFileSync(file, 'utf8');
+    try {
+      const rotated = 'n'.repeat(40);
+      writeFileSync(file, `${rotated}\n`);
+      expect((await scrape(rotated)).status).toBe(200);
+      expect((await scrape(original.trim())).status).toBe(401);
+      writeFileSync(file, 'short\n');
+      expect((await scrape('short')).status).toBe(401);
+      expect((await scrape(srv.adminToken)).status).toBe(200);
+    } finally {
+      writeFileSync(file, original);
+    }
   });
 
   it('has every family, with values read from live state at scrape time', async () => {

@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Router, type RequestHandler } from 'express';
 import { Registry } from 'prom-client';
 import { tokenMatches } from '../../auth/admin-token.js';
-import { ensureSecretFile } from '../../auth/secret-file.js';
+import { ensureSecretFile, readSecretFile } from '../../auth/secret-file.js';
 import { runtimeRegistry } from '../../metrics/runtime-metrics.js';
 import { registerScrapeMetrics, type ScrapeSources } from '../../metrics/scrape-metrics.js';
 import { errorBody } from './errors.js';
@@ -20,17 +19,14 @@ export interface MetricsDeps extends ScrapeSources {
  * /metrics takes a bearer token like the admin API, because rackseed is secure by default: node names, states and
  * image names are inventory data. Prometheus gets its own token, <dataDir>/metrics-token, which can scrape and do
  * nothing else (`authorization: { credentials_file: ... }` in the scrape config); the admin token works too.
- * The file is read on every scrape, so replacing it rotates the token without a restart.
+ * The file is read on every scrape, so replacing it rotates the token without a restart; a value shorter than
+ * MIN_SECRET_LENGTH is not accepted (and stops the server at its next start).
  */
 function requireMetricsToken(adminToken: string, tokenFile: string): RequestHandler {
   return (req, res, next) => {
     const match = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '');
-    let metricsToken: string | undefined;
-    try {
-      metricsToken = readFileSync(tokenFile, 'utf8').trim() || undefined;
-    } catch {
-      metricsToken = undefined;
-    }
+    // The same length rule as at start, so a rotation to a short token fails now rather than at the next restart.
+    const metricsToken = readSecretFile(tokenFile);
     const presented = match?.[1];
     if (presented && (tokenMatches(presented, adminToken) || (metricsToken !== undefined && tokenMatches(presented, metricsToken)))) return next();
     res.set('WWW-Authenticate', 'Bearer realm="rackseed metrics"');
