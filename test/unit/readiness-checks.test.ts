@@ -267,6 +267,14 @@ describe('slurm checks', () => {
   it('a node the controller does not know fails as not registered', () => {
     expect(evaluateSlurmNode({ code: 1, stdout: 'Node gpu01 not found\n', stderr: '' }, context())[0]).toMatchObject({ pass: false, seen: 'not registered' });
   });
+  it('"not found" elsewhere is not "not registered": a drain reason, or scontrol missing', () => {
+    const drained = evaluateSlurmNode(ok('NodeName=gpu01 Arch=x86_64\n   State=IDLE+DRAIN ThreadsPerCore=1\n   Reason=GPU not found [root@2024-05-01T10:00:00]\n'), context())[0];
+    expect(drained).toMatchObject({ pass: false, seen: 'IDLE+DRAIN' });
+    expect(drained?.reason).toContain('Reason=GPU not found');
+    const missing = evaluateSlurmNode({ code: 127, stdout: '', stderr: 'sh: 1: scontrol: not found\n' }, context())[0];
+    expect(missing).toMatchObject({ pass: false });
+    expect(missing?.seen).not.toBe('not registered');
+  });
   it('controller: ping UP and slurmctld active pass; DOWN or inactive fail', () => {
     const good = evaluateController(ok('Slurmctld(primary) at head01 is UP\n@@rackseed slurmctld@@\nactive\n'), context({ node: 'head01' }));
     expect(failingChecks(good)).toEqual([]);
@@ -305,6 +313,11 @@ describe('k3s checks (SYNTHETIC kubectl fixtures)', () => {
   it('kubectl NotFound means not registered', () => {
     const [e] = evaluateK3sNode({ code: 1, stdout: '', stderr: 'Error from server (NotFound): nodes "k3s02" not found\n' }, context({ node: 'k3s02' }), 'k3s-agent');
     expect(e).toMatchObject({ pass: false, seen: 'not registered' });
+  });
+  it('a missing kubectl is a failed command, not an unregistered node', () => {
+    const [e] = evaluateK3sNode({ code: 127, stdout: '', stderr: 'sh: 1: kubectl: not found\n' }, context({ node: 'k3s02' }), 'k3s-agent');
+    expect(e).toMatchObject({ pass: false });
+    expect(e?.seen).not.toBe('not registered');
   });
 });
 

@@ -48,7 +48,8 @@ export function expectedK3sLabels(ctx: CheckContext, role: K3sRole): Record<stri
 /** PURE: `kubectl get node NAME -o json`. */
 export function evaluateK3sNode(output: ExecResult, ctx: CheckContext, role: K3sRole): Evidence[] {
   if (output.code !== 0) {
-    if (/NotFound|not found/.test(output.stderr + output.stdout)) return [failed(role, 'k3s.node_ready', 'Ready=True', 'not registered', `the cluster has no node ${ctx.node}`)];
+    // The API server's answer for a missing node, not a shell's "kubectl: not found" (a missing binary).
+    if (/\(NotFound\): nodes "[^"]+" not found/.test(output.stderr)) return [failed(role, 'k3s.node_ready', 'Ready=True', 'not registered', `the cluster has no node ${ctx.node}`)];
     return [commandFailed(role, 'k3s.node_ready', 'Ready=True', 'kubectl get node', output)];
   }
   let node;

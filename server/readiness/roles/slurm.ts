@@ -15,7 +15,9 @@ const EXPECTED_STATE = 'idle, mixed or allocated';
 /** PURE: `scontrol show node NAME` output. */
 export function evaluateSlurmNode(output: ExecResult, ctx: CheckContext, role = 'slurm-compute'): Evidence[] {
   const check = 'slurm.node_state';
-  const notFound = /not found/i.test(`${output.stdout}\n${output.stderr}`);
+  // scontrol's own line for an unknown node (src/scontrol/info_node.c). "not found" elsewhere, a drain Reason or a
+  // shell's "scontrol: not found", says nothing about registration.
+  const notFound = output.code !== 0 && /^Node \S+ not found$/m.test(output.stdout);
   if (output.code !== 0 || notFound) {
     if (notFound) return [failed(role, check, EXPECTED_STATE, 'not registered', `the Slurm controller does not know node ${ctx.node}`)];
     return [commandFailed(role, check, EXPECTED_STATE, 'scontrol show node', output)];
