@@ -211,3 +211,53 @@ export function importCsvToText(
   parseInventory(out, file, readCsv);
   return { text: out, added, updated };
 }
+
+/** What moving nodes into another group did to the inventory text: the new text, and each moved node's old group. */
+export interface GroupMove {
+  text: string;
+  /** Nodes whose group changed, with the group they had (already-there nodes are left out). */
+  moved: Array<{ node: string; from: string }>;
+}
+
+/**
+ * Sets `group:` on the explicit entries of `names` (adding the key to an entry placed by label selection), keeping
+ * the file's comments and layout. A node declared by a range entry is refused, naming the entry: changing the
+ * range's group would move its other members too, and its csv: file's group column is where one member's group
+ * belongs. The result is validated (the group must exist) before it is returned.
+ */
+export function moveNodesToGroupInText(text: string, file: string, names: readonly string[], group: string, readCsv: CsvReader = noCsvReader): GroupMove {
+  const { inventory, entries } = parseInventoryDetailed(text, file, readCsv);
+  if (!inventory.groups.has(group)) {
+    throw new RackseedError('GROUP_NOT_FOUND', `no group "${group}" in ${file} (groups: ${[...inventory.groups.keys()].join(', ') || 'none'})`, { group });
+  }
+  const byName = new Map(entries.map((e) => [e.spec.name.toLowerCase(), e]));
+  const parsed = parseForEdit(text);
+  const seq = parsed.doc.get('nodes', true);
+  const edits = new TextEdits();
+  const moved: GroupMove['moved'] = [];
+  for (const name of names) {
+    const entry = byName.get(name.toLowerCase());
+    const from = inventory.nodes.get(name)?.group;
+    if (!entry || from === undefined) throw new RackseedError('NODE_NOT_FOUND', `no node "${name}" in ${file}`, { node: name });
+    if (from === group) continue;
+    if (entry.spec.origin.range !== undefined) {
+      throw new RackseedError(
+        'INVENTORY_INVALID',
+        `${name} is declared by ${describeEntry(entry)}; give it a group column in that range's csv: file, or an entry of its own, to move it alone`,
+        { node: name },
+      );
+    }
+    const map = isSeq(seq) ? seq.items[entry.index] : undefined;
+    if (!isMap(map)) throw new RackseedError('INVENTORY_INVALID', `${describeEntry(entry)} is not a map entry`, { node: name });
+    if (map.flow && !map.has('group')) appendToFlow(edits, text, map.range ?? [], '}', `group: ${flowText(group)}`, map.items.length === 0);
+    else setInBlockMap(edits, text, parsed.lines, map, 'group', group);
+    moved.push({ node: name, from });
+  }
+  const out = edits.apply(text);
+  const after = parseInventory(out, file, readCsv);
+  // A selector can outrank an explicit group only if the edit went wrong; check what the file now says.
+  for (const m of moved) {
+    if (after.nodes.get(m.node)?.group !== group) throw new RackseedError('INTERNAL', `moving ${m.node} to ${group} did not take effect in ${file}`);
+  }
+  return { text: out, moved };
+}

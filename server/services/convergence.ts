@@ -208,6 +208,11 @@ export class ConvergenceService {
     for (const name of names) {
       const status = await this.deps.store.getNode(name);
       if (!status || !RECONVERGE_ON_ROLES.has(status.state)) continue;
+      if (status.reimageRequested) {
+        // `reimage --group` moves a node after marking it: it installs with its new roles; its old OS gets nothing.
+        this.deps.log.info({ node: name, reason }, 'reimage pending: not re-converged on its old OS');
+        continue;
+      }
       const r = await this.request(name, reason);
       this.deps.log.info({ node: name, outcome: r.status, reason }, reason === 'roles' ? 'roles changed: re-converging' : 'a peer\'s hardware changed: re-converging');
     }

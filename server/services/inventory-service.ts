@@ -2,7 +2,7 @@ import { readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Inventory } from '../model/inventory.js';
 import type { Logger } from '../log.js';
-import { addNodeToText, csvReaderFor, importCsvToText, loadInventory, type NewNodeEntry } from '../inventory/index.js';
+import { addNodeToText, csvReaderFor, importCsvToText, loadInventory, moveNodesToGroupInText, type GroupMove, type NewNodeEntry } from '../inventory/index.js';
 
 const EMPTY_INVENTORY = '# rackseed inventory: groups and nodes (see README "Inventory")\ncluster:\n  name: cluster\ngroups: {}\nnodes: []\n';
 
@@ -54,10 +54,30 @@ export class InventoryService {
     return outcome;
   }
 
+  /**
+   * Moves nodes into `group` by editing their entries' group: (see moveNodesToGroupInText). With `dryRun`, only
+   * checks that the edit can be made and says what it would move; nothing is written.
+   */
+  async moveToGroup(names: readonly string[], group: string, options: { dryRun: boolean }): Promise<GroupMove['moved']> {
+    if (options.dryRun) {
+      return this.serialise(async () => moveNodesToGroupInText(this.currentText(), this.file, names, group, csvReaderFor(this.file)).moved);
+    }
+    let moved: GroupMove['moved'] = [];
+    await this.edit((text) => {
+      const r = moveNodesToGroupInText(text, this.file, names, group, csvReaderFor(this.file));
+      moved = r.moved;
+      return r.text;
+    });
+    return moved;
+  }
+
+  private currentText(): string {
+    return existsSync(this.file) ? readFileSync(this.file, 'utf8') : EMPTY_INVENTORY;
+  }
+
   private async edit(change: (text: string) => string): Promise<Inventory> {
     return this.serialise(async () => {
-      const before = existsSync(this.file) ? readFileSync(this.file, 'utf8') : EMPTY_INVENTORY;
-      const after = change(before);
+      const after = change(this.currentText());
       const tmp = path.join(path.dirname(this.file), `.${path.basename(this.file)}.${process.pid}.tmp`);
       writeFileSync(tmp, after);
       renameSync(tmp, this.file);

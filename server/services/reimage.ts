@@ -12,18 +12,21 @@ import type { NewEvent, NodeStatus, ObservedStore } from '../store/types.js';
  */
 
 /**
- * A reimage reinstalls nodes as the inventory describes them when they boot. It does not move them into another
- * group or role: the inventory is where a node's group and roles are declared (and what convergence, readiness and
- * audit read), so that is an inventory edit first, then a reimage.
+ * A reimage reinstalls nodes as the inventory describes them when they boot. With `group`, it first moves them into
+ * that group by editing their inventory entries (the inventory is where a node's group, and so its image and roles,
+ * is declared, and what convergence, readiness and audit read), then marks them: one command, as an operator
+ * reimaging Slurm nodes into K3s expects.
  */
 export interface ReimageRequest {
   /** CLI targets: names, hostlists, group:NAME, role:NAME, key=value labels. */
   targets: string[];
+  /** The group to move the nodes into before marking them. */
+  group?: string;
 }
 
-/** Why `--group`/`--role` are refused: the message an operator who asks for them gets. */
-export const REIMAGE_INTO_GROUP_HINT =
-  "reimage does not move nodes into another group or role: the inventory declares each node's group and roles, and a node installs and is configured from it. Change the nodes' group: (or overrides.roles) in the inventory, reload it (SIGHUP), then reimage them";
+/** Why `--role` is refused: a node's roles come from its group. */
+export const REIMAGE_INTO_ROLE_HINT =
+  "reimage does not take a role: a node's roles come from its group. Move the nodes into a group with those roles (reimage --group NAME), or set their overrides.roles in the inventory and reimage them";
 
 /** How a node is rebooted: over SSH when it runs its OS, else through its BMC, else an operator does it. */
 export type RebootMethod = 'ssh' | 'bmc' | 'manual';
@@ -33,7 +36,10 @@ const UP_STATES: ReadonlySet<LifecycleState> = new Set(['installed', 'configurin
 
 export interface PlannedNode {
   node: string;
+  /** The group it installs into. */
   group: string;
+  /** The group it leaves, when the reimage moves it. */
+  fromGroup?: string;
   /** Observed lifecycle state; absent when the store has never heard of the node. */
   state?: LifecycleState;
   reboot: RebootMethod;
@@ -56,16 +62,21 @@ function rebootMethod(node: ResolvedNode, state: LifecycleState | undefined): Re
   return node.bmc ? 'bmc' : 'manual';
 }
 
-/** Which nodes a reimage touches and how; changes nothing. Throws for unknown targets. */
-export function planReimage(inv: Inventory, statuses: ReadonlyMap<string, NodeStatus>, request: ReimageRequest): ReimagePlan {
+/**
+ * Which nodes a reimage touches and how; changes nothing. Throws for unknown targets. `movedFrom` names the group
+ * each node leaves when the request moves it (`request.group`), whether the move is still planned or already made.
+ */
+export function planReimage(inv: Inventory, statuses: ReadonlyMap<string, NodeStatus>, request: ReimageRequest, movedFrom: ReadonlyMap<string, string> = new Map()): ReimagePlan {
   const targets = resolveTargets(inv, request.targets);
   const nodes = targets.map((n): PlannedNode => {
     const status = statuses.get(n.name);
     const state = status?.state;
     const reboot = rebootMethod(n, state);
+    const fromGroup = movedFrom.get(n.name);
     const planned: PlannedNode = {
       node: n.name,
-      group: n.group,
+      group: request.group ?? n.group,
+      ...(fromGroup !== undefined ? { fromGroup } : {}),
       reboot,
       bmcFallback: reboot === 'ssh' && n.bmc !== undefined,
       alreadyPending: status?.reimageRequested === true,
@@ -144,6 +155,11 @@ export async function executeReimage(
   store: ObservedStore,
   rebooter: Rebooter,
   onProgress: (p: ReimageProgress) => void = () => undefined,
+  /**
+   * Runs between the two phases with the nodes the store marked (a move into another group). If it throws, the
+   * marks are withdrawn and nothing is rebooted.
+   */
+  afterMark?: (marked: readonly string[]) => Promise<void>,
 ): Promise<ReimageSummary> {
   const planned = plan.nodes.filter((n) => !n.skip);
   const notMarked = plan.nodes.filter((n) => n.skip).map((n) => ({ node: n.node, error: n.skip! }));
@@ -158,6 +174,14 @@ export async function executeReimage(
   onProgress({ phase: 'mark', done: batch.length, total: batch.length });
 
   const toReboot = planned.filter((n) => markedSet.has(n.node));
+  if (afterMark) {
+    try {
+      await afterMark(toReboot.map((n) => n.node));
+    } catch (err) {
+      if (toReboot.length > 0) await store.recordEvents(toReboot.map((n) => ({ node: n.node, event: { type: 'reimage_cancelled' } })));
+      throw err;
+    }
+  }
   const outcomes = new Map<string, RebootOutcome>();
   let done = 0;
   const finish = (o: RebootOutcome) => {

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -163,14 +163,25 @@ describe('reimage', () => {
     record.mockRestore();
   });
 
-  it('refuses an unknown target, and a move into another group or role (an inventory edit), before doing anything', async () => {
+  it('refuses an unknown target, a role, an unknown group and a range member moved alone, before doing anything', async () => {
+    const inventoryBefore = readFileSync(srv.inventory.file, 'utf8');
     expect(await post('/reimage', { targets: ['n[00001-10001]'], confirm: true })).toMatchObject({ status: 404, json: { error: { code: 'INVENTORY_NOT_FOUND' } } });
-    for (const into of [{ group: 'special' }, { role: 'slurm-compute' }]) {
-      expect(await post('/reimage', { targets: ['r1'], ...into, confirm: true })).toMatchObject({ status: 400, json: { error: { code: 'BAD_REQUEST', message: expect.stringMatching(/^reimage does not move nodes into another group or role: .*Change the nodes' group: \(or overrides\.roles\) in the inventory/) } } });
+    expect(await post('/reimage', { targets: ['r1'], role: 'slurm-compute', confirm: true })).toMatchObject({
+      status: 400,
+      json: { error: { code: 'BAD_REQUEST', message: expect.stringMatching(/^reimage does not take a role: a node's roles come from its group\. .*reimage --group NAME/) } },
+    });
+    expect(await post('/reimage', { targets: ['r1'], group: 'gpu', confirm: true })).toMatchObject({ status: 404, json: { error: { code: 'GROUP_NOT_FOUND', message: expect.stringContaining('no group "gpu"') } } });
+    expect(await post('/reimage', { targets: ['r1'], group: 7, confirm: true })).toMatchObject({ status: 400, json: { error: { code: 'BAD_REQUEST' } } });
+    for (const confirm of [false, true]) {
+      expect(await post('/reimage', { targets: ['r1', 'n00002'], group: 'special', confirm })).toMatchObject({
+        status: 400,
+        json: { error: { code: 'INVENTORY_INVALID', message: expect.stringMatching(/^n00002 is declared by .* range n\[00001-10000\] \(n00002\); give it a group column/) } },
+      });
     }
-    await expect(cli('reimage', 'r1', '--group', 'special', '--yes')).rejects.toThrow(/unknown option '--group'/);
     expect(await post('/reimage', { targets: 'r1', confirm: true })).toMatchObject({ status: 400, json: { error: { code: 'BAD_REQUEST' } } });
+    await expect(cli('reimage', 'r1', '--cancel', '--group', 'compute')).rejects.toThrow(/--cancel takes no --group/);
     expect((await snapshot()).pending).toEqual([]);
+    expect(readFileSync(srv.inventory.file, 'utf8')).toBe(inventoryBefore);
   });
 
   it(`--yes marks exactly the ${BULK} targeted nodes in one recordEvents batch`, async () => {
@@ -264,6 +275,61 @@ describe('reimage', () => {
   it('needs the admin token', async () => {
     expect((await post('/reimage', { targets: ['r1'], confirm: true }, 'wrong-token-wrong-token-wrong-token')).status).toBe(401);
     expect((await post('/reimage/cancel', { targets: ['r1'] }, 'wrong-token-wrong-token-wrong-token')).status).toBe(401);
+  });
+});
+
+describe('reimage --group: into another group in one command', () => {
+  const groupOf = (node: string) => srv.inventory.inventory.nodes.get(node)?.group;
+
+  it('a dry run shows the move and writes nothing; --yes edits the entry, then marks the node', async () => {
+    const before = readFileSync(srv.inventory.file, 'utf8');
+    const dry = await post('/reimage', { targets: ['r4'], group: 'compute', confirm: false });
+    expect(dry.json.plan.nodes).toEqual([expect.objectContaining({ node: 'r4', group: 'compute', fromGroup: 'special', reboot: 'manual' })]);
+    const cliDry = await cli('reimage', 'group:special', '--group', 'compute');
+    expect(cliDry.out).toMatch(/r4\s+│\s+special -> compute\s+│/);
+    expect(cliDry.out).toContain('would move 4 nodes into group compute');
+    expect(readFileSync(srv.inventory.file, 'utf8')).toBe(before);
+    expect(groupOf('r4')).toBe('special');
+
+    const { out, code } = await cli('reimage', 'r4', '--group', 'compute', '--yes');
+    expect(code).toBe(0);
+    expect(out).toMatch(/^moved into group compute\s+1$/m);
+    expect(out).toMatch(/^marked for reimage\s+1$/m);
+    // Only r4's own group: line changed; the file is otherwise as it was.
+    expect(readFileSync(srv.inventory.file, 'utf8')).toBe(before.replace('  - name: r4\n    group: special\n', '  - name: r4\n    group: compute\n'));
+    expect(groupOf('r4')).toBe('compute');
+    expect(await srv.store.getNode('r4')).toMatchObject({ reimageRequested: true });
+  });
+
+  it('moves only what was marked: no move when the marks fail or the lifecycle refuses, marks withdrawn when the move fails', async () => {
+    const before = readFileSync(srv.inventory.file, 'utf8');
+    const record = vi.spyOn(srv.store, 'recordEvents').mockRejectedValueOnce(new Error('disk full'));
+    expect((await post('/reimage', { targets: ['r3'], group: 'compute', confirm: true })).status).toBe(500);
+    expect(readFileSync(srv.inventory.file, 'utf8')).toBe(before);
+
+    record.mockImplementationOnce(async (batch) => batch.map((e) => ({ ok: false as const, node: e.node, error: 'lifecycle: refused for this test' })));
+    const refused = await post('/reimage', { targets: ['r3'], group: 'compute', confirm: true });
+    record.mockRestore();
+    expect(refused.status).toBe(200);
+    expect(refused.json.summary).toMatchObject({ moved: [], notMarked: [{ node: 'r3', error: 'lifecycle: refused for this test' }], reboots: [] });
+    expect(readFileSync(srv.inventory.file, 'utf8')).toBe(before);
+    expect(groupOf('r3')).toBe('special');
+
+    const move = srv.inventory.moveToGroup.bind(srv.inventory);
+    const failingMove = vi.spyOn(srv.inventory, 'moveToGroup').mockImplementation(async (names, group, options) => {
+      if (options.dryRun) return move(names, group, options);
+      throw new Error('inventory file is read-only');
+    });
+    const bmcBefore = goodBmc.requests.length;
+    const moveFailed = await post('/reimage', { targets: ['r3'], group: 'compute', confirm: true });
+    failingMove.mockRestore();
+    expect(moveFailed.status).toBe(500);
+    // Marked, then withdrawn: no node is left pending in a group that was never written.
+    const events = await srv.store.listEvents({ node: 'r3' });
+    expect(events.slice(-2).map((e) => e.event.type)).toEqual(['reimage_requested', 'reimage_cancelled']);
+    expect(await srv.store.getNode('r3')).toMatchObject({ reimageRequested: false });
+    expect(goodBmc.requests.length).toBe(bmcBefore);
+    expect(groupOf('r3')).toBe('special');
   });
 });
 

@@ -308,6 +308,19 @@ describe('convergence triggers', () => {
     expect(states.calls).toHaveLength(2);
   });
 
+  it('a role change leaves a node with a pending reimage alone: it installs with the new roles (reimage --group)', async () => {
+    await put('web1', [...TO_READY, { type: 'reimage_requested' }]);
+    await put('web2', TO_READY);
+    const { s, states } = service(() => ({ result: 'changed' }));
+    await s.start();
+    writeFileSync(inventory.file, INVENTORY('base, web, cache'));
+    await inventory.reload();
+    await new Promise((r) => setImmediate(r));
+    await s.whenIdle();
+    expect(states.calls.map((c) => c.node)).toEqual(['web2']);
+    expect(await store.getNode('web1')).toMatchObject({ state: 'ready', reimageRequested: true });
+  });
+
   it('a compute node\'s new hardware re-converges the other Slurm nodes, after a convergence or an operator\'s apply', async () => {
     writeFileSync(path.join(dir, 'inventory.yaml'), INVENTORY('base, slurm-compute'));
     await inventory.reload();

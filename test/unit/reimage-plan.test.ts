@@ -77,3 +77,16 @@ describe('planReimage', () => {
     expect(JSON.stringify([...statuses])).toBe(before);
   });
 });
+
+describe('planReimage into another group', () => {
+  it('plans each node into the requested group and names the group it leaves', () => {
+    const plan = planReimage(inv, statuses, { targets: ['head01', 'gpu05'], group: 'gpu' }, new Map([['head01', 'head']]));
+    expect(plan.nodes.map((n) => ({ node: n.node, group: n.group, fromGroup: n.fromGroup }))).toEqual([
+      { node: 'head01', group: 'gpu', fromGroup: 'head' },
+      { node: 'gpu05', group: 'gpu', fromGroup: undefined },
+    ]);
+    // Without a group, each node keeps its own.
+    expect(planReimage(inv, statuses, { targets: ['head01'] }).nodes[0]).not.toHaveProperty('fromGroup');
+    expect(planReimage(inv, statuses, { targets: ['head01'] }).nodes[0]!.group).toBe('head');
+  });
+});

@@ -2,7 +2,7 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import type { CancelSummary, ReimagePlan, ReimageProgress, ReimageSummary } from '../../services/reimage.js';
 import type { CliContext, GlobalOptions } from '../context.js';
-import { CliExit, EXIT_FAILED } from '../exit.js';
+import { CliExit, EXIT_FAILED, UsageError } from '../exit.js';
 import { keyValues, printJson, table, type Output } from '../output.js';
 
 /** Rows shown in a node table before it is cut short (the JSON output always has every node). */
@@ -18,7 +18,10 @@ interface ReimageResult {
   type: 'result';
   dryRun: false;
   counts: ReimagePlan['counts'];
-  summary: ReimageSummary;
+  summary: ReimageSummary & {
+    /** Nodes moved into the requested group (--group), with the group they left. */
+    moved?: Array<{ node: string; from: string; to: string }>;
+  };
 }
 
 const REBOOT_LABEL = { ssh: 'ssh', bmc: 'bmc (pxe)', manual: 'by hand' } as const;
@@ -60,7 +63,7 @@ export function phaseProgress(out: Output, options: { plainLines: boolean }, str
 function printPlan(out: Output, plan: ReimagePlan): void {
   const rows = plan.nodes.slice(0, PLAN_ROWS).map((n) => [
     n.node,
-    n.group,
+    n.fromGroup !== undefined ? `${n.fromGroup} -> ${n.group}` : n.group,
     n.state,
     n.skip ? 'skipped' : `${REBOOT_LABEL[n.reboot]}${n.bmcFallback ? ', then bmc' : ''}`,
     n.skip ?? (n.alreadyPending ? 'reimage already pending' : undefined),
@@ -68,14 +71,17 @@ function printPlan(out: Output, plan: ReimagePlan): void {
   out.write(`${table(['NODE', 'GROUP', 'STATE', 'REBOOT', 'NOTE'], rows)}\n`);
   if (plan.nodes.length > PLAN_ROWS) out.write(`... and ${plan.nodes.length - PLAN_ROWS} more (--json lists every node)\n`);
   const c = plan.counts;
+  const moving = plan.nodes.filter((n) => n.fromGroup !== undefined).length;
+  if (moving > 0) out.write(`would move ${moving} node${moving === 1 ? '' : 's'} into group ${plan.nodes.find((n) => n.fromGroup !== undefined)!.group} (their inventory entries' group:)\n`);
   out.write(`would mark ${c.toMark} of ${c.targeted} node${c.targeted === 1 ? '' : 's'} for reimage (reboot: ${c.ssh} over ssh, ${c.bmc} through their BMC, ${c.manual} by hand)${c.skipped ? `; ${c.skipped} skipped` : ''}\n`);
   out.write('nothing changed; re-run with --yes\n');
 }
 
-function printSummary(out: Output, s: ReimageSummary): void {
+function printSummary(out: Output, s: ReimageResult['summary']): void {
   const c = s.counts;
   out.write(
     `${keyValues([
+      ...(s.moved && s.moved.length > 0 ? [['moved into group ' + s.moved[0]!.to, s.moved.length] as [string, number]] : []),
       ['marked for reimage', c.marked],
       ['not marked', c.notMarked],
       ['rebooted over ssh', c.rebootedSsh],
@@ -100,10 +106,15 @@ export function registerReimage(program: Command, ctx: (opts: GlobalOptions) => 
     .description('mark nodes for reimaging and reboot them into the installer (a dry run without --yes)')
     .option('--yes', 'really do it (without it: print what would happen, change nothing)')
     .option('--cancel', 'withdraw the pending reimage of these nodes instead (no reboot; they boot their installed OS again)')
-    .addHelpText('after', "\nTargets: node names, hostlists (gpu[01-16]), group:NAME, role:NAME, label key=value.\nA node is reinstalled as the inventory describes it: to move nodes into another group or role, change the inventory first.")
-    .action(async (targets: string[], o: { yes?: boolean; cancel?: boolean }, cmd: Command) => {
+    .option('--group <name>', "move the nodes into this inventory group first (edits their entries' group:), so they install its image and roles")
+    .addHelpText(
+      'after',
+      "\nTargets: node names, hostlists (gpu[01-16]), group:NAME, role:NAME, label key=value.\nA node is reinstalled as the inventory describes it; --group moves it into another group first (a node of a range entry\nneeds an entry of its own, or a group column in the range's csv: file).",
+    )
+    .action(async (targets: string[], o: { yes?: boolean; cancel?: boolean; group?: string }, cmd: Command) => {
       const { client, out } = ctx(cmd.optsWithGlobals());
-      const body = { targets };
+      if (o.cancel && o.group !== undefined) throw new UsageError('--cancel takes no --group: it only withdraws pending reimages (a node moved by reimage --group keeps its new group)');
+      const body = { targets, ...(o.group !== undefined ? { group: o.group } : {}) };
       if (o.cancel) {
         const summary = await client.post<CancelSummary>('/reimage/cancel', body);
         if (out.json) return printJson(out, summary);

@@ -1,7 +1,7 @@
 import express, { Router, type Request } from 'express';
 import { resolveTargets } from '../../inventory/select.js';
 import type { Logger } from '../../log.js';
-import type { BmcBootMode, Inventory, ResolvedNode } from '../../model/inventory.js';
+import type { BmcBootMode, ResolvedNode } from '../../model/inventory.js';
 import { countPowerAction } from '../../metrics/runtime-metrics.js';
 import type { BmcCredentials } from '../../power/credentials-file.js';
 import { loadBmcCredentials } from '../../power/credentials.js';
@@ -9,13 +9,15 @@ import { bootModeFromFacts } from '../../power/boot-mode.js';
 import { DEFAULT_POWER_OPTIONS, powerNodes, type PowerOptions } from '../../power/power-nodes.js';
 import { sshReboot } from '../../power/ssh-reboot.js';
 import { DISRUPTIVE_POWER_ACTIONS, isPowerAction, type PowerAction, type PowerResult } from '../../power/types.js';
-import { cancelReimage, executeReimage, planReimage, REIMAGE_INTO_GROUP_HINT, type Rebooter, type ReimageRequest } from '../../services/reimage.js';
+import { cancelReimage, executeReimage, planReimage, REIMAGE_INTO_ROLE_HINT, type Rebooter, type ReimageRequest } from '../../services/reimage.js';
+import type { InventoryService } from '../../services/inventory-service.js';
 import type { ObservedStore } from '../../store/types.js';
 import { badRequest } from './errors.js';
 import { streamNdjson } from './ndjson.js';
 
 export interface FleetDeps {
-  inventory: { readonly inventory: Inventory };
+  /** The inventory, and the edit a reimage into another group makes to it. */
+  inventory: Pick<InventoryService, 'inventory' | 'moveToGroup'>;
   store: ObservedStore;
   /** Holds secrets/bmc.yaml and the SSH key and known_hosts used for reboots. */
   dataDir: string;
@@ -93,24 +95,39 @@ export function fleetRoutes(deps: FleetDeps): Router {
 
   r.post('/reimage', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
-    if (body.group !== undefined || body.role !== undefined) throw badRequest(REIMAGE_INTO_GROUP_HINT);
-    const request: ReimageRequest = { targets: stringList(body.targets, 'targets') };
+    if (body.role !== undefined) throw badRequest(REIMAGE_INTO_ROLE_HINT);
+    if (body.group !== undefined && (typeof body.group !== 'string' || body.group === '')) throw badRequest('"group" must be the name of an inventory group');
+    const group = body.group as string | undefined;
     if (body.confirm !== undefined && typeof body.confirm !== 'boolean') throw badRequest('"confirm" must be true or false');
-    const inv = deps.inventory.inventory;
+    // Targets become names before any move: group:OLD or role:X would select other nodes once the move is made.
+    const names = resolveTargets(deps.inventory.inventory, stringList(body.targets, 'targets')).map((n) => n.name);
+    const request: ReimageRequest = { targets: names, ...(group !== undefined ? { group } : {}) };
     const statuses = new Map((await deps.store.listNodes()).map((s) => [s.id, s]));
-    // Planning errors (unknown target, group or role) are answered before anything streams, with their own status.
-    const plan = planReimage(inv, statuses, request);
+    // Planning errors (unknown target or group, a range member that cannot move alone) are answered here, with their
+    // own status, before anything is written.
+    const moves = group !== undefined ? await deps.inventory.moveToGroup(names, group, { dryRun: true }) : [];
+    const inv = deps.inventory.inventory;
+    const plan = planReimage(inv, statuses, request, new Map(moves.map((m) => [m.node, m.from])));
     if (body.confirm !== true) {
       const result = { type: 'result', dryRun: true, plan };
       if (wantsStream(req)) await streamNdjson(res, deps.log, async () => result);
       else res.json(result);
       return;
     }
-    deps.log.info({ targets: request.targets, nodes: plan.counts.toMark }, 'reimage requested');
+    deps.log.info({ targets: names.length, nodes: plan.counts.toMark, group }, 'reimage requested');
+    // The move is made after the marks, so convergence sees a pending reimage rather than a role change to apply to
+    // the old OS; nodes the lifecycle refused to mark keep their group. Skipped nodes (never installed) move too.
+    const skipped = plan.nodes.filter((n) => n.skip).map((n) => n.node);
+    let moved: Array<{ node: string; from: string }> = [];
+    const moveMarked = async (marked: readonly string[]) => {
+      if (group === undefined) return;
+      moved = await deps.inventory.moveToGroup([...marked, ...skipped], group, { dryRun: false });
+      if (moved.length > 0) deps.log.info({ group, moved }, 'nodes moved into another group for their reimage');
+    };
     const run = async (send: (line: unknown) => void) => {
-      const summary = await executeReimage(plan, inv, deps.store, rebooter, (p) => send({ type: 'progress', ...p }));
+      const summary = await executeReimage(plan, inv, deps.store, rebooter, (p) => send({ type: 'progress', ...p }), moveMarked);
       deps.log.info(summary.counts, 'reimage done');
-      return { type: 'result', dryRun: false, counts: plan.counts, summary };
+      return { type: 'result', dryRun: false, counts: plan.counts, summary: { ...summary, ...(group !== undefined ? { moved: moved.map((m) => ({ ...m, to: group })) } : {}) } };
     };
     if (wantsStream(req)) await streamNdjson(res, deps.log, run);
     else res.json(await run(() => undefined));

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { addNodeToText, csvReaderFor, importCsvToText, parseInventory } from '../../../server/inventory/index.js';
+import { addNodeToText, csvReaderFor, importCsvToText, moveNodesToGroupInText, parseInventory } from '../../../server/inventory/index.js';
 import { csvFiles, FILE } from '../../fixtures/inventory/inventories.js';
 
 const TEXT = `# Lab cluster. Hand-edited; keep the comments.
@@ -167,5 +167,48 @@ describe('importCsvToText', () => {
     expect(out.startsWith(text.trimEnd())).toBe(true);
     expect(out).toContain('    ip: 10.0.1.11          # gpu01 gets .11, gpu02 .12, ...\n');
     expect(parseInventory(out, file, csvReaderFor(file)).nodes.get('k3s03')!.group).toBe('k3s');
+  });
+});
+
+describe('moveNodesToGroupInText', () => {
+  const withSelected = TEXT.replace('# end of file\n', '  - name: gpu03\n    mac: 52:54:00:00:02:03\n    rack: r2  # placed by the gpu selector\n# end of file\n');
+
+  test('sets group: in block and flow entries, adds it to a selector-placed one, and leaves every other byte alone', () => {
+    const r = moveNodesToGroupInText(withSelected, FILE, ['head01', 'head02', 'gpu03', 'login01'], 'gpu', readCsv);
+    expect(r.moved).toEqual([
+      { node: 'head01', from: 'head' },
+      { node: 'head02', from: 'head' },
+      { node: 'gpu03', from: 'gpu' },
+      { node: 'login01', from: 'head' },
+    ].filter((m) => m.from !== 'gpu'));
+    expect(r.text).toBe(
+      withSelected
+        .replace('    ip: 10.0.0.1               # aligned comments must stay aligned\n    group: head\n', '    ip: 10.0.0.1               # aligned comments must stay aligned\n    group: gpu\n')
+        .replace('{ name: head02, mac: 52:54:00:00:00:02, group: head }', '{ name: head02, mac: 52:54:00:00:00:02, group: gpu }')
+        .replace('    macs: [52:54:00:00:00:03]\n    group: head\n', '    macs: [52:54:00:00:00:03]\n    group: gpu\n'),
+    );
+    const inv = parseInventory(r.text, FILE, readCsv);
+    expect(['head01', 'head02', 'login01', 'gpu03'].map((n) => inv.nodes.get(n)!.group)).toEqual(['gpu', 'gpu', 'gpu', 'gpu']);
+  });
+
+  test('gives a selector-placed node an explicit group, and a flow entry without one gains it', () => {
+    const flow = TEXT.replace('# end of file\n', '  - { name: gpu04, mac: 52:54:00:00:02:04, rack: r2 }\n# end of file\n');
+    const r1 = moveNodesToGroupInText(withSelected, FILE, ['gpu03'], 'head', readCsv);
+    expect(r1.text).toBe(withSelected.replace('    rack: r2  # placed by the gpu selector\n', '    rack: r2  # placed by the gpu selector\n    group: head\n'));
+    const r2 = moveNodesToGroupInText(flow, FILE, ['gpu04'], 'head', readCsv);
+    expect(r2.text).toBe(flow.replace('{ name: gpu04, mac: 52:54:00:00:02:04, rack: r2 }', '{ name: gpu04, mac: 52:54:00:00:02:04, rack: r2, group: head }'));
+    expect(parseInventory(r2.text, FILE, readCsv).nodes.get('gpu04')!.group).toBe('head');
+  });
+
+  test('refuses a range member (naming its entry), an unknown group and an unknown node, and changes nothing', () => {
+    expect(() => moveNodesToGroupInText(TEXT, FILE, ['head01', 'gpu02'], 'head', readCsv)).toThrow(
+      expect.objectContaining({ code: 'INVENTORY_INVALID', message: expect.stringMatching(/^gpu02 is declared by .*:22 nodes\[3\] range gpu\[01-02\] \(gpu02, .*gpu\.csv:3\); give it a group column/) }),
+    );
+    expect(() => moveNodesToGroupInText(TEXT, FILE, ['head01'], 'k3s', readCsv)).toThrow(expect.objectContaining({ code: 'GROUP_NOT_FOUND', message: `no group "k3s" in ${FILE} (groups: head, gpu)` }));
+    expect(() => moveNodesToGroupInText(TEXT, FILE, ['nope01'], 'gpu', readCsv)).toThrow(expect.objectContaining({ code: 'NODE_NOT_FOUND' }));
+  });
+
+  test('a node already in the group is not moved, and nothing is rewritten', () => {
+    expect(moveNodesToGroupInText(TEXT, FILE, ['head01'], 'head', readCsv)).toEqual({ text: TEXT, moved: [] });
   });
 });
