@@ -107,7 +107,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       inventory,
       store,
       identity,
-      settings: { concurrency: config.states.concurrency, commandTimeoutMs: config.states.commandTimeoutMs, connectTimeoutMs: config.states.connectTimeoutMs, sshPort: config.states.sshPort },
+      settings: {
+        concurrency: config.states.concurrency,
+        commandTimeoutMs: config.states.commandTimeoutMs,
+        connectTimeoutMs: config.states.connectTimeoutMs,
+        sshPort: config.states.sshPort,
+        pillarDir: config.states.pillarDir,
+      },
       log: log.child({ subsystem: 'readiness' }),
     });
 

@@ -57,6 +57,7 @@ export function resolveNode(spec: NodeSpec, group: Group): ResolvedNode {
     uefiLoader: group.uefiLoader,
     leaseSeconds: group.leaseSeconds,
     data: deepMerge(group.data, o.data ?? {}),
+    ...(o.data && Object.keys(o.data).length > 0 ? { ownData: deepMerge({}, o.data) } : {}),
     ...(spec.ip !== undefined ? { ip: spec.ip } : {}),
     ...(spec.bmc ? { bmc: { ...spec.bmc } } : {}),
     ...(spec.rack !== undefined ? { rack: spec.rack } : {}),

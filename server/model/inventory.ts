@@ -137,7 +137,10 @@ export interface ResolvedNode {
   installedBoot: InstalledBoot;
   uefiLoader: UefiLoader;
   leaseSeconds: number;
+  /** The group's data with the node's overrides.data merged on top. */
   data: Record<string, unknown>;
+  /** The node's own overrides.data alone, when it has any: its layer in the pillar, above the group's pillar file. */
+  ownData?: Record<string, unknown>;
 }
 
 export interface ClusterInfo {

@@ -2,14 +2,17 @@ import type { Inventory, ResolvedNode } from '../model/inventory.js';
 import type { NodeFacts } from '../state/types.js';
 import type { CheckContext } from './types.js';
 
-/** PURE: what a node's checks compare against, from the inventory (desired state) and the node's facts. */
-export function buildCheckContext(inv: Inventory, node: ResolvedNode, facts: NodeFacts): CheckContext {
+/**
+ * PURE: what a node's checks compare against, from the inventory (desired state) and the node's facts. `data` is
+ * the node's pillar when the caller composed it (pillar files included), else its inventory data.
+ */
+export function buildCheckContext(inv: Inventory, node: ResolvedNode, facts: NodeFacts, data: Record<string, unknown> = node.data): CheckContext {
   return {
     node: node.name,
     group: node.group,
     roles: node.roles,
     hardware: node.hardware,
-    data: node.data,
+    data,
     labels: node.labels,
     facts,
     cluster: {

@@ -5,6 +5,7 @@ import { observeRun } from '../metrics/runtime-metrics.js';
 import { isRackseedError } from '../model/errors.js';
 import type { ResolvedNode } from '../model/inventory.js';
 import { buildCheckContext } from '../readiness/context.js';
+import { expectationData } from './pillar-files.js';
 import { collectEvidence } from '../readiness/engine.js';
 import { sshEvidence } from '../readiness/roles/base.js';
 import type { Evidence } from '../readiness/types.js';
@@ -143,7 +144,15 @@ export class AuditService {
       error = describe(err);
       evidence.push({ check: 'base.facts', role: 'base', expected: 'facts collected', seen: error.code, pass: false, reason: error.message });
     }
-    const ctx = buildCheckContext(this.deps.inventory.inventory, node, facts);
+    const inv = this.deps.inventory.inventory;
+    let data = node.data;
+    try {
+      data = expectationData(inv, node, this.deps.settings.pillarDir);
+    } catch (err) {
+      error ??= describe(err);
+      evidence.push({ check: 'base.pillar', role: 'base', expected: 'pillar files readable', seen: describe(err).code, pass: false, reason: describe(err).message });
+    }
+    const ctx = buildCheckContext(inv, node, facts, data);
     evidence.push(...(await collectEvidence(ctx, transport, { timeoutMs })));
     return error ? { evidence, error } : { evidence };
   }

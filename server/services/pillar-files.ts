@@ -2,7 +2,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { RackseedError } from '../model/errors.js';
-import type { ResolvedNode } from '../model/inventory.js';
+import type { Inventory, ResolvedNode } from '../model/inventory.js';
+import { composePillar } from '../state/pillar.js';
 
 /**
  * Reads the pillar files that concern ONE node: its group's and its own. Other nodes' files are never opened, so a
@@ -30,4 +31,12 @@ export function loadPillarDocuments(pillarDir: string, node: ResolvedNode): Reco
     docs[key] = value as Record<string, unknown>;
   }
   return docs;
+}
+
+/**
+ * The data a node's readiness checks expect (a pinned driver, k3s labels and role): its pillar without role secrets,
+ * so that a value set in a pillar file is what readiness verifies, as it is what the states installed.
+ */
+export function expectationData(inv: Inventory, node: ResolvedNode, pillarDir: string | undefined): Record<string, unknown> {
+  return composePillar(node, inv.groups.get(node.group), pillarDir === undefined ? {} : loadPillarDocuments(pillarDir, node));
 }

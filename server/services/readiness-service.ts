@@ -16,6 +16,7 @@ import type { ObservedStore, Run } from '../store/types.js';
 import type { InventoryService } from './inventory-service.js';
 import type { NodeIdentity } from './node-identity.js';
 import { sshTransportFactory, type TransportFactory } from './node-transport.js';
+import { expectationData } from './pillar-files.js';
 
 export interface ReadinessSettings {
   /** Nodes checked at once. */
@@ -24,6 +25,8 @@ export interface ReadinessSettings {
   commandTimeoutMs: number;
   connectTimeoutMs: number;
   sshPort: number;
+  /** Pillar files (states.pillar_dir): values set there are what the checks expect, as the states applied them. */
+  pillarDir?: string;
 }
 
 /** One node's readiness outcome, as stored (summary + details) and as the API streams it. */
@@ -192,7 +195,16 @@ export class ReadinessService {
         error = describe(err);
         evidence.push({ check: 'base.facts', role: 'base', expected: 'facts collected', seen: error.code, pass: false, reason: error.message });
       }
-      const ctx = buildCheckContext(this.deps.inventory.inventory, node, facts);
+      const inv = this.deps.inventory.inventory;
+      let data = node.data;
+      try {
+        data = expectationData(inv, node, this.deps.settings.pillarDir);
+      } catch (err) {
+        // An unreadable pillar file also fails the node's state runs; here it fails the check instead of the run.
+        error ??= describe(err);
+        evidence.push({ check: 'base.pillar', role: 'base', expected: 'pillar files readable', seen: describe(err).code, pass: false, reason: describe(err).message });
+      }
+      const ctx = buildCheckContext(inv, node, facts, data);
       evidence.push(...(await collectEvidence(ctx, transport, { timeoutMs })));
     } finally {
       await transport.close().catch(() => undefined);

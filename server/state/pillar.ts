@@ -16,11 +16,11 @@ export interface PillarInput {
   documents?: Readonly<Record<string, PillarData | undefined>>;
 }
 
-/** The node as the inventory resolves it (`data`: its group's data merged with its own overrides). */
+/** The node as the inventory resolves it: `ownData` is its overrides.data alone (its `data` includes the group's). */
 export interface PillarNode {
   name: string;
   group: string;
-  data?: PillarData;
+  ownData?: PillarData;
 }
 
 export function composePillar(input: PillarInput): PillarData;
@@ -30,7 +30,8 @@ export function composePillar(first: PillarInput | PillarNode, group?: { data?: 
   return composeLayers({
     node: { name: first.name, group: first.group },
     ...(group?.data ? { groupData: group.data } : {}),
-    ...(first.data ? { nodeData: first.data } : {}),
+    // Not first.data: that already holds the group's data, which would then outrank groups/<group>.yaml.
+    ...(first.ownData ? { nodeData: first.ownData } : {}),
     ...(documents ? { documents } : {}),
   });
 }

@@ -1,5 +1,6 @@
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import path, { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../server/log.js';
 import { runtimeRegistry } from '../../server/metrics/runtime-metrics.js';
@@ -7,7 +8,7 @@ import { RackseedError } from '../../server/model/errors.js';
 import type { LifecycleEvent } from '../../server/model/lifecycle.js';
 import type { Evidence } from '../../server/readiness/types.js';
 import { InventoryService } from '../../server/services/inventory-service.js';
-import { ReadinessService } from '../../server/services/readiness-service.js';
+import { ReadinessService, type NodeReadinessReport } from '../../server/services/readiness-service.js';
 import type { ObservedStore } from '../../server/store/index.js';
 import { FakeTransport } from '../../server/state/transport/fake.js';
 import type { ExecResult } from '../../server/state/types.js';
@@ -215,6 +216,30 @@ describe('ReadinessService (FakeTransport + SQLite store)', () => {
     expect(report?.lifecycleNote).toMatch(/provisioning/);
     expect(await eventTypes('gpu01')).toEqual(['assigned', 'provision_started']);
     expect(await store.listRuns({ node: 'gpu01', kind: 'readiness' })).toHaveLength(1);
+  });
+
+  it('expects what the pillar files say (a driver pinned in groups/<group>.yaml), as the states installed it', async () => {
+    await bring('gpu01', TO_INSTALLED);
+    const pillarDir = path.join(dir, 'pillar');
+    mkdirSync(path.join(pillarDir, 'groups'), { recursive: true });
+    const pinFile = path.join(pillarDir, 'groups', 'gpu.yaml');
+    const pinOf = (r: NodeReadinessReport | undefined) => r?.evidence.find((e) => e.check === 'nvidia.driver_pin');
+    const run = async (extra: { pillarDir?: string }) =>
+      (await new ReadinessService({ inventory, store, settings: { ...settings, ...extra }, log, transportFor: async () => gpuNode({ state: 'IDLE' }) }).run([node('gpu01')]))[0];
+
+    writeFileSync(pinFile, "nvidia: { driver: '550.54.15' }\n", { mode: 0o600 });
+    expect(pinOf(await run({}))).toBeUndefined();
+    expect(pinOf(await run({ pillarDir }))).toMatchObject({ expected: '550.54.15', seen: '535.161.08', pass: false });
+    writeFileSync(pinFile, "nvidia: { driver: '535.161.08' }\n", { mode: 0o600 });
+    const pinned = await run({ pillarDir });
+    expect(pinOf(pinned)).toMatchObject({ expected: '535.161.08', pass: true });
+    expect(pinned?.ready).toBe(true);
+
+    // A pillar file others can read is refused, as for state runs: a failing check, not a crashed run.
+    chmodSync(pinFile, 0o644);
+    const refused = await run({ pillarDir });
+    expect(refused?.ready).toBe(false);
+    expect(refused?.evidence.find((e) => e.check === 'base.pillar')).toMatchObject({ pass: false, seen: 'CONFIG_INVALID', reason: expect.stringContaining('chmod 600') });
   });
 
   it('last() reports nodes never checked without a run', async () => {

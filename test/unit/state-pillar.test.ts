@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compileForNode } from '../../server/state/compile/index.js';
+import { parseInventory } from '../../server/inventory/index.js';
 import { composePillar, deepMerge } from '../../server/state/pillar.js';
 import { createMemorySource } from '../../server/state/source.js';
 import { makeContext } from '../fixtures/sls/context.js';
@@ -29,9 +30,19 @@ describe('pillar composition', () => {
     expect(pillar).toEqual({ ntp: 'ntp.lab', slurm: { partition: 'gpu', weight: 10, features: ['h100'] }, rack: 'r1', bmc: { password: 'gpu01-secret' } });
   });
 
-  it('the positional form takes the resolved node (its data) and its group', () => {
-    const pillar = composePillar({ name: 'gpu02', group: 'gpu', data: { slurm: { weight: 3 } } }, { data: { ntp: 'pool' } }, DOCUMENTS);
+  it('the positional form takes the resolved node (its own overrides.data) and its group', () => {
+    const pillar = composePillar({ name: 'gpu02', group: 'gpu', ownData: { slurm: { weight: 3 } } }, { data: { ntp: 'pool' } }, DOCUMENTS);
     expect(pillar).toEqual({ ntp: 'ntp.lab', slurm: { partition: 'gpu', features: ['h100'], weight: 3 }, bmc: { password: 'gpu02-secret' } });
+  });
+
+  it("a group's pillar file outranks the group's inventory data for a resolved node, and the node's overrides outrank both", () => {
+    const inv = parseInventory(
+      `cluster: { name: t }\ngroups:\n  gpu:\n    data:\n      ntp: pool\n      nvidia: { driver: '535.183.01', cuda: '12.2' }\nnodes:\n  - { name: gpu01, mac: "52:54:00:00:00:01", group: gpu }\n  - name: gpu02\n    mac: "52:54:00:00:00:02"\n    group: gpu\n    overrides: { data: { nvidia: { cuda: '12.4' } } }\n`,
+      'inventory.yaml',
+    );
+    const docs = { 'groups/gpu': { nvidia: { driver: '550.54.15' } } };
+    expect(composePillar(inv.nodes.get('gpu01')!, inv.groups.get('gpu'), docs)).toEqual({ ntp: 'pool', nvidia: { driver: '550.54.15', cuda: '12.2' } });
+    expect(composePillar(inv.nodes.get('gpu02')!, inv.groups.get('gpu'), docs)).toEqual({ ntp: 'pool', nvidia: { driver: '550.54.15', cuda: '12.4' } });
   });
 
   it('lists are replaced, not concatenated; unsafe keys are dropped', () => {
