@@ -64,7 +64,7 @@ function rebootMethod(node: ResolvedNode, state: LifecycleState | undefined): Re
 
 /**
  * Which nodes a reimage touches and how; changes nothing. Throws for unknown targets. `movedFrom` names the group
- * each node leaves when the request moves it (`request.group`), whether the move is still planned or already made.
+ * each node leaves when the request moves it into `request.group` (nodes already in that group are not in it).
  */
 export function planReimage(inv: Inventory, statuses: ReadonlyMap<string, NodeStatus>, request: ReimageRequest, movedFrom: ReadonlyMap<string, string> = new Map()): ReimagePlan {
   const targets = resolveTargets(inv, request.targets);
