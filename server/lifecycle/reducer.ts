@@ -15,7 +15,8 @@ const ALLOWED_FROM: Record<
   assigned: [undefined, 'discovered', 'assigned', 'failed'],
   // Provisioning starts from assigned, or from any later state when a reimage was requested (checked below).
   provision_started: ['assigned', 'provisioning', 'failed'],
-  installed: ['provisioning'],
+  // Again in installed: the installer retries a report whose response was lost, and the retry must not fail.
+  installed: ['provisioning', 'installed'],
   configure_started: ['installed', 'configuring', 'ready', 'failed'],
   ready: ['configuring'],
 };
@@ -83,6 +84,11 @@ export function reduceLifecycle(current: LifecycleStatus | undefined, event: Lif
       // installer owns the node, and a late failure would make it refuse the installer's reports.
       if (isPostInstallStage(event.stage) && !POST_INSTALL_STATES.has(current.state)) {
         return reject(current, event, `a ${event.stage} failure does not apply to a node that is ${current.state}`);
+      }
+      // Likewise an installer's failure (a stage the installer names) after its install was reported complete: a
+      // late or retried report must not turn a good disk into an install failure that is refused every boot.
+      if (event.stage !== undefined && !isPostInstallStage(event.stage) && current.state !== 'provisioning' && current.state !== 'failed') {
+        return reject(current, event, `an install failure (stage ${event.stage}) does not apply to a node that is ${current.state}`);
       }
       const status: LifecycleStatus = { ...enter(current, 'failed'), reason: event.reason };
       if (event.stage !== undefined) status.stage = event.stage;

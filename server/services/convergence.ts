@@ -233,6 +233,11 @@ export class ConvergenceService {
       log.info({ state: before?.state, stage: before?.stage }, 'node is not installed: convergence dropped');
       return { kind: 'done' };
     }
+    if (before.reimageRequested) {
+      // Its next boot reinstalls it (perhaps into another group, by reimage --group): the old OS gets nothing more.
+      log.info('reimage pending: convergence dropped');
+      return { kind: 'done' };
+    }
     if (before.state !== 'configuring') await this.record(name, { type: 'configure_started' }, log);
     log.info({ attempt: ctx.attempt, of: ctx.maxAttempts, reasons: ctx.reasons, roles: node.roles }, 'converging');
 

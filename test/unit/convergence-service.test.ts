@@ -319,6 +319,11 @@ describe('convergence triggers', () => {
     await s.whenIdle();
     expect(states.calls.map((c) => c.node)).toEqual(['web2']);
     expect(await store.getNode('web1')).toMatchObject({ state: 'ready', reimageRequested: true });
+    // Nor does any other trigger (a first-boot callback, a backoff retry) converge its old OS.
+    await s.request('web1', 'booted');
+    await s.whenIdle();
+    expect(states.calls.map((c) => c.node)).toEqual(['web2']);
+    expect(await store.getNode('web1')).toMatchObject({ state: 'ready', reimageRequested: true });
   });
 
   it('a compute node\'s new hardware re-converges the other Slurm nodes, after a convergence or an operator\'s apply', async () => {

@@ -101,6 +101,11 @@ const CASES: Case[] = [
   { name: 'a states failure while provisioning (stale, after a reimage)', events: [...TO_READY, reimage(), provision, failed('unreachable', 'states')], rejected: { index: 9, error: /a states failure does not apply to a node that is provisioning/ } },
   { name: 'a readiness failure on an assigned node', events: [assigned, failed('x', 'readiness')], rejected: { index: 1, error: /a readiness failure does not apply to a node that is assigned/ } },
   { name: 'an installer failure while provisioning', events: [assigned, provision, failed('disk', 'partition')], status: { state: 'failed', stage: 'partition', reason: 'disk' } },
+  // The installer retries a report whose response was lost; then its fail() must not undo a finished install.
+  { name: 'installed reported twice', events: [assigned, provision, installed, installed], status: { state: 'installed' }, absent: ['reason', 'stage'] },
+  { name: 'an installer failure after installed', events: [assigned, provision, installed, failed('no answer to installed', 'finish')], rejected: { index: 3, error: /an install failure \(stage finish\) does not apply to a node that is installed/ } },
+  { name: 'an installer failure on a ready node', events: [...TO_READY, failed('late', 'download')], rejected: { index: TO_READY.length, error: /does not apply to a node that is ready/ } },
+  { name: 'an installer failure on a failed node replaces the reason', events: [assigned, provision, failed('a', 'download'), failed('b', 'verify')], status: { state: 'failed', stage: 'verify', reason: 'b' } },
 
   // Discovery.
   {
