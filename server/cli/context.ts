@@ -1,6 +1,7 @@
 import { isIPv6 } from 'node:net';
 import { existsSync } from 'node:fs';
 import { readAdminToken } from '../auth/admin-token.js';
+import { printableText } from '../util/printable.js';
 import { loadConfig } from '../config.js';
 import { RackseedError } from '../model/errors.js';
 import { ApiClient } from './client.js';
@@ -35,5 +36,7 @@ export function clientContext(opts: GlobalOptions, write: (s: string) => void): 
       token ??= readAdminToken(config.dataDir);
     }
   }
-  return { client: new ApiClient(url!.replace(/\/+$/, ''), token), out: { json: opts.json === true, write } };
+  const json = opts.json === true;
+  // Text from nodes (reasons, state output) reaches the terminal here; JSON output escapes controls already.
+  return { client: new ApiClient(url!.replace(/\/+$/, ''), token), out: { json, write: json ? write : (s) => write(printableText(s)) } };
 }

@@ -540,6 +540,17 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         });
       });
 
+      it('keeps a lone surrogate (half an emoji) as U+FFFD in reasons, event details and their keys, on every store', async () => {
+        const cut = 'disk \uD83D';
+        await record('n1', [{ type: 'assigned', group: 'g' }, { type: 'provision_started' }, { type: 'stage', stage: 'download', detail: { ['k\uDE00']: cut } }]);
+        expect((await store.listEvents({ node: 'n1' })).at(-1)?.event).toEqual({ type: 'stage', stage: 'download', detail: { 'k\uFFFD': 'disk \uFFFD' } });
+        await record('n1', [{ type: 'failed', reason: cut, stage: 'install' }]);
+        expect(await store.getNode('n1')).toMatchObject({ state: 'failed', reason: 'disk \uFFFD' });
+        // A whole emoji is text, kept as it is.
+        await record('n1', [{ type: 'failed', reason: 'disk \u{1F600}', stage: 'install' }]);
+        expect(await store.getNode('n1')).toMatchObject({ reason: 'disk \u{1F600}' });
+      });
+
       it('keeps NUL characters (command output carries them) as U+FFFD in runs, events, facts and reasons, on every store', async () => {
         const nul = 'PATH=/bin\u0000HOME=/root\u0000';
         const kept = 'PATH=/bin\uFFFDHOME=/root\uFFFD';

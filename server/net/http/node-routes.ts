@@ -5,9 +5,21 @@ import { isPostInstallStage, type LifecycleEvent } from '../../model/lifecycle.j
 import { nodeLogger, type Logger } from '../../log.js';
 import type { ConvergeRequestOutcome } from '../../services/convergence.js';
 import type { ObservedStore } from '../../store/types.js';
+import { oneLineFromNode } from '../../util/printable.js';
 import { errorBody } from './errors.js';
 import { remoteOf } from './remote.js';
 import { planHandler, type PlanRouteDeps } from './plan-route.js';
+
+/** A failure reason as stored and shown: one line of at most this many characters. */
+const MAX_REASON_CHARS = 500;
+const MAX_DETAIL_TEXT = 200;
+
+/** A stage's detail (bytes, rate, peers, a message), its string values made one clean line each. */
+function nodeDetail(detail: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(detail).map(([key, value]) => [oneLineFromNode(key, 64), typeof value === 'string' ? oneLineFromNode(value, MAX_DETAIL_TEXT) : value]),
+  );
+}
 
 export interface NodeRouteDeps {
   tokens: NodeTokens;
@@ -72,13 +84,13 @@ export function nodeRoutes(deps: NodeRouteDeps): Router {
   router.post('/report', async (req, res) => {
     const claims = res.locals.nodeClaims as NodeTokenClaims;
     const body = (req.body ?? {}) as Record<string, unknown>;
-    const detail = body.detail && typeof body.detail === 'object' && !Array.isArray(body.detail) ? (body.detail as Record<string, unknown>) : undefined;
+    const detail = body.detail && typeof body.detail === 'object' && !Array.isArray(body.detail) ? nodeDetail(body.detail as Record<string, unknown>) : undefined;
     let event: LifecycleEvent;
     if (typeof body.failed === 'string' && body.failed.length > 0) {
       // The installer's failure always names an installer stage: the post-install names would let a failed install
       // pass for a configured node whose disk may be booted.
       const stage = typeof body.stage === 'string' && STAGE.test(body.stage) && !isPostInstallStage(body.stage) ? body.stage : 'install';
-      event = { type: 'failed', reason: body.failed.slice(0, 500), stage };
+      event = { type: 'failed', reason: oneLineFromNode(body.failed, MAX_REASON_CHARS), stage };
     } else if (body.installed === true) {
       event = { type: 'installed' };
     } else if (typeof body.stage === 'string' && STAGE.test(body.stage)) {
