@@ -41,7 +41,7 @@ export interface QueueOptions {
   concurrency: number;
   maxAttempts: number;
   backoff: BackoffPolicy;
-  /** One attempt at a node. It may throw; that ends the node's convergence (reported through onError). */
+  /** One attempt at a node. It may throw; that is reported through onError and retried like a transient failure. */
   attempt: (node: string, ctx: AttemptContext) => Promise<AttemptOutcome>;
   onError?: (node: string, error: unknown) => void;
   onRetryScheduled?: (node: string, ctx: { attempt: number; delayMs: number; reason: string }) => void;
@@ -191,8 +191,10 @@ export class ConvergenceQueue {
     try {
       outcome = await this.options.attempt(node, ctx);
     } catch (error) {
+      // A crash (a store write that failed, say) is retried like an unreachable node: ending here would leave the
+      // node `configuring` with nothing to move it on.
       this.options.onError?.(node, error);
-      outcome = { kind: 'done' };
+      outcome = { kind: 'retry', reason: `convergence crashed: ${error instanceof Error ? error.message : String(error)}` };
     }
     if (this.closed) {
       this.entries.delete(node);

@@ -77,6 +77,8 @@ export class ConvergenceService {
   private closed = false;
   private probeTimer: unknown;
   private probing: Promise<void> | undefined;
+  /** Nodes the last probe round found configuring with no convergence queued. */
+  private configuringIdle = new Set<string>();
 
   constructor(private readonly deps: ConvergenceDeps) {
     const { settings } = deps;
@@ -160,11 +162,23 @@ export class ConvergenceService {
     return this.queue.whenIdle();
   }
 
-  /** Runs one probe round now (the timer does this every probe interval). */
+  /**
+   * Runs one probe round now (the timer does this every probe interval). It also resumes nodes left `configuring`
+   * with no convergence queued, seen so in two rounds in a row (an operator's `ready --check` is configuring for a
+   * moment too): a convergence whose retries ran out while the store failed, or one a crash cut short.
+   */
   async probeInstalled(): Promise<void> {
     if (!this.active()) return;
     const inv = this.deps.inventory.inventory;
-    const candidates = (await this.deps.store.listNodes())
+    const statuses = await this.deps.store.listNodes();
+    const idleConfiguring = statuses.filter((s) => s.state === 'configuring' && !this.queue.has(s.id)).map((s) => s.id);
+    const orphans = idleConfiguring.filter((name) => this.configuringIdle.has(name));
+    this.configuringIdle = new Set(idleConfiguring.filter((name) => !orphans.includes(name)));
+    for (const name of orphans) {
+      nodeLogger(this.deps.log, { name }).warn('left configuring with no convergence running: resuming it');
+      await this.request(name, 'resume');
+    }
+    const candidates = statuses
       .filter((s) => s.state === 'installed' && !this.queue.has(s.id))
       .flatMap((s) => {
         const node = inv.nodes.get(s.id);

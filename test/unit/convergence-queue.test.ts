@@ -192,16 +192,22 @@ describe('convergence queue', () => {
     await q.whenIdle();
   });
 
-  it('an attempt that throws ends that node\'s convergence and is reported; others carry on', async () => {
+  it('an attempt that throws is reported and retried with backoff (never left hanging); others carry on', async () => {
     const a = controlledAttempts();
-    const { q, errors } = queueWith({ attempt: a.attempt });
+    const { q, errors, timers } = queueWith({ attempt: a.attempt });
     q.trigger('n1', 'probe');
     q.trigger('n2', 'probe');
     await settle();
     a.calls[0]!.fail(new Error('store down'));
     a.calls[1]!.finish();
-    await q.whenIdle();
+    await settle();
     expect(errors).toEqual([['n1', new Error('store down')]]);
+    expect(q.status()).toEqual([expect.objectContaining({ node: 'n1', phase: 'waiting', attempt: 2, lastError: 'convergence crashed: store down' })]);
+    await timers.advance(1_000);
+    await settle();
+    expect(a.calls.map((c) => [c.node, c.ctx.attempt])).toEqual([['n1', 1], ['n2', 1], ['n1', 2]]);
+    a.calls[2]!.finish();
+    await q.whenIdle();
     expect(q.has('n1')).toBe(false);
   });
 

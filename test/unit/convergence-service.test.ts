@@ -347,6 +347,21 @@ describe('convergence triggers', () => {
     expect(manual.calls.map((c) => c.node)).toEqual(['web2', 'web1']);
   });
 
+  it('a node left configuring with nothing queued (a crash, a store that failed) is resumed by the second probe round', async () => {
+    const { s, states } = service(() => ({ result: 'success' }));
+    await s.start();
+    await s.whenIdle();
+    // Left configuring after start, as a convergence whose last write failed leaves it.
+    await put('db1', [...TO_INSTALLED, { type: 'configure_started' }]);
+    await s.probeInstalled();
+    await s.whenIdle();
+    expect(states.calls).toEqual([]);
+    await s.probeInstalled();
+    await s.whenIdle();
+    expect(states.calls.map((c) => c.node)).toEqual(['db1']);
+    expect((await store.getNode('db1'))?.state).toBe('ready');
+  });
+
   it('resumes, at start, a convergence a restart interrupted (node left configuring)', async () => {
     await put('db1', [...TO_INSTALLED, { type: 'configure_started' }]);
     const { s, states } = service(() => ({ result: 'success' }));
