@@ -160,6 +160,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       states,
       readiness,
       audit,
+      convergence,
       log: httpLog,
       ...swarm.httpDeps,
       torrentSources: (image) => registry.torrentSourcesFor(image),

@@ -11,6 +11,7 @@ import { registerReimage } from './commands/reimage.js';
 import { registerState } from './commands/state.js';
 import { registerReady } from './commands/ready.js';
 import { registerAudit } from './commands/audit.js';
+import { registerConverge } from './commands/converge.js';
 import { registerLab } from './commands/lab.js';
 import { registerStore } from './commands/store.js';
 
@@ -33,6 +34,7 @@ export function buildProgram(write: (s: string) => void): Command {
   registerImage(program, ctx, write);
   registerState(program, ctx);
   registerReady(program, ctx);
+  registerConverge(program, ctx);
   registerAudit(program, ctx);
   registerLab(program, write);
   registerReimage(program, ctx);

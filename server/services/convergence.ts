@@ -133,7 +133,8 @@ export class ConvergenceService {
    * cannot reach (no pinned host key); otherwise queued, or joined to the convergence already under way.
    */
   async request(name: string, reason: TriggerReason): Promise<ConvergeRequestOutcome> {
-    if (!this.deps.settings.enabled) return { status: 'disabled', message: 'automatic convergence is disabled on this server' };
+    // An operator's request is not automatic: it runs even where automatic convergence is off.
+    if (!this.deps.settings.enabled && reason !== 'operator') return { status: 'disabled', message: 'automatic convergence is disabled on this server' };
     if (this.closed) return { status: 'closed', message: 'the server is shutting down' };
     if (!this.started) return { status: 'not-started', message: 'convergence has not started yet' };
     const node = this.deps.inventory.inventory.nodes.get(name);
@@ -150,6 +151,11 @@ export class ConvergenceService {
     if (outcome === 'closed') return { status: 'closed', message: 'the server is shutting down' };
     nodeLogger(this.deps.log, { name }).info({ reason, outcome }, 'convergence requested');
     return { status: outcome };
+  }
+
+  /** Whether the node is queued, converging or waiting for a retry. */
+  isBusy(name: string): boolean {
+    return this.queue.has(name);
   }
 
   /** Nodes queued, converging or waiting for a retry. */

@@ -4,7 +4,7 @@ import { nodeLogger } from '../log.js';
 import { countReadinessFailure, observeRun } from '../metrics/runtime-metrics.js';
 import { isRackseedError } from '../model/errors.js';
 import type { ResolvedNode } from '../model/inventory.js';
-import type { LifecycleState, PostInstallStage } from '../model/lifecycle.js';
+import { isInstallFailure, type LifecycleState, type PostInstallStage } from '../model/lifecycle.js';
 import { buildCheckContext } from '../readiness/context.js';
 import { collectEvidence, verdict } from '../readiness/engine.js';
 import { sshEvidence } from '../readiness/roles/base.js';
@@ -127,9 +127,17 @@ export class ReadinessService {
 
     const notes: string[] = [];
     const before = await store.getNode(node.name);
-    if (before && (before.state === 'installed' || before.state === 'failed')) {
+    // Readiness decides ready or not only for a node whose states are applied: a passing check on an installed node
+    // (never converged) or one whose states failed would report ready a node whose roles were never configured.
+    if (before?.state === 'failed' && before.stage === 'readiness') {
       const r = await store.recordEvent({ node: node.name, event: { type: 'configure_started' } });
       if (!r.ok) notes.push(r.error);
+    } else if (before?.state === 'installed') {
+      notes.push(`node is installed and its states are not applied yet: lifecycle left as it is (it converges once it answers; rackseed converge ${node.name} does it now)`);
+    } else if (before?.state === 'failed' && isInstallFailure(before)) {
+      notes.push(`node failed to install (stage ${before.stage}): lifecycle left as it is until it is reimaged`);
+    } else if (before?.state === 'failed') {
+      notes.push(`node failed in ${before.stage ?? 'an earlier run'}: lifecycle left as it is (fix the cause, then rackseed converge ${node.name}: states, then readiness)`);
     }
 
     const { evidence, error } = await this.check(node);

@@ -254,6 +254,10 @@ export class SlurmLab {
         }
       }),
     );
+    // As ConvergenceService does before it applies: the node is configuring until readiness says ready or failed.
+    for (const r of await this.store.recordEvents(names.map((node) => ({ node, event: { type: 'configure_started' } })))) {
+      if (!r.ok) throw new Error(`configure_started refused for ${r.node}: ${r.error}`);
+    }
     return this.states.run(names.map((n) => this.node(n)), 'apply');
   }
 

@@ -1,7 +1,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import express from 'express';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { formatConverge } from '../../server/cli/commands/converge.js';
 import { createLogger } from '../../server/log.js';
 import type { LifecycleEvent } from '../../server/model/lifecycle.js';
 import type { ResolvedNode } from '../../server/model/inventory.js';
@@ -10,6 +14,8 @@ import type { Timers } from '../../server/services/convergence-queue.js';
 import { InventoryService } from '../../server/services/inventory-service.js';
 import type { NodeReadinessReport } from '../../server/services/readiness-service.js';
 import type { NodeRunReport } from '../../server/services/state-service.js';
+import { convergeRoutes } from '../../server/net/http/converge-routes.js';
+import { errorHandler } from '../../server/net/http/errors.js';
 import { openStore } from '../../server/store/index.js';
 import type { ObservedStore } from '../../server/store/types.js';
 
@@ -369,5 +375,56 @@ describe('convergence triggers', () => {
     await s.whenIdle();
     expect(states.calls.map((c) => c.node)).toEqual(['db1']);
     expect((await store.getNode('db1'))?.state).toBe('ready');
+  });
+});
+
+describe('POST /converge (rackseed converge)', () => {
+  async function postConverge(s: ConvergenceService, body: unknown): Promise<{ status: number; lines: Array<Record<string, unknown>> }> {
+    const app = express();
+    app.use(convergeRoutes({ inventory, convergence: s, store, log, pollMs: 5 }));
+    app.use(errorHandler(log));
+    const server = await new Promise<Server>((resolve) => {
+      const h = app.listen(0, '127.0.0.1', () => resolve(h));
+    });
+    try {
+      const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/converge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const text = await res.text();
+      return { status: res.status, lines: res.status === 200 ? text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) : [JSON.parse(text) as Record<string, unknown>] };
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  it('converges a node whose states failed (states, then readiness) and waits for the outcome; refuses one never installed', async () => {
+    await put('web1', [...TO_INSTALLED, { type: 'configure_started' }, { type: 'failed', reason: 'states: 1 failed', stage: 'states' }]);
+    await put('stray', [{ type: 'assigned', group: 'db' }]);
+    const { s, states } = service(() => ({ result: 'changed' }));
+    await s.start();
+    const { status, lines } = await postConverge(s, { targets: ['web1', 'stray'], wait: true });
+    expect(status).toBe(200);
+    expect(lines).toEqual([
+      { type: 'requested', node: 'web1', status: 'queued' },
+      { type: 'requested', node: 'stray', status: 'not-installed', message: 'node stray is assigned: it is converged once it is installed' },
+      { type: 'node', node: 'web1', state: 'ready' },
+      { type: 'summary', nodes: 2, queued: 1, refused: ['stray'], ready: 1, notReady: [] },
+    ]);
+    expect(states.calls.map((c) => `${c.node}:${c.mode}`)).toEqual(['web1:apply']);
+    expect((await trail('web1')).slice(-3)).toEqual(['failed[states]: states: 1 failed', 'configure_started', 'ready']);
+    expect(formatConverge(lines.filter((l) => l.type === 'requested') as never, lines.filter((l) => l.type === 'node') as never, lines.at(-1) as never)).toMatch(
+      /web1\s+│\s+ready\s+│[\s\S]*stray\s+│\s+refused \(not-installed\)\s+│ node stray is assigned[\s\S]*1 of 2 node\(s\) converging; 1 ready, 0 not; refused: stray\n$/,
+    );
+  });
+
+  it("runs on an operator's request where automatic convergence is off; a bad body is a 400", async () => {
+    await put('db1', TO_READY);
+    const { s, states } = service(() => ({ result: 'success' }), { settings: { enabled: false } });
+    await s.start();
+    expect((await s.request('db1', 'booted')).status).toBe('disabled');
+    const { lines } = await postConverge(s, { targets: ['db1'] });
+    expect(lines.at(-1)).toEqual({ type: 'summary', nodes: 1, queued: 1, refused: [] });
+    await s.whenIdle();
+    expect(states.calls.map((c) => c.node)).toEqual(['db1']);
+    expect((await postConverge(s, { targets: [] })).status).toBe(400);
+    expect((await postConverge(s, { targets: ['db1'], wait: 'yes' })).status).toBe(400);
   });
 });

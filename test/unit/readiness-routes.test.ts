@@ -54,8 +54,9 @@ describe('readiness API and `rackseed ready`', () => {
   beforeEach(async () => {
     ({ dir, store } = await workdirWithStore('rackseed-ready-api-', { 'inventory.yaml': INVENTORY }));
     const inventory = new InventoryService(join(dir, 'inventory.yaml'), log);
+    // Configuring: their states are applied (convergence's job) and readiness is next.
     for (const n of ['k3s01', 'k3s02']) {
-      for (const event of [{ type: 'assigned', group: 'k3s' }, { type: 'provision_started' }, { type: 'installed' }] as const) await store.recordEvent({ node: n, event });
+      for (const event of [{ type: 'assigned', group: 'k3s' }, { type: 'provision_started' }, { type: 'installed' }, { type: 'configure_started' }] as const) await store.recordEvent({ node: n, event });
     }
     const readiness = new ReadinessService({
       inventory,

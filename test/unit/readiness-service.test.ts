@@ -71,6 +71,8 @@ function gpuNode(slurm: { state: string; reason?: string }): FakeTransport {
 }
 
 const TO_INSTALLED: LifecycleEvent[] = [{ type: 'assigned', group: 'gpu' }, { type: 'provision_started' }, { type: 'installed' }];
+/** Where convergence leaves a node when its states are applied and readiness is next. */
+const TO_CONFIGURING: LifecycleEvent[] = [...TO_INSTALLED, { type: 'configure_started' }];
 
 describe('ReadinessService (FakeTransport + SQLite store)', () => {
   let dir: string;
@@ -100,7 +102,7 @@ describe('ReadinessService (FakeTransport + SQLite store)', () => {
   }
 
   it('an installed node whose checks all pass goes configuring -> ready, with the evidence stored in a readiness run', async () => {
-    await bring('gpu01', TO_INSTALLED);
+    await bring('gpu01', TO_CONFIGURING);
     const transport = gpuNode({ state: 'IDLE' });
     const service = new ReadinessService({ inventory, store, settings, log, transportFor: async () => transport });
     const streamed: string[] = [];
@@ -138,7 +140,7 @@ describe('ReadinessService (FakeTransport + SQLite store)', () => {
   });
 
   it('a drained node fails with the Slurm reason, is counted in metrics, and a later passing run takes it back to ready', async () => {
-    await bring('gpu01', TO_INSTALLED);
+    await bring('gpu01', TO_CONFIGURING);
     let transport = gpuNode({ state: 'IDLE+DRAIN', reason: 'GPU 3 fell off the bus [root@2025-03-01T10:00:00]' });
     const service = new ReadinessService({ inventory, store, settings, log, transportFor: async () => transport });
     const before = (await runtimeRegistry.getSingleMetric('rackseed_readiness_failures_total')?.get())?.values.find((v) => v.labels.check === 'slurm.node_state')?.value ?? 0;
@@ -162,6 +164,21 @@ describe('ReadinessService (FakeTransport + SQLite store)', () => {
     expect((await service.last([node('gpu01')]))[0]).toMatchObject({ node: 'gpu01', state: 'ready', run: { id: retried?.runId, ready: true, failing: [] } });
   });
 
+  it('leaves an installed node (states never applied) and one whose states failed as they are, even when every check passes', async () => {
+    const service = new ReadinessService({ inventory, store, settings, log, transportFor: async () => gpuNode({ state: 'IDLE' }) });
+    await bring('gpu01', TO_INSTALLED);
+    const [installed] = await service.run([node('gpu01')]);
+    expect(installed).toMatchObject({ ready: true, state: 'installed' });
+    expect(installed?.lifecycleNote).toMatch(/^node is installed and its states are not applied yet: .*rackseed converge gpu01/);
+    expect(await eventTypes('gpu01')).toEqual(['assigned', 'provision_started', 'installed']);
+
+    await bring('gpu01', [{ type: 'configure_started' }, { type: 'failed', reason: 'states: 1 failed: /etc/slurm/slurm.conf', stage: 'states' }]);
+    const [statesFailed] = await service.run([node('gpu01')]);
+    expect(statesFailed).toMatchObject({ ready: true, state: 'failed' });
+    expect(statesFailed?.lifecycleNote).toMatch(/^node failed in states: .*rackseed converge gpu01: states, then readiness/);
+    expect(await store.getNode('gpu01')).toMatchObject({ state: 'failed', stage: 'states', reason: 'states: 1 failed: /etc/slurm/slurm.conf' });
+  });
+
   it('a ready node that stops passing goes to failed; one that still passes records nothing new', async () => {
     await bring('gpu01', [...TO_INSTALLED, { type: 'configure_started' }, { type: 'ready' }]);
     let transport = gpuNode({ state: 'IDLE' });
@@ -175,8 +192,8 @@ describe('ReadinessService (FakeTransport + SQLite store)', () => {
   });
 
   it('an unreachable node fails base.ssh; the other node is still checked', async () => {
-    await bring('gpu01', TO_INSTALLED);
-    await bring('head01', [{ type: 'assigned', group: 'head' }, { type: 'provision_started' }, { type: 'installed' }]);
+    await bring('gpu01', TO_CONFIGURING);
+    await bring('head01', [{ type: 'assigned', group: 'head' }, { type: 'provision_started' }, { type: 'installed' }, { type: 'configure_started' }]);
     const head = new FakeTransport('head01', {
       handler: (command) => {
         if (command.includes('@@rackseed-facts')) return out(FACTS_OUTPUT);

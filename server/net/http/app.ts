@@ -15,6 +15,8 @@ import type { ReadinessService } from '../../services/readiness-service.js';
 import { readinessRoutes } from './readiness-routes.js';
 import type { AuditService } from '../../services/audit-service.js';
 import { auditRoutes } from './audit-routes.js';
+import type { ConvergenceService } from '../../services/convergence.js';
+import { convergeRoutes } from './converge-routes.js';
 import { torrentRoute, type TorrentRouteDeps } from './torrent-route.js';
 import { confinedToRoot } from './confined-static.js';
 
@@ -35,6 +37,8 @@ export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, Swar
   readiness?: ReadinessService;
   /** Fleet drift audit; absent in tests that do not need it. */
   audit?: AuditService;
+  /** Convergence, for an operator's POST /api/v1/converge; absent in tests that do not need it. */
+  convergence?: ConvergenceService;
   /** Rewrites image torrents as served (every live server's trackers and web seeds); absent: served as stored. */
   torrentSources?: TorrentRouteDeps['torrentSources'];
   /** Real paths outside `loaderDir` its symlinks may lead to (Debian's iPXE loaders link into /boot). */
@@ -84,6 +88,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     ...(deps.states ? [stateRoutes({ inventory: deps.inventory, store: deps.store, states: deps.states, log: deps.log })] : []),
     ...(deps.readiness ? [readinessRoutes({ inventory: deps.inventory, readiness: deps.readiness, log: deps.log })] : []),
     ...(deps.audit ? [auditRoutes({ inventory: deps.inventory, audit: deps.audit, log: deps.log })] : []),
+    ...(deps.convergence ? [convergeRoutes({ inventory: deps.inventory, convergence: deps.convergence, store: deps.store, log: deps.log })] : []),
   );
   app.use(notFoundHandler());
   app.use(errorHandler(deps.log));
