@@ -10,6 +10,12 @@ import { backoffDelayMs, type BackoffPolicy } from './convergence-backoff.js';
 /** What set a node's convergence off; kept for the log and the status view. */
 export type TriggerReason = 'booted' | 'probe' | 'roles' | 'peer-hardware' | 'resume' | 'operator';
 
+/**
+ * Triggers that do not cut a backoff short: the periodic probe, and another node's new hardware (during a rollout
+ * every compute node's first apply sends one to the controller, which would then be retried without pause).
+ */
+const KEEPS_BACKOFF: ReadonlySet<TriggerReason> = new Set(['probe', 'peer-hardware']);
+
 /** What a convergence attempt asks of the queue: nothing more, or another attempt after a backoff. */
 export type AttemptOutcome = { kind: 'done' } | { kind: 'retry'; reason: string };
 
@@ -93,8 +99,8 @@ export class ConvergenceQueue {
   }
 
   /**
-   * Asks for a node's convergence. A node waiting out a backoff is tried at once unless the trigger is the probe
-   * (a fresh sign of life from the node is worth more than the schedule; the periodic probe is not new information).
+   * Asks for a node's convergence. A node waiting out a backoff is tried at once unless the trigger says nothing new
+   * about the node itself (KEEPS_BACKOFF): a fresh sign of life from it is worth more than the schedule.
    */
   trigger(node: string, reason: TriggerReason): TriggerOutcome {
     if (this.closed) return 'closed';
@@ -106,7 +112,7 @@ export class ConvergenceQueue {
     }
     entry.reasons.add(reason);
     if (entry.phase === 'running') entry.rerun = true;
-    else if (entry.phase === 'waiting' && reason !== 'probe') {
+    else if (entry.phase === 'waiting' && !KEEPS_BACKOFF.has(reason)) {
       this.timers.clearTimeout(entry.timer);
       delete entry.timer;
       delete entry.nextAt;
@@ -201,8 +207,10 @@ export class ConvergenceQueue {
       return;
     }
     if (entry.rerun) {
-      // Something changed while this ran (a role change, a reboot): start over with the newest inventory.
-      this.entries.set(node, { phase: 'queued', attempt: 1, reasons: entry.reasons, rerun: false });
+      // Something changed while this ran (a role change, a reboot): start over with the newest inventory. An attempt
+      // that found the node unreachable still counts, so triggers that keep coming cannot retry it forever.
+      const attempt = outcome.kind === 'retry' ? entry.attempt + 1 : 1;
+      this.entries.set(node, { phase: 'queued', attempt, reasons: entry.reasons, rerun: false });
       this.ready.push(node);
       return;
     }

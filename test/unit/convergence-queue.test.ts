@@ -172,7 +172,7 @@ describe('convergence queue', () => {
     expect(a.calls).toHaveLength(1);
   });
 
-  it('a fresh sign of life cuts a backoff short; the periodic probe does not', async () => {
+  it('a fresh sign of life cuts a backoff short; the periodic probe and a peer\'s new hardware do not', async () => {
     const a = controlledAttempts();
     const { q, timers } = queueWith({ attempt: a.attempt, backoff: { baseMs: 60_000, maxMs: 60_000 } });
     q.trigger('n1', 'probe');
@@ -180,6 +180,7 @@ describe('convergence queue', () => {
     a.calls[0]!.finish({ kind: 'retry', reason: 'refused' });
     await settle();
     expect(q.trigger('n1', 'probe')).toBe('coalesced');
+    expect(q.trigger('n1', 'peer-hardware')).toBe('coalesced');
     await settle();
     expect(a.calls).toHaveLength(1);
     expect(q.status()[0]?.phase).toBe('waiting');
@@ -189,6 +190,28 @@ describe('convergence queue', () => {
     expect(a.calls[1]!.ctx.attempt).toBe(2);
     expect(timers.pending.size).toBe(0);
     a.calls[1]!.finish();
+    await q.whenIdle();
+  });
+
+  it('a trigger during an attempt that found the node unreachable reruns it, counting that attempt; a later success starts from 1', async () => {
+    const a = controlledAttempts();
+    const { q } = queueWith({ attempt: a.attempt, maxAttempts: 3 });
+    q.trigger('ctl', 'booted');
+    await settle();
+    q.trigger('ctl', 'peer-hardware');
+    a.calls[0]!.finish({ kind: 'retry', reason: 'refused' });
+    await settle();
+    expect(a.calls.map((c) => c.ctx.attempt)).toEqual([1, 2]);
+    q.trigger('ctl', 'peer-hardware');
+    a.calls[1]!.finish({ kind: 'retry', reason: 'refused' });
+    await settle();
+    // The third attempt is the last (maxAttempts 3): the attempt decides to give up, however many triggers came.
+    expect(a.calls.map((c) => c.ctx.attempt)).toEqual([1, 2, 3]);
+    q.trigger('ctl', 'roles');
+    a.calls[2]!.finish({ kind: 'done' });
+    await settle();
+    expect(a.calls.map((c) => c.ctx.attempt)).toEqual([1, 2, 3, 1]);
+    a.calls[3]!.finish();
     await q.whenIdle();
   });
 
