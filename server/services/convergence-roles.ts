@@ -28,7 +28,14 @@ export function roleSnapshot(inv: Inventory): Map<string, NodeRoleView> {
   return new Map([...inv.nodes.values()].map((n) => [n.name, roleView(n)]));
 }
 
-function sameRoles(a: NodeRoleView, b: NodeRoleView): boolean {
+/** The `configuredAs` an apply run's summary records, if it is there and well formed (runs of older versions lack it). */
+export function configuredAsOf(summary: Record<string, unknown>): NodeRoleView | undefined {
+  const v = summary['configuredAs'] as { group?: unknown; roles?: unknown } | undefined;
+  if (!v || typeof v.group !== 'string' || !Array.isArray(v.roles) || !v.roles.every((r): r is string => typeof r === 'string')) return undefined;
+  return { group: v.group, roles: v.roles };
+}
+
+export function sameRoles(a: NodeRoleView, b: NodeRoleView): boolean {
   return a.group === b.group && a.roles.length === b.roles.length && a.roles.every((r, i) => r === b.roles[i]);
 }
 

@@ -6,7 +6,7 @@ import type { ObservedStore } from '../store/types.js';
 import { classifyApply, statesFailureReason, unreachableReason } from './convergence-classify.js';
 import { tcpProbe } from './convergence-probe.js';
 import { ConvergenceQueue, REAL_TIMERS, type AttemptContext, type AttemptOutcome, type NodeQueueStatus, type Timers, type TriggerReason } from './convergence-queue.js';
-import { peersRenderingHardwareOf, roleChanges, roleSnapshot, type NodeRoleView } from './convergence-roles.js';
+import { configuredAsOf, peersRenderingHardwareOf, roleChanges, roleSnapshot, roleView, sameRoles, type NodeRoleView } from './convergence-roles.js';
 import type { InventoryService } from './inventory-service.js';
 import type { ReadinessService } from './readiness-service.js';
 import type { StateService } from './state-service.js';
@@ -122,10 +122,30 @@ export class ConvergenceService {
       this.deps.log.info('automatic convergence is disabled (convergence.enabled: false)');
       return;
     }
-    for (const status of await this.deps.store.listNodes()) {
+    const statuses = await this.deps.store.listNodes();
+    for (const status of statuses) {
       if (status.state === 'configuring') await this.request(status.id, 'resume');
     }
+    // Role changes live in memory between inventory versions: one made while the server was down shows only here.
+    await this.reconvergeIfConfiguredOtherwise(statuses.filter((s) => s.state !== 'configuring').map((s) => s.id));
     this.scheduleProbe(0);
+  }
+
+  /**
+   * Re-converges those of `names` whose last apply configured them with other roles or another group than the
+   * inventory gives them now: after a restart, or when a reimage that moved them (reimage --group) is cancelled.
+   */
+  async reconvergeIfConfiguredOtherwise(names: readonly string[]): Promise<void> {
+    const inv = this.deps.inventory.inventory;
+    const changed: string[] = [];
+    for (const name of names) {
+      const node = inv.nodes.get(name);
+      if (!node) continue;
+      const [lastApply] = await this.deps.store.listRuns({ node: name, kind: 'apply', limit: 1 });
+      const configured = lastApply ? configuredAsOf(lastApply.summary) : undefined;
+      if (configured && !sameRoles(configured, roleView(node))) changed.push(name);
+    }
+    if (changed.length > 0) await this.reconverge(changed);
   }
 
   /**

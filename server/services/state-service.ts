@@ -21,6 +21,7 @@ import type { ModuleRegistry, NodeFacts, StateResult, Transport } from '../state
 import type { InventoryService } from './inventory-service.js';
 import type { NodeIdentity } from './node-identity.js';
 import { sshTransportFactory, type TransportFactory } from './node-transport.js';
+import { roleView } from './convergence-roles.js';
 import { loadPillarDocuments } from './pillar-files.js';
 import { observeRun } from '../metrics/runtime-metrics.js';
 
@@ -148,7 +149,8 @@ export class StateService {
     await this.deps.store.finishRun(runId, {
       result: report.result,
       finishedAt: this.now(),
-      summary: { mode, counts: report.counts, ...(report.error ? { error: report.error } : {}) },
+      // What the node was configured as, so that a role change made while the server was down is seen at its start.
+      summary: { mode, counts: report.counts, ...(mode === 'apply' ? { configuredAs: roleView(node) } : {}), ...(report.error ? { error: report.error } : {}) },
       details: report.states,
     });
     observeRun(mode, report.durationMs / 1000, report.result);

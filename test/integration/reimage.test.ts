@@ -55,6 +55,7 @@ let baseUrl: string;
 let goodBmc: FakeRedfish;
 let hungBmc: FakeRedfish;
 const sshCalls: Array<{ node: string; ip: string }> = [];
+const cancelledNotices: string[][] = [];
 const inventoryFile = path.join(tmpdir(), `rackseed-reimage-inventory-${process.pid}.yaml`);
 
 beforeAll(async () => {
@@ -86,6 +87,9 @@ beforeAll(async () => {
       dataDir: srv.config.dataDir,
       log: srv.log,
       power: { timeoutMs: 1500, concurrency: 8 },
+      onReimageCancelled: async (nodes) => {
+        cancelledNotices.push(nodes);
+      },
       // SSH works on r1 and is refused on r2 (which then falls back to its BMC).
       sshReboot: async (node, ip) => {
         sshCalls.push({ node, ip });
@@ -263,6 +267,8 @@ describe('reimage', () => {
     expect(record.mock.calls[0]![0].map((e) => [e.node, e.event.type])).toEqual([['r1', 'reimage_cancelled'], ['r3', 'reimage_cancelled'], ['r4', 'reimage_cancelled']]);
     record.mockRestore();
     for (const n of ['r1', 'r3', 'r4']) expect(await srv.store.getNode(n)).toMatchObject({ reimageRequested: false });
+    // Convergence hears of them (a node moved by reimage --group now runs its old OS under its new group).
+    expect(cancelledNotices).toEqual([['r1', 'r3', 'r4']]);
     expect(await srv.store.getNode('r2')).toMatchObject({ reimageRequested: true });
     expect(sshCalls.length).toBe(sshBefore);
     expect(goodBmc.requests.length).toBe(bmcBefore);

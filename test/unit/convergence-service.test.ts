@@ -428,3 +428,40 @@ describe('POST /converge (rackseed converge)', () => {
     expect((await postConverge(s, { targets: ['db1'], wait: 'yes' })).status).toBe(400);
   });
 });
+
+describe('role changes made while the server was down, or hidden by a cancelled reimage --group', () => {
+  async function applied(node: string, group: string, roles: string[], startedAt: number): Promise<void> {
+    await store.createRun({ id: `apply-${node}-${startedAt}`, node, kind: 'apply', result: 'success', startedAt, summary: { mode: 'apply', configuredAs: { group, roles } }, details: [] });
+  }
+
+  it('at start, re-converges the nodes whose last apply configured other roles than the inventory has now', async () => {
+    for (const n of ['web1', 'web2', 'db1']) await put(n, TO_READY);
+    await applied('web1', 'web', ['base', 'web'], 1);
+    await applied('web2', 'web', ['base', 'web'], 1);
+    await applied('web2', 'web', ['base', 'web', 'cache'], 2);
+    // db1 has no apply run with configuredAs (an older version's run): left alone.
+    await store.createRun({ id: 'old-db1', node: 'db1', kind: 'apply', result: 'success', startedAt: 1, summary: { mode: 'apply' }, details: [] });
+    writeFileSync(inventory.file, INVENTORY('base, web, cache'));
+    await inventory.reload();
+    const { s, states } = service(() => ({ result: 'success' }));
+    await s.start();
+    await s.whenIdle();
+    expect(states.calls.map((c) => `${c.node}:${c.roles.join(',')}`)).toEqual(['web1:base,web,cache']);
+  });
+
+  it('a cancelled reimage of a node moved into another group converges it with that group (the cancel route asks)', async () => {
+    await put('web1', TO_READY);
+    await put('web2', TO_READY);
+    const { s, states } = service(() => ({ result: 'success' }));
+    await s.start();
+    await s.whenIdle();
+    expect(states.calls).toEqual([]);
+    // web1 ran as a db node when reimage --group web moved it; the reimage was then cancelled. web2 is as configured.
+    await put('web1', [{ type: 'reimage_requested' }, { type: 'reimage_cancelled' }]);
+    await applied('web1', 'db', ['base', 'db'], 1);
+    await applied('web2', 'web', ['base', 'web'], 1);
+    await s.reconvergeIfConfiguredOtherwise(['web1', 'web2']);
+    await s.whenIdle();
+    expect(states.calls.map((c) => `${c.node}:${c.roles.join(',')}`)).toEqual(['web1:base,web']);
+  });
+});

@@ -61,6 +61,7 @@ const singleQueryValues: RequestHandler = (req, res, next) => {
 };
 
 export function createHttpApp(deps: HttpAppDeps): Express {
+  const { convergence } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
@@ -84,7 +85,13 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     singleQueryValues,
     swarmRoutes(deps),
     apiRoutes(deps),
-    fleetRoutes({ inventory: deps.inventory, store: deps.store, dataDir: deps.dataDir, log: deps.log }),
+    fleetRoutes({
+      inventory: deps.inventory,
+      store: deps.store,
+      dataDir: deps.dataDir,
+      log: deps.log,
+      ...(convergence ? { onReimageCancelled: (nodes: string[]) => convergence.reconvergeIfConfiguredOtherwise(nodes) } : {}),
+    }),
     ...(deps.states ? [stateRoutes({ inventory: deps.inventory, store: deps.store, states: deps.states, log: deps.log })] : []),
     ...(deps.readiness ? [readinessRoutes({ inventory: deps.inventory, readiness: deps.readiness, log: deps.log })] : []),
     ...(deps.audit ? [auditRoutes({ inventory: deps.inventory, audit: deps.audit, log: deps.log })] : []),
