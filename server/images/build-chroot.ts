@@ -4,11 +4,16 @@ import { RackseedError } from '../model/errors.js';
 import type { ImageRecipe } from '../model/image.js';
 import { run } from './build-exec.js';
 import { mountsBelow } from '../util/mounts.js';
+import { pathInTree } from './tree-path.js';
 
-/** A recipe path inside the tree; the schema already refuses "..", this keeps a bug from writing outside anyway. */
+/**
+ * A recipe path inside the tree, its symlinks followed within the tree (the build runs as root: a path through
+ * /var/run -> /run resolved on the host would write the build host's /run). The file itself is replaced, not
+ * followed.
+ */
 function inside(root: string, p: string): string {
-  const full = path.resolve(root, `.${p}`);
-  if (!full.startsWith(`${path.resolve(root)}/`)) throw new Error(`${p} is outside the image`);
+  const full = pathInTree(root, p, { followLast: false });
+  if (full === path.resolve(root)) throw new Error(`${p} is the image's root, not a file in it`);
   return full;
 }
 
@@ -45,7 +50,8 @@ export async function runHook(root: string, hook: string, onLine: (line: string)
   const mounted: string[] = [];
   try {
     for (const m of MOUNTS) {
-      const target = inside(root, `/${m.target}`);
+      // Followed within the tree: mount(8) follows a link itself, and one to the host's /dev would be mounted over.
+      const target = pathInTree(root, `/${m.target}`);
       mkdirSync(target, { recursive: true });
       await run('mount', [...m.args, target]);
       mounted.push(target);
