@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { RackseedError } from '../model/errors.js';
 import { IMAGE_FILES, IMAGE_NAME, type Artefact, type ImageManifest } from '../model/image.js';
@@ -8,6 +8,7 @@ import { parseManifest } from './manifest.js';
 import { packTree, treeBytes } from './pack.js';
 import type { ProgressFn } from './progress.js';
 import { makeTorrent } from './torrent.js';
+import { pathInTree } from './tree-path.js';
 
 export function checkImageName(name: string): void {
   if (!IMAGE_NAME.test(name)) {
@@ -27,13 +28,22 @@ function newest(names: string[]): string | undefined {
 }
 
 /** The tree's newest kernel and its initramfs (boot/vmlinuz-V, boot/initrd.img-V), if it has them. */
+/**
+ * The newest kernel in the tree's /boot and its initrd, as host paths. Links are followed inside the tree, as the
+ * node's boot loader would: an imported tree's `vmlinuz-x -> /etc/shadow` read on the host would publish the build
+ * host's file under /files. Only regular files count.
+ */
 export function findKernel(tree: string): { kernel?: string; initrd?: string } {
-  const boot = path.join(tree, 'boot');
-  const names = existsSync(boot) ? readdirSync(boot) : [];
-  const kernel = newest(names.filter((n) => n.startsWith('vmlinuz-')));
-  if (!kernel) return {};
-  const initrd = `initrd.img-${kernel.slice('vmlinuz-'.length)}`;
-  return { kernel: path.join(boot, kernel), ...(names.includes(initrd) ? { initrd: path.join(boot, initrd) } : {}) };
+  const boot = pathInTree(tree, '/boot');
+  const names = existsSync(boot) && statSync(boot).isDirectory() ? readdirSync(boot) : [];
+  const file = (name: string): string | undefined => {
+    const full = pathInTree(tree, `/boot/${name}`);
+    return existsSync(full) && lstatSync(full).isFile() ? full : undefined;
+  };
+  const kernelName = newest(names.filter((n) => n.startsWith('vmlinuz-') && file(n) !== undefined));
+  if (!kernelName) return {};
+  const initrd = file(`initrd.img-${kernelName.slice('vmlinuz-'.length)}`);
+  return { kernel: file(kernelName)!, ...(initrd ? { initrd } : {}) };
 }
 
 export function torrentUrls(publicUrl: string, name: string): { announce: string[]; webSeeds: string[] } {

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -67,6 +67,24 @@ describe('image layout helpers', () => {
     for (const f of ['vmlinuz-6.1.0-9-amd64', 'vmlinuz-6.1.0-10-amd64', 'initrd.img-6.1.0-9-amd64', 'initrd.img-6.1.0-10-amd64', 'config-6.1.0-10-amd64']) writeFileSync(path.join(boot, f), f);
     expect(findKernel(path.join(tmp, 'tree'))).toEqual({ kernel: path.join(boot, 'vmlinuz-6.1.0-10-amd64'), initrd: path.join(boot, 'initrd.img-6.1.0-10-amd64') });
     expect(findKernel(path.join(tmp, 'nothing'))).toEqual({});
+  });
+  it("follows /boot links inside the tree, never to the build host's files", () => {
+    const tree = path.join(tmp, 'vendor');
+    const boot = path.join(tree, 'boot');
+    mkdirSync(path.join(tree, 'etc'), { recursive: true });
+    mkdirSync(boot, { recursive: true });
+    writeFileSync(path.join(tree, 'etc', 'shadow'), 'the image own shadow');
+    // An imported tree whose kernel is an absolute link: on the host it would name the host's /etc/shadow.
+    symlinkSync('/etc/shadow', path.join(boot, 'vmlinuz-9.9.9'));
+    symlinkSync('/boot/real-initrd', path.join(boot, 'initrd.img-9.9.9'));
+    writeFileSync(path.join(boot, 'real-initrd'), 'initrd');
+    expect(findKernel(tree)).toEqual({ kernel: path.join(tree, 'etc', 'shadow'), initrd: path.join(boot, 'real-initrd') });
+    // A link to nothing in the tree, or to a directory, is no kernel at all.
+    const dangling = path.join(tmp, 'dangling');
+    mkdirSync(path.join(dangling, 'boot'), { recursive: true });
+    symlinkSync('/nonexistent-kernel', path.join(dangling, 'boot', 'vmlinuz-1.0'));
+    symlinkSync('/boot', path.join(dangling, 'boot', 'vmlinuz-2.0'));
+    expect(findKernel(dangling)).toEqual({});
   });
   it('tarball kinds by name', () => {
     expect(tarballCompression('/x/root.tar')).toEqual([]);
