@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { RackseedError } from '../model/errors.js';
-import type { ImageManifest, ImageRecipe } from '../model/image.js';
+import type { ImageManifest, ImageRecipe, PublishedRecipe } from '../model/image.js';
 import { runHook, writeRecipeFiles } from './build-chroot.js';
 import { runDebootstrap } from './build-debootstrap.js';
 import { checkImageName, checkNotExisting, publishImage } from './build-publish.js';
@@ -59,10 +60,16 @@ export async function buildImage(o: BuildOptions): Promise<ImageManifest> {
       publicUrl: o.publicUrl,
       tree,
       work,
-      source: { kind: 'debootstrap', recipe: o.recipe },
+      source: { kind: 'debootstrap', recipe: publishedRecipe(o.recipe) },
       force: o.force === true,
       requireKernel: recipeWantsKernel(o.recipe),
       onProgress: report,
     });
   }, o.onNotice);
+}
+
+/** The recipe for the manifest, its hook replaced by the hook's sha256 (see PublishedRecipe). */
+export function publishedRecipe(recipe: ImageRecipe): PublishedRecipe {
+  const { hook, ...rest } = recipe;
+  return hook === undefined ? rest : { ...rest, hookSha256: createHash('sha256').update(hook).digest('hex') };
 }

@@ -15,11 +15,14 @@ const recipe = z.strictObject({
 
 export const recipeSchema = recipe;
 
+/** In a manifest: the hook by its hash (older manifests still hold the text, and still parse). */
+const publishedRecipe = recipe.extend({ hookSha256: z.string().regex(/^[0-9a-f]{64}$/).optional() });
+
 export const manifestSchema = z.strictObject({
   version: z.literal(1),
   name: z.string().regex(IMAGE_NAME),
   createdAt: z.string(),
-  source: z.discriminatedUnion('kind', [z.strictObject({ kind: z.literal('debootstrap'), recipe }), z.strictObject({ kind: z.literal('import'), from: z.string() })]),
+  source: z.discriminatedUnion('kind', [z.strictObject({ kind: z.literal('debootstrap'), recipe: publishedRecipe }), z.strictObject({ kind: z.literal('import'), from: z.string() })]),
   artefacts: z.strictObject({ rootfs: artefact, kernel: artefact.optional(), initrd: artefact.optional() }),
   torrent: z.strictObject({ file: z.string().regex(/^[A-Za-z0-9._-]+$/), infoHash: z.string().regex(/^[0-9a-f]{40}$/), pieceLength: z.number().int().positive() }),
 });

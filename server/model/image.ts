@@ -37,13 +37,20 @@ export interface ImageRecipe {
   hook?: string;
 }
 
+/**
+ * The recipe as an image's manifest keeps it. The manifest is served to anyone on the boot network (/files), and a
+ * hook often carries build-time secrets (a private mirror's password, written and removed again), so the hook is
+ * recorded by its sha256: enough to tell which hook built the image, nothing to read.
+ */
+export type PublishedRecipe = Omit<ImageRecipe, 'hook'> & { hookSha256?: string };
+
 export interface ImageManifest {
   /** Format version of this file. */
   version: 1;
   name: string;
   /** ISO 8601. */
   createdAt: string;
-  source: { kind: 'debootstrap'; recipe: ImageRecipe } | { kind: 'import'; from: string };
+  source: { kind: 'debootstrap'; recipe: PublishedRecipe } | { kind: 'import'; from: string };
   artefacts: {
     rootfs: Artefact;
     kernel?: Artefact;

@@ -105,7 +105,10 @@ describe('image build (real debootstrap, tree cached by recipe)', () => {
     expect(readdirSync(imageDir).sort()).toEqual(['manifest.json', 'rootfs.tar.zst', 'rootfs.tar.zst.torrent']);
     const m = parseManifest(readFileSync(path.join(imageDir, 'manifest.json'), 'utf8'), 'manifest.json');
     expect(m).toEqual(built);
-    expect(m.source).toEqual({ kind: 'debootstrap', recipe: loadRecipe(recipeFile) });
+    // The recipe as built, its hook by hash only: the manifest is served to anyone on the boot network.
+    const { hook, ...withoutHook } = loadRecipe(recipeFile);
+    expect(m.source).toEqual({ kind: 'debootstrap', recipe: { ...withoutHook, hookSha256: createHash('sha256').update(hook!).digest('hex') } });
+    expect(readFileSync(path.join(imageDir, 'manifest.json'), 'utf8')).not.toContain('built-by-hook');
     expect(m.artefacts.kernel).toBeUndefined();
     expectMatchesFiles(m, imageDir);
     // Nothing left behind: scratch space empty, nothing mounted.

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RackseedError } from '../../../server/model/errors.js';
@@ -58,5 +59,20 @@ describe('image recipes', () => {
     const b = parseRecipe('release: bookworm\nvariant: minbase\npackages: [a, b]\nfiles: [{path: /x, content: y}]\n', FILE);
     expect(bootstrapInputs(a)).toEqual(bootstrapInputs(b));
     expect(bootstrapInputs(a)).toEqual({ release: 'bookworm', variant: 'minbase', packages: ['a', 'b'] });
+  });
+});
+
+describe('the recipe an image manifest keeps', () => {
+  it('keeps everything but the hook, which it records by sha256 (the manifest is public)', async () => {
+    const { publishedRecipe } = await import('../../../server/images/build.js');
+    const { manifestSchema } = await import('../../../server/images/manifest.js');
+    const recipe = parseRecipe('release: bookworm\npackages: [curl]\nhook: |\n  echo "machine repo login u password S3cret" > /etc/apt/auth.conf.d/x\n', FILE);
+    const published = publishedRecipe(recipe);
+    expect(published).toEqual({ release: 'bookworm', packages: ['curl'], files: [], hookSha256: createHash('sha256').update(recipe.hook!).digest('hex') });
+    expect(JSON.stringify(published)).not.toContain('S3cret');
+    expect(publishedRecipe({ release: 'bookworm', packages: [], files: [] })).toEqual({ release: 'bookworm', packages: [], files: [] });
+    // Manifests written before this still hold the hook's text, and still parse.
+    const old = { version: 1, name: 'x', createdAt: 'now', source: { kind: 'debootstrap', recipe: { release: 'bookworm', packages: [], files: [], hook: 'echo 1' } }, artefacts: { rootfs: { file: 'rootfs.tar.zst', sha256: 'a'.repeat(64), size: 1 } }, torrent: { file: 'rootfs.tar.zst.torrent', infoHash: 'b'.repeat(40), pieceLength: 262144 } };
+    expect(manifestSchema.safeParse(old).success).toBe(true);
   });
 });
