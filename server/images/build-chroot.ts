@@ -4,6 +4,7 @@ import { RackseedError } from '../model/errors.js';
 import type { ImageRecipe } from '../model/image.js';
 import { run } from './build-exec.js';
 import { mountsBelow } from '../util/mounts.js';
+import { HOOK_SCRIPT, POLICY_RC_D } from './manifest.js';
 import { pathInTree } from './tree-path.js';
 
 /**
@@ -33,8 +34,6 @@ const MOUNTS: Array<{ target: string; args: string[] }> = [
   { target: 'dev', args: ['--bind', '/dev'] },
 ];
 
-// Package scripts run by a hook must not start daemons inside the build host's chroot.
-const POLICY_RC_D = 'usr/sbin/policy-rc.d';
 
 /**
  * Runs the recipe's hook with `sh -e` chrooted into the tree, with /proc, /sys and /dev mounted for it. The mounts
@@ -42,10 +41,11 @@ const POLICY_RC_D = 'usr/sbin/policy-rc.d';
  * deleted with the host's /dev inside it).
  */
 export async function runHook(root: string, hook: string, onLine: (line: string) => void = () => {}): Promise<void> {
-  const script = inside(root, '/tmp/rackseed-hook.sh');
+  const script = inside(root, HOOK_SCRIPT);
   mkdirSync(path.dirname(script), { recursive: true });
   writeFileSync(script, hook, { mode: 0o700 });
-  const policy = inside(root, `/${POLICY_RC_D}`);
+  // Package scripts run by a hook must not start daemons inside the build host's chroot.
+  const policy = inside(root, POLICY_RC_D);
   writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
   const mounted: string[] = [];
   try {
@@ -56,7 +56,7 @@ export async function runHook(root: string, hook: string, onLine: (line: string)
       await run('mount', [...m.args, target]);
       mounted.push(target);
     }
-    await run('chroot', [root, '/bin/sh', '-e', '/tmp/rackseed-hook.sh'], {
+    await run('chroot', [root, '/bin/sh', '-e', HOOK_SCRIPT], {
       onLine,
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LC_ALL: 'C', DEBIAN_FRONTEND: 'noninteractive' },
     });

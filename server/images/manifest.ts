@@ -3,12 +3,25 @@ import { IMAGE_NAME, type ImageManifest } from '../model/image.js';
 
 const artefact = z.strictObject({ file: z.string().regex(/^[A-Za-z0-9._-]+$/), sha256: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().nonnegative() });
 
+/** The hook's script in the tree, and the policy that keeps package scripts from starting daemons while it runs. */
+export const HOOK_SCRIPT = '/tmp/rackseed-hook.sh';
+export const POLICY_RC_D = '/usr/sbin/policy-rc.d';
+/** Paths the build itself writes while a hook runs, and removes afterwards: a recipe file there would vanish. */
+const BUILD_PATHS = [POLICY_RC_D, HOOK_SCRIPT];
+
+// A file's path: absolute, one name per segment (no "", ".", ".." or trailing "/"), so it names a file, checked now
+// rather than after debootstrap has run for minutes.
+const recipeFilePath = z
+  .string()
+  .regex(/^(\/(?!\.{1,2}(\/|$))[^/\0]+)+$/, 'expected an absolute path to a file, without "..", "." or a trailing "/"')
+  .refine((p) => !BUILD_PATHS.includes(p), { message: `the build uses ${BUILD_PATHS.join(' and ')} itself while the hook runs; write such a file from the hook` });
+
 const recipe = z.strictObject({
   release: z.string().regex(/^[a-z][a-z0-9-]*$/, 'expected a Debian release name such as bookworm'),
   variant: z.enum(['minbase', 'buildd', 'fakechroot']).optional(),
   packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]*$/, 'expected a Debian package name')).default([]),
   files: z
-    .array(z.strictObject({ path: z.string().regex(/^\/(?!.*(^|\/)\.\.(\/|$)).+/, 'expected an absolute path without ".."'), content: z.string(), mode: z.string().regex(/^0?[0-7]{3,4}$/).optional() }))
+    .array(z.strictObject({ path: recipeFilePath, content: z.string(), mode: z.string().regex(/^0?[0-7]{3,4}$/).optional() }))
     .default([]),
   hook: z.string().optional(),
 });
