@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_UEFI_LOADER, INSTALLER_FILESYSTEMS } from '../model/inventory.js';
 import { strict } from '../util/strict-object.js';
+import { diskLayoutProblems, GRUB_KERNEL_ARG, GRUB_KERNEL_ARG_CHARS } from '../model/disk-rules.js';
 
 const text = z.string().min(1, 'must not be empty');
 const textList = z.array(text);
@@ -9,20 +10,18 @@ const freeForm = z.record(z.string(), z.unknown());
 const count = z.number().int('must be a whole number').positive('must be greater than 0');
 
 const partition = strict({
-  mount: z.string().regex(/^(\/\S*|swap)$/, 'expected an absolute mount point or "swap"'),
-  size: z.string().regex(/^(\d+[KMGT]?|rest)$/, 'expected a size such as 512M or 8G, or "rest"'),
+  mount: z.string(),
+  size: z.string(),
   fs: z.enum(INSTALLER_FILESYSTEMS, { error: () => `the installer makes ${INSTALLER_FILESYSTEMS.join(', ')} file systems` }),
 });
 
 const disk = strict({
-  device: z.string().regex(/^\/dev\/\S+$/, 'expected a device path such as /dev/sda'),
+  device: z.string(),
   table: z.enum(['gpt', 'dos']).default('gpt'),
   partitions: z.array(partition).min(1, 'at least one partition is needed'),
 }).superRefine((d, ctx) => {
-  const rest = d.partitions.findIndex((p) => p.size === 'rest');
-  if (rest !== -1 && rest !== d.partitions.length - 1) {
-    ctx.addIssue({ code: 'custom', path: ['partitions', rest, 'size'], message: '"rest" takes the remainder of the disk, so only the last partition may use it' });
-  }
+  // The installer's own rules (server/model/disk-rules.ts), so a layout it cannot make fails here, not on every node.
+  for (const problem of diskLayoutProblems(d)) ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message });
 });
 
 const hardware = strict({
@@ -46,6 +45,14 @@ export const groupSchema = strict({
   hardware: hardware.default({}),
   disk: disk.optional(),
   data: freeForm.default({}),
+}).superRefine((g, ctx) => {
+  // With the default installed_boot (local) the installer writes the arguments into GRUB's configuration.
+  if (g.installed_boot !== 'local') return;
+  g.kernel_args.forEach((arg, i) => {
+    if (!GRUB_KERNEL_ARG.test(arg)) {
+      ctx.addIssue({ code: 'custom', path: ['kernel_args', i], message: `GRUB takes a kernel argument as it is here: ${GRUB_KERNEL_ARG_CHARS} only (installed_boot: local)` });
+    }
+  });
 });
 
 const bmc = strict({ address: text, kind: z.enum(['ipmi', 'redfish']).default('ipmi'), boot_mode: z.enum(['uefi', 'legacy']).optional() });

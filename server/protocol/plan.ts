@@ -1,3 +1,4 @@
+import { diskLayoutProblems, DISK_DEVICE, GRUB_KERNEL_ARG, GRUB_KERNEL_ARG_CHARS } from '../model/disk-rules.js';
 import { INSTALLER_FILESYSTEMS, type DiskLayout, type InstalledBoot } from '../model/inventory.js';
 
 /**
@@ -65,18 +66,12 @@ export class PlanError extends Error {
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const HOSTNAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
-const DEVICE = /^\/dev\/[A-Za-z0-9][A-Za-z0-9_/-]{0,63}$/;
-const SIZE = /^([1-9][0-9]{0,8}[KMGT]|rest)$/;
-const MOUNT = /^(swap|\/|(\/[A-Za-z0-9._-]+)+)$/;
 const IMAGE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 const URL_TEXT = /^https?:\/\/[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+$/;
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 const PUBLIC_KEY = /^ssh-ed25519 [A-Za-z0-9+/]+={0,2}( [\x21-\x7e][\x20-\x7e]*)?$/;
 const CALLBACK_TOKEN = /^[A-Za-z0-9._-]{1,256}$/;
-// One kernel argument, written by the installer between single quotes into a file GRUB's scripts source: no
-// whitespace, quotes, backslash, $, backtick, glob or shell punctuation can reach it.
-const KERNEL_ARG = /^[A-Za-z0-9._:/@%=+~,-]{1,256}$/;
 
 function check(key: string, value: string, re: RegExp, what: string): string {
   if (CONTROL.test(value)) throw new PlanError(key, 'control characters (a newline would split the line) are not allowed');
@@ -86,33 +81,25 @@ function check(key: string, value: string, re: RegExp, what: string): string {
 
 function partitionLines(disk: DiskLayout): string[] {
   if (disk.partitions.length === 0) throw new PlanError('part', 'the disk layout has no partitions');
-  if (disk.partitions.length > 32) throw new PlanError('part', 'more than 32 partitions');
-  const mounts = new Set<string>();
-  const lines = disk.partitions.map((p, i) => {
-    const n = i + 1;
-    check('part', p.size, SIZE, 'a size such as 512M, 8G or rest');
-    if (p.size === 'rest' && n !== disk.partitions.length) throw new PlanError('part', `partition ${n}: only the last partition can take the rest of the disk`);
+  disk.partitions.forEach((p, i) => {
+    if (CONTROL.test(p.size) || CONTROL.test(p.mount)) throw new PlanError('part', 'control characters (a newline would split the line) are not allowed');
     // The inventory refuses these at load; checked again because a plan must never reach a half-made disk.
     if (!(INSTALLER_FILESYSTEMS as readonly string[]).includes(p.fs)) {
-      throw new PlanError('part', `partition ${n}: the installer makes ${INSTALLER_FILESYSTEMS.join(', ')} file systems, not ${JSON.stringify(p.fs)}`);
+      throw new PlanError('part', `partition ${i + 1}: the installer makes ${INSTALLER_FILESYSTEMS.join(', ')} file systems, not ${JSON.stringify(p.fs)}`);
     }
-    check('part', p.mount, MOUNT, 'a mount point or swap');
-    if ((p.fs === 'swap') !== (p.mount === 'swap')) throw new PlanError('part', `partition ${n}: swap is both the file system and the mount point, or neither`);
-    if (p.mount.split('/').some((seg) => seg === '.' || seg === '..')) throw new PlanError('part', `partition ${n}: ${p.mount} is not a plain path`);
-    if (p.mount !== 'swap') {
-      if (mounts.has(p.mount)) throw new PlanError('part', `${p.mount} is mounted twice`);
-      mounts.add(p.mount);
-    }
-    return `part ${n} ${p.size} ${p.fs} ${p.mount}`;
   });
-  if (!mounts.has('/')) throw new PlanError('part', 'no partition is mounted at /');
-  return lines;
+  const [problem] = diskLayoutProblems(disk);
+  if (problem) {
+    const where = typeof problem.path[1] === 'number' ? `partition ${problem.path[1] + 1}: ` : '';
+    throw new PlanError(problem.path[0] === 'device' ? 'disk' : 'part', `${where}${problem.message}`);
+  }
+  return disk.partitions.map((p, i) => `part ${i + 1} ${p.size} ${p.fs} ${p.mount}`);
 }
 
 function kernelArgsLine(boot: InstalledBoot, args: string[]): string[] {
   if (boot !== 'local' || args.length === 0) return [];
   if (args.length > 64) throw new PlanError('kernel_args', 'more than 64 kernel arguments');
-  return [`kernel_args ${args.map((a) => check('kernel_args', a, KERNEL_ARG, 'a kernel argument GRUB can take as it is (letters, digits and ._:/@%=+~,-)')).join(' ')}`];
+  return [`kernel_args ${args.map((a) => check('kernel_args', a, GRUB_KERNEL_ARG, `a kernel argument GRUB can take as it is (${GRUB_KERNEL_ARG_CHARS})`)).join(' ')}`];
 }
 
 /** Renders the plan text; throws PlanError naming the offending key when any value could break the format. */
@@ -127,7 +114,7 @@ export function renderPlan(input: PlanInput): string {
     `version 1`,
     `hostname ${check('hostname', node.name, HOSTNAME, 'an RFC 1123 host name')}`,
     `net_mac ${check('net_mac', node.mac, MAC, 'a lower-case aa:bb:cc:dd:ee:ff MAC')}`,
-    `disk ${check('disk', node.disk.device, DEVICE, 'a /dev/ path')}`,
+    `disk ${check('disk', node.disk.device, DISK_DEVICE, 'a /dev/ path')}`,
     `table ${node.disk.table}`,
     ...partitionLines(node.disk),
     `image ${check('image', image.name, IMAGE, 'an image name')}`,

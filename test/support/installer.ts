@@ -79,12 +79,21 @@ export async function writeTinyImage(dataDir: string, publicUrl: string, name: s
     const fileUrl = `${publicUrl}/files/images/${name}/${IMAGE_FILES.rootfs}`;
     const t = await makeTorrent({ file, announce: [`${publicUrl}/announce`], webSeeds: [fileUrl] }, size);
     writeFileSync(path.join(dir, IMAGE_FILES.torrent), t.bytes);
+    // A kernel and initrd beside it, as an image for installed_boot: kernel must have (the plan is refused
+    // otherwise). The installer tests never boot the installed disk, so these stand in for them.
+    const boot = Object.fromEntries(
+      (['kernel', 'initrd'] as const).map((kind) => {
+        const text = `placeholder ${kind} of the tiny test image ${name}\n`;
+        writeFileSync(path.join(dir, IMAGE_FILES[kind]), text);
+        return [kind, { file: IMAGE_FILES[kind], sha256: createHash('sha256').update(text).digest('hex'), size: Buffer.byteLength(text) }];
+      }),
+    ) as Pick<ImageManifest['artefacts'], 'kernel' | 'initrd'>;
     const manifest: ImageManifest = {
       version: 1,
       name,
       createdAt: new Date().toISOString(),
       source: { kind: 'import', from: 'test: tiny root file system' },
-      artefacts: { rootfs: { file: IMAGE_FILES.rootfs, sha256: opts.corruptManifest ? 'f'.repeat(64) : sha256, size } },
+      artefacts: { rootfs: { file: IMAGE_FILES.rootfs, sha256: opts.corruptManifest ? 'f'.repeat(64) : sha256, size }, ...boot },
       torrent: { file: IMAGE_FILES.torrent, infoHash: t.infoHash, pieceLength: t.pieceLength },
     };
     writeFileSync(path.join(dir, IMAGE_FILES.manifest), JSON.stringify(manifest, null, 2));

@@ -80,11 +80,11 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
     }
     const remote = remoteOf(req);
     /** Refuses the plan and records why on the node, where an operator sees it. */
-    const refuse = async (status: number, reason: string, message: string): Promise<void> => {
+    const refuse = async (status: number, reason: string, message: string, code: 'UNAUTHORIZED' | 'BAD_REQUEST' = 'UNAUTHORIZED'): Promise<void> => {
       log.warn({ remote, reason }, 'install plan refused');
       const r = await deps.store.recordEvent({ node: node.name, event: { type: 'stage', stage: 'plan-refused', detail: { reason, remote } } });
       if (!r.ok) log.warn({ error: r.error }, 'could not record the refused plan fetch');
-      res.status(status).json(errorBody('UNAUTHORIZED', message));
+      res.status(status).json(errorBody(code, message));
     };
     const status = await deps.store.getNode(node.name);
     const expected = deps.addressOf ? await deps.addressOf(node, status?.mac) : undefined;
@@ -92,8 +92,14 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
       await refuse(403, `asked from ${remote}, not the node's address ${expected}`, `the plan of ${node.name} is served only to its own address`);
       return;
     }
-    const [hostKey, serverKey] = await Promise.all([deps.identity.hostKey(node.name, node.ip), deps.identity.serverPublicKey()]);
     const { manifest } = image;
+    if (node.installedBoot === 'kernel' && !(manifest.artefacts.kernel && manifest.artefacts.initrd)) {
+      // Installing would succeed and every later boot would fail: iPXE has no kernel to boot and the disk no loader.
+      const why = `group ${node.group} boots the image's own kernel (installed_boot: kernel), but image ${manifest.name} has no kernel and initrd (an import without /boot/vmlinuz-*): use installed_boot: local or an image with a kernel`;
+      await refuse(409, why, why, 'BAD_REQUEST');
+      return;
+    }
+    const [hostKey, serverKey] = await Promise.all([deps.identity.hostKey(node.name, node.ip), deps.identity.serverPublicKey()]);
     let plan: string;
     try {
       plan = renderPlan({
@@ -109,8 +115,8 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
       });
     } catch (e) {
       if (!(e instanceof PlanError)) throw e;
-      log.warn({ err: e.message }, 'install plan refused');
-      res.status(409).json(errorBody('BAD_REQUEST', e.message));
+      // Recorded on the node: the installer can only say it got no plan, and every node of the group fails alike.
+      await refuse(409, e.message, e.message, 'BAD_REQUEST');
       return;
     }
 

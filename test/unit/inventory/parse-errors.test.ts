@@ -159,6 +159,46 @@ describe('config errors name the file, line and key path', () => {
       message: `${FILE}:7 groups.head.disk.partitions[0].size: "rest" takes the remainder of the disk`,
     },
     {
+      what: 'a /dev/disk/by-path device (the installer has no udev)',
+      text: 'cluster: { name: t }\ngroups:\n  head:\n    disk:\n      device: /dev/disk/by-path/pci-0000:00:17.0-ata-1\n      partitions:\n        - { mount: /, size: rest, fs: ext4 }\n',
+      message: `${FILE}:5 groups.head.disk.device: /dev/disk/by-path/pci-0000:00:17.0-ata-1: the installer has no udev`,
+    },
+    {
+      what: 'a size without its unit',
+      text: 'cluster: { name: t }\ngroups:\n  head:\n    disk:\n      device: /dev/sda\n      partitions:\n        - { mount: /boot, size: "512", fs: ext4 }\n        - { mount: /, size: rest, fs: ext4 }\n',
+      message: `${FILE}:7 groups.head.disk.partitions[0].size: expected a size with its unit such as 512M or 8G, or "rest"`,
+    },
+    {
+      what: 'a mount point with a trailing slash',
+      text: 'cluster: { name: t }\ngroups:\n  head:\n    disk:\n      device: /dev/sda\n      partitions:\n        - { mount: /, size: 20G, fs: ext4 }\n        - { mount: /scratch/, size: rest, fs: ext4 }\n',
+      message: `${FILE}:8 groups.head.disk.partitions[1].mount: expected an absolute mount point without a trailing "/"`,
+    },
+    {
+      what: 'a layout with nothing mounted at /',
+      text: 'cluster: { name: t }\ngroups:\n  head:\n    disk:\n      device: /dev/sda\n      partitions:\n        - { mount: /data, size: rest, fs: ext4 }\n',
+      message: `${FILE}:6 groups.head.disk.partitions: no partition is mounted at /`,
+    },
+    {
+      what: 'a vfat root',
+      text: 'cluster: { name: t }\ngroups:\n  head:\n    disk:\n      device: /dev/sda\n      partitions:\n        - { mount: /, size: rest, fs: vfat }\n',
+      message: `${FILE}:7 groups.head.disk.partitions[0].fs: the root file system the installer unpacks the image into is ext4`,
+    },
+    {
+      what: 'five partitions on a dos table',
+      text: `cluster: { name: t }\ngroups:\n  head:\n    disk:\n      device: /dev/sda\n      table: dos\n      partitions:\n${['/a', '/b', '/c', '/d'].map((m) => `        - { mount: ${m}, size: 1G, fs: ext4 }\n`).join('')}        - { mount: /, size: rest, fs: ext4 }\n`,
+      message: `${FILE}:7 groups.head.disk.partitions: a dos table holds at most 4 partitions here (primary ones; use table: gpt)`,
+    },
+    {
+      what: 'swap mounted as a file system',
+      text: 'cluster: { name: t }\ngroups:\n  head:\n    disk:\n      device: /dev/sda\n      partitions:\n        - { mount: /swap, size: 1G, fs: swap }\n        - { mount: /, size: rest, fs: ext4 }\n',
+      message: `${FILE}:7 groups.head.disk.partitions[0].mount: swap is both the file system and the mount point, or neither`,
+    },
+    {
+      what: 'a kernel argument GRUB cannot take as it is (installed_boot: local)',
+      text: 'cluster: { name: t }\ngroups:\n  head:\n    kernel_args: [quiet, "init=/bin/sh -c $x"]\n',
+      message: `${FILE}:4 groups.head.kernel_args[1]: GRUB takes a kernel argument as it is here`,
+    },
+    {
       what: 'a file system the installer cannot make',
       text: 'cluster: { name: t }\ngroups:\n  head:\n    disk:\n      device: /dev/sda\n      partitions:\n        - { mount: /, size: rest, fs: xfs }\n',
       message: `${FILE}:7 groups.head.disk.partitions[0].fs: the installer makes ext4, vfat, swap file systems`,
@@ -202,6 +242,15 @@ describe('config errors name the file, line and key path', () => {
     const err = failure(text);
     expect(err.code).toBe('INVENTORY_INVALID');
     expect(err.message).toContain(message);
+  });
+
+  test('the same argument is fine for installed_boot: kernel (iPXE escapes it), and usual layouts load', () => {
+    const inv = parseInventory(
+      'cluster: { name: t }\ngroups:\n  k:\n    installed_boot: kernel\n    kernel_args: ["console=ttyS0,115200n8", "rd.driver.blacklist=nouveau"]\n  l:\n    disk:\n      device: /dev/nvme0n1\n      table: dos\n      partitions:\n        - { mount: /boot/efi, size: 512M, fs: vfat }\n        - { mount: swap, size: 8G, fs: swap }\n        - { mount: /, size: rest, fs: ext4 }\n',
+      FILE,
+    );
+    expect(inv.groups.get('k')?.kernelArgs).toEqual(['console=ttyS0,115200n8', 'rd.driver.blacklist=nouveau']);
+    expect(inv.groups.get('l')?.disk?.partitions).toHaveLength(3);
   });
 
   test('quoted version pins and other numbers in free-form data are kept as written', () => {

@@ -34,13 +34,21 @@ beforeAll(async () => {
     name: 'debian12',
     createdAt: '2025-01-01T00:00:00.000Z',
     source: { kind: 'import', from: 'test' },
-    artefacts: { rootfs: { file: 'rootfs.tar.zst', sha256: SHA, size: 4242 } },
+    artefacts: {
+      rootfs: { file: 'rootfs.tar.zst', sha256: SHA, size: 4242 },
+      kernel: { file: 'vmlinuz', sha256: SHA, size: 10 },
+      initrd: { file: 'initrd.img', sha256: SHA, size: 10 },
+    },
     torrent: { file: 'rootfs.tar.zst.torrent', infoHash: 'c'.repeat(40), pieceLength: 16384 },
   };
   writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
+  // An imported tree without /boot/vmlinuz-*: rootfs only.
+  const vendor = path.join(imagesDir(dataDir), 'vendor-os');
+  mkdirSync(vendor, { recursive: true });
+  writeFileSync(path.join(vendor, 'manifest.json'), JSON.stringify({ ...manifest, name: 'vendor-os', artefacts: { rootfs: manifest.artefacts.rootfs } }));
   server.images.rescan();
   // The lifecycle a booting node has reached when its installer asks: provisioning.
-  for (const node of ['node01', 'node02']) await server.store.recordEvent({ node, event: { type: 'provision_started' } });
+  for (const node of ['node01', 'node02', 'vendor01']) await server.store.recordEvent({ node, event: { type: 'provision_started' } });
 });
 
 afterAll(async () => {
@@ -124,6 +132,16 @@ describe('GET /node/v1/plan', () => {
     expect(r.status).toBe(409);
     expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(/nosuchimage/);
     expect(await server.store.useOnce(`plan:ghost01:${token.split('.')[3]}`, Date.now() + 60_000)).toBe(true);
+  });
+
+  it('refuses a plan whose install could not boot afterwards (installed_boot: kernel, image without a kernel), and records why', async () => {
+    const token = tokens.issue('vendor01', 600);
+    const r = await fetchPlan(token);
+    expect(r.status).toBe(409);
+    expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(/^group vendor boots the image's own kernel \(installed_boot: kernel\), but image vendor-os has no kernel and initrd/);
+    const events = await server.store.listEvents({ node: 'vendor01' });
+    expect(events.at(-1)?.event).toMatchObject({ type: 'stage', stage: 'plan-refused', detail: { reason: expect.stringMatching(/has no kernel and initrd/) } });
+    expect(await server.store.useOnce(`plan:vendor01:${token.split('.')[3]}`, Date.now() + 60_000)).toBe(true);
   });
 
   it('a catalogued image whose torrent file is missing answers 404, not 500', async () => {
