@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -59,5 +59,35 @@ describe('installer plan reader (busybox sh)', () => {
   ])('refuses kernel arguments altered to hold %s', (_label, args) => {
     const plan = renderPlan(input).replace(/^kernel_args .*$/m, `kernel_args ${args}`);
     expect(readPlan(plan)).toEqual({ ok: false, out: "error=the plan's kernel_args value is malformed" });
+  });
+});
+
+describe("the installer's SSH identity step (busybox sh)", () => {
+  requireBinary('busybox', 'apt-get install -y --no-install-recommends busybox-static');
+
+  /** Runs write_ssh on a fake target whose image carries `imageKeys` (null: no file); returns the file afterwards. */
+  function writeSsh(imageKeys: string | null, serverKeys: string): { ok: boolean; keys: string; stderr: string } {
+    const target = mkdtempSync(path.join(dir, 'target-'));
+    mkdirSync(path.join(target, 'root', '.ssh'), { recursive: true });
+    mkdirSync(path.join(target, 'etc', 'ssh'), { recursive: true });
+    if (imageKeys !== null) writeFileSync(path.join(target, 'root', '.ssh', 'authorized_keys'), imageKeys);
+    writeFileSync(path.join(dir, 'server-keys'), serverKeys);
+    const hostKey = Buffer.from('-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n').toString('base64');
+    // chown needs root; the test is about which keys end up in the file.
+    const script = `. ${LIB}/common.sh; . ${LIB}/identity.sh; chown() { :; }
+TARGET=${target} AUTHORIZED=${dir}/server-keys P_HOSTKEY_B64=${hostKey} P_HOSTPUB='ssh-ed25519 AAAAhost root@node01'
+write_ssh`;
+    const r = spawnSync('busybox', ['sh', '-c', script], { encoding: 'utf8' });
+    return { ok: r.status === 0, keys: readFileSync(path.join(target, 'root', '.ssh', 'authorized_keys'), 'utf8'), stderr: r.stderr };
+  }
+
+  const SERVER = 'ssh-ed25519 AAAAserver rackseed\n';
+
+  it("adds the server's key to the keys the image carries, once, and keeps the site's admin keys", () => {
+    expect(writeSsh('ssh-ed25519 AAAAadmin admin@site\n', SERVER)).toMatchObject({ ok: true, keys: 'ssh-ed25519 AAAAadmin admin@site\nssh-ed25519 AAAAserver rackseed\n' });
+    // No newline at the end of the image's file, and the server's key already there: nothing run together, nothing twice.
+    expect(writeSsh('ssh-ed25519 AAAAadmin admin@site', SERVER).keys).toBe('ssh-ed25519 AAAAadmin admin@site\nssh-ed25519 AAAAserver rackseed\n');
+    expect(writeSsh(`ssh-ed25519 AAAAadmin admin@site\n${SERVER}`, SERVER).keys).toBe(`ssh-ed25519 AAAAadmin admin@site\n${SERVER}`);
+    expect(writeSsh(null, SERVER)).toMatchObject({ ok: true, keys: SERVER });
   });
 });

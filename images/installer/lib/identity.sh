@@ -58,8 +58,17 @@ write_ssh() {
   fi
   mkdir -p "$TARGET/root/.ssh"
   chmod 700 "$TARGET/root/.ssh"
-  cat "$AUTHORIZED" > "$TARGET/root/.ssh/authorized_keys" || return 1
-  chmod 600 "$TARGET/root/.ssh/authorized_keys"
+  # The server's key is added to the keys the image carries (a site's admin keys stay), once. A link is replaced:
+  # written through, it would land wherever the image points it.
+  auth="$TARGET/root/.ssh/authorized_keys"
+  [ -L "$auth" ] && rm -f "$auth"
+  touch "$auth" || return 1
+  [ -s "$auth" ] && [ -n "$(tail -c 1 "$auth")" ] && echo >> "$auth"
+  while IFS= read -r k; do
+    [ -n "$k" ] || continue
+    grep -qxF "$k" "$auth" || printf '%s\n' "$k" >> "$auth" || return 1
+  done < "$AUTHORIZED"
+  chmod 600 "$auth"
   chown -R 0:0 "$TARGET/root/.ssh" "$key" "$key.pub"
 }
 
