@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { parse as parseYaml } from 'yaml';
+import { RackseedError } from '../model/errors.js';
+import { parseYamlDocument } from '../util/yaml-document.js';
+import { parseAt } from '../util/zod-located.js';
 import { z } from 'zod';
 import { PACKAGE_ROOT } from '../paths.js';
 
@@ -56,14 +58,17 @@ export interface InstallerBuildOptions {
   progress?: (line: string) => void;
 }
 
+/** The installer recipe of `dir`; an error names the file, the line and the key, as for image recipes. */
 export function loadInstallerRecipe(dir: string): InstallerRecipe {
   const file = path.join(dir, 'recipe.yaml');
-  const r = recipeSchema.safeParse(parseYaml(readFileSync(file, 'utf8')));
-  if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw new Error(`${file}: ${i.path.join('.') || '(top level)'}: ${i.message}`);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new RackseedError('IMAGE_RECIPE_INVALID', `${file}: cannot read the installer recipe (${(cause as Error).message})`, { file }, { cause });
   }
-  return r.data;
+  const { doc, where } = parseYamlDocument(text, file, 'IMAGE_RECIPE_INVALID');
+  return parseAt(recipeSchema, doc.toJS() ?? {}, [], where, 'IMAGE_RECIPE_INVALID') as InstallerRecipe;
 }
 
 async function hostPackageVersions(packages: string[]): Promise<Record<string, string>> {

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,6 +93,11 @@ describe('rackseed CLI', () => {
     const r = await cliProcess('--server', srv.httpUrl, '--token', srv.adminToken, 'ready', '--check');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^rackseed: rackseed ready --check needs at least one target/);
+  });
+  it("installer build takes a site's recipe directory (--recipe-dir) and names it when it cannot read it", async () => {
+    const r = await cliProcess('installer', 'build', '--out', path.join(tmpdir(), `rackseed-installer-out-${process.pid}`), '--recipe-dir', '/nonexistent-installer-recipe');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^rackseed: \/nonexistent-installer-recipe\/recipe\.yaml: cannot read the installer recipe/);
   });
   it('a failure exits non-zero with a one-line reason', async () => {
     const r = await cliProcess('--server', srv.httpUrl, '--token', srv.adminToken, 'node', 'show', 'nosuchnode');

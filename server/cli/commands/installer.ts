@@ -13,11 +13,17 @@ export function registerInstaller(program: Command, write: (s: string) => void):
     .description('build <data_dir>/files/installer/{vmlinuz,initrd.img} from Debian packages (skipped when current)')
     .option('--force', 'rebuild even when the output is current')
     .option('--out <dir>', 'output directory (default: <data_dir>/files/installer)')
-    .action(async (o: { force?: boolean; out?: string }, cmd: Command) => {
+    .option('--recipe-dir <dir>', "a copy of images/installer/ with the site's own changes (more kernel modules, say)")
+    .action(async (o: { force?: boolean; out?: string; recipeDir?: string }, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       const outDir = o.out ?? path.join(loadConfig(opts.config).dataDir, 'files', 'installer');
       const json = opts.json === true;
-      const r = await buildInstaller({ outDir, force: o.force === true, progress: json ? undefined : (line) => write(`${line}\n`) });
+      const r = await buildInstaller({
+        outDir,
+        force: o.force === true,
+        ...(o.recipeDir !== undefined ? { recipeDir: path.resolve(o.recipeDir) } : {}),
+        progress: json ? undefined : (line) => write(`${line}\n`),
+      });
       if (json) return printJson({ json, write }, r);
       write(
         `${keyValues([
