@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, rmSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { RackseedError } from '../model/errors.js';
 import type { ImageRecipe } from '../model/image.js';
@@ -18,11 +18,23 @@ function inside(root: string, p: string): string {
   return full;
 }
 
+function lstatOrUndefined(p: string): Stats | undefined {
+  try {
+    return lstatSync(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
 export function writeRecipeFiles(root: string, files: ImageRecipe['files']): void {
   for (const f of files) {
     const full = inside(root, f.path);
     mkdirSync(path.dirname(full), { recursive: true });
-    rmSync(full, { force: true });
+    // unlink, not rm: the entry itself goes (a link to a directory included; Node 24's rmSync follows it).
+    const existing = lstatOrUndefined(full);
+    if (existing?.isDirectory()) throw new RackseedError('IMAGE_BUILD_FAILED', `${f.path} is a directory in the image: a recipe file cannot replace it`, { path: f.path });
+    if (existing) unlinkSync(full);
     writeFileSync(full, f.content);
     chmodSync(full, Number.parseInt(f.mode ?? '0644', 8));
   }

@@ -50,5 +50,7 @@ describe('paths inside an image tree', () => {
     writeRecipeFiles(root, [{ path: '/var/run', content: 'not a link any more\n' }]);
     expect(lstatSync(path.join(root, 'var', 'run')).isFile()).toBe(true);
     expect(existsSync(path.join(host, 'rackseed'))).toBe(false);
+    // A real directory is not replaced by a file.
+    expect(() => writeRecipeFiles(root, [{ path: '/usr/lib', content: 'x' }])).toThrow(/\/usr\/lib is a directory in the image: a recipe file cannot replace it/);
   });
 });
