@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP, isIPv6 } from 'node:net';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -19,9 +20,12 @@ import { parseAt } from './util/zod-located.js';
 const port = z.number().int().min(0).max(65535);
 const ipv4 = z.string().refine((s) => parseIpv4(s) !== undefined, 'expected an IPv4 address');
 
+// An address this host has (or 0.0.0.0 / ::): a host name would be resolved at bind time, and a typo found late.
+const listenAddress = z.string().refine((s) => isIP(s) !== 0, 'expected an IPv4 or IPv6 address of this host, 0.0.0.0 or ::');
+
 const httpSchema = strict({
     enabled: z.boolean().default(true),
-    listen: z.string().default('0.0.0.0'),
+    listen: listenAddress.default('0.0.0.0'),
     port: port.default(8080),
     /** The base URL nodes use to reach this server; defaults to http://<dhcp.server_ip or listen>:<port>. */
     public_url: z.url({ protocol: /^https?$/ }).optional(),
@@ -30,7 +34,7 @@ const httpSchema = strict({
 
 const tftpSchema = strict({
     enabled: z.boolean().default(true),
-    listen: z.string().default('0.0.0.0'),
+    listen: listenAddress.default('0.0.0.0'),
     port: port.default(69),
     root: z.string().default('/usr/lib/ipxe'),
   })
@@ -74,7 +78,11 @@ const dhcpSchema = strict({
       ctx.addIssue({ code: 'custom', path: ['server_ip'], message: `required when mode is "${mode}" (this server's address on the provisioning network)` });
       return;
     }
-    if (mode !== 'full') return;
+    if (mode !== 'full') {
+      // In proxy mode the site's DHCP server hands out addresses: subnets and pools here would be silently unused.
+      if (d.subnets.length > 0) ctx.addIssue({ code: 'custom', path: ['subnets'], message: 'used only in full mode: in proxy mode the site\'s DHCP server hands out the addresses (remove them, or set mode: full)' });
+      return;
+    }
     if (d.subnets.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['subnets'], message: 'full mode needs at least one subnet (the one server_ip is on)' });
       return;
@@ -246,6 +254,10 @@ export const configSchema = strict({
   if (c.http.port === 0 && c.http.public_url === undefined && dhcpOn) {
     ctx.addIssue({ code: 'custom', path: ['http', 'public_url'], message: 'required when http.port is 0 and DHCP is on (nodes are sent to this URL; port 0 is only known after start)' });
   }
+  // DHCP sends machines to this server's HTTP: with it off, only another server's URL can be handed out.
+  if (!c.http.enabled && c.http.public_url === undefined && dhcpOn) {
+    ctx.addIssue({ code: 'custom', path: ['http', 'enabled'], message: 'DHCP is on and sends machines to this server over HTTP: enable HTTP, or set http.public_url to the server that serves them' });
+  }
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -364,7 +376,9 @@ export function parseConfig(text: string, file: string, env: ConfigEnvironment =
   const base = path.dirname(path.resolve(file));
   const dataDir = path.resolve(base, raw.data_dir);
   const mode = raw.dhcp.mode ?? (raw.dhcp.interface ? 'proxy' : 'off');
-  const advertised = raw.dhcp.server_ip ?? (raw.http.listen === '0.0.0.0' ? '127.0.0.1' : raw.http.listen);
+  // The address nodes are told: the DHCP server address, else the listen address (a wildcard means this host: loopback).
+  const listenHost = raw.http.listen === '0.0.0.0' ? '127.0.0.1' : raw.http.listen === '::' ? '::1' : raw.http.listen;
+  const advertised = raw.dhcp.server_ip ?? (isIPv6(listenHost) ? `[${listenHost}]` : listenHost);
   return {
     file: path.resolve(file),
     serverName: raw.server.name ?? (raw.store.kind === 'postgres' ? serverNameFromHost(env.hostname) : undefined) ?? 'rackseed',

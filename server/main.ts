@@ -1,12 +1,13 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { ensureAdminToken } from './auth/admin-token.js';
 import { NodeTokens } from './auth/node-token.js';
 import { CallbackTokens } from './auth/callback-token.js';
 import { ensureSecretFile } from './auth/secret-file.js';
 import type { Config } from './config.js';
+import { isRackseedError, RackseedError } from './model/errors.js';
 import { createLogger, type Logger } from './log.js';
 import { createHttpApp } from './net/http/app.js';
 import { createIpxeRenderer, IPXE_TEMPLATE_NAMES, type IpxeTemplateName } from './protocol/ipxe/render.js';
@@ -47,6 +48,8 @@ export interface RunningServer {
   tftp?: TftpServerHandle;
   /** DHCP counters; present unless dhcp.mode is off. */
   dhcpStats?: DhcpStats;
+  /** What SIGHUP does: rescan the images and reload the inventory. */
+  reload(): void;
   close(): Promise<void>;
 }
 
@@ -71,8 +74,34 @@ function loadIpxeTemplates(dir: string): Record<IpxeTemplateName, string> {
 }
 
 /** Wiring only: config -> logger -> stores -> services -> listeners. */
+/** A listener that could not bind, named by its configuration keys (Express's listen() hides the error itself). */
+function listenFailure(config: Config, key: 'http' | 'tftp', host: string, port: number, err: unknown): RackseedError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why =
+    code === 'EADDRINUSE' ? ': another program has that port' : code === 'EADDRNOTAVAIL' ? ': no interface of this host has that address' : code === 'EACCES' ? ': a port below 1024 needs root' : '';
+  return new RackseedError('CONFIG_INVALID', `${config.file} ${key}.listen/${key}.port: cannot listen on ${host}:${port} (${code ?? (err as Error).message})${why}`, { key, host, port }, { cause: err });
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const log = options.logger ?? createLogger(config.log.level);
+  // Checked before anything starts: without the iPXE binaries no machine can boot, and the error must say which key.
+  if (config.tftp.enabled && !existsSync(config.tftp.root)) {
+    throw new RackseedError(
+      'CONFIG_INVALID',
+      `${config.file} tftp.root: ${config.tftp.root} does not exist (it holds the iPXE binaries: install Debian's ipxe package, set tftp.root, or turn TFTP off with tftp.enabled: false)`,
+      { key: 'tftp.root' },
+    );
+  }
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const filesDir = path.join(config.dataDir, 'files');
   mkdirSync(filesDir, { recursive: true });
@@ -181,9 +210,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
     let httpUrl = config.http.publicUrl;
     if (config.http.enabled) {
-      const server = await new Promise<Server>((resolve, reject) => {
-        const s = app.listen(config.http.port, config.http.listen, () => resolve(s));
-        s.once('error', reject);
+      const server = createServer(app);
+      await listen(server, config.http.port, config.http.listen).catch((err: unknown) => {
+        throw listenFailure(config, 'http', config.http.listen, config.http.port, err);
       });
       closers.unshift(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
       const bound = server.address() as AddressInfo;
@@ -210,6 +239,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         root: config.tftp.root,
         allowSymlinkTargets: loaderSymlinkTargets,
         logger: log.child({ subsystem: 'tftp' }),
+      }).catch((err: unknown) => {
+        throw (err as NodeJS.ErrnoException).code ? listenFailure(config, 'tftp', config.tftp.listen, config.tftp.port, err) : err;
       });
       const t = tftp;
       closers.unshift(() => t.close());
@@ -256,7 +287,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       images.rescan();
       inventory.reload().then(
         () => log.info('inventory reloaded on SIGHUP'),
-        (err: unknown) => log.error({ err }, 'inventory reload failed; keeping the previous inventory'),
+        (err: unknown) =>
+          isRackseedError(err) && err.code === 'INVENTORY_APPLY_FAILED'
+            ? log.error({ err }, 'inventory reloaded and in use, but applying it failed in part')
+            : log.error({ err }, 'inventory reload failed; keeping the previous inventory'),
       );
     };
     process.on('SIGHUP', onHup);
@@ -272,6 +306,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       adminToken: token,
       ...(tftp ? { tftp } : {}),
       ...(dhcpStats ? { dhcpStats } : {}),
+      reload: onHup,
       async close() {
         for (const close of closers) await close();
       },

@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'INVENTORY_INVALID'
   | 'INVENTORY_DUPLICATE'
   | 'INVENTORY_NOT_FOUND'
+  /** The inventory loaded and is in use, but something that follows it (the store sync, DHCP reservations) failed. */
+  | 'INVENTORY_APPLY_FAILED'
   | 'MAC_INVALID'
   | 'HOSTNAME_INVALID'
   | 'HOSTLIST_INVALID'

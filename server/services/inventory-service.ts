@@ -1,5 +1,6 @@
 import { readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
+import { RackseedError } from '../model/errors.js';
 import type { Inventory } from '../model/inventory.js';
 import type { Logger } from '../log.js';
 import { addNodeToText, csvReaderFor, importCsvToText, loadInventory, moveNodesToGroupInText, type GroupMove, type NewNodeEntry } from '../inventory/index.js';
@@ -96,8 +97,23 @@ export class InventoryService {
     return loadInventory(this.file);
   }
 
+  /**
+   * Tells every listener, each whatever the others did: one that fails (the store down during a sync) must not keep
+   * the rest (DHCP reservations, convergence) on the old inventory. The new inventory is in use by then, so the
+   * error says so rather than "kept the previous one".
+   */
   private async notify(): Promise<void> {
-    for (const l of this.listeners) await l(this.current);
+    const failures: string[] = [];
+    for (const l of this.listeners) {
+      try {
+        await l(this.current);
+      } catch (err) {
+        failures.push(err instanceof Error ? err.message : String(err));
+      }
+    }
+    if (failures.length > 0) {
+      throw new RackseedError('INVENTORY_APPLY_FAILED', `${this.file} is loaded and in use (${this.current.nodes.size} nodes), but ${failures.length} of what follows it failed: ${failures.join('; ')}`, { file: this.file });
+    }
   }
 
   private serialise<T>(fn: () => Promise<T>): Promise<T> {

@@ -10,12 +10,25 @@ export function registerServe(program: Command): void {
     .action(async (_o, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       const config = loadConfig(opts.config);
-      const server = await startServer(config, {
-        onTokenCreated: (token, file) => {
-          // Printed once, at the start that made it; afterwards it is only in the 0600 file.
-          process.stderr.write(`rackseed: admin token created (stored in ${file}):\n  ${token}\n`);
-        },
-      });
+      // SIGHUP's default action ends the process: one that arrives while the server starts (a reload after an
+      // inventory edit, logrotate) is held and carried out once the server runs.
+      let hupDuringStart = false;
+      const holdHup = () => {
+        hupDuringStart = true;
+      };
+      process.on('SIGHUP', holdHup);
+      let server;
+      try {
+        server = await startServer(config, {
+          onTokenCreated: (token, file) => {
+            // Printed once, at the start that made it; afterwards it is only in the 0600 file.
+            process.stderr.write(`rackseed: admin token created (stored in ${file}):\n  ${token}\n`);
+          },
+        });
+      } finally {
+        process.off('SIGHUP', holdHup);
+      }
+      if (hupDuringStart) server.reload();
       server.log.info({ url: server.httpUrl, inventory: config.inventoryPath, nodes: server.inventory.inventory.nodes.size }, 'rackseed is running');
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {

@@ -35,6 +35,14 @@ describe('config: safe defaults', () => {
     expect(() => loadConfig('/nonexistent/rackseed.yaml')).toThrow(/\/nonexistent\/rackseed\.yaml: cannot read/);
   });
 
+  it('an IPv6 listen address is bracketed in the URL nodes are given; :: means this host', () => {
+    expect(parseConfig('http:\n  listen: "::1"\n', 'r.yaml').http.publicUrl).toBe('http://[::1]:8080');
+    expect(parseConfig('http:\n  listen: "::"\n', 'r.yaml').http.publicUrl).toBe('http://[::1]:8080');
+    expect(parseConfig('http:\n  listen: 10.0.0.1\n', 'r.yaml').http.publicUrl).toBe('http://10.0.0.1:8080');
+    // HTTP off is fine when another server serves the machines.
+    expect(parseConfig('http:\n  enabled: false\n  public_url: http://10.0.0.2:8080\ndhcp:\n  interface: eth1\n  server_ip: 10.0.0.1\n', 'r.yaml').http.publicUrl).toBe('http://10.0.0.2:8080');
+  });
+
   it('public_url wins and loses its trailing slash', () => {
     expect(parseConfig('http:\n  public_url: http://boot.example:8080/\n', 'r.yaml').http.publicUrl).toBe('http://boot.example:8080');
   });
@@ -64,6 +72,10 @@ describe('config: errors name the file, the line, the key and what was expected'
     ['YAML syntax error', 'http: [\n', /^\/etc\/rackseed\/rackseed\.yaml:2: YAML syntax error/],
     ['duplicate key', 'http:\n  port: 1\n  port: 2\n', /rackseed\.yaml:3: YAML syntax error: Map keys must be unique/],
     ['top-level typo', 'inventroy: x.yaml\n', /rackseed\.yaml:1 inventroy: unknown key "inventroy" \(did you mean "inventory"\?/],
+    ['a host name to listen on', 'http:\n  listen: boot.example\n', /rackseed\.yaml:2 http\.listen: expected an IPv4 or IPv6 address of this host, 0\.0\.0\.0 or ::/],
+    ['a bad TFTP listen address', 'tftp:\n  listen: 10.0.0.300\n', /rackseed\.yaml:2 tftp\.listen: expected an IPv4 or IPv6 address/],
+    ['subnets in proxy mode (unused there)', 'dhcp:\n  mode: proxy\n  interface: eth1\n  server_ip: 10.0.0.1\n  subnets:\n    - cidr: 10.0.0.0/24\n', /rackseed\.yaml:5 dhcp\.subnets: used only in full mode/],
+    ['HTTP off while DHCP sends machines to it', 'http:\n  enabled: false\ndhcp:\n  mode: proxy\n  interface: eth1\n  server_ip: 10.0.0.1\n', /http\.enabled: DHCP is on and sends machines to this server over HTTP/],
   ];
   it.each(cases)('%s', (_name, text, expected) => {
     const e = errorOf(text);
