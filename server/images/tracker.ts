@@ -100,6 +100,9 @@ export function createTracker(opts: TrackerOptions): Tracker {
 
   const heard = new Map<string, Map<string, TrackerPeer>>();
   const record = (addr: string, p: AnnounceParams): void => {
+    // bittorrent-tracker emits these events even for an announce its filter refused: an unknown info-hash would
+    // otherwise grow `heard` without bound (nothing prunes a swarm that never existed) and wake the seeder.
+    if (!opts.isKnown(p.info_hash)) return;
     let peers = heard.get(p.info_hash);
     if (!peers) heard.set(p.info_hash, (peers = new Map()));
     if (p.event === 'stopped') {
@@ -155,6 +158,7 @@ export function createTracker(opts: TrackerOptions): Tracker {
         delete server.torrents[infoHash];
         heard.delete(infoHash);
       }
+      for (const infoHash of heard.keys()) if (!opts.isKnown(infoHash)) heard.delete(infoHash);
     },
     close() {
       server.close();

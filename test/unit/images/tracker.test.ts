@@ -61,9 +61,13 @@ describe('tracker: who hears of whom (the seeder of a joining node at once, no p
     await announce('01'.repeat(20), 6881, 500);
     await announce('02'.repeat(20), 6882, 0, 'started');
     expect(joined).toEqual([[INFO_HASH, '127.0.0.1', 6881]]);
-    const unknown = await fetch(`${base}/announce?info_hash=${binary('cd'.repeat(20))}&peer_id=${binary('03'.repeat(20))}&port=6883&left=1&compact=1`);
-    await unknown.arrayBuffer();
+    // A refused announce (unknown torrent) neither wakes the seeder nor is remembered, started or not.
+    for (const event of ['', '&event=started', '&event=completed']) {
+      const unknown = await fetch(`${base}/announce?info_hash=${binary('cd'.repeat(20))}&peer_id=${binary('03'.repeat(20))}&port=6883&left=1&compact=1${event}`);
+      expect((await unknown.arrayBuffer()).byteLength).toBeGreaterThan(0);
+    }
     expect(joined).toHaveLength(1);
+    expect(tracker.swarms().map((s) => s.infoHash)).toEqual([INFO_HASH]);
   });
 
   it('again after the node left and came back (a reinstall)', async () => {
