@@ -160,6 +160,20 @@ export class LeaseBook implements LeaseView {
       }
     }
     this.byIp.set(ip, lease);
-    if (lease.state !== 'declined') this.lastByMac.set(lease.mac, ip);
+    if (lease.state === 'declined' || this.holdsLiveLease(lease.mac, ip, lease)) return;
+    this.lastByMac.set(lease.mac, ip);
+  }
+
+  /**
+   * Whether `mac` already holds another address, live, that a released row must not displace: rows arrive in address
+   * order (load, refresh), so an old released address can come after the bound one, and the client would then be
+   * moved off its live lease at its next DISCOVER.
+   */
+  private holdsLiveLease(mac: string, ip: number, incoming: Lease): boolean {
+    if (incoming.state !== 'released') return false;
+    const current = this.lastByMac.get(mac);
+    if (current === undefined || current === ip) return false;
+    const held = this.byIp.get(current);
+    return held !== undefined && held.mac === mac && (held.state === 'bound' || held.state === 'offered') && held.expiresAt > this.now();
   }
 }
