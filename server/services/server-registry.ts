@@ -8,6 +8,8 @@ import type { ObservedStore, ServerImage, ServerRecord } from '../store/types.js
 export const HEARTBEAT_MS = 10_000;
 /** A server missing three heartbeats in a row is taken for down and no longer handed to nodes. */
 export const LIVE_MS = 3 * HEARTBEAT_MS;
+/** How long a torrent request waits for the store's list of servers before it names this server alone. */
+export const LIST_WAIT_MS = 1_000;
 
 export interface ServerRegistryOptions {
   store: ObservedStore;
@@ -67,10 +69,18 @@ export class ServerRegistry {
       image: { sha256: manifest.artefacts.rootfs.sha256, infoHash: manifest.torrent.infoHash },
     };
     let others: ServerRecord[] = [];
+    let timer: NodeJS.Timeout | undefined;
     try {
-      others = await this.o.store.listServers(LIVE_MS);
+      // A node waits for its torrent: a store slow to answer (a partition) must not hold it up for the store's own
+      // query limit, so after a second the torrent names this server only.
+      const late = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`the store did not list the servers within ${LIST_WAIT_MS} ms`)), LIST_WAIT_MS);
+      });
+      others = await Promise.race([this.o.store.listServers(LIVE_MS), late]);
     } catch (err) {
       this.o.log.warn({ err, image: manifest.name }, 'could not list the other servers; the torrent names this server only');
+    } finally {
+      clearTimeout(timer);
     }
     const candidates: TorrentServer[] = others.map((s) => {
       const held = s.images.find((i) => i.name === manifest.name);

@@ -7,9 +7,20 @@ export interface PostgresOptions {
   url: string;
   /** Connections this server keeps at most; each DHCP batch, event batch or API read takes one for its duration. */
   poolSize?: number;
+  /** How long opening a connection may take (DEFAULT_CONNECT_TIMEOUT_MS); tests shorten it. */
+  connectTimeoutMs?: number;
+  /** How long one query may take (DEFAULT_QUERY_TIMEOUT_MS); tests shorten it. */
+  queryTimeoutMs?: number;
 }
 
 export const DEFAULT_POOL_SIZE = 10;
+/**
+ * Without limits a database behind a network partition (packets dropped, not refused) makes every store call wait
+ * forever: DHCP acknowledgements, torrent requests, the API. With them such a call fails, and callers already handle
+ * a store that fails. The query limit leaves room for a migration waiting on another server's migration lock.
+ */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_QUERY_TIMEOUT_MS = 60_000;
 
 const INT8_OID = 20;
 
@@ -39,6 +50,10 @@ export function createPool(o: PostgresOptions): pg.Pool {
     max: o.poolSize ?? DEFAULT_POOL_SIZE,
     types,
     application_name: 'rackseed',
+    connectionTimeoutMillis: o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    query_timeout: o.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
+    // Detects a peer that vanished (a half-open connection) instead of waiting on it for good.
+    keepAlive: true,
   });
   // Durability is part of the store contract: a database configured with synchronous_commit = off could lose
   // acknowledged leases and events after a crash, so each connection asks for it. Queued before the pool hands the
