@@ -2,6 +2,7 @@ import type { ImageCatalog } from '../images/catalog.js';
 import { torrentSources, type TorrentServer, type TorrentSources } from '../images/torrent-sources.js';
 import type { Logger } from '../log.js';
 import { IMAGE_FILES, type ImageRecord } from '../model/image.js';
+import { RackseedError } from '../model/errors.js';
 import type { ObservedStore, ServerImage, ServerRecord } from '../store/types.js';
 
 /** How often a server stamps its row. */
@@ -39,8 +40,20 @@ export class ServerRegistry {
 
   constructor(private readonly o: ServerRegistryOptions) {}
 
-  /** Registers now (so the others see this server before its first node does) and then on every heartbeat. */
+  /**
+   * Registers now (so the others see this server before its first node does) and then on every heartbeat. Refuses to
+   * start when another live server holds this name: both would write one row, each would take the other for itself
+   * (and leave it out of its torrents), and the first to stop would deregister the other.
+   */
   async start(): Promise<void> {
+    const other = await this.sameNameElsewhere();
+    if (other) {
+      throw new RackseedError(
+        'CONFIG_INVALID',
+        `another live server is registered as "${this.o.name}" (${other.publicUrl}, this one is ${this.o.publicUrl}): give each server sharing the store its own server.name (if that was this server before its URL changed, its row ages out within ${LIVE_MS / 1000} s)`,
+        { name: this.o.name, other: other.publicUrl },
+      );
+    }
     await this.beat();
     this.timer = setInterval(() => void this.beat(), this.o.heartbeatMs ?? HEARTBEAT_MS);
     this.timer.unref();
@@ -90,8 +103,20 @@ export class ServerRegistry {
     return torrentSources(self, candidates, `${image.urlPath}/${file}`);
   }
 
+  /** A live row with this server's name but another URL: another server uses the name. Undefined if none, or no store. */
+  private async sameNameElsewhere(): Promise<ServerRecord | undefined> {
+    try {
+      return (await this.o.store.listServers(LIVE_MS)).find((s) => s.name === this.o.name && s.publicUrl !== this.o.publicUrl);
+    } catch {
+      return undefined;
+    }
+  }
+
   private async beat(): Promise<void> {
     if (this.stopped) return;
+    // Two servers that started at the same moment both passed start()'s check: say so on every beat until one is renamed.
+    const other = await this.sameNameElsewhere();
+    if (other) this.o.log.error({ name: this.o.name, other: other.publicUrl }, 'another live server uses this server.name: give each server its own');
     try {
       await this.o.store.registerServer({ name: this.o.name, publicUrl: this.o.publicUrl, tracker: this.o.tracker, images: imagesOf(this.o.images.list()) });
     } catch (err) {

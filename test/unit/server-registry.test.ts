@@ -36,3 +36,34 @@ describe('torrent sources when the store does not answer', () => {
     expect(sources.tiers).toEqual([['http://10.0.0.1:8080/announce']]);
   });
 });
+
+describe('two servers with one name', () => {
+  it('the second refuses to start, naming the other; the same server restarting is welcome', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const { SqliteStore } = await import('../../server/store/sqlite.js');
+    const dir = mkdtempSync(path.join(tmpdir(), 'rackseed-registry-'));
+    const store = SqliteStore.open(path.join(dir, 'rackseed.db'));
+    await store.migrate();
+    const images = { list: () => [], onChange: () => undefined } as unknown as ImageCatalog;
+    const make = (publicUrl: string) => new ServerRegistry({ store, images, name: 'pxe', publicUrl, tracker: true, log: createLogger('silent') });
+    const first = make('http://10.81.0.1:8080');
+    const again = make('http://10.81.0.1:8080');
+    try {
+      await first.start();
+      await expect(make('http://10.82.0.1:8080').start()).rejects.toMatchObject({
+        code: 'CONFIG_INVALID',
+        message: expect.stringMatching(/^another live server is registered as "pxe" \(http:\/\/10\.81\.0\.1:8080, this one is http:\/\/10\.82\.0\.1:8080\): give each server sharing the store its own server\.name/),
+      });
+      // Its row is untouched by the refused start.
+      expect((await store.listServers()).map((s) => s.publicUrl)).toEqual(['http://10.81.0.1:8080']);
+      await again.start();
+    } finally {
+      await first.stop();
+      await again.stop();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
