@@ -153,12 +153,13 @@ export class PostgresStore implements ObservedStore {
     return r.rowCount === 1;
   }
 
-  async registerServer(server: Omit<ServerRecord, 'lastSeenAt'>, now: number = Date.now()): Promise<void> {
+  // Without `now`, the database's clock (PgServers): servers sharing the store may disagree on the time.
+  async registerServer(server: Omit<ServerRecord, 'lastSeenAt'>, now?: number): Promise<void> {
     await this.servers.register(server, now);
   }
 
-  async listServers(maxAgeMs?: number, now: number = Date.now()): Promise<ServerRecord[]> {
-    return this.servers.list(maxAgeMs === undefined ? Number.MIN_SAFE_INTEGER : now - maxAgeMs);
+  async listServers(maxAgeMs?: number, now?: number): Promise<ServerRecord[]> {
+    return this.servers.list(maxAgeMs, now);
   }
 
   async removeServer(name: string): Promise<void> {

@@ -614,6 +614,15 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect((await store.listServers(1_000, 20_000))[0]!.images).toEqual([img('x', 2), img('y', 3)]);
       });
 
+      it("without an explicit time, stamps and ages rows on the store's own clock (the database's, for PostgreSQL)", async () => {
+        await store.registerServer({ name: 'boot-live', publicUrl: 'http://live', tracker: true, images: [] });
+        // A row stamped ten minutes ago: a server that stopped beating then.
+        await store.registerServer({ name: 'boot-gone', publicUrl: 'http://gone', tracker: true, images: [] }, Date.now() - 600_000);
+        expect((await store.listServers(30_000)).map((s) => s.name)).toEqual(['boot-live']);
+        const [live] = await store.listServers(30_000);
+        expect(Math.abs(live!.lastSeenAt - Date.now())).toBeLessThan(60_000);
+      });
+
       it('forgets a removed server, and removing an unknown one is harmless', async () => {
         await store.registerServer({ name: 'boot-a', publicUrl: 'http://a', tracker: true, images: [] }, 1_000);
         await store.registerServer({ name: 'boot-b', publicUrl: 'http://b', tracker: true, images: [] }, 1_000);
