@@ -73,7 +73,6 @@ function loadIpxeTemplates(dir: string): Record<IpxeTemplateName, string> {
   return Object.fromEntries(IPXE_TEMPLATE_NAMES.map((n) => [n, readFileSync(path.join(dir, `${n}.ipxe.njk`), 'utf8')])) as Record<IpxeTemplateName, string>;
 }
 
-/** Wiring only: config -> logger -> stores -> services -> listeners. */
 /** A listener that could not bind, named by its configuration keys (Express's listen() hides the error itself). */
 function listenFailure(config: Config, key: 'http' | 'tftp', host: string, port: number, err: unknown): RackseedError {
   const code = (err as NodeJS.ErrnoException).code;
@@ -92,6 +91,10 @@ function listen(server: Server, port: number, host: string): Promise<void> {
   });
 }
 
+/** Errors of bind(2): what listenFailure explains; any other error of a listener's start is passed on as it is. */
+const BIND_ERRORS = new Set(['EADDRINUSE', 'EADDRNOTAVAIL', 'EACCES', 'EAFNOSUPPORT', 'EINVAL']);
+
+/** Wiring only: config -> logger -> stores -> services -> listeners. */
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const log = options.logger ?? createLogger(config.log.level);
   // Checked before anything starts: without the iPXE binaries no machine can boot, and the error must say which key.
@@ -240,7 +243,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         allowSymlinkTargets: loaderSymlinkTargets,
         logger: log.child({ subsystem: 'tftp' }),
       }).catch((err: unknown) => {
-        throw (err as NodeJS.ErrnoException).code ? listenFailure(config, 'tftp', config.tftp.listen, config.tftp.port, err) : err;
+        throw BIND_ERRORS.has((err as NodeJS.ErrnoException).code ?? '') ? listenFailure(config, 'tftp', config.tftp.listen, config.tftp.port, err) : err;
       });
       const t = tftp;
       closers.unshift(() => t.close());

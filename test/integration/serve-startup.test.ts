@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -52,6 +53,20 @@ describe('rackseed serve: starting', () => {
       expect(s.output()).toContain(`rackseed: ${file} http.listen/http.port: cannot listen on 127.0.0.1:${port} (EADDRINUSE): another program has that port\n`);
     } finally {
       await new Promise<void>((resolve) => taken.close(() => resolve()));
+    }
+  });
+
+  it('a taken TFTP port is named the same way', async () => {
+    const udp = createSocket('udp4');
+    await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+    const port = udp.address().port;
+    try {
+      const file = configFile('tftptaken', `http:\n  listen: 127.0.0.1\n  port: 0\ntftp:\n  listen: 127.0.0.1\n  port: ${port}\n`);
+      const s = serve(file);
+      expect(await s.exit).toBe(1);
+      expect(s.output()).toContain(`rackseed: ${file} tftp.listen/tftp.port: cannot listen on 127.0.0.1:${port} (EADDRINUSE): another program has that port\n`);
+    } finally {
+      udp.close();
     }
   });
 
