@@ -28,6 +28,10 @@ export function runDhclient(netns: Netns, ns: string, ifname: string, workDir: s
   // -1: try once; without -d dhclient daemonizes after binding, and its pidfile says which PID to stop.
   const pidfile = path.join(dir, 'pid');
   const r = netns.run(ns, 'dhclient', ['-1', '-cf', conf, '-sf', script, '-lf', path.join(dir, 'leases'), '-pf', pidfile, ifname], 60_000);
+  // The daemon writes its pidfile after the parent (the PID run() waited for) has exited: wait for it when the
+  // client bound, or the daemon outlives the test, renewing on an interface that is gone.
+  const deadline = Date.now() + 5_000;
+  while (existsSync(out) && !existsSync(pidfile) && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
   if (existsSync(pidfile)) {
     const pid = Number(readFileSync(pidfile, 'utf8').trim());
     netns.track(pid);
