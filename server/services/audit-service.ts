@@ -5,9 +5,9 @@ import { observeRun } from '../metrics/runtime-metrics.js';
 import { isRackseedError } from '../model/errors.js';
 import type { ResolvedNode } from '../model/inventory.js';
 import { buildCheckContext } from '../readiness/context.js';
-import { expectationData } from './pillar-files.js';
+import { expectationDataOrFailure } from './pillar-files.js';
 import { collectEvidence } from '../readiness/engine.js';
-import { sshEvidence } from '../readiness/roles/base.js';
+import { pillarEvidence, sshEvidence } from '../readiness/roles/base.js';
 import type { Evidence } from '../readiness/types.js';
 import { collectFacts } from '../state/collect-facts.js';
 import { builtinModules } from '../state/modules/index.js';
@@ -145,12 +145,10 @@ export class AuditService {
       evidence.push({ check: 'base.facts', role: 'base', expected: 'facts collected', seen: error.code, pass: false, reason: error.message });
     }
     const inv = this.deps.inventory.inventory;
-    let data = node.data;
-    try {
-      data = expectationData(inv, node, this.deps.settings.pillarDir);
-    } catch (err) {
-      error ??= describe(err);
-      evidence.push({ check: 'base.pillar', role: 'base', expected: 'pillar files readable', seen: describe(err).code, pass: false, reason: describe(err).message });
+    const { data, failure } = expectationDataOrFailure(inv, node, this.deps.settings.pillarDir);
+    if (failure) {
+      error ??= failure;
+      evidence.push(pillarEvidence(failure));
     }
     const ctx = buildCheckContext(inv, node, facts, data);
     evidence.push(...(await collectEvidence(ctx, transport, { timeoutMs })));

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
-import { RackseedError } from '../model/errors.js';
+import { isRackseedError, RackseedError } from '../model/errors.js';
 import type { Inventory, ResolvedNode } from '../model/inventory.js';
 import { composePillar } from '../state/pillar.js';
 
@@ -39,4 +39,20 @@ export function loadPillarDocuments(pillarDir: string, node: ResolvedNode): Reco
  */
 export function expectationData(inv: Inventory, node: ResolvedNode, pillarDir: string | undefined): Record<string, unknown> {
   return composePillar(node, inv.groups.get(node.group), pillarDir === undefined ? {} : loadPillarDocuments(pillarDir, node));
+}
+
+/**
+ * expectationData for readiness and audit, which must go on when a pillar file is unusable: the inventory's data
+ * then, and why (an unreadable pillar file also fails the node's state runs; here it fails a check, not the run).
+ */
+export function expectationDataOrFailure(
+  inv: Inventory,
+  node: ResolvedNode,
+  pillarDir: string | undefined,
+): { data: Record<string, unknown>; failure?: { code: string; message: string } } {
+  try {
+    return { data: expectationData(inv, node, pillarDir) };
+  } catch (err) {
+    return { data: node.data, failure: { code: isRackseedError(err) ? err.code : 'INTERNAL', message: err instanceof Error ? err.message : String(err) } };
+  }
 }

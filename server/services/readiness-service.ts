@@ -7,7 +7,7 @@ import type { ResolvedNode } from '../model/inventory.js';
 import { isInstallFailure, type LifecycleState, type PostInstallStage } from '../model/lifecycle.js';
 import { buildCheckContext } from '../readiness/context.js';
 import { collectEvidence, verdict } from '../readiness/engine.js';
-import { sshEvidence } from '../readiness/roles/base.js';
+import { pillarEvidence, sshEvidence } from '../readiness/roles/base.js';
 import type { Evidence } from '../readiness/types.js';
 import { runFleet } from '../state/run/fleet.js';
 import { collectFacts } from '../state/collect-facts.js';
@@ -16,7 +16,7 @@ import type { ObservedStore, Run } from '../store/types.js';
 import type { InventoryService } from './inventory-service.js';
 import type { NodeIdentity } from './node-identity.js';
 import { sshTransportFactory, type TransportFactory } from './node-transport.js';
-import { expectationData } from './pillar-files.js';
+import { expectationDataOrFailure } from './pillar-files.js';
 
 export interface ReadinessSettings {
   /** Nodes checked at once. */
@@ -204,13 +204,10 @@ export class ReadinessService {
         evidence.push({ check: 'base.facts', role: 'base', expected: 'facts collected', seen: error.code, pass: false, reason: error.message });
       }
       const inv = this.deps.inventory.inventory;
-      let data = node.data;
-      try {
-        data = expectationData(inv, node, this.deps.settings.pillarDir);
-      } catch (err) {
-        // An unreadable pillar file also fails the node's state runs; here it fails the check instead of the run.
-        error ??= describe(err);
-        evidence.push({ check: 'base.pillar', role: 'base', expected: 'pillar files readable', seen: describe(err).code, pass: false, reason: describe(err).message });
+      const { data, failure } = expectationDataOrFailure(inv, node, this.deps.settings.pillarDir);
+      if (failure) {
+        error ??= failure;
+        evidence.push(pillarEvidence(failure));
       }
       const ctx = buildCheckContext(inv, node, facts, data);
       evidence.push(...(await collectEvidence(ctx, transport, { timeoutMs })));

@@ -170,6 +170,14 @@ function service(script: Script, over: Omit<Partial<ConvergenceDeps>, 'settings'
   return { s, states, readiness, timers };
 }
 
+/** Writes the inventory (when given), reloads it as SIGHUP would, and waits for the convergences it set off. */
+async function reloadInventory(s: ConvergenceService, text?: string): Promise<void> {
+  if (text !== undefined) writeFileSync(inventory.file, text);
+  await inventory.reload();
+  await new Promise((r) => setImmediate(r));
+  await s.whenIdle();
+}
+
 /** Lets the queue run whatever is due, firing retry timers, until nothing is pending. */
 async function drain(s: ConvergenceService, timers: ManualTimers): Promise<void> {
   for (let i = 0; i < 100; i++) {
@@ -300,17 +308,12 @@ describe('convergence triggers', () => {
     await put('db1', TO_READY);
     const { s, states } = service(() => ({ result: 'changed' }));
     await s.start();
-    writeFileSync(inventory.file, INVENTORY('base, web, cache'));
-    await inventory.reload();
-    await new Promise((r) => setImmediate(r));
-    await s.whenIdle();
+    await reloadInventory(s, INVENTORY('base, web, cache'));
     expect(states.calls.map((c) => `${c.node}:${c.roles.join(',')}`).sort()).toEqual(['web1:base,web,cache', 'web2:base,web,cache']);
     expect((await trail('web1')).slice(-2)).toEqual(['configure_started', 'ready']);
     expect((await store.getNode('web2'))?.state).toBe('ready');
     // A reload that changes nothing about roles triggers nothing.
-    await inventory.reload();
-    await new Promise((r) => setImmediate(r));
-    await s.whenIdle();
+    await reloadInventory(s);
     expect(states.calls).toHaveLength(2);
   });
 
@@ -319,10 +322,7 @@ describe('convergence triggers', () => {
     await put('web2', TO_READY);
     const { s, states } = service(() => ({ result: 'changed' }));
     await s.start();
-    writeFileSync(inventory.file, INVENTORY('base, web, cache'));
-    await inventory.reload();
-    await new Promise((r) => setImmediate(r));
-    await s.whenIdle();
+    await reloadInventory(s, INVENTORY('base, web, cache'));
     expect(states.calls.map((c) => c.node)).toEqual(['web2']);
     expect(await store.getNode('web1')).toMatchObject({ state: 'ready', reimageRequested: true });
     // Nor does any other trigger (a first-boot callback, a backoff retry) converge its old OS.

@@ -16,6 +16,11 @@ export function sshEvidence(error?: string): Evidence {
     : failed(ROLE, 'base.ssh', 'reachable over SSH', 'unreachable', error);
 }
 
+/** The node's pillar files could not be used, so checks that read them expect the inventory's data only. */
+export function pillarEvidence(failure: { code: string; message: string }): Evidence {
+  return failed(ROLE, 'base.pillar', 'pillar files readable', failure.code, failure.message);
+}
+
 /** The host name matches when it is the node name or the node name qualified by a domain. */
 export function hostnameMatches(seen: string, node: string): boolean {
   const s = seen.trim().toLowerCase();
