@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import express, { Router } from 'express';
 import { resolveTargets } from '../../inventory/index.js';
 import type { Logger } from '../../log.js';
@@ -33,8 +34,6 @@ export interface ConvergeSummary {
   ready?: number;
   notReady?: string[];
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * POST /converge {targets, wait?}: an operator's convergence of these nodes, the same one that runs after an install
