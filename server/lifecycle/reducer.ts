@@ -59,7 +59,7 @@ export function reduceLifecycle(current: LifecycleStatus | undefined, event: Lif
           ? `node is "${current.state}" and no reimage was requested; provisioning again needs a reimage request`
           : undefined);
       }
-      const { nextGroup: _g, nextRole: _r, ...rest } = enter(current, 'provisioning');
+      const { reimageFromGroup: _from, ...rest } = enter(current, 'provisioning');
       return { ok: true, status: { ...rest, reimageRequested: false }, changed: true };
     }
     case 'stage': {
@@ -98,13 +98,15 @@ export function reduceLifecycle(current: LifecycleStatus | undefined, event: Lif
       // An unassigned machine has nothing to be reimaged into: assign it first.
       if (!current || current.state === 'discovered') return reject(current, event);
       const status: LifecycleStatus = { ...current, reimageRequested: true };
-      if (event.group !== undefined) status.nextGroup = event.group;
-      if (event.role !== undefined) status.nextRole = event.role;
-      return { ok: true, status, changed: !current.reimageRequested };
+      // A second request while one is pending keeps the first group: that is the one the installed OS runs.
+      const fromGroup = current.reimageRequested ? (current.reimageFromGroup ?? event.fromGroup) : event.fromGroup;
+      if (fromGroup !== undefined) status.reimageFromGroup = fromGroup;
+      else delete status.reimageFromGroup;
+      return { ok: true, status, changed: !current.reimageRequested || status.reimageFromGroup !== current.reimageFromGroup };
     }
     case 'reimage_cancelled': {
       if (!current) return reject(current, event);
-      const { nextGroup: _g, nextRole: _r, ...rest } = current;
+      const { reimageFromGroup: _from, ...rest } = current;
       return { ok: true, status: { ...rest, reimageRequested: false }, changed: current.reimageRequested };
     }
   }

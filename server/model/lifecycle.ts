@@ -29,7 +29,8 @@ export type LifecycleEvent =
   | { type: 'configure_started' }
   | { type: 'ready' }
   | { type: 'failed'; reason: string; stage?: string }
-  | { type: 'reimage_requested'; group?: string; role?: string }
+  /** `fromGroup`: the inventory group the request moved the node out of (reimage --group); a cancel moves it back. */
+  | { type: 'reimage_requested'; fromGroup?: string }
   | { type: 'reimage_cancelled' };
 
 export type LifecycleEventType = LifecycleEvent['type'];
@@ -57,9 +58,11 @@ export interface LifecycleStatus {
   /** Why the node failed; set only in the failed state. */
   reason?: string;
   reimageRequested: boolean;
-  /** Group/role to move to on the next provisioning, set by a reimage request. */
-  nextGroup?: string;
-  nextRole?: string;
+  /**
+   * The inventory group the pending reimage moved the node out of (reimage --group), kept from the first request of
+   * the pending reimage so a cancel restores the group the node's installed OS was configured for.
+   */
+  reimageFromGroup?: string;
   /** The last provisioning stage reported, e.g. "download". */
   stage?: string;
   facts: Facts;

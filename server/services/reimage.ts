@@ -163,7 +163,7 @@ export async function executeReimage(
 ): Promise<ReimageSummary> {
   const planned = plan.nodes.filter((n) => !n.skip);
   const notMarked = plan.nodes.filter((n) => n.skip).map((n) => ({ node: n.node, error: n.skip! }));
-  const batch: NewEvent[] = planned.map((n) => ({ node: n.node, event: { type: 'reimage_requested' } }));
+  const batch: NewEvent[] = planned.map((n) => ({ node: n.node, event: { type: 'reimage_requested', ...(n.fromGroup !== undefined ? { fromGroup: n.fromGroup } : {}) } }));
   onProgress({ phase: 'mark', done: 0, total: batch.length });
   const recorded = batch.length > 0 ? await store.recordEvents(batch) : [];
   const markedSet = new Set<string>();
@@ -241,19 +241,50 @@ export interface CancelSummary {
   cancelled: string[];
   /** Targeted nodes that had no reimage pending (left as they were). */
   notPending: string[];
+  /** Cancelled nodes that reimage --group had moved, moved back into the group they left. */
+  restored: Array<{ node: string; group: string }>;
+  /** Cancelled nodes that could not be moved back (the inventory edit failed, or their old group is gone). */
+  notRestored: Array<{ node: string; group: string; error: string }>;
 }
+
+/** Moves nodes into a group by editing the inventory (InventoryService.moveToGroup); answers the nodes it moved. */
+export type GroupMover = (names: readonly string[], group: string) => Promise<Array<{ node: string }>>;
 
 /**
  * Withdraws pending reimages (one store transaction), e.g. for a node marked by mistake or whose reboot failed: a
  * mark stays until the node next boots from the network, which may be an unrelated reboot weeks later. Throws for
  * unknown targets, like planReimage. A node already in the installer is past cancelling: its mark was consumed.
+ *
+ * A node that reimage --group moved is moved back into the group it left: its disk still holds the OS that group's
+ * image and roles made, and leaving it in the new group would have convergence apply the new roles onto the old OS.
+ * The marks are withdrawn first, so a node that began installing meanwhile (its mark consumed) keeps its new group.
  */
-export async function cancelReimage(inv: Inventory, store: ObservedStore, targets: string[]): Promise<CancelSummary> {
+export async function cancelReimage(inv: Inventory, store: ObservedStore, targets: string[], moveBack?: GroupMover): Promise<CancelSummary> {
   const nodes = resolveTargets(inv, targets);
   const statuses = new Map((await store.listNodes()).map((s) => [s.id, s]));
   const pending = nodes.filter((n) => statuses.get(n.name)?.reimageRequested === true).map((n) => n.name);
   const recorded = pending.length > 0 ? await store.recordEvents(pending.map((node) => ({ node, event: { type: 'reimage_cancelled' } }))) : [];
   const cancelled = recorded.filter((r) => r.ok).map((r) => (r.ok ? r.event.node : ''));
   const done = new Set(cancelled);
-  return { cancelled, notPending: nodes.map((n) => n.name).filter((n) => !done.has(n)) };
+  const summary: CancelSummary = { cancelled, notPending: nodes.map((n) => n.name).filter((n) => !done.has(n)), restored: [], notRestored: [] };
+  if (!moveBack) return summary;
+
+  const backTo = new Map<string, string[]>();
+  for (const node of cancelled) {
+    const group = statuses.get(node)?.reimageFromGroup;
+    if (group === undefined || inv.nodes.get(node)?.group === group) continue;
+    backTo.set(group, [...(backTo.get(group) ?? []), node]);
+  }
+  for (const [group, names] of backTo) {
+    try {
+      const moved = new Set((await moveBack(names, group)).map((m) => m.node));
+      for (const node of names) {
+        if (moved.has(node)) summary.restored.push({ node, group });
+        else summary.notRestored.push({ node, group, error: 'the inventory edit did not move it' });
+      }
+    } catch (err) {
+      for (const node of names) summary.notRestored.push({ node, group, error: (err as Error).message });
+    }
+  }
+  return summary;
 }

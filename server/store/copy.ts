@@ -58,10 +58,10 @@ const TABLES: readonly TableCopy[] = [
     select: 'SELECT * FROM node_status ORDER BY id',
     convert: (r) => ({ ...r, reimage_requested: r.reimage_requested === 1, facts: json(r.facts) }),
     insert: `
-      INSERT INTO node_status (id, mac, state, reason, reimage_requested, next_group, next_role, stage, facts, updated_at, last_seen_at)
-      SELECT id, mac, state, reason, reimage_requested, next_group, next_role, stage, facts, updated_at, last_seen_at
+      INSERT INTO node_status (id, mac, state, reason, reimage_requested, reimage_from_group, stage, facts, updated_at, last_seen_at)
+      SELECT id, mac, state, reason, reimage_requested, reimage_from_group, stage, facts, updated_at, last_seen_at
       FROM jsonb_to_recordset($1::jsonb) AS x(id text, mac text, state text, reason text, reimage_requested boolean,
-        next_group text, next_role text, stage text, facts jsonb, updated_at bigint, last_seen_at bigint)`,
+        reimage_from_group text, stage text, facts jsonb, updated_at bigint, last_seen_at bigint)`,
   },
   {
     key: 'events',

@@ -13,8 +13,7 @@ interface StatusRow {
   state: string;
   reason: string | null;
   reimage_requested: boolean;
-  next_group: string | null;
-  next_role: string | null;
+  reimage_from_group: string | null;
   stage: string | null;
   facts: Facts;
   updated_at: number;
@@ -34,8 +33,7 @@ function toStatus(r: StatusRow): NodeStatus {
   // Absent rather than undefined, so a stored status equals the one the reducer built.
   if (r.mac !== null) s.mac = r.mac;
   if (r.reason !== null) s.reason = r.reason;
-  if (r.next_group !== null) s.nextGroup = r.next_group;
-  if (r.next_role !== null) s.nextRole = r.next_role;
+  if (r.reimage_from_group !== null) s.reimageFromGroup = r.reimage_from_group;
   if (r.stage !== null) s.stage = r.stage;
   if (r.last_seen_at !== null) s.lastSeenAt = r.last_seen_at;
   return s;
@@ -48,8 +46,7 @@ function toStatusRow(s: NodeStatus): StatusRow {
     state: s.state,
     reason: s.reason ?? null,
     reimage_requested: s.reimageRequested,
-    next_group: s.nextGroup ?? null,
-    next_role: s.nextRole ?? null,
+    reimage_from_group: s.reimageFromGroup ?? null,
     stage: s.stage ?? null,
     facts: s.facts ?? {},
     updated_at: s.updatedAt,
@@ -72,13 +69,13 @@ function lifecycleOf(s: NodeStatus): LifecycleStatus {
  * not 10,000. Shared with the SQLite -> PostgreSQL copy.
  */
 export const UPSERT_STATUSES = `
-  INSERT INTO node_status (id, mac, state, reason, reimage_requested, next_group, next_role, stage, facts, updated_at, last_seen_at)
-  SELECT id, mac, state, reason, reimage_requested, next_group, next_role, stage, facts, updated_at, last_seen_at
-  FROM jsonb_to_recordset($1::jsonb) AS x(id text, mac text, state text, reason text, reimage_requested boolean, next_group text,
-    next_role text, stage text, facts jsonb, updated_at bigint, last_seen_at bigint)
+  INSERT INTO node_status (id, mac, state, reason, reimage_requested, reimage_from_group, stage, facts, updated_at, last_seen_at)
+  SELECT id, mac, state, reason, reimage_requested, reimage_from_group, stage, facts, updated_at, last_seen_at
+  FROM jsonb_to_recordset($1::jsonb) AS x(id text, mac text, state text, reason text, reimage_requested boolean,
+    reimage_from_group text, stage text, facts jsonb, updated_at bigint, last_seen_at bigint)
   ON CONFLICT (id) DO UPDATE SET
     mac = excluded.mac, state = excluded.state, reason = excluded.reason, reimage_requested = excluded.reimage_requested,
-    next_group = excluded.next_group, next_role = excluded.next_role, stage = excluded.stage, facts = excluded.facts,
+    reimage_from_group = excluded.reimage_from_group, stage = excluded.stage, facts = excluded.facts,
     updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at`;
 
 export const INSERT_EVENTS = `

@@ -12,8 +12,7 @@ interface StatusRow {
   state: string;
   reason: string | null;
   reimage_requested: number;
-  next_group: string | null;
-  next_role: string | null;
+  reimage_from_group: string | null;
   stage: string | null;
   facts: string;
   updated_at: number;
@@ -39,8 +38,7 @@ function toStatus(r: StatusRow): NodeStatus {
   // Absent rather than undefined, so a stored status equals the one the reducer built.
   if (r.mac !== null) s.mac = r.mac;
   if (r.reason !== null) s.reason = r.reason;
-  if (r.next_group !== null) s.nextGroup = r.next_group;
-  if (r.next_role !== null) s.nextRole = r.next_role;
+  if (r.reimage_from_group !== null) s.reimageFromGroup = r.reimage_from_group;
   if (r.stage !== null) s.stage = r.stage;
   if (r.last_seen_at !== null) s.lastSeenAt = r.last_seen_at;
   return s;
@@ -53,8 +51,7 @@ function toStatusParams(s: NodeStatus) {
     state: s.state,
     reason: s.reason === undefined ? null : storedText(s.reason),
     reimage_requested: s.reimageRequested ? 1 : 0,
-    next_group: s.nextGroup ?? null,
-    next_role: s.nextRole ?? null,
+    reimage_from_group: s.reimageFromGroup ?? null,
     stage: s.stage ?? null,
     facts: toJson(s.facts),
     updated_at: s.updatedAt,
@@ -94,12 +91,12 @@ export class SqliteNodes {
     this.getStmt = db.prepare<[string], StatusRow>('SELECT * FROM node_status WHERE id = ?');
     this.listStmt = db.prepare<[], StatusRow>('SELECT * FROM node_status ORDER BY id');
     this.upsertStmt = db.prepare(`
-      INSERT INTO node_status (id, mac, state, reason, reimage_requested, next_group, next_role, stage, facts, updated_at, last_seen_at)
-      VALUES (@id, @mac, @state, @reason, @reimage_requested, @next_group, @next_role, @stage, @facts, @updated_at, @last_seen_at)
+      INSERT INTO node_status (id, mac, state, reason, reimage_requested, reimage_from_group, stage, facts, updated_at, last_seen_at)
+      VALUES (@id, @mac, @state, @reason, @reimage_requested, @reimage_from_group, @stage, @facts, @updated_at, @last_seen_at)
       ON CONFLICT (id) DO UPDATE SET
         mac = excluded.mac, state = excluded.state, reason = excluded.reason,
-        reimage_requested = excluded.reimage_requested, next_group = excluded.next_group,
-        next_role = excluded.next_role, stage = excluded.stage, facts = excluded.facts,
+        reimage_requested = excluded.reimage_requested,
+        reimage_from_group = excluded.reimage_from_group, stage = excluded.stage, facts = excluded.facts,
         updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at`);
     this.insertEventStmt = db.prepare<[string, number, string, string]>(
       'INSERT INTO events (node, at, type, payload) VALUES (?, ?, ?, ?)',

@@ -307,6 +307,39 @@ describe('reimage --group: into another group in one command', () => {
     expect(await srv.store.getNode('r4')).toMatchObject({ reimageRequested: true });
   });
 
+  it('--cancel moves a node back into the group it left; a failed move back is reported and exits 1', async () => {
+    // r4 was moved special -> compute and marked by the test before.
+    const moved = readFileSync(srv.inventory.file, 'utf8');
+    expect(await srv.store.getNode('r4')).toMatchObject({ reimageRequested: true, reimageFromGroup: 'special' });
+    const { out, code } = await cli('reimage', 'r4', '--cancel');
+    expect(code).toBe(0);
+    expect(out).toMatch(/r4\s+│\s+cancelled\s+│\s+back in group special/);
+    expect(out).toContain('cancelled the pending reimage of 1 of 1 node(s); moved 1 back into the group they left');
+    expect(readFileSync(srv.inventory.file, 'utf8')).toBe(moved.replace('  - name: r4\n    group: compute\n', '  - name: r4\n    group: special\n'));
+    expect(groupOf('r4')).toBe('special');
+    const after = await srv.store.getNode('r4');
+    expect(after).toMatchObject({ reimageRequested: false });
+    expect(after).not.toHaveProperty('reimageFromGroup');
+
+    // Requested twice (into compute, then again): the group to go back to is still the first one left.
+    expect((await cli('reimage', 'r4', '--group', 'compute', '--yes')).code).toBe(0);
+    expect((await cli('reimage', 'r4', '--yes')).code).toBe(0);
+    expect(await srv.store.getNode('r4')).toMatchObject({ reimageRequested: true, reimageFromGroup: 'special' });
+    const move = srv.inventory.moveToGroup.bind(srv.inventory);
+    const failingMove = vi.spyOn(srv.inventory, 'moveToGroup').mockImplementation(async (names, group, options) => {
+      if (options.dryRun) return move(names, group, options);
+      throw new Error('inventory file is read-only');
+    });
+    const failed = await cli('reimage', 'r4', '--cancel');
+    failingMove.mockRestore();
+    expect(failed.code).toBe(1);
+    expect(failed.out).toMatch(/r4\s+│\s+cancelled\s+│\s+still in its new group, not moved back to special: inventory file is read-only/);
+    // The mark is withdrawn all the same (the node boots its installed OS); the operator sees which group to fix.
+    expect(await srv.store.getNode('r4')).toMatchObject({ reimageRequested: false });
+    expect(groupOf('r4')).toBe('compute');
+    expect((await post('/reimage/cancel', { targets: ['r4'] })).json).toEqual({ cancelled: [], notPending: ['r4'], restored: [], notRestored: [] });
+  });
+
   it('moves only what was marked: no move when the marks fail or the lifecycle refuses, marks withdrawn when the move fails', async () => {
     const before = readFileSync(srv.inventory.file, 'utf8');
     const record = vi.spyOn(srv.store, 'recordEvents').mockRejectedValueOnce(new Error('disk full'));

@@ -53,7 +53,7 @@ async function populate(store: ObservedStore): Promise<void> {
   }
   // A discovered machine renamed into an inventory node: events of one node with gaps in their ids.
   await store.recordEvent({ node: '52:54:00:09:01:01', event: { type: 'discovered', mac: '52:54:00:09:01:01', facts: { x: 1 } }, at: T + 200 });
-  await store.recordEvent({ node: 'n001', event: { type: 'reimage_requested', group: 'gpu', role: 'worker' }, at: T + 201 });
+  await store.recordEvent({ node: 'n001', event: { type: 'reimage_requested', fromGroup: 'gpu' }, at: T + 201 });
   await store.renameNode('52:54:00:09:01:01', 'late01');
   // Leases in every state, one with no optional fields.
   await store.claimLease({ ip: '10.9.1.1', mac: '52:54:00:09:02:01', state: 'bound', expiresAt: T + 10 }, T);

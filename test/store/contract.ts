@@ -119,7 +119,7 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
           { type: 'provision_started' },
           { type: 'stage', stage: 'unpack', detail: { bytes: 123, nested: { ok: true } } },
           { type: 'failed', reason: 'disk not found', stage: 'partition' },
-          { type: 'reimage_requested', group: 'compute', role: 'worker' },
+          { type: 'reimage_requested', fromGroup: 'compute' },
           { type: 'reimage_cancelled' },
         ];
         await record('n1', events, 10_000);
@@ -209,13 +209,13 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
           { node: 'n1', event: { type: 'ready' } },
           { node: 'n1', event: { type: 'assigned', group: 'g' } },
           { node: 'n2', event: { type: 'assigned', group: 'g' } },
-          { node: 'n2', event: { type: 'reimage_requested', group: 'h' } },
+          { node: 'n2', event: { type: 'reimage_requested', fromGroup: 'h' } },
         ]);
 
         expect(results.map((r) => r.ok)).toEqual([true, false, true, true, true]);
         expect(results[1]).toEqual({ ok: false, node: 'n1', error: expect.any(String) });
         expect((await store.getNode('n1'))?.state).toBe('assigned');
-        expect(await store.getNode('n2')).toMatchObject({ state: 'assigned', reimageRequested: true, nextGroup: 'h' });
+        expect(await store.getNode('n2')).toMatchObject({ state: 'assigned', reimageRequested: true, reimageFromGroup: 'h' });
         expect(await store.listEvents()).toHaveLength(4);
       });
 
@@ -704,7 +704,7 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
           { type: 'provision_started' },
           { type: 'stage', stage: 'download' },
           { type: 'failed', reason: 'disk' },
-          { type: 'reimage_requested', group: 'h' },
+          { type: 'reimage_requested', fromGroup: 'h' },
           { type: 'installed' },
         ];
         const events = Array.from({ length: 36 }, (_, i) => cycle[i % cycle.length]!);

@@ -28,7 +28,7 @@ const status = (id: string, state: LifecycleState, extra: Partial<NodeStatus> = 
 const statuses = new Map([
   status('head01', 'ready'),
   status('gpu01', 'ready'),
-  status('gpu02', 'installed', { reimageRequested: true, nextGroup: 'gpu' }),
+  status('gpu02', 'installed', { reimageRequested: true }),
   status('gpu03', 'failed'),
   status('gpu04', 'discovered'),
   status('gpu05', 'configuring'),

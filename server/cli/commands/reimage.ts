@@ -105,7 +105,7 @@ export function registerReimage(program: Command, ctx: (opts: GlobalOptions) => 
     .command('reimage <targets...>')
     .description('mark nodes for reimaging and reboot them into the installer (a dry run without --yes)')
     .option('--yes', 'really do it (without it: print what would happen, change nothing)')
-    .option('--cancel', 'withdraw the pending reimage of these nodes instead (no reboot; they boot their installed OS again)')
+    .option('--cancel', 'withdraw the pending reimage of these nodes instead (no reboot; they boot their installed OS again, back in the group a --group reimage moved them out of)')
     .option('--group <name>', "move the nodes into this inventory group first (edits their entries' group:), so they install its image and roles")
     .addHelpText(
       'after',
@@ -113,13 +113,22 @@ export function registerReimage(program: Command, ctx: (opts: GlobalOptions) => 
     )
     .action(async (targets: string[], o: { yes?: boolean; cancel?: boolean; group?: string }, cmd: Command) => {
       const { client, out } = ctx(cmd.optsWithGlobals());
-      if (o.cancel && o.group !== undefined) throw new UsageError('--cancel takes no --group: it only withdraws pending reimages (a node moved by reimage --group keeps its new group)');
+      if (o.cancel && o.group !== undefined) throw new UsageError('--cancel takes no --group: it withdraws pending reimages and moves nodes that reimage --group moved back into the group they left');
       const body = { targets, ...(o.group !== undefined ? { group: o.group } : {}) };
       if (o.cancel) {
         const summary = await client.post<CancelSummary>('/reimage/cancel', body);
-        if (out.json) return printJson(out, summary);
-        out.write(`${table(['NODE', 'REIMAGE'], [...summary.cancelled.map((n) => [n, 'cancelled']), ...summary.notPending.map((n) => [n, 'none pending'])])}\n`);
-        out.write(`cancelled the pending reimage of ${summary.cancelled.length} of ${summary.cancelled.length + summary.notPending.length} node(s)\n`);
+        if (out.json) {
+          printJson(out, summary);
+          if (summary.notRestored.length > 0) throw new CliExit(EXIT_FAILED);
+          return;
+        }
+        const restored = new Map(summary.restored.map((r) => [r.node, `back in group ${r.group}`]));
+        for (const r of summary.notRestored) restored.set(r.node, `still in its new group, not moved back to ${r.group}: ${r.error}`);
+        const rows = [...summary.cancelled.map((n) => [n, 'cancelled', restored.get(n)]), ...summary.notPending.map((n) => [n, 'none pending', undefined])];
+        out.write(`${table(['NODE', 'REIMAGE', 'GROUP'], rows)}\n`);
+        out.write(`cancelled the pending reimage of ${summary.cancelled.length} of ${summary.cancelled.length + summary.notPending.length} node(s)`);
+        out.write(summary.restored.length > 0 ? `; moved ${summary.restored.length} back into the group they left\n` : '\n');
+        if (summary.notRestored.length > 0) throw new CliExit(EXIT_FAILED);
         return;
       }
       if (!o.yes) {

@@ -18,7 +18,7 @@ import { streamNdjson } from './ndjson.js';
 export interface FleetDeps {
   /** The inventory, and the edit a reimage into another group makes to it. */
   inventory: Pick<InventoryService, 'inventory' | 'moveToGroup'>;
-  /** Nodes whose pending reimage was withdrawn: one moved by reimage --group runs its old OS under a new group. */
+  /** Nodes whose pending reimage was withdrawn: one whose move back failed runs its old OS under a new group. */
   onReimageCancelled?: (nodes: string[]) => Promise<void>;
   store: ObservedStore;
   /** Holds secrets/bmc.yaml and the SSH key and known_hosts used for reboots. */
@@ -90,8 +90,10 @@ export function fleetRoutes(deps: FleetDeps): Router {
 
   r.post('/reimage/cancel', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
-    const summary = await cancelReimage(deps.inventory.inventory, deps.store, stringList(body.targets, 'targets'));
-    deps.log.info({ cancelled: summary.cancelled.length, notPending: summary.notPending.length }, 'pending reimages cancelled');
+    const moveBack = (names: readonly string[], group: string) => deps.inventory.moveToGroup(names, group, { dryRun: false });
+    const summary = await cancelReimage(deps.inventory.inventory, deps.store, stringList(body.targets, 'targets'), moveBack);
+    deps.log.info({ cancelled: summary.cancelled.length, notPending: summary.notPending.length, restored: summary.restored.length }, 'pending reimages cancelled');
+    if (summary.notRestored.length > 0) deps.log.error({ notRestored: summary.notRestored }, 'cancelled reimages whose nodes could not be moved back into their old group');
     if (summary.cancelled.length > 0 && deps.onReimageCancelled) {
       // Not awaited: the answer does not wait on the store reads; a failure is logged, the cancel stands.
       void deps.onReimageCancelled(summary.cancelled).catch((err: unknown) => deps.log.error({ err }, 'could not check cancelled nodes for a role change'));

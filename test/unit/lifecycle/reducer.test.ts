@@ -15,11 +15,7 @@ const installed: LifecycleEvent = { type: 'installed' };
 const configure: LifecycleEvent = { type: 'configure_started' };
 const ready: LifecycleEvent = { type: 'ready' };
 const failed = (reason: string, at?: string): LifecycleEvent => (at === undefined ? { type: 'failed', reason } : { type: 'failed', reason, stage: at });
-const reimage = (group?: string, role?: string): LifecycleEvent => ({
-  type: 'reimage_requested',
-  ...(group !== undefined ? { group } : {}),
-  ...(role !== undefined ? { role } : {}),
-});
+const reimage = (fromGroup?: string): LifecycleEvent => ({ type: 'reimage_requested', ...(fromGroup !== undefined ? { fromGroup } : {}) });
 const cancel: LifecycleEvent = { type: 'reimage_cancelled' };
 
 const TO_READY: LifecycleEvent[] = [discovered({ product: 'R650' }), assigned, provision, stage('download'), installed, configure, ready];
@@ -61,19 +57,40 @@ const CASES: Case[] = [
 
   // Reimage.
   {
-    name: 'reimage requested on ready',
-    events: [...TO_READY, reimage('gpu', 'worker')],
-    status: { state: 'ready', reimageRequested: true, nextGroup: 'gpu', nextRole: 'worker' },
+    name: 'reimage requested on ready remembers the group it moved the node out of',
+    events: [...TO_READY, reimage('gpu')],
+    status: { state: 'ready', reimageRequested: true, reimageFromGroup: 'gpu' },
   },
   {
-    name: 'reimage then provision_started clears the flag and the next group/role',
-    events: [...TO_READY, reimage('gpu', 'worker'), provision],
+    name: 'reimage then provision_started clears the flag and the group left (the move is done)',
+    events: [...TO_READY, reimage('gpu'), provision],
     status: { state: 'provisioning', reimageRequested: false },
-    absent: ['nextGroup', 'nextRole'],
+    absent: ['reimageFromGroup'],
+  },
+  {
+    name: 'a second request while one is pending keeps the first group left (the one the installed OS runs)',
+    events: [...TO_READY, reimage('slurm'), reimage('k3s')],
+    status: { state: 'ready', reimageRequested: true, reimageFromGroup: 'slurm' },
+  },
+  {
+    name: 'a request with a move after one without takes the group left',
+    events: [...TO_READY, reimage(), reimage('slurm')],
+    status: { state: 'ready', reimageRequested: true, reimageFromGroup: 'slurm' },
+  },
+  {
+    name: 'a request without a move after one with keeps the group left',
+    events: [...TO_READY, reimage('slurm'), reimage()],
+    status: { state: 'ready', reimageRequested: true, reimageFromGroup: 'slurm' },
+  },
+  {
+    name: 'a new request after a finished reimage does not inherit the old group left',
+    events: [...TO_READY, reimage('slurm'), provision, installed, configure, ready, reimage()],
+    status: { state: 'ready', reimageRequested: true },
+    absent: ['reimageFromGroup'],
   },
   { name: 'reimage from installed', events: [assigned, provision, installed, reimage(), provision], status: { state: 'provisioning', reimageRequested: false } },
-  { name: 'reimage cancelled clears the request', events: [...TO_READY, reimage('gpu'), cancel], status: { state: 'ready', reimageRequested: false }, absent: ['nextGroup'] },
-  { name: 'reimage on an assigned node, then provisioning', events: [assigned, reimage('gpu'), provision], status: { state: 'provisioning', reimageRequested: false }, absent: ['nextGroup'] },
+  { name: 'reimage cancelled clears the request', events: [...TO_READY, reimage('gpu'), cancel], status: { state: 'ready', reimageRequested: false }, absent: ['reimageFromGroup'] },
+  { name: 'reimage on an assigned node, then provisioning', events: [assigned, reimage('gpu'), provision], status: { state: 'provisioning', reimageRequested: false }, absent: ['reimageFromGroup'] },
   {
     name: 'provision_started from ready without reimage',
     events: [...TO_READY, provision],
@@ -133,7 +150,7 @@ describe('lifecycle reducer', () => {
   });
 
   it('is total and pure: every event in every state returns a transition and leaves the input untouched', () => {
-    const events: LifecycleEvent[] = [discovered({ x: 1 }), assigned, provision, stage('s'), installed, configure, ready, failed('r', 's'), reimage('g', 'r'), cancel];
+    const events: LifecycleEvent[] = [discovered({ x: 1 }), assigned, provision, stage('s'), installed, configure, ready, failed('r', 's'), reimage('g'), cancel];
     const starts: (LifecycleStatus | undefined)[] = [
       undefined,
       ...LIFECYCLE_STATES.flatMap((state) => [false, true].map((reimageRequested) => deepFreeze<LifecycleStatus>({
@@ -141,7 +158,7 @@ describe('lifecycle reducer', () => {
         reimageRequested,
         reason: 'why',
         stage: 'st',
-        nextGroup: 'g',
+        reimageFromGroup: 'g',
         facts: { a: 1 },
       }))),
     ];

@@ -108,6 +108,23 @@ describe('sqlite migrations', () => {
     });
   });
 
+  it('upgrades a version 3 store: node rows survive, the unused next group is dropped, a reimage remembers the group left', async () => {
+    raw((db) => {
+      migrateSqlite(db, path, MIGRATIONS.filter((m) => m.version <= 3));
+      db.prepare(`INSERT INTO node_status (id, state, reimage_requested, next_group, next_role, facts, updated_at) VALUES ('n1', 'ready', 1, 'gpu', 'worker', '{"a":1}', 5)`).run();
+    });
+    const store = await openStore({ kind: 'sqlite', path });
+    try {
+      expect(await store.getNode('n1')).toEqual({ id: 'n1', state: 'ready', reimageRequested: true, facts: { a: 1 }, updatedAt: 5 });
+      await store.recordEvent({ node: 'n1', event: { type: 'reimage_cancelled' } });
+      await store.recordEvent({ node: 'n1', event: { type: 'reimage_requested', fromGroup: 'slurm' } });
+      expect(await store.getNode('n1')).toMatchObject({ reimageRequested: true, reimageFromGroup: 'slurm' });
+    } finally {
+      await store.close();
+    }
+    expect(appliedVersions()).toEqual(MIGRATIONS.map((m) => m.version));
+  });
+
   it('rolls a failing migration back entirely, keeping the ones before it', () => {
     const one: Migration = { version: 1, name: 'one', sql: 'CREATE TABLE a (x INTEGER)' };
     const bad: Migration = { version: 2, name: 'bad', sql: 'CREATE TABLE b (z INTEGER); INSERT INTO nowhere VALUES (1)' };

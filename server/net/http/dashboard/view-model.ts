@@ -158,7 +158,7 @@ export function describeEvent(event: LifecycleEvent): string {
     case 'failed':
       return event.stage ? `${event.reason} (stage ${event.stage})` : event.reason;
     case 'reimage_requested':
-      return [event.group ? `group ${event.group}` : '', event.role ? `role ${event.role}` : ''].filter(Boolean).join(', ');
+      return event.fromGroup ? `moved out of group ${event.fromGroup}` : '';
     default:
       return '';
   }
