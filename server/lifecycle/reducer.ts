@@ -85,6 +85,11 @@ export function reduceLifecycle(current: LifecycleStatus | undefined, event: Lif
       if (isPostInstallStage(event.stage) && !POST_INSTALL_STATES.has(current.state)) {
         return reject(current, event, `a ${event.stage} failure does not apply to a node that is ${current.state}`);
       }
+      // A late one on a node whose reinstall failed would replace the install failure, and the next boot would start
+      // the half-written disk (and convergence configure it) instead of asking for a reimage.
+      if (isPostInstallStage(event.stage) && isInstallFailure(current)) {
+        return reject(current, event, `the install failed (stage ${current.stage}): a ${event.stage} failure from before the reinstall does not replace it`);
+      }
       // Likewise an installer's failure (a stage the installer names) after its install was reported complete: a
       // late or retried report must not turn a good disk into an install failure that is refused every boot.
       if (event.stage !== undefined && !isPostInstallStage(event.stage) && current.state !== 'provisioning' && current.state !== 'failed') {

@@ -53,6 +53,21 @@ const CASES: Case[] = [
   { name: 'failed -> assigned', events: [assigned, failed('x'), assigned], status: { state: 'assigned' }, absent: ['reason'] },
   { name: 'failed -> provision_started', events: [assigned, provision, failed('x', 'dl'), provision], status: { state: 'provisioning' }, absent: ['reason', 'stage'] },
   { name: 'failed -> configure_started', events: [...TO_READY, failed('x'), configure], status: { state: 'configuring' }, absent: ['reason'] },
+  {
+    name: 'a late states failure does not replace a failed reinstall (its disk is not to be booted)',
+    events: [...TO_READY, reimage(), provision, failed('disk write error', 'unpack'), failed('ssh: unreachable', 'states')],
+    rejected: { index: 10, error: /the install failed \(stage unpack\): a states failure from before the reinstall does not replace it/ },
+  },
+  {
+    name: 'a late readiness failure does not replace an install failure either',
+    events: [assigned, provision, failed('no disk', 'partition'), failed('slurmd down', 'readiness')],
+    rejected: { index: 3, error: /the install failed \(stage partition\)/ },
+  },
+  {
+    name: 'a states failure after a states failure is taken (the installed OS is still bootable)',
+    events: [...TO_READY, failed('a', 'states'), failed('b', 'readiness')],
+    status: { state: 'failed', reason: 'b', stage: 'readiness' },
+  },
   { name: 'a reimage request on a failed node keeps the reason', events: [assigned, failed('x'), reimage()], status: { state: 'failed', reason: 'x', reimageRequested: true } },
 
   // Reimage.
