@@ -1,16 +1,16 @@
-import { readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync, existsSync } from 'node:fs';
 import { RackseedError } from '../model/errors.js';
 import type { Inventory } from '../model/inventory.js';
 import type { Logger } from '../log.js';
+import { replaceFileDurably } from '../util/replace-file.js';
 import { addNodeToText, csvReaderFor, importCsvToText, loadInventory, moveNodesToGroupInText, type GroupMove, type NewNodeEntry } from '../inventory/index.js';
 
 const EMPTY_INVENTORY = '# rackseed inventory: groups and nodes (see README "Inventory")\ncluster:\n  name: cluster\ngroups: {}\nnodes: []\n';
 
 /**
  * Holds the current inventory and applies edits to its file. Edits are serialised (one at a time), validated
- * before they are written, and written atomically (temp file + rename), so a failed edit leaves the file as it
- * was and a reader never sees half a file.
+ * before they are written, and written durably (util/replace-file.ts: flushed temp file + rename, through a
+ * symbolic link, mode kept), so a failed edit or a crash leaves the file as it was and a reader never sees half a file.
  */
 export class InventoryService {
   private current: Inventory;
@@ -78,10 +78,7 @@ export class InventoryService {
 
   private async edit(change: (text: string) => string): Promise<Inventory> {
     return this.serialise(async () => {
-      const after = change(this.currentText());
-      const tmp = path.join(path.dirname(this.file), `.${path.basename(this.file)}.${process.pid}.tmp`);
-      writeFileSync(tmp, after);
-      renameSync(tmp, this.file);
+      replaceFileDurably(this.file, change(this.currentText()));
       this.current = this.read();
       this.log.info({ file: this.file, nodes: this.current.nodes.size }, 'inventory edited');
       await this.notify();

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -44,4 +44,27 @@ describe('inventory reloads', () => {
     expect(inventory.inventory.nodes.size).toBe(2);
     expect(seen).toEqual(['dhcp 2', 'convergence 2']);
   });
+});
+
+describe('inventory edits on disk', () => {
+  const groups = 'cluster: { name: c }\ngroups:\n  web: {}\n  db: {}\nnodes:\n  - name: web1\n    group: web\n';
+
+  it('write through a symbolic link into its target (a git checkout) and keep the file mode', async () => {
+    const checkout = path.join(dir, 'checkout');
+    mkdirSync(checkout);
+    const real = path.join(checkout, 'inventory.yaml');
+    writeFileSync(real, groups, { mode: 0o640 });
+    chmodSync(real, 0o640);
+    const link = path.join(dir, 'linked.yaml');
+    symlinkSync(real, link);
+
+    const inventory = new InventoryService(link, createLogger('silent'));
+    expect(await inventory.moveToGroup(['web1'], 'db', { dryRun: false })).toEqual([{ node: 'web1', from: 'web' }]);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readFileSync(real, 'utf8')).toBe(groups.replace('    group: web\n', '    group: db\n'));
+    expect(statSync(real).mode & 0o777).toBe(0o640);
+    expect(readdirSync(checkout)).toEqual(['inventory.yaml']);
+    expect(inventory.inventory.nodes.get('web1')?.group).toBe('db');
+  });
+
 });
