@@ -88,15 +88,11 @@ export class LocalTransport implements Transport {
         await file.close();
       }
       const old = await stat(target).catch(() => undefined);
-      if (old) {
-        await chown(tmp, old.uid, old.gid);
-        await chmod(tmp, old.mode & 0o7777);
-      } else {
-        await chmod(tmp, 0o644);
-      }
+      if (old) await chown(tmp, old.uid, old.gid);
       // Names, not numbers: only chown(1) resolves them (Node has no getpwnam). Before chmod: chown clears setuid.
       if (options.owner || options.group) await execFileAsync('chown', ['--', `${options.owner ?? ''}${options.group ? `:${options.group}` : ''}`, tmp]);
-      if (options.mode) await chmod(tmp, parseInt(options.mode, 8));
+      // One chmod, to the final mode: the file stays 0600 until then (a file asked to be 0600 holds a secret).
+      await chmod(tmp, options.mode ? parseInt(options.mode, 8) : old ? old.mode & 0o7777 : 0o644);
       await rename(tmp, target);
     } catch (error) {
       if (tmp) await rm(tmp, { force: true });

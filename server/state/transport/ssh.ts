@@ -380,9 +380,11 @@ export class SshTransport implements Transport {
 }
 
 /**
- * One shell script that writes stdin to a temporary file next to the target, gives it the old file's mode and
- * owner (or 0644 for a new file), then the requested ones, and renames it over the target: a reader sees the old
- * file or the new one, never a part. A symlink is written through, as Salt does.
+ * One shell script that writes stdin to a temporary file next to the target, gives it the old file's owner, then the
+ * requested owner, then the requested mode (else the old file's mode, or 0644 for a new file), and renames it over
+ * the target: a reader sees the old file or the new one, never a part. A symlink is written through, as Salt does.
+ * The temporary file stays 0600 until its final mode is set: a file asked to be 0600 holds a secret (a join token),
+ * and a passing 0644 would let any local user open it and keep reading.
  */
 export function writeScript(path: string, options: WriteOptions): string {
   if (options.mode !== undefined && !/^[0-7]{3,4}$/.test(options.mode)) {
@@ -398,10 +400,10 @@ export function writeScript(path: string, options: WriteOptions): string {
     `trap 'rm -f -- "$t"' EXIT`,
     'umask 077',
     'cat > "$t"',
-    'if [ -e "$p" ]; then chown --reference="$p" -- "$t"; chmod --reference="$p" -- "$t"; else chmod 0644 -- "$t"; fi',
+    'if [ -e "$p" ]; then chown --reference="$p" -- "$t"; fi',
     // chown before chmod: changing the owner clears setuid/setgid bits the mode may ask for.
     ...(owner ? [`chown -- ${shellQuote(owner)} "$t"`] : []),
-    ...(options.mode ? [`chmod ${options.mode} -- "$t"`] : []),
+    options.mode ? `chmod ${options.mode} -- "$t"` : 'if [ -e "$p" ]; then chmod --reference="$p" -- "$t"; else chmod 0644 -- "$t"; fi',
     'mv -f -- "$t" "$p"',
     'trap - EXIT',
   ].join('\n');
