@@ -109,6 +109,11 @@ export function reduceLifecycle(current: LifecycleStatus | undefined, event: Lif
       else delete status.reimageFromGroup;
       return { ok: true, status, changed: !current.reimageRequested || status.reimageFromGroup !== current.reimageFromGroup };
     }
+    case 'plan_refused': {
+      if (!current) return reject(current, event);
+      if (current.state !== 'provisioning') return { ok: true, status: current, changed: false };
+      return { ok: true, status: { ...current, stage: 'plan-refused' }, changed: current.stage !== 'plan-refused' };
+    }
     case 'reimage_cancelled': {
       if (!current) return reject(current, event);
       const { reimageFromGroup: _from, ...rest } = current;

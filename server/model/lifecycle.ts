@@ -31,7 +31,13 @@ export type LifecycleEvent =
   | { type: 'failed'; reason: string; stage?: string }
   /** `fromGroup`: the inventory group the request moved the node out of (reimage --group); a cancel moves it back. */
   | { type: 'reimage_requested'; fromGroup?: string }
-  | { type: 'reimage_cancelled' };
+  | { type: 'reimage_cancelled' }
+  /**
+   * The server refused a request for the node's install plan (it carries the node's host key): recorded in every
+   * state, where an operator sees it, because a replayed token arrives after the install. Changes no state; an
+   * installing node shows it as its stage.
+   */
+  | { type: 'plan_refused'; reason: string; remote?: string };
 
 export type LifecycleEventType = LifecycleEvent['type'];
 

@@ -52,7 +52,8 @@ const fileUrl = (base: string, urlPath: string, file: string): string => `${base
 /**
  * GET /node/v1/plan: the install plan of the node the bearer token names. It carries the node's SSH host private
  * key, so each token yields it once: the token's nonce is spent (store.useOnce, expiring with the token) when the
- * plan is handed out, and a second fetch is refused and recorded on the node, where an operator sees it.
+ * plan is handed out, and a second fetch is refused and recorded on the node (plan_refused), where an operator sees
+ * it. It is served only while the node installs, and in full DHCP mode only to the node's own address.
  * Nothing is spent when the plan cannot be made (unknown image, bad layout): the reason goes back to the installer.
  */
 export function planHandler(deps: PlanRouteDeps): RequestHandler {
@@ -82,15 +83,29 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
     /** Refuses the plan and records why on the node, where an operator sees it. */
     const refuse = async (status: number, reason: string, message: string, code: 'UNAUTHORIZED' | 'BAD_REQUEST' = 'UNAUTHORIZED'): Promise<void> => {
       log.warn({ remote, reason }, 'install plan refused');
-      const r = await deps.store.recordEvent({ node: node.name, event: { type: 'stage', stage: 'plan-refused', detail: { reason, remote } } });
+      const r = await deps.store.recordEvent({ node: node.name, event: { type: 'plan_refused', reason, remote } });
       if (!r.ok) log.warn({ error: r.error }, 'could not record the refused plan fetch');
       res.status(status).json(errorBody(code, message));
     };
     const status = await deps.store.getNode(node.name);
-    const expected = deps.addressOf ? await deps.addressOf(node, status?.mac) : undefined;
-    if (expected !== undefined && remote !== expected) {
-      await refuse(403, `asked from ${remote}, not the node's address ${expected}`, `the plan of ${node.name} is served only to its own address`);
+    // Only an installing node has a use for its plan. Afterwards a request can only be a token replayed from a boot
+    // script (plain HTTP) that the node did not use, and the plan would still hand over its host key.
+    if (status?.state !== 'provisioning') {
+      await refuse(409, `asked while the node is ${status?.state ?? 'unknown to the store'}, not installing`, `${node.name} is not installing: its plan is served only while it installs`);
       return;
+    }
+    if (deps.addressOf) {
+      // Fails closed: in full DHCP mode an installing node holds a reservation or a lease from this server, and a
+      // lease anyone can release with a forged DHCPRELEASE must not turn the address check off.
+      const expected = await deps.addressOf(node, status.mac);
+      if (expected === undefined) {
+        await refuse(403, `asked from ${remote}; the node has no reservation and no bound lease`, `the plan of ${node.name} is served only to its own address, and it holds none`);
+        return;
+      }
+      if (remote !== expected) {
+        await refuse(403, `asked from ${remote}, not the node's address ${expected}`, `the plan of ${node.name} is served only to its own address`);
+        return;
+      }
     }
     const { manifest } = image;
     if (node.installedBoot === 'kernel' && !(manifest.artefacts.kernel && manifest.artefacts.initrd)) {

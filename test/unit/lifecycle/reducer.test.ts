@@ -68,6 +68,9 @@ const CASES: Case[] = [
     events: [...TO_READY, failed('a', 'states'), failed('b', 'readiness')],
     status: { state: 'failed', reason: 'b', stage: 'readiness' },
   },
+  { name: 'a refused plan fetch on a ready node is taken and changes nothing', events: [...TO_READY, { type: 'plan_refused', reason: 'replay' }], status: { state: 'ready', reimageRequested: false }, absent: ['stage'] },
+  { name: 'a refused plan fetch on an installing node becomes its stage', events: [assigned, provision, { type: 'plan_refused', reason: 'replay' }], status: { state: 'provisioning', stage: 'plan-refused' } },
+  { name: 'a refused plan fetch needs a node', events: [{ type: 'plan_refused', reason: 'x' }], rejected: { index: 0, error: /"plan_refused" is not allowed in state "nothing"/ } },
   { name: 'a reimage request on a failed node keeps the reason', events: [assigned, failed('x'), reimage()], status: { state: 'failed', reason: 'x', reimageRequested: true } },
 
   // Reimage.
@@ -165,7 +168,7 @@ describe('lifecycle reducer', () => {
   });
 
   it('is total and pure: every event in every state returns a transition and leaves the input untouched', () => {
-    const events: LifecycleEvent[] = [discovered({ x: 1 }), assigned, provision, stage('s'), installed, configure, ready, failed('r', 's'), reimage('g'), cancel];
+    const events: LifecycleEvent[] = [discovered({ x: 1 }), assigned, provision, stage('s'), installed, configure, ready, failed('r', 's'), reimage('g'), cancel, { type: 'plan_refused', reason: 'r' }];
     const starts: (LifecycleStatus | undefined)[] = [
       undefined,
       ...LIFECYCLE_STATES.flatMap((state) => [false, true].map((reimageRequested) => deepFreeze<LifecycleStatus>({

@@ -86,7 +86,9 @@ describe('GET /node/v1/plan', () => {
     expect(second.status).toBe(409);
     expect(await second.text()).not.toContain('ssh_host_key');
     const events = await server.store.listEvents({ node: 'node01' });
-    expect(events.at(-1)?.event).toMatchObject({ type: 'stage', stage: 'plan-refused' });
+    expect(events.at(-1)?.event).toEqual({ type: 'plan_refused', reason: 'plan already fetched with this token', remote: '127.0.0.1' });
+    // An installing node shows the refusal as its stage.
+    expect(await server.store.getNode('node01')).toMatchObject({ state: 'provisioning', stage: 'plan-refused' });
 
     // A fresh token (the next boot) gets a plan again, with the SAME host key: the identity is the node's.
     const again = await (await fetchPlan(tokens.issue('node01', 600))).text();
@@ -140,7 +142,7 @@ describe('GET /node/v1/plan', () => {
     expect(r.status).toBe(409);
     expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(/^group vendor boots the image's own kernel \(installed_boot: kernel\), but image vendor-os has no kernel and initrd/);
     const events = await server.store.listEvents({ node: 'vendor01' });
-    expect(events.at(-1)?.event).toMatchObject({ type: 'stage', stage: 'plan-refused', detail: { reason: expect.stringMatching(/has no kernel and initrd/) } });
+    expect(events.at(-1)?.event).toMatchObject({ type: 'plan_refused', reason: expect.stringMatching(/has no kernel and initrd/) });
     expect(await server.store.useOnce(`plan:vendor01:${token.split('.')[3]}`, Date.now() + 60_000)).toBe(true);
   });
 
@@ -148,6 +150,22 @@ describe('GET /node/v1/plan', () => {
     const res = await fetch(`${server.httpUrl}/files/images/debian12/rootfs.tar.zst.torrent`);
     expect(res.status).toBe(404);
     expect(((await res.json()) as { error: { code: string; message: string } }).error).toEqual({ code: 'NOT_FOUND', message: 'image debian12 has no torrent file (rebuild or re-import it)' });
+  });
+
+  it('serves no plan to a node that is not installing, and records the refusal in any state (a replayed token)', async () => {
+    const token = tokens.issue('node02', 600);
+    const up = ['installed', 'configure_started', 'ready'] as const;
+    for (const type of up) expect((await server.store.recordEvent({ node: 'node02', event: { type } })).ok).toBe(true);
+    const r = await fetchPlan(token);
+    expect(r.status).toBe(409);
+    expect(await r.text()).not.toContain('ssh_host_key');
+    const events = await server.store.listEvents({ node: 'node02' });
+    expect(events.at(-1)?.event).toEqual({ type: 'plan_refused', reason: 'asked while the node is ready, not installing', remote: '127.0.0.1' });
+    expect(await server.store.getNode('node02')).toMatchObject({ state: 'ready' });
+    expect(await server.store.getNode('node02')).not.toHaveProperty('stage', 'plan-refused');
+    // Installing again (a reimage): served.
+    for (const event of [{ type: 'reimage_requested' }, { type: 'provision_started' }] as const) expect((await server.store.recordEvent({ node: 'node02', event })).ok).toBe(true);
+    expect((await fetchPlan(tokens.issue('node02', 600))).status).toBe(200);
   });
 
   it('spends the nonce only until the token expires (the single-use key does not outlive it)', async () => {
@@ -192,10 +210,14 @@ describe('GET /node/v1/plan when the server hands out the addresses (full DHCP m
     expect(refused.status).toBe(403);
     expect(await refused.text()).not.toContain('ssh_host_key');
     const events = await server.store.listEvents({ node: 'node01' });
-    expect(events.at(-1)?.event).toMatchObject({ type: 'stage', stage: 'plan-refused', detail: { reason: "asked from 127.0.0.1, not the node's address 10.0.0.21" } });
+    expect(events.at(-1)?.event).toMatchObject({ type: 'plan_refused', reason: "asked from 127.0.0.1, not the node's address 10.0.0.21" });
     expect(await server.store.useOnce(`plan:node01:${token.split('.')[3]}`, Date.now() + 60_000)).toBe(true);
 
-    // node02 has no reservation: no bound lease yet means no known address (served); a bound lease elsewhere refuses.
+    // node02 has no reservation: without a bound lease there is no address to check, and the plan is refused (an
+    // installing node in full mode always holds one); a bound lease elsewhere refuses; its own lease is served.
+    const noLease = await get(tokens.issue('node02', 600));
+    expect(noLease.status).toBe(403);
+    expect((await server.store.listEvents({ node: 'node02' })).at(-1)?.event).toMatchObject({ type: 'plan_refused', reason: 'asked from 127.0.0.1; the node has no reservation and no bound lease' });
     const lease = { ip: '10.0.0.99', mac: '52:54:00:aa:00:02', state: 'bound' as const, expiresAt: Date.now() + 3_600_000 };
     expect((await server.store.claimLease(lease)).ok).toBe(true);
     expect((await get(tokens.issue('node02', 600))).status).toBe(403);
@@ -205,8 +227,15 @@ describe('GET /node/v1/plan when the server hands out the addresses (full DHCP m
     expect(await served.text()).toContain('hostname node02');
   });
 
-  it('answers HEAD with 405 without spending the single-use token', async () => {
+  it('a lease released by anyone (DHCPRELEASE is unauthenticated) does not turn the address check off', async () => {
     await server.store.releaseLease('127.0.0.1', '52:54:00:aa:00:02');
+    const token = tokens.issue('node02', 600);
+    expect((await get(token)).status).toBe(403);
+    expect(await server.store.useOnce(`plan:node02:${token.split('.')[3]}`, Date.now() + 60_000)).toBe(true);
+  });
+
+  it('answers HEAD with 405 without spending the single-use token', async () => {
+    expect((await server.store.claimLease({ ip: '127.0.0.1', mac: '52:54:00:aa:00:02', state: 'bound', expiresAt: Date.now() + 3_600_000 })).ok).toBe(true);
     const token = tokens.issue('node02', 600);
     expect((await get(token, 'HEAD')).status).toBe(405);
     expect((await get(token)).status).toBe(200);

@@ -157,6 +157,8 @@ export function describeEvent(event: LifecycleEvent): string {
     }
     case 'failed':
       return event.stage ? `${event.reason} (stage ${event.stage})` : event.reason;
+    case 'plan_refused':
+      return event.remote ? `${event.reason} (from ${event.remote})` : event.reason;
     case 'reimage_requested':
       return event.fromGroup ? `moved out of group ${event.fromGroup}` : '';
     default:
