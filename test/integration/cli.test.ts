@@ -89,6 +89,13 @@ describe('rackseed CLI', () => {
     expect(await cli('status')).toMatch(/^ {2}assigned\s+\d+$/m);
     expect(JSON.parse(await cli('--json', 'status')).byState.assigned).toBeGreaterThanOrEqual(3);
   });
+  it('ready with several targets lists each (stored results, nothing run) and exits 1 while any is not ready', async () => {
+    const r = await cliProcess('--server', srv.httpUrl, '--token', srv.adminToken, 'ready', 'head01', 'gpu[01-02]');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(1);
+    for (const node of ['head01', 'gpu01', 'gpu02']) expect(r.stdout).toMatch(new RegExp(`^│ ${node} +│ assigned +│ never checked`, 'm'));
+    expect(r.stdout).toContain('0 of 3 node(s) ready');
+  });
   it('a command line that cannot run as given exits 2 (usage), like commander\'s own errors', async () => {
     const r = await cliProcess('--server', srv.httpUrl, '--token', srv.adminToken, 'ready', '--check');
     expect(r.code).toBe(2);

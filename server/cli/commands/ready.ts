@@ -74,8 +74,10 @@ export function registerReady(program: Command, ctx: (opts: GlobalOptions) => Cl
         else out.write(formatReadyTable(reports.map(rowFromReport)));
         rows = reports.map(rowFromReport);
       } else {
-        const query = targets.map((t) => `targets=${encodeURIComponent(t)}`).join('&');
-        const stored = await client.get<{ nodes: StoredReadiness[] }>(`/readiness${query ? `?${query}` : ''}`);
+        // One comma-joined parameter: the API refuses a repeated query parameter (an ambiguous one could slip a
+        // value past a check), and the server splits at commas outside hostlist brackets.
+        const query = targets.length > 0 ? `?targets=${encodeURIComponent(targets.join(','))}` : '';
+        const stored = await client.get<{ nodes: StoredReadiness[] }>(`/readiness${query}`);
         const sorted = [...stored.nodes].sort(byName);
         if (out.json) printJson(out, { nodes: sorted });
         else out.write(formatReadyTable(sorted.map(rowFromStored)));

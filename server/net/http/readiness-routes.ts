@@ -53,7 +53,7 @@ export function splitTargets(text: string): string[] {
   return out.map((t) => t.trim()).filter(Boolean);
 }
 
-/** ?targets=a,b or repeated ?targets=a&targets=b. */
+/** ?targets=a,b (the app refuses a repeated parameter, so there is one string). */
 function targetList(raw: unknown): string[] | undefined {
   if (raw === undefined) return undefined;
   return (Array.isArray(raw) ? raw : [raw]).flatMap((t) => (typeof t === 'string' ? splitTargets(t) : []));
