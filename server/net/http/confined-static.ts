@@ -8,10 +8,11 @@ import { errorBody } from './errors.js';
  * Put in front of express.static: refuses a request whose file, once symlinks are followed, lies outside `root`
  * (express.static blocks `..` in the URL but follows a symlink wherever it leads, e.g. a link to the admin token or
  * to /etc). `allowTargets` are real paths outside the root a link may lead to (Debian's /usr/lib/ipxe/ipxe.efi
- * links into /boot). A path that does not exist is left to express.static, which answers 404.
+ * links into /boot). A path that does not exist is left to express.static, which answers 404. The root and the
+ * targets are resolved on every request (a few realpath calls): a root created after the server started (the iPXE
+ * package installed later) must start working, not stay an error until a restart.
  */
 export function confinedToRoot(root: string, allowTargets: readonly string[] = []): RequestHandler {
-  let allowed: Promise<{ root: string; targets: string[] }> | undefined;
   const resolveAllowed = async () => {
     const targets: string[] = [];
     for (const t of allowTargets) {
@@ -21,7 +22,8 @@ export function confinedToRoot(root: string, allowTargets: readonly string[] = [
         // a target that does not exist allows nothing
       }
     }
-    return { root: await realpath(root), targets };
+    const rootReal = await realpath(root).catch(() => undefined);
+    return { root: rootReal, targets };
   };
   return (req, res, next) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return next();
@@ -32,9 +34,10 @@ export function confinedToRoot(root: string, allowTargets: readonly string[] = [
       res.status(400).json(errorBody('BAD_REQUEST', 'malformed percent-encoding in the path'));
       return;
     }
-    allowed ??= resolveAllowed();
     void (async () => {
-      const { root: rootReal, targets } = await allowed!;
+      const { root: rootReal, targets } = await resolveAllowed();
+      // No root (yet): nothing under it exists, and express.static answers 404.
+      if (rootReal === undefined) return next();
       let real: string;
       try {
         real = await realpath(path.join(rootReal, relativePath));
