@@ -183,6 +183,23 @@ describe('iPXE over HTTP', () => {
     expect(Array.from(reason)).toHaveLength(500);
     expect(reason.startsWith('ok ]0;owned  [2J \u{1F600}')).toBe(true);
     expect(reason).not.toMatch(/[\u0000-\u001f\uFFFD]/);
+
+    // Reinstalled: nested stage details are cleaned at every depth and bounded, and so are SMBIOS strings (C1 too).
+    expect((await srv.store.recordEvent({ node: 'head02', event: { type: 'reimage_requested' } })).ok).toBe(true);
+    const reinstall = await (await fetch(`${srv.httpUrl}/ipxe/machine?mac=52:54:00:00:00:09&serial=SN%C2%9B2J%1B1`)).text();
+    expect((await srv.store.getNode('head02'))?.facts).toMatchObject({ serial: 'SN 2J 1' });
+    const token2 = /rackseed\.token=(\S+)/.exec(reinstall)?.[1];
+    const detail = { bytes: 5, nested: { msg: `\u001b]0;pwned\u0007${'A'.repeat(30_000)}`, list: ['\u009b2J', 7, { deeper: { deepest: 'x' } }] } };
+    const staged = await fetch(`${srv.httpUrl}/node/v1/report`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token2}` }, body: JSON.stringify({ stage: 'download', detail }) });
+    expect(staged.status).toBe(204);
+    const stored = (await srv.store.listEvents({ node: 'head02' })).at(-1)?.event;
+    expect(stored).toMatchObject({ type: 'stage', stage: 'download' });
+    const nested = (stored as { detail: { bytes: number; nested: { msg: string; list: unknown[] } } }).detail;
+    expect(nested.bytes).toBe(5);
+    expect(nested.nested.msg.startsWith(' ]0;pwned AAA')).toBe(true);
+    expect(Array.from(nested.nested.msg)).toHaveLength(200);
+    // Three levels are kept: an object inside the list (a fourth) is dropped, as null.
+    expect(nested.nested.list).toEqual([' 2J', 7, null]);
   });
 
   it('refuses a request without a valid MAC', async () => {

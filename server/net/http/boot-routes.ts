@@ -8,6 +8,7 @@ import { findNodeByMac } from '../../inventory/index.js';
 import type { InventoryService } from '../../services/inventory-service.js';
 import type { ObservedStore } from '../../store/types.js';
 import { nodeLogger, type Logger } from '../../log.js';
+import { oneLineFromNode } from '../../util/printable.js';
 
 const FACT_KEYS = ['uuid', 'serial', 'manufacturer', 'product', 'platform', 'buildarch'] as const;
 const MAX_FACT_LENGTH = 128;
@@ -28,7 +29,8 @@ function factsFrom(req: Request, mac: string): MachineFacts {
   for (const key of FACT_KEYS) {
     const raw = req.query[key];
     if (typeof raw !== 'string') continue;
-    const value = raw.replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, MAX_FACT_LENGTH);
+    // C0 and C1 controls and lone surrogates, as for every text a node sends (util/printable.ts).
+    const value = oneLineFromNode(raw, MAX_FACT_LENGTH).trim();
     if (value) facts[key] = value;
   }
   return facts;

@@ -14,11 +14,29 @@ import { planHandler, type PlanRouteDeps } from './plan-route.js';
 const MAX_REASON_CHARS = 500;
 const MAX_DETAIL_TEXT = 200;
 
-/** A stage's detail (bytes, rate, peers, a message), its string values made one clean line each. */
-function nodeDetail(detail: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(
-    Object.entries(detail).map(([key, value]) => [oneLineFromNode(key, 64), typeof value === 'string' ? oneLineFromNode(value, MAX_DETAIL_TEXT) : value]),
-  );
+/** How deep and how wide a stage detail is kept: the installer sends flat numbers and short messages. */
+const MAX_DETAIL_DEPTH = 3;
+const MAX_DETAIL_ENTRIES = 32;
+
+/**
+ * A stage's detail (bytes, rate, peers, a message) as stored: every string, at any depth, one clean line; nesting
+ * and entries bounded (deeper values are dropped), so a node cannot store terminal escapes, lone surrogates or 64 KB
+ * of text under a nested key.
+ */
+function nodeDetail(detail: Record<string, unknown>, depth = 1): Record<string, unknown> {
+  const entries = Object.entries(detail).slice(0, MAX_DETAIL_ENTRIES);
+  return Object.fromEntries(entries.flatMap(([key, value]) => {
+    const clean = nodeValue(value, depth);
+    return clean === undefined ? [] : [[oneLineFromNode(key, 64), clean]];
+  }));
+}
+
+function nodeValue(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return oneLineFromNode(value, MAX_DETAIL_TEXT);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return value;
+  if (depth >= MAX_DETAIL_DEPTH || typeof value !== 'object') return undefined;
+  if (Array.isArray(value)) return value.slice(0, MAX_DETAIL_ENTRIES).map((v) => nodeValue(v, depth + 1) ?? null);
+  return nodeDetail(value as Record<string, unknown>, depth + 1);
 }
 
 export interface NodeRouteDeps {
