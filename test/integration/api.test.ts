@@ -194,7 +194,7 @@ describe('iPXE over HTTP', () => {
     expect(staged.status).toBe(204);
     const stored = (await srv.store.listEvents({ node: 'head02' })).at(-1)?.event;
     expect(stored).toMatchObject({ type: 'stage', stage: 'download' });
-    const nested = (stored as { detail: { bytes: number; nested: { msg: string; list: unknown[] } } }).detail;
+    const nested = (stored as unknown as { detail: { bytes: number; nested: { msg: string; list: unknown[] } } }).detail;
     expect(nested.bytes).toBe(5);
     expect(nested.nested.msg.startsWith(' ]0;pwned AAA')).toBe(true);
     expect(Array.from(nested.nested.msg)).toHaveLength(200);
