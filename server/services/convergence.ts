@@ -284,6 +284,7 @@ export class ConvergenceService {
     const [report] = await this.deps.states.run([node], 'apply');
     if (!report) return { kind: 'done' };
     const verdict = classifyApply(report);
+    if (verdict.kind !== 'ok' && !(await this.stillConfiguring(name, log))) return { kind: 'done' };
     if (verdict.kind === 'transient') {
       if (ctx.attempt < ctx.maxAttempts) return { kind: 'retry', reason: verdict.reason };
       await this.record(name, { type: 'failed', reason: unreachableReason(ctx.attempt, verdict.reason, report.runId), stage: 'states' satisfies PostInstallStage }, log);
@@ -299,6 +300,17 @@ export class ConvergenceService {
     const [ready] = await this.deps.readiness.run([node]);
     log.info({ applyRun: report.runId, readinessRun: ready?.runId, ready: ready?.ready, state: ready?.state, note: ready?.lifecycleNote }, 'converged');
     return { kind: 'done' };
+  }
+
+  /**
+   * A run can take minutes: a node reimaged meanwhile (its reboot cut the run short) is installing or installed
+   * again, and this run's failure, about the old OS, is not to be recorded on it.
+   */
+  private async stillConfiguring(name: string, log: Logger): Promise<boolean> {
+    const now = await this.deps.store.getNode(name);
+    if (now?.state === 'configuring') return true;
+    log.info({ state: now?.state }, 'node left configuring during its states run (reimaged?): the run\'s failure is not recorded');
+    return false;
   }
 
   private async record(name: string, event: Parameters<ObservedStore['recordEvent']>[0]['event'], log: Logger): Promise<void> {

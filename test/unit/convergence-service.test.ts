@@ -265,6 +265,26 @@ describe('convergence of one node', () => {
     expect(off.states.calls).toEqual([]);
   });
 
+  it('a node reimaged and reinstalled during its states run does not get the old run\'s failure', async () => {
+    await put('web1', TO_INSTALLED);
+    const report = (node: ResolvedNode): NodeRunReport => ({ node: node.name, runId: 'run-old-os', mode: 'apply', counts, durationMs: 1, ...stateFailed }) as NodeRunReport;
+    const { s, timers } = service(() => ({}), {
+      states: {
+        // The reimage's reboot cuts the run short; by the time it returns, the node has installed again.
+        run: async (nodes) => {
+          await put('web1', [{ type: 'reimage_requested' }, { type: 'provision_started' }, { type: 'installed' }]);
+          return nodes.map(report);
+        },
+        onHardwareChange: () => undefined,
+      },
+    });
+    await s.start();
+    await s.request('web1', 'booted');
+    await drain(s, timers);
+    expect(await store.getNode('web1')).toMatchObject({ state: 'installed' });
+    expect((await trail('web1')).slice(3)).toEqual(['configure_started', 'reimage_requested', 'provision_started', 'installed']);
+  });
+
   it('leaves a node whose install failed alone (its disk is not to be configured or booted), but converges one that failed after install', async () => {
     await put('web1', [{ type: 'assigned', group: 'web' }, { type: 'provision_started' }, { type: 'failed', reason: 'sha256 mismatch', stage: 'verify' }]);
     await put('web2', [...TO_READY, { type: 'failed', reason: 'nginx down', stage: 'readiness' }]);
