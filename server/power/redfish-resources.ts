@@ -42,11 +42,17 @@ export function powerStateOf(system: ComputerSystem): PowerState {
   return 'unknown';
 }
 
+/**
+ * Without ResetType@Redfish.AllowableValues (the annotation is optional): the type every Reset implementation has.
+ * Services that leave the list out often lack PowerCycle and answer it with a 400.
+ */
+const RESET_UNLISTED: Record<ResetKind, string> = { on: 'On', off: 'ForceOff', cycle: 'ForceRestart' };
+
 /** The ResetType to send, honouring ResetType@Redfish.AllowableValues when the service publishes it. */
 export function resetTypeFor(system: ComputerSystem, kind: ResetKind): string {
   const allowed = system.Actions?.['#ComputerSystem.Reset']?.['ResetType@Redfish.AllowableValues'];
   const wanted = RESET_PREFERENCE[kind];
-  if (!allowed) return wanted[0]!;
+  if (!allowed) return RESET_UNLISTED[kind];
   const pick = wanted.find((t) => allowed.includes(t));
   if (!pick) throw new BmcError(`the BMC allows no ResetType for "${kind}" (wanted ${wanted.join(' or ')}; it allows ${allowed.join(', ') || 'none'})`);
   return pick;

@@ -41,6 +41,8 @@ export interface FakeRedfishOptions {
   https?: boolean;
   /** Replace the mockup's ResetType@Redfish.AllowableValues. */
   resetTypes?: string[];
+  /** Publishes no ResetType@Redfish.AllowableValues at all (the annotation is optional in Redfish). */
+  resetTypesUnlisted?: boolean;
   /** The PowerState the system starts in (the mockup says "On"). */
   powerState?: 'On' | 'Off';
 }
@@ -74,6 +76,7 @@ export async function startFakeRedfish(opts: FakeRedfishOptions = {}): Promise<F
   if (opts.powerState) system.PowerState = opts.powerState;
   const reset = (system.Actions as Record<string, Record<string, unknown>>)['#ComputerSystem.Reset']!;
   if (opts.resetTypes) reset['ResetType@Redfish.AllowableValues'] = opts.resetTypes;
+  if (opts.resetTypesUnlisted) delete reset['ResetType@Redfish.AllowableValues'];
   let etag = 1;
   const requests: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
@@ -98,7 +101,8 @@ export async function startFakeRedfish(opts: FakeRedfishOptions = {}): Promise<F
       };
       const error = (status: number, message: string) => send(status, { error: { code: 'Base.1.0.GeneralError', message } });
       if (req.headers.authorization !== expectedAuth) return error(401, 'unauthorized');
-      const allowedResets = reset['ResetType@Redfish.AllowableValues'] as string[];
+      // Unlisted: the types it really takes are the common ones (such services often lack PowerCycle).
+      const allowedResets = (reset['ResetType@Redfish.AllowableValues'] as string[] | undefined) ?? ['On', 'ForceOn', 'ForceOff', 'ForceRestart'];
       if (req.method === 'GET' && urlPath === SYSTEM_PATH) return send(200, system, { etag: `W/"${etag}"` });
       if (req.method === 'GET') {
         try {

@@ -59,6 +59,14 @@ describe('Redfish driver against the DMTF mockup', () => {
     expect(s.changes().map((r) => r.body)).toEqual([{ ResetType: 'PowerCycle' }]);
   });
 
+  it('a BMC that lists no ResetType gets the ones every Reset implementation has (ForceRestart, not PowerCycle)', async () => {
+    const s = await bmc({ resetTypesUnlisted: true });
+    await run(target(s.port), 'cycle');
+    await run(target(s.port), 'off');
+    await run(target(s.port), 'on');
+    expect(s.changes().map((r) => r.body)).toEqual([{ ResetType: 'ForceRestart' }, { ResetType: 'ForceOff' }, { ResetType: 'On' }]);
+  });
+
   it('pxe: PATCHes a one-time Pxe boot override (with the ETag), then restarts a running machine', async () => {
     const s = await bmc();
     s.system.Boot = { ...s.system.Boot, BootSourceOverrideTarget: 'Hdd', BootSourceOverrideEnabled: 'Disabled' };
