@@ -88,8 +88,9 @@ function encodedSize(len: number): number {
 /**
  * Lays options out over the slots in RFC 2131 processing order (options, file, sname). An option that fits whole
  * goes into the first slot with room for it: few clients implement RFC 3396 concatenation, so only what cannot
- * fit anywhere is split. When everything is full the main area takes the rest beyond the size limit: an
- * oversized reply beats silently dropping an option, and the caller can compare the length with the peer's limit.
+ * fit anywhere is split, forward only. When it cannot fit, the main area takes the whole option beyond the size
+ * limit: an oversized reply beats silently dropping an option, and the caller can compare the length with the
+ * peer's limit.
  */
 function place(order: readonly number[], options: ReadonlyMap<number, Uint8Array>, slots: Slot[]): DhcpOption[] {
   const out: DhcpOption[] = [];
@@ -103,17 +104,43 @@ function place(order: readonly number[], options: ReadonlyMap<number, Uint8Array
       whole.used += encodedSize(data.length);
       continue;
     }
-    let at = 0;
-    do {
-      const slot = slots.find((sl) => fits(sl, 3));
-      const room = slot ? slot.capacity - slot.used - 2 : 255;
-      const take = Math.min(255, room, data.length - at);
-      out.push({ code, data: data.slice(at, at + take), area: (slot ?? main).area });
-      (slot ?? main).used += 2 + take;
-      at += take;
-    } while (at < data.length);
+    const pieces = splitForward(code, data, slots);
+    if (pieces) {
+      out.push(...pieces);
+      continue;
+    }
+    for (let at = 0; at === 0 || at < data.length; at += 255) {
+      const piece = data.slice(at, at + 255);
+      out.push({ code, data: piece, area: main.area });
+      main.used += 2 + piece.length;
+    }
   }
   return out;
+}
+
+/**
+ * Splits an option over the room left, its pieces moving only forward through the slots: a receiver joins the pieces
+ * of one option in a fixed area order (options, file, sname: RFC 3396 section 5), so a piece placed back in an
+ * earlier area would scramble it (an echoed option 82 a relay could no longer parse). Undefined when the forward
+ * room is too small; nothing is taken then.
+ */
+function splitForward(code: number, data: Uint8Array, slots: Slot[]): DhcpOption[] | undefined {
+  if (data.length === 0) return undefined;
+  const pieces: DhcpOption[] = [];
+  const used = slots.map((slot) => slot.used);
+  let at = 0;
+  for (let i = 0; i < slots.length && at < data.length; i++) {
+    const slot = slots[i]!;
+    while (at < data.length && slot.capacity - used[i]! >= 3) {
+      const take = Math.min(255, slot.capacity - used[i]! - 2, data.length - at);
+      pieces.push({ code, data: data.slice(at, at + take), area: slot.area });
+      used[i]! += 2 + take;
+      at += take;
+    }
+  }
+  if (at < data.length) return undefined;
+  slots.forEach((slot, i) => (slot.used = used[i]!));
+  return pieces;
 }
 
 function layout(order: readonly number[], options: ReadonlyMap<number, Uint8Array>, mainRoom: number, overload: number) {

@@ -111,6 +111,40 @@ describe('builder', () => {
     expect(r.ok && r.packet).toEqual(needsBoth);
   });
 
+  it('every option of every layout decodes byte-identical: split pieces only move forward (options, file, sname)', () => {
+    // A counting pattern per option, so a scrambled join is seen, not only a wrong length.
+    const seq = (n: number, from: number): number[] => Array.from({ length: n }, (_, i) => (from + i) % 256);
+    let seed = 42;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const checked = { layouts: 0, overloaded: 0 };
+    for (let round = 0; round < 400; round++) {
+      const spec: Array<[number, number[]]> = [[53, [2]], [54, [10, 0, 0, 1]]];
+      for (const code of [12, 15, 17, 43, 61, 82]) if (random(3) > 0) spec.push([code, seq(random(round % 4 === 0 ? 600 : 260), code)]);
+      const file = random(2) === 0 ? 'undionly.kpxe' : undefined;
+      const p = buildPacket({ op: BOOTREPLY, xid: round, chaddr: new Uint8Array(6), ...(file ? { file } : {}), maxMessageSize: 576 + random(200), options: opts(spec) });
+      const r = decode(encode(p));
+      expect(r.ok).toBe(true);
+      if (!r.ok) continue;
+      for (const [code, data] of spec) expect(Array.from(getOption(r.packet, code) ?? []), `round ${round} option ${code}`).toEqual(data);
+      checked.layouts++;
+      if (getOption(r.packet, Opt.overload)) checked.overloaded++;
+    }
+    // The rounds did reach the split-over-areas layouts this is about.
+    expect(checked.overloaded).toBeGreaterThan(100);
+  });
+
+  it('echoes a long option 82 unchanged when the reply overflows into sname', () => {
+    const relay = Array.from({ length: 200 }, (_, i) => i);
+    const host = Array.from({ length: 250 }, (_, i) => (100 + i) % 256);
+    const p = buildPacket({ op: BOOTREPLY, xid: 1, chaddr: new Uint8Array(6), file: 'undionly.kpxe', options: opts([[53, [2]], [54, [10, 0, 0, 1]], [15, host], [82, relay]]) });
+    const r = decode(encode(p));
+    expect(r.ok && Array.from(getOption(r.packet, 82)!)).toEqual(relay);
+    expect(r.ok && Array.from(getOption(r.packet, 15)!)).toEqual(host);
+  });
+
   it('does not overload a file field that carries a boot file name', () => {
     const p = buildPacket({ op: BOOTREPLY, xid: 1, chaddr: new Uint8Array(6), file: 'undionly.kpxe', options: opts([[53, [2]], [12, new Array<number>(400).fill(1)]]) });
     expect(Array.from(getOption(p, Opt.overload)!)).toEqual([2]);
