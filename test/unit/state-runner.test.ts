@@ -484,7 +484,10 @@ describe('runPlan: unless / onlyif / creates', () => {
   });
 
   const rows: Array<{ title: string; spec: Partial<StateSpec>; runs: boolean; comment?: string }> = [
-    { title: 'unless: a command exits 0 -> skipped', spec: { unless: ['no', 'yes'] }, runs: false, comment: 'unless condition is true: yes' },
+    { title: 'unless: every command exits 0 -> skipped', spec: { unless: ['yes', 'yes'] }, runs: false, comment: 'unless condition is true: yes; yes' },
+    // Salt's rule (a NAND): one failing command is enough to run, whichever place it has.
+    { title: 'unless: the first command fails -> runs', spec: { unless: ['no', 'yes'] }, runs: true },
+    { title: 'unless: a later command fails -> runs', spec: { unless: ['yes', 'no'] }, runs: true },
     { title: 'unless: every command fails -> runs', spec: { unless: ['no'] }, runs: true },
     { title: 'onlyif: every command exits 0 -> runs', spec: { onlyif: ['yes', 'yes'] }, runs: true },
     { title: 'onlyif: a command fails -> skipped', spec: { onlyif: ['yes', 'no'] }, runs: false, comment: 'onlyif condition is false: no' },

@@ -5,8 +5,9 @@ import { shellQuote } from './exec.js';
 export type ConditionVerdict = { kind: 'run' } | { kind: 'skip'; comment: string };
 
 /**
- * Salt's global keywords, in Salt's order: onlyif (run only if every command exits 0), unless (skip if any
- * exits 0), creates (skip if every path exists). A skipped state succeeds without changes. The commands are
+ * Salt's global keywords, in Salt's order: onlyif (run only if every command exits 0), unless (skip only if every
+ * command exits 0: Salt's _run_check_unless runs the state at the first one that fails), creates (skip if every
+ * path exists). A skipped state succeeds without changes. The commands are
  * expected to be read-only, so they run in test mode too. The transport is the runner's guarded one (exec.ts),
  * so each command runs with the run's timeout.
  */
@@ -20,9 +21,16 @@ export async function evaluateRunConditions(state: CompiledState, transport: Tra
     const { code } = await transport.exec(guard(command));
     if (code !== 0) return { kind: 'skip', comment: `onlyif condition is false: ${command}` };
   }
-  for (const command of state.unless) {
-    const { code } = await transport.exec(guard(command));
-    if (code === 0) return { kind: 'skip', comment: `unless condition is true: ${command}` };
+  if (state.unless.length > 0) {
+    let allTrue = true;
+    for (const command of state.unless) {
+      const { code } = await transport.exec(guard(command));
+      if (code !== 0) {
+        allTrue = false;
+        break;
+      }
+    }
+    if (allTrue) return { kind: 'skip', comment: `unless condition is true: ${state.unless.join('; ')}` };
   }
   if (state.creates.length > 0) {
     for (const path of state.creates) {
