@@ -15,7 +15,8 @@ describe('cmd.run', () => {
     const s = state('cmd.run', 'echo hello');
     const ctx = context(node);
     const checked = await fn('cmd.run').check(s, ctx);
-    expect(checked).toEqual({ inSync: false, changes: {}, comment: 'Command "echo hello" would have been executed' });
+    // The predicted change is the command (as Salt 3006 reports it), so onchanges/watch on it are predicted too.
+    expect(checked).toEqual({ inSync: false, changes: { cmd: 'echo hello' }, comment: 'Command "echo hello" would have been executed' });
     expect(node.commands).toEqual([]);
     const outcome = await fn('cmd.run').apply(s, ctx, checked);
     expect(node.commands).toEqual(["'/bin/sh' -c 'echo hello'"]);

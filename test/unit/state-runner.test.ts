@@ -408,6 +408,24 @@ describe('runPlan: prereq', () => {
     expect(h.transport.commands).toEqual(["cd -- '/opt/app' && runuser -u 'builder' -- env 'MODE=ci' '/bin/sh' -c 'test -f .built'"]);
   });
 
+  it('a cmd state\'s guards get its env in Salt\'s list form too, with booleans as the command gets them', async () => {
+    const h = harness({ handler: () => ({ code: 1, stdout: '', stderr: '' }) });
+    await h.run(plan({ id: 'install', fn: 'cmd.run', name: 'make install', args: { cwd: '/opt/app', env: [{ PREFIX: '/opt/app/dist' }, { STRICT: true }] }, unless: ['test -x "$PREFIX/bin/app"'] }));
+    const placed = `cd -- '/opt/app' && env 'PREFIX=/opt/app/dist' 'STRICT=1' '/bin/sh' -c`;
+    expect(h.transport.commands[0]).toBe(`${placed} 'test -x "$PREFIX/bin/app"'`);
+  });
+
+  it('a dry run predicts what a cmd.run triggers: its onchanges state would run and its watcher would restart', async () => {
+    const h = harness({ handler: () => ({ code: 0, stdout: '', stderr: '' }) });
+    const { results } = await h.run(
+      plan({ id: 'build', fn: 'cmd.run', name: 'make' }, { id: 'reload', fn: 'cmd.run', name: 'systemctl reload app', req: { onchanges: ['build'] } }),
+      { test: true },
+    );
+    expect(byId(results).build).toMatchObject({ result: null, changes: { cmd: 'make' } });
+    expect(byId(results).reload).toMatchObject({ result: null, changes: { cmd: 'systemctl reload app' } });
+    expect(h.transport.commands).toEqual([]);
+  });
+
   it('a target its own unless would skip changes nothing: the state does not run (the service is not stopped for a deploy that does not happen)', async () => {
     const deployed = (cmd: string) => (cmd === 'test -f /opt/app/.deployed-v2' ? { code: 0, stdout: '', stderr: '' } : undefined);
     const h = harness({ handler: deployed });

@@ -7,7 +7,8 @@ import { run } from './run.js';
 import { shellQuote } from './shell.js';
 
 /**
- * cmd.run: runs `name` with /bin/sh. It always "would change" (unless/onlyif/creates are the runner's, not ours);
+ * cmd.run: runs `name` with /bin/sh. It always "would change", with `{cmd: name}` as the predicted change
+ * (unless/onlyif/creates are the runner's, not ours);
  * the result is the exit status. Changes carry retcode, stdout and stderr, each bounded.
  */
 
@@ -49,7 +50,9 @@ export interface CommandPlace {
 /** The place of a compiled cmd state from its raw arguments (before validation: wrong types are ignored here). */
 export function commandPlaceOf(args: Readonly<Record<string, unknown>>): CommandPlace {
   const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
-  const env = args.env && typeof args.env === 'object' && !Array.isArray(args.env) ? Object.fromEntries(Object.entries(args.env).map(([k, v]) => [k, String(v)])) : undefined;
+  // The command's own parse: Salt's list form and booleans (1/0) must reach the guards as they reach the command.
+  const parsed = args.env === undefined ? undefined : envArg.safeParse(args.env);
+  const env = parsed?.success ? parsed.data : undefined;
   return { cwd: text(args.cwd), runas: text(args.runas), env, shell: text(args.shell) };
 }
 
@@ -67,7 +70,9 @@ export const cmdRun: StateFunction = defineFunction({
   schema,
   checkName: (name) => (name.trim() === '' ? 'expected a command' : undefined),
   async check(call) {
-    return wouldChange({}, `Command "${call.name}" would have been executed`);
+    // A change, as Salt 3006 reports it (saltstack/salt#64150): the dry run must predict the onchanges and watch
+    // requisites on this command that apply will trigger.
+    return wouldChange({ cmd: call.name }, `Command "${call.name}" would have been executed`);
   },
   async apply(call) {
     const timeoutMs = call.args.timeout === undefined ? undefined : call.args.timeout * 1000;
