@@ -243,8 +243,11 @@ describe('pkg on the RHEL family', () => {
     const node = fakeNode([[/rpm -q/, { stdout: sections({ rpm: ['nginx\tx86_64\t1:1.20.1-14.el9_2.1', 0], locks: ['', 1] }) }]]);
     const s = state('pkg.installed', 'nginx', { hold: true });
     const ctx = context(node, { osFamily: 'redhat' });
-    await fn('pkg.installed').apply(s, ctx, await fn('pkg.installed').check(s, ctx));
+    const outcome = await fn('pkg.installed').apply(s, ctx, await fn('pkg.installed').check(s, ctx));
     expect(node.commands[1]).toBe("dnf -y -q versionlock add -- 'nginx'");
+    // Nothing was installed, so nothing is read back: rpm -q with no names exits 1 ("no arguments given for query").
+    expect(node.commands).toHaveLength(2);
+    expect(outcome).toMatchObject({ result: true, changes: { nginx: { hold: { old: false, new: true } } } });
   });
 
   it('refuses an unknown OS family', async () => {

@@ -73,6 +73,8 @@ export const aptBackend: PackageBackend = {
   family: 'debian',
 
   async queryInstalled(ctx: ModuleContext, names: readonly string[]) {
+    // dpkg-query with no names lists every package: slow, and not what was asked.
+    if (names.length === 0) return new Map();
     const result = await run(ctx, `LC_ALL=C ${dpkgQueryCommand(names)}`);
     // Exit 1 with "no packages found" is an answer (not installed); anything else (no dpkg at all) is not.
     if (result.code !== 0 && !/no packages found/.test(result.stderr)) throw moduleFailure('dpkg-query', result);

@@ -59,6 +59,8 @@ export const dnfBackend: PackageBackend = {
   family: 'redhat',
 
   async queryInstalled(ctx: ModuleContext, names: readonly string[]) {
+    // rpm -q with no names is an error (exit 1), not an empty answer.
+    if (names.length === 0) return new Map();
     const sections = await probe(ctx, [
       ['rpm', `LC_ALL=C ${rpmQueryCommand(names)}`],
       ['locks', `cat ${shellQuote(VERSIONLOCK_LIST)} 2>/dev/null`],
