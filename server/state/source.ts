@@ -23,11 +23,16 @@ export interface SlsSource {
 
 const SLS_SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9_-]*$/;
 
+export const SLS_NAME_RULE = 'dotted names of letters, digits, "_" and "-"';
+
+/** Whether `sls` is a dotted name of plain segments (no empty segment, so no '..' and no '/'). */
+export function isSlsName(sls: string): boolean {
+  return sls.split('.').every((segment) => SLS_SEGMENT.test(segment));
+}
+
 /** Throws unless `sls` is a dotted name of plain segments (no empty segment, so no '..' and no '/'). */
 export function assertSlsName(sls: string): void {
-  if (!sls.split('.').every((segment) => SLS_SEGMENT.test(segment))) {
-    throw new RackseedError('SLS_INVALID', `"${sls}" is not a valid SLS name (dotted names of letters, digits, "_" and "-")`, { sls });
-  }
+  if (!isSlsName(sls)) throw new RackseedError('SLS_INVALID', `"${sls}" is not a valid SLS name (${SLS_NAME_RULE})`, { sls });
 }
 
 /** The tree paths an SLS name may live at, in the order Salt tries them. */

@@ -154,6 +154,12 @@ describe('state compile: include, extend, exclude', () => {
     expect(e.message).toBe('states/main.sls:4: SLS "ghost" is not in the state tree');
   });
 
+  it('a bad SLS name in an include is SLS_INVALID naming the including file and line', () => {
+    const e = compileError({ 'main.sls': '# header\ninclude:\n  - base\n  - slurm/common\n', 'base.sls': '' });
+    expect(e.code).toBe('SLS_INVALID');
+    expect(e.message).toBe('states/main.sls:4: "slurm/common" is not a valid SLS name (dotted names of letters, digits, "_" and "-")');
+  });
+
   it('extend replaces arguments and the name, appends requisites, applies after includes', () => {
     const plan = compile({
       'main.sls': 'include:\n  - web\nextend:\n  nginx:\n    service:\n      - enable: false\n      - watch:\n        - file: site\n    pkg:\n      - name: nginx-light\nsite:\n  file.managed:\n    - name: /etc/nginx/sites-enabled/x\n',

@@ -1,4 +1,5 @@
 import { RackseedError } from '../../model/errors.js';
+import { isSlsName, SLS_NAME_RULE } from '../source.js';
 import type { SlsDocument, SourceRef } from '../types.js';
 import { where } from './keys.js';
 
@@ -16,6 +17,8 @@ export function gatherSls(roots: ReadonlyArray<{ sls: string; source: SourceRef 
   const visit = (sls: string, from: SourceRef): void => {
     if (visited.has(sls)) return;
     visited.add(sls);
+    // Checked here, where the naming line is known (an include or a top.sls entry), not only by the loader.
+    if (!isSlsName(sls)) throw new RackseedError('SLS_INVALID', `${where(from)}: "${sls}" is not a valid SLS name (${SLS_NAME_RULE})`, { sls, file: from.file, line: from.line });
     const doc = load(sls);
     if (!doc) throw new RackseedError('SLS_NOT_FOUND', `${where(from)}: SLS "${sls}" is not in the state tree`, { sls, file: from.file, line: from.line });
     for (const include of doc.includes) visit(include.sls, include.source);
