@@ -123,7 +123,8 @@ describe('state parse: both Salt forms and names', () => {
 describe('state parse: errors name file, line, state ID and key', () => {
   const cases: Array<[string, string, RegExp, number, Record<string, unknown>]> = [
     ['not YAML', 'a:\n  - b\n c: d\n', /is not valid YAML/, 3, {}],
-    ['duplicate ID', 'a: pkg.installed\na: pkg.removed\n', /not valid YAML/, 2, {}],
+    ['duplicate ID', 'a: pkg.installed\na: pkg.removed\n', /not valid YAML: key "a" appears twice in one mapping/, 2, { key: 'a' }],
+    ['duplicate quoted ID', "x: pkg.installed\n'slurm user': user.present\n'slurm user': user.absent\n", /key 'slurm user' appears twice/, 3, { key: "'slurm user'" }],
     ['top level not a mapping', '- a\n', /must be a mapping of state IDs/, 1, {}],
     ['argument not a mapping', 'nginx:\n  pkg.installed:\n    - [1, 2]\n', /state "nginx" pkg\.installed: arguments must be/, 3, { id: 'nginx', key: 'pkg.installed' }],
     ['two functions of one module', 'nginx:\n  pkg.installed: []\n  pkg.removed: []\n', /declares pkg twice/, 3, { id: 'nginx' }],
@@ -158,5 +159,18 @@ describe('state parse: errors name file, line, state ID and key', () => {
     const e = parseError(rendered, template);
     expect(e.message).toMatch(/^states\/web\/init\.sls:7: state "broken"/);
     expect(parseError(rendered).message).toMatch(/^states\/web\/init\.sls:9: /);
+  });
+
+  it('a duplicate ID a loop made is named, on a line inside the template (not past its end)', () => {
+    // A pillar-driven loop of users, then a hand-written one the loop also produced: 10 template lines, 18 rendered.
+    const template = '{% for u in users %}\n{{ u }}:\n  user.present:\n    - shell: /bin/bash\n{% endfor %}\n\nslurm:\n  user.present:\n    - system: true\n';
+    const users = ['alice', 'bob', 'carol', 'slurm'];
+    const rendered = `${users.map((u) => `${u}:\n  user.present:\n    - shell: /bin/bash\n`).join('')}\nslurm:\n  user.present:\n    - system: true\n`;
+    const e = parseError(rendered, template);
+    expect(e.message).toMatch(/key "slurm" appears twice in one mapping/);
+    const line = (e.details as { line: number }).line;
+    expect(line).toBeGreaterThanOrEqual(1);
+    expect(line).toBeLessThanOrEqual(template.split('\n').length);
+    expect(line).toBe(7);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Maps a line of rendered SLS text back to the template line it most likely came from, so a YAML error points at
  * the line the operator edits. A rendered line whose text occurs exactly once in the template and once in the output
- * is an anchor; other lines are counted from the nearest anchor above. Lines a loop produced map near the loop.
+ * is an anchor; other lines are counted from the nearest anchor above (back from the nearest one below when there is
+ * none above). Lines a loop produced map near the loop, and no line maps past the template's end.
  */
 export function renderedLineMapper(templateText: string, renderedText: string): (renderedLine: number) => number {
   if (templateText === renderedText) return (line) => line;
@@ -15,14 +16,16 @@ export function renderedLineMapper(templateText: string, renderedText: string): 
   renderedLines.forEach((l, i) => {
     if (l !== '' && templateCount.get(l) === 1 && renderedCount.get(l) === 1) anchors.push({ rendered: i + 1, template: templateIndex.get(l)! });
   });
+  const clamp = (line: number): number => Math.max(1, Math.min(line, templateLines.length));
   return (line) => {
     let anchor: { rendered: number; template: number } | undefined;
     for (const a of anchors) {
       if (a.rendered > line) break;
       anchor = a;
     }
-    if (!anchor) return line;
-    return Math.min(anchor.template + (line - anchor.rendered), templateLines.length);
+    if (anchor) return clamp(anchor.template + (line - anchor.rendered));
+    const below = anchors[0];
+    return clamp(below ? below.template - (below.rendered - line) : line);
   };
 }
 

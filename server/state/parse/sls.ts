@@ -36,6 +36,11 @@ export function parseSls(input: SlsParseInput): SlsDocument {
   };
 
   const firstError = doc.errors[0];
+  if (firstError?.code === 'DUPLICATE_KEY') {
+    // The library's message names no key; the error points at the second one, whose text starts there.
+    const key = /^("[^"\n]*"|'[^'\n]*'|[^:\n]+?)\s*:/.exec(input.rendered.slice(firstError.pos[0]))?.[1] ?? '?';
+    invalid(lineAt(firstError.pos[0]), '', `is not valid YAML: key ${key.startsWith('"') || key.startsWith("'") ? key : JSON.stringify(key)} appears twice in one mapping (a state ID, or a key of one state)`, { key });
+  }
   if (firstError) invalid(lineAt(firstError.pos[0]), '', `is not valid YAML: ${firstError.message.split('\n')[0]}`);
   const result: SlsDocument = { sls: input.sls, file: input.file, includes: [], states: [], extends: [], excludes: [] };
   const root = deref(doc, doc.contents);
