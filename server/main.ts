@@ -26,7 +26,7 @@ import { ServerRegistry } from './services/server-registry.js';
 import { openStore } from './store/index.js';
 import type { ObservedStore } from './store/types.js';
 import { bootContextFor } from './dhcp/boot-context.js';
-import { FullModeHandler, reservationsOutsideSubnets } from './dhcp/full-mode.js';
+import { FullModeHandler, unusableReservations } from './dhcp/full-mode.js';
 import { LeaseBook } from './dhcp/lease-book.js';
 import { ProxyModeHandler } from './dhcp/proxy-mode.js';
 import { emptyDhcpStats, type DhcpStats } from './dhcp/stats.js';
@@ -259,8 +259,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         const book = new LeaseBook(store, config.serverName, Date.now, config.store.kind === 'postgres');
         await book.load();
         const warnUnreachable = (inv: Inventory) => {
-          for (const { node, ip } of reservationsOutsideSubnets(inv.nodes.values(), config.dhcp.subnets)) {
-            dhcpLog.warn({ node, ip }, 'reserved address is in none of dhcp.subnets: this node gets no DHCP answer in full mode');
+          for (const { node, ip, problem } of unusableReservations(inv.nodes.values(), config.dhcp.subnets, config.dhcp.serverIp)) {
+            dhcpLog.warn({ node, ip, problem }, `reserved address is ${problem}: this node gets no DHCP answer in full mode`);
           }
         };
         book.setReservations(reservationsOf(inventory.inventory));

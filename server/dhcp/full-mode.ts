@@ -20,24 +20,49 @@ interface ServedSubnet {
   network: NetworkSpec;
 }
 
-function compileSubnet(s: DhcpSubnetConfig): ServedSubnet {
+/** The addresses of a subnet no client may be given, each with what it is (for the load-time warning). */
+function unusableAddresses(subnet: Ipv4Subnet, s: DhcpSubnetConfig, serverIp: string | undefined): Map<number, string> {
+  const out = new Map<number, string>();
+  // /31 and /32 have no network or broadcast address (RFC 3021).
+  if (subnet.prefix <= 30) {
+    out.set(subnet.network, 'the network address');
+    out.set((subnet.network | ~subnet.mask) >>> 0, 'the broadcast address');
+  }
+  const server = serverIp === undefined ? undefined : parseIpv4(serverIp);
+  if (server !== undefined && inSubnet(server, subnet)) out.set(server, 'this server\'s address (dhcp.server_ip)');
+  for (const r of s.routers) {
+    const router = parseIpv4(r);
+    if (router !== undefined) out.set(router, `the router ${r}`);
+  }
+  return out;
+}
+
+function compileSubnet(s: DhcpSubnetConfig, serverIp: string): ServedSubnet {
   const subnet = parseCidr(s.cidr) as Ipv4Subnet;
-  const scope: SubnetScope = { subnet };
+  const scope: SubnetScope = { subnet, unusable: new Set(unusableAddresses(subnet, s, serverIp).keys()) };
   if (s.pool) scope.pool = { start: parseIpv4(s.pool.start)!, end: parseIpv4(s.pool.end)! };
   const network: NetworkSpec = { subnetMask: formatIpv4(subnet.mask), routers: s.routers, dnsServers: s.dns };
   return { config: s, scope, network: s.domain ? { ...network, domainName: s.domain } : network };
 }
 
 /**
- * Inventory nodes whose reserved address lies in none of the served subnets: full mode never answers them (see
- * chooseOffer), so the operator hears of it when the inventory is loaded, not when a node stays silent.
+ * Inventory nodes whose reserved address full mode never hands out: in none of the served subnets, or a subnet's
+ * network, broadcast, server or router address (an inventory range such as n[001-300] from .10 counts straight
+ * through .255). Their nodes get no answer (see chooseOffer), so the operator hears of it when the inventory is
+ * loaded, not when a node stays silent.
  */
-export function reservationsOutsideSubnets(nodes: Iterable<{ name: string; ip?: string }>, subnets: readonly DhcpSubnetConfig[]): Array<{ node: string; ip: string }> {
-  const served = subnets.map((s) => parseCidr(s.cidr)).filter((s): s is Ipv4Subnet => s !== undefined);
-  const out: Array<{ node: string; ip: string }> = [];
+export function unusableReservations(nodes: Iterable<{ name: string; ip?: string }>, subnets: readonly DhcpSubnetConfig[], serverIp?: string): Array<{ node: string; ip: string; problem: string }> {
+  const served = subnets.flatMap((s) => {
+    const subnet = parseCidr(s.cidr);
+    return subnet ? [{ subnet, unusable: unusableAddresses(subnet, s, serverIp) }] : [];
+  });
+  const out: Array<{ node: string; ip: string; problem: string }> = [];
   for (const n of nodes) {
     const ip = n.ip === undefined ? undefined : parseIpv4(n.ip);
-    if (ip !== undefined && !served.some((s) => inSubnet(ip, s))) out.push({ node: n.name, ip: n.ip! });
+    if (ip === undefined) continue;
+    const home = served.find((s) => inSubnet(ip, s.subnet));
+    const problem = home ? home.unusable.get(ip) : 'in none of dhcp.subnets';
+    if (problem !== undefined) out.push({ node: n.name, ip: n.ip!, problem: home ? `${problem} of ${formatIpv4(home.subnet.network)}/${home.subnet.prefix}` : problem });
   }
   return out;
 }
@@ -61,7 +86,7 @@ export class FullModeHandler implements DhcpModeHandler {
     private readonly log: Logger,
   ) {
     this.serverIp = config.serverIp!;
-    this.subnets = config.subnets.map(compileSubnet);
+    this.subnets = config.subnets.map((s) => compileSubnet(s, config.serverIp!));
     const server = parseIpv4(this.serverIp)!;
     // Config validation guarantees the server's own subnet is listed.
     this.local = this.subnets.find((s) => inSubnet(server, s.scope.subnet))!;
@@ -116,6 +141,8 @@ export class FullModeHandler implements DhcpModeHandler {
         if (d.kind === 'ignore') {
           if (d.reason === 'reservation-elsewhere') {
             this.log.warn({ ...who, reserved: node?.ip, askedOn: served.config.cidr }, 'not answered: the node\'s reserved address is not in the subnet it asks on (it would be unreachable at that address)');
+          } else if (d.reason === 'reservation-unusable') {
+            this.log.warn({ ...who, reserved: node?.ip }, 'not answered: the node\'s reserved address is its subnet\'s network, broadcast, server or router address');
           } else if (d.reason === 'reservation-declined') {
             this.log.warn({ ...who, reserved: node?.ip }, 'not answered: the node declined its reserved address (another host uses it); it stays quarantined for dhcp.decline_seconds');
           } else if (d.reason !== 'no-pool') {

@@ -15,6 +15,11 @@ export interface PoolRange {
 export interface SubnetScope {
   subnet: Ipv4Subnet;
   pool?: PoolRange;
+  /**
+   * Addresses never handed out here, whoever reserves them: the network and broadcast addresses, the server's own
+   * and the routers'. A client uses what it is offered without checking for a conflict (PXE ROMs never do).
+   */
+  unusable?: ReadonlySet<number>;
 }
 
 export interface Holder {
@@ -41,7 +46,7 @@ export interface Client {
 
 export type OfferDecision =
   | { kind: 'offer'; ip: number; source: 'reservation' | 'previous' | 'requested' | 'pool' }
-  | { kind: 'ignore'; reason: 'reservation-held' | 'reservation-declined' | 'reservation-elsewhere' | 'no-pool' | 'pool-exhausted' };
+  | { kind: 'ignore'; reason: 'reservation-held' | 'reservation-declined' | 'reservation-elsewhere' | 'reservation-unusable' | 'no-pool' | 'pool-exhausted' };
 
 export type RequestDecision =
   | { kind: 'ack'; ip: number }
@@ -66,6 +71,7 @@ export function chooseOffer(client: Client, scope: SubnetScope, view: LeaseView,
     // A node is reached at its reserved address (SSH, convergence, reimage): a pool address from the subnet it
     // happens to ask on would let it install and then never be found.
     if (!inSubnet(reserved, scope.subnet)) return { kind: 'ignore', reason: 'reservation-elsewhere' };
+    if (scope.unusable?.has(reserved)) return { kind: 'ignore', reason: 'reservation-unusable' };
     const h = view.holder(reserved);
     if (h && h.mac !== mac) return { kind: 'ignore', reason: 'reservation-held' };
     // The node itself declined it (another host answers ARP for it): offering it again only loops.
@@ -108,6 +114,7 @@ export function decideRequest(client: Client, scope: SubnetScope, view: LeaseVie
 
   if (reserved !== undefined && inSubnet(reserved, scope.subnet)) {
     if (target === reserved) {
+      if (scope.unusable?.has(reserved)) return { kind: 'nak', reason: 'reserved address is the network, broadcast, server or router address' };
       const h = view.holder(reserved);
       if (h && h.mac !== mac) return { kind: 'nak', reason: 'reserved address is held by another client' };
       if (h?.state === 'declined') return { kind: 'nak', reason: 'reserved address is quarantined: this client declined it (in use by another host)' };

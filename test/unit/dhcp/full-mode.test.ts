@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DhcpConfig } from '../../../server/config.js';
 import { bootContextFor } from '../../../server/dhcp/boot-context.js';
-import { FullModeHandler, reservationsOutsideSubnets } from '../../../server/dhcp/full-mode.js';
+import { FullModeHandler, unusableReservations } from '../../../server/dhcp/full-mode.js';
 import { LeaseBook } from '../../../server/dhcp/lease-book.js';
 import { emptyDhcpStats, type DhcpStats } from '../../../server/dhcp/stats.js';
 import { createLogger } from '../../../server/log.js';
@@ -22,6 +22,8 @@ import { SqliteStore } from '../../../server/store/sqlite.js';
 const SERVER = '10.0.0.1';
 const NODE = '52:54:00:00:00:01';
 const STRAY = '52:54:00:00:00:02';
+const BCAST = '52:54:00:00:00:03';
+const ON_SERVER = '52:54:00:00:00:04';
 const INVENTORY = `cluster:
   name: t
 groups:
@@ -34,6 +36,14 @@ nodes:
   - name: stray01
     mac: ${STRAY}
     ip: 10.0.9.11
+    group: compute
+  - name: bcast01
+    mac: ${BCAST}
+    ip: 10.0.0.255
+    group: compute
+  - name: srv01
+    mac: ${ON_SERVER}
+    ip: ${SERVER}
     group: compute
 `;
 const CONFIG: DhcpConfig = {
@@ -132,7 +142,19 @@ describe('full mode: reservations', () => {
     expect(stats.offers).toBe(0);
   });
 
-  it('lists, for the load-time warning, the nodes whose reserved address no served subnet holds', () => {
-    expect(reservationsOutsideSubnets(inventory.inventory.nodes.values(), CONFIG.subnets)).toEqual([{ node: 'stray01', ip: '10.0.9.11' }]);
+  it('never offers or ACKs a reservation that is the broadcast or the server\'s own address', async () => {
+    expect(await send(packet(BCAST, MessageType.DISCOVER))).toBeUndefined();
+    expect(await send(packet(ON_SERVER, MessageType.DISCOVER))).toBeUndefined();
+    expect(stats.ignored['reservation-unusable']).toBe(2);
+    expect(await send(packet(BCAST, MessageType.REQUEST, [[Opt.requestedIp, ipBytes('10.0.0.255')]]))).toMatchObject({ kind: 'nak' });
+    expect(stats).toMatchObject({ offers: 0, acks: 0 });
+  });
+
+  it('lists, for the load-time warning, the nodes whose reserved address full mode never hands out', () => {
+    expect(unusableReservations(inventory.inventory.nodes.values(), CONFIG.subnets, SERVER)).toEqual([
+      { node: 'stray01', ip: '10.0.9.11', problem: 'in none of dhcp.subnets' },
+      { node: 'bcast01', ip: '10.0.0.255', problem: 'the broadcast address of 10.0.0.0/24' },
+      { node: 'srv01', ip: SERVER, problem: "this server's address (dhcp.server_ip) of 10.0.0.0/24" },
+    ]);
   });
 });
