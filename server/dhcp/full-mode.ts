@@ -194,6 +194,16 @@ export class FullModeHandler implements DhcpModeHandler {
       case MessageType.DECLINE: {
         const ip = requestedIp(packet);
         if (sidMatches !== true || ip === undefined) return this.ignore('decline-not-ours');
+        // Only the client the address went to may quarantine it (RFC 2131 4.4.1: it declines what it was given). The
+        // store checks bound leases, but offers live here and a reservation has no row until bound: without this, any
+        // MAC could take an address offered to another, or keep a node off its reservation for decline_seconds.
+        const address = parseIpv4(ip);
+        const holder = address === undefined ? undefined : this.book.holder(address);
+        const reservedFor = address === undefined ? undefined : this.book.reservedFor(address);
+        if ((holder && holder.mac !== mac && holder.state !== 'declined') || (reservedFor !== undefined && reservedFor !== node?.name)) {
+          this.log.warn({ ...who, ip, heldBy: holder?.mac, reservedFor }, 'DECLINE ignored: the address was not given to this client');
+          return this.ignore('decline-not-holder');
+        }
         await this.book.decline(ip, mac, this.config.declineSeconds);
         this.stats.declines++;
         this.log.warn({ ...who, ip }, 'address declined by the client (in use by another host): quarantined');

@@ -136,6 +136,25 @@ describe('full mode: reservations', () => {
     expect(stats.ignored['reservation-declined']).toBe(3);
   });
 
+  it('ignores a DECLINE from a client the address was not given to: an offer to another, another node\'s reservation', async () => {
+    const A = '02:00:00:00:0a:01';
+    const B = '02:00:00:00:0b:01';
+    const offer = await send(packet(A, MessageType.DISCOVER));
+    expect(offer?.kind).toBe('offer');
+    const offered = (offer as { yiaddr: string }).yiaddr;
+    const decline = (mac: string, ip: string) => send(packet(mac, MessageType.DECLINE, [[Opt.requestedIp, ipBytes(ip)], [Opt.serverId, ipBytes(SERVER)]]));
+    expect(await decline(B, offered)).toBeUndefined();
+    expect(await decline(B, '10.0.0.50')).toBeUndefined();
+    expect(stats.ignored['decline-not-holder']).toBe(2);
+    expect(stats.declines).toBe(0);
+    // A still gets the address it was offered, and n1 its reservation.
+    expect(await send(packet(A, MessageType.REQUEST, [[Opt.requestedIp, ipBytes(offered)], [Opt.serverId, ipBytes(SERVER)]]))).toMatchObject({ kind: 'ack', yiaddr: offered });
+    expect(await send(packet(NODE, MessageType.DISCOVER))).toMatchObject({ kind: 'offer', yiaddr: '10.0.0.50' });
+    // The client that holds it may decline it.
+    expect(await decline(A, offered)).toBeUndefined();
+    expect(stats.declines).toBe(1);
+  });
+
   it('does not hand a pool address to a node whose reservation is in none of the served subnets', async () => {
     expect(await send(packet(STRAY, MessageType.DISCOVER))).toBeUndefined();
     expect(stats.ignored['reservation-elsewhere']).toBe(1);
