@@ -157,7 +157,9 @@ export class FullModeHandler implements DhcpModeHandler {
       }
       case MessageType.REQUEST: {
         const wanted = requestedIp(packet) ?? (isZeroIpv4(packet.ciaddr) ? undefined : packet.ciaddr);
-        const input = { serverIdMatches: sidMatches, target: wanted === undefined ? undefined : parseIpv4(wanted) };
+        const target = wanted === undefined ? undefined : parseIpv4(wanted);
+        const targetOnOtherServedSubnet = target !== undefined && this.subnets.some((s) => s !== served && inSubnet(target, s.scope.subnet));
+        const input = { serverIdMatches: sidMatches, target, targetOnOtherServedSubnet };
         let d = decideRequest(client, served.scope, this.book, input);
         if (d.kind === 'nak' && (await this.book.refresh())) d = decideRequest(client, served.scope, this.book, input);
         if (d.kind === 'ignore') {

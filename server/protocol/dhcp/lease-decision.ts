@@ -98,12 +98,15 @@ export interface RequestInput {
   serverIdMatches: boolean | undefined;
   /** Option 50, else ciaddr (renewing/rebinding); undefined if neither. */
   target: number | undefined;
+  /** The target lies in another subnet this server serves: the client moved (RFC 2131 4.3.2: NAK, wrong network). */
+  targetOnOtherServedSubnet?: boolean;
 }
 
 /**
  * DHCPREQUEST. Only what is ours is answered: a request naming another server is ignored, an address outside
- * our scope is left alone unless the client is talking to us (RFC 2131 4.3.2: no record -> stay silent), and
- * a NAK is sent only for an address we hand out and cannot give to this client.
+ * our subnets is left alone unless the client is talking to us (RFC 2131 4.3.2: no record -> stay silent), and
+ * a NAK is sent only for an address we hand out and cannot give to this client, or one of our other subnets' (the
+ * client moved: 4.3.2 asks for a NAK on the wrong network, and it then starts over with a DISCOVER).
  */
 export function decideRequest(client: Client, scope: SubnetScope, view: LeaseView, input: RequestInput): RequestDecision {
   if (input.serverIdMatches === false) return { kind: 'ignore', reason: 'other-server' };
@@ -120,7 +123,7 @@ export function decideRequest(client: Client, scope: SubnetScope, view: LeaseVie
       if (h?.state === 'declined') return { kind: 'nak', reason: 'reserved address is quarantined: this client declined it (in use by another host)' };
       return { kind: 'ack', ip: reserved };
     }
-    const ours = inSubnet(target, scope.subnet) || addressedToUs;
+    const ours = inSubnet(target, scope.subnet) || addressedToUs || input.targetOnOtherServedSubnet === true;
     return ours ? { kind: 'nak', reason: 'this client has a different reserved address' } : { kind: 'ignore', reason: 'not-ours' };
   }
 
@@ -131,5 +134,6 @@ export function decideRequest(client: Client, scope: SubnetScope, view: LeaseVie
     return { kind: 'nak', reason: 'address is reserved for another node' };
   }
   if (addressedToUs) return { kind: 'nak', reason: 'address was not offered by this server' };
+  if (input.targetOnOtherServedSubnet) return { kind: 'nak', reason: 'address belongs to another subnet than the one the client is on' };
   return { kind: 'ignore', reason: 'not-ours' };
 }

@@ -120,6 +120,18 @@ describe('full mode: the subnet of a request', () => {
     expect(inform).toMatchObject({ kind: 'inform', router: '10.0.5.1', to: `${ip}:68` });
   });
 
+  it('NAKs a client that moved between two served subnets and asks for its old address (both ways)', async () => {
+    const relayed = await leaseViaRelay();
+    // Moved onto the local segment: INIT-REBOOT for the relayed subnet's address, no server id, no giaddr.
+    expect(await send(packet(RELAYED, MessageType.REQUEST, [[Opt.requestedIp, ipBytes(relayed)]]))).toMatchObject({ kind: 'nak' });
+    // And a local client moved behind the relay.
+    const local = await send(packet('02:00:00:00:00:0c', MessageType.DISCOVER));
+    const ip = (local as { yiaddr: string }).yiaddr;
+    expect(await send(packet('02:00:00:00:00:0c', MessageType.REQUEST, [[Opt.requestedIp, ipBytes(ip)], [Opt.serverId, ipBytes(SERVER)]]))).toMatchObject({ kind: 'ack' });
+    expect(await send(packet('02:00:00:00:00:0c', MessageType.REQUEST, [[Opt.requestedIp, ipBytes(ip)]], { giaddr: '10.0.5.1' }))).toMatchObject({ kind: 'nak' });
+    expect(stats.ignored['not-ours']).toBeUndefined();
+  });
+
   it('serves a direct request without ciaddr from the local subnet', async () => {
     expect(await send(packet('02:00:00:00:00:09', MessageType.DISCOVER))).toMatchObject({ kind: 'offer', router: '10.0.0.254' });
   });
