@@ -213,6 +213,9 @@ export class FullModeHandler implements DhcpModeHandler {
       }
       case MessageType.INFORM: {
         if (isZeroIpv4(packet.ciaddr)) return this.ignore('inform-without-ciaddr');
+        // Parameters that fit the client (RFC 2131 4.3.5): a host on a network we do not serve would get ours.
+        const from = parseIpv4(packet.ciaddr);
+        if (isZeroIpv4(packet.giaddr) && (from === undefined || !inSubnet(from, served.scope.subnet))) return this.ignore('inform-foreign');
         this.stats.informs++;
         return { kind: 'inform', packet: buildInformAck(packet, { serverIp: this.serverIp }, served.network, bootFor()), route: route(MessageType.ACK) };
       }

@@ -132,6 +132,11 @@ describe('full mode: the subnet of a request', () => {
     expect(stats.ignored['not-ours']).toBeUndefined();
   });
 
+  it('leaves an INFORM from an address in none of the served subnets unanswered (our mask and router would not fit it)', async () => {
+    expect(await send(packet('02:00:00:00:00:0d', MessageType.INFORM, [], { ciaddr: '192.168.7.9' }), { address: '192.168.7.9', port: 68 })).toBeUndefined();
+    expect(stats.ignored['inform-foreign']).toBe(1);
+  });
+
   it('serves a direct request without ciaddr from the local subnet', async () => {
     expect(await send(packet('02:00:00:00:00:09', MessageType.DISCOVER))).toMatchObject({ kind: 'offer', router: '10.0.0.254' });
   });
