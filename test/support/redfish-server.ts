@@ -8,6 +8,7 @@ import path from 'node:path';
 
 const FIXTURES = path.resolve(import.meta.dirname, '..', 'fixtures', 'redfish');
 const SYSTEM_PATH = '/redfish/v1/Systems/437XR1138R2';
+const TASK_MONITOR = '/redfish/v1/TaskService/TaskMonitors/1';
 
 export interface RecordedRequest {
   method: string;
@@ -45,6 +46,12 @@ export interface FakeRedfishOptions {
   resetTypesUnlisted?: boolean;
   /** The PowerState the system starts in (the mockup says "On"). */
   powerState?: 'On' | 'Off';
+  /**
+   * The Boot PATCH is asynchronous: answered 202 with a task monitor (Location, Retry-After 0) that answers 202
+   * `polls` times, then the outcome: `done` (the operation's response; the override is applied), `completed` (a
+   * Task, Completed/OK; applied) or `exception` (a Task, Exception/Critical, with a message; not applied).
+   */
+  asyncPatch?: { polls: number; outcome: 'done' | 'completed' | 'exception'; location?: string };
 }
 
 function fixture(urlPath: string): unknown {
@@ -78,6 +85,8 @@ export async function startFakeRedfish(opts: FakeRedfishOptions = {}): Promise<F
   if (opts.resetTypes) reset['ResetType@Redfish.AllowableValues'] = opts.resetTypes;
   if (opts.resetTypesUnlisted) delete reset['ResetType@Redfish.AllowableValues'];
   let etag = 1;
+  let pendingPatch: Record<string, unknown> | undefined;
+  let monitorPolls = 0;
   const requests: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
 
@@ -104,6 +113,18 @@ export async function startFakeRedfish(opts: FakeRedfishOptions = {}): Promise<F
       // Unlisted: the types it really takes are the common ones (such services often lack PowerCycle).
       const allowedResets = (reset['ResetType@Redfish.AllowableValues'] as string[] | undefined) ?? ['On', 'ForceOn', 'ForceOff', 'ForceRestart'];
       if (req.method === 'GET' && urlPath === SYSTEM_PATH) return send(200, system, { etag: `W/"${etag}"` });
+      if (req.method === 'GET' && urlPath === TASK_MONITOR && pendingPatch) {
+        if (monitorPolls > 0) {
+          monitorPolls -= 1;
+          return send(202, undefined, { location: TASK_MONITOR, 'retry-after': '0' });
+        }
+        const outcome = opts.asyncPatch!.outcome;
+        if (outcome !== 'exception') system.Boot = { ...system.Boot, ...pendingPatch };
+        pendingPatch = undefined;
+        if (outcome === 'done') return send(200, system);
+        if (outcome === 'completed') return send(200, { '@odata.id': '/redfish/v1/TaskService/Tasks/1', TaskState: 'Completed', TaskStatus: 'OK' });
+        return send(200, { '@odata.id': '/redfish/v1/TaskService/Tasks/1', TaskState: 'Exception', TaskStatus: 'Critical', Messages: [{ Message: 'Boot override rejected by the BIOS' }] });
+      }
       if (req.method === 'GET') {
         try {
           return send(200, fixture(urlPath));
@@ -120,8 +141,13 @@ export async function startFakeRedfish(opts: FakeRedfishOptions = {}): Promise<F
       if (req.method === 'PATCH' && urlPath === SYSTEM_PATH) {
         if (req.headers['if-match'] !== undefined && req.headers['if-match'] !== `W/"${etag}"`) return error(412, 'ETag mismatch');
         const patch = JSON.parse(text) as { Boot?: Record<string, unknown> };
-        system.Boot = { ...system.Boot, ...patch.Boot };
         etag += 1;
+        if (opts.asyncPatch) {
+          pendingPatch = patch.Boot ?? {};
+          monitorPolls = opts.asyncPatch.polls;
+          return send(202, undefined, { location: opts.asyncPatch.location ?? TASK_MONITOR, 'retry-after': '0' });
+        }
+        system.Boot = { ...system.Boot, ...patch.Boot };
         return send(200, system);
       }
       return error(405, `${req.method} ${urlPath} not supported`);

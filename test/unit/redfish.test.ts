@@ -79,6 +79,32 @@ describe('Redfish driver against the DMTF mockup', () => {
     expect(s.system.Boot).toMatchObject({ BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' });
   });
 
+  it('pxe waits for an asynchronous boot override (202 and a task monitor) before it restarts the machine', async () => {
+    for (const outcome of ['done', 'completed'] as const) {
+      const s = await bmc({ asyncPatch: { polls: 2, outcome } });
+      expect(await run(target(s.port), 'pxe')).toEqual({ state: 'on' });
+      const calls = s.requests.map((r) => `${r.method} ${r.path}`);
+      const monitor = 'GET /redfish/v1/TaskService/TaskMonitors/1';
+      expect(calls.slice(2)).toEqual([`PATCH ${SYSTEM}`, monitor, monitor, monitor, `POST ${RESET}`]);
+      expect(s.system.Boot).toMatchObject({ BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' });
+    }
+  });
+
+  it('pxe fails the node, and restarts nothing, when the boot override task ends in an exception', async () => {
+    const s = await bmc({ asyncPatch: { polls: 1, outcome: 'exception' } });
+    await expect(run(target(s.port), 'pxe')).rejects.toThrow(/PATCH \/redfish\/v1\/Systems\/437XR1138R2: the BMC's task ended Exception \(Critical\): Boot override rejected by the BIOS/);
+    expect(s.changes().map((r) => r.method)).toEqual(['PATCH']);
+  });
+
+  it('a task monitor that never finishes fails at the node\'s deadline; one on another host is not followed', async () => {
+    const hung = await bmc({ asyncPatch: { polls: 1_000_000, outcome: 'done' } });
+    await expect(redfishDriver(target(hung.port), 'pxe', AbortSignal.timeout(1_500))).rejects.toThrow(/did not finish in time|no answer in time/);
+    expect(hung.changes().map((r) => r.method)).toEqual(['PATCH']);
+    const elsewhere = await bmc({ asyncPatch: { polls: 0, outcome: 'done', location: 'http://192.0.2.1/redfish/v1/TaskService/TaskMonitors/1' } });
+    await expect(run(target(elsewhere.port), 'pxe')).rejects.toThrow(/task monitor http:\/\/192\.0\.2\.1\/\S+ is on another host; not followed/);
+    expect(elsewhere.changes().map((r) => r.method)).toEqual(['PATCH']);
+  });
+
   it('pxe switches a machine that is off on instead of restarting it', async () => {
     const s = await bmc({ powerState: 'Off' });
     await run(target(s.port), 'pxe');
