@@ -61,8 +61,9 @@ export class SqliteLeases {
     this.claimManyTx = db.transaction((leases: ReadonlyArray<Omit<Lease, 'updatedAt'>>, now: number) => leases.map((l) => claimOne(l, now)));
     this.declineTx = db.transaction((ip: string, mac: string, until: number, now: number) => {
       const held = this.byIp(ip);
-      // Only the client that was offered the address (or anyone, if nobody holds it) can quarantine it; otherwise
-      // one confused client could take a live lease away from its owner.
+      // Only the holder of a live row (or anyone, if nobody holds it) can quarantine it; otherwise one confused client
+      // could take a live lease away from its owner. Offers live only in the DHCP server's memory and a reservation
+      // has no row until bound: FullModeHandler turns away a DECLINE of those before it gets here.
       const liveForOther = held && held.mac !== mac && (held.state === 'offered' || held.state === 'bound') && held.expiresAt > now;
       if (liveForOther) return;
       // A second DHCPDECLINE never shortens a quarantine already running.
