@@ -126,6 +126,12 @@ export function decideRequest(client: Client, scope: SubnetScope, view: LeaseVie
     const ours = inSubnet(target, scope.subnet) || addressedToUs || input.targetOnOtherServedSubnet === true;
     return ours ? { kind: 'nak', reason: 'this client has a different reserved address' } : { kind: 'ignore', reason: 'not-ours' };
   }
+  if (reserved !== undefined) {
+    // Reserved on another subnet than the one it asks on: never a pool address here (chooseOffer offers none), also
+    // not one it leased before it had a reservation, or it would install where it can never be found.
+    const ours = inSubnet(target, scope.subnet) || addressedToUs || input.targetOnOtherServedSubnet === true;
+    return ours ? { kind: 'nak', reason: 'this client\'s reserved address is on another subnet' } : { kind: 'ignore', reason: 'not-ours' };
+  }
 
   if (inPool(target, scope.pool)) {
     return availableTo(target, mac, view) ? { kind: 'ack', ip: target } : { kind: 'nak', reason: 'address is in use' };
