@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { RackseedError } from '../../server/model/errors.js';
 import { FAILHARD_COMMENT, runPlan } from '../../server/state/run/runner.js';
 import { ONCHANGES_UNMET_COMMENT, ONFAIL_UNMET_COMMENT } from '../../server/state/run/requisites.js';
+import { cmdRun } from '../../server/state/modules/cmd.js';
 import { FakeTransport, type FakeTransportOptions } from '../../server/state/transport/fake.js';
 import type {
   CompiledPlan,
@@ -200,9 +201,12 @@ interface Harness {
   run(p: CompiledPlan, opts?: { test?: boolean; failhard?: boolean }): ReturnType<typeof runPlan>;
 }
 
-function harness(transportOptions: FakeTransportOptions = {}): Harness {
+/** `modules` replaces stubs of the tiny registry with real module functions. */
+function harness(transportOptions: FakeTransportOptions = {}, modules: Record<string, StateFunction> = {}): Harness {
   const transport = new TimeoutRecordingTransport('gpu001', transportOptions);
   const log: ModuleLog = [];
+  const registry = makeRegistry(log);
+  for (const [name, fn] of Object.entries(modules)) registry.set(name, fn);
   const sleeps: number[] = [];
   const streamed: StateResult[] = [];
   let clock = 1_700_000_000_000;
@@ -220,7 +224,7 @@ function harness(transportOptions: FakeTransportOptions = {}): Harness {
     streamed,
     run: (p, opts = {}) =>
       runPlan(p, {
-        registry: makeRegistry(log),
+        registry,
         context,
         options: { test: opts.test ?? false, ...(opts.failhard ? { failhard: true } : {}) },
         onResult: (r) => streamed.push(r),
@@ -415,15 +419,32 @@ describe('runPlan: prereq', () => {
     expect(h.transport.commands[0]).toBe(`${placed} 'test -x "$PREFIX/bin/app"'`);
   });
 
-  it('a dry run predicts what a cmd.run triggers: its onchanges state would run and its watcher would restart', async () => {
-    const h = harness({ handler: () => ({ code: 0, stdout: '', stderr: '' }) });
-    const { results } = await h.run(
-      plan({ id: 'build', fn: 'cmd.run', name: 'make' }, { id: 'reload', fn: 'cmd.run', name: 'systemctl reload app', req: { onchanges: ['build'] } }),
-      { test: true },
+  // The real cmd.run, not the stub: its dry-run prediction is what the requisites below read.
+  const commandTriggers = (unless: string[]): CompiledPlan =>
+    plan(
+      { id: 'build', fn: 'cmd.run', name: 'make', unless },
+      { id: 'reload', fn: 'cmd.run', name: 'systemctl reload app', req: { onchanges: ['build'] } },
+      { id: 'app', fn: 'service.running', req: { watch: ['build'] } },
     );
+  const running = (built: boolean): FakeTransportOptions => ({
+    handler: (cmd) => (cmd === 'systemctl is-active app' || (built && cmd === 'test -f built') ? { code: 0, stdout: '', stderr: '' } : { code: 1, stdout: '', stderr: '' }),
+  });
+
+  it('a dry run predicts what a cmd.run triggers: its onchanges state would run and its watcher would restart', async () => {
+    const h = harness(running(false), { 'cmd.run': cmdRun });
+    const { results } = await h.run(commandTriggers(['test -f built']), { test: true });
     expect(byId(results).build).toMatchObject({ result: null, changes: { cmd: 'make' } });
     expect(byId(results).reload).toMatchObject({ result: null, changes: { cmd: 'systemctl reload app' } });
-    expect(h.transport.commands).toEqual([]);
+    expect(byId(results).app).toMatchObject({ result: null, comment: 'The service app is already running; watch action would run because cmd: build changed' });
+    expect(h.transport.commands).toEqual(['test -f built', 'systemctl is-active app']);
+  });
+
+  it('a dry run of a cmd.run its guard would skip predicts nothing: no onchanges state, no restart', async () => {
+    const h = harness(running(true), { 'cmd.run': cmdRun });
+    const { results } = await h.run(commandTriggers(['test -f built']), { test: true });
+    expect(byId(results).build).toEqual({ result: true, changes: {}, comment: 'unless condition is true: test -f built' });
+    expect(byId(results).reload).toEqual({ result: true, changes: {}, comment: ONCHANGES_UNMET_COMMENT });
+    expect(byId(results).app).toEqual({ result: true, changes: {}, comment: 'The service app is already running' });
   });
 
   it('a target its own unless would skip changes nothing: the state does not run (the service is not stopped for a deploy that does not happen)', async () => {
