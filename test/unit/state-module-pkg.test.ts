@@ -250,6 +250,21 @@ describe('pkg on the RHEL family', () => {
     expect(outcome).toMatchObject({ result: true, changes: { nginx: { hold: { old: false, new: true } } } });
   });
 
+  it('pkg.latest with only a hold to add succeeds: the empty read-back never reaches rpm', async () => {
+    const NGINX = 'nginx\tx86_64\t1:1.20.1-14.el9_2.1';
+    // As the real rpm answers: `rpm -q --qf FMT --` with no names exits 1.
+    const rpm = (command: string): [string, number] => (/rpm -q --qf '[^']*' --\s*\n/.test(command) ? ['rpm: no arguments given for query', 1] : [NGINX, 0]);
+    const node = fakeNode([
+      [/check-update/, (command) => ({ stdout: sections({ rpm: rpm(command), updates: ['', 0] }) })],
+      [/rpm -q/, (command) => ({ stdout: sections({ rpm: rpm(command), locks: ['', 1] }) })],
+    ]);
+    const s = state('pkg.latest', 'nginx', { hold: true });
+    const ctx = context(node, { osFamily: 'redhat' });
+    const outcome = await fn('pkg.latest').apply(s, ctx, await fn('pkg.latest').check(s, ctx));
+    expect(node.commands[2]).toBe("dnf -y -q versionlock add -- 'nginx'");
+    expect(outcome).toMatchObject({ result: true, changes: { nginx: { hold: { old: false, new: true } } } });
+  });
+
   it('refuses an unknown OS family', async () => {
     const node = fakeNode([]);
     await expect(fn('pkg.installed').check(state('pkg.installed', 'nginx'), context(node, { osFamily: 'unknown' }))).rejects.toThrow(/unsupported OS family/);
