@@ -245,6 +245,21 @@ describe('state compile: top.sls and the context', () => {
     expect(e.message).toBe('top.sls:7: SLS "nothing-here" is not in the state tree');
   });
 
+  it('a bad SLS name in top.sls is SLS_INVALID naming top.sls and its line', () => {
+    const top = "base:\n  '*':\n    - base\n  'cpu*':\n    - ../secrets\n";
+    const e = (() => {
+      try {
+        compileForNode({ source: createMemorySource({ files: { ...files, 'top.sls': top } }), context: makeContext({ name: 'cpu01' }) });
+      } catch (err) {
+        return err as RackseedError;
+      }
+      throw new Error('expected an error');
+    })();
+    expect(e.code).toBe('SLS_INVALID');
+    expect(e.message).toBe('top.sls:5: "../secrets" is not a valid SLS name (dotted names of letters, digits, "_" and "-")');
+    expect(e.details).toMatchObject({ file: 'top.sls', line: 5 });
+  });
+
   it('a render error names the SLS file and line', () => {
     const e = compileError({ 'main.sls': 'a:\n  cmd.run:\n    - name: {{ pillar.missing }}\n' });
     expect(e.code).toBe('SLS_RENDER');
