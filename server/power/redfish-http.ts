@@ -15,6 +15,8 @@ const MAX_BODY = 4 * 1024 * 1024;
  * One Redfish request: JSON in and out, HTTP basic auth, aborted by `signal`. node:https rather than fetch, because
  * accepting a BMC's self-signed certificate (credential `insecure: true`) needs a per-request TLS option that
  * Node's built-in fetch does not take. Certificates are verified unless the credential says otherwise.
+ * Paths come from the BMC (member @odata.id, action targets, task monitors), and one like `//host/x` or
+ * `https://host/x` resolves to another host: such a request is refused, since it would carry the BMC's credentials.
  */
 export function redfishRequest(
   baseUrl: string,
@@ -26,6 +28,8 @@ export function redfishRequest(
   headers: Record<string, string> = {},
 ): Promise<RedfishResponse> {
   const url = new URL(path, baseUrl);
+  const bmcOrigin = new URL(baseUrl).origin;
+  if (url.origin !== bmcOrigin) return Promise.reject(new BmcError(`${method} ${path}: the BMC points at ${url.origin}, not at itself (${bmcOrigin}); not followed`));
   const payload = body === undefined ? undefined : JSON.stringify(body);
   const auth = Buffer.from(`${credential.username}:${credential.password}`).toString('base64');
   const options: https.RequestOptions = {

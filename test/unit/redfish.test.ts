@@ -105,6 +105,26 @@ describe('Redfish driver against the DMTF mockup', () => {
     expect(elsewhere.changes().map((r) => r.method)).toEqual(['PATCH']);
   });
 
+  it('no URL the BMC hands out sends its credentials to another host, however it is spelled', async () => {
+    const other = await bmc({ host: '127.0.0.2' });
+    const otherHost = `127.0.0.2:${other.port}`;
+    // Same origin as the BMC on its face, but its path ("//host/...") names another host when resolved again.
+    const opts = { asyncPatch: { polls: 0, outcome: 'done' as const, location: '' } };
+    const s = await bmc(opts);
+    opts.asyncPatch.location = `http://127.0.0.1:${s.port}//${otherHost}/redfish/v1/TaskService/TaskMonitors/1`;
+    await expect(run(target(s.port), 'pxe')).rejects.toThrow(/not followed/);
+    expect(s.changes().map((r) => r.method)).toEqual(['PATCH']);
+
+    // The Reset action's target comes from the BMC too.
+    const reset = s.system.Actions as Record<string, { target: string }>;
+    for (const elsewhere of [`//${otherHost}${RESET}`, `http://${otherHost}${RESET}`]) {
+      reset['#ComputerSystem.Reset']!.target = elsewhere;
+      await expect(run(target(s.port), 'off')).rejects.toThrow(/not followed/);
+    }
+    expect(other.requests).toEqual([]);
+    expect(s.system.PowerState).toBe('On');
+  });
+
   it('pxe switches a machine that is off on instead of restarting it', async () => {
     const s = await bmc({ powerState: 'Off' });
     await run(target(s.port), 'pxe');
