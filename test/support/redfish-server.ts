@@ -50,8 +50,17 @@ export interface FakeRedfishOptions {
    * The Boot PATCH is asynchronous: answered 202 with a task monitor (Location, Retry-After 0) that answers 202
    * `polls` times, then the outcome: `done` (the operation's response; the override is applied), `completed` (a
    * Task, Completed/OK; applied) or `exception` (a Task, Exception/Critical, with a message; not applied).
+   * `location: null` sends the 202 without a Location (and applies the change at once: nothing to poll).
    */
-  asyncPatch?: { polls: number; outcome: 'done' | 'completed' | 'exception'; location?: string };
+  asyncPatch?: AsyncOperation;
+  /** The same for ComputerSystem.Reset: the power state changes only when the task monitor reports the outcome. */
+  asyncReset?: AsyncOperation;
+}
+
+export interface AsyncOperation {
+  polls: number;
+  outcome: 'done' | 'completed' | 'exception';
+  location?: string | null;
 }
 
 function fixture(urlPath: string): unknown {
@@ -85,7 +94,8 @@ export async function startFakeRedfish(opts: FakeRedfishOptions = {}): Promise<F
   if (opts.resetTypes) reset['ResetType@Redfish.AllowableValues'] = opts.resetTypes;
   if (opts.resetTypesUnlisted) delete reset['ResetType@Redfish.AllowableValues'];
   let etag = 1;
-  let pendingPatch: Record<string, unknown> | undefined;
+  /** The asynchronous operation the task monitor reports on, until it has reported its outcome. */
+  let pending: { operation: AsyncOperation; apply: () => void } | undefined;
   let monitorPolls = 0;
   const requests: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
@@ -113,17 +123,28 @@ export async function startFakeRedfish(opts: FakeRedfishOptions = {}): Promise<F
       // Unlisted: the types it really takes are the common ones (such services often lack PowerCycle).
       const allowedResets = (reset['ResetType@Redfish.AllowableValues'] as string[] | undefined) ?? ['On', 'ForceOn', 'ForceOff', 'ForceRestart'];
       if (req.method === 'GET' && urlPath === SYSTEM_PATH) return send(200, system, { etag: `W/"${etag}"` });
-      if (req.method === 'GET' && urlPath === TASK_MONITOR && pendingPatch) {
+      // Answers 202, then the operation's response (or a Task); the change happens only when the outcome is told.
+      const accepted = (operation: AsyncOperation, apply: () => void) => {
+        if (operation.location === null) {
+          apply();
+          return send(202);
+        }
+        pending = { operation, apply };
+        monitorPolls = operation.polls;
+        return send(202, undefined, { location: operation.location ?? TASK_MONITOR, 'retry-after': '0' });
+      };
+      if (req.method === 'GET' && urlPath === TASK_MONITOR && pending) {
         if (monitorPolls > 0) {
           monitorPolls -= 1;
           return send(202, undefined, { location: TASK_MONITOR, 'retry-after': '0' });
         }
-        const outcome = opts.asyncPatch!.outcome;
-        if (outcome !== 'exception') system.Boot = { ...system.Boot, ...pendingPatch };
-        pendingPatch = undefined;
-        if (outcome === 'done') return send(200, system);
-        if (outcome === 'completed') return send(200, { '@odata.id': '/redfish/v1/TaskService/Tasks/1', TaskState: 'Completed', TaskStatus: 'OK' });
-        return send(200, { '@odata.id': '/redfish/v1/TaskService/Tasks/1', TaskState: 'Exception', TaskStatus: 'Critical', Messages: [{ Message: 'Boot override rejected by the BIOS' }] });
+        const { operation, apply } = pending;
+        pending = undefined;
+        if (operation.outcome !== 'exception') apply();
+        if (operation.outcome === 'done') return send(200, system);
+        if (operation.outcome === 'completed') return send(200, { '@odata.id': '/redfish/v1/TaskService/Tasks/1', TaskState: 'Completed', TaskStatus: 'OK' });
+        const message = operation === opts.asyncReset ? 'Power control is busy' : 'Boot override rejected by the BIOS';
+        return send(200, { '@odata.id': '/redfish/v1/TaskService/Tasks/1', TaskState: 'Exception', TaskStatus: 'Critical', Messages: [{ Message: message }] });
       }
       if (req.method === 'GET') {
         try {
@@ -135,19 +156,18 @@ export async function startFakeRedfish(opts: FakeRedfishOptions = {}): Promise<F
       if (req.method === 'POST' && urlPath === reset.target) {
         const type = (JSON.parse(text) as { ResetType?: string }).ResetType ?? '';
         if (!allowedResets.includes(type)) return error(400, `ResetType ${type} not allowed`);
-        system.PowerState = ['ForceOff', 'GracefulShutdown'].includes(type) ? 'Off' : 'On';
+        const apply = () => (system.PowerState = ['ForceOff', 'GracefulShutdown'].includes(type) ? 'Off' : 'On');
+        if (opts.asyncReset) return accepted(opts.asyncReset, apply);
+        apply();
         return send(204);
       }
       if (req.method === 'PATCH' && urlPath === SYSTEM_PATH) {
         if (req.headers['if-match'] !== undefined && req.headers['if-match'] !== `W/"${etag}"`) return error(412, 'ETag mismatch');
         const patch = JSON.parse(text) as { Boot?: Record<string, unknown> };
         etag += 1;
-        if (opts.asyncPatch) {
-          pendingPatch = patch.Boot ?? {};
-          monitorPolls = opts.asyncPatch.polls;
-          return send(202, undefined, { location: opts.asyncPatch.location ?? TASK_MONITOR, 'retry-after': '0' });
-        }
-        system.Boot = { ...system.Boot, ...patch.Boot };
+        const apply = () => (system.Boot = { ...system.Boot, ...patch.Boot });
+        if (opts.asyncPatch) return accepted(opts.asyncPatch, apply);
+        apply();
         return send(200, system);
       }
       return error(405, `${req.method} ${urlPath} not supported`);

@@ -96,6 +96,23 @@ describe('Redfish driver against the DMTF mockup', () => {
     expect(s.changes().map((r) => r.method)).toEqual(['PATCH']);
   });
 
+  it('an asynchronous reset is reported done only when its task is, and failed when its task fails', async () => {
+    const monitor = 'GET /redfish/v1/TaskService/TaskMonitors/1';
+    const s = await bmc({ asyncReset: { polls: 2, outcome: 'completed' } });
+    expect(await run(target(s.port), 'off')).toEqual({ state: 'off' });
+    expect(s.requests.map((r) => `${r.method} ${r.path}`).slice(2)).toEqual([`POST ${RESET}`, monitor, monitor, monitor]);
+    expect(s.system.PowerState).toBe('Off');
+
+    const busy = await bmc({ asyncReset: { polls: 1, outcome: 'exception' } });
+    await expect(run(target(busy.port), 'cycle')).rejects.toThrow(/POST \S+ComputerSystem\.Reset: the BMC's task ended Exception \(Critical\): Power control is busy/);
+  });
+
+  it('a 202 without a task monitor is taken as accepted: there is nothing to poll, and the next step follows', async () => {
+    const s = await bmc({ asyncPatch: { polls: 0, outcome: 'done', location: null } });
+    expect(await run(target(s.port), 'pxe')).toEqual({ state: 'on' });
+    expect(s.requests.map((r) => `${r.method} ${r.path}`).slice(2)).toEqual([`PATCH ${SYSTEM}`, `POST ${RESET}`]);
+  });
+
   it('a task monitor that never finishes fails at the node\'s deadline; one on another host is not followed', async () => {
     const hung = await bmc({ asyncPatch: { polls: 1_000_000, outcome: 'done' } });
     await expect(redfishDriver(target(hung.port), 'pxe', AbortSignal.timeout(1_500))).rejects.toThrow(/did not finish in time|no answer in time/);
