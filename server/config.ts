@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { RackseedError } from './model/errors.js';
-import { formatIpv4, inSubnet, parseCidr, parseIpv4, type Ipv4Subnet } from './model/ipv4.js';
+import { addressesNeverLeased, inSubnet, parseCidr, parseIpv4, type Ipv4Subnet } from './model/ipv4.js';
 import type { StoreConfig } from './store/index.js';
 import { strict } from './util/strict-object.js';
 import type { SourceLocator } from './util/source-locator.js';
@@ -113,15 +113,10 @@ const dhcpSchema = strict({
       } else {
         // A pool address is handed to whichever machine asks first, and PXE ROMs do not check for a conflict before
         // using it: a pool that holds this server's or a router's address gives a client the provisioning server's.
-        const taken: Array<[number | undefined, string]> = [
-          [server, `server_ip ${d.server_ip}`],
-          ...s.routers.map((r): [number | undefined, string] => [parseIpv4(r), `router ${r}`]),
-        ];
-        if (net.prefix <= 30) taken.push([net.network, `the network address ${formatIpv4(net.network)}`], [(net.network | ~net.mask) >>> 0, `the broadcast address ${formatIpv4((net.network | ~net.mask) >>> 0)}`]);
-        for (const [ip, what] of taken) {
-          if (ip !== undefined && ip >= start && ip <= end) {
-            ctx.addIssue({ code: 'custom', path: ['subnets', i, 'pool'], message: `the pool ${s.pool.start}-${s.pool.end} holds ${what}: leave it out of the range` });
-          }
+        for (const { ip, what, address } of addressesNeverLeased(net, d.server_ip, s.routers)) {
+          if (ip < start || ip > end) continue;
+          const named = what === 'server' ? `server_ip ${address}` : what === 'router' ? `router ${address}` : `the ${what} address ${address}`;
+          ctx.addIssue({ code: 'custom', path: ['subnets', i, 'pool'], message: `the pool ${s.pool.start}-${s.pool.end} holds ${named}: leave it out of the range` });
         }
       }
     });

@@ -1,7 +1,7 @@
 import type { DhcpConfig, DhcpSubnetConfig } from '../config.js';
 import { findNodeByMac } from '../inventory/index.js';
 import type { Logger } from '../log.js';
-import { formatIpv4, inSubnet, parseCidr, parseIpv4, type Ipv4Subnet } from '../model/ipv4.js';
+import { addressesNeverLeased, formatIpv4, inSubnet, parseCidr, parseIpv4, type Ipv4Subnet } from '../model/ipv4.js';
 import { isZeroIpv4 } from '../protocol/dhcp/bytes.js';
 import { decideBoot, type BootChoice, type BootContext } from '../protocol/dhcp/decision.js';
 import { replyDestination } from '../protocol/dhcp/destination.js';
@@ -20,19 +20,11 @@ interface ServedSubnet {
   network: NetworkSpec;
 }
 
-/** The addresses of a subnet no client may be given, each with what it is (for the load-time warning). */
+/** The addresses of a subnet no client may be given (model/ipv4.ts), each with what it is (for the warning). */
 function unusableAddresses(subnet: Ipv4Subnet, s: DhcpSubnetConfig, serverIp: string | undefined): Map<number, string> {
   const out = new Map<number, string>();
-  // /31 and /32 have no network or broadcast address (RFC 3021).
-  if (subnet.prefix <= 30) {
-    out.set(subnet.network, 'the network address');
-    out.set((subnet.network | ~subnet.mask) >>> 0, 'the broadcast address');
-  }
-  const server = serverIp === undefined ? undefined : parseIpv4(serverIp);
-  if (server !== undefined && inSubnet(server, subnet)) out.set(server, 'this server\'s address (dhcp.server_ip)');
-  for (const r of s.routers) {
-    const router = parseIpv4(r);
-    if (router !== undefined) out.set(router, `the router ${r}`);
+  for (const { ip, what, address } of addressesNeverLeased(subnet, serverIp, s.routers)) {
+    if (!out.has(ip)) out.set(ip, what === 'server' ? 'this server\'s address (dhcp.server_ip)' : what === 'router' ? `the router ${address}` : `the ${what} address`);
   }
   return out;
 }

@@ -65,3 +65,30 @@ export function parseCidr(text: string): Ipv4Subnet | undefined {
 export function inSubnet(address: number, subnet: Ipv4Subnet): boolean {
   return ((address & subnet.mask) >>> 0) === subnet.network;
 }
+
+/** An address a DHCP server never hands out in a subnet, what it is, and its text. */
+export interface NeverLeased {
+  ip: number;
+  what: 'server' | 'router' | 'network' | 'broadcast';
+  address: string;
+}
+
+/**
+ * The addresses of a subnet no DHCP client may be given, whether a pool holds them or a reservation names them: the
+ * DHCP server's, the routers', and the network and broadcast addresses (none for /31 and /32, RFC 3021). A client
+ * uses what it is offered without checking for a conflict (PXE ROMs never do).
+ */
+export function addressesNeverLeased(subnet: Ipv4Subnet, server: string | undefined, routers: readonly string[]): NeverLeased[] {
+  const out: NeverLeased[] = [];
+  const add = (ip: number | undefined, what: NeverLeased['what'], address: string) => {
+    if (ip !== undefined) out.push({ ip, what, address });
+  };
+  if (server !== undefined) add(parseIpv4(server), 'server', server);
+  for (const r of routers) add(parseIpv4(r), 'router', r);
+  if (subnet.prefix <= 30) {
+    const broadcast = (subnet.network | ~subnet.mask) >>> 0;
+    add(subnet.network, 'network', formatIpv4(subnet.network));
+    add(broadcast, 'broadcast', formatIpv4(broadcast));
+  }
+  return out;
+}
