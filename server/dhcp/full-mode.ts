@@ -5,7 +5,7 @@ import { addressesNeverLeased, formatIpv4, inSubnet, parseCidr, parseIpv4, type 
 import { isZeroIpv4 } from '../protocol/dhcp/bytes.js';
 import { decideBoot, type BootChoice, type BootContext } from '../protocol/dhcp/decision.js';
 import { replyDestination } from '../protocol/dhcp/destination.js';
-import { chooseOffer, decideRequest, type SubnetScope } from '../protocol/dhcp/lease-decision.js';
+import { chooseOffer, decideRequest, mayDecline, type SubnetScope } from '../protocol/dhcp/lease-decision.js';
 import { MessageType, messageType, requestedIp, serverIdentifier } from '../protocol/dhcp/options.js';
 import type { DhcpPacket } from '../protocol/dhcp/packet.js';
 import { buildAck, buildInformAck, buildNak, buildOffer, type LeaseSpec, type NetworkSpec } from '../protocol/dhcp/reply.js';
@@ -188,14 +188,9 @@ export class FullModeHandler implements DhcpModeHandler {
       case MessageType.DECLINE: {
         const ip = requestedIp(packet);
         if (sidMatches !== true || ip === undefined) return this.ignore('decline-not-ours');
-        // Only the client the address went to may quarantine it (RFC 2131 4.4.1: it declines what it was given). The
-        // store checks bound leases, but offers live here and a reservation has no row until bound: without this, any
-        // MAC could take an address offered to another, or keep a node off its reservation for decline_seconds.
         const address = parseIpv4(ip);
-        const holder = address === undefined ? undefined : this.book.holder(address);
-        const reservedFor = address === undefined ? undefined : this.book.reservedFor(address);
-        if ((holder && holder.mac !== mac && holder.state !== 'declined') || (reservedFor !== undefined && reservedFor !== node?.name)) {
-          this.log.warn({ ...who, ip, heldBy: holder?.mac, reservedFor }, 'DECLINE ignored: the address was not given to this client');
+        if (address !== undefined && !mayDecline(client, address, this.book)) {
+          this.log.warn({ ...who, ip, heldBy: this.book.holder(address)?.mac, reservedFor: this.book.reservedFor(address) }, 'DECLINE ignored: the address was not given to this client');
           return this.ignore('decline-not-holder');
         }
         await this.book.decline(ip, mac, this.config.declineSeconds);

@@ -93,6 +93,17 @@ export function chooseOffer(client: Client, scope: SubnetScope, view: LeaseView,
   return { kind: 'ignore', reason: 'pool-exhausted' };
 }
 
+/**
+ * DHCPDECLINE: only the client an address went to may quarantine it (RFC 2131 4.4.1: it declines what it was
+ * given). The store checks bound leases, but offers live in memory and a reservation has no row until bound: without
+ * this, any MAC could take an address offered to another, or keep a node off its reservation for decline_seconds.
+ */
+export function mayDecline(client: Client, ip: number, view: LeaseView): boolean {
+  const h = view.holder(ip);
+  if (h && h.mac !== client.mac && h.state !== 'declined') return false;
+  return view.reservedFor(ip) === undefined || client.reserved === ip;
+}
+
 export interface RequestInput {
   /** Option 54 compared with our identifier: undefined when the client sent none (init-reboot, renew). */
   serverIdMatches: boolean | undefined;
@@ -114,23 +125,22 @@ export function decideRequest(client: Client, scope: SubnetScope, view: LeaseVie
   if (target === undefined) return { kind: 'ignore', reason: 'no-address' };
   const addressedToUs = input.serverIdMatches === true;
   const { mac, reserved } = client;
+  /** Ours to NAK: on this subnet, on another subnet we serve (the client moved), or asked of us by name. */
+  const ours = inSubnet(target, scope.subnet) || addressedToUs || input.targetOnOtherServedSubnet === true;
 
-  if (reserved !== undefined && inSubnet(reserved, scope.subnet)) {
-    if (target === reserved) {
+  if (reserved !== undefined) {
+    const home = inSubnet(reserved, scope.subnet);
+    if (home && target === reserved) {
       if (scope.unusable?.has(reserved)) return { kind: 'nak', reason: 'reserved address is the network, broadcast, server or router address' };
       const h = view.holder(reserved);
       if (h && h.mac !== mac) return { kind: 'nak', reason: 'reserved address is held by another client' };
       if (h?.state === 'declined') return { kind: 'nak', reason: 'reserved address is quarantined: this client declined it (in use by another host)' };
       return { kind: 'ack', ip: reserved };
     }
-    const ours = inSubnet(target, scope.subnet) || addressedToUs || input.targetOnOtherServedSubnet === true;
-    return ours ? { kind: 'nak', reason: 'this client has a different reserved address' } : { kind: 'ignore', reason: 'not-ours' };
-  }
-  if (reserved !== undefined) {
+    if (!ours) return { kind: 'ignore', reason: 'not-ours' };
     // Reserved on another subnet than the one it asks on: never a pool address here (chooseOffer offers none), also
     // not one it leased before it had a reservation, or it would install where it can never be found.
-    const ours = inSubnet(target, scope.subnet) || addressedToUs || input.targetOnOtherServedSubnet === true;
-    return ours ? { kind: 'nak', reason: 'this client\'s reserved address is on another subnet' } : { kind: 'ignore', reason: 'not-ours' };
+    return { kind: 'nak', reason: home ? 'this client has a different reserved address' : 'this client\'s reserved address is on another subnet' };
   }
 
   if (inPool(target, scope.pool)) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseCidr, parseIpv4 } from '../../../server/model/ipv4.js';
-import { chooseOffer, decideRequest, type Holder, type LeaseView, type PoolRange, type SubnetScope } from '../../../server/protocol/dhcp/lease-decision.js';
+import { chooseOffer, decideRequest, mayDecline, type Holder, type LeaseView, type PoolRange, type SubnetScope } from '../../../server/protocol/dhcp/lease-decision.js';
 
 const ip = (s: string) => parseIpv4(s)!;
 const scope: SubnetScope = { subnet: parseCidr('10.0.0.0/24')!, pool: { start: ip('10.0.0.100'), end: ip('10.0.0.103') } };
@@ -61,5 +61,19 @@ describe('decideRequest', () => {
   ];
   it.each(cases)('%s', (_n, args, expected) => {
     expect(decideRequest(...args)).toEqual(expected);
+  });
+});
+
+describe('mayDecline', () => {
+  const cases: Array<[string, Parameters<typeof mayDecline>, boolean]> = [
+    ['the holder of a lease', [{ mac: A }, ip('10.0.0.100'), view({ held: { '10.0.0.100': { mac: A, state: 'bound' } } })], true],
+    ['another MAC than the one it was offered to', [{ mac: B }, ip('10.0.0.100'), view({ held: { '10.0.0.100': { mac: A, state: 'offered' } } })], false],
+    ['an address nobody holds', [{ mac: B }, ip('10.0.0.101'), view()], true],
+    ['a second decline of a quarantined address', [{ mac: B }, ip('10.0.0.100'), view({ held: { '10.0.0.100': { mac: A, state: 'declined' } } })], true],
+    ['the node its own reservation', [{ mac: A, reserved: ip('10.0.0.20') }, ip('10.0.0.20'), view({ reserved: { '10.0.0.20': 'gpu01' } })], true],
+    ['a stranger another node\'s reservation', [{ mac: B }, ip('10.0.0.20'), view({ reserved: { '10.0.0.20': 'gpu01' } })], false],
+  ];
+  it.each(cases)('%s', (_n, args, expected) => {
+    expect(mayDecline(...args)).toBe(expected);
   });
 });
