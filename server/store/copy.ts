@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { RackseedError } from '../model/errors.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { EVENT_LOG_LOCK, LEASES_LOCK, LOCK_NAMESPACE, migratePostgres } from './postgres-migrate.js';
-import { INSERT_EVENTS } from './postgres-nodes.js';
+import { INSERT_EVENTS, UPSERT_STATUSES } from './postgres-nodes.js';
 import { createPool, inTransaction, redactUrl } from './postgres-open.js';
 import { storedJson } from './stored-json.js';
 
@@ -57,11 +57,8 @@ const TABLES: readonly TableCopy[] = [
     pgTable: 'node_status',
     select: 'SELECT * FROM node_status ORDER BY id',
     convert: (r) => ({ ...r, reimage_requested: r.reimage_requested === 1, facts: json(r.facts) }),
-    insert: `
-      INSERT INTO node_status (id, mac, state, reason, reimage_requested, reimage_from_group, stage, facts, updated_at, last_seen_at)
-      SELECT id, mac, state, reason, reimage_requested, reimage_from_group, stage, facts, updated_at, last_seen_at
-      FROM jsonb_to_recordset($1::jsonb) AS x(id text, mac text, state text, reason text, reimage_requested boolean,
-        reimage_from_group text, stage text, facts jsonb, updated_at bigint, last_seen_at bigint)`,
+    // The store's own statement (the target is empty or cleared first, so its ON CONFLICT never applies).
+    insert: UPSERT_STATUSES,
   },
   {
     key: 'events',

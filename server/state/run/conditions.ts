@@ -17,20 +17,15 @@ export async function evaluateRunConditions(state: CompiledState, transport: Tra
   const place = state.module === 'cmd' ? commandPlaceOf(state.args) : {};
   const placed = Object.values(place).some((v) => v !== undefined);
   const guard = (command: string) => (placed ? buildCommand(command, place) : command);
-  for (const command of state.onlyif) {
-    const { code } = await transport.exec(guard(command));
-    if (code !== 0) return { kind: 'skip', comment: `onlyif condition is false: ${command}` };
-  }
-  if (state.unless.length > 0) {
-    let allTrue = true;
-    for (const command of state.unless) {
-      const { code } = await transport.exec(guard(command));
-      if (code !== 0) {
-        allTrue = false;
-        break;
-      }
-    }
-    if (allTrue) return { kind: 'skip', comment: `unless condition is true: ${state.unless.join('; ')}` };
+  /** Runs the commands in order up to the first that fails, and names it. */
+  const firstFailing = async (commands: readonly string[]): Promise<string | undefined> => {
+    for (const command of commands) if ((await transport.exec(guard(command))).code !== 0) return command;
+    return undefined;
+  };
+  const onlyifFailed = await firstFailing(state.onlyif);
+  if (onlyifFailed !== undefined) return { kind: 'skip', comment: `onlyif condition is false: ${onlyifFailed}` };
+  if (state.unless.length > 0 && (await firstFailing(state.unless)) === undefined) {
+    return { kind: 'skip', comment: `unless condition is true: ${state.unless.join('; ')}` };
   }
   if (state.creates.length > 0) {
     for (const path of state.creates) {
