@@ -166,7 +166,9 @@ export async function startMultiServerLab(opts: { inventory: string }): Promise<
           child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
           child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
           const timer = setTimeout(() => child.pid !== undefined && netns.kill(child.pid, 'SIGKILL'), timeoutMs);
-          child.once('exit', (status) => {
+          // 'close', not 'exit': 'exit' can come before the last output is read, and a loaded machine then hands the
+          // caller an empty stdout (seen once in CI: perfdhcp's statistics missing from a run that had printed them).
+          child.once('close', (status) => {
             clearTimeout(timer);
             resolve({ status, stdout, stderr });
           });
