@@ -29,6 +29,19 @@ const hardware = strict({
   infiniband: strict({ ports: count, rate_gbps: z.number().positive('must be greater than 0') }).optional(),
 });
 
+/**
+ * Kernel arguments go as they are into the iPXE scripts (the installer's command line, and with installed_boot: kernel
+ * every boot of the installed OS) and, with installed_boot: local, into GRUB's configuration. Neither has a quoting
+ * syntax, so one character set serves both; checked at load, a bad argument never becomes a node that cannot boot.
+ */
+function checkKernelArgs(args: readonly string[] | undefined, ctx: z.RefinementCtx): void {
+  args?.forEach((arg, i) => {
+    if (!GRUB_KERNEL_ARG.test(arg)) {
+      ctx.addIssue({ code: 'custom', path: ['kernel_args', i], message: `a kernel argument is written into iPXE scripts and GRUB's configuration as it is: ${GRUB_KERNEL_ARG_CHARS} only, at most 256 characters` });
+    }
+  });
+}
+
 export const groupSchema = strict({
   description: z.string().optional(),
   image: text.optional(),
@@ -45,15 +58,7 @@ export const groupSchema = strict({
   hardware: hardware.default({}),
   disk: disk.optional(),
   data: freeForm.default({}),
-}).superRefine((g, ctx) => {
-  // With the default installed_boot (local) the installer writes the arguments into GRUB's configuration.
-  if (g.installed_boot !== 'local') return;
-  g.kernel_args.forEach((arg, i) => {
-    if (!GRUB_KERNEL_ARG.test(arg)) {
-      ctx.addIssue({ code: 'custom', path: ['kernel_args', i], message: `GRUB takes a kernel argument as it is here: ${GRUB_KERNEL_ARG_CHARS} only (installed_boot: local)` });
-    }
-  });
-});
+}).superRefine((g, ctx) => checkKernelArgs(g.kernel_args, ctx));
 
 const bmc = strict({ address: text, kind: z.enum(['ipmi', 'redfish']).default('ipmi'), boot_mode: z.enum(['uefi', 'legacy']).optional() });
 
@@ -62,7 +67,7 @@ const overrides = strict({
   roles: textList.optional(),
   kernel_args: textList.optional(),
   data: freeForm.optional(),
-});
+}).superRefine((o, ctx) => checkKernelArgs(o.kernel_args, ctx));
 
 /** Keys shared by single-node and range entries. */
 const entryShape = {

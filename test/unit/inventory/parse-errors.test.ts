@@ -196,7 +196,18 @@ describe('config errors name the file, line and key path', () => {
     {
       what: 'a kernel argument GRUB cannot take as it is (installed_boot: local)',
       text: 'cluster: { name: t }\ngroups:\n  head:\n    kernel_args: [quiet, "init=/bin/sh -c $x"]\n',
-      message: `${FILE}:4 groups.head.kernel_args[1]: GRUB takes a kernel argument as it is here`,
+      message: `${FILE}:4 groups.head.kernel_args[1]: a kernel argument is written into iPXE scripts and GRUB's configuration as it is`,
+    },
+    {
+      // iPXE writes it on every boot of the installed OS: it has no quoting either.
+      what: 'a kernel argument iPXE cannot take as it is (installed_boot: kernel)',
+      text: 'cluster: { name: t }\ngroups:\n  k:\n    installed_boot: kernel\n    kernel_args: ["acpi_osi=!Linux"]\n',
+      message: `${FILE}:5 groups.k.kernel_args[0]: a kernel argument is written into iPXE scripts`,
+    },
+    {
+      what: "a node override's kernel argument with a space",
+      text: 'cluster: { name: t }\ngroups:\n  head: {}\nnodes:\n  - name: n1\n    group: head\n    overrides: { kernel_args: [ok, "quiet splash"] }\n',
+      message: `${FILE}:7 nodes[0].overrides.kernel_args[1]: a kernel argument is written into iPXE scripts`,
     },
     {
       what: 'a file system the installer cannot make',
