@@ -249,6 +249,11 @@ export const configSchema = strict({
   if (c.http.port === 0 && c.http.public_url === undefined && dhcpOn) {
     ctx.addIssue({ code: 'custom', path: ['http', 'public_url'], message: 'required when http.port is 0 and DHCP is on (nodes are sent to this URL; port 0 is only known after start)' });
   }
+  // Boot scripts carry this URL to iPXE and the installer, which get their address over DHCPv4 (udhcpc): an IPv6
+  // literal could never be reached, and iPXE's command line could not even carry its brackets.
+  if (c.http.public_url !== undefined && URL.canParse(c.http.public_url) && new URL(c.http.public_url).hostname.startsWith('[')) {
+    ctx.addIssue({ code: 'custom', path: ['http', 'public_url'], message: 'nodes boot and install over IPv4 (DHCPv4, iPXE, the installer): give an IPv4 address or a host name, not an IPv6 address' });
+  }
   // DHCP sends machines to this server's HTTP: with it off, only another server's URL can be handed out.
   if (!c.http.enabled && c.http.public_url === undefined && dhcpOn) {
     ctx.addIssue({ code: 'custom', path: ['http', 'enabled'], message: 'DHCP is on and sends machines to this server over HTTP: enable HTTP, or set http.public_url to the server that serves them' });
