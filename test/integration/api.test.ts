@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientContext } from '../../server/cli/context.js';
+import { writeTinyImage } from '../support/installer.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let srv: TestServer;
@@ -13,6 +14,9 @@ const api = (path: string, init: RequestInit = {}, token: string | null = srv.ad
 
 beforeAll(async () => {
   srv = await startTestServer({ inventoryFixture: 'api/inventory.yaml' });
+  // The boot decision provisions a node only into an image the catalog holds.
+  await writeTinyImage(srv.config.dataDir, 'http://10.0.0.1:8080', 'debian12');
+  srv.images.rescan();
 });
 afterAll(async () => {
   await srv?.stop();

@@ -26,6 +26,7 @@ const INVENTORY = `cluster:
 groups:
   compute:
     image: mini
+    disk: { device: /dev/vda, partitions: [{ mount: /, size: rest, fs: ext4 }] }
 nodes:
   - name: twin
     macs: [${TWIN_A}, ${TWIN_B}]
@@ -37,7 +38,17 @@ nodes:
 `;
 
 let lab: MultiServerLab;
-let image: TestImage;
+let image: TestImage | undefined;
+
+/** The group's image, in both servers' catalogues (a server hands out a provisioning script only for an image it holds). */
+async function catalogueImage(): Promise<TestImage> {
+  if (!image) {
+    image = await writeTestImage(path.join(lab.a.rs.dir, 'data'), { name: 'mini', size: IMAGE_SIZE, publicUrl: lab.a.url });
+    lab.copyImage(lab.a, lab.b, 'mini');
+    for (const site of [lab.a, lab.b]) lab.api(site, '/images/rescan', 'POST');
+  }
+  return image;
+}
 
 interface LeaseRow {
   ip: string;
@@ -149,6 +160,7 @@ describe('several rackseed servers over one PostgreSQL', () => {
       await waitFor('the dashboard stream on A to open', () => stream.includes('retry: 2000'), 15_000, 100);
 
       // The node's firmware asks B for its boot script (B records provision_started), then its installer reports.
+      await catalogueImage();
       const script = lab.netns.run(lab.b.ns, 'curl', ['-sf', `${lab.b.url}/ipxe/machine?mac=${NODE_MAC}`]);
       expect(script.stdout).toMatch(/rackseed\.node=rack-b-01/);
       const token = /rackseed\.token=([A-Za-z0-9._~%-]+)/.exec(script.stdout)?.[1];
@@ -188,9 +200,7 @@ describe('several rackseed servers over one PostgreSQL', () => {
   }, 120_000);
 
   it('serves a torrent naming both servers\' trackers and web seeds, with the catalogue\'s info-hash', async () => {
-    image = await writeTestImage(path.join(lab.a.rs.dir, 'data'), { name: 'mini', size: IMAGE_SIZE, publicUrl: lab.a.url });
-    lab.copyImage(lab.a, lab.b, 'mini');
-    for (const site of [lab.a, lab.b]) lab.api(site, '/images/rescan', 'POST');
+    const image = await catalogueImage();
     for (const site of [lab.a, lab.b]) {
       await waitFor(`${site.name} seeding mini`, () => lab.api<SwarmView>(site, '/swarm').images.find((i) => i.name === 'mini')?.seeder?.state === 'seeding', 30_000, 200);
     }
@@ -214,6 +224,7 @@ describe('several rackseed servers over one PostgreSQL', () => {
   }, 90_000);
 
   it('a download started from A completes from B after A\'s process is killed mid-transfer', async () => {
+    const image = await catalogueImage();
     const node = lab.addHost(lab.a, 'n1', { cidr: `${lab.a.net}.30/24` });
     // A slow link, so the transfer is still running when A dies (tbf; no netem on this machine).
     const tc = lab.netns.run(node.ns, 'tc', ['qdisc', 'add', 'dev', node.ifname, 'root', 'tbf', 'rate', '12mbit', 'burst', '32k', 'latency', '50ms']);

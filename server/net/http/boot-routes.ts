@@ -1,7 +1,8 @@
 import { Router, type Request } from 'express';
 import { parseMac } from '../../model/mac.js';
 import type { Facts } from '../../model/lifecycle.js';
-import { decideScript, type BootSettings, type MachineFacts } from '../../protocol/ipxe/decide.js';
+import { decideScript, type BootSettings, type CatalogLookup, type MachineFacts } from '../../protocol/ipxe/decide.js';
+import type { ImageCatalog } from '../../images/catalog.js';
 import type { IpxeRenderer } from '../../protocol/ipxe/render.js';
 import type { NodeTokens } from '../../auth/node-token.js';
 import { findNodeByMac } from '../../inventory/index.js';
@@ -20,6 +21,7 @@ export interface BootRouteDeps {
   store: ObservedStore;
   renderer: IpxeRenderer;
   settings: BootSettings;
+  images: ImageCatalog;
   log: Logger;
 }
 
@@ -49,6 +51,12 @@ export function bootRoutes(deps: BootRouteDeps): Router {
     res.type('text/plain').set('cache-control', 'no-store').send(deps.renderer.render('entry', { base_url: deps.settings.baseUrl, machine_url: `${deps.settings.baseUrl}/ipxe/machine` }));
   });
 
+  // Express answers HEAD with the GET handler, which records the machine, starts provisioning and issues a token: a
+  // link checker or `curl -I` must not do that.
+  router.head('/ipxe/machine', (_req, res) => {
+    res.status(405).set('allow', 'GET').end();
+  });
+
   router.get('/ipxe/machine', async (req, res) => {
     const mac = typeof req.query.mac === 'string' ? parseMac(req.query.mac) : undefined;
     if (!mac) {
@@ -74,15 +82,31 @@ export function bootRoutes(deps: BootRouteDeps): Router {
 
     await deps.store.touchNode(node.name, { mac, facts: storedFacts(facts), seenAt: now });
     const status = await deps.store.getNode(node.name);
-    const plan = decideScript({ facts, node, status, settings: deps.settings, token: deps.tokens.issue(node.name, deps.tokenSeconds) });
+    const catalog: CatalogLookup = (name) => {
+      const image = deps.images.get(name);
+      return image && { hasKernel: Boolean(image.manifest.artefacts.kernel && image.manifest.artefacts.initrd) };
+    };
+    const plan = decideScript({ facts, node, status, settings: deps.settings, token: deps.tokens.issue(node.name, deps.tokenSeconds), catalog });
+    // decideScript only answers "unknown" when there is no node, which was handled above.
+    if (plan.kind === 'unknown') throw new Error('unreachable: a known node was planned as unknown');
+    let script: string;
+    try {
+      script = deps.renderer.render(plan.kind, plan.context);
+    } catch (e) {
+      // Before anything is recorded: a script that cannot be made must not leave the node "provisioning". The machine
+      // is told why and goes on to its next boot device, as with any other refusal.
+      log.error({ err: (e as Error).message, plan: plan.kind }, 'boot script could not be rendered');
+      const reason = `its ${plan.kind} boot script could not be made (the server log says why)`;
+      res.type('text/plain').set('cache-control', 'no-store').send(deps.renderer.render('unavailable', { node: node.name, reason }));
+      return;
+    }
     if (plan.kind === 'provision') {
       const r = await deps.store.recordEvent({ node: node.name, event: { type: 'provision_started' }, at: now });
       if (!r.ok) log.warn({ error: r.error }, 'could not record provision_started');
     }
-    log.info({ plan: plan.kind, state: status?.state ?? 'none' }, 'boot script served');
-    // decideScript only answers "unknown" when there is no node, which was handled above.
-    if (plan.kind === 'unknown') throw new Error('unreachable: a known node was planned as unknown');
-    res.type('text/plain').set('cache-control', 'no-store').send(deps.renderer.render(plan.kind, plan.context));
+    const why = plan.kind === 'unavailable' ? { reason: plan.context.reason } : {};
+    log[plan.kind === 'unavailable' ? 'warn' : 'info']({ plan: plan.kind, state: status?.state ?? 'none', ...why }, 'boot script served');
+    res.type('text/plain').set('cache-control', 'no-store').send(script);
   });
 
   return router;

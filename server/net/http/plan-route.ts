@@ -70,23 +70,27 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
       res.status(404).json(errorBody('NODE_NOT_FOUND', `node ${claims.node} is not in the inventory`));
       return;
     }
-    const image = node.image ? deps.images.get(node.image) : undefined;
-    if (!node.image || !image) {
-      res.status(409).json(errorBody('IMAGE_NOT_FOUND', node.image ? `image ${node.image} is not in the catalog` : `group ${node.group} names no image`));
-      return;
-    }
-    if (!node.disk) {
-      res.status(409).json(errorBody('BAD_REQUEST', `group ${node.group} has no disk layout`));
-      return;
-    }
     const remote = remoteOf(req);
     /** Refuses the plan and records why on the node, where an operator sees it. */
-    const refuse = async (status: number, reason: string, message: string, code: 'UNAUTHORIZED' | 'BAD_REQUEST' = 'UNAUTHORIZED'): Promise<void> => {
+    const refuse = async (status: number, reason: string, message: string, code: 'UNAUTHORIZED' | 'BAD_REQUEST' | 'IMAGE_NOT_FOUND' = 'UNAUTHORIZED'): Promise<void> => {
       log.warn({ remote, reason }, 'install plan refused');
       const r = await deps.store.recordEvent({ node: node.name, event: { type: 'plan_refused', reason, remote } });
       if (!r.ok) log.warn({ error: r.error }, 'could not record the refused plan fetch');
       res.status(status).json(errorBody(code, message));
     };
+    // The boot script is not handed out for these (decideScript), so they arrive only when the image or the layout
+    // went away between the boot script and this request.
+    const image = node.image ? deps.images.get(node.image) : undefined;
+    if (!node.image || !image) {
+      const why = node.image ? `image ${node.image} is not in the catalog` : `group ${node.group} names no image`;
+      await refuse(409, why, why, 'IMAGE_NOT_FOUND');
+      return;
+    }
+    if (!node.disk) {
+      const why = `group ${node.group} has no disk layout`;
+      await refuse(409, why, why, 'BAD_REQUEST');
+      return;
+    }
     const status = await deps.store.getNode(node.name);
     // Only an installing node has a use for its plan. Afterwards a request can only be a token replayed from a boot
     // script (plain HTTP) that the node did not use, and the plan would still hand over its host key.

@@ -20,6 +20,9 @@ export interface BootSettings {
   provisionInitrd: string;
 }
 
+/** What the boot decision needs from the image catalog: whether an image is there, and whether it has a kernel. */
+export type CatalogLookup = (image: string) => { hasKernel: boolean } | undefined;
+
 export type ScriptPlan =
   | { kind: 'unknown'; facts: MachineFacts }
   | { kind: 'provision'; node: ResolvedNode; context: Record<string, unknown> }
@@ -56,6 +59,18 @@ function needsProvisioning(status: LifecycleStatus | undefined): boolean {
   }
 }
 
+/** Why the server cannot make this node's install plan, checked before its installer is booted; undefined when it can. */
+function provisioningRefusal(node: ResolvedNode, catalog: CatalogLookup): string | undefined {
+  if (!node.image) return `group ${node.group} names no image`;
+  const image = catalog(node.image);
+  if (!image) return `image ${node.image} is not in the catalog (build or import it, then boot the node again)`;
+  if (!node.disk) return `group ${node.group} has no disk layout (disk:) to install onto`;
+  if (node.installedBoot === 'kernel' && !image.hasKernel) {
+    return `group ${node.group} boots the image's own kernel (installed_boot: kernel), but image ${node.image} has no kernel and initrd`;
+  }
+  return undefined;
+}
+
 /** Pure: which script a machine gets, from its inventory entry and observed status. */
 export function decideScript(input: {
   facts: MachineFacts;
@@ -64,6 +79,7 @@ export function decideScript(input: {
   settings: BootSettings;
   /** The node's short-lived report token, written on the installer's command line. */
   token?: string;
+  catalog: CatalogLookup;
 }): ScriptPlan {
   const { facts, node, status, settings } = input;
   if (!node) return { kind: 'unknown', facts };
@@ -79,9 +95,10 @@ export function decideScript(input: {
   }
 
   if (needsProvisioning(status)) {
-    if (!node.image) {
-      return { kind: 'unavailable', node, context: { ...common, reason: `group ${node.group} names no image` } };
-    }
+    // Booting the installer for a plan the server will refuse would only mark the node failed (needing a reimage
+    // once the cause is fixed); told "unavailable", it provisions on its next boot after the fix.
+    const refused = provisioningRefusal(node, input.catalog);
+    if (refused) return { kind: 'unavailable', node, context: { ...common, reason: refused } };
     const cmdline = [
       ...node.kernelArgs,
       `rackseed.server=${settings.baseUrl}`,

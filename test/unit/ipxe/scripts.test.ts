@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { ResolvedNode } from '../../../server/model/inventory.js';
 import type { LifecycleStatus } from '../../../server/model/lifecycle.js';
 import type { Mac } from '../../../server/model/mac.js';
-import { decideScript, type BootSettings, type MachineFacts } from '../../../server/protocol/ipxe/decide.js';
+import { decideScript, type BootSettings, type CatalogLookup, type MachineFacts } from '../../../server/protocol/ipxe/decide.js';
 import { createIpxeRenderer } from '../../../server/protocol/ipxe/render.js';
 import { RackseedError } from '../../../server/model/errors.js';
 import { expectGolden } from '../../support/golden.js';
@@ -24,7 +24,10 @@ const gpu001: ResolvedNode = {
   uefiLoader: 'ipxe.efi',
   leaseSeconds: 86400,
   data: {},
+  disk: { device: '/dev/sda', table: 'gpt', partitions: [{ mount: '/', size: 'rest', fs: 'ext4' }] },
 };
+/** The catalog holds debian12-cuda with its kernel, and an import without one. */
+const catalog: CatalogLookup = (name) => ({ 'debian12-cuda': { hasKernel: true }, 'imported': { hasKernel: false } })[name];
 const facts: MachineFacts = { mac: '52:54:00:00:01:01', uuid: '4c4c4544-0042-3010-8057-b4c04f533532', platform: 'pcbios', buildarch: 'i386' };
 const status = (state: LifecycleStatus['state'], extra: Partial<LifecycleStatus> = {}): LifecycleStatus => ({ state, reimageRequested: false, facts: {}, ...extra });
 
@@ -46,17 +49,23 @@ describe('which script a machine gets (pure decision)', () => {
     ['failed during install is not retried implicitly', gpu001, status('failed', { reason: 'sha256 mismatch', stage: 'verify' }), 'unavailable'],
     ['failed install with reimage requested', gpu001, status('failed', { reason: 'x', stage: 'verify', reimageRequested: true }), 'provision'],
     ['group without an image', { ...gpu001, image: undefined }, status('assigned'), 'unavailable'],
+    // The server would refuse the plan: the installer is not booted (the node provisions on a boot after the fix).
+    ['image not in the catalog', { ...gpu001, image: 'rocky9' }, status('assigned'), 'unavailable'],
+    ['reimage into an image not in the catalog', { ...gpu001, image: 'rocky9' }, status('ready', { reimageRequested: true }), 'unavailable'],
+    ['group without a disk layout', { ...gpu001, disk: undefined }, status('assigned'), 'unavailable'],
+    ['image kernel boot of an image without a kernel', { ...gpu001, image: 'imported', installedBoot: 'kernel' }, status('assigned'), 'unavailable'],
+    ['local boot of an image without a kernel', { ...gpu001, image: 'imported' }, status('assigned'), 'provision'],
     ['installed, group boots the image kernel', { ...gpu001, installedBoot: 'kernel' }, status('ready'), 'kernel'],
   ];
   it.each(table)('%s -> %s', (_name, node, st, kind) => {
-    expect(decideScript({ facts, node, status: st, settings }).kind).toBe(kind);
+    expect(decideScript({ facts, node, status: st, settings, catalog }).kind).toBe(kind);
   });
 });
 
 describe('iPXE scripts (exact text)', () => {
   const renderer = projectIpxeRenderer();
   const render = (node: ResolvedNode | undefined, st: LifecycleStatus | undefined, f: MachineFacts = facts) => {
-    const plan = decideScript({ facts: f, node, status: st, settings });
+    const plan = decideScript({ facts: f, node, status: st, settings, catalog });
     return plan.kind === 'unknown'
       ? renderer.render('unknown', { mac: f.mac, product: f.product ?? 'unknown product', serial: f.serial ?? 'unknown' })
       : renderer.render(plan.kind, plan.context);
@@ -71,7 +80,7 @@ describe('iPXE scripts (exact text)', () => {
     expectGolden('ipxe/unknown.ipxe', render(undefined, undefined, { ...facts, product: 'PowerEdge XE9680', serial: 'CN7016356T0002' }));
   });
   it('node to provision: kernel, initrd and command line from its group, with its report token', () => {
-    const plan = decideScript({ facts, node: gpu001, status: status('assigned'), settings, token: 'v1.gpu001.abc.nonce.sig' });
+    const plan = decideScript({ facts, node: gpu001, status: status('assigned'), settings, token: 'v1.gpu001.abc.nonce.sig', catalog });
     if (plan.kind !== 'provision') throw new Error('expected provision');
     expectGolden('ipxe/provision.ipxe', renderer.render('provision', plan.context));
   });
@@ -97,13 +106,13 @@ describe('escaping hostile values', () => {
   });
   it('an unsafe kernel argument is refused, not written', () => {
     const node = { ...gpu001, kernelArgs: ['console=ttyS0', 'x=${root}||shell'] };
-    const plan = decideScript({ facts, node, status: status('assigned'), settings });
+    const plan = decideScript({ facts, node, status: status('assigned'), settings, catalog });
     expect(plan.kind).toBe('provision');
     if (plan.kind !== 'provision') return;
     expect(() => renderer.render('provision', plan.context)).toThrow(/unsafe argument/);
   });
   it('URLs are encoded so that iPXE does not expand or split them', () => {
-    const plan = decideScript({ facts, node: gpu001, status: status('assigned'), settings: { ...settings, provisionKernel: 'installer/vm linuz$x' } });
+    const plan = decideScript({ facts, node: gpu001, status: status('assigned'), settings: { ...settings, provisionKernel: 'installer/vm linuz$x' }, catalog });
     if (plan.kind !== 'provision') throw new Error('expected provision');
     const text = renderer.render('provision', plan.context);
     expect(text).toContain('/files/installer/vm%20linuz%24x');

@@ -128,11 +128,13 @@ describe('GET /node/v1/plan', () => {
     expect((await fetchPlan(tokens.issue('stranger', 600))).status).toBe(404);
   });
 
-  it('says why when no plan can be made, without spending the token', async () => {
+  it('says why when no plan can be made, records it on the node, and does not spend the token', async () => {
     const token = tokens.issue('ghost01', 600);
     const r = await fetchPlan(token);
     expect(r.status).toBe(409);
-    expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(/nosuchimage/);
+    expect(((await r.json()) as { error: { code: string; message: string } }).error).toEqual({ code: 'IMAGE_NOT_FOUND', message: 'image nosuchimage is not in the catalog' });
+    const events = await server.store.listEvents({ node: 'ghost01' });
+    expect(events.at(-1)?.event).toEqual({ type: 'plan_refused', reason: 'image nosuchimage is not in the catalog', remote: '127.0.0.1' });
     expect(await server.store.useOnce(`plan:ghost01:${token.split('.')[3]}`, Date.now() + 60_000)).toBe(true);
   });
 
