@@ -174,11 +174,31 @@ describe('nvidia Xid check over a recorded kernel log', () => {
     expect(evaluateXid(ok(''))[0]).toMatchObject({ pass: false });
   });
 
+  it('every shape drivers print: MIG-attributed and without the PCI: prefix; a line in no known shape fails', () => {
+    const table: Array<[string, boolean, string]> = [
+      // MIG: the GPU instance (and compute instance) after the address (NVIDIA's A100 memory error guide, gpud).
+      ['NVRM: Xid (PCI:0000:01:00 GPU-I:05): 94, pid=7, Contained ECC error', false, 'Xid 94 on 0000:01:00'],
+      ['NVRM: Xid (PCI:0000:3b:00 GPU-I:01 GPU-CI:02): 79, pid=9, name=a, GPU has fallen off the bus.', false, 'Xid 79 on 0000:3b:00'],
+      // Older drivers: no PCI: prefix (gpud's xid.go).
+      ['NVRM: Xid (0000:03:00): 79, pid=0, GPU has fallen off the bus.', false, 'Xid 79 on 0000:03:00'],
+      ['NVRM: Xid (0000:03:00): 13, pid=1, Graphics Exception', true, 'Xid 13 on 0000:03:00 (application Xids only)'],
+      ['NVRM: Xid (PCI:0000:3b:00 GPU-I:01): 43, pid=1, Ch 00000008', true, 'Xid 43 on 0000:3b:00 (application Xids only)'],
+      ['NVRM: Xid (GPU 3): 79, something new', false, '1 Xid line(s) in an unknown format'],
+    ];
+    for (const [line, pass, seen] of table) {
+      expect(evaluateXid(ok(`[12.5] ${line}${OK_MARK}`))[0], line).toMatchObject({ check: 'nvidia.xid', pass, seen });
+    }
+  });
+
   it('the real collection command keeps a hardware Xid that 600 later application Xids would have pushed out', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'rackseed-xid-'));
     try {
       const lines = ['[10.0] NVRM: Xid (PCI:0000:18:00): 79, pid=0, GPU has fallen off the bus.'];
-      for (let i = 0; i < 600; i++) lines.push(`[${11 + i}.0] NVRM: Xid (PCI:0000:3b:00): 13, pid=${i}, Graphics Exception`);
+      // Application Xids in all three shapes: each is told apart by the command, so none crowds the 79 out.
+      for (let i = 0; i < 600; i++) {
+        const where = ['PCI:0000:3b:00', 'PCI:0000:3b:00 GPU-I:01', '0000:3b:00'][i % 3];
+        lines.push(`[${11 + i}.0] NVRM: Xid (${where}): 13, pid=${i}, Graphics Exception`);
+      }
       writeFileSync(path.join(dir, 'kernel.log'), `${lines.join('\n')}\n`);
       writeFileSync(path.join(dir, 'dmesg'), `#!/bin/sh\ncat '${path.join(dir, 'kernel.log')}'\n`, { mode: 0o755 });
       const r = spawnSync('sh', ['-c', XID_COMMAND], { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}` } });

@@ -8,12 +8,32 @@ export interface XidEvent {
   message: string;
 }
 
-export function parseXidEvents(kernelLog: string): XidEvent[] {
-  const out: XidEvent[] = [];
-  for (const m of kernelLog.matchAll(/NVRM: Xid \(PCI:([0-9a-fA-F:.]+)\): (\d+),?\s*(.*)$/gm)) {
-    out.push({ pci: m[1]!, xid: Number(m[2]), message: m[3]!.trim() });
+/**
+ * The shapes drivers print: `Xid (PCI:0000:9b:00): 119, ...`; with MIG, the instance after the address
+ * (`Xid (PCI:0000:3b:00 GPU-I:01 GPU-CI:02): 79, ...`); older drivers without the `PCI:` prefix (`Xid (0000:03:00): 79`).
+ */
+const XID_LINE = /NVRM: Xid \((?:PCI:)?([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-9a-fA-F])?)(?: [^)]*)?\): (\d+),?\s*(.*)$/;
+
+export interface XidLog {
+  events: XidEvent[];
+  /** `NVRM: Xid` lines in no shape above: something happened that readiness cannot classify. */
+  unrecognised: string[];
+}
+
+export function parseXidLog(kernelLog: string): XidLog {
+  const events: XidEvent[] = [];
+  const unrecognised: string[] = [];
+  for (const line of kernelLog.split('\n')) {
+    if (!line.includes('NVRM: Xid')) continue;
+    const m = XID_LINE.exec(line);
+    if (m) events.push({ pci: m[1]!, xid: Number(m[2]), message: m[3]!.trim() });
+    else unrecognised.push(line.trim());
   }
-  return out;
+  return { events, unrecognised };
+}
+
+export function parseXidEvents(kernelLog: string): XidEvent[] {
+  return parseXidLog(kernelLog).events;
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { ExecResult } from '../../state/types.js';
 import { mergeComputeCaps, parseNvidiaSmi, type GpuInfo, type NvidiaReport } from '../parsers/nvidia-smi.js';
-import { APPLICATION_XIDS, parseXidEvents } from '../parsers/xid.js';
+import { APPLICATION_XIDS, parseXidLog } from '../parsers/xid.js';
 import type { CheckContext, CheckSpec, Evidence } from '../types.js';
 import { commandFailed, failed, listSome, passed } from './evidence.js';
 import { compareVersions, gpuModelSpec, isVersion, MIN_COMPUTE_CAPABILITY, smName, type GpuModelSpec } from './nvidia-models.js';
@@ -31,7 +31,7 @@ export const NVIDIA_SMI_COMMAND = [
 ].join('\n');
 
 /** `Xid (PCI:0000:3b:00): 13,`: the application-caused codes, which must not crowd the hardware ones out of the tail. */
-const APPLICATION_XID_PATTERN = `Xid \\(PCI:[^)]*\\): (${[...APPLICATION_XIDS].join('|')}),`;
+const APPLICATION_XID_PATTERN = `Xid \\([^)]*\\): (${[...APPLICATION_XIDS].join('|')}),`;
 
 /**
  * The kernel log's Xid lines, then a marker proving the log was readable (no marker = we saw nothing, not "no Xid").
@@ -230,7 +230,11 @@ export function evaluateXid(output: ExecResult): Evidence[] {
   if (output.code !== 0 || !output.stdout.includes(KERNEL_LOG_OK)) {
     return [commandFailed(ROLE, 'nvidia.xid', expected, 'reading the kernel log (dmesg)', output.code === 0 ? { ...output, code: 1 } : output)];
   }
-  const events = parseXidEvents(output.stdout);
+  const { events, unrecognised } = parseXidLog(output.stdout);
+  // An Xid line in a shape this parser does not know is not "no Xid": it could be a GPU off the bus.
+  if (unrecognised.length > 0) {
+    return [failed(ROLE, 'nvidia.xid', expected, `${unrecognised.length} Xid line(s) in an unknown format`, `cannot classify the kernel log's Xid line: ${unrecognised[0]!.slice(0, 160)}`)];
+  }
   const hardware = events.filter((e) => !APPLICATION_XIDS.has(e.xid));
   const summarise = (list: typeof events) => {
     const counts = new Map<string, number>();
