@@ -297,7 +297,7 @@ export class ConvergenceService {
       return { kind: 'done' };
     }
     // ReadinessService moves the lifecycle itself: configuring -> ready, or failed with stage readiness.
-    const [ready] = await this.deps.readiness.run([node]);
+    const [ready] = await this.deps.readiness.run([node], undefined, { byConvergence: true });
     log.info({ applyRun: report.runId, readinessRun: ready?.runId, ready: ready?.ready, state: ready?.state, note: ready?.lifecycleNote }, 'converged');
     return { kind: 'done' };
   }

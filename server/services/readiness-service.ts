@@ -49,6 +49,12 @@ export interface NodeReadinessReport {
   lifecycleNote?: string;
 }
 
+/**
+ * Ready now, from a run just made: every check passed and the lifecycle says ready. Passing checks on a node that is
+ * installed (states never applied), configuring, or failed in its states are no proof its roles were configured.
+ */
+export const readyNow = (r: Pick<NodeReadinessReport, 'ready' | 'state'>): boolean => r.ready && r.state === 'ready';
+
 /** The last stored readiness run of a node, for `rackseed ready` without --check. */
 export interface StoredReadiness {
   node: string;
@@ -98,9 +104,15 @@ export class ReadinessService {
     } else throw new Error('ReadinessService needs either transportFor or identity');
   }
 
-  async run(targets: readonly ResolvedNode[], onNode?: (r: NodeReadinessReport) => void): Promise<NodeReadinessReport[]> {
+  /**
+   * `byConvergence`: the convergence that owns a `configuring` node calls this after its states applied. Anyone
+   * else's run (an operator's `ready --check`) finds such a node mid-apply: it stores its evidence and leaves the
+   * lifecycle to the convergence, or a pass would make ready a node whose states then fail (and the failure would be
+   * dropped, the node no longer configuring).
+   */
+  async run(targets: readonly ResolvedNode[], onNode?: (r: NodeReadinessReport) => void, opts: { byConvergence?: boolean } = {}): Promise<NodeReadinessReport[]> {
     // runNode only throws if the store fails; that node then becomes a failed entry with the reason.
-    const entries = await runFleet(targets, (node) => this.runNode(node), {
+    const entries = await runFleet(targets, (node) => this.runNode(node, opts.byConvergence === true), {
       concurrency: this.deps.settings.concurrency,
       onNodeDone: (entry) => onNode?.(entry.status === 'completed' ? entry.outcome : this.crashed(entry.target, entry.reason)),
     });
@@ -118,7 +130,7 @@ export class ReadinessService {
     );
   }
 
-  private async runNode(node: ResolvedNode): Promise<NodeReadinessReport> {
+  private async runNode(node: ResolvedNode, byConvergence: boolean): Promise<NodeReadinessReport> {
     const log = nodeLogger(this.deps.log, { name: node.name });
     const { store } = this.deps;
     const startedAt = this.now();
@@ -127,11 +139,15 @@ export class ReadinessService {
 
     const notes: string[] = [];
     const before = await store.getNode(node.name);
+    // Whether this run decides a configuring node's outcome: the convergence's run, or one that itself took the node
+    // back into configuring (its states were applied; only readiness failed).
+    let decides = byConvergence;
     // Readiness decides ready or not only for a node whose states are applied: a passing check on an installed node
     // (never converged) or one whose states failed would report ready a node whose roles were never configured.
     if (before?.state === 'failed' && before.stage === 'readiness') {
       const r = await store.recordEvent({ node: node.name, event: { type: 'configure_started' } });
       if (!r.ok) notes.push(r.error);
+      else decides = true;
     } else if (before?.state === 'installed') {
       notes.push(`node is installed and its states are not applied yet: lifecycle left as it is (it converges once it answers; rackseed converge ${node.name} does it now)`);
     } else if (before?.state === 'failed' && isInstallFailure(before)) {
@@ -156,7 +172,9 @@ export class ReadinessService {
     const after = await store.getNode(node.name);
     if (!after) notes.push('the store has no record of this node: lifecycle not changed');
     else if (!DRIVEN_STATES.has(after.state)) notes.push(`node is ${after.state}: readiness does not move its lifecycle until it is installed`);
-    else if (v.ready && after.state === 'configuring') {
+    else if (after.state === 'configuring' && !decides) {
+      notes.push(`node is configuring (its states are being applied): lifecycle left to the convergence, which checks readiness once they are`);
+    } else if (v.ready && after.state === 'configuring') {
       const r = await store.recordEvent({ node: node.name, event: { type: 'ready' } });
       if (!r.ok) notes.push(r.error);
     } else if (!v.ready && (after.state === 'configuring' || after.state === 'ready')) {

@@ -261,8 +261,9 @@ export class SlurmLab {
     return this.states.run(names.map((n) => this.node(n)), 'apply');
   }
 
+  /** As ConvergenceService does once the states applied: its readiness run decides configuring -> ready | failed. */
   async checkReadiness(names: string[]): Promise<NodeReadinessReport[]> {
-    return this.readiness.run(names.map((n) => this.node(n)));
+    return this.readiness.run(names.map((n) => this.node(n)), undefined, { byConvergence: true });
   }
 
   async stop(): Promise<void> {

@@ -56,7 +56,7 @@ describe('readiness API and `rackseed ready`', () => {
     const inventory = new InventoryService(join(dir, 'inventory.yaml'), log);
     // Configuring: their states are applied (convergence's job) and readiness is next.
     for (const n of ['k3s01', 'k3s02']) {
-      for (const event of [{ type: 'assigned', group: 'k3s' }, { type: 'provision_started' }, { type: 'installed' }, { type: 'configure_started' }] as const) await store.recordEvent({ node: n, event });
+      for (const event of [{ type: 'assigned', group: 'k3s' }, { type: 'provision_started' }, { type: 'installed' }, { type: 'configure_started' }, { type: 'ready' }] as const) await store.recordEvent({ node: n, event });
     }
     const readiness = new ReadinessService({
       inventory,
@@ -142,6 +142,20 @@ describe('readiness API and `rackseed ready`', () => {
     expect(after.output).toContain('0 of 1 node(s) ready');
     const stored = await client.get<{ nodes: Array<{ node: string; ready: boolean; run?: { ready: boolean } }> }>('/readiness?targets=k3s01');
     expect(stored.nodes).toMatchObject([{ node: 'k3s01', ready: false, run: { ready: true } }]);
+  });
+
+  it('`ready --check` on a node whose checks pass but whose states failed: NO with the reason, exit 1, not counted ready', async () => {
+    for (const event of [{ type: 'configure_started' }, { type: 'failed', reason: 'states: 1 failed: /etc/rancher/k3s/config.yaml', stage: 'states' }] as const) {
+      expect((await store.recordEvent({ node: 'k3s01', event })).ok).toBe(true);
+    }
+    const checked = await cli(['--check', 'k3s01']);
+    expect(checked.exit).toBe(1);
+    expect(checked.output).toMatch(/k3s01\s.*failed\s.*NO \(checks pass; node failed\)/);
+    expect(checked.output).toMatch(/k3s01 {2}lifecycle: node failed in states: lifecycle left as it is/);
+    expect(checked.output).toContain('0 of 1 node(s) ready');
+    const lines: unknown[] = [];
+    const summary = await client.postStream('/readiness/run', { targets: ['k3s01'] }, (l) => lines.push(l));
+    expect(summary).toMatchObject({ readyNodes: 0, notReadyNodes: ['k3s01'], failingChecks: {} });
   });
 
   it('splits GET targets at commas outside hostlist brackets', () => {

@@ -106,7 +106,8 @@ describe('ReadinessService (FakeTransport + SQLite store)', () => {
     const transport = gpuNode({ state: 'IDLE' });
     const service = new ReadinessService({ inventory, store, settings, log, transportFor: async () => transport });
     const streamed: string[] = [];
-    const [report] = await service.run([node('gpu01')], (r) => streamed.push(r.node));
+    // As the convergence runs it, once the node's states are applied.
+    const [report] = await service.run([node('gpu01')], (r) => streamed.push(r.node), { byConvergence: true });
 
     expect(streamed).toEqual(['gpu01']);
     expect(report).toMatchObject({ node: 'gpu01', ready: true, state: 'ready', failing: [], summary: '' });
@@ -145,7 +146,7 @@ describe('ReadinessService (FakeTransport + SQLite store)', () => {
     const service = new ReadinessService({ inventory, store, settings, log, transportFor: async () => transport });
     const before = (await runtimeRegistry.getSingleMetric('rackseed_readiness_failures_total')?.get())?.values.find((v) => v.labels.check === 'slurm.node_state')?.value ?? 0;
 
-    const [failed] = await service.run([node('gpu01')]);
+    const [failed] = await service.run([node('gpu01')], undefined, { byConvergence: true });
     expect(failed).toMatchObject({ ready: false, state: 'failed', failing: ['slurm.node_state'] });
     const status = await store.getNode('gpu01');
     expect(status).toMatchObject({ state: 'failed', stage: 'readiness' });
@@ -177,6 +178,26 @@ describe('ReadinessService (FakeTransport + SQLite store)', () => {
     expect(statesFailed).toMatchObject({ ready: true, state: 'failed' });
     expect(statesFailed?.lifecycleNote).toMatch(/^node failed in states: .*rackseed converge gpu01: states, then readiness/);
     expect(await store.getNode('gpu01')).toMatchObject({ state: 'failed', stage: 'states', reason: 'states: 1 failed: /etc/slurm/slurm.conf' });
+  });
+
+  it("an operator's run on a node whose states are being applied stores its evidence and leaves the lifecycle to the convergence", async () => {
+    // A pass would make it ready before its states finish (and a states failure then found it no longer
+    // configuring and was dropped); a failure would mark it failed under the running apply.
+    await bring('gpu01', TO_CONFIGURING);
+    let transport = gpuNode({ state: 'IDLE' });
+    const service = new ReadinessService({ inventory, store, settings, log, transportFor: async () => transport });
+    const [passing] = await service.run([node('gpu01')]);
+    expect(passing).toMatchObject({ ready: true, state: 'configuring' });
+    expect(passing?.lifecycleNote).toMatch(/^node is configuring \(its states are being applied\): lifecycle left to the convergence/);
+    transport = gpuNode({ state: 'DOWN' });
+    const [failing] = await service.run([node('gpu01')]);
+    expect(failing).toMatchObject({ ready: false, state: 'configuring' });
+    expect(await eventTypes('gpu01')).toEqual(['assigned', 'provision_started', 'installed', 'configure_started']);
+    expect(await store.listRuns({ node: 'gpu01', kind: 'readiness' })).toHaveLength(2);
+    // The convergence's own run, once the states are applied, decides.
+    transport = gpuNode({ state: 'IDLE' });
+    const [owned] = await service.run([node('gpu01')], undefined, { byConvergence: true });
+    expect(owned).toMatchObject({ ready: true, state: 'ready' });
   });
 
   it('a ready node that stops passing goes to failed; one that still passes records nothing new', async () => {
@@ -213,7 +234,7 @@ describe('ReadinessService (FakeTransport + SQLite store)', () => {
         return head;
       },
     });
-    const reports = await service.run([node('head01'), node('gpu01')]);
+    const reports = await service.run([node('head01'), node('gpu01')], undefined, { byConvergence: true });
     expect(reports.map((r) => [r.node, r.ready, r.state])).toEqual([
       ['head01', true, 'ready'],
       ['gpu01', false, 'failed'],

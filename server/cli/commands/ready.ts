@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { ReadinessRunLine, ReadinessRunSummary } from '../../net/http/readiness-routes.js';
 import type { Evidence } from '../../readiness/types.js';
-import type { NodeReadinessReport, StoredReadiness } from '../../services/readiness-service.js';
+import { readyNow, type NodeReadinessReport, type StoredReadiness } from '../../services/readiness-service.js';
 import type { CliContext, GlobalOptions } from '../context.js';
 import { CliExit, EXIT_FAILED, UsageError } from '../exit.js';
 import { printJson, table } from '../output.js';
@@ -14,6 +14,10 @@ export interface ReadyRow {
   ready?: boolean;
   /** The last check passed, but the node has left the ready state since (reimaged, failed, reconfiguring). */
   stale?: boolean;
+  /** Every check passed just now, but the lifecycle is not ready (states not applied, failed, being applied). */
+  passedNotReady?: boolean;
+  /** Why the run left the lifecycle as it was (the server's lifecycleNote). */
+  note?: string;
   failing: Evidence[];
   checkedAt?: number;
 }
@@ -32,7 +36,23 @@ export function rowFromStored(s: StoredReadiness): ReadyRow {
 }
 
 export function rowFromReport(r: NodeReadinessReport): ReadyRow {
-  return { node: r.node, ...(r.state ? { state: r.state } : {}), ready: r.ready, failing: r.evidence.filter((e) => !e.pass), checkedAt: r.startedAt + r.durationMs };
+  const ready = readyNow(r);
+  return {
+    node: r.node,
+    ...(r.state ? { state: r.state } : {}),
+    ready,
+    ...(r.ready && !ready ? { passedNotReady: true } : {}),
+    ...(r.lifecycleNote ? { note: r.lifecycleNote } : {}),
+    failing: r.evidence.filter((e) => !e.pass),
+    checkedAt: r.startedAt + r.durationMs,
+  };
+}
+
+function readyCell(r: ReadyRow): string {
+  if (r.ready === undefined) return 'never checked';
+  if (r.ready) return 'yes';
+  if (r.passedNotReady) return `NO (checks pass; node ${r.state ?? 'unknown to the store'})`;
+  return r.stale ? `NO (passed, then ${r.state ?? 'gone'})` : 'NO';
 }
 
 /** Table (node, state, ready?, failing checks) then one line per failing check with its reason. */
@@ -42,13 +62,22 @@ export function formatReadyTable(rows: readonly ReadyRow[]): string {
   const body = sorted.map((r) => [
     r.node,
     r.state,
-    r.ready === undefined ? 'never checked' : r.ready ? 'yes' : r.stale ? `NO (passed, then ${r.state ?? 'gone'})` : 'NO',
+    readyCell(r),
     r.failing.length > 0 ? [...new Set(r.failing.map((e) => e.check))].join(', ') : undefined,
     r.checkedAt !== undefined ? new Date(r.checkedAt).toISOString().replace(/\.\d+Z$/, 'Z') : undefined,
   ]);
-  const details = sorted.flatMap((r) => r.failing.map((e) => `${r.node}  ${e.check}: ${e.reason ?? `expected ${e.expected}, saw ${e.seen}`}`));
+  const details = sorted.flatMap((r) => [
+    ...r.failing.map((e) => `${r.node}  ${e.check}: ${e.reason ?? `expected ${e.expected}, saw ${e.seen}`}`),
+    ...(r.note ? [`${r.node}  lifecycle: ${r.note}`] : []),
+  ]);
   const ready = sorted.filter((r) => r.ready === true).length;
   return `${table(head, body)}\n${details.length > 0 ? `\n${details.join('\n')}\n` : ''}\n${ready} of ${sorted.length} node(s) ready\n`;
+}
+
+function readinessProgress(r: NodeReadinessReport): string {
+  if (readyNow(r)) return 'ready';
+  if (r.ready) return `checks pass, node ${r.state ?? 'unknown to the store'}`;
+  return `not ready (${r.failing.join(', ') || r.error?.message || 'no evidence'})`;
 }
 
 export function registerReady(program: Command, ctx: (opts: GlobalOptions) => CliContext): void {
@@ -67,7 +96,7 @@ export function registerReady(program: Command, ctx: (opts: GlobalOptions) => Cl
           const line = raw as ReadinessRunLine;
           if (line.type !== 'node') return;
           reports.push(line.report);
-          if (progress) process.stderr.write(`  ${line.report.node}: ${line.report.ready ? 'ready' : `not ready (${line.report.failing.join(', ') || line.report.error?.message || 'no evidence'})`}\n`);
+          if (progress) process.stderr.write(`  ${line.report.node}: ${readinessProgress(line.report)}\n`);
         });
         reports.sort(byName);
         if (out.json) printJson(out, { summary, nodes: reports });

@@ -2,7 +2,7 @@ import express, { Router } from 'express';
 import { resolveTargets } from '../../inventory/index.js';
 import type { Logger } from '../../log.js';
 import type { InventoryService } from '../../services/inventory-service.js';
-import type { NodeReadinessReport, ReadinessService, StoredReadiness } from '../../services/readiness-service.js';
+import { readyNow, type NodeReadinessReport, type ReadinessService, type StoredReadiness } from '../../services/readiness-service.js';
 import { badRequest } from './errors.js';
 import { streamNdjson } from './ndjson.js';
 
@@ -16,6 +16,7 @@ export interface ReadinessRouteDeps {
 export interface ReadinessRunSummary {
   type: 'summary';
   nodes: number;
+  /** Nodes whose checks all passed and whose lifecycle is ready (readyNow). */
   readyNodes: number;
   notReadyNodes: string[];
   /** Failing check name -> how many nodes failed it. */
@@ -30,8 +31,8 @@ export function summarizeReadiness(reports: readonly NodeReadinessReport[]): Rea
   return {
     type: 'summary',
     nodes: reports.length,
-    readyNodes: reports.filter((r) => r.ready).length,
-    notReadyNodes: reports.filter((r) => !r.ready).map((r) => r.node),
+    readyNodes: reports.filter(readyNow).length,
+    notReadyNodes: reports.filter((r) => !readyNow(r)).map((r) => r.node),
     failingChecks,
   };
 }
