@@ -25,7 +25,7 @@ async function runCheck(spec: CheckSpec, ctx: CheckContext, transport: Transport
   } catch (err) {
     const code = isRackseedError(err) ? err.code : 'INTERNAL';
     const message = err instanceof Error ? err.message : String(err);
-    return [{ check: spec.id, role: spec.role, expected: 'collection command runs', seen: code, pass: false, reason: `${spec.id}: ${message}` }];
+    return [{ check: spec.id, role: spec.role, expected: 'collection command runs', seen: code, pass: false, reason: `${spec.id}: ${message}`, notRun: true }];
   }
   try {
     const evidence = spec.evaluate(output, ctx);

@@ -19,6 +19,11 @@ export interface Evidence {
   pass: boolean;
   /** Why it failed, in words an operator can act on (set on failure, sometimes on a notable pass). */
   reason?: string;
+  /**
+   * The check's command did not run (timeout, dropped connection): nothing was observed. It fails readiness, and an
+   * audit with one is not complete (it may hide drift), as opposed to a check that ran and saw something wrong.
+   */
+  notRun?: true;
 }
 
 /** A cluster node as the base checks need it (for /etc/hosts). */

@@ -84,11 +84,12 @@ export function buildAuditReport(input: AuditInputs): AuditNodeReport {
 
 /** The stored run's verdict: 'failed' when something could not be evaluated, 'changed' for drift, else 'success'. */
 /**
- * Whether the audit saw everything: reachable, evaluated, and every state's check ran. A state whose check failed
- * leaves that part of the node unknown, so, as for an error, it may hide drift (and `state test` exits 1 on it too).
+ * Whether the audit saw everything: reachable, evaluated, every state's check ran, and every readiness check's
+ * command ran. A state whose check failed, or a check that timed out, leaves that part of the node unknown, so, as
+ * for an error, it may hide drift (and `state test` exits 1 on it too).
  */
 export function fullyAudited(r: AuditNodeReport): boolean {
-  return r.reachable && r.error === undefined && r.failedStates.length === 0;
+  return r.reachable && r.error === undefined && r.failedStates.length === 0 && !r.failedChecks.some((e) => e.notRun);
 }
 
 export function auditRunResult(r: AuditNodeReport): RunResult {

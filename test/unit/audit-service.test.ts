@@ -11,6 +11,8 @@ import type { LifecycleEvent } from '../../server/model/lifecycle.js';
 import { auditRoutes } from '../../server/net/http/audit-routes.js';
 import { errorHandler } from '../../server/net/http/errors.js';
 import { AuditService } from '../../server/services/audit-service.js';
+import { fullyAudited } from '../../server/services/audit-report.js';
+import { formatAuditNode } from '../../server/cli/commands/audit.js';
 import { InventoryService } from '../../server/services/inventory-service.js';
 import { NodeIdentity } from '../../server/services/node-identity.js';
 import { FakeTransport } from '../../server/state/transport/fake.js';
@@ -104,6 +106,26 @@ describe('AuditService (FakeTransport, SQLite store) and POST /audit', () => {
       expect((await store.getNode(node))?.facts).toEqual({});
       expect(await store.listEvents({ node })).toHaveLength(TO_READY.length);
     }
+  });
+
+  it('a readiness check whose command timed out makes the audit incomplete (run failed), not drift', async () => {
+    // cn01's dry run answers; its checks' commands time out (a hung node, a dropped connection).
+    const base = cn01();
+    transport = new FakeTransport('cn01', {
+      handler: (command, _self, options) => {
+        if (command === 'uname -n' || command === 'cat /etc/hosts') throw new RackseedError('STATE_TIMEOUT', `cn01: ${command} did not finish within 5 s`);
+        return base.exec(command, options);
+      },
+    });
+    const [one] = await audit.audit([inventory.inventory.nodes.get('cn01')!]);
+    expect(one!.failedChecks.map((e) => [e.check, e.seen, e.notRun])).toEqual([
+      ['base.hostname', 'STATE_TIMEOUT', true],
+      ['base.hosts', 'STATE_TIMEOUT', true],
+    ]);
+    expect(fullyAudited(one!)).toBe(false);
+    const [run] = await store.listRuns({ node: 'cn01', kind: 'audit' });
+    expect(run?.result).toBe('failed');
+    expect(formatAuditNode(one!).split('\n')[0]).toMatch(/^cn01: DRIFT: .*; not fully audited: 2 checks could not run \(base\.hostname: STATE_TIMEOUT, base\.hosts: STATE_TIMEOUT\)$/);
   });
 
   it('POST /audit audits every node without targets, the named ones with, and rejects targets that are not a list of strings', async () => {

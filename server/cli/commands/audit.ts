@@ -18,7 +18,12 @@ function headline(r: AuditNodeReport): string {
   const parts = [`${plural(r.wouldChange.length, 'state')} would change`];
   if (r.failedStates.length > 0) parts.push(`${plural(r.failedStates.length, 'state')} failed`);
   parts.push(`${plural(r.failedChecks.length, 'check')} failed`);
-  const incomplete = r.error ? `; not fully audited: ${r.error.code}: ${r.error.message}` : '';
+  const notRun = r.failedChecks.filter((e) => e.notRun);
+  const incomplete = r.error
+    ? `; not fully audited: ${r.error.code}: ${r.error.message}`
+    : notRun.length > 0
+      ? `; not fully audited: ${plural(notRun.length, 'check')} could not run (${notRun.map((e) => `${e.check}: ${e.seen}`).join(', ')})`
+      : '';
   return `${r.node}: DRIFT: ${parts.join(', ')}${incomplete}`;
 }
 
