@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { formatReadyTable, rowFromReport } from '../../server/cli/commands/ready.js';
 import { verdict } from '../../server/readiness/engine.js';
 import { evaluateHosts, hostnameMatches } from '../../server/readiness/roles/base.js';
 import { checksForNode, rolesToCheck } from '../../server/readiness/roles/index.js';
@@ -72,6 +73,8 @@ describe('nvidia checks over recorded nvidia-smi outputs', () => {
     expect(failingChecks(ev)).toEqual([]);
     expect(byCheck(ev)['nvidia.compute_capability']?.seen).toBe('sm_80');
     expect(byCheck(ev)['nvidia.kernel']).toMatchObject({ pass: true, expected: '-' });
+    // Its remapped rows and retired pages are N/A in MIG mode: nothing pending was seen, and the evidence says so.
+    expect(byCheck(ev)['nvidia.memory_errors']).toMatchObject({ pass: true, seen: 'not reported (N/A)', reason: expect.stringMatching(/^nvidia-smi reports neither page retirement nor row remapping \(N\/A\) for GPU 0/) });
   });
 
   it('Volta (TITAN V, standing in for V100 which has no recorded fixture) passes: sm_70 is the minimum', () => {
@@ -371,6 +374,14 @@ describe('roles and verdict', () => {
     const [nvidia] = checksForNode(context({ roles: ['nvidia'] }));
     expect(nvidia?.static?.[0]).toMatchObject({ check: 'nvidia.expectation', pass: false });
     expect(checksForNode(context({ roles: ['k3s'] })).map((r) => r.role)).toEqual(['k3s-agent']);
+  });
+  it('a node with no roles and no hardware says that only SSH was checked; the ready table prints such notes', () => {
+    const [none] = checksForNode(context({ roles: [] }));
+    expect(none?.static).toEqual([{ check: 'roles.none', role: 'none', expected: '-', seen: 'no roles', pass: true, reason: 'group "gpu" declares no roles and no hardware: only SSH was checked' }]);
+    const evidence = [{ check: 'base.ssh', role: 'base', expected: 'reachable over SSH', seen: 'reachable', pass: true }, ...(none?.static ?? [])];
+    const text = formatReadyTable([rowFromReport({ node: 'gpu01', runId: 'r1', ready: true, state: 'ready', failing: [], summary: '', evidence, startedAt: 0, durationMs: 1 })]);
+    expect(text).toContain('gpu01  roles.none (passes): group "gpu" declares no roles and no hardware: only SSH was checked');
+    expect(text).not.toContain('base.ssh (passes)');
   });
   it('verdict: ready only with evidence that all passes; the summary names failing checks and reasons', () => {
     const pass = { check: 'a.b', role: 'a', expected: '1', seen: '1', pass: true };

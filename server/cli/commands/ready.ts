@@ -19,8 +19,12 @@ export interface ReadyRow {
   /** Why the run left the lifecycle as it was (the server's lifecycleNote). */
   note?: string;
   failing: Evidence[];
+  /** Passing evidence that says something (a role without checks, a value the node did not report). */
+  notes: Evidence[];
   checkedAt?: number;
 }
+
+const notable = (evidence: readonly Evidence[]): Evidence[] => evidence.filter((e) => e.pass && e.reason !== undefined);
 
 function byName<T extends { node: string }>(a: T, b: T): number {
   return a.node < b.node ? -1 : a.node > b.node ? 1 : 0;
@@ -32,6 +36,7 @@ export function rowFromStored(s: StoredReadiness): ReadyRow {
     ...(s.state ? { state: s.state } : {}),
     ...(s.run ? { ready: s.ready, checkedAt: s.run.finishedAt ?? s.run.startedAt, ...(s.run.ready && !s.ready ? { stale: true } : {}) } : {}),
     failing: s.run ? s.run.evidence.filter((e) => !e.pass) : [],
+    notes: s.run ? notable(s.run.evidence) : [],
   };
 }
 
@@ -44,6 +49,7 @@ export function rowFromReport(r: NodeReadinessReport): ReadyRow {
     ...(r.ready && !ready ? { passedNotReady: true } : {}),
     ...(r.lifecycleNote ? { note: r.lifecycleNote } : {}),
     failing: r.evidence.filter((e) => !e.pass),
+    notes: notable(r.evidence),
     checkedAt: r.startedAt + r.durationMs,
   };
 }
@@ -68,6 +74,7 @@ export function formatReadyTable(rows: readonly ReadyRow[]): string {
   ]);
   const details = sorted.flatMap((r) => [
     ...r.failing.map((e) => `${r.node}  ${e.check}: ${e.reason ?? `expected ${e.expected}, saw ${e.seen}`}`),
+    ...r.notes.map((e) => `${r.node}  ${e.check} (passes): ${e.reason}`),
     ...(r.note ? [`${r.node}  lifecycle: ${r.note}`] : []),
   ]);
   const ready = sorted.filter((r) => r.ready === true).length;

@@ -200,11 +200,15 @@ function memoryErrorEvidence(report: NvidiaReport): Evidence[] {
     if (g.remappedRowsPending) problems.push(`${gpuLabel(g)}: row remap pending (needs a GPU reset)`);
     if (g.remappedRowsFailure) problems.push(`${gpuLabel(g)}: row remapping failed`);
   }
-  return [
-    problems.length === 0
-      ? passed(ROLE, 'nvidia.memory_errors', 'no pending retired pages or row remaps', 'none pending')
-      : failed(ROLE, 'nvidia.memory_errors', 'no pending retired pages or row remaps', `${problems.length} pending`, listSome(problems, 4)),
-  ];
+  const expected = 'no pending retired pages or row remaps';
+  if (problems.length > 0) return [failed(ROLE, 'nvidia.memory_errors', expected, `${problems.length} pending`, listSome(problems, 4))];
+  // N/A for both (a model without ECC page retirement or row remapping, or a mode that hides them): nothing pending
+  // was seen, which the evidence must not word as "none pending".
+  const unreported = report.gpus.filter((g) => g.retiredPagesPending === undefined && g.remappedRowsPending === undefined && g.remappedRowsFailure === undefined);
+  if (unreported.length === 0) return [passed(ROLE, 'nvidia.memory_errors', expected, 'none pending')];
+  const why = `nvidia-smi reports neither page retirement nor row remapping (N/A) for ${listSome(unreported.map(gpuLabel), 4)}: nothing pending could be seen there`;
+  const seen = unreported.length === report.gpus.length ? 'not reported (N/A)' : `none pending; ${unreported.length} of ${report.gpus.length} GPUs not reported (N/A)`;
+  return [{ ...passed(ROLE, 'nvidia.memory_errors', expected, seen), reason: why }];
 }
 
 /** PURE: the whole nvidia-smi evaluation, from the collection command's output. */
