@@ -185,6 +185,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       tokens: nodeTokens,
       tokenSeconds: config.provisioning.tokenSeconds,
       netbootStats: () => ({ ...(dhcpStats ? { dhcp: dhcpStats } : {}), ...(tftp ? { tftp: tftp.stats() } : {}) }),
+      tftpEnabled: config.tftp.enabled,
       filesDir,
       loaderDir: config.tftp.root,
       loaderSymlinkTargets,

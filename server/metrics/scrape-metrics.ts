@@ -10,9 +10,14 @@ export interface ScrapeSources {
   store: Pick<ObservedStore, 'listNodes'>;
   /** Live DHCP and TFTP counters (absent for a listener that is off). */
   netbootStats: () => { dhcp?: DhcpStats; tftp?: TftpStats };
+  /**
+   * Whether the configuration runs a TFTP server: its families are registered only then. A family without labels
+   * always exports a sample (0 after a reset), which would show a server that has no TFTP as a live, idle one.
+   */
+  tftpEnabled: boolean;
   /** To name swarms by image rather than by info hash. */
   images?: { list(): ImageRecord[] };
-  /** Absent when torrent.enabled is false. */
+  /** Absent when torrent.enabled is false; the swarm families are then not registered (no seeder_up 0 to alert on). */
   swarm?: SwarmView;
 }
 
@@ -50,28 +55,8 @@ export function registerScrapeMetrics(registry: Registry, src: ScrapeSources): v
     Object.entries(src.netbootStats().dhcp?.ignored ?? {}).map(([reason, n]) => [{ reason }, n]),
   );
 
-  const tftp = () => src.netbootStats().tftp;
-  snapshotCounter(registry, 'rackseed_tftp_requests_total', 'Datagrams that reached the TFTP port', [], () => (tftp() ? [[{}, tftp()!.requests]] : []));
-  snapshotCounter(registry, 'rackseed_tftp_transfers_total', 'TFTP transfers completed', [], () => (tftp() ? [[{}, tftp()!.transfersOk]] : []));
-  snapshotCounter(registry, 'rackseed_tftp_sent_bytes_total', 'Bytes sent over TFTP', [], () => (tftp() ? [[{}, tftp()!.bytesSent]] : []));
-  snapshotCounter(registry, 'rackseed_tftp_errors_total', 'TFTP requests or transfers that failed, by reason', ['reason'], () =>
-    Object.entries(tftp()?.errors ?? {}).map(([reason, n]) => [{ reason }, n]),
-  );
-  snapshotCounter(registry, 'rackseed_tftp_foreign_packets_total', 'Packets on a transfer port from someone other than its client', [], () =>
-    tftp() ? [[{}, tftp()!.foreignPackets]] : [],
-  );
-  new Gauge({
-    name: 'rackseed_tftp_active_transfers',
-    help: 'TFTP transfers in progress',
-    registers: [registry],
-    collect() {
-      this.reset();
-      const t = tftp();
-      if (t) this.set(t.active);
-    },
-  });
-
-  registerSwarmMetrics(registry, src);
+  if (src.tftpEnabled) registerTftpMetrics(registry, src);
+  if (src.swarm) registerSwarmMetrics(registry, src.swarm, src.images);
 
   new Gauge({
     name: 'rackseed_nodes',
@@ -94,8 +79,31 @@ export function registerScrapeMetrics(registry: Registry, src: ScrapeSources): v
   });
 }
 
-function registerSwarmMetrics(registry: Registry, src: ScrapeSources): void {
-  const imageName = (infoHash: string): string => src.images?.list().find((i) => i.manifest.torrent.infoHash === infoHash)?.manifest.name ?? infoHash;
+function registerTftpMetrics(registry: Registry, src: ScrapeSources): void {
+  const tftp = () => src.netbootStats().tftp;
+  snapshotCounter(registry, 'rackseed_tftp_requests_total', 'Datagrams that reached the TFTP port', [], () => (tftp() ? [[{}, tftp()!.requests]] : []));
+  snapshotCounter(registry, 'rackseed_tftp_transfers_total', 'TFTP transfers completed', [], () => (tftp() ? [[{}, tftp()!.transfersOk]] : []));
+  snapshotCounter(registry, 'rackseed_tftp_sent_bytes_total', 'Bytes sent over TFTP', [], () => (tftp() ? [[{}, tftp()!.bytesSent]] : []));
+  snapshotCounter(registry, 'rackseed_tftp_errors_total', 'TFTP requests or transfers that failed, by reason', ['reason'], () =>
+    Object.entries(tftp()?.errors ?? {}).map(([reason, n]) => [{ reason }, n]),
+  );
+  snapshotCounter(registry, 'rackseed_tftp_foreign_packets_total', 'Packets on a transfer port from someone other than its client', [], () =>
+    tftp() ? [[{}, tftp()!.foreignPackets]] : [],
+  );
+  new Gauge({
+    name: 'rackseed_tftp_active_transfers',
+    help: 'TFTP transfers in progress',
+    registers: [registry],
+    collect() {
+      this.reset();
+      const t = tftp();
+      if (t) this.set(t.active);
+    },
+  });
+}
+
+function registerSwarmMetrics(registry: Registry, swarm: SwarmView, images: ScrapeSources['images']): void {
+  const imageName = (infoHash: string): string => images?.list().find((i) => i.manifest.torrent.infoHash === infoHash)?.manifest.name ?? infoHash;
   new Gauge({
     name: 'rackseed_swarm_peers',
     help: 'Peers the tracker knows per image, by role (seeder = complete, leecher = downloading)',
@@ -103,7 +111,7 @@ function registerSwarmMetrics(registry: Registry, src: ScrapeSources): void {
     registers: [registry],
     collect() {
       this.reset();
-      for (const s of src.swarm?.tracker() ?? []) {
+      for (const s of swarm.tracker() ?? []) {
         const image = imageName(s.infoHash);
         this.set({ image, role: 'seeder' }, s.seeders);
         this.set({ image, role: 'leecher' }, s.leechers);
@@ -117,19 +125,19 @@ function registerSwarmMetrics(registry: Registry, src: ScrapeSources): void {
     registers: [registry],
     collect() {
       this.reset();
-      for (const s of src.swarm?.tracker() ?? []) this.set({ image: imageName(s.infoHash) }, s.peers.reduce((sum, p) => sum + p.uploaded, 0));
+      for (const s of swarm.tracker() ?? []) this.set({ image: imageName(s.infoHash) }, s.peers.reduce((sum, p) => sum + p.uploaded, 0));
     },
   });
   snapshotCounter(registry, 'rackseed_webseed_requests_total', 'Web-seed range requests for image tarballs, by mode (throttled while the seeder seeds, full otherwise)', ['mode'], () => {
-    const w = src.swarm?.webseed?.();
+    const w = swarm.webseed?.();
     return w ? [[{ mode: 'throttled' }, w.throttledRequests], [{ mode: 'full' }, w.fullSpeedRequests]] : [];
   });
   snapshotCounter(registry, 'rackseed_webseed_delayed_bytes_total', 'Bytes of web-seed responses that waited for the pacing bucket', [], () => {
-    const w = src.swarm?.webseed?.();
+    const w = swarm.webseed?.();
     return w ? [[{}, w.delayedBytes]] : [];
   });
   snapshotCounter(registry, 'rackseed_swarm_seeder_uploaded_bytes_total', "Bytes the server's own seeder uploaded, per image", ['image'], () =>
-    (src.swarm?.seeder()?.torrents ?? []).map((t) => [{ image: t.name }, t.uploaded]),
+    (swarm.seeder()?.torrents ?? []).map((t) => [{ image: t.name }, t.uploaded]),
   );
   new Gauge({
     name: 'rackseed_swarm_seeder_peers',
@@ -138,7 +146,7 @@ function registerSwarmMetrics(registry: Registry, src: ScrapeSources): void {
     registers: [registry],
     collect() {
       this.reset();
-      for (const t of src.swarm?.seeder()?.torrents ?? []) this.set({ image: t.name }, t.peers.length);
+      for (const t of swarm.seeder()?.torrents ?? []) this.set({ image: t.name }, t.peers.length);
     },
   });
   new Gauge({
@@ -148,7 +156,7 @@ function registerSwarmMetrics(registry: Registry, src: ScrapeSources): void {
     registers: [registry],
     collect() {
       this.reset();
-      for (const t of src.swarm?.seeder()?.torrents ?? []) this.set({ image: t.name }, t.webSeedPieces);
+      for (const t of swarm.seeder()?.torrents ?? []) this.set({ image: t.name }, t.webSeedPieces);
     },
   });
   new Gauge({
@@ -158,7 +166,7 @@ function registerSwarmMetrics(registry: Registry, src: ScrapeSources): void {
     registers: [registry],
     collect() {
       this.reset();
-      for (const t of src.swarm?.seeder()?.torrents ?? []) if (t.firstRound && t.firstRound.of > 0) this.set({ image: t.name }, t.firstRound.pieces / t.firstRound.of);
+      for (const t of swarm.seeder()?.torrents ?? []) if (t.firstRound && t.firstRound.of > 0) this.set({ image: t.name }, t.firstRound.pieces / t.firstRound.of);
     },
   });
   new Gauge({
@@ -166,8 +174,7 @@ function registerSwarmMetrics(registry: Registry, src: ScrapeSources): void {
     help: "1 while the server's seeder process runs",
     registers: [registry],
     collect() {
-      this.reset();
-      if (src.swarm) this.set(src.swarm.seeder()?.running ? 1 : 0);
+      this.set(swarm.seeder()?.running ? 1 : 0);
     },
   });
 }

@@ -40,6 +40,7 @@ beforeAll(async () => {
       dataDir: srv.config.dataDir,
       store: srv.store,
       netbootStats: () => ({ dhcp, tftp }),
+      tftpEnabled: true,
       images: { list: () => [{ manifest: { name: 'debian12', torrent: { infoHash: INFO_HASH } } } as never] },
       swarm: { tracker: () => tracker, seeder: () => seeder, webseed: () => ({ throttledRequests: 7, fullSpeedRequests: 2, delayedBytes: 4096 }) },
     }),
@@ -119,6 +120,16 @@ describe('GET /metrics', () => {
     } finally {
       writeFileSync(file, original);
     }
+  });
+
+  it('a server without TFTP and without torrents exports neither family (no idle TFTP, no seeder_up 0 to alert on)', async () => {
+    // The test server itself: tftp.enabled and torrent.enabled are false in its configuration.
+    const res = await fetch(`${srv.httpUrl}/metrics`, { headers: { authorization: `Bearer ${srv.adminToken}` } });
+    expect(res.status).toBe(200);
+    const { types } = parseExposition(await res.text());
+    const families = [...types.keys()].filter((n) => n.startsWith('rackseed_'));
+    expect(families.filter((n) => /^rackseed_(tftp|swarm|webseed)_/.test(n))).toEqual([]);
+    expect(families).toEqual(expect.arrayContaining(['rackseed_dhcp_packets_total', 'rackseed_nodes']));
   });
 
   it('has every family, with values read from live state at scrape time', async () => {

@@ -31,6 +31,8 @@ export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, Swar
   log: Logger;
   /** The data directory: BMC credentials, the SSH key used for reboots, the metrics token. */
   dataDir: string;
+  /** tftp.enabled: /metrics exports the TFTP families only for a server that runs TFTP. */
+  tftpEnabled: boolean;
   /** State runs (apply/test); absent in tests that do not need them. */
   states?: StateService;
   /** Readiness checks; absent in tests that do not need them. */
@@ -78,7 +80,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   if (deps.trackerRoutes) app.use(deps.trackerRoutes);
   app.use('/ui', dashboardRoutes({ inventory: deps.inventory, store: deps.store, adminToken: deps.adminToken, serverName: deps.serverName, log: deps.log }));
   app.get('/', (_req, res) => res.redirect('/ui/'));
-  app.use(metricsRouter({ adminToken: deps.adminToken, dataDir: deps.dataDir, store: deps.store, netbootStats: deps.netbootStats, images: deps.images, ...(deps.swarm ? { swarm: deps.swarm } : {}) }));
+  app.use(metricsRouter({ adminToken: deps.adminToken, dataDir: deps.dataDir, store: deps.store, netbootStats: deps.netbootStats, tftpEnabled: deps.tftpEnabled, images: deps.images, ...(deps.swarm ? { swarm: deps.swarm } : {}) }));
   app.use(
     '/api/v1',
     requireAdminToken(deps.adminToken),
