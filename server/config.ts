@@ -176,6 +176,11 @@ const torrentSchema = strict({
     upload_slots: z.number().int().min(1).max(200).default(16),
     /** First delay before a crashed seeder is restarted (doubles while it keeps crashing). */
     seeder_restart_seconds: z.number().int().min(1).default(5),
+    /**
+     * A seeder process that has sent no stats for this long (it reports every second) is hung: killed and restarted.
+     * Above the 5 s after which it is reported stale, so the API shows the silence before the restart.
+     */
+    seeder_hung_seconds: z.number().int().min(6).default(30),
     /** Total rate per image of web-seed range requests while the seeder seeds it (0: unlimited); full speed when it does not. */
     webseed_rate_mbit_while_seeding: z.number().min(0).default(16),
   })
@@ -290,6 +295,7 @@ export interface TorrentConfig {
   peerTtlSeconds: number;
   uploadSlots: number;
   seederRestartSeconds: number;
+  seederHungSeconds: number;
   webseedRateMbitWhileSeeding: number;
 }
 
@@ -418,6 +424,7 @@ export function parseConfig(text: string, file: string, env: ConfigEnvironment =
       peerTtlSeconds: raw.torrent.peer_ttl_seconds,
       uploadSlots: raw.torrent.upload_slots,
       seederRestartSeconds: raw.torrent.seeder_restart_seconds,
+      seederHungSeconds: raw.torrent.seeder_hung_seconds,
       webseedRateMbitWhileSeeding: raw.torrent.webseed_rate_mbit_while_seeding,
     },
     states: {

@@ -70,6 +70,7 @@ export function imageSwarm(config: Config, images: ImageCatalog, log: Logger): I
         // Each piece leaves the server once before any leaves twice (measured: 1.0 instead of 1.6-1.8 copies at 8 nodes).
         superSeed: true,
         restartSeconds: t.seederRestartSeconds,
+        hungSeconds: t.seederHungSeconds,
         log: log.child({ part: 'seeder' }),
       });
       seeder = s;

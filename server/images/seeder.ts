@@ -8,6 +8,8 @@ import type { FromSeeder, SeedImage, SeederChildConfig, SeedTorrentStats, ToSeed
 export interface SeederOptions extends Omit<SeederChildConfig, 'statsMs'> {
   /** First delay before restarting a seeder that died; doubles on each crash in a row, up to 5 minutes. */
   restartSeconds: number;
+  /** A process that has sent no stats for this long is hung: it is killed, and restarted as after a crash. */
+  hungSeconds: number;
   log: Logger;
 }
 
@@ -17,7 +19,10 @@ export interface SeedTorrentStatus extends SeedTorrentStats {
 }
 
 export interface SeederStatus {
+  /** A seeder process is up and has reported within the last few seconds. */
   running: boolean;
+  /** Up but silent (no stats for more than a few seconds): killed once silent for `hungSeconds`. */
+  stale?: boolean;
   pid?: number;
   port?: number;
   restarts: number;
@@ -78,6 +83,14 @@ export function startSeeder(opts: SeederOptions): Seeder {
   let closed = false;
   /** Pieces already told to the current seeder process, per torrent (a restarted process starts a new plan): status() counts them. */
   let told = new Map<string, Set<number>>();
+  /**
+   * Bytes earlier seeder processes uploaded, per torrent: a restarted process counts from 0, and the uploaded figure
+   * (a Prometheus counter) must only go down when the server restarts.
+   */
+  const uploadedBefore = new Map<string, number>();
+  const bankUploaded = () => {
+    for (const t of torrents) uploadedBefore.set(t.infoHash, (uploadedBefore.get(t.infoHash) ?? 0) + t.uploaded);
+  };
 
   const push = () => {
     if (child?.connected) child.send({ type: 'images', images } satisfies ToSeeder);
@@ -90,6 +103,8 @@ export function startSeeder(opts: SeederOptions): Seeder {
     const config: SeederChildConfig = { port: opts.port, announce: opts.announce, uploadSlots: opts.uploadSlots, superSeed: opts.superSeed, statsMs: STATS_MS };
     const startedAt = Date.now();
     told = new Map();
+    // Its first stats come once it has loaded its images: the hang clock starts at the fork.
+    statsAt = startedAt;
     const c = fork(file, [JSON.stringify(config)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
     child = c;
     opts.log.info({ pid: c.pid, port: opts.port }, 'seeder started');
@@ -104,6 +119,7 @@ export function startSeeder(opts: SeederOptions): Seeder {
     c.on('error', (err) => opts.log.error({ err: err.message }, 'seeder process error'));
     c.on('exit', (code, signal) => {
       if (child === c) {
+        bankUploaded();
         child = undefined;
         port = undefined;
         torrents = [];
@@ -119,6 +135,19 @@ export function startSeeder(opts: SeederOptions): Seeder {
     push();
   };
 
+  // A hung process (a stopped or wedged event loop) keeps its port: nodes' connections to it hang, and nothing
+  // exits to trigger the restart. Silent for hungSeconds, it is killed; the exit handler restarts it.
+  const watchdog = setInterval(() => {
+    const c = child;
+    if (!c || closed || Date.now() - statsAt < opts.hungSeconds * 1000) return;
+    opts.log.error({ pid: c.pid, silentMs: Date.now() - statsAt }, 'seeder hung (no stats): killing it');
+    statsAt = Date.now();
+    c.kill('SIGKILL');
+  }, STATS_MS);
+  watchdog.unref();
+
+  const stale = () => child !== undefined && Date.now() - statsAt > STALE_STATS_MS;
+
   return {
     setImages(records) {
       images = records.map(toSeedImage);
@@ -126,11 +155,18 @@ export function startSeeder(opts: SeederOptions): Seeder {
       else push();
     },
     status() {
-      const withWebSeed = torrents.map((t) => ({ ...t, webSeedPieces: told.get(t.infoHash)?.size ?? 0 }));
-      return { running: child !== undefined, ...(child?.pid !== undefined ? { pid: child.pid } : {}), ...(port !== undefined ? { port } : {}), restarts, torrents: withWebSeed };
+      const withWebSeed = torrents.map((t) => ({ ...t, uploaded: t.uploaded + (uploadedBefore.get(t.infoHash) ?? 0), webSeedPieces: told.get(t.infoHash)?.size ?? 0 }));
+      return {
+        running: child !== undefined && !stale(),
+        ...(stale() ? { stale: true } : {}),
+        ...(child?.pid !== undefined ? { pid: child.pid } : {}),
+        ...(port !== undefined ? { port } : {}),
+        restarts,
+        torrents: withWebSeed,
+      };
     },
     isSeeding(infoHash) {
-      if (!child || Date.now() - statsAt > STALE_STATS_MS) return false;
+      if (!child || stale()) return false;
       return torrents.some((t) => t.infoHash === infoHash && t.state === 'seeding');
     },
     webSeedServed(infoHash, pieces) {
@@ -147,6 +183,7 @@ export function startSeeder(opts: SeederOptions): Seeder {
     },
     async close() {
       closed = true;
+      clearInterval(watchdog);
       if (restartTimer) clearTimeout(restartTimer);
       const c = child;
       if (!c || c.exitCode !== null || c.signalCode !== null) return;

@@ -137,6 +137,11 @@ export class Netns {
     this.extraPids.add(pid);
   }
 
+  /** Drops an adopted PID that is known to be gone, so cleanup never signals a number the kernel may have reused. */
+  untrack(pid: number): void {
+    this.extraPids.delete(pid);
+  }
+
   /** Signals one PID, only if this harness started or adopted it. */
   kill(pid: number, signal: NodeJS.Signals = 'SIGTERM'): void {
     if (!this.children.has(pid) && !this.extraPids.has(pid)) throw new Error(`pid ${pid} was not started by this harness`);

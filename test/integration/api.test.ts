@@ -13,7 +13,8 @@ const api = (path: string, init: RequestInit = {}, token: string | null = srv.ad
   fetch(`${srv.httpUrl}${path}`, { ...init, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(init.headers ?? {}) } });
 
 beforeAll(async () => {
-  srv = await startTestServer({ inventoryFixture: 'api/inventory.yaml' });
+  // No seeder: it would announce the image to the public URL's tracker, an address outside this machine.
+  srv = await startTestServer({ inventoryFixture: 'api/inventory.yaml', extraConfig: 'torrent:\n  enabled: false' });
   // The boot decision provisions a node only into an image the catalog holds.
   await writeTinyImage(srv.config.dataDir, 'http://10.0.0.1:8080', 'debian12');
   srv.images.rescan();

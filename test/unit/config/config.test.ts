@@ -95,13 +95,14 @@ describe('config: torrent (tracker and seeder)', () => {
       peerTtlSeconds: 300,
       uploadSlots: 16,
       seederRestartSeconds: 5,
+      seederHungSeconds: 30,
       webseedRateMbitWhileSeeding: 16,
     });
   });
 
   it('every key can be set', () => {
-    const c = parseConfig('torrent:\n  enabled: false\n  seed_port: 0\n  announce_interval_seconds: 10\n  numwant: 30\n  peer_ttl_seconds: 60\n  upload_slots: 8\n  seeder_restart_seconds: 600\n  webseed_rate_mbit_while_seeding: 0\n', 'r.yaml');
-    expect(c.torrent).toEqual({ enabled: false, seedPort: 0, announceIntervalSeconds: 10, numwant: 30, peerTtlSeconds: 60, uploadSlots: 8, seederRestartSeconds: 600, webseedRateMbitWhileSeeding: 0 });
+    const c = parseConfig('torrent:\n  enabled: false\n  seed_port: 0\n  announce_interval_seconds: 10\n  numwant: 30\n  peer_ttl_seconds: 60\n  upload_slots: 8\n  seeder_restart_seconds: 600\n  seeder_hung_seconds: 120\n  webseed_rate_mbit_while_seeding: 0\n', 'r.yaml');
+    expect(c.torrent).toEqual({ enabled: false, seedPort: 0, announceIntervalSeconds: 10, numwant: 30, peerTtlSeconds: 60, uploadSlots: 8, seederRestartSeconds: 600, seederHungSeconds: 120, webseedRateMbitWhileSeeding: 0 });
   });
 
   it.each([
