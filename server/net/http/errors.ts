@@ -36,20 +36,28 @@ export function notFoundHandler(): RequestHandler {
 
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
+    if (res.headersSent) {
+      // A response already under way (a file stream that failed mid-read): no error body can follow its headers.
+      log.error({ err, path: req.path }, 'request failed after its response started: connection closed');
+      res.destroy();
+      return;
+    }
+    // A handler may have set another type before it failed (express.static's file type, a text/plain script).
+    const send = (status: number, body: ReturnType<typeof errorBody>) => res.status(status).set('content-type', 'application/json; charset=utf-8').json(body);
     if (isRackseedError(err)) {
       const status = STATUS_BY_CODE[err.code] ?? 500;
       if (status >= 500) log.error({ err, path: req.path }, 'request failed');
-      res.status(status).json(errorBody(err.code, err.message));
+      send(status, errorBody(err.code, err.message));
       return;
     }
     const status = httpStatusOf(err);
     if (status < 500) {
       const { code, message } = clientErrorOf(err, req, status);
-      res.status(status).json(errorBody(code, message));
+      send(status, errorBody(code, message));
       return;
     }
     log.error({ err, path: req.path }, 'request failed');
-    res.status(500).json(errorBody('INTERNAL', 'internal error (see the server log)'));
+    send(500, errorBody('INTERNAL', 'internal error (see the server log)'));
   };
 }
 
