@@ -261,6 +261,11 @@ describe('files and errors reveal nothing outside their roots', () => {
     const res = await fetch(`${srv.httpUrl}/node/v1/report`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
     expect(res.status).toBe(401);
     expect((await body(res)).error.code).toBe('UNAUTHORIZED');
+    // Every /node/v1 path: the first-boot callback checks its token first too, and an unknown path is a 404.
+    const booted = await fetch(`${srv.httpUrl}/node/v1/booted`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
+    expect([booted.status, (await body(booted)).error.code]).toEqual([401, 'UNAUTHORIZED']);
+    const unknown = await fetch(`${srv.httpUrl}/node/v1/anything`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
+    expect([unknown.status, (await body(unknown)).error.code]).toEqual([404, 'NOT_FOUND']);
   });
   it('the CLI reaches a server listening on an IPv6 address through a bracketed URL', () => {
     const dir = path.join(srv.dir, 'v6');

@@ -92,14 +92,14 @@ export function nodeRoutes(deps: NodeRouteDeps): Router {
     res.locals.nodeClaims = claims;
     next();
   });
-  router.use(express.json({ limit: '64kb' }));
   if (deps.plan) {
     const plan = planHandler(deps.plan);
     // Express answers HEAD through GET routes: a HEAD would spend the single-use token without delivering the plan.
     router.get('/plan', (req, res, next) => (req.method === 'HEAD' ? res.status(405).set('allow', 'GET').end() : plan(req, res, next)));
   }
 
-  router.post('/report', async (req, res) => {
+  // Only /report has a body; /booted has none, and no path parses a body before its token is checked.
+  router.post('/report', express.json({ limit: '64kb' }), async (req, res) => {
     const claims = res.locals.nodeClaims as NodeTokenClaims;
     const body = (req.body ?? {}) as Record<string, unknown>;
     const detail = body.detail && typeof body.detail === 'object' && !Array.isArray(body.detail) ? nodeDetail(body.detail as Record<string, unknown>) : undefined;
