@@ -146,6 +146,20 @@ describe('dashboard access', () => {
     expect(res.headers.get('set-cookie')).toBeNull();
   });
 
+  it('decides on Sec-Fetch-Site when the browser sends it: behind a proxy that rewrites Host, a same-origin login works', async () => {
+    const post = (headers: Record<string, string>) =>
+      fetch(`${base}/ui/login`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        body: new URLSearchParams({ token: srv.adminToken }).toString(),
+      });
+    // nginx's default: Host is the upstream's, Origin the public name the browser used.
+    expect((await post({ origin: 'https://rackseed.example', 'sec-fetch-site': 'same-origin' })).status).toBe(303);
+    expect((await post({ origin: 'https://rackseed.example', 'sec-fetch-site': 'cross-site' })).status).toBe(403);
+    expect((await post({ origin: new URL(base).origin, 'sec-fetch-site': 'same-site' })).status).toBe(403);
+  });
+
   it('refuses a wrong token in the browser and sets no session', async () => {
     const page = await context.newPage();
     await login(page, 'not-the-admin-token');

@@ -29,14 +29,19 @@ const securityHeaders: RequestHandler = (_req, res, next) => {
   next();
 };
 
-/** The POSTs (login, logout) must come from our own pages: browsers send Origin/Sec-Fetch-Site on form posts. */
+/**
+ * The POSTs (login, logout) must come from our own pages: browsers send Origin/Sec-Fetch-Site on form posts.
+ * Sec-Fetch-Site, when present, decides alone: the browser computed it against the page's real origin, while Host
+ * may have been rewritten by a reverse proxy (nginx's default proxy_set_header Host $proxy_host), which would make
+ * every login look cross-site. Origin against Host is the fallback for browsers without it.
+ */
 const sameOrigin: RequestHandler = (req, res, next) => {
   const site = req.get('sec-fetch-site');
   const origin = req.get('origin');
   let foreign = site !== undefined && site !== 'same-origin' && site !== 'none';
-  if (origin !== undefined && origin !== 'null') {
+  if (site === undefined && origin !== undefined && origin !== 'null') {
     try {
-      foreign ||= new URL(origin).host !== req.get('host');
+      foreign = new URL(origin).host !== req.get('host');
     } catch {
       foreign = true;
     }
