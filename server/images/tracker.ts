@@ -70,6 +70,13 @@ const counter = (v: unknown): number => {
   return Number.isFinite(n) && n >= 0 ? n : 0;
 };
 
+/** `left` as announced, or -1 when it is missing or garbled (unknown, which is not "complete"). */
+const knownCount = (v: unknown): number => {
+  if (v === undefined || v === null || v === '') return -1;
+  const n = Number(v);
+  return Number.isFinite(n) && n >= 0 ? n : -1;
+};
+
 /**
  * An HTTP-only BitTorrent tracker on the server's own HTTP port (nodes already reach it; no extra firewall hole),
  * built on bittorrent-tracker's request handler with its own listeners all off. The package keeps only ip/port per
@@ -109,8 +116,10 @@ export function createTracker(opts: TrackerOptions): Tracker {
       peers.delete(addr);
       return;
     }
-    const left = counter(p.left);
-    if (!peers.has(addr) && left > 0) opts.onLeecherJoined?.(p.info_hash, p.ip, p.port);
+    // A missing or garbled `left` is unknown (-1), not 0: bittorrent-tracker counts such a peer as incomplete, and the
+    // view must agree with it (and the seeder still connects back to a peer that may need the image).
+    const left = knownCount(p.left);
+    if (!peers.has(addr) && left !== 0) opts.onLeecherJoined?.(p.info_hash, p.ip, p.port);
     peers.set(addr, {
       ip: p.ip,
       port: p.port,

@@ -89,4 +89,19 @@ describe('tracker: who hears of whom (the seeder of a joining node at once, no p
       expect(one).not.toContain(7002);
     }
   });
+  it('a garbled or missing left is unknown, not complete: the view agrees with the tracker counts', async () => {
+    for (const [peer, port, left] of [['21', 7101, 'abc'], ['22', 7102, '-5'], ['23', 7103, undefined]] as const) {
+      const q = `info_hash=${binary(INFO_HASH)}&peer_id=${binary(peer.repeat(20))}&port=${port}&uploaded=0&downloaded=0${left === undefined ? '' : `&left=${left}`}&compact=1`;
+      expect((await fetch(`${base}/announce?${q}`)).status).toBe(200);
+    }
+    const swarm = tracker.swarms().find((s) => s.infoHash === INFO_HASH)!;
+    for (const port of [7101, 7102, 7103]) expect(swarm.peers.find((p) => p.port === port)).toMatchObject({ left: -1, complete: false });
+    // The tracker's own counts (what it answers in complete/incomplete) and the view's agree.
+    const scrape = Buffer.from(await (await fetch(`${base}/announce?info_hash=${binary(INFO_HASH)}&peer_id=${binary('24'.repeat(20))}&port=7104&left=1&compact=1`)).arrayBuffer()).toString('latin1');
+    const count = (key: string) => Number(new RegExp(`${key}i(\\d+)e`).exec(scrape)?.[1]);
+    const view = tracker.swarms().find((s) => s.infoHash === INFO_HASH)!;
+    expect([view.seeders, view.leechers]).toEqual([count('8:complete'), count('10:incomplete')]);
+    expect(joined.map(([, , port]) => port)).toEqual(expect.arrayContaining([7101, 7102, 7103]));
+  });
+
 });
