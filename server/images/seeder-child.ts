@@ -84,10 +84,11 @@ function add(image: SeedImage): void {
 function sync(images: SeedImage[]): void {
   const wanted = new Map(images.map((i) => [i.infoHash, i]));
   for (const [infoHash, entry] of seeded) {
-    if (wanted.has(infoHash)) continue;
+    // A failed image is tried again on every sync (a rescan, a reload): the operator may have repaired its file.
+    if (wanted.has(infoHash) && entry.state !== 'failed') continue;
     seeded.delete(infoHash);
     if (!entry.torrent.destroyed) entry.torrent.destroy();
-    log('info', 'stopped seeding image', { image: entry.image.name });
+    if (entry.state !== 'failed') log('info', 'stopped seeding image', { image: entry.image.name });
   }
   for (const image of wanted.values()) if (!seeded.has(image.infoHash)) add(image);
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +8,8 @@ import { buildSwarmLan, sha256File, startNodeDownload, writeTestImage, type Swar
 import { waitFor } from '../support/wait.js';
 
 /**
- * A hung seeder (a stopped event loop: it keeps its port, so nodes' connections to it hang, and it never exits) is
+ * How the seeder recovers. An image that failed to verify is tried again on every catalog change (its file may have
+ * been repaired). A hung seeder (a stopped event loop: it keeps its port, so nodes' connections to it hang, and it never exits) is
  * seen, reported and replaced: the server kills it after torrent.seeder_hung_seconds without stats and starts a new
  * one. The bytes the old process uploaded stay counted (a Prometheus counter must not drop while the server runs).
  */
@@ -28,6 +29,24 @@ let image: TestImage;
 
 const swarm = () => rs.api<SwarmView>('/swarm');
 const uploaded = () => swarm().images.find((i) => i.name === 'wd')?.seeder?.uploaded ?? 0;
+const rescan = (): void => {
+  const token = readFileSync(path.join(rs.dir, 'data', 'admin-token'), 'utf8').trim();
+  const r = netns.run(lan.server.ns, 'curl', ['-sf', '-X', 'POST', '-H', `Authorization: Bearer ${token}`, `${URL}/api/v1/images/rescan`]);
+  if (r.status !== 0) throw new Error(`rescan: ${r.stderr}`);
+};
+const seederState = (name: string) => swarm().images.find((i) => i.name === name)?.seeder?.state;
+/** Writes one byte at `at`, returning the byte that was there. */
+function poke(file: string, at: number, byte: number): number {
+  const fd = openSync(file, 'r+');
+  try {
+    const old = Buffer.alloc(1);
+    readSync(fd, old, 0, 1, at);
+    writeSync(fd, Buffer.from([byte]), 0, 1, at);
+    return old[0]!;
+  } finally {
+    closeSync(fd);
+  }
+}
 const alive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
@@ -50,8 +69,7 @@ beforeAll(async () => {
     logLevel: 'info',
   });
   image = await writeTestImage(path.join(rs.dir, 'data'), { name: 'wd', size: SIZE, publicUrl: URL });
-  const token = readFileSync(path.join(rs.dir, 'data', 'admin-token'), 'utf8').trim();
-  netns.run(lan.server.ns, 'curl', ['-sf', '-X', 'POST', '-H', `Authorization: Bearer ${token}`, `${URL}/api/v1/images/rescan`]);
+  rescan();
   await waitFor('the seeder to seed wd', () => swarm().images.find((i) => i.name === 'wd')?.seeder?.state === 'seeding', 60_000, 200);
 }, 120_000);
 
@@ -61,7 +79,20 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-describe('seeder watchdog', () => {
+describe('seeder recovery', () => {
+  it('an image that failed to verify is seeded after its file is repaired and the catalog rescanned', async () => {
+    const fix = await writeTestImage(path.join(rs.dir, 'data'), { name: 'fix', size: 2 * 1024 * 1024, publicUrl: URL });
+    const file = path.join(fix.dir, 'rootfs.tar.zst');
+    const original = poke(file, 1_000_000, 0);
+    if (original === 0) poke(file, 1_000_000, 1);
+    rescan();
+    await waitFor('the corrupt image to fail', () => seederState('fix') === 'failed', 60_000, 200);
+    poke(file, 1_000_000, original);
+    rescan();
+    await waitFor('the repaired image to be seeded', () => seederState('fix') === 'seeding', 60_000, 200);
+    expect(seederState('wd')).toBe('seeding');
+  }, 120_000);
+
   it('a stopped seeder is reported stale, killed after seeder_hung_seconds, restarted, and its uploaded bytes stay counted', async () => {
     // A node takes the image (the web seed is paced while the seeder seeds, so the seeder sends most of it).
     const node = startNodeDownload(netns, lan.nodes[0]!.ns, image, path.join(work, 'node'));
