@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObservedStore } from '../../server/store/types.js';
 import { buildTestInitramfs, type TestInitramfs } from '../support/initramfs.js';
 import { fullDhcpConfig, ProvisioningLab } from '../support/lab.js';
-import { installTestBootFiles, netbootInventory, TEST_PROVISIONING, waitForEvent } from '../support/netboot.js';
+import { catalogTestImage, installTestBootFiles, netbootInventory, TEST_PROVISIONING, waitForEvent } from '../support/netboot.js';
 import { requireBinary } from '../support/process-output.js';
 import type { Vm } from '../support/qemu.js';
 import { waitFor } from '../support/wait.js';
@@ -29,6 +29,7 @@ beforeAll(async () => {
     lab.startServer({ config, inventory: netbootInventory([BIOS_NODE, UEFI_NODE]), waitFor: [/DHCP listening/, /tftp: listening/] }),
   ]);
   installTestBootFiles(lab.server, initramfs);
+  await catalogTestImage(lab);
   store = await lab.openStore();
 });
 

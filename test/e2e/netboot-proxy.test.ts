@@ -8,7 +8,7 @@ import type { ObservedStore } from '../../server/store/types.js';
 import { buildTestInitramfs } from '../support/initramfs.js';
 import { startKea } from '../support/kea.js';
 import { ProvisioningLab } from '../support/lab.js';
-import { installTestBootFiles, netbootInventory, TEST_PROVISIONING, waitForEvent } from '../support/netboot.js';
+import { catalogTestImage, installTestBootFiles, netbootInventory, TEST_PROVISIONING, waitForEvent } from '../support/netboot.js';
 import { readPcap } from '../support/pcap.js';
 import { requireBinary } from '../support/process-output.js';
 import type { Vm } from '../support/qemu.js';
@@ -53,6 +53,7 @@ beforeAll(async () => {
     startKea({ netns, ns: site, iface: siteIf, subnet: '10.0.2.0/24', pool: '10.0.2.100 - 10.0.2.150', routers: SERVER, workDir: lab.work }),
   ]);
   installTestBootFiles(lab.server, initramfs);
+  await catalogTestImage(lab);
   store = await lab.openStore();
   await waitFor('tcpdump to start', () => existsSync(pcap), 10_000);
 });

@@ -1,14 +1,28 @@
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ObservedStore, StoredEvent } from '../../server/store/types.js';
 import type { TestInitramfs } from './initramfs.js';
+import { writeTinyImage } from './installer.js';
+import type { ProvisioningLab } from './lab.js';
 import type { RackseedProcess } from './rackseed-process.js';
 import { waitFor } from './wait.js';
 
 /** Inventory for the netboot tests: one group whose "installer" is the test initramfs, and the known VMs. */
 export function netbootInventory(nodes: Array<{ name: string; mac: string; ip?: string }>): string {
   const entries = nodes.map((n) => `  - name: ${n.name}\n    mac: ${n.mac}\n${n.ip ? `    ip: ${n.ip}\n` : ''}    group: test\n`).join('');
-  return `cluster:\n  name: e2e\ngroups:\n  test:\n    image: debian12\n    kernel_args: [console=ttyS0, panic=-1]\nnodes:\n${entries}`;
+  return `cluster:\n  name: e2e\ngroups:\n  test:\n    image: debian12\n    kernel_args: [console=ttyS0, panic=-1]\n    disk: { device: /dev/vda, partitions: [{ mount: /, size: rest, fs: ext4 }] }\nnodes:\n${entries}`;
+}
+
+/**
+ * The group's image in the running server's catalog: the boot route sends a node to its installer only for an image
+ * the catalog holds. The test initramfs never installs it; a tiny real image keeps the catalog and seeder honest.
+ */
+export async function catalogTestImage(lab: ProvisioningLab): Promise<void> {
+  const dataDir = path.join(lab.server.dir, 'data');
+  await writeTinyImage(dataDir, `http://${lab.serverIp}:8080`, 'debian12');
+  const token = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+  const r = lab.netns.run(lab.ns, 'curl', ['-sf', '-X', 'POST', '-H', `Authorization: Bearer ${token}`, `http://${lab.serverIp}:8080/api/v1/images/rescan`]);
+  if (r.status !== 0) throw new Error(`rescan: ${r.stderr}`);
 }
 
 /** rackseed config lines that point provisioning at the test kernel and initramfs. */
