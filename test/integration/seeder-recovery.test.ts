@@ -1,4 +1,4 @@
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,11 +29,7 @@ let image: TestImage;
 
 const swarm = () => rs.api<SwarmView>('/swarm');
 const uploaded = () => swarm().images.find((i) => i.name === 'wd')?.seeder?.uploaded ?? 0;
-const rescan = (): void => {
-  const token = readFileSync(path.join(rs.dir, 'data', 'admin-token'), 'utf8').trim();
-  const r = netns.run(lan.server.ns, 'curl', ['-sf', '-X', 'POST', '-H', `Authorization: Bearer ${token}`, `${URL}/api/v1/images/rescan`]);
-  if (r.status !== 0) throw new Error(`rescan: ${r.stderr}`);
-};
+const rescan = (): void => void rs.post('/images/rescan');
 const seederState = (name: string) => swarm().images.find((i) => i.name === name)?.seeder?.state;
 /** Writes one byte at `at`, returning the byte that was there. */
 function poke(file: string, at: number, byte: number): number {

@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -33,18 +33,12 @@ let lan: SwarmLan;
 let rs: RackseedProcess;
 let running: NodeDownload[] = [];
 
-function post(apiPath: string): void {
-  const token = readFileSync(path.join(rs.dir, 'data', 'admin-token'), 'utf8').trim();
-  const r = netns.run(lan.server.ns, 'curl', ['-sf', '-X', 'POST', '-H', `Authorization: Bearer ${token}`, `${URL}/api/v1${apiPath}`]);
-  if (r.status !== 0) throw new Error(`POST ${apiPath} failed (${r.status}): ${r.stderr}`);
-}
-
 const swarmOf = (name: string) => rs.api<SwarmView>('/swarm').images.find((i) => i.name === name);
 
 /** A new image in the server's catalog, with the server's seeder seeding it. */
 async function publish(name: string): Promise<TestImage> {
   const image = await writeTestImage(path.join(rs.dir, 'data'), { name, size: SIZE, publicUrl: URL });
-  post('/images/rescan');
+  rs.post('/images/rescan');
   await waitFor(`the seeder seeding ${name}`, () => swarmOf(name)?.seeder?.state === 'seeding', 30_000, 200);
   return image;
 }

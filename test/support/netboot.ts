@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { ObservedStore, StoredEvent } from '../../server/store/types.js';
 import type { TestInitramfs } from './initramfs.js';
@@ -18,11 +18,8 @@ export function netbootInventory(nodes: Array<{ name: string; mac: string; ip?: 
  * the catalog holds. The test initramfs never installs it; a tiny real image keeps the catalog and seeder honest.
  */
 export async function catalogTestImage(lab: ProvisioningLab): Promise<void> {
-  const dataDir = path.join(lab.server.dir, 'data');
-  await writeTinyImage(dataDir, `http://${lab.serverIp}:8080`, 'debian12');
-  const token = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
-  const r = lab.netns.run(lab.ns, 'curl', ['-sf', '-X', 'POST', '-H', `Authorization: Bearer ${token}`, `http://${lab.serverIp}:8080/api/v1/images/rescan`]);
-  if (r.status !== 0) throw new Error(`rescan: ${r.stderr}`);
+  await writeTinyImage(path.join(lab.server.dir, 'data'), `http://${lab.serverIp}:8080`, 'debian12');
+  lab.server.post('/images/rescan');
 }
 
 /** rackseed config lines that point provisioning at the test kernel and initramfs. */

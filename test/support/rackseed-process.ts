@@ -16,6 +16,8 @@ export interface RackseedProcess {
   log(): string;
   /** Calls the admin API from inside the namespace (curl), returning parsed JSON. */
   api<T>(apiPath: string): T;
+  /** POSTs to the admin API (no body) from inside the namespace, returning parsed JSON. */
+  post<T = unknown>(apiPath: string): T;
   /** Opens the server's SQLite store from the test process (WAL allows a concurrent reader). */
   openStore(): Promise<ObservedStore>;
   stop(): Promise<void>;
@@ -90,6 +92,11 @@ export async function startRackseedProcess(opts: RackseedProcessOptions): Promis
     api<T>(apiPath: string): T {
       const r = opts.netns.run(opts.ns, 'curl', ['-sf', '-H', `Authorization: Bearer ${token()}`, `http://${opts.httpAddress}:8080/api/v1${apiPath}`]);
       if (r.status !== 0) throw new Error(`GET ${apiPath} failed (${r.status}): ${r.stderr}`);
+      return JSON.parse(r.stdout) as T;
+    },
+    post<T = unknown>(apiPath: string): T {
+      const r = opts.netns.run(opts.ns, 'curl', ['-sf', '-X', 'POST', '-H', `Authorization: Bearer ${token()}`, `http://${opts.httpAddress}:8080/api/v1${apiPath}`]);
+      if (r.status !== 0) throw new Error(`POST ${apiPath} failed (${r.status}): ${r.stderr}`);
       return JSON.parse(r.stdout) as T;
     },
     openStore: () => openStore({ kind: 'sqlite', path: path.join(dir, 'data', 'rackseed.db') }),
