@@ -156,9 +156,10 @@ export function startSeeder(opts: SeederOptions): Seeder {
     },
     status() {
       const withWebSeed = torrents.map((t) => ({ ...t, uploaded: t.uploaded + (uploadedBefore.get(t.infoHash) ?? 0), webSeedPieces: told.get(t.infoHash)?.size ?? 0 }));
+      const silent = stale();
       return {
-        running: child !== undefined && !stale(),
-        ...(stale() ? { stale: true } : {}),
+        running: child !== undefined && !silent,
+        ...(silent ? { stale: true } : {}),
         ...(child?.pid !== undefined ? { pid: child.pid } : {}),
         ...(port !== undefined ? { port } : {}),
         restarts,

@@ -64,18 +64,14 @@ function withoutAnnouncer(swarm: Swarm): void {
   };
 }
 
-// Announce counters arrive as query strings; a missing or garbled one must not poison the view with NaN.
-const counter = (v: unknown): number => {
-  const n = typeof v === 'string' || typeof v === 'number' ? Number(v) : NaN;
-  return Number.isFinite(n) && n >= 0 ? n : 0;
-};
-
-/** `left` as announced, or -1 when it is missing or garbled (unknown, which is not "complete"). */
+/** An announce counter as sent, or -1 when it is missing or garbled: unknown, which for `left` is not "complete". */
 const knownCount = (v: unknown): number => {
-  if (v === undefined || v === null || v === '') return -1;
-  const n = Number(v);
+  const n = (typeof v === 'string' && v !== '') || typeof v === 'number' ? Number(v) : NaN;
   return Number.isFinite(n) && n >= 0 ? n : -1;
 };
+
+// Announce counters arrive as query strings; a missing or garbled one must not poison the view with NaN.
+const counter = (v: unknown): number => Math.max(0, knownCount(v));
 
 /**
  * An HTTP-only BitTorrent tracker on the server's own HTTP port (nodes already reach it; no extra firewall hole),

@@ -111,7 +111,7 @@ function registerSwarmMetrics(registry: Registry, swarm: SwarmView, images: Scra
     registers: [registry],
     collect() {
       this.reset();
-      for (const s of swarm.tracker() ?? []) {
+      for (const s of swarm.tracker()) {
         const image = imageName(s.infoHash);
         this.set({ image, role: 'seeder' }, s.seeders);
         this.set({ image, role: 'leecher' }, s.leechers);
@@ -125,7 +125,7 @@ function registerSwarmMetrics(registry: Registry, swarm: SwarmView, images: Scra
     registers: [registry],
     collect() {
       this.reset();
-      for (const s of swarm.tracker() ?? []) this.set({ image: imageName(s.infoHash) }, s.peers.reduce((sum, p) => sum + p.uploaded, 0));
+      for (const s of swarm.tracker()) this.set({ image: imageName(s.infoHash) }, s.peers.reduce((sum, p) => sum + p.uploaded, 0));
     },
   });
   snapshotCounter(registry, 'rackseed_webseed_requests_total', 'Web-seed range requests for image tarballs, by mode (throttled while the seeder seeds, full otherwise)', ['mode'], () => {

@@ -63,6 +63,9 @@ export interface ImageManifest {
   };
 }
 
+/** Whether a node can boot the image's own kernel (installed_boot: kernel): an import of a tree without /boot has neither. */
+export const hasKernelAndInitrd = (m: ImageManifest): boolean => m.artefacts.kernel !== undefined && m.artefacts.initrd !== undefined;
+
 /** A catalogued image: its manifest, where it is on disk, and where nodes fetch it. */
 export interface ImageRecord {
   manifest: ImageManifest;

@@ -125,7 +125,7 @@ export class ReadinessService {
       targets.map(async (node) => {
         const [status, runs] = await Promise.all([this.deps.store.getNode(node.name), this.deps.store.listRuns({ node: node.name, kind: 'readiness', limit: 1 })]);
         const run = runs[0] ? storedRun(runs[0]) : undefined;
-        return { node: node.name, ...(status ? { state: status.state } : {}), ready: status?.state === 'ready' && run?.ready === true, ...(run ? { run } : {}) };
+        return { node: node.name, ...(status ? { state: status.state } : {}), ready: readyNow({ ready: run?.ready === true, state: status?.state }), ...(run ? { run } : {}) };
       }),
     );
   }

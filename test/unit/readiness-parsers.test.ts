@@ -10,7 +10,7 @@ import {
   parseNvidiaSmiXml,
 } from '../../server/readiness/parsers/nvidia-smi.js';
 import { classifySlurmState, parseScontrolPing, parseScontrolShowNode, parseSinfoNodes } from '../../server/readiness/parsers/slurm.js';
-import { parseXidEvents } from '../../server/readiness/parsers/xid.js';
+import { parseXidLog } from '../../server/readiness/parsers/xid.js';
 import { child, childText, parseXml } from '../../server/readiness/parsers/xml.js';
 import { fixture, sysfsDump } from '../fixtures/readiness/load.js';
 
@@ -190,7 +190,7 @@ describe('kubectl and kernel log parsers', () => {
   });
 
   it('Xid events from a recorded kernel log', () => {
-    const events = parseXidEvents(fixture('dmesg/gpud-dmesg-xid-119-gsp-timeout.log'));
+    const { events } = parseXidLog(fixture('dmesg/gpud-dmesg-xid-119-gsp-timeout.log'));
     expect(events).toHaveLength(5);
     expect(events[0]).toMatchObject({ pci: '0000:9b:00', xid: 119 });
     expect(events[0]?.message).toMatch(/^pid=2024380, name=nvidia-smi, Timeout after 6s/);

@@ -3,6 +3,7 @@ import { parseMac } from '../../model/mac.js';
 import type { Facts } from '../../model/lifecycle.js';
 import { decideScript, type BootSettings, type CatalogLookup, type MachineFacts } from '../../protocol/ipxe/decide.js';
 import type { ImageCatalog } from '../../images/catalog.js';
+import { hasKernelAndInitrd } from '../../model/image.js';
 import type { IpxeRenderer } from '../../protocol/ipxe/render.js';
 import type { NodeTokens } from '../../auth/node-token.js';
 import { findNodeByMac } from '../../inventory/index.js';
@@ -84,7 +85,7 @@ export function bootRoutes(deps: BootRouteDeps): Router {
     const status = await deps.store.getNode(node.name);
     const catalog: CatalogLookup = (name) => {
       const image = deps.images.get(name);
-      return image && { hasKernel: Boolean(image.manifest.artefacts.kernel && image.manifest.artefacts.initrd) };
+      return image && { hasKernel: hasKernelAndInitrd(image.manifest) };
     };
     const plan = decideScript({ facts, node, status, settings: deps.settings, token: deps.tokens.issue(node.name, deps.tokenSeconds), catalog });
     // decideScript only answers "unknown" when there is no node, which was handled above.

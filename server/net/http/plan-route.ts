@@ -3,7 +3,7 @@ import type { CallbackTokens } from '../../auth/callback-token.js';
 import type { NodeTokens } from '../../auth/node-token.js';
 import type { ImageCatalog } from '../../images/catalog.js';
 import { nodeLogger, type Logger } from '../../log.js';
-import { IMAGE_FILES } from '../../model/image.js';
+import { hasKernelAndInitrd, IMAGE_FILES } from '../../model/image.js';
 import { PlanError, renderPlan } from '../../protocol/plan.js';
 import type { ResolvedNode } from '../../model/inventory.js';
 import type { InventoryService } from '../../services/inventory-service.js';
@@ -112,7 +112,7 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
       }
     }
     const { manifest } = image;
-    if (node.installedBoot === 'kernel' && !(manifest.artefacts.kernel && manifest.artefacts.initrd)) {
+    if (node.installedBoot === 'kernel' && !hasKernelAndInitrd(manifest)) {
       // Installing would succeed and every later boot would fail: iPXE has no kernel to boot and the disk no loader.
       const why = `group ${node.group} boots the image's own kernel (installed_boot: kernel), but image ${manifest.name} has no kernel and initrd (an import without /boot/vmlinuz-*): use installed_boot: local or an image with a kernel`;
       await refuse(409, why, why, 'BAD_REQUEST');

@@ -32,10 +32,6 @@ export function parseXidLog(kernelLog: string): XidLog {
   return { events, unrecognised };
 }
 
-export function parseXidEvents(kernelLog: string): XidEvent[] {
-  return parseXidLog(kernelLog).events;
-}
-
 /**
  * Xids NVIDIA documents as usually caused by the application (a bad kernel, an illegal address), not by the GPU,
  * driver or board. They say nothing about whether the node can work, so readiness lists but does not fail them.

@@ -208,7 +208,7 @@ function memoryErrorEvidence(report: NvidiaReport): Evidence[] {
   if (unreported.length === 0) return [passed(ROLE, 'nvidia.memory_errors', expected, 'none pending')];
   const why = `nvidia-smi reports neither page retirement nor row remapping (N/A) for ${listSome(unreported.map(gpuLabel), 4)}: nothing pending could be seen there`;
   const seen = unreported.length === report.gpus.length ? 'not reported (N/A)' : `none pending; ${unreported.length} of ${report.gpus.length} GPUs not reported (N/A)`;
-  return [{ ...passed(ROLE, 'nvidia.memory_errors', expected, seen), reason: why }];
+  return [passed(ROLE, 'nvidia.memory_errors', expected, seen, why)];
 }
 
 /** PURE: the whole nvidia-smi evaluation, from the collection command's output. */
