@@ -11,7 +11,7 @@ import { evaluateInfiniband } from '../../server/readiness/roles/infiniband.js';
 import { evaluateK3sNode } from '../../server/readiness/roles/k3s.js';
 import { compareVersions, gpuModelSpec } from '../../server/readiness/roles/nvidia-models.js';
 import { evaluateNvidiaSmi, evaluateXid, nameHasModel, XID_COMMAND } from '../../server/readiness/roles/nvidia.js';
-import { evaluateController, evaluateSlurmNode } from '../../server/readiness/roles/slurm.js';
+import { evaluateController, evaluateSlurmNode, SLURM_LOGIN_CHECKS } from '../../server/readiness/roles/slurm.js';
 import type { Evidence } from '../../server/readiness/types.js';
 import { context, FACTS, fixture, ok, sysfsDump } from '../fixtures/readiness/load.js';
 
@@ -303,6 +303,32 @@ describe('slurm checks', () => {
     expect(failingChecks(good)).toEqual([]);
     const bad = evaluateController(ok('Slurmctld(primary) at head01 is DOWN\n@@rackseed slurmctld@@\ninactive\n'), context({ node: 'head01' }));
     expect(failingChecks(bad)).toEqual(['slurm.slurmctld', 'slurm.ping']);
+  });
+
+  // Line shape from Slurm's src/scontrol/scontrol.c (_print_ping): "Slurmctld(%s) at %s is %s", the mode primary,
+  // then backup (two controllers) or backup1, backup2, ... (three or more).
+  const ping = (...lines: Array<[string, string, 'UP' | 'DOWN']>) => lines.map(([mode, host, st]) => `Slurmctld(${mode}) at ${host} is ${st}\n`).join('');
+  const controllerOn = (node: string, text: string) => evaluateController(ok(`${text}@@rackseed slurmctld@@\nactive\n`), context({ node })).find((e) => e.check === 'slurm.ping')!;
+  const fromLogin = (text: string) => SLURM_LOGIN_CHECKS[0]!.evaluate(ok(text), context({ node: 'login01' }))[0]!;
+  it.each([
+    ['primary up, backup down', ping(['primary', 'ctl1', 'UP'], ['backup', 'ctl2', 'DOWN']), true, 'the backup controller ctl2 is DOWN; ctl1 (primary) serves the cluster'],
+    ['the backup took over', ping(['primary', 'ctl1', 'DOWN'], ['backup', 'ctl2', 'UP']), true, 'the primary controller ctl1 is DOWN; ctl2 (backup) serves the cluster'],
+    ['three controllers, the second backup serving', ping(['primary', 'ctl1', 'DOWN'], ['backup1', 'ctl2', 'DOWN'], ['backup2', 'ctl3', 'UP']), true, 'ctl3 (backup2) serves the cluster'],
+    ['every controller down', ping(['primary', 'ctl1', 'DOWN'], ['backup', 'ctl2', 'DOWN']), false, 'no Slurm controller answers (slurmctld on ctl1 is DOWN, slurmctld on ctl2 is DOWN)'],
+    ['one controller, up', ping(['primary', 'ctl1', 'UP']), true, undefined],
+  ])('a login node, %s: passes while any controller answers', (_name, text, pass, reason) => {
+    const ev = fromLogin(text);
+    expect(ev.pass).toBe(pass);
+    if (reason) expect(ev.reason).toContain(reason);
+    else expect(ev).not.toHaveProperty('reason');
+  });
+  it('a controller node needs its own slurmctld to answer, whichever controller serves', () => {
+    const failover = ping(['primary', 'ctl1', 'DOWN'], ['backup', 'ctl2', 'UP']);
+    expect(controllerOn('ctl2', failover)).toMatchObject({ pass: true });
+    expect(controllerOn('ctl1', failover)).toMatchObject({ pass: false, reason: 'slurmctld on this node (ctl1, the primary controller) does not answer; ctl2 serves the cluster' });
+    // slurm.conf may name it fully qualified.
+    expect(controllerOn('ctl2', ping(['primary', 'ctl1.cluster.example', 'UP'], ['backup', 'ctl2.cluster.example', 'DOWN']))).toMatchObject({ pass: false });
+    expect(controllerOn('ctl1', ping(['primary', 'ctl1.cluster.example', 'UP'], ['backup', 'ctl2.cluster.example', 'DOWN']))).toMatchObject({ pass: true });
   });
 });
 

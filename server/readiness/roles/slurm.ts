@@ -7,7 +7,8 @@ import { commandFailed, failed, passed } from './evidence.js';
 /**
  * slurm-compute: the controller knows the node and would give it jobs (idle, mixed or allocated; not down,
  * drained, not responding). A drained node fails with the Slurm reason. slurm-controller: slurmctld is active and
- * answers `scontrol ping`. slurm-login: the controller answers from the login node (users can submit).
+ * answers `scontrol ping`. slurm-login: a controller (the primary, or a backup that took over) answers from the login
+ * node (users can submit).
  */
 
 const EXPECTED_STATE = 'idle, mixed or allocated';
@@ -42,16 +43,29 @@ export function evaluateController(output: ExecResult, ctx: CheckContext): Evide
       ? passed(role, 'slurm.slurmctld', 'active', active)
       : failed(role, 'slurm.slurmctld', 'active', active || 'unknown', `systemd reports slurmctld ${active || 'unknown'} on ${ctx.node}`),
   ];
-  out.push(pingEvidence(role, pingText));
+  out.push(pingEvidence(role, pingText, ctx.node));
   return out;
 }
 
-function pingEvidence(role: string, text: string): Evidence {
+/** Host names compared by their first label: slurm.conf may name a controller short or fully qualified. */
+const sameHost = (a: string, b: string): boolean => a.split('.')[0]!.toLowerCase() === b.split('.')[0]!.toLowerCase();
+
+/**
+ * The cluster has a working controller when any of them answers: with SlurmctldHost listed twice (rackseed writes
+ * one line per slurm-controller node), a backup that took over serves jobs while the primary is down. On a
+ * controller node (`self`), that node's own slurmctld must also answer: "active" in systemd is not "serving".
+ */
+function pingEvidence(role: string, text: string, self?: string): Evidence {
   const pings = parseScontrolPing(text);
-  const primary = pings.find((p) => p.role === 'primary') ?? pings[0];
-  if (!primary) return failed(role, 'slurm.ping', 'UP', 'no answer', `scontrol ping printed no controller status: ${text.trim().slice(0, 200) || '(nothing)'}`);
+  if (pings.length === 0) return failed(role, 'slurm.ping', 'UP', 'no answer', `scontrol ping printed no controller status: ${text.trim().slice(0, 200) || '(nothing)'}`);
   const seen = pings.map((p) => `${p.role} ${p.controller} ${p.up ? 'UP' : 'DOWN'}`).join(', ');
-  return primary.up ? passed(role, 'slurm.ping', 'UP', seen) : failed(role, 'slurm.ping', 'UP', seen, `slurmctld on ${primary.controller} is DOWN`);
+  const down = pings.filter((p) => !p.up);
+  const serving = pings.find((p) => p.up);
+  if (!serving) return failed(role, 'slurm.ping', 'UP', seen, `no Slurm controller answers (${down.map((p) => `slurmctld on ${p.controller} is DOWN`).join(', ')})`);
+  const own = self === undefined ? undefined : pings.find((p) => sameHost(p.controller, self));
+  if (own && !own.up) return failed(role, 'slurm.ping', 'UP', seen, `slurmctld on this node (${own.controller}, the ${own.role} controller) does not answer; ${serving.controller} serves the cluster`);
+  if (down.length === 0) return passed(role, 'slurm.ping', 'UP', seen);
+  return passed(role, 'slurm.ping', 'UP', seen, `${down.map((p) => `the ${p.role} controller ${p.controller} is DOWN`).join(', ')}; ${serving.controller} (${serving.role}) serves the cluster`);
 }
 
 const compute: CheckSpec = {
@@ -64,7 +78,8 @@ const compute: CheckSpec = {
 const controller: CheckSpec = {
   id: 'slurm.controller',
   role: 'slurm-controller',
-  // scontrol ping exits 1 when a backup controller is down: the evaluation reads its words, not its status.
+  // scontrol ping exits 1 when no controller answers, and root also gets a "RESTORE SLURMCTLD" banner when any is
+  // down: the evaluation reads its per-controller lines, not its status.
   command: () => `scontrol ping 2>&1; echo '${SLURMCTLD_MARK}'; systemctl is-active slurmctld 2>&1; exit 0`,
   evaluate: evaluateController,
 };
