@@ -96,6 +96,17 @@ export function startSeeder(opts: SeederOptions): Seeder {
     if (child?.connected) child.send({ type: 'images', images } satisfies ToSeeder);
   };
 
+  /** The process ended (exited, or never started): forget it and start another after the crash backoff. */
+  const restartLater = (startedAt: number, fields: Record<string, unknown>, msg: string) => {
+    if (closed) return;
+    crashesInRow = Date.now() - startedAt > STABLE_MS ? 1 : crashesInRow + 1;
+    const delay = Math.min(opts.restartSeconds * 1000 * 2 ** (crashesInRow - 1), MAX_RESTART_MS);
+    opts.log.error({ ...fields, restartInMs: delay }, msg);
+    restarts += 1;
+    restartTimer = setTimeout(spawnChild, delay);
+    restartTimer.unref();
+  };
+
   const spawnChild = () => {
     restartTimer = undefined;
     if (closed) return;
@@ -105,8 +116,28 @@ export function startSeeder(opts: SeederOptions): Seeder {
     told = new Map();
     // Its first stats come once it has loaded its images: the hang clock starts at the fork.
     statsAt = startedAt;
-    const c = fork(file, [JSON.stringify(config)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+    let c: ChildProcess;
+    try {
+      c = fork(file, [JSON.stringify(config)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+    } catch (err) {
+      // fork throws for some errors (ENOMEM, say, often right after the seeder was OOM-killed): the server must
+      // stay up, serving DHCP, TFTP and the web seed, and try again.
+      restartLater(startedAt, { err: (err as Error).message }, 'seeder could not be started; nodes use peers and the web seed until it is');
+      return;
+    }
     child = c;
+    let ended = false;
+    const end = () => {
+      if (child === c) {
+        bankUploaded();
+        child = undefined;
+        port = undefined;
+        torrents = [];
+      }
+      const first = !ended;
+      ended = true;
+      return first;
+    };
     opts.log.info({ pid: c.pid, port: opts.port }, 'seeder started');
     c.on('message', (m: FromSeeder) => {
       if (m.type === 'stats') {
@@ -116,21 +147,17 @@ export function startSeeder(opts: SeederOptions): Seeder {
       else if (m.type === 'listening') port = m.port;
       else if (m.type === 'log') opts.log[m.level]({ ...m.fields, pid: c.pid }, m.msg);
     });
-    c.on('error', (err) => opts.log.error({ err: err.message }, 'seeder process error'));
-    c.on('exit', (code, signal) => {
-      if (child === c) {
-        bankUploaded();
-        child = undefined;
-        port = undefined;
-        torrents = [];
+    c.on('error', (err) => {
+      // A process that never started (EAGAIN, EMFILE, ENOENT, ...) has no pid and emits no 'exit': without this it
+      // counted as running forever and was never started again.
+      if (c.pid === undefined) {
+        if (end()) restartLater(startedAt, { err: err.message }, 'seeder could not be started; nodes use peers and the web seed until it is');
+        return;
       }
-      if (closed) return;
-      crashesInRow = Date.now() - startedAt > STABLE_MS ? 1 : crashesInRow + 1;
-      const delay = Math.min(opts.restartSeconds * 1000 * 2 ** (crashesInRow - 1), MAX_RESTART_MS);
-      opts.log.error({ pid: c.pid, code, signal, restartInMs: delay }, 'seeder died; nodes fall back to peers and the web seed until it is back');
-      restarts += 1;
-      restartTimer = setTimeout(spawnChild, delay);
-      restartTimer.unref();
+      opts.log.error({ pid: c.pid, err: err.message }, 'seeder process error');
+    });
+    c.on('exit', (code, signal) => {
+      if (end()) restartLater(startedAt, { pid: c.pid, code, signal }, 'seeder died; nodes fall back to peers and the web seed until it is back');
     });
     push();
   };
