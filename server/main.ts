@@ -114,10 +114,20 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const nodeTokens = new NodeTokens(ensureSecretFile(config.dataDir, 'node-token-key').value);
   const callbackTokens = new CallbackTokens(ensureSecretFile(config.dataDir, 'callback-token-key').value);
 
+  const startedAt = Date.now();
   const store = await openStore(config.store);
   await store.migrate();
   const closers: Array<() => Promise<void>> = [() => store.close()];
   try {
+    // Runs this server started and never recorded the end of (it stopped mid-run, or its store failed at the end)
+    // would read "running" for ever: they are closed as failed, and convergence looks past them.
+    const abandoned = await store.abandonRuns({
+      server: config.serverName,
+      before: startedAt,
+      finishedAt: startedAt,
+      error: { code: 'RUN_ABANDONED', message: 'the server stopped, or its store failed, before this run recorded its end' },
+    });
+    if (abandoned > 0) log.warn({ runs: abandoned }, 'runs left running by an earlier start of this server marked failed');
     const inventory = new InventoryService(config.inventoryPath, log.child({ subsystem: 'inventory' }));
     const syncLog = log.child({ subsystem: 'sync' });
     inventory.onChange((inv) => syncStoreWithInventory(store, inv, syncLog));
@@ -132,8 +142,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
     const identity = new NodeIdentity(config.dataDir);
     const stateSettings = { ...config.states, roots: [...config.states.dirs, BUILTIN_STATES_DIR] };
-    const states = new StateService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'states' }) });
-    const audit = new AuditService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'audit' }) });
+    const { serverName } = config;
+    const states = new StateService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'states' }), serverName });
+    const audit = new AuditService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'audit' }), serverName });
 
     const readiness = new ReadinessService({
       inventory,
@@ -147,6 +158,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         pillarDir: config.states.pillarDir,
       },
       log: log.child({ subsystem: 'readiness' }),
+      serverName,
     });
 
     const convergence = new ConvergenceService({

@@ -19,6 +19,7 @@ import type { InventoryService } from './inventory-service.js';
 import type { NodeIdentity } from './node-identity.js';
 import { sshTransportFactory, type TransportFactory } from './node-transport.js';
 import { StateService, type StateSettings } from './state-service.js';
+import { crashCode, finishRunDurably, runOwner } from './run-record.js';
 
 export type { AuditNodeReport } from './audit-report.js';
 
@@ -33,6 +34,8 @@ export interface AuditServiceDeps {
   transportFor?: TransportFactory;
   registry?: ModuleRegistry;
   now?: () => number;
+  /** This server's name, recorded with each run it starts (its next start closes the ones it never finished). */
+  serverName?: string;
 }
 
 type Failure = { code: string; message: string };
@@ -78,16 +81,20 @@ export class AuditService {
     // auditNode only throws if the store fails; that node is then reported as not audited, with the reason.
     const entries = await runFleet(targets, (node) => this.auditNode(node), {
       concurrency: this.deps.settings.concurrency,
-      onNodeDone: (entry) => onNode?.(entry.status === 'completed' ? entry.outcome : this.crashed(entry.target, entry.reason)),
+      onNodeDone: (entry) => {
+        // Made (and logged) whether or not anyone streams: the log must say why a node has no run.
+        const report = entry.status === 'completed' ? entry.outcome : this.crashed(entry.target, entry.reason, entry.error);
+        onNode?.(report);
+      },
     });
-    return entries.map((e) => (e.status === 'completed' ? e.outcome : this.crashed(e.target, e.reason)));
+    return entries.map((e) => (e.status === 'completed' ? e.outcome : this.crashed(e.target, e.reason, e.error, false)));
   }
 
   private async auditNode(node: ResolvedNode): Promise<AuditNodeReport> {
     const log = nodeLogger(this.deps.log, { name: node.name });
     const startedAt = this.now();
     const runId = randomUUID();
-    await this.deps.store.createRun({ id: runId, node: node.name, kind: 'audit', result: 'running', startedAt, summary: {}, details: [] });
+    await this.deps.store.createRun({ id: runId, node: node.name, kind: 'audit', result: 'running', startedAt, summary: runOwner(this.deps.serverName), details: [] });
 
     let reachable = true;
     let states: StateResult[] = [];
@@ -118,7 +125,7 @@ export class AuditService {
     const finishedAt = this.now();
     const report = buildAuditReport({ node: node.name, runId, reachable, states, evidence, startedAt, finishedAt, error });
     const result = auditRunResult(report);
-    await this.deps.store.finishRun(runId, { result, finishedAt, ...auditRunRecord(report, evidence) });
+    await finishRunDurably(this.deps.store, log, runId, { result, finishedAt, ...auditRunRecord(report, evidence) });
     observeRun('audit', (finishedAt - startedAt) / 1000, result);
     log.info(
       { runId, drift: report.drift, wouldChange: report.wouldChange.map((s) => s.key), failedChecks: report.failedChecks.map((e) => e.check), error, ms: report.durationMs },
@@ -155,8 +162,11 @@ export class AuditService {
     return error ? { evidence, error } : { evidence };
   }
 
-  private crashed(node: ResolvedNode, reason: string): AuditNodeReport {
+  /** A node whose audit could not be carried out or stored (`logIt` once per node: the stream and the result both make one). */
+  private crashed(node: ResolvedNode, reason: string, error: unknown, logIt = true): AuditNodeReport {
     const at = this.now();
-    return buildAuditReport({ node: node.name, runId: '', reachable: true, states: [], evidence: [], startedAt: at, finishedAt: at, error: { code: 'INTERNAL', message: reason } });
+    const code = crashCode(error);
+    if (logIt) nodeLogger(this.deps.log, { name: node.name }).error({ code, err: reason }, 'audit could not be carried out');
+    return buildAuditReport({ node: node.name, runId: '', reachable: true, states: [], evidence: [], startedAt: at, finishedAt: at, error: { code, message: reason } });
   }
 }

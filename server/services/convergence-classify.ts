@@ -6,7 +6,7 @@ import type { NodeRunReport } from './state-service.js';
  * What a state apply's outcome means for convergence. TRANSIENT: the node could not be reached or the link broke
  * (it may still be booting, or rebooting): try again later. PERMANENT: the node answered and something is wrong
  * (a state failed, an SLS does not compile, the host key does not match): retrying cannot fix it, the operator
- * must (or a role change brings new states). Pure.
+ * must (or a role change brings new states). A run whose end the store could not take is transient too. Pure.
  */
 export type ApplyVerdict =
   | { kind: 'ok' }
@@ -17,7 +17,7 @@ export type ApplyVerdict =
  * Node-level error codes that mean "not reachable (yet)". STATE_TIMEOUT counts only when no state failed on its own:
  * then it was fact collection on a node too busy booting to answer, not a state that hangs every time.
  */
-const TRANSIENT_CODES: ReadonlySet<string> = new Set<ErrorCode>(['STATE_TRANSPORT', 'STATE_TIMEOUT']);
+const TRANSIENT_CODES: ReadonlySet<string> = new Set<ErrorCode>(['STATE_TRANSPORT', 'STATE_TIMEOUT', 'STORE_UNAVAILABLE']);
 
 /** The `failed` event's reason is stored and shown in one line: keep it bounded. */
 const MAX_REASON = 2000;

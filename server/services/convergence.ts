@@ -141,8 +141,10 @@ export class ConvergenceService {
     for (const name of names) {
       const node = inv.nodes.get(name);
       if (!node) continue;
-      const [lastApply] = await this.deps.store.listRuns({ node: name, kind: 'apply', limit: 1 });
-      const configured = lastApply ? configuredAsOf(lastApply.summary) : undefined;
+      // The newest apply that says what it configured: one that never recorded its end (closed as abandoned at the
+      // start) says nothing, and must not hide the change from the one before it.
+      const applies = await this.deps.store.listRuns({ node: name, kind: 'apply', limit: 20 });
+      const configured = applies.map((r) => configuredAsOf(r.summary)).find((c) => c !== undefined);
       if (configured && !sameRoles(configured, roleView(node))) changed.push(name);
     }
     if (changed.length > 0) await this.reconverge(changed);

@@ -17,6 +17,7 @@ import type { InventoryService } from './inventory-service.js';
 import type { NodeIdentity } from './node-identity.js';
 import { sshTransportFactory, type TransportFactory } from './node-transport.js';
 import { expectationDataOrFailure } from './pillar-files.js';
+import { crashCode, finishRunDurably, runOwner } from './run-record.js';
 
 export interface ReadinessSettings {
   /** Nodes checked at once. */
@@ -77,6 +78,8 @@ export interface ReadinessServiceDeps {
   /** How to reach a node; the default is SSH with the pinned host key. Tests inject fakes. */
   transportFor?: TransportFactory;
   now?: () => number;
+  /** This server's name, recorded with each run it starts (its next start closes the ones it never finished). */
+  serverName?: string;
 }
 
 /** Facts when collection failed: checks that need them report "not reported" rather than guessing. */
@@ -114,9 +117,13 @@ export class ReadinessService {
     // runNode only throws if the store fails; that node then becomes a failed entry with the reason.
     const entries = await runFleet(targets, (node) => this.runNode(node, opts.byConvergence === true), {
       concurrency: this.deps.settings.concurrency,
-      onNodeDone: (entry) => onNode?.(entry.status === 'completed' ? entry.outcome : this.crashed(entry.target, entry.reason)),
+      onNodeDone: (entry) => {
+        // Made (and logged) whether or not anyone streams: the log must say why a node has no run.
+        const report = entry.status === 'completed' ? entry.outcome : this.crashed(entry.target, entry.reason, entry.error);
+        onNode?.(report);
+      },
     });
-    return entries.map((e) => (e.status === 'completed' ? e.outcome : this.crashed(e.target, e.reason)));
+    return entries.map((e) => (e.status === 'completed' ? e.outcome : this.crashed(e.target, e.reason, e.error, false)));
   }
 
   /** The last stored readiness run of each node; runs no checks. */
@@ -135,7 +142,7 @@ export class ReadinessService {
     const { store } = this.deps;
     const startedAt = this.now();
     const runId = randomUUID();
-    await store.createRun({ id: runId, node: node.name, kind: 'readiness', result: 'running', startedAt, summary: {}, details: [] });
+    await store.createRun({ id: runId, node: node.name, kind: 'readiness', result: 'running', startedAt, summary: runOwner(this.deps.serverName), details: [] });
 
     const notes: string[] = [];
     const before = await store.getNode(node.name);
@@ -162,7 +169,7 @@ export class ReadinessService {
     for (const e of v.failing) countReadinessFailure(e.check);
     observeRun('readiness', (finishedAt - startedAt) / 1000, v.ready ? 'success' : 'failed');
     const failing = v.failing.map((e) => e.check);
-    await store.finishRun(runId, {
+    await finishRunDurably(store, log, runId, {
       result: v.ready ? 'success' : 'failed',
       finishedAt,
       summary: { ready: v.ready, failing, summary: v.summary, checks: evidence.length, failed: failing.length, ...(error ? { error } : {}) },
@@ -235,8 +242,11 @@ export class ReadinessService {
     return error ? { evidence, error } : { evidence };
   }
 
-  private crashed(node: ResolvedNode, reason: string): NodeReadinessReport {
-    return { node: node.name, runId: '', ready: false, failing: [], summary: `readiness: ${reason}`, evidence: [], startedAt: this.now(), durationMs: 0, error: { code: 'INTERNAL', message: reason } };
+  /** A node whose run could not be carried out or stored (`logIt` once per node: the stream and the result both make one). */
+  private crashed(node: ResolvedNode, reason: string, error: unknown, logIt = true): NodeReadinessReport {
+    const code = crashCode(error);
+    if (logIt) nodeLogger(this.deps.log, { name: node.name }).error({ code, err: reason }, 'readiness could not be checked');
+    return { node: node.name, runId: '', ready: false, failing: [], summary: `readiness: ${reason}`, evidence: [], startedAt: this.now(), durationMs: 0, error: { code, message: reason } };
   }
 }
 

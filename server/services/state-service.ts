@@ -24,6 +24,7 @@ import { sshTransportFactory, type TransportFactory } from './node-transport.js'
 import { roleView } from './convergence-roles.js';
 import { loadPillarDocuments } from './pillar-files.js';
 import { observeRun } from '../metrics/runtime-metrics.js';
+import { crashCode, finishRunDurably, runOwner } from './run-record.js';
 
 export interface StateSettings {
   /** SLS roots, searched in order: the operator's directories first, the built-in states/ last. */
@@ -77,6 +78,8 @@ export interface StateServiceDeps {
   transportFor?: (node: ResolvedNode) => Promise<Transport>;
   registry?: ModuleRegistry;
   now?: () => number;
+  /** This server's name, recorded with each run it starts (its next start closes the ones it never finished). */
+  serverName?: string;
 }
 
 /**
@@ -108,21 +111,23 @@ export class StateService {
   }
 
   async run(targets: readonly ResolvedNode[], mode: 'apply' | 'test', onNode?: (r: NodeRunReport) => void): Promise<NodeRunReport[]> {
-    // runNode never throws (a node's failure is its report), so every entry is 'completed'.
+    // runNode throws only when the store fails: that node's entry is a failed report with the reason, streamed too.
     const entries = await runFleet(targets, (node) => this.runNode(node, mode), {
       concurrency: this.deps.settings.concurrency,
       onNodeDone: (entry) => {
-        if (entry.status === 'completed') onNode?.(entry.outcome);
+        // Made (and logged) whether or not anyone streams: the log must say why a node has no run.
+        const report = entry.status === 'completed' ? entry.outcome : this.crashed(entry.target, mode, entry.reason, entry.error);
+        onNode?.(report);
       },
     });
-    return entries.map((e) => (e.status === 'completed' ? e.outcome : this.crashed(e.target, mode, e.reason)));
+    return entries.map((e) => (e.status === 'completed' ? e.outcome : this.crashed(e.target, mode, e.reason, e.error, false)));
   }
 
   private async runNode(node: ResolvedNode, mode: 'apply' | 'test'): Promise<NodeRunReport> {
     const log = nodeLogger(this.deps.log, { name: node.name });
     const startedAt = this.now();
     const runId = randomUUID();
-    await this.deps.store.createRun({ id: runId, node: node.name, kind: mode, result: 'running', startedAt, summary: {}, details: [] });
+    await this.deps.store.createRun({ id: runId, node: node.name, kind: mode, result: 'running', startedAt, summary: runOwner(this.deps.serverName), details: [] });
     let transport: Transport | undefined;
     let outcome: StatesOnNode;
     try {
@@ -146,7 +151,7 @@ export class StateService {
       ...(outcome.hardwareChanged ? { hardwareChanged: true } : {}),
       states: outcome.states,
     };
-    await this.deps.store.finishRun(runId, {
+    await finishRunDurably(this.deps.store, log, runId, {
       result: report.result,
       finishedAt: this.now(),
       // What the node was configured as, so that a role change made while the server was down is seen at its start.
@@ -205,8 +210,11 @@ export class StateService {
     }
   }
 
-  private crashed(node: ResolvedNode, mode: 'apply' | 'test', reason: string): NodeRunReport {
-    return { node: node.name, runId: '', mode, result: 'failed', counts: countResults([]), durationMs: 0, error: { code: 'INTERNAL', message: reason }, states: [] };
+  /** A node whose run could not be carried out or stored (`logIt` once per node: the stream and the result both make one). */
+  private crashed(node: ResolvedNode, mode: 'apply' | 'test', reason: string, error: unknown, logIt = true): NodeRunReport {
+    const code = crashCode(error);
+    if (logIt) nodeLogger(this.deps.log, { name: node.name }).error({ mode, code, err: reason }, 'state run could not be carried out');
+    return { node: node.name, runId: '', mode, result: 'failed', counts: countResults([]), durationMs: 0, error: { code, message: reason }, states: [] };
   }
 
 

@@ -60,6 +60,15 @@ export class PgRuns {
     if (r.rowCount === 0) throw new RackseedError('NOT_FOUND', `run "${id}" does not exist`, { id });
   }
 
+  async abandon(q: { server: string; before: number; finishedAt: number; error: { code: string; message: string } }): Promise<number> {
+    const r = await this.pool.query(
+      `UPDATE runs SET result = 'failed', finished_at = $3, summary = summary || jsonb_build_object('error', $4::jsonb)
+       WHERE result = 'running' AND started_at < $2 AND (summary->>'server' IS NULL OR summary->>'server' = $1)`,
+      [q.server, q.before, q.finishedAt, json(q.error)],
+    );
+    return r.rowCount ?? 0;
+  }
+
   async get(id: string): Promise<Run | undefined> {
     const r = await this.pool.query<RunRow>('SELECT * FROM runs WHERE id = $1', [id]);
     return r.rows[0] && toRun(r.rows[0]);

@@ -181,4 +181,8 @@ export class PostgresStore implements ObservedStore {
   async listRuns(q?: RunQuery): Promise<Run[]> {
     return this.runs.list(q);
   }
+
+  async abandonRuns(q: { server: string; before: number; finishedAt: number; error: { code: string; message: string } }): Promise<number> {
+    return this.runs.abandon(q);
+  }
 }

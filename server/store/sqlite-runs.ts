@@ -42,6 +42,7 @@ export class SqliteRuns {
   private readonly getStmt;
   private readonly listStmt;
   private readonly listNodeStmt;
+  private readonly abandonStmt;
 
   constructor(db: Database.Database) {
     this.insertStmt = db.prepare(`
@@ -55,6 +56,10 @@ export class SqliteRuns {
     this.listStmt = db.prepare<[ListParams], RunRow>(`
       SELECT * FROM runs WHERE (@kind IS NULL OR kind = @kind)
       ORDER BY started_at DESC, id DESC LIMIT @limit`);
+    this.abandonStmt = db.prepare(`
+      UPDATE runs SET result = 'failed', finished_at = @finished_at, summary = json_set(summary, '$.error', json(@error))
+      WHERE result = 'running' AND started_at < @before
+        AND (json_extract(summary, '$.server') IS NULL OR json_extract(summary, '$.server') = @server)`);
     this.listNodeStmt = db.prepare<[ListParams], RunRow>(`
       SELECT * FROM runs WHERE node = @node AND (@kind IS NULL OR kind = @kind)
       ORDER BY started_at DESC, id DESC LIMIT @limit`);
@@ -89,6 +94,10 @@ export class SqliteRuns {
       details: toJson(patch.details),
     });
     if (info.changes === 0) throw new RackseedError('NOT_FOUND', `run "${id}" does not exist`, { id });
+  }
+
+  abandon(q: { server: string; before: number; finishedAt: number; error: { code: string; message: string } }): number {
+    return this.abandonStmt.run({ server: q.server, before: q.before, finished_at: q.finishedAt, error: toJson(q.error) }).changes;
   }
 
   get(id: string): Run | undefined {

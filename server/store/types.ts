@@ -161,4 +161,10 @@ export interface ObservedStore {
   finishRun(id: string, patch: { result: RunResult; finishedAt: number; summary: Record<string, unknown>; details: unknown }): Promise<void>;
   getRun(id: string): Promise<Run | undefined>;
   listRuns(q?: RunQuery): Promise<Run[]>;
+  /**
+   * Marks failed the runs still `running` that started before `before` and belong to `server` (summary.server) or to
+   * no server (runs from before that field): left by a process that stopped, or whose store write failed, before it
+   * recorded the end. `error` joins their summary. Returns how many.
+   */
+  abandonRuns(q: { server: string; before: number; finishedAt: number; error: { code: string; message: string } }): Promise<number>;
 }

@@ -573,6 +573,24 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         );
       });
 
+      it('closes as failed the runs a server left running: its own and ownerless ones started before its start, no others', async () => {
+        await store.createRun(run({ id: 'mine', summary: { server: 'me' }, startedAt: 100 }));
+        await store.createRun(run({ id: 'legacy', summary: {}, startedAt: 100 }));
+        await store.createRun(run({ id: 'other-server', summary: { server: 'them' }, startedAt: 100 }));
+        await store.createRun(run({ id: 'after-start', summary: { server: 'me' }, startedAt: 600 }));
+        await store.createRun(run({ id: 'finished', summary: { server: 'me' }, startedAt: 100 }));
+        await store.finishRun('finished', { result: 'success', finishedAt: 200, summary: { ok: 1 }, details: [] });
+
+        const error = { code: 'RUN_ABANDONED', message: 'the server stopped' };
+        expect(await store.abandonRuns({ server: 'me', before: 500, finishedAt: 500, error })).toBe(2);
+        const byId = new Map((await store.listRuns()).map((r) => [r.id, r]));
+        expect(byId.get('mine')).toMatchObject({ result: 'failed', finishedAt: 500, summary: { server: 'me', error } });
+        expect(byId.get('legacy')).toMatchObject({ result: 'failed', finishedAt: 500, summary: { error } });
+        for (const id of ['other-server', 'after-start']) expect(byId.get(id)?.result, id).toBe('running');
+        expect(byId.get('finished')).toMatchObject({ result: 'success', summary: { ok: 1 } });
+        expect(await store.abandonRuns({ server: 'me', before: 500, finishedAt: 500, error })).toBe(0);
+      });
+
       it('lists newest first, filtered by node and kind, limited', async () => {
         await store.createRun(run({ id: 'a1', node: 'a', kind: 'apply', startedAt: 100 }));
         await store.createRun(run({ id: 'a2', node: 'a', kind: 'test', startedAt: 300 }));

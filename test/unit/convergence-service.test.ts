@@ -469,6 +469,21 @@ describe('role changes made while the server was down, or hidden by a cancelled 
     expect(states.calls.map((c) => `${c.node}:${c.roles.join(',')}`)).toEqual(['web1:base,web,cache']);
   });
 
+  it('an apply that never recorded its end (left running, or closed as abandoned) does not hide the one before it', async () => {
+    for (const n of ['web1', 'web2']) await put(n, TO_READY);
+    await applied('web1', 'web', ['base', 'web'], 1);
+    await store.createRun({ id: 'stuck', node: 'web1', kind: 'apply', result: 'running', startedAt: 2, summary: { server: 'rs1' }, details: [] });
+    await applied('web2', 'web', ['base', 'web'], 1);
+    await store.createRun({ id: 'closed', node: 'web2', kind: 'apply', result: 'running', startedAt: 2, summary: { server: 'rs1' }, details: [] });
+    await store.abandonRuns({ server: 'rs1', before: 3, finishedAt: 3, error: { code: 'RUN_ABANDONED', message: 'x' } });
+    writeFileSync(inventory.file, INVENTORY('base, web, cache'));
+    await inventory.reload();
+    const { s, states } = service(() => ({ result: 'success' }));
+    await s.start();
+    await s.whenIdle();
+    expect(states.calls.map((c) => `${c.node}:${c.roles.join(',')}`).sort()).toEqual(['web1:base,web,cache', 'web2:base,web,cache']);
+  });
+
   it('a cancelled reimage of a node moved into another group converges it with that group (the cancel route asks)', async () => {
     await put('web1', TO_READY);
     await put('web2', TO_READY);
