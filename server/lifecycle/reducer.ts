@@ -1,4 +1,4 @@
-import { isInstallFailure, isPostInstallStage, POST_INSTALL_STATES, type LifecycleEvent, type LifecycleState, type LifecycleStatus } from '../model/lifecycle.js';
+import { isInstallFailure, isPostInstallStage, POST_INSTALL_STATES, type InstalledImage, type LifecycleEvent, type LifecycleState, type LifecycleStatus } from '../model/lifecycle.js';
 
 /** Outcome of applying one event: the next status, or why the event does not apply to the current one. */
 export type Transition =
@@ -20,6 +20,8 @@ const ALLOWED_FROM: Record<
   configure_started: ['installed', 'configuring', 'ready', 'failed'],
   ready: ['configuring'],
 };
+
+const sameImage = (a: InstalledImage | undefined, b: InstalledImage | undefined): boolean => a?.name === b?.name && a?.sha256 === b?.sha256;
 
 function reject(current: LifecycleStatus | undefined, event: LifecycleEvent, why?: string): Transition {
   const from = current ? current.state : 'nothing';
@@ -59,7 +61,8 @@ export function reduceLifecycle(current: LifecycleStatus | undefined, event: Lif
           ? `node is "${current.state}" and no reimage was requested; provisioning again needs a reimage request`
           : undefined);
       }
-      const { reimageFromGroup: _from, ...rest } = enter(current, 'provisioning');
+      // The disk is being overwritten: what it held is no longer known until the install reports what it wrote.
+      const { reimageFromGroup: _from, installedImage: _image, ...rest } = enter(current, 'provisioning');
       return { ok: true, status: { ...rest, reimageRequested: false }, changed: true };
     }
     case 'stage': {
@@ -76,7 +79,12 @@ export function reduceLifecycle(current: LifecycleStatus | undefined, event: Lif
       }
       const target: LifecycleState =
         event.type === 'installed' ? 'installed' : event.type === 'ready' ? 'ready' : 'configuring';
-      return { ok: true, status: enter(current, target), changed: current.state !== target };
+      const status = enter(current, target);
+      if (event.type === 'installed') {
+        if (event.image) status.installedImage = { name: event.image.name, sha256: event.image.sha256 };
+        else delete status.installedImage;
+      }
+      return { ok: true, status, changed: current.state !== target || !sameImage(current.installedImage, status.installedImage) };
     }
     case 'failed': {
       if (!current) return reject(current, event);

@@ -25,7 +25,8 @@ export type LifecycleEvent =
   | { type: 'provision_started' }
   /** Progress inside provisioning (download, unpack, ...). Does not change the state. */
   | { type: 'stage'; stage: string; detail?: Record<string, unknown> }
-  | { type: 'installed' }
+  /** `image`: what the installer verified and unpacked (an installer older than this field sends none). */
+  | { type: 'installed'; image?: InstalledImage }
   | { type: 'configure_started' }
   | { type: 'ready' }
   | { type: 'failed'; reason: string; stage?: string }
@@ -40,6 +41,12 @@ export type LifecycleEvent =
   | { type: 'plan_refused'; reason: string; remote?: string };
 
 export type LifecycleEventType = LifecycleEvent['type'];
+
+/** The image on a node's disk: its name in the catalog and the sha256 of the rootfs tarball the installer verified. */
+export interface InstalledImage {
+  name: string;
+  sha256: string;
+}
 
 /**
  * The stages of the server's work on an installed node: applying its states, then checking its readiness. A failure
@@ -71,5 +78,10 @@ export interface LifecycleStatus {
   reimageFromGroup?: string;
   /** The last provisioning stage reported, e.g. "download". */
   stage?: string;
+  /**
+   * The image the last completed install put on the disk, kept until the next install starts. With installed_boot
+   * kernel the node boots this image's kernel, not its group's current image (whose modules the disk may not hold).
+   */
+  installedImage?: InstalledImage;
   facts: Facts;
 }

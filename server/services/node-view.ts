@@ -12,7 +12,10 @@ export interface NodeView {
   ip?: string;
   rack?: string;
   slot?: number;
+  /** The group's image: what the node installs next time. */
   image?: string;
+  /** What its last install put on the disk (unknown for nodes installed before the server kept track). */
+  installedImage?: { name: string; sha256: string };
   roles: string[];
   bmc?: { address: string; kind: string };
   labels: Record<string, string>;
@@ -43,6 +46,7 @@ export function nodeView(node: ResolvedNode | undefined, status: NodeStatus | un
   if (node?.rack) view.rack = node.rack;
   if (node?.slot !== undefined) view.slot = node.slot;
   if (node?.image) view.image = node.image;
+  if (status?.installedImage) view.installedImage = { ...status.installedImage };
   if (node?.bmc) view.bmc = { address: node.bmc.address, kind: node.bmc.kind };
   if (status?.reason) view.reason = status.reason;
   if (status?.stage) view.stage = status.stage;

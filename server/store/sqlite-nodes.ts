@@ -14,6 +14,8 @@ interface StatusRow {
   reimage_requested: number;
   reimage_from_group: string | null;
   stage: string | null;
+  installed_image: string | null;
+  installed_image_sha256: string | null;
   facts: string;
   updated_at: number;
   last_seen_at: number | null;
@@ -40,6 +42,7 @@ function toStatus(r: StatusRow): NodeStatus {
   if (r.reason !== null) s.reason = r.reason;
   if (r.reimage_from_group !== null) s.reimageFromGroup = r.reimage_from_group;
   if (r.stage !== null) s.stage = r.stage;
+  if (r.installed_image !== null && r.installed_image_sha256 !== null) s.installedImage = { name: r.installed_image, sha256: r.installed_image_sha256 };
   if (r.last_seen_at !== null) s.lastSeenAt = r.last_seen_at;
   return s;
 }
@@ -53,6 +56,8 @@ function toStatusParams(s: NodeStatus) {
     reimage_requested: s.reimageRequested ? 1 : 0,
     reimage_from_group: s.reimageFromGroup ?? null,
     stage: s.stage ?? null,
+    installed_image: s.installedImage?.name ?? null,
+    installed_image_sha256: s.installedImage?.sha256 ?? null,
     facts: toJson(s.facts),
     updated_at: s.updatedAt,
     last_seen_at: s.lastSeenAt ?? null,
@@ -91,12 +96,13 @@ export class SqliteNodes {
     this.getStmt = db.prepare<[string], StatusRow>('SELECT * FROM node_status WHERE id = ?');
     this.listStmt = db.prepare<[], StatusRow>('SELECT * FROM node_status ORDER BY id');
     this.upsertStmt = db.prepare(`
-      INSERT INTO node_status (id, mac, state, reason, reimage_requested, reimage_from_group, stage, facts, updated_at, last_seen_at)
-      VALUES (@id, @mac, @state, @reason, @reimage_requested, @reimage_from_group, @stage, @facts, @updated_at, @last_seen_at)
+      INSERT INTO node_status (id, mac, state, reason, reimage_requested, reimage_from_group, stage, installed_image, installed_image_sha256, facts, updated_at, last_seen_at)
+      VALUES (@id, @mac, @state, @reason, @reimage_requested, @reimage_from_group, @stage, @installed_image, @installed_image_sha256, @facts, @updated_at, @last_seen_at)
       ON CONFLICT (id) DO UPDATE SET
         mac = excluded.mac, state = excluded.state, reason = excluded.reason,
         reimage_requested = excluded.reimage_requested,
-        reimage_from_group = excluded.reimage_from_group, stage = excluded.stage, facts = excluded.facts,
+        reimage_from_group = excluded.reimage_from_group, stage = excluded.stage,
+        installed_image = excluded.installed_image, installed_image_sha256 = excluded.installed_image_sha256, facts = excluded.facts,
         updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at`);
     this.insertEventStmt = db.prepare<[string, number, string, string]>(
       'INSERT INTO events (node, at, type, payload) VALUES (?, ?, ?, ?)',

@@ -1,8 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { imagesDir } from '../../server/images/catalog.js';
+import { LAB_IMAGE_NAME } from '../../server/lab/artefacts.js';
 import { labUp, type RunningLab } from '../../server/lab/lab.js';
 import { LAB_STATE_FILE } from '../../server/lab/state-file.js';
 import { processStartTicks } from '../../server/util/process-identity.js';
@@ -76,6 +78,9 @@ describe('virtual lab', () => {
       expect(order.every((i) => i >= 0), `${m.name}: ${types.join(' ')}`).toBe(true);
       expect([...order].sort((a, b) => a - b), `${m.name}: ${types.join(' ')}`).toEqual(order);
       expect(types.at(-1), m.name).toBe('ready');
+      // What is on its disk, as the installer verified it: the image whose kernel every later boot is given.
+      const sha256 = JSON.parse(readFileSync(path.join(imagesDir(path.join(running.dir, 'data')), LAB_IMAGE_NAME, 'manifest.json'), 'utf8')).artefacts.rootfs.sha256;
+      expect((await store.getNode(m.name))?.installedImage, m.name).toEqual({ name: LAB_IMAGE_NAME, sha256 });
       for (const what of ['powered on', 'ready']) expect(lines.some((l) => l.startsWith(`${m.name}: ${what}`)), `${m.name} ${what}`).toBe(true);
     }
 

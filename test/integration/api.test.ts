@@ -161,8 +161,15 @@ describe('iPXE over HTTP', () => {
     expect((await report({ stage: 'x' }, srv.adminToken)).status).toBe(401);
     expect((await report({ stage: 'x' }, token!.replace('head01', 'gpu01'))).status).toBe(401);
     expect((await report({ nonsense: true })).status).toBe(400);
+    // The end of the install names the image it verified; a malformed one is refused, not recorded as unknown.
+    for (const image of [{ name: 'debian12' }, { name: '../x', sha256: 'a'.repeat(64) }, { name: 'debian12', sha256: 'A'.repeat(64) }, 'debian12', null]) {
+      expect((await report({ installed: true, image })).status).toBe(400);
+    }
+    expect((await srv.store.getNode('head01'))?.state).toBe('provisioning');
+    const image = { name: 'debian12', sha256: 'e'.repeat(64) };
+    expect((await report({ installed: true, image })).status).toBe(204);
+    expect(await srv.store.getNode('head01')).toMatchObject({ state: 'installed', installedImage: image });
     // A node that is not provisioning cannot report install stages.
-    await srv.store.recordEvent({ node: 'head01', event: { type: 'installed' } });
     expect((await report({ stage: 'download' })).status).toBe(409);
   });
   it('a failure after install (states, readiness) keeps the installed OS booting; an installer failure never passes for one', async () => {

@@ -17,6 +17,7 @@ import { readTorrent } from '../../server/images/torrent.js';
 import type { ImageManifest } from '../../server/model/image.js';
 import { copyCachedBootstrap, ensureBootableTestImage, installImageInto, PLACEHOLDER_PUBLIC_URL } from '../support/debian-image.js';
 import { requireBinary } from '../support/process-output.js';
+import { SqliteStore } from '../../server/store/index.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
 
@@ -233,6 +234,35 @@ describe('rackseed image CLI', () => {
   it('image remove: refused for an image groups use, naming them', async () => {
     await expect(cli('image', 'remove', 'inuse', '--yes')).rejects.toMatchObject({ code: 'IMAGE_IN_USE', message: expect.stringMatching(/used by groups compute, login/) });
     expect(existsSync(path.join(imagesDir(dataDir), 'inuse', 'manifest.json'))).toBe(true);
+  });
+
+  it('image remove: refused for an image installed_boot kernel nodes run (their kernel comes from it), naming them', async () => {
+    const inventory = path.join(dir, 'inventory.yaml');
+    const before = readFileSync(inventory, 'utf8');
+    const kernelGroup = (boot: string) =>
+      `cluster: { name: t }\ngroups:\n  compute: { image: inuse }\n  login: { image: inuse }\n  hpc: { image: inuse, installed_boot: ${boot} }\nnodes:\n  - { name: hpc01, mac: 52:54:00:00:09:01, group: hpc }\n`;
+    const store = await SqliteStore.open(path.join(dataDir, 'rackseed.db'));
+    try {
+      // hpc01 was installed with from-dir before its group moved to inuse.
+      const sha256 = parseManifest(readFileSync(path.join(imagesDir(dataDir), 'from-dir', 'manifest.json'), 'utf8'), 'manifest.json').artefacts.rootfs.sha256;
+      await store.recordEvents([
+        { node: 'hpc01', event: { type: 'assigned', group: 'hpc' } },
+        { node: 'hpc01', event: { type: 'provision_started' } },
+        { node: 'hpc01', event: { type: 'installed', image: { name: 'from-dir', sha256 } } },
+      ]);
+    } finally {
+      await store.close();
+    }
+    try {
+      writeFileSync(inventory, kernelGroup('kernel'));
+      await expect(cli('image', 'remove', 'from-dir')).rejects.toMatchObject({ code: 'IMAGE_IN_USE', message: expect.stringMatching(/on the disk of node hpc01, which boot its kernel from this server/) });
+      // Booting from its own disk (GRUB), the node does not need the image on the server.
+      writeFileSync(inventory, kernelGroup('local'));
+      expect(JSON.parse(await cli('--json', 'image', 'remove', 'from-dir'))).toMatchObject({ name: 'from-dir', removed: false });
+    } finally {
+      writeFileSync(inventory, before);
+    }
+    expect(existsSync(path.join(imagesDir(dataDir), 'from-dir', 'manifest.json'))).toBe(true);
   });
 
   it('image remove: without --yes only says what would go; with --yes deletes and tells a running server', async () => {

@@ -219,6 +219,23 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect(await store.listEvents()).toHaveLength(4);
       });
 
+      it('keeps the installed image with the status, and forgets it when provisioning starts again', async () => {
+        const image = { name: 'debian12', sha256: 'd'.repeat(64) };
+        await store.recordEvents([
+          { node: 'n1', event: { type: 'assigned', group: 'g' } },
+          { node: 'n1', event: { type: 'provision_started' } },
+          { node: 'n1', event: { type: 'installed', image } },
+        ]);
+        expect(await store.getNode('n1')).toMatchObject({ state: 'installed', installedImage: image });
+        expect((await store.listNodes()).find((n) => n.id === 'n1')?.installedImage).toEqual(image);
+        expect((await store.listEvents({ node: 'n1' })).at(-1)?.event).toEqual({ type: 'installed', image });
+        await store.recordEvents([
+          { node: 'n1', event: { type: 'reimage_requested' } },
+          { node: 'n1', event: { type: 'provision_started' } },
+        ]);
+        expect(await store.getNode('n1')).not.toHaveProperty('installedImage');
+      });
+
       it('accepts an empty batch', async () => {
         expect(await store.recordEvents([])).toEqual([]);
       });

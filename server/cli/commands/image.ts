@@ -8,12 +8,13 @@ import { importImage } from '../../images/import.js';
 import { progressBars } from '../../images/progress-bars.js';
 import type { ProgressFn } from '../../images/progress.js';
 import { loadRecipe } from '../../images/recipe.js';
-import { imageUsers, removeImage } from '../../images/remove.js';
+import { imageUsers, removeImage, type InstalledOn } from '../../images/remove.js';
 import { loadInventory } from '../../inventory/load.js';
 import { createLogger } from '../../log.js';
 import { RackseedError } from '../../model/errors.js';
 import type { ImageManifest, ImageRecord } from '../../model/image.js';
 import type { Inventory } from '../../model/inventory.js';
+import { openStore } from '../../store/index.js';
 import type { CliContext, GlobalOptions } from '../context.js';
 import { keyValues, printJson, table, type Output } from '../output.js';
 
@@ -28,6 +29,18 @@ function sourceText(m: ImageManifest): string {
 }
 
 /** The inventory file, or none if it does not exist yet (a fresh server: no group uses any image). */
+/** What the store knows is on each node's disk; the store is opened for this and closed again. */
+async function installedImages(config: Config): Promise<InstalledOn[]> {
+  const store = await openStore(config.store).catch((e: unknown) => {
+    throw new RackseedError('STORE_UNAVAILABLE', `cannot tell which nodes run the image (the store did not open: ${(e as Error).message})`);
+  });
+  try {
+    return (await store.listNodes()).flatMap((n) => (n.installedImage ? [{ node: n.id, image: n.installedImage.name }] : []));
+  } finally {
+    await store.close();
+  }
+}
+
 function inventoryOf(config: Config): Inventory | undefined {
   return existsSync(config.inventoryPath) ? loadInventory(config.inventoryPath) : undefined;
 }
@@ -174,7 +187,7 @@ export function registerImage(program: Command, ctx: (opts: GlobalOptions) => Cl
     .action(async (name: string, o: { yes?: boolean }, cmd: Command) => {
       const { opts, config, out } = setup(cmd);
       const r = getImage(catalogOf(config), name);
-      const plan = await removeImage({ dataDir: config.dataDir, image: r, inventory: inventoryOf(config), yes: o.yes === true, onNotice: notice });
+      const plan = await removeImage({ dataDir: config.dataDir, image: r, inventory: inventoryOf(config), installed: await installedImages(config), yes: o.yes === true, onNotice: notice });
       if (out.json) printJson(out, plan);
       else if (!plan.removed) {
         out.write(`would delete ${plan.dir} (${size(plan.bytes)}):\n${plan.files.map((f) => `  ${f.file}  ${size(f.size)}`).join('\n')}\nrun again with --yes to delete it\n`);

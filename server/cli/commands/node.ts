@@ -13,6 +13,14 @@ function describeEvent(e: StoredEvent): string {
   return `${new Date(e.at).toISOString()}  ${type}${detail ? `  ${detail}` : ''}`;
 }
 
+/** The image on the node's disk, and a word when its group has moved to another one since. */
+function installedImageLine(n: NodeView): string | undefined {
+  const i = n.installedImage;
+  if (!i) return undefined;
+  const moved = n.image && n.image !== i.name ? `; its group installs ${n.image} now (reimage to move it)` : '';
+  return `${i.name} (sha256 ${i.sha256.slice(0, 12)}…)${moved}`;
+}
+
 export function registerNode(program: Command, ctx: (opts: GlobalOptions) => CliContext): void {
   const node = program.command('node').description('list, inspect and add nodes');
 
@@ -49,6 +57,7 @@ export function registerNode(program: Command, ctx: (opts: GlobalOptions) => Cli
           ['ip', n.ip],
           ['rack/slot', n.rack ? `${n.rack}/${n.slot ?? '-'}` : undefined],
           ['image', n.image],
+          ['installed image', installedImageLine(n)],
           ['roles', n.roles.join(', ') || undefined],
           ['bmc', n.bmc ? `${n.bmc.kind} ${n.bmc.address}` : undefined],
           ['state', n.state],

@@ -85,7 +85,7 @@ export function bootRoutes(deps: BootRouteDeps): Router {
     const status = await deps.store.getNode(node.name);
     const catalog: CatalogLookup = (name) => {
       const image = deps.images.get(name);
-      return image && { hasKernel: hasKernelAndInitrd(image.manifest) };
+      return image && { hasKernel: hasKernelAndInitrd(image.manifest), sha256: image.manifest.artefacts.rootfs.sha256 };
     };
     const plan = decideScript({ facts, node, status, settings: deps.settings, token: deps.tokens.issue(node.name, deps.tokenSeconds), catalog });
     // decideScript only answers "unknown" when there is no node, which was handled above.

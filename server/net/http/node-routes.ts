@@ -1,7 +1,8 @@
 import express, { Router, type Request } from 'express';
 import type { CallbackTokens } from '../../auth/callback-token.js';
 import type { NodeTokenClaims, NodeTokens } from '../../auth/node-token.js';
-import { isPostInstallStage, type LifecycleEvent } from '../../model/lifecycle.js';
+import { IMAGE_NAME } from '../../model/image.js';
+import { isPostInstallStage, type InstalledImage, type LifecycleEvent } from '../../model/lifecycle.js';
 import { nodeLogger, type Logger } from '../../log.js';
 import type { ConvergeRequestOutcome } from '../../services/convergence.js';
 import type { ObservedStore } from '../../store/types.js';
@@ -70,6 +71,15 @@ const BOOTED_STATUS: Record<ConvergeRequestOutcome['status'], number> = {
 };
 
 const STAGE = /^[a-z][a-z0-9-]{0,31}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
+
+/** The image an installed report names: undefined when it names none (an older installer), null when malformed. */
+function installedImage(value: unknown): InstalledImage | undefined | null {
+  if (value === undefined) return undefined;
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return null;
+  const { name, sha256 } = value as Record<string, unknown>;
+  return typeof name === 'string' && IMAGE_NAME.test(name) && typeof sha256 === 'string' && SHA256.test(sha256) ? { name, sha256 } : null;
+}
 
 function bearer(req: Request): string | undefined {
   return /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
@@ -78,7 +88,8 @@ function bearer(req: Request): string | undefined {
 /**
  * What runs on a node talks to these routes with its own node token (never the admin token): it can speak
  * only for itself. A report is one of: a stage reached ({"stage":"download","detail":{...}}), a failure
- * ({"failed":"reason","stage":"verify"}), or the end of the install ({"installed":true}).
+ * ({"failed":"reason","stage":"verify"}), or the end of the install ({"installed":true,"image":{"name":..,"sha256":..}},
+ * naming the image it verified and unpacked).
  */
 export function nodeRoutes(deps: NodeRouteDeps): Router {
   const router = Router();
@@ -110,11 +121,16 @@ export function nodeRoutes(deps: NodeRouteDeps): Router {
       const stage = typeof body.stage === 'string' && STAGE.test(body.stage) && !isPostInstallStage(body.stage) ? body.stage : 'install';
       event = { type: 'failed', reason: oneLineFromNode(body.failed, MAX_REASON_CHARS), stage };
     } else if (body.installed === true) {
-      event = { type: 'installed' };
+      const image = installedImage(body.image);
+      if (image === null) {
+        res.status(400).json(errorBody('BAD_REQUEST', 'image must be {"name":"<image name>","sha256":"<64 hex digits>"}: the image the install verified and unpacked'));
+        return;
+      }
+      event = { type: 'installed', ...(image ? { image } : {}) };
     } else if (typeof body.stage === 'string' && STAGE.test(body.stage)) {
       event = { type: 'stage', stage: body.stage, ...(detail ? { detail } : {}) };
     } else {
-      res.status(400).json(errorBody('BAD_REQUEST', 'expected {"stage":"name"}, {"failed":"reason"} or {"installed":true}'));
+      res.status(400).json(errorBody('BAD_REQUEST', 'expected {"stage":"name"}, {"failed":"reason"} or {"installed":true,"image":{"name":"..","sha256":".."}}'));
       return;
     }
     const r = await deps.store.recordEvent({ node: claims.node, event });

@@ -1,5 +1,5 @@
 import type { ResolvedNode } from '../../model/inventory.js';
-import { isInstallFailure, type LifecycleStatus } from '../../model/lifecycle.js';
+import { isInstallFailure, type InstalledImage, type LifecycleStatus } from '../../model/lifecycle.js';
 
 /** What iPXE tells us about the machine on the per-machine URL (from the entry script's ${...} variables). */
 export interface MachineFacts {
@@ -20,8 +20,11 @@ export interface BootSettings {
   provisionInitrd: string;
 }
 
-/** What the boot decision needs from the image catalog: whether an image is there, and whether it has a kernel. */
-export type CatalogLookup = (image: string) => { hasKernel: boolean } | undefined;
+/**
+ * What the boot decision needs from the image catalog: whether an image is there, whether it has a kernel, and the
+ * sha256 of its rootfs tarball (which tells a rebuilt image from the one a node installed under the same name).
+ */
+export type CatalogLookup = (image: string) => { hasKernel: boolean; sha256: string } | undefined;
 
 export type ScriptPlan =
   | { kind: 'unknown'; facts: MachineFacts }
@@ -68,6 +71,18 @@ function provisioningRefusal(node: ResolvedNode, catalog: CatalogLookup): string
   if (node.installedBoot === 'kernel' && !image.hasKernel) {
     return `group ${node.group} boots the image's own kernel (installed_boot: kernel), but image ${node.image} has no kernel and initrd`;
   }
+  return undefined;
+}
+
+/** Why the installed image's kernel cannot be served (the image left the catalog or was rebuilt), or undefined. */
+function installedKernelRefusal(installed: InstalledImage, catalog: CatalogLookup): string | undefined {
+  const image = catalog(installed.name);
+  const reimage = 'import that image again, or reimage the node';
+  if (!image) return `the image on its disk (${installed.name}) is no longer in the catalog, and its kernel boots from there: ${reimage}`;
+  if (image.sha256 !== installed.sha256) {
+    return `image ${installed.name} was rebuilt since this node installed it (sha256 ${installed.sha256.slice(0, 12)}…, now ${image.sha256.slice(0, 12)}…): its kernel may not match the modules on the disk; ${reimage}`;
+  }
+  if (!image.hasKernel) return `image ${installed.name} on its disk has no kernel and initrd to boot: ${reimage}`;
   return undefined;
 }
 
@@ -122,13 +137,20 @@ export function decideScript(input: {
   }
 
   if (node.installedBoot === 'kernel' && node.image) {
-    const imageDir = `images/${node.image}`;
+    const installed = status?.installedImage;
+    // The kernel must be the one whose modules are on the disk: the installed image's, not the group's image of today
+    // (an operator moves a group to a new image before reimaging its nodes). A node installed before the server kept
+    // track of this boots its group's image, as it always did.
+    const image = installed?.name ?? node.image;
+    const refused = installed && installedKernelRefusal(installed, input.catalog);
+    if (refused) return { kind: 'unavailable', node, context: { ...common, reason: refused } };
+    const imageDir = `images/${image}`;
     return {
       kind: 'kernel',
       node,
       context: {
         ...common,
-        image: node.image,
+        image,
         kernel_url: fileUrl(settings.baseUrl, `${imageDir}/vmlinuz`),
         initrd_urls: [fileUrl(settings.baseUrl, `${imageDir}/initrd.img`)],
         initrd_name: 'initrd.img',

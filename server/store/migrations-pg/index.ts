@@ -2,6 +2,7 @@ import type { Migration } from '../migrations/types.js';
 import { initial } from './001_initial.js';
 import { servers } from './002_servers.js';
 import { reimageFromGroup } from './003_reimage_from_group.js';
+import { installedImage } from './004_installed_image.js';
 
 export type { Migration } from '../migrations/types.js';
 
@@ -9,4 +10,4 @@ export type { Migration } from '../migrations/types.js';
  * PostgreSQL schema steps. Numbered independently of the SQLite ones (a PostgreSQL database starts at the schema
  * SQLite reached in several steps). Append only: a shipped migration is never edited or renumbered.
  */
-export const PG_MIGRATIONS: readonly Migration[] = [initial, servers, reimageFromGroup];
+export const PG_MIGRATIONS: readonly Migration[] = [initial, servers, reimageFromGroup, installedImage];

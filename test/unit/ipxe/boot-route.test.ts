@@ -49,7 +49,7 @@ beforeAll(async () => {
       return real.render(name, context);
     },
   };
-  const images = { get: (name: string) => (name === 'debian12' ? { manifest: { artefacts: {} } } : undefined) } as unknown as ImageCatalog;
+  const images = { get: (name: string) => (name === 'debian12' ? { manifest: { artefacts: { rootfs: { file: 'rootfs.tar.zst', sha256: 'a'.repeat(64), size: 1 } } } } : undefined) } as unknown as ImageCatalog;
   const app = express();
   app.use(
     bootRoutes({

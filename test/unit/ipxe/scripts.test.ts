@@ -26,8 +26,12 @@ const gpu001: ResolvedNode = {
   data: {},
   disk: { device: '/dev/sda', table: 'gpt', partitions: [{ mount: '/', size: 'rest', fs: 'ext4' }] },
 };
-/** The catalog holds debian12-cuda with its kernel, and an import without one. */
-const catalog: CatalogLookup = (name) => ({ 'debian12-cuda': { hasKernel: true }, 'imported': { hasKernel: false } })[name];
+const CUDA_SHA = 'c'.repeat(64);
+const OLD_SHA = 'a'.repeat(64);
+/** The catalog holds debian12-cuda and debian12-old with their kernels, and an import without one. */
+const catalog: CatalogLookup = (name) =>
+  ({ 'debian12-cuda': { hasKernel: true, sha256: CUDA_SHA }, 'debian12-old': { hasKernel: true, sha256: OLD_SHA }, 'imported': { hasKernel: false, sha256: 'b'.repeat(64) } })[name];
+const kernelBoot: ResolvedNode = { ...gpu001, installedBoot: 'kernel' };
 const facts: MachineFacts = { mac: '52:54:00:00:01:01', uuid: '4c4c4544-0042-3010-8057-b4c04f533532', platform: 'pcbios', buildarch: 'i386' };
 const status = (state: LifecycleStatus['state'], extra: Partial<LifecycleStatus> = {}): LifecycleStatus => ({ state, reimageRequested: false, facts: {}, ...extra });
 
@@ -56,9 +60,30 @@ describe('which script a machine gets (pure decision)', () => {
     ['image kernel boot of an image without a kernel', { ...gpu001, image: 'imported', installedBoot: 'kernel' }, status('assigned'), 'unavailable'],
     ['local boot of an image without a kernel', { ...gpu001, image: 'imported' }, status('assigned'), 'provision'],
     ['installed, group boots the image kernel', { ...gpu001, installedBoot: 'kernel' }, status('ready'), 'kernel'],
+    // The kernel of the image on the disk, even after its group moved to another image.
+    ['image kernel of the installed image, group moved on', kernelBoot, status('ready', { installedImage: { name: 'debian12-old', sha256: OLD_SHA } }), 'kernel'],
+    ['installed image left the catalog', kernelBoot, status('ready', { installedImage: { name: 'debian12-gone', sha256: OLD_SHA } }), 'unavailable'],
+    ['installed image rebuilt under its name', kernelBoot, status('ready', { installedImage: { name: 'debian12-old', sha256: CUDA_SHA } }), 'unavailable'],
+    ['installed image has no kernel', kernelBoot, status('installed', { installedImage: { name: 'imported', sha256: 'b'.repeat(64) } }), 'unavailable'],
+    ['local boot does not need the installed image', gpu001, status('ready', { installedImage: { name: 'debian12-gone', sha256: OLD_SHA } }), 'local'],
+    ['reimage of a node whose installed image is gone', kernelBoot, status('ready', { reimageRequested: true, installedImage: { name: 'debian12-gone', sha256: OLD_SHA } }), 'provision'],
   ];
   it.each(table)('%s -> %s', (_name, node, st, kind) => {
     expect(decideScript({ facts, node, status: st, settings, catalog }).kind).toBe(kind);
+  });
+
+  it('boots the installed image\'s kernel and initrd, and says why it cannot when that image is gone or rebuilt', () => {
+    const decide = (st: LifecycleStatus) => {
+      const plan = decideScript({ facts, node: kernelBoot, status: st, settings, catalog });
+      if (plan.kind === 'unknown') throw new Error('a known node');
+      return plan;
+    };
+    const booted = decide(status('ready', { installedImage: { name: 'debian12-old', sha256: OLD_SHA } }));
+    expect(booted.context).toMatchObject({ image: 'debian12-old', kernel_url: 'http://10.0.0.1:8080/files/images/debian12-old/vmlinuz', initrd_urls: ['http://10.0.0.1:8080/files/images/debian12-old/initrd.img'] });
+    const gone = decide(status('ready', { installedImage: { name: 'debian12-gone', sha256: OLD_SHA } }));
+    expect(gone.context.reason).toBe('the image on its disk (debian12-gone) is no longer in the catalog, and its kernel boots from there: import that image again, or reimage the node');
+    const rebuilt = decide(status('ready', { installedImage: { name: 'debian12-old', sha256: CUDA_SHA } }));
+    expect(rebuilt.context.reason).toContain('image debian12-old was rebuilt since this node installed it (sha256 cccccccccccc…, now aaaaaaaaaaaa…)');
   });
 });
 

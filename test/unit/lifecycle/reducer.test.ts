@@ -12,6 +12,9 @@ const assigned: LifecycleEvent = { type: 'assigned', group: 'compute' };
 const provision: LifecycleEvent = { type: 'provision_started' };
 const stage = (s: string): LifecycleEvent => ({ type: 'stage', stage: s });
 const installed: LifecycleEvent = { type: 'installed' };
+const IMAGE_A = { name: 'debian12', sha256: 'a'.repeat(64) };
+const IMAGE_B = { name: 'debian12-cuda', sha256: 'b'.repeat(64) };
+const installedWith = (image: { name: string; sha256: string }): LifecycleEvent => ({ type: 'installed', image });
 const configure: LifecycleEvent = { type: 'configure_started' };
 const ready: LifecycleEvent = { type: 'ready' };
 const failed = (reason: string, at?: string): LifecycleEvent => (at === undefined ? { type: 'failed', reason } : { type: 'failed', reason, stage: at });
@@ -138,6 +141,13 @@ const CASES: Case[] = [
   { name: 'an installer failure while provisioning', events: [assigned, provision, failed('disk', 'partition')], status: { state: 'failed', stage: 'partition', reason: 'disk' } },
   // The installer retries a report whose response was lost; then its fail() must not undo a finished install.
   { name: 'installed reported twice', events: [assigned, provision, installed, installed], status: { state: 'installed' }, absent: ['reason', 'stage'] },
+  // The image on the disk: recorded by the install, kept through configuration, forgotten when the disk is rewritten.
+  { name: 'installed records the image on the disk', events: [assigned, provision, installedWith(IMAGE_A)], status: { state: 'installed', installedImage: IMAGE_A } },
+  { name: 'the installed image stays through configuration', events: [assigned, provision, installedWith(IMAGE_A), configure, ready, configure, failed('x', 'readiness')], status: { state: 'failed', installedImage: IMAGE_A } },
+  { name: 'a reimage request keeps it (the disk is untouched until provisioning)', events: [assigned, provision, installedWith(IMAGE_A), configure, ready, reimage()], status: { state: 'ready', installedImage: IMAGE_A } },
+  { name: 'provisioning again forgets it', events: [assigned, provision, installedWith(IMAGE_A), reimage(), provision], status: { state: 'provisioning' }, absent: ['installedImage'] },
+  { name: 'a reinstall records the new image', events: [assigned, provision, installedWith(IMAGE_A), reimage(), provision, installedWith(IMAGE_B)], status: { installedImage: IMAGE_B } },
+  { name: 'an installer without the field leaves it unknown', events: [assigned, provision, installedWith(IMAGE_A), installed], status: { state: 'installed' }, absent: ['installedImage'] },
   { name: 'an installer failure after installed', events: [assigned, provision, installed, failed('no answer to installed', 'finish')], rejected: { index: 3, error: /an install failure \(stage finish\) does not apply to a node that is installed/ } },
   { name: 'an installer failure on a ready node', events: [...TO_READY, failed('late', 'download')], rejected: { index: TO_READY.length, error: /does not apply to a node that is ready/ } },
   { name: 'an installer failure on a failed node replaces the reason', events: [assigned, provision, failed('a', 'download'), failed('b', 'verify')], status: { state: 'failed', stage: 'verify', reason: 'b' } },
@@ -168,7 +178,7 @@ describe('lifecycle reducer', () => {
   });
 
   it('is total and pure: every event in every state returns a transition and leaves the input untouched', () => {
-    const events: LifecycleEvent[] = [discovered({ x: 1 }), assigned, provision, stage('s'), installed, configure, ready, failed('r', 's'), reimage('g'), cancel, { type: 'plan_refused', reason: 'r' }];
+    const events: LifecycleEvent[] = [discovered({ x: 1 }), assigned, provision, stage('s'), installed, installedWith(IMAGE_B), configure, ready, failed('r', 's'), reimage('g'), cancel, { type: 'plan_refused', reason: 'r' }];
     const starts: (LifecycleStatus | undefined)[] = [
       undefined,
       ...LIFECYCLE_STATES.flatMap((state) => [false, true].map((reimageRequested) => deepFreeze<LifecycleStatus>({
@@ -177,6 +187,7 @@ describe('lifecycle reducer', () => {
         reason: 'why',
         stage: 'st',
         reimageFromGroup: 'g',
+        installedImage: IMAGE_A,
         facts: { a: 1 },
       }))),
     ];
@@ -195,6 +206,9 @@ describe('lifecycle reducer', () => {
     const assignedStatus = foldLifecycle([assigned]).status;
     expect(reduceLifecycle(assignedStatus, assigned)).toMatchObject({ ok: true, changed: false });
     expect(reduceLifecycle(assignedStatus, provision)).toMatchObject({ ok: true, changed: true });
+    const installedA = foldLifecycle([assigned, provision, installedWith(IMAGE_A)]).status;
+    expect(reduceLifecycle(installedA, installedWith(IMAGE_A))).toMatchObject({ ok: true, changed: false });
+    expect(reduceLifecycle(installedA, installedWith(IMAGE_B))).toMatchObject({ ok: true, changed: true });
     const provisioning = foldLifecycle([assigned, provision, stage('a')]).status;
     expect(reduceLifecycle(provisioning, stage('a'))).toMatchObject({ ok: true, changed: false });
     expect(reduceLifecycle(provisioning, stage('b'))).toMatchObject({ ok: true, changed: true });

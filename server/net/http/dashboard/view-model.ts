@@ -161,6 +161,8 @@ export function describeEvent(event: LifecycleEvent): string {
       return event.remote ? `${event.reason} (from ${event.remote})` : event.reason;
     case 'reimage_requested':
       return event.fromGroup ? `moved out of group ${event.fromGroup}` : '';
+    case 'installed':
+      return event.image ? `image ${event.image.name}` : '';
     default:
       return '';
   }
