@@ -117,4 +117,19 @@ describe('rackseed CLI', () => {
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/^rackseed: cannot reach rackseed at http:\/\/127\.0\.0\.1:9 .*\n$/);
   });
+  it('node show: the image on the disk, and a word when the group installs another one now', async () => {
+    const image = (name: string) => ({ name, sha256: 'f'.repeat(64) });
+    await srv.store.recordEvents([
+      { node: 'gpu01', event: { type: 'provision_started' } },
+      { node: 'gpu01', event: { type: 'installed', image: image('debian12-cuda') } },
+    ]);
+    expect(await cli('node', 'show', 'gpu01')).toMatch(/^installed image\s+debian12-cuda \(sha256 ffffffffffff…\)$/m);
+    expect(JSON.parse(await cli('--json', 'node', 'show', 'gpu01')).node.installedImage).toEqual(image('debian12-cuda'));
+    await srv.store.recordEvents([
+      { node: 'gpu01', event: { type: 'reimage_requested' } },
+      { node: 'gpu01', event: { type: 'provision_started' } },
+      { node: 'gpu01', event: { type: 'installed', image: image('debian12') } },
+    ]);
+    expect(await cli('node', 'show', 'gpu01')).toMatch(/^installed image\s+debian12 \(sha256 ffffffffffff…\); its group installs debian12-cuda now \(reimage to move it\)$/m);
+  });
 });
