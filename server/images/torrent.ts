@@ -48,9 +48,11 @@ export function piecesWithin(start: number, end: number, pieceLength: number, si
   return pieces;
 }
 
+const FIXED_CREATION_MS = 1000;
+
 /**
- * One private single-file torrent: no DHT or PEX by flag, only our trackers, plus web seeds. No creation date and
- * no "created by", so the same file always gives the same bytes (and a reproducible info-hash).
+ * One private single-file torrent: no DHT or PEX by flag, only our trackers, plus web seeds. A fixed creation date
+ * and no "created by", so the same file always gives the same bytes (and a reproducible info-hash).
  */
 export async function makeTorrent(spec: TorrentSpec, size: number): Promise<MadeTorrent> {
   const pieceLength = spec.pieceLength ?? defaultPieceLength(size);
@@ -62,11 +64,13 @@ export async function makeTorrent(spec: TorrentSpec, size: number): Promise<Made
         pieceLength,
         announceList: spec.announce.map((a) => [a]),
         urlList: spec.webSeeds,
-        createdBy: '',
-        creationDate: new Date(0),
+        // create-torrent always writes a creation date and reads 0 as "now": one second after the epoch keeps the
+        // bytes the same for the same file. No createdBy: the key is then left out.
+        creationDate: new Date(FIXED_CREATION_MS),
         ...(spec.onProgress ? { onProgress: spec.onProgress } : {}),
       },
-      (err, torrent) => (err ? reject(err) : resolve(torrent)),
+      // create-torrent hands back a Uint8Array, not the Buffer its typings promise.
+      (err, torrent) => (err ? reject(err) : resolve(Buffer.from(torrent))),
     ),
   );
   const parsed = await parseTorrent(bytes);
