@@ -35,7 +35,15 @@ export function torrentRoute(deps: TorrentRouteDeps): Router {
       return;
     }
     const sources = await deps.torrentSources(image);
-    res.status(200).type('application/x-bittorrent').set('cache-control', 'no-store').send(Buffer.from(withSources(bytes, sources)));
+    let served: Uint8Array;
+    try {
+      served = withSources(bytes, sources);
+    } catch (e) {
+      // A node's installer falls back to plain HTTP on any failure here; the operator needs the image named.
+      res.status(500).json(errorBody('INTERNAL', `the torrent file of image ${image.manifest.name} is corrupt (${(e as Error).message}): rebuild or re-import the image`));
+      return;
+    }
+    res.status(200).type('application/x-bittorrent').set('cache-control', 'no-store').send(Buffer.from(served));
   });
   return router;
 }

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -152,6 +152,21 @@ describe('GET /node/v1/plan', () => {
     const res = await fetch(`${server.httpUrl}/files/images/debian12/rootfs.tar.zst.torrent`);
     expect(res.status).toBe(404);
     expect(((await res.json()) as { error: { code: string; message: string } }).error).toEqual({ code: 'NOT_FOUND', message: 'image debian12 has no torrent file (rebuild or re-import it)' });
+  });
+
+  it('a catalogued image whose torrent file is corrupt answers a 500 that names the image and what to do', async () => {
+    const file = path.join(imagesDir(server.config.dataDir), 'debian12', 'rootfs.tar.zst.torrent');
+    writeFileSync(file, 'd8:announce5:http:');
+    try {
+      const res = await fetch(`${server.httpUrl}/files/images/debian12/rootfs.tar.zst.torrent`);
+      expect(res.status).toBe(500);
+      expect(((await res.json()) as { error: { code: string; message: string } }).error).toEqual({
+        code: 'INTERNAL',
+        message: 'the torrent file of image debian12 is corrupt (malformed torrent: unterminated dictionary at byte 0): rebuild or re-import the image',
+      });
+    } finally {
+      rmSync(file);
+    }
   });
 
   it('serves no plan to a node that is not installing, and records the refusal in any state (a replayed token)', async () => {
