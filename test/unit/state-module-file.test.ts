@@ -56,8 +56,23 @@ describe('file.managed', () => {
     const s = state('file.managed', '/etc/x', { contents: 'x', mode: '0400', user: 'svc;reboot$(id)', group: 'svc' });
     const ctx = context(node);
     const outcome = await fn('file.managed').apply(s, ctx, await fn('file.managed').check(s, ctx));
-    expect(node.commands.at(-1)).toBe("chmod '00400' -- '/etc/x' && chown 'svc;reboot$(id):svc' -- '/etc/x'");
+    // chown first: it clears setuid/setgid, which a chmod before it would lose.
+    expect(node.commands.at(-1)).toBe("chown 'svc;reboot$(id):svc' -- '/etc/x' && chmod '00400' -- '/etc/x'");
     expect(outcome.changes).toEqual({ mode: '0400', user: 'svc;reboot$(id)', group: 'svc' });
+  });
+
+  it('a setuid mode survives an owner change: the mode goes on after chown, also when it was already right', async () => {
+    for (const [have, changes] of [
+      ['regular file|755|root|root', { mode: '4755', user: 'nobody' }],
+      ['regular file|4755|root|root', { user: 'nobody' }],
+    ] as const) {
+      const node = fakeNode([[STAT, statReply(have)]], { '/usr/local/bin/tool': 'x\n' });
+      const s = state('file.managed', '/usr/local/bin/tool', { contents: 'x', mode: '4755', user: 'nobody' });
+      const ctx = context(node);
+      const outcome = await fn('file.managed').apply(s, ctx, await fn('file.managed').check(s, ctx));
+      expect(outcome.changes).toEqual(changes);
+      expect(node.commands.at(-1)).toBe("chown 'nobody' -- '/usr/local/bin/tool' && chmod '04755' -- '/usr/local/bin/tool'");
+    }
   });
 
   it('hides the diff of secrets with show_changes: false (nothing of the key in changes or comment)', async () => {
@@ -115,7 +130,7 @@ describe('file.directory, file.absent, file.symlink', () => {
     const checked = await fn('file.directory').check(s, ctx);
     expect(checked.changes).toEqual({ '/srv/data dir': 'New Dir', mode: '0750', user: 'slurm' });
     await fn('file.directory').apply(s, ctx, checked);
-    expect(node.commands.at(-1)).toBe("mkdir -p -- '/srv/data dir' && chmod '00750' -- '/srv/data dir' && chown 'slurm' -- '/srv/data dir'");
+    expect(node.commands.at(-1)).toBe("mkdir -p -- '/srv/data dir' && chown 'slurm' -- '/srv/data dir' && chmod '00750' -- '/srv/data dir'");
   });
 
   it('fixes only the mode of an existing directory, and refuses a file in the way', async () => {

@@ -115,6 +115,11 @@ describe('state parse: both Salt forms and names', () => {
     expect(resolveInclude(sls, path, target)).toBe(expected);
   });
 
+  it('a YAML 1.2 octal or hex literal stays the text it was written as (0o640 is the mode 0640, not 416 read as 0416)', () => {
+    const doc = parse('/etc/secret:\n  file.managed:\n    - contents: x\n    - mode: 0o640\n    - dir_mode: 0x1ed\n    - size: 640\n');
+    expect(doc.states[0]?.args).toMatchObject({ mode: '0o640', dir_mode: '0x1ed', size: 640 });
+  });
+
   it('an empty or comment-only SLS is an empty document', () => {
     expect(parse('# nothing here\n')).toEqual({ sls: 'web', file: FILE, includes: [], states: [], extends: [], excludes: [] });
   });

@@ -78,8 +78,8 @@ export const nonNegativeInt = z.union([
 ]);
 
 /**
- * An octal mode as Salt accepts it: '0644', '644', or the YAML integer 644 (read as octal digits, as Salt does).
- * Normalised to four digits.
+ * An octal mode as Salt accepts it: '0644', '644', or the YAML integer 644 (read as octal digits, as Salt does), and
+ * YAML 1.2's 0o644 (the SLS parser keeps that literal as its text). Normalised to four digits.
  */
 export function normalizeMode(value: string | number): string | undefined {
   const digits = String(value).replace(/^0o/, '');

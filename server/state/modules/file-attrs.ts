@@ -72,15 +72,22 @@ export function attrChanges(wanted: WantedAttrs, current: PathStat['target'], ex
   return changes;
 }
 
-/** chmod/chown commands for attribute changes, joined with && (empty when there are none). */
-export function attrCommands(path: string, changes: Record<string, string>): string[] {
+/**
+ * chown/chmod commands for attribute changes, to be joined with && (empty when there are none). chown comes first:
+ * Linux clears setuid and setgid when a file changes owner, so a chmod before it would be undone (4755 read back as
+ * 0755, and changed again on the next run). For the same reason an owner change re-applies `wantedMode`, the mode
+ * the state asks for, even when the mode was already right.
+ */
+export function attrCommands(path: string, changes: Record<string, string>, wantedMode?: string): string[] {
   const commands: string[] = [];
-  // Five digits: GNU chmod keeps a directory's setuid/setgid bits on a four-digit mode, so `0755` on a setgid
-  // directory would read back 2755 and change again on every run. The leading zero clears them as the mode says.
-  if (changes.mode !== undefined) commands.push(`chmod ${shellQuote(changes.mode.length === 4 ? `0${changes.mode}` : changes.mode)} -- ${shellQuote(path)}`);
-  if (changes.user !== undefined || changes.group !== undefined) {
+  const ownerChanges = changes.user !== undefined || changes.group !== undefined;
+  if (ownerChanges) {
     const owner = `${changes.user ?? ''}${changes.group !== undefined ? `:${changes.group}` : ''}`;
     commands.push(`chown ${shellQuote(owner)} -- ${shellQuote(path)}`);
   }
+  const mode = changes.mode ?? (ownerChanges ? wantedMode : undefined);
+  // Five digits: GNU chmod keeps a directory's setuid/setgid bits on a four-digit mode, so `0755` on a setgid
+  // directory would read back 2755 and change again on every run. The leading zero clears them as the mode says.
+  if (mode !== undefined) commands.push(`chmod ${shellQuote(mode.length === 4 ? `0${mode}` : mode)} -- ${shellQuote(path)}`);
   return commands;
 }

@@ -132,7 +132,7 @@ export const fileManaged: StateFunction = defineFunction({
         ...(group === undefined ? {} : { group }),
       });
     } else {
-      const commands = attrCommands(name, p.attrs);
+      const commands = attrCommands(name, p.attrs, call.args.mode);
       if (commands.length > 0) {
         const result = await run(ctx, commands.join(' && '));
         if (result.code !== 0) return failed(`Setting attributes of ${name} failed (${failureText(result)})`);

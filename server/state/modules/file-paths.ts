@@ -45,7 +45,7 @@ export const fileDirectory: StateFunction = defineFunction({
     const commands: string[] = [];
     if (!exists) commands.push(`mkdir ${call.args.makedirs === true ? '-p ' : ''}-- ${shellQuote(call.name)}`);
     const { [call.name]: _created, ...attrs } = checked.changes as Record<string, string>;
-    commands.push(...attrCommands(call.name, attrs));
+    commands.push(...attrCommands(call.name, attrs, call.args.mode ?? call.args.dir_mode));
     const result = await run(call.ctx, commands.join(' && '));
     if (result.code !== 0) return failed(`${exists ? 'Updating' : 'Creating'} directory ${call.name} failed (${failureText(result)})`);
     return applied(checked.changes, exists ? `Directory ${call.name} updated` : `Directory ${call.name} created`);

@@ -1,4 +1,4 @@
-import { LineCounter, isAlias, isMap, isNode, isScalar, isSeq, parseDocument, type Document, type Node, type Pair } from 'yaml';
+import { LineCounter, isAlias, isMap, isNode, isScalar, isSeq, parseDocument, visit, type Document, type Node, type Pair } from 'yaml';
 import { RackseedError } from '../../model/errors.js';
 import { isInitFile } from '../source.js';
 import type { ExcludeDecl, ExtendDecl, SlsDocument, SourceRef, StateDecl } from '../types.js';
@@ -25,6 +25,19 @@ const FUNCTION_NAME = /^[a-z_][a-z0-9_]*$/;
  * `ID: {pkg: [installed, args]}` (and the short `ID: pkg.installed`). Errors are SLS_INVALID naming file, line,
  * state ID and key.
  */
+/**
+ * YAML 1.2 reads `mode: 0o640` as the number 416, and a mode given as a number is read as octal digits (Salt's
+ * `mode: 644`): 416 became mode 0416, world-writable. An octal or hex literal is kept as the text it was written
+ * as, so `0o640` is the mode 0640 and `0x1a4` is refused as no mode at all.
+ */
+function keepRadixLiterals(doc: Document): void {
+  visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value === 'number' && (node.format === 'OCT' || node.format === 'HEX') && typeof node.source === 'string') node.value = node.source;
+    },
+  });
+}
+
 export function parseSls(input: SlsParseInput): SlsDocument {
   const lineCounter = new LineCounter();
   const doc = parseDocument(input.rendered, { lineCounter, uniqueKeys: true });
@@ -42,6 +55,7 @@ export function parseSls(input: SlsParseInput): SlsDocument {
     invalid(lineAt(firstError.pos[0]), '', `is not valid YAML: key ${key.startsWith('"') || key.startsWith("'") ? key : JSON.stringify(key)} appears twice in one mapping (a state ID, or a key of one state)`, { key });
   }
   if (firstError) invalid(lineAt(firstError.pos[0]), '', `is not valid YAML: ${firstError.message.split('\n')[0]}`);
+  keepRadixLiterals(doc);
   const result: SlsDocument = { sls: input.sls, file: input.file, includes: [], states: [], extends: [], excludes: [] };
   const root = deref(doc, doc.contents);
   if (root === null || (isScalar(root) && root.value === null)) return result;
