@@ -119,6 +119,13 @@ describe('file.managed', () => {
     expect(fn('file.managed').validate!({ contents: 'x', source: 'rackseed://x' })).toEqual(['contents: not allowed together with source']);
     expect(fn('file.managed').validate!({ mode: 'rw-r--r--' })).toEqual(['mode: expected an octal mode such as 0644']);
     expect(fn('file.managed').validate!({ contnets: 'x' })[0]).toMatch(/unknown key "contnets" \(did you mean "contents"\?/);
+    // As in Salt, contents are not rendered again: pillar values pasted into them would run as template code.
+    expect(fn('file.managed').validate!({ contents: 'Welcome to {{ x }}', template: 'nunjucks' })).toEqual([
+      'template: applies to a source file, not to contents (the SLS is already rendered; use a source: rackseed:// template)',
+    ]);
+    expect(fn('file.managed').validate!({ template: 'nunjucks' })).toEqual(['template: needs a source']);
+    expect(fn('file.managed').validate!({ mode: '0o640' })).toEqual([]);
+    expect(fn('file.managed').validate!({ mode: '0x1a0' })).toEqual(['mode: expected an octal mode such as 0644']);
   });
 });
 

@@ -186,3 +186,22 @@ describe('state render: silent nunjucks mismatches become errors naming file and
     expect(renderTemplateText('{{ node.group }}', 'f.njk', makeContext(), createMemorySource({ files: {} }))).toBe('gpu');
   });
 });
+
+describe('state render: templates cannot reach JavaScript', () => {
+  // nunjucks has no sandbox: range.constructor is Function. Each of these ran code in the server before.
+  it.each([
+    ['a global\'s constructor', '{{ range.constructor("return process.pid")() }}', 'constructor'],
+    ['a string\'s constructor by subscript', '{{ ("x")["constructor"]["constructor"]("return 1")() }}', 'constructor'],
+    ['the context\'s own constructor (Object)', '{{ constructor.getOwnPropertyDescriptor }}', 'constructor'],
+    ['a prototype', '{{ pillar.__proto__ }}', '__proto__'],
+    ['a computed name', '{% set k = "constr" ~ "uctor" %}{{ cycler[k] }}', 'constructor'],
+  ])('%s is refused with file and line', (_name, text, name) => {
+    const e = renderError(`a: ${text}\n`);
+    expect(e.code).toBe('SLS_RENDER');
+    expect(e.message).toContain(FILE);
+    expect(e.message).toContain(`templates may not use "${name}"`);
+  });
+  it('data stays data: a pillar value that looks like template code is written as text', () => {
+    expect(render('a: {{ pillar.motd }}\n', {}, { motd: '{{ range.constructor("return 1")() }}' })).toBe('a: {{ range.constructor("return 1")() }}\n');
+  });
+});

@@ -1,6 +1,10 @@
 import nunjucks from 'nunjucks';
 import { RackseedError, isRackseedError } from '../../model/errors.js';
 import { ipxeArg, ipxeText, ipxeUrl } from './escape.js';
+import { guardNunjucks } from '../../util/nunjucks-guard.js';
+
+// No template reaches a constructor or a prototype (and through them, JavaScript in this process).
+guardNunjucks();
 
 /** `next-device` is a partial: how every script that sends a machine on to its next boot device ends. */
 export type IpxeTemplateName = 'entry' | 'unknown' | 'provision' | 'local' | 'kernel' | 'unavailable' | 'next-device';

@@ -11,7 +11,7 @@ import { shellQuote } from './shell.js';
 
 /**
  * file.managed: a file's content (inline `contents`, or a `source` from the state tree, optionally a nunjucks
- * template), mode and ownership. Content is compared as bytes; the diff is a unified diff unless either side is
+ * template; contents are never rendered again), mode and ownership. Content is compared as bytes; the diff is a unified diff unless either side is
  * binary or `show_changes: false` hides it. Writes are atomic (the transport writes a temporary file and renames).
  */
 
@@ -36,7 +36,10 @@ function crossCheck(args: Args): string[] {
   const problems: string[] = [];
   if (args.contents !== undefined && args.source !== undefined) problems.push('contents: not allowed together with source');
   if (args.user !== undefined && args.owner !== undefined) problems.push('owner: not allowed together with user (they are the same)');
-  if (args.template !== undefined && args.contents === undefined && args.source === undefined) problems.push('template: needs contents or source');
+  // As in Salt, contents are not rendered: the SLS that holds them already was, with pillar values and facts pasted
+  // in as text, and rendering that text again would run whatever template code those values carry.
+  if (args.template !== undefined && args.contents !== undefined) problems.push('template: applies to a source file, not to contents (the SLS is already rendered; use a source: rackseed:// template)');
+  if (args.template !== undefined && args.source === undefined && args.contents === undefined) problems.push('template: needs a source');
   return problems;
 }
 
@@ -56,7 +59,7 @@ async function desiredContent(call: Call<Args>): Promise<Buffer | undefined> {
   } else {
     return undefined;
   }
-  if (args.template !== undefined) text = ctx.renderTemplate(text, file);
+  if (args.template !== undefined && args.source !== undefined) text = ctx.renderTemplate(text, file);
   // Salt's contents_newline: inline contents end with a newline unless told otherwise.
   if (args.source === undefined && args.contents_newline !== false && text !== '' && !text.endsWith('\n')) text += '\n';
   return Buffer.from(text, 'utf8');

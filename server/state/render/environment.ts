@@ -3,6 +3,10 @@ import { RackseedError } from '../../model/errors.js';
 import { normalizeTreePath, resolveRelativeTreePath, type SlsSource } from '../source.js';
 import { FILTERS, TESTS, outputFilter } from './filters.js';
 import { LINE_MARK, OUTPUT_FILTER, preprocessTemplate } from './preprocess.js';
+import { guardNunjucks } from '../../util/nunjucks-guard.js';
+
+// No template reaches a constructor or a prototype (and through them, JavaScript in this process).
+guardNunjucks();
 
 // Kept here too for callers that look for it next to the environment; it lives in render.ts.
 

@@ -2,6 +2,10 @@ import path from 'node:path';
 import nunjucks from 'nunjucks';
 import { PACKAGE_ROOT } from '../../../paths.js';
 import { formatBytes } from './view-model.js';
+import { guardNunjucks } from '../../../util/nunjucks-guard.js';
+
+// No template reaches a constructor or a prototype (and through them, JavaScript in this process).
+guardNunjucks();
 
 /** The dashboard's files at the package root, next to ipxe/: templates and the static script and stylesheet. */
 export const UI_DIR = path.join(PACKAGE_ROOT, 'ui');
