@@ -35,6 +35,11 @@ export class InventoryService {
 
   async reload(): Promise<Inventory> {
     return this.serialise(async () => {
+      // A missing file at a reload is a mistake in progress (a checkout, a rename, a dangling link), not "no nodes":
+      // the inventory in use stays, as for a file that does not parse.
+      if (!existsSync(this.file)) {
+        throw new RackseedError('INVENTORY_NOT_FOUND', `${this.file} does not exist (any more): kept the inventory in use (${this.current.nodes.size} nodes)`, { file: this.file });
+      }
       this.current = this.read();
       await this.notify();
       return this.current;

@@ -15,7 +15,9 @@ export function replaceFileDurably(file: string, text: string, newFileMode = 0o6
   try {
     const fd = openSync(tmp, 'w', mode);
     try {
-      writeSync(fd, text);
+      // write() may write less than asked (a disk filling up): a single call would rename a truncated file into place.
+      const data = Buffer.from(text, 'utf8');
+      for (let written = 0; written < data.length; ) written += writeSync(fd, data, written, data.length - written);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

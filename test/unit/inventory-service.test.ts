@@ -28,6 +28,16 @@ describe('inventory reloads', () => {
     expect(seen).toEqual([]);
   });
 
+  it('a file gone at a reload (a checkout, a rename) keeps the previous inventory: it is not "no nodes"', async () => {
+    const inventory = new InventoryService(file, createLogger('silent'));
+    const seen: number[] = [];
+    inventory.onChange((inv) => void seen.push(inv.nodes.size));
+    rmSync(file);
+    await expect(inventory.reload()).rejects.toMatchObject({ code: 'INVENTORY_NOT_FOUND', message: expect.stringContaining('kept the inventory in use (1 nodes)') });
+    expect(inventory.inventory.nodes.size).toBe(1);
+    expect(seen).toEqual([]);
+  });
+
   it('a listener that fails does not keep the others on the old inventory, and the error says the new one is in use', async () => {
     const inventory = new InventoryService(file, createLogger('silent'));
     const seen: string[] = [];
