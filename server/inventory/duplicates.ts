@@ -21,12 +21,14 @@ function conflict(what: string, value: string, later: Use, earlier: Use): Rackse
 /**
  * Node names, MACs and IP addresses must each be unique: two nodes with one MAC would race for the same
  * DHCP lease and boot script. Names compare case-insensitively, as DNS does. BMC addresses share the IP
- * pool with node addresses, since a collision between them is just as broken on the wire.
+ * pool with node addresses, since a collision between them is just as broken on the wire; BMC host names are unique
+ * among themselves (power actions on one node would reach the other's machine).
  */
 export function checkDuplicates(entries: readonly LocatedSpec[]): void {
   const names = new Map<string, Use>();
   const macs = new Map<string, Use>();
   const ips = new Map<string, Use>();
+  const bmcHosts = new Map<string, Use>();
   const claim = (seen: Map<string, Use>, key: string, what: string, value: string, use: Use) => {
     const earlier = seen.get(key);
     if (earlier) throw conflict(what, value, use, earlier);
@@ -38,5 +40,7 @@ export function checkDuplicates(entries: readonly LocatedSpec[]): void {
     for (const mac of spec.macs) claim(macs, mac, 'MAC', mac, { entry, field: 'mac' });
     if (spec.ip !== undefined) claim(ips, spec.ip, 'IP', spec.ip, { entry, field: 'ip' });
     if (spec.bmc && isIpv4(spec.bmc.address)) claim(ips, spec.bmc.address, 'IP', spec.bmc.address, { entry, field: 'bmc.address' });
+    // A BMC named by host name: two nodes with one BMC would power each other off (names compare as DNS does).
+    else if (spec.bmc) claim(bmcHosts, spec.bmc.address.toLowerCase().replace(/\.$/, ''), 'BMC', spec.bmc.address, { entry, field: 'bmc.address' });
   }
 }

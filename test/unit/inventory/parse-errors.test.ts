@@ -316,6 +316,11 @@ describe('duplicates name both entries', () => {
       message: `${FILE}:${L + 8} nodes[2] (login01) and ${FILE}:${L} nodes[0] (head01) both use IP 10.0.0.1 (bmc.address of login01, ip of head01)`,
     },
     {
+      what: 'BMC host name, differing only in case',
+      extra: '  - name: login01\n    group: head\n    bmc: { address: bmc-a.mgmt }\n  - name: login02\n    group: head\n    bmc: { address: BMC-A.mgmt }\n',
+      message: `${FILE}:${L + 11} nodes[3] (login02) and ${FILE}:${L + 8} nodes[2] (login01) both use BMC BMC-A.mgmt`,
+    },
+    {
       what: 'MAC within one node',
       extra: '  - name: login01\n    group: head\n    macs: [52:54:00:00:00:09, 5254.0000.0009]\n',
       message: `${FILE}:${L + 8} nodes[2] (login01) lists MAC 52:54:00:00:00:09 twice`,
