@@ -83,6 +83,38 @@ function checkedMacs(name: string, macs: readonly string[], where: string): Mac[
   return macs.map((m, i) => normalizeMac(m, `${where} macs[${i}]`));
 }
 
+/** Where a node appended by an edit came from, for errors: its CSV row, or the node being added. */
+interface NewEntryOrigin {
+  where: string;
+  name: string;
+}
+
+/**
+ * Validates an edited inventory text. Its errors locate entries by lines of the edited text, which the operator
+ * never saw: an appended entry (index `firstNew` on) is named by where it came from instead (`a.csv:3 (n2)`).
+ */
+function validateEdited(out: string, file: string, readCsv: CsvReader, firstNew: number, origins: readonly NewEntryOrigin[]): void {
+  try {
+    parseInventory(out, file, readCsv);
+  } catch (e) {
+    if (!(e instanceof RackseedError)) throw e;
+    let renamed = false;
+    const message = e.message.replace(/\S+:\d+ nodes\[(\d+)\](\.[\w.[\]-]+)?( \([^)]*\))?/g, (whole, index: string, path: string | undefined) => {
+      const origin = origins[Number(index) - firstNew];
+      if (!origin) return whole;
+      renamed = true;
+      return `${origin.where} (${origin.name})${path ? ` ${path.slice(1)}` : ''}`;
+    });
+    if (!renamed) throw e;
+    throw new RackseedError(e.code, message, e.details, { cause: e });
+  }
+}
+
+const entryCount = (parsed: Parsed): number => {
+  const seq = parsed.doc.get('nodes', true);
+  return isSeq(seq) ? seq.items.length : 0;
+};
+
 /**
  * Adds one node to the inventory text and returns the new text, with every comment and all formatting of
  * the rest of the file untouched. The result is validated as a whole before it is returned, so a duplicate
@@ -96,9 +128,10 @@ export function addNodeToText(text: string, file: string, entry: NewNodeEntry, r
   }
   const macs = checkedMacs(entry.name, entry.macs, where);
   const edits = new TextEdits();
-  appendNodes(edits, text, parseForEdit(text), [entryObject(entry, macs)]);
+  const parsed = parseForEdit(text);
+  appendNodes(edits, text, parsed, [entryObject(entry, macs)]);
   const out = edits.apply(text);
-  parseInventory(out, file, readCsv);
+  validateEdited(out, file, readCsv, entryCount(parsed), [{ where: 'the new entry', name: entry.name }]);
   return out;
 }
 
@@ -186,6 +219,7 @@ export function importCsvToText(
   const added: string[] = [];
   const updated: string[] = [];
   const newEntries: Array<Record<string, unknown>> = [];
+  const newOrigins: NewEntryOrigin[] = [];
   for (const row of rows) {
     const key = row.name.toLowerCase();
     const inRange = ranged.get(key);
@@ -203,12 +237,13 @@ export function importCsvToText(
       if (updateEntry(edits, text, parsed.lines, map, row)) updated.push(row.name);
     } else {
       newEntries.push(entryObject(rowEntry(row), row.macs));
+      newOrigins.push({ where: `${row.file}:${row.line}`, name: row.name });
       added.push(row.name);
     }
   }
   appendNodes(edits, text, parsed, newEntries);
   const out = edits.apply(text);
-  parseInventory(out, file, readCsv);
+  validateEdited(out, file, readCsv, entryCount(parsed), newOrigins);
   return { text: out, added, updated };
 }
 

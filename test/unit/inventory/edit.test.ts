@@ -65,17 +65,17 @@ describe('addNodeToText', () => {
     {
       what: 'a MAC used by a range member',
       entry: { name: 'n9', macs: ['52:54:00:00:02:02'], group: 'head' },
-      message: `${FILE}:25 nodes[4] (n9) and ${FILE}:22 nodes[3] range gpu[01-02] (gpu02, gpu.csv:3) both use MAC 52:54:00:00:02:02`,
+      message: `the new entry (n9) and ${FILE}:22 nodes[3] range gpu[01-02] (gpu02, gpu.csv:3) both use MAC 52:54:00:00:02:02`,
     },
     {
       what: 'a name that exists',
       entry: { name: 'head02', macs: ['52:54:00:00:09:01'], group: 'head' },
-      message: `${FILE}:25 nodes[4] (head02) and ${FILE}:17 nodes[1] (head02) both declare node head02`,
+      message: `the new entry (head02) and ${FILE}:17 nodes[1] (head02) both declare node head02`,
     },
     {
       what: 'an IP that is taken',
       entry: { name: 'n9', macs: ['52:54:00:00:09:01'], group: 'head', ip: '10.0.0.1' },
-      message: `${FILE}:25 nodes[4] (n9) and ${FILE}:13 nodes[0] (head01) both use IP 10.0.0.1`,
+      message: `the new entry (n9) and ${FILE}:13 nodes[0] (head01) both use IP 10.0.0.1`,
     },
   ])('rejects a duplicate: $what', ({ entry, message }) => {
     expect(() => addNodeToText(TEXT, FILE, entry, readCsv)).toThrow(expect.objectContaining({ code: 'INVENTORY_DUPLICATE', message }));
@@ -85,7 +85,7 @@ describe('addNodeToText', () => {
     [{ name: 'n_9', macs: ['52:54:00:00:09:01'] }, 'HOSTNAME_INVALID', 'new node n_9: "n_9" is not a valid host name'],
     [{ name: 'n9', macs: ['52:54:00'] }, 'MAC_INVALID', 'new node n9 macs[0]: "52:54:00" is not a MAC address'],
     [{ name: 'n9', macs: [] }, 'INVENTORY_INVALID', 'new node n9: node n9 needs at least one MAC address'],
-    [{ name: 'n9', macs: ['52:54:00:00:09:01'], group: 'nope' }, 'INVENTORY_INVALID', 'nodes[4].group: group "nope" does not exist'],
+    [{ name: 'n9', macs: ['52:54:00:00:09:01'], group: 'nope' }, 'INVENTORY_INVALID', 'the new entry (n9) group: group "nope" does not exist'],
   ])('rejects %j', (entry, code, message) => {
     expect(() => addNodeToText(TEXT, FILE, entry, readCsv)).toThrow(expect.objectContaining({ code, message: expect.stringContaining(message) }));
   });
@@ -158,6 +158,15 @@ describe('importCsvToText', () => {
 
   test('csv errors name the csv file and line', () => {
     expect(() => importCsvToText(TEXT, FILE, 'name,mac\n\nn9,zz\n', 'x.csv', readCsv)).toThrow('x.csv:3 mac: "zz" is not a MAC address');
+  });
+
+  test('a new row the whole inventory refuses is named by its csv line, not by a line of the file it was never written to', () => {
+    expect(() => importCsvToText(TEXT, FILE, 'name,mac,group\nn1,52:54:00:00:09:01,\nn2,52:54:00:00:09:02,zz\n', 'a.csv', readCsv)).toThrow(
+      'a.csv:3 (n2) group: group "zz" does not exist (groups: gpu, head)',
+    );
+    expect(() => importCsvToText(TEXT, FILE, 'name,mac,ip\nn1,52:54:00:00:09:01,10.9.9.9\nn2,52:54:00:00:09:02,10.9.9.9\n', 'a.csv', readCsv)).toThrow(
+      expect.objectContaining({ code: 'INVENTORY_DUPLICATE', message: 'a.csv:3 (n2) and a.csv:2 (n1) both use IP 10.9.9.9' }),
+    );
   });
 
   test('edits the example inventory with its comments intact', () => {
