@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import { z } from 'zod';
 
 import { RackseedError } from '../../model/errors.js';
@@ -57,8 +58,9 @@ const PROTECTED = new Set(['/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib'
 
 export const fileAbsent: StateFunction = defineFunction({
   schema: argsSchema({}),
-  // Repeated slashes collapse first: `//etc` (a templated `{{ prefix }}/etc` with prefix `/`) is /etc.
-  checkName: (name) => checkPathName(name) ?? (PROTECTED.has(name.replace(/\/{2,}/g, '/').replace(/\/+$/, '') || '/') ? `refusing to remove ${name}` : undefined),
+  // Compared as the path rm would reach: `//etc` (a templated `{{ prefix }}/etc` with prefix `/`), `/./etc` and
+  // `/var/../etc` are all /etc.
+  checkName: (name) => checkPathName(name) ?? (PROTECTED.has(posix.normalize(name).replace(/\/+$/, '') || '/') ? `refusing to remove ${name}` : undefined),
   async check(call) {
     const stat = await statPath(call.ctx, call.name, false);
     if (stat.target === undefined || stat.target.kind === 'missing') return inSync(`File ${call.name} is not present`);
