@@ -69,9 +69,10 @@ function appendNodes(edits: TextEdits, text: string, { doc, lines }: Parsed, ite
   const keyIndent = columnOf(lines, top.range[0]);
   const block = items.map((i) => blockItemText(i, keyIndent + 2)).join('');
   if (pair && isScalar(pair.key) && pair.key.range) {
-    // `nodes:` with nothing under it: the list goes on the following lines.
+    // `nodes:` with nothing under it (or `~`): the list goes on the following lines, and a comment on that line stays.
     const { at } = lineEndAfter(text, pair.key.range[1]);
-    edits.replace(pair.key.range[1], at, `:\n${block}`);
+    const comment = /^:[ \t]*?(?:~|null|Null|NULL)?([ \t]+#[^\r\n]*)?\r?\n?$/.exec(text.slice(pair.key.range[1], at))?.[1] ?? '';
+    edits.replace(pair.key.range[1], at, `:${comment}\n${block}`);
     return;
   }
   const { at, needsNewline } = lineEndAfter(text, top.range[1]);
@@ -159,8 +160,14 @@ function macsOf(map: YAMLMap): Array<Mac | undefined> {
 function updateEntry(edits: TextEdits, text: string, lines: LineCounter, map: YAMLMap, row: NodeCsvRow): boolean {
   const current = map.toJSON() as Record<string, unknown>;
   let changed = false;
+  // A text value compares with what the file says, as typed: YAML reads `rack: 07` as 7, and the row's "07" is the same.
+  const same = (key: string, value: unknown): boolean => {
+    const node = map.get(key, true);
+    if (typeof value === 'string' && isScalar(node)) return (node.source ?? String(node.value)) === value;
+    return JSON.stringify(current[key]) === JSON.stringify(value);
+  };
   const set = (key: string, value: unknown, replaceKey = key) => {
-    if (JSON.stringify(current[replaceKey]) === JSON.stringify(value) && key === replaceKey) return;
+    if (key === replaceKey && same(key, value)) return;
     changed = true;
     if (map.flow && !(replaceKey in current)) {
       appendToFlow(edits, text, map.range ?? [], '}', `${key}: ${flowText(value)}`, map.items.length === 0);
@@ -177,7 +184,8 @@ function updateEntry(edits: TextEdits, text: string, lines: LineCounter, map: YA
   if (row.bmc !== undefined) {
     const bmc = map.get('bmc', true);
     if (isMap(bmc)) {
-      if ((current.bmc as { address?: unknown } | undefined)?.address !== row.bmc) {
+      const address = bmc.get('address', true);
+      if ((isScalar(address) ? (address.source ?? String(address.value)) : undefined) !== row.bmc) {
         changed = true;
         setInBlockMap(edits, text, lines, bmc, 'address', row.bmc);
       }

@@ -19,8 +19,10 @@ export class TextEdits {
   apply(source: string): string {
     // Back to front so earlier offsets stay valid; inserts at one offset keep the order they were made in.
     const sorted = [...this.edits].sort((a, b) => b.start - a.start || b.order - a.order);
+    // New lines end the way the file's lines do: a CRLF file (written on Windows) must not get a mix of both.
+    const eol = source.includes('\r\n') ? '\r\n' : '\n';
     let out = source;
-    for (const e of sorted) out = out.slice(0, e.start) + e.text + out.slice(e.end);
+    for (const e of sorted) out = out.slice(0, e.start) + e.text.replace(/\r?\n/g, eol) + out.slice(e.end);
     return out;
   }
 }
@@ -99,5 +101,7 @@ export function setInBlockMap(
 export function appendToFlow(edits: TextEdits, text: string, range: readonly number[], close: ']' | '}', entry: string, empty: boolean): void {
   let at = text.lastIndexOf(close, (range[1] ?? 0) - 1);
   while (at > 0 && /\s/.test(text[at - 1] ?? '')) at--;
-  edits.insert(at, empty ? entry : `, ${entry}`);
+  // A trailing comma (`{ a: 1, }`, valid YAML) already separates: another would make `,,`.
+  const separated = text[at - 1] === ',';
+  edits.insert(at, empty ? entry : separated ? ` ${entry}` : `, ${entry}`);
 }
