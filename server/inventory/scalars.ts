@@ -48,9 +48,11 @@ function isFreeForm(path: KeyPath): boolean {
 function restore(node: { value: unknown; source?: string }, path: KeyPath, inFlowSeq: boolean, where: SourceLocator): void {
   if (typeof node.value !== 'number' && typeof node.value !== 'boolean') return;
   const key = path[path.length - 1];
-  if (typeof key === 'string' && NUMERIC_KEYS.has(key)) return;
-  const text = node.source ?? String(node.value);
   const parent = path[path.length - 2];
+  // Labels and selectors are text maps whatever their keys are called (`slot: 5` as a label is "5").
+  const textMap = parent === 'labels' || parent === 'selector';
+  if (typeof key === 'string' && NUMERIC_KEYS.has(key) && !textMap) return;
+  const text = node.source ?? String(node.value);
   // [console=ttyS0,115200] is two list items in YAML, and the kernel would silently get no serial speed.
   if (parent === 'kernel_args' && inFlowSeq && typeof node.value === 'number') {
     throw where.error(

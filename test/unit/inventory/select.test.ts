@@ -115,4 +115,12 @@ nodes:
     expect(n1.slot).toBe(3);
     expect(n1.kernelArgs).toEqual(['3']);
   });
+
+  test('a label or selector key named like a numeric field is still text (slot: 5 as a label is "5")', () => {
+    const inv = parseInventory('cluster: { name: t }\ngroups:\n  g: { selector: { count: 8 } }\nnodes:\n  - { name: n1, labels: { count: 8, slot: 5 }, slot: 3 }\n', FILE);
+    const n1 = inv.nodes.get('n1')!;
+    expect(n1.group).toBe('g');
+    expect(n1.labels).toMatchObject({ count: '8', slot: '5' });
+    expect(n1.slot).toBe(3);
+  });
 });
