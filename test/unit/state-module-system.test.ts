@@ -93,6 +93,18 @@ describe('sysctl.present', () => {
     expect(node.files.get('/etc/sysctl.d/50-hpc.conf')?.data.toString()).toBe('kernel.pid_max = 4194304\n');
   });
 
+  it('a glob key is persisted with apply_runtime: false, and refused at runtime with the way out (sysctl(8) reads no globs)', async () => {
+    const node = fakeNode([[/cat --/, { stdout: sections({ config: ['', 1] }) }]]);
+    const ctx = context(node);
+    await expect(fn('sysctl.present').check(state('sysctl.present', 'net.ipv4.conf.*.rp_filter', { value: 1 }), ctx)).rejects.toThrow(
+      'sysctl cannot read or set net.ipv4.conf.*.rp_filter at runtime (a glob): set apply_runtime: false to persist it in /etc/sysctl.d/99-rackseed.conf, which systemd-sysctl expands at boot',
+    );
+    const s = state('sysctl.present', 'net.ipv4.conf.*.rp_filter', { value: 1, apply_runtime: false });
+    const checked = await fn('sysctl.present').check(s, ctx);
+    await fn('sysctl.present').apply(s, ctx, checked);
+    expect(node.files.get('/etc/sysctl.d/99-rackseed.conf')?.data.toString()).toBe('net.ipv4.conf.*.rp_filter = 1\n');
+  });
+
   it('reports a failed sysctl -w with a hint, keeping what was persisted', async () => {
     const node = fakeNode([
       [/sysctl -n/, { stdout: sections({ runtime: ['0', 0], config: ['', 1] }) }],

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RackseedError } from '../../model/errors.js';
 
 import type { CheckOutcome, StateFunction } from '../types.js';
 import { absolutePath, argsSchema, scalarText, word } from './args.js';
@@ -69,6 +70,11 @@ async function plan(call: Call<Args>): Promise<SysctlPlan> {
   const config = call.args.config ?? DEFAULT_SYSCTL_CONFIG;
   const wanted = normalizeValue(call.args.value);
   const runtimeWanted = call.args.apply_runtime !== false;
+  // systemd-sysctl expands a glob in a sysctl.d file at boot; sysctl(8) reads and writes no globs, so the runtime
+  // value could never be seen in place and every run would say it changes.
+  if (runtimeWanted && call.name.includes('*')) {
+    throw new RackseedError('STATE_MODULE_FAILED', `sysctl cannot read or set ${call.name} at runtime (a glob): set apply_runtime: false to persist it in ${config}, which systemd-sysctl expands at boot`);
+  }
   const parts: Array<[string, string]> = [['config', `cat -- ${shellQuote(config)} 2>/dev/null`]];
   if (runtimeWanted) parts.unshift(['runtime', `sysctl -n -- ${shellQuote(call.name)}`]);
   const sections = await probe(call.ctx, parts);
