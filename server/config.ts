@@ -37,6 +37,9 @@ const tftpSchema = strict({
     listen: listenAddress.default('0.0.0.0'),
     port: port.default(69),
     root: z.string().default('/usr/lib/ipxe'),
+    /** Transfers at once (each holds a socket, an open file and a buffer), in all and per client address. */
+    max_transfers: z.number().int().min(1).max(100_000).default(512),
+    max_transfers_per_client: z.number().int().min(1).max(1000).default(16),
   })
   .prefault({});
 
@@ -306,7 +309,7 @@ export interface Config {
   dataDir: string;
   inventoryPath: string;
   http: { enabled: boolean; listen: string; port: number; publicUrl: string };
-  tftp: { enabled: boolean; listen: string; port: number; root: string };
+  tftp: { enabled: boolean; listen: string; port: number; root: string; maxTransfers: number; maxTransfersPerClient: number };
   dhcp: DhcpConfig;
   /** Resolved: a PostgreSQL URL read from the environment is in here, so never log or print this object whole. */
   store: StoreConfig;
@@ -396,7 +399,14 @@ export function parseConfig(text: string, file: string, env: ConfigEnvironment =
       port: raw.http.port,
       publicUrl: (raw.http.public_url ?? `http://${advertised}:${raw.http.port}`).replace(/\/+$/, ''),
     },
-    tftp: { ...raw.tftp, root: path.resolve(base, raw.tftp.root) },
+    tftp: {
+      enabled: raw.tftp.enabled,
+      listen: raw.tftp.listen,
+      port: raw.tftp.port,
+      root: path.resolve(base, raw.tftp.root),
+      maxTransfers: raw.tftp.max_transfers,
+      maxTransfersPerClient: raw.tftp.max_transfers_per_client,
+    },
     dhcp: {
       mode,
       ...(raw.dhcp.interface ? { interface: raw.dhcp.interface } : {}),

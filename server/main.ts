@@ -254,6 +254,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         port: config.tftp.port,
         root: config.tftp.root,
         allowSymlinkTargets: loaderSymlinkTargets,
+        maxTransfers: config.tftp.maxTransfers,
+        maxTransfersPerClient: config.tftp.maxTransfersPerClient,
         logger: log.child({ subsystem: 'tftp' }),
       }).catch((err: unknown) => {
         throw BIND_ERRORS.has((err as NodeJS.ErrnoException).code ?? '') ? listenFailure(config, 'tftp', config.tftp.listen, config.tftp.port, err) : err;

@@ -31,6 +31,7 @@ export const TFTP_MSG = {
   unknownTid: 'Unknown transfer ID',
   io: 'I/O error',
   shuttingDown: 'Server shutting down',
+  busy: 'Server busy, try again',
 } as const;
 
 // RFC 2348/7440 bounds, and the package's own upper blksize limit (it rejects the whole request above it).

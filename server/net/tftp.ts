@@ -11,6 +11,7 @@
  */
 import { constants as fsConstants, createReadStream, type ReadStream } from 'node:fs';
 import { open, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import type { Socket, RemoteInfo } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
@@ -27,7 +28,7 @@ import {
   normaliseRequestName,
 } from './tftp-packet.js';
 
-export type TftpErrorReason = 'not_found' | 'traversal' | 'write_denied' | 'protocol' | 'aborted' | 'io';
+export type TftpErrorReason = 'not_found' | 'traversal' | 'write_denied' | 'protocol' | 'aborted' | 'io' | 'busy';
 
 export interface TftpLogger {
   info(obj: object, msg?: string): void;
@@ -62,6 +63,12 @@ export interface TftpServerOptions {
    */
   allowSymlinkTargets?: string[];
   onTransfer?: (e: TftpTransferEvent) => void;
+  /**
+   * Transfers at once, in all and per client address; a read request beyond either is answered "server busy"
+   * (the client retries). Each transfer holds a socket, an open file and a read buffer for up to its timeout.
+   */
+  maxTransfers?: number;
+  maxTransfersPerClient?: number;
 }
 
 export interface TftpStats {
@@ -106,6 +113,30 @@ const RETRANSMIT_MS = 1000;
 const RETRIES = 5;
 const CLOSE_GRACE_MS = 2000;
 const GARBAGE_LOG_EVERY_MS = 5000;
+const DEFAULT_MAX_TRANSFERS = 512;
+const DEFAULT_MAX_PER_CLIENT = 16;
+/** A request handed to the package that never became a transfer (the package refused it) frees its slot after this. */
+const PENDING_EXPIRY_MS = 10_000;
+
+/**
+ * The package's read stream emits 'error' when its transfer socket cannot be bound (EMFILE), before the 'request'
+ * event gives anyone the stream to listen on: an 'error' without a listener throws, and took the whole server down.
+ * Such an error is dropped here (the transfer never started; the client times out and retries).
+ */
+function guardPackageStreams(log: TftpLogger | null): void {
+  const GetStream = createRequire(import.meta.url)('tftp/lib/streams/server/get-stream.js') as { prototype: { emit: (event: string | symbol, ...args: unknown[]) => boolean; listenerCount(event: string): number; __rackseedGuard?: true } };
+  const proto = GetStream.prototype;
+  if (proto.__rackseedGuard) return;
+  const emit = proto.emit;
+  proto.emit = function (this: typeof proto, event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'error' && this.listenerCount('error') === 0) {
+      log?.warn({ err: String(args[0]) }, 'tftp: a transfer could not start');
+      return false;
+    }
+    return emit.call(this, event, ...args);
+  };
+  proto.__rackseedGuard = true;
+}
 
 /**
  * An error reply that may not arrive: the client vanished, ICMP said unreachable, or dgram refused the address
@@ -136,6 +167,8 @@ function wireMessage(reason: TftpErrorReason): string {
     case 'io':
     case 'aborted':
       return TFTP_MSG.io;
+    case 'busy':
+      return TFTP_MSG.busy;
   }
 }
 
@@ -175,11 +208,25 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     transfersOk: 0,
     active: 0,
     bytesSent: 0,
-    errors: { not_found: 0, traversal: 0, write_denied: 0, protocol: 0, aborted: 0, io: 0 },
+    errors: { not_found: 0, traversal: 0, write_denied: 0, protocol: 0, aborted: 0, io: 0, busy: 0 },
     foreignPackets: 0,
   };
   const active = new Set<{ req: IncomingRequest; done: Promise<void> }>();
   let closing = false;
+  guardPackageStreams(log);
+  const maxTransfers = opts.maxTransfers ?? DEFAULT_MAX_TRANSFERS;
+  const maxPerClient = opts.maxTransfersPerClient ?? DEFAULT_MAX_PER_CLIENT;
+  // Slots per client address: taken when a read request is handed to the package, kept by its transfer until the
+  // transfer ends (or freed after PENDING_EXPIRY_MS when the package never started one).
+  const perClient = new Map<string, number>();
+  const pending = new Map<string, NodeJS.Timeout>();
+  const take = (address: string) => perClient.set(address, (perClient.get(address) ?? 0) + 1);
+  const release = (address: string) => {
+    const n = (perClient.get(address) ?? 0) - 1;
+    if (n > 0) perClient.set(address, n);
+    else perClient.delete(address);
+  };
+  let busyLoggedAt = 0;
 
   const emit = (e: TftpTransferEvent): void => {
     if (e.ok) counters.transfersOk++;
@@ -258,6 +305,23 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     const client = `${rinfo.address}:${rinfo.port}`;
     switch (verdict.kind) {
       case 'read':
+        if (active.size + pending.size >= maxTransfers || (perClient.get(rinfo.address) ?? 0) >= maxPerClient) {
+          replyFromMain(rinfo, TFTP_ERR.undefined, TFTP_MSG.busy);
+          emit({ file: verdict.rawName, client, bytes: 0, ok: false, reason: 'busy', error: 'too many transfers at once', durationMs: 0 });
+          if (Date.now() - busyLoggedAt > GARBAGE_LOG_EVERY_MS) {
+            busyLoggedAt = Date.now();
+            log?.warn({ client, active: active.size, pending: pending.size, fromClient: perClient.get(rinfo.address) ?? 0 }, 'tftp: busy, read request refused');
+          }
+          return;
+        }
+        if (!pending.has(client)) {
+          take(rinfo.address);
+          const expiry = setTimeout(() => {
+            if (pending.delete(client)) release(rinfo.address);
+          }, PENDING_EXPIRY_MS);
+          expiry.unref();
+          pending.set(client, expiry);
+        }
         try {
           pkgOnMessage.call(mainSocket, verdict.packet, rinfo);
         } catch (err) {
@@ -405,12 +469,20 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     const entry = { req, done: new Promise<void>((r) => (resolveDone = r)) };
     active.add(entry);
     counters.active++;
+    // The slot its request took at the listening port moves to the transfer.
+    const address = req.stats.remoteAddress;
+    const expiry = pending.get(client);
+    if (expiry) {
+      clearTimeout(expiry);
+      pending.delete(client);
+    } else take(address);
 
     const finish = (): void => {
       if (finished) return;
       finished = true;
       active.delete(entry);
       counters.active--;
+      release(address);
       stream?.destroy();
       const durationMs = Math.round(performance.now() - t0);
       if (failure) {

@@ -16,7 +16,7 @@ let srv: TestServer;
 let http: Server;
 let url: string;
 const dhcp = emptyDhcpStats();
-const tftp: TftpStats = { requests: 0, transfersOk: 0, active: 0, bytesSent: 0, errors: { not_found: 0, traversal: 0, write_denied: 0, protocol: 0, aborted: 0, io: 0 }, foreignPackets: 0 };
+const tftp: TftpStats = { requests: 0, transfersOk: 0, active: 0, bytesSent: 0, errors: { not_found: 0, traversal: 0, write_denied: 0, protocol: 0, aborted: 0, io: 0, busy: 0 }, foreignPackets: 0 };
 const INFO_HASH = 'a'.repeat(40);
 const tracker: TrackerSwarm[] = [
   {

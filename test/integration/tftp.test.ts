@@ -315,6 +315,48 @@ describe('tftp adapter with real peers', () => {
     }
   });
 
+  it('read requests beyond the transfer limits get "Server busy" (counted), the server stays up, and freed slots serve again', async () => {
+    const capped = await startTftpServer({ host: HOST, port: 0, root, maxTransfers: 3, maxTransfersPerClient: 2 });
+    const sockets = await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        const s = createSocket('udp4');
+        await new Promise<void>((r) => s.bind(0, HOST, () => r()));
+        return s;
+      }),
+    );
+    try {
+      // Requests never acknowledged: each holds its slot until the transfer times out.
+      const firstReply = (s: ReturnType<typeof createSocket>) => new Promise<Buffer>((r) => s.once('message', (m: Buffer) => r(m)));
+      const ask = async (s: ReturnType<typeof createSocket>) => {
+        const reply = firstReply(s);
+        s.send(Buffer.from('\0\x01ipxe.efi\0octet\0', 'latin1'), capped.address().port, HOST);
+        return reply;
+      };
+      const opcode = (m: Buffer) => m.readUInt16BE(0);
+      const text = (m: Buffer) => m.subarray(4, m.length - 1).toString('latin1');
+      // Same client address (127.0.0.1): two transfers, the third is refused.
+      expect(opcode(await ask(sockets[0]!))).toBe(3);
+      expect(opcode(await ask(sockets[1]!))).toBe(3);
+      const busy = await ask(sockets[2]!);
+      expect([opcode(busy), text(busy)]).toEqual([5, 'Server busy, try again']);
+      expect(capped.stats()).toMatchObject({ active: 2, errors: { busy: 1 } });
+      // Once the stalled transfers time out (5 retransmits a second apart), the slots serve again.
+      await new Promise((r) => setTimeout(r, 7_500));
+      expect(capped.stats().active).toBe(0);
+      expect(opcode(await ask(sockets[3]!))).toBe(3);
+    } finally {
+      for (const s of sockets) s.close();
+      await capped.close();
+    }
+  }, 20_000);
+
+  it('a transfer whose socket cannot be made does not take the process down (the package emits error before anyone listens)', async () => {
+    const { createRequire } = await import('node:module');
+    const GetStream = createRequire(import.meta.url)('tftp/lib/streams/server/get-stream.js') as new () => { emit(event: string, ...args: unknown[]): boolean };
+    // The guard is installed by startTftpServer (the server above started it): an unheard 'error' is dropped, not thrown.
+    expect(() => new GetStream().emit('error', Object.assign(new Error('bind EMFILE 0.0.0.0'), { code: 'EMFILE' }))).not.toThrow();
+  });
+
   it('close() aborts a stalled transfer with an error packet and releases the port', async () => {
     const second = await startTftpServer({ host: HOST, port: 0, root });
     const client = createSocket('udp4');

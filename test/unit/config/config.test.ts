@@ -16,7 +16,7 @@ describe('config: safe defaults', () => {
   it('an empty file gives HTTP and TFTP on, DHCP off, data in ./data next to the file', () => {
     const c = parseConfig('', '/etc/rackseed/rackseed.yaml');
     expect(c.http).toMatchObject({ enabled: true, port: 8080, listen: '0.0.0.0' });
-    expect(c.tftp).toMatchObject({ enabled: true, port: 69, root: '/usr/lib/ipxe' });
+    expect(c.tftp).toMatchObject({ enabled: true, port: 69, root: '/usr/lib/ipxe', maxTransfers: 512, maxTransfersPerClient: 16 });
     expect(c.dhcp.mode).toBe('off');
     expect(c.dataDir).toBe('/etc/rackseed/data');
     expect(c.store).toEqual({ kind: 'sqlite', path: '/etc/rackseed/data/rackseed.db' });
@@ -74,6 +74,7 @@ describe('config: errors name the file, the line, the key and what was expected'
     ['duplicate key', 'http:\n  port: 1\n  port: 2\n', /rackseed\.yaml:3: YAML syntax error: Map keys must be unique/],
     ['top-level typo', 'inventroy: x.yaml\n', /rackseed\.yaml:1 inventroy: unknown key "inventroy" \(did you mean "inventory"\?/],
     ['a host name to listen on', 'http:\n  listen: boot.example\n', /rackseed\.yaml:2 http\.listen: expected an IPv4 or IPv6 address of this host, 0\.0\.0\.0 or ::/],
+    ['a TFTP transfer limit of 0', 'tftp:\n  max_transfers_per_client: 0\n', /rackseed\.yaml:2 tftp\.max_transfers_per_client: /],
     ['a bad TFTP listen address', 'tftp:\n  listen: 10.0.0.300\n', /rackseed\.yaml:2 tftp\.listen: expected an IPv4 or IPv6 address/],
     ['subnets in proxy mode (unused there)', 'dhcp:\n  mode: proxy\n  interface: eth1\n  server_ip: 10.0.0.1\n  subnets:\n    - cidr: 10.0.0.0/24\n', /rackseed\.yaml:5 dhcp\.subnets: used only in full mode/],
     ['HTTP off while DHCP sends machines to it', 'http:\n  enabled: false\ndhcp:\n  mode: proxy\n  interface: eth1\n  server_ip: 10.0.0.1\n', /http\.enabled: DHCP is on and sends machines to this server over HTTP/],
