@@ -400,6 +400,9 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       const op = msg.readUInt16BE(0);
       if (op !== OP_ERROR) {
         if (!started) return;
+        // While our OACK waits for its ACK 0, any other ACK is out of sequence (RFC 1350: ignore it); the package
+        // would take it for a malformed message and end the transfer.
+        if (op === OP_ACK && w._oackSent && (msg.length !== 4 || msg.readUInt16BE(2) !== 0)) return;
         if (op === OP_ACK && msg.length === 4 && !w._oackSent) {
           // The package resumes its window on any ACK in range: with no window outstanding it calls a null
           // callback, and a partial or duplicate ACK at the end of the file makes it close the transfer
@@ -465,6 +468,15 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     let finished = false;
     let closed = false;
     let stream: ReadStream | null = null;
+    // The client's error answered our OACK before it acknowledged it: it wanted the size (tsize), not the file.
+    let declinedOffer = false;
+    const offerPending = (): boolean => {
+      try {
+        return writerOf(res)._oackSent;
+      } catch {
+        return false;
+      }
+    };
     let resolveDone!: () => void;
     const entry = { req, done: new Promise<void>((r) => (resolveDone = r)) };
     active.add(entry);
@@ -487,6 +499,10 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       const durationMs = Math.round(performance.now() - t0);
       if (failure) {
         emit({ file, client, bytes: sent, ok: false, reason: failure.reason, error: failure.message, durationMs });
+      } else if (clientError !== null && declinedOffer) {
+        // PXE and UEFI firmware ask for tsize, read the size from the OACK and answer with an error, then ask again:
+        // every healthy boot does it, so it is neither an error to count nor a warning.
+        log?.info({ file, client, err: clientError }, 'tftp: the client declined the option offer (a size probe)');
       } else if (clientError !== null) {
         emit({ file, client, bytes: sent, ok: false, reason: 'aborted', error: clientError, durationMs });
         log?.warn({ file, client, bytes: sent, err: clientError }, 'tftp: transfer aborted');
@@ -504,6 +520,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     };
 
     req.on('error', (err: Error) => {
+      if (clientError === null) declinedOffer = offerPending();
       clientError ??= err.message || 'error';
     });
     req.on('abort', () => {

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { startTftpServer, type TftpServerHandle, type TftpTransferEvent } from '../../server/net/tftp.js';
+import { waitFor } from '../support/wait.js';
 
 const IPXE = '/usr/lib/ipxe';
 const FILES = ['undionly.kpxe', 'ipxe.efi'] as const;
@@ -349,6 +350,51 @@ describe('tftp adapter with real peers', () => {
       await capped.close();
     }
   }, 20_000);
+
+  it('a size probe (OACK answered with an error, as PXE and UEFI firmware do) is no error and no failed transfer', async () => {
+    const before = server.stats();
+    const client = createSocket('udp4');
+    await new Promise<void>((r) => client.bind(0, HOST, () => r()));
+    try {
+      const oack = new Promise<{ msg: Buffer; port: number }>((r) => client.once('message', (msg: Buffer, rinfo) => r({ msg, port: rinfo.port })));
+      client.send(Buffer.from('\0\x01ipxe.efi\0octet\0tsize\x000\0blksize\x001456\0', 'latin1'), server.address().port, HOST);
+      const { msg, port } = await oack;
+      expect(msg.readUInt16BE(0)).toBe(6);
+      // Error 8: "option negotiation refused", what OVMF sends once it has the size.
+      client.send(Buffer.from([0, 5, 0, 8, 0]), port, HOST);
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      client.close();
+    }
+    const after = server.stats();
+    expect(after.active).toBe(before.active);
+    expect(after.errors).toEqual(before.errors);
+  });
+
+  it('a stray ACK while the OACK waits for ACK 0 is ignored, and the transfer goes on', async () => {
+    const client = createSocket('udp4');
+    await new Promise<void>((r) => client.bind(0, HOST, () => r()));
+    try {
+      const replies: Buffer[] = [];
+      let port = 0;
+      const next = () => new Promise<Buffer>((r) => client.once('message', (msg: Buffer, rinfo) => ((port = rinfo.port), replies.push(msg), r(msg))));
+      await writeFile(join(root, 'stray-ack.txt'), 'small\n');
+      let reply = next();
+      client.send(Buffer.from('\0\x01stray-ack.txt\0octet\0blksize\x001456\0', 'latin1'), server.address().port, HOST);
+      expect((await reply).readUInt16BE(0)).toBe(6);
+      reply = next();
+      client.send(Buffer.from([0, 4, 0, 1]), port, HOST);
+      client.send(Buffer.from([0, 4, 0, 0]), port, HOST);
+      const data = await reply;
+      expect([data.readUInt16BE(0), data.readUInt16BE(2), data.subarray(4).toString()]).toEqual([3, 1, 'small\n']);
+      // The last (short) block acknowledged: the transfer ends well.
+      client.send(Buffer.from([0, 4, 0, 1]), port, HOST);
+      await waitFor('the transfer to end', () => events.find((e) => e.file === 'stray-ack.txt'), 5_000);
+      expect(events.find((e) => e.file === 'stray-ack.txt')).toMatchObject({ ok: true, bytes: 6 });
+    } finally {
+      client.close();
+    }
+  });
 
   it('a transfer whose socket cannot be made does not take the process down (the package emits error before anyone listens)', async () => {
     const { createRequire } = await import('node:module');
