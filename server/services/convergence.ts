@@ -283,8 +283,15 @@ export class ConvergenceService {
     if (before.state !== 'configuring') await this.record(name, { type: 'configure_started' }, log);
     log.info({ attempt: ctx.attempt, of: ctx.maxAttempts, reasons: ctx.reasons, roles: node.roles }, 'converging');
 
-    const [report] = await this.deps.states.run([node], 'apply');
+    let [report] = await this.deps.states.run([node], 'apply');
     if (!report) return { kind: 'done' };
+    if (report.hardwareChangedDuringRun && classifyApply(report).kind === 'ok') {
+      // Its states rendered its own slurm.conf and gres.conf from the hardware of before (no GPUs until the driver
+      // the run installed was loaded): once more, with what the node has now. Once: a second change is not chased.
+      log.info({ applyRun: report.runId }, 'hardware changed during the apply (a driver installed?): applying again with it');
+      [report] = await this.deps.states.run([node], 'apply');
+      if (!report) return { kind: 'done' };
+    }
     const verdict = classifyApply(report);
     if (verdict.kind !== 'ok' && !(await this.stillConfiguring(name, log))) return { kind: 'done' };
     if (verdict.kind === 'transient') {

@@ -48,6 +48,11 @@ export interface NodeRunReport {
   durationMs: number;
   /** This run found the node's CPUs, memory or GPUs changed (or seen for the first time). */
   hardwareChanged?: boolean;
+  /**
+   * The run itself changed them (it installed the GPU driver, say): the node's own files were rendered from the facts
+   * of before, and an apply again renders them with what the node has now.
+   */
+  hardwareChangedDuringRun?: boolean;
   /** Why the node's run failed as a whole (no connection, compile error), if it did. */
   error?: { code: string; message: string };
   states: StateResult[];
@@ -62,6 +67,8 @@ export interface StatesOnNode {
   error?: { code: string; message: string };
   /** The node's CPUs, memory or GPUs differ from what its last run stored (other nodes' slurm.conf depends on them). */
   hardwareChanged?: boolean;
+  /** They changed while the states ran (facts collected again after an apply that changed something). */
+  hardwareChangedDuringRun?: boolean;
 }
 
 function describeFailure(err: unknown): { code: string; message: string } {
@@ -149,6 +156,7 @@ export class StateService {
       durationMs: this.now() - startedAt,
       ...(outcome.error ? { error: outcome.error } : {}),
       ...(outcome.hardwareChanged ? { hardwareChanged: true } : {}),
+      ...(outcome.hardwareChangedDuringRun ? { hardwareChangedDuringRun: true } : {}),
       states: outcome.states,
     };
     await finishRunDurably(this.deps.store, log, runId, {
@@ -204,7 +212,25 @@ export class StateService {
         now: this.now,
       });
       const error = aborted ? { code: aborted.cause === 'transport' ? 'STATE_TRANSPORT' : 'STATE_FAILHARD', message: aborted.reason } : undefined;
-      return { states: results, facts, hardwareChanged, ...(error ? { error } : {}) };
+      // A state that installs a driver (nvidia) makes GPUs appear that the facts of before did not show: slurm.conf
+      // and gres.conf were rendered without them, here and on every peer. The facts are read again after an apply
+      // that changed anything, and stored when the hardware differs.
+      let changedDuringRun = false;
+      if (mode === 'apply' && !aborted && results.some((r) => r.result === true && Object.keys(r.changes ?? {}).length > 0)) {
+        const afterFacts = await collectFacts(transport, this.deps.settings.commandTimeoutMs).then(clusterFactsToStore, () => undefined);
+        // Not read (the link dropped after the states ran): the states' results stand, the next run reads the facts.
+        if (afterFacts && JSON.stringify(clusterFactsFromStore(afterFacts)) !== JSON.stringify(clusterFactsFromStore(stored))) {
+          await this.deps.store.touchNode(node.name, { facts: afterFacts });
+          changedDuringRun = true;
+        }
+      }
+      return {
+        states: results,
+        facts,
+        hardwareChanged: hardwareChanged || changedDuringRun,
+        ...(changedDuringRun ? { hardwareChangedDuringRun: true } : {}),
+        ...(error ? { error } : {}),
+      };
     } catch (err) {
       return { states: [], ...(facts ? { facts } : {}), error: describeFailure(err) };
     }

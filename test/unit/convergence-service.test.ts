@@ -202,6 +202,18 @@ describe('convergence of one node', () => {
     expect(timers.pending.size).toBe(1);
   });
 
+  it('hardware that appeared during the apply (a driver installed): applied once more, then readiness', async () => {
+    await put('web1', TO_INSTALLED);
+    // Every apply says so: the second is not chased by a third.
+    const { s, states, readiness } = service(() => ({ result: 'changed', hardwareChanged: true, hardwareChangedDuringRun: true }));
+    await s.start();
+    await s.request('web1', 'booted');
+    await s.whenIdle();
+    expect(states.calls.filter((c) => c.node === 'web1').map((c) => c.mode)).toEqual(['apply', 'apply']);
+    expect(readiness.calls).toEqual(['web1']);
+    expect((await store.getNode('web1'))?.state).toBe('ready');
+  });
+
   it('a failed state: failed with stage states, the first failing state and the run; no readiness, no retry', async () => {
     await put('web1', TO_INSTALLED);
     const { s, states, readiness, timers } = service(() => stateFailed);
