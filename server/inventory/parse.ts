@@ -53,7 +53,13 @@ export function parseInventoryDetailed(text: string, file: string, readCsv: CsvR
         { file, line: spec.origin.line, node: spec.name },
       );
     }
-    nodes.set(spec.name, resolveNode(spec, group));
+    const node = resolveNode(spec, group);
+    // Each group of Slurm compute nodes is a partition named after it, and Slurm reads PartitionName=DEFAULT (any
+    // case) as defaults for the partitions after it: the group's nodes would be in no partition at all.
+    if (group.name.toLowerCase() === 'default' && node.roles.includes('slurm-compute')) {
+      throw where.error('INVENTORY_INVALID', ['groups', group.name], `group "${group.name}" holds slurm-compute nodes (${node.name}), and Slurm reserves the partition name DEFAULT for default values: rename the group`);
+    }
+    nodes.set(spec.name, node);
   }
   return { inventory: { cluster: top.cluster, groups, nodes }, entries };
 }

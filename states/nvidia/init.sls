@@ -20,10 +20,22 @@
 {%- set driver_packages = ['nvidia-driver', 'nvidia-smi', 'nvidia-persistenced'] %}
 {%- endif %}
 
+{%- if os == 'redhat' %}
+
+# dnf holds a version through its versionlock plugin, which a stock RHEL or Rocky install does not have.
+dnf-versionlock:
+  pkg.installed:
+    - name: python3-dnf-plugin-versionlock
+{%- endif %}
+
 # The driver version is pinned (and held, so an unattended upgrade cannot move one node ahead of its group).
 nvidia-driver-packages:
   pkg.installed:
     - hold: true
+    {%- if os == 'redhat' %}
+    - require:
+      - pkg: dnf-versionlock
+    {%- endif %}
     - pkgs:
       {%- for name in driver_packages %}
       - {{ name }}: {{ (driver ~ '*') | tojson }}

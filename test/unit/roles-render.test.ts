@@ -92,6 +92,11 @@ describe('role library: package names per OS family and pinned versions', () => 
       hold: true,
       pkgs: [{ 'nvidia-driver': '535.183.01*' }, { 'nvidia-driver-cuda': '535.183.01*' }, { 'nvidia-persistenced': '535.183.01*' }, { 'kmod-nvidia-latest-dkms': '535.183.01*' }],
     });
+    // dnf holds versions through its versionlock plugin, which stock RHEL lacks: installed first, on RHEL only.
+    const lock = stateNamed(rhel, 'python3-dnf-plugin-versionlock', 'pkg');
+    expect(lock.index).toBeLessThan(stateNamed(rhel, 'nvidia-driver-packages').index);
+    expect(stateNamed(rhel, 'nvidia-driver-packages').requisites.flatMap((r) => r.on)).toContain(lock.key);
+    expect(debian.states.some((st) => st.name === 'python3-dnf-plugin-versionlock')).toBe(false);
     expect(stateNamed(debian, 'cuda-toolkit-12-2').fun).toBe('installed');
     expect(stateNamed(rhel, 'slurm-slurmd').fun).toBe('installed');
     expect(stateNamed(debian, 'slurmd', 'service').fun).toBe('running');

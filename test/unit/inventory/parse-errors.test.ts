@@ -46,6 +46,15 @@ describe('MAC spellings', () => {
   });
 });
 
+describe('names Slurm reserves', () => {
+  test('a group of slurm-compute nodes named default (any case) is refused at its key: Slurm reads PartitionName=DEFAULT as defaults', () => {
+    const text = 'cluster: { name: c }\ngroups:\n  Default:\n    roles: [base, slurm-compute]\nnodes:\n  - { name: cn01, mac: 52:54:00:00:00:01, group: Default }\n';
+    expect(failure(text).message).toBe(`${FILE}:3 groups.Default: group "Default" holds slurm-compute nodes (cn01), and Slurm reserves the partition name DEFAULT for default values: rename the group`);
+    // Without Slurm compute nodes it is just a name.
+    expect(parseInventory(text.replace('base, slurm-compute', 'base'), FILE).groups.has('Default')).toBe(true);
+  });
+});
+
 describe('BMC boot mode', () => {
   test('bmc.boot_mode reaches every node of a range; unset stays unset', () => {
     const inv = parseInventory(
