@@ -183,6 +183,14 @@ export class PgNodes {
 
   async listEvents(q: EventQuery = {}): Promise<StoredEvent[]> {
     const after = q.afterId ?? 0;
+    if (q.last !== undefined) {
+      const last = Math.max(0, Math.floor(q.last));
+      const r =
+        q.node === undefined
+          ? await this.pool.query<EventRow>('SELECT * FROM (SELECT * FROM events WHERE id > $1 ORDER BY id DESC LIMIT $2) AS t ORDER BY id', [after, last])
+          : await this.pool.query<EventRow>('SELECT * FROM (SELECT * FROM events WHERE node = $3 AND id > $1 ORDER BY id DESC LIMIT $2) AS t ORDER BY id', [after, last, q.node]);
+      return r.rows.map(toEvent);
+    }
     // LIMIT NULL is no limit.
     const limit = q.limit === undefined ? null : Math.max(0, Math.floor(q.limit));
     const r =

@@ -87,6 +87,8 @@ export class SqliteNodes {
   private readonly moveRunsStmt;
   private readonly eventsStmt;
   private readonly nodeEventsStmt;
+  private readonly lastEventsStmt;
+  private readonly lastNodeEventsStmt;
   private readonly recordOne;
   private readonly recordMany;
   private readonly touchTx;
@@ -117,6 +119,13 @@ export class SqliteNodes {
     );
     this.nodeEventsStmt = db.prepare<[{ after: number; limit: number; node: string }], EventRow>(
       'SELECT * FROM events WHERE node = @node AND id > @after ORDER BY id LIMIT @limit',
+    );
+
+    this.lastEventsStmt = db.prepare<[{ after: number; limit: number }], EventRow>(
+      'SELECT * FROM (SELECT * FROM events WHERE id > @after ORDER BY id DESC LIMIT @limit) ORDER BY id',
+    );
+    this.lastNodeEventsStmt = db.prepare<[{ after: number; limit: number; node: string }], EventRow>(
+      'SELECT * FROM (SELECT * FROM events WHERE node = @node AND id > @after ORDER BY id DESC LIMIT @limit) ORDER BY id',
     );
 
     this.recordOne = db.transaction((e: NewEvent) => this.apply(e));
@@ -171,6 +180,11 @@ export class SqliteNodes {
 
   listEvents(q: EventQuery = {}): StoredEvent[] {
     // Ids start at 1, and a negative LIMIT means none in SQLite: one statement per shape, no SQL built per call.
+    if (q.last !== undefined) {
+      const params = { after: q.afterId ?? 0, limit: Math.max(0, Math.floor(q.last)) };
+      const rows = q.node === undefined ? this.lastEventsStmt.all(params) : this.lastNodeEventsStmt.all({ ...params, node: q.node });
+      return rows.map(toEvent);
+    }
     const params = { after: q.afterId ?? 0, limit: q.limit === undefined ? -1 : Math.max(0, Math.floor(q.limit)) };
     const rows = q.node === undefined ? this.eventsStmt.all(params) : this.nodeEventsStmt.all({ ...params, node: q.node });
     return rows.map(toEvent);

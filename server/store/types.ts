@@ -39,6 +39,11 @@ export interface EventQuery {
   /** Only events with id > afterId. */
   afterId?: number;
   limit?: number;
+  /**
+   * Only the newest `last` events (still oldest first), read newest first so a node's long history is not loaded
+   * to show its tail. Takes the place of `limit`.
+   */
+  last?: number;
 }
 
 export type LeaseState = 'offered' | 'bound' | 'released' | 'declined';

@@ -272,6 +272,15 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect(await store.listEvents({ limit: 0 })).toEqual([]);
       });
 
+      it('gives only the newest (oldest first) with last, for a node or all, after an id', async () => {
+        expect((await store.listEvents({ last: 2 })).map((e) => e.at)).toEqual([5, 6]);
+        expect((await store.listEvents({ node: 'a', last: 3 })).map((e) => e.at)).toEqual([3, 5, 6]);
+        expect((await store.listEvents({ node: 'b', last: 10 })).map((e) => e.at)).toEqual([2, 4]);
+        const all = await store.listEvents();
+        expect((await store.listEvents({ node: 'a', last: 10, afterId: all[2]!.id })).map((e) => e.at)).toEqual([5, 6]);
+        expect(await store.listEvents({ last: 0 })).toEqual([]);
+      });
+
       it('filters by node, combined with afterId and limit', async () => {
         expect((await store.listEvents({ node: 'a' })).map((e) => e.at)).toEqual([1, 3, 5, 6]);
         expect((await store.listEvents({ node: 'b' })).map((e) => e.at)).toEqual([2, 4]);

@@ -92,8 +92,8 @@ export function apiRoutes(deps: ApiDeps): Router {
     const storeId = node?.name ?? mac ?? id;
     const status = await deps.store.getNode(storeId);
     if (!node && !status) throw new RackseedError('NODE_NOT_FOUND', `no node or discovered machine "${id}"`);
-    const events = await deps.store.listEvents({ node: storeId });
-    res.json({ node: nodeView(node, status), events: events.slice(-50) });
+    const events = await deps.store.listEvents({ node: storeId, last: 50 });
+    res.json({ node: nodeView(node, status), events });
   });
 
   api.post('/nodes', async (req, res) => {

@@ -39,7 +39,7 @@ export async function nodePage(deps: PageDeps, name: string) {
   const view: NodeView = nodeView(node, status);
 
   const [events, apply, test, readiness, recent] = await Promise.all([
-    deps.store.listEvents({ node: storeId }),
+    deps.store.listEvents({ node: storeId, last: EVENTS_SHOWN }),
     deps.store.listRuns({ node: storeId, kind: 'apply', limit: 1 }),
     deps.store.listRuns({ node: storeId, kind: 'test', limit: 1 }),
     deps.store.listRuns({ node: storeId, kind: 'readiness', limit: 1 }),
