@@ -1,4 +1,4 @@
-import { parse as parseYaml } from 'yaml';
+import { parseSecretYaml } from '../util/secret-yaml.js';
 import { z } from 'zod';
 import { RackseedError } from '../model/errors.js';
 import type { BmcCredential } from './types.js';
@@ -50,12 +50,7 @@ export function emptyBmcCredentials(file: string): BmcCredentials {
 }
 
 export function parseBmcCredentials(text: string, file: string): BmcCredentials {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text) ?? {};
-  } catch (e) {
-    throw new RackseedError('BMC_CREDENTIALS', `${file}: not valid YAML (${(e as Error).message.split('\n')[0]})`, { file });
-  }
+  const doc = parseSecretYaml(text, file, 'BMC_CREDENTIALS') ?? {};
   const parsed = fileSchema.safeParse(doc);
   if (!parsed.success) {
     // Never echo values: the file is full of passwords.

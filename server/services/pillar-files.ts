@@ -1,9 +1,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { parseDocument } from 'yaml';
 import { isRackseedError, RackseedError } from '../model/errors.js';
 import type { Inventory, ResolvedNode } from '../model/inventory.js';
 import { composePillar } from '../state/pillar.js';
+import { parseSecretYaml } from '../util/secret-yaml.js';
 
 /**
  * Reads the pillar files that concern ONE node: its group's and its own. Other nodes' files are never opened, so a
@@ -20,12 +20,7 @@ export function loadPillarDocuments(pillarDir: string, node: ResolvedNode): Reco
     if ((statSync(file).mode & 0o077) !== 0) {
       throw new RackseedError('CONFIG_INVALID', `${file}: pillar files hold secrets and must not be readable by group or others (chmod 600)`, { file });
     }
-    const doc = parseDocument(readFileSync(file, 'utf8'), { prettyErrors: true });
-    if (doc.errors.length > 0) {
-      const e = doc.errors[0]!;
-      throw new RackseedError('CONFIG_INVALID', `${file}:${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`, { file });
-    }
-    const value: unknown = doc.toJS();
+    const value = parseSecretYaml(readFileSync(file, 'utf8'), file, 'CONFIG_INVALID');
     if (value === null || value === undefined) continue;
     if (typeof value !== 'object' || Array.isArray(value)) throw new RackseedError('CONFIG_INVALID', `${file}: a pillar file must be a mapping of keys to values`, { file });
     docs[key] = value as Record<string, unknown>;
