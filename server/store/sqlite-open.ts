@@ -1,11 +1,17 @@
 import Database from 'better-sqlite3';
+import { RackseedError } from '../model/errors.js';
 
 /** How long a writer waits for another connection's lock (the CLI reading the same file) before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5_000;
 
 /** Opens the database file with the settings every rackseed connection must have. */
 export function openSqliteDatabase(path: string): Database.Database {
-  const db = new Database(path);
+  let db: Database.Database;
+  try {
+    db = new Database(path);
+  } catch (e) {
+    throw unavailable(path, e);
+  }
   try {
     // WAL: readers (API, CLI) never block the writer and the writer never blocks them.
     db.pragma('journal_mode = WAL');
@@ -18,8 +24,14 @@ export function openSqliteDatabase(path: string): Database.Database {
     return db;
   } catch (e) {
     db.close();
-    throw e;
+    throw unavailable(path, e);
   }
+}
+
+/** The driver's error names neither the file nor its kind ("unable to open database file"): the operator needs both. */
+function unavailable(path: string, e: unknown): RackseedError {
+  const code = (e as { code?: string }).code;
+  return new RackseedError('STORE_UNAVAILABLE', `cannot open the SQLite store ${path}: ${(e as Error).message}${code ? ` (${code})` : ''}`, { path, ...(code ? { sqliteCode: code } : {}) }, { cause: e });
 }
 
 export interface SqliteSettings {

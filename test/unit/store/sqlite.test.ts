@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import Database from 'better-sqlite3';
+import { dirname } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { isRackseedError } from '../../../server/model/errors.js';
@@ -59,6 +60,12 @@ describe('sqlite connection settings', () => {
     }
     // WAL is a property of the file, so a plain connection sees it too.
     expect(raw((db) => db.pragma('journal_mode', { simple: true }))).toBe('wal');
+  });
+
+  it('a file that cannot be opened is STORE_UNAVAILABLE naming the file and the SQLite error code', () => {
+    // A directory where the file should be: SQLite itself refuses it.
+    const missingDir = dirname(path);
+    expect(() => SqliteStore.open(missingDir)).toThrow(expect.objectContaining({ code: 'STORE_UNAVAILABLE', message: expect.stringMatching(new RegExp(`^cannot open the SQLite store ${missingDir.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: .*\\(SQLITE_CANTOPEN\\)$`)) }));
   });
 });
 
