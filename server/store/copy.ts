@@ -24,6 +24,8 @@ export interface CopyOptions {
   force?: boolean;
   /** Rows per INSERT. */
   chunk?: number;
+  /** JSON characters per INSERT, at most (a larger row goes alone); 16 Mi by default. */
+  maxBatchBytes?: number;
 }
 
 export interface CopyReport {
@@ -151,6 +153,25 @@ async function countTarget(client: pg.ClientBase): Promise<StoreCounts> {
 }
 
 /**
+ * Rows (each one JSON text) grouped into JSON arrays of at most `maxRows` rows and `maxChars` characters; a row larger
+ * than `maxChars` is an array of its own. Pure.
+ */
+export function* jsonBatches(rows: Iterable<string>, maxRows: number, maxChars: number): Generator<string> {
+  let batch: string[] = [];
+  let chars = 0;
+  for (const row of rows) {
+    if (batch.length > 0 && (batch.length >= maxRows || chars + row.length + 1 > maxChars)) {
+      yield `[${batch.join(',')}]`;
+      batch = [];
+      chars = 0;
+    }
+    batch.push(row);
+    chars += row.length + 1;
+  }
+  if (batch.length > 0) yield `[${batch.join(',')}]`;
+}
+
+/**
  * Copies a single server's SQLite store into a PostgreSQL database: every node status, event (same ids, same order,
  * and the id sequence continues after them), lease, single-use key and run. The target is written in ONE transaction
  * that verifies its row counts before committing, so a failed or interrupted copy leaves it as it was. The source is
@@ -159,6 +180,7 @@ async function countTarget(client: pg.ClientBase): Promise<StoreCounts> {
  */
 export async function copySqliteToPostgres(o: CopyOptions): Promise<CopyReport> {
   const chunk = o.chunk ?? 1000;
+  const maxBatchBytes = o.maxBatchBytes ?? 16 * 1024 * 1024;
   const source = openSource(o.sqlitePath);
   const pool = createPool({ url: o.postgresUrl, poolSize: 1 });
   try {
@@ -183,22 +205,22 @@ export async function copySqliteToPostgres(o: CopyOptions): Promise<CopyReport> 
         }
         for (const t of TABLES) {
           sourceCounts[t.key] = 0;
-          let rows: Row[] = [];
-          const flush = async (): Promise<void> => {
-            if (rows.length === 0) return;
+          // Each batch is one jsonb parameter, which PostgreSQL caps at 256 MiB: a batch ends at `chunk` rows or at
+          // `maxBatchBytes` of JSON, whichever comes first (runs with large diffs made 1,000 rows too big, and the
+          // copy held GBs). A row larger than that goes alone.
+          const rows = function* (): Generator<string> {
+            for (const row of source.prepare(t.select).iterate() as IterableIterator<Row>) {
+              sourceCounts[t.key] += 1;
+              yield storedJson(t.convert(row));
+            }
+          };
+          for (const batch of jsonBatches(rows(), chunk, maxBatchBytes)) {
             try {
-              await client.query(t.insert, [storedJson(rows.map(t.convert))]);
+              await client.query(t.insert, [batch]);
             } catch (e) {
               throw new RackseedError('STORE_MIGRATION', `copying ${t.sqliteTable} failed: ${(e as Error).message}`, { table: t.sqliteTable }, { cause: e });
             }
-            rows = [];
-          };
-          for (const row of source.prepare(t.select).iterate() as IterableIterator<Row>) {
-            rows.push(row);
-            sourceCounts[t.key] += 1;
-            if (rows.length >= chunk) await flush();
           }
-          await flush();
         }
         // Continue after the highest id SQLite ever handed out (AUTOINCREMENT remembers it even if that row is gone),
         // so a consumer resuming with afterId never sees an id reused.

@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { copySqliteToPostgres } from '../../server/store/copy.js';
 import { PostgresStore, SqliteStore } from '../../server/store/index.js';
 import type { ObservedStore } from '../../server/store/types.js';
 import { startPostgres, type PostgresServer } from '../support/postgres.js';
@@ -170,6 +171,21 @@ describe('rackseed store migrate --from sqlite:PATH --to postgres:URL', () => {
       expect(await snapshot(again, sqliteOnceKeys())).toEqual(source);
     } finally {
       await again.close();
+    }
+  });
+
+  it('batches by size as well as by rows: rows larger than a batch go alone, every row arrives', async () => {
+    const url = await server.createDatabase('small-batches');
+    // 200 characters per batch: every run (with its details) is bigger than that, most events are not.
+    const report = await copySqliteToPostgres({ sqlitePath, postgresUrl: url, maxBatchBytes: 200 });
+    expect(report.target).toEqual(report.source);
+    const target = await PostgresStore.open({ url });
+    try {
+      const copied = await snapshot(target, await pgQuery(url, 'SELECT key, used_at, expires_at FROM once_keys ORDER BY key'));
+      expect(copied.events).toEqual(source.events);
+      expect(copied.runs).toEqual(source.runs);
+    } finally {
+      await target.close();
     }
   });
 
