@@ -93,6 +93,11 @@ export interface TftpServerHandle {
 interface PkgWindow {
   _end: number;
   _cb: (() => void) | null;
+  /** The window's blocks not known to be received yet, in order. */
+  _blocks: Array<{ block: number; data: Buffer }>;
+  _sendFn: (block: { block: number; data: Buffer }) => void;
+  _writerTimer: { reset(): void; start(fn: () => void): void };
+  _restransmitterSendFn: () => void;
 }
 interface PkgWriter {
   _socket: Socket;
@@ -376,6 +381,21 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
    * Everything that reaches a transfer socket passes here before the package. Returns a function that
    * marks the moment data may flow (before it, no ACK can be legitimate).
    */
+  /**
+   * RFC 7440 §4: an ACK inside the window says the client has every block up to it (a client whose receive ring took
+   * only part of the window). The blocks after it go out now, and the progress resets the retry budget. Before, such
+   * an ACK was dropped and the whole window resent on the timer: a client that took 8 blocks per burst never got past
+   * the ninth. A duplicate or an ACK of nothing new waits for the timer (answering each one would multiply traffic).
+   */
+  function resumeAfterPartialAck(win: PkgWindow, block: number): void {
+    const at = win._blocks.findIndex((b) => b.block === block);
+    if (at < 0) return;
+    win._blocks.splice(0, at + 1);
+    win._writerTimer.reset();
+    win._writerTimer.start(win._restransmitterSendFn);
+    win._blocks.forEach(win._sendFn);
+  }
+
   function guardTransfer(req: IncomingRequest, res: OutgoingResponse, file: string): () => void {
     const w = writerOf(res);
     const sock = w._socket;
@@ -406,10 +426,14 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
         if (op === OP_ACK && msg.length === 4 && !w._oackSent) {
           // The package resumes its window on any ACK in range: with no window outstanding it calls a null
           // callback, and a partial or duplicate ACK at the end of the file makes it close the transfer
-          // before the lost blocks are resent. Only the ACK of the window's last block moves the transfer;
-          // anything else waits for the retransmit timer, which resends the whole window.
+          // before the lost blocks are resent. Only the ACK of the window's last block reaches it.
           const win = w._window;
-          if (!win || !win._cb || msg.readUInt16BE(2) !== win._end) return;
+          if (!win || !win._cb) return;
+          const block = msg.readUInt16BE(2);
+          if (block !== win._end) {
+            resumeAfterPartialAck(win, block);
+            return;
+          }
         }
       }
       try {

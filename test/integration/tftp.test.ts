@@ -396,6 +396,52 @@ describe('tftp adapter with real peers', () => {
     }
   });
 
+  it('RFC 7440: a client whose ring takes 8 blocks of each window acknowledges the last it has, and the rest follows at once', async () => {
+    const data = randomBytes(200 * 512 - 100);
+    await writeFile(join(root, 'ring8.bin'), data);
+    const client = createSocket('udp4');
+    await new Promise<void>((r) => client.bind(0, HOST, () => r()));
+    try {
+      const got = await new Promise<Buffer>((resolveGot, reject) => {
+        const parts: Buffer[] = [];
+        let expected = 1;
+        let inBurst = 0;
+        let port = 0;
+        let debounce: NodeJS.Timeout | undefined;
+        const ack = (block: number) => client.send(Buffer.from([0, 4, block >> 8, block & 255]), port, HOST);
+        const giveUp = setTimeout(() => reject(new Error(`stuck at block ${expected}`)), 8_000);
+        client.on('message', (m: Buffer, rinfo) => {
+          port = rinfo.port;
+          const op = m.readUInt16BE(0);
+          if (op === 6) return ack(0);
+          if (op !== 3) return reject(new Error(`unexpected opcode ${op}`));
+          // The ring holds 8 datagrams a burst, duplicates included; the rest is lost.
+          if (inBurst++ >= 8) return;
+          const block = m.readUInt16BE(2);
+          if (block === expected) {
+            parts.push(m.subarray(4));
+            expected++;
+            if (m.length - 4 < 512) {
+              clearTimeout(giveUp);
+              clearTimeout(debounce);
+              ack(block);
+              return resolveGot(Buffer.concat(parts));
+            }
+          }
+          clearTimeout(debounce);
+          debounce = setTimeout(() => {
+            inBurst = 0;
+            ack(expected - 1);
+          }, 30);
+        });
+        client.send(Buffer.from('\0\x01ring8.bin\0octet\0windowsize\x0064\0', 'latin1'), server.address().port, HOST);
+      });
+      expect(got.equals(data)).toBe(true);
+    } finally {
+      client.close();
+    }
+  }, 15_000);
+
   it('a transfer whose socket cannot be made does not take the process down (the package emits error before anyone listens)', async () => {
     const { createRequire } = await import('node:module');
     const GetStream = createRequire(import.meta.url)('tftp/lib/streams/server/get-stream.js') as new () => { emit(event: string, ...args: unknown[]): boolean };
