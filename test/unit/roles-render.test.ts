@@ -259,6 +259,38 @@ describe('role library: K3s', () => {
     expect(renderedFile(plan, context, '/etc/systemd/system/k3s.service')).toMatch(/^Type=notify$/m);
   });
 
+  it('several servers: the first starts the cluster and the others join it; a server_url in front of them (a VIP) changes where they join, not who starts it', () => {
+    const text = INVENTORY.replace('  - { name: k3s02,', '  - { name: k3s03, mac: "52:54:00:00:03:03", ip: 10.0.3.3, group: k3sctl }\n  - { name: k3s02,');
+    const config = (invText: string, name: string) => {
+      const ctx = contextFor(loadTestInventory(invText), name, name === 'k3s03' ? { facts: { ...FACTS['k3s01']!, hostname: 'k3s03' } } : {});
+      return renderedFile(compile(ctx), ctx, '/etc/rancher/k3s/config.yaml');
+    };
+    expect(config(text, 'k3s01')).toMatch(/^cluster-init: true$/m);
+    expect(config(text, 'k3s01')).not.toMatch(/^server:/m);
+    expect(config(text, 'k3s03')).toMatch(/^server: "https:\/\/10\.0\.3\.1:6443"$/m);
+    // Before: every server, the first too, was told to join the VIP, and no server started the cluster.
+    const vip = text.replace('k3s: { disable: [traefik] }', 'k3s: { disable: [traefik], server_url: "https://10.0.3.100:6443" }');
+    expect(config(vip, 'k3s01')).toMatch(/^cluster-init: true$/m);
+    expect(config(vip, 'k3s01')).not.toMatch(/^server:/m);
+    expect(config(vip, 'k3s01')).toContain('tls-san:\n- "10.0.3.100"\n- "k3s01"\n');
+    expect(config(vip, 'k3s03')).toMatch(/^server: "https:\/\/10\.0\.3\.100:6443"$/m);
+    // A cluster started elsewhere: every server joins it.
+    const external = vip.replace('server_url: "https://10.0.3.100:6443"', 'server_url: "https://10.0.3.100:6443", join_existing: true');
+    expect(config(external, 'k3s01')).toMatch(/^server: "https:\/\/10\.0\.3\.100:6443"$/m);
+    expect(config(external, 'k3s01')).not.toMatch(/^cluster-init/m);
+  });
+
+  it('after each (re)start the node is waited for until Ready, so readiness does not meet a node still registering', () => {
+    for (const name of ['k3s01', 'k3s02']) {
+      const plan = compile(contextFor(inv, name));
+      const wait = plan.states.find((st) => st.id === 'k3s-node-ready')!;
+      expect(wait.name).toContain(`get node ${name} -o jsonpath=`);
+      expect(wait.requisites.find((r) => r.kind === 'onchanges')?.on).toEqual([stateNamed(plan, name === 'k3s01' ? 'k3s' : 'k3s-agent', 'service').key]);
+    }
+    const notStarted = loadTestInventory(INVENTORY.replace('artifacts: /srv/artifacts/k3s', 'artifacts: /srv/artifacts/k3s\n        start: false'));
+    expect(compile(contextFor(notStarted, 'k3s02')).states.some((st) => st.id === 'k3s-node-ready')).toBe(false);
+  });
+
   it('never downloads: the binary comes from the artefact directory, checked against k3s.sha256 when given', () => {
     const plan = compile(contextFor(inv, 'k3s02'));
     const everyCommand = plan.states.flatMap((s) => [s.module === 'cmd' ? s.name : '', ...s.unless, ...s.onlyif]).join('\n');
