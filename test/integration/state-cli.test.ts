@@ -135,6 +135,8 @@ describe('rackseed state test|apply through the server', () => {
     const out = JSON.parse(r.stdout) as { summary: Record<string, unknown>; nodes: Record<string, Record<string, Record<string, unknown>>> };
     expect(out.summary).toEqual({ type: 'summary', mode: 'apply', nodes: 2, failedNodes: 0, changedNodes: 0, states: { changed: 0, unchanged: 8, failed: 0, wouldChange: 0 } });
     expect(Object.keys(out.nodes).sort()).toEqual(['node01', 'node02']);
+    const runs = (out as unknown as { runs: Record<string, { runId: string; result: string }> }).runs;
+    for (const t of targets) expect(runs[t.name]).toEqual({ runId: expect.stringMatching(/^[0-9a-f-]{36}$/), result: 'success' });
     for (const t of targets) {
       const ret = out.nodes[t.name]!;
       expect(Object.keys(ret)).toEqual([

@@ -55,7 +55,10 @@ export function formatStateRun(reports: readonly NodeRunReport[], summary: State
   const details = reports.map(formatNodeDetails).filter((d) => d !== '');
   const s = summary.states;
   const line = `${summary.nodes} node(s): ${test ? `${s.wouldChange} state(s) would change` : `${s.changed} changed`}, ${s.unchanged} unchanged, ${s.failed} failed; ${summary.failedNodes} node(s) failed`;
-  return `${table(head, rows)}\n${details.length > 0 ? `\n${details.join('\n\n')}\n` : ''}\n${line}\n`;
+  // Its own files (slurm.conf, gres.conf) were rendered from the hardware of before the run: convergence applies
+  // such a node again by itself; an operator's apply says so.
+  const again = reports.filter((r) => r.hardwareChangedDuringRun).map((r) => `${r.node}: its hardware changed during the run (a driver installed?): apply it again so its own files have it\n`);
+  return `${table(head, rows)}\n${details.length > 0 ? `\n${details.join('\n\n')}\n` : ''}\n${again.join('')}${line}\n`;
 }
 
 export function registerState(program: Command, ctx: (opts: GlobalOptions) => CliContext): void {
@@ -84,6 +87,10 @@ export function registerState(program: Command, ctx: (opts: GlobalOptions) => Cl
           printJson(out, {
             summary,
             nodes: Object.fromEntries(reports.map((r) => [r.node, r.error ? { error: r.error, runId: r.runId } : toSaltReturn(r.states)])),
+            // Per node, what the Salt-shaped return above has no place for.
+            runs: Object.fromEntries(
+              reports.map((r) => [r.node, { runId: r.runId, result: r.result, ...(r.hardwareChanged ? { hardwareChanged: true } : {}), ...(r.hardwareChangedDuringRun ? { hardwareChangedDuringRun: true } : {}) }]),
+            ),
           });
         } else {
           out.write(formatStateRun(reports, summary));
