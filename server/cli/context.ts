@@ -24,8 +24,9 @@ export interface CliContext {
  * config file (its HTTP port and the token file in its data directory, for commands run on the server itself).
  */
 export function clientContext(opts: GlobalOptions, write: (s: string) => void): CliContext {
-  let url = opts.server ?? process.env.RACKSEED_URL;
-  let token = opts.token ?? process.env.RACKSEED_TOKEN;
+  // An empty value is no value: `RACKSEED_TOKEN=` from an EnvironmentFile or `${X:-}` must fall back, not win.
+  let url = opts.server || process.env.RACKSEED_URL || undefined;
+  let token = opts.token || process.env.RACKSEED_TOKEN || undefined;
   if (!url || !token) {
     if (!existsSync(opts.config)) {
       if (!url) throw new RackseedError('CONFIG_NOT_FOUND', `${opts.config} not found: pass --server URL (or set RACKSEED_URL), or --config FILE`);
