@@ -110,6 +110,10 @@ describe('readiness API and `rackseed ready`', () => {
   it('rejects a run without targets and an unknown target', async () => {
     await expect(client.postStream('/readiness/run', { targets: [] }, () => undefined)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     await expect(client.get('/readiness?targets=nope01')).rejects.toMatchObject({ code: 'INVENTORY_NOT_FOUND' });
+    // An empty list (`rackseed ready "$NODES"` with $NODES empty) is a mistake, as for every other verb: not "all".
+    for (const q of ['', 'k3s01,', ',k3s01']) {
+      await expect(client.get(`/readiness?targets=${q}`)).rejects.toMatchObject({ message: expect.stringMatching(/empty/) });
+    }
   });
 
   it('`ready --check` prints the table and exits 1 when a node is not ready; `ready` shows the stored evidence', async () => {

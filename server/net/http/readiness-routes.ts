@@ -51,7 +51,9 @@ export function splitTargets(text: string): string[] {
     } else word += ch;
   }
   out.push(word);
-  return out.map((t) => t.trim()).filter(Boolean);
+  // Empty pieces stay: `?targets=` or `a,` is a mistake (an empty shell variable) that resolveTargets names, as the
+  // POST verbs do, not a request for every node.
+  return out.map((t) => t.trim());
 }
 
 /** ?targets=a,b (the app refuses a repeated parameter, so there is one string). */
@@ -86,7 +88,7 @@ export function readinessRoutes(deps: ReadinessRouteDeps): Router {
     if (raw !== undefined && typeof raw !== 'string' && !Array.isArray(raw)) throw badRequest('"targets" must be a comma-separated list');
     const targets = targetList(raw);
     const inv = deps.inventory.inventory;
-    const nodes = targets && targets.length > 0 ? resolveTargets(inv, targets) : [...inv.nodes.values()];
+    const nodes = targets ? resolveTargets(inv, targets) : [...inv.nodes.values()];
     const result: { nodes: StoredReadiness[] } = { nodes: await deps.readiness.last(nodes) };
     res.json(result);
   });
