@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import express from 'express';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { formatConverge } from '../../server/cli/commands/converge.js';
+import { convergeProgressLine, formatConverge } from '../../server/cli/commands/converge.js';
 import { createLogger } from '../../server/log.js';
 import type { LifecycleEvent } from '../../server/model/lifecycle.js';
 import type { ResolvedNode } from '../../server/model/inventory.js';
@@ -445,6 +445,9 @@ describe('POST /converge (rackseed converge)', () => {
     expect(formatConverge(lines.filter((l) => l.type === 'requested') as never, lines.filter((l) => l.type === 'node') as never, lines.at(-1) as never)).toMatch(
       /web1\s+│\s+ready\s+│[\s\S]*stray\s+│\s+refused \(not-installed\)\s+│ node stray is assigned[\s\S]*1 of 2 node\(s\) converging; 1 ready, 0 not; refused: stray\n$/,
     );
+    // On a terminal, each node as its convergence ends (a reason from the node is made printable).
+    expect(convergeProgressLine({ type: 'node', node: 'web1', state: 'ready' })).toBe('  web1: ready\n');
+    expect(convergeProgressLine({ type: 'node', node: 'web2', state: 'failed', reason: 'states: 1 failed\u001b[2J' })).toBe('  web2: failed (states: 1 failed\\u001b[2J)\n');
   });
 
   it("runs on an operator's request where automatic convergence is off; a bad body is a 400", async () => {

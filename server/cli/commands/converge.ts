@@ -3,6 +3,7 @@ import type { ConvergeLine, ConvergeSummary } from '../../net/http/converge-rout
 import type { CliContext, GlobalOptions } from '../context.js';
 import { CliExit, EXIT_FAILED } from '../exit.js';
 import { printJson, table } from '../output.js';
+import { printableText } from '../../util/printable.js';
 
 type Requested = Extract<ConvergeLine, { type: 'requested' }>;
 type Finished = Extract<ConvergeLine, { type: 'node' }>;
@@ -20,6 +21,11 @@ export function formatConverge(requested: readonly Requested[], finished: readon
   return `${table(['NODE', 'CONVERGENCE', 'NOTE'], rows)}\n${summary.queued} of ${summary.nodes} node(s) converging${waited}${summary.refused.length > 0 ? `; refused: ${summary.refused.join(', ')}` : ''}\n`;
 }
 
+/** The line a terminal gets as a node's convergence ends (its reason comes from the node: made printable). */
+export function convergeProgressLine(l: Finished): string {
+  return printableText(`  ${l.node}: ${l.state ?? 'unknown'}${l.reason ? ` (${l.reason})` : ''}\n`);
+}
+
 export function registerConverge(program: Command, ctx: (opts: GlobalOptions) => CliContext): void {
   program
     .command('converge <targets...>')
@@ -29,10 +35,15 @@ export function registerConverge(program: Command, ctx: (opts: GlobalOptions) =>
       const { client, out } = ctx(cmd.optsWithGlobals());
       const requested: Requested[] = [];
       const finished: Finished[] = [];
+      // A convergence takes minutes: on a terminal each node is told as it ends, as state apply and audit do.
+      const progress = !out.json && process.stderr.isTTY;
       const summary = await client.postStream<ConvergeSummary>('/converge', { targets, wait: opts.wait === true }, (line) => {
         const l = line as ConvergeLine;
         if (l.type === 'requested') requested.push(l);
-        else if (l.type === 'node') finished.push(l);
+        else if (l.type === 'node') {
+          finished.push(l);
+          if (progress) process.stderr.write(convergeProgressLine(l));
+        }
       });
       if (out.json) printJson(out, { summary, requested, finished });
       else out.write(formatConverge(requested, finished, summary));
