@@ -1,6 +1,16 @@
 import { RackseedError, type ErrorCode } from '../model/errors.js';
 
 /** Thin client of the admin API; every CLI verb except `serve` goes through it. */
+/**
+ * Why fetch failed, for the operator: the socket's error code (ECONNREFUSED), else the inner reason (fetch refuses
+ * some ports, 10080 or 6000, before connecting, with no code), else fetch's own message.
+ */
+function unreachable(baseUrl: string, cause: unknown): RackseedError {
+  const inner = (cause as { cause?: { code?: string; message?: string } }).cause;
+  const why = inner?.code ?? inner?.message ?? (cause as Error).message;
+  return new RackseedError('INTERNAL', `cannot reach rackseed at ${baseUrl} (${why}); is \`rackseed serve\` running?`, {}, { cause });
+}
+
 export class ApiClient {
   constructor(
     readonly baseUrl: string,
@@ -32,8 +42,7 @@ export class ApiClient {
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (cause) {
-      const why = (cause as { cause?: { code?: string } }).cause?.code ?? (cause as Error).message;
-      throw new RackseedError('INTERNAL', `cannot reach rackseed at ${this.baseUrl} (${why}); is \`rackseed serve\` running?`, {}, { cause });
+      throw unreachable(this.baseUrl, cause);
     }
     if (!res.ok || !res.body) {
       const text = await res.text();
@@ -79,8 +88,7 @@ export class ApiClient {
     try {
       res = await fetch(`${this.baseUrl}/api/v1${path}`, { method, headers, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(30_000) });
     } catch (cause) {
-      const why = (cause as { cause?: { code?: string } }).cause?.code ?? (cause as Error).message;
-      throw new RackseedError('INTERNAL', `cannot reach rackseed at ${this.baseUrl} (${why}); is \`rackseed serve\` running?`, {}, { cause });
+      throw unreachable(this.baseUrl, cause);
     }
     const text = await res.text();
     let json: unknown;

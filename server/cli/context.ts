@@ -6,6 +6,7 @@ import { loadConfig } from '../config.js';
 import { RackseedError } from '../model/errors.js';
 import { ApiClient } from './client.js';
 import type { Output } from './output.js';
+import { UsageError } from './exit.js';
 
 export interface GlobalOptions {
   config: string;
@@ -36,6 +37,9 @@ export function clientContext(opts: GlobalOptions, write: (s: string) => void): 
       url ??= `http://${isIPv6(host) ? `[${host}]` : host}:${config.http.port}`;
       token ??= readAdminToken(config.dataDir);
     }
+  }
+  if (!/^https?:\/\/[^/]/i.test(url ?? '') || !URL.canParse(url!)) {
+    throw new UsageError(`${JSON.stringify(url)} is not the URL of a rackseed server (expected http://HOST:PORT, e.g. http://10.0.0.1:8080)`);
   }
   const json = opts.json === true;
   // Text from nodes (reasons, state output) reaches the terminal here; JSON output escapes controls already.

@@ -22,6 +22,17 @@ describe('where the CLI finds the server and its token', () => {
     expect((client as unknown as { token: string }).token).toBe('t'.repeat(43));
   });
 
+  it('a server that is not an http(s) URL is a usage error naming it (it was "cannot reach ... is rackseed serve running?")', () => {
+    for (const server of ['localhost:18931', '127.0.0.1:18931', 'ftp://10.0.0.1', 'http://']) {
+      expect(() => clientContext({ config, server, token: 't' }, () => undefined)).toThrow(expect.objectContaining({ name: 'UsageError', message: expect.stringContaining(JSON.stringify(server)) }));
+    }
+  });
+
+  it('a port fetch refuses to use says why ("bad port"), not only "fetch failed"', async () => {
+    const { client } = clientContext({ config, server: 'http://127.0.0.1:10080', token: 't' }, () => undefined);
+    await expect(client.get('/status')).rejects.toThrow('cannot reach rackseed at http://127.0.0.1:10080 (bad port)');
+  });
+
   it('flags, then the environment, still come first', () => {
     vi.stubEnv('RACKSEED_URL', 'http://10.9.9.9:8080');
     vi.stubEnv('RACKSEED_TOKEN', 'from-env');
