@@ -274,6 +274,12 @@ describe('role library: K3s', () => {
     expect(config(vip, 'k3s01')).not.toMatch(/^server:/m);
     expect(config(vip, 'k3s01')).toContain('tls-san:\n- "10.0.3.100"\n- "k3s01"\n');
     expect(config(vip, 'k3s03')).toMatch(/^server: "https:\/\/10\.0\.3\.100:6443"$/m);
+    // A node that joins another retries its start (convergence has no order between nodes); the first does not.
+    const retryOf = (invText: string, name: string) => {
+      const ctx = contextFor(loadTestInventory(invText), name, name === 'k3s03' ? { facts: { ...FACTS['k3s01']!, hostname: 'k3s03' } } : {});
+      return compile(ctx).states.find((st) => st.id === 'k3s-service')!.retry?.attempts;
+    };
+    expect([retryOf(text, 'k3s01'), retryOf(text, 'k3s03'), retryOf(text, 'k3s02')]).toEqual([undefined, 30, 30]);
     // A cluster started elsewhere: every server joins it.
     const external = vip.replace('server_url: "https://10.0.3.100:6443"', 'server_url: "https://10.0.3.100:6443", join_existing: true');
     expect(config(external, 'k3s01')).toMatch(/^server: "https:\/\/10\.0\.3\.100:6443"$/m);
