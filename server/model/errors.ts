@@ -70,3 +70,8 @@ export class RackseedError extends Error {
 export function isRackseedError(e: unknown): e is RackseedError {
   return e instanceof RackseedError;
 }
+
+/** Any thrown value as a failure to store and report: the typed error's code (else INTERNAL) and its message. */
+export function describeFailure(err: unknown): { code: string; message: string } {
+  return { code: isRackseedError(err) ? err.code : 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
+}

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log.js';
 import { nodeLogger } from '../log.js';
 import { observeRun } from '../metrics/runtime-metrics.js';
-import { isRackseedError } from '../model/errors.js';
 import type { ResolvedNode } from '../model/inventory.js';
 import { buildCheckContext } from '../readiness/context.js';
 import { expectationDataOrFailure } from './pillar-files.js';
@@ -19,7 +18,8 @@ import type { InventoryService } from './inventory-service.js';
 import type { NodeIdentity } from './node-identity.js';
 import { sshTransportFactory, type TransportFactory } from './node-transport.js';
 import { StateService, type StateSettings } from './state-service.js';
-import { crashCode, finishRunDurably, runOwner } from './run-record.js';
+import { describeFailure } from '../model/errors.js';
+import { finishRunDurably, runOwner } from './run-record.js';
 
 export type { AuditNodeReport } from './audit-report.js';
 
@@ -42,10 +42,6 @@ type Failure = { code: string; message: string };
 
 /** Facts when collection failed: checks that need them report "not reported" rather than guessing. */
 const NO_FACTS: NodeFacts = { osFamily: 'unknown', osId: 'unknown', osRelease: '', kernel: '', arch: '', cpus: 0, memoryMiB: 0, hostname: '', gpus: [], nics: [] };
-
-function describe(err: unknown): Failure {
-  return { code: isRackseedError(err) ? err.code : 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
-}
 
 /**
  * Fleet audit: for each node, over ONE connection, a dry run of its states (what apply would change, with the
@@ -105,7 +101,7 @@ export class AuditService {
       transport = await this.transportFor(node);
     } catch (err) {
       reachable = false;
-      error = describe(err);
+      error = describeFailure(err);
     }
     if (!transport) {
       evidence = [sshEvidence(`${error?.code}: ${error?.message}`)];
@@ -148,7 +144,7 @@ export class AuditService {
     try {
       facts = known ?? (await collectFacts(transport, timeoutMs));
     } catch (err) {
-      error = describe(err);
+      error = describeFailure(err);
       evidence.push({ check: 'base.facts', role: 'base', expected: 'facts collected', seen: error.code, pass: false, reason: error.message });
     }
     const inv = this.deps.inventory.inventory;
@@ -165,7 +161,7 @@ export class AuditService {
   /** A node whose audit could not be carried out or stored (`logIt` once per node: the stream and the result both make one). */
   private crashed(node: ResolvedNode, reason: string, error: unknown, logIt = true): AuditNodeReport {
     const at = this.now();
-    const code = crashCode(error);
+    const code = describeFailure(error).code;
     if (logIt) nodeLogger(this.deps.log, { name: node.name }).error({ code, err: reason }, 'audit could not be carried out');
     return buildAuditReport({ node: node.name, runId: '', reachable: true, states: [], evidence: [], startedAt: at, finishedAt: at, error: { code, message: reason } });
   }

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { isRackseedError, RackseedError } from '../model/errors.js';
+import { describeFailure, RackseedError } from '../model/errors.js';
 import type { Inventory, ResolvedNode } from '../model/inventory.js';
 import { composePillar } from '../state/pillar.js';
 import { parseSecretYaml } from '../util/secret-yaml.js';
@@ -48,6 +48,6 @@ export function expectationDataOrFailure(
   try {
     return { data: expectationData(inv, node, pillarDir) };
   } catch (err) {
-    return { data: node.data, failure: { code: isRackseedError(err) ? err.code : 'INTERNAL', message: err instanceof Error ? err.message : String(err) } };
+    return { data: node.data, failure: describeFailure(err) };
   }
 }

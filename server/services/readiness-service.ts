@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log.js';
 import { nodeLogger } from '../log.js';
 import { countReadinessFailure, observeRun } from '../metrics/runtime-metrics.js';
-import { isRackseedError } from '../model/errors.js';
 import type { ResolvedNode } from '../model/inventory.js';
 import { isInstallFailure, type LifecycleState, type PostInstallStage } from '../model/lifecycle.js';
 import { buildCheckContext } from '../readiness/context.js';
@@ -17,7 +16,8 @@ import type { InventoryService } from './inventory-service.js';
 import type { NodeIdentity } from './node-identity.js';
 import { sshTransportFactory, type TransportFactory } from './node-transport.js';
 import { expectationDataOrFailure } from './pillar-files.js';
-import { crashCode, finishRunDurably, runOwner } from './run-record.js';
+import { describeFailure } from '../model/errors.js';
+import { finishRunDurably, runOwner } from './run-record.js';
 
 export interface ReadinessSettings {
   /** Nodes checked at once. */
@@ -215,7 +215,7 @@ export class ReadinessService {
     try {
       transport = await this.transportFor(node);
     } catch (err) {
-      const error = describe(err);
+      const error = describeFailure(err);
       return { evidence: [sshEvidence(`${error.code}: ${error.message}`)], error };
     }
     const evidence: Evidence[] = [sshEvidence()];
@@ -225,7 +225,7 @@ export class ReadinessService {
       try {
         facts = await collectFacts(transport, timeoutMs);
       } catch (err) {
-        error = describe(err);
+        error = describeFailure(err);
         evidence.push({ check: 'base.facts', role: 'base', expected: 'facts collected', seen: error.code, pass: false, reason: error.message });
       }
       const inv = this.deps.inventory.inventory;
@@ -244,14 +244,10 @@ export class ReadinessService {
 
   /** A node whose run could not be carried out or stored (`logIt` once per node: the stream and the result both make one). */
   private crashed(node: ResolvedNode, reason: string, error: unknown, logIt = true): NodeReadinessReport {
-    const code = crashCode(error);
+    const code = describeFailure(error).code;
     if (logIt) nodeLogger(this.deps.log, { name: node.name }).error({ code, err: reason }, 'readiness could not be checked');
     return { node: node.name, runId: '', ready: false, failing: [], summary: `readiness: ${reason}`, evidence: [], startedAt: this.now(), durationMs: 0, error: { code, message: reason } };
   }
-}
-
-function describe(err: unknown): { code: string; message: string } {
-  return { code: isRackseedError(err) ? err.code : 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
 }
 
 function storedRun(run: Run): NonNullable<StoredReadiness['run']> {

@@ -36,8 +36,3 @@ export async function finishRunDurably(
   log.error({ runId, result: patch.result, err: message }, 'the end of the run could not be stored: it reads "running" until this server starts again');
   throw new RackseedError('STORE_UNAVAILABLE', `the end of run ${runId} (${patch.result}) could not be stored: ${message}`, { runId }, { cause: last });
 }
-
-/** The error code a node's crashed run reports: the typed error's own, else INTERNAL. */
-export function crashCode(error: unknown): string {
-  return error instanceof RackseedError ? error.code : 'INTERNAL';
-}

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log.js';
 import { nodeLogger } from '../log.js';
-import { isRackseedError } from '../model/errors.js';
 import type { ResolvedNode } from '../model/inventory.js';
 import type { ObservedStore, RunResult } from '../store/types.js';
 import { buildRenderContext } from '../state/context.js';
@@ -24,7 +23,8 @@ import { sshTransportFactory, type TransportFactory } from './node-transport.js'
 import { roleView } from './convergence-roles.js';
 import { loadPillarDocuments } from './pillar-files.js';
 import { observeRun } from '../metrics/runtime-metrics.js';
-import { crashCode, finishRunDurably, runOwner } from './run-record.js';
+import { describeFailure } from '../model/errors.js';
+import { finishRunDurably, runOwner } from './run-record.js';
 
 export interface StateSettings {
   /** SLS roots, searched in order: the operator's directories first, the built-in states/ last. */
@@ -69,10 +69,6 @@ export interface StatesOnNode {
   hardwareChanged?: boolean;
   /** They changed while the states ran (facts collected again after an apply that changed something). */
   hardwareChangedDuringRun?: boolean;
-}
-
-function describeFailure(err: unknown): { code: string; message: string } {
-  return { code: isRackseedError(err) ? err.code : 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
 }
 
 export interface StateServiceDeps {
@@ -238,7 +234,7 @@ export class StateService {
 
   /** A node whose run could not be carried out or stored (`logIt` once per node: the stream and the result both make one). */
   private crashed(node: ResolvedNode, mode: 'apply' | 'test', reason: string, error: unknown, logIt = true): NodeRunReport {
-    const code = crashCode(error);
+    const code = describeFailure(error).code;
     if (logIt) nodeLogger(this.deps.log, { name: node.name }).error({ mode, code, err: reason }, 'state run could not be carried out');
     return { node: node.name, runId: '', mode, result: 'failed', counts: countResults([]), durationMs: 0, error: { code, message: reason }, states: [] };
   }
