@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { IMAGE_NAME, type ImageManifest } from '../model/image.js';
+import { IMAGE_NAME, SHA256_HEX, type ImageManifest } from '../model/image.js';
 
-const artefact = z.strictObject({ file: z.string().regex(/^[A-Za-z0-9._-]+$/), sha256: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().nonnegative() });
+const artefact = z.strictObject({ file: z.string().regex(/^[A-Za-z0-9._-]+$/), sha256: z.string().regex(SHA256_HEX), size: z.number().int().nonnegative() });
 
 /** The hook's script in the tree, and the policy that keeps package scripts from starting daemons while it runs. */
 export const HOOK_SCRIPT = '/tmp/rackseed-hook.sh';
@@ -29,7 +29,7 @@ const recipe = z.strictObject({
 export const recipeSchema = recipe;
 
 /** In a manifest: the hook by its hash (older manifests still hold the text, and still parse). */
-const publishedRecipe = recipe.extend({ hookSha256: z.string().regex(/^[0-9a-f]{64}$/).optional() });
+const publishedRecipe = recipe.extend({ hookSha256: z.string().regex(SHA256_HEX).optional() });
 
 export const manifestSchema = z.strictObject({
   version: z.literal(1),

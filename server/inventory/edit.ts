@@ -148,23 +148,26 @@ function rowEntry(row: NodeCsvRow): NewNodeEntry {
   };
 }
 
+/** A scalar as the file spells it (YAML reads `rack: 07` as 7 and a MAC of digits as a number); undefined otherwise. */
+function typedText(node: unknown): string | undefined {
+  return isScalar(node) ? (node.source ?? String(node.value)) : undefined;
+}
+
 /** The entry's MACs in canonical form, read from the source text (YAML may have read 001122334455 as a number). */
 function macsOf(map: YAMLMap): Array<Mac | undefined> {
-  const text = (node: unknown) => (isScalar(node) ? (node.source ?? String(node.value)) : '');
   const list = map.get('macs', true);
   const nodes = isSeq(list) ? list.items : map.has('mac') ? [map.get('mac', true)] : [];
-  return nodes.map((n) => parseMac(text(n)));
+  return nodes.map((n) => parseMac(typedText(n) ?? ''));
 }
 
 /** Splices the row's values into an existing entry; returns whether anything changed. */
 function updateEntry(edits: TextEdits, text: string, lines: LineCounter, map: YAMLMap, row: NodeCsvRow): boolean {
   const current = map.toJSON() as Record<string, unknown>;
   let changed = false;
-  // A text value compares with what the file says, as typed: YAML reads `rack: 07` as 7, and the row's "07" is the same.
+  // A text value compares with what the file says, as typed: the row's "07" is the file's `rack: 07`.
   const same = (key: string, value: unknown): boolean => {
-    const node = map.get(key, true);
-    if (typeof value === 'string' && isScalar(node)) return (node.source ?? String(node.value)) === value;
-    return JSON.stringify(current[key]) === JSON.stringify(value);
+    const typed = typeof value === 'string' ? typedText(map.get(key, true)) : undefined;
+    return typed !== undefined ? typed === value : JSON.stringify(current[key]) === JSON.stringify(value);
   };
   const set = (key: string, value: unknown, replaceKey = key) => {
     if (key === replaceKey && same(key, value)) return;
@@ -184,8 +187,7 @@ function updateEntry(edits: TextEdits, text: string, lines: LineCounter, map: YA
   if (row.bmc !== undefined) {
     const bmc = map.get('bmc', true);
     if (isMap(bmc)) {
-      const address = bmc.get('address', true);
-      if ((isScalar(address) ? (address.source ?? String(address.value)) : undefined) !== row.bmc) {
+      if (typedText(bmc.get('address', true)) !== row.bmc) {
         changed = true;
         setInBlockMap(edits, text, lines, bmc, 'address', row.bmc);
       }

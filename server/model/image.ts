@@ -19,6 +19,9 @@ export const IMAGE_FILES = {
 /** Image names become directory names and URL path segments. */
 export const IMAGE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
+/** A sha256 as manifests, plans and install reports carry it: 64 lower-case hex digits. */
+export const SHA256_HEX = /^[0-9a-f]{64}$/;
+
 export interface Artefact {
   file: string;
   sha256: string;

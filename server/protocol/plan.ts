@@ -1,5 +1,6 @@
 import { diskLayoutProblems, DISK_DEVICE, GRUB_KERNEL_ARG, GRUB_KERNEL_ARG_CHARS } from '../model/disk-rules.js';
 import { INSTALLER_FILESYSTEMS, type DiskLayout, type InstalledBoot } from '../model/inventory.js';
+import { IMAGE_NAME, SHA256_HEX } from '../model/image.js';
 
 /**
  * The install plan: everything the installer on ONE node needs, as one `key value` pair per line. The installer
@@ -66,8 +67,6 @@ export class PlanError extends Error {
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const HOSTNAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
-const IMAGE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-const SHA256 = /^[0-9a-f]{64}$/;
 const URL_TEXT = /^https?:\/\/[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+$/;
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 const PUBLIC_KEY = /^ssh-ed25519 [A-Za-z0-9+/]+={0,2}( [\x21-\x7e][\x20-\x7e]*)?$/;
@@ -117,10 +116,10 @@ export function renderPlan(input: PlanInput): string {
     `disk ${check('disk', node.disk.device, DISK_DEVICE, 'a /dev/ path')}`,
     `table ${node.disk.table}`,
     ...partitionLines(node.disk),
-    `image ${check('image', image.name, IMAGE, 'an image name')}`,
+    `image ${check('image', image.name, IMAGE_NAME, 'an image name')}`,
     `torrent_url ${check('torrent_url', urls.torrent, URL_TEXT, 'an http(s) URL')}`,
     `http_url ${check('http_url', urls.http, URL_TEXT, 'an http(s) URL')}`,
-    `sha256 ${check('sha256', image.sha256, SHA256, '64 lower-case hex digits')}`,
+    `sha256 ${check('sha256', image.sha256, SHA256_HEX, '64 lower-case hex digits')}`,
     `size ${image.size}`,
     `report_url ${check('report_url', urls.report, URL_TEXT, 'an http(s) URL')}`,
     `ssh_host_key ed25519 ${check('ssh_host_key', privateKey, BASE64, 'base64')}`,

@@ -1,7 +1,7 @@
 import express, { Router, type Request } from 'express';
 import type { CallbackTokens } from '../../auth/callback-token.js';
 import type { NodeTokenClaims, NodeTokens } from '../../auth/node-token.js';
-import { IMAGE_NAME } from '../../model/image.js';
+import { IMAGE_NAME, SHA256_HEX } from '../../model/image.js';
 import { isPostInstallStage, type InstalledImage, type LifecycleEvent } from '../../model/lifecycle.js';
 import { nodeLogger, type Logger } from '../../log.js';
 import type { ConvergeRequestOutcome } from '../../services/convergence.js';
@@ -71,14 +71,13 @@ const BOOTED_STATUS: Record<ConvergeRequestOutcome['status'], number> = {
 };
 
 const STAGE = /^[a-z][a-z0-9-]{0,31}$/;
-const SHA256 = /^[0-9a-f]{64}$/;
 
 /** The image an installed report names: undefined when it names none (an older installer), null when malformed. */
 function installedImage(value: unknown): InstalledImage | undefined | null {
   if (value === undefined) return undefined;
   if (!value || typeof value !== 'object' || Array.isArray(value)) return null;
   const { name, sha256 } = value as Record<string, unknown>;
-  return typeof name === 'string' && IMAGE_NAME.test(name) && typeof sha256 === 'string' && SHA256.test(sha256) ? { name, sha256 } : null;
+  return typeof name === 'string' && IMAGE_NAME.test(name) && typeof sha256 === 'string' && SHA256_HEX.test(sha256) ? { name, sha256 } : null;
 }
 
 function bearer(req: Request): string | undefined {

@@ -5,10 +5,6 @@ import type { SlsSource, SlsText } from '../source.js';
 import { createSlsEnvironment, type SlsEnvironment } from './environment.js';
 import { preprocessTemplate } from './preprocess.js';
 import { lookupPath } from './lookup.js';
-import { guardNunjucks } from '../../util/nunjucks-guard.js';
-
-// No template reaches a constructor or a prototype (and through them, JavaScript in this process).
-guardNunjucks();
 
 export interface SlsRenderer {
   /** Renders an SLS (or top.sls) read from the source to YAML text; `sls` is its dotted name ('' for top). */
