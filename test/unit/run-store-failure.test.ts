@@ -1,16 +1,13 @@
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AuditService } from '../../server/services/audit-service.js';
-import { InventoryService } from '../../server/services/inventory-service.js';
-import { NodeIdentity } from '../../server/services/node-identity.js';
 import { ReadinessService } from '../../server/services/readiness-service.js';
 import { StateService, type NodeRunReport } from '../../server/services/state-service.js';
 import { FakeTransport } from '../../server/state/transport/fake.js';
 import type { ObservedStore } from '../../server/store/index.js';
-import { workdirWithStore } from '../support/workdir.js';
+import { stateServiceDeps, workdirWithStore } from '../support/workdir.js';
 
 /**
  * Failure injection: the store refuses the write that ends a run (disk full). The run must not pass silently: the
@@ -48,15 +45,7 @@ describe('a run whose end the store cannot take', () => {
     lines = [];
     const log = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, cb) => (lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>), cb()) }));
     const transport = new FakeTransport('cn01', { handler: (command) => (command.includes('@@rackseed-facts') ? { code: 0, stdout: FACTS, stderr: '' } : { code: 0, stdout: '', stderr: '' }) });
-    deps = {
-      inventory: new InventoryService(join(dir, 'inventory.yaml'), log),
-      store: failing,
-      identity: new NodeIdentity(join(dir, 'data')),
-      settings: { roots: [join(dir, 'sls')], pillarDir: join(dir, 'pillar'), concurrency: 1, commandTimeoutMs: 5_000, connectTimeoutMs: 1_000, sshPort: 22 },
-      log,
-      transportFor: async () => transport,
-      serverName: 'rs1',
-    };
+    deps = { ...stateServiceDeps(dir, failing, async () => transport, log), serverName: 'rs1' };
   });
 
   afterEach(async () => {

@@ -3,12 +3,11 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../server/log.js';
 import { InventoryService } from '../../server/services/inventory-service.js';
-import { NodeIdentity } from '../../server/services/node-identity.js';
 import { StateService } from '../../server/services/state-service.js';
 import { clusterFactsFromStore } from '../../server/state/cluster-facts.js';
 import { FakeTransport } from '../../server/state/transport/fake.js';
 import type { ObservedStore } from '../../server/store/index.js';
-import { workdirWithStore } from '../support/workdir.js';
+import { stateServiceDeps, workdirWithStore } from '../support/workdir.js';
 
 /**
  * A GPU node's first apply installs the driver: the facts read before the states ran had no GPUs, so the node's
@@ -42,15 +41,7 @@ describe('hardware that appears during an apply', () => {
         return undefined;
       },
     });
-    const log = createLogger('silent');
-    service = new StateService({
-      inventory: new InventoryService(join(dir, 'inventory.yaml'), log),
-      store,
-      identity: new NodeIdentity(join(dir, 'data')),
-      settings: { roots: [join(dir, 'sls')], pillarDir: join(dir, 'pillar'), concurrency: 1, commandTimeoutMs: 5_000, connectTimeoutMs: 1_000, sshPort: 22 },
-      log,
-      transportFor: async () => transport(),
-    });
+    service = new StateService(stateServiceDeps(dir, store, async () => transport()));
   });
   afterEach(async () => {
     await store.close();

@@ -4,11 +4,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../server/log.js';
 import { runtimeRegistry } from '../../server/metrics/runtime-metrics.js';
 import { InventoryService } from '../../server/services/inventory-service.js';
-import { NodeIdentity } from '../../server/services/node-identity.js';
 import { StateService } from '../../server/services/state-service.js';
 import { FakeTransport } from '../../server/state/transport/fake.js';
 import type { ObservedStore } from '../../server/store/index.js';
-import { workdirWithStore } from '../support/workdir.js';
+import { stateServiceDeps, workdirWithStore } from '../support/workdir.js';
 
 /**
  * What `rackseed state apply` and convergence compile: a module argument that is wrong (a typo) must fail the
@@ -30,14 +29,7 @@ describe('StateService compiles with argument validation', () => {
     transport = new FakeTransport('cn01', {
       handler: (command) => (command.includes('@@rackseed-facts') ? { code: 0, stdout: '@@rackseed-facts os-release@@\nID=debian\n@@rackseed-facts end@@\n', stderr: '' } : undefined),
     });
-    service = new StateService({
-      inventory: new InventoryService(join(dir, 'inventory.yaml'), log),
-      store,
-      identity: new NodeIdentity(join(dir, 'data')),
-      settings: { roots: [join(dir, 'sls')], pillarDir: join(dir, 'pillar'), concurrency: 1, commandTimeoutMs: 5_000, connectTimeoutMs: 1_000, sshPort: 22 },
-      log,
-      transportFor: async () => transport,
-    });
+    service = new StateService(stateServiceDeps(dir, store, async () => transport, log));
   });
 
   afterEach(async () => {
