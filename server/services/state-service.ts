@@ -185,13 +185,15 @@ export class StateService {
       if (mode === 'apply') await this.deps.store.touchNode(node.name, { facts: stored });
       // Role secrets (munge key, k3s token) join the pillar only of nodes that have the role.
       const pillar = deepMerge(composePillar(node, inv.groups.get(node.group), loadPillarDocuments(this.deps.settings.pillarDir, node)), rolePillar(node, this.deps.identity.dataDir));
+      const statuses = await this.deps.store.listNodes();
       const clusterFacts = new Map(
-        (await this.deps.store.listNodes()).flatMap((s) => {
+        statuses.flatMap((s) => {
           const f = clusterFactsFromStore(s.facts);
           return f ? [[s.id, f] as const] : [];
         }),
       );
-      const context = buildRenderContext(inv, node, pillar, facts, clusterFacts);
+      const clusterStates = new Map(statuses.map((s) => [s.id, s.state] as const));
+      const context = buildRenderContext(inv, node, pillar, facts, clusterFacts, clusterStates);
       const source = new FsSlsSource(this.deps.settings.roots);
       // Arguments are checked at compile time, with the file and line, so a typo fails the run before anything changes.
       const plan = compileForNode({ source, context, knownFunctions: knownFunctions(), validateArgs: (decl) => this.registry.get(`${decl.module}.${decl.fun}`)?.validate?.(decl.args) ?? [] });

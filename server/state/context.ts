@@ -1,11 +1,12 @@
 import type { Inventory, ResolvedNode } from '../model/inventory.js';
+import type { LifecycleState } from '../model/lifecycle.js';
 import type { ClusterNodeFacts, NodeFacts, RenderContext } from './types.js';
 
 /**
  * The render context of one node: its own inventory entry, its group's data, ITS pillar (built by the caller from
  * that node's sources only) and the facts collected from it. The cluster list carries names, addresses, groups and
- * roles of every node and the hardware facts their last runs reported (what /etc/hosts and slurm.conf need), nothing
- * secret.
+ * roles of every node, the hardware facts their last runs reported (what /etc/hosts and slurm.conf need) and their
+ * lifecycle states (which K3s server a new server joins), nothing secret.
  */
 export function buildRenderContext(
   inv: Inventory,
@@ -13,6 +14,7 @@ export function buildRenderContext(
   pillar: Record<string, unknown>,
   facts: NodeFacts,
   clusterFacts: ReadonlyMap<string, ClusterNodeFacts> = new Map(),
+  clusterStates: ReadonlyMap<string, LifecycleState> = new Map(),
 ): RenderContext {
   const group = inv.groups.get(node.group);
   return {
@@ -35,7 +37,8 @@ export function buildRenderContext(
       nodes: [...inv.nodes.values()].map((n) => {
         // This node's own facts are the ones just collected; the others' are what their last run stored.
         const known = n.name === node.name ? { cpus: facts.cpus, memoryMiB: facts.memoryMiB, gpus: facts.gpus.map((g) => ({ model: g.model, memoryMiB: g.memoryMiB })) } : clusterFacts.get(n.name);
-        return { name: n.name, ...(n.ip !== undefined ? { ip: n.ip } : {}), group: n.group, roles: [...n.roles], ...(known ? { facts: known } : {}) };
+        const state = clusterStates.get(n.name);
+        return { name: n.name, ...(n.ip !== undefined ? { ip: n.ip } : {}), group: n.group, roles: [...n.roles], ...(known ? { facts: known } : {}), ...(state ? { state } : {}) };
       }),
     },
   };

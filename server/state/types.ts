@@ -8,6 +8,8 @@
  * Everything up to CompiledPlan is pure (no Node I/O). Only transports and the file-backed SLS source touch the OS.
  */
 
+import type { LifecycleState } from '../model/lifecycle.js';
+
 /** Where a declaration came from, for errors: the SLS file (as the operator sees it) and the 1-based line. */
 export interface SourceRef {
   file: string;
@@ -149,6 +151,11 @@ export interface ClusterNode {
    * every compute node's CPUs, memory and GPUs, and must come out the same on every node.
    */
   facts?: ClusterNodeFacts;
+  /**
+   * Its lifecycle state in the store, when it has one: a K3s server joins a server that is `ready` (a running
+   * cluster) rather than the first in the inventory, which may be a node being reimaged or one added later.
+   */
+  state?: LifecycleState;
 }
 
 export type ClusterNodeFacts = Pick<NodeFacts, 'cpus' | 'memoryMiB'> & { gpus: Array<{ model: string; memoryMiB: number }> };

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseInventory } from '../../server/inventory/parse.js';
+import type { LifecycleState } from '../../server/model/lifecycle.js';
 import { k3sToken, rolePillar } from '../../server/services/role-secrets.js';
 import { collectFacts } from '../../server/state/collect-facts.js';
 import { compileForNode } from '../../server/state/compile/index.js';
@@ -56,15 +57,24 @@ nodes:
 `;
 }
 
+/** The same target as a second K3s server (k3s01 above it in the inventory). */
+function serverInventoryFor(target: SshTarget): string {
+  return inventoryFor(target).replace(`ip: ${target.ip}, group: k3s }`, `ip: ${target.ip}, group: k3sctl }`).replace('roles: [base, k3s-server]', 'roles: [base, k3s-server]\n    data: { k3s: { artifacts: ' + ARTIFACTS + ', start: false } }');
+}
+
 async function applyAgentRole(): Promise<StateResult[]> {
-  const inv = parseInventory(inventoryFor(agent), 'roles-k3s.yaml');
+  return applyRole(inventoryFor(agent), 'k3s.agent');
+}
+
+async function applyRole(inventoryText: string, sls: string, states: ReadonlyMap<string, LifecycleState> = new Map()): Promise<StateResult[]> {
+  const inv = parseInventory(inventoryText, 'roles-k3s.yaml');
   const node = inv.nodes.get(agent.name)!;
   const pillar = deepMerge(composePillar(node, inv.groups.get(node.group)), rolePillar(node, dataDir));
   const facts = await collectFacts(transport);
-  const context = buildRenderContext(inv, node, pillar, facts);
+  const context = buildRenderContext(inv, node, pillar, facts, new Map(), states);
   const source = new FsSlsSource([STATES_DIR]);
   // The k3s role only: base would set kernel parameters, which a namespace shares with the host running the test.
-  const plan = compileForNode({ source, context, sls: ['k3s.agent'], knownFunctions: knownFunctions() });
+  const plan = compileForNode({ source, context, sls: [sls], knownFunctions: knownFunctions() });
   const { results } = await runPlan(plan, {
     registry: builtinModules(),
     context: {
@@ -149,6 +159,20 @@ describe('k3s agent role on a real Debian root file system', () => {
     const results = await applyAgentRole();
     expect(failures(results)).toEqual([]);
     expect(results.filter((r) => Object.keys(r.changes).length > 0).map((r) => `${r.key}: ${JSON.stringify(r.changes)}`)).toEqual([]);
+  });
+
+  it('as a second server it joins the first, and keeps that when the first is reimaged (the join is written once)', async () => {
+    const joined = await applyRole(serverInventoryFor(agent), 'k3s.server', new Map([['k3s01', 'ready']]));
+    expect(failures(joined)).toEqual([]);
+    const bootstrap = '/etc/rancher/k3s/config.yaml.d/10-rackseed-bootstrap.yaml';
+    expect(agent.sh(`stat -c "%a %U %G" ${bootstrap} && grep -v '^#' ${bootstrap}`).stdout).toBe('600 root root\nserver: "https://10.77.0.200:6443"\n');
+    expect(agent.sh('grep -c -E "^(server|cluster-init):" /etc/rancher/k3s/config.yaml').stdout).toBe('0\n');
+    // k3s01 is reimaged: a fresh server would now start the cluster from here, but this one has joined already.
+    const later = await applyRole(serverInventoryFor(agent), 'k3s.server', new Map([['k3s01', 'configuring'], [agent.name, 'ready']]));
+    expect(failures(later)).toEqual([]);
+    expect(later.filter((r) => Object.keys(r.changes).length > 0).map((r) => r.id)).toEqual([]);
+    expect(agent.sh(`grep -v '^#' ${bootstrap}`).stdout).toBe('server: "https://10.77.0.200:6443"\n');
+    agent.sh(`rm -f ${bootstrap} /etc/systemd/system/k3s.service /etc/systemd/system/multi-user.target.wants/k3s.service`);
   });
 
   it('a changed artefact is installed again; a missing one fails and says where to put it', async () => {

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadInventory } from '../../server/inventory/index.js';
+import type { LifecycleState } from '../../server/model/lifecycle.js';
 import { compileForNode } from '../../server/state/compile/index.js';
 import { buildRenderContext } from '../../server/state/context.js';
 import { builtinModules, knownFunctions } from '../../server/state/modules/index.js';
@@ -46,6 +47,7 @@ function renderedFile(plan: CompiledPlan, context: RenderContext, path: string):
 }
 
 const inv = loadTestInventory();
+const BOOTSTRAP = '/etc/rancher/k3s/config.yaml.d/10-rackseed-bootstrap.yaml';
 const golden = (name: string): string => readFileSync(new URL(`../fixtures/roles/${name}`, import.meta.url), 'utf8');
 
 describe('role library: every role compiles', () => {
@@ -259,31 +261,66 @@ describe('role library: K3s', () => {
     expect(renderedFile(plan, context, '/etc/systemd/system/k3s.service')).toMatch(/^Type=notify$/m);
   });
 
-  it('several servers: the first starts the cluster and the others join it; a server_url in front of them (a VIP) changes where they join, not who starts it', () => {
+  it('several servers: the first starts the cluster (embedded etcd, written once) and the others join it; a server_url in front of them (a VIP) changes where they join, not who starts it', () => {
     const text = INVENTORY.replace('  - { name: k3s02,', '  - { name: k3s03, mac: "52:54:00:00:03:03", ip: 10.0.3.3, group: k3sctl }\n  - { name: k3s02,');
-    const config = (invText: string, name: string) => {
-      const ctx = contextFor(loadTestInventory(invText), name, name === 'k3s03' ? { facts: { ...FACTS['k3s01']!, hostname: 'k3s03' } } : {});
-      return renderedFile(compile(ctx), ctx, '/etc/rancher/k3s/config.yaml');
+    const ctxOf = (invText: string, name: string, states: Record<string, LifecycleState> = {}) =>
+      contextFor(loadTestInventory(invText), name, { states, ...(name === 'k3s03' ? { facts: { ...FACTS['k3s01']!, hostname: 'k3s03' } } : {}) });
+    const file = (invText: string, name: string, path: string, states: Record<string, LifecycleState> = {}) => {
+      const ctx = ctxOf(invText, name, states);
+      return renderedFile(compile(ctx), ctx, path);
     };
-    expect(config(text, 'k3s01')).toMatch(/^cluster-init: true$/m);
-    expect(config(text, 'k3s01')).not.toMatch(/^server:/m);
-    expect(config(text, 'k3s03')).toMatch(/^server: "https:\/\/10\.0\.3\.1:6443"$/m);
+    const bootstrap = (invText: string, name: string, states: Record<string, LifecycleState> = {}) =>
+      file(invText, name, BOOTSTRAP, states).replace(/^#.*\n/gm, '');
+    expect(bootstrap(text, 'k3s01')).toBe('cluster-init: true\n');
+    expect(bootstrap(text, 'k3s03')).toBe('server: "https://10.0.3.1:6443"\n');
+    // The join decision is not in config.yaml, which follows every change: a server started once keeps how it started.
+    for (const name of ['k3s01', 'k3s03']) expect(file(text, name, '/etc/rancher/k3s/config.yaml')).not.toMatch(/^(server|cluster-init):/m);
+    const drop = stateNamed(compile(ctxOf(text, 'k3s03')), BOOTSTRAP);
+    expect(drop.args).toMatchObject({ replace: false, mode: '0600', makedirs: true });
+    const service = stateNamed(compile(ctxOf(text, 'k3s03')), 'k3s', 'service');
+    expect(service.requisites.filter((r) => r.kind === 'watch').flatMap((r) => r.on)).toContain(drop.key);
     // Before: every server, the first too, was told to join the VIP, and no server started the cluster.
     const vip = text.replace('k3s: { disable: [traefik] }', 'k3s: { disable: [traefik], server_url: "https://10.0.3.100:6443" }');
-    expect(config(vip, 'k3s01')).toMatch(/^cluster-init: true$/m);
-    expect(config(vip, 'k3s01')).not.toMatch(/^server:/m);
-    expect(config(vip, 'k3s01')).toContain('tls-san:\n- "10.0.3.100"\n- "k3s01"\n');
-    expect(config(vip, 'k3s03')).toMatch(/^server: "https:\/\/10\.0\.3\.100:6443"$/m);
+    expect(bootstrap(vip, 'k3s01')).toBe('cluster-init: true\n');
+    expect(file(vip, 'k3s01', '/etc/rancher/k3s/config.yaml')).toContain('tls-san:\n- "10.0.3.100"\n- "k3s01"\n');
+    expect(bootstrap(vip, 'k3s03')).toBe('server: "https://10.0.3.100:6443"\n');
     // A node that joins another retries its start (convergence has no order between nodes); the first does not.
-    const retryOf = (invText: string, name: string) => {
-      const ctx = contextFor(loadTestInventory(invText), name, name === 'k3s03' ? { facts: { ...FACTS['k3s01']!, hostname: 'k3s03' } } : {});
-      return compile(ctx).states.find((st) => st.id === 'k3s-service')!.retry?.attempts;
-    };
+    const retryOf = (invText: string, name: string) => compile(ctxOf(invText, name)).states.find((st) => st.id === 'k3s-service')!.retry?.attempts;
     expect([retryOf(text, 'k3s01'), retryOf(text, 'k3s03'), retryOf(text, 'k3s02')]).toEqual([undefined, 30, 30]);
     // A cluster started elsewhere: every server joins it.
     const external = vip.replace('server_url: "https://10.0.3.100:6443"', 'server_url: "https://10.0.3.100:6443", join_existing: true');
-    expect(config(external, 'k3s01')).toMatch(/^server: "https:\/\/10\.0\.3\.100:6443"$/m);
-    expect(config(external, 'k3s01')).not.toMatch(/^cluster-init/m);
+    expect(bootstrap(external, 'k3s01')).toBe('server: "https://10.0.3.100:6443"\n');
+  });
+
+  it('a lone server also starts with embedded etcd, so a second server can join it later without touching it', () => {
+    expect(file(INVENTORY, 'k3s01')).toBe('cluster-init: true\n');
+    function file(invText: string, name: string) {
+      const ctx = contextFor(loadTestInventory(invText), name);
+      return renderedFile(compile(ctx), ctx, BOOTSTRAP).replace(/^#.*\n/gm, '');
+    }
+  });
+
+  it('a server that is ready in the store is the one to join: a server added above it in the inventory, or the first server being reimaged, joins the running cluster instead of starting a second one', () => {
+    // k3s00 is added above the running k3s01 (ready); then k3s01 is reimaged while k3s00 and k3s03 run.
+    const text = INVENTORY.replace('  - { name: k3s01,', '  - { name: k3s00, mac: "52:54:00:00:03:00", ip: 10.0.3.100, group: k3sctl }\n  - { name: k3s01,').replace(
+      '  - { name: k3s02,',
+      '  - { name: k3s03, mac: "52:54:00:00:03:03", ip: 10.0.3.3, group: k3sctl }\n  - { name: k3s02,',
+    );
+    const inv3 = loadTestInventory(text);
+    const render = (name: string, path: string, states: Record<string, LifecycleState>) => {
+      const ctx = contextFor(inv3, name, { states, ...(name !== 'k3s01' && name !== 'k3s02' ? { facts: { ...FACTS['k3s01']!, hostname: name } } : {}) });
+      return renderedFile(compile(ctx), ctx, path).replace(/^#.*\n/gm, '');
+    };
+    const added = { k3s00: 'configuring', k3s01: 'ready', k3s03: 'ready', k3s02: 'ready' } as const;
+    expect(render('k3s00', BOOTSTRAP, added)).toBe('server: "https://10.0.3.1:6443"\n');
+    expect(render('k3s02', '/etc/rancher/k3s/config.yaml', added)).toMatch(/^server: "https:\/\/10\.0\.3\.1:6443"$/m);
+    const reimaged = { k3s00: 'ready', k3s01: 'configuring', k3s03: 'ready', k3s02: 'ready' } as const;
+    expect(render('k3s01', BOOTSTRAP, reimaged)).toBe('server: "https://10.0.3.100:6443"\n');
+    // Agents follow: they connect to a server that runs.
+    expect(render('k3s02', '/etc/rancher/k3s/config.yaml', reimaged)).toMatch(/^server: "https:\/\/10\.0\.3\.100:6443"$/m);
+    // A new cluster (no server ready yet): the first in the inventory starts it.
+    expect(render('k3s00', BOOTSTRAP, {})).toBe('cluster-init: true\n');
+    expect(render('k3s01', BOOTSTRAP, { k3s00: 'configuring', k3s01: 'configuring' })).toBe('server: "https://10.0.3.100:6443"\n');
   });
 
   it('after each (re)start the node is waited for until Ready, so readiness does not meet a node still registering', () => {
