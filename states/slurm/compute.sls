@@ -13,6 +13,28 @@ slurmd-package:
     - require:
       - pkg: slurmd-package
 
+{%- set gpus = 'nvidia' in node.roles %}
+{%- if gpus %}
+
+# gres.conf names /dev/nvidia*, which exist only once something has opened the driver (loading the module does not
+# make them). At boot slurmd can start first, give up on the missing device after 20 s and stay down (Debian's unit
+# has no Restart=), taking the node out of Slurm while rackseed last saw it ready. nvidia-smi makes the device files;
+# a failing GPU must not keep slurmd from starting and draining the node itself, hence the '-'.
+/etc/systemd/system/slurmd.service.d/10-rackseed-nvidia.conf:
+  file.managed:
+    - makedirs: true
+    - mode: '0644'
+    - contents: |
+        # Managed by rackseed (slurm-compute with nvidia): local edits are overwritten.
+        [Unit]
+        After=nvidia-persistenced.service
+
+        [Service]
+        ExecStartPre=-/usr/bin/nvidia-smi -L
+        Restart=on-failure
+        RestartSec=10s
+{%- endif %}
+
 slurmd:
   service.running:
     - enable: true
@@ -21,7 +43,13 @@ slurmd:
       - file: /var/lib/slurm/slurmd
       - file: /var/log/slurm
       - service: munge-service
+      {%- if gpus %}
+      - kmod: nvidia
+      {%- endif %}
     - watch:
       - file: /etc/slurm/slurm.conf
       - file: /etc/slurm/gres.conf
       - cmd: munge-key
+      {%- if gpus %}
+      - file: /etc/systemd/system/slurmd.service.d/10-rackseed-nvidia.conf
+      {%- endif %}

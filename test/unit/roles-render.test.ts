@@ -230,6 +230,24 @@ describe('role library: Slurm', () => {
     );
   });
 
+  it('on a GPU node slurmd starts after the NVIDIA device files exist and restarts when it failed (a boot race), and the state run loads the driver first', () => {
+    const dropIn = '/etc/systemd/system/slurmd.service.d/10-rackseed-nvidia.conf';
+    const on = (state: CompiledState, kind: string) => state.requisites.filter((r) => r.kind === kind).flatMap((r) => r.on);
+    const context = contextFor(inv, 'gpu01');
+    const gpu = compile(context);
+    const unit = renderedFile(gpu, context, dropIn);
+    expect(unit).toMatch(/^After=nvidia-persistenced\.service$/m);
+    expect(unit).toMatch(/^ExecStartPre=-\/usr\/bin\/nvidia-smi -L$/m);
+    expect(unit).toMatch(/^Restart=on-failure$/m);
+    const slurmd = stateNamed(gpu, 'slurmd', 'service');
+    expect(on(slurmd, 'watch')).toContain(stateNamed(gpu, dropIn).key);
+    expect(on(slurmd, 'require')).toContain(stateNamed(gpu, 'nvidia', 'kmod').key);
+    // A node without the nvidia role gets neither.
+    const cpu = compile(contextFor(inv, 'cpu01'));
+    expect(cpu.states.some((st) => st.name === dropIn)).toBe(false);
+    expect(on(stateNamed(cpu, 'slurmd', 'service'), 'require').some((k) => k.startsWith('kmod_|-'))).toBe(false);
+  });
+
   it('the munge key file state hides its content, and a Slurm node without the secret in its pillar fails to compile', () => {
     const plan = compile(contextFor(inv, 'gpu01'));
     expect(stateNamed(plan, '/etc/munge/munge.key.b64').args).toMatchObject({ contents: SECRETS.mungeKeyB64, mode: '0400', show_changes: false });
