@@ -146,6 +146,22 @@ describe('webSeedThrottle on a real express.static /files route (loopback)', () 
     expect(modes.some(([image]) => image === 'nope')).toBe(false);
   });
 
+  it('a Range the server answers with the whole file (stale If-Range, several ranges) is a plain download: not paced', async () => {
+    seeding = true;
+    const cases: Array<Record<string, string>> = [{ range: 'bytes=0-1023', 'if-range': '"stale-etag"' }, { range: 'bytes=0-9,20-29' }];
+    for (const headers of cases) {
+      const before = throttle.stats();
+      const res = await fetch(base, { headers });
+      expect(res.status).toBe(200);
+      expect(res.headers.get(WEBSEED_HEADER)).toBe('full');
+      expect(Buffer.from(await res.arrayBuffer()).equals(body)).toBe(true);
+      const after = throttle.stats();
+      expect(after.delayedBytes).toBe(before.delayedBytes);
+      expect(after.fullSpeedRequests).toBe(before.fullSpeedRequests + 1);
+      expect(after.throttledRequests).toBe(before.throttledRequests);
+    }
+  });
+
   it('never paces with rate 0', async () => {
     const unlimited = webSeedThrottle({ rateMbit: 0, isImage: () => true, seeding: () => true });
     const app = express();

@@ -186,17 +186,26 @@ export function webSeedThrottle(opts: WebSeedThrottleOptions): WebSeedThrottle {
       next();
       return;
     }
-    stats.throttledRequests += 1;
-    res.setHeader(WEBSEED_HEADER, 'throttled');
+    // Only a 206 is a piece of the file. A Range the server ignores (a stale If-Range, several ranges) gets the whole
+    // file as a 200, as RFC 9110 says, and that is the same download as a plain GET: never paced.
+    const partial = () => res.statusCode === 206;
+    const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
+    (res as unknown as { writeHead: (...args: unknown[]) => Response }).writeHead = (...args: unknown[]) => {
+      const status = typeof args[0] === 'number' ? args[0] : res.statusCode;
+      if (status === 206) stats.throttledRequests += 1;
+      else stats.fullSpeedRequests += 1;
+      res.setHeader(WEBSEED_HEADER, status === 206 ? 'throttled' : 'full');
+      return writeHead(...args);
+    };
     // Only a plain "bytes=N-" or "bytes=N-M" range is one contiguous piece of the file (what BitTorrent clients send).
     const first = /^bytes=(\d+)-\d*$/.exec(req.headers.range ?? '');
     const start = first ? Number(first[1]) : undefined;
     let sent = 0;
     const onSent = (bytes: number) => {
       sent += bytes;
-      if (start !== undefined && res.statusCode === 206) opts.onServed?.(image, start, start + sent);
+      if (start !== undefined && partial()) opts.onServed?.(image, start, start + sent);
     };
-    paceResponse(res, bucketFor(image), () => modeOf(image) === 'throttled', now, (bytes) => (stats.delayedBytes += bytes), onSent);
+    paceResponse(res, bucketFor(image), () => partial() && modeOf(image) === 'throttled', now, (bytes) => (stats.delayedBytes += bytes), onSent);
     next();
   };
   return { middleware, stats: () => ({ ...stats }) };
