@@ -202,6 +202,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       loaderDir: config.tftp.root,
       loaderSymlinkTargets,
       dataDir: config.dataDir,
+      sshPort: config.states.sshPort,
       states,
       readiness,
       audit,

@@ -1,17 +1,17 @@
 import { spawn } from 'node:child_process';
-import { pinnedSshOptions } from '../services/pinned-ssh.js';
+import { pinnedSshDestination } from '../services/pinned-ssh.js';
 
 /**
- * `ssh root@ip systemctl reboot` with the server's own key and its pinned host keys (pinned-ssh.ts). The child is
- * killed by its PID when `signal` aborts.
+ * `ssh root@ip systemctl reboot` with the server's own key and its pinned host keys (pinned-ssh.ts), on the port the
+ * state runs use (states.ssh_port). The child is killed by its PID when `signal` aborts.
  */
-export function sshRebootArgs(dataDir: string, ip: string): string[] {
-  return [...pinnedSshOptions(dataDir, 10), `root@${ip}`, 'systemctl', 'reboot'];
+export function sshRebootArgs(dataDir: string, ip: string, port = 22): string[] {
+  return [...pinnedSshDestination(dataDir, ip, port, 10), 'systemctl', 'reboot'];
 }
 
-export function sshReboot(dataDir: string, ip: string, signal: AbortSignal): Promise<void> {
+export function sshReboot(dataDir: string, ip: string, signal: AbortSignal, port = 22): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn('ssh', sshRebootArgs(dataDir, ip), { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('ssh', sshRebootArgs(dataDir, ip, port), { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const onAbort = () => {

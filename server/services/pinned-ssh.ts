@@ -15,3 +15,11 @@ export function pinnedSshOptions(dataDir: string, connectTimeoutSeconds: number)
     '-i', path.join(sshDir, 'id_ed25519'),
   ];
 }
+
+/**
+ * The options and `root@ip` for a node whose sshd listens on `port` (states.ssh_port). Off port 22 ssh would look the
+ * host key up as `[ip]:port`, which the pins (`name,ip key`) never hold: HostKeyAlias makes it look up the address.
+ */
+export function pinnedSshDestination(dataDir: string, ip: string, port: number, connectTimeoutSeconds: number): string[] {
+  return [...pinnedSshOptions(dataDir, connectTimeoutSeconds), ...(port !== 22 ? ['-p', String(port), '-o', `HostKeyAlias=${ip}`] : []), `root@${ip}`];
+}

@@ -33,6 +33,8 @@ export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, Swar
   dataDir: string;
   /** tftp.enabled: /metrics exports the TFTP families only for a server that runs TFTP. */
   tftpEnabled: boolean;
+  /** The nodes' sshd port (states.ssh_port): reimage's SSH reboot uses it like the state runs. Default 22. */
+  sshPort?: number;
   /** State runs (apply/test); absent in tests that do not need them. */
   states?: StateService;
   /** Readiness checks; absent in tests that do not need them. */
@@ -92,6 +94,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
       store: deps.store,
       dataDir: deps.dataDir,
       log: deps.log,
+      ...(deps.sshPort !== undefined ? { sshPort: deps.sshPort } : {}),
       ...(convergence ? { onReimageCancelled: (nodes: string[]) => convergence.reconvergeIfConfiguredOtherwise(nodes) } : {}),
     }),
     ...(deps.states ? [stateRoutes({ inventory: deps.inventory, store: deps.store, states: deps.states, log: deps.log })] : []),

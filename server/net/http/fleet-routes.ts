@@ -26,6 +26,8 @@ export interface FleetDeps {
   log: Logger;
   /** BMC batch size, timeout and drivers (tests swap the drivers). */
   power?: Partial<PowerOptions>;
+  /** The nodes' sshd port (states.ssh_port), for the SSH reboot; default 22. */
+  sshPort?: number;
   /** SSH reboot of a running node; tests replace it. */
   sshReboot?: (node: string, ip: string, signal: AbortSignal) => Promise<void>;
   ssh?: { concurrency?: number; timeoutMs?: number };
@@ -67,7 +69,7 @@ export function fleetRoutes(deps: FleetDeps): Router {
   const powerOptions: PowerOptions = { ...DEFAULT_POWER_OPTIONS, ...deps.power };
 
   const rebooter: Rebooter = {
-    ssh: deps.sshReboot ?? ((_node, ip, signal) => sshReboot(deps.dataDir, ip, signal)),
+    ssh: deps.sshReboot ?? ((_node, ip, signal) => sshReboot(deps.dataDir, ip, signal, deps.sshPort ?? 22)),
     sshConcurrency: deps.ssh?.concurrency ?? 32,
     sshTimeoutMs: deps.ssh?.timeoutMs ?? 30_000,
     async bmcPxe(nodes: ResolvedNode[], onResult) {
