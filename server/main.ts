@@ -14,6 +14,7 @@ import { createIpxeRenderer, IPXE_TEMPLATE_NAMES, type IpxeTemplateName } from '
 import { BUILTIN_STATES_DIR, IPXE_TEMPLATE_DIR } from './paths.js';
 import { ImageCatalog } from './images/catalog.js';
 import { imageSwarm } from './images/seeder-swarm.js';
+import { NodeLocks } from './services/node-locks.js';
 import { NodeIdentity } from './services/node-identity.js';
 import { StateService } from './services/state-service.js';
 import { ReadinessService } from './services/readiness-service.js';
@@ -143,7 +144,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const identity = new NodeIdentity(config.dataDir);
     const stateSettings = { ...config.states, roots: [...config.states.dirs, BUILTIN_STATES_DIR] };
     const { serverName } = config;
-    const states = new StateService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'states' }), serverName });
+    // A node's apply, readiness check and convergence attempt never overlap (server/services/node-locks.ts).
+    const locks = new NodeLocks();
+    const states = new StateService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'states' }), serverName, locks });
     const audit = new AuditService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'audit' }), serverName });
 
     const readiness = new ReadinessService({
@@ -159,6 +162,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       },
       log: log.child({ subsystem: 'readiness' }),
       serverName,
+      locks,
     });
 
     const convergence = new ConvergenceService({
@@ -169,6 +173,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       settings: { ...config.convergence, sshPort: config.states.sshPort },
       log: log.child({ subsystem: 'convergence' }),
       reachable: (node) => hasPinnedHostKey(config.dataDir, node.name),
+      locks,
     });
 
     // This server's heartbeat row in the store: how servers sharing one store name each other in image torrents.

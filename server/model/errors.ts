@@ -45,6 +45,8 @@ export type ErrorCode =
   | 'STATE_TIMEOUT'
   /** A file operation on a node failed (permission, not a regular file, unknown owner), the connection being fine. */
   | 'STATE_FILE_IO'
+  /** A state apply asked for a node whose reimage is pending (its next boot reinstalls it). */
+  | 'REIMAGE_PENDING'
   | 'SSH_HOST_KEY_MISMATCH'
   | 'SSH_HOST_KEY_UNKNOWN'
   | 'BMC_CREDENTIALS'

@@ -8,6 +8,7 @@ import { tcpProbe } from './convergence-probe.js';
 import { ConvergenceQueue, REAL_TIMERS, type AttemptContext, type AttemptOutcome, type NodeQueueStatus, type Timers, type TriggerReason } from './convergence-queue.js';
 import { configuredAsOf, peersRenderingHardwareOf, roleChanges, roleSnapshot, roleView, sameRoles, type NodeRoleView } from './convergence-roles.js';
 import type { InventoryService } from './inventory-service.js';
+import { NodeLocks } from './node-locks.js';
 import type { ReadinessService } from './readiness-service.js';
 import type { StateService } from './state-service.js';
 
@@ -45,6 +46,12 @@ export interface ConvergenceDeps {
   probe?: (node: ResolvedNode) => Promise<boolean>;
   timers?: Timers;
   random?: () => number;
+  /**
+   * One operation at a time per node, shared with state runs and readiness (the server passes one instance). An
+   * attempt holds its node's lock from reading the lifecycle to recording the outcome: an operator's apply or
+   * readiness check in between would otherwise decide the node's state under it.
+   */
+  locks?: NodeLocks;
 }
 
 /** What a request for convergence did, for the booted endpoint and the log. */
@@ -70,6 +77,7 @@ const PROBE_PARALLEL = 32;
 export class ConvergenceService {
   private readonly queue: ConvergenceQueue;
   private readonly timers: Timers;
+  private readonly locks: NodeLocks;
   private readonly probe: (node: ResolvedNode) => Promise<boolean>;
   private readonly reachable: (node: ResolvedNode) => boolean;
   private roles: Map<string, NodeRoleView>;
@@ -82,6 +90,7 @@ export class ConvergenceService {
 
   constructor(private readonly deps: ConvergenceDeps) {
     const { settings } = deps;
+    this.locks = deps.locks ?? new NodeLocks();
     this.timers = deps.timers ?? REAL_TIMERS;
     this.reachable = deps.reachable ?? (() => true);
     const probeTimeoutMs = settings.probeTimeoutMs ?? 3_000;
@@ -261,7 +270,11 @@ export class ConvergenceService {
   }
 
   /** One attempt: configuring -> apply -> (no state failed) readiness, or failed with the reason and the run. */
-  private async converge(name: string, ctx: AttemptContext): Promise<AttemptOutcome> {
+  private converge(name: string, ctx: AttemptContext): Promise<AttemptOutcome> {
+    return this.locks.withNode(name, () => this.convergeLocked(name, ctx));
+  }
+
+  private async convergeLocked(name: string, ctx: AttemptContext): Promise<AttemptOutcome> {
     const { store, log: rootLog } = this.deps;
     const log = nodeLogger(rootLog, { name });
     const node = this.deps.inventory.inventory.nodes.get(name);
@@ -283,13 +296,13 @@ export class ConvergenceService {
     if (before.state !== 'configuring') await this.record(name, { type: 'configure_started' }, log);
     log.info({ attempt: ctx.attempt, of: ctx.maxAttempts, reasons: ctx.reasons, roles: node.roles }, 'converging');
 
-    let [report] = await this.deps.states.run([node], 'apply');
+    let [report] = await this.deps.states.run([node], 'apply', undefined, { lockHeld: true });
     if (!report) return { kind: 'done' };
     if (report.hardwareChangedDuringRun && classifyApply(report).kind === 'ok') {
       // Its states rendered its own slurm.conf and gres.conf from the hardware of before (no GPUs until the driver
       // the run installed was loaded): once more, with what the node has now. Once: a second change is not chased.
       log.info({ applyRun: report.runId }, 'hardware changed during the apply (a driver installed?): applying again with it');
-      [report] = await this.deps.states.run([node], 'apply');
+      [report] = await this.deps.states.run([node], 'apply', undefined, { lockHeld: true });
       if (!report) return { kind: 'done' };
     }
     const verdict = classifyApply(report);

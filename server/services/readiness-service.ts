@@ -1,3 +1,4 @@
+import { NodeLocks } from './node-locks.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log.js';
 import { nodeLogger } from '../log.js';
@@ -80,6 +81,8 @@ export interface ReadinessServiceDeps {
   now?: () => number;
   /** This server's name, recorded with each run it starts (its next start closes the ones it never finished). */
   serverName?: string;
+  /** One operation at a time per node, shared with state runs and convergence (the server passes one instance). */
+  locks?: NodeLocks;
 }
 
 /** Facts when collection failed: checks that need them report "not reported" rather than guessing. */
@@ -99,8 +102,11 @@ export class ReadinessService {
   private readonly now: () => number;
   private readonly transportFor: TransportFactory;
 
+  private readonly locks: NodeLocks;
+
   constructor(private readonly deps: ReadinessServiceDeps) {
     this.now = deps.now ?? Date.now;
+    this.locks = deps.locks ?? new NodeLocks();
     if (deps.transportFor) this.transportFor = deps.transportFor;
     else if (deps.identity) {
       this.transportFor = sshTransportFactory({ identity: deps.identity, sshPort: deps.settings.sshPort, connectTimeoutMs: deps.settings.connectTimeoutMs });
@@ -115,7 +121,9 @@ export class ReadinessService {
    */
   async run(targets: readonly ResolvedNode[], onNode?: (r: NodeReadinessReport) => void, opts: { byConvergence?: boolean } = {}): Promise<NodeReadinessReport[]> {
     // runNode only throws if the store fails; that node then becomes a failed entry with the reason.
-    const entries = await runFleet(targets, (node) => this.runNode(node, opts.byConvergence === true), {
+    // A convergence holds the node's lock for its whole attempt (apply, then this check); anyone else queues.
+    const locks = this.locks;
+    const entries = await runFleet(targets, (node) => (opts.byConvergence ? this.runNode(node, true) : locks.withNode(node.name, () => this.runNode(node, false))), {
       concurrency: this.deps.settings.concurrency,
       onNodeDone: (entry) => {
         // Made (and logged) whether or not anyone streams: the log must say why a node has no run.

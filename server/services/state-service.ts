@@ -23,7 +23,8 @@ import { sshTransportFactory, type TransportFactory } from './node-transport.js'
 import { roleView } from './convergence-roles.js';
 import { loadPillarDocuments } from './pillar-files.js';
 import { observeRun } from '../metrics/runtime-metrics.js';
-import { describeFailure } from '../model/errors.js';
+import { describeFailure, RackseedError } from '../model/errors.js';
+import { NodeLocks } from './node-locks.js';
 import { finishRunDurably, runOwner } from './run-record.js';
 
 export interface StateSettings {
@@ -83,6 +84,8 @@ export interface StateServiceDeps {
   now?: () => number;
   /** This server's name, recorded with each run it starts (its next start closes the ones it never finished). */
   serverName?: string;
+  /** One operation at a time per node, shared with readiness and convergence (the server passes one instance). */
+  locks?: NodeLocks;
 }
 
 /**
@@ -93,6 +96,7 @@ export interface StateServiceDeps {
 export class StateService {
   private readonly registry: ModuleRegistry;
   private readonly now: () => number;
+  private readonly locks: NodeLocks;
 
   private readonly transportFor: TransportFactory;
   private readonly hardwareListeners: Array<(node: string) => void> = [];
@@ -100,6 +104,7 @@ export class StateService {
   constructor(private readonly deps: StateServiceDeps) {
     this.registry = deps.registry ?? builtinModules();
     this.now = deps.now ?? Date.now;
+    this.locks = deps.locks ?? new NodeLocks();
     this.transportFor =
       deps.transportFor ?? sshTransportFactory({ identity: deps.identity, sshPort: deps.settings.sshPort, connectTimeoutMs: deps.settings.connectTimeoutMs });
   }
@@ -113,9 +118,13 @@ export class StateService {
     this.hardwareListeners.push(listener);
   }
 
-  async run(targets: readonly ResolvedNode[], mode: 'apply' | 'test', onNode?: (r: NodeRunReport) => void): Promise<NodeRunReport[]> {
+  /**
+   * `lockHeld`: the caller holds the nodes' locks already (a convergence attempt, which applies and checks readiness
+   * as one operation); everyone else queues behind whatever runs on the node.
+   */
+  async run(targets: readonly ResolvedNode[], mode: 'apply' | 'test', onNode?: (r: NodeRunReport) => void, opts: { lockHeld?: boolean } = {}): Promise<NodeRunReport[]> {
     // runNode throws only when the store fails: that node's entry is a failed report with the reason, streamed too.
-    const entries = await runFleet(targets, (node) => this.runNode(node, mode), {
+    const entries = await runFleet(targets, (node) => (opts.lockHeld ? this.runNode(node, mode) : this.locks.withNode(node.name, () => this.runNode(node, mode))), {
       concurrency: this.deps.settings.concurrency,
       onNodeDone: (entry) => {
         // Made (and logged) whether or not anyone streams: the log must say why a node has no run.
@@ -134,6 +143,10 @@ export class StateService {
     let transport: Transport | undefined;
     let outcome: StatesOnNode;
     try {
+      if (mode === 'apply' && (await this.deps.store.getNode(node.name))?.reimageRequested) {
+        // Its next boot reinstalls it, perhaps into another group (reimage --group): the old OS gets nothing more.
+        throw new RackseedError('REIMAGE_PENDING', `node ${node.name} is to be reimaged on its next boot: its states are not applied to the OS it runs now (rackseed reimage ${node.name} --cancel keeps that OS)`);
+      }
       transport = await this.transportFor(node);
       outcome = await this.runOn(node, transport, mode);
     } catch (err) {

@@ -1,0 +1,31 @@
+/**
+ * One operation at a time on a node, across the services that change it or decide its lifecycle: a state apply, a
+ * readiness check and a convergence attempt. Without it an operator's `state apply` ran beside a convergence's (two
+ * apt-get runs, one failing on dpkg's lock and failing the node), and a `ready --check` on a failed node could mark
+ * it ready while a convergence's apply was failing. Callers queue in arrival order; the lock lives in this process.
+ */
+export class NodeLocks {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  /** Runs `fn` once every earlier holder of `node`'s lock is done; always releases, also when `fn` throws. */
+  async withNode<T>(node: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(node) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const tail = previous.then(() => mine);
+    this.tails.set(node, tail);
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+      // The last holder out leaves no entry behind (a fleet of thousands must not grow the map for ever).
+      if (this.tails.get(node) === tail) this.tails.delete(node);
+    }
+  }
+
+  /** Whether an operation holds or waits for `node`'s lock. */
+  isBusy(node: string): boolean {
+    return this.tails.has(node);
+  }
+}
