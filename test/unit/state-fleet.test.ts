@@ -14,7 +14,10 @@ function deferred<T>(): { promise: Promise<T>; resolve(value: T): void; reject(e
 }
 
 /** Lets every pending promise callback run. */
-const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/** A few event-loop turns: the fleet takes one per node before it starts it. */
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+};
 
 const outcomeFor = (node: string): NodeRunOutcome => ({
   results: [{ key: `test_|-${node}_|-${node}_|-nop`, id: node, name: node, sls: 's', module: 'test', fun: 'nop', result: true, changes: {}, comment: '', durationMs: 0, startedAt: 0, runNum: 0 }],
@@ -137,5 +140,25 @@ describe('runFleet', () => {
     });
     await expect(fleet).rejects.toThrow('progress sink broke');
     expect(ran).toEqual(['a', 'b', 'c']);
+  });
+
+  it('gives the event loop a turn per node, also when every node fails at once (timers and sockets are served meanwhile)', async () => {
+    let ticks = 0;
+    const timer = setInterval(() => (ticks += 1), 0);
+    const started = Date.now();
+    try {
+      // 2,000 nodes that fail synchronously-fast, as nodes without a pinned host key do.
+      await runFleet(Array.from({ length: 2000 }, (_, i) => `n${i}`), async () => {
+        const until = Date.now() + 1;
+        while (Date.now() < until) {
+          /* the store's synchronous write */
+        }
+        throw new Error('no pinned host key');
+      }, { concurrency: 8 });
+    } finally {
+      clearInterval(timer);
+    }
+    // Before: not one timer ran until the whole fleet was done. Now the loop turns between nodes.
+    expect(ticks).toBeGreaterThan(Math.min(50, (Date.now() - started) / 20));
   });
 });

@@ -37,6 +37,10 @@ export async function runFleet<T, R>(targets: readonly T[], perNode: (target: T)
   // Each worker takes the next target until none are left; JavaScript's single thread makes `next++` safe.
   const worker = async (): Promise<void> => {
     while (next < targets.length) {
+      // A node that fails at once (no pinned key yet) and the store's synchronous writes never give the event loop a
+      // turn: over 5,000 nodes DHCP, TFTP and HTTP went unanswered for seconds. One macrotask turn per node.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (next >= targets.length) break;
       const index = next++;
       const result = await runOne(targets[index] as T);
       results[index] = result;
