@@ -35,12 +35,26 @@ interface ListParams {
   limit: number;
 }
 
+/**
+ * The queries that read runs across nodes, one statement per shape so SQLite walks an index backwards and stops at
+ * LIMIT (migration 006); an "(@kind IS NULL OR kind = @kind)" filter made it scan and sort the whole table. Exported
+ * for the test that checks their query plans.
+ */
+export const RUN_FLEET_QUERIES = {
+  newest: 'SELECT * FROM runs ORDER BY started_at DESC, id DESC LIMIT @limit',
+  newestOfKind: 'SELECT * FROM runs WHERE kind = @kind ORDER BY started_at DESC, id DESC LIMIT @limit',
+  abandon: `UPDATE runs SET result = 'failed', finished_at = @finished_at, summary = json_set(summary, '$.error', json(@error))
+      WHERE result = 'running' AND started_at < @before
+        AND (json_extract(summary, '$.server') IS NULL OR json_extract(summary, '$.server') = @server)`,
+} as const;
+
 /** apply/test/readiness/audit/install runs: written twice (start, finish), read newest first. */
 export class SqliteRuns {
   private readonly insertStmt;
   private readonly finishStmt;
   private readonly getStmt;
   private readonly listStmt;
+  private readonly listKindStmt;
   private readonly listNodeStmt;
   private readonly abandonStmt;
 
@@ -53,13 +67,9 @@ export class SqliteRuns {
       WHERE id = @id`);
     this.getStmt = db.prepare<[string], RunRow>('SELECT * FROM runs WHERE id = ?');
     // Negative LIMIT = none. The node variant is separate so it can use the (node, started_at) index.
-    this.listStmt = db.prepare<[ListParams], RunRow>(`
-      SELECT * FROM runs WHERE (@kind IS NULL OR kind = @kind)
-      ORDER BY started_at DESC, id DESC LIMIT @limit`);
-    this.abandonStmt = db.prepare(`
-      UPDATE runs SET result = 'failed', finished_at = @finished_at, summary = json_set(summary, '$.error', json(@error))
-      WHERE result = 'running' AND started_at < @before
-        AND (json_extract(summary, '$.server') IS NULL OR json_extract(summary, '$.server') = @server)`);
+    this.listStmt = db.prepare<[{ limit: number }], RunRow>(RUN_FLEET_QUERIES.newest);
+    this.listKindStmt = db.prepare<[{ kind: string; limit: number }], RunRow>(RUN_FLEET_QUERIES.newestOfKind);
+    this.abandonStmt = db.prepare(RUN_FLEET_QUERIES.abandon);
     this.listNodeStmt = db.prepare<[ListParams], RunRow>(`
       SELECT * FROM runs WHERE node = @node AND (@kind IS NULL OR kind = @kind)
       ORDER BY started_at DESC, id DESC LIMIT @limit`);
@@ -111,6 +121,8 @@ export class SqliteRuns {
       kind: q.kind ?? null,
       limit: q.limit === undefined ? -1 : Math.max(0, Math.floor(q.limit)),
     };
-    return (q.node === undefined ? this.listStmt : this.listNodeStmt).all(params).map(toRun);
+    if (q.node !== undefined) return this.listNodeStmt.all(params).map(toRun);
+    if (q.kind !== undefined) return this.listKindStmt.all({ kind: q.kind, limit: params.limit }).map(toRun);
+    return this.listStmt.all({ limit: params.limit }).map(toRun);
   }
 }

@@ -12,6 +12,7 @@ import { isRackseedError } from '../../../server/model/errors.js';
 import { openStore, SqliteStore } from '../../../server/store/index.js';
 import { MIGRATIONS, type Migration } from '../../../server/store/migrations/index.js';
 import { migrateSqlite, schemaVersion } from '../../../server/store/sqlite-migrate.js';
+import { RUN_FLEET_QUERIES } from '../../../server/store/sqlite-runs.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const LATEST = MIGRATIONS.at(-1)!.version;
@@ -130,6 +131,23 @@ describe('sqlite migrations', () => {
       await store.close();
     }
     expect(appliedVersions()).toEqual(MIGRATIONS.map((m) => m.version));
+  });
+
+  it('the fleet-wide run queries walk an index: no full scan and no sort, however many runs there are', async () => {
+    const store = await openStore({ kind: 'sqlite', path });
+    await store.close();
+    raw((db) => {
+      const plan = (sql: string) =>
+        db
+          .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+          .all({ limit: 10, kind: 'audit', finished_at: 1, error: '{}', before: 1, server: 's' })
+          .map((r) => (r as { detail: string }).detail)
+          .join(' | ');
+      // Before migration 006 these read "SCAN runs | USE TEMP B-TREE FOR ORDER BY" (and the abandon a SCAN).
+      expect(plan(RUN_FLEET_QUERIES.newest)).toMatch(/^SCAN runs USING INDEX runs_started$/);
+      expect(plan(RUN_FLEET_QUERIES.newestOfKind)).toMatch(/^SEARCH runs USING INDEX runs_kind_started \(kind=\?\)$/);
+      expect(plan(RUN_FLEET_QUERIES.abandon)).toMatch(/USING INDEX runs_running/);
+    });
   });
 
   it('rolls a failing migration back entirely, keeping the ones before it', () => {
