@@ -8,7 +8,7 @@ import { addressesNeverLeased, inSubnet, parseCidr, parseIpv4, type Ipv4Subnet }
 import type { StoreConfig } from './store/index.js';
 import { strict } from './util/strict-object.js';
 import type { SourceLocator } from './util/source-locator.js';
-import { parseYamlDocument } from './util/yaml-document.js';
+import { parseYamlDocument, yamlToJs } from './util/yaml-document.js';
 import { parseAt } from './util/zod-located.js';
 
 /**
@@ -381,7 +381,7 @@ function resolveStore(raw: RawConfig['store'], dataDir: string, env: ConfigEnvir
  */
 export function parseConfig(text: string, file: string, env: ConfigEnvironment = processEnvironment()): Config {
   const { doc, where } = parseYamlDocument(text, file, 'CONFIG_INVALID');
-  const raw = parseAt(configSchema, doc.toJS() ?? {}, [], where, 'CONFIG_INVALID');
+  const raw = parseAt(configSchema, yamlToJs(doc, file, 'CONFIG_INVALID') ?? {}, [], where, 'CONFIG_INVALID');
   const base = path.dirname(path.resolve(file));
   const dataDir = path.resolve(base, raw.data_dir);
   const mode = raw.dhcp.mode ?? (raw.dhcp.interface ? 'proxy' : 'off');

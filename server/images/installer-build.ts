@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { RackseedError } from '../model/errors.js';
-import { parseYamlDocument } from '../util/yaml-document.js';
+import { parseYamlDocument, yamlToJs } from '../util/yaml-document.js';
 import { parseAt } from '../util/zod-located.js';
 import { z } from 'zod';
 import { PACKAGE_ROOT } from '../paths.js';
@@ -68,7 +68,7 @@ export function loadInstallerRecipe(dir: string): InstallerRecipe {
     throw new RackseedError('IMAGE_RECIPE_INVALID', `${file}: cannot read the installer recipe (${(cause as Error).message})`, { file }, { cause });
   }
   const { doc, where } = parseYamlDocument(text, file, 'IMAGE_RECIPE_INVALID');
-  return parseAt(recipeSchema, doc.toJS() ?? {}, [], where, 'IMAGE_RECIPE_INVALID') as InstallerRecipe;
+  return parseAt(recipeSchema, yamlToJs(doc, file, 'IMAGE_RECIPE_INVALID') ?? {}, [], where, 'IMAGE_RECIPE_INVALID') as InstallerRecipe;
 }
 
 async function hostPackageVersions(packages: string[]): Promise<Record<string, string>> {

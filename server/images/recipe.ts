@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { RackseedError } from '../model/errors.js';
 import type { ImageRecipe } from '../model/image.js';
-import { parseYamlDocument } from '../util/yaml-document.js';
+import { parseYamlDocument, yamlToJs } from '../util/yaml-document.js';
 import { parseAt } from '../util/zod-located.js';
 import { recipeSchema } from './manifest.js';
 
 /** Pure: validates recipe text; an error names the file, the line and the key (`images/x.yaml:7 packages[2]: ...`). */
 export function parseRecipe(text: string, file: string): ImageRecipe {
   const { doc, where } = parseYamlDocument(text, file, 'IMAGE_RECIPE_INVALID');
-  const recipe = parseAt(recipeSchema, doc.toJS() ?? {}, [], where, 'IMAGE_RECIPE_INVALID') as ImageRecipe;
+  const recipe = parseAt(recipeSchema, yamlToJs(doc, file, 'IMAGE_RECIPE_INVALID') ?? {}, [], where, 'IMAGE_RECIPE_INVALID') as ImageRecipe;
   if (recipe.variant === undefined) delete recipe.variant;
   if (recipe.hook === undefined) delete recipe.hook;
   return recipe;

@@ -8,7 +8,7 @@ import { isDnsName } from './names.js';
 import { restoreTextScalars } from './scalars.js';
 import { inventorySchema } from './schema.js';
 import { resolveNode, selectGroup } from './select.js';
-import { parseYamlDocument } from '../util/yaml-document.js';
+import { parseYamlDocument, yamlToJs } from '../util/yaml-document.js';
 import { parseAt } from '../util/zod-located.js';
 
 /** For callers that know the inventory has no csv: keys; one that does gets a clear error. */
@@ -33,7 +33,7 @@ export function parseInventoryDetailed(text: string, file: string, readCsv: CsvR
   if (doc.contents === null) throw where.error('INVENTORY_INVALID', [], 'the file is empty (expected cluster:, groups: and nodes:)');
   restoreTextScalars(doc, where);
 
-  const top = parseAt(inventorySchema, doc.toJS(), [], where, 'INVENTORY_INVALID');
+  const top = parseAt(inventorySchema, yamlToJs(doc, file, 'INVENTORY_INVALID'), [], where, 'INVENTORY_INVALID');
   if (!isDnsName(top.cluster.domain)) {
     throw where.error('INVENTORY_INVALID', ['cluster', 'domain'], `"${top.cluster.domain}" is not a DNS domain (expected e.g. cluster.local)`);
   }

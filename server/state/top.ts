@@ -1,4 +1,5 @@
 import { LineCounter, isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import { danglingAlias, danglingAliasProblem } from '../util/yaml-document.js';
 import { RackseedError } from '../model/errors.js';
 import { renderedLineMapper } from './parse/lines.js';
 import type { NodeFacts, SourceRef } from './types.js';
@@ -53,6 +54,8 @@ export function parseTop(rendered: string, file: string, template?: string): Top
   };
   const error = doc.errors[0];
   if (error) invalid(mapLine(lineCounter.linePos(error.pos[0]).line), `is not valid YAML: ${error.message.split('\n')[0]}`);
+  const dangling = danglingAlias(doc);
+  if (dangling) invalid(lineOf(dangling), danglingAliasProblem(dangling));
   const entries: TopEntry[] = [];
   const root = doc.contents;
   if (root === null || (isScalar(root) && root.value === null)) return { file, entries };
@@ -70,8 +73,14 @@ export function parseTop(rendered: string, file: string, template?: string): Top
       let matcher: TopMatcher = 'glob';
       const sls: TopEntry['sls'] = [];
       for (const item of targetPair.value.items) {
-        const value: unknown = (item as { toJS?: (d: unknown) => unknown })?.toJS?.(doc) ?? null;
         const line = lineOf(item) || targetLine;
+        let value: unknown;
+        try {
+          value = (item as { toJS?: (d: unknown) => unknown })?.toJS?.(doc) ?? null;
+        } catch (err) {
+          // Aliases that expand too far (a "billion laughs"): the library throws a bare ReferenceError.
+          return invalid(line, `target "${target}": YAML aliases cannot be expanded (${(err as Error).message})`);
+        }
         if (typeof value === 'string' && value !== '') sls.push({ sls: value, source: { file, line } });
         else if (value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 1 && 'match' in value) {
           const m = (value as { match: unknown }).match;

@@ -1,3 +1,4 @@
+import { danglingAlias, danglingAliasProblem, findAlias } from '../../util/yaml-document.js';
 import { LineCounter, isAlias, isMap, isNode, isScalar, isSeq, parseDocument, visit, type Document, type Node, type Pair } from 'yaml';
 import { RackseedError } from '../../model/errors.js';
 import { isInitFile } from '../source.js';
@@ -55,6 +56,23 @@ export function parseSls(input: SlsParseInput): SlsDocument {
     invalid(lineAt(firstError.pos[0]), '', `is not valid YAML: key ${key.startsWith('"') || key.startsWith("'") ? key : JSON.stringify(key)} appears twice in one mapping (a state ID, or a key of one state)`, { key });
   }
   if (firstError) invalid(lineAt(firstError.pos[0]), '', `is not valid YAML: ${firstError.message.split('\n')[0]}`);
+  const dangling = danglingAlias(doc);
+  if (dangling) invalid(lineOf(dangling), '', danglingAliasProblem(dangling));
+  try {
+    return parseSlsContents(input, doc, lineOf, invalid);
+  } catch (err) {
+    // The YAML library refuses aliases that expand too far (a "billion laughs") with a bare ReferenceError.
+    if (err instanceof ReferenceError) return invalid(lineOf(findAlias(doc)), '', `YAML aliases cannot be expanded (${err.message})`);
+    throw err;
+  }
+}
+
+function parseSlsContents(
+  input: SlsParseInput,
+  doc: Document,
+  lineOf: (node: unknown) => number,
+  invalid: (line: number, what: string, problem: string, details?: Record<string, unknown>) => never,
+): SlsDocument {
   keepRadixLiterals(doc);
   const result: SlsDocument = { sls: input.sls, file: input.file, includes: [], states: [], extends: [], excludes: [] };
   const root = deref(doc, doc.contents);
