@@ -14,15 +14,20 @@ export interface AuditRouteDeps {
 }
 
 /**
- * POST /audit {targets?}: dry-runs every target node's states and runs its readiness checks (no targets: every
- * node in the inventory), NDJSON: a start line, one line per node as it finishes, then the summary.
+ * POST /audit {targets?}: dry-runs every target node's states and runs its readiness checks (`{}`: every node in
+ * the inventory; a body that is not a JSON object is refused), NDJSON: a start line, one line per node as it finishes, then the summary.
  */
 export function auditRoutes(deps: AuditRouteDeps): Router {
   const api = Router();
   api.use(express.json({ limit: '1mb' }));
 
   api.post('/audit', async (req, res) => {
-    const targets = (req.body as { targets?: unknown } | undefined)?.targets;
+    // A body that is not a JSON object (curl --data without a JSON content type, a bare list) must not read as
+    // "no targets": that audited the whole fleet when one node was meant.
+    if (!req.is('application/json') || typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) {
+      throw badRequest('send a JSON object (Content-Type: application/json): {} audits every node, {"targets": [...]} the nodes named');
+    }
+    const targets = (req.body as { targets?: unknown }).targets;
     // An empty list is refused rather than read as "every node": a client whose selection came out empty must not
     // audit the whole fleet by accident (the other fleet routes refuse it too).
     if (targets !== undefined && (!Array.isArray(targets) || targets.length === 0 || !targets.every((t): t is string => typeof t === 'string'))) {
