@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
+import { createLogger } from '../../server/log.js';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { registerPower } from '../../server/cli/commands/power.js';
@@ -58,6 +59,11 @@ const sshCalls: Array<{ node: string; ip: string }> = [];
 const cancelledNotices: string[][] = [];
 const inventoryFile = path.join(tmpdir(), `rackseed-reimage-inventory-${process.pid}.yaml`);
 
+/** What the fleet routes logged (one JSON object per line), to check that every line about a machine names it. */
+const logLines: Array<Record<string, unknown>> = [];
+const routeLog = createLogger('debug', { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) });
+const logged = (msg: string) => logLines.filter((l) => l.msg === msg);
+
 beforeAll(async () => {
   writeFileSync(inventoryFile, INVENTORY);
   // An absolute path: startTestServer copies it into the server's own directory.
@@ -85,7 +91,7 @@ beforeAll(async () => {
       inventory: srv.inventory,
       store: srv.store,
       dataDir: srv.config.dataDir,
-      log: srv.log,
+      log: routeLog,
       power: { timeoutMs: 1500, concurrency: 8 },
       onReimageCancelled: async (nodes) => {
         cancelledNotices.push(nodes);
@@ -220,6 +226,7 @@ describe('reimage', () => {
   });
 
   it('reboots over SSH when a node is up, through the BMC otherwise or when SSH fails, and says who needs a hand', async () => {
+    logLines.length = 0;
     const { out, code } = await cli('--json', 'reimage', 'r[1-4]', '--yes');
     expect(code).toBe(1); // r3's BMC never answered
     const result = JSON.parse(out);
@@ -236,6 +243,13 @@ describe('reimage', () => {
       ['POST', { ResetType: 'ForceRestart' }],
     ]);
     for (const n of ['r1', 'r2', 'r3', 'r4']) expect(await srv.store.getNode(n)).toMatchObject({ reimageRequested: true });
+    // The log says which machines were sent to be wiped and how each reboot went (it said only how many).
+    expect(logged('reimage requested for node').map((l) => l.node)).toEqual(expect.arrayContaining(['r1', 'r2', 'r3', 'r4']));
+    expect(logged('reimage reboot sent').map((l) => [l.node, l.method]).sort()).toEqual([['r1', 'ssh'], ['r2', 'bmc']]);
+    const failed = logged('reimage reboot failed');
+    expect(failed.map((l) => [l.node, l.level]).sort()).toEqual([['r3', 40], ['r4', 40]]);
+    expect(failed.find((l) => l.node === 'r3')!.reason).toMatch(/no answer within 1.5 s/);
+    expect(JSON.stringify(logLines)).not.toContain('calvin');
   });
 
   it('streams NDJSON progress lines and ends with the result', async () => {
@@ -374,6 +388,7 @@ describe('reimage --group: into another group in one command', () => {
 
 describe('power', () => {
   it('reports per node; a hung BMC times out alone and the CLI exits 1', async () => {
+    logLines.length = 0;
     goodBmc.system.PowerState = 'On';
     const { out, code } = await cli('power', 'status', 'r[1-3]');
     expect(code).toBe(1);
@@ -381,6 +396,9 @@ describe('power', () => {
     expect(out).toMatch(/r2\s+│\s+ok\s+│\s+on\s+│/);
     expect(out).toMatch(/r3\s+│\s+timeout\s+│\s+-\s+│\s+1\.\ds\s+│\s+no answer within 1.5 s/);
     expect(out).toContain('1 ok, 2 failed');
+    const status = logLines.filter((l) => l.action === 'status');
+    expect(status.filter((l) => l.msg === 'power action failed').map((l) => l.node).sort()).toEqual(['r1', 'r3']);
+    expect(status.find((l) => l.node === 'r2')).toMatchObject({ msg: 'power status', state: 'on' });
   });
 
   it('off, cycle and pxe without confirmation only list the BMCs and change nothing (API and CLI)', async () => {

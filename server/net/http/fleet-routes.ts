@@ -1,6 +1,6 @@
 import express, { Router, type Request } from 'express';
 import { resolveTargets } from '../../inventory/select.js';
-import type { Logger } from '../../log.js';
+import { nodeLogger, type Logger } from '../../log.js';
 import type { BmcBootMode, ResolvedNode } from '../../model/inventory.js';
 import { countPowerAction } from '../../metrics/runtime-metrics.js';
 import type { BmcCredentials } from '../../power/credentials-file.js';
@@ -9,7 +9,7 @@ import { bootModeFromFacts } from '../../power/boot-mode.js';
 import { DEFAULT_POWER_OPTIONS, powerNodes, type PowerOptions } from '../../power/power-nodes.js';
 import { sshReboot } from '../../power/ssh-reboot.js';
 import { DISRUPTIVE_POWER_ACTIONS, isPowerAction, type PowerAction, type PowerResult } from '../../power/types.js';
-import { cancelReimage, executeReimage, planReimage, REIMAGE_INTO_ROLE_HINT, type Rebooter, type ReimageRequest } from '../../services/reimage.js';
+import { cancelReimage, executeReimage, planReimage, REIMAGE_INTO_ROLE_HINT, type Rebooter, type ReimageProgress, type ReimageRequest } from '../../services/reimage.js';
 import type { InventoryService } from '../../services/inventory-service.js';
 import type { ObservedStore } from '../../store/types.js';
 import { badRequest } from './errors.js';
@@ -125,6 +125,10 @@ export function fleetRoutes(deps: FleetDeps): Router {
       return;
     }
     deps.log.info({ targets: names.length, nodes: plan.counts.toMark, group }, 'reimage requested');
+    // One line per machine: the log must say which ones were sent to be wiped, and how each is to be rebooted.
+    for (const n of plan.nodes) {
+      nodeLogger(deps.log, { name: n.node }).info({ group: n.group, ...(n.fromGroup ? { fromGroup: n.fromGroup } : {}), state: n.state, reboot: n.reboot, ...(n.skip ? { skip: n.skip } : {}) }, 'reimage requested for node');
+    }
     // The move is made after the marks, so convergence sees a pending reimage rather than a role change to apply to
     // the old OS; nodes the lifecycle refused to mark keep their group. Skipped nodes (never installed) move too.
     const skipped = plan.nodes.filter((n) => n.skip).map((n) => n.node);
@@ -135,7 +139,15 @@ export function fleetRoutes(deps: FleetDeps): Router {
       if (moved.length > 0) deps.log.info({ group, moved }, 'nodes moved into another group for their reimage');
     };
     const run = async (send: (line: unknown) => void) => {
-      const summary = await executeReimage(plan, inv, deps.store, rebooter, (p) => send({ type: 'progress', ...p }), moveMarked);
+      const onProgress = (p: ReimageProgress) => {
+        if (p.node !== undefined && p.ok !== undefined) {
+          const log = nodeLogger(deps.log, { name: p.node });
+          if (p.ok) log.info({ method: p.method }, 'reimage reboot sent');
+          else log.warn({ method: p.method, reason: p.failure }, 'reimage reboot failed');
+        }
+        send({ type: 'progress', ...p });
+      };
+      const summary = await executeReimage(plan, inv, deps.store, rebooter, onProgress, moveMarked);
       deps.log.info(summary.counts, 'reimage done');
       return { type: 'result', dryRun: false, counts: plan.counts, summary: { ...summary, ...(group !== undefined ? { moved: moved.map((m) => ({ ...m, to: group })) } : {}) } };
     };
@@ -164,6 +176,11 @@ export function fleetRoutes(deps: FleetDeps): Router {
       const bootModes = action === 'pxe' ? await bootModesSeen(deps.store, nodes) : undefined;
       const results = await powerNodes(nodes, action, creds, { ...powerOptions, ...(bootModes ? { bootModesSeen: bootModes } : {}) }, (result) => {
         tally(action, result);
+        const log = nodeLogger(deps.log, { name: result.node });
+        const fields = { action, ...(result.state ? { state: result.state } : {}), ...(result.error ? { reason: result.error } : {}), ...(result.timedOut ? { timedOut: true } : {}), ms: result.durationMs };
+        if (!result.ok) log.warn(fields, 'power action failed');
+        else if (action === 'status') log.debug(fields, 'power status');
+        else log.info(fields, 'power action done');
         done += 1;
         send({ type: 'progress', phase: 'power', done, total: nodes.length, result });
       });
