@@ -292,7 +292,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         });
         handler = new FullModeHandler(config.dhcp, inventory, book, boot, stats, dhcpLog);
       } else {
-        handler = new ProxyModeHandler(boot, stats, dhcpLog);
+        handler = new ProxyModeHandler(boot, stats, dhcpLog, () => inventory.inventory);
       }
       const listener = await startDhcpListener({
         serverIp: config.dhcp.serverIp!,

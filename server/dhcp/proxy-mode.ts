@@ -1,4 +1,6 @@
-import type { Logger } from '../log.js';
+import { findNodeByMac } from '../inventory/index.js';
+import { nodeLogger, type Logger } from '../log.js';
+import type { Inventory } from '../model/inventory.js';
 import { decideBoot, type BootContext } from '../protocol/dhcp/decision.js';
 import { replyDestination } from '../protocol/dhcp/destination.js';
 import { MessageType, messageType } from '../protocol/dhcp/options.js';
@@ -16,6 +18,8 @@ export class ProxyModeHandler implements DhcpModeHandler {
     private readonly boot: BootContext,
     private readonly stats: DhcpStats,
     private readonly log: Logger,
+    /** The inventory now, so that a line about a known machine names its node. */
+    private readonly inventory: () => Inventory,
   ) {}
 
   async handle({ packet, receivedOn, source }: Incoming): Promise<Outgoing | undefined> {
@@ -30,7 +34,8 @@ export class ProxyModeHandler implements DhcpModeHandler {
       bump(this.stats.ignored, decision.reason);
       return undefined;
     }
-    const log = this.log.child({ mac: decision.mac });
+    const node = findNodeByMac(this.inventory(), decision.mac);
+    const log = nodeLogger(this.log, { mac: decision.mac, ...(node ? { name: node.name } : {}) });
     if (receivedOn === 'dhcp') {
       const reply = buildProxyOffer(packet, { serverIp: this.boot.serverIp }, decision);
       this.stats.proxyOffers++;

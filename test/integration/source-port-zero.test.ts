@@ -42,7 +42,8 @@ beforeAll(async () => {
     ns,
     httpAddress: SERVER,
     config: `tftp:\n  listen: ${SERVER}\n  root: /usr/lib/ipxe\ndhcp:\n  mode: proxy\n  interface: ${br}\n  server_ip: ${SERVER}\n`,
-    inventory: 'cluster:\n  name: port0\n',
+    // The machine of the recorded request is known: lines about it must name its node.
+    inventory: 'cluster:\n  name: port0\ngroups:\n  g: {}\nnodes:\n  - { name: pxe04, mac: "52:54:00:7e:00:04", group: g }\n',
     waitFor: [/DHCP listening/, /tftp: listening/],
   });
 }, 60_000);
@@ -65,6 +66,14 @@ describe('datagrams from source port 0', () => {
     sendRawUdp(netns, ns, { address: SERVER, port: 4011 }, 40000, request);
     await waitFor('the ordinary request answered', () => stats().dhcp.proxyAcks === acksBefore + 1);
     expect(stats().dhcp.dropped['SOURCE_PORT_ZERO']).toBe(2);
+    const sent = () =>
+      server
+        .log()
+        .split('\n')
+        .filter((l) => l.includes('proxyDHCP boot file sent'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    await waitFor('the boot file line logged', () => sent().length > 0);
+    expect(sent().at(-1)).toMatchObject({ node: 'pxe04', mac: '52:54:00:7e:00:04' });
   });
 
   it('TFTP counts read and write requests from port 0 as protocol errors and still serves atftp', async () => {

@@ -65,9 +65,9 @@ export function bootRoutes(deps: BootRouteDeps): Router {
       return;
     }
     const facts = factsFrom(req, mac);
-    deps.log.debug({ url: req.originalUrl }, 'machine script requested');
     const node = findNodeByMac(deps.inventory.inventory, mac);
     const log = nodeLogger(deps.log, { mac, ...(node ? { name: node.name } : {}) });
+    log.debug({ url: req.originalUrl }, 'machine script requested');
     const now = Date.now();
 
     if (!node) {
