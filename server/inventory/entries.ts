@@ -1,6 +1,6 @@
 import { isRackseedError } from '../model/errors.js';
 import { isValidHostname } from '../model/hostname.js';
-import { parseMac, type Mac } from '../model/mac.js';
+import { nicMacProblem, parseMac, type Mac } from '../model/mac.js';
 import type { Bmc, Group, NodeOverrides, NodeSpec } from '../model/inventory.js';
 import { expandHostlist } from './hostlist.js';
 import { addToIpv4, isIpv4 } from '../model/ipv4.js';
@@ -166,6 +166,8 @@ function lineOf(where: SourceLocator, path: KeyPath): { line?: number } {
 function macAt(where: SourceLocator, path: KeyPath, text: string): Mac {
   const mac = parseMac(text);
   if (!mac) throw where.error('MAC_INVALID', path, `"${text}" is not a MAC address (expected e.g. 52:54:00:12:34:56)`, { value: text });
+  const problem = nicMacProblem(mac);
+  if (problem) throw where.error('MAC_INVALID', path, `"${text}" ${problem}`, { value: text });
   return mac;
 }
 

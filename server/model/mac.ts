@@ -27,7 +27,19 @@ export function parseMac(input: string): Mac | undefined {
   return hex.match(/../g)!.join(':') as Mac;
 }
 
-/** Like parseMac, but throws a typed error naming where the bad value came from. */
+/**
+ * Why `mac` cannot be a network card's own address, or undefined: a group (multicast) address, broadcast among them,
+ * has the low bit of its first octet set, and no card has the all-zero address. Such a MAC in the inventory is a typo
+ * that DHCP can never match (while it still holds a reserved address).
+ */
+export function nicMacProblem(mac: Mac): string | undefined {
+  if (mac === '00:00:00:00:00:00') return 'is all zeros, which no network card has';
+  if (mac === 'ff:ff:ff:ff:ff:ff') return 'is the broadcast address, not a network card\'s';
+  if (parseInt(mac.slice(0, 2), 16) & 1) return 'is a multicast address (odd first octet), not a network card\'s';
+  return undefined;
+}
+
+/** Like parseMac for a machine's own address, but throws a typed error naming where the bad value came from. */
 export function normalizeMac(input: string, where = 'value'): Mac {
   const mac = parseMac(input);
   if (!mac) {
@@ -36,5 +48,7 @@ export function normalizeMac(input: string, where = 'value'): Mac {
       value: input,
     });
   }
+  const problem = nicMacProblem(mac);
+  if (problem) throw new RackseedError('MAC_INVALID', `${where}: "${input}" ${problem}`, { where, value: input });
   return mac;
 }

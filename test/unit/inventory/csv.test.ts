@@ -40,6 +40,7 @@ describe('parseNodeCsv', () => {
     ['name,ip\n', 'CSV_INVALID', 'm.csv:1: the header has no "mac" column'],
     ['name,mac\nn_1,525400000001\n', 'HOSTNAME_INVALID', 'm.csv:2 name: "n_1" is not a valid host name'],
     ['name,mac\nn1,52:54\n', 'MAC_INVALID', 'm.csv:2 mac: "52:54" is not a MAC address'],
+    ['name,mac\nn1,ff:ff:ff:ff:ff:ff\n', 'MAC_INVALID', 'm.csv:2 mac: "ff:ff:ff:ff:ff:ff" is the broadcast address'],
     ['name,mac\nn1,\n', 'CSV_INVALID', 'm.csv:2: empty mac for n1'],
     ['name,mac,ip\nn1,525400000001,10.0.0\n', 'CSV_INVALID', 'm.csv:2: ip "10.0.0" is not an IPv4 address'],
     ['name,mac,slot\nn1,525400000001,x\n', 'CSV_INVALID', 'm.csv:2: slot "x" is not a whole number'],

@@ -39,6 +39,22 @@ describe('MAC spellings', () => {
     expect(err.message).toBe(`${FILE}:${FIRST_NODE_LINE + 2} nodes[0].mac: "${spelling}" is not a MAC address (expected e.g. 52:54:00:12:34:56)`);
   });
 
+  test.each([
+    ['ff:ff:ff:ff:ff:ff', 'is the broadcast address'],
+    ['01:00:5e:00:00:01', 'is a multicast address (odd first octet)'],
+    ['33:33:00:00:00:01', 'is a multicast address (odd first octet)'],
+    ['00:00:00:00:00:00', 'is all zeros'],
+  ])('refuses %s, which no network card has (DHCP could never match it)', (mac, problem) => {
+    const err = failure(withNodes(`  - name: n1\n    group: head\n    mac: "${mac}"\n`));
+    expect(err.code).toBe('MAC_INVALID');
+    expect(err.message).toMatch(new RegExp(`^${FILE}:${FIRST_NODE_LINE + 2} nodes\\[0\\]\\.mac: "${mac}" ${problem.replace(/[()]/g, '\\$&')}`));
+  });
+
+  test('a locally administered MAC (QEMU 52:54:00, 02:...) is a card\'s', () => {
+    const inv = parseInventory(withNodes('  - { name: n1, mac: "02:00:00:00:00:01", group: head }\n'), FILE);
+    expect(inv.nodes.get('n1')?.macs).toEqual(['02:00:00:00:00:01']);
+  });
+
   test('a bad MAC in a macs: list names its index', () => {
     const err = failure(withNodes(`  - name: n1\n    group: head\n    macs:\n      - 52:54:00:00:00:01\n      - nope\n`));
     expect(err.code).toBe('MAC_INVALID');
