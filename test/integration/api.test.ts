@@ -41,6 +41,13 @@ describe('admin API auth', () => {
     expect(st.mode & 0o777).toBe(0o600);
     expect(readFileSync(`${srv.config.dataDir}/admin-token`, 'utf8').trim()).toBe(srv.adminToken);
   });
+  it('every answer, not only the dashboard\'s, forbids type sniffing and referrers', async () => {
+    for (const path of ['/healthz', '/boot.ipxe', '/api/v1/nodes', '/no/such/path', '/ipxe/machine']) {
+      const res = await fetch(`${srv.httpUrl}${path}`);
+      expect([path, res.headers.get('x-content-type-options'), res.headers.get('referrer-policy')]).toEqual([path, 'nosniff', 'no-referrer']);
+    }
+  });
+
   it('answers unknown routes with a JSON 404', async () => {
     const res = await api('/api/v1/nope');
     expect(res.status).toBe(404);

@@ -69,6 +69,13 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  // On every answer, not only the dashboard's: a browser must never guess a type (an image file, a script a node
+  // reported) into HTML, and must not leak the URL (a single-use plan token travels in one) to another site.
+  app.use((_req, res, next) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    next();
+  });
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true, server: deps.serverName });
   });
