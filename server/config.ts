@@ -21,6 +21,15 @@ const port = z.number().int().min(0).max(65535);
 const ipv4 = z.string().refine((s) => parseIpv4(s) !== undefined, 'expected an IPv4 address');
 
 // An address this host has (or 0.0.0.0 / ::): a host name would be resolved at bind time, and a typo found late.
+const PROXY_KEYWORDS = new Set(['loopback', 'linklocal', 'uniquelocal']);
+function isProxyAddress(s: string): boolean {
+  if (PROXY_KEYWORDS.has(s) || isIP(s) !== 0) return true;
+  const [address, bits, ...rest] = s.split('/');
+  if (rest.length > 0 || address === undefined || bits === undefined || !/^\d{1,3}$/.test(bits)) return false;
+  const family = isIP(address);
+  return family !== 0 && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
 const listenAddress = z.string().refine((s) => isIP(s) !== 0, 'expected an IPv4 or IPv6 address of this host, 0.0.0.0 or ::');
 
 const httpSchema = strict({
@@ -29,6 +38,12 @@ const httpSchema = strict({
     port: port.default(8080),
     /** The base URL nodes use to reach this server; defaults to http://<dhcp.server_ip or listen>:<port>. */
     public_url: z.url({ protocol: /^https?$/ }).optional(),
+    /**
+     * Reverse proxies in front of this server (addresses, subnets, or loopback / linklocal / uniquelocal) whose
+     * X-Forwarded-For and X-Forwarded-Proto are believed: the client's address, and https for the dashboard cookie's
+     * Secure flag. Never "everyone": anybody could then claim a node's address.
+     */
+    trust_proxy: z.array(z.string().refine(isProxyAddress, 'expected an address, a subnet (10.0.0.0/24, fd00::/8) or one of loopback, linklocal, uniquelocal')).default([]),
   })
   .prefault({});
 
@@ -308,7 +323,7 @@ export interface Config {
   serverName: string;
   dataDir: string;
   inventoryPath: string;
-  http: { enabled: boolean; listen: string; port: number; publicUrl: string };
+  http: { enabled: boolean; listen: string; port: number; publicUrl: string; trustProxy: string[] };
   tftp: { enabled: boolean; listen: string; port: number; root: string; maxTransfers: number; maxTransfersPerClient: number };
   dhcp: DhcpConfig;
   /** Resolved: a PostgreSQL URL read from the environment is in here, so never log or print this object whole. */
@@ -398,6 +413,7 @@ export function parseConfig(text: string, file: string, env: ConfigEnvironment =
       listen: raw.http.listen,
       port: raw.http.port,
       publicUrl: (raw.http.public_url ?? `http://${advertised}:${raw.http.port}`).replace(/\/+$/, ''),
+      trustProxy: raw.http.trust_proxy,
     },
     tftp: {
       enabled: raw.tftp.enabled,

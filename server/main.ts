@@ -208,6 +208,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       loaderSymlinkTargets,
       dataDir: config.dataDir,
       sshPort: config.states.sshPort,
+      trustProxy: config.http.trustProxy,
       states,
       readiness,
       audit,

@@ -15,12 +15,12 @@ export interface TestServer extends RunningServer {
  * A real rackseed on loopback with an ephemeral HTTP port, its own data directory and a copy of an inventory
  * fixture (so edits do not touch the repository). TFTP is off unless asked for: it needs a port of its own.
  */
-export async function startTestServer(opts: { inventoryFixture?: string; extraConfig?: string } = {}): Promise<TestServer> {
+export async function startTestServer(opts: { inventoryFixture?: string; extraConfig?: string; httpConfig?: string } = {}): Promise<TestServer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'rackseed-test-'));
   const inventoryFile = path.join(dir, 'inventory.yaml');
   if (opts.inventoryFixture) copyFileSync(path.resolve(import.meta.dirname, '..', 'fixtures', opts.inventoryFixture), inventoryFile);
   const configText = [
-    'http:\n  listen: 127.0.0.1\n  port: 0\n  public_url: http://10.0.0.1:8080',
+    `http:\n  listen: 127.0.0.1\n  port: 0\n  public_url: http://10.0.0.1:8080${opts.httpConfig ? `\n  ${opts.httpConfig}` : ''}`,
     'tftp:\n  enabled: false',
     'log:\n  level: silent',
     opts.extraConfig ?? '',

@@ -33,6 +33,8 @@ export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, Swar
   dataDir: string;
   /** tftp.enabled: /metrics exports the TFTP families only for a server that runs TFTP. */
   tftpEnabled: boolean;
+  /** http.trust_proxy: reverse proxies whose X-Forwarded-* headers are believed (none by default). */
+  trustProxy?: readonly string[];
   /** The nodes' sshd port (states.ssh_port): reimage's SSH reboot uses it like the state runs. Default 22. */
   sshPort?: number;
   /** State runs (apply/test); absent in tests that do not need them. */
@@ -69,6 +71,8 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  // Only the proxies named: req.ip (the plan route's address check, logs) and req.secure (the cookie) follow them.
+  if (deps.trustProxy && deps.trustProxy.length > 0) app.set('trust proxy', [...deps.trustProxy]);
   // On every answer, not only the dashboard's: a browser must never guess a type (an image file, a script a node
   // reported) into HTML, and must not leak the URL (a single-use plan token travels in one) to another site.
   app.use((_req, res, next) => {

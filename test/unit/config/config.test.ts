@@ -24,6 +24,11 @@ describe('config: safe defaults', () => {
     expect(c.provisioning).toEqual({ kernel: 'installer/vmlinuz', initrd: 'installer/initrd.img', tokenSeconds: 14400 });
   });
 
+  it('trusts no reverse proxy unless told which: addresses, subnets and the loopback/linklocal/uniquelocal words', () => {
+    expect(parseConfig('', 'r.yaml').http.trustProxy).toEqual([]);
+    expect(parseConfig('http:\n  trust_proxy: [127.0.0.1, 10.1.0.0/16, "fd00::/8", loopback]\n', 'r.yaml').http.trustProxy).toEqual(['127.0.0.1', '10.1.0.0/16', 'fd00::/8', 'loopback']);
+  });
+
   it('naming an interface turns DHCP on in the safe proxy mode', () => {
     const c = parseConfig('dhcp:\n  interface: eth1\n  server_ip: 10.0.0.1\n', 'r.yaml');
     expect(c.dhcp).toMatchObject({ mode: 'proxy', interface: 'eth1', serverIp: '10.0.0.1', port: 67, proxyPort: 4011 });
@@ -54,6 +59,8 @@ describe('config: errors name the file, the line, the key and what was expected'
     ['wrong type', 'log:\n  level: info\nhttp:\n  port: "eighty"\n', /rackseed\.yaml:4 http\.port: expected number, got string/],
     ['port out of range', 'tftp:\n  port: 70000\n', /rackseed\.yaml:2 tftp\.port: .*65535/],
     ['bad enum', 'dhcp:\n  mode: sometimes\n', /rackseed\.yaml:2 dhcp\.mode: .*"off"/],
+    ['trust_proxy everyone', 'http:\n  trust_proxy: [true]\n', /rackseed\.yaml:2 http\.trust_proxy\[0\]: expected string/],
+    ['trust_proxy not an address', 'http:\n  trust_proxy: [proxy.example]\n', /rackseed\.yaml:2 http\.trust_proxy\[0\]: expected an address, a subnet/],
     ['full mode without interface', 'dhcp:\n  mode: full\n  server_ip: 10.0.0.1\n', /rackseed\.yaml:1 dhcp\.interface: required when mode is "full"/],
     ['proxy mode without server_ip', 'dhcp:\n  mode: proxy\n  interface: eth1\n', /dhcp\.server_ip: required when mode is "proxy"/],
     ['bad IPv4', 'dhcp:\n  interface: eth1\n  server_ip: 10.0.0.300\n', /rackseed\.yaml:3 dhcp\.server_ip: expected an IPv4 address/],

@@ -8,7 +8,7 @@ import { remoteOf } from '../remote.js';
 import { latestEventId } from './event-cursor.js';
 import { liveEvents } from './live.js';
 import { fleetPage, nodePage } from './pages.js';
-import { SESSION_COOKIE, SESSION_SECONDS, cookieValue, issueSession, sessionKey, sessionValid } from './session.js';
+import { RevokedSessions, SESSION_COOKIE, SESSION_SECONDS, cookieValue, issueSession, sessionKey, sessionValid } from './session.js';
 import { UI_STATIC_DIR, createPageRenderer } from './templates.js';
 
 export interface DashboardDeps {
@@ -66,7 +66,11 @@ export function dashboardRoutes(deps: DashboardDeps): Router {
   const router = Router();
   const render = createPageRenderer();
   const key = sessionKey(deps.adminToken);
-  const hasSession = (req: Request) => sessionValid(key, cookieValue(req.get('cookie'), SESSION_COOKIE));
+  const revoked = new RevokedSessions();
+  const hasSession = (req: Request) => {
+    const value = cookieValue(req.get('cookie'), SESSION_COOKIE);
+    return sessionValid(key, value) && !revoked.has(value);
+  };
   const page = (res: Response, name: string, context: Record<string, unknown>, status = 200) => {
     res.status(status).set('cache-control', 'no-store').type('html').send(render(name, { serverName: deps.serverName, base: res.req.baseUrl, ...context }));
   };
@@ -91,6 +95,8 @@ export function dashboardRoutes(deps: DashboardDeps): Router {
   });
 
   router.post('/logout', sameOrigin, (req, res) => {
+    const value = cookieValue(req.get('cookie'), SESSION_COOKIE);
+    if (sessionValid(key, value)) revoked.revoke(value);
     res.clearCookie(SESSION_COOKIE, { httpOnly: true, sameSite: 'strict', secure: req.secure, path: req.baseUrl || '/' });
     res.redirect(303, `${req.baseUrl}/login`);
   });

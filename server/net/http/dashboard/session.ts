@@ -37,6 +37,32 @@ export function sessionValid(key: Buffer, value: string | undefined, now: number
   return Number.isSafeInteger(expires) && expires > now;
 }
 
+/**
+ * Sessions ended by a logout, until they would have expired anyway: a copied cookie must not outlive the logout.
+ * Kept in this server's memory (the cookie itself stays stateless): another server sharing the admin token accepts
+ * it until it expires, and a restart forgets the list, as rotating the admin token does not.
+ */
+export class RevokedSessions {
+  private readonly until = new Map<string, number>();
+
+  revoke(value: string | undefined, now: number = Date.now()): void {
+    const expires = Number(value?.split('.')[1]);
+    if (!value || !Number.isSafeInteger(expires) || expires <= now) return;
+    this.prune(now);
+    this.until.set(value, expires);
+  }
+
+  has(value: string | undefined, now: number = Date.now()): boolean {
+    if (!value) return false;
+    const expires = this.until.get(value);
+    return expires !== undefined && expires > now;
+  }
+
+  private prune(now: number): void {
+    for (const [value, expires] of this.until) if (expires <= now) this.until.delete(value);
+  }
+}
+
 /** The value of one cookie from a Cookie header (no cookie-parser dependency for one cookie). */
 export function cookieValue(header: string | undefined, name: string): string | undefined {
   if (!header) return undefined;
