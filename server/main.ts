@@ -14,6 +14,8 @@ import { createIpxeRenderer, IPXE_TEMPLATE_NAMES, type IpxeTemplateName } from '
 import { BUILTIN_STATES_DIR, IPXE_TEMPLATE_DIR } from './paths.js';
 import { ImageCatalog } from './images/catalog.js';
 import { imageSwarm } from './images/seeder-swarm.js';
+import { BIOS_LOADER } from './protocol/dhcp/decision.js';
+import { DEFAULT_UEFI_LOADER } from './model/inventory.js';
 import { NodeLocks } from './services/node-locks.js';
 import { NodeIdentity } from './services/node-identity.js';
 import { StateService } from './services/state-service.js';
@@ -105,6 +107,20 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       `${config.file} tftp.root: ${config.tftp.root} does not exist (it holds the iPXE binaries: install Debian's ipxe package, set tftp.root, or turn TFTP off with tftp.enabled: false)`,
       { key: 'tftp.root' },
     );
+  }
+  if (config.tftp.enabled) {
+    // Debian's ipxe-qemu (pulled in by QEMU) makes /usr/lib/ipxe without the ipxe package's loaders: the directory
+    // alone says nothing, and every PXE boot would fail at TFTP with no word at the start.
+    const loaders = [BIOS_LOADER, DEFAULT_UEFI_LOADER];
+    const missing = loaders.filter((f) => !existsSync(path.join(config.tftp.root, f)));
+    if (missing.length === loaders.length) {
+      throw new RackseedError(
+        'CONFIG_INVALID',
+        `${config.file} tftp.root: ${config.tftp.root} has neither ${loaders.join(' nor ')} (the iPXE loaders machines fetch first: install Debian's ipxe package, set tftp.root, or turn TFTP off with tftp.enabled: false)`,
+        { key: 'tftp.root' },
+      );
+    }
+    if (missing.length > 0) log.warn({ root: config.tftp.root, missing }, 'tftp.root lacks an iPXE loader: machines that need it cannot netboot');
   }
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const filesDir = path.join(config.dataDir, 'files');

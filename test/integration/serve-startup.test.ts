@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -76,6 +76,20 @@ describe('rackseed serve: starting', () => {
     expect(await s.exit).toBe(1);
     expect(s.output()).toMatch(new RegExp(`rackseed: ${file.replaceAll('.', '\\.')} tftp\\.root: /nonexistent-ipxe does not exist \\(it holds the iPXE binaries`));
     expect(s.output()).not.toContain('HTTP listening');
+  });
+
+  it('a tftp.root without the iPXE loaders (Debian\'s ipxe-qemu alone makes /usr/lib/ipxe) is named before anything starts', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'rackseed-ipxe-qemu-only-'));
+    try {
+      mkdirSync(path.join(root, 'qemu'));
+      const file = configFile('noloaders', `http:\n  listen: 127.0.0.1\n  port: 0\ntftp:\n  listen: 127.0.0.1\n  port: 0\n  root: ${root}\n`);
+      const s = serve(file);
+      expect(await s.exit).toBe(1);
+      expect(s.output()).toContain(`rackseed: ${file} tftp.root: ${root} has neither undionly.kpxe nor snponly.efi (the iPXE loaders machines fetch first`);
+      expect(s.output()).not.toContain('HTTP listening');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('a SIGHUP while the server starts is held and carried out once it runs, instead of ending it', async () => {
