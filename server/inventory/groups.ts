@@ -10,7 +10,7 @@ function toGroup(name: string, g: GroupInput): Group {
     name,
     roles: g.roles,
     kernelArgs: g.kernel_args,
-    selector: g.selector,
+    ...(g.selector !== undefined ? { selector: g.selector } : {}),
     installedBoot: g.installed_boot,
     uefiLoader: g.uefi_loader,
     leaseSeconds: g.lease_seconds,

@@ -54,7 +54,7 @@ export const groupSchema = strict({
     .int('must be a whole number of seconds')
     .min(3600, 'must be at least 3600 seconds: a lease must outlive provisioning')
     .default(86400),
-  selector: labels.default({}),
+  selector: labels.optional(),
   hardware: hardware.default({}),
   disk: disk.optional(),
   data: freeForm.default({}),

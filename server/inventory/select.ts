@@ -10,19 +10,21 @@ export function matchesSelector(selector: Record<string, string>, labels: Record
 /**
  * The group whose selector matches the labels most specifically (most selector keys). Ties go to the
  * alphabetically first group name, so the answer never depends on the order groups are written in.
- * An empty selector matches everything and therefore only wins when nothing more specific does.
+ * An empty selector (`{}`) matches everything and therefore only wins when nothing more specific does; a group
+ * without a selector is never chosen (a node added without a group must not become, say, a Slurm controller).
  */
 export function selectGroup(labels: Record<string, string>, groups: Iterable<Group>): Group | undefined {
-  let best: Group | undefined;
+  let best: (Group & { selector: Record<string, string> }) | undefined;
   for (const g of groups) {
-    if (!matchesSelector(g.selector, labels)) continue;
+    if (g.selector === undefined || !matchesSelector(g.selector, labels)) continue;
+    const candidate = g as Group & { selector: Record<string, string> };
     if (!best) {
-      best = g;
+      best = candidate;
       continue;
     }
-    const a = Object.keys(g.selector).length;
+    const a = Object.keys(candidate.selector).length;
     const b = Object.keys(best.selector).length;
-    if (a > b || (a === b && g.name < best.name)) best = g;
+    if (a > b || (a === b && g.name < best.name)) best = candidate;
   }
   return best;
 }

@@ -64,8 +64,11 @@ export interface Group {
   kernelArgs: string[];
   disk?: DiskLayout;
   hardware: ExpectedHardware;
-  /** Labels a machine must carry for this group to be selected for it; more keys = more specific. */
-  selector: Record<string, string>;
+  /**
+   * Labels a node without `group:` must carry for this group to be selected for it; more keys = more specific, and
+   * `{}` takes every such node. Absent: the group takes only nodes that name it.
+   */
+  selector?: Record<string, string>;
   installedBoot: InstalledBoot;
   uefiLoader: UefiLoader;
   /** DHCP lease time in seconds; must outlive provisioning of this group's image. */

@@ -71,7 +71,8 @@ export interface GroupView {
   image?: string;
   roles: string[];
   kernelArgs: string[];
-  selector: Record<string, string>;
+  /** Absent: the group takes only nodes that name it; `{}`: every node without a group. */
+  selector?: Record<string, string>;
   hardware: Group['hardware'];
   installedBoot: string;
   uefiLoader: string;
@@ -84,7 +85,7 @@ export function groupView(group: Group, inv: Inventory): GroupView {
     name: group.name,
     roles: group.roles,
     kernelArgs: group.kernelArgs,
-    selector: group.selector,
+    ...(group.selector !== undefined ? { selector: group.selector } : {}),
     hardware: group.hardware,
     installedBoot: group.installedBoot,
     uefiLoader: group.uefiLoader,

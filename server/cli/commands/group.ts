@@ -34,7 +34,7 @@ export function registerGroup(program: Command, ctx: (opts: GlobalOptions) => Cl
           ['installed boot', g.installedBoot],
           ['uefi loader', g.uefiLoader],
           ['lease', `${g.leaseSeconds} s`],
-          ['selector', Object.entries(g.selector).map(([k, v]) => `${k}=${v}`).join(', ') || undefined],
+          ['selector', g.selector === undefined ? undefined : Object.entries(g.selector).map(([k, v]) => `${k}=${v}`).join(', ') || '{} (every node without a group)'],
           ['gpus', gpu ? `${gpu.count} x ${gpu.model} (${gpu.memoryMiB} MiB)` : undefined],
           ['nodes', g.nodes.join(', ') || undefined],
         ])}\n`,

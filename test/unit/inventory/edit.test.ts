@@ -95,14 +95,14 @@ describe('addNodeToText', () => {
   });
 
   test.each([
-    ['an empty flow list', '# new\ncluster:\n  name: c\ngroups: { g: {} }\nnodes: []\n', '# new\ncluster:\n  name: c\ngroups: { g: {} }\nnodes: [{ name: n1, mac: 52:54:00:00:00:01 }]\n'],
-    ['a flow list', 'cluster: { name: c }\ngroups: { g: {} }\nnodes: [ { name: n0 } ]  # flow\n', 'cluster: { name: c }\ngroups: { g: {} }\nnodes: [ { name: n0 }, { name: n1, mac: 52:54:00:00:00:01 } ]  # flow\n'],
-    ['an empty nodes:', 'cluster: { name: c }\ngroups: { g: {} }\nnodes:\n# later\n', 'cluster: { name: c }\ngroups: { g: {} }\nnodes:\n  - name: n1\n    mac: 52:54:00:00:00:01\n# later\n'],
-    ['a flow list with a trailing comma', 'cluster: { name: c }\ngroups: { g: {} }\nnodes: [\n  { name: n0, mac: 52:54:00:00:00:00 },\n]\n', 'cluster: { name: c }\ngroups: { g: {} }\nnodes: [\n  { name: n0, mac: 52:54:00:00:00:00 }, { name: n1, mac: 52:54:00:00:00:01 }\n]\n'],
-    ['an empty nodes: with a comment', 'cluster: { name: c }\ngroups: { g: {} }\nnodes:   # add nodes below\n', 'cluster: { name: c }\ngroups: { g: {} }\nnodes:   # add nodes below\n  - name: n1\n    mac: 52:54:00:00:00:01\n'],
-    ['nodes: ~ with a comment', 'cluster: { name: c }\ngroups: { g: {} }\nnodes: ~  # none yet\n', 'cluster: { name: c }\ngroups: { g: {} }\nnodes:  # none yet\n  - name: n1\n    mac: 52:54:00:00:00:01\n'],
-    ['no nodes: key', 'cluster: { name: c }\ngroups: { g: {} }', 'cluster: { name: c }\ngroups: { g: {} }\nnodes:\n  - name: n1\n    mac: 52:54:00:00:00:01\n'],
-    ['an unindented list', 'cluster: { name: c }\ngroups: { g: {} }\nnodes:\n- name: n0\n', 'cluster: { name: c }\ngroups: { g: {} }\nnodes:\n- name: n0\n- name: n1\n  mac: 52:54:00:00:00:01\n'],
+    ['an empty flow list', '# new\ncluster:\n  name: c\ngroups: { g: { selector: {} } }\nnodes: []\n', '# new\ncluster:\n  name: c\ngroups: { g: { selector: {} } }\nnodes: [{ name: n1, mac: 52:54:00:00:00:01 }]\n'],
+    ['a flow list', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes: [ { name: n0 } ]  # flow\n', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes: [ { name: n0 }, { name: n1, mac: 52:54:00:00:00:01 } ]  # flow\n'],
+    ['an empty nodes:', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes:\n# later\n', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes:\n  - name: n1\n    mac: 52:54:00:00:00:01\n# later\n'],
+    ['a flow list with a trailing comma', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes: [\n  { name: n0, mac: 52:54:00:00:00:00 },\n]\n', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes: [\n  { name: n0, mac: 52:54:00:00:00:00 }, { name: n1, mac: 52:54:00:00:00:01 }\n]\n'],
+    ['an empty nodes: with a comment', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes:   # add nodes below\n', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes:   # add nodes below\n  - name: n1\n    mac: 52:54:00:00:00:01\n'],
+    ['nodes: ~ with a comment', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes: ~  # none yet\n', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes:  # none yet\n  - name: n1\n    mac: 52:54:00:00:00:01\n'],
+    ['no nodes: key', 'cluster: { name: c }\ngroups: { g: { selector: {} } }', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes:\n  - name: n1\n    mac: 52:54:00:00:00:01\n'],
+    ['an unindented list', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes:\n- name: n0\n', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes:\n- name: n0\n- name: n1\n  mac: 52:54:00:00:00:01\n'],
   ])('adds to %s', (_what, before, after) => {
     expect(addNodeToText(before, FILE, { name: 'n1', macs: ['52:54:00:00:00:01'] })).toBe(after);
   });
@@ -160,14 +160,14 @@ describe('importCsvToText', () => {
   });
 
   test('a CRLF file stays CRLF: new lines end as the file\'s do', () => {
-    const text = '\uFEFF# inv\r\ncluster: { name: c }\r\ngroups: { g: {} }\r\nnodes:\r\n  - name: x\r\n    mac: 52:54:00:00:00:09\r\n';
+    const text = '\uFEFF# inv\r\ncluster: { name: c }\r\ngroups: { g: { selector: {} } }\r\nnodes:\r\n  - name: x\r\n    mac: 52:54:00:00:00:09\r\n';
     const out = addNodeToText(text, FILE, { name: 'y', macs: ['52:54:00:00:00:0a'], group: 'g' }, readCsv);
     expect(out.split('\r\n').length - 1).toBe(out.split('\n').length - 1);
     expect(parseInventory(out, FILE, readCsv).nodes.get('y')?.macs).toEqual(['52:54:00:00:00:0a']);
   });
 
   test('a row that says what the entry says, as typed, changes nothing (rack: 07 is "07", not the number 7)', () => {
-    const text = 'cluster: { name: c }\ngroups: { g: {} }\nnodes:\n  - name: x\n    group: g\n    mac: 52:54:00:00:00:09\n    rack: 07\n    bmc: { address: 10.1.0.9 }\n';
+    const text = 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes:\n  - name: x\n    group: g\n    mac: 52:54:00:00:00:09\n    rack: 07\n    bmc: { address: 10.1.0.9 }\n';
     const r = importCsvToText(text, FILE, 'name,mac,rack,bmc\nx,52:54:00:00:00:09,07,10.1.0.9\n', 'a.csv', readCsv);
     expect(r).toEqual({ text, added: [], updated: [] });
   });

@@ -38,7 +38,7 @@ describe('resolution', () => {
   test('a node without group: is placed by its labels, rack included', () => {
     const text = `cluster: { name: t }
 groups:
-  any: {}
+  any: { selector: {} }
   gpu: { selector: { rack: r2 } }
   fast-gpu: { selector: { rack: r2, fabric: ndr } }
 nodes:
@@ -54,6 +54,23 @@ nodes:
       ['c', 'any'],
       ['d', 'any'],
     ]);
+  });
+
+  test('a group without selector: takes only the nodes that name it; a node no selector matches is refused', () => {
+    const text = `cluster: { name: t }
+groups:
+  head: { roles: [base, slurm-controller] }
+  gpu: { selector: { rack: r2 } }
+nodes:
+  - { name: h1, group: head }
+  - { name: a, rack: r2 }
+`;
+    expect([...parseInventory(text, FILE).nodes.values()].map((n) => [n.name, n.group])).toEqual([
+      ['h1', 'head'],
+      ['a', 'gpu'],
+    ]);
+    // Before: head (no selector, read as {}) took n9 and made it a Slurm controller.
+    expect(() => parseInventory(`${text}  - { name: n9, rack: r9 }\n`, FILE)).toThrow(/\(n9\): no group: given and no group's selector matches its labels \(rack=r9\)/);
   });
 
   test("overrides win over the group's settings; data merges deeply; kernel args are replaced", () => {
