@@ -214,6 +214,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       store,
       renderer,
       settings: { baseUrl: config.http.publicUrl, provisionKernel: config.provisioning.kernel, provisionInitrd: config.provisioning.initrd },
+      installerMissing: () => {
+        const missing = [config.provisioning.kernel, config.provisioning.initrd].find((f) => !existsSync(path.join(filesDir, f)));
+        return missing && `the installer is not built: ${path.join(filesDir, missing)} is missing (run rackseed installer build)`;
+      },
       adminToken: token,
       tokens: nodeTokens,
       tokenSeconds: config.provisioning.tokenSeconds,

@@ -59,7 +59,7 @@ export interface RunningLab {
   down(): Promise<void>;
 }
 
-const APT_HINT = 'apt-get install -y --no-install-recommends qemu-system-x86 qemu-utils ipxe-qemu ipxe ovmf debootstrap zstd e2fsprogs busybox-static cpio openssh-client';
+const APT_HINT = 'apt-get install -y --no-install-recommends qemu-system-x86 qemu-utils ipxe-qemu ipxe ovmf debootstrap zstd e2fsprogs busybox-static cpio openssh-client aria2 dosfstools fdisk';
 
 function requireRoot(): void {
   if (process.getuid?.() !== 0) {
@@ -68,7 +68,8 @@ function requireRoot(): void {
 }
 
 function requireTools(): void {
-  const missing = ['ip', 'qemu-system-x86_64', 'qemu-img', 'debootstrap', 'ssh'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' }).status !== 0);
+  // aria2c, mkfs.vfat and sfdisk go into the installer, which is built from this host's packages.
+  const missing = ['ip', 'qemu-system-x86_64', 'qemu-img', 'debootstrap', 'ssh', 'aria2c', 'mkfs.vfat', 'sfdisk'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' }).status !== 0);
   if (missing.length) throw new RackseedError('LAB_FAILED', `rackseed lab needs ${missing.join(', ')}: ${APT_HINT}`, { missing });
 }
 

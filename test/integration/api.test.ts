@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientContext } from '../../server/cli/context.js';
-import { writeTinyImage } from '../support/installer.js';
+import { writeStandInInstaller, writeTinyImage } from '../support/installer.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let srv: TestServer;
@@ -18,6 +18,8 @@ beforeAll(async () => {
   // The boot decision provisions a node only into an image the catalog holds.
   await writeTinyImage(srv.config.dataDir, 'http://10.0.0.1:8080', 'debian12');
   srv.images.rescan();
+  // ... and only when the installer is there.
+  writeStandInInstaller(srv.config.dataDir);
 });
 afterAll(async () => {
   await srv?.stop();

@@ -1,3 +1,4 @@
+import { writeStandInInstaller } from '../support/installer.js';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,11 +41,15 @@ nodes:
 let lab: MultiServerLab;
 let image: TestImage | undefined;
 
-/** The group's image, in both servers' catalogues (a server hands out a provisioning script only for an image it holds). */
+/**
+ * The group's image, in both servers' catalogues, and an installer beside it (a server hands out a provisioning script
+ * only for an image it holds, and only when its installer is built).
+ */
 async function catalogueImage(): Promise<TestImage> {
   if (!image) {
     image = await writeTestImage(path.join(lab.a.rs.dir, 'data'), { name: 'mini', size: IMAGE_SIZE, publicUrl: lab.a.url });
     lab.copyImage(lab.a, lab.b, 'mini');
+    for (const site of [lab.a, lab.b]) writeStandInInstaller(path.join(site.rs.dir, 'data'));
     for (const site of [lab.a, lab.b]) lab.api(site, '/images/rescan', 'POST');
   }
   return image;

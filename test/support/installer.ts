@@ -118,3 +118,15 @@ export function debugfsOnDisk(disk: string, partition: number, request: string):
     rmSync(work, { recursive: true, force: true });
   }
 }
+
+/**
+ * Stand-in installer files where `rackseed installer build` puts them (<data_dir>/files/installer/): for tests that
+ * check the provisioning script a node is handed, not what boots from it (the server hands that script out only
+ * when the installer is there).
+ */
+export function writeStandInInstaller(dataDir: string): void {
+  const dir = path.join(dataDir, 'files', 'installer');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'vmlinuz'), 'stand-in kernel (tests only)\n');
+  writeFileSync(path.join(dir, 'initrd.img'), 'stand-in initrd (tests only)\n');
+}

@@ -21,7 +21,7 @@ function banner(lab: RunningLab, dir: string): string {
 ${keyValues([
   ['dashboard', `${lab.url}/ui/  (log in with the admin token)`],
   ['admin token', lab.token],
-  ['progress', `RACKSEED_URL=${lab.url} RACKSEED_TOKEN=${lab.token} rackseed status`],
+  ['progress', `RACKSEED_URL=${lab.url} RACKSEED_TOKEN=${lab.token} npx rackseed status`],
   ['machines', lab.machines.map((m) => `${m.name} ${m.ip} (${m.group === 'head' ? 'Slurm controller' : 'Slurm compute'})`).join(', ')],
   ['ssh', ssh],
   ['server log', lab.server.logFile],

@@ -24,6 +24,11 @@ export interface BootRouteDeps {
   settings: BootSettings;
   images: ImageCatalog;
   log: Logger;
+  /**
+   * Why the installer cannot boot (its kernel or initrd is not in the data directory), or undefined. Checked before a
+   * provisioning script is handed out: a node sent to a missing installer looped through failed boots silently.
+   */
+  installerMissing?: () => string | undefined;
 }
 
 /** SMBIOS values are whatever the vendor burned in: keep them bounded and printable. */
@@ -87,7 +92,8 @@ export function bootRoutes(deps: BootRouteDeps): Router {
       const image = deps.images.get(name);
       return image && { hasKernel: hasKernelAndInitrd(image.manifest), sha256: image.manifest.artefacts.rootfs.sha256 };
     };
-    const plan = decideScript({ facts, node, status, settings: deps.settings, token: deps.tokens.issue(node.name, deps.tokenSeconds), catalog });
+    const installerProblem = deps.installerMissing?.();
+    const plan = decideScript({ facts, node, status, settings: deps.settings, token: deps.tokens.issue(node.name, deps.tokenSeconds), catalog, ...(installerProblem ? { installerProblem } : {}) });
     // decideScript only answers "unknown" when there is no node, which was handled above.
     if (plan.kind === 'unknown') throw new Error('unreachable: a known node was planned as unknown');
     let script: string;

@@ -30,7 +30,10 @@ groups:
 nodes:
   - { name: head01, mac: '52:54:00:00:00:01', group: head }
   - { name: head02, mac: '52:54:00:00:00:02', group: broken }
+  - { name: head03, mac: '52:54:00:00:00:03', group: head }
 `;
+/** What the server's check of the data directory says about the installer (undefined: it is there). */
+let installerMissing: string | undefined;
 
 let dir: string;
 let store: SqliteStore;
@@ -41,7 +44,7 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'rackseed-boot-route-'));
   store = await SqliteStore.open(path.join(dir, 'state.db'));
   const inventory = parseInventory(INVENTORY, 'inventory.yaml');
-  for (const name of ['head01', 'head02']) await store.recordEvent({ node: name, event: { type: 'assigned', group: inventory.nodes.get(name)!.group } });
+  for (const name of ['head01', 'head02', 'head03']) await store.recordEvent({ node: name, event: { type: 'assigned', group: inventory.nodes.get(name)!.group } });
   const real = projectIpxeRenderer();
   const renderer: IpxeRenderer = {
     render: (name, context) => {
@@ -61,6 +64,7 @@ beforeAll(async () => {
       settings: { baseUrl: 'http://10.0.0.1:8080', provisionKernel: 'installer/vmlinuz', provisionInitrd: 'installer/initrd.img' },
       images,
       log: createLogger('silent'),
+      installerMissing: () => installerMissing,
     }),
   );
   server = await new Promise<Server>((resolve) => {
@@ -90,6 +94,20 @@ describe('GET /ipxe/machine', () => {
     const text = await (await fetch(`${base}/ipxe/machine?mac=52-54-00-00-00-01`)).text();
     expect(text).toContain('rackseed.node=head01');
     expect((await store.getNode('head01'))?.state).toBe('provisioning');
+  });
+
+  it('without the installer built, a node is told why and stays assigned (it looped through failed boots before); once built it provisions', async () => {
+    installerMissing = 'the installer is not built: /srv/data/files/installer/vmlinuz is missing (run rackseed installer build)';
+    try {
+      const text = await (await fetch(`${base}/ipxe/machine?mac=52-54-00-00-00-03`)).text();
+      expect(text).toContain('echo rackseed: head03 cannot be provisioned: the installer is not built: /srv/data/files/installer/vmlinuz is missing (run rackseed installer build)');
+      expect(text).not.toContain('installer/vmlinuz initrd=');
+      expect((await store.getNode('head03'))?.state).toBe('assigned');
+    } finally {
+      installerMissing = undefined;
+    }
+    expect(await (await fetch(`${base}/ipxe/machine?mac=52-54-00-00-00-03`)).text()).toContain('rackseed.node=head03');
+    expect((await store.getNode('head03'))?.state).toBe('provisioning');
   });
 
   it('HEAD is a 405 that records nothing: no discovered machine, no provisioning', async () => {
