@@ -146,7 +146,8 @@ export const DEFAULT_DATABASE_URL_ENV = 'RACKSEED_DATABASE_URL';
 const POSTGRES_URL = /^postgres(ql)?:\/\/./;
 const postgresUrl = z.string().regex(POSTGRES_URL, 'expected a postgres:// or postgresql:// URL');
 
-const storeSchema = z
+// "Every key is optional": a store: section without kind (only a path) is SQLite, the default kind.
+const storeSchema = z.preprocess((v) => (v !== null && typeof v === 'object' && !Array.isArray(v) && !('kind' in v) ? { kind: 'sqlite', ...v } : v), z
   .discriminatedUnion('kind', [
     strict({ kind: z.literal('sqlite'), path: z.string().optional() }),
     strict({
@@ -163,7 +164,7 @@ const storeSchema = z
       }
     }),
   ])
-  .default({ kind: 'sqlite' });
+  .default({ kind: 'sqlite' }));
 
 /** A path below data_dir/files, as served on /files: no absolute paths, no way out of that directory. */
 const filesPath = z

@@ -23,6 +23,11 @@ describe('config: store', () => {
     expect(c.serverName).toBe('rackseed');
   });
 
+  it('a store: section with only a path is SQLite, the default kind (every key is optional)', () => {
+    expect(parseConfig('store:\n  path: my.db\n', FILE, env()).store).toEqual({ kind: 'sqlite', path: '/etc/rackseed/data/my.db' });
+    expect(errorOf('store:\n  kind: mysql\n').message).toMatch(/rackseed\.yaml:2 store\.kind: /);
+  });
+
   it('postgres with a URL in the file; pool size defaults to 10', () => {
     const c = parseConfig('store:\n  kind: postgres\n  url: postgres://rs@db.example/rackseed\n', FILE, env());
     expect(c.store).toEqual({ kind: 'postgres', url: 'postgres://rs@db.example/rackseed', poolSize: 10 });
