@@ -50,7 +50,16 @@ const plural = (word: string, list: readonly string[]) => `${word}${list.length 
  * `installed`, from the store): they boot its kernel over the network. The directory is first renamed out of the
  * catalog's sight, so a server rescanning meanwhile never lists an image whose files are half deleted.
  */
-export async function removeImage(o: { dataDir: string; image: ImageRecord; inventory?: Inventory; installed?: readonly InstalledOn[]; yes: boolean; onNotice?: Notice }): Promise<RemovePlan> {
+export async function removeImage(o: {
+  dataDir: string;
+  image: ImageRecord;
+  inventory?: Inventory;
+  installed?: readonly InstalledOn[];
+  /** Nodes installing now and the image their plan named (from the store). */
+  installing?: readonly InstalledOn[];
+  yes: boolean;
+  onNotice?: Notice;
+}): Promise<RemovePlan> {
   const name = o.image.manifest.name;
   const users = imageUsers(o.inventory, name);
   if (users.groups.length || users.nodes.length) {
@@ -60,6 +69,10 @@ export async function removeImage(o: { dataDir: string; image: ImageRecord; inve
   const booting = kernelBootedFrom(o.inventory, o.installed ?? [], name);
   if (booting.length) {
     throw new RackseedError('IMAGE_IN_USE', `image "${name}" is on the disk of ${plural('node', booting)}, which boot its kernel from this server (installed_boot: kernel); reimage them into another image first`, { name, booting });
+  }
+  const installing = (o.installing ?? []).filter((i) => i.image === name).map((i) => i.node).sort();
+  if (installing.length) {
+    throw new RackseedError('IMAGE_IN_USE', `image "${name}" is being installed on ${plural('node', installing)}: removing it would fail their download; wait until they are installed`, { name, installing });
   }
   const files = readdirSync(o.image.dir).map((file) => ({ file, size: statSync(path.join(o.image.dir, file)).size }));
   const plan: RemovePlan = { name, dir: o.image.dir, files, bytes: files.reduce((n, f) => n + f.size, 0), removed: false };

@@ -12,6 +12,9 @@ export const LIFECYCLE_STATES = [
 
 export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
 
+/** The stage the installer reports once it has its plan (images/installer/init); its detail names the image. */
+export const PLAN_STAGE = 'plan';
+
 /** SMBIOS and other facts iPXE or the installer reports about a machine. */
 export type Facts = Record<string, string | number | boolean | null>;
 

@@ -265,6 +265,32 @@ describe('rackseed image CLI', () => {
     expect(existsSync(path.join(imagesDir(dataDir), 'from-dir', 'manifest.json'))).toBe(true);
   });
 
+  it('image remove: refused while a node installs it (its plan named it, whatever its group names now), allowed once it is installed', async () => {
+    const store = await SqliteStore.open(path.join(dataDir, 'rackseed.db'));
+    const record = (events: Parameters<SqliteStore['recordEvents']>[0]) => store.recordEvents(events);
+    try {
+      // gpu07's installer fetched a plan for from-tgz; its group has moved to inuse since.
+      await record([
+        { node: 'gpu07', event: { type: 'assigned', group: 'compute' } },
+        { node: 'gpu07', event: { type: 'provision_started' } },
+        { node: 'gpu07', event: { type: 'stage', stage: 'plan', detail: { image: 'from-tgz', disk: '/dev/vda', ip: '10.0.0.7' } } },
+        { node: 'gpu07', event: { type: 'stage', stage: 'download', detail: { bytes: 1024 } } },
+      ]);
+    } finally {
+      await store.close();
+    }
+    // Before: removed from under the download, which failed and needed a reimage.
+    await expect(cli('image', 'remove', 'from-tgz', '--yes')).rejects.toMatchObject({ code: 'IMAGE_IN_USE', message: expect.stringMatching(/being installed on node gpu07/) });
+    expect(existsSync(path.join(imagesDir(dataDir), 'from-tgz', 'manifest.json'))).toBe(true);
+    const again = await SqliteStore.open(path.join(dataDir, 'rackseed.db'));
+    try {
+      await again.recordEvent({ node: 'gpu07', event: { type: 'installed' } });
+    } finally {
+      await again.close();
+    }
+    expect(JSON.parse(await cli('--json', 'image', 'remove', 'from-tgz'))).toMatchObject({ name: 'from-tgz', removed: false });
+  });
+
   it('image remove: without --yes only says what would go; with --yes deletes and tells a running server', async () => {
     const dry = await cli('image', 'remove', 'from-tgz');
     expect(dry).toMatch(/^would delete .*from-tgz \([\d.]+ [KM]iB\):$/m);

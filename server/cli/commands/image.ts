@@ -1,3 +1,4 @@
+import { PLAN_STAGE } from '../../model/lifecycle.js';
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { readAdminToken } from '../../auth/admin-token.js';
@@ -28,19 +29,31 @@ function sourceText(m: ImageManifest): string {
   return m.source.kind === 'import' ? `import ${m.source.from}` : `debootstrap ${m.source.recipe.release}${m.source.recipe.variant ? ` (${m.source.recipe.variant})` : ''}`;
 }
 
-/** The inventory file, or none if it does not exist yet (a fresh server: no group uses any image). */
-/** What the store knows is on each node's disk; the store is opened for this and closed again. */
-async function installedImages(config: Config): Promise<InstalledOn[]> {
+/**
+ * What the store knows of the images on nodes: on each node's disk, and being installed now (the image a
+ * provisioning node's plan named). The store is opened for this and closed again.
+ */
+async function imagesOnNodes(config: Config): Promise<{ installed: InstalledOn[]; installing: InstalledOn[] }> {
   const store = await openStore(config.store).catch((e: unknown) => {
     throw new RackseedError('STORE_UNAVAILABLE', `cannot tell which nodes run the image (the store did not open: ${(e as Error).message})`);
   });
   try {
-    return (await store.listNodes()).flatMap((n) => (n.installedImage ? [{ node: n.id, image: n.installedImage.name }] : []));
+    const nodes = await store.listNodes();
+    const installed = nodes.flatMap((n) => (n.installedImage ? [{ node: n.id, image: n.installedImage.name }] : []));
+    const installing: InstalledOn[] = [];
+    for (const n of nodes.filter((s) => s.state === 'provisioning')) {
+      // The plan is fetched at the start of an install; a node's later stage reports number a few dozen at most.
+      const plan = (await store.listEvents({ node: n.id, last: 200 })).reverse().find((e) => e.event.type === 'stage' && e.event.stage === PLAN_STAGE);
+      const image = plan?.event.type === 'stage' ? plan.event.detail?.['image'] : undefined;
+      if (typeof image === 'string') installing.push({ node: n.id, image });
+    }
+    return { installed, installing };
   } finally {
     await store.close();
   }
 }
 
+/** The inventory file, or none if it does not exist yet (a fresh server: no group uses any image). */
 function inventoryOf(config: Config): Inventory | undefined {
   return existsSync(config.inventoryPath) ? loadInventory(config.inventoryPath) : undefined;
 }
@@ -187,7 +200,7 @@ export function registerImage(program: Command, ctx: (opts: GlobalOptions) => Cl
     .action(async (name: string, o: { yes?: boolean }, cmd: Command) => {
       const { opts, config, out } = setup(cmd);
       const r = getImage(catalogOf(config), name);
-      const plan = await removeImage({ dataDir: config.dataDir, image: r, inventory: inventoryOf(config), installed: await installedImages(config), yes: o.yes === true, onNotice: notice });
+      const plan = await removeImage({ dataDir: config.dataDir, image: r, inventory: inventoryOf(config), ...(await imagesOnNodes(config)), yes: o.yes === true, onNotice: notice });
       if (out.json) printJson(out, plan);
       else if (!plan.removed) {
         out.write(`would delete ${plan.dir} (${size(plan.bytes)}):\n${plan.files.map((f) => `  ${f.file}  ${size(f.size)}`).join('\n')}\nrun again with --yes to delete it\n`);
