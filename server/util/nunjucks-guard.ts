@@ -14,6 +14,11 @@ type Runtime = {
   __rackseedGuarded?: true;
 };
 
+/** Whether a template may look `name` up (filters that follow attribute paths ask too: they bypass the runtime). */
+export function isForbiddenTemplateName(name: string): boolean {
+  return FORBIDDEN.has(name);
+}
+
 function refuse(name: unknown): never {
   throw new Error(`templates may not use "${String(name)}"`);
 }

@@ -195,6 +195,11 @@ describe('state render: templates cannot reach JavaScript', () => {
     ['the context\'s own constructor (Object)', '{{ constructor.getOwnPropertyDescriptor }}', 'constructor'],
     ['a prototype', '{{ pillar.__proto__ }}', '__proto__'],
     ['a computed name', '{% set k = "constr" ~ "uctor" %}{{ cycler[k] }}', 'constructor'],
+    // The attribute= filters follow paths themselves, past nunjucks' lookups.
+    ["map(attribute=)", "{% set f = [1] | map(attribute='constructor.constructor') | first %}{{ f('return process.pid')() }}", 'constructor'],
+    ['selectattr', "{{ [1] | selectattr('constructor.constructor') | list }}", 'constructor'],
+    ['rejectattr', "{{ [1] | rejectattr('__proto__') | list }}", '__proto__'],
+    ["unique(attribute=)", "{{ [1] | unique(attribute='constructor') | list }}", 'constructor'],
   ])('%s is refused with file and line', (_name, text, name) => {
     const e = renderError(`a: ${text}\n`);
     expect(e.code).toBe('SLS_RENDER');

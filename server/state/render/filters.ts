@@ -1,3 +1,4 @@
+import { isForbiddenTemplateName } from '../../util/nunjucks-guard.js';
 import { createHash } from 'node:crypto';
 import nunjucks from 'nunjucks';
 import { Document, visit } from 'yaml';
@@ -59,11 +60,16 @@ function describe(value: unknown): string {
   return typeof value === 'object' ? 'a mapping' : `a ${typeof value}`;
 }
 
-/** `a.b.0` on nested mappings/lists, as Jinja's attribute= arguments allow. */
+/**
+ * `a.b.0` on nested mappings/lists, as Jinja's attribute= arguments allow. Own properties only, and never the names
+ * the template guard refuses: this lookup does not go through nunjucks' runtime, and `constructor.constructor` from
+ * any value is Function (code run in the server).
+ */
 function attributeOf(item: unknown, path: string): unknown {
   let current = item;
   for (const part of path.split('.')) {
-    if (current === null || current === undefined) return undefined;
+    if (isForbiddenTemplateName(part)) throw new Error(`templates may not use "${part}"`);
+    if (current === null || current === undefined || typeof current !== 'object' || !Object.hasOwn(current, part)) return undefined;
     current = (current as Record<string, unknown>)[part];
   }
   return current;
