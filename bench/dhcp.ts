@@ -258,6 +258,8 @@ async function main(): Promise<void> {
     console.log(`ratio rackseed/kea ${(rsRate / keaRate).toFixed(3)}`);
     console.log("drops in the JSON are perfdhcp's REQUEST-ACK drops of each server's median run (DISCOVER-OFFER drops are in the lines above).");
     console.log('durability differs: rackseed fsyncs (SQLite WAL, synchronous=FULL) before each ACK batch; Kea memfile appends to its CSV without fsync.');
+    // A server that answered nothing makes the ratio 0 or Infinity, not a measurement.
+    if (!(rsRate > 0) || !(keaRate > 0)) throw new Error(`a server completed no lease (rackseed ${rsRate}/s, kea ${keaRate}/s): nothing to compare`);
     const ratio = Math.round((rsRate / keaRate) * 1000) / 1000;
     console.log(
       JSON.stringify({

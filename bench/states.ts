@@ -122,6 +122,9 @@ async function main(): Promise<void> {
     const tAnsible: number[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       const rs = await rackseedRun(states, nodes);
+      // A node rackseed never reached has no states at all (counts of 0): its few milliseconds are no measurement.
+      const unreached = rs.reports.filter((r) => r.result === 'failed' || r.counts.total !== stateCount);
+      if (unreached.length > 0) throw new Error(`rackseed's no-op run did not run every state on ${unreached.map((r) => `${r.node}: ${r.error?.message ?? `${r.counts.total} of ${stateCount} states`}`).join(' | ')}`);
       const changed = rs.reports.reduce((n, r) => n + r.counts.changed + r.counts.failed, 0);
       if (changed > 0) throw new Error(`rackseed's no-op run changed or failed ${changed} state(s): the role is not idempotent`);
       const an = await ansibleRun(work, fleet.targets);

@@ -180,7 +180,7 @@ function describe(s: StormResult): number {
   return mbps;
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<boolean> {
   need('atftp', 'atftp');
   need('in.tftpd', 'tftpd-hpa');
   tmp = await mkdtemp(join(tmpdir(), 'rackseed-bench-tftp-'));
@@ -264,12 +264,18 @@ async function main(): Promise<void> {
       failures_tftpd_hpa: hpa.failures,
     }),
   );
+  // A transfer that failed on either side makes the ratio meaningless: say so in the exit status, not only in the JSON.
+  if (rs.failures > 0 || hpa.failures > 0) {
+    console.error(`bench:tftp: ${rs.failures} rackseed and ${hpa.failures} tftpd-hpa transfer(s) failed: the figures above do not compare equal work`);
+    return true;
+  }
+  return false;
 }
 
 main().then(
-  () => {
+  (failed) => {
     cleanupSync();
-    process.exit(0);
+    process.exit(failed ? 1 : 0);
   },
   (err: unknown) => {
     console.error(err);
