@@ -214,9 +214,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       store,
       renderer,
       settings: { baseUrl: config.http.publicUrl, provisionKernel: config.provisioning.kernel, provisionInitrd: config.provisioning.initrd },
+      // The reason goes to the machine, unauthenticated: no server path in it (the log has the file).
       installerMissing: () => {
         const missing = [config.provisioning.kernel, config.provisioning.initrd].find((f) => !existsSync(path.join(filesDir, f)));
-        return missing && `the installer is not built: ${path.join(filesDir, missing)} is missing (run rackseed installer build)`;
+        if (missing === undefined) return undefined;
+        httpLog.warn({ file: path.join(filesDir, missing) }, 'a node asked to install but the installer is not built (rackseed installer build)');
+        return 'the installer is not built (rackseed installer build)';
       },
       adminToken: token,
       tokens: nodeTokens,

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientContext } from '../../server/cli/context.js';
@@ -143,6 +143,18 @@ describe('iPXE over HTTP', () => {
     const { node, events } = await body(await api('/api/v1/nodes/52:54:00:aa:bb:cc'));
     expect(node).toMatchObject({ inInventory: false, state: 'discovered' });
     expect(events[0].event.type).toBe('discovered');
+  });
+  it('without the installer built, a node is told so (no server path in the unauthenticated script) and stays assigned', async () => {
+    const kernel = path.join(srv.config.dataDir, 'files', 'installer', 'vmlinuz');
+    renameSync(kernel, `${kernel}.away`);
+    try {
+      const text = await (await fetch(`${srv.httpUrl}/ipxe/machine?mac=52:54:00:00:00:01&platform=pcbios`)).text();
+      expect(text).toContain('echo rackseed: head01 cannot be provisioned: the installer is not built (rackseed installer build)');
+      expect(text).not.toContain(srv.config.dataDir);
+      expect((await srv.store.getNode('head01'))?.state).toBe('assigned');
+    } finally {
+      renameSync(`${kernel}.away`, kernel);
+    }
   });
   it('hands a known node its provisioning script and records provisioning', async () => {
     const text = await (await fetch(`${srv.httpUrl}/ipxe/machine?mac=52:54:00:00:00:01&platform=pcbios`)).text();
