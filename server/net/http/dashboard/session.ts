@@ -25,13 +25,20 @@ export function issueSession(key: Buffer, now: number = Date.now()): string {
   return `${payload}.${sign(key, payload)}`;
 }
 
+/**
+ * Exactly the form issueSession writes: Node's base64url decoder ignores padding, stray characters and a last
+ * character's unused bits, so a lenient check accepted many spellings of one session (and a logout, which ends one
+ * spelling, left the others working).
+ */
+const CANONICAL = /^v1\.\d{1,16}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{43}$/;
+
 export function sessionValid(key: Buffer, value: string | undefined, now: number = Date.now()): boolean {
-  if (!value) return false;
+  if (!value || !CANONICAL.test(value)) return false;
   const parts = value.split('.');
-  if (parts.length !== 4 || parts[0] !== VERSION) return false;
   const payload = parts.slice(0, 3).join('.');
-  const presented = Buffer.from(parts[3]!, 'base64url');
-  const expected = Buffer.from(sign(key, payload), 'base64url');
+  // Compared as the text issueSession wrote, not as decoded bytes.
+  const presented = Buffer.from(parts[3]!, 'latin1');
+  const expected = Buffer.from(sign(key, payload), 'latin1');
   if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) return false;
   const expires = Number(parts[1]);
   return Number.isSafeInteger(expires) && expires > now;
@@ -43,18 +50,21 @@ export function sessionValid(key: Buffer, value: string | undefined, now: number
  * it until it expires, and a restart forgets the list, as rotating the admin token does not.
  */
 export class RevokedSessions {
+  /** By the session's nonce: whatever else a copy changes, it is the same session. */
   private readonly until = new Map<string, number>();
 
   revoke(value: string | undefined, now: number = Date.now()): void {
-    const expires = Number(value?.split('.')[1]);
-    if (!value || !Number.isSafeInteger(expires) || expires <= now) return;
+    const [, expiresText, nonce] = value?.split('.') ?? [];
+    const expires = Number(expiresText);
+    if (!nonce || !Number.isSafeInteger(expires) || expires <= now) return;
     this.prune(now);
-    this.until.set(value, expires);
+    this.until.set(nonce, expires);
   }
 
   has(value: string | undefined, now: number = Date.now()): boolean {
-    if (!value) return false;
-    const expires = this.until.get(value);
+    const nonce = value?.split('.')[2];
+    if (!nonce) return false;
+    const expires = this.until.get(nonce);
     return expires !== undefined && expires > now;
   }
 
