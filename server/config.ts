@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { RackseedError } from './model/errors.js';
-import { addressesNeverLeased, inSubnet, parseCidr, parseIpv4, type Ipv4Subnet } from './model/ipv4.js';
+import { addressesNeverLeased, formatIpv4, inSubnet, parseCidr, parseIpv4, type Ipv4Subnet } from './model/ipv4.js';
 import type { StoreConfig } from './store/index.js';
 import { strict } from './util/strict-object.js';
 import type { SourceLocator } from './util/source-locator.js';
@@ -22,13 +22,30 @@ const ipv4 = z.string().refine((s) => parseIpv4(s) !== undefined, 'expected an I
 
 // An address this host has (or 0.0.0.0 / ::): a host name would be resolved at bind time, and a typo found late.
 const PROXY_KEYWORDS = new Set(['loopback', 'linklocal', 'uniquelocal']);
+/** An address, a subnet of at least one bit (a /0 is everyone), or a proxy-addr keyword. */
 function isProxyAddress(s: string): boolean {
   if (PROXY_KEYWORDS.has(s) || isIP(s) !== 0) return true;
   const [address, bits, ...rest] = s.split('/');
   if (rest.length > 0 || address === undefined || bits === undefined || !/^\d{1,3}$/.test(bits)) return false;
   const family = isIP(address);
-  return family !== 0 && Number(bits) <= (family === 4 ? 32 : 128);
+  return family !== 0 && Number(bits) >= 1 && Number(bits) <= (family === 4 ? 32 : 128);
 }
+
+/** The IPv4 subnets a trust_proxy entry covers (proxy-addr's meaning of the keywords); IPv6 ones are left out. */
+function trustedIpv4(entry: string): Ipv4Subnet[] {
+  const keyword: Record<string, string[]> = { loopback: ['127.0.0.0/8'], linklocal: ['169.254.0.0/16'], uniquelocal: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'] };
+  const cidrs = keyword[entry] ?? [entry.includes('/') ? entry : `${entry}/32`];
+  return cidrs.flatMap((c) => {
+    const [address, bits] = c.split('/');
+    const ip = parseIpv4(address ?? '');
+    const prefix = Number(bits);
+    if (ip === undefined || !(prefix >= 0 && prefix <= 32)) return [];
+    const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+    return [{ network: (ip & mask) >>> 0, prefix, mask }];
+  });
+}
+
+const overlaps = (a: Ipv4Subnet, b: Ipv4Subnet): boolean => inSubnet(a.network, b) || inSubnet(b.network, a);
 
 const listenAddress = z.string().refine((s) => isIP(s) !== 0, 'expected an IPv4 or IPv6 address of this host, 0.0.0.0 or ::');
 
@@ -277,6 +294,23 @@ export const configSchema = strict({
   // literal could never be reached, and iPXE's command line could not even carry its brackets.
   if (c.http.public_url !== undefined && URL.canParse(c.http.public_url) && new URL(c.http.public_url).hostname.startsWith('[')) {
     ctx.addIssue({ code: 'custom', path: ['http', 'public_url'], message: 'nodes boot and install over IPv4 (DHCPv4, iPXE, the installer): give an IPv4 address or a host name, not an IPv6 address' });
+  }
+  // In full mode the plan route serves a node's plan only to the node's own address. A trusted proxy's
+  // X-Forwarded-For decides that address: a trusted range that holds nodes would let any of them claim another's.
+  // (A node inside a trusted range can send the header itself.)
+  if ((c.dhcp.mode ?? (c.dhcp.interface ? 'proxy' : 'off')) === 'full') {
+    const nodeNets = c.dhcp.subnets.flatMap((s) => parseCidr(s.cidr) ?? []);
+    c.http.trust_proxy.forEach((entry, i) => {
+      // One named host is the operator's proxy; a range or keyword over the node subnets holds nodes.
+      const hit = nodeNets.find((net) => trustedIpv4(entry).some((t) => t.prefix < 32 && overlaps(t, net)));
+      if (hit) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['http', 'trust_proxy', i],
+          message: `"${entry}" covers the node subnet ${formatIpv4(hit.network)}/${hit.prefix}: a node could then claim another node's address (and its install plan); name the proxy's own address`,
+        });
+      }
+    });
   }
   // DHCP sends machines to this server's HTTP: with it off, only another server's URL can be handed out.
   if (!c.http.enabled && c.http.public_url === undefined && dhcpOn) {

@@ -27,6 +27,9 @@ describe('config: safe defaults', () => {
   it('trusts no reverse proxy unless told which: addresses, subnets and the loopback/linklocal/uniquelocal words', () => {
     expect(parseConfig('', 'r.yaml').http.trustProxy).toEqual([]);
     expect(parseConfig('http:\n  trust_proxy: [127.0.0.1, 10.1.0.0/16, "fd00::/8", loopback]\n', 'r.yaml').http.trustProxy).toEqual(['127.0.0.1', '10.1.0.0/16', 'fd00::/8', 'loopback']);
+    // In full mode, one named host on the node subnet is the proxy; a range beside the node subnets is fine too.
+    const full = 'dhcp:\n  mode: full\n  interface: eth1\n  server_ip: 10.0.0.1\n  subnets:\n    - cidr: 10.0.0.0/24\n';
+    expect(parseConfig(`http:\n  trust_proxy: [10.0.0.5, 10.1.0.0/16, loopback]\n${full}`, 'r.yaml').http.trustProxy).toEqual(['10.0.0.5', '10.1.0.0/16', 'loopback']);
   });
 
   it('naming an interface turns DHCP on in the safe proxy mode', () => {
@@ -61,6 +64,12 @@ describe('config: errors name the file, the line, the key and what was expected'
     ['bad enum', 'dhcp:\n  mode: sometimes\n', /rackseed\.yaml:2 dhcp\.mode: .*"off"/],
     ['trust_proxy everyone', 'http:\n  trust_proxy: [true]\n', /rackseed\.yaml:2 http\.trust_proxy\[0\]: expected string/],
     ['trust_proxy not an address', 'http:\n  trust_proxy: [proxy.example]\n', /rackseed\.yaml:2 http\.trust_proxy\[0\]: expected an address, a subnet/],
+    ['trust_proxy everyone as a subnet', 'http:\n  trust_proxy: [0.0.0.0/0]\n', /rackseed\.yaml:2 http\.trust_proxy\[0\]: expected an address, a subnet/],
+    [
+      'trust_proxy over the node subnet in full mode',
+      'http:\n  trust_proxy: [127.0.0.1, uniquelocal]\ndhcp:\n  mode: full\n  interface: eth1\n  server_ip: 10.0.0.1\n  subnets:\n    - cidr: 10.0.0.0/24\n',
+      /rackseed\.yaml:2 http\.trust_proxy\[1\]: "uniquelocal" covers the node subnet 10\.0\.0\.0\/24: a node could then claim another node's address/,
+    ],
     ['full mode without interface', 'dhcp:\n  mode: full\n  server_ip: 10.0.0.1\n', /rackseed\.yaml:1 dhcp\.interface: required when mode is "full"/],
     ['proxy mode without server_ip', 'dhcp:\n  mode: proxy\n  interface: eth1\n', /dhcp\.server_ip: required when mode is "proxy"/],
     ['bad IPv4', 'dhcp:\n  interface: eth1\n  server_ip: 10.0.0.300\n', /rackseed\.yaml:3 dhcp\.server_ip: expected an IPv4 address/],
