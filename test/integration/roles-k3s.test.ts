@@ -161,18 +161,25 @@ describe('k3s agent role on a real Debian root file system', () => {
     expect(results.filter((r) => Object.keys(r.changes).length > 0).map((r) => `${r.key}: ${JSON.stringify(r.changes)}`)).toEqual([]);
   });
 
-  it('as a second server it joins the first, and keeps that when the first is reimaged (the join is written once)', async () => {
+  it('as a second server it joins the first and stops being an agent, keeps its join when the first is reimaged (written once), and back as an agent drops the server unit', async () => {
     const joined = await applyRole(serverInventoryFor(agent), 'k3s.server', new Map([['k3s01', 'ready']]));
     expect(failures(joined)).toEqual([]);
     const bootstrap = '/etc/rancher/k3s/config.yaml.d/10-rackseed-bootstrap.yaml';
     expect(agent.sh(`stat -c "%a %U %G" ${bootstrap} && grep -v '^#' ${bootstrap}`).stdout).toBe('600 root root\nserver: "https://10.77.0.200:6443"\n');
     expect(agent.sh('grep -c -E "^(server|cluster-init):" /etc/rancher/k3s/config.yaml').stdout).toBe('0\n');
+    // It was an agent (the test before): that unit is disabled and gone, or the node would run both.
+    expect(joined.filter((r) => Object.keys(r.changes).length > 0).map((r) => r.id)).toEqual(expect.arrayContaining(['k3s-agent-other-role', '/etc/systemd/system/k3s-agent.service']));
+    expect(agent.sh('ls /etc/systemd/system/k3s-agent.service /etc/systemd/system/multi-user.target.wants/k3s-agent.service 2>&1 | grep -c "No such file"').stdout).toBe('2\n');
     // k3s01 is reimaged: a fresh server would now start the cluster from here, but this one has joined already.
     const later = await applyRole(serverInventoryFor(agent), 'k3s.server', new Map([['k3s01', 'configuring'], [agent.name, 'ready']]));
     expect(failures(later)).toEqual([]);
     expect(later.filter((r) => Object.keys(r.changes).length > 0).map((r) => r.id)).toEqual([]);
     expect(agent.sh(`grep -v '^#' ${bootstrap}`).stdout).toBe('server: "https://10.77.0.200:6443"\n');
-    agent.sh(`rm -f ${bootstrap} /etc/systemd/system/k3s.service /etc/systemd/system/multi-user.target.wants/k3s.service`);
+    // Back to the agent: the server's unit and its join file go.
+    const back = await applyAgentRole();
+    expect(failures(back)).toEqual([]);
+    expect(agent.sh(`ls ${bootstrap} /etc/systemd/system/k3s.service /etc/systemd/system/multi-user.target.wants/k3s.service 2>&1 | grep -c "No such file"`).stdout).toBe('3\n');
+    expect(agent.sh('systemctl is-enabled k3s-agent').stdout).toBe('enabled\n');
   });
 
   it('a changed artefact is installed again; a missing one fails and says where to put it', async () => {

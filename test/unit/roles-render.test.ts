@@ -310,6 +310,19 @@ describe('role library: K3s', () => {
     expect(bootstrap(external, 'k3s01')).toBe('server: "https://10.0.3.100:6443"\n');
   });
 
+  it('a node that switches between agent and server stops, disables and removes the other role\'s unit (two kubelets otherwise); an agent drops the server\'s join file', () => {
+    const plans = { server: compile(contextFor(inv, 'k3s01')), agent: compile(contextFor(inv, 'k3s02')) };
+    const dead = (plan: CompiledPlan) => plan.states.filter((st) => st.module === 'service' && st.fun === 'dead').map((st) => [st.name, st.args['enable']]);
+    const absent = (plan: CompiledPlan) => plan.states.filter((st) => st.module === 'file' && st.fun === 'absent').map((st) => st.name);
+    expect(dead(plans.server)).toEqual([['k3s-agent', false]]);
+    expect(absent(plans.server)).toEqual(['/etc/systemd/system/k3s-agent.service']);
+    expect(dead(plans.agent)).toEqual([['k3s', false]]);
+    expect(absent(plans.agent)).toEqual(['/etc/systemd/system/k3s.service', BOOTSTRAP]);
+    // The role's own service starts only once the other one is stopped.
+    const own = stateNamed(plans.agent, 'k3s-agent', 'service');
+    expect(own.requisites.filter((r) => r.kind === 'require').flatMap((r) => r.on)).toContain(plans.agent.states.find((st) => st.id === 'k3s-other-role')!.key);
+  });
+
   it('a lone server also starts with embedded etcd, so a second server can join it later without touching it', () => {
     expect(file(INVENTORY, 'k3s01')).toBe('cluster-init: true\n');
     function file(invText: string, name: string) {
