@@ -58,3 +58,25 @@ export function peersRenderingHardwareOf(inv: Inventory, changed: string): strin
   if (!node || !node.roles.includes('slurm-compute')) return [];
   return [...inv.nodes.values()].filter((n) => n.name !== changed && n.roles.some((r) => r.startsWith('slurm-'))).map((n) => n.name);
 }
+
+/** Role families whose every member renders a file from the whole membership: slurm.conf, K3s's init server. */
+const MEMBERSHIP_FAMILIES: ReadonlyArray<(role: string) => boolean> = [(r) => r.startsWith('slurm-'), (r) => r === 'k3s' || r.startsWith('k3s-')];
+
+/**
+ * Nodes to re-converge because a family's membership changed between two inventory versions: a node joined or left
+ * slurm-compute (or a controller changed, or a node with such a role left the inventory), and every remaining Slurm
+ * node must render slurm.conf again; likewise K3s nodes for the init server their agents connect to. The nodes
+ * whose own roles changed are re-converged anyway and are left out. A node new to the inventory is not a change yet:
+ * it joins once installed, when its hardware is first seen (peersRenderingHardwareOf).
+ */
+export function membershipPeers(before: ReadonlyMap<string, NodeRoleView>, after: ReadonlyMap<string, NodeRoleView>): string[] {
+  const peers = new Set<string>();
+  const changedRoles = new Set(roleChanges(before, after).map((c) => c.node));
+  for (const inFamily of MEMBERSHIP_FAMILIES) {
+    const members = (view: NodeRoleView | undefined) => (view?.roles ?? []).filter(inFamily).join(',');
+    const changed = [...before.keys()].some((name) => after.has(name) ? members(before.get(name)) !== members(after.get(name)) : members(before.get(name)) !== '');
+    if (!changed) continue;
+    for (const [name, view] of after) if (members(view) !== '' && !changedRoles.has(name)) peers.add(name);
+  }
+  return [...peers].sort();
+}

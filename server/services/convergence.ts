@@ -6,7 +6,7 @@ import type { ObservedStore } from '../store/types.js';
 import { classifyApply, statesFailureReason, unreachableReason } from './convergence-classify.js';
 import { tcpProbe } from './convergence-probe.js';
 import { ConvergenceQueue, REAL_TIMERS, type AttemptContext, type AttemptOutcome, type NodeQueueStatus, type Timers, type TriggerReason } from './convergence-queue.js';
-import { configuredAsOf, peersRenderingHardwareOf, roleChanges, roleSnapshot, roleView, sameRoles, type NodeRoleView } from './convergence-roles.js';
+import { configuredAsOf, membershipPeers, peersRenderingHardwareOf, roleChanges, roleSnapshot, roleView, sameRoles, type NodeRoleView } from './convergence-roles.js';
 import type { InventoryService } from './inventory-service.js';
 import { NodeLocks } from './node-locks.js';
 import type { ReadinessService } from './readiness-service.js';
@@ -116,10 +116,13 @@ export class ConvergenceService {
     deps.inventory.onChange((inv) => {
       const next = roleSnapshot(inv);
       const changes = roleChanges(this.roles, next);
+      const peers = membershipPeers(this.roles, next);
       this.roles = next;
-      if (changes.length === 0 || !this.active()) return;
+      if ((changes.length === 0 && peers.length === 0) || !this.active()) return;
       // Not awaited: the inventory reload must not wait on the store, and a failure here must not fail the reload.
-      void this.reconverge(changes.map((c) => c.node)).catch((err: unknown) => deps.log.error({ err }, 'role change: could not queue re-convergence'));
+      void this.reconverge(changes.map((c) => c.node))
+        .then(() => this.reconverge(peers, 'peer-membership'))
+        .catch((err: unknown) => deps.log.error({ err }, 'role change: could not queue re-convergence'));
     });
   }
 
@@ -255,7 +258,7 @@ export class ConvergenceService {
     }, delayMs);
   }
 
-  private async reconverge(names: string[], reason: 'roles' | 'peer-hardware' = 'roles'): Promise<void> {
+  private async reconverge(names: string[], reason: 'roles' | 'peer-hardware' | 'peer-membership' = 'roles'): Promise<void> {
     for (const name of names) {
       const status = await this.deps.store.getNode(name);
       if (!status || !RECONVERGE_ON_ROLES.has(status.state)) continue;
@@ -265,7 +268,8 @@ export class ConvergenceService {
         continue;
       }
       const r = await this.request(name, reason);
-      this.deps.log.info({ node: name, outcome: r.status, reason }, reason === 'roles' ? 'roles changed: re-converging' : 'a peer\'s hardware changed: re-converging');
+      const why = { roles: 'roles changed', 'peer-hardware': "a peer's hardware changed", 'peer-membership': 'a node joined or left its role' }[reason];
+      this.deps.log.info({ node: name, outcome: r.status, reason }, `${why}: re-converging`);
     }
   }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseInventory } from '../../server/inventory/parse.js';
-import { peersRenderingHardwareOf, roleChanges, roleSnapshot } from '../../server/services/convergence-roles.js';
+import { membershipPeers, peersRenderingHardwareOf, roleChanges, roleSnapshot } from '../../server/services/convergence-roles.js';
 
 const inventory = (groups: string, nodes: string): string => `cluster: { name: c }\ngroups:\n${groups}\nnodes:\n${nodes}\n`;
 
@@ -72,5 +72,27 @@ describe('nodes that render a node\'s hardware into their own configuration', ()
     ['gone', []],
   ])('%s -> %j', (changed, expected) => {
     expect(peersRenderingHardwareOf(inv, changed)).toEqual(expected);
+  });
+});
+
+describe('nodes that render a role\'s membership (slurm.conf, the K3s init server)', () => {
+  const GROUPS2 = `  head: { roles: [base, slurm-controller] }
+  compute: { roles: [base, slurm-compute] }
+  plain: { roles: [base] }
+  k3sctl: { roles: [base, k3s-server] }
+  k3s: { roles: [base, k3s-agent] }`;
+  const node = (name: string, i: number, group: string) => `  - { name: ${name}, mac: "02:00:00:00:02:${String(i).padStart(2, '0')}", group: ${group} }`;
+  const base = [node('ctl', 1, 'head'), node('c1', 2, 'compute'), node('spare', 3, 'plain'), node('ks', 4, 'k3sctl'), node('ka', 5, 'k3s')];
+  const snapOf = (nodes: string[]) => snap(inventory(GROUPS2, nodes.join('\n')));
+
+  it.each([
+    ['a node joins slurm-compute: the other Slurm nodes', [node('ctl', 1, 'head'), node('c1', 2, 'compute'), node('spare', 3, 'compute'), base[3]!, base[4]!], ['c1', 'ctl']],
+    ['a node leaves slurm-compute: the remaining Slurm nodes', [node('ctl', 1, 'head'), node('c1', 2, 'plain'), base[2]!, base[3]!, base[4]!], ['ctl']],
+    ['a Slurm node leaves the inventory', [base[0]!, base[2]!, base[3]!, base[4]!], ['ctl']],
+    ['a K3s server becomes an agent: the other K3s nodes', [base[0]!, base[1]!, base[2]!, node('ks', 4, 'k3s'), base[4]!], ['ka']],
+    ['a node new to the inventory is not a change yet (it joins once installed)', [...base, node('c9', 9, 'compute')], []],
+    ['a change outside the families re-renders nobody else', [base[0]!, base[1]!, node('spare', 3, 'plain'), base[3]!, base[4]!], []],
+  ])('%s', (_what, after, expected) => {
+    expect(membershipPeers(snapOf(base), snapOf(after))).toEqual(expected);
   });
 });

@@ -364,6 +364,23 @@ describe('convergence triggers', () => {
     expect(await store.getNode('web1')).toMatchObject({ state: 'ready', reimageRequested: true });
   });
 
+  it('a node joining or leaving slurm-compute re-converges the other Slurm nodes too (their slurm.conf lists it)', async () => {
+    const slurm = (spareGroup: string, c1Group: string) =>
+      `cluster: { name: c }\ngroups:\n  head: { roles: [base, slurm-controller] }\n  compute: { roles: [base, slurm-compute] }\n  plain: { roles: [base] }\nnodes:\n` +
+      `  - { name: ctl, mac: "02:00:00:00:03:01", ip: 10.9.1.1, group: head }\n  - { name: c1, mac: "02:00:00:00:03:02", ip: 10.9.1.2, group: ${c1Group} }\n  - { name: spare, mac: "02:00:00:00:03:03", ip: 10.9.1.3, group: ${spareGroup} }\n`;
+    writeFileSync(path.join(dir, 'inventory.yaml'), slurm('plain', 'compute'));
+    await inventory.reload();
+    for (const n of ['ctl', 'c1', 'spare']) await put(n, TO_READY);
+    const { s, states } = service(() => ({ result: 'changed' }));
+    await s.start();
+    // Before: only spare, whose roles changed; the controller's slurm.conf never listed it.
+    await reloadInventory(s, slurm('compute', 'compute'));
+    expect(states.calls.map((c) => `${c.node}:${c.roles.join(',')}`).sort()).toEqual(['c1:base,slurm-compute', 'ctl:base,slurm-controller', 'spare:base,slurm-compute']);
+    states.calls.length = 0;
+    await reloadInventory(s, slurm('compute', 'plain'));
+    expect(states.calls.map((c) => c.node).sort()).toEqual(['c1', 'ctl', 'spare']);
+  });
+
   it('a compute node\'s new hardware re-converges the other Slurm nodes, after a convergence or an operator\'s apply', async () => {
     writeFileSync(path.join(dir, 'inventory.yaml'), INVENTORY('base, slurm-compute'));
     await inventory.reload();
