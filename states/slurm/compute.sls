@@ -33,6 +33,11 @@ slurmd-package:
         ExecStartPre=-/usr/bin/nvidia-smi -L
         Restart=on-failure
         RestartSec=10s
+{%- else %}
+
+# No nvidia role (any more): slurmd does not wait for GPU devices.
+/etc/systemd/system/slurmd.service.d/10-rackseed-nvidia.conf:
+  file.absent
 {%- endif %}
 
 slurmd:
@@ -50,6 +55,4 @@ slurmd:
       - file: /etc/slurm/slurm.conf
       - file: /etc/slurm/gres.conf
       - cmd: munge-key
-      {%- if gpus %}
       - file: /etc/systemd/system/slurmd.service.d/10-rackseed-nvidia.conf
-      {%- endif %}

@@ -242,9 +242,10 @@ describe('role library: Slurm', () => {
     const slurmd = stateNamed(gpu, 'slurmd', 'service');
     expect(on(slurmd, 'watch')).toContain(stateNamed(gpu, dropIn).key);
     expect(on(slurmd, 'require')).toContain(stateNamed(gpu, 'nvidia', 'kmod').key);
-    // A node without the nvidia role gets neither.
+    // A node without the nvidia role gets neither, and loses the drop-in if it had the role before.
     const cpu = compile(contextFor(inv, 'cpu01'));
-    expect(cpu.states.some((st) => st.name === dropIn)).toBe(false);
+    expect(stateNamed(cpu, dropIn)).toMatchObject({ module: 'file', fun: 'absent' });
+    expect(on(stateNamed(cpu, 'slurmd', 'service'), 'watch')).toContain(stateNamed(cpu, dropIn).key);
     expect(on(stateNamed(cpu, 'slurmd', 'service'), 'require').some((k) => k.startsWith('kmod_|-'))).toBe(false);
   });
 
