@@ -180,3 +180,20 @@ node-exporter-service:
     - require:
       - pkg: node-exporter-package
 {%- endif %}
+
+{#- A role taken away from a node (its group or roles changed without a reimage): the daemons rackseed ran for it are
+    stopped and disabled, where rackseed's own configuration shows it set them up; packages and data stay. Without
+    this a former compute node kept its slurmd, idle in sinfo and taking jobs, while readiness called it ready. -#}
+{%- set k3s_roles = node.roles | select('in', ['k3s', 'k3s-server', 'k3s-agent']) | list %}
+{%- set gone = [] %}
+{%- if 'slurm-compute' not in node.roles %}{% set gone = (gone.push(['slurmd', '/etc/slurm/slurm.conf']), gone) %}{% endif %}
+{%- if 'slurm-controller' not in node.roles %}{% set gone = (gone.push(['slurmctld', '/etc/slurm/slurm.conf']), gone) %}{% endif %}
+{%- if k3s_roles | length == 0 %}{% set gone = (gone.push(['k3s', '/etc/rancher/k3s/config.yaml']), gone.push(['k3s-agent', '/etc/rancher/k3s/config.yaml']), gone) %}{% endif %}
+{%- for service, managed in gone %}
+
+rackseed-role-gone-{{ service }}:
+  service.dead:
+    - name: {{ service }}
+    - enable: false
+    - onlyif: {{ ('grep -qs "^# Managed by rackseed" ' ~ managed) | tojson }}
+{%- endfor %}

@@ -148,8 +148,11 @@ describe('Slurm roles on a controller and two compute nodes', () => {
 
   it('a node taken out of the compute role leaves slurm.conf on the rest and the controller', async () => {
     await lab.setComputeMembers(['compute01']);
-    const reports = await lab.converge([CONTROLLER, 'compute01']);
+    const reports = await lab.converge([CONTROLLER, 'compute01', 'compute02']);
     expect(failures(reports)).toEqual([]);
+    // compute02 lost the role: its slurmd is stopped and disabled (it stayed up, idle in sinfo, before).
+    expect(changed(reports.find((r) => r.node === 'compute02')!)).toContain('rackseed-role-gone-slurmd');
+    expect(lab.target('compute02').sh('systemctl is-active slurmd; systemctl is-enabled slurmd').stdout).toBe('inactive\ndisabled\n');
     const ctl = reports.find((r) => r.node === CONTROLLER)!;
     // The node list changed: slurmctld restarted (watch on rackseed-nodes), then reconfigured.
     expect(changed(ctl)).toEqual(expect.arrayContaining(['/etc/slurm/slurm.conf', '/etc/slurm/rackseed-nodes', 'slurmctld', 'slurm-reconfigure']));
@@ -201,8 +204,9 @@ describe('Slurm roles on a controller and two compute nodes', () => {
     expect(failures(reports)).toEqual([]);
     expect(changed(reports.find((r) => r.node === CONTROLLER)!)).toEqual(expect.arrayContaining(['/etc/slurm/rackseed-nodes', 'slurmctld']));
     expect(changed(reports.find((r) => r.node === 'compute01')!)).toEqual(['/etc/slurm/slurm.conf', 'slurmd']);
-    // compute02 was not converged while it was out: its slurm.conf still lists both nodes, which is right again.
-    expect(changed(reports.find((r) => r.node === 'compute02')!)).toEqual([]);
+    // compute02 was converged while it was out (slurmd stopped, its slurm.conf left as it was): slurmd starts again,
+    // with a slurm.conf that lists both nodes, which is right again.
+    expect(changed(reports.find((r) => r.node === 'compute02')!)).toEqual(['slurmd']);
     expect(new Set(ALL.map((n) => lab.target(n).sh('cat /etc/slurm/slurm.conf').stdout)).size).toBe(1);
     await waitUntilIdle(COMPUTES);
     const ready = await lab.checkReadiness(ALL);

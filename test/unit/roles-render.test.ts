@@ -249,6 +249,18 @@ describe('role library: Slurm', () => {
     expect(on(stateNamed(cpu, 'slurmd', 'service'), 'require').some((k) => k.startsWith('kmod_|-'))).toBe(false);
   });
 
+  it('a role taken away: base stops and disables the daemons rackseed ran for it, where rackseed\'s configuration shows it did', () => {
+    const gone = (name: string) =>
+      compile(contextFor(inv, name))
+        .states.filter((st) => st.id.startsWith('rackseed-role-gone-'))
+        .map((st) => [st.name, st.fun, st.args['enable'], st.onlyif]);
+    const slurmConf = ['grep -qs "^# Managed by rackseed" /etc/slurm/slurm.conf'];
+    const k3sConf = ['grep -qs "^# Managed by rackseed" /etc/rancher/k3s/config.yaml'];
+    expect(gone('cpu01')).toEqual([['slurmctld', 'dead', false, slurmConf], ['k3s', 'dead', false, k3sConf], ['k3s-agent', 'dead', false, k3sConf]]);
+    expect(gone('head01')).toEqual([['slurmd', 'dead', false, slurmConf], ['k3s', 'dead', false, k3sConf], ['k3s-agent', 'dead', false, k3sConf]]);
+    expect(gone('k3s01')).toEqual([['slurmd', 'dead', false, slurmConf], ['slurmctld', 'dead', false, slurmConf]]);
+  });
+
   it('the munge key file state hides its content, and a Slurm node without the secret in its pillar fails to compile', () => {
     const plan = compile(contextFor(inv, 'gpu01'));
     expect(stateNamed(plan, '/etc/munge/munge.key.b64').args).toMatchObject({ contents: SECRETS.mungeKeyB64, mode: '0400', show_changes: false });
@@ -313,7 +325,7 @@ describe('role library: K3s', () => {
 
   it('a node that switches between agent and server stops, disables and removes the other role\'s unit (two kubelets otherwise); an agent drops the server\'s join file', () => {
     const plans = { server: compile(contextFor(inv, 'k3s01')), agent: compile(contextFor(inv, 'k3s02')) };
-    const dead = (plan: CompiledPlan) => plan.states.filter((st) => st.module === 'service' && st.fun === 'dead').map((st) => [st.name, st.args['enable']]);
+    const dead = (plan: CompiledPlan) => plan.states.filter((st) => st.module === 'service' && st.fun === 'dead' && st.sls.startsWith('k3s')).map((st) => [st.name, st.args['enable']]);
     const absent = (plan: CompiledPlan) => plan.states.filter((st) => st.module === 'file' && st.fun === 'absent').map((st) => st.name);
     expect(dead(plans.server)).toEqual([['k3s-agent', false]]);
     expect(absent(plans.server)).toEqual(['/etc/systemd/system/k3s-agent.service']);
