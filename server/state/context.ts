@@ -1,5 +1,6 @@
 import type { Inventory, ResolvedNode } from '../model/inventory.js';
 import type { LifecycleState } from '../model/lifecycle.js';
+import { k3sRoleOf } from '../model/k3s-role.js';
 import type { ClusterNodeFacts, NodeFacts, RenderContext } from './types.js';
 
 /**
@@ -8,6 +9,20 @@ import type { ClusterNodeFacts, NodeFacts, RenderContext } from './types.js';
  * roles of every node, the hardware facts their last runs reported (what /etc/hosts and slurm.conf need) and their
  * lifecycle states (which K3s server a new server joins), nothing secret.
  */
+/**
+ * A node's roles as the others' templates see them: a node of the plain `k3s` role also carries the one it plays
+ * (k3s-server or k3s-agent, from its inventory data k3s.role), so that K3s servers find each other whichever role
+ * names them. (A k3s.role set only in a pillar file is that node's own secret-side data: not visible here.)
+ */
+function clusterRoles(n: ResolvedNode): string[] {
+  const roles = [...n.roles];
+  if (roles.includes('k3s')) {
+    const plays = k3sRoleOf(n.data);
+    if (!roles.includes(plays)) roles.push(plays);
+  }
+  return roles;
+}
+
 export function buildRenderContext(
   inv: Inventory,
   node: ResolvedNode,
@@ -38,7 +53,7 @@ export function buildRenderContext(
         // This node's own facts are the ones just collected; the others' are what their last run stored.
         const known = n.name === node.name ? { cpus: facts.cpus, memoryMiB: facts.memoryMiB, gpus: facts.gpus.map((g) => ({ model: g.model, memoryMiB: g.memoryMiB })) } : clusterFacts.get(n.name);
         const state = clusterStates.get(n.name);
-        return { name: n.name, ...(n.ip !== undefined ? { ip: n.ip } : {}), group: n.group, roles: [...n.roles], ...(known ? { facts: known } : {}), ...(state ? { state } : {}) };
+        return { name: n.name, ...(n.ip !== undefined ? { ip: n.ip } : {}), group: n.group, roles: clusterRoles(n), ...(known ? { facts: known } : {}), ...(state ? { state } : {}) };
       }),
     },
   };

@@ -336,6 +336,27 @@ describe('role library: K3s', () => {
     expect(own.requisites.filter((r) => r.kind === 'require').flatMap((r) => r.on)).toContain(plans.agent.states.find((st) => st.id === 'k3s-other-role')!.key);
   });
 
+  it('servers of the plain k3s role (k3s.role: server) count as servers: one starts the cluster, the next joins it, agents find it', () => {
+    const text = INVENTORY.replace('  k3sctl:\n    roles: [base, k3s-server]', '  k3sctl:\n    roles: [base, k3s]').replace('k3s: { disable: [traefik] }', 'k3s: { disable: [traefik], role: server }').replace(
+      '  - { name: k3s02,',
+      '  - { name: k3s03, mac: "52:54:00:00:03:03", ip: 10.0.3.3, group: k3sctl }\n  - { name: k3s02,',
+    );
+    const k3sInv = loadTestInventory(text);
+    const render = (name: string, path: string) => {
+      const ctx = contextFor(k3sInv, name, name === 'k3s03' ? { facts: { ...FACTS['k3s01']!, hostname: 'k3s03' } } : {});
+      return renderedFile(compile(ctx), ctx, path).replace(/^#.*\n/gm, '');
+    };
+    // Before: both k3s01 and k3s03 started a cluster of their own, and the agent found no server at all.
+    expect(render('k3s01', BOOTSTRAP)).toBe('cluster-init: true\n');
+    expect(render('k3s03', BOOTSTRAP)).toBe('server: "https://10.0.3.1:6443"\n');
+    expect(render('k3s02', '/etc/rancher/k3s/config.yaml')).toMatch(/^server: "https:\/\/10\.0\.3\.1:6443"$/m);
+  });
+
+  it('k3s.join_existing without k3s.server_url fails to compile, naming the key (the first server was told to join itself)', () => {
+    const text = INVENTORY.replace('k3s: { disable: [traefik] }', 'k3s: { disable: [traefik], join_existing: true }');
+    expect(() => compile(contextFor(loadTestInventory(text), 'k3s01'))).toThrow(/k3s:server_url \(required with k3s\.join_existing/);
+  });
+
   it('a lone server also starts with embedded etcd, so a second server can join it later without touching it', () => {
     expect(file(INVENTORY, 'k3s01')).toBe('cluster-init: true\n');
     function file(invText: string, name: string) {

@@ -1,3 +1,4 @@
+import { k3sData, type K3sRole } from '../../model/k3s-role.js';
 import { shellQuote } from '../../state/modules/shell.js';
 import type { ExecResult } from '../../state/types.js';
 import { parseKubectlNode } from '../parsers/kubectl.js';
@@ -11,17 +12,7 @@ import { commandFailed, failed, listSome, passed } from './evidence.js';
  * API server lets read its own Node object.
  */
 
-export type K3sRole = 'k3s-server' | 'k3s-agent';
-
-function k3sData(data: Record<string, unknown>): Record<string, unknown> {
-  const k3s = data['k3s'];
-  return k3s && typeof k3s === 'object' && !Array.isArray(k3s) ? (k3s as Record<string, unknown>) : {};
-}
-
-/** The k3s role a node of the plain `k3s` role plays: data.k3s.role 'server', else agent (as states/k3s/init.sls decides). */
-export function k3sRoleOf(data: Record<string, unknown>): K3sRole {
-  return k3sData(data)['role'] === 'server' ? 'k3s-server' : 'k3s-agent';
-}
+export { k3sRoleOf, type K3sRole } from '../../model/k3s-role.js';
 
 /**
  * The labels the k3s states put on the node (states/k3s/files/macros.njk): rackseed.io/group, the GPU presence and
