@@ -205,7 +205,7 @@ export class StateService {
           return f ? [[s.id, f] as const] : [];
         }),
       );
-      const clusterStates = new Map(statuses.map((s) => [s.id, s.state] as const));
+      const clusterStates = new Map(statuses.map((s) => [s.id, { state: s.state, ...(s.stage !== undefined ? { stage: s.stage } : {}) }] as const));
       const context = buildRenderContext(inv, node, pillar, facts, clusterFacts, clusterStates);
       const source = new FsSlsSource(this.deps.settings.roots);
       // Arguments are checked at compile time, with the file and line, so a typo fails the run before anything changes.

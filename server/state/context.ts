@@ -1,5 +1,5 @@
 import type { Inventory, ResolvedNode } from '../model/inventory.js';
-import type { LifecycleState } from '../model/lifecycle.js';
+import { isPostInstallStage, type LifecycleState, type LifecycleStatus } from '../model/lifecycle.js';
 import { k3sRoleOf } from '../model/k3s-role.js';
 import type { ClusterNodeFacts, NodeFacts, RenderContext } from './types.js';
 
@@ -29,7 +29,7 @@ export function buildRenderContext(
   pillar: Record<string, unknown>,
   facts: NodeFacts,
   clusterFacts: ReadonlyMap<string, ClusterNodeFacts> = new Map(),
-  clusterStates: ReadonlyMap<string, LifecycleState> = new Map(),
+  clusterStates: ReadonlyMap<string, LifecycleState | Pick<LifecycleStatus, 'state' | 'stage'>> = new Map(),
 ): RenderContext {
   const group = inv.groups.get(node.group);
   return {
@@ -52,8 +52,19 @@ export function buildRenderContext(
       nodes: [...inv.nodes.values()].map((n) => {
         // This node's own facts are the ones just collected; the others' are what their last run stored.
         const known = n.name === node.name ? { cpus: facts.cpus, memoryMiB: facts.memoryMiB, gpus: facts.gpus.map((g) => ({ model: g.model, memoryMiB: g.memoryMiB })) } : clusterFacts.get(n.name);
-        const state = clusterStates.get(n.name);
-        return { name: n.name, ...(n.ip !== undefined ? { ip: n.ip } : {}), group: n.group, roles: clusterRoles(n), ...(known ? { facts: known } : {}), ...(state ? { state } : {}) };
+        const status = clusterStates.get(n.name);
+        const { state, stage } = typeof status === 'string' ? { state: status, stage: undefined } : (status ?? {});
+        // Configured at least once on its current install: ready, or failed after its states ran (a cordon, a label).
+        const configured = state === 'ready' || (state === 'failed' && isPostInstallStage(stage));
+        return {
+          name: n.name,
+          ...(n.ip !== undefined ? { ip: n.ip } : {}),
+          group: n.group,
+          roles: clusterRoles(n),
+          ...(known ? { facts: known } : {}),
+          ...(state ? { state } : {}),
+          ...(configured ? { configured } : {}),
+        };
       }),
     },
   };

@@ -156,6 +156,11 @@ export interface ClusterNode {
    * cluster) rather than the first in the inventory, which may be a node being reimaged or one added later.
    */
   state?: LifecycleState;
+  /**
+   * It ran its states on its current install (ready, or failed afterwards: a cordon, a readiness check): a K3s server
+   * that did runs the cluster, whatever its readiness says now.
+   */
+  configured?: boolean;
 }
 
 export type ClusterNodeFacts = Pick<NodeFacts, 'cpus' | 'memoryMiB'> & { gpus: Array<{ model: string; memoryMiB: number }> };

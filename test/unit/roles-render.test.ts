@@ -372,7 +372,7 @@ describe('role library: K3s', () => {
       '  - { name: k3s03, mac: "52:54:00:00:03:03", ip: 10.0.3.3, group: k3sctl }\n  - { name: k3s02,',
     );
     const inv3 = loadTestInventory(text);
-    const render = (name: string, path: string, states: Record<string, LifecycleState>) => {
+    const render = (name: string, path: string, states: Record<string, LifecycleState | { state: LifecycleState; stage?: string }>) => {
       const ctx = contextFor(inv3, name, { states, ...(name !== 'k3s01' && name !== 'k3s02' ? { facts: { ...FACTS['k3s01']!, hostname: name } } : {}) });
       return renderedFile(compile(ctx), ctx, path).replace(/^#.*\n/gm, '');
     };
@@ -383,6 +383,11 @@ describe('role library: K3s', () => {
     expect(render('k3s01', BOOTSTRAP, reimaged)).toBe('server: "https://10.0.3.100:6443"\n');
     // Agents follow: they connect to a server that runs.
     expect(render('k3s02', '/etc/rancher/k3s/config.yaml', reimaged)).toMatch(/^server: "https:\/\/10\.0\.3\.100:6443"$/m);
+    // The servers still running failed readiness (a cordon) or their states: the reimaged k3s01 still joins them.
+    const failedAfter = { k3s00: { state: 'failed', stage: 'readiness' }, k3s01: 'configuring', k3s03: { state: 'failed', stage: 'states' } } as const;
+    expect(render('k3s01', BOOTSTRAP, failedAfter)).toBe('server: "https://10.0.3.100:6443"\n');
+    // A server whose install failed runs nothing.
+    expect(render('k3s01', BOOTSTRAP, { k3s00: { state: 'failed', stage: 'download' }, k3s01: 'configuring' })).toBe('cluster-init: true\n');
     // A new cluster (no server ready yet): the first in the inventory starts it.
     expect(render('k3s00', BOOTSTRAP, {})).toBe('cluster-init: true\n');
     expect(render('k3s01', BOOTSTRAP, { k3s00: 'configuring', k3s01: 'configuring' })).toBe('server: "https://10.0.3.100:6443"\n');
