@@ -132,8 +132,21 @@ export function nodeRoutes(deps: NodeRouteDeps): Router {
       res.status(400).json(errorBody('BAD_REQUEST', 'expected {"stage":"name"}, {"failed":"reason"} or {"installed":true,"image":{"name":"..","sha256":".."}}'));
       return;
     }
-    const r = await deps.store.recordEvent({ node: claims.node, event });
     const log = nodeLogger(deps.log, { name: claims.node });
+    // In full DHCP mode, as for the plan: the report token travels in a boot script anyone on the boot network can ask
+    // for by MAC, and a report from another machine could mark the node installed or failed.
+    const addressOf = deps.plan?.addressOf;
+    const node = deps.plan?.inventory.inventory.nodes.get(claims.node);
+    if (addressOf && node) {
+      const expected = await addressOf(node, (await deps.store.getNode(node.name))?.mac);
+      const remote = remoteOf(req);
+      if (expected === undefined || remote !== expected) {
+        log.warn({ remote, expected: expected ?? 'none', event: event.type }, 'node report refused: not from the node\'s address');
+        res.status(403).json(errorBody('UNAUTHORIZED', `reports for ${node.name} are taken only from its own address`));
+        return;
+      }
+    }
+    const r = await deps.store.recordEvent({ node: claims.node, event });
     if (!r.ok) {
       log.warn({ event, error: r.error }, 'node report refused');
       res.status(409).json(errorBody('LIFECYCLE_INVALID_TRANSITION', r.error));

@@ -257,4 +257,16 @@ describe('GET /node/v1/plan when the server hands out the addresses (full DHCP m
     expect((await get(token, 'HEAD')).status).toBe(405);
     expect((await get(token)).status).toBe(200);
   });
+
+  it('takes installer reports only from the node\'s own address: a machine that only knows the MAC cannot mark it installed or failed', async () => {
+    const report = (node: string, body: unknown) =>
+      fetch(url.replace('/plan', '/report'), { method: 'POST', headers: { authorization: `Bearer ${tokens.issue(node, 600)}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    // node01 is reserved 10.0.0.21; this comes from 127.0.0.1. Before: 204, and the node was marked failed.
+    const before = (await server.store.getNode('node01'))?.state;
+    const forged = await report('node01', { failed: 'disk on fire', stage: 'partition' });
+    expect(forged.status).toBe(403);
+    expect((await server.store.getNode('node01'))?.state).toBe(before);
+    // node02's bound lease is 127.0.0.1 (the test before): its own reports are taken.
+    expect((await report('node02', { stage: 'download', detail: { bytes: 1 } })).status).toBe(204);
+  });
 });
