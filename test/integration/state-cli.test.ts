@@ -213,5 +213,7 @@ describe('rackseed state test|apply through the server', () => {
     expect(runs.every((x) => x.summary.counts.total === 4)).toBe(true);
     const failed = api<{ runs: Array<{ result: string }> }>('/runs?node=node02&kind=apply&limit=1').runs;
     expect(failed.map((x) => x.result)).toEqual(['failed']);
+    // limit is digits only, as for /events (Number() read "0x10" and "1e2" before).
+    for (const bad of ['0x10', '1e2']) expect(() => api(`/runs?limit=${bad}`)).toThrow(/failed \(22\)/);
   });
 });

@@ -72,7 +72,8 @@ export function stateRoutes(deps: StateRouteDeps): Router {
     const node = typeof req.query.node === 'string' ? req.query.node : undefined;
     const kind = typeof req.query.kind === 'string' ? req.query.kind : undefined;
     if (kind !== undefined && !RUN_KINDS.includes(kind as RunKind)) throw badRequest(`"kind" must be one of ${RUN_KINDS.join(', ')}`);
-    const limitRaw = typeof req.query.limit === 'string' ? Number(req.query.limit) : 50;
+    // Digits only, as /events takes it: Number() also read "0x10", "1e2" and " 5 ".
+    const limitRaw = typeof req.query.limit === 'string' ? (/^\d+$/.test(req.query.limit) ? Number(req.query.limit) : NaN) : 50;
     if (!Number.isSafeInteger(limitRaw) || limitRaw < 1 || limitRaw > 1000) throw badRequest('"limit" must be a whole number from 1 to 1000');
     const runs = await deps.store.listRuns({ ...(node ? { node } : {}), ...(kind ? { kind: kind as RunKind } : {}), limit: limitRaw });
     res.json({ runs });
