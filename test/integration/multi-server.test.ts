@@ -18,6 +18,8 @@ const TWIN_A = '52:54:00:77:00:01';
 const TWIN_B = '52:54:00:77:00:02';
 const TWIN_IP = `${SHARED_SUBNET}.50`;
 const NODE_MAC = '52:54:00:88:00:01';
+/** rack-b-01's reservation on site B's network: in full DHCP mode its installer reports only from there. */
+const NODE_IP = '10.82.0.77';
 const IMAGE_SIZE = 24 * 1024 * 1024;
 
 // One node with two MACs (say, a NIC cabled into each rack's network) and one reserved address in the subnet both
@@ -35,6 +37,7 @@ nodes:
     group: compute
   - name: rack-b-01
     mac: ${NODE_MAC}
+    ip: ${NODE_IP}
     group: compute
 `;
 
@@ -170,7 +173,8 @@ describe('several rackseed servers over one PostgreSQL', () => {
       expect(script.stdout).toMatch(/rackseed\.node=rack-b-01/);
       const token = /rackseed\.token=([A-Za-z0-9._~%-]+)/.exec(script.stdout)?.[1];
       expect(token).toBeDefined();
-      const report = lab.netns.run(lab.b.ns, 'curl', [
+      const installer = lab.addHost(lab.b, 'rb', { cidr: `${NODE_IP}/24` });
+      const report = lab.netns.run(installer.ns, 'curl', [
         '-sf', '-X', 'POST', '-H', `Authorization: Bearer ${decodeURIComponent(token!)}`, '-H', 'content-type: application/json',
         '--data', JSON.stringify({ stage: 'download', detail: { bytes: 1024, total: 4096 } }), `${lab.b.url}/node/v1/report`,
       ]);
