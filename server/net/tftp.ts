@@ -243,6 +243,27 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     }
   };
 
+  /**
+   * One warning per GARBAGE_LOG_EVERY_MS for a kind of refusal, with how many were left out: a client looping on a
+   * refused name (or a scanner) must not write a log line per datagram.
+   */
+  const limitedWarning = (message: string) => {
+    let at = 0;
+    let suppressed = 0;
+    return (fields: Record<string, unknown>): void => {
+      const now = Date.now();
+      if (now - at < GARBAGE_LOG_EVERY_MS) {
+        suppressed++;
+        return;
+      }
+      log?.warn({ ...fields, suppressed }, message);
+      at = now;
+      suppressed = 0;
+    };
+  };
+  const warnWriteRefused = limitedWarning('tftp: write request refused');
+  const warnOutsideRoot = limitedWarning('tftp: path outside the root refused');
+
   let garbageSuppressed = 0;
   let garbageLoggedAt = 0;
   const logGarbage = (rinfo: RemoteInfo, why: string): void => {
@@ -337,12 +358,12 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
         return;
       case 'write':
         replyFromMain(rinfo, TFTP_ERR.accessViolation, TFTP_MSG.accessViolation);
-        log?.warn({ client, file: verdict.rawName }, 'tftp: write request refused');
+        warnWriteRefused({ client, file: verdict.rawName });
         emit({ file: verdict.rawName, client, bytes: 0, ok: false, reason: 'write_denied', error: 'write requests are refused', durationMs: 0 });
         return;
       case 'traversal':
         replyFromMain(rinfo, TFTP_ERR.accessViolation, TFTP_MSG.accessViolation);
-        log?.warn({ client, file: verdict.rawName }, 'tftp: path outside the root refused');
+        warnOutsideRoot({ client, file: verdict.rawName });
         emit({ file: verdict.rawName, client, bytes: 0, ok: false, reason: 'traversal', error: 'path escapes the root', durationMs: 0 });
         return;
       case 'protocol':
@@ -594,7 +615,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       },
       (err: unknown) => {
         const f = err instanceof Failure ? err : new Failure('io', String(err));
-        if (f.reason === 'traversal') log?.warn({ client, file, why: f.message }, 'tftp: path outside the root refused');
+        if (f.reason === 'traversal') warnOutsideRoot({ client, file, why: f.message });
         fail(f);
       },
     );

@@ -481,3 +481,32 @@ describe('tftp adapter with real peers', () => {
     expect(ok.every((e) => e.bytes === originals.get('ipxe.efi')!.length)).toBe(true);
   });
 });
+
+describe('refusals do not flood the log', () => {
+  it('a client looping on a refused name or a write request gets one warning per interval, with the count left out; every one is counted', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rackseed-tftp-flood-'));
+    const warnings: Array<{ msg: string; suppressed?: number }> = [];
+    const logger = { info: () => undefined, error: () => undefined, warn: (obj: object, msg?: string) => void warnings.push({ ...(obj as { suppressed?: number }), msg: msg ?? '' }) };
+    const srv = await startTftpServer({ host: '127.0.0.1', port: 0, root, logger });
+    const sock = createSocket('udp4');
+    try {
+      await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+      const send = (op: 1 | 2, name: string) => sock.send(Buffer.concat([Buffer.from([0, op]), Buffer.from(`${name}\0octet\0`, 'latin1')]), srv.address().port, '127.0.0.1');
+      for (let i = 0; i < 40; i++) {
+        send(1, '../etc/passwd');
+        send(2, 'upload.bin');
+      }
+      await waitFor('every refusal counted', () => srv.stats().errors.traversal === 40 && srv.stats().errors.write_denied === 40, 10_000, 20);
+      // Before: 80 warning lines, one per datagram.
+      const outside = warnings.filter((w) => w.msg === 'tftp: path outside the root refused');
+      const writes = warnings.filter((w) => w.msg === 'tftp: write request refused');
+      expect(outside.length).toBeGreaterThanOrEqual(1);
+      expect(outside.length + writes.length).toBeLessThanOrEqual(6);
+      expect(outside[0]).toMatchObject({ suppressed: 0 });
+    } finally {
+      sock.close();
+      await srv.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
