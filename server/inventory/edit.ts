@@ -213,7 +213,7 @@ export function importCsvToText(
   csvText: string,
   csvFile: string,
   readCsv: CsvReader = noCsvReader,
-): { text: string; added: string[]; updated: string[] } {
+): { text: string; added: string[]; updated: string[]; unchanged: string[] } {
   const { entries } = parseInventoryDetailed(text, file, readCsv);
   const rows = parseNodeCsv(csvText, csvFile);
   const parsed = parseForEdit(text);
@@ -228,6 +228,8 @@ export function importCsvToText(
   const edits = new TextEdits();
   const added: string[] = [];
   const updated: string[] = [];
+  /** Rows that match their entry already: counted, so added + updated + unchanged is every row of the sheet. */
+  const unchanged: string[] = [];
   const newEntries: Array<Record<string, unknown>> = [];
   const newOrigins: NewEntryOrigin[] = [];
   for (const row of rows) {
@@ -245,6 +247,7 @@ export function importCsvToText(
     const map = index !== undefined && isSeq(seq) ? seq.items[index] : undefined;
     if (isMap(map)) {
       if (updateEntry(edits, text, parsed.lines, map, row)) updated.push(row.name);
+      else unchanged.push(row.name);
     } else {
       newEntries.push(entryObject(rowEntry(row), row.macs));
       newOrigins.push({ where: `${row.file}:${row.line}`, name: row.name });
@@ -254,7 +257,7 @@ export function importCsvToText(
   appendNodes(edits, text, parsed, newEntries);
   const out = edits.apply(text);
   validateEdited(out, file, readCsv, entryCount(parsed), newOrigins);
-  return { text: out, added, updated };
+  return { text: out, added, updated, unchanged };
 }
 
 /** What moving nodes into another group did to the inventory text: the new text, and each moved node's old group. */

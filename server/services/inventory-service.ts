@@ -50,11 +50,11 @@ export class InventoryService {
     return this.edit((text) => addNodeToText(text, this.file, entry, csvReaderFor(this.file)));
   }
 
-  async importCsv(csvText: string, csvName: string): Promise<{ added: string[]; updated: string[] }> {
-    let outcome = { added: [] as string[], updated: [] as string[] };
+  async importCsv(csvText: string, csvName: string): Promise<{ added: string[]; updated: string[]; unchanged: string[] }> {
+    let outcome = { added: [] as string[], updated: [] as string[], unchanged: [] as string[] };
     await this.edit((text) => {
       const r = importCsvToText(text, this.file, csvText, csvName, csvReaderFor(this.file));
-      outcome = { added: r.added, updated: r.updated };
+      outcome = { added: r.added, updated: r.updated, unchanged: r.unchanged };
       return r.text;
     });
     return outcome;

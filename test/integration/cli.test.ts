@@ -65,7 +65,7 @@ describe('rackseed CLI', () => {
     expect(await cli('node', 'add', 'head05', '--mac', 'AA-BB-CC-00-00-05', '--ip', '10.0.0.5', '--group', 'head')).toBe('added head05 (group head, aa:bb:cc:00:00:05)\n');
     const csv = path.join(srv.dir, 'more.csv');
     writeFileSync(csv, 'name,mac,ip,group\nhead06,aa:bb:cc:00:00:06,10.0.0.6,head\nhead07,aa:bb:cc:00:00:07,10.0.0.7,head\n');
-    expect(JSON.parse(await cli('--json', 'node', 'import', csv))).toEqual({ added: ['head06', 'head07'], updated: [] });
+    expect(JSON.parse(await cli('--json', 'node', 'import', csv))).toEqual({ added: ['head06', 'head07'], updated: [], unchanged: [] });
     expect(srv.inventory.inventory.nodes.has('head07')).toBe(true);
     await cli('node', 'add', 'head08', '--mac', 'aa:bb:cc:00:00:08', '--group', 'head', '--bmc', '10.1.0.8', '--bmc-boot-mode', 'uefi', '--slot', '8');
     expect(srv.inventory.inventory.nodes.get('head08')).toMatchObject({ slot: 8, bmc: { address: '10.1.0.8', kind: 'ipmi', bootMode: 'uefi' } });

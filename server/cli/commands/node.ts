@@ -107,8 +107,8 @@ export function registerNode(program: Command, ctx: (opts: GlobalOptions) => Cli
     .action(async (file: string, _o, cmd: Command) => {
       const { client, out } = ctx(cmd.optsWithGlobals());
       const csv = readFileSync(file, 'utf8');
-      const r = await client.post<{ added: string[]; updated: string[] }>(`/nodes/import?name=${encodeURIComponent(path.basename(file))}`, csv, 'text/csv');
+      const r = await client.post<{ added: string[]; updated: string[]; unchanged?: string[] }>(`/nodes/import?name=${encodeURIComponent(path.basename(file))}`, csv, 'text/csv');
       if (out.json) return printJson(out, r);
-      out.write(`imported ${file}: ${r.added.length} added, ${r.updated.length} updated\n`);
+      out.write(`imported ${file}: ${r.added.length} added, ${r.updated.length} updated, ${r.unchanged?.length ?? 0} unchanged\n`);
     });
 }

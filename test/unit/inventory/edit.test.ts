@@ -134,10 +134,10 @@ describe('importCsvToText', () => {
     expect(inv.nodes.get('gpu03')!.group).toBe('gpu');
   });
 
-  test('rows that change nothing are not reported as updated', () => {
+  test('rows that change nothing are not reported as updated, but as unchanged (every row is counted)', () => {
     const text = TEXT.replace('mac: 52:54:00:00:00:01 ', 'mac: 525400000001 ');
     const r = importCsvToText(text, FILE, 'name,mac,ip\nhead01,52-54-00-00-00-01,10.0.0.1\nlogin01,5254.0000.0003\n', 'same.csv', readCsv);
-    expect(r).toEqual({ text, added: [], updated: [] });
+    expect(r).toEqual({ text, added: [], updated: [], unchanged: ['head01', 'login01'] });
   });
 
   test('a second MAC turns mac: into macs:, and missing keys are added as lines', () => {
@@ -169,7 +169,7 @@ describe('importCsvToText', () => {
   test('a row that says what the entry says, as typed, changes nothing (rack: 07 is "07", not the number 7)', () => {
     const text = 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes:\n  - name: x\n    group: g\n    mac: 52:54:00:00:00:09\n    rack: 07\n    bmc: { address: 10.1.0.9 }\n';
     const r = importCsvToText(text, FILE, 'name,mac,rack,bmc\nx,52:54:00:00:00:09,07,10.1.0.9\n', 'a.csv', readCsv);
-    expect(r).toEqual({ text, added: [], updated: [] });
+    expect(r).toEqual({ text, added: [], updated: [], unchanged: ['x'] });
   });
 
   test('csv errors name the csv file and line', () => {
