@@ -1,5 +1,5 @@
 import type { Inventory, ResolvedNode } from '../model/inventory.js';
-import { isPostInstallStage, type LifecycleState, type LifecycleStatus } from '../model/lifecycle.js';
+import type { LifecycleState, LifecycleStatus } from '../model/lifecycle.js';
 import { k3sRoleOf } from '../model/k3s-role.js';
 import type { ClusterNodeFacts, NodeFacts, RenderContext } from './types.js';
 
@@ -54,8 +54,9 @@ export function buildRenderContext(
         const known = n.name === node.name ? { cpus: facts.cpus, memoryMiB: facts.memoryMiB, gpus: facts.gpus.map((g) => ({ model: g.model, memoryMiB: g.memoryMiB })) } : clusterFacts.get(n.name);
         const status = clusterStates.get(n.name);
         const { state, stage } = typeof status === 'string' ? { state: status, stage: undefined } : (status ?? {});
-        // Configured at least once on its current install: ready, or failed after its states ran (a cordon, a label).
-        const configured = state === 'ready' || (state === 'failed' && isPostInstallStage(stage));
+        // Its K3s (or any role) runs on its current install: ready, or failed only in readiness after its states had all
+        // applied (a cordon, a label). A failure in the states may be K3s never starting: not counted.
+        const configured = state === 'ready' || (state === 'failed' && stage === 'readiness');
         return {
           name: n.name,
           ...(n.ip !== undefined ? { ip: n.ip } : {}),

@@ -157,7 +157,7 @@ export interface ClusterNode {
    */
   state?: LifecycleState;
   /**
-   * It ran its states on its current install (ready, or failed afterwards: a cordon, a readiness check): a K3s server
+   * Its states all applied on its current install (ready, or failed only in readiness: a cordon, a label): a K3s server
    * that did runs the cluster, whatever its readiness says now.
    */
   configured?: boolean;

@@ -383,9 +383,13 @@ describe('role library: K3s', () => {
     expect(render('k3s01', BOOTSTRAP, reimaged)).toBe('server: "https://10.0.3.100:6443"\n');
     // Agents follow: they connect to a server that runs.
     expect(render('k3s02', '/etc/rancher/k3s/config.yaml', reimaged)).toMatch(/^server: "https:\/\/10\.0\.3\.100:6443"$/m);
-    // The servers still running failed readiness (a cordon) or their states: the reimaged k3s01 still joins them.
-    const failedAfter = { k3s00: { state: 'failed', stage: 'readiness' }, k3s01: 'configuring', k3s03: { state: 'failed', stage: 'states' } } as const;
+    // The servers still running failed readiness (a cordon): the reimaged k3s01 still joins them.
+    const failedAfter = { k3s00: { state: 'failed', stage: 'readiness' }, k3s01: 'configuring', k3s03: { state: 'failed', stage: 'readiness' } } as const;
     expect(render('k3s01', BOOTSTRAP, failedAfter)).toBe('server: "https://10.0.3.100:6443"\n');
+    // One that failed in its states may never have started K3s: two new servers must not each join the other. k3s00's
+    // states failed (its binary was missing): k3s01 starts the cluster, and k3s00, fixed, joins it.
+    expect(render('k3s01', BOOTSTRAP, { k3s00: { state: 'failed', stage: 'states' }, k3s01: 'configuring' })).toBe('cluster-init: true\n');
+    expect(render('k3s00', BOOTSTRAP, { k3s00: 'configuring', k3s01: 'ready' })).toBe('server: "https://10.0.3.1:6443"\n');
     // A server whose install failed runs nothing.
     expect(render('k3s01', BOOTSTRAP, { k3s00: { state: 'failed', stage: 'download' }, k3s01: 'configuring' })).toBe('cluster-init: true\n');
     // A new cluster (no server ready yet): the first in the inventory starts it.
