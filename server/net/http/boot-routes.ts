@@ -92,8 +92,7 @@ export function bootRoutes(deps: BootRouteDeps): Router {
       const image = deps.images.get(name);
       return image && { hasKernel: hasKernelAndInitrd(image.manifest), sha256: image.manifest.artefacts.rootfs.sha256 };
     };
-    const installerProblem = deps.installerMissing?.();
-    const plan = decideScript({ facts, node, status, settings: deps.settings, token: deps.tokens.issue(node.name, deps.tokenSeconds), catalog, ...(installerProblem ? { installerProblem } : {}) });
+    const plan = decideScript({ facts, node, status, settings: deps.settings, token: deps.tokens.issue(node.name, deps.tokenSeconds), catalog, ...(deps.installerMissing ? { installerProblem: deps.installerMissing } : {}) });
     // decideScript only answers "unknown" when there is no node, which was handled above.
     if (plan.kind === 'unknown') throw new Error('unreachable: a known node was planned as unknown');
     let script: string;

@@ -95,8 +95,11 @@ export function decideScript(input: {
   /** The node's short-lived report token, written on the installer's command line. */
   token?: string;
   catalog: CatalogLookup;
-  /** Why the installer cannot boot here (its kernel or initrd is missing from the data directory), if it cannot. */
-  installerProblem?: string;
+  /**
+   * Why the installer cannot boot here (its kernel or initrd is missing from the data directory), if it cannot.
+   * Asked only when the node is to be provisioned: the I/O layer's check (and its log line) is not for other boots.
+   */
+  installerProblem?: () => string | undefined;
 }): ScriptPlan {
   const { facts, node, status, settings } = input;
   if (!node) return { kind: 'unknown', facts };
@@ -114,7 +117,7 @@ export function decideScript(input: {
   if (needsProvisioning(status)) {
     // Booting the installer for a plan the server will refuse would only mark the node failed (needing a reimage
     // once the cause is fixed); told "unavailable", it provisions on its next boot after the fix.
-    const refused = provisioningRefusal(node, input.catalog) ?? input.installerProblem;
+    const refused = provisioningRefusal(node, input.catalog) ?? input.installerProblem?.();
     if (refused) return { kind: 'unavailable', node, context: { ...common, reason: refused } };
     const cmdline = [
       ...node.kernelArgs,

@@ -34,6 +34,8 @@ nodes:
 `;
 /** What the server's check of the data directory says about the installer (undefined: it is there). */
 let installerMissing: string | undefined;
+/** How often the route asked (the server's check logs a warning each time it finds the installer missing). */
+let installerChecks = 0;
 
 let dir: string;
 let store: SqliteStore;
@@ -64,7 +66,10 @@ beforeAll(async () => {
       settings: { baseUrl: 'http://10.0.0.1:8080', provisionKernel: 'installer/vmlinuz', provisionInitrd: 'installer/initrd.img' },
       images,
       log: createLogger('silent'),
-      installerMissing: () => installerMissing,
+      installerMissing: () => {
+        installerChecks += 1;
+        return installerMissing;
+      },
     }),
   );
   server = await new Promise<Server>((resolve) => {
@@ -108,6 +113,16 @@ describe('GET /ipxe/machine', () => {
     }
     expect(await (await fetch(`${base}/ipxe/machine?mac=52-54-00-00-00-03`)).text()).toContain('rackseed.node=head03');
     expect((await store.getNode('head03'))?.state).toBe('provisioning');
+    // Installed, it boots its disk: the installer is not asked about (nor warned about in the log).
+    await store.recordEvent({ node: 'head03', event: { type: 'installed' } });
+    const checks = installerChecks;
+    installerMissing = 'the installer is not built (rackseed installer build)';
+    try {
+      expect(await (await fetch(`${base}/ipxe/machine?mac=52-54-00-00-00-03`)).text()).not.toContain('cannot be provisioned');
+    } finally {
+      installerMissing = undefined;
+    }
+    expect(installerChecks).toBe(checks);
   });
 
   it('HEAD is a 405 that records nothing: no discovered machine, no provisioning', async () => {
