@@ -274,7 +274,8 @@ describe('rackseed image CLI', () => {
         { node: 'gpu07', event: { type: 'assigned', group: 'compute' } },
         { node: 'gpu07', event: { type: 'provision_started' } },
         { node: 'gpu07', event: { type: 'stage', stage: 'plan', detail: { image: 'from-tgz', disk: '/dev/vda', ip: '10.0.0.7' } } },
-        { node: 'gpu07', event: { type: 'stage', stage: 'download', detail: { bytes: 1024 } } },
+        // Progress every 5 s: after 17 minutes the plan stage was more than 200 events back, out of the window looked at.
+        ...Array.from({ length: 700 }, (_, i) => ({ node: 'gpu07', event: { type: 'stage' as const, stage: 'download', detail: { bytes: 1024 * (i + 1) } } })),
       ]);
     } finally {
       await store.close();

@@ -1,4 +1,5 @@
 import { PLAN_STAGE } from '../../model/lifecycle.js';
+import type { ObservedStore } from '../../store/types.js';
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { readAdminToken } from '../../auth/admin-token.js';
@@ -42,14 +43,31 @@ async function imagesOnNodes(config: Config): Promise<{ installed: InstalledOn[]
     const installed = nodes.flatMap((n) => (n.installedImage ? [{ node: n.id, image: n.installedImage.name }] : []));
     const installing: InstalledOn[] = [];
     for (const n of nodes.filter((s) => s.state === 'provisioning')) {
-      // The plan is fetched at the start of an install; a node's later stage reports number a few dozen at most.
-      const plan = (await store.listEvents({ node: n.id, last: 200 })).reverse().find((e) => e.event.type === 'stage' && e.event.stage === PLAN_STAGE);
-      const image = plan?.event.type === 'stage' ? plan.event.detail?.['image'] : undefined;
-      if (typeof image === 'string') installing.push({ node: n.id, image });
+      const image = await imageBeingInstalled(store, n.id);
+      if (image !== undefined) installing.push({ node: n.id, image });
     }
     return { installed, installing };
   } finally {
     await store.close();
+  }
+}
+
+/**
+ * The image a provisioning node's installer named in its plan stage, looked for back to the install's start. The
+ * download reports progress every few seconds, so the plan stage can lie thousands of events back: the window grows
+ * until it reaches provision_started or the node's first event.
+ */
+async function imageBeingInstalled(store: ObservedStore, node: string): Promise<string | undefined> {
+  for (let last = 500; ; last *= 10) {
+    const events = await store.listEvents({ node, last });
+    for (const e of [...events].reverse()) {
+      if (e.event.type === 'provision_started') return undefined;
+      if (e.event.type === 'stage' && e.event.stage === PLAN_STAGE) {
+        const image = e.event.detail?.['image'];
+        return typeof image === 'string' ? image : undefined;
+      }
+    }
+    if (events.length < last) return undefined;
   }
 }
 
