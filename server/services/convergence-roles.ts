@@ -1,4 +1,5 @@
 import type { Inventory, ResolvedNode } from '../model/inventory.js';
+import { rolesPlayed } from '../model/k3s-role.js';
 
 /**
  * Which nodes an inventory change re-configures: those in both versions whose roles or group differ (a group brings
@@ -19,8 +20,9 @@ export interface NodeRoleView {
   roles: string[];
 }
 
-export function roleView(node: Pick<ResolvedNode, 'group' | 'roles'>): NodeRoleView {
-  return { group: node.group, roles: [...node.roles] };
+/** The roles a node plays (a plain `k3s` node's k3s.role included: changing it is a role change). */
+export function roleView(node: Pick<ResolvedNode, 'group' | 'roles' | 'data'>): NodeRoleView {
+  return { group: node.group, roles: rolesPlayed(node) };
 }
 
 /** A snapshot of every node's roles, kept between inventory versions. */

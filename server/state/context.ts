@@ -1,6 +1,6 @@
 import type { Inventory, ResolvedNode } from '../model/inventory.js';
 import type { LifecycleState, LifecycleStatus } from '../model/lifecycle.js';
-import { k3sRoleOf } from '../model/k3s-role.js';
+import { rolesPlayed } from '../model/k3s-role.js';
 import type { ClusterNodeFacts, NodeFacts, RenderContext } from './types.js';
 
 /**
@@ -9,20 +9,6 @@ import type { ClusterNodeFacts, NodeFacts, RenderContext } from './types.js';
  * roles of every node, the hardware facts their last runs reported (what /etc/hosts and slurm.conf need) and their
  * lifecycle states (which K3s server a new server joins), nothing secret.
  */
-/**
- * A node's roles as the others' templates see them: a node of the plain `k3s` role also carries the one it plays
- * (k3s-server or k3s-agent, from its inventory data k3s.role), so that K3s servers find each other whichever role
- * names them. (A k3s.role set only in a pillar file is that node's own secret-side data: not visible here.)
- */
-function clusterRoles(n: ResolvedNode): string[] {
-  const roles = [...n.roles];
-  if (roles.includes('k3s')) {
-    const plays = k3sRoleOf(n.data);
-    if (!roles.includes(plays)) roles.push(plays);
-  }
-  return roles;
-}
-
 export function buildRenderContext(
   inv: Inventory,
   node: ResolvedNode,
@@ -61,7 +47,7 @@ export function buildRenderContext(
           name: n.name,
           ...(n.ip !== undefined ? { ip: n.ip } : {}),
           group: n.group,
-          roles: clusterRoles(n),
+          roles: rolesPlayed(n),
           ...(known ? { facts: known } : {}),
           ...(state ? { state } : {}),
           ...(configured ? { configured } : {}),

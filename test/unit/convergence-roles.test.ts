@@ -96,3 +96,18 @@ describe('nodes that render a role\'s membership (slurm.conf, the K3s init serve
     expect(membershipPeers(snapOf(base), snapOf(after))).toEqual(expected);
   });
 });
+
+describe('the K3s role a plain k3s node plays', () => {
+  it('a change of k3s.role is a role change, and the other K3s nodes re-render (their init server)', () => {
+    const text = (role: string) =>
+      inventory(`  k: { roles: [base, k3s], data: { k3s: { role: agent } } }`, [
+        `  - { name: k00, mac: "02:00:00:00:04:01", group: k, overrides: { data: { k3s: { role: ${role} } } } }`,
+        `  - { name: k01, mac: "02:00:00:00:04:02", group: k, overrides: { data: { k3s: { role: server } } } }`,
+        `  - { name: k02, mac: "02:00:00:00:04:03", group: k }`,
+      ].join('\n'));
+    const [before, after] = [snap(text('agent')), snap(text('server'))];
+    // Before: no change at all (the roles list reads [base, k3s] either way).
+    expect(roleChanges(before, after).map((c) => [c.node, c.after.roles])).toEqual([['k00', ['base', 'k3s', 'k3s-server']]]);
+    expect(membershipPeers(before, after)).toEqual(['k01', 'k02']);
+  });
+});
