@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { isIP, isIPv6 } from 'node:net';
+import { BlockList, isIP, isIPv6 } from 'node:net';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -31,21 +31,33 @@ function isProxyAddress(s: string): boolean {
   return family !== 0 && Number(bits) >= 1 && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
-/** The IPv4 subnets a trust_proxy entry covers (proxy-addr's meaning of the keywords); IPv6 ones are left out. */
-function trustedIpv4(entry: string): Ipv4Subnet[] {
-  const keyword: Record<string, string[]> = { loopback: ['127.0.0.0/8'], linklocal: ['169.254.0.0/16'], uniquelocal: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'] };
-  const cidrs = keyword[entry] ?? [entry.includes('/') ? entry : `${entry}/32`];
-  return cidrs.flatMap((c) => {
-    const [address, bits] = c.split('/');
-    const ip = parseIpv4(address ?? '');
-    const prefix = Number(bits);
-    if (ip === undefined || !(prefix >= 0 && prefix <= 32)) return [];
-    const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-    return [{ network: (ip & mask) >>> 0, prefix, mask }];
-  });
-}
+/** proxy-addr's meaning of the keywords. */
+const PROXY_KEYWORD_SUBNETS: Record<string, Array<[string, number, 'ipv4' | 'ipv6']>> = {
+  loopback: [['127.0.0.0', 8, 'ipv4'], ['::1', 128, 'ipv6']],
+  linklocal: [['169.254.0.0', 16, 'ipv4'], ['fe80::', 10, 'ipv6']],
+  uniquelocal: [['10.0.0.0', 8, 'ipv4'], ['172.16.0.0', 12, 'ipv4'], ['192.168.0.0', 16, 'ipv4'], ['fc00::', 7, 'ipv6']],
+};
 
-const overlaps = (a: Ipv4Subnet, b: Ipv4Subnet): boolean => inSubnet(a.network, b) || inSubnet(b.network, a);
+/**
+ * Whether a trust_proxy range (not a single named host) holds addresses of the node subnet `net`. IPv6 ranges count
+ * too: Express matches an IPv4 client against them in its mapped form (::ffff:10.0.0.0/104 is 10.0.0.0/8).
+ */
+function trustCovers(entry: string, net: Ipv4Subnet): boolean {
+  const list = new BlockList();
+  let inside: number | undefined;
+  const keyword = PROXY_KEYWORD_SUBNETS[entry];
+  if (keyword) for (const [address, prefix, type] of keyword) list.addSubnet(address, prefix, type);
+  else {
+    const [address = '', bits] = entry.split('/');
+    const family = isIP(address);
+    const prefix = bits === undefined ? (family === 4 ? 32 : 128) : Number(bits);
+    if (prefix === (family === 4 ? 32 : 128)) return false;
+    list.addSubnet(address, prefix, family === 4 ? 'ipv4' : 'ipv6');
+    inside = parseIpv4(family === 4 ? address : (/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] ?? ''));
+  }
+  const last = (net.network | ~net.mask) >>> 0;
+  return list.check(formatIpv4(net.network), 'ipv4') || list.check(formatIpv4(last), 'ipv4') || (inside !== undefined && inSubnet(inside, net));
+}
 
 const listenAddress = z.string().refine((s) => isIP(s) !== 0, 'expected an IPv4 or IPv6 address of this host, 0.0.0.0 or ::');
 
@@ -302,7 +314,7 @@ export const configSchema = strict({
     const nodeNets = c.dhcp.subnets.flatMap((s) => parseCidr(s.cidr) ?? []);
     c.http.trust_proxy.forEach((entry, i) => {
       // One named host is the operator's proxy; a range or keyword over the node subnets holds nodes.
-      const hit = nodeNets.find((net) => trustedIpv4(entry).some((t) => t.prefix < 32 && overlaps(t, net)));
+      const hit = nodeNets.find((net) => trustCovers(entry, net));
       if (hit) {
         ctx.addIssue({
           code: 'custom',

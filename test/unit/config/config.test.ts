@@ -70,6 +70,16 @@ describe('config: errors name the file, the line, the key and what was expected'
       'http:\n  trust_proxy: [127.0.0.1, uniquelocal]\ndhcp:\n  mode: full\n  interface: eth1\n  server_ip: 10.0.0.1\n  subnets:\n    - cidr: 10.0.0.0/24\n',
       /rackseed\.yaml:2 http\.trust_proxy\[1\]: "uniquelocal" covers the node subnet 10\.0\.0\.0\/24: a node could then claim another node's address/,
     ],
+    [
+      'trust_proxy over the node subnet as IPv4-mapped IPv6 (Express matches IPv4 clients that way)',
+      'http:\n  trust_proxy: ["::ffff:10.0.0.0/104"]\ndhcp:\n  mode: full\n  interface: eth1\n  server_ip: 10.0.0.1\n  subnets:\n    - cidr: 10.0.0.0/24\n',
+      /rackseed\.yaml:2 http\.trust_proxy\[0\]: "::ffff:10\.0\.0\.0\/104" covers the node subnet 10\.0\.0\.0\/24/,
+    ],
+    [
+      'trust_proxy inside the node subnet',
+      'http:\n  trust_proxy: [10.0.0.16/28]\ndhcp:\n  mode: full\n  interface: eth1\n  server_ip: 10.0.0.1\n  subnets:\n    - cidr: 10.0.0.0/24\n',
+      /http\.trust_proxy\[0\]: "10\.0\.0\.16\/28" covers the node subnet/,
+    ],
     ['full mode without interface', 'dhcp:\n  mode: full\n  server_ip: 10.0.0.1\n', /rackseed\.yaml:1 dhcp\.interface: required when mode is "full"/],
     ['proxy mode without server_ip', 'dhcp:\n  mode: proxy\n  interface: eth1\n', /dhcp\.server_ip: required when mode is "proxy"/],
     ['bad IPv4', 'dhcp:\n  interface: eth1\n  server_ip: 10.0.0.300\n', /rackseed\.yaml:3 dhcp\.server_ip: expected an IPv4 address/],
