@@ -178,8 +178,17 @@ describe('state compile: include, extend, exclude', () => {
     expect(none.message).toBe('states/main.sls:2: extend: cannot extend "ghost": no SLS of this node defines it');
     const wrongModule = compileError({ 'main.sls': 'extend:\n  a:\n    pkg:\n      - name: x\n' + sls({ a: [] }) });
     expect(wrongModule.message).toMatch(/^states\/main\.sls:2: extend: state "a" has no pkg function \(it has cmd\)/);
-    const excluded = compileError({ 'main.sls': 'exclude:\n  - id: a\nextend:\n  a:\n    cmd:\n      - cwd: /\n' + sls({ a: [] }) });
-    expect(excluded.message).toMatch(/cannot extend "a": it is excluded/);
+  });
+
+  it('nothing overrides an exclude (Salt): an extend of an excluded state is dropped with it, and an excluded SLS\'s extends are not applied', () => {
+    expect(ids(compile({ 'main.sls': 'exclude:\n  - id: a\nextend:\n  a:\n    cmd:\n      - cwd: /\n' + sls({ a: [], b: [] }) }))).toEqual(['b']);
+    const plan = compile({
+      'main.sls': 'include:\n  - a\n  - b\nexclude:\n  - sls: b\n',
+      'a.sls': '/etc/motd:\n  file.managed:\n    - contents: good\n',
+      'b.sls': 'extend:\n  /etc/motd:\n    file.managed:\n      - contents: evil\n',
+    });
+    // Before: the excluded b still rewrote a's file.
+    expect(plan.states.find((s) => s.id === '/etc/motd')!.args['contents']).toBe('good');
   });
 
   it('exclude by id and by sls removes those states; a requisite on them is then missing', () => {

@@ -5,7 +5,8 @@ import { where } from './keys.js';
 /**
  * Flattens the gathered SLS into states in definition order, drops what `exclude:` names (`id:` or `sls:`), then
  * applies `extend:` in order: arguments are replaced key by key (`name` replaces the name), requisites appended.
- * Extending a state that is not in the plan (never defined, or excluded) is an error. Inputs are not modified.
+ * As in Salt, nothing overrides an exclude: an excluded SLS's own extends are not applied, and an extend of an
+ * excluded state is dropped with it. Extending a state no SLS defines is an error. Inputs are not modified.
  */
 export function applyExtendExclude(docs: readonly SlsDocument[]): StateDecl[] {
   const excludes = docs.flatMap((d) => d.excludes);
@@ -16,11 +17,11 @@ export function applyExtendExclude(docs: readonly SlsDocument[]): StateDecl[] {
     .filter((s) => !excludedIds.has(s.id) && !excludedSls.has(s.sls))
     .map((s) => ({ ...s, args: { ...s.args }, requisites: [...s.requisites] }));
 
-  for (const ext of docs.flatMap((d) => d.extends)) {
+  for (const ext of docs.filter((d) => !excludedSls.has(d.sls)).flatMap((d) => d.extends)) {
     const sameId = states.filter((s) => s.id === ext.id);
     if (sameId.length === 0) {
-      const why = excludedIds.has(ext.id) || docs.some((d) => d.states.some((s) => s.id === ext.id)) ? 'it is excluded' : 'no SLS of this node defines it';
-      throw new RackseedError('STATE_COMPILE', `${where(ext.source)}: extend: cannot extend "${ext.id}": ${why}`, { id: ext.id, file: ext.source.file, line: ext.source.line });
+      if (excludedIds.has(ext.id) || docs.some((d) => d.states.some((s) => s.id === ext.id))) continue;
+      throw new RackseedError('STATE_COMPILE', `${where(ext.source)}: extend: cannot extend "${ext.id}": no SLS of this node defines it`, { id: ext.id, file: ext.source.file, line: ext.source.line });
     }
     const targets = sameId.filter((s) => s.module === ext.module);
     if (targets.length === 0) {
