@@ -584,6 +584,26 @@ describe('runPlan: retry', () => {
     expect(h.sleeps).toEqual([2000, 2000]);
   });
 
+  it('checks unless again before each retry (Salt): a command that did its work but failed is not run again', async () => {
+    let joined = false;
+    const h = harness({
+      handler: (cmd) => {
+        if (cmd.includes('is-member')) return { code: joined ? 0 : 1, stdout: '', stderr: '' };
+        if (cmd.includes('join-cluster')) {
+          const first = !joined;
+          joined = true;
+          return { code: first ? 1 : 2, stdout: '', stderr: first ? 'joined, then timed out waiting' : 'already a member' };
+        }
+        return undefined;
+      },
+    });
+    const { results } = await h.run(plan({ id: 'join', fn: 'cmd.run', name: 'join-cluster', unless: ['is-member'], retry: { attempts: 3, interval: 10, until: true } }));
+    // Before: join-cluster ran three times and the state failed.
+    expect(h.transport.commands.filter((c) => c.includes('join-cluster'))).toHaveLength(1);
+    expect(results[0]?.result).toBe(true);
+    expect(results[0]?.comment).toMatch(/Attempt 2: .*unless/);
+  });
+
   it('does not retry in test mode', async () => {
     const h = harness(flaky(10));
     const { results } = await h.run(retryPlan(3), { test: true });

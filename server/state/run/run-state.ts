@@ -58,8 +58,15 @@ export async function runState(state: CompiledState, env: StateRunEnv): Promise<
     if (conditions.kind === 'skip') return done(true, conditions.comment);
 
     const call = { test, watchChanged: verdict.watchChanged, ...(prereqWouldChange ? { prereqWouldChange } : {}) };
+    let attempt = 0;
     const outcome = await withRetry(state.retry, test, env.sleep, async () => {
       try {
+        // As in Salt, each retry goes through unless/onlyif/creates again: a first attempt that did the work but
+        // failed (a join that exits 1 after joining) must not be run again once the guard says it is done.
+        if (attempt++ > 0) {
+          const again = await evaluateRunConditions(state, ctx.transport);
+          if (again.kind === 'skip') return { result: true, changes: {}, comment: again.comment };
+        }
         return await callModule(fn, state, ctx, call);
       } catch (error) {
         const failure = classifyStateError(error, ctx.timeoutMs);
