@@ -626,6 +626,14 @@ describe('runPlan: failhard', () => {
     expect(aborted).toEqual({ cause: 'failhard', reason: 'test_|-b_|-b_|-fail failed and failhard is set' });
   });
 
+  it('a dry run goes on past a failhard failure (Salt): the rest of the node is still previewed', async () => {
+    const h = harness();
+    const { results, aborted } = await h.run(plan({ id: 'b', fn: 'test.throw', failhard: true }, { id: 'c', fn: 'test.succeed_with_changes' }), { test: true });
+    expect(results.map((r) => r.result)).toEqual([false, null]);
+    expect(results[1]?.comment).not.toBe(FAILHARD_COMMENT);
+    expect(aborted).toBeUndefined();
+  });
+
   it('RunOptions.failhard applies to every state', async () => {
     const h = harness();
     const { results } = await h.run(plan({ id: 'a', fn: 'test.throw' }, { id: 'b', fn: 'test.nop' }), { failhard: true });

@@ -49,7 +49,8 @@ export async function runPlan(plan: CompiledPlan, env: RunPlanEnv): Promise<Node
 
     if (step.kind === 'connection-lost') {
       aborted = { cause: 'transport', reason: step.reason, comment: `not run: connection to ${ctx.transport.target} lost: ${step.reason}` };
-    } else if (step.outcome.result === false && (state.failhard || env.options.failhard === true)) {
+    } else if (step.outcome.result === false && !env.options.test && (state.failhard || env.options.failhard === true)) {
+      // Not in a dry run (Salt's check_failhard): the preview of the rest of the node is what a dry run is for.
       aborted = { cause: 'failhard', reason: `${state.key} failed and failhard is set`, comment: FAILHARD_COMMENT };
     }
   }
