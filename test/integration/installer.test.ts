@@ -17,6 +17,8 @@ import { waitFor } from '../support/wait.js';
 const SERVER = '10.0.0.1';
 const GOOD = { name: 'inst01', mac: '52:54:00:e3:00:01', ip: '10.0.0.41' };
 const BAD = { name: 'inst02', mac: '52:54:00:e3:00:02', ip: '10.0.0.42' };
+/** A layout larger than its 128 MiB disk: sfdisk shrinks GPT partitions that do not fit, and exits 0. */
+const TIGHT = { name: 'inst03', mac: '52:54:00:e3:00:03', ip: '10.0.0.43' };
 
 const inventory = `cluster:
   name: installer
@@ -38,7 +40,17 @@ groups:
       device: /dev/vda
       partitions:
         - { mount: /, size: rest, fs: ext4 }
+  tight:
+    image: tiny
+    kernel_args: [console=ttyS0, panic=-1]
+    disk:
+      device: /dev/vda
+      partitions:
+        - { mount: swap, size: 16M, fs: swap }
+        - { mount: /, size: 256M, fs: ext4 }
+        - { mount: /data, size: rest, fs: ext4 }
 nodes:
+  - { name: ${TIGHT.name}, mac: "${TIGHT.mac}", ip: ${TIGHT.ip}, group: tight }
   - { name: ${GOOD.name}, mac: "${GOOD.mac}", ip: ${GOOD.ip}, group: tiny }
   - { name: ${BAD.name}, mac: "${BAD.mac}", ip: ${BAD.ip}, group: liar }
 `;
@@ -152,5 +164,17 @@ describe('installer in a machine', () => {
     }, 10_000);
     expect(status).toMatchObject({ state: 'failed', stage: 'verify' });
     expect(status.reason).toMatch(/sha256/);
+  }, 400_000);
+
+  it('refuses a layout larger than the disk in the partition stage (sfdisk shrank it and the install went on before)', async () => {
+    const vm = await lab.boot({ name: TIGHT.name, mac: TIGHT.mac, firmware: 'bios', diskMiB: 128, diskFormat: 'raw', memoryMiB: 1024 });
+    await vm.waitForSerial(/RACKSEED-INSTALLER: FAILED stage=partition: partition 2 \(\/\) came out \d+ MiB, the layout asks for 256M/, 360_000);
+    await vm.waitForExit(60_000);
+    const status = await waitFor('failed status', async () => {
+      const s = await store.getNode(TIGHT.name);
+      return s?.state === 'failed' ? s : undefined;
+    }, 10_000);
+    expect(status).toMatchObject({ state: 'failed', stage: 'partition' });
+    expect(status.reason).toMatch(/too small for the group's layout/);
   }, 400_000);
 });

@@ -12,21 +12,30 @@ json_escape() {
   printf '%s' "$1" | tr -d '\000-\037' | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g'
 }
 
-# POSTs one JSON report; three tries, because a lost stage report should not cost an install.
+# report_json BODY [TRIES]: POSTs one JSON report. Three tries by default (a lost progress report should not cost
+# an install); the reports that end an install (installed, failed) pass more, so that a server restarting for a few
+# minutes does not turn a finished install into a powered-off node. The wait grows from 2 to 10 s.
 report_json() {
   _i=0
-  while [ $_i -lt 3 ]; do
+  _tries=${2:-3}
+  _wait=2
+  while [ $_i -lt "$_tries" ]; do
     # Not wget -T: busybox 1.35's wget segfaults with it; timeout(1) bounds it instead.
     if timeout 20 wget -q -O /dev/null --header "Authorization: Bearer $TOKEN" --header "Content-Type: application/json" \
       --post-data "$1" "${REPORT_URL:-$SERVER/node/v1/report}"; then
       return 0
     fi
     _i=$((_i + 1))
-    sleep 2
+    [ $_i -lt "$_tries" ] || break
+    sleep $_wait
+    [ $_wait -ge 10 ] || _wait=$((_wait + 2))
   done
   say "report failed: $1"
   return 1
 }
+
+# Tries for the reports that end an install: about five minutes.
+FINAL_REPORT_TRIES=${FINAL_REPORT_TRIES:-32}
 
 # report_stage NAME [DETAIL-JSON-OBJECT]
 report_stage() {
@@ -47,7 +56,7 @@ halt_forever() {
 fail() {
   say "FAILED stage=$STAGE: $1"
   stop_seeding 2>/dev/null
-  report_json "{\"failed\":\"$(json_escape "$1")\",\"stage\":\"$STAGE\"}"
+  report_json "{\"failed\":\"$(json_escape "$1")\",\"stage\":\"$STAGE\"}" "$FINAL_REPORT_TRIES"
   unmount_target 2>/dev/null
   sync
   say "halt"

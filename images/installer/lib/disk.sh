@@ -56,7 +56,31 @@ partition_disk() {
   while read -r n _rest; do
     wait_block "$(partdev "$n")" || { DISK_ERROR="partition $(partdev "$n") did not appear"; return 1; }
   done < "$PARTS"
+  check_partition_sizes || return 1
   if [ $bios_boot = 1 ]; then say "BIOS boot partition for GRUB in sectors 34-2047 of $P_DISK"; fi
+}
+
+# sfdisk cuts a GPT partition that does not fit down to the space left, and exits 0 (a dos table fails instead): a
+# layout larger than the disk would install into partitions the operator never asked for. Each fixed size is checked
+# against what sfdisk made (sfdisk's K/M/G/T are binary, as here), and `rest` must leave a usable partition.
+REST_MIN_MIB=16
+check_partition_sizes() {
+  _disk_mib=$(( $(cat "/sys/class/block/$(basename "$P_DISK")/size" 2>/dev/null || echo 0) / 2048 ))
+  while read -r n size _fs mount; do
+    _got=$(( $(cat "/sys/class/block/$(basename "$(partdev "$n")")/size" 2>/dev/null || echo 0) / 2048 ))
+    case "$size" in
+      rest) _want=$REST_MIN_MIB ;;
+      *K) _want=$(( ${size%K} / 1024 )) ;;
+      *M) _want=${size%M} ;;
+      *G) _want=$(( ${size%G} * 1024 )) ;;
+      *T) _want=$(( ${size%T} * 1024 * 1024 )) ;;
+      *) _want=0 ;;
+    esac
+    if [ "$_got" -lt "$_want" ]; then
+      DISK_ERROR="partition $n ($mount) came out ${_got} MiB, the layout asks for $size: the disk $P_DISK (${_disk_mib} MiB) is too small for the group's layout"
+      return 1
+    fi
+  done < "$PARTS"
 }
 
 # update-grub names the root file system by UUID only when /dev/disk/by-uuid has it, and otherwise by its device

@@ -42,6 +42,7 @@ download_swarm() {
     fi
     if ! kill -0 "$ARIA_PID" 2>/dev/null; then
       say "aria2c exited: $(tail -n 3 /run/aria2c.log | tr '\n' ' ')"
+      SWARM_ERROR="aria2c exited: $(tail -n 1 /run/aria2c.log | tr -d '\000-\037')"
       ARIA_PID=''
       return 1
     fi
@@ -50,6 +51,7 @@ download_swarm() {
     if [ "$_done" = "$_last" ]; then _still=$((_still + 5)); else _still=0; _last="$_done"; fi
     if [ "$_still" -ge "${SWARM_STALL:-60}" ]; then
       say "swarm stalled for ${_still}s at $_done bytes"
+      SWARM_ERROR="stalled for ${_still}s at $_done bytes"
       return 1
     fi
   done
@@ -78,14 +80,15 @@ report_progress() {
 download_http() {
   mkdir -p "$DL_DIR"
   rm -f "$(image_file)"
-  wget -q -O "$(image_file)" "$P_HTTP_URL" &
+  wget -q -O "$(image_file)" "$P_HTTP_URL" 2> /run/wget.err &
   _wpid=$!
   _prev=0
   while kill -0 "$_wpid" 2>/dev/null; do
     sleep 5
     kill -0 "$_wpid" 2>/dev/null && report_progress http
   done
-  wait "$_wpid" || { FETCH_ERROR="HTTP download of $P_HTTP_URL failed"; return 1; }
+  # Why, in the report: a 404, a refused connection, or a full disk (wget's own last line says which).
+  wait "$_wpid" || { FETCH_ERROR="HTTP download of $P_HTTP_URL failed: $(tail -n 1 /run/wget.err | tr -d '\000-\037')${SWARM_ERROR:+ (the swarm: $SWARM_ERROR)}"; return 1; }
   report_progress http
 }
 
@@ -114,7 +117,8 @@ unpack_image() {
   if ! "$GNU_TAR" --xattrs --xattrs-include='*' --acls --numeric-owner --zstd -xpf "$(image_file)" -C "$TARGET" \
     --exclude=./.rackseed-download > /run/tar.log 2>&1; then
     tail -n 5 /run/tar.log
-    FETCH_ERROR="tar: $(tail -n 1 /run/tar.log)"
+    # GNU tar's last line is always "Exiting with failure status due to previous errors": the first error says why.
+    FETCH_ERROR="tar: $(grep -v -m 1 'Exiting with failure status' /run/tar.log | tr -d '\000-\037')"
     return 1
   fi
   say "unpacked into $TARGET"

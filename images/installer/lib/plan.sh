@@ -20,12 +20,25 @@ plan_need() {
   [ "$3" = line ] || plan_word "$2" || { PLAN_ERROR="the plan's $1 value is malformed"; return 1; }
 }
 
+# The server spends the single-use token only when it serves the plan: a server that cannot be reached (restarting)
+# is asked again for about five minutes; one that answers with an error (refused, already fetched) is final.
 fetch_plan() {
-  if ! timeout 60 wget -q -O "$PLAN" --header "Authorization: Bearer $TOKEN" "$SERVER/node/v1/plan"; then
-    PLAN_ERROR="could not fetch the install plan from $SERVER (refused, already fetched, or unreachable; the server log says which)"
-    return 1
-  fi
-  read_plan "$PLAN"
+  _i=0
+  _wait=2
+  while :; do
+    if timeout 60 wget -q -O "$PLAN" --header "Authorization: Bearer $TOKEN" "$SERVER/node/v1/plan" 2> /run/plan.err; then
+      read_plan "$PLAN"
+      return
+    fi
+    _i=$((_i + 1))
+    if grep -q 'server returned error' /run/plan.err || [ $_i -ge "${FINAL_REPORT_TRIES:-32}" ]; then
+      PLAN_ERROR="could not fetch the install plan from $SERVER: $(tail -n 1 /run/plan.err | tr -d '\000-\037') (refused, already fetched, or unreachable; the server log says which)"
+      return 1
+    fi
+    say "the install plan could not be fetched ($(tail -n 1 /run/plan.err | tr -d '\000-\037')): trying again in $_wait s"
+    sleep $_wait
+    [ $_wait -ge 10 ] || _wait=$((_wait + 2))
+  done
 }
 
 read_plan() {
