@@ -33,6 +33,7 @@ import { openStore } from '../../server/store/index.js';
 import type { ObservedStore, Run } from '../../server/store/types.js';
 import { startSshTargets, type SshTarget, type SshTargets } from '../support/ssh-target.js';
 import { waitFor } from '../support/wait.js';
+import { unusedLoopbackPort } from '../support/ports.js';
 
 const run = promisify(execFile);
 const SLS = path.resolve(import.meta.dirname, '../fixtures/sls-converge');
@@ -79,13 +80,6 @@ const transportFor = async (node: ResolvedNode) => {
   return openSshTransport({ target: node.name, host: '127.0.0.1', port: sshPortOf(node), username: 'root', privateKey: t.privateKey, knownHostKey: t.hostKeyLine, connectTimeoutMs: 5_000 });
 };
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 /** "sshd comes up": relays the late port to conv02's real sshd. */
 async function bootLateNode(): Promise<void> {
@@ -126,7 +120,7 @@ const stateOf = async (node: string) => (await store.getNode(node))?.state;
 beforeAll(async () => {
   lab = await startSshTargets(3, { names: [NAMES.probed, NAMES.late, NAMES.broken] });
   work = mkdtempSync(path.join(tmpdir(), 'rackseed-convergence-'));
-  latePort = await freePort();
+  latePort = await unusedLoopbackPort();
   store = await openStore({ kind: 'sqlite', path: path.join(work, 'rackseed.db') });
   await store.migrate();
   writeFileSync(path.join(work, 'inventory.yaml'), inventoryYaml('base, web'));

@@ -1,7 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -20,6 +19,7 @@ import { requireBinary } from '../support/process-output.js';
 import { SqliteStore } from '../../server/store/index.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
+import { unusedLoopbackPort } from '../support/ports.js';
 
 // A small image that still proves the format: minbase, the tools to set an xattr and an ACL, and a hook using them.
 const RECIPE = `release: bookworm
@@ -51,14 +51,6 @@ function sh(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
 }
 
-/** A loopback port nothing listens on (bound once by us, then released). */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function sha256(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
@@ -303,7 +295,7 @@ describe('rackseed image CLI', () => {
     try {
       expect(await cli('--server', srv.httpUrl, '--token', srv.adminToken, 'image', 'remove', 'from-tgz', '--yes')).toMatch(/^removed image from-tgz \([\d.]+ [KM]iB freed\)$/m);
       // A server that is not running is fine: nothing to tell.
-      expect(JSON.parse(await cli('--json', '--server', `http://127.0.0.1:${await closedPort()}`, '--token', 'x', 'image', 'remove', 'from-dir', '--yes'))).toMatchObject({ name: 'from-dir', removed: true });
+      expect(JSON.parse(await cli('--json', '--server', `http://127.0.0.1:${await unusedLoopbackPort()}`, '--token', 'x', 'image', 'remove', 'from-dir', '--yes'))).toMatchObject({ name: 'from-dir', removed: true });
       expect(stderr.mock.calls.map((c) => String(c[0])).filter((s) => s.includes('rescan'))).toEqual([]);
       // A server that answers but refuses is worth a warning; the removal itself stands.
       await importImage({ name: 'spare', from: path.join(dir, 'tiny'), dataDir, publicUrl: PUBLIC_URL });

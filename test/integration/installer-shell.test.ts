@@ -1,6 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { renderPlan, type PlanInput } from '../../server/protocol/plan.js';
 import { Netns } from '../support/netns.js';
 import { requireBinary } from '../support/process-output.js';
+import { unusedLoopbackPort } from '../support/ports.js';
 
 /**
  * Pieces of the installer (images/installer/lib) run by busybox sh, the initramfs's shell: the lease script in a
@@ -47,11 +47,8 @@ describe('installer lease script', () => {
 describe('installer reports', () => {
   it('the final report waits out a server that is down for a while (it gave up after 6 s and powered off a finished install)', async () => {
     requireBinary('busybox', 'apt-get install -y --no-install-recommends busybox-static');
-    // A free port, then nothing listens on it for 9 s.
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    // Nothing listens on it for 9 s.
+    const port = await unusedLoopbackPort();
     const bodies: string[] = [];
     let server: Server | undefined;
     const late = setTimeout(() => {
@@ -104,10 +101,7 @@ describe('installer plan fetch', () => {
 
   it('asks again while the server cannot be reached (restarting), and stops at once on an error answer (the token is spent or refused)', async () => {
     requireBinary('busybox', 'apt-get install -y --no-install-recommends busybox-static');
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const port = await unusedLoopbackPort();
     let status = 200;
     let server: Server | undefined;
     const late = setTimeout(() => {

@@ -1,12 +1,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import pg from 'pg';
 
 import { waitForOutput } from './process-output.js';
+import { unusedLoopbackPort } from './ports.js';
 
 /** Debian's PostgreSQL 15 (package postgresql-15). */
 const BIN = '/usr/lib/postgresql/15/bin';
@@ -40,16 +40,6 @@ function asPostgres(cmd: string, args: string[]): string[] {
   return ['--reuid=postgres', '--regid=postgres', '--init-groups', '--pdeathsig', 'INT', '--', join(BIN, cmd), ...args];
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
@@ -103,13 +93,13 @@ export async function startPostgres(): Promise<PostgresServer> {
     if (init.status !== 0) throw new Error(`initdb failed (${init.status}):\n${init.stderr}${init.stdout}`);
 
     for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
+      const port = await unusedLoopbackPort();
       const args = ['-D', data, '-p', String(port), '-k', sockets, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=on', '-c', 'synchronous_commit=on', '-c', 'max_connections=200'];
       child = spawn('setpriv', asPostgres('postgres', args), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
       try {
         await waitForOutput(child, /database system is ready to accept connections/, 30_000, 'postgres');
       } catch (e) {
-        // Another process took the port between freePort() and postgres binding it: try another one.
+        // Another process took the port between unusedLoopbackPort() and postgres binding it: try another one.
         if (attempt < 3 && /could not bind|Address already in use/.test(String(e))) continue;
         throw e;
       }
