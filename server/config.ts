@@ -21,6 +21,10 @@ const port = z.number().int().min(0).max(65535);
 const ipv4 = z.string().refine((s) => parseIpv4(s) !== undefined, 'expected an IPv4 address');
 
 // An address this host has (or 0.0.0.0 / ::): a host name would be resolved at bind time, and a typo found late.
+/** dhcp.mode as it takes effect: given, else off until an interface is named, then proxy (the safe mode). */
+const effectiveDhcpMode = (d: { mode?: 'off' | 'proxy' | 'full' | undefined; interface?: string | undefined }): 'off' | 'proxy' | 'full' =>
+  d.mode ?? (d.interface ? 'proxy' : 'off');
+
 const PROXY_KEYWORDS = new Set(['loopback', 'linklocal', 'uniquelocal']);
 /** An address, a subnet of at least one bit (a /0 is everyone), or a proxy-addr keyword. */
 function isProxyAddress(s: string): boolean {
@@ -116,7 +120,7 @@ const dhcpSchema = strict({
   })
   .prefault({})
   .superRefine((d, ctx) => {
-    const mode = d.mode ?? (d.interface ? 'proxy' : 'off');
+    const mode = effectiveDhcpMode(d);
     if (mode === 'off') return;
     if (!d.interface) {
       ctx.addIssue({ code: 'custom', path: ['interface'], message: `required when mode is "${mode}" (name the provisioning interface)` });
@@ -298,7 +302,7 @@ export const configSchema = strict({
 }).superRefine((c, ctx) => {
   // The default public URL carries http.port; with 0 it would send every node to port 0, while the port actually
   // bound is known only after start. DHCP hands that URL to machines, so it must be named.
-  const dhcpOn = (c.dhcp.mode ?? (c.dhcp.interface ? 'proxy' : 'off')) !== 'off';
+  const dhcpOn = effectiveDhcpMode(c.dhcp) !== 'off';
   if (c.http.port === 0 && c.http.public_url === undefined && dhcpOn) {
     ctx.addIssue({ code: 'custom', path: ['http', 'public_url'], message: 'required when http.port is 0 and DHCP is on (nodes are sent to this URL; port 0 is only known after start)' });
   }
@@ -310,7 +314,7 @@ export const configSchema = strict({
   // In full mode the plan route serves a node's plan only to the node's own address. A trusted proxy's
   // X-Forwarded-For decides that address: a trusted range that holds nodes would let any of them claim another's.
   // (A node inside a trusted range can send the header itself.)
-  if ((c.dhcp.mode ?? (c.dhcp.interface ? 'proxy' : 'off')) === 'full') {
+  if (effectiveDhcpMode(c.dhcp) === 'full') {
     const nodeNets = c.dhcp.subnets.flatMap((s) => parseCidr(s.cidr) ?? []);
     c.http.trust_proxy.forEach((entry, i) => {
       // One named host is the operator's proxy; a range or keyword over the node subnets holds nodes.
@@ -446,7 +450,7 @@ export function parseConfig(text: string, file: string, env: ConfigEnvironment =
   const raw = parseAt(configSchema, yamlToJs(doc, file, 'CONFIG_INVALID') ?? {}, [], where, 'CONFIG_INVALID');
   const base = path.dirname(path.resolve(file));
   const dataDir = path.resolve(base, raw.data_dir);
-  const mode = raw.dhcp.mode ?? (raw.dhcp.interface ? 'proxy' : 'off');
+  const mode = effectiveDhcpMode(raw.dhcp);
   // The address nodes are told: the DHCP server address, else the listen address (a wildcard means this host: loopback).
   const listenHost = raw.http.listen === '0.0.0.0' ? '127.0.0.1' : raw.http.listen === '::' ? '::1' : raw.http.listen;
   const advertised = raw.dhcp.server_ip ?? (isIPv6(listenHost) ? `[${listenHost}]` : listenHost);
