@@ -231,7 +231,6 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     if (n > 0) perClient.set(address, n);
     else perClient.delete(address);
   };
-  let busyLoggedAt = 0;
 
   const emit = (e: TftpTransferEvent): void => {
     if (e.ok) counters.transfersOk++;
@@ -264,18 +263,9 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
   const warnWriteRefused = limitedWarning('tftp: write request refused');
   const warnOutsideRoot = limitedWarning('tftp: path outside the root refused');
 
-  let garbageSuppressed = 0;
-  let garbageLoggedAt = 0;
-  const logGarbage = (rinfo: RemoteInfo, why: string): void => {
-    const now = Date.now();
-    if (now - garbageLoggedAt < GARBAGE_LOG_EVERY_MS) {
-      garbageSuppressed++;
-      return;
-    }
-    log?.warn({ client: `${rinfo.address}:${rinfo.port}`, why, suppressed: garbageSuppressed }, 'tftp: malformed datagram');
-    garbageLoggedAt = now;
-    garbageSuppressed = 0;
-  };
+  const warnMalformed = limitedWarning('tftp: malformed datagram');
+  const logGarbage = (rinfo: RemoteInfo, why: string): void => warnMalformed({ client: `${rinfo.address}:${rinfo.port}`, why });
+  const warnBusy = limitedWarning('tftp: busy, read request refused');
 
   const server = tftp.createServer(
     {
@@ -334,10 +324,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
         if (active.size + pending.size >= maxTransfers || (perClient.get(rinfo.address) ?? 0) >= maxPerClient) {
           replyFromMain(rinfo, TFTP_ERR.undefined, TFTP_MSG.busy);
           emit({ file: verdict.rawName, client, bytes: 0, ok: false, reason: 'busy', error: 'too many transfers at once', durationMs: 0 });
-          if (Date.now() - busyLoggedAt > GARBAGE_LOG_EVERY_MS) {
-            busyLoggedAt = Date.now();
-            log?.warn({ client, active: active.size, pending: pending.size, fromClient: perClient.get(rinfo.address) ?? 0 }, 'tftp: busy, read request refused');
-          }
+          warnBusy({ client, active: active.size, pending: pending.size, fromClient: perClient.get(rinfo.address) ?? 0 });
           return;
         }
         if (!pending.has(client)) {
