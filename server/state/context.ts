@@ -1,5 +1,5 @@
 import type { Inventory, ResolvedNode } from '../model/inventory.js';
-import type { LifecycleState, LifecycleStatus } from '../model/lifecycle.js';
+import type { LifecycleStatus } from '../model/lifecycle.js';
 import { rolesPlayed } from '../model/k3s-role.js';
 import type { ClusterNodeFacts, NodeFacts, RenderContext } from './types.js';
 
@@ -15,7 +15,7 @@ export function buildRenderContext(
   pillar: Record<string, unknown>,
   facts: NodeFacts,
   clusterFacts: ReadonlyMap<string, ClusterNodeFacts> = new Map(),
-  clusterStates: ReadonlyMap<string, LifecycleState | Pick<LifecycleStatus, 'state' | 'stage'>> = new Map(),
+  clusterStates: ReadonlyMap<string, Pick<LifecycleStatus, 'state' | 'stage'>> = new Map(),
 ): RenderContext {
   const group = inv.groups.get(node.group);
   return {
@@ -38,8 +38,7 @@ export function buildRenderContext(
       nodes: [...inv.nodes.values()].map((n) => {
         // This node's own facts are the ones just collected; the others' are what their last run stored.
         const known = n.name === node.name ? { cpus: facts.cpus, memoryMiB: facts.memoryMiB, gpus: facts.gpus.map((g) => ({ model: g.model, memoryMiB: g.memoryMiB })) } : clusterFacts.get(n.name);
-        const status = clusterStates.get(n.name);
-        const { state, stage } = typeof status === 'string' ? { state: status, stage: undefined } : (status ?? {});
+        const { state, stage } = clusterStates.get(n.name) ?? {};
         // Its K3s (or any role) runs on its current install: ready, or failed only in readiness after its states had all
         // applied (a cordon, a label). A failure in the states may be K3s never starting: not counted.
         const configured = state === 'ready' || (state === 'failed' && stage === 'readiness');

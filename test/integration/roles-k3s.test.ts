@@ -66,7 +66,7 @@ async function applyAgentRole(): Promise<StateResult[]> {
   return applyRole(inventoryFor(agent), 'k3s.agent');
 }
 
-async function applyRole(inventoryText: string, sls: string, states: ReadonlyMap<string, LifecycleState> = new Map()): Promise<StateResult[]> {
+async function applyRole(inventoryText: string, sls: string, states: ReadonlyMap<string, { state: LifecycleState }> = new Map()): Promise<StateResult[]> {
   const inv = parseInventory(inventoryText, 'roles-k3s.yaml');
   const node = inv.nodes.get(agent.name)!;
   const pillar = deepMerge(composePillar(node, inv.groups.get(node.group)), rolePillar(node, dataDir));
@@ -162,7 +162,7 @@ describe('k3s agent role on a real Debian root file system', () => {
   });
 
   it('as a second server it joins the first and stops being an agent, keeps its join when the first is reimaged (written once), and back as an agent drops the server unit', async () => {
-    const joined = await applyRole(serverInventoryFor(agent), 'k3s.server', new Map([['k3s01', 'ready']]));
+    const joined = await applyRole(serverInventoryFor(agent), 'k3s.server', new Map([['k3s01', { state: 'ready' as const }]]));
     expect(failures(joined)).toEqual([]);
     const bootstrap = '/etc/rancher/k3s/config.yaml.d/10-rackseed-bootstrap.yaml';
     expect(agent.sh(`stat -c "%a %U %G" ${bootstrap} && grep -v '^#' ${bootstrap}`).stdout).toBe('600 root root\nserver: "https://10.77.0.200:6443"\n');
@@ -171,7 +171,7 @@ describe('k3s agent role on a real Debian root file system', () => {
     expect(joined.filter((r) => Object.keys(r.changes).length > 0).map((r) => r.id)).toEqual(expect.arrayContaining(['k3s-agent-other-role', '/etc/systemd/system/k3s-agent.service']));
     expect(agent.sh('ls /etc/systemd/system/k3s-agent.service /etc/systemd/system/multi-user.target.wants/k3s-agent.service 2>&1 | grep -c "No such file"').stdout).toBe('2\n');
     // k3s01 is reimaged: a fresh server would now start the cluster from here, but this one has joined already.
-    const later = await applyRole(serverInventoryFor(agent), 'k3s.server', new Map([['k3s01', 'configuring'], [agent.name, 'ready']]));
+    const later = await applyRole(serverInventoryFor(agent), 'k3s.server', new Map([['k3s01', { state: 'configuring' as const }], [agent.name, { state: 'ready' as const }]]));
     expect(failures(later)).toEqual([]);
     expect(later.filter((r) => Object.keys(r.changes).length > 0).map((r) => r.id)).toEqual([]);
     expect(agent.sh(`grep -v '^#' ${bootstrap}`).stdout).toBe('server: "https://10.77.0.200:6443"\n');
