@@ -2,22 +2,48 @@
 # server pinned (the image's own keys are removed: every node built from one image would otherwise share them),
 # the server's key for root, and a fresh machine-id on first boot.
 
+# own_file PATH: $TARGET/PATH may be written. The image's links are its own: an absolute one (or one climbing out
+# with "..") resolves here in the installer, not in the image, so a write through it would miss the node and land in
+# the installer. A link at PATH itself is replaced by the file; a directory on the way that leads out of the image
+# stops the install (replacing it would drop what the image keeps there).
+own_file() {
+  _own_p="$TARGET"
+  _own_rest="${1#/}"
+  while :; do
+    case "$_own_rest" in */*) ;; *) break ;; esac
+    _own_p="$_own_p/${_own_rest%%/*}"
+    _own_rest="${_own_rest#*/}"
+    [ -L "$_own_p" ] || continue
+    case "$(realpath "$_own_p" 2>/dev/null)/" in
+      "$TARGET"/*) ;;
+      *) IDENTITY_ERROR="${_own_p#"$TARGET"} in the image is a link out of it (to $(readlink "$_own_p")); the installer does not write through it"; return 1 ;;
+    esac
+  done
+  [ -L "$TARGET/${1#/}" ] && rm -f "$TARGET/${1#/}"
+  return 0
+}
+
 write_identity() {
   [ -d "$TARGET/etc" ] || { IDENTITY_ERROR="the image has no /etc"; return 1; }
+  for f in /etc/hostname /etc/hosts /etc/fstab; do own_file "$f" || return 1; done
   echo "$P_HOSTNAME" > "$TARGET/etc/hostname" || return 1
   { grep -v '^127\.0\.1\.1[[:space:]]' "$TARGET/etc/hosts" 2>/dev/null; echo "127.0.1.1 $P_HOSTNAME"; } > /run/hosts
   cat /run/hosts > "$TARGET/etc/hosts" || return 1
   write_fstab || { IDENTITY_ERROR="writing /etc/fstab failed"; return 1; }
-  write_network || { IDENTITY_ERROR="writing the network configuration failed"; return 1; }
+  write_network || { IDENTITY_ERROR="${IDENTITY_ERROR:-writing the network configuration failed}"; return 1; }
   write_ssh || { IDENTITY_ERROR="${IDENTITY_ERROR:-installing the SSH keys failed}"; return 1; }
-  write_firstboot || { IDENTITY_ERROR="writing the first-boot callback failed"; return 1; }
+  write_firstboot || { IDENTITY_ERROR="${IDENTITY_ERROR:-writing the first-boot callback failed}"; return 1; }
   # Empty, not absent: systemd then makes a new one at first boot (the image's would be shared by every node).
-  [ -e "$TARGET/etc/machine-id" ] && : > "$TARGET/etc/machine-id"
+  if [ -e "$TARGET/etc/machine-id" ] || [ -L "$TARGET/etc/machine-id" ]; then
+    own_file /etc/machine-id || return 1
+    : > "$TARGET/etc/machine-id"
+  fi
   rm -f "$TARGET/var/lib/dbus/machine-id"
   say "identity written for $P_HOSTNAME"
 }
 
 write_network() {
+  own_file /etc/systemd/network/10-rackseed-provisioning.network || return 1
   mkdir -p "$TARGET/etc/systemd/network"
   cat > "$TARGET/etc/systemd/network/10-rackseed-provisioning.network" <<NET || return 1
 # Written by the rackseed installer: DHCP on the interface the node was provisioned through.
@@ -44,6 +70,9 @@ NET
 }
 
 write_ssh() {
+  for f in /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub /etc/ssh/sshd_config.d/10-rackseed-hostkey.conf /root/.ssh/authorized_keys; do
+    own_file "$f" || return 1
+  done
   mkdir -p "$TARGET/etc/ssh" || return 1
   rm -f "$TARGET"/etc/ssh/ssh_host_*
   key="$TARGET/etc/ssh/ssh_host_ed25519_key"
@@ -58,10 +87,9 @@ write_ssh() {
   fi
   mkdir -p "$TARGET/root/.ssh"
   chmod 700 "$TARGET/root/.ssh"
-  # The server's key is added to the keys the image carries (a site's admin keys stay), once. A link is replaced:
-  # written through, it would land wherever the image points it.
+  # The server's key is added to the keys the image carries (a site's admin keys stay), once. A link there was
+  # replaced above (own_file): written through, it would land wherever the image points it.
   auth="$TARGET/root/.ssh/authorized_keys"
-  [ -L "$auth" ] && rm -f "$auth"
   touch "$auth" || return 1
   [ -s "$auth" ] && [ -n "$(tail -c 1 "$auth")" ] && echo >> "$auth"
   while IFS= read -r k; do
@@ -88,7 +116,7 @@ install_bootloader() {
     grub_target=i386-pc grub_bin=grub-pc-bin
   fi
   [ -d "$TARGET/usr/lib/grub/$grub_target" ] || { IDENTITY_ERROR="installed_boot local, but the image has no GRUB for $grub_target (package $grub_bin)"; return 1; }
-  write_grub_defaults || { IDENTITY_ERROR="writing GRUB's defaults failed"; return 1; }
+  write_grub_defaults || { IDENTITY_ERROR="${IDENTITY_ERROR:-writing GRUB's defaults failed}"; return 1; }
   for d in dev proc sys; do mount --bind "/$d" "$TARGET/$d" && echo "$TARGET/$d" >> /run/mounted; done
   if [ "$grub_target" = x86_64-efi ]; then
     chroot "$TARGET" grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram
@@ -102,6 +130,7 @@ install_bootloader() {
 # Appended to whatever the image's own defaults say. plan.sh let through only characters that mean nothing to a
 # shell (no quotes, $, backticks or backslashes), so the double quotes hold them as they are.
 write_grub_defaults() {
+  own_file /etc/default/grub.d/rackseed.cfg || return 1
   mkdir -p "$TARGET/etc/default/grub.d" || return 1
   {
     echo "# Written by the rackseed installer: the group's kernel_args."
@@ -114,6 +143,10 @@ write_grub_defaults() {
 # carries the callback. The token (bound to this node and to this one purpose) is kept 0600 for root.
 write_firstboot() {
   [ -n "${P_BOOTED_URL:-}" ] && [ -n "${P_CALLBACK_TOKEN:-}" ] || return 0
+  for f in /etc/rackseed/callback-token /etc/rackseed/booted-url /usr/local/sbin/rackseed-firstboot \
+    /etc/systemd/system/rackseed-firstboot.service /etc/systemd/system/multi-user.target.wants/rackseed-firstboot.service; do
+    own_file "$f" || return 1
+  done
   mkdir -p "$TARGET/etc/rackseed" "$TARGET/usr/local/sbin" "$TARGET/etc/systemd/system/multi-user.target.wants" || return 1
   chmod 700 "$TARGET/etc/rackseed"
   ( umask 077; printf '%s\n' "$P_CALLBACK_TOKEN" > "$TARGET/etc/rackseed/callback-token" ) || return 1
