@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -125,4 +125,145 @@ describe('installer plan fetch', () => {
       await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     }
   }, 120_000);
+});
+
+describe('installer identity', () => {
+  /**
+   * write_identity under busybox sh against a small tree standing in for the unpacked image, with /run a tmpfs of
+   * its own. `outside` stands for the installer's own files: an absolute link in the image resolves there.
+   */
+  function writeIdentity(target: string): { status: number | null; out: string } {
+    const key = Buffer.from('-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n').toString('base64');
+    const script = `mount -t tmpfs none /run && . ${LIB}/common.sh && . ${LIB}/disk.sh && . ${LIB}/identity.sh && ` +
+      `TARGET=${target} PARTS=/run/parts AUTHORIZED=/run/keys P_HOSTNAME=node07 P_MAC=52:54:00:00:00:07 ` +
+      `P_HOSTKEY_B64=${key} P_HOSTPUB='ssh-ed25519 AAAA node07' && echo '1 rest ext4 /' > /run/parts && ` +
+      `echo 'ssh-ed25519 BBBB rackseed' > /run/keys && if write_identity; then echo ok; else echo "error=$IDENTITY_ERROR"; fi`;
+    const r = spawnSync('unshare', ['-m', 'busybox', 'sh', '-c', script], { encoding: 'utf8', timeout: 60_000 });
+    return { status: r.status, out: r.stdout + r.stderr };
+  }
+
+  it('replaces the image\'s links at the files it writes instead of writing through them into the installer, and stops at a directory linked out of the image', () => {
+    requireBinary('busybox', 'apt-get install -y --no-install-recommends busybox-static');
+    const root = mkdtempSync(path.join(dir, 'identity-'));
+    const target = path.join(root, 'target');
+    const outside = path.join(root, 'outside');
+    mkdirSync(outside);
+    mkdirSync(path.join(target, 'etc/ssh'), { recursive: true });
+    mkdirSync(path.join(target, 'usr/lib'), { recursive: true });
+    writeFileSync(path.join(outside, 'hostname'), 'installer\n');
+    writeFileSync(path.join(outside, 'machine-id'), 'cafe\n');
+    // Absolute links: inside the image they mean the image's own files, here they lead out of it.
+    symlinkSync(path.join(outside, 'hostname'), path.join(target, 'etc/hostname'));
+    symlinkSync(path.join(outside, 'machine-id'), path.join(target, 'etc/machine-id'));
+    // A relative link that stays inside the image is followed as before (merged /usr).
+    symlinkSync('usr/lib', path.join(target, 'lib'));
+
+    const first = writeIdentity(target);
+    expect(first.out).toContain('ok');
+    // Before: "node07" went into the installer's file and the image kept its link.
+    expect(readFileSync(path.join(outside, 'hostname'), 'utf8')).toBe('installer\n');
+    expect(readFileSync(path.join(outside, 'machine-id'), 'utf8')).toBe('cafe\n');
+    expect(lstatSync(path.join(target, 'etc/hostname')).isSymbolicLink()).toBe(false);
+    expect(readFileSync(path.join(target, 'etc/hostname'), 'utf8')).toBe('node07\n');
+    expect(readFileSync(path.join(target, 'etc/machine-id'), 'utf8')).toBe('');
+    expect(readFileSync(path.join(target, 'etc/fstab'), 'utf8')).toContain('LABEL=rackseed-root / ext4');
+    expect(readFileSync(path.join(target, 'root/.ssh/authorized_keys'), 'utf8')).toBe('ssh-ed25519 BBBB rackseed\n');
+
+    // A directory the installer writes into that leads out of the image: refused, with the path named.
+    rmSync(path.join(target, 'etc/ssh'), { recursive: true });
+    mkdirSync(path.join(outside, 'ssh'));
+    symlinkSync(path.join(outside, 'ssh'), path.join(target, 'etc/ssh'));
+    const second = writeIdentity(target);
+    expect(second.out).toContain(`error=/etc/ssh in the image is a link out of it (to ${path.join(outside, 'ssh')})`);
+    expect(readdirSync(path.join(outside, 'ssh'))).toEqual([]);
+  });
+});
+
+describe('installer network', () => {
+  it('waits for the NIC iPXE booted from when another NIC shows up first, and takes its lease on the provisioning network', async () => {
+    requireBinary('busybox', 'apt-get install -y --no-install-recommends busybox-static');
+    const netns = new Netns();
+    try {
+      const node = netns.addNamespace('nn');
+      const other = netns.addNamespace('no');
+      const prov = netns.addNamespace('np');
+      const bootMac = '52:54:00:AA:00:07';
+      // Two real DHCP servers (busybox udhcpd): another network the node is also cabled to, and the provisioning one.
+      const udhcpd = (ns: string, ifname: string, net: string): void => {
+        netns.addAddress(ns, ifname, `${net}.1/24`);
+        const conf = path.join(dir, `${ifname}.conf`);
+        writeFileSync(conf, `start ${net}.50\nend ${net}.60\ninterface ${ifname}\nlease_file ${dir}/${ifname}.leases\npidfile ${dir}/${ifname}.pid\noption subnet 255.255.255.0\n`);
+        netns.spawn(ns, 'busybox', ['udhcpd', '-f', conf]);
+      };
+      const [, otherEnd] = netns.addVeth(node, 'ne', other, 'oe');
+      udhcpd(other, otherEnd, '10.8.0');
+      const resolv = path.join(dir, 'net-resolv.conf');
+      writeFileSync(resolv, '');
+      // udhcpc runs its script as a program (the initramfs installs it executable; git keeps it 0644).
+      const leaseScript = path.join(dir, 'udhcpc.script');
+      copyFileSync(path.join(LIB, 'udhcpc.script'), leaseScript);
+      chmodSync(leaseScript, 0o755);
+      const script = `mount --bind ${resolv} /etc/resolv.conf && mount -t tmpfs none /run && . ${LIB}/common.sh && ` +
+        `BOOT_MAC=${bootMac} UDHCPC_SCRIPT=${leaseScript} && network_up && echo "lease=$IP if=$IF"`;
+      const child = netns.spawn(node, 'unshare', ['-m', 'busybox', 'sh', '-c', script]);
+      let out = '';
+      child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+      // The boot NIC's driver binds 2 s later.
+      await new Promise((r) => setTimeout(r, 2_000));
+      const [bootNic, provEnd] = netns.addVeth(node, 'nb', prov, 'pe', { mac: bootMac.toLowerCase() });
+      udhcpd(prov, provEnd, '10.9.0');
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      // Before: the first NIC to appear was taken, and the node got 10.8.0.x from the other network.
+      expect(out).toMatch(new RegExp(`lease=10\\.9\\.0\\.5\\d if=${bootNic}`));
+      expect(code).toBe(0);
+    } finally {
+      netns.cleanup();
+    }
+  }, 90_000);
+});
+
+describe('installer disk', () => {
+  /**
+   * partition_disk under busybox sh on a loop device, with /run a tmpfs and no /sys/firmware/efi (a BIOS machine).
+   * The kernel here does not scan a loop device's new table as it does a disk's (no /dev/loopNpM appears), so partx
+   * adds the partitions after sfdisk wrote them, for partition_disk's wait for them.
+   */
+  function partition(device: string, parts: string): { status: number | null; out: string } {
+    const script = `mount -t tmpfs none /run && mount -t tmpfs none /sys/firmware && . ${LIB}/common.sh && . ${LIB}/disk.sh && ` +
+      `sfdisk() { command sfdisk "$@" || return; partx -a "$P_DISK"; return 0; } && ` +
+      `P_DISK=${device} P_BOOT=local P_TABLE=gpt PARTS=/run/parts && printf '${parts}' > /run/parts && ` +
+      `if partition_disk; then echo ok; else echo "error=$DISK_ERROR"; fi`;
+    const r = spawnSync('unshare', ['-m', 'busybox', 'sh', '-c', script], { encoding: 'utf8', timeout: 60_000 });
+    return { status: r.status, out: r.stdout + r.stderr };
+  }
+
+  it('puts the BIOS boot partition in the gap before the first partition in the disk\'s own sector size (a 4Kn disk failed in sfdisk)', () => {
+    requireBinary('busybox', 'apt-get install -y --no-install-recommends busybox-static');
+    requireBinary('sfdisk', 'apt-get install -y --no-install-recommends fdisk');
+    for (const sector of [512, 4096]) {
+      const file = path.join(dir, `disk-${sector}.img`);
+      writeFileSync(file, '');
+      truncateSync(file, 64 * 2 ** 20);
+      const attach = spawnSync('losetup', ['-f', '--show', '-P', '--sector-size', String(sector), file], { encoding: 'utf8' });
+      expect(attach.status, attach.stderr).toBe(0);
+      const device = attach.stdout.trim();
+      try {
+        const r = partition(device, '1 32M ext4 /\\n2 rest ext4 /var\\n');
+        // Before: "sfdisk /dev/loopN: " and nothing else on a 4Kn disk.
+        expect(r.out).not.toContain('error=');
+        const firstLba = 16384 / sector + 2;
+        const lastLba = 2 ** 20 / sector - 1;
+        expect(r.out).toContain(`BIOS boot partition for GRUB in sectors ${firstLba}-${lastLba} of ${device}`);
+        expect(r.out).toContain('ok');
+        const table = JSON.parse(spawnSync('sfdisk', ['--json', device], { encoding: 'utf8' }).stdout) as { partitiontable: { sectorsize?: number; partitions: Array<{ node: string; start: number; size: number; type: string }> } };
+        const bios = table.partitiontable.partitions.find((p) => p.type === '21686148-6449-6E6F-744E-656564454649');
+        expect(bios).toMatchObject({ node: `${device}p3`, start: firstLba, size: lastLba - firstLba + 1 });
+        // The plan's partitions keep their numbers and the first is 1 MiB aligned.
+        expect(table.partitiontable.partitions[0]).toMatchObject({ node: `${device}p1`, start: 2 ** 20 / sector, size: (32 * 2 ** 20) / sector });
+      } finally {
+        spawnSync('losetup', ['-d', device]);
+      }
+    }
+  });
 });

@@ -83,25 +83,32 @@ load_modules() {
   done < /etc/rackseed-modules
 }
 
-# The interface with the MAC iPXE booted from, else the first one that gets a lease.
+# The interface with the MAC iPXE booted from, else the first one that gets a lease. NIC drivers bind one after
+# another: with the boot MAC known, its interface is waited for (up to 10 s) even when others are already there, as
+# a lease on another network would install the node from the wrong server or none.
 network_up() {
   ip link set lo up
+  _mac="$(echo "${BOOT_MAC:-}" | tr 'A-F' 'a-f')"
   _tries=0
   while [ $_tries -lt 50 ]; do
+    _boot=""
     _ifs=""
     for d in /sys/class/net/*; do
       n="${d##*/}"
       [ "$n" = lo ] && continue
       [ -e "$d" ] || continue
-      if [ -n "${BOOT_MAC:-}" ] && [ "$(cat "$d/address")" = "$BOOT_MAC" ]; then _ifs="$n $_ifs"; else _ifs="$_ifs $n"; fi
+      if [ -n "$_mac" ] && [ "$(cat "$d/address")" = "$_mac" ]; then _boot="$n"; else _ifs="$_ifs $n"; fi
     done
-    [ -n "$_ifs" ] && break
+    [ -n "$_boot" ] && break
+    [ -z "$_mac" ] && [ -n "$_ifs" ] && break
     _tries=$((_tries + 1))
     usleep 200000
   done
+  [ -n "$_mac" ] && [ -z "$_boot" ] && say "no interface has the boot MAC $_mac; trying the others"
+  _ifs="$_boot $_ifs"
   for n in $_ifs; do
     ip link set "$n" up
-    if udhcpc -i "$n" -n -q -t 10 -s /lib/rackseed/udhcpc.script; then
+    if udhcpc -i "$n" -n -q -t 10 -s "${UDHCPC_SCRIPT:-/lib/rackseed/udhcpc.script}"; then
       IF="$n"
       IP="$(cat /run/rackseed-ip)"
       say "lease $IP on $IF"

@@ -31,10 +31,17 @@ part_label() {
 partition_disk() {
   wait_block "$P_DISK" || { DISK_ERROR="disk $P_DISK does not exist"; return 1; }
   bios_boot=0
-  if [ "$P_BOOT" = local ] && [ "$P_TABLE" = gpt ] && [ ! -d /sys/firmware/efi ]; then bios_boot=1; fi
+  if [ "$P_BOOT" = local ] && [ "$P_TABLE" = gpt ] && [ ! -d /sys/firmware/efi ]; then
+    bios_boot=1
+    # The gap between GPT's 16 KiB partition array and the first 1 MiB aligned partition, in the disk's own
+    # sectors: 34-2047 on a 512-byte disk, 6-255 on a 4Kn one.
+    _sector=$(cat "/sys/class/block/$(basename "$P_DISK")/queue/logical_block_size" 2>/dev/null || echo 512)
+    bios_first=$(( 16384 / _sector + 2 ))
+    bios_size=$(( 1048576 / _sector - bios_first ))
+  fi
   {
     echo "label: $P_TABLE"
-    if [ $bios_boot = 1 ]; then echo "first-lba: 34"; fi
+    if [ $bios_boot = 1 ]; then echo "first-lba: $bios_first"; fi
     while read -r n size fs mount; do
       case "$fs:$mount" in
         vfat:/boot/efi) t=U ;;
@@ -46,18 +53,21 @@ partition_disk() {
     done < "$PARTS"
     # GRUB on a BIOS machine embeds its core in a BIOS boot partition when the table is GPT. It goes in the gap
     # before the first (1 MiB aligned) partition and is numbered after the plan's, so their numbers do not move.
-    if [ $bios_boot = 1 ]; then echo "start=34, size=2014, type=21686148-6449-6E6F-744E-656564454649"; fi
+    if [ $bios_boot = 1 ]; then echo "start=$bios_first, size=$bios_size, type=21686148-6449-6E6F-744E-656564454649"; fi
   } > /run/sfdisk.in
   if ! sfdisk --wipe always --wipe-partitions always -q "$P_DISK" < /run/sfdisk.in > /run/sfdisk.log 2>&1; then
     cat /run/sfdisk.log
-    DISK_ERROR="sfdisk $P_DISK: $(tail -n 1 /run/sfdisk.log)"
+    # sfdisk -q can fail with nothing to say (an overlap it finds only when writing): the layout it was given then
+    # tells the operator more than an empty reason.
+    _why="$(grep -v '^[[:space:]]*$' /run/sfdisk.log | tail -n 1)"
+    DISK_ERROR="sfdisk $P_DISK: ${_why:-failed without a message}; the layout was: $(tr '\n' ';' < /run/sfdisk.in)"
     return 1
   fi
   while read -r n _rest; do
     wait_block "$(partdev "$n")" || { DISK_ERROR="partition $(partdev "$n") did not appear"; return 1; }
   done < "$PARTS"
   check_partition_sizes || return 1
-  if [ $bios_boot = 1 ]; then say "BIOS boot partition for GRUB in sectors 34-2047 of $P_DISK"; fi
+  if [ $bios_boot = 1 ]; then say "BIOS boot partition for GRUB in sectors $bios_first-$((bios_first + bios_size - 1)) of $P_DISK"; fi
 }
 
 # sfdisk cuts a GPT partition that does not fit down to the space left, and exits 0 (a dos table fails instead): a
