@@ -40,6 +40,8 @@ describe('files of secrets', () => {
     const warn = vi.spyOn(process, 'emitWarning');
     try {
       thrown(() => parseBmcCredentials(`default: { username: admin, password: !${SECRET} }\n`, 'bmc.yaml'));
+      // A key that is a collection: the library warns while converting it (quoting the secret), not while parsing.
+      parseSecretYaml(`? [${SECRET}]\n: admin\n`, 'bmc.yaml', 'BMC_CREDENTIALS');
       expect(warn).not.toHaveBeenCalled();
     } finally {
       warn.mockRestore();
