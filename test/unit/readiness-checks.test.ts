@@ -10,7 +10,7 @@ import { checksForNode, rolesToCheck } from '../../server/readiness/roles/index.
 import { evaluateInfiniband } from '../../server/readiness/roles/infiniband.js';
 import { evaluateK3sNode } from '../../server/readiness/roles/k3s.js';
 import { compareVersions, gpuModelSpec } from '../../server/readiness/roles/nvidia-models.js';
-import { evaluateNvidiaSmi, evaluateXid, nameHasModel, XID_COMMAND } from '../../server/readiness/roles/nvidia.js';
+import { evaluateNvidiaSmi, evaluateXid, nameHasModel, NVIDIA_SMI_COMMAND, parseNvidiaCollection, XID_COMMAND } from '../../server/readiness/roles/nvidia.js';
 import { evaluateController, evaluateSlurmNode, SLURM_LOGIN_CHECKS } from '../../server/readiness/roles/slurm.js';
 import type { Evidence } from '../../server/readiness/types.js';
 import { context, FACTS, fixture, ok, sysfsDump } from '../fixtures/readiness/load.js';
@@ -190,6 +190,27 @@ describe('nvidia Xid check over a recorded kernel log', () => {
     ];
     for (const [line, pass, seen] of table) {
       expect(evaluateXid(ok(`[12.5] ${line}${OK_MARK}`))[0], line).toMatchObject({ check: 'nvidia.xid', pass, seen });
+    }
+  });
+
+  it('the real nvidia-smi collection command: the XML report, then the compute capabilities merged by bus id (a stand-in nvidia-smi prints the recorded outputs)', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'rackseed-nvsmi-'));
+    try {
+      const xml = path.join(dir, 'report.xml');
+      writeFileSync(xml, fixture('nvidia-smi/telegraf-quadro-p2000-v12-q-x.xml'));
+      // This XML version has no compute_cap field; the query answers it (the fixture's GPU, compute capability 6.1).
+      writeFileSync(path.join(dir, 'caps.csv'), 'index, pci.bus_id, compute_cap\n0, 00000000:17:00.0, 6.1\n');
+      writeFileSync(path.join(dir, 'nvidia-smi'), `#!/bin/sh\ncase "$*" in\n  "-q -x") cat '${xml}' ;;\n  --query-gpu=index,pci.bus_id,compute_cap*) cat '${path.join(dir, 'caps.csv')}' ;;\n  *) echo "unexpected: $*" >&2; exit 2 ;;\nesac\n`, { mode: 0o755 });
+      const r = spawnSync('sh', ['-c', NVIDIA_SMI_COMMAND], { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}` } });
+      expect(r.status, r.stderr).toBe(0);
+      const report = parseNvidiaCollection(r.stdout);
+      expect(report?.gpus.map((g) => [g.name, g.computeCap])).toEqual([['Quadro P2000', '6.1']]);
+      // No nvidia-smi at all: the command's own "not found", which the check reports as such.
+      const none = spawnSync('/bin/sh', ['-c', NVIDIA_SMI_COMMAND], { encoding: 'utf8', env: { ...process.env, PATH: '/nonexistent' } });
+      expect(none.status).toBe(127);
+      expect(none.stderr).toContain('nvidia-smi: command not found');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
