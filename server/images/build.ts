@@ -1,11 +1,11 @@
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { RackseedError } from '../model/errors.js';
-import type { ImageManifest, ImageRecipe, PublishedRecipe } from '../model/image.js';
+import type { ImageManifest, ImageRecipe } from '../model/image.js';
 import { runHook, writeRecipeFiles } from './build-chroot.js';
 import { runDebootstrap } from './build-debootstrap.js';
 import { checkImageName, checkNotExisting, publishImage } from './build-publish.js';
+import { publishedRecipe } from './manifest.js';
 import { noProgress, type ProgressFn } from './progress.js';
 import { recipeWantsKernel } from './recipe.js';
 import { inScratch, type Notice } from './scratch.js';
@@ -66,10 +66,4 @@ export async function buildImage(o: BuildOptions): Promise<ImageManifest> {
       onProgress: report,
     });
   }, o.onNotice);
-}
-
-/** The recipe for the manifest, its hook replaced by the hook's sha256 (see PublishedRecipe). */
-export function publishedRecipe(recipe: ImageRecipe): PublishedRecipe {
-  const { hook, ...rest } = recipe;
-  return hook === undefined ? rest : { ...rest, hookSha256: createHash('sha256').update(hook).digest('hex') };
 }

@@ -2,7 +2,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import { IMAGE_FILES, IMAGE_NAME, type ImageRecord } from '../model/image.js';
-import { parseManifest } from './manifest.js';
+import { replaceFileDurably } from '../util/replace-file.js';
+import { parseManifest, withoutHookText } from './manifest.js';
 
 /** Where images live: <data_dir>/files/images, served as /files/images. */
 export function imagesDir(dataDir: string): string {
@@ -46,11 +47,23 @@ export class ImageCatalog {
       const file = path.join(dir, IMAGE_FILES.manifest);
       if (!existsSync(file)) continue;
       try {
-        const manifest = parseManifest(readFileSync(file, 'utf8'), file);
+        let manifest = parseManifest(readFileSync(file, 'utf8'), file);
         if (manifest.name !== name) throw new Error(`${file}: names image "${manifest.name}" but lives in "${name}"`);
+        const redacted = withoutHookText(manifest);
+        if (redacted) {
+          // Rewritten before the image is listed, so /files never serves the text again; an image whose manifest
+          // cannot be rewritten is not listed (its error says why).
+          try {
+            replaceFileDurably(file, `${JSON.stringify(redacted, null, 2)}\n`);
+          } catch (e) {
+            throw new Error(`${file}: holds the recipe hook's text and could not be rewritten without it (${(e as Error).message})`);
+          }
+          manifest = redacted;
+          this.log.warn({ image: name }, "manifest from an older rackseed held the recipe hook's text (served on the boot network); rewritten with the hook's sha256 only");
+        }
         found.set(name, { manifest, dir, urlPath: `/files/images/${name}` });
       } catch (e) {
-        this.log.warn({ image: name, err: (e as Error).message }, 'image skipped: invalid manifest');
+        this.log.warn({ image: name, err: (e as Error).message }, 'image skipped: its manifest cannot be used');
       }
     }
     this.images = found;

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { IMAGE_NAME, SHA256_HEX, type ImageManifest } from '../model/image.js';
+import { IMAGE_NAME, SHA256_HEX, type ImageManifest, type ImageRecipe, type PublishedRecipe } from '../model/image.js';
 
 const artefact = z.strictObject({ file: z.string().regex(/^[A-Za-z0-9._-]+$/), sha256: z.string().regex(SHA256_HEX), size: z.number().int().nonnegative() });
 
@@ -29,13 +30,13 @@ const recipe = z.strictObject({
 export const recipeSchema = recipe;
 
 /** In a manifest: the hook by its hash (older manifests still hold the text, and still parse). */
-const publishedRecipe = recipe.extend({ hookSha256: z.string().regex(SHA256_HEX).optional() });
+const publishedRecipeSchema = recipe.extend({ hookSha256: z.string().regex(SHA256_HEX).optional() });
 
 export const manifestSchema = z.strictObject({
   version: z.literal(1),
   name: z.string().regex(IMAGE_NAME),
   createdAt: z.string(),
-  source: z.discriminatedUnion('kind', [z.strictObject({ kind: z.literal('debootstrap'), recipe: publishedRecipe }), z.strictObject({ kind: z.literal('import'), from: z.string() })]),
+  source: z.discriminatedUnion('kind', [z.strictObject({ kind: z.literal('debootstrap'), recipe: publishedRecipeSchema }), z.strictObject({ kind: z.literal('import'), from: z.string() })]),
   artefacts: z.strictObject({ rootfs: artefact, kernel: artefact.optional(), initrd: artefact.optional() }),
   torrent: z.strictObject({ file: z.string().regex(/^[A-Za-z0-9._-]+$/), infoHash: z.string().regex(/^[0-9a-f]{40}$/), pieceLength: z.number().int().positive() }),
 });
@@ -54,4 +55,23 @@ export function parseManifest(text: string, file: string): ImageManifest {
     throw new Error(`${file}: ${i.path.join('.') || '(top level)'}: ${i.message}`);
   }
   return r.data as ImageManifest;
+}
+
+/** The recipe for the manifest, its hook replaced by the hook's sha256 (see PublishedRecipe). */
+export function publishedRecipe(recipe: ImageRecipe): PublishedRecipe {
+  const { hook, ...rest } = recipe;
+  return hook === undefined ? rest : { ...rest, hookSha256: createHash('sha256').update(hook).digest('hex') };
+}
+
+/**
+ * Pure: a manifest written before hooks were published by their hash still holds the hook's text, which may carry a
+ * build-time secret (a private mirror's password) and is served on the boot network. The same manifest with the
+ * text replaced by its sha256, or undefined when there is no text to remove.
+ */
+export function withoutHookText(manifest: ImageManifest): ImageManifest | undefined {
+  const source = manifest.source;
+  if (source.kind !== 'debootstrap') return undefined;
+  const { hookSha256, ...recipe } = source.recipe as PublishedRecipe & { hook?: string };
+  if (recipe.hook === undefined) return undefined;
+  return { ...manifest, source: { kind: 'debootstrap', recipe: publishedRecipe(recipe as ImageRecipe) } };
 }

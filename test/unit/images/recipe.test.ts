@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RackseedError } from '../../../server/model/errors.js';
@@ -69,7 +71,7 @@ describe('image recipes', () => {
 
 describe('the recipe an image manifest keeps', () => {
   it('keeps everything but the hook, which it records by sha256 (the manifest is public)', async () => {
-    const { publishedRecipe } = await import('../../../server/images/build.js');
+    const { publishedRecipe } = await import('../../../server/images/manifest.js');
     const { manifestSchema } = await import('../../../server/images/manifest.js');
     const recipe = parseRecipe('release: bookworm\npackages: [curl]\nhook: |\n  echo "machine repo login u password S3cret" > /etc/apt/auth.conf.d/x\n', FILE);
     const published = publishedRecipe(recipe);
@@ -79,5 +81,29 @@ describe('the recipe an image manifest keeps', () => {
     // Manifests written before this still hold the hook's text, and still parse.
     const old = { version: 1, name: 'x', createdAt: 'now', source: { kind: 'debootstrap', recipe: { release: 'bookworm', packages: [], files: [], hook: 'echo 1' } }, artefacts: { rootfs: { file: 'rootfs.tar.zst', sha256: 'a'.repeat(64), size: 1 } }, torrent: { file: 'rootfs.tar.zst.torrent', infoHash: 'b'.repeat(40), pieceLength: 262144 } };
     expect(manifestSchema.safeParse(old).success).toBe(true);
+  });
+
+  it('a manifest from before that, still holding the hook\'s text, is rewritten with its sha256 when the catalog reads it (it was served on the boot network as it was)', async () => {
+    const { ImageCatalog, imagesDir } = await import('../../../server/images/catalog.js');
+    const { createLogger } = await import('../../../server/log.js');
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'rackseed-old-manifest-'));
+    try {
+      const hook = 'echo "machine mirror.corp login ci password S3cr3t-M1rror" > /etc/apt/auth.conf.d/m.conf';
+      const dir = path.join(imagesDir(dataDir), 'old1');
+      mkdirSync(dir, { recursive: true });
+      const old = { version: 1, name: 'old1', createdAt: '2026-01-01T00:00:00.000Z', source: { kind: 'debootstrap', recipe: { release: 'bookworm', packages: ['curl'], files: [], hook } }, artefacts: { rootfs: { file: 'rootfs.tar.zst', sha256: 'a'.repeat(64), size: 1 } }, torrent: { file: 'rootfs.tar.zst.torrent', infoHash: 'b'.repeat(40), pieceLength: 262144 } };
+      writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(old));
+      const catalog = new ImageCatalog(dataDir, createLogger('silent'));
+      const onDisk = readFileSync(path.join(dir, 'manifest.json'), 'utf8');
+      expect(onDisk).not.toContain('S3cr3t');
+      const expected = { ...old, source: { kind: 'debootstrap', recipe: { release: 'bookworm', packages: ['curl'], files: [], hookSha256: createHash('sha256').update(hook).digest('hex') } } };
+      expect(JSON.parse(onDisk)).toEqual(expected);
+      expect(catalog.get('old1')?.manifest).toEqual(expected);
+      // Read again: nothing left to rewrite, the file stays as it is.
+      catalog.rescan();
+      expect(readFileSync(path.join(dir, 'manifest.json'), 'utf8')).toBe(onDisk);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
