@@ -33,6 +33,8 @@ export interface CopyReport {
   target: StoreCounts;
   /** What the target held before (replaced only with force). */
   replaced: StoreCounts;
+  /** Runs the source recorded as running, copied as failed with RUN_ABANDONED (see ABANDONED_BY_COPY). */
+  closedRuns: number;
 }
 
 type Row = Record<string, unknown>;
@@ -46,11 +48,31 @@ interface TableCopy {
   sqliteTable: string;
   pgTable: string;
   select: string;
-  convert: (r: Row) => Row;
+  convert: (r: Row, copy: CopyContext) => Row;
   insert: string;
 }
 
+interface CopyContext {
+  startedAt: number;
+  closedRuns: number;
+}
+
 const json = (text: unknown): unknown => JSON.parse(String(text));
+
+/**
+ * The copy is made from a stopped server (docs/scale-out.md), so a run it recorded as running will never record its
+ * end. A starting server closes such runs only when they carry its own name, and the PostgreSQL default name (the
+ * host name) is not SQLite's ("rackseed"): copied as they are, they would read "running" for ever. They are closed
+ * here, as the server would have closed them at its next start.
+ */
+const ABANDONED_BY_COPY = { code: 'RUN_ABANDONED', message: 'recorded as running when the store was copied to PostgreSQL; the server that ran it had stopped' };
+
+function copiedRun(r: Row, copy: CopyContext): Row {
+  const row = { ...r, summary: json(r.summary), details: json(r.details) };
+  if (r.result !== 'running') return row;
+  copy.closedRuns += 1;
+  return { ...row, result: 'failed', finished_at: copy.startedAt, summary: { ...(row.summary as object), error: ABANDONED_BY_COPY } };
+}
 
 const TABLES: readonly TableCopy[] = [
   {
@@ -97,7 +119,7 @@ const TABLES: readonly TableCopy[] = [
     sqliteTable: 'runs',
     pgTable: 'runs',
     select: 'SELECT * FROM runs ORDER BY id',
-    convert: (r) => ({ ...r, summary: json(r.summary), details: json(r.details) }),
+    convert: copiedRun,
     insert: `
       INSERT INTO runs (id, node, kind, result, started_at, finished_at, summary, details)
       SELECT id, node, kind, result, started_at, finished_at, summary, details
@@ -191,6 +213,7 @@ export async function copySqliteToPostgres(o: CopyOptions): Promise<CopyReport> 
     }
     const sourceCounts = emptyCounts();
     let replaced = emptyCounts();
+    const copy: CopyContext = { startedAt: Date.now(), closedRuns: 0 };
     source.exec('BEGIN');
     try {
       await inTransaction(pool, async (client) => {
@@ -211,7 +234,7 @@ export async function copySqliteToPostgres(o: CopyOptions): Promise<CopyReport> 
           const rows = function* (): Generator<string> {
             for (const row of source.prepare(t.select).iterate() as IterableIterator<Row>) {
               sourceCounts[t.key] += 1;
-              yield storedJson(t.convert(row));
+              yield storedJson(t.convert(row, copy));
             }
           };
           for (const batch of jsonBatches(rows(), chunk, maxBatchBytes)) {
@@ -244,7 +267,7 @@ export async function copySqliteToPostgres(o: CopyOptions): Promise<CopyReport> 
     // Counted again after the commit, on a fresh connection: this is what the target now holds.
     const client = await pool.connect();
     try {
-      return { source: sourceCounts, target: await countTarget(client), replaced };
+      return { source: sourceCounts, target: await countTarget(client), replaced, closedRuns: copy.closedRuns };
     } finally {
       client.release();
     }

@@ -54,6 +54,7 @@ export function registerStore(program: Command, write: (s: string) => void): voi
           ['leases', r.target.leases],
           ['once-keys', r.target.onceKeys],
           ['runs', r.target.runs],
+          ['runs closed', `${r.closedRuns} (recorded as running by the stopped server: copied as failed, RUN_ABANDONED)`],
           ['replaced', describeCounts(r.replaced)],
           ['verified', 'row counts equal in source and target'],
         ])}\n`,
