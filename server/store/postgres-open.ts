@@ -54,12 +54,14 @@ export function createPool(o: PostgresOptions): pg.Pool {
     query_timeout: o.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
     // Detects a peer that vanished (a half-open connection) instead of waiting on it for good.
     keepAlive: true,
-  });
-  // Durability is part of the store contract: a database configured with synchronous_commit = off could lose
-  // acknowledged leases and events after a crash, so each connection asks for it. Queued before the pool hands the
-  // connection out, so it runs first. (Not the `options` startup parameter: one in the URL would replace it.)
-  pool.on('connect', (client) => {
-    client.query('SET synchronous_commit = on').catch(() => {});
+    // Durability is part of the store contract: a database configured with synchronous_commit = off could lose
+    // acknowledged leases and events after a crash, so each connection asks for it. pg-pool awaits this before it
+    // hands the connection out, and a connection on which it fails is closed and its error goes to the caller (a
+    // 'connect' listener ran it concurrently with the first query and dropped its error). Not the `options` startup
+    // parameter: one in the URL would replace it. (@types/pg types the hook as returning void.)
+    onConnect: (async (client: pg.ClientBase) => {
+      await client.query('SET synchronous_commit = on');
+    }) as unknown as (client: pg.ClientBase) => void,
   });
   // An idle connection that the server drops (restart, failover) emits 'error' on the pool; unhandled, that would
   // crash the process. The pool discards the connection, and the next query opens a new one or reports the outage.

@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -117,6 +119,14 @@ describe('postgres store: connections', () => {
     }
     // The database default really is off: the store's own setting is what made it durable.
     expect(await sql(url, 'SHOW synchronous_commit')).toEqual([{ synchronous_commit: 'off' }]);
+    // In a process of its own (pg warns once per process), with queries on two connections at once: the setting runs
+    // before a query is handed the connection, not beside it (pg deprecated queueing a query behind another, and
+    // printed that at every server start).
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e',
+      `const { PostgresStore } = await import(${JSON.stringify(path.resolve('server/store/postgres.ts'))}); const s = await PostgresStore.open({ url: ${JSON.stringify(url)}, poolSize: 2 }); console.log(JSON.stringify(await s.settings())); await Promise.all([s.listNodes(), s.listNodes(), s.listLeases()]); await s.close();`,
+    ], { encoding: 'utf8', timeout: 60_000 });
+    expect(child.stdout.trim()).toBe('{"synchronousCommit":"on","poolSize":2}');
+    expect(child.stderr).not.toMatch(/Warning/);
     // Startup options in the URL (a search_path, say) do not undo it either.
     const withOptions = await PostgresStore.open({ url: `${url}?options=${encodeURIComponent('-c synchronous_commit=off')}` });
     try {
