@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { get as httpGet, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -80,5 +80,33 @@ describe('dashboard live stream: one fleet summary for every open dashboard', ()
     // Before: one per stream and batch (16 here, hundreds at fleet scale). Now at most one per 400 ms whatever the
     // number of streams, plus the first (bounded by the time it took, so a slow host cannot fail this).
     expect(summaries).toBeLessThanOrEqual(Math.ceil((Date.now() - started) / 400) + 1);
+  });
+
+  it('a viewer who leaves while the stream is still finding its cursor leaves nothing polling the store', async () => {
+    // A database round trip for every event query (the cursor search makes several, one after another).
+    let queries = 0;
+    const listEvents = store.listEvents.bind(store);
+    store.listEvents = async (q) => {
+      queries += 1;
+      await new Promise((r) => setTimeout(r, 30));
+      return listEvents(q);
+    };
+    for (let i = 0; i < 40; i++) await store.recordEvent({ node: NODES[i % NODES.length]!, event: { type: 'reimage_requested' } });
+    await Promise.all(
+      Array.from({ length: 10 }, () => {
+        const req = httpGet(`${base}/events`);
+        req.on('error', () => undefined);
+        return new Promise((r) => setTimeout(() => r(req.destroy()), 5));
+      }),
+    );
+    // Every cursor search ends, then nothing more: before, each left stream polled every 20 ms for ever, so the
+    // count never stood still for half a second.
+    let quiet = false;
+    for (const deadline = Date.now() + 15_000; !quiet && Date.now() < deadline; ) {
+      const before = queries;
+      await new Promise((r) => setTimeout(r, 500));
+      quiet = queries === before;
+    }
+    expect(quiet).toBe(true);
   });
 });

@@ -82,7 +82,20 @@ export function liveEvents(deps: LiveDeps) {
     deps.now ?? Date.now,
   );
   return async (req: Request, res: Response): Promise<void> => {
+    let closed = false;
+    let pollTimer: NodeJS.Timeout | undefined;
+    let heartbeat: NodeJS.Timeout | undefined;
+    const stop = () => {
+      closed = true;
+      if (heartbeat) clearInterval(heartbeat);
+      if (pollTimer) clearTimeout(pollTimer);
+    };
+    // The response's close (not the request's) is what fires when the browser goes away mid-stream. Listened for
+    // before the first store query: a viewer leaving during it (tens of ms on a large PostgreSQL log) otherwise left
+    // a stream polling the store for nobody until the session expired.
+    res.on('close', stop);
     let cursor = startCursor(req) ?? (await latestEventId(deps.store));
+    if (closed) return;
     res.status(200).set({
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
@@ -93,16 +106,7 @@ export function liveEvents(deps: LiveDeps) {
     res.flushHeaders();
     res.write('retry: 2000\n\n');
 
-    let closed = false;
-    let pollTimer: NodeJS.Timeout | undefined;
-    const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
-    const stop = () => {
-      closed = true;
-      clearInterval(heartbeat);
-      if (pollTimer) clearTimeout(pollTimer);
-    };
-    // The response's close (not the request's) is what fires when the browser goes away mid-stream.
-    res.on('close', stop);
+    heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
 
     const send = (event: string, data: unknown, id?: number) => {
       res.write(`${id !== undefined ? `id: ${id}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
