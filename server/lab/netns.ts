@@ -1,4 +1,5 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { processStartTicks } from '../util/process-identity.js';
 
 /**
  * Network namespaces for the virtual lab and for tests that need real peers (DHCP clients, QEMU, daemons), without
@@ -35,12 +36,16 @@ export class Netns {
   private readonly onNamespace: ((ns: string) => void) | undefined;
   private readonly namespaces: string[] = [];
   private readonly children = new Map<number, ChildProcess>();
-  private readonly extraPids = new Set<number>();
+  /** Adopted PIDs with their start time when adopted (undefined: already gone then), so a reused number is never signalled. */
+  private readonly extraPids = new Map<number, number | undefined>();
   private cleaned = false;
   private readonly onExit = (): void => this.cleanup();
   private readonly onSignal = (signal: NodeJS.Signals): void => {
     this.cleanup();
-    process.exit(signal === 'SIGINT' ? 130 : 143);
+    // Raised again with this listener gone, so the signal's default action ends the process. Not process.exit(): a
+    // vitest worker replaces it with a function that throws, and the test went on creating namespaces and children
+    // that nothing removed.
+    process.kill(process.pid, signal);
   };
 
   constructor(prefix?: string, opts: NetnsOptions = {}) {
@@ -62,6 +67,8 @@ export class Netns {
 
   /** A prefixed name for a namespace or interface; throws if the kernel would reject its length. */
   name(suffix: string): string {
+    // After cleanup (a signal, or the end of a test) nothing may be created: nothing would ever remove it.
+    if (this.cleaned) throw new Error(`network harness ${this.prefix} is already cleaned up: refusing to create ${this.prefix}${suffix}`);
     const full = `${this.prefix}${suffix}`;
     if (full.length > MAX_IFNAME) throw new Error(`interface name ${full} is longer than ${MAX_IFNAME} characters`);
     return full;
@@ -123,6 +130,7 @@ export class Netns {
 
   /** Starts a long-running command inside a namespace; `ip netns exec` execs, so the PID is the command's. */
   spawn(ns: string, cmd: string, args: readonly string[], opts: SpawnOptions = {}): ChildProcess {
+    if (this.cleaned) throw new Error(`network harness ${this.prefix} is already cleaned up: refusing to start ${cmd}`);
     const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
     if (child.pid !== undefined) {
       const pid = child.pid;
@@ -132,9 +140,10 @@ export class Netns {
     return child;
   }
 
-  /** Adopts a PID this run caused to exist but did not spawn directly (a daemon's pidfile). */
+  /** Adopts a PID this run caused to exist but did not spawn directly (a daemon's pidfile), while it runs. */
   track(pid: number): void {
-    this.extraPids.add(pid);
+    if (this.cleaned) throw new Error(`network harness ${this.prefix} is already cleaned up: refusing to adopt pid ${pid}`);
+    this.extraPids.set(pid, processStartTicks(pid));
   }
 
   /** Drops an adopted PID that is known to be gone, so cleanup never signals a number the kernel may have reused. */
@@ -145,12 +154,27 @@ export class Netns {
   /** Signals one PID, only if this harness started or adopted it. */
   kill(pid: number, signal: NodeJS.Signals = 'SIGTERM'): void {
     if (!this.children.has(pid) && !this.extraPids.has(pid)) throw new Error(`pid ${pid} was not started by this harness`);
+    this.signalIfStillOurs(pid, signal);
+    if (signal === 'SIGKILL') this.extraPids.delete(pid);
+  }
+
+  /**
+   * Signals `pid` only while it is still the process this harness started or adopted: a child not yet seen to exit,
+   * or an adopted PID whose start time is the one recorded (once a process is gone, the kernel may hand its number to
+   * anything on the machine).
+   */
+  private signalIfStillOurs(pid: number, signal: NodeJS.Signals): void {
+    const child = this.children.get(pid);
+    const ours = child ? child.exitCode === null && child.signalCode === null : this.extraPids.has(pid) && this.extraPids.get(pid) !== undefined && processStartTicks(pid) === this.extraPids.get(pid);
+    if (!ours) {
+      this.extraPids.delete(pid);
+      return;
+    }
     try {
       process.kill(pid, signal);
     } catch {
-      // Already gone: nothing to do.
+      // Gone since the check: nothing to do.
     }
-    if (signal === 'SIGKILL') this.extraPids.delete(pid);
   }
 
   /** Resolves when the child exits, or after `ms` (then SIGKILLs it). */
@@ -170,13 +194,7 @@ export class Netns {
   cleanup(): void {
     if (this.cleaned) return;
     this.cleaned = true;
-    for (const pid of [...this.children.keys(), ...this.extraPids]) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // Already exited.
-      }
-    }
+    for (const pid of [...this.children.keys(), ...this.extraPids.keys()]) this.signalIfStillOurs(pid, 'SIGKILL');
     this.children.clear();
     this.extraPids.clear();
     for (const ns of this.namespaces.splice(0).reverse()) {

@@ -159,13 +159,12 @@ class Container {
     await this.relay?.close();
     this.relay = undefined;
     if (this.nspawn) {
-      // What the container started is ours too; SIGKILL stragglers if the clean shutdown did not finish them.
+      // What the container started is ours too; SIGKILL stragglers if the clean shutdown did not finish them. Adopted
+      // while they run, so that one gone by then is not signalled (its number may belong to another process now).
       const pids = descendants(this.nspawn.pid!);
+      for (const pid of pids) netns.track(pid);
       await netns.stop(this.nspawn, 'SIGTERM', 20_000);
-      for (const pid of pids) {
-        netns.track(pid);
-        netns.kill(pid, 'SIGKILL');
-      }
+      for (const pid of pids) netns.kill(pid, 'SIGKILL');
       this.nspawn = undefined;
     }
   }
