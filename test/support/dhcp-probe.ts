@@ -1,7 +1,7 @@
 /**
  * Runs INSIDE a test namespace (`ip netns exec NS node --import tsx dhcp-probe.ts SPEC_JSON`): sends DHCP
  * datagrams from port 68 and prints what came back, as one JSON line. Two modes:
- *   {"mode":"send","to":"255.255.255.255","packets":["<base64>",...],"listenMs":1500}
+ *   {"mode":"send","to":"255.255.255.255","packets":["<base64>",...],"listenMs":1500[,"port":67]}
  *   {"mode":"fuzz","to":"10.0.0.1","count":100000,"seed":1,"seeds":["<base64>",...]}
  * Fuzzing sends from an ephemeral port in bursts, with a pause between them so the kernel does not drop the
  * datagrams before the server ever sees them.
@@ -14,6 +14,8 @@ interface SendSpec {
   to: string;
   packets: string[];
   listenMs: number;
+  /** The port to send from and listen on (68, a client's, by default; 67 listens as a relay would). */
+  port?: number;
 }
 interface FuzzSpec {
   mode: 'fuzz';
@@ -30,7 +32,7 @@ if (spec.mode === 'send') {
   const socket = createSocket({ type: 'udp4', reuseAddr: true });
   const replies: Array<{ from: string; base64: string }> = [];
   socket.on('message', (msg, rinfo) => replies.push({ from: `${rinfo.address}:${rinfo.port}`, base64: msg.toString('base64') }));
-  await new Promise<void>((resolve) => socket.bind(68, '0.0.0.0', () => resolve()));
+  await new Promise<void>((resolve) => socket.bind(spec.port ?? 68, '0.0.0.0', () => resolve()));
   socket.setBroadcast(true);
   for (const p of spec.packets) {
     await new Promise<void>((resolve, reject) => socket.send(Buffer.from(p, 'base64'), 67, spec.to, (e) => (e ? reject(e) : resolve())));
