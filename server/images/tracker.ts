@@ -42,6 +42,8 @@ export interface Tracker {
   swarms(): TrackerSwarm[];
   /** Forgets swarms whose image left the catalog. */
   prune(): void;
+  /** How many peers' announce counters are held, over all swarms (bounded by the peers the package still holds). */
+  heardPeers(): number;
   close(): void;
 }
 
@@ -73,6 +75,9 @@ const knownCount = (v: unknown): number => {
 // Announce counters arrive as query strings; a missing or garbled one must not poison the view with NaN.
 const counter = (v: unknown): number => Math.max(0, knownCount(v));
 
+/** How often (in announces) peers the package has expired are forgotten here too. */
+const SWEEP_EVERY_ANNOUNCES = 1_000;
+
 /**
  * An HTTP-only BitTorrent tracker on the server's own HTTP port (nodes already reach it; no extra firewall hole),
  * built on bittorrent-tracker's request handler with its own listeners all off. The package keeps only ip/port per
@@ -102,7 +107,21 @@ export function createTracker(opts: TrackerOptions): Tracker {
   server.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'tracker error'));
 
   const heard = new Map<string, Map<string, TrackerPeer>>();
+  /** Drops what the package's LRU no longer holds (it expires silent peers and evicts beyond its size). */
+  const forgetExpired = (infoHash: string): void => {
+    const mine = heard.get(infoHash);
+    const swarm = server.torrents[infoHash];
+    if (!mine) return;
+    for (const key of mine.keys()) if (!swarm?.peers.peek(key)) mine.delete(key);
+  };
+  // Nodes seed until they reboot and never announce `stopped`: without a sweep now and then, a server nobody asks
+  // for the swarm view (no Prometheus, no dashboard) kept every peer it had ever heard of.
+  let sinceSweep = 0;
   const record = (addr: string, p: AnnounceParams): void => {
+    if (++sinceSweep >= SWEEP_EVERY_ANNOUNCES) {
+      sinceSweep = 0;
+      for (const infoHash of heard.keys()) forgetExpired(infoHash);
+    }
     // bittorrent-tracker emits these events even for an announce its filter refused: an unknown info-hash would
     // otherwise grow `heard` without bound (nothing prunes a swarm that never existed) and wake the seeder.
     if (!opts.isKnown(p.info_hash)) return;
@@ -151,7 +170,7 @@ export function createTracker(opts: TrackerOptions): Tracker {
           if (!p) continue;
           peers.push(mine?.get(key) ?? { ip: p.ip, port: p.port, peerId: p.peerId, uploaded: 0, downloaded: 0, left: p.complete ? 0 : -1, complete: p.complete, lastAnnounce: '' });
         }
-        if (mine) for (const key of mine.keys()) if (!swarm.peers.peek(key)) mine.delete(key);
+        forgetExpired(infoHash);
         peers.sort((a, b) => a.ip.localeCompare(b.ip, 'en', { numeric: true }) || a.port - b.port);
         out.push({ infoHash, seeders: peers.filter((p) => p.complete).length, leechers: peers.filter((p) => !p.complete).length, peers });
       }
@@ -164,6 +183,11 @@ export function createTracker(opts: TrackerOptions): Tracker {
         heard.delete(infoHash);
       }
       for (const infoHash of heard.keys()) if (!opts.isKnown(infoHash)) heard.delete(infoHash);
+    },
+    heardPeers() {
+      let n = 0;
+      for (const peers of heard.values()) n += peers.size;
+      return n;
     },
     close() {
       server.close();

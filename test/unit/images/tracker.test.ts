@@ -105,3 +105,33 @@ describe('tracker: who hears of whom (the seeder of a joining node at once, no p
   });
 
 });
+
+describe('tracker: memory', () => {
+  it('forgets the counters of peers the package has dropped, without anyone reading the swarm view (nodes never announce stopped)', async () => {
+    const tracker = createTracker({ isKnown: (h) => h === INFO_HASH, intervalSeconds: 20, numwant: 50, peerTtlSeconds: 300, log: pino({ level: 'silent' }) });
+    const app = express();
+    app.use(tracker.routes);
+    const server = await new Promise<Server>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      // 2,000 peers come and go; the package keeps the 1,000 most recent of a swarm.
+      for (let i = 0; i < 2_000; i += 50) {
+        await Promise.all(
+          Array.from({ length: 50 }, async (_, j) => {
+            const port = 10_000 + i + j;
+            const res = await fetch(`${base}/announce?info_hash=${binary(INFO_HASH)}&peer_id=${binary(port.toString(16).padStart(40, '0'))}&port=${port}&uploaded=0&downloaded=0&left=100&compact=1&event=started`);
+            await res.arrayBuffer();
+          }),
+        );
+      }
+      // Before: all 2,000 were held until something called swarms().
+      expect(tracker.heardPeers()).toBeLessThanOrEqual(1_000);
+      expect(tracker.swarms()[0]!.peers.length).toBe(1_000);
+    } finally {
+      tracker.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
