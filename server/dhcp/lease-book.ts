@@ -77,6 +77,11 @@ export class LeaseBook implements LeaseView {
     return this.lastByMac.get(mac);
   }
 
+  /** How many MACs have a last address remembered: at most one per address this view holds. */
+  get rememberedMacs(): number {
+    return this.lastByMac.size;
+  }
+
   reservedFor(ip: number): string | undefined {
     return this.reserved.get(ip);
   }
@@ -105,7 +110,10 @@ export class LeaseBook implements LeaseView {
   withdrawOffer(mac: string): void {
     const ip = this.lastByMac.get(mac);
     const l = ip === undefined ? undefined : this.byIp.get(ip);
-    if (ip !== undefined && l?.mac === mac && l.state === 'offered') this.byIp.delete(ip);
+    if (ip !== undefined && l?.mac === mac && l.state === 'offered') {
+      this.byIp.delete(ip);
+      this.lastByMac.delete(mac);
+    }
   }
 
   /** Binds durably (group commit). Resolves after the store committed; the caller ACKs only then. */
@@ -159,6 +167,11 @@ export class LeaseBook implements LeaseView {
         this.byIp.set(previous!, { ...old, state: 'released', updatedAt: lease.updatedAt });
       }
     }
+    // A MAC's last address is remembered only while that address's row is still its own: otherwise every MAC ever
+    // offered an address stayed in the map (months of DISCOVERs from changing MACs), and its "last address" was
+    // another client's anyway.
+    const displaced = this.byIp.get(ip);
+    if (displaced && displaced.mac !== lease.mac && this.lastByMac.get(displaced.mac) === ip) this.lastByMac.delete(displaced.mac);
     this.byIp.set(ip, lease);
     if (lease.state === 'declined' || this.holdsLiveLease(lease.mac, ip, lease)) return;
     this.lastByMac.set(lease.mac, ip);

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LeaseBook } from '../../../server/dhcp/lease-book.js';
-import { parseIpv4 } from '../../../server/model/ipv4.js';
+import { parseCidr, parseIpv4 } from '../../../server/model/ipv4.js';
+import { chooseOffer } from '../../../server/protocol/dhcp/lease-decision.js';
 import { SqliteStore } from '../../../server/store/sqlite.js';
 
 const MAC = '52:54:00:88:00:01';
@@ -39,5 +40,27 @@ describe('lease book: the address a client had', () => {
     const book = new LeaseBook(store, 'a', () => NOW);
     await book.load();
     expect(book.lastAddressOf(MAC)).toBe(parseIpv4('10.81.0.200'));
+  });
+});
+
+describe('lease book: memory', () => {
+  it('remembers a last address only for MACs whose row it still is: 5,000 MACs through a pool of 20 leave at most 20', async () => {
+    let now = NOW;
+    const book = new LeaseBook(store, 'a', () => now);
+    await book.load();
+    const scope = { subnet: parseCidr('10.81.0.0/24')!, pool: { start: parseIpv4('10.81.0.100')!, end: parseIpv4('10.81.0.119')! } };
+    let offered = 0;
+    for (let i = 0; i < 5_000; i++) {
+      // Offers expire after 60 s; a new batch of MACs arrives every 61 s (a starvation tool, or randomised MACs).
+      if (i % 20 === 0) now += 61_000;
+      const mac = `02:00:00:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+      const d = chooseOffer({ mac }, scope, book);
+      if (d.kind !== 'offer') continue;
+      book.offer(d.ip, mac, 60);
+      offered++;
+    }
+    expect(offered).toBe(5_000);
+    // Before: 5,000, one per MAC ever offered an address.
+    expect(book.rememberedMacs).toBeLessThanOrEqual(20);
   });
 });
