@@ -23,13 +23,11 @@ afterAll(async () => {
 
 describe('PostgreSQL store: a database that stops answering', () => {
   it('fails the open with STORE_UNAVAILABLE after the connect timeout instead of hanging', async () => {
-    const started = Date.now();
+    // Without the limit this open waits on the black hole for good, and the test's own timeout fails it.
     await expect(PostgresStore.open({ url: `postgres://rackseed:secret@127.0.0.1:${port}/rackseed`, connectTimeoutMs: 300 })).rejects.toMatchObject({
       code: 'STORE_UNAVAILABLE',
       message: expect.not.stringContaining('secret'),
     });
-    // Not a timing assertion on the machine's speed: only that it ended at all, long before a test timeout.
-    expect(Date.now() - started).toBeLessThan(30_000);
   });
 
   it('every pool the store opens has a connect limit, a query limit and TCP keepalive unless told otherwise', async () => {
