@@ -141,7 +141,6 @@ describe('k3s agent role on a real Debian root file system', () => {
         `token: "${k3sToken(dataDir)}"`,
         `node-name: "${agent.name}"`,
         `node-ip: "${agent.ip}"`,
-        'server: "https://10.77.0.200:6443"',
         'node-label:',
         '- "rackseed.io/group=k3s"',
         '- "tier=services"',
@@ -151,6 +150,10 @@ describe('k3s agent role on a real Debian root file system', () => {
         '',
       ].join('\n'),
     );
+    // The server to join first, written once beside it (rewriting it when the cluster's first server changed
+    // restarted every agent).
+    const join = '/etc/rancher/k3s/config.yaml.d/10-rackseed-agent-join.yaml';
+    expect(agent.sh(`stat -c "%a %U %G" ${join} && grep -v '^#' ${join}`).stdout).toBe('600 root root\nserver: "https://10.77.0.200:6443"\n');
     // The token never shows in what the run reports.
     expect(JSON.stringify(results)).not.toContain(k3sToken(dataDir));
   });
@@ -167,6 +170,8 @@ describe('k3s agent role on a real Debian root file system', () => {
     const bootstrap = '/etc/rancher/k3s/config.yaml.d/10-rackseed-bootstrap.yaml';
     expect(agent.sh(`stat -c "%a %U %G" ${bootstrap} && grep -v '^#' ${bootstrap}`).stdout).toBe('600 root root\nserver: "https://10.77.0.200:6443"\n');
     expect(agent.sh('grep -c -E "^(server|cluster-init):" /etc/rancher/k3s/config.yaml').stdout).toBe('0\n');
+    // The agent's join file would override the server's own: gone.
+    expect(agent.sh('ls /etc/rancher/k3s/config.yaml.d/10-rackseed-agent-join.yaml 2>&1 | grep -c "No such file"').stdout).toBe('1\n');
     // It was an agent (the test before): that unit is disabled and gone, or the node would run both.
     expect(joined.filter((r) => Object.keys(r.changes).length > 0).map((r) => r.id)).toEqual(expect.arrayContaining(['k3s-agent-other-role', '/etc/systemd/system/k3s-agent.service']));
     expect(agent.sh('ls /etc/systemd/system/k3s-agent.service /etc/systemd/system/multi-user.target.wants/k3s-agent.service 2>&1 | grep -c "No such file"').stdout).toBe('2\n');

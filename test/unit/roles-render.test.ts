@@ -48,6 +48,7 @@ function renderedFile(plan: CompiledPlan, context: RenderContext, path: string):
 
 const inv = loadTestInventory();
 const BOOTSTRAP = '/etc/rancher/k3s/config.yaml.d/10-rackseed-bootstrap.yaml';
+const AGENT_JOIN = '/etc/rancher/k3s/config.yaml.d/10-rackseed-agent-join.yaml';
 const golden = (name: string): string => readFileSync(new URL(`../fixtures/roles/${name}`, import.meta.url), 'utf8');
 
 describe('role library: every role compiles', () => {
@@ -281,6 +282,14 @@ describe('role library: K3s', () => {
     );
     expect(stateNamed(plan, '/etc/rancher/k3s/config.yaml').args).toMatchObject({ mode: '0600', show_changes: false });
     expect(renderedFile(plan, context, '/etc/systemd/system/k3s-agent.service')).toMatch(/^ExecStart=\/usr\/local\/bin\/k3s agent$/m);
+    // The server it joins first: written once, beside config.yaml.
+    expect(renderedFile(plan, context, AGENT_JOIN).replace(/^#.*\n/gm, '')).toBe('server: "https://10.0.3.1:6443"\n');
+    // Given a server_url (a VIP), config.yaml names it and no written-once file may override it.
+    const vip = loadTestInventory(INVENTORY.replace('        artifacts: /srv/artifacts/k3s\n        labels', '        artifacts: /srv/artifacts/k3s\n        server_url: "https://10.0.3.100:6443"\n        labels'));
+    const vipContext = contextFor(vip, 'k3s02');
+    const vipPlan = compile(vipContext);
+    expect(renderedFile(vipPlan, vipContext, '/etc/rancher/k3s/config.yaml')).toMatch(/^server: "https:\/\/10\.0\.3\.100:6443"$/m);
+    expect(stateNamed(vipPlan, AGENT_JOIN)).toMatchObject({ module: 'file', fun: 'absent' });
   });
 
   it('the server config has no join address, names itself in tls-san and disables what the data says', () => {
@@ -328,7 +337,7 @@ describe('role library: K3s', () => {
     const dead = (plan: CompiledPlan) => plan.states.filter((st) => st.module === 'service' && st.fun === 'dead' && st.sls.startsWith('k3s')).map((st) => [st.name, st.args['enable']]);
     const absent = (plan: CompiledPlan) => plan.states.filter((st) => st.module === 'file' && st.fun === 'absent').map((st) => st.name);
     expect(dead(plans.server)).toEqual([['k3s-agent', false]]);
-    expect(absent(plans.server)).toEqual(['/etc/systemd/system/k3s-agent.service']);
+    expect(absent(plans.server)).toEqual(['/etc/systemd/system/k3s-agent.service', AGENT_JOIN]);
     expect(dead(plans.agent)).toEqual([['k3s', false]]);
     expect(absent(plans.agent)).toEqual(['/etc/systemd/system/k3s.service', BOOTSTRAP]);
     // The role's own service starts only once the other one is stopped.
@@ -349,7 +358,7 @@ describe('role library: K3s', () => {
     // Before: both k3s01 and k3s03 started a cluster of their own, and the agent found no server at all.
     expect(render('k3s01', BOOTSTRAP)).toBe('cluster-init: true\n');
     expect(render('k3s03', BOOTSTRAP)).toBe('server: "https://10.0.3.1:6443"\n');
-    expect(render('k3s02', '/etc/rancher/k3s/config.yaml')).toMatch(/^server: "https:\/\/10\.0\.3\.1:6443"$/m);
+    expect(render('k3s02', AGENT_JOIN)).toBe('server: "https://10.0.3.1:6443"\n');
   });
 
   it('k3s.join_existing without k3s.server_url fails to compile, naming the key (the first server was told to join itself)', () => {
@@ -378,11 +387,15 @@ describe('role library: K3s', () => {
     };
     const added = { k3s00: 'configuring', k3s01: 'ready', k3s03: 'ready', k3s02: 'ready' } as const;
     expect(render('k3s00', BOOTSTRAP, added)).toBe('server: "https://10.0.3.1:6443"\n');
-    expect(render('k3s02', '/etc/rancher/k3s/config.yaml', added)).toMatch(/^server: "https:\/\/10\.0\.3\.1:6443"$/m);
+    expect(render('k3s02', AGENT_JOIN, added)).toBe('server: "https://10.0.3.1:6443"\n');
     const reimaged = { k3s00: 'ready', k3s01: 'configuring', k3s03: 'ready', k3s02: 'ready' } as const;
     expect(render('k3s01', BOOTSTRAP, reimaged)).toBe('server: "https://10.0.3.100:6443"\n');
-    // Agents follow: they connect to a server that runs.
-    expect(render('k3s02', '/etc/rancher/k3s/config.yaml', reimaged)).toMatch(/^server: "https:\/\/10\.0\.3\.100:6443"$/m);
+    // A new agent joins a server that runs; one that has joined keeps its file (written once: K3s knows every server
+    // by now), and its config.yaml, which follows every change, does not name a server at all, so nothing restarts it.
+    expect(render('k3s02', AGENT_JOIN, reimaged)).toBe('server: "https://10.0.3.100:6443"\n');
+    expect(render('k3s02', '/etc/rancher/k3s/config.yaml', reimaged)).toBe(render('k3s02', '/etc/rancher/k3s/config.yaml', added));
+    const ctx = contextFor(inv3, 'k3s02', { states: reimaged });
+    expect(stateNamed(compile(ctx), AGENT_JOIN).args).toMatchObject({ replace: false, mode: '0600', makedirs: true });
     // The servers still running failed readiness (a cordon): the reimaged k3s01 still joins them.
     const failedAfter = { k3s00: { state: 'failed', stage: 'readiness' }, k3s01: 'configuring', k3s03: { state: 'failed', stage: 'readiness' } } as const;
     expect(render('k3s01', BOOTSTRAP, failedAfter)).toBe('server: "https://10.0.3.100:6443"\n');
