@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { RackseedError } from '../model/errors.js';
@@ -9,6 +9,8 @@ import type { ResolvedNode } from '../model/inventory.js';
  *
  *   munge.key   1024 random bytes, base64 (Slurm's munge key; nodes decode it, so the key file holds these bytes)
  *   k3s-token   the K3s join token
+ *   k3s-node-password-key  the key each node's K3s node password is derived from (HMAC-SHA256 of the node's name):
+ *               the same password after a reimage, which K3s requires of a node that comes back under its name
  *
  * Each reaches a node's pillar only when the node has the role that uses it: a Slurm compute node never sees the
  * K3s token, a K3s node never sees the munge key. An operator may replace a file with their own value (an existing
@@ -18,6 +20,8 @@ import type { ResolvedNode } from '../model/inventory.js';
 export interface RoleSecrets {
   mungeKeyB64: string;
   k3sToken: string;
+  /** This node's own K3s node password (derived per node: no node sees another's). */
+  k3sNodePassword: string;
 }
 
 const MUNGE_KEY_BYTES = 1024;
@@ -32,17 +36,21 @@ export function secretsForRoles(roles: readonly string[], secrets: Partial<RoleS
   const out: Record<string, string> = {};
   if (roles.some(isSlurmRole) && secrets.mungeKeyB64 !== undefined) out['munge_key_b64'] = secrets.mungeKeyB64;
   if (roles.some(isK3sRole) && secrets.k3sToken !== undefined) out['k3s_token'] = secrets.k3sToken;
+  if (roles.some(isK3sRole) && secrets.k3sNodePassword !== undefined) out['k3s_node_password'] = secrets.k3sNodePassword;
   return Object.keys(out).length === 0 ? {} : { secrets: out };
 }
 
 /**
  * The role secrets for one node, each made on first need: `{ secrets: { munge_key_b64 } }` for slurm-* roles,
- * `{ secrets: { k3s_token } }` for k3s roles, `{}` for a node with neither.
+ * `{ secrets: { k3s_token, k3s_node_password } }` for k3s roles, `{}` for a node with neither.
  */
-export function rolePillar(node: Pick<ResolvedNode, 'roles'>, dataDir: string): Record<string, unknown> {
+export function rolePillar(node: Pick<ResolvedNode, 'roles' | 'name'>, dataDir: string): Record<string, unknown> {
   const secrets: Partial<RoleSecrets> = {};
   if (node.roles.some(isSlurmRole)) secrets.mungeKeyB64 = mungeKey(dataDir);
-  if (node.roles.some(isK3sRole)) secrets.k3sToken = k3sToken(dataDir);
+  if (node.roles.some(isK3sRole)) {
+    secrets.k3sToken = k3sToken(dataDir);
+    secrets.k3sNodePassword = k3sNodePassword(dataDir, node.name);
+  }
   return secretsForRoles(node.roles, secrets);
 }
 
@@ -64,6 +72,12 @@ export function k3sToken(dataDir: string): string {
   const value = readOrCreate(file, () => randomBytes(32).toString('hex'));
   if (!/^[\x21-\x7e]+$/.test(value)) throw new RackseedError('CONFIG_INVALID', `${file}: the K3s token must be one word of printable characters`);
   return value;
+}
+
+/** A node's K3s node password: HMAC-SHA256 of its name under a key kept in the secrets directory. */
+export function k3sNodePassword(dataDir: string, nodeName: string): string {
+  const key = readOrCreate(path.join(secretsDir(dataDir), 'k3s-node-password-key'), () => randomBytes(32).toString('hex'));
+  return createHmac('sha256', key).update(nodeName).digest('hex');
 }
 
 /**

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseInventory } from '../../server/inventory/parse.js';
 import type { LifecycleState } from '../../server/model/lifecycle.js';
-import { k3sToken, rolePillar } from '../../server/services/role-secrets.js';
+import { k3sNodePassword, k3sToken, rolePillar } from '../../server/services/role-secrets.js';
 import { collectFacts } from '../../server/state/collect-facts.js';
 import { compileForNode } from '../../server/state/compile/index.js';
 import { buildRenderContext } from '../../server/state/context.js';
@@ -154,14 +154,22 @@ describe('k3s agent role on a real Debian root file system', () => {
     // restarted every agent).
     const join = '/etc/rancher/k3s/config.yaml.d/10-rackseed-agent-join.yaml';
     expect(agent.sh(`stat -c "%a %U %G" ${join} && grep -v '^#' ${join}`).stdout).toBe('600 root root\nserver: "https://10.77.0.200:6443"\n');
-    // The token never shows in what the run reports.
+    // The node's own K3s node password, the same after a reimage (the cluster refuses a new one under its name).
+    expect(agent.sh('stat -c "%a %U %G" /etc/rancher/node/password && cat /etc/rancher/node/password').stdout).toBe(`600 root root\n${k3sNodePassword(dataDir, agent.name)}\n`);
+    // The token and the password never show in what the run reports.
     expect(JSON.stringify(results)).not.toContain(k3sToken(dataDir));
+    expect(JSON.stringify(results)).not.toContain(k3sNodePassword(dataDir, agent.name));
   });
 
-  it('a second apply changes nothing', async () => {
+  it('a second apply changes nothing, and a node password already there (a node joined before) is kept', async () => {
     const results = await applyAgentRole();
     expect(failures(results)).toEqual([]);
     expect(results.filter((r) => Object.keys(r.changes).length > 0).map((r) => `${r.key}: ${JSON.stringify(r.changes)}`)).toEqual([]);
+    agent.sh('printf joined-before > /etc/rancher/node/password');
+    const kept = await applyAgentRole();
+    expect(failures(kept)).toEqual([]);
+    expect(agent.sh('cat /etc/rancher/node/password').stdout).toBe('joined-before');
+    agent.sh(`printf '%s' '${k3sNodePassword(dataDir, agent.name)}' > /etc/rancher/node/password`);
   });
 
   it('as a second server it joins the first and stops being an agent, keeps its join when the first is reimaged (written once), and back as an agent drops the server unit', async () => {

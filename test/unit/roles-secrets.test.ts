@@ -48,27 +48,34 @@ afterAll(() => {
 
 describe('role secrets: made once, kept private', () => {
   it('secretsForRoles gives the munge key only to slurm-* roles and the K3s token only to k3s roles', () => {
-    const secrets = { mungeKeyB64: 'bXVuZ2U=', k3sToken: 'tok' };
+    const secrets = { mungeKeyB64: 'bXVuZ2U=', k3sToken: 'tok', k3sNodePassword: 'pw' };
     expect(secretsForRoles(['base', 'slurm-compute', 'nvidia'], secrets)).toEqual({ secrets: { munge_key_b64: 'bXVuZ2U=' } });
     expect(secretsForRoles(['base', 'slurm-login'], secrets)).toEqual({ secrets: { munge_key_b64: 'bXVuZ2U=' } });
-    expect(secretsForRoles(['base', 'k3s-agent'], secrets)).toEqual({ secrets: { k3s_token: 'tok' } });
-    expect(secretsForRoles(['k3s'], secrets)).toEqual({ secrets: { k3s_token: 'tok' } });
+    expect(secretsForRoles(['base', 'k3s-agent'], secrets)).toEqual({ secrets: { k3s_token: 'tok', k3s_node_password: 'pw' } });
+    expect(secretsForRoles(['k3s'], secrets)).toEqual({ secrets: { k3s_token: 'tok', k3s_node_password: 'pw' } });
     expect(secretsForRoles(['base', 'nvidia', 'infiniband'], secrets)).toEqual({});
-    expect(secretsForRoles(['slurm-compute', 'k3s-agent'], secrets)).toEqual({ secrets: { munge_key_b64: 'bXVuZ2U=', k3s_token: 'tok' } });
+    expect(secretsForRoles(['slurm-compute', 'k3s-agent'], secrets)).toEqual({ secrets: { munge_key_b64: 'bXVuZ2U=', k3s_token: 'tok', k3s_node_password: 'pw' } });
   });
 
   it('makes each secret on first need, 0600 in a 0700 directory, and returns the same value afterwards', () => {
     const dir = path.join(work, 'once');
-    expect(rolePillar({ roles: ['base'] }, dir)).toEqual({});
-    const k3s = rolePillar({ roles: ['base', 'k3s-agent'] }, dir);
+    expect(rolePillar({ name: 'n1', roles: ['base'] }, dir)).toEqual({});
+    const k3s = rolePillar({ name: 'k3s02', roles: ['base', 'k3s-agent'] }, dir);
     expect(() => statSync(path.join(dir, 'secrets', 'munge.key'))).toThrow(/ENOENT/);
-    const slurm = rolePillar({ roles: ['slurm-compute'] }, dir);
+    const slurm = rolePillar({ name: 'cn01', roles: ['slurm-compute'] }, dir);
     const munge = (slurm as { secrets: { munge_key_b64: string } }).secrets.munge_key_b64;
     expect(Buffer.from(munge, 'base64')).toHaveLength(1024);
     expect((k3s as { secrets: { k3s_token: string } }).secrets.k3s_token).toMatch(/^[0-9a-f]{64}$/);
     for (const file of ['munge.key', 'k3s-token']) expect(statSync(path.join(dir, 'secrets', file)).mode & 0o777).toBe(0o600);
     expect(statSync(path.join(dir, 'secrets')).mode & 0o777).toBe(0o700);
-    expect(rolePillar({ roles: ['slurm-controller', 'k3s-server'] }, dir)).toEqual({ secrets: { munge_key_b64: munge, k3s_token: (k3s as { secrets: { k3s_token: string } }).secrets.k3s_token } });
+    const both = rolePillar({ name: 'head01', roles: ['slurm-controller', 'k3s-server'] }, dir) as { secrets: Record<string, string> };
+    expect(both.secrets).toMatchObject({ munge_key_b64: munge, k3s_token: (k3s as { secrets: { k3s_token: string } }).secrets.k3s_token });
+    // Each node's own K3s node password: stable for the node (a reimage keeps it), different from every other node's.
+    const password = (k3s as { secrets: { k3s_node_password: string } }).secrets.k3s_node_password;
+    expect(password).toMatch(/^[0-9a-f]{64}$/);
+    expect(rolePillar({ name: 'k3s02', roles: ['k3s-agent'] }, dir)).toMatchObject({ secrets: { k3s_node_password: password } });
+    expect(both.secrets['k3s_node_password']).not.toBe(password);
+    expect(statSync(path.join(dir, 'secrets', 'k3s-node-password-key')).mode & 0o777).toBe(0o600);
     expect(readFileSync(path.join(dir, 'secrets', 'munge.key'), 'utf8')).toBe(`${munge}\n`);
   });
 
