@@ -33,7 +33,7 @@ import { FullModeHandler, unusableReservations } from './dhcp/full-mode.js';
 import { LeaseBook } from './dhcp/lease-book.js';
 import { ProxyModeHandler } from './dhcp/proxy-mode.js';
 import { emptyDhcpStats, type DhcpStats } from './dhcp/stats.js';
-import { parseCidr, parseIpv4 } from './model/ipv4.js';
+import { parseIpv4 } from './model/ipv4.js';
 import type { Inventory } from './model/inventory.js';
 import { startDhcpListener } from './net/dhcp-listener.js';
 import { IPXE_DIR, IPXE_DIR_SYMLINK_TARGETS, startTftpServer, type TftpServerHandle } from './net/tftp.js';
@@ -326,7 +326,6 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         handler,
         stats,
         log: dhcpLog,
-        servedSubnets: config.dhcp.subnets.flatMap((sn) => parseCidr(sn.cidr) ?? []),
       });
       closers.unshift(() => listener.close());
       dhcpStats = stats;

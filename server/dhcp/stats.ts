@@ -15,12 +15,6 @@ export interface DhcpStats {
   declines: number;
   sendErrors: number;
   /**
-   * Replies not sent because their destination (a relay, a client's ciaddr, a 4011 source) is outside every network
-   * this server serves: answering would send DHCP off the provisioning networks, to whatever the packet named. Also
-   * counted in their kind (offers, acks, ...), so not part of accountedFor.
-   */
-  repliesWithheld: number;
-  /**
    * REQUESTs whose lease the store refused because another client (through another server sharing the store) holds
    * the address: each was NAKed, never ACKed. Also counted in naks, so not part of accountedFor.
    */
@@ -28,7 +22,7 @@ export interface DhcpStats {
 }
 
 export function emptyDhcpStats(): DhcpStats {
-  return { received: 0, dropped: {}, ignored: {}, offers: 0, acks: 0, naks: 0, proxyOffers: 0, proxyAcks: 0, informs: 0, releases: 0, declines: 0, sendErrors: 0, repliesWithheld: 0, claimsRefused: 0 };
+  return { received: 0, dropped: {}, ignored: {}, offers: 0, acks: 0, naks: 0, proxyOffers: 0, proxyAcks: 0, informs: 0, releases: 0, declines: 0, sendErrors: 0, claimsRefused: 0 };
 }
 
 export function bump(table: Record<string, number>, key: string): void {

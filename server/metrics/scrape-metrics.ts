@@ -21,7 +21,7 @@ export interface ScrapeSources {
   swarm?: SwarmView;
 }
 
-const DHCP_PACKET_KINDS = ['received', 'offers', 'acks', 'naks', 'proxyOffers', 'proxyAcks', 'informs', 'releases', 'declines', 'sendErrors', 'repliesWithheld'] as const;
+const DHCP_PACKET_KINDS = ['received', 'offers', 'acks', 'naks', 'proxyOffers', 'proxyAcks', 'informs', 'releases', 'declines', 'sendErrors'] as const;
 
 /**
  * A counter whose value is owned by a subsystem's own stats object: on every scrape it is reset and set from a

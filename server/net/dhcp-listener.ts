@@ -5,9 +5,7 @@ import { RackseedError } from '../model/errors.js';
 import type { DhcpModeHandler, Incoming, Outgoing } from '../dhcp/handler.js';
 import { bump, type DhcpStats } from '../dhcp/stats.js';
 import { decode, encode } from '../protocol/dhcp/codec.js';
-import { BROADCAST } from '../protocol/dhcp/destination.js';
 import { BOOTREQUEST } from '../protocol/dhcp/packet.js';
-import { formatIpv4, inSubnet, parseCidr, parseIpv4, type Ipv4Subnet } from '../model/ipv4.js';
 
 /**
  * Room for a boot storm (about a thousand DISCOVERs) without kernel drops, yet small enough that a queued request
@@ -26,8 +24,6 @@ export interface DhcpListenerOptions {
   handler: DhcpModeHandler;
   stats: DhcpStats;
   log: Logger;
-  /** Networks beyond the interface's own that replies may be addressed to: full mode's relayed `dhcp.subnets`. */
-  servedSubnets?: readonly Ipv4Subnet[];
 }
 
 export interface DhcpListener {
@@ -61,15 +57,6 @@ export async function startDhcpListener(opts: DhcpListenerOptions): Promise<Dhcp
     throw new RackseedError('CONFIG_INVALID', `dhcp.server_ip: ${opts.serverIp} is not an address of interface ${opts.interface}`);
   }
   const { stats, log, handler } = opts;
-  // A reply goes only to the provisioning networks: the interface's own and the relayed subnets served. A request
-  // can name any relay (giaddr) or client address (ciaddr), and a 4011 request any source; answered as named, a
-  // stray or forged packet would make this server send DHCP through its default route to any address.
-  const networks = [...addresses.flatMap((a) => (a.family === 'IPv4' && a.cidr ? (networkOf(a.cidr) ?? []) : [])), ...(opts.servedSubnets ?? [])];
-  const mayAddress = (ip: string): boolean => {
-    if (ip === BROADCAST) return true;
-    const n = parseIpv4(ip);
-    return n !== undefined && networks.some((s) => inSubnet(n, s));
-  };
   const sockets: Socket[] = [];
   const make = () => {
     const s = createSocket({ type: 'udp4', reuseAddr: true });
@@ -81,11 +68,6 @@ export async function startDhcpListener(opts: DhcpListenerOptions): Promise<Dhcp
   const proxy = opts.proxyPort !== undefined ? make() : undefined;
 
   const send = (out: Outgoing): void => {
-    if (!mayAddress(out.route.address)) {
-      stats.repliesWithheld++;
-      log.warn({ to: out.route.address, kind: out.kind, reason: out.route.reason, mac: out.packet.mac }, 'DHCP reply withheld: addressed outside the networks this server serves');
-      return;
-    }
     const bytes = encode(out.packet);
     const failed = (err: Error) => {
       stats.sendErrors++;
@@ -155,14 +137,4 @@ export async function startDhcpListener(opts: DhcpListenerOptions): Promise<Dhcp
       await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     },
   };
-}
-
-/** "10.0.0.5/24" (an interface address) -> its network. */
-function networkOf(cidr: string): Ipv4Subnet | undefined {
-  const [address, prefix] = cidr.split('/');
-  const ip = parseIpv4(address ?? '');
-  const bits = Number(prefix);
-  if (ip === undefined || !Number.isInteger(bits) || bits < 0 || bits > 32) return undefined;
-  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  return parseCidr(`${formatIpv4((ip & mask) >>> 0)}/${bits}`);
 }

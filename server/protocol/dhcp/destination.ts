@@ -36,7 +36,10 @@ export function replyDestination(input: RouteInput): ReplyRoute {
   if (!isZeroIpv4(request.giaddr)) return { address: request.giaddr, port: SERVER_PORT, reason: 'relay' };
   // A NAK means the client's idea of its address is wrong: never unicast to it.
   if (replyType === MessageType.NAK) return { address: BROADCAST, port: CLIENT_PORT, reason: 'nak-broadcast' };
-  if (!isZeroIpv4(request.ciaddr)) return { address: request.ciaddr, port: CLIENT_PORT, reason: 'client-address' };
+  // Only a client that has an address (RENEWING, INFORM) sets ciaddr: a DISCOVER never does (RFC 2131 table 5), so
+  // an OFFER is never sent to one. Honoured there, a stray or forged DISCOVER made the server send its OFFER to
+  // whatever address it named, through its default route.
+  if (!isZeroIpv4(request.ciaddr) && replyType !== MessageType.OFFER) return { address: request.ciaddr, port: CLIENT_PORT, reason: 'client-address' };
   if (request.flags & FLAG_BROADCAST) return { address: BROADCAST, port: CLIENT_PORT, reason: 'broadcast-flag' };
   // RFC 2131 would unicast to chaddr/yiaddr here, which needs an ARP entry user space cannot add. Every client
   // accepts a broadcast reply, so that is what goes out.

@@ -12,6 +12,8 @@ describe('reply destination (RFC 2131 section 4.1)', () => {
     ['relayed NAK still goes to the relay', { request: req('10.1.0.1', Z, 0), replyType: MessageType.NAK, receivedOn: 'dhcp' }, '10.1.0.1', 67, 'relay'],
     ['renewing client (ciaddr)', { request: req(Z, '10.1.0.57', 0), replyType: MessageType.ACK, receivedOn: 'dhcp' }, '10.1.0.57', 68, 'client-address'],
     ['renewing client with broadcast bit', { request: req(Z, '10.1.0.57', 0x8000), replyType: MessageType.ACK, receivedOn: 'dhcp' }, '10.1.0.57', 68, 'client-address'],
+    // A DISCOVER never carries ciaddr: one that does is answered as if it did not (it named an address anywhere).
+    ['OFFER to a DISCOVER naming a ciaddr is broadcast', { request: req(Z, '203.0.113.7', 0), replyType: MessageType.OFFER, receivedOn: 'dhcp' }, '255.255.255.255', 68, 'no-address'],
     ['NAK to a local client is broadcast', { request: req(Z, '10.1.0.57', 0), replyType: MessageType.NAK, receivedOn: 'dhcp' }, '255.255.255.255', 68, 'nak-broadcast'],
     ['broadcast bit', { request: req(Z, Z, 0x8000), replyType: MessageType.OFFER, receivedOn: 'dhcp' }, '255.255.255.255', 68, 'broadcast-flag'],
     ['no address yet, no broadcast bit', { request: req(Z, Z, 0), replyType: MessageType.OFFER, receivedOn: 'dhcp' }, '255.255.255.255', 68, 'no-address'],
