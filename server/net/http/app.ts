@@ -86,6 +86,12 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use(bootRoutes(deps));
   app.use('/ipxe', confinedToRoot(deps.loaderDir, deps.loaderSymlinkTargets ?? []), express.static(deps.loaderDir, { dotfiles: 'deny', index: false, fallthrough: false, redirect: false }));
   if (deps.torrentSources) app.use(torrentRoute({ images: deps.images, torrentSources: deps.torrentSources }));
+  // An image's files are served once the catalog lists it: a build writes its manifest last, and an old manifest that
+  // still holds its hook's text and could not be rewritten is not listed (its text may hold a secret).
+  app.use('/files/images/:name', (req, res, next) => {
+    if (deps.images.get(req.params['name'] ?? '')) return next();
+    res.status(404).type('text/plain').send('no such image in the catalog\n');
+  });
   if (deps.webseedThrottle) app.use('/files', deps.webseedThrottle);
   app.use('/files', confinedToRoot(deps.filesDir), express.static(deps.filesDir, { dotfiles: 'deny', index: false, fallthrough: false, redirect: false }));
   app.use('/node/v1', nodeRoutes(deps));

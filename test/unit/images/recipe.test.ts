@@ -107,3 +107,34 @@ describe('the recipe an image manifest keeps', () => {
     }
   });
 });
+
+describe('the /files route and the catalog', () => {
+  it('serves an image\'s files only while the catalog lists it: an old manifest whose hook text could not be removed is not served', async () => {
+    const { startTestServer } = await import('../../support/server.js');
+    const { imagesDir } = await import('../../../server/images/catalog.js');
+    const server = await startTestServer();
+    try {
+      const dir = path.join(imagesDir(server.config.dataDir), 'old1');
+      mkdirSync(dir, { recursive: true });
+      const old = { version: 1, name: 'old1', createdAt: '2026-01-01T00:00:00.000Z', source: { kind: 'debootstrap', recipe: { release: 'bookworm', packages: [], files: [], hook: 'echo password S3cr3t-M1rror' } }, artefacts: { rootfs: { file: 'rootfs.tar.zst', sha256: 'a'.repeat(64), size: 1 } }, torrent: { file: 'rootfs.tar.zst.torrent', infoHash: 'b'.repeat(40), pieceLength: 262144 } };
+      writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(old));
+      // The rewrite cannot happen (its temporary file's name is taken by a directory: as a read-only disk would).
+      mkdirSync(path.join(dir, `.manifest.json.${process.pid}.tmp`));
+      server.reload();
+      expect(server.images.get('old1')).toBeUndefined();
+      const res = await fetch(`${server.httpUrl}/files/images/old1/manifest.json`);
+      // Before: 200, with the hook's text in the body.
+      expect(res.status).toBe(404);
+      expect(await res.text()).not.toContain('S3cr3t');
+      // Once it can be rewritten, it is listed and served without the text.
+      rmSync(path.join(dir, `.manifest.json.${process.pid}.tmp`), { recursive: true });
+      server.reload();
+      expect(server.images.get('old1')).toBeDefined();
+      const served = await fetch(`${server.httpUrl}/files/images/old1/manifest.json`);
+      expect(served.status).toBe(200);
+      expect(await served.text()).not.toContain('S3cr3t');
+    } finally {
+      await server.stop();
+    }
+  });
+});
