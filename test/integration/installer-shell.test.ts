@@ -160,6 +160,9 @@ describe('installer identity', () => {
     symlinkSync(path.join(outside, 'machine-id'), path.join(target, 'etc/machine-id'));
     // A relative link that stays inside the image is followed as before (merged /usr).
     symlinkSync('usr/lib', path.join(target, 'lib'));
+    // /etc/hosts linked inside the image: its lines are kept in the file that replaces the link.
+    writeFileSync(path.join(target, 'etc/hosts.site'), '127.0.0.1 localhost\n::1 localhost ip6-localhost\n');
+    symlinkSync('hosts.site', path.join(target, 'etc/hosts'));
 
     const first = writeIdentity(target);
     expect(first.out).toContain('ok');
@@ -169,6 +172,7 @@ describe('installer identity', () => {
     expect(lstatSync(path.join(target, 'etc/hostname')).isSymbolicLink()).toBe(false);
     expect(readFileSync(path.join(target, 'etc/hostname'), 'utf8')).toBe('node07\n');
     expect(readFileSync(path.join(target, 'etc/machine-id'), 'utf8')).toBe('');
+    expect(readFileSync(path.join(target, 'etc/hosts'), 'utf8')).toBe('127.0.0.1 localhost\n::1 localhost ip6-localhost\n127.0.1.1 node07\n');
     expect(readFileSync(path.join(target, 'etc/fstab'), 'utf8')).toContain('LABEL=rackseed-root / ext4');
     expect(readFileSync(path.join(target, 'root/.ssh/authorized_keys'), 'utf8')).toBe('ssh-ed25519 BBBB rackseed\n');
 

@@ -25,9 +25,13 @@ own_file() {
 
 write_identity() {
   [ -d "$TARGET/etc" ] || { IDENTITY_ERROR="the image has no /etc"; return 1; }
+  # The image's hosts lines are kept: read before a link at /etc/hosts is replaced, and only through one that stays in
+  # the image (an absolute link would read the installer's).
+  _hosts="$TARGET/etc/hosts"
+  case "$(realpath "$_hosts" 2>/dev/null)" in "$TARGET"/*) ;; *) _hosts=/dev/null ;; esac
+  { grep -v '^127\.0\.1\.1[[:space:]]' "$_hosts" 2>/dev/null; echo "127.0.1.1 $P_HOSTNAME"; } > /run/hosts
   for f in /etc/hostname /etc/hosts /etc/fstab; do own_file "$f" || return 1; done
   echo "$P_HOSTNAME" > "$TARGET/etc/hostname" || return 1
-  { grep -v '^127\.0\.1\.1[[:space:]]' "$TARGET/etc/hosts" 2>/dev/null; echo "127.0.1.1 $P_HOSTNAME"; } > /run/hosts
   cat /run/hosts > "$TARGET/etc/hosts" || return 1
   write_fstab || { IDENTITY_ERROR="writing /etc/fstab failed"; return 1; }
   write_network || { IDENTITY_ERROR="${IDENTITY_ERROR:-writing the network configuration failed}"; return 1; }
