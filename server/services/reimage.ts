@@ -22,6 +22,8 @@ export interface ReimageRequest {
   targets: string[];
   /** The group to move the nodes into before marking them. */
   group?: string;
+  /** Also restart installs under way (a node `provisioning`); without it such nodes are left alone. */
+  force?: boolean;
 }
 
 /** Why `--role` is refused: a node's roles come from its group. */
@@ -85,6 +87,8 @@ export function planReimage(inv: Inventory, statuses: ReadonlyMap<string, NodeSt
     };
     // The lifecycle refuses a reimage for a machine never assigned (there is nothing to reimage it into).
     if (state === undefined || state === 'discovered') planned.skip = 'not assigned yet: nothing to reimage';
+    // A reimage reboots it into the installer: for a node installing now that throws away the install under way.
+    else if (state === 'provisioning' && request.force !== true) planned.skip = 'installing now: left alone (force restarts its install)';
     return planned;
   });
   const active = nodes.filter((n) => !n.skip);

@@ -189,6 +189,10 @@ describe('reimage', () => {
       });
     }
     expect(await post('/reimage', { targets: 'r1', confirm: true })).toMatchObject({ status: 400, json: { error: { code: 'BAD_REQUEST' } } });
+    // A misspelt key is refused: before, "Group" was ignored and the node was reimaged into its own group.
+    expect(await post('/reimage', { targets: ['r1'], Group: 'special', confirm: true })).toMatchObject({ status: 400, json: { error: { code: 'BAD_REQUEST', message: expect.stringContaining('unknown key "Group"') } } });
+    expect(await post('/reimage/cancel', { targets: ['r1'], group: 'special' })).toMatchObject({ status: 400, json: { error: { code: 'BAD_REQUEST' } } });
+    expect(await post('/power', { action: 'off', targets: ['r1'], confirm: true, force: true })).toMatchObject({ status: 400, json: { error: { code: 'BAD_REQUEST' } } });
     await expect(cli('reimage', 'r1', '--cancel', '--group', 'compute')).rejects.toThrow(/--cancel takes no --group/);
     expect((await snapshot()).pending).toEqual([]);
     expect(readFileSync(srv.inventory.file, 'utf8')).toBe(inventoryBefore);

@@ -65,6 +65,16 @@ describe('planReimage', () => {
     expect(plan.counts.toMark).toBe(0);
   });
 
+  it('a node installing now is left alone unless forced (the reimage threw its install away with a BMC reset)', () => {
+    const installing = new Map([...statuses, status('gpu06', 'provisioning')]);
+    const plan = planReimage(inv, installing, { targets: ['gpu06'] });
+    expect(plan.nodes[0]).toMatchObject({ node: 'gpu06', state: 'provisioning', skip: 'installing now: left alone (force restarts its install)' });
+    expect(plan.counts).toMatchObject({ toMark: 0, skipped: 1 });
+    const forced = planReimage(inv, installing, { targets: ['gpu06'], force: true });
+    expect(forced.nodes[0]?.skip).toBeUndefined();
+    expect(forced.counts).toMatchObject({ toMark: 1, manual: 1 });
+  });
+
   it('an unknown target is an error, not an empty plan', () => {
     expect(thrown(() => planReimage(inv, statuses, { targets: ['gpu[01-09]'] }))).toMatchObject({ code: 'INVENTORY_NOT_FOUND', message: expect.stringMatching(/gpu\[07-09\]/) });
   });

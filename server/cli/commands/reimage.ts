@@ -107,16 +107,18 @@ export function registerReimage(program: Command, ctx: (opts: GlobalOptions) => 
     .option('--yes', 'really do it (without it: print what would happen, change nothing)')
     .option('--cancel', 'withdraw the pending reimage of these nodes instead (no reboot; they boot their installed OS again, back in the group a --group reimage moved them out of)')
     .option('--group <name>', "move the nodes into this inventory group first (edits their entries' group:), so they install its image and roles")
+    .option('--force', 'also restart the install of nodes installing now (left alone without it)')
     .addHelpText(
       'after',
       "\nTargets: node names, hostlists (gpu[01-16]), group:NAME, role:NAME, label key=value.\nA node is reinstalled as the inventory describes it; --group moves it into another group first (a node of a range entry\nneeds an entry of its own, or a group column in the range's csv: file).",
     )
-    .action(async (targets: string[], o: { yes?: boolean; cancel?: boolean; group?: string }, cmd: Command) => {
+    .action(async (targets: string[], o: { yes?: boolean; cancel?: boolean; group?: string; force?: boolean }, cmd: Command) => {
       const { client, out } = ctx(cmd.optsWithGlobals());
       if (o.cancel && o.group !== undefined) throw new UsageError('--cancel takes no --group: it withdraws pending reimages and moves nodes that reimage --group moved back into the group they left');
-      const body = { targets, ...(o.group !== undefined ? { group: o.group } : {}) };
+      if (o.cancel && o.force) throw new UsageError('--cancel takes no --force');
+      const body = { targets, ...(o.group !== undefined ? { group: o.group } : {}), ...(o.force ? { force: true } : {}) };
       if (o.cancel) {
-        const summary = await client.post<CancelSummary>('/reimage/cancel', body);
+        const summary = await client.post<CancelSummary>('/reimage/cancel', { targets });
         if (out.json) {
           printJson(out, summary);
           if (summary.notRestored.length > 0) throw new CliExit(EXIT_FAILED);

@@ -40,6 +40,12 @@ function stringList(v: unknown, name: string): string[] {
   return v;
 }
 
+/** A destructive request must do what was asked: a misspelt key ("Group") is refused, not ignored. */
+function onlyKeys(body: Record<string, unknown>, allowed: readonly string[]): void {
+  const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
+  if (unknown.length > 0) throw badRequest(`unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')} (expected: ${allowed.join(', ')})`);
+}
+
 const wantsStream = (req: Request) => (req.get('accept') ?? '').includes('application/x-ndjson');
 
 function tally(action: PowerAction, r: PowerResult): void {
@@ -92,6 +98,7 @@ export function fleetRoutes(deps: FleetDeps): Router {
 
   r.post('/reimage/cancel', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
+    onlyKeys(body, ['targets']);
     const moveBack = (names: readonly string[], group: string) => deps.inventory.moveToGroup(names, group, { dryRun: false });
     const summary = await cancelReimage(deps.inventory.inventory, deps.store, stringList(body.targets, 'targets'), moveBack);
     deps.log.info({ cancelled: summary.cancelled.length, notPending: summary.notPending.length, restored: summary.restored.length }, 'pending reimages cancelled');
@@ -106,12 +113,14 @@ export function fleetRoutes(deps: FleetDeps): Router {
   r.post('/reimage', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     if (body.role !== undefined) throw badRequest(REIMAGE_INTO_ROLE_HINT);
+    onlyKeys(body, ['targets', 'group', 'confirm', 'force']);
     if (body.group !== undefined && (typeof body.group !== 'string' || body.group === '')) throw badRequest('"group" must be the name of an inventory group');
     const group = body.group as string | undefined;
     if (body.confirm !== undefined && typeof body.confirm !== 'boolean') throw badRequest('"confirm" must be true or false');
+    if (body.force !== undefined && typeof body.force !== 'boolean') throw badRequest('"force" must be true or false');
     // Targets become names before any move: group:OLD or role:X would select other nodes once the move is made.
     const names = resolveTargets(deps.inventory.inventory, stringList(body.targets, 'targets')).map((n) => n.name);
-    const request: ReimageRequest = { targets: names, ...(group !== undefined ? { group } : {}) };
+    const request: ReimageRequest = { targets: names, ...(group !== undefined ? { group } : {}), ...(body.force === true ? { force: true } : {}) };
     const statuses = new Map((await deps.store.listNodes()).map((s) => [s.id, s]));
     // Planning errors (unknown target or group, a range member that cannot move alone) are answered here, with their
     // own status, before anything is written.
@@ -157,6 +166,7 @@ export function fleetRoutes(deps: FleetDeps): Router {
 
   r.post('/power', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
+    onlyKeys(body, ['action', 'targets', 'confirm']);
     if (!isPowerAction(body.action)) throw badRequest('"action" must be one of status, on, off, cycle, pxe');
     const action = body.action;
     const nodes = resolveTargets(deps.inventory.inventory, stringList(body.targets, 'targets'));
