@@ -10,6 +10,8 @@ export type ErrorCode =
   | 'INVENTORY_NOT_FOUND'
   /** The inventory loaded and is in use, but something that follows it (the store sync, DHCP reservations) failed. */
   | 'INVENTORY_APPLY_FAILED'
+  /** The inventory file could not be written (a read-only disk, a full one, an immutable file). */
+  | 'INVENTORY_WRITE_FAILED'
   | 'MAC_INVALID'
   | 'HOSTNAME_INVALID'
   | 'HOSTLIST_INVALID'

@@ -1,4 +1,5 @@
 import { resolveTargets } from '../inventory/select.js';
+import { isRackseedError, RackseedError } from '../model/errors.js';
 import type { Inventory, ResolvedNode } from '../model/inventory.js';
 import type { LifecycleState } from '../model/lifecycle.js';
 import { runBatch } from '../power/batch.js';
@@ -182,8 +183,18 @@ export async function executeReimage(
     try {
       await afterMark(toReboot.map((n) => n.node));
     } catch (err) {
-      if (toReboot.length > 0) await store.recordEvents(toReboot.map((n) => ({ node: n.node, event: { type: 'reimage_cancelled' } })));
-      throw err;
+      // Only the marks this request made are withdrawn: a node whose reimage was pending before keeps it (the flag is
+      // one per node, so cancelling it here withdrew the earlier request without a word).
+      const made = toReboot.filter((n) => !n.alreadyPending);
+      if (made.length > 0) await store.recordEvents(made.map((n) => ({ node: n.node, event: { type: 'reimage_cancelled' } })));
+      if (isRackseedError(err)) throw err;
+      const kept = toReboot.length - made.length;
+      throw new RackseedError(
+        'INVENTORY_WRITE_FAILED',
+        `moving the nodes into their new group failed (${(err as Error).message}): the ${made.length} mark(s) this request made were withdrawn${kept > 0 ? `, ${kept} pending from before stay` : ''}, and nothing was rebooted`,
+        {},
+        { cause: err },
+      );
     }
   }
   const outcomes = new Map<string, RebootOutcome>();

@@ -379,14 +379,25 @@ describe('reimage --group: into another group in one command', () => {
     });
     const bmcBefore = goodBmc.requests.length;
     const moveFailed = await post('/reimage', { targets: ['r3'], group: 'compute', confirm: true });
-    failingMove.mockRestore();
-    expect(moveFailed.status).toBe(500);
+    // Named, not "internal error": what failed and what became of the marks.
+    expect(moveFailed).toMatchObject({ status: 503, json: { error: { code: 'INVENTORY_WRITE_FAILED', message: expect.stringContaining('inventory file is read-only') } } });
+    expect(moveFailed.json.error.message).toContain('the 1 mark(s) this request made were withdrawn, and nothing was rebooted');
     // Marked, then withdrawn: no node is left pending in a group that was never written.
     const events = await srv.store.listEvents({ node: 'r3' });
     expect(events.slice(-2).map((e) => e.event.type)).toEqual(['reimage_requested', 'reimage_cancelled']);
     expect(await srv.store.getNode('r3')).toMatchObject({ reimageRequested: false });
     expect(goodBmc.requests.length).toBe(bmcBefore);
     expect(groupOf('r3')).toBe('special');
+
+    // A reimage pending from before is not withdrawn by a later --group request that fails (it was, silently).
+    expect((await post('/reimage', { targets: ['r3'], confirm: true })).status).toBe(200);
+    expect(await srv.store.getNode('r3')).toMatchObject({ reimageRequested: true });
+    const again = await post('/reimage', { targets: ['r3'], group: 'compute', confirm: true });
+    failingMove.mockRestore();
+    expect(again).toMatchObject({ status: 503, json: { error: { code: 'INVENTORY_WRITE_FAILED' } } });
+    expect(again.json.error.message).toContain('the 0 mark(s) this request made were withdrawn, 1 pending from before stay');
+    expect(await srv.store.getNode('r3')).toMatchObject({ reimageRequested: true });
+    expect((await post('/reimage/cancel', { targets: ['r3'] })).json).toMatchObject({ cancelled: ['r3'] });
   });
 });
 

@@ -10,6 +10,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   INVENTORY_NOT_FOUND: 404,
   // The new inventory is in use but the store sync (say) failed: a retry once the store is back settles it.
   INVENTORY_APPLY_FAILED: 503,
+  INVENTORY_WRITE_FAILED: 503,
   INVENTORY_DUPLICATE: 409,
   STORE_CONFLICT: 409,
   BAD_REQUEST: 400,
