@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RackseedError } from '../../server/model/errors.js';
 import { collectFacts } from '../../server/state/collect-facts.js';
-import { openSshTransport, pinnedKeyFromKnownHosts, type SshTransport, type SshTransportOptions } from '../../server/state/transport/ssh.js';
+import { openSshTransport, OUTPUT_LIMIT_BYTES, pinnedKeyFromKnownHosts, type SshTransport, type SshTransportOptions } from '../../server/state/transport/ssh.js';
 import { fingerprint, parsePublicKey } from '../../server/state/transport/known-hosts.js';
 import { startSshTargets, type SshTarget, type SshTargets } from '../support/ssh-target.js';
 import { startSystemdTarget, type SystemdTarget } from '../support/systemd-target.js';
@@ -195,6 +195,48 @@ describe('SSH transport: faults', () => {
     expect(err.details).toMatchObject({ target: main.name, command: 'sleep 600; echo never', timeoutMs: 1_000 });
     expect((await transport.exec('echo after')).stdout).toBe('after\n');
     await waitFor('the timed-out command to be killed', () => main.sh('pgrep -fx "sleep 600" || echo none').stdout === 'none\n');
+  });
+
+  it('a command killed by a signal reports 128 + its number (it read 128 for every signal)', async () => {
+    expect((await transport.exec('kill -TERM $$')).code).toBe(143);
+    expect((await transport.exec('kill -KILL $$')).code).toBe(137);
+  });
+
+  it('keeps at most OUTPUT_LIMIT_BYTES of what a command prints (a runaway command grew the server\'s memory without end) and says what it dropped', async () => {
+    const more = 5 * 1024 * 1024;
+    const r = await transport.exec(`head -c ${OUTPUT_LIMIT_BYTES + more} /dev/zero | tr '\\0' x; echo done >&2`);
+    expect(r.code).toBe(0);
+    expect(r.stdout.length).toBe(OUTPUT_LIMIT_BYTES);
+    expect(r.stderr).toBe(`done\n\n[rackseed: stdout cut at ${OUTPUT_LIMIT_BYTES} bytes; ${more} more were dropped]\n`);
+    // A file that large is not read cut: it is an error.
+    main.sh(`head -c ${OUTPUT_LIMIT_BYTES + 1} /dev/zero > /tmp/big`);
+    const err = await rejection(transport.readFile('/tmp/big'));
+    expect(err).toMatchObject({ code: 'STATE_FILE_IO', message: expect.stringContaining(`larger than ${OUTPUT_LIMIT_BYTES} bytes`) });
+    main.sh('rm -f /tmp/big');
+  });
+
+  it('finds the command\'s PID after whatever root\'s shell startup prints, keeps that output, and the node itself bounds a command with a time limit', async () => {
+    // root's shell reads ~/.bashrc for commands over SSH: an HPC node's module setup may print there.
+    main.sh("cp /root/.bashrc /root/.bashrc.before 2>/dev/null; printf 'echo startup-noise >&2\\n' >> /root/.bashrc");
+    const noisy = await openSshTransport(optionsFor(main));
+    try {
+      const shell = main.sh('getent passwd root | cut -d: -f7').stdout.trim();
+      const r = await noisy.exec('echo err >&2');
+      // Before: the noise was taken for the PID line, and the PID line was left in stderr.
+      expect(r.stderr).toBe(shell.endsWith('bash') ? 'startup-noise\nerr\n' : 'err\n');
+      const pending = noisy.exec('sleep 601', { timeoutMs: 60_000 });
+      // While it runs, the node's own limit stands around it (the server's kill needs a connection that may be gone).
+      await waitFor('the command to start', () => main.sh('pgrep -fx "sleep 601"').status === 0);
+      expect(main.sh('ps -eo args').stdout).toMatch(new RegExp(`^timeout -s KILL ${60 + 15} sh -c sleep 601$`, 'm'));
+      main.sh('pkill -x -f "sleep 601"');
+      expect((await pending).code).toBe(143);
+      const err = await rejection(noisy.exec('sleep 602', { timeoutMs: 1_000 }));
+      expect(err.code).toBe('STATE_TIMEOUT');
+      await waitFor('the timed-out command to be killed', () => main.sh('pgrep -fx "sleep 602" || echo none').stdout === 'none\n');
+    } finally {
+      await noisy.close();
+      main.sh('if [ -e /root/.bashrc.before ]; then mv /root/.bashrc.before /root/.bashrc; else rm -f /root/.bashrc; fi');
+    }
   });
 
   it('a killed sshd fails that node\'s pending and later calls with STATE_TRANSPORT; another node carries on', async () => {

@@ -53,6 +53,19 @@ interface Ssh2Client {
 /** readFile's exit code for "no such file", chosen outside what cat and sh use. */
 const MISSING = 44;
 
+/**
+ * What one command may print per stream before the rest is dropped: a command that prints without end (`yes`, a
+ * follow of a log) grew the server's memory by hundreds of MB a second until the OOM killer took it down, DHCP and
+ * every other node's run with it. A file read beyond it is an error rather than a cut file.
+ */
+export const OUTPUT_LIMIT_BYTES = 32 * 1024 * 1024;
+/** The line the login shell prints before the command, so its PID is found after whatever its startup files print. */
+const PID_MARK = '@@rackseed-pid ';
+/** Startup noise kept while looking for the PID line; beyond it the PID is given up on. */
+const PID_SEARCH_BYTES = 64 * 1024;
+/** The node's own limit runs this long after the server's, which therefore reports the timeout in the normal case. */
+const NODE_TIMEOUT_GRACE_SECONDS = 15;
+
 const DEFAULTS = { port: 22, username: 'root', connectTimeoutMs: 10_000, keepaliveIntervalMs: 15_000, maxChannels: 8, fileTimeoutMs: 120_000 };
 
 function shellQuote(word: string): string {
@@ -177,6 +190,9 @@ interface RawResult {
   code: number;
   stdout: Buffer;
   stderr: Buffer;
+  /** Bytes beyond OUTPUT_LIMIT_BYTES, counted and dropped. */
+  droppedStdout: number;
+  droppedStderr: number;
 }
 
 export class SshTransport implements Transport {
@@ -202,7 +218,12 @@ export class SshTransport implements Transport {
 
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     const r = await this.run(command, command, options);
-    return { code: r.code, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') };
+    const dropped = (stream: string, bytes: number) => `\n[rackseed: ${stream} cut at ${OUTPUT_LIMIT_BYTES} bytes; ${bytes} more were dropped]\n`;
+    return {
+      code: r.code,
+      stdout: r.stdout.toString('utf8'),
+      stderr: r.stderr.toString('utf8') + (r.droppedStdout > 0 ? dropped('stdout', r.droppedStdout) : '') + (r.droppedStderr > 0 ? dropped('stderr', r.droppedStderr) : ''),
+    };
   }
 
   async readFile(path: string): Promise<Buffer | undefined> {
@@ -211,6 +232,9 @@ export class SshTransport implements Transport {
     const r = await this.run(`if [ -e ${p} ]; then exec cat -- ${p}; else exit ${MISSING}; fi`, `read ${path}`, { timeoutMs: this.fileTimeoutMs });
     if (r.code === MISSING) return undefined;
     if (r.code !== 0) throw this.fileError('read', path, r);
+    if (r.droppedStdout > 0) {
+      throw new RackseedError('STATE_FILE_IO', `${this.target}: cannot read ${path}: larger than ${OUTPUT_LIMIT_BYTES} bytes, the most a state reads from a node`, { target: this.target, path });
+    }
     return r.stdout;
   }
 
@@ -294,31 +318,44 @@ export class SshTransport implements Transport {
       // The login shell prints its PID (sshd made it a session and process group leader) as the first stderr line,
       // then becomes the command: a timeout can then kill the whole group. OpenSSH refuses the protocol's own
       // "signal" request for root sessions, so this is the only way to stop a hung command.
+      // The PID line is marked: root's shell startup files (an HPC node's module or conda setup) may print to stderr
+      // first, and an unmarked first line was then taken for the PID, so a timed-out command was never killed. The
+      // node bounds the command itself too (timeout(1) where there is one): the kill goes over this connection, and
+      // a command whose connection dropped (a network blip, a server restart) ran on past its limit for ever.
+      const limit = options.timeoutMs !== undefined ? Math.ceil(options.timeoutMs / 1000) + NODE_TIMEOUT_GRACE_SECONDS : undefined;
+      const start = limit !== undefined ? `if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL ${limit} sh -c ${shellQuote(script)}; fi; exec sh -c ${shellQuote(script)}` : `exec sh -c ${shellQuote(script)}`;
       this.openChannel(
-        `echo $$ >&2; exec sh -c ${shellQuote(script)}`,
+        `printf '${PID_MARK}%s\\n' $$ >&2; ${start}`,
         (ch) => {
           channel = ch;
-          const stdout: Buffer[] = [];
-          const stderr: Buffer[] = [];
+          const stdout = new CappedOutput(OUTPUT_LIMIT_BYTES);
+          const stderr = new CappedOutput(OUTPUT_LIMIT_BYTES);
           let head: Buffer | undefined = Buffer.alloc(0);
           let code: number | undefined;
-          ch.on('data', (chunk) => stdout.push(chunk));
-          ch.stderr.on('data', (chunk) => {
+          ch.on('data', (chunk: Buffer) => stdout.push(chunk));
+          ch.stderr.on('data', (chunk: Buffer) => {
             if (!head) {
               stderr.push(chunk);
               return;
             }
             head = Buffer.concat([head, chunk]);
-            const nl = head.indexOf(10);
-            if (nl < 0) return;
-            const pid = Number(head.subarray(0, nl).toString('latin1'));
-            if (Number.isInteger(pid) && pid > 1) remotePid = pid;
-            if (nl + 1 < head.length) stderr.push(head.subarray(nl + 1));
+            const found = findPidLine(head);
+            if (!found) {
+              if (head.length > PID_SEARCH_BYTES) {
+                stderr.push(head);
+                head = undefined;
+              }
+              return;
+            }
+            remotePid = found.pid;
+            // What the startup files printed stays, as it was; only the marked line goes.
+            stderr.push(head.subarray(0, found.start));
+            stderr.push(head.subarray(found.end));
             head = undefined;
             if (timedOut && remotePid !== undefined) this.killRemote(remotePid);
           });
           ch.on('exit', (exitCode, signal) => {
-            code = exitCode ?? 128 + (signal ? (osConstants.signals[`SIG${signal}` as NodeJS.Signals] ?? 0) : 127);
+            code = exitCode ?? 128 + (signal ? signalNumber(signal) : 127);
           });
           ch.on('close', () => {
             if (code === undefined) {
@@ -327,7 +364,7 @@ export class SshTransport implements Transport {
               return;
             }
             if (head && head.length > 0) stderr.unshift(head);
-            const result = { code, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) };
+            const result = { code, stdout: stdout.bytes(), stderr: stderr.bytes(), droppedStdout: stdout.dropped, droppedStderr: stderr.dropped };
             this.log?.debug({ node: this.target, command: label.slice(0, 200), code, ms: Date.now() - started }, 'ssh exec');
             settle(() => resolve(result));
           });
@@ -407,4 +444,57 @@ export function writeScript(path: string, options: WriteOptions): string {
     'mv -f -- "$t" "$p"',
     'trap - EXIT',
   ].join('\n');
+}
+
+/** ssh2 names the signal with or without its SIG prefix depending on the peer: its number, 0 when unknown. */
+function signalNumber(signal: string): number {
+  const name = (signal.startsWith('SIG') ? signal : `SIG${signal}`) as NodeJS.Signals;
+  return osConstants.signals[name] ?? 0;
+}
+
+/** The marked PID line in what stderr has brought so far: its PID and where the line starts and ends. */
+function findPidLine(head: Buffer): { pid: number; start: number; end: number } | undefined {
+  const mark = Buffer.from(PID_MARK, 'latin1');
+  for (let from = 0; ; ) {
+    const at = head.indexOf(mark, from);
+    if (at < 0) return undefined;
+    const nl = head.indexOf(10, at);
+    if (nl < 0) return undefined;
+    if (at === 0 || head[at - 1] === 10) {
+      const pid = Number(head.subarray(at + mark.length, nl).toString('latin1'));
+      if (Number.isInteger(pid) && pid > 1) return { pid, start: at, end: nl + 1 };
+    }
+    from = nl + 1;
+  }
+}
+
+/** A stream's bytes up to a limit; what comes after is counted, not kept. */
+class CappedOutput {
+  private readonly chunks: Buffer[] = [];
+  private kept = 0;
+  dropped = 0;
+
+  constructor(private readonly limit: number) {}
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    const room = this.limit - this.kept;
+    if (room <= 0) {
+      this.dropped += chunk.length;
+      return;
+    }
+    const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
+    this.chunks.push(part);
+    this.kept += part.length;
+    this.dropped += chunk.length - part.length;
+  }
+
+  unshift(chunk: Buffer): void {
+    this.chunks.unshift(chunk);
+    this.kept += chunk.length;
+  }
+
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
 }
