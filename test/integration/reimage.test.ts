@@ -358,6 +358,38 @@ describe('reimage --group: into another group in one command', () => {
     expect((await post('/reimage/cancel', { targets: ['r4'] })).json).toEqual({ cancelled: [], notPending: ['r4'], restored: [], notRestored: [] });
   });
 
+  it('a cancel that arrives while a --group reimage marks and moves waits for it, then moves the node back (it left the node in its new group, unmarked)', async () => {
+    expect(groupOf('r2')).toBe('special');
+    const listNodes = srv.store.listNodes.bind(srv.store);
+    const recordEvents = srv.store.recordEvents.bind(srv.store);
+    let cancel: Promise<{ status: number; json: any }> | undefined;
+    // The cancel is sent the moment the reimage writes its marks, and its store read is slow (a loaded database).
+    const slowList = vi.spyOn(srv.store, 'listNodes').mockImplementation(async () => {
+      if (cancel) await new Promise((r) => setTimeout(r, 300));
+      return listNodes();
+    });
+    const marking = vi.spyOn(srv.store, 'recordEvents').mockImplementation(async (batch) => {
+      if (!cancel && batch.some((e) => e.event.type === 'reimage_requested')) {
+        cancel = post('/reimage/cancel', { targets: ['r2'] });
+        // The cancel gets in while the marks are being written (it read the inventory before the move, then the
+        // mark after it).
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return recordEvents(batch);
+    });
+    try {
+      const reimaged = await post('/reimage', { targets: ['r2'], group: 'compute', confirm: true });
+      expect(reimaged.status).toBe(200);
+      const cancelled = await cancel!;
+      expect(cancelled.json).toMatchObject({ cancelled: ['r2'], restored: [{ node: 'r2', group: 'special' }] });
+    } finally {
+      slowList.mockRestore();
+      marking.mockRestore();
+    }
+    expect(groupOf('r2')).toBe('special');
+    expect(await srv.store.getNode('r2')).toMatchObject({ reimageRequested: false });
+  });
+
   it('moves only what was marked: no move when the marks fail or the lifecycle refuses, marks withdrawn when the move fails', async () => {
     const before = readFileSync(srv.inventory.file, 'utf8');
     const record = vi.spyOn(srv.store, 'recordEvents').mockRejectedValueOnce(new Error('disk full'));

@@ -9,6 +9,7 @@ import { bootModeFromFacts } from '../../power/boot-mode.js';
 import { DEFAULT_POWER_OPTIONS, powerNodes, type PowerOptions } from '../../power/power-nodes.js';
 import { sshReboot } from '../../power/ssh-reboot.js';
 import { DISRUPTIVE_POWER_ACTIONS, isPowerAction, type PowerAction, type PowerResult } from '../../power/types.js';
+import { NodeLocks } from '../../services/node-locks.js';
 import { cancelReimage, executeReimage, planReimage, REIMAGE_INTO_ROLE_HINT, type Rebooter, type ReimageProgress, type ReimageRequest } from '../../services/reimage.js';
 import type { InventoryService } from '../../services/inventory-service.js';
 import type { ObservedStore } from '../../store/types.js';
@@ -39,6 +40,9 @@ function stringList(v: unknown, name: string): string[] {
   }
   return v;
 }
+
+/** Reimage marks with their group moves, and cancels, one at a time (see the reimage route). */
+const MARKS = 'reimage-marks';
 
 /** A destructive request must do what was asked: a misspelt key ("Group") is refused, not ignored. */
 function onlyKeys(body: Record<string, unknown>, allowed: readonly string[]): void {
@@ -72,6 +76,7 @@ async function bootModesSeen(store: ObservedStore, nodes: readonly ResolvedNode[
 export function fleetRoutes(deps: FleetDeps): Router {
   const r = Router();
   r.use(express.json({ limit: '1mb' }));
+  const marks = new NodeLocks();
   const powerOptions: PowerOptions = { ...DEFAULT_POWER_OPTIONS, ...deps.power };
 
   const rebooter: Rebooter = {
@@ -100,7 +105,8 @@ export function fleetRoutes(deps: FleetDeps): Router {
     const body = (req.body ?? {}) as Record<string, unknown>;
     onlyKeys(body, ['targets']);
     const moveBack = (names: readonly string[], group: string) => deps.inventory.moveToGroup(names, group, { dryRun: false });
-    const summary = await cancelReimage(deps.inventory.inventory, deps.store, stringList(body.targets, 'targets'), moveBack);
+    const targets = stringList(body.targets, 'targets');
+    const summary = await marks.withNode(MARKS, () => cancelReimage(deps.inventory.inventory, deps.store, targets, moveBack));
     deps.log.info({ cancelled: summary.cancelled.length, notPending: summary.notPending.length, restored: summary.restored.length }, 'pending reimages cancelled');
     if (summary.notRestored.length > 0) deps.log.error({ notRestored: summary.notRestored }, 'cancelled reimages whose nodes could not be moved back into their old group');
     if (summary.cancelled.length > 0 && deps.onReimageCancelled) {
@@ -156,7 +162,23 @@ export function fleetRoutes(deps: FleetDeps): Router {
         }
         send({ type: 'progress', ...p });
       };
-      const summary = await executeReimage(plan, inv, deps.store, rebooter, onProgress, moveMarked);
+      // Marks and moves are one step for a cancel: it waits for them (not for the reboots), else it could read the
+      // inventory before the move and the pending mark after it, and leave the node in its new group unmarked.
+      let unlock!: () => void;
+      const unlocked = new Promise<void>((resolve) => (unlock = resolve));
+      await new Promise<void>((locked) => void marks.withNode(MARKS, () => (locked(), unlocked)));
+      let summary: Awaited<ReturnType<typeof executeReimage>>;
+      try {
+        summary = await executeReimage(plan, inv, deps.store, rebooter, onProgress, async (marked) => {
+          try {
+            await moveMarked(marked);
+          } finally {
+            unlock();
+          }
+        });
+      } finally {
+        unlock();
+      }
       deps.log.info(summary.counts, 'reimage done');
       return { type: 'result', dryRun: false, counts: plan.counts, summary: { ...summary, ...(group !== undefined ? { moved: moved.map((m) => ({ ...m, to: group })) } : {}) } };
     };
