@@ -111,12 +111,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   if (config.tftp.enabled) {
     // Debian's ipxe-qemu (pulled in by QEMU) makes /usr/lib/ipxe without the ipxe package's loaders: the directory
     // alone says nothing, and every PXE boot would fail at TFTP with no word at the start.
-    const loaders = [BIOS_LOADER, DEFAULT_UEFI_LOADER];
+    // ipxe.efi counts: a site whose groups all name it (uefi_loader: ipxe.efi) may keep only that one.
+    const loaders = [BIOS_LOADER, DEFAULT_UEFI_LOADER, 'ipxe.efi'];
     const missing = loaders.filter((f) => !existsSync(path.join(config.tftp.root, f)));
     if (missing.length === loaders.length) {
       throw new RackseedError(
         'CONFIG_INVALID',
-        `${config.file} tftp.root: ${config.tftp.root} has neither ${loaders.join(' nor ')} (the iPXE loaders machines fetch first: install Debian's ipxe package, set tftp.root, or turn TFTP off with tftp.enabled: false)`,
+        `${config.file} tftp.root: ${config.tftp.root} has none of ${loaders.join(', ')} (the iPXE loaders machines fetch first: install Debian's ipxe package, set tftp.root, or turn TFTP off with tftp.enabled: false)`,
         { key: 'tftp.root' },
       );
     }

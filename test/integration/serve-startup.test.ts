@@ -85,8 +85,16 @@ describe('rackseed serve: starting', () => {
       const file = configFile('noloaders', `http:\n  listen: 127.0.0.1\n  port: 0\ntftp:\n  listen: 127.0.0.1\n  port: 0\n  root: ${root}\n`);
       const s = serve(file);
       expect(await s.exit).toBe(1);
-      expect(s.output()).toContain(`rackseed: ${file} tftp.root: ${root} has neither undionly.kpxe nor snponly.efi (the iPXE loaders machines fetch first`);
+      expect(s.output()).toContain(`rackseed: ${file} tftp.root: ${root} has none of undionly.kpxe, snponly.efi, ipxe.efi (the iPXE loaders machines fetch first`);
       expect(s.output()).not.toContain('HTTP listening');
+      // A UEFI-only site whose groups use ipxe.efi may keep only that: it starts, warning about the others (it was
+      // refused).
+      writeFileSync(path.join(root, 'ipxe.efi'), 'not really ipxe');
+      const only = serve(configFile('ipxeonly', `http:\n  listen: 127.0.0.1\n  port: 0\ntftp:\n  listen: 127.0.0.1\n  port: 0\n  root: ${root}\n`));
+      await waitFor('the server to listen', () => only.output().includes('HTTP listening'), 60_000, 50);
+      expect(only.output()).toMatch(/tftp\.root lacks an iPXE loader/);
+      only.child.kill('SIGTERM');
+      await only.exit;
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
