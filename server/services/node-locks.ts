@@ -9,19 +9,33 @@ export class NodeLocks {
 
   /** Runs `fn` once every earlier holder of `node`'s lock is done; always releases, also when `fn` throws. */
   async withNode<T>(node: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.tails.get(node) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => (release = resolve));
-    const tail = previous.then(() => mine);
-    this.tails.set(node, tail);
-    await previous;
+    const release = await this.acquire(node);
     try {
       return await fn();
     } finally {
       release();
+    }
+  }
+
+  /**
+   * Waits for `node`'s lock and returns its release, for a holder that lets go part-way through its work (the
+   * reimage route: after its marks and moves, before its reboots). Releasing twice is harmless.
+   */
+  async acquire(node: string): Promise<() => void> {
+    const previous = this.tails.get(node) ?? Promise.resolve();
+    let open!: () => void;
+    const mine = new Promise<void>((resolve) => (open = resolve));
+    const tail = previous.then(() => mine);
+    this.tails.set(node, tail);
+    await previous;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      open();
       // The last holder out leaves no entry behind (a fleet of thousands must not grow the map for ever).
       if (this.tails.get(node) === tail) this.tails.delete(node);
-    }
+    };
   }
 
   /** Whether an operation holds or waits for `node`'s lock. */

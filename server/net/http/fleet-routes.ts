@@ -164,20 +164,18 @@ export function fleetRoutes(deps: FleetDeps): Router {
       };
       // Marks and moves are one step for a cancel: it waits for them (not for the reboots), else it could read the
       // inventory before the move and the pending mark after it, and leave the node in its new group unmarked.
-      let unlock!: () => void;
-      const unlocked = new Promise<void>((resolve) => (unlock = resolve));
-      await new Promise<void>((locked) => void marks.withNode(MARKS, () => (locked(), unlocked)));
+      const release = await marks.acquire(MARKS);
       let summary: Awaited<ReturnType<typeof executeReimage>>;
       try {
         summary = await executeReimage(plan, inv, deps.store, rebooter, onProgress, async (marked) => {
           try {
             await moveMarked(marked);
           } finally {
-            unlock();
+            release();
           }
         });
       } finally {
-        unlock();
+        release();
       }
       deps.log.info(summary.counts, 'reimage done');
       return { type: 'result', dryRun: false, counts: plan.counts, summary: { ...summary, ...(group !== undefined ? { moved: moved.map((m) => ({ ...m, to: group })) } : {}) } };
