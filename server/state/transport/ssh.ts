@@ -315,13 +315,13 @@ export class SshTransport implements Transport {
         }, options.timeoutMs);
       }
 
-      // The login shell prints its PID (sshd made it a session and process group leader) as the first stderr line,
+      // The login shell prints its PID (sshd made it a session and process group leader) on a marked stderr line,
       // then becomes the command: a timeout can then kill the whole group. OpenSSH refuses the protocol's own
-      // "signal" request for root sessions, so this is the only way to stop a hung command.
-      // The PID line is marked: root's shell startup files (an HPC node's module or conda setup) may print to stderr
-      // first, and an unmarked first line was then taken for the PID, so a timed-out command was never killed. The
-      // node bounds the command itself too (timeout(1) where there is one): the kill goes over this connection, and
-      // a command whose connection dropped (a network blip, a server restart) ran on past its limit for ever.
+      // "signal" request for root sessions, so this is the only way to stop a hung command. The mark is there
+      // because root's shell startup files (an HPC node's module or conda setup) may print to stderr first: an
+      // unmarked first line was taken for the PID, and a timed-out command was never killed. The node bounds the
+      // command itself too (timeout(1) where there is one): the kill goes over this connection, and a command whose
+      // connection dropped (a network blip, a server restart) ran on past its limit for ever.
       const limit = options.timeoutMs !== undefined ? Math.ceil(options.timeoutMs / 1000) + NODE_TIMEOUT_GRACE_SECONDS : undefined;
       const start = limit !== undefined ? `if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL ${limit} sh -c ${shellQuote(script)}; fi; exec sh -c ${shellQuote(script)}` : `exec sh -c ${shellQuote(script)}`;
       this.openChannel(
@@ -363,7 +363,8 @@ export class SshTransport implements Transport {
               setImmediate(() => settle(() => reject(this.failure ?? new RackseedError('STATE_TRANSPORT', `${this.target}: channel closed without an exit status`, { target: this.target, command: label }))));
               return;
             }
-            if (head && head.length > 0) stderr.unshift(head);
+            // No PID line came: everything on stderr is still in `head`.
+            if (head && head.length > 0) stderr.push(head);
             const result = { code, stdout: stdout.bytes(), stderr: stderr.bytes(), droppedStdout: stdout.dropped, droppedStderr: stderr.dropped };
             this.log?.debug({ node: this.target, command: label.slice(0, 200), code, ms: Date.now() - started }, 'ssh exec');
             settle(() => resolve(result));
@@ -487,11 +488,6 @@ class CappedOutput {
     this.chunks.push(part);
     this.kept += part.length;
     this.dropped += chunk.length - part.length;
-  }
-
-  unshift(chunk: Buffer): void {
-    this.chunks.unshift(chunk);
-    this.kept += chunk.length;
   }
 
   bytes(): Buffer {
