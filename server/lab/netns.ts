@@ -65,10 +65,14 @@ export class Netns {
     return [...this.namespaces];
   }
 
+  /** After cleanup (a signal, or the end of a test) nothing may be created or adopted: nothing would ever remove it. */
+  private refuseAfterCleanup(what: string): void {
+    if (this.cleaned) throw new Error(`network harness ${this.prefix} is already cleaned up: refusing to ${what}`);
+  }
+
   /** A prefixed name for a namespace or interface; throws if the kernel would reject its length. */
   name(suffix: string): string {
-    // After cleanup (a signal, or the end of a test) nothing may be created: nothing would ever remove it.
-    if (this.cleaned) throw new Error(`network harness ${this.prefix} is already cleaned up: refusing to create ${this.prefix}${suffix}`);
+    this.refuseAfterCleanup(`create ${this.prefix}${suffix}`);
     const full = `${this.prefix}${suffix}`;
     if (full.length > MAX_IFNAME) throw new Error(`interface name ${full} is longer than ${MAX_IFNAME} characters`);
     return full;
@@ -130,7 +134,7 @@ export class Netns {
 
   /** Starts a long-running command inside a namespace; `ip netns exec` execs, so the PID is the command's. */
   spawn(ns: string, cmd: string, args: readonly string[], opts: SpawnOptions = {}): ChildProcess {
-    if (this.cleaned) throw new Error(`network harness ${this.prefix} is already cleaned up: refusing to start ${cmd}`);
+    this.refuseAfterCleanup(`start ${cmd}`);
     const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
     if (child.pid !== undefined) {
       const pid = child.pid;
@@ -142,7 +146,7 @@ export class Netns {
 
   /** Adopts a PID this run caused to exist but did not spawn directly (a daemon's pidfile), while it runs. */
   track(pid: number): void {
-    if (this.cleaned) throw new Error(`network harness ${this.prefix} is already cleaned up: refusing to adopt pid ${pid}`);
+    this.refuseAfterCleanup(`adopt pid ${pid}`);
     this.extraPids.set(pid, processStartTicks(pid));
   }
 
@@ -165,7 +169,8 @@ export class Netns {
    */
   private signalIfStillOurs(pid: number, signal: NodeJS.Signals): void {
     const child = this.children.get(pid);
-    const ours = child ? child.exitCode === null && child.signalCode === null : this.extraPids.has(pid) && this.extraPids.get(pid) !== undefined && processStartTicks(pid) === this.extraPids.get(pid);
+    const adoptedAt = this.extraPids.get(pid);
+    const ours = child ? child.exitCode === null && child.signalCode === null : adoptedAt !== undefined && processStartTicks(pid) === adoptedAt;
     if (!ours) {
       this.extraPids.delete(pid);
       return;
