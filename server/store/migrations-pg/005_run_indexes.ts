@@ -1,12 +1,5 @@
+import { runIndexes as sqliteRunIndexes } from '../migrations/006_run_indexes.js';
 import type { Migration } from '../migrations/types.js';
 
-/** SQLite's migration 006 (run_indexes) in PostgreSQL terms. */
-export const runIndexes: Migration = {
-  version: 5,
-  name: 'run_indexes',
-  sql: `
-    CREATE INDEX runs_started ON runs (started_at, id);
-    CREATE INDEX runs_kind_started ON runs (kind, started_at, id);
-    CREATE INDEX runs_running ON runs (started_at) WHERE result = 'running';
-  `,
-};
+/** SQLite's migration 006 (run_indexes): the same statements, at PostgreSQL's version 5. */
+export const runIndexes: Migration = { ...sqliteRunIndexes, version: 5 };
