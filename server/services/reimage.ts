@@ -115,6 +115,12 @@ export interface Rebooter {
   /** SSH reboots at once and the time each may take. */
   sshConcurrency: number;
   sshTimeoutMs: number;
+  /**
+   * Nodes whose reimage reboot some request is sending now, shared by every request of this process. A second reimage
+   * of such a node marks it (the mark is already there) but does not reboot it again: a second BMC `pxe` or SSH reboot
+   * would restart the machine while it boots, or is already in the installer, from the first.
+   */
+  underWay?: Set<string>;
 }
 
 export type ReimagePhase = 'mark' | 'reboot';
@@ -129,6 +135,8 @@ export interface ReimageProgress {
   ok?: boolean;
   /** Why this node's reboot failed. Not named `error`: on an NDJSON stream a top-level `error` ends the stream. */
   failure?: string;
+  /** Another request is sending this node's reboot; this one did not. */
+  underWay?: true;
 }
 
 export interface RebootOutcome {
@@ -139,6 +147,8 @@ export interface RebootOutcome {
   error?: string;
   /** Why SSH did not work, when the BMC was tried after it. */
   sshError?: string;
+  /** Not rebooted by this request: another request was sending its reboot (`ok` says nothing about that one). */
+  underWay?: true;
 }
 
 export interface ReimageSummary {
@@ -146,7 +156,7 @@ export interface ReimageSummary {
   /** Nodes the store refused to mark (lifecycle) or the plan skipped. */
   notMarked: Array<{ node: string; error: string }>;
   reboots: RebootOutcome[];
-  counts: { marked: number; notMarked: number; rebootedSsh: number; rebootedBmc: number; manual: number; failed: number };
+  counts: { marked: number; notMarked: number; rebootedSsh: number; rebootedBmc: number; manual: number; failed: number; rebootUnderWay: number };
 }
 
 /**
@@ -202,7 +212,7 @@ export async function executeReimage(
   const finish = (o: RebootOutcome) => {
     outcomes.set(o.node, o);
     done += 1;
-    onProgress({ phase: 'reboot', done, total: toReboot.length, node: o.node, method: o.method, ok: o.ok, ...(o.error ? { failure: o.error } : {}) });
+    onProgress({ phase: 'reboot', done, total: toReboot.length, node: o.node, method: o.method, ok: o.ok, ...(o.error ? { failure: o.error } : {}), ...(o.underWay ? { underWay: true } : {}) });
   };
   onProgress({ phase: 'reboot', done: 0, total: toReboot.length });
 
@@ -210,29 +220,50 @@ export async function executeReimage(
     finish({ node: n.node, method: 'manual', ok: false, error: 'no SSH access and no BMC: reboot it by hand' });
   }
 
-  const viaBmc: ResolvedNode[] = toReboot.filter((n) => n.reboot === 'bmc').map((n) => inv.nodes.get(n.node)!);
-  const sshErrors = new Map<string, string>();
-  const viaSsh = toReboot.filter((n) => n.reboot === 'ssh');
-  await runBatch(
-    viaSsh,
-    { concurrency: rebooter.sshConcurrency, timeoutMs: rebooter.sshTimeoutMs },
-    (n, signal) => rebooter.ssh(n.node, n.ip!, signal),
-    (n, settled) => {
-      if (settled.ok) return finish({ node: n.node, method: 'ssh', ok: true });
-      if (n.bmcFallback) {
-        sshErrors.set(n.node, settled.error);
-        viaBmc.push(inv.nodes.get(n.node)!);
-      } else {
-        finish({ node: n.node, method: 'manual', ok: false, error: `SSH reboot failed (${settled.error}) and no BMC: reboot it by hand` });
-      }
-    },
-  );
+  // Claimed synchronously, before the first await, so two requests cannot both take a node.
+  const underWay = rebooter.underWay ?? new Set<string>();
+  const mine = new Set<string>();
+  for (const n of toReboot.filter((p) => p.reboot !== 'manual')) {
+    if (underWay.has(n.node)) {
+      finish({ node: n.node, method: n.reboot, ok: true, underWay: true });
+    } else {
+      underWay.add(n.node);
+      mine.add(n.node);
+    }
+  }
+  const settle = (o: RebootOutcome) => {
+    underWay.delete(o.node);
+    finish(o);
+  };
 
-  if (viaBmc.length > 0) {
-    await rebooter.bmcPxe(viaBmc, (r) => {
-      const sshError = sshErrors.get(r.node);
-      finish({ node: r.node, method: 'bmc', ok: r.ok, ...(r.error ? { error: r.error } : {}), ...(sshError ? { sshError } : {}) });
-    });
+  try {
+    const viaBmc: ResolvedNode[] = toReboot.filter((n) => n.reboot === 'bmc' && mine.has(n.node)).map((n) => inv.nodes.get(n.node)!);
+    const sshErrors = new Map<string, string>();
+    const viaSsh = toReboot.filter((n) => n.reboot === 'ssh' && mine.has(n.node));
+    await runBatch(
+      viaSsh,
+      { concurrency: rebooter.sshConcurrency, timeoutMs: rebooter.sshTimeoutMs },
+      (n, signal) => rebooter.ssh(n.node, n.ip!, signal),
+      (n, settled) => {
+        if (settled.ok) return settle({ node: n.node, method: 'ssh', ok: true });
+        if (n.bmcFallback) {
+          sshErrors.set(n.node, settled.error);
+          viaBmc.push(inv.nodes.get(n.node)!);
+        } else {
+          settle({ node: n.node, method: 'manual', ok: false, error: `SSH reboot failed (${settled.error}) and no BMC: reboot it by hand` });
+        }
+      },
+    );
+
+    if (viaBmc.length > 0) {
+      await rebooter.bmcPxe(viaBmc, (r) => {
+        const sshError = sshErrors.get(r.node);
+        settle({ node: r.node, method: 'bmc', ok: r.ok, ...(r.error ? { error: r.error } : {}), ...(sshError ? { sshError } : {}) });
+      });
+    }
+  } finally {
+    // A reboot phase that threw must not leave its nodes claimed for ever (no later request could reboot them).
+    for (const node of mine) underWay.delete(node);
   }
 
   const reboots = toReboot.map((n) => outcomes.get(n.node)!);
@@ -243,10 +274,11 @@ export async function executeReimage(
     counts: {
       marked: toReboot.length,
       notMarked: notMarked.length,
-      rebootedSsh: reboots.filter((r) => r.ok && r.method === 'ssh').length,
-      rebootedBmc: reboots.filter((r) => r.ok && r.method === 'bmc').length,
+      rebootedSsh: reboots.filter((r) => r.ok && !r.underWay && r.method === 'ssh').length,
+      rebootedBmc: reboots.filter((r) => r.ok && !r.underWay && r.method === 'bmc').length,
       manual: reboots.filter((r) => r.method === 'manual').length,
       failed: reboots.filter((r) => !r.ok && r.method !== 'manual').length,
+      rebootUnderWay: reboots.filter((r) => r.underWay).length,
     },
   };
 }

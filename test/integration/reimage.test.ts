@@ -56,6 +56,8 @@ let baseUrl: string;
 let goodBmc: FakeRedfish;
 let hungBmc: FakeRedfish;
 const sshCalls: Array<{ node: string; ip: string }> = [];
+/** While set, SSH reboots wait for it (a reboot still being sent when another request arrives). */
+let sshGate: Promise<void> | undefined;
 const cancelledNotices: string[][] = [];
 const inventoryFile = path.join(tmpdir(), `rackseed-reimage-inventory-${process.pid}.yaml`);
 
@@ -99,6 +101,7 @@ beforeAll(async () => {
       // SSH works on r1 and is refused on r2 (which then falls back to its BMC).
       sshReboot: async (node, ip) => {
         sshCalls.push({ node, ip });
+        if (sshGate) await sshGate;
         if (node !== 'r1') throw new Error('Permission denied (publickey)');
       },
     }),
@@ -239,7 +242,7 @@ describe('reimage', () => {
     expect(byNode.r2).toEqual({ node: 'r2', method: 'bmc', ok: true, sshError: 'Permission denied (publickey)' });
     expect(byNode.r3).toMatchObject({ node: 'r3', method: 'bmc', ok: false, error: expect.stringMatching(/no answer within 1.5 s/) });
     expect(byNode.r4).toMatchObject({ node: 'r4', method: 'manual', ok: false, error: expect.stringMatching(/reboot it by hand/) });
-    expect(result.summary.counts).toEqual({ marked: 4, notMarked: 0, rebootedSsh: 1, rebootedBmc: 1, manual: 1, failed: 1 });
+    expect(result.summary.counts).toEqual({ marked: 4, notMarked: 0, rebootedSsh: 1, rebootedBmc: 1, manual: 1, failed: 1, rebootUnderWay: 0 });
     expect(sshCalls).toEqual([{ node: 'r1', ip: '127.0.1.1' }, { node: 'r2', ip: '127.0.1.2' }]);
     // r2's BMC: a one-time PXE boot override, then a restart of the running machine.
     expect(goodBmc.changes().map((r) => [r.method, r.body])).toEqual([
@@ -430,6 +433,34 @@ describe('reimage --group: into another group in one command', () => {
     expect(again.json.error.message).toContain('the 0 mark(s) this request made were withdrawn, 1 pending from before stay');
     expect(await srv.store.getNode('r3')).toMatchObject({ reimageRequested: true });
     expect((await post('/reimage/cancel', { targets: ['r3'] })).json).toMatchObject({ cancelled: ['r3'] });
+  });
+
+  it('a second reimage of a node whose reboot another request is sending marks it but does not reboot it again', async () => {
+    let open!: () => void;
+    sshGate = new Promise<void>((resolve) => (open = resolve));
+    const before = sshCalls.length;
+    try {
+      const first = post('/reimage', { targets: ['r1'], confirm: true });
+      await vi.waitFor(() => expect(sshCalls.length).toBe(before + 1), { timeout: 10_000 });
+      logLines.length = 0;
+      const second = await cli('--json', 'reimage', 'r1', '--yes');
+      expect(second.code).toBe(0);
+      const result = JSON.parse(second.out);
+      expect(result.summary.reboots).toEqual([{ node: 'r1', method: 'ssh', ok: true, underWay: true }]);
+      expect(result.summary.counts).toMatchObject({ marked: 1, rebootedSsh: 0, rebootUnderWay: 1, failed: 0 });
+      // The machine got one reboot, not a second one while it restarts into the installer.
+      expect(sshCalls.length).toBe(before + 1);
+      expect(logged('reimage reboot already under way in another request: not sent again').map((l) => l.node)).toEqual(['r1']);
+      open();
+      expect((await first).json.summary.reboots).toEqual([{ node: 'r1', method: 'ssh', ok: true }]);
+    } finally {
+      sshGate = undefined;
+      open();
+    }
+    // Once that reboot is done, a new request reboots the node again (an operator retrying a reboot that did not take).
+    expect((await post('/reimage', { targets: ['r1'], confirm: true })).json.summary.counts).toMatchObject({ rebootedSsh: 1, rebootUnderWay: 0 });
+    expect(sshCalls.length).toBe(before + 2);
+    expect((await post('/reimage/cancel', { targets: ['r1'] })).json).toMatchObject({ cancelled: ['r1'] });
   });
 });
 

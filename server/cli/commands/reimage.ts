@@ -88,6 +88,7 @@ function printSummary(out: Output, s: ReimageResult['summary']): void {
       ['rebooted through bmc', c.rebootedBmc],
       ['reboot by hand', c.manual],
       ['reboot failed', c.failed],
+      ...(c.rebootUnderWay > 0 ? [['reboot already under way (another request)', c.rebootUnderWay] as [string, number]] : []),
     ])}\n`,
   );
   const attention = [

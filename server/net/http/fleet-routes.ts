@@ -83,6 +83,7 @@ export function fleetRoutes(deps: FleetDeps): Router {
     ssh: deps.sshReboot ?? ((_node, ip, signal) => sshReboot(deps.dataDir, ip, signal, deps.sshPort ?? 22)),
     sshConcurrency: deps.ssh?.concurrency ?? 32,
     sshTimeoutMs: deps.ssh?.timeoutMs ?? 30_000,
+    underWay: new Set<string>(),
     async bmcPxe(nodes: ResolvedNode[], onResult) {
       let creds: BmcCredentials;
       try {
@@ -157,7 +158,8 @@ export function fleetRoutes(deps: FleetDeps): Router {
       const onProgress = (p: ReimageProgress) => {
         if (p.node !== undefined && p.ok !== undefined) {
           const log = nodeLogger(deps.log, { name: p.node });
-          if (p.ok) log.info({ method: p.method }, 'reimage reboot sent');
+          if (p.underWay) log.info({ method: p.method }, 'reimage reboot already under way in another request: not sent again');
+          else if (p.ok) log.info({ method: p.method }, 'reimage reboot sent');
           else log.warn({ method: p.method, reason: p.failure }, 'reimage reboot failed');
         }
         send({ type: 'progress', ...p });
