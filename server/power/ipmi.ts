@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { ipmitoolArgs, ipmitoolError, parseIpmiPowerStatus, pxeBootdevCommand } from './ipmi-command.js';
-import { BmcError, type BmcTarget, type PowerAction, type PowerDriver, type PowerState } from './types.js';
+import { BmcError, type BmcTarget, type PowerAction, type PowerDriver, type PowerState, type StepReporter } from './types.js';
 
 const IPMITOOL = 'ipmitool';
 
@@ -33,30 +33,33 @@ function ipmitool(target: BmcTarget, command: readonly string[], signal: AbortSi
   });
 }
 
-async function powerStatus(target: BmcTarget, signal: AbortSignal): Promise<PowerState> {
-  return parseIpmiPowerStatus(await ipmitool(target, ['chassis', 'power', 'status'], signal));
-}
-
 /** IPMI over LAN (RMCP+, "lanplus") through ipmitool. */
-export const ipmiDriver: PowerDriver = async (target: BmcTarget, action: PowerAction, signal: AbortSignal) => {
+export const ipmiDriver: PowerDriver = async (target: BmcTarget, action: PowerAction, signal: AbortSignal, step: StepReporter = () => undefined) => {
+  const run = (command: readonly string[]) => {
+    step(command.join(' '));
+    return ipmitool(target, command, signal);
+  };
+  const powerStatus = async (): Promise<PowerState> => parseIpmiPowerStatus(await run(['chassis', 'power', 'status']));
+  // A cycle does nothing to a machine that is off (the IPMI spec suggests it be refused), so those are switched on:
+  // an operator restarting machines wants them all running afterwards, and the answer must say what they are.
+  const restartOrSwitchOn = async () => {
+    const state = await powerStatus();
+    await run(['chassis', 'power', state === 'off' ? 'on' : 'cycle']);
+    return { state: 'on' as const };
+  };
   switch (action) {
     case 'status':
-      return { state: await powerStatus(target, signal) };
+      return { state: await powerStatus() };
     case 'on':
-      await ipmitool(target, ['chassis', 'power', 'on'], signal);
+      await run(['chassis', 'power', 'on']);
       return { state: 'on' };
     case 'off':
-      await ipmitool(target, ['chassis', 'power', 'off'], signal);
+      await run(['chassis', 'power', 'off']);
       return { state: 'off' };
     case 'cycle':
-      await ipmitool(target, ['chassis', 'power', 'cycle'], signal);
-      return { state: 'on' };
-    case 'pxe': {
-      await ipmitool(target, pxeBootdevCommand(target.bootMode), signal);
-      // A cycle does nothing to a machine that is off (IPMI spec), so switch those on instead.
-      const state = await powerStatus(target, signal);
-      await ipmitool(target, ['chassis', 'power', state === 'off' ? 'on' : 'cycle'], signal);
-      return { state: 'on' };
-    }
+      return restartOrSwitchOn();
+    case 'pxe':
+      await run(pxeBootdevCommand(target.bootMode));
+      return restartOrSwitchOn();
   }
 };

@@ -20,6 +20,13 @@ export const DEFAULT_POWER_OPTIONS: PowerOptions = { concurrency: 32, timeoutMs:
 
 const DEFAULT_DRIVERS: Record<BmcKind, PowerDriver> = { ipmi: ipmiDriver, redfish: redfishDriver };
 
+/** A timeout's message with the step it stopped in and the steps done before it (a pxe whose override was set). */
+export function whereItStopped(error: string, steps: readonly string[]): string {
+  if (steps.length === 0) return error;
+  const done = steps.slice(0, -1);
+  return `${error}, during ${steps.at(-1)!}${done.length > 0 ? ` (done: ${done.join('; ')})` : ''}`;
+}
+
 /**
  * One action on the BMCs of many nodes, in bounded parallel batches with a timeout each. Every node gets exactly
  * one result, reported through `onResult` as soon as it is known: nodes without a BMC or without credentials at
@@ -52,11 +59,17 @@ export async function powerNodes(
     const bootMode = node.bmc.bootMode ?? options.bootModesSeen?.get(node.name);
     targets.push({ node: node.name, bmc: node.bmc, credential, ...(bootMode ? { bootMode } : {}) });
   }
-  await runBatch(targets, options, (t, signal) => drivers[t.bmc.kind](t, action, signal), (t, settled) => {
+  const steps = new Map<string, string[]>();
+  const work = (t: BmcTarget, signal: AbortSignal) => {
+    const taken: string[] = [];
+    steps.set(t.node, taken);
+    return drivers[t.bmc.kind](t, action, signal, (step) => taken.push(step));
+  };
+  await runBatch(targets, options, work, (t, settled) => {
     report(
       settled.ok
         ? { node: t.node, ok: true, ...(settled.value.state ? { state: settled.value.state } : {}), durationMs: settled.durationMs }
-        : { node: t.node, ok: false, error: settled.error, ...(settled.timedOut ? { timedOut: true } : {}), durationMs: settled.durationMs },
+        : { node: t.node, ok: false, error: settled.timedOut ? whereItStopped(settled.error, steps.get(t.node) ?? []) : settled.error, ...(settled.timedOut ? { timedOut: true } : {}), durationMs: settled.durationMs },
     );
   });
   return nodes.map((n) => byNode.get(n.name)!);

@@ -10,7 +10,7 @@ import {
   type ComputerSystem,
   type ResetKind,
 } from './redfish-resources.js';
-import { BmcError, type BmcTarget, type PowerAction, type PowerDriver } from './types.js';
+import { BmcError, type BmcTarget, type PowerAction, type PowerDriver, type StepReporter } from './types.js';
 
 function expectOk(res: RedfishResponse, what: string): RedfishResponse {
   if (res.status >= 200 && res.status < 300) return res;
@@ -69,19 +69,23 @@ async function settled(res: RedfishResponse, what: string, base: string, call: C
  * Redfish power control: finds the ComputerSystem through /redfish/v1/Systems (the first member: one system per
  * BMC, as on ordinary servers), then POSTs #ComputerSystem.Reset or PATCHes its Boot override.
  */
-export const redfishDriver: PowerDriver = async (target: BmcTarget, action: PowerAction, signal: AbortSignal) => {
+export const redfishDriver: PowerDriver = async (target: BmcTarget, action: PowerAction, signal: AbortSignal, step: StepReporter = () => undefined) => {
   const base = redfishBaseUrl(target.bmc, target.credential);
   const call: Call = (method, path, body, headers) => redfishRequest(base, target.credential, method, path, signal, body, headers);
 
+  step('GET /redfish/v1/Systems');
   const systems = expectOk(await call('GET', '/redfish/v1/Systems'), 'GET /redfish/v1/Systems');
   const systemPath = firstSystemPath(systems.body);
+  step(`GET ${systemPath}`);
   const got = expectOk(await call('GET', systemPath), `GET ${systemPath}`);
   const system = got.body as ComputerSystem;
   const state = powerStateOf(system);
 
   const reset = async (kind: ResetKind) => {
     const path = resetTargetOf(system, systemPath);
-    await settled(await call('POST', path, { ResetType: resetTypeFor(system, kind) }), `POST ${path}`, base, call, signal);
+    const type = resetTypeFor(system, kind);
+    step(`POST ${path} (${type})`);
+    await settled(await call('POST', path, { ResetType: type }), `POST ${path}`, base, call, signal);
   };
 
   switch (action) {
@@ -94,11 +98,14 @@ export const redfishDriver: PowerDriver = async (target: BmcTarget, action: Powe
       await reset('off');
       return { state: 'off' };
     case 'cycle':
-      await reset('cycle');
+      // A machine that is off is switched on: many services refuse a restart of it, and an operator restarting
+      // machines wants them all running afterwards (as IPMI's cycle, which does nothing to such a machine).
+      await reset(state === 'off' ? 'on' : 'cycle');
       return { state: 'on' };
     case 'pxe': {
       // Services with ETags refuse a PATCH without If-Match (412); the one from our GET is current enough.
       const etag = typeof got.headers.etag === 'string' ? { 'if-match': got.headers.etag } : undefined;
+      step(`PATCH ${systemPath} (boot from the network once)`);
       await settled(await call('PATCH', systemPath, pxeOnceBody(system, target.bootMode), etag), `PATCH ${systemPath}`, base, call, signal);
       // A machine that is off does not restart; it is switched on.
       await reset(state === 'off' ? 'on' : 'cycle');

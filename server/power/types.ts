@@ -53,7 +53,13 @@ export interface BmcTarget {
  * One protocol (IPMI, Redfish): performs one action on one BMC. It must stop its work when `signal` aborts (kill
  * the child, abort the request); the batch runner does not wait for it either way.
  */
-export type PowerDriver = (target: BmcTarget, action: PowerAction, signal: AbortSignal) => Promise<{ state?: PowerState }>;
+export type PowerDriver = (target: BmcTarget, action: PowerAction, signal: AbortSignal, step?: StepReporter) => Promise<{ state?: PowerState }>;
+
+/**
+ * Told each step of an action as it begins ("chassis bootdev pxe", "POST .../Reset (On)"), so a timeout can say
+ * where it stopped: after a pxe's boot override, the next boot is from the network whatever became of its reset.
+ */
+export type StepReporter = (step: string) => void;
 
 /** Thrown inside drivers for a BMC that answered with an error; the message goes into the node's PowerResult. */
 export class BmcError extends Error {

@@ -81,6 +81,12 @@ describe('IPMI through ipmitool against ipmi_sim', () => {
     expect(sim.sets().slice(beforeCycle)).toEqual(['set power 0', 'set power 1']);
   });
 
+  it('cycle switches a machine that is off on, and says so (it sent a cycle, which the IPMI spec lets a BMC ignore, and reported on)', async () => {
+    const before = sim.sets().length;
+    expect(await run('cycle')).toEqual({ state: 'on' });
+    expect(sim.sets().slice(before)).toEqual(['set power 1']);
+  });
+
   it('pxe sets the boot device to pxe, then powers on a machine that is off', async () => {
     const before = sim.sets().length;
     expect(await run('pxe')).toEqual({ state: 'on' });
@@ -144,6 +150,7 @@ describe('a BMC that never answers', () => {
       ['hung', false, null, true],
       ['good', true, 'on', false],
     ]);
+    expect(results[0]!.error).toBe('no answer within 3 s, during chassis power status');
     expect(swallowed).toBeGreaterThan(0);
     // While the good node finished, the hung node's ipmitool was still waiting; its command line has no password.
     expect(seenWhileHung).toHaveLength(1);

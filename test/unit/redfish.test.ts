@@ -142,6 +142,24 @@ describe('Redfish driver against the DMTF mockup', () => {
     expect(s.system.PowerState).toBe('On');
   });
 
+  it('cycle switches a machine that is off on (it was restarted, or refused, and reported on while it stayed off)', async () => {
+    const s = await bmc({ powerState: 'Off' });
+    expect(await run(target(s.port), 'cycle')).toEqual({ state: 'on' });
+    expect(s.changes().map((r) => r.body)).toEqual([{ ResetType: 'On' }]);
+    expect(s.system.PowerState).toBe('On');
+  });
+
+  it('a pxe whose reset never finishes times out saying where: the boot override was set, the reset was under way', async () => {
+    const s = await bmc({ asyncReset: { polls: 1_000_000, outcome: 'done' } });
+    const creds = parseBmcCredentials(`nodes:\n  a: { username: root, password: calvin, port: ${s.port}, scheme: http }\n`, 'bmc.yaml');
+    const node = { name: 'a', group: 'gpu', macs: [], labels: {}, roles: [], kernelArgs: [], hardware: {}, installedBoot: 'local', uefiLoader: 'ipxe.efi', leaseSeconds: 3600, data: {}, bmc: { address: '127.0.0.1', kind: 'redfish' } } as unknown as ResolvedNode;
+    const [result] = await powerNodes([node], 'pxe', creds, { concurrency: 1, timeoutMs: 1500 });
+    expect(result).toMatchObject({ node: 'a', ok: false, timedOut: true });
+    expect(result!.error).toBe(
+      `no answer within 1.5 s, during POST ${RESET} (ForceRestart) (done: GET /redfish/v1/Systems; GET ${SYSTEM}; PATCH ${SYSTEM} (boot from the network once))`,
+    );
+  });
+
   it('pxe switches a machine that is off on instead of restarting it', async () => {
     const s = await bmc({ powerState: 'Off' });
     await run(target(s.port), 'pxe');
@@ -216,7 +234,7 @@ describe('a BMC that never answers', () => {
       ['b', false, undefined, true],
       ['c', true, 'on', undefined],
     ]);
-    expect(results[1]!.error).toMatch(/no answer within 1.5 s/);
+    expect(results[1]!.error).toBe('no answer within 1.5 s, during GET /redfish/v1/Systems');
     // c waited for a free slot only, not for b: with 2 lanes, b's lane was busy, a's lane took c.
     expect(order.indexOf('c')).toBeLessThan(order.indexOf('b'));
     expect(hung.requests.map((r) => r.path)).toEqual(['/redfish/v1/Systems']);
