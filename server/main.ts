@@ -161,10 +161,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const identity = new NodeIdentity(config.dataDir);
     const stateSettings = { ...config.states, roots: [...config.states.dirs, BUILTIN_STATES_DIR] };
     const { serverName } = config;
-    // A node's apply, readiness check and convergence attempt never overlap (server/services/node-locks.ts).
+    // A node's apply, readiness check, convergence attempt and audit never overlap (server/services/node-locks.ts).
     const locks = new NodeLocks();
     const states = new StateService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'states' }), serverName, locks });
-    const audit = new AuditService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'audit' }), serverName });
+    const audit = new AuditService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'audit' }), serverName, locks });
 
     const readiness = new ReadinessService({
       inventory,

@@ -11,6 +11,7 @@ import type { Evidence } from '../readiness/types.js';
 import { collectFacts } from '../state/collect-facts.js';
 import { builtinModules } from '../state/modules/index.js';
 import { runFleet } from '../state/run/fleet.js';
+import { NodeLocks } from './node-locks.js';
 import type { ModuleRegistry, NodeFacts, StateResult, Transport } from '../state/types.js';
 import type { ObservedStore } from '../store/types.js';
 import { auditRunRecord, auditRunResult, buildAuditReport, type AuditNodeReport } from './audit-report.js';
@@ -36,6 +37,11 @@ export interface AuditServiceDeps {
   now?: () => number;
   /** This server's name, recorded with each run it starts (its next start closes the ones it never finished). */
   serverName?: string;
+  /**
+   * Shared with the services that change nodes: a node is audited between their operations, not during one (an
+   * apply half done showed its remaining changes as drift, and a readiness check its restarting services as failed).
+   */
+  locks?: NodeLocks;
 }
 
 type Failure = { code: string; message: string };
@@ -55,10 +61,12 @@ export class AuditService {
   private readonly now: () => number;
   private readonly transportFor: TransportFactory;
   private readonly states: StateService;
+  private readonly locks: NodeLocks;
 
   constructor(private readonly deps: AuditServiceDeps) {
     this.registry = deps.registry ?? builtinModules();
     this.now = deps.now ?? Date.now;
+    this.locks = deps.locks ?? new NodeLocks();
     this.transportFor =
       deps.transportFor ?? sshTransportFactory({ identity: deps.identity, sshPort: deps.settings.sshPort, connectTimeoutMs: deps.settings.connectTimeoutMs });
     this.states = new StateService({
@@ -75,7 +83,7 @@ export class AuditService {
 
   async audit(targets: readonly ResolvedNode[], onNode?: (r: AuditNodeReport) => void): Promise<AuditNodeReport[]> {
     // auditNode only throws if the store fails; that node is then reported as not audited, with the reason.
-    const entries = await runFleet(targets, (node) => this.auditNode(node), {
+    const entries = await runFleet(targets, (node) => this.locks.withNode(node.name, () => this.auditNode(node)), {
       concurrency: this.deps.settings.concurrency,
       onNodeDone: (entry) => {
         // Made (and logged) whether or not anyone streams: the log must say why a node has no run.

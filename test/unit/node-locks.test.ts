@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../server/log.js';
 import type { LifecycleEvent } from '../../server/model/lifecycle.js';
+import { AuditService } from '../../server/services/audit-service.js';
 import { ConvergenceService } from '../../server/services/convergence.js';
 import { NodeLocks } from '../../server/services/node-locks.js';
 import { ReadinessService } from '../../server/services/readiness-service.js';
@@ -59,6 +60,8 @@ describe('one operation at a time on a node (real state, readiness and convergen
   let inFlight: number;
   let maxInFlight: number;
   let applyFails: boolean;
+  /** What happened on the node, in order (the apt-get of an apply, an audit's connection). */
+  let timeline: string[];
   const log = createLogger('silent');
 
   const aptGet = async () => {
@@ -66,6 +69,7 @@ describe('one operation at a time on a node (real state, readiness and convergen
     inFlight += 1;
     maxInFlight = Math.max(maxInFlight, inFlight);
     await sleep(150);
+    timeline.push('apt-get ends');
     inFlight -= 1;
     return applyFails ? { code: 1, stdout: '', stderr: 'E: Unable to locate package nonesuch' } : { code: 0, stdout: 'installed', stderr: '' };
   };
@@ -108,6 +112,7 @@ describe('one operation at a time on a node (real state, readiness and convergen
     inFlight = 0;
     maxInFlight = 0;
     applyFails = false;
+    timeline = [];
     const events: LifecycleEvent[] = [{ type: 'assigned', group: 'g' }, { type: 'provision_started' }, { type: 'installed' }, { type: 'configure_started' }];
     for (const event of events) await store.recordEvent({ node: 'n1', event });
   });
@@ -122,6 +127,28 @@ describe('one operation at a time on a node (real state, readiness and convergen
     const reports = await Promise.all([states.run([n1], 'apply'), states.run([n1], 'apply')]);
     expect(reports.flat().map((r) => r.result)).toEqual(['changed', 'changed']);
     expect(maxInFlight).toBe(1);
+  });
+
+  it('an audit that arrives during an apply waits for it (it reported the apply half done as drift)', async () => {
+    const locks = new NodeLocks();
+    const { inventory, states } = services(locks);
+    const deps = stateServiceDeps(dir, store, transport, log);
+    const audit = new AuditService({
+      ...deps,
+      locks,
+      transportFor: async () => {
+        timeline.push('audit connects');
+        return transport();
+      },
+    });
+    const n1 = inventory.inventory.nodes.get('n1')!;
+    const applying = states.run([n1], 'apply');
+    // The apply's apt-get is running (it holds dpkg's lock on a real node).
+    await expect.poll(() => inFlight, { timeout: 5_000 }).toBe(1);
+    const [report] = await audit.audit([n1]);
+    await applying;
+    expect(timeline).toEqual(['apt-get ends', 'audit connects']);
+    expect(report!.reachable).toBe(true);
   });
 
   it("an operator's apply while the node converges does not fail the convergence", async () => {
