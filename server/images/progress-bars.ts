@@ -1,4 +1,5 @@
 import cliProgress from 'cli-progress';
+import { showCursorOnSignal } from '../util/cursor-guard.js';
 import type { ImageProgress, ImageStage, ProgressFn } from './progress.js';
 
 const BYTE_STAGES = new Set<ImageStage>(['extract', 'pack', 'hash', 'torrent']);
@@ -25,9 +26,12 @@ function mib(n: number): string {
 export function progressBars(stream: NodeJS.WriteStream = process.stderr): { onProgress: ProgressFn; stop(): void } {
   let stage: ImageStage | undefined;
   let bar: cliProgress.SingleBar | undefined;
+  let releaseCursor: (() => void) | undefined;
   const stop = (): void => {
     bar?.stop();
     bar = undefined;
+    releaseCursor?.();
+    releaseCursor = undefined;
   };
   const onProgress = (p: ImageProgress): void => {
     const bytes = BYTE_STAGES.has(p.stage);
@@ -43,6 +47,7 @@ export function progressBars(stream: NodeJS.WriteStream = process.stderr): { onP
         { stream, format: `${LABEL[p.stage].padEnd(11)} [{bar}] {percentage}% {shown} {detail}`, hideCursor: true, clearOnComplete: false, etaBuffer: 50 },
         cliProgress.Presets.shades_classic,
       );
+      releaseCursor = showCursorOnSignal(stream);
       bar.start(Math.max(p.total, 1), p.done, payload);
       return;
     }

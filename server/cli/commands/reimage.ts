@@ -4,6 +4,7 @@ import type { CancelSummary, ReimagePlan, ReimageProgress, ReimageSummary } from
 import type { CliContext, GlobalOptions } from '../context.js';
 import { CliExit, EXIT_FAILED, UsageError } from '../exit.js';
 import { keyValues, printJson, table, type Output } from '../output.js';
+import { showCursorOnSignal } from '../../util/cursor-guard.js';
 
 /** Rows shown in a node table before it is cut short (the JSON output always has every node). */
 const PLAN_ROWS = 50;
@@ -34,6 +35,7 @@ export function phaseProgress(out: Output, options: { plainLines: boolean }, str
   const tty = stream.isTTY === true && !out.json;
   const multi = tty ? new cliProgress.MultiBar({ stream, format: '{phase} [{bar}] {value}/{total}', hideCursor: true, clearOnComplete: false }, cliProgress.Presets.shades_classic) : undefined;
   const bars = new Map<string, cliProgress.SingleBar>();
+  const releaseCursor = multi ? showCursorOnSignal(stream) : undefined;
   const announced = new Map<string, number>();
   return {
     update(phase, done, total) {
@@ -56,6 +58,7 @@ export function phaseProgress(out: Output, options: { plainLines: boolean }, str
     },
     stop() {
       multi?.stop();
+      releaseCursor?.();
     },
   };
 }
