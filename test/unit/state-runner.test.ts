@@ -401,7 +401,8 @@ describe('runPlan: prereq', () => {
     const h = harness({ files: { '/etc/slurm/slurm.conf': 'old' }, handler: (cmd) => (cmd === 'systemctl stop slurmd' ? { code: 1, stdout: '', stderr: 'Failed to stop' } : undefined) });
     const { results } = await h.run(prereqPlan('new'));
     expect(byId(results).stop?.result).toBe(false);
-    expect(byId(results).conf).toEqual({ result: false, changes: {}, comment: 'One or more requisite failed: cmd: stop' });
+    // Salt reports the unrun target by its test run (null: it would have changed), without the changes.
+    expect(byId(results).conf).toEqual({ result: null, changes: {}, comment: 'File /etc/slurm/slurm.conf would be updated; not run because cmd: stop failed (its prereq)' });
     expect(h.transport.calls.filter((c) => c.op === 'writeFile')).toEqual([]);
   });
 
@@ -456,6 +457,76 @@ describe('runPlan: prereq', () => {
     expect(byId(results)['stop-app']).toEqual({ result: true, changes: {}, comment: 'No changes detected' });
     expect(byId(results).deploy).toEqual({ result: true, changes: {}, comment: 'unless condition is true: test -f /opt/app/.deployed-v2' });
     expect(h.transport.commands.filter((c) => !c.startsWith('test -f'))).toEqual([]);
+  });
+});
+
+// Salt's verdicts (salt/state.py check_requisite and call_chunk, 3006/3007) for a state `c` whose requisite target
+// failed, was not run because its own requisite failed, or was not run because the state preparing it with prereq
+// failed. Only a result of false fails a requisite; the unrun prereq target is null without changes.
+interface CascadeRow {
+  title: string;
+  states: StateSpec[];
+  c: Pick<StateResult, 'result' | 'changes' | 'comment'>;
+  cRan: boolean;
+}
+
+const STOP_FAILS: FakeTransportOptions = {
+  files: { '/etc/app.conf': 'old' },
+  handler: (cmd) => (cmd === 'systemctl stop app' ? { code: 1, stdout: '', stderr: 'Failed to stop' } : undefined),
+};
+const stopThenConf: StateSpec[] = [
+  { id: 'stop', fn: 'cmd.run', name: 'systemctl stop app', req: { prereq: ['conf'] } },
+  { id: 'conf', fn: 'file.managed', name: '/etc/app.conf', args: { content: 'new' } },
+];
+const RAN = { result: true, changes: CHANGES, comment: 'Success!' };
+
+const cascadeRows: CascadeRow[] = [
+  // 1. prereq preparer failed: conf is not run (null, no changes)
+  { title: '1. onchanges on a target its failed prereq left unrun: not run, result true', states: [...stopThenConf, { id: 'c', fn: 'test.succeed_with_changes', req: { onchanges: ['conf'] } }], c: { result: true, changes: {}, comment: ONCHANGES_UNMET_COMMENT }, cRan: false },
+  { title: '1. require on a target its failed prereq left unrun: runs (null is not a failure)', states: [...stopThenConf, { id: 'c', fn: 'test.succeed_with_changes', req: { require: ['conf'] } }], c: RAN, cRan: true },
+  { title: '1. watch on a target its failed prereq left unrun: runs, no watch action (no changes)', states: [...stopThenConf, { id: 'c', fn: 'test.succeed_with_changes', req: { watch: ['conf'] } }], c: RAN, cRan: true },
+  { title: '1. onfail on a target its failed prereq left unrun: fires (the target did not succeed)', states: [...stopThenConf, { id: 'c', fn: 'test.succeed_with_changes', req: { onfail: ['conf'] } }], c: RAN, cRan: true },
+  // 2. the target ran and failed
+  { title: '2. onchanges on a failed target: failed requisite', states: [{ id: 'b', fn: 'test.fail' }, { id: 'c', fn: 'test.succeed_with_changes', req: { onchanges: ['b'] } }], c: { result: false, changes: {}, comment: 'One or more requisite failed: test: b' }, cRan: false },
+  // 3. the target was not run because its own require failed (result false)
+  { title: '3. onchanges on a target whose require failed: failed requisite', states: [{ id: 'x', fn: 'test.fail' }, { id: 'b', fn: 'test.succeed_with_changes', req: { require: ['x'] } }, { id: 'c', fn: 'test.succeed_with_changes', req: { onchanges: ['b'] } }], c: { result: false, changes: {}, comment: 'One or more requisite failed: test: b' }, cRan: false },
+  { title: '3. watch on a target whose require failed: failed requisite', states: [{ id: 'x', fn: 'test.fail' }, { id: 'b', fn: 'test.succeed_with_changes', req: { require: ['x'] } }, { id: 'c', fn: 'test.succeed_with_changes', req: { watch: ['b'] } }], c: { result: false, changes: {}, comment: 'One or more requisite failed: test: b' }, cRan: false },
+  { title: '3. onfail on a target whose require failed: fires', states: [{ id: 'x', fn: 'test.fail' }, { id: 'b', fn: 'test.succeed_with_changes', req: { require: ['x'] } }, { id: 'c', fn: 'test.succeed_with_changes', req: { onfail: ['b'] } }], c: RAN, cRan: true },
+  // 4. one target failed, another changed: the failure wins (onchanges is not onchanges_any)
+  { title: '4. onchanges [failed, changed]: failed requisite, naming the failed one', states: [{ id: 'b1', fn: 'test.fail' }, { id: 'b2', fn: 'test.succeed_with_changes' }, { id: 'c', fn: 'test.succeed_with_changes', req: { onchanges: ['b1', 'b2'] } }], c: { result: false, changes: {}, comment: 'One or more requisite failed: test: b1' }, cRan: false },
+  { title: '4. watch [failed, changed]: failed requisite', states: [{ id: 'b1', fn: 'test.fail' }, { id: 'b2', fn: 'test.succeed_with_changes' }, { id: 'c', fn: 'test.succeed_with_changes', req: { watch: ['b1', 'b2'] } }], c: { result: false, changes: {}, comment: 'One or more requisite failed: test: b1' }, cRan: false },
+  { title: '4. onfail [failed, succeeded]: fires (any one failed)', states: [{ id: 'b1', fn: 'test.fail' }, { id: 'b2', fn: 'test.succeed_with_changes' }, { id: 'c', fn: 'test.succeed_with_changes', req: { onfail: ['b1', 'b2'] } }], c: RAN, cRan: true },
+];
+
+describe('runPlan: what depends on a failed or unrun target (Salt)', () => {
+  it.each(cascadeRows)('$title', async (row) => {
+    const h = harness(STOP_FAILS);
+    const { results } = await h.run(plan(...row.states));
+    expect(byId(results).c).toEqual(row.c);
+    expect(h.log.some((l) => l.endsWith(':apply:c'))).toBe(row.cRan);
+  });
+
+  it('the unrun prereq target reports its check (null, no changes) and the failure is counted once, on the preparing state', async () => {
+    const h = harness(STOP_FAILS);
+    const { results } = await h.run(plan(...stopThenConf));
+    expect(byId(results)).toEqual({
+      stop: { result: false, changes: { retcode: 1 }, comment: 'Command "systemctl stop app" run' },
+      conf: { result: null, changes: {}, comment: 'File /etc/app.conf would be updated; not run because cmd: stop failed (its prereq)' },
+    });
+    expect(h.transport.calls.filter((c) => c.op === 'writeFile')).toEqual([]);
+  });
+
+  it('a target in sync, prepared for another target that would change, reports true (Salt: its test run)', async () => {
+    const h = harness({ ...STOP_FAILS, files: { '/etc/app.conf': 'new', '/etc/app.env': 'old' } });
+    const { results } = await h.run(
+      plan(
+        { id: 'stop', fn: 'cmd.run', name: 'systemctl stop app', req: { prereq: ['conf', 'env'] } },
+        { id: 'conf', fn: 'file.managed', name: '/etc/app.conf', args: { content: 'new' } },
+        { id: 'env', fn: 'file.managed', name: '/etc/app.env', args: { content: 'new' } },
+      ),
+    );
+    expect(byId(results).conf).toEqual({ result: true, changes: {}, comment: 'File /etc/app.conf is in the correct state; not run because cmd: stop failed (its prereq)' });
+    expect(byId(results).env).toEqual({ result: null, changes: {}, comment: 'File /etc/app.env would be updated; not run because cmd: stop failed (its prereq)' });
   });
 });
 

@@ -1,6 +1,8 @@
 import type { CompiledState, ModuleContext, ModuleRegistry, ResolvedRequisite, StateKey, StateRef } from '../types.js';
 import { evaluateRunConditions } from './conditions.js';
 import { functionName } from './module-call.js';
+import type { StateOutcome } from './outcome.js';
+import { describeRefs } from './refs.js';
 
 export type PrereqVerdict =
   | { kind: 'would-change'; by: StateRef[] }
@@ -36,4 +38,27 @@ export async function evaluatePrereqs(
     }
   }
   return by.length > 0 ? { kind: 'would-change', by } : { kind: 'no-change' };
+}
+
+/**
+ * A prereq target whose preparing state failed is not run. As in Salt (state.py call_chunk: the "fail" status of a
+ * state in self.pre reports its test run, with the changes removed since 3006), it reports what its check says now:
+ * null when it would have changed, true when it is in sync or its onlyif/unless/creates would skip it, never the
+ * changes, which were not made. So the failure is counted once, on the preparing state, and an onchanges dependent
+ * of the target is not run rather than failed.
+ */
+export async function reportUnrunPrereqTarget(
+  target: CompiledState,
+  failedPreparers: readonly StateRef[],
+  registry: ModuleRegistry,
+  ctx: ModuleContext,
+): Promise<StateOutcome> {
+  const why = `not run because ${describeRefs(failedPreparers)} failed (its prereq)`;
+  const fn = registry.get(functionName(target));
+  if (fn === undefined) return { result: false, changes: {}, comment: `Unknown state function ${functionName(target)} (state ${target.id} in ${target.sls})` };
+  const conditions = await evaluateRunConditions(target, ctx.transport);
+  if (conditions.kind === 'skip') return { result: true, changes: {}, comment: `${conditions.comment}; ${why}` };
+  const checked = await fn.check(target, ctx);
+  const comment = checked.comment === '' ? why : `${checked.comment}; ${why}`;
+  return { result: checked.inSync ? true : null, changes: {}, comment };
 }

@@ -41,25 +41,31 @@ export function evaluateRequisites(state: CompiledState, results: ReadonlyMap<St
 function addToTally(tally: Tally, requisite: ResolvedRequisite, results: ReadonlyMap<StateKey, StateResult>, test: boolean): void {
   // A target with no result cannot have succeeded; the compiler guarantees targets run first, so this is defensive.
   const targets = requisite.on.map((key) => results.get(key));
-  const allSucceeded = targets.every((r) => r !== undefined && succeeded(r, test));
+  // As in Salt's check_requisite, only a result of false is a failed target. A null is a predicted change in a dry
+  // run, and in an apply a prereq target left unrun because the state preparing it failed (run-state.ts): that
+  // failure is reported once, on the preparing state, and what depends on the target judges it by its changes
+  // (none), so an onchanges dependent is not run rather than failed.
+  const anyFailed = targets.some((r) => r === undefined || r.result === false);
   const anyChanged = targets.some((r) => r !== undefined && hasChanges(r.changes));
   switch (requisite.kind) {
     case 'require':
-      if (!allSucceeded) tally.failed.push(requisite.ref);
+      if (anyFailed) tally.failed.push(requisite.ref);
       return;
     case 'watch':
-      if (!allSucceeded) tally.failed.push(requisite.ref);
+      if (anyFailed) tally.failed.push(requisite.ref);
       else if (anyChanged) tally.watchChanged.push(requisite.ref);
       return;
     case 'onchanges':
       tally.onchanges.declared = true;
-      if (!allSucceeded) tally.failed.push(requisite.ref);
+      if (anyFailed) tally.failed.push(requisite.ref);
       else if (anyChanged) tally.onchanges.met = true;
       return;
     case 'onfail':
       tally.onfail.declared = true;
-      // Only a real failure triggers onfail; in test mode a predicted change (null) is not one.
-      if (targets.some((r) => r?.result === false)) tally.onfail.met = true;
+      // Salt fires onfail for a target that did not succeed: a failure, or (in an apply) a prereq target left unrun.
+      // In a dry run a predicted change (null) is not a failure, so it does not fire: Salt would, and so predict a
+      // handler that the apply, where the target succeeds, does not run.
+      if (targets.some((r) => r !== undefined && (r.result === false || (!test && r.result === null)))) tally.onfail.met = true;
       return;
     case 'prereq':
       tally.prereqs.push(requisite);
@@ -67,11 +73,6 @@ function addToTally(tally: Tally, requisite: ResolvedRequisite, results: Readonl
     default:
       return assertNever(requisite.kind);
   }
-}
-
-/** In test mode a state that would change (null) counts as a success for the states that depend on it. */
-function succeeded(result: StateResult, test: boolean): boolean {
-  return result.result === true || (test && result.result === null);
 }
 
 function assertNever(kind: never): never {

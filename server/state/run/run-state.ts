@@ -3,7 +3,7 @@ import { evaluateRunConditions } from './conditions.js';
 import { classifyStateError } from './errors.js';
 import { callModule, functionName } from './module-call.js';
 import type { StateOutcome } from './outcome.js';
-import { evaluatePrereqs } from './prereq.js';
+import { evaluatePrereqs, reportUnrunPrereqTarget } from './prereq.js';
 import { describeRefs } from './refs.js';
 import { evaluateRequisites } from './requisites.js';
 import { withRetry, type Sleep } from './retry.js';
@@ -27,26 +27,25 @@ export type StateStep =
 
 /** Runs one state: requisites, then prereq, then unless/onlyif/creates, then the module (retried if asked). */
 export async function runState(state: CompiledState, env: StateRunEnv): Promise<StateStep> {
-  // Salt's prerequired: a state that another state prepares with prereq (stop a service before replacing it) does
-  // not run when that preparation failed.
-  const failedPrereqs = failedPreparations(state, env);
-  if (failedPrereqs.length > 0) {
-    return { kind: 'done', outcome: { result: false, changes: {}, comment: `One or more requisite failed: ${describeRefs(failedPrereqs)}` } };
-  }
-  const verdict = evaluateRequisites(state, env.results, env.test);
-  switch (verdict.kind) {
-    case 'failed':
-      return done(false, `One or more requisite failed: ${describeRefs(verdict.failed)}`);
-    case 'skip':
-      return done(true, verdict.comment);
-    case 'run':
-      break;
-  }
-  const fn = env.registry.get(functionName(state));
-  if (fn === undefined) return done(false, `Unknown state function ${functionName(state)} (state ${state.id} in ${state.sls})`);
-
   const { ctx, test } = env;
   try {
+    // Salt's prerequired: a state that another state prepares with prereq (stop a service before replacing it) does
+    // not run when that preparation failed.
+    const failedPrereqs = failedPreparations(state, env);
+    if (failedPrereqs.length > 0) return { kind: 'done', outcome: await reportUnrunPrereqTarget(state, failedPrereqs, env.registry, ctx) };
+
+    const verdict = evaluateRequisites(state, env.results, test);
+    switch (verdict.kind) {
+      case 'failed':
+        return done(false, `One or more requisite failed: ${describeRefs(verdict.failed)}`);
+      case 'skip':
+        return done(true, verdict.comment);
+      case 'run':
+        break;
+    }
+    const fn = env.registry.get(functionName(state));
+    if (fn === undefined) return done(false, `Unknown state function ${functionName(state)} (state ${state.id} in ${state.sls})`);
+
     let prereqWouldChange: StateRef[] | undefined;
     if (verdict.prereqs.length > 0) {
       const prereq = await evaluatePrereqs(verdict.prereqs, env.statesByKey, env.registry, ctx);
