@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.js';
-import { IMAGE_FILES, IMAGE_NAME, type ImageRecord } from '../model/image.js';
+import { hasKernelAndInitrd, IMAGE_FILES, IMAGE_NAME, type ImageRecord } from '../model/image.js';
+import type { CatalogLookup } from '../protocol/ipxe/decide.js';
 import { replaceFileDurably } from '../util/replace-file.js';
 import { parseManifest, withoutHookText } from './manifest.js';
 
@@ -14,6 +15,14 @@ export function imagesDir(dataDir: string): string {
  * The images present in the data directory, read from their manifests. An image directory without a valid manifest
  * is skipped with a warning (a build in progress writes its manifest last, so it is never half-listed).
  */
+/** What the boot decision and the plan route need to know of the catalog's images. */
+export function catalogLookup(images: Pick<ImageCatalog, 'get'>): CatalogLookup {
+  return (name) => {
+    const image = images.get(name);
+    return image && { hasKernel: hasKernelAndInitrd(image.manifest), sha256: image.manifest.artefacts.rootfs.sha256 };
+  };
+}
+
 export class ImageCatalog {
   private images = new Map<string, ImageRecord>();
   private readonly listeners = new Set<(images: ImageRecord[]) => void>();

@@ -1,9 +1,8 @@
 import { Router, type Request } from 'express';
 import { parseMac } from '../../model/mac.js';
 import type { Facts } from '../../model/lifecycle.js';
-import { decideScript, type BootSettings, type CatalogLookup, type MachineFacts } from '../../protocol/ipxe/decide.js';
-import type { ImageCatalog } from '../../images/catalog.js';
-import { hasKernelAndInitrd } from '../../model/image.js';
+import { decideScript, type BootSettings, type MachineFacts } from '../../protocol/ipxe/decide.js';
+import { catalogLookup, type ImageCatalog } from '../../images/catalog.js';
 import type { IpxeRenderer } from '../../protocol/ipxe/render.js';
 import type { NodeTokens } from '../../auth/node-token.js';
 import { findNodeByMac } from '../../inventory/index.js';
@@ -88,10 +87,7 @@ export function bootRoutes(deps: BootRouteDeps): Router {
 
     await deps.store.touchNode(node.name, { mac, facts: storedFacts(facts), seenAt: now });
     const status = await deps.store.getNode(node.name);
-    const catalog: CatalogLookup = (name) => {
-      const image = deps.images.get(name);
-      return image && { hasKernel: hasKernelAndInitrd(image.manifest), sha256: image.manifest.artefacts.rootfs.sha256 };
-    };
+    const catalog = catalogLookup(deps.images);
     const plan = decideScript({ facts, node, status, settings: deps.settings, token: deps.tokens.issue(node.name, deps.tokenSeconds), catalog, ...(deps.installerMissing ? { installerProblem: deps.installerMissing } : {}) });
     // decideScript only answers "unknown" when there is no node, which was handled above.
     if (plan.kind === 'unknown') throw new Error('unreachable: a known node was planned as unknown');

@@ -1,9 +1,10 @@
 import type { Request, RequestHandler } from 'express';
 import type { CallbackTokens } from '../../auth/callback-token.js';
 import type { NodeTokens } from '../../auth/node-token.js';
-import type { ImageCatalog } from '../../images/catalog.js';
+import { catalogLookup, type ImageCatalog } from '../../images/catalog.js';
 import { nodeLogger, type Logger } from '../../log.js';
-import { hasKernelAndInitrd, IMAGE_FILES } from '../../model/image.js';
+import { IMAGE_FILES } from '../../model/image.js';
+import { provisioningRefusal } from '../../protocol/ipxe/decide.js';
 import { PlanError, renderPlan } from '../../protocol/plan.js';
 import type { ResolvedNode } from '../../model/inventory.js';
 import type { InventoryService } from '../../services/inventory-service.js';
@@ -80,15 +81,12 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
     };
     // The boot script is not handed out for these (decideScript), so they arrive only when the image or the layout
     // went away between the boot script and this request.
+    const refusal = provisioningRefusal(node, catalogLookup(deps.images));
     const image = node.image ? deps.images.get(node.image) : undefined;
-    if (!node.image || !image) {
-      const why = node.image ? `image ${node.image} is not in the catalog` : `group ${node.group} names no image`;
-      await refuse(409, why, why, 'IMAGE_NOT_FOUND');
-      return;
-    }
-    if (!node.disk) {
-      const why = `group ${node.group} has no disk layout`;
-      await refuse(409, why, why, 'BAD_REQUEST');
+    if (refusal || !image || !node.disk) {
+      // Past the refusal check, only a catalog changing under this request leaves no image (the disk was checked).
+      const why = refusal?.reason ?? `image ${node.image ?? '(none)'} is not in the catalog`;
+      await refuse(409, why, why, refusal?.code ?? 'IMAGE_NOT_FOUND');
       return;
     }
     const status = await deps.store.getNode(node.name);
@@ -112,12 +110,6 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
       }
     }
     const { manifest } = image;
-    if (node.installedBoot === 'kernel' && !hasKernelAndInitrd(manifest)) {
-      // Installing would succeed and every later boot would fail: iPXE has no kernel to boot and the disk no loader.
-      const why = `group ${node.group} boots the image's own kernel (installed_boot: kernel), but image ${manifest.name} has no kernel and initrd (an import without /boot/vmlinuz-*): use installed_boot: local or an image with a kernel`;
-      await refuse(409, why, why, 'BAD_REQUEST');
-      return;
-    }
     const [hostKey, serverKey] = await Promise.all([deps.identity.hostKey(node.name, node.ip), deps.identity.serverPublicKey()]);
     let plan: string;
     try {

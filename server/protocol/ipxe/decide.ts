@@ -62,14 +62,27 @@ function needsProvisioning(status: LifecycleStatus | undefined): boolean {
   }
 }
 
-/** Why the server cannot make this node's install plan, checked before its installer is booted; undefined when it can. */
-function provisioningRefusal(node: ResolvedNode, catalog: CatalogLookup): string | undefined {
-  if (!node.image) return `group ${node.group} names no image`;
+/** Why the server cannot make a node's install plan, and the API error code a plan request gets for it. */
+export interface ProvisioningRefusal {
+  code: 'IMAGE_NOT_FOUND' | 'BAD_REQUEST';
+  reason: string;
+}
+
+/**
+ * Why the server cannot make this node's install plan; undefined when it can. Checked before its installer is booted
+ * (decideScript) and again when the installer asks for the plan, in case the image or the layout went away between.
+ */
+export function provisioningRefusal(node: ResolvedNode, catalog: CatalogLookup): ProvisioningRefusal | undefined {
+  if (!node.image) return { code: 'IMAGE_NOT_FOUND', reason: `group ${node.group} names no image` };
   const image = catalog(node.image);
-  if (!image) return `image ${node.image} is not in the catalog (build or import it, then boot the node again)`;
-  if (!node.disk) return `group ${node.group} has no disk layout (disk:) to install onto`;
+  if (!image) return { code: 'IMAGE_NOT_FOUND', reason: `image ${node.image} is not in the catalog (build or import it, then boot the node again)` };
+  if (!node.disk) return { code: 'BAD_REQUEST', reason: `group ${node.group} has no disk layout (disk:) to install onto` };
   if (node.installedBoot === 'kernel' && !image.hasKernel) {
-    return `group ${node.group} boots the image's own kernel (installed_boot: kernel), but image ${node.image} has no kernel and initrd`;
+    // Installing would succeed and every later boot would fail: iPXE has no kernel to boot and the disk no loader.
+    return {
+      code: 'BAD_REQUEST',
+      reason: `group ${node.group} boots the image's own kernel (installed_boot: kernel), but image ${node.image} has no kernel and initrd (an import without /boot/vmlinuz-*): use installed_boot: local or an image with a kernel`,
+    };
   }
   return undefined;
 }
@@ -117,7 +130,7 @@ export function decideScript(input: {
   if (needsProvisioning(status)) {
     // Booting the installer for a plan the server will refuse would only mark the node failed (needing a reimage
     // once the cause is fixed); told "unavailable", it provisions on its next boot after the fix.
-    const refused = provisioningRefusal(node, input.catalog) ?? input.installerProblem?.();
+    const refused = provisioningRefusal(node, input.catalog)?.reason ?? input.installerProblem?.();
     if (refused) return { kind: 'unavailable', node, context: { ...common, reason: refused } };
     const cmdline = [
       ...node.kernelArgs,

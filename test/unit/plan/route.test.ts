@@ -132,9 +132,9 @@ describe('GET /node/v1/plan', () => {
     const token = tokens.issue('ghost01', 600);
     const r = await fetchPlan(token);
     expect(r.status).toBe(409);
-    expect(((await r.json()) as { error: { code: string; message: string } }).error).toEqual({ code: 'IMAGE_NOT_FOUND', message: 'image nosuchimage is not in the catalog' });
+    expect(((await r.json()) as { error: { code: string; message: string } }).error).toEqual({ code: 'IMAGE_NOT_FOUND', message: 'image nosuchimage is not in the catalog (build or import it, then boot the node again)' });
     const events = await server.store.listEvents({ node: 'ghost01' });
-    expect(events.at(-1)?.event).toEqual({ type: 'plan_refused', reason: 'image nosuchimage is not in the catalog', remote: '127.0.0.1' });
+    expect(events.at(-1)?.event).toEqual({ type: 'plan_refused', reason: 'image nosuchimage is not in the catalog (build or import it, then boot the node again)', remote: '127.0.0.1' });
     expect(await server.store.useOnce(`plan:ghost01:${token.split('.')[3]}`, Date.now() + 60_000)).toBe(true);
   });
 
