@@ -42,6 +42,10 @@ export interface TftpTransferEvent {
   file: string;
   /** "address:port" of the client. */
   client: string;
+  /**
+   * Bytes read from the file for the transfer: all of it for one that succeeded; for one that failed, up to a read
+   * buffer (256 KiB) more than the client acknowledged (the package does not say how far the client got).
+   */
   bytes: number;
   ok: boolean;
   reason?: TftpErrorReason;
@@ -537,7 +541,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
         log?.info({ file, client, err: clientError }, 'tftp: the client declined the option offer (a size probe)');
       } else if (clientError !== null) {
         emit({ file, client, bytes: sent, ok: false, reason: 'aborted', error: clientError, durationMs });
-        log?.warn({ file, client, bytes: sent, err: clientError }, 'tftp: transfer aborted');
+        log?.warn({ file, client, bytesRead: sent, err: clientError }, 'tftp: transfer aborted');
       } else {
         counters.bytesSent += sent;
         emit({ file, client, bytes: sent, ok: true, durationMs });
