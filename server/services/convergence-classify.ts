@@ -41,12 +41,23 @@ export function classifyApply(report: NodeRunReport): ApplyVerdict {
   return { kind: 'permanent', reason: statesFailureReason(report) };
 }
 
-/** `states: N failed: <first failing state id>: <its comment> (run <id>)`, or the node-level error. */
+/**
+ * Why a state failed, in one line: the last line a failed command wrote to stderr (its own explanation, such as
+ * "K3s server ... does not answer yet"), else the first line of the state's comment (for a command that is only
+ * `Command "<the whole script>" failed`, which says nothing; after retries, that of the first attempt).
+ */
+function stateFailure(state: StateResult): string {
+  const stderr = state.changes['stderr'];
+  const said = typeof stderr === 'string' ? stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '').pop() : undefined;
+  return said ?? state.comment.split('\n')[0] ?? '';
+}
+
+/** `states: N failed: <first failing state id>: <why> (run <id>)`, or the node-level error. */
 export function statesFailureReason(report: NodeRunReport): string {
   const failing = failedStates(report.states);
   const run = report.runId ? ` (run ${report.runId})` : '';
   const first = failing[0];
-  if (first) return bounded(`states: ${failing.length} failed: ${first.id}: ${first.comment.split('\n')[0] ?? ''}${run}`);
+  if (first) return bounded(`states: ${failing.length} failed: ${first.id}: ${stateFailure(first)}${run}`);
   if (report.error) return bounded(`states: ${report.error.code}: ${report.error.message}${run}`);
   return bounded(`states: run failed${run}`);
 }

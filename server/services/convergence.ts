@@ -6,7 +6,7 @@ import type { ObservedStore } from '../store/types.js';
 import { classifyApply, statesFailureReason, unreachableReason } from './convergence-classify.js';
 import { tcpProbe } from './convergence-probe.js';
 import { ConvergenceQueue, REAL_TIMERS, type AttemptContext, type AttemptOutcome, type NodeQueueStatus, type Timers, type TriggerReason } from './convergence-queue.js';
-import { configuredAsOf, membershipPeers, peersRenderingHardwareOf, roleChanges, roleSnapshot, roleView, sameRoles, type NodeRoleView } from './convergence-roles.js';
+import { configuredAsOf, k3sNodesWaitingFor, membershipPeers, peersRenderingHardwareOf, roleChanges, roleSnapshot, roleView, sameRoles, type NodeRoleView } from './convergence-roles.js';
 import type { InventoryService } from './inventory-service.js';
 import { NodeLocks } from './node-locks.js';
 import type { ReadinessService } from './readiness-service.js';
@@ -34,7 +34,7 @@ export interface ConvergenceDeps {
   inventory: InventoryService;
   store: ObservedStore;
   states: Pick<StateService, 'run'> & Partial<Pick<StateService, 'onHardwareChange'>>;
-  readiness: Pick<ReadinessService, 'run'>;
+  readiness: Pick<ReadinessService, 'run'> & Partial<Pick<ReadinessService, 'onBecameReady'>>;
   settings: ConvergenceSettings;
   log: Logger;
   /**
@@ -63,6 +63,11 @@ export type ConvergeRequestOutcome =
 const CONVERGIBLE: ReadonlySet<LifecycleState> = new Set(['installed', 'configuring', 'ready', 'failed']);
 /** States a role change re-converges (an `installed` node is converged anyway, by the probe or its callback). */
 const RECONVERGE_ON_ROLES: ReadonlySet<LifecycleState> = new Set(['configuring', 'ready', 'failed']);
+/**
+ * States a K3s server turning ready re-converges: failed K3s nodes, and configuring ones (whose wait for a server may
+ * end, failed, just after this; a run under way runs once more). A ready one has nothing to wait for.
+ */
+const RECONVERGE_ON_K3S_SERVER: ReadonlySet<LifecycleState> = new Set(['configuring', 'failed']);
 /** Probes in flight at once. */
 const PROBE_PARALLEL = 32;
 
@@ -110,6 +115,12 @@ export class ConvergenceService {
     deps.states.onHardwareChange?.((name) => {
       if (!this.active()) return;
       void this.reconverge(peersRenderingHardwareOf(deps.inventory.inventory, name), 'peer-hardware').catch((err: unknown) => deps.log.error({ err, node: name }, 'hardware change: could not queue re-convergence'));
+    });
+    // A K3s node converged before any K3s server was up failed with nothing to join (its k3s unit keeps trying by
+    // itself): once a server turns ready, it is tried again instead of staying failed until an operator acts.
+    deps.readiness.onBecameReady?.((name) => {
+      if (!this.active()) return;
+      void this.reconverge(k3sNodesWaitingFor(deps.inventory.inventory, name), 'k3s-server-ready').catch((err: unknown) => deps.log.error({ err, node: name }, 'K3s server ready: could not queue re-convergence'));
     });
     // Kept current from construction on, so the first change after start compares against the right version.
     this.roles = roleSnapshot(deps.inventory.inventory);
@@ -258,17 +269,23 @@ export class ConvergenceService {
     }, delayMs);
   }
 
-  private async reconverge(names: string[], reason: 'roles' | 'peer-hardware' | 'peer-membership' = 'roles'): Promise<void> {
+  private async reconverge(names: string[], reason: 'roles' | 'peer-hardware' | 'peer-membership' | 'k3s-server-ready' = 'roles'): Promise<void> {
+    const states = reason === 'k3s-server-ready' ? RECONVERGE_ON_K3S_SERVER : RECONVERGE_ON_ROLES;
     for (const name of names) {
       const status = await this.deps.store.getNode(name);
-      if (!status || !RECONVERGE_ON_ROLES.has(status.state)) continue;
+      if (!status || !states.has(status.state)) continue;
       if (status.reimageRequested) {
         // `reimage --group` moves a node after marking it: it installs with its new roles; its old OS gets nothing.
         this.deps.log.info({ node: name, reason }, 'reimage pending: not re-converged on its old OS');
         continue;
       }
       const r = await this.request(name, reason);
-      const why = { roles: 'roles changed', 'peer-hardware': "a peer's hardware changed", 'peer-membership': 'a node joined or left its role' }[reason];
+      const why = {
+        roles: 'roles changed',
+        'peer-hardware': "a peer's hardware changed",
+        'peer-membership': 'a node joined or left its role',
+        'k3s-server-ready': 'a K3s server turned ready (this node may have failed only for want of one)',
+      }[reason];
       this.deps.log.info({ node: name, outcome: r.status, reason }, `${why}: re-converging`);
     }
   }

@@ -45,6 +45,19 @@ describe('classifying a state apply for convergence', () => {
     }
   });
 
+  it("a failed command's reason is the last line it wrote to stderr, not its whole script (after retries too)", () => {
+    const cmd = (stderr: string): StateResult => ({
+      ...state('k3s-join-server', false, 'Attempt 1: returned a result of false, with the comment: Command "hp=10.0.3.1:6443; case ..." failed with exit code 1\nAttempt 30: Command "hp=..." failed with exit code 1'),
+      module: 'cmd',
+      fun: 'run',
+      changes: { retcode: 1, stdout: '', stderr },
+    });
+    const waiting = report({ states: [cmd('timeout: x\nK3s server 10.0.3.1:6443 does not answer yet: k3s-agent is started and keeps trying to join by itself\n'), state('k3s-service', false, 'One or more requisite failed')] });
+    expect(statesFailureReason(waiting)).toBe('states: 2 failed: k3s-join-server: K3s server 10.0.3.1:6443 does not answer yet: k3s-agent is started and keeps trying to join by itself (run run-1)');
+    // Nothing on stderr: the comment's first line, as before.
+    expect(statesFailureReason(report({ states: [cmd('')] }))).toBe('states: 1 failed: k3s-join-server: Attempt 1: returned a result of false, with the comment: Command "hp=10.0.3.1:6443; case ..." failed with exit code 1 (run run-1)');
+  });
+
   it('keeps reasons to one bounded line', () => {
     const long = report({ states: [state('x', false, 'y'.repeat(5000))] });
     const reason = statesFailureReason(long);

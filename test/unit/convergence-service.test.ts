@@ -79,17 +79,26 @@ function fakeStates(script: Script) {
   };
 }
 
-/** A ReadinessService stand-in that moves the lifecycle the way the real one does for a passing node. */
+/**
+ * A ReadinessService stand-in that moves the lifecycle the way the real one does for a passing node, and tells its
+ * listeners when a node turned ready.
+ */
 function fakeReadiness(store: ObservedStore) {
   const calls: string[] = [];
+  const readyListeners: Array<(node: string) => void> = [];
   return {
     calls,
     service: {
+      onBecameReady(listener: (node: string) => void) {
+        readyListeners.push(listener);
+      },
       async run(nodes: readonly ResolvedNode[]): Promise<NodeReadinessReport[]> {
         const out: NodeReadinessReport[] = [];
         for (const node of nodes) {
           calls.push(node.name);
+          const turned = (await store.getNode(node.name))?.state === 'configuring';
           await store.recordEvent({ node: node.name, event: { type: 'ready' } });
+          if (turned) for (const l of readyListeners) l(node.name);
           out.push({ node: node.name, runId: `ready-${node.name}`, ready: true, state: 'ready', failing: [], summary: '', evidence: [], startedAt: 0, durationMs: 1 });
         }
         return out;
@@ -424,6 +433,58 @@ describe('convergence triggers', () => {
     await s.whenIdle();
     expect(states.calls.map((c) => c.node)).toEqual(['db1']);
     expect((await store.getNode('db1'))?.state).toBe('ready');
+  });
+});
+
+describe('K3s nodes converged before any K3s server was up', () => {
+  const K3S_INVENTORY = `cluster: { name: c }
+groups:
+  k3sctl: { roles: [base, k3s-server] }
+  k3s: { roles: [base, k3s-agent] }
+  web: { roles: [base, web] }
+nodes:
+  - { name: s1, mac: "02:00:00:00:00:11", ip: 10.9.0.11, group: k3sctl }
+  - { name: a1, mac: "02:00:00:00:00:12", ip: 10.9.0.12, group: k3s }
+  - { name: a2, mac: "02:00:00:00:00:13", ip: 10.9.0.13, group: k3s }
+  - { name: web1, mac: "02:00:00:00:00:01", ip: 10.9.0.1, group: web }
+`;
+  const waited = 'states: 2 failed: k3s-join-server: K3s server 10.9.0.11:6443 does not answer yet: k3s-agent is started and keeps trying to join by itself; rackseed converges this node again when a K3s server turns ready (run r)';
+
+  it('are tried again, once, when a K3s server turns ready: the failed ones, not the ready ones nor other roles', async () => {
+    writeFileSync(inventory.file, K3S_INVENTORY);
+    await inventory.reload();
+    await put('a1', [...TO_INSTALLED, { type: 'configure_started' }, { type: 'failed', reason: waited, stage: 'states' }]);
+    await put('a2', TO_READY);
+    await put('web1', [...TO_INSTALLED, { type: 'configure_started' }, { type: 'failed', reason: 'states: 1 failed: x', stage: 'states' }]);
+    await put('s1', TO_INSTALLED);
+    const { s, states, timers } = service(() => ({ result: 'changed' }));
+    await s.start();
+    timers.pending.clear(); // no probe rounds in this test
+    await s.request('s1', 'booted');
+    await drain(s, timers);
+    // The server turned ready, and the agent that had failed waiting for it was converged again (its k3s-agent had
+    // joined by itself meanwhile): ready now.
+    expect(states.calls.map((c) => c.node)).toEqual(['s1', 'a1']);
+    expect((await trail('a1')).slice(-3)).toEqual([`failed[states]: ${waited}`, 'configure_started', 'ready']);
+    expect((await store.getNode('web1'))?.state).toBe('failed');
+    // The server converged again while ready: no transition, nobody re-converged.
+    await s.request('s1', 'operator');
+    await drain(s, timers);
+    expect(states.calls.map((c) => c.node)).toEqual(['s1', 'a1', 's1']);
+  });
+
+  it('an agent that fails again stays failed until the next server turns ready: no loop', async () => {
+    writeFileSync(inventory.file, K3S_INVENTORY);
+    await inventory.reload();
+    await put('a1', [...TO_INSTALLED, { type: 'configure_started' }, { type: 'failed', reason: waited, stage: 'states' }]);
+    await put('s1', TO_INSTALLED);
+    const { s, states, timers } = service((node) => (node.name === 'a1' ? stateFailed : { result: 'changed' }));
+    await s.start();
+    timers.pending.clear();
+    await s.request('s1', 'booted');
+    await drain(s, timers);
+    expect(states.calls.map((c) => c.node)).toEqual(['s1', 'a1']);
+    expect((await store.getNode('a1'))?.state).toBe('failed');
   });
 });
 

@@ -3,7 +3,11 @@
  * every role compiles, the generated files (slurm.conf, gres.conf, /etc/hosts, K3s config) say exactly what the
  * inventory and the facts say, and slurm.conf follows the cluster's membership.
  */
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadInventory } from '../../server/inventory/index.js';
 import type { LifecycleState } from '../../server/model/lifecycle.js';
@@ -290,6 +294,54 @@ describe('role library: K3s', () => {
     const vipPlan = compile(vipContext);
     expect(renderedFile(vipPlan, vipContext, '/etc/rancher/k3s/config.yaml')).toMatch(/^server: "https:\/\/10\.0\.3\.100:6443"$/m);
     expect(stateNamed(vipPlan, AGENT_JOIN)).toMatchObject({ module: 'file', fun: 'absent' });
+  });
+
+  it('a node racked before its server: the join waits for the server to answer, starts the unit without blocking and fails saying so (run by /bin/sh against a real loopback port)', async () => {
+    const work = mkdtempSync(path.join(tmpdir(), 'rackseed-k3s-join-'));
+    // systemctl stands in (no systemd here): it records what it was asked and says the unit is not active.
+    writeFileSync(path.join(work, 'systemctl'), `#!/bin/sh\necho "$*" >> ${work}/systemctl.log\n[ "$1" = is-active ] && exit 3\nexit 0\n`, { mode: 0o755 });
+    const listener = createServer();
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const port = (listener.address() as AddressInfo).port;
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const closedPort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const sh = (command: string) =>
+      new Promise<{ code: number; stderr: string }>((resolve) => {
+        execFile('/bin/sh', ['-c', command], { env: { ...process.env, PATH: `${work}:${process.env['PATH'] ?? ''}` } }, (err, _stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stderr }));
+      });
+    const joinFor = (url: string) => {
+      const given = loadTestInventory(INVENTORY.replace('        artifacts: /srv/artifacts/k3s\n        labels', `        artifacts: /srv/artifacts/k3s\n        server_url: "${url}"\n        labels`));
+      const plan = compile(contextFor(given, 'k3s02'));
+      return { plan, join: plan.states.find((st) => st.id === 'k3s-join-server')! };
+    };
+    try {
+      const { plan, join } = joinFor(`https://127.0.0.1:${closedPort}`);
+      // k3s-agent starts only once the server answers; the wait covers a server converging alongside (5 minutes).
+      expect(stateNamed(plan, 'k3s-agent', 'service').requisites.filter((r) => r.kind === 'require').flatMap((r) => r.on)).toContain(join.key);
+      expect(join.retry).toMatchObject({ attempts: 30, interval: 10 });
+      // Nobody listens: the unit is enabled and started without waiting (K3s keeps trying to join by itself), and the
+      // state fails with the reason, as its last line on stderr.
+      expect((await sh(join.unless[0]!)).code).not.toBe(0);
+      const waiting = await sh(join.name);
+      expect(waiting.code).toBe(1);
+      expect(waiting.stderr.trim().split('\n').pop()).toBe(
+        `K3s server 127.0.0.1:${closedPort} does not answer yet: k3s-agent is started and keeps trying to join by itself; rackseed converges this node again when a K3s server turns ready`,
+      );
+      expect(readFileSync(path.join(work, 'systemctl.log'), 'utf8')).toBe('daemon-reload\nenable -q -- k3s-agent\nis-active -q -- k3s-agent\nstart --no-block -- k3s-agent\n');
+      // The server answers: the guard passes and nothing more is done (k3s-service then starts the unit).
+      expect((await sh(joinFor(`https://127.0.0.1:${port}`).join.unless[0]!)).code).toBe(0);
+      expect((await sh(joinFor(`https://127.0.0.1:${port}/`).join.unless[0]!)).code).toBe(0);
+    } finally {
+      await new Promise<void>((resolve) => listener.close(() => resolve()));
+      rmSync(work, { recursive: true, force: true });
+    }
+    // The server that starts the cluster waits for nobody; nor does a node whose K3s is not started here.
+    expect(compile(contextFor(inv, 'k3s01')).states.some((st) => st.id === 'k3s-join-server')).toBe(false);
+    expect(compile(contextFor(inv, 'k3s02')).states.find((st) => st.id === 'k3s-join-server')!.unless[0]).toContain("hp=10.0.3.1:6443;");
+    const notStarted = loadTestInventory(INVENTORY.replace('artifacts: /srv/artifacts/k3s', 'artifacts: /srv/artifacts/k3s\n        start: false'));
+    expect(compile(contextFor(notStarted, 'k3s02')).states.some((st) => st.id === 'k3s-join-server')).toBe(false);
   });
 
   it('the server config has no join address, names itself in tls-san and disables what the data says', () => {
