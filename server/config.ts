@@ -179,10 +179,20 @@ export const DEFAULT_DATABASE_URL_ENV = 'RACKSEED_DATABASE_URL';
 const POSTGRES_URL = /^postgres(ql)?:\/\/./;
 const postgresUrl = z.string().regex(POSTGRES_URL, 'expected a postgres:// or postgresql:// URL');
 
+/** store.retention, the same for both kinds. 0 days keeps that sort of record for ever. */
+const retentionSchema = strict({
+  /** Finished runs (apply, test, readiness, audit, install) older than this many days are removed. */
+  runs_days: z.number().int().min(0).max(36_500).default(90),
+  /** A node's newest finished runs of each kind stay whatever their age: readiness, the dashboard and convergence read them. */
+  keep_last_runs_per_node: z.number().int().min(1).max(1000).default(5),
+  /** Discovered machines (unknown MACs) not seen for this many days are forgotten, with their events. */
+  discovered_days: z.number().int().min(0).max(36_500).default(30),
+}).prefault({});
+
 // "Every key is optional": a store: section without kind (only a path) is SQLite, the default kind.
 const storeSchema = z.preprocess((v) => (v !== null && typeof v === 'object' && !Array.isArray(v) && !('kind' in v) ? { kind: 'sqlite', ...v } : v), z
   .discriminatedUnion('kind', [
-    strict({ kind: z.literal('sqlite'), path: z.string().optional() }),
+    strict({ kind: z.literal('sqlite'), path: z.string().optional(), retention: retentionSchema }),
     strict({
       kind: z.literal('postgres'),
       /** Written in the file (passwords then too: prefer url_env). */
@@ -191,13 +201,14 @@ const storeSchema = z.preprocess((v) => (v !== null && typeof v === 'object' && 
       url_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name').optional(),
       /** Connections this server keeps to the database at most. */
       pool_size: z.number().int().min(1).max(200).default(10),
+      retention: retentionSchema,
     }).superRefine((s, ctx) => {
       if (s.url !== undefined && s.url_env !== undefined) {
         ctx.addIssue({ code: 'custom', path: ['url_env'], message: 'give either url or url_env, not both' });
       }
     }),
   ])
-  .default({ kind: 'sqlite' }));
+  .prefault({ kind: 'sqlite' }));
 
 /** A path below data_dir/files, as served on /files: no absolute paths, no way out of that directory. */
 const filesPath = z
@@ -379,6 +390,8 @@ export interface Config {
   dhcp: DhcpConfig;
   /** Resolved: a PostgreSQL URL read from the environment is in here, so never log or print this object whole. */
   store: StoreConfig;
+  /** store.retention: what the server prunes from the store, and how often (server/services/store-retention.ts). */
+  storeRetention: StoreRetentionConfig;
   /** Installer kernel and initrd handed to nodes that provision, relative to data_dir/files. */
   provisioning: { kernel: string; initrd: string; tokenSeconds: number };
   /** Image distribution over BitTorrent: tracker and seeder. */
@@ -388,6 +401,14 @@ export interface Config {
   /** Automatic convergence of installed nodes (server/services/convergence.ts). */
   convergence: ConvergenceConfig;
   log: { level: RawConfig['log']['level'] };
+}
+
+export interface StoreRetentionConfig {
+  /** 0: runs are kept for ever. */
+  runsDays: number;
+  keepLastRunsPerNode: number;
+  /** 0: discovered machines are kept for ever. */
+  discoveredDays: number;
 }
 
 export interface ConvergenceConfig {
@@ -492,6 +513,11 @@ export function parseConfig(text: string, file: string, env: ConfigEnvironment =
       declineSeconds: raw.dhcp.decline_seconds,
     },
     store: resolveStore(raw.store, dataDir, env, where),
+    storeRetention: {
+      runsDays: raw.store.retention.runs_days,
+      keepLastRunsPerNode: raw.store.retention.keep_last_runs_per_node,
+      discoveredDays: raw.store.retention.discovered_days,
+    },
     provisioning: { kernel: raw.provisioning.kernel, initrd: raw.provisioning.initrd, tokenSeconds: raw.provisioning.token_seconds },
     torrent: {
       enabled: raw.torrent.enabled,

@@ -25,6 +25,7 @@ import { ConvergenceService } from './services/convergence.js';
 import { hasPinnedHostKey } from './services/convergence-probe.js';
 import { InventoryService } from './services/inventory-service.js';
 import { syncStoreWithInventory } from './services/store-sync.js';
+import { StoreRetention } from './services/store-retention.js';
 import { ServerRegistry } from './services/server-registry.js';
 import { openStore } from './store/index.js';
 import type { ObservedStore } from './store/types.js';
@@ -150,6 +151,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const syncLog = log.child({ subsystem: 'sync' });
     inventory.onChange((inv) => syncStoreWithInventory(store, inv, syncLog));
     await syncStoreWithInventory(store, inventory.inventory, syncLog);
+    // After the sync, which names the discovered machines the inventory now lists: they are not pruned as unknown.
+    const retention = new StoreRetention({ store, retention: config.storeRetention, log: log.child({ subsystem: 'retention' }) });
+    retention.start();
+    closers.unshift(() => retention.stop());
 
     // Set once the listeners are up; the API reads them through netbootStats.
     let tftp: TftpServerHandle | undefined;

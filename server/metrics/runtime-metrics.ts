@@ -1,5 +1,5 @@
 import { Counter, Histogram, Registry } from 'prom-client';
-import type { RunKind, RunResult } from '../store/types.js';
+import type { PruneResult, RunKind, RunResult } from '../store/types.js';
 
 /**
  * Metrics that subsystems push as things happen (a run finished, a readiness check failed). They live in one
@@ -31,6 +31,13 @@ const powerActions = new Counter({
   registers: [runtimeRegistry],
 });
 
+const storePruned = new Counter({
+  name: 'rackseed_store_pruned_total',
+  help: 'Rows removed from the store by store.retention: runs, discovered machines, and the events of those machines',
+  labelNames: ['what'] as const,
+  registers: [runtimeRegistry],
+});
+
 /** Records one finished run; call once per run with its wall time. */
 export function observeRun(kind: RunKind, seconds: number, result: RunResult): void {
   runDuration.observe({ kind, result }, seconds);
@@ -43,4 +50,11 @@ export function countReadinessFailure(check: string): void {
 
 export function countPowerAction(action: string, outcome: 'ok' | 'failed' | 'timeout'): void {
   powerActions.inc({ action, outcome });
+}
+
+/** Counts what one pruning pass removed. */
+export function countPruned(r: PruneResult): void {
+  storePruned.inc({ what: 'runs' }, r.runs);
+  storePruned.inc({ what: 'discovered_machines' }, r.discovered);
+  storePruned.inc({ what: 'discovered_events' }, r.discoveredEvents);
 }

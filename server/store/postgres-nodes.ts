@@ -216,6 +216,28 @@ export class PgNodes {
     });
   }
 
+  /**
+   * Forgets up to `limit` discovered machines last seen before `before`, with their events, in one transaction. Under
+   * the event-log lock, like every lifecycle write: a machine booting again meanwhile is either seen (and kept) or
+   * forgotten first and then discovered afresh.
+   */
+  async forgetDiscovered(before: number, limit: number): Promise<{ machines: number; events: number }> {
+    return inTransaction(this.pool, async (client) => {
+      await lockEventLog(client);
+      // id = mac: a discovered machine is keyed by its MAC until the inventory names it (store-sync renames it then).
+      const stale = await client.query<{ id: string }>(
+        `SELECT id FROM node_status WHERE state = 'discovered' AND id = mac AND coalesce(last_seen_at, updated_at) < $1
+         ORDER BY id LIMIT $2`,
+        [before, limit],
+      );
+      const ids = stale.rows.map((r) => r.id);
+      if (ids.length === 0) return { machines: 0, events: 0 };
+      const events = await client.query('DELETE FROM events WHERE node = ANY($1::text[])', [ids]);
+      await client.query('DELETE FROM node_status WHERE id = ANY($1::text[])', [ids]);
+      return { machines: ids.length, events: events.rowCount ?? 0 };
+    });
+  }
+
   async rename(from: string, to: string): Promise<void> {
     if (from === to) return;
     await inTransaction(this.pool, async (client) => {

@@ -2,6 +2,7 @@ import type pg from 'pg';
 
 import { RackseedError } from '../model/errors.js';
 import { sqlState, UNIQUE_VIOLATION } from './postgres-open.js';
+import type { RunCursor } from './prune.js';
 import type { Run, RunKind, RunQuery, RunResult } from './types.js';
 import { storedJson } from './stored-json.js';
 
@@ -67,6 +68,38 @@ export class PgRuns {
       [q.server, q.before, q.finishedAt, json(q.error)],
     );
     return r.rowCount ?? 0;
+  }
+
+  /**
+   * One batch of pruning: the oldest finished runs before `before` after `cursor` (runs_started), then the delete,
+   * which checks each again and keeps a node's newest `keep` finished runs of the kind (runs_node_kind_started) and
+   * its newest apply that records what it configured. Only newer rows decide whether a row stays, so the newest ones
+   * are never removed whatever order the rows go in. Returns how many went and where the next batch starts.
+   */
+  async pruneBatch(q: { before: number; keep: number; limit: number; cursor: RunCursor }): Promise<{ deleted: number; next?: RunCursor }> {
+    const rows = (
+      await this.pool.query<{ id: string; started_at: number }>(
+        `SELECT id, started_at FROM runs
+         WHERE result <> 'running' AND started_at < $1 AND (started_at, id) > ($2, $3)
+         ORDER BY started_at, id LIMIT $4`,
+        [q.before, q.cursor.startedAt, q.cursor.id, q.limit],
+      )
+    ).rows;
+    if (rows.length === 0) return { deleted: 0 };
+    const r = await this.pool.query(
+      `DELETE FROM runs AS r
+       WHERE r.id = ANY($1::text[]) AND r.result <> 'running' AND r.started_at < $2
+         AND (SELECT count(*) FROM (SELECT 1 FROM runs AS n
+               WHERE n.node = r.node AND n.kind = r.kind AND (n.started_at, n.id) > (r.started_at, r.id) AND n.result <> 'running'
+               LIMIT $3) AS newer) >= $3
+         AND NOT (r.kind = 'apply' AND coalesce(jsonb_typeof(r.summary -> 'configuredAs'), '') = 'object' AND NOT EXISTS (SELECT 1 FROM runs AS n
+               WHERE n.node = r.node AND n.kind = 'apply' AND (n.started_at, n.id) > (r.started_at, r.id)
+                 AND coalesce(jsonb_typeof(n.summary -> 'configuredAs'), '') = 'object'))`,
+      [rows.map((row) => row.id), q.before, q.keep],
+    );
+    const deleted = r.rowCount ?? 0;
+    const last = rows.at(-1)!;
+    return rows.length < q.limit ? { deleted } : { deleted, next: { startedAt: Number(last.started_at), id: last.id } };
   }
 
   async get(id: string): Promise<Run | undefined> {

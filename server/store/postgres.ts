@@ -7,6 +7,7 @@ import { migratePostgres } from './postgres-migrate.js';
 import { PgNodes } from './postgres-nodes.js';
 import { connectionError, createPool, DEFAULT_POOL_SIZE, type PostgresOptions } from './postgres-open.js';
 import { PgRuns } from './postgres-runs.js';
+import { pruneInBatches } from './prune.js';
 import { PgServers } from './postgres-servers.js';
 import type {
   ClaimResult,
@@ -15,6 +16,8 @@ import type {
   NewEvent,
   NodeStatus,
   ObservedStore,
+  PrunePolicy,
+  PruneResult,
   RecordResult,
   Run,
   RunQuery,
@@ -184,5 +187,12 @@ export class PostgresStore implements ObservedStore {
 
   async abandonRuns(q: { server: string; before: number; finishedAt: number; error: { code: string; message: string } }): Promise<number> {
     return this.runs.abandon(q);
+  }
+
+  async prune(policy: PrunePolicy): Promise<PruneResult> {
+    return pruneInBatches(policy, {
+      runs: (q) => this.runs.pruneBatch(q),
+      discovered: (before, limit) => this.nodes.forgetDiscovered(before, limit),
+    });
   }
 }

@@ -93,6 +93,7 @@ export class SqliteNodes {
   private readonly recordMany;
   private readonly touchTx;
   private readonly renameTx;
+  private readonly forgetTx;
 
   constructor(db: Database.Database) {
     this.getStmt = db.prepare<[string], StatusRow>('SELECT * FROM node_status WHERE id = ?');
@@ -134,6 +135,21 @@ export class SqliteNodes {
       this.touchInTx(id, patch),
     );
     this.renameTx = db.transaction((from: string, to: string) => this.renameInTx(from, to));
+
+    // id = mac: a discovered machine is keyed by its MAC until the inventory names it (store-sync renames it then).
+    const staleDiscovered = db.prepare<[{ before: number; limit: number }], { id: string }>(`
+      SELECT id FROM node_status WHERE state = 'discovered' AND id = mac AND coalesce(last_seen_at, updated_at) < @before
+      ORDER BY id LIMIT @limit`);
+    const deleteEvents = db.prepare<[string]>('DELETE FROM events WHERE node = ?');
+    this.forgetTx = db.transaction((before: number, limit: number) => {
+      const ids = staleDiscovered.all({ before, limit }).map((r) => r.id);
+      let events = 0;
+      for (const id of ids) {
+        events += deleteEvents.run(id).changes;
+        this.deleteStmt.run(id);
+      }
+      return { machines: ids.length, events };
+    });
   }
 
   get(id: string): NodeStatus | undefined {
@@ -206,6 +222,11 @@ export class SqliteNodes {
       next.updatedAt = Date.now();
     }
     this.upsertStmt.run(toStatusParams(next));
+  }
+
+  /** Forgets up to `limit` discovered machines last seen before `before`, with their events, in one transaction. */
+  forgetDiscovered(before: number, limit: number): { machines: number; events: number } {
+    return this.forgetTx.immediate(before, limit);
   }
 
   rename(from: string, to: string): void {

@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 
 import { RackseedError } from '../model/errors.js';
 import { fromJson, toJson } from './sqlite-json.js';
+import type { RunCursor } from './prune.js';
 import type { Run, RunKind, RunQuery, RunResult } from './types.js';
 
 interface RunRow {
@@ -48,6 +49,26 @@ export const RUN_FLEET_QUERIES = {
         AND (json_extract(summary, '$.server') IS NULL OR json_extract(summary, '$.server') = @server)`,
 } as const;
 
+/**
+ * Pruning, one batch at a time: the oldest candidates after a cursor (runs_started), then the delete, which checks
+ * each row again and keeps a node's newest `keep` finished runs of the kind (runs_node_kind_started, migration 007)
+ * and its newest apply that records what it configured. Only newer rows decide whether a row stays, so the newest
+ * ones are never removed whatever order the rows go in.
+ */
+export const RUN_PRUNE_QUERIES = {
+  candidates: `SELECT id, started_at FROM runs
+      WHERE result <> 'running' AND started_at < @before AND (started_at, id) > (@after_started, @after_id)
+      ORDER BY started_at, id LIMIT @limit`,
+  delete: `DELETE FROM runs AS r
+      WHERE r.id IN (SELECT value FROM json_each(@ids)) AND r.result <> 'running' AND r.started_at < @before
+        AND (SELECT count(*) FROM (SELECT 1 FROM runs AS n
+              WHERE n.node = r.node AND n.kind = r.kind AND (n.started_at, n.id) > (r.started_at, r.id) AND n.result <> 'running'
+              LIMIT @keep)) >= @keep
+        AND NOT (r.kind = 'apply' AND coalesce(json_type(r.summary, '$.configuredAs'), '') = 'object' AND NOT EXISTS (SELECT 1 FROM runs AS n
+              WHERE n.node = r.node AND n.kind = 'apply' AND (n.started_at, n.id) > (r.started_at, r.id)
+                AND coalesce(json_type(n.summary, '$.configuredAs'), '') = 'object'))`,
+} as const;
+
 /** apply/test/readiness/audit/install runs: written twice (start, finish), read newest first. */
 export class SqliteRuns {
   private readonly insertStmt;
@@ -57,6 +78,8 @@ export class SqliteRuns {
   private readonly listKindStmt;
   private readonly listNodeStmt;
   private readonly abandonStmt;
+  private readonly pruneCandidatesStmt;
+  private readonly pruneStmt;
 
   constructor(db: Database.Database) {
     this.insertStmt = db.prepare(`
@@ -70,6 +93,10 @@ export class SqliteRuns {
     this.listStmt = db.prepare<[{ limit: number }], RunRow>(RUN_FLEET_QUERIES.newest);
     this.listKindStmt = db.prepare<[{ kind: string; limit: number }], RunRow>(RUN_FLEET_QUERIES.newestOfKind);
     this.abandonStmt = db.prepare(RUN_FLEET_QUERIES.abandon);
+    this.pruneCandidatesStmt = db.prepare<[{ before: number; after_started: number; after_id: string; limit: number }], { id: string; started_at: number }>(
+      RUN_PRUNE_QUERIES.candidates,
+    );
+    this.pruneStmt = db.prepare<[{ ids: string; before: number; keep: number }]>(RUN_PRUNE_QUERIES.delete);
     this.listNodeStmt = db.prepare<[ListParams], RunRow>(`
       SELECT * FROM runs WHERE node = @node AND (@kind IS NULL OR kind = @kind)
       ORDER BY started_at DESC, id DESC LIMIT @limit`);
@@ -108,6 +135,18 @@ export class SqliteRuns {
 
   abandon(q: { server: string; before: number; finishedAt: number; error: { code: string; message: string } }): number {
     return this.abandonStmt.run({ server: q.server, before: q.before, finished_at: q.finishedAt, error: toJson(q.error) }).changes;
+  }
+
+  /**
+   * One batch of pruning: looks at up to `limit` finished runs started before `before`, after `cursor`, and deletes
+   * those not kept. Returns how many went and where the next batch starts (undefined when none are left).
+   */
+  pruneBatch(q: { before: number; keep: number; limit: number; cursor: RunCursor }): { deleted: number; next?: RunCursor } {
+    const rows = this.pruneCandidatesStmt.all({ before: q.before, after_started: q.cursor.startedAt, after_id: q.cursor.id, limit: q.limit });
+    if (rows.length === 0) return { deleted: 0 };
+    const deleted = this.pruneStmt.run({ ids: JSON.stringify(rows.map((r) => r.id)), before: q.before, keep: q.keep }).changes;
+    const last = rows.at(-1)!;
+    return rows.length < q.limit ? { deleted } : { deleted, next: { startedAt: last.started_at, id: last.id } };
   }
 
   get(id: string): Run | undefined {

@@ -5,6 +5,7 @@ import { migrateSqlite } from './sqlite-migrate.js';
 import { SqliteLeases } from './sqlite-leases.js';
 import { SqliteNodes } from './sqlite-nodes.js';
 import { openSqliteDatabase, readSettings, type SqliteSettings } from './sqlite-open.js';
+import { pruneInBatches } from './prune.js';
 import { SqliteRuns } from './sqlite-runs.js';
 import { SqliteServers } from './sqlite-servers.js';
 import type {
@@ -14,6 +15,8 @@ import type {
   NewEvent,
   NodeStatus,
   ObservedStore,
+  PrunePolicy,
+  PruneResult,
   RecordResult,
   Run,
   RunQuery,
@@ -170,5 +173,12 @@ export class SqliteStore implements ObservedStore {
 
   async abandonRuns(q: { server: string; before: number; finishedAt: number; error: { code: string; message: string } }): Promise<number> {
     return this.runs.abandon(q);
+  }
+
+  async prune(policy: PrunePolicy): Promise<PruneResult> {
+    return pruneInBatches(policy, {
+      runs: async (q) => this.runs.pruneBatch(q),
+      discovered: async (before, limit) => this.nodes.forgetDiscovered(before, limit),
+    });
   }
 }

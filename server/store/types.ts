@@ -87,6 +87,40 @@ export interface RunQuery {
   limit?: number;
 }
 
+/**
+ * What prune() may remove. Cutoffs are absolute times (milliseconds since the epoch); a cutoff left out removes
+ * nothing of that sort. Whatever the cutoffs, a run still `running` is never removed, nor a node's newest
+ * `keepLastRunsPerNode` finished runs of each kind, nor its newest apply that records what it configured
+ * (summary.configuredAs: convergence compares it with the inventory). Inventory nodes' status and events are never
+ * touched.
+ */
+export interface PrunePolicy {
+  /** Finished runs that started before this may go. */
+  runsStartedBefore?: number;
+  /** At least 1. */
+  keepLastRunsPerNode: number;
+  /**
+   * Discovered machines (state `discovered`, keyed by their MAC: never matched to an inventory node) last seen before
+   * this go, with their events. One that boots again is discovered afresh.
+   */
+  discoveredSeenBefore?: number;
+  /**
+   * Rows looked at per transaction, so a large backlog never holds the write lock for long. Defaults to
+   * PRUNE_BATCH_SIZE (server/store/prune.ts).
+   */
+  batchSize?: number;
+  /** Stops the pruning between two batches (a server shutting down); what was removed stays removed. */
+  signal?: AbortSignal;
+}
+
+export interface PruneResult {
+  runs: number;
+  /** Discovered machines forgotten (their status rows). */
+  discovered: number;
+  /** Their events, removed with them. */
+  discoveredEvents: number;
+}
+
 /** An image as one server holds it: a server is a web seed for another's torrent only if both hold the same bytes. */
 export interface ServerImage {
   name: string;
@@ -172,4 +206,7 @@ export interface ObservedStore {
    * recorded the end. `error` joins their summary. Returns how many.
    */
   abandonRuns(q: { server: string; before: number; finishedAt: number; error: { code: string; message: string } }): Promise<number>;
+
+  /** Removes old runs and long-unseen discovered machines, in batches of one transaction each (see PrunePolicy). */
+  prune(policy: PrunePolicy): Promise<PruneResult>;
 }

@@ -147,6 +147,7 @@ describe('GET /metrics', () => {
       rackseed_run_duration_seconds: 'histogram',
       rackseed_readiness_failures_total: 'counter',
       rackseed_power_actions_total: 'counter',
+      rackseed_store_pruned_total: 'counter',
       rackseed_dhcp_packets_total: 'counter',
       rackseed_dhcp_dropped_total: 'counter',
       rackseed_dhcp_ignored_total: 'counter',

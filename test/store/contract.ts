@@ -632,6 +632,87 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       });
     });
 
+    describe('prune', () => {
+      const finished = async (r: Run, summary: Record<string, unknown> = {}): Promise<void> => {
+        await store.createRun(r);
+        await store.finishRun(r.id, { result: 'success', finishedAt: r.startedAt + 1, summary, details: [] });
+      };
+      const ids = async (): Promise<string[]> => (await store.listRuns()).map((r) => r.id).sort();
+
+      it('removes finished runs started before the cutoff, keeping running ones and each node\'s newest of each kind', async () => {
+        // n1: three old audits and one old apply; n2: one old audit; n3: an old running readiness run.
+        for (const [i, at] of [100, 200, 300].entries()) await finished(run({ id: `n1-audit-${i}`, node: 'n1', kind: 'audit', startedAt: at }));
+        await finished(run({ id: 'n1-apply', node: 'n1', kind: 'apply', startedAt: 150 }));
+        await finished(run({ id: 'n1-audit-new', node: 'n1', kind: 'audit', startedAt: 900 }));
+        await finished(run({ id: 'n2-audit', node: 'n2', kind: 'audit', startedAt: 100 }));
+        await store.createRun(run({ id: 'n3-running', node: 'n3', kind: 'readiness', startedAt: 50 }));
+
+        expect(await store.prune({ runsStartedBefore: 500, keepLastRunsPerNode: 2 })).toEqual({ runs: 2, discovered: 0, discoveredEvents: 0 });
+        // n1 keeps its two newest audits (one of them old) and its only apply; n2 its only audit; the running run stays.
+        expect(await ids()).toEqual(['n1-apply', 'n1-audit-2', 'n1-audit-new', 'n2-audit', 'n3-running']);
+        expect(await store.getRun('n1-audit-2')).toMatchObject({ result: 'success', finishedAt: 301 });
+
+        // A running run is not among the newest that are kept: it may yet be closed as abandoned.
+        await store.createRun(run({ id: 'n1-audit-running', node: 'n1', kind: 'audit', startedAt: 950 }));
+        expect((await store.prune({ runsStartedBefore: 500, keepLastRunsPerNode: 2 })).runs).toBe(0);
+        expect((await store.prune({ runsStartedBefore: 1_000, keepLastRunsPerNode: 1 })).runs).toBe(1);
+        expect(await ids()).toEqual(['n1-apply', 'n1-audit-new', 'n1-audit-running', 'n2-audit', 'n3-running']);
+        // Below 1 still keeps the newest.
+        expect((await store.prune({ runsStartedBefore: 10_000, keepLastRunsPerNode: 0 })).runs).toBe(0);
+      });
+
+      it('keeps a node\'s newest apply that records what it configured, behind newer ones that do not', async () => {
+        await finished(run({ id: 'configured-old', node: 'n1', kind: 'apply', startedAt: 100 }), { configuredAs: { group: 'g', roles: ['a'] } });
+        await finished(run({ id: 'configured', node: 'n1', kind: 'apply', startedAt: 200 }), { configuredAs: { group: 'g', roles: ['b'] } });
+        // Closed as abandoned: they say nothing about what the node was configured as.
+        for (const at of [300, 400, 500]) await finished(run({ id: `abandoned-${at}`, node: 'n1', kind: 'apply', startedAt: at }), { error: { code: 'RUN_ABANDONED' } });
+
+        expect((await store.prune({ runsStartedBefore: 450, keepLastRunsPerNode: 1 })).runs).toBe(3);
+        expect(await ids()).toEqual(['abandoned-500', 'configured']);
+      });
+
+      it('goes through a backlog in batches, with kept runs among the old ones', async () => {
+        for (let i = 0; i < 25; i++) await finished(run({ id: `r${String(i).padStart(2, '0')}`, node: `n${i % 3}`, kind: 'audit', startedAt: 100 + i }));
+        expect((await store.prune({ runsStartedBefore: 1_000, keepLastRunsPerNode: 2, batchSize: 4 })).runs).toBe(19);
+        expect(await ids()).toEqual(['r21', 'r22', 'r23', 'r24', 'r19', 'r20'].sort());
+      });
+
+      it('forgets discovered machines not seen since the cutoff, with their events, and nothing else', async () => {
+        okResult(await store.recordEvent({ node: MAC_A, event: discovered(MAC_A), at: 100 }));
+        okResult(await store.recordEvent({ node: MAC_B, event: discovered(MAC_B), at: 100 }));
+        await store.touchNode(MAC_B, { seenAt: 800 });
+        okResult(await store.recordEvent({ node: MAC_C, event: discovered(MAC_C), at: 100 }));
+        okResult(await store.recordEvent({ node: MAC_C, event: discovered(MAC_C), at: 200 }));
+        // An inventory node, never seen, and one that went through discovery under its MAC before it was named.
+        await record('n1', [{ type: 'assigned', group: 'g' }], 50);
+        okResult(await store.recordEvent({ node: '52:54:00:00:00:0d', event: discovered('52:54:00:00:00:0d'), at: 60 }));
+        await store.renameNode('52:54:00:00:00:0d', 'n2');
+        await store.claimLease({ ip: '10.0.0.5', mac: MAC_A, state: 'bound', expiresAt: 10_000 }, 100);
+        await finished(run({ id: 'n1-old', node: 'n1', kind: 'apply', startedAt: 10 }));
+
+        expect(await store.prune({ discoveredSeenBefore: 500, keepLastRunsPerNode: 1, batchSize: 1 })).toEqual({ runs: 0, discovered: 2, discoveredEvents: 3 });
+        expect((await store.listNodes()).map((n) => n.id)).toEqual([MAC_B, 'n1', 'n2']);
+        expect(new Set((await store.listEvents()).map((e) => e.node))).toEqual(new Set([MAC_B, 'n1', 'n2']));
+        expect(await store.getLeaseByMac(MAC_A)).toMatchObject({ ip: '10.0.0.5', state: 'bound' });
+        expect(await ids()).toEqual(['n1-old']);
+
+        // Seen again, it is discovered afresh.
+        okResult(await store.recordEvent({ node: MAC_A, event: discovered(MAC_A), at: 900 }));
+        expect(await store.getNode(MAC_A)).toMatchObject({ state: 'discovered', lastSeenAt: 900 });
+      });
+
+      it('removes nothing without cutoffs, and stops between batches when asked', async () => {
+        okResult(await store.recordEvent({ node: MAC_A, event: discovered(MAC_A), at: 100 }));
+        await finished(run({ id: 'a', node: 'n1', startedAt: 100 }));
+        await finished(run({ id: 'b', node: 'n1', startedAt: 200 }));
+        expect(await store.prune({ keepLastRunsPerNode: 1 })).toEqual({ runs: 0, discovered: 0, discoveredEvents: 0 });
+        const stopped = AbortSignal.abort();
+        expect(await store.prune({ runsStartedBefore: 1_000, discoveredSeenBefore: 1_000, keepLastRunsPerNode: 1, signal: stopped })).toEqual({ runs: 0, discovered: 0, discoveredEvents: 0 });
+        expect(await ids()).toEqual(['a', 'b']);
+        expect(await store.getNode(MAC_A)).toBeDefined();
+      });
+    });
+
     describe('servers', () => {
       const img = (name: string, n: number) => ({ name, sha256: String(n).repeat(64).slice(0, 64), infoHash: String(n).repeat(40).slice(0, 40) });
 

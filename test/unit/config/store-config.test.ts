@@ -51,6 +51,13 @@ describe('config: store', () => {
     expect(parseConfig(text, FILE, env({}, '_weird_')).serverName).toBe('rackseed');
   });
 
+  it('store.retention: runs 90 days, a node\'s 5 newest of each kind, discovered machines 30 days; 0 days keeps for ever', () => {
+    expect(parseConfig('', FILE, env()).storeRetention).toEqual({ runsDays: 90, keepLastRunsPerNode: 5, discoveredDays: 30 });
+    const text = 'store:\n  kind: postgres\n  url: postgres://a/b\n  retention:\n    runs_days: 0\n    keep_last_runs_per_node: 2\n';
+    expect(parseConfig(text, FILE, env()).storeRetention).toEqual({ runsDays: 0, keepLastRunsPerNode: 2, discoveredDays: 30 });
+    expect(parseConfig('store:\n  retention:\n    discovered_days: 0\n', FILE, env()).storeRetention).toMatchObject({ runsDays: 90, discoveredDays: 0 });
+  });
+
   const cases: Array<[string, string, Record<string, string>, RegExp]> = [
     ['neither url nor url_env, default variable unset', 'store:\n  kind: postgres\n', {}, /^\/etc\/rackseed\/rackseed\.yaml:1 store\.url: missing: give store\.url, or store\.url_env .*RACKSEED_DATABASE_URL, is not set/],
     ['url_env names an unset variable', 'store:\n  kind: postgres\n  url_env: SITE_DB\n', {}, /rackseed\.yaml:3 store\.url_env: environment variable SITE_DB is not set/],
@@ -60,6 +67,10 @@ describe('config: store', () => {
     ['pool_size zero', 'store:\n  kind: postgres\n  url: postgres://a/b\n  pool_size: 0\n', {}, /rackseed\.yaml:4 store\.pool_size: /],
     ['sqlite key on postgres', 'store:\n  kind: postgres\n  url: postgres://a/b\n  path: x.db\n', {}, /rackseed\.yaml:4 store\.path: unknown key "path"/],
     ['bad variable name', 'store:\n  kind: postgres\n  url_env: "1X"\n', {}, /rackseed\.yaml:3 store\.url_env: expected an environment variable name/],
+    ['keep_last_runs_per_node 0 (the newest run is always kept)', 'store:\n  retention:\n    keep_last_runs_per_node: 0\n', {}, /rackseed\.yaml:3 store\.retention\.keep_last_runs_per_node: /],
+    ['negative runs_days', 'store:\n  kind: postgres\n  url: postgres://a/b\n  retention:\n    runs_days: -1\n', {}, /rackseed\.yaml:5 store\.retention\.runs_days: /],
+    ['fractional discovered_days', 'store:\n  retention:\n    discovered_days: 1.5\n', {}, /rackseed\.yaml:3 store\.retention\.discovered_days: /],
+    ['misspelt retention key', 'store:\n  retention:\n    run_days: 7\n', {}, /rackseed\.yaml:3 store\.retention\.run_days: unknown key "run_days" \(did you mean "runs_days"\?/],
   ];
   it.each(cases)('%s', (_name, text, vars, expected) => {
     const e = errorOf(text, env(vars));

@@ -12,7 +12,7 @@ import { isRackseedError } from '../../../server/model/errors.js';
 import { openStore, SqliteStore } from '../../../server/store/index.js';
 import { MIGRATIONS, type Migration } from '../../../server/store/migrations/index.js';
 import { migrateSqlite, schemaVersion } from '../../../server/store/sqlite-migrate.js';
-import { RUN_FLEET_QUERIES } from '../../../server/store/sqlite-runs.js';
+import { RUN_FLEET_QUERIES, RUN_PRUNE_QUERIES } from '../../../server/store/sqlite-runs.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const LATEST = MIGRATIONS.at(-1)!.version;
@@ -133,20 +133,24 @@ describe('sqlite migrations', () => {
     expect(appliedVersions()).toEqual(MIGRATIONS.map((m) => m.version));
   });
 
-  it('the fleet-wide run queries walk an index: no full scan and no sort, however many runs there are', async () => {
+  it('the fleet-wide run queries and pruning walk an index: no full scan and no sort, however many runs there are', async () => {
     const store = await openStore({ kind: 'sqlite', path });
     await store.close();
     raw((db) => {
       const plan = (sql: string) =>
         db
           .prepare(`EXPLAIN QUERY PLAN ${sql}`)
-          .all({ limit: 10, kind: 'audit', finished_at: 1, error: '{}', before: 1, server: 's' })
+          .all({ limit: 10, kind: 'audit', finished_at: 1, error: '{}', before: 1, server: 's', ids: '[]', keep: 1, after_started: 0, after_id: '' })
           .map((r) => (r as { detail: string }).detail)
           .join(' | ');
       // Before migration 006 these read "SCAN runs | USE TEMP B-TREE FOR ORDER BY" (and the abandon a SCAN).
       expect(plan(RUN_FLEET_QUERIES.newest)).toMatch(/^SCAN runs USING INDEX runs_started$/);
       expect(plan(RUN_FLEET_QUERIES.newestOfKind)).toMatch(/^SEARCH runs USING INDEX runs_kind_started \(kind=\?\)$/);
       expect(plan(RUN_FLEET_QUERIES.abandon)).toMatch(/USING INDEX runs_running/);
+      // Pruning: the oldest runs in order, and for each a look at the same node's few newer runs of its kind only.
+      expect(plan(RUN_PRUNE_QUERIES.candidates)).toMatch(/^SEARCH runs USING INDEX runs_started /);
+      expect(plan(RUN_PRUNE_QUERIES.delete)).not.toMatch(/SCAN (runs|n|r)\b/);
+      expect(plan(RUN_PRUNE_QUERIES.delete).match(/SEARCH n USING INDEX runs_node_kind_started \(node=\? AND kind=\?/g)).toHaveLength(2);
     });
   });
 
