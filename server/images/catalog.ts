@@ -11,10 +11,6 @@ export function imagesDir(dataDir: string): string {
   return path.join(dataDir, 'files', 'images');
 }
 
-/**
- * The images present in the data directory, read from their manifests. An image directory without a valid manifest
- * is skipped with a warning (a build in progress writes its manifest last, so it is never half-listed).
- */
 /** What the boot decision and the plan route need to know of the catalog's images. */
 export function catalogLookup(images: Pick<ImageCatalog, 'get'>): CatalogLookup {
   return (name) => {
@@ -23,6 +19,10 @@ export function catalogLookup(images: Pick<ImageCatalog, 'get'>): CatalogLookup 
   };
 }
 
+/**
+ * The images present in the data directory, read from their manifests. An image directory without a valid manifest
+ * is skipped with a warning (a build in progress writes its manifest last, so it is never half-listed).
+ */
 export class ImageCatalog {
   private images = new Map<string, ImageRecord>();
   private readonly listeners = new Set<(images: ImageRecord[]) => void>();

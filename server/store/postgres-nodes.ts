@@ -217,9 +217,10 @@ export class PgNodes {
   }
 
   /**
-   * Forgets up to `limit` discovered machines last seen before `before`, with their events, in one transaction. Under
-   * the event-log lock, like every lifecycle write: a machine booting again meanwhile is either seen (and kept) or
-   * forgotten first and then discovered afresh.
+   * Forgets up to `limit` discovered machines last seen before `before`, with their events, in one transaction, under
+   * the event-log lock like every lifecycle write. A boot's touch does not take that lock but locks the machine's row:
+   * the stale rows are locked here (rows a touch holds are skipped: that machine is being seen), so a touch either
+   * commits first and keeps the machine, or waits and finds it forgotten (its next boot discovers it afresh).
    */
   async forgetDiscovered(before: number, limit: number): Promise<{ machines: number; events: number }> {
     return inTransaction(this.pool, async (client) => {
@@ -227,7 +228,7 @@ export class PgNodes {
       // id = mac: a discovered machine is keyed by its MAC until the inventory names it (store-sync renames it then).
       const stale = await client.query<{ id: string }>(
         `SELECT id FROM node_status WHERE state = 'discovered' AND id = mac AND coalesce(last_seen_at, updated_at) < $1
-         ORDER BY id LIMIT $2`,
+         ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
         [before, limit],
       );
       const ids = stale.rows.map((r) => r.id);

@@ -169,3 +169,33 @@ describe('postgres store: connections', () => {
     }
   });
 });
+
+describe('postgres store: retention', () => {
+  it('does not forget a discovered machine whose boot is being recorded at that moment (its row lock is respected)', async () => {
+    const url = await freshDatabase(TEMPLATE);
+    const store = await PostgresStore.open({ url, poolSize: 2 });
+    const mac = '52:54:00:0f:00:01';
+    const booting = new pg.Client({ connectionString: url });
+    await booting.connect();
+    try {
+      expect((await store.recordEvent({ node: mac, event: { type: 'discovered', mac, facts: {} }, at: 100 })).ok).toBe(true);
+      // A boot's touch of the machine, as PgNodes.touch makes it: the row locked, last seen now, not yet committed.
+      await booting.query('BEGIN');
+      await booting.query('SELECT id FROM node_status WHERE id = $1 FOR UPDATE', [mac]);
+      await booting.query('UPDATE node_status SET last_seen_at = $2 WHERE id = $1', [mac, 10_000]);
+      let settled = false;
+      const pruning = store.prune({ discoveredSeenBefore: 500, keepLastRunsPerNode: 1 }).finally(() => (settled = true));
+      // The prune either finishes around the locked row or blocks on it (a plain SELECT, then a DELETE that waits for
+      // the lock and deletes after the commit, whatever the row says by then); the boot commits only after one of them.
+      const blockedOnLock = async () =>
+        (await sql<{ n: number }>(url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"))[0]!.n > 0;
+      await expect.poll(async () => settled || (await blockedOnLock()), { timeout: 10_000, interval: 20 }).toBe(true);
+      await booting.query('COMMIT');
+      expect(await pruning).toEqual({ runs: 0, discovered: 0, discoveredEvents: 0 });
+      expect(await store.getNode(mac)).toMatchObject({ id: mac, state: 'discovered', lastSeenAt: 10_000 });
+    } finally {
+      await booting.end();
+      await store.close();
+    }
+  });
+});
