@@ -42,15 +42,21 @@ export function classifyApply(report: NodeRunReport): ApplyVerdict {
 }
 
 /**
- * Why a state failed, in one line: the last line a failed command wrote to stderr (its own explanation, such as
- * "K3s server ... does not answer yet"), else the first line of the state's comment (for a command that is only
- * `Command "<the whole script>" failed`, which says nothing; after retries, that of the first attempt).
+ * Why a state failed, in one line. A command that wrote to stderr: `exit N: <its last line>` (its own explanation,
+ * such as "K3s server ... does not answer yet"), leaving out `set -x` trace lines (`+ cmd`), and with the exit code,
+ * so that a trailing warning reads as what the command said last, not as the cause. Else the first line of the state's
+ * comment (for a command that is only `Command "<the whole script>" failed`, which says nothing; after retries, that
+ * of the first attempt).
  */
 function stateFailure(state: StateResult): string {
-  const stderr = state.changes['stderr'];
-  const said = typeof stderr === 'string' ? stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '').pop() : undefined;
-  return said ?? state.comment.split('\n')[0] ?? '';
+  const { stderr, retcode } = state.changes;
+  const said = typeof stderr === 'string' ? stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !XTRACE.test(l)).pop() : undefined;
+  if (said === undefined) return state.comment.split('\n')[0] ?? '';
+  return typeof retcode === 'number' ? `exit ${retcode}: ${said}` : said;
 }
+
+/** A line of the shell's `set -x` trace: one or more `+` (one per nesting level), then a space. */
+const XTRACE = /^\++ /;
 
 /** `states: N failed: <first failing state id>: <why> (run <id>)`, or the node-level error. */
 export function statesFailureReason(report: NodeRunReport): string {

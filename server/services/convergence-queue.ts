@@ -8,7 +8,7 @@ import { backoffDelayMs, type BackoffPolicy } from './convergence-backoff.js';
  */
 
 /** What set a node's convergence off; kept for the log and the status view. */
-export type TriggerReason = 'booted' | 'probe' | 'roles' | 'peer-hardware' | 'peer-membership' | 'k3s-server-ready' | 'resume' | 'operator';
+export type TriggerReason = 'booted' | 'probe' | 'roles' | 'peer-hardware' | 'peer-membership' | 'k3s-server-answers' | 'resume' | 'operator';
 
 /**
  * Triggers that do not cut a backoff short: the periodic probe, and another node's new hardware (during a rollout

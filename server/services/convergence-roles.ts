@@ -61,10 +61,8 @@ export function peersRenderingHardwareOf(inv: Inventory, changed: string): strin
   return [...inv.nodes.values()].filter((n) => n.name !== changed && n.roles.some((r) => r.startsWith('slurm-'))).map((n) => n.name);
 }
 
-const isK3sRole = (role: string): boolean => role === 'k3s' || role.startsWith('k3s-');
-
 /** Role families whose every member renders a file from the whole membership: slurm.conf, K3s's init server. */
-const MEMBERSHIP_FAMILIES: ReadonlyArray<(role: string) => boolean> = [(r) => r.startsWith('slurm-'), isK3sRole];
+const MEMBERSHIP_FAMILIES: ReadonlyArray<(role: string) => boolean> = [(r) => r.startsWith('slurm-'), (r) => r === 'k3s' || r.startsWith('k3s-')];
 
 /**
  * Nodes to re-converge because a family's membership changed between two inventory versions: a node joined or left
@@ -83,16 +81,4 @@ export function membershipPeers(before: ReadonlyMap<string, NodeRoleView>, after
     for (const [name, view] of after) if (members(view) !== '' && !changedRoles.has(name)) peers.add(name);
   }
   return [...peers].sort();
-}
-
-/**
- * The K3s nodes to try again because `readyNode` just turned ready: when it plays a K3s server, every other K3s node.
- * A node racked before any server was up failed only because it had nothing to join yet (its own k3s unit keeps
- * trying and joins by itself once a server answers); without this it stayed failed for good. The caller re-converges
- * only those failed or still configuring, so a ready node is not touched. Pure.
- */
-export function k3sNodesWaitingFor(inv: Inventory, readyNode: string): string[] {
-  const node = inv.nodes.get(readyNode);
-  if (!node || !rolesPlayed(node).includes('k3s-server')) return [];
-  return [...inv.nodes.values()].filter((n) => n.name !== readyNode && n.roles.some(isK3sRole)).map((n) => n.name).sort();
 }

@@ -2,12 +2,13 @@ import type { Logger } from '../log.js';
 import { nodeLogger } from '../log.js';
 import type { ResolvedNode } from '../model/inventory.js';
 import { isInstallFailure, type LifecycleState, type PostInstallStage } from '../model/lifecycle.js';
-import type { ObservedStore } from '../store/types.js';
+import type { NodeStatus, ObservedStore } from '../store/types.js';
 import { classifyApply, statesFailureReason, unreachableReason } from './convergence-classify.js';
 import { tcpProbe } from './convergence-probe.js';
 import { ConvergenceQueue, REAL_TIMERS, type AttemptContext, type AttemptOutcome, type NodeQueueStatus, type Timers, type TriggerReason } from './convergence-queue.js';
-import { configuredAsOf, k3sNodesWaitingFor, membershipPeers, peersRenderingHardwareOf, roleChanges, roleSnapshot, roleView, sameRoles, type NodeRoleView } from './convergence-roles.js';
+import { configuredAsOf, membershipPeers, peersRenderingHardwareOf, roleChanges, roleSnapshot, roleView, sameRoles, type NodeRoleView } from './convergence-roles.js';
 import type { InventoryService } from './inventory-service.js';
+import { k3sJoinWaitTarget, type JoinTarget } from './k3s-join-wait.js';
 import { NodeLocks } from './node-locks.js';
 import type { ReadinessService } from './readiness-service.js';
 import type { StateService } from './state-service.js';
@@ -34,7 +35,7 @@ export interface ConvergenceDeps {
   inventory: InventoryService;
   store: ObservedStore;
   states: Pick<StateService, 'run'> & Partial<Pick<StateService, 'onHardwareChange'>>;
-  readiness: Pick<ReadinessService, 'run'> & Partial<Pick<ReadinessService, 'onBecameReady'>>;
+  readiness: Pick<ReadinessService, 'run'>;
   settings: ConvergenceSettings;
   log: Logger;
   /**
@@ -44,6 +45,8 @@ export interface ConvergenceDeps {
   reachable?: (node: ResolvedNode) => boolean;
   /** The cheap "is it up" check; default a TCP connect to ip:sshPort. */
   probe?: (node: ResolvedNode) => Promise<boolean>;
+  /** Whether the K3s server a failed node waits for answers here (default a TCP connect to its host:port). */
+  probeJoinTarget?: (target: JoinTarget) => Promise<boolean>;
   timers?: Timers;
   random?: () => number;
   /**
@@ -63,11 +66,6 @@ export type ConvergeRequestOutcome =
 const CONVERGIBLE: ReadonlySet<LifecycleState> = new Set(['installed', 'configuring', 'ready', 'failed']);
 /** States a role change re-converges (an `installed` node is converged anyway, by the probe or its callback). */
 const RECONVERGE_ON_ROLES: ReadonlySet<LifecycleState> = new Set(['configuring', 'ready', 'failed']);
-/**
- * States a K3s server turning ready re-converges: failed K3s nodes, and configuring ones (whose wait for a server may
- * end, failed, just after this; a run under way runs once more). A ready one has nothing to wait for.
- */
-const RECONVERGE_ON_K3S_SERVER: ReadonlySet<LifecycleState> = new Set(['configuring', 'failed']);
 /** Probes in flight at once. */
 const PROBE_PARALLEL = 32;
 
@@ -77,13 +75,14 @@ const PROBE_PARALLEL = 32;
  * lifecycle records installed -> configuring -> ready | failed; the evidence is the stored apply and readiness runs,
  * which the `failed` reason names. An unreachable node (still booting, rebooting) is retried with backoff; a node that
  * answered and failed (a state, readiness, the host key) is not: the operator fixes and re-runs it, or the next role
- * change does. A role change in the inventory re-converges the nodes it touches.
+ * change does (a K3s node that failed because the server it joins did not answer: the probe, once that answers). A role change in the inventory re-converges the nodes it touches.
  */
 export class ConvergenceService {
   private readonly queue: ConvergenceQueue;
   private readonly timers: Timers;
   private readonly locks: NodeLocks;
   private readonly probe: (node: ResolvedNode) => Promise<boolean>;
+  private readonly probeJoinTarget: (target: JoinTarget) => Promise<boolean>;
   private readonly reachable: (node: ResolvedNode) => boolean;
   private roles: Map<string, NodeRoleView>;
   private started = false;
@@ -100,6 +99,7 @@ export class ConvergenceService {
     this.reachable = deps.reachable ?? (() => true);
     const probeTimeoutMs = settings.probeTimeoutMs ?? 3_000;
     this.probe = deps.probe ?? ((node) => (node.ip ? tcpProbe(node.ip, settings.sshPort, probeTimeoutMs) : Promise.resolve(false)));
+    this.probeJoinTarget = deps.probeJoinTarget ?? ((target) => tcpProbe(target.host, target.port, probeTimeoutMs));
     this.queue = new ConvergenceQueue({
       concurrency: settings.concurrency,
       maxAttempts: settings.maxAttempts,
@@ -115,12 +115,6 @@ export class ConvergenceService {
     deps.states.onHardwareChange?.((name) => {
       if (!this.active()) return;
       void this.reconverge(peersRenderingHardwareOf(deps.inventory.inventory, name), 'peer-hardware').catch((err: unknown) => deps.log.error({ err, node: name }, 'hardware change: could not queue re-convergence'));
-    });
-    // A K3s node converged before any K3s server was up failed with nothing to join (its k3s unit keeps trying by
-    // itself): once a server turns ready, it is tried again instead of staying failed until an operator acts.
-    deps.readiness.onBecameReady?.((name) => {
-      if (!this.active()) return;
-      void this.reconverge(k3sNodesWaitingFor(deps.inventory.inventory, name), 'k3s-server-ready').catch((err: unknown) => deps.log.error({ err, node: name }, 'K3s server ready: could not queue re-convergence'));
     });
     // Kept current from construction on, so the first change after start compares against the right version.
     this.roles = roleSnapshot(deps.inventory.inventory);
@@ -242,6 +236,45 @@ export class ConvergenceService {
         }),
       );
     }
+    await this.probeK3sJoinTargets(statuses);
+  }
+
+  /**
+   * K3s nodes that failed because the server they join did not answer (`k3s-join-server`; their own unit keeps trying
+   * and joins by itself once it does): the address their reason names is probed from here, and when it answers
+   * they are converged again, to find their K3s joined. Driven by the server that manages the node, from what the
+   * store says, so it needs no event from whichever server saw the K3s server come up, and it also covers a server
+   * that is `ready` in rackseed but was down (a reboot) while they converged. At most once per probe round per node;
+   * one that fails so again (it cannot reach an address this server reaches) is tried again next round.
+   */
+  private async probeK3sJoinTargets(statuses: readonly NodeStatus[]): Promise<void> {
+    const inv = this.deps.inventory.inventory;
+    const waiting = new Map<string, { target: JoinTarget; nodes: string[] }>();
+    for (const s of statuses) {
+      if (s.state !== 'failed' || s.stage !== 'states' || s.reimageRequested || this.queue.has(s.id)) continue;
+      const target = k3sJoinWaitTarget(s.reason);
+      const node = inv.nodes.get(s.id);
+      if (!target || !node || !this.reachable(node)) continue;
+      const key = `${target.host} ${target.port}`;
+      const entry = waiting.get(key) ?? { target, nodes: [] };
+      entry.nodes.push(s.id);
+      waiting.set(key, entry);
+    }
+    const entries = [...waiting.values()];
+    for (let i = 0; i < entries.length; i += PROBE_PARALLEL) {
+      await Promise.all(
+        entries.slice(i, i + PROBE_PARALLEL).map(async ({ target, nodes }) => {
+          if (!(await this.probeJoinTarget(target).catch(() => false))) return;
+          for (const name of nodes) {
+            const r = await this.request(name, 'k3s-server-answers');
+            const log = nodeLogger(this.deps.log, { name });
+            const joins = `${target.host}:${target.port}`;
+            if ('message' in r) log.info({ outcome: r.status, joins, why: r.message }, 'the K3s server this node failed waiting for answers, but it is not converged');
+            else log.info({ outcome: r.status, joins }, 'the K3s server this node failed waiting for answers: converging it again');
+          }
+        }),
+      );
+    }
   }
 
   async close(): Promise<void> {
@@ -269,23 +302,17 @@ export class ConvergenceService {
     }, delayMs);
   }
 
-  private async reconverge(names: string[], reason: 'roles' | 'peer-hardware' | 'peer-membership' | 'k3s-server-ready' = 'roles'): Promise<void> {
-    const states = reason === 'k3s-server-ready' ? RECONVERGE_ON_K3S_SERVER : RECONVERGE_ON_ROLES;
+  private async reconverge(names: string[], reason: 'roles' | 'peer-hardware' | 'peer-membership' = 'roles'): Promise<void> {
     for (const name of names) {
       const status = await this.deps.store.getNode(name);
-      if (!status || !states.has(status.state)) continue;
+      if (!status || !RECONVERGE_ON_ROLES.has(status.state)) continue;
       if (status.reimageRequested) {
         // `reimage --group` moves a node after marking it: it installs with its new roles; its old OS gets nothing.
         this.deps.log.info({ node: name, reason }, 'reimage pending: not re-converged on its old OS');
         continue;
       }
       const r = await this.request(name, reason);
-      const why = {
-        roles: 'roles changed',
-        'peer-hardware': "a peer's hardware changed",
-        'peer-membership': 'a node joined or left its role',
-        'k3s-server-ready': 'a K3s server turned ready (this node may have failed only for want of one)',
-      }[reason];
+      const why = { roles: 'roles changed', 'peer-hardware': "a peer's hardware changed", 'peer-membership': 'a node joined or left its role' }[reason];
       this.deps.log.info({ node: name, outcome: r.status, reason }, `${why}: re-converging`);
     }
   }

@@ -103,7 +103,6 @@ export class ReadinessService {
   private readonly transportFor: TransportFactory;
 
   private readonly locks: NodeLocks;
-  private readonly readyListeners: Array<(node: string) => void> = [];
 
   constructor(private readonly deps: ReadinessServiceDeps) {
     this.now = deps.now ?? Date.now;
@@ -112,14 +111,6 @@ export class ReadinessService {
     else if (deps.identity) {
       this.transportFor = sshTransportFactory({ identity: deps.identity, sshPort: deps.settings.sshPort, connectTimeoutMs: deps.settings.connectTimeoutMs });
     } else throw new Error('ReadinessService needs either transportFor or identity');
-  }
-
-  /**
-   * Called when a run moved a node to `ready` (from configuring, whoever ran it: a convergence or an operator's
-   * `ready --check`): nodes that could not work before it did (a K3s agent with no server up yet) may now.
-   */
-  onBecameReady(listener: (node: string) => void): void {
-    this.readyListeners.push(listener);
   }
 
   /**
@@ -201,7 +192,6 @@ export class ReadinessService {
     } else if (v.ready && after.state === 'configuring') {
       const r = await store.recordEvent({ node: node.name, event: { type: 'ready' } });
       if (!r.ok) notes.push(r.error);
-      else for (const listener of this.readyListeners) listener(node.name);
     } else if (!v.ready && (after.state === 'configuring' || after.state === 'ready')) {
       const reason = v.summary.length > MAX_REASON ? `${v.summary.slice(0, MAX_REASON - 1)}…` : v.summary;
       const r = await store.recordEvent({ node: node.name, event: { type: 'failed', reason, stage: 'readiness' satisfies PostInstallStage } });

@@ -196,8 +196,8 @@ describe('automatic convergence after install', () => {
     const applies = await applyRuns(name);
     expect(applies).toHaveLength(1);
     expect(status?.stage).toBe('states');
-    // The command's own explanation (its stderr), not `Command "<script>" failed`.
-    expect(status?.reason).toBe(`states: 1 failed: conv-broken: this role is broken on purpose (run ${applies[0]!.id})`);
+    // The command's exit code and own explanation (its stderr), not `Command "<script>" failed`.
+    expect(status?.reason).toBe(`states: 1 failed: conv-broken: exit 3: this role is broken on purpose (run ${applies[0]!.id})`);
     expect(await trail(name)).toEqual(['assigned', 'provision_started', 'installed', 'configure_started', 'failed']);
     // Readiness is not run on a node whose states failed.
     expect(await readinessRuns(name)).toEqual([]);

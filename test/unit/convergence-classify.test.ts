@@ -45,17 +45,28 @@ describe('classifying a state apply for convergence', () => {
     }
   });
 
-  it("a failed command's reason is the last line it wrote to stderr, not its whole script (after retries too)", () => {
-    const cmd = (stderr: string): StateResult => ({
+  it("a failed command's reason is its exit code and the last line it wrote to stderr, not its whole script (after retries too)", () => {
+    const cmd = (stderr: string, changes: Record<string, unknown> = { retcode: 1, stdout: '' }): StateResult => ({
       ...state('k3s-join-server', false, 'Attempt 1: returned a result of false, with the comment: Command "hp=10.0.3.1:6443; case ..." failed with exit code 1\nAttempt 30: Command "hp=..." failed with exit code 1'),
       module: 'cmd',
       fun: 'run',
-      changes: { retcode: 1, stdout: '', stderr },
+      changes: { ...changes, stderr },
     });
     const waiting = report({ states: [cmd('timeout: x\nK3s server 10.0.3.1:6443 does not answer yet: k3s-agent is started and keeps trying to join by itself\n'), state('k3s-service', false, 'One or more requisite failed')] });
-    expect(statesFailureReason(waiting)).toBe('states: 2 failed: k3s-join-server: K3s server 10.0.3.1:6443 does not answer yet: k3s-agent is started and keeps trying to join by itself (run run-1)');
+    expect(statesFailureReason(waiting)).toBe('states: 2 failed: k3s-join-server: exit 1: K3s server 10.0.3.1:6443 does not answer yet: k3s-agent is started and keeps trying to join by itself (run run-1)');
     // Nothing on stderr: the comment's first line, as before.
     expect(statesFailureReason(report({ states: [cmd('')] }))).toBe('states: 1 failed: k3s-join-server: Attempt 1: returned a result of false, with the comment: Command "hp=10.0.3.1:6443; case ..." failed with exit code 1 (run run-1)');
+  });
+
+  it.each([
+    ['a trailing warning is labelled with the exit code, not taken for the cause', 'E: unable to locate package foo\nW: apt does not have a stable CLI interface', { retcode: 100 }, 'exit 100: W: apt does not have a stable CLI interface'],
+    ["a `set -x` trace is left out: the command's own last words", "+ test -f /x\n+ echo 'no /x' >&2\nno /x\n+ exit 3", { retcode: 3 }, 'exit 3: no /x'],
+    ['nested trace levels too', '++ hostname\nboom\n+++ date', { retcode: 2 }, 'exit 2: boom'],
+    ['only trace on stderr: the comment', '+ false', { retcode: 1 }, 'Command "x" failed with exit code 1'],
+    ['no exit code recorded: the line alone', 'it broke', {}, 'it broke'],
+  ])('%s', (_what, stderr, changes, why) => {
+    const failed: StateResult = { ...state('x', false, 'Command "x" failed with exit code 1\nmore'), module: 'cmd', fun: 'run', changes: { ...changes, stderr } };
+    expect(statesFailureReason(report({ states: [failed] }))).toBe(`states: 1 failed: x: ${why} (run run-1)`);
   });
 
   it('keeps reasons to one bounded line', () => {

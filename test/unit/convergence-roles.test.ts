@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseInventory } from '../../server/inventory/parse.js';
-import { k3sNodesWaitingFor, membershipPeers, peersRenderingHardwareOf, roleChanges, roleSnapshot } from '../../server/services/convergence-roles.js';
+import { membershipPeers, peersRenderingHardwareOf, roleChanges, roleSnapshot } from '../../server/services/convergence-roles.js';
 
 const inventory = (groups: string, nodes: string): string => `cluster: { name: c }\ngroups:\n${groups}\nnodes:\n${nodes}\n`;
 
@@ -109,31 +109,5 @@ describe('the K3s role a plain k3s node plays', () => {
     // Before: no change at all (the roles list reads [base, k3s] either way).
     expect(roleChanges(before, after).map((c) => [c.node, c.after.roles])).toEqual([['k00', ['base', 'k3s', 'k3s-server']]]);
     expect(membershipPeers(before, after)).toEqual(['k01', 'k02']);
-  });
-});
-
-describe('the K3s nodes a server turning ready may unblock', () => {
-  const K3S_GROUPS = `  k3sctl: { roles: [base, k3s-server] }
-  k3s: { roles: [base, k3s-agent] }
-  k: { roles: [base, k3s] }
-  web: { roles: [base, web] }`;
-  const K3S_NODES = [
-    `  - { name: s1, mac: "02:00:00:00:05:01", group: k3sctl }`,
-    `  - { name: s2, mac: "02:00:00:00:05:02", group: k3sctl }`,
-    `  - { name: a1, mac: "02:00:00:00:05:03", group: k3s }`,
-    `  - { name: k1, mac: "02:00:00:00:05:04", group: k, overrides: { data: { k3s: { role: server } } } }`,
-    `  - { name: k2, mac: "02:00:00:00:05:05", group: k }`,
-    `  - { name: w1, mac: "02:00:00:00:05:06", group: web }`,
-  ].join('\n');
-  const inv = parseInventory(inventory(K3S_GROUPS, K3S_NODES), 'inventory.yaml');
-  it.each([
-    ['a k3s-server node: every other K3s node, whichever role names it', 's1', ['a1', 'k1', 'k2', 's2']],
-    ['a plain k3s node whose k3s.role is server', 'k1', ['a1', 'k2', 's1', 's2']],
-    ['an agent: nobody (nothing joins an agent)', 'a1', []],
-    ['a plain k3s node that is an agent: nobody', 'k2', []],
-    ['a node without K3s: nobody', 'w1', []],
-    ['a node not in the inventory: nobody', 'gone', []],
-  ])('%s', (_what, ready, expected) => {
-    expect(k3sNodesWaitingFor(inv, ready)).toEqual(expected);
   });
 });

@@ -79,26 +79,17 @@ function fakeStates(script: Script) {
   };
 }
 
-/**
- * A ReadinessService stand-in that moves the lifecycle the way the real one does for a passing node, and tells its
- * listeners when a node turned ready.
- */
+/** A ReadinessService stand-in that moves the lifecycle the way the real one does for a passing node. */
 function fakeReadiness(store: ObservedStore) {
   const calls: string[] = [];
-  const readyListeners: Array<(node: string) => void> = [];
   return {
     calls,
     service: {
-      onBecameReady(listener: (node: string) => void) {
-        readyListeners.push(listener);
-      },
       async run(nodes: readonly ResolvedNode[]): Promise<NodeReadinessReport[]> {
         const out: NodeReadinessReport[] = [];
         for (const node of nodes) {
           calls.push(node.name);
-          const turned = (await store.getNode(node.name))?.state === 'configuring';
           await store.recordEvent({ node: node.name, event: { type: 'ready' } });
-          if (turned) for (const l of readyListeners) l(node.name);
           out.push({ node: node.name, runId: `ready-${node.name}`, ready: true, state: 'ready', failing: [], summary: '', evidence: [], startedAt: 0, durationMs: 1 });
         }
         return out;
@@ -173,6 +164,7 @@ function service(script: Script, over: Omit<Partial<ConvergenceDeps>, 'settings'
     timers,
     random: () => 0.5,
     probe: async () => false,
+    probeJoinTarget: async () => false,
     ...rest,
   });
   services.push(s);
@@ -436,7 +428,7 @@ describe('convergence triggers', () => {
   });
 });
 
-describe('K3s nodes converged before any K3s server was up', () => {
+describe('K3s nodes that failed waiting for the server they join', () => {
   const K3S_INVENTORY = `cluster: { name: c }
 groups:
   k3sctl: { roles: [base, k3s-server] }
@@ -446,45 +438,108 @@ nodes:
   - { name: s1, mac: "02:00:00:00:00:11", ip: 10.9.0.11, group: k3sctl }
   - { name: a1, mac: "02:00:00:00:00:12", ip: 10.9.0.12, group: k3s }
   - { name: a2, mac: "02:00:00:00:00:13", ip: 10.9.0.13, group: k3s }
+  - { name: a3, mac: "02:00:00:00:00:14", ip: 10.9.0.14, group: k3s }
   - { name: web1, mac: "02:00:00:00:00:01", ip: 10.9.0.1, group: web }
 `;
-  const waited = 'states: 2 failed: k3s-join-server: K3s server 10.9.0.11:6443 does not answer yet: k3s-agent is started and keeps trying to join by itself; rackseed converges this node again when a K3s server turns ready (run r)';
+  const waited = (address: string) =>
+    `states: 3 failed: k3s-join-server: exit 1: K3s server ${address} does not answer yet: k3s-agent is started and keeps trying to join by itself; rackseed converges this node again once ${address} answers its probe (run r)`;
+  const failedWith = (reason: string): LifecycleEvent[] => [...TO_INSTALLED, { type: 'configure_started' }, { type: 'failed', reason, stage: 'states' }];
 
-  it('are tried again, once, when a K3s server turns ready: the failed ones, not the ready ones nor other roles', async () => {
+  /** A service whose join-target probe answers for the addresses in `up` (changed at will) and records what it probed. */
+  function k3sService(script: Script, over: Omit<Partial<ConvergenceDeps>, 'settings'> = {}) {
+    const up = new Set<string>();
+    const probed: string[] = [];
+    const made = service(script, {
+      probeJoinTarget: async ({ host, port }) => {
+        probed.push(`${host}:${port}`);
+        return up.has(`${host}:${port}`);
+      },
+      ...over,
+    });
+    return { ...made, up, probed };
+  }
+
+  beforeEach(async () => {
     writeFileSync(inventory.file, K3S_INVENTORY);
     await inventory.reload();
-    await put('a1', [...TO_INSTALLED, { type: 'configure_started' }, { type: 'failed', reason: waited, stage: 'states' }]);
-    await put('a2', TO_READY);
-    await put('web1', [...TO_INSTALLED, { type: 'configure_started' }, { type: 'failed', reason: 'states: 1 failed: x', stage: 'states' }]);
-    await put('s1', TO_INSTALLED);
-    const { s, states, timers } = service(() => ({ result: 'changed' }));
-    await s.start();
-    timers.pending.clear(); // no probe rounds in this test
-    await s.request('s1', 'booted');
-    await drain(s, timers);
-    // The server turned ready, and the agent that had failed waiting for it was converged again (its k3s-agent had
-    // joined by itself meanwhile): ready now.
-    expect(states.calls.map((c) => c.node)).toEqual(['s1', 'a1']);
-    expect((await trail('a1')).slice(-3)).toEqual([`failed[states]: ${waited}`, 'configure_started', 'ready']);
-    expect((await store.getNode('web1'))?.state).toBe('failed');
-    // The server converged again while ready: no transition, nobody re-converged.
-    await s.request('s1', 'operator');
-    await drain(s, timers);
-    expect(states.calls.map((c) => c.node)).toEqual(['s1', 'a1', 's1']);
   });
 
-  it('an agent that fails again stays failed until the next server turns ready: no loop', async () => {
-    writeFileSync(inventory.file, K3S_INVENTORY);
-    await inventory.reload();
-    await put('a1', [...TO_INSTALLED, { type: 'configure_started' }, { type: 'failed', reason: waited, stage: 'states' }]);
-    await put('s1', TO_INSTALLED);
-    const { s, states, timers } = service((node) => (node.name === 'a1' ? stateFailed : { result: 'changed' }));
+  it('the probe round converges them again once the address they waited for answers here: only those, once per round', async () => {
+    // s1 is ready in rackseed but down (a reboot): nothing turns ready, yet the agents that failed meanwhile are
+    // tried again as soon as its address answers.
+    await put('s1', TO_READY);
+    await put('a1', failedWith(waited('10.9.0.11:6443')));
+    await put('a2', failedWith(waited('10.9.0.11:6443')));
+    await put('a3', TO_READY);
+    await put('web1', failedWith('states: 1 failed: x: exit 1: K3s is not what failed here'));
+    const { s, states, up, probed } = k3sService(() => ({ result: 'changed' }));
     await s.start();
-    timers.pending.clear();
-    await s.request('s1', 'booted');
-    await drain(s, timers);
-    expect(states.calls.map((c) => c.node)).toEqual(['s1', 'a1']);
-    expect((await store.getNode('a1'))?.state).toBe('failed');
+    await s.whenIdle();
+
+    await s.probeInstalled();
+    await s.whenIdle();
+    expect(states.calls).toEqual([]);
+    // One probe per address, not per node.
+    expect(probed).toEqual(['10.9.0.11:6443']);
+
+    up.add('10.9.0.11:6443');
+    await s.probeInstalled();
+    await s.whenIdle();
+    // Their own k3s-agent joined by itself meanwhile: ready now. The ready one and the other failure are left alone.
+    expect(states.calls.map((c) => c.node).sort()).toEqual(['a1', 'a2']);
+    expect((await trail('a1')).slice(-2)).toEqual(['configure_started', 'ready']);
+    expect((await store.getNode('web1'))?.state).toBe('failed');
+
+    // Nothing waits any more: a later round converges nobody.
+    await s.probeInstalled();
+    await s.whenIdle();
+    expect(states.calls.map((c) => c.node).sort()).toEqual(['a1', 'a2']);
+  });
+
+  it('a node that fails so again is tried again in the next round, not within one', async () => {
+    await put('a1', failedWith(waited('10.9.0.11:6443')));
+    const again = { result: 'failed' as const, states: [{ key: 'k', id: 'k3s-join-server', name: 'x', sls: 'k3s.agent', module: 'cmd', fun: 'run', result: false, changes: { retcode: 1, stderr: 'K3s server 10.9.0.11:6443 does not answer yet: k3s-agent is started' }, comment: 'Command "x" failed with exit code 1', durationMs: 1, startedAt: 0, runNum: 1 }] };
+    const { s, states, up } = k3sService(() => again);
+    up.add('10.9.0.11:6443');
+    await s.start();
+    await s.probeInstalled();
+    await s.whenIdle();
+    expect(states.calls.map((c) => c.node)).toEqual(['a1']);
+    expect((await store.getNode('a1'))?.reason).toBe('states: 1 failed: k3s-join-server: exit 1: K3s server 10.9.0.11:6443 does not answer yet: k3s-agent is started (run run-a1-1)');
+    await s.probeInstalled();
+    await s.whenIdle();
+    expect(states.calls.map((c) => c.node)).toEqual(['a1', 'a1']);
+  });
+
+  it('with several servers, only the one that manages the node converges it; the others do not even probe for it', async () => {
+    // a1 was installed by server B (its host key is pinned there); server A is the one that saw s1 come back.
+    await put('a1', failedWith(waited('10.9.0.11:6443')));
+    const a = k3sService(() => ({ result: 'changed' }), { reachable: (n) => n.name !== 'a1' });
+    const b = k3sService(() => ({ result: 'changed' }), { reachable: (n) => n.name === 'a1' });
+    a.up.add('10.9.0.11:6443');
+    b.up.add('10.9.0.11:6443');
+    await a.s.start();
+    await b.s.start();
+    await a.s.probeInstalled();
+    await a.s.whenIdle();
+    expect(a.probed).toEqual([]);
+    expect(a.states.calls).toEqual([]);
+    await b.s.probeInstalled();
+    await b.s.whenIdle();
+    expect(b.states.calls.map((c) => c.node)).toEqual(['a1']);
+    expect((await store.getNode('a1'))?.state).toBe('ready');
+  });
+
+  it('a node whose reimage is pending, or one failed in readiness, is not converged for it', async () => {
+    await put('a1', [...failedWith(waited('10.9.0.11:6443')), { type: 'reimage_requested' }]);
+    await put('a2', [...TO_INSTALLED, { type: 'configure_started' }, { type: 'failed', reason: waited('10.9.0.11:6443'), stage: 'readiness' }]);
+    const { s, states, up, probed } = k3sService(() => ({ result: 'changed' }));
+    up.add('10.9.0.11:6443');
+    await s.start();
+    await s.probeInstalled();
+    await s.whenIdle();
+    expect(probed).toEqual([]);
+    expect(states.calls).toEqual([]);
   });
 });
 

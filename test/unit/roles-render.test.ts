@@ -16,8 +16,12 @@ import { buildRenderContext } from '../../server/state/context.js';
 import { builtinModules, knownFunctions } from '../../server/state/modules/index.js';
 import { composePillar, deepMerge } from '../../server/state/pillar.js';
 import { renderTemplateText } from '../../server/state/render/render.js';
+import { runPlan } from '../../server/state/run/runner.js';
+import { FakeTransport } from '../../server/state/transport/fake.js';
 import { FsSlsSource } from '../../server/state/source-fs.js';
 import type { CompiledPlan, CompiledState, RenderContext } from '../../server/state/types.js';
+import { statesFailureReason } from '../../server/services/convergence-classify.js';
+import { k3sJoinWaitTarget } from '../../server/services/k3s-join-wait.js';
 import { secretsForRoles } from '../../server/services/role-secrets.js';
 import { FACTS, INVENTORY, RHEL_FACTS, SECRETS, STATES_DIR, contextFor, loadTestInventory } from '../fixtures/roles/cluster.js';
 
@@ -326,10 +330,20 @@ describe('role library: K3s', () => {
       expect((await sh(join.unless[0]!)).code).not.toBe(0);
       const waiting = await sh(join.name);
       expect(waiting.code).toBe(1);
-      expect(waiting.stderr.trim().split('\n').pop()).toBe(
-        `K3s server 127.0.0.1:${closedPort} does not answer yet: k3s-agent is started and keeps trying to join by itself; rackseed converges this node again when a K3s server turns ready`,
+      const said = waiting.stderr.trim().split('\n').pop()!;
+      expect(said).toBe(
+        `K3s server 127.0.0.1:${closedPort} does not answer yet: k3s-agent is started and keeps trying to join by itself; rackseed converges this node again once 127.0.0.1:${closedPort} answers its probe`,
       );
+      // The rackseed server reads the address back out of the node's reason, to probe it (k3s-join-wait.ts).
+      const reason = statesFailureReason({ node: 'k3s02', runId: 'r', mode: 'apply', result: 'failed', counts: { changed: 0, unchanged: 0, failed: 1, wouldChange: 0, total: 1 }, durationMs: 1, states: [{ key: join.key, id: join.id, name: join.name, sls: join.sls, module: 'cmd', fun: 'run', result: false, changes: { retcode: waiting.code, stdout: '', stderr: waiting.stderr }, comment: 'Command failed', durationMs: 1, startedAt: 0, runNum: 1 }] });
+      expect(k3sJoinWaitTarget(reason)).toEqual({ host: '127.0.0.1', port: closedPort });
       expect(readFileSync(path.join(work, 'systemctl.log'), 'utf8')).toBe('daemon-reload\nenable -q -- k3s-agent\nis-active -q -- k3s-agent\nstart --no-block -- k3s-agent\n');
+      // What this run changed reaches the unit even so: restarted (without blocking) when the wait failed.
+      const restart = stateNamed(plan, 'systemctl daemon-reload && systemctl restart --no-block -- k3s-agent', 'cmd');
+      expect(restart.requisites.filter((r) => r.kind === 'onfail').flatMap((r) => r.on)).toEqual([join.key]);
+      rmSync(path.join(work, 'systemctl.log'));
+      expect((await sh(restart.name)).code).toBe(0);
+      expect(readFileSync(path.join(work, 'systemctl.log'), 'utf8')).toBe('daemon-reload\nrestart --no-block -- k3s-agent\n');
       // The server answers: the guard passes and nothing more is done (k3s-service then starts the unit).
       expect((await sh(joinFor(`https://127.0.0.1:${port}`).join.unless[0]!)).code).toBe(0);
       expect((await sh(joinFor(`https://127.0.0.1:${port}/`).join.unless[0]!)).code).toBe(0);
@@ -342,6 +356,63 @@ describe('role library: K3s', () => {
     expect(compile(contextFor(inv, 'k3s02')).states.find((st) => st.id === 'k3s-join-server')!.unless[0]).toContain("hp=10.0.3.1:6443;");
     const notStarted = loadTestInventory(INVENTORY.replace('artifacts: /srv/artifacts/k3s', 'artifacts: /srv/artifacts/k3s\n        start: false'));
     expect(compile(contextFor(notStarted, 'k3s02')).states.some((st) => st.id === 'k3s-join-server')).toBe(false);
+  });
+
+  it('what a run changed reaches a running unit although the server it joins does not answer (the real plan through the runner, twice)', async () => {
+    const context = contextFor(inv, 'k3s02');
+    const plan = compile(context, ['k3s.agent']);
+    let serverAnswers = false;
+    // The node: k3s-agent is running (with the old config.yaml); the binary is in place; the server is down or up.
+    const transport = new FakeTransport('k3s02', {
+      files: { '/etc/rancher/k3s/config.yaml': 'token: "old"\n' },
+      handler: (command) => {
+        const sections = [...command.matchAll(/__rackseed_section__ %s %s\\n' (\S+) "\$\?"/g)].map((m) => m[1]!);
+        if (sections.length > 0) return { code: 0, stdout: sections.map((sec) => `\n__rackseed_section__ ${sec} 1\n`).join(''), stderr: '' };
+        if (command.includes('does not answer yet')) return { code: 1, stdout: '', stderr: 'K3s server 10.0.3.1:6443 does not answer yet: k3s-agent is started\n' };
+        if (command.includes('/dev/tcp/')) return { code: serverAnswers ? 0 : 1, stdout: '', stderr: '' };
+        if (command.includes("printf 'active=%s")) {
+          const agent = /is-active -- '?k3s-agent'? /.test(command);
+          return { code: 0, stdout: agent ? 'active=active\nenabled=enabled\nreload=no\n' : 'active=inactive\nenabled=not-found\nreload=no\n', stderr: '' };
+        }
+        return undefined;
+      },
+    });
+    const run = async () => {
+      const from = transport.commands.length;
+      const { results } = await runPlan(plan, {
+        registry,
+        context: { transport, facts: context.facts, timeoutMs: 10_000, renderTemplate: (text, file) => renderTemplateText(text, file, context, source), readSource: async (ref) => source.readFile(ref) },
+        options: { test: false },
+        now: () => 0,
+        sleep: async () => undefined,
+      });
+      const restarts = transport.commands.slice(from).filter((c) => c.includes('systemctl restart'));
+      return { byId: Object.fromEntries(results.map((r) => [r.id, r])), restarts };
+    };
+
+    // Run 1 writes a new config.yaml; the wait fails, so k3s-service (and its watch restart) does not run: the unit
+    // is restarted anyway, without blocking. Before, it kept running with the old configuration.
+    const first = await run();
+    expect(first.byId['/etc/rancher/k3s/config.yaml']!.changes).not.toEqual({});
+    expect(first.byId['k3s-join-server']!.result).toBe(false);
+    expect(first.byId['k3s-service']!.comment).toMatch(/^One or more requisite failed/);
+    expect(first.restarts).toHaveLength(1);
+    expect(first.restarts[0]).toContain('systemctl restart --no-block -- k3s-agent');
+    expect(first.byId['k3s-restart-unjoined']!.result).toBe(true);
+    // Run 2 finds everything in sync: the running unit (restarted in run 1) is left alone while it keeps trying.
+    const second = await run();
+    expect(second.byId['k3s-join-server']!.result).toBe(false);
+    expect(second.byId['k3s-restart-unjoined']).toMatchObject({ result: true, changes: {} });
+    expect(second.restarts).toEqual([]);
+    // The server answers, and a change is restarted by k3s-service's watch as always: nothing here.
+    serverAnswers = true;
+    transport.files.set('/etc/rancher/k3s/config.yaml', { data: Buffer.from('token: "edited"\n'), options: {} });
+    const third = await run();
+    expect(third.byId['k3s-join-server']).toMatchObject({ result: true, changes: {} });
+    expect(third.byId['k3s-restart-unjoined']).toMatchObject({ result: true, changes: {} });
+    expect(third.byId['k3s-service']).toMatchObject({ result: true, changes: { 'k3s-agent': true } });
+    expect(third.restarts).toHaveLength(1);
+    expect(third.restarts[0]).toMatch(/systemctl restart -- '?k3s-agent'?/);
   });
 
   it('the server config has no join address, names itself in tls-san and disables what the data says', () => {
@@ -371,6 +442,10 @@ describe('role library: K3s', () => {
     expect(drop.args).toMatchObject({ replace: false, mode: '0600', makedirs: true });
     const service = stateNamed(compile(ctxOf(text, 'k3s03')), 'k3s', 'service');
     expect(service.requisites.filter((r) => r.kind === 'watch').flatMap((r) => r.on)).toContain(drop.key);
+    // Its unit is started only with the drop-in in place, also by the wait's fallback (the server it joins down):
+    // started without it, a joining server would start a cluster of its own.
+    const requires = (plan: CompiledPlan, id: string) => plan.states.find((st) => st.id === id)!.requisites.filter((r) => r.kind === 'require').flatMap((r) => r.on);
+    for (const id of ['k3s-join-server', 'k3s-restart-unjoined']) expect(requires(compile(ctxOf(text, 'k3s03')), id), id).toContain(drop.key);
     // Before: every server, the first too, was told to join the VIP, and no server started the cluster.
     const vip = text.replace('k3s: { disable: [traefik] }', 'k3s: { disable: [traefik], server_url: "https://10.0.3.100:6443" }');
     expect(bootstrap(vip, 'k3s01')).toBe('cluster-init: true\n');
