@@ -8,7 +8,7 @@ import { tcpProbe } from './convergence-probe.js';
 import { ConvergenceQueue, REAL_TIMERS, type AttemptContext, type AttemptOutcome, type NodeQueueStatus, type Timers, type TriggerReason } from './convergence-queue.js';
 import { configuredAsOf, membershipPeers, peersRenderingHardwareOf, roleChanges, roleSnapshot, roleView, sameRoles, type NodeRoleView } from './convergence-roles.js';
 import type { InventoryService } from './inventory-service.js';
-import { k3sJoinWaitTarget, type JoinTarget } from './k3s-join-wait.js';
+import { expectedJoinHosts, k3sJoinWaitTarget, type JoinTarget } from './k3s-join-wait.js';
 import { NodeLocks } from './node-locks.js';
 import type { ReadinessService } from './readiness-service.js';
 import type { StateService } from './state-service.js';
@@ -255,6 +255,10 @@ export class ConvergenceService {
       const target = k3sJoinWaitTarget(s.reason);
       const node = inv.nodes.get(s.id);
       if (!target || !node || !this.reachable(node)) continue;
+      if (!expectedJoinHosts(inv, node).has(target.host)) {
+        nodeLogger(this.deps.log, { name: s.id }).warn({ joins: `${target.host}:${target.port}` }, 'failed waiting for a K3s server that is not one of its K3s servers in the inventory: not probed');
+        continue;
+      }
       const key = `${target.host} ${target.port}`;
       const entry = waiting.get(key) ?? { target, nodes: [] };
       entry.nodes.push(s.id);

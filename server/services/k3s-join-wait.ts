@@ -6,6 +6,9 @@
  * template; test/unit/roles-render.test.ts runs the template's message through this parser, so the two cannot drift.
  */
 
+import type { Inventory, ResolvedNode } from '../model/inventory.js';
+import { k3sData, rolesPlayed } from '../model/k3s-role.js';
+
 export interface JoinTarget {
   host: string;
   port: number;
@@ -32,4 +35,26 @@ export function parseJoinAddress(address: string): JoinTarget | undefined {
   if (host === '' || !/^\d{1,5}$/.test(portText)) return undefined;
   const port = Number(portText);
   return port >= 1 && port <= 65_535 ? { host, port } : undefined;
+}
+
+/**
+ * The hosts a K3s node of this inventory may wait for: every K3s server's address and name, and the host of the
+ * node's own k3s.server_url (inventory data). The address in a failed reason was written by the node; the server
+ * probes only one of these, never whatever a node put on its stderr. Pure.
+ */
+export function expectedJoinHosts(inv: Inventory, node: ResolvedNode): Set<string> {
+  const hosts = new Set<string>();
+  if (!rolesPlayed(node).some((r) => r === 'k3s-server' || r === 'k3s-agent')) return hosts;
+  for (const n of inv.nodes.values()) {
+    if (!rolesPlayed(n).includes('k3s-server')) continue;
+    hosts.add(n.name);
+    if (n.ip !== undefined) hosts.add(n.ip);
+  }
+  const url = k3sData(node.data)['server_url'];
+  if (typeof url === 'string') {
+    const address = url.replace(/^https?:\/\//, '').split('/')[0] ?? '';
+    const host = parseJoinAddress(address)?.host;
+    if (host !== undefined) hosts.add(host);
+  }
+  return hosts;
 }

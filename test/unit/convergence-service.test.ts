@@ -496,6 +496,22 @@ nodes:
     expect(states.calls.map((c) => c.node).sort()).toEqual(['a1', 'a2']);
   });
 
+  it('never probes an address that is not one of the inventory\'s K3s servers (a node writes its own reason)', async () => {
+    // a1's reason names an address of the node's choosing (its stderr); web1 is no K3s node at all.
+    await put('a1', failedWith(waited('192.0.2.7:22')));
+    await put('a2', failedWith(waited('s1:6443')));
+    await put('web1', failedWith(waited('10.9.0.11:6443')));
+    const { s, states, up, probed } = k3sService(() => ({ result: 'changed' }));
+    up.add('192.0.2.7:22');
+    up.add('s1:6443');
+    up.add('10.9.0.11:6443');
+    await s.start();
+    await s.probeInstalled();
+    await s.whenIdle();
+    expect(probed).toEqual(['s1:6443']);
+    expect(states.calls.map((c) => c.node)).toEqual(['a2']);
+  });
+
   it('a node that fails so again is tried again in the next round, not within one', async () => {
     await put('a1', failedWith(waited('10.9.0.11:6443')));
     const again = { result: 'failed' as const, states: [{ key: 'k', id: 'k3s-join-server', name: 'x', sls: 'k3s.agent', module: 'cmd', fun: 'run', result: false, changes: { retcode: 1, stderr: 'K3s server 10.9.0.11:6443 does not answer yet: k3s-agent is started' }, comment: 'Command "x" failed with exit code 1', durationMs: 1, startedAt: 0, runNum: 1 }] };
