@@ -8,7 +8,7 @@ import { tcpProbe } from './convergence-probe.js';
 import { ConvergenceQueue, REAL_TIMERS, type AttemptContext, type AttemptOutcome, type NodeQueueStatus, type Timers, type TriggerReason } from './convergence-queue.js';
 import { configuredAsOf, membershipPeers, peersRenderingHardwareOf, roleChanges, roleSnapshot, roleView, sameRoles, type NodeRoleView } from './convergence-roles.js';
 import type { InventoryService } from './inventory-service.js';
-import { expectedJoinHosts, k3sJoinWaitTarget, type JoinTarget } from './k3s-join-wait.js';
+import { expectedJoinHosts, k3sJoinWaitTarget, k3sServerHosts, type JoinTarget } from './k3s-join-wait.js';
 import { NodeLocks } from './node-locks.js';
 import type { ReadinessService } from './readiness-service.js';
 import type { StateService } from './state-service.js';
@@ -69,13 +69,19 @@ const RECONVERGE_ON_ROLES: ReadonlySet<LifecycleState> = new Set(['configuring',
 /** Probes in flight at once. */
 const PROBE_PARALLEL = 32;
 
+/** Runs `fn` over `items`, PROBE_PARALLEL at a time. */
+async function inProbeBatches<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += PROBE_PARALLEL) await Promise.all(items.slice(i, i + PROBE_PARALLEL).map(fn));
+}
+
 /**
  * Automatic convergence: when an installed node comes up in its OS (its first-boot unit calls back, or the probe sees
  * its SSH port answer) the node's states are applied and then its readiness is checked, with no operator action. The
  * lifecycle records installed -> configuring -> ready | failed; the evidence is the stored apply and readiness runs,
  * which the `failed` reason names. An unreachable node (still booting, rebooting) is retried with backoff; a node that
  * answered and failed (a state, readiness, the host key) is not: the operator fixes and re-runs it, or the next role
- * change does (a K3s node that failed because the server it joins did not answer: the probe, once that answers). A role change in the inventory re-converges the nodes it touches.
+ * change does (a K3s node that failed because the server it joins did not answer: the probe, once that answers). A
+ * role change in the inventory re-converges the nodes it touches.
  */
 export class ConvergenceService {
   private readonly queue: ConvergenceQueue;
@@ -229,13 +235,9 @@ export class ConvergenceService {
         const node = inv.nodes.get(s.id);
         return node && this.reachable(node) ? [node] : [];
       });
-    for (let i = 0; i < candidates.length; i += PROBE_PARALLEL) {
-      await Promise.all(
-        candidates.slice(i, i + PROBE_PARALLEL).map(async (node) => {
-          if (await this.probe(node).catch(() => false)) await this.request(node.name, 'probe');
-        }),
-      );
-    }
+    await inProbeBatches(candidates, async (node) => {
+      if (await this.probe(node).catch(() => false)) await this.request(node.name, 'probe');
+    });
     await this.probeK3sJoinTargets(statuses);
   }
 
@@ -249,13 +251,14 @@ export class ConvergenceService {
    */
   private async probeK3sJoinTargets(statuses: readonly NodeStatus[]): Promise<void> {
     const inv = this.deps.inventory.inventory;
+    const servers = k3sServerHosts(inv);
     const waiting = new Map<string, { target: JoinTarget; nodes: string[] }>();
     for (const s of statuses) {
       if (s.state !== 'failed' || s.stage !== 'states' || s.reimageRequested || this.queue.has(s.id)) continue;
       const target = k3sJoinWaitTarget(s.reason);
       const node = inv.nodes.get(s.id);
       if (!target || !node || !this.reachable(node)) continue;
-      if (!expectedJoinHosts(inv, node).has(target.host)) {
+      if (!expectedJoinHosts(inv, node, servers).has(target.host)) {
         nodeLogger(this.deps.log, { name: s.id }).warn({ joins: `${target.host}:${target.port}` }, 'failed waiting for a K3s server that is not one of its K3s servers in the inventory: not probed');
         continue;
       }
@@ -264,21 +267,16 @@ export class ConvergenceService {
       entry.nodes.push(s.id);
       waiting.set(key, entry);
     }
-    const entries = [...waiting.values()];
-    for (let i = 0; i < entries.length; i += PROBE_PARALLEL) {
-      await Promise.all(
-        entries.slice(i, i + PROBE_PARALLEL).map(async ({ target, nodes }) => {
-          if (!(await this.probeJoinTarget(target).catch(() => false))) return;
-          for (const name of nodes) {
-            const r = await this.request(name, 'k3s-server-answers');
-            const log = nodeLogger(this.deps.log, { name });
-            const joins = `${target.host}:${target.port}`;
-            if ('message' in r) log.info({ outcome: r.status, joins, why: r.message }, 'the K3s server this node failed waiting for answers, but it is not converged');
-            else log.info({ outcome: r.status, joins }, 'the K3s server this node failed waiting for answers: converging it again');
-          }
-        }),
-      );
-    }
+    await inProbeBatches([...waiting.values()], async ({ target, nodes }) => {
+      if (!(await this.probeJoinTarget(target).catch(() => false))) return;
+      const joins = `${target.host}:${target.port}`;
+      for (const name of nodes) {
+        const r = await this.request(name, 'k3s-server-answers');
+        const log = nodeLogger(this.deps.log, { name });
+        if ('message' in r) log.info({ outcome: r.status, joins, why: r.message }, 'the K3s server this node failed waiting for answers, but it is not converged');
+        else log.info({ outcome: r.status, joins }, 'the K3s server this node failed waiting for answers: converging it again');
+      }
+    });
   }
 
   async close(): Promise<void> {

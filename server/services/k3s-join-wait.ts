@@ -37,19 +37,26 @@ export function parseJoinAddress(address: string): JoinTarget | undefined {
   return port >= 1 && port <= 65_535 ? { host, port } : undefined;
 }
 
-/**
- * The hosts a K3s node of this inventory may wait for: every K3s server's address and name, and the host of the
- * node's own k3s.server_url (inventory data). The address in a failed reason was written by the node; the server
- * probes only one of these, never whatever a node put on its stderr. Pure.
- */
-export function expectedJoinHosts(inv: Inventory, node: ResolvedNode): Set<string> {
+/** Every K3s server's name and address in the inventory: what a K3s node may wait for. Pure. */
+export function k3sServerHosts(inv: Inventory): Set<string> {
   const hosts = new Set<string>();
-  if (!rolesPlayed(node).some((r) => r === 'k3s-server' || r === 'k3s-agent')) return hosts;
   for (const n of inv.nodes.values()) {
     if (!rolesPlayed(n).includes('k3s-server')) continue;
     hosts.add(n.name);
     if (n.ip !== undefined) hosts.add(n.ip);
   }
+  return hosts;
+}
+
+/**
+ * The hosts a K3s node of this inventory may wait for: every K3s server's address and name (`servers`, computed once
+ * per round by a caller that asks for many nodes), and the host of the node's own k3s.server_url (inventory data).
+ * The address in a failed reason was written by the node; the server probes only one of these, never whatever a
+ * node put on its stderr. Pure.
+ */
+export function expectedJoinHosts(inv: Inventory, node: ResolvedNode, servers: ReadonlySet<string> = k3sServerHosts(inv)): Set<string> {
+  if (!rolesPlayed(node).some((r) => r === 'k3s-server' || r === 'k3s-agent')) return new Set();
+  const hosts = new Set(servers);
   const url = k3sData(node.data)['server_url'];
   if (typeof url === 'string') {
     const address = url.replace(/^https?:\/\//, '').split('/')[0] ?? '';
