@@ -85,6 +85,8 @@ export class AuditService {
     // auditNode only throws if the store fails; that node is then reported as not audited, with the reason.
     const entries = await runFleet(targets, (node) => this.locks.withNode(node.name, () => this.auditNode(node)), {
       concurrency: this.deps.settings.concurrency,
+      // A node being applied or converged is audited after the others: waiting for it held one of the audit's slots.
+      deferWhile: (node) => this.locks.isBusy(node.name),
       onNodeDone: (entry) => {
         // Made (and logged) whether or not anyone streams: the log must say why a node has no run.
         const report = entry.status === 'completed' ? entry.outcome : this.crashed(entry.target, entry.reason, entry.error);

@@ -125,6 +125,7 @@ export class ReadinessService {
     const locks = this.locks;
     const entries = await runFleet(targets, (node) => (opts.byConvergence ? this.runNode(node, true) : locks.withNode(node.name, () => this.runNode(node, false))), {
       concurrency: this.deps.settings.concurrency,
+      ...(opts.byConvergence ? {} : { deferWhile: (node: ResolvedNode) => locks.isBusy(node.name) }),
       onNodeDone: (entry) => {
         // Made (and logged) whether or not anyone streams: the log must say why a node has no run.
         const report = entry.status === 'completed' ? entry.outcome : this.crashed(entry.target, entry.reason, entry.error);

@@ -126,6 +126,8 @@ export class StateService {
     // runNode throws only when the store fails: that node's entry is a failed report with the reason, streamed too.
     const entries = await runFleet(targets, (node) => (opts.lockHeld ? this.runNode(node, mode) : this.locks.withNode(node.name, () => this.runNode(node, mode))), {
       concurrency: this.deps.settings.concurrency,
+      // A node another operation holds waits at the back of the fleet rather than in one of its slots.
+      ...(opts.lockHeld ? {} : { deferWhile: (node: ResolvedNode) => this.locks.isBusy(node.name) }),
       onNodeDone: (entry) => {
         // Made (and logged) whether or not anyone streams: the log must say why a node has no run.
         const report = entry.status === 'completed' ? entry.outcome : this.crashed(entry.target, mode, entry.reason, entry.error);

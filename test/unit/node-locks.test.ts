@@ -49,7 +49,7 @@ describe('NodeLocks', () => {
  * check and a convergence attempt on one node never overlap. The node's one state holds a dpkg-like lock for 150 ms:
  * a second apply beside it fails, as apt-get does on a real node.
  */
-const INVENTORY = 'cluster: { name: demo }\ngroups:\n  g: { roles: [worker] }\nnodes:\n  - { name: n1, mac: "52:54:00:00:07:01", ip: 10.0.7.1, group: g }\n';
+const INVENTORY = 'cluster: { name: demo }\ngroups:\n  g: { roles: [worker] }\nnodes:\n  - { name: n1, mac: "52:54:00:00:07:01", ip: 10.0.7.1, group: g }\n  - { name: n2, mac: "52:54:00:00:07:02", ip: 10.0.7.2, group: g }\n';
 const TOP = "base:\n  '*':\n    - pkgs\n";
 const PKGS_SLS = ['pkgs:', '  cmd.run:', '    - name: apt-get-install', ''].join('\n');
 const FACTS = '@@rackseed-facts os-release@@\nID=debian\nVERSION_ID="12"\n@@rackseed-facts hostname@@\nn1\n@@rackseed-facts end@@\n';
@@ -149,6 +149,31 @@ describe('one operation at a time on a node (real state, readiness and convergen
     await applying;
     expect(timeline).toEqual(['apt-get ends', 'audit connects']);
     expect(report!.reachable).toBe(true);
+  });
+
+  it('a fleet audit does not hold a slot waiting for a busy node: the free nodes are audited first', async () => {
+    const locks = new NodeLocks();
+    const { inventory } = services(locks);
+    const deps = stateServiceDeps(dir, store, transport, log);
+    const audited: string[] = [];
+    const audit = new AuditService({
+      ...deps,
+      settings: { ...deps.settings, concurrency: 1 },
+      locks,
+      transportFor: async (node) => {
+        audited.push(node.name);
+        return transport();
+      },
+    });
+    // Something else (an apply, a convergence) holds n1 for now.
+    const release = await locks.acquire('n1');
+    const auditing = audit.audit([inventory.inventory.nodes.get('n1')!, inventory.inventory.nodes.get('n2')!]);
+    // Before: the audit's only slot waited on n1 and n2 was not audited until n1's operation ended.
+    await expect.poll(() => audited, { timeout: 5_000 }).toEqual(['n2']);
+    release();
+    const reports = await auditing;
+    expect(audited).toEqual(['n2', 'n1']);
+    expect(reports.map((r) => r.node)).toEqual(['n1', 'n2']);
   });
 
   it("an operator's apply while the node converges does not fail the convergence", async () => {

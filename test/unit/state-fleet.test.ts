@@ -161,4 +161,36 @@ describe('runFleet', () => {
     // Before: not one timer ran until the whole fleet was done. Now the loop turns between nodes.
     expect(ticks).toBeGreaterThan(Math.min(50, (Date.now() - started) / 20));
   });
+
+  it('a deferred target waits at the back while others remain, and is still run (input order kept in the results)', async () => {
+    const busy = new Set(['a', 'b']);
+    const started: string[] = [];
+    const gates = new Map<string, ReturnType<typeof deferred<NodeRunOutcome>>>();
+    const fleet = runFleet(
+      ['a', 'b', 'c', 'd'],
+      async (node) => {
+        started.push(node);
+        const gate = deferred<NodeRunOutcome>();
+        gates.set(node, gate);
+        return gate.promise;
+      },
+      { concurrency: 1, deferWhile: (node) => busy.has(node) },
+    );
+    await settle();
+    expect(started).toEqual(['c']);
+    gates.get('c')?.resolve(outcomeFor('c'));
+    await settle();
+    expect(started).toEqual(['c', 'd']);
+    // Only deferred targets are left: the one no longer deferred goes first, then the other one all the same.
+    busy.delete('b');
+    gates.get('d')?.resolve(outcomeFor('d'));
+    await settle();
+    expect(started).toEqual(['c', 'd', 'b']);
+    gates.get('b')?.resolve(outcomeFor('b'));
+    await settle();
+    expect(started).toEqual(['c', 'd', 'b', 'a']);
+    gates.get('a')?.resolve(outcomeFor('a'));
+    const results = await fleet;
+    expect(results.map((r) => r.target)).toEqual(['a', 'b', 'c', 'd']);
+  });
 });

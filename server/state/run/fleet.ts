@@ -10,6 +10,12 @@ export interface FleetOptions<T, R> {
   concurrency: number;
   /** Called as each node finishes, in completion order. */
   onNodeDone?: (result: FleetNodeResult<T, R>) => void;
+  /**
+   * A target for which this is true when its turn comes is put back behind the others (it is taken once only such
+   * targets remain). For a node another operation holds the lock of: waiting for it kept one of `concurrency` slots
+   * idle for as long as that operation ran (a 10-minute driver install), while the fleet's other nodes queued.
+   */
+  deferWhile?: (target: T) => boolean;
 }
 
 /**
@@ -25,6 +31,21 @@ export async function runFleet<T, R>(targets: readonly T[], perNode: (target: T)
   const results = new Array<FleetNodeResult<T, R>>(targets.length);
   const callbackErrors: unknown[] = [];
   let next = 0;
+  const deferred: number[] = [];
+  const deferWhile = options.deferWhile;
+
+  // Targets in input order, a deferred one skipped while others remain; then the deferred ones, those no longer
+  // deferred first. JavaScript's single thread makes this safe between workers.
+  const takeNext = (): number | undefined => {
+    while (next < targets.length) {
+      const index = next++;
+      if (deferWhile?.(targets[index] as T)) deferred.push(index);
+      else return index;
+    }
+    if (deferred.length === 0) return undefined;
+    const ready = deferred.findIndex((i) => !deferWhile?.(targets[i] as T));
+    return deferred.splice(ready === -1 ? 0 : ready, 1)[0];
+  };
 
   const runOne = async (target: T): Promise<FleetNodeResult<T, R>> => {
     try {
@@ -34,14 +55,14 @@ export async function runFleet<T, R>(targets: readonly T[], perNode: (target: T)
     }
   };
 
-  // Each worker takes the next target until none are left; JavaScript's single thread makes `next++` safe.
+  // Each worker takes the next target until none are left.
   const worker = async (): Promise<void> => {
-    while (next < targets.length) {
+    while (next < targets.length || deferred.length > 0) {
       // A node that fails at once (no pinned key yet) and the store's synchronous writes never give the event loop a
       // turn: over 5,000 nodes DHCP, TFTP and HTTP went unanswered for seconds. One macrotask turn per node.
       await new Promise<void>((resolve) => setImmediate(resolve));
-      if (next >= targets.length) break;
-      const index = next++;
+      const index = takeNext();
+      if (index === undefined) break;
       const result = await runOne(targets[index] as T);
       results[index] = result;
       try {
