@@ -11,6 +11,7 @@ import { registerReimage } from './commands/reimage.js';
 import { registerState } from './commands/state.js';
 import { registerReady } from './commands/ready.js';
 import { registerAudit } from './commands/audit.js';
+import { registerRuns } from './commands/runs.js';
 import { registerConverge } from './commands/converge.js';
 import { registerLab } from './commands/lab.js';
 import { registerStore } from './commands/store.js';
@@ -36,6 +37,7 @@ export function buildProgram(write: (s: string) => void): Command {
   registerReady(program, ctx);
   registerConverge(program, ctx);
   registerAudit(program, ctx);
+  registerRuns(program, ctx);
   registerLab(program, write);
   registerReimage(program, ctx);
   registerPower(program, ctx);

@@ -111,6 +111,15 @@ export class PgRuns {
     // LIMIT NULL is no limit. The node variant is separate so it can use the (node, started_at) index.
     const limit = q.limit === undefined ? null : Math.max(0, Math.floor(q.limit));
     const kind = q.kind ?? null;
+    if (q.nodes !== undefined) {
+      const nodes = q.node === undefined ? q.nodes : q.nodes.filter((n) => n === q.node);
+      if (nodes.length === 0) return [];
+      const r = await this.pool.query<RunRow>(
+        'SELECT * FROM runs WHERE node = ANY($3::text[]) AND ($1::text IS NULL OR kind = $1) ORDER BY started_at DESC, id DESC LIMIT $2',
+        [kind, limit, [...nodes]],
+      );
+      return r.rows.map(toRun);
+    }
     const r =
       q.node === undefined
         ? await this.pool.query<RunRow>('SELECT * FROM runs WHERE ($1::text IS NULL OR kind = $1) ORDER BY started_at DESC, id DESC LIMIT $2', [kind, limit])

@@ -44,6 +44,13 @@ interface ListParams {
 export const RUN_FLEET_QUERIES = {
   newest: 'SELECT * FROM runs ORDER BY started_at DESC, id DESC LIMIT @limit',
   newestOfKind: 'SELECT * FROM runs WHERE kind = @kind ORDER BY started_at DESC, id DESC LIMIT @limit',
+  // Several nodes' runs (GET /api/v1/runs?targets=): the ids and start times of each node's runs come from the
+  // (node, kind, started_at, id) index alone and are sorted to pick the newest; whole rows (diffs, evidence) are read
+  // for those alone.
+  newestOfNodes: `SELECT * FROM runs WHERE id IN (
+      SELECT id FROM runs WHERE node IN (SELECT value FROM json_each(@nodes)) AND (@kind IS NULL OR kind = @kind)
+      ORDER BY started_at DESC, id DESC LIMIT @limit)
+    ORDER BY started_at DESC, id DESC`,
   abandon: `UPDATE runs SET result = 'failed', finished_at = @finished_at, summary = json_set(summary, '$.error', json(@error))
       WHERE result = 'running' AND started_at < @before
         AND (json_extract(summary, '$.server') IS NULL OR json_extract(summary, '$.server') = @server)`,
@@ -77,6 +84,7 @@ export class SqliteRuns {
   private readonly listStmt;
   private readonly listKindStmt;
   private readonly listNodeStmt;
+  private readonly listNodesStmt;
   private readonly abandonStmt;
   private readonly pruneCandidatesStmt;
   private readonly pruneStmt;
@@ -92,6 +100,7 @@ export class SqliteRuns {
     // Negative LIMIT = none. The node variant is separate so it can use the (node, started_at) index.
     this.listStmt = db.prepare<[{ limit: number }], RunRow>(RUN_FLEET_QUERIES.newest);
     this.listKindStmt = db.prepare<[{ kind: string; limit: number }], RunRow>(RUN_FLEET_QUERIES.newestOfKind);
+    this.listNodesStmt = db.prepare<[{ nodes: string; kind: string | null; limit: number }], RunRow>(RUN_FLEET_QUERIES.newestOfNodes);
     this.abandonStmt = db.prepare(RUN_FLEET_QUERIES.abandon);
     this.pruneCandidatesStmt = db.prepare<[{ before: number; after_started: number; after_id: string; limit: number }], { id: string; started_at: number }>(
       RUN_PRUNE_QUERIES.candidates,
@@ -160,6 +169,11 @@ export class SqliteRuns {
       kind: q.kind ?? null,
       limit: q.limit === undefined ? -1 : Math.max(0, Math.floor(q.limit)),
     };
+    if (q.nodes !== undefined) {
+      const nodes = q.node === undefined ? q.nodes : q.nodes.filter((n) => n === q.node);
+      if (nodes.length === 0) return [];
+      return this.listNodesStmt.all({ nodes: JSON.stringify(nodes), kind: params.kind, limit: params.limit }).map(toRun);
+    }
     if (q.node !== undefined) return this.listNodeStmt.all(params).map(toRun);
     if (q.kind !== undefined) return this.listKindStmt.all({ kind: q.kind, limit: params.limit }).map(toRun);
     return this.listStmt.all({ limit: params.limit }).map(toRun);

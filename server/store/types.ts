@@ -83,6 +83,8 @@ export interface Run {
 
 export interface RunQuery {
   node?: string;
+  /** Runs of any of these nodes (a fleet verb's resolved targets); an empty list matches none. With `node`: only it, if listed. */
+  nodes?: readonly string[];
   kind?: RunKind;
   limit?: number;
 }

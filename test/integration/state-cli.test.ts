@@ -216,4 +216,22 @@ describe('rackseed state test|apply through the server', () => {
     // limit is digits only, as for /events (Number() read "0x10" and "1e2" before).
     for (const bad of ['0x10', '1e2']) expect(() => api(`/runs?limit=${bad}`)).toThrow(/failed \(22\)/);
   });
+
+  it('rackseed runs list / show: the runs above from the command line, the failed state first with its output', async () => {
+    const list = await rackseed('runs', 'list', 'node[02-03]', '--kind', 'apply');
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(/│ node02\s+│ apply\s+│ \S+Z\s+│ \S+s\s+│ FAILED: 1 failed, 3 ok\s+│/);
+    expect(list.stdout).toMatch(/│ node03\s+│ apply\s+│ \S+Z\s+│ \S+s\s+│ FAILED: SSH_HOST_KEY_MISMATCH\s+│/);
+    expect(list.stdout).not.toMatch(/│ node01\s+│/);
+
+    const [failed] = JSON.parse((await rackseed('--json', 'runs', 'list', 'node02', '--kind', 'apply', '--limit', '1')).stdout).runs as Array<{ id: string }>;
+    const show = await rackseed('runs', 'show', failed!.id);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/^states:\nnode02 {2}FAILED +cmd\.run {2}operator-check .*\[cli\]\n/m);
+    expect(show.stdout).toMatch(/^ {6}stderr: the operator's check failed$/m);
+    expect(show.stdout).toMatch(/^3 states unchanged$/m);
+
+    const missing = await rackseed('runs', 'show', 'no-such-run');
+    expect(missing).toEqual({ code: 1, stdout: '', stderr: 'rackseed: no run "no-such-run"\n' });
+  });
 });

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { foldLifecycle } from '../../server/lifecycle/reducer.js';
 import { isRackseedError } from '../../server/model/errors.js';
 import type { LifecycleEvent } from '../../server/model/lifecycle.js';
-import type { Lease, NewEvent, ObservedStore, RecordResult, Run } from '../../server/store/types.js';
+import type { Lease, NewEvent, ObservedStore, RecordResult, Run, RunQuery } from '../../server/store/types.js';
 
 /**
  * The behaviour every ObservedStore must have. Backend-neutral on purpose: the PostgreSQL store runs this suite
@@ -588,6 +588,24 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         await record('n1', [{ type: 'assigned', group: 'g' }, { type: 'provision_started' }, { type: 'failed', reason: nul, stage: 'install' }]);
         expect(await store.getNode('n1')).toMatchObject({ state: 'failed', reason: kept });
         expect((await store.listEvents({ node: 'n1' })).at(-1)?.event).toEqual({ type: 'failed', reason: kept, stage: 'install' });
+      });
+
+      it('lists runs newest first: of the fleet, one node, several nodes, one kind, up to a limit', async () => {
+        await store.createRun(run({ id: 'a1', node: 'n1', kind: 'apply', startedAt: 100 }));
+        await store.createRun(run({ id: 'a2', node: 'n2', kind: 'apply', startedAt: 200 }));
+        await store.createRun(run({ id: 'r3', node: 'n3', kind: 'readiness', startedAt: 300 }));
+        await store.createRun(run({ id: 'u1', node: 'n1', kind: 'audit', startedAt: 400 }));
+        const ids = async (q: RunQuery) => (await store.listRuns(q)).map((r) => r.id);
+        expect(await ids({})).toEqual(['u1', 'r3', 'a2', 'a1']);
+        expect(await ids({ node: 'n1' })).toEqual(['u1', 'a1']);
+        expect(await ids({ nodes: ['n1', 'n2'] })).toEqual(['u1', 'a2', 'a1']);
+        expect(await ids({ nodes: ['n1', 'n2'], limit: 2 })).toEqual(['u1', 'a2']);
+        expect(await ids({ nodes: ['n1', 'n3'], kind: 'apply' })).toEqual(['a1']);
+        expect(await ids({ nodes: ['n3', 'nope'] })).toEqual(['r3']);
+        expect(await ids({ nodes: [] })).toEqual([]);
+        expect(await ids({ nodes: ['n1', 'n2'], node: 'n2' })).toEqual(['a2']);
+        expect(await ids({ nodes: ['n1'], node: 'n2' })).toEqual([]);
+        expect((await store.listRuns({ nodes: ['n2'] }))[0]).toEqual(run({ id: 'a2', node: 'n2', kind: 'apply', startedAt: 200 }));
       });
 
       it('refuses a duplicate run id and finishing an unknown run', async () => {

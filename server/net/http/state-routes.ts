@@ -6,6 +6,7 @@ import type { InventoryService } from '../../services/inventory-service.js';
 import type { NodeRunReport, StateService } from '../../services/state-service.js';
 import type { ObservedStore, RunKind } from '../../store/types.js';
 import { badRequest } from './errors.js';
+import { splitTargets } from './readiness-routes.js';
 import { streamNdjson } from './ndjson.js';
 
 export interface StateRouteDeps {
@@ -70,12 +71,17 @@ export function stateRoutes(deps: StateRouteDeps): Router {
 
   api.get('/runs', async (req, res) => {
     const node = typeof req.query.node === 'string' ? req.query.node : undefined;
+    // ?targets=gpu[01-04],group:head as the fleet verbs take them, resolved against the inventory; `node` stays a
+    // plain name, which also reaches the runs of a node no longer in the inventory.
+    const targets = typeof req.query.targets === 'string' ? splitTargets(req.query.targets) : undefined;
+    if (targets && node !== undefined) throw badRequest('give "node" or "targets", not both');
+    const nodes = targets ? resolveTargets(deps.inventory.inventory, targets).map((n) => n.name) : undefined;
     const kind = typeof req.query.kind === 'string' ? req.query.kind : undefined;
     if (kind !== undefined && !RUN_KINDS.includes(kind as RunKind)) throw badRequest(`"kind" must be one of ${RUN_KINDS.join(', ')}`);
     // Digits only, as /events takes it: Number() also read "0x10", "1e2" and " 5 ".
     const limitRaw = typeof req.query.limit === 'string' ? (/^\d+$/.test(req.query.limit) ? Number(req.query.limit) : NaN) : 50;
     if (!Number.isSafeInteger(limitRaw) || limitRaw < 1 || limitRaw > 1000) throw badRequest('"limit" must be a whole number from 1 to 1000');
-    const runs = await deps.store.listRuns({ ...(node ? { node } : {}), ...(kind ? { kind: kind as RunKind } : {}), limit: limitRaw });
+    const runs = await deps.store.listRuns({ ...(node ? { node } : {}), ...(nodes ? { nodes } : {}), ...(kind ? { kind: kind as RunKind } : {}), limit: limitRaw });
     res.json({ runs });
   });
 

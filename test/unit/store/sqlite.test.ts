@@ -140,13 +140,16 @@ describe('sqlite migrations', () => {
       const plan = (sql: string) =>
         db
           .prepare(`EXPLAIN QUERY PLAN ${sql}`)
-          .all({ limit: 10, kind: 'audit', finished_at: 1, error: '{}', before: 1, server: 's', ids: '[]', keep: 1, after_started: 0, after_id: '' })
+          .all({ limit: 10, kind: 'audit', finished_at: 1, error: '{}', before: 1, server: 's', ids: '[]', keep: 1, after_started: 0, after_id: '', nodes: '["a"]' })
           .map((r) => (r as { detail: string }).detail)
           .join(' | ');
       // Before migration 006 these read "SCAN runs | USE TEMP B-TREE FOR ORDER BY" (and the abandon a SCAN).
       expect(plan(RUN_FLEET_QUERIES.newest)).toMatch(/^SCAN runs USING INDEX runs_started$/);
       expect(plan(RUN_FLEET_QUERIES.newestOfKind)).toMatch(/^SEARCH runs USING INDEX runs_kind_started \(kind=\?\)$/);
       expect(plan(RUN_FLEET_QUERIES.abandon)).toMatch(/USING INDEX runs_running/);
+      // Several nodes' newest: their ids and start times come from the index alone; whole rows are read by id.
+      expect(plan(RUN_FLEET_QUERIES.newestOfNodes)).toMatch(/SEARCH runs USING COVERING INDEX runs_node_kind_started \(node=\?\)/);
+      expect(plan(RUN_FLEET_QUERIES.newestOfNodes)).not.toMatch(/SCAN runs\b/);
       // Pruning: the oldest runs in order, and for each a look at the same node's few newer runs of its kind only.
       expect(plan(RUN_PRUNE_QUERIES.candidates)).toMatch(/^SEARCH runs USING INDEX runs_started /);
       expect(plan(RUN_PRUNE_QUERIES.delete)).not.toMatch(/SCAN (runs|n|r)\b/);
