@@ -45,6 +45,8 @@ export type ErrorCode =
   | 'STATE_MODULE_FAILED'
   | 'STATE_TRANSPORT'
   | 'STATE_TIMEOUT'
+  /** A command too long for one argument on the node (Linux's 128 KiB); data goes on stdin. */
+  | 'STATE_COMMAND_TOO_LONG'
   /** A file operation on a node failed (permission, not a regular file, unknown owner), the connection being fine. */
   | 'STATE_FILE_IO'
   /** A state apply asked for a node whose reimage is pending (its next boot reinstalls it). */

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ImageRecipe } from '../../server/model/image.js';
@@ -129,6 +129,52 @@ export function prepareUpper(upper: string, hostname: string, authorizedKey: str
   return { hostKeyLine: `${type} ${blob}` };
 }
 
+/**
+ * Login shells a target's root can be given instead of the tree's bash, with the Debian packages (installed on the
+ * host: test/apt-packages.txt) that make each one work in the tree: its binary, its system startup files, and the
+ * libraries the tree lacks.
+ */
+export const LOGIN_SHELLS = {
+  '/bin/tcsh': ['tcsh'],
+  '/bin/bsd-csh': ['csh'],
+  '/usr/bin/fish': ['fish', 'fish-common', 'libpcre2-32-0'],
+} as const satisfies Record<string, readonly string[]>;
+export type LoginShell = keyof typeof LOGIN_SHELLS;
+
+/**
+ * Makes `shell` root's login shell in a target's (not yet mounted) upper dir: the host's files of its packages are
+ * copied in (host and tree are both Debian 12) and the upper dir gets its own /etc/passwd and /etc/shells. The
+ * host's /etc/passwd is only read, never written.
+ */
+export function giveRootLoginShell(upper: string, tree: TargetTree, shell: LoginShell): void {
+  const paths = execFileSync('dpkg', ['-L', ...LOGIN_SHELLS[shell]], { encoding: 'utf8' })
+    .split('\n')
+    .filter((f) => f.startsWith('/') && existsSync(f))
+    // /bin and /lib are symlinks into /usr in the tree: a real /bin in the upper dir would hide the tree's.
+    .map((f) => path.join(realpathSync(path.dirname(f)), path.basename(f)));
+  for (const file of new Set(paths)) {
+    const isDir = !lstatSync(file).isSymbolicLink() && statSync(file).isDirectory();
+    for (const dir of ancestors(isDir ? file : path.dirname(file))) {
+      // Made with the host's mode: an upper dir's attributes are what the target sees for the merged one.
+      if (!existsSync(path.join(upper, dir))) mkdirSync(path.join(upper, dir), { mode: statSync(dir).mode & 0o7777 });
+    }
+    if (isDir || statSync(file).isDirectory()) continue;
+    if (lstatSync(file).isSymbolicLink()) symlinkSync(readlinkSync(file), path.join(upper, file));
+    else cpSync(file, path.join(upper, file), { preserveTimestamps: true });
+  }
+  const treeFile = (file: string): string => readFileSync(existsSync(path.join(tree.layer, file)) ? path.join(tree.layer, file) : path.join(tree.base, file), 'utf8');
+  const passwd = treeFile('etc/passwd').replace(/^(root:(?:[^:\n]*:){5})[^:\n]*$/m, `$1${shell}`);
+  if (!passwd.includes(`:/root:${shell}\n`)) throw new Error(`no root line in the tree's /etc/passwd to give ${shell}`);
+  writeFileSync(path.join(upper, 'etc/passwd'), passwd, { mode: 0o644 });
+  writeFileSync(path.join(upper, 'etc/shells'), `${treeFile('etc/shells').trimEnd()}\n${shell}\n`, { mode: 0o644 });
+}
+
+/** `/a/b/c` -> `/a`, `/a/b`, `/a/b/c`. */
+function ancestors(dir: string): string[] {
+  const parts = dir.split('/').filter(Boolean);
+  return parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`);
+}
+
 /** A client key pair for a test run. */
 export function makeClientKey(dir: string): { privateKey: string; privateKeyFile: string; publicKey: string } {
   const file = path.join(dir, 'id_ed25519');
@@ -244,6 +290,8 @@ export interface StartSshTargetsOptions {
   prefix?: string;
   /** Hostnames (default node01, node02, ...). */
   names?: string[];
+  /** root's login shell per target (default, or undefined: the tree's bash). */
+  loginShells?: Array<LoginShell | undefined>;
 }
 
 /**
@@ -276,6 +324,8 @@ export async function startSshTargets(n: number, options: StartSshTargetsOptions
         const dir = path.join(runDir, `t${i}`);
         mkdirSync(dir);
         const { hostKeyLine } = prepareUpper(path.join(dir, 'upper'), name, client.publicKey);
+        const shell = options.loginShells?.[i];
+        if (shell) giveRootLoginShell(path.join(dir, 'upper'), tree, shell);
         const launcher = launchSshd(netns, ns, tree, dir, name);
         launchers.push(launcher);
         let log = '';

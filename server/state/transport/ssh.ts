@@ -6,6 +6,7 @@ import type { Logger } from '../../log.js';
 import { RackseedError } from '../../model/errors.js';
 import type { ExecOptions, ExecResult, Transport, WriteOptions } from '../types.js';
 import { fingerprint, findPinnedKey, hostKeyAlgorithms, parsePublicKey, sameKey, type PublicKey } from './known-hosts.js';
+import { loginShellLine, PID_MARK } from './login-shell.js';
 
 /**
  * The SSH transport: one connection per node, opened once with the node's host key pinned (never trusted on first
@@ -59,8 +60,6 @@ const MISSING = 44;
  * every other node's run with it. A file read beyond it is an error rather than a cut file.
  */
 export const OUTPUT_LIMIT_BYTES = 32 * 1024 * 1024;
-/** The line the login shell prints before the command, so its PID is found after whatever its startup files print. */
-const PID_MARK = '@@rackseed-pid ';
 /** Startup noise kept while looking for the PID line; beyond it the PID is given up on. */
 const PID_SEARCH_BYTES = 64 * 1024;
 /** The node's own limit runs this long after the server's, which therefore reports the timeout in the normal case. */
@@ -265,21 +264,30 @@ export class SshTransport implements Transport {
   }
 
   /**
-   * Runs one script under `sh -c` (whatever root's login shell is) on its own channel. `label` names it in errors
-   * (never the script or stdin).
+   * Runs one script under `sh -c` on its own channel, whatever root's login shell is (./login-shell.ts: how the
+   * command gets past it, prints the PID a timeout kills, and is bounded on the node too). `label` names it in
+   * errors (never the script or stdin).
    */
   private async run(script: string, label: string, options: ExecOptions): Promise<RawResult> {
     if (this.failure) throw this.failure;
+    const limit = options.timeoutMs !== undefined ? Math.ceil(options.timeoutMs / 1000) + NODE_TIMEOUT_GRACE_SECONDS : undefined;
+    let line: string;
+    try {
+      line = loginShellLine(script, limit);
+    } catch (error) {
+      if (!(error instanceof RackseedError)) throw error;
+      throw new RackseedError(error.code, `${this.target}: ${error.message}: ${label.slice(0, 200)}`, { ...error.details, target: this.target, command: label });
+    }
     const release = await this.slots.acquire();
     try {
       if (this.failure) throw this.failure;
-      return await this.runOnChannel(script, label, options);
+      return await this.runOnChannel(line, label, options);
     } finally {
       release();
     }
   }
 
-  private runOnChannel(script: string, label: string, options: ExecOptions): Promise<RawResult> {
+  private runOnChannel(line: string, label: string, options: ExecOptions): Promise<RawResult> {
     const started = Date.now();
     return new Promise<RawResult>((resolve, reject) => {
       let settled = false;
@@ -315,17 +323,8 @@ export class SshTransport implements Transport {
         }, options.timeoutMs);
       }
 
-      // The login shell prints its PID (sshd made it a session and process group leader) on a marked stderr line,
-      // then becomes the command: a timeout can then kill the whole group. OpenSSH refuses the protocol's own
-      // "signal" request for root sessions, so this is the only way to stop a hung command. The mark is there
-      // because root's shell startup files (an HPC node's module or conda setup) may print to stderr first: an
-      // unmarked first line was taken for the PID, and a timed-out command was never killed. The node bounds the
-      // command itself too (timeout(1) where there is one): the kill goes over this connection, and a command whose
-      // connection dropped (a network blip, a server restart) ran on past its limit for ever.
-      const limit = options.timeoutMs !== undefined ? Math.ceil(options.timeoutMs / 1000) + NODE_TIMEOUT_GRACE_SECONDS : undefined;
-      const start = limit !== undefined ? `if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL ${limit} sh -c ${shellQuote(script)}; fi; exec sh -c ${shellQuote(script)}` : `exec sh -c ${shellQuote(script)}`;
       this.openChannel(
-        `printf '${PID_MARK}%s\\n' $$ >&2; ${start}`,
+        line,
         (ch) => {
           channel = ch;
           const stdout = new CappedOutput(OUTPUT_LIMIT_BYTES);
@@ -404,8 +403,9 @@ export class SshTransport implements Transport {
 
   /** Kills a timed-out command's process group over a channel of its own; best effort. */
   private killRemote(pid: number): void {
+    // Run by /bin/sh, not by the login shell: no `--`, which dash's kill takes for a PID and refuses.
     this.openChannel(
-      `kill -KILL -- -${pid} ${pid} 2>/dev/null; true`,
+      loginShellLine(`kill -KILL -${pid} ${pid} 2>/dev/null; true`),
       (ch) => {
         ch.on('data', () => {});
         ch.stderr.on('data', () => {});
