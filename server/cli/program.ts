@@ -12,6 +12,7 @@ import { registerState } from './commands/state.js';
 import { registerReady } from './commands/ready.js';
 import { registerAudit } from './commands/audit.js';
 import { registerRuns } from './commands/runs.js';
+import { registerEvents } from './commands/events.js';
 import { registerConverge } from './commands/converge.js';
 import { registerLab } from './commands/lab.js';
 import { registerStore } from './commands/store.js';
@@ -38,6 +39,7 @@ export function buildProgram(write: (s: string) => void): Command {
   registerConverge(program, ctx);
   registerAudit(program, ctx);
   registerRuns(program, ctx);
+  registerEvents(program, ctx);
   registerLab(program, write);
   registerReimage(program, ctx);
   registerPower(program, ctx);

@@ -140,9 +140,13 @@ export function apiRoutes(deps: ApiDeps): Router {
 
   api.get('/events', async (req, res) => {
     const after = intParam(req.query.after, 'after', Number.MAX_SAFE_INTEGER);
-    const limit = intParam(req.query.limit, 'limit', 10_000) ?? 500;
+    const limitParam = intParam(req.query.limit, 'limit', 10_000);
+    // The newest `last` events (oldest first), where a tail starts: `limit` counts from the oldest.
+    const last = intParam(req.query.last, 'last', 10_000);
+    if (last !== undefined && limitParam !== undefined) throw badRequest('give "limit" or "last", not both');
     const node = typeof req.query.node === 'string' ? req.query.node : undefined;
-    const events = await deps.store.listEvents({ ...(node ? { node } : {}), ...(after !== undefined ? { afterId: after } : {}), limit });
+    const window = last !== undefined ? { last } : { limit: limitParam ?? 500 };
+    const events = await deps.store.listEvents({ ...(node ? { node } : {}), ...(after !== undefined ? { afterId: after } : {}), ...window });
     res.json({ events });
   });
 
