@@ -122,6 +122,12 @@ export function reduceLifecycle(current: LifecycleStatus | undefined, event: Lif
       if (current.state !== 'provisioning') return { ok: true, status: current, changed: false };
       return { ok: true, status: { ...current, stage: 'plan-refused' }, changed: current.stage !== 'plan-refused' };
     }
+    case 'removed': {
+      if (!current) return reject(current, event);
+      // Nothing of the old lifecycle may reach a node added later: not its state (a new machine under the name, or
+      // this one under a new name, must be installed), nor its failure, pending reimage or image on disk.
+      return { ok: true, status: { ...fresh('discovered'), facts: current.facts }, changed: true };
+    }
     case 'reimage_cancelled': {
       if (!current) return reject(current, event);
       const { reimageFromGroup: _from, ...rest } = current;

@@ -41,7 +41,13 @@ export type LifecycleEvent =
    * state, where an operator sees it, because a replayed token arrives after the install. Changes no state; an
    * installing node shows it as its stage.
    */
-  | { type: 'plan_refused'; reason: string; remote?: string };
+  | { type: 'plan_refused'; reason: string; remote?: string }
+  /**
+   * The node was removed from the inventory (`rackseed node remove`): what it was is over, and its record goes back to
+   * being a discovered machine (kept under its MAC, with its facts and history, until store retention forgets it).
+   * `entry`: where it was declared, for the history.
+   */
+  | { type: 'removed'; entry?: string };
 
 export type LifecycleEventType = LifecycleEvent['type'];
 

@@ -234,6 +234,8 @@ export class PgNodes {
       const ids = stale.rows.map((r) => r.id);
       if (ids.length === 0) return { machines: 0, events: 0 };
       const events = await client.query('DELETE FROM events WHERE node = ANY($1::text[])', [ids]);
+      // A machine removed from the inventory (`node remove`) is kept as a discovered one with its runs: they go with it.
+      await client.query('DELETE FROM runs WHERE node = ANY($1::text[])', [ids]);
       await client.query('DELETE FROM node_status WHERE id = ANY($1::text[])', [ids]);
       return { machines: ids.length, events: events.rowCount ?? 0 };
     });

@@ -141,11 +141,14 @@ export class SqliteNodes {
       SELECT id FROM node_status WHERE state = 'discovered' AND id = mac AND coalesce(last_seen_at, updated_at) < @before
       ORDER BY id LIMIT @limit`);
     const deleteEvents = db.prepare<[string]>('DELETE FROM events WHERE node = ?');
+    // A machine removed from the inventory (`node remove`) is kept as a discovered one with its runs: they go with it.
+    const deleteRuns = db.prepare<[string]>('DELETE FROM runs WHERE node = ?');
     this.forgetTx = db.transaction((before: number, limit: number) => {
       const ids = staleDiscovered.all({ before, limit }).map((r) => r.id);
       let events = 0;
       for (const id of ids) {
         events += deleteEvents.run(id).changes;
+        deleteRuns.run(id);
         this.deleteStmt.run(id);
       }
       return { machines: ids.length, events };

@@ -102,8 +102,8 @@ export interface PrunePolicy {
   /** At least 1. */
   keepLastRunsPerNode: number;
   /**
-   * Discovered machines (state `discovered`, keyed by their MAC: never matched to an inventory node) last seen before
-   * this go, with their events. One that boots again is discovered afresh.
+   * Discovered machines (state `discovered`, keyed by their MAC: never matched to an inventory node, or removed from
+   * the inventory) last seen before this go, with their events and runs. One that boots again is discovered afresh.
    */
   discoveredSeenBefore?: number;
   /**

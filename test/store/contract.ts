@@ -719,6 +719,24 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect(await store.getNode(MAC_A)).toMatchObject({ state: 'discovered', lastSeenAt: 900 });
       });
 
+      it('a node removed from the inventory is a discovered machine under its MAC, forgotten with its events and runs', async () => {
+        await record('gone', [{ type: 'assigned', group: 'g' }, { type: 'provision_started' }, { type: 'installed' }, { type: 'configure_started' }, { type: 'ready' }], 50);
+        await store.touchNode('gone', { mac: MAC_A, seenAt: 300 });
+        await finished(run({ id: 'gone-apply', node: 'gone', kind: 'apply', startedAt: 60 }));
+        await finished(run({ id: 'stays', node: 'n1', kind: 'apply', startedAt: 60 }));
+        okResult(await store.recordEvent({ node: 'gone', event: { type: 'removed', entry: 'inventory.yaml:3 nodes[0] (gone)' }, at: 400 }));
+        await store.renameNode('gone', MAC_A);
+        expect(await store.getNode('gone')).toBeUndefined();
+        expect(await store.getNode(MAC_A)).toMatchObject({ id: MAC_A, mac: MAC_A, state: 'discovered', reimageRequested: false, lastSeenAt: 300 });
+        expect((await store.listEvents({ node: MAC_A })).map((e) => e.event.type)).toEqual(['assigned', 'provision_started', 'installed', 'configure_started', 'ready', 'removed']);
+        expect((await store.listRuns({ node: MAC_A })).map((r) => r.id)).toEqual(['gone-apply']);
+
+        // The keep-last rule kept its newest run while it was a node; forgotten as a discovered machine, the run goes too.
+        expect(await store.prune({ runsStartedBefore: 1_000, discoveredSeenBefore: 500, keepLastRunsPerNode: 1 })).toEqual({ runs: 0, discovered: 1, discoveredEvents: 6 });
+        expect(await store.getNode(MAC_A)).toBeUndefined();
+        expect(await ids()).toEqual(['stays']);
+      });
+
       it('removes nothing without cutoffs, and stops between batches when asked', async () => {
         okResult(await store.recordEvent({ node: MAC_A, event: discovered(MAC_A), at: 100 }));
         await finished(run({ id: 'a', node: 'n1', startedAt: 100 }));

@@ -20,6 +20,7 @@ const ready: LifecycleEvent = { type: 'ready' };
 const failed = (reason: string, at?: string): LifecycleEvent => (at === undefined ? { type: 'failed', reason } : { type: 'failed', reason, stage: at });
 const reimage = (fromGroup?: string): LifecycleEvent => ({ type: 'reimage_requested', ...(fromGroup !== undefined ? { fromGroup } : {}) });
 const cancel: LifecycleEvent = { type: 'reimage_cancelled' };
+const removed: LifecycleEvent = { type: 'removed', entry: 'inventory.yaml:12 nodes[3] (gpu05)' };
 
 const TO_READY: LifecycleEvent[] = [discovered({ product: 'R650' }), assigned, provision, stage('download'), installed, configure, ready];
 
@@ -160,6 +161,20 @@ const CASES: Case[] = [
   },
   { name: 'discovered never demotes a known node', events: [assigned, discovered()], rejected: { index: 1, error: /"discovered" is not allowed in state "assigned"/ } },
   { name: 'discovered never demotes a ready node', events: [...TO_READY, discovered()], rejected: { index: 7, error: /state "ready"/ } },
+
+  // Removal from the inventory: the record is a discovered machine again, whatever it was.
+  {
+    name: 'removed: a ready node with an image on disk and a pending reimage is discovered, facts kept',
+    events: [...TO_READY.slice(0, 4), installedWith(IMAGE_A), configure, ready, reimage('gpu'), removed],
+    status: { state: 'discovered', reimageRequested: false, facts: { product: 'R650' } },
+    absent: ['installedImage', 'reimageFromGroup', 'reason', 'stage'],
+  },
+  { name: 'removed: a failed install leaves no failure behind', events: [assigned, provision, failed('disk', 'partition'), removed], status: { state: 'discovered' }, absent: ['reason', 'stage'] },
+  { name: 'removed: an installing node', events: [assigned, provision, stage('download'), removed], status: { state: 'discovered' }, absent: ['stage'] },
+  { name: 'removed, then added again: assigned, and its next boot installs', events: [...TO_READY, removed, assigned, provision], status: { state: 'provisioning' } },
+  { name: 'removed, then a boot: discovered again refreshes facts', events: [...TO_READY, removed, discovered({ product: 'R750' })], status: { state: 'discovered', facts: { product: 'R750' } } },
+  { name: 'removed with no status', events: [removed], rejected: { index: 0, error: /"removed" is not allowed in state "nothing"/ } },
+  { name: 'a removed node cannot be provisioned before it is assigned', events: [...TO_READY, removed, provision], rejected: { index: TO_READY.length + 1, error: /"provision_started" is not allowed in state "discovered"/ } },
 ];
 
 describe('lifecycle reducer', () => {
@@ -178,7 +193,7 @@ describe('lifecycle reducer', () => {
   });
 
   it('is total and pure: every event in every state returns a transition and leaves the input untouched', () => {
-    const events: LifecycleEvent[] = [discovered({ x: 1 }), assigned, provision, stage('s'), installed, installedWith(IMAGE_B), configure, ready, failed('r', 's'), reimage('g'), cancel, { type: 'plan_refused', reason: 'r' }];
+    const events: LifecycleEvent[] = [discovered({ x: 1 }), assigned, provision, stage('s'), installed, installedWith(IMAGE_B), configure, ready, failed('r', 's'), reimage('g'), cancel, { type: 'plan_refused', reason: 'r' }, removed];
     const starts: (LifecycleStatus | undefined)[] = [
       undefined,
       ...LIFECYCLE_STATES.flatMap((state) => [false, true].map((reimageRequested) => deepFreeze<LifecycleStatus>({

@@ -163,6 +163,8 @@ export function describeEvent(event: LifecycleEvent): string {
       return event.fromGroup ? `moved out of group ${event.fromGroup}` : '';
     case 'installed':
       return event.image ? `image ${event.image.name}` : '';
+    case 'removed':
+      return event.entry ? `removed from the inventory (was ${event.entry})` : 'removed from the inventory';
     default:
       return '';
   }
