@@ -159,6 +159,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     // Set once the listeners are up; the API reads them through netbootStats.
     let tftp: TftpServerHandle | undefined;
     let dhcpStats: DhcpStats | undefined;
+    // Full DHCP mode's lease book, once it is up: it remembers leases, so `node remove` releases through it.
+    let leaseBook: LeaseBook | undefined;
 
     const images = new ImageCatalog(config.dataDir, log.child({ subsystem: 'images' }));
     const swarm = imageSwarm(config, images, log.child({ subsystem: 'torrent' }));
@@ -258,6 +260,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         ...(config.dhcp.mode === 'full' ? { addressOf: dhcpAddressOf(store) } : {}),
       },
       booted: { callbackTokens, converge: (node) => convergence.request(node, 'booted') },
+      releaseLease: async (ip, mac) => {
+        if (leaseBook) await leaseBook.release(ip, mac);
+        else await store.releaseLease(ip, mac);
+      },
     });
 
     let httpUrl = config.http.publicUrl;
@@ -309,6 +315,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         // PostgreSQL means other servers may bind addresses this book never sees (see LeaseBook.refresh).
         const book = new LeaseBook(store, config.serverName, Date.now, config.store.kind === 'postgres');
         await book.load();
+        leaseBook = book;
         const warnUnreachable = (inv: Inventory) => {
           for (const { node, ip, problem } of unusableReservations(inv.nodes.values(), config.dhcp.subnets, config.dhcp.serverIp)) {
             dhcpLog.warn({ node, ip, problem }, `reserved address is ${problem}: this node gets no DHCP answer in full mode`);

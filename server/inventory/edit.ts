@@ -309,3 +309,111 @@ export function moveNodesToGroupInText(text: string, file: string, names: readon
   }
   return { text: out, moved };
 }
+
+/** What removing nodes did to the inventory text: the new text, and each removed node with the entry it was in. */
+export interface NodeRemoval {
+  text: string;
+  /** In the order asked for; `entry` is where the node was declared (describeEntry), as the file was before. */
+  removed: Array<{ node: string; entry: string }>;
+}
+
+/** Start of the line that holds `offset`. */
+function lineStart(text: string, offset: number): number {
+  return text.lastIndexOf('\n', offset - 1) + 1;
+}
+
+/**
+ * Deletes block sequence items whole: from their `- ` to the end of their last line (trailing comments on their own
+ * lines go with them). Comment lines above an item stay: they may head a section that other entries are in.
+ */
+function deleteBlockItems(edits: TextEdits, text: string, items: ReadonlyArray<{ range: readonly number[]; where: string }>): void {
+  for (const { range, where } of items) {
+    const start = lineStart(text, range[0] ?? 0);
+    if (!/^[ \t]*-[ \t]+$/.test(text.slice(start, range[0]))) {
+      throw new RackseedError('INVENTORY_INVALID', `${where} does not start its own line; remove it by hand`);
+    }
+    edits.replace(start, lineEndAfter(text, range[1] ?? 0).at, '');
+  }
+}
+
+/**
+ * Deletes items of a flow sequence (`nodes: [ {...}, {...} ]`) with their separating commas. An item followed by a
+ * kept one goes up to the next item; the removed items after the last kept one go as one span from that kept item's
+ * end, so no two deletions overlap and no `,,` or leading comma is left.
+ */
+function deleteFlowItems(edits: TextEdits, all: ReadonlyArray<readonly number[]>, removed: ReadonlySet<number>, open: number, close: number): void {
+  const kept = all.map((_, i) => i).filter((i) => !removed.has(i));
+  if (kept.length === 0) {
+    edits.replace(open + 1, close, '');
+    return;
+  }
+  const lastKept = kept[kept.length - 1]!;
+  for (const i of removed) {
+    if (i < lastKept) edits.replace(all[i]![0]!, all[i + 1]![0]!, '');
+  }
+  const tail = [...removed].filter((i) => i > lastKept);
+  if (tail.length > 0) edits.replace(all[lastKept]![1]!, all[Math.max(...tail)]![1]!, '');
+}
+
+/**
+ * Removes the entries of `names` from the inventory text, keeping every other byte. A member of a range entry
+ * (`range: gpu[01-04]`, its MACs often from the range's csv: file) cannot be removed alone: narrowing the range or
+ * deleting its CSV row is the operator's call, so it is refused naming the entry's file and line and its CSV row.
+ * A range whose members are all named is removed whole (its CSV file is left as it is). Unknown names are refused.
+ * Nothing is returned half-done: every name is checked before the text is touched, and the result is validated.
+ */
+export function removeNodesFromText(text: string, file: string, names: readonly string[], readCsv: CsvReader = noCsvReader): NodeRemoval {
+  const { entries } = parseInventoryDetailed(text, file, readCsv);
+  const byName = new Map(entries.map((e) => [e.spec.name.toLowerCase(), e]));
+  const wanted = new Set(names.map((n) => n.toLowerCase()));
+  const removed: NodeRemoval['removed'] = [];
+  const entryIndexes = new Set<number>();
+  for (const name of names) {
+    const entry = byName.get(name.toLowerCase());
+    if (!entry) throw new RackseedError('NODE_NOT_FOUND', `no node "${name}" in ${file}`, { node: name });
+    if (removed.some((r) => r.node === entry.spec.name)) continue;
+    if (entry.spec.origin.range !== undefined) {
+      const members = entries.filter((e) => e.index === entry.index);
+      const missing = members.filter((m) => !wanted.has(m.spec.name.toLowerCase())).map((m) => m.spec.name);
+      if (missing.length > 0) {
+        const csv = entry.csv ? ` and delete its row ${entry.csv.file}:${entry.csv.line}` : '';
+        throw new RackseedError(
+          'INVENTORY_INVALID',
+          `${entry.spec.name} is declared by ${describeEntry(entry)}, with ${missing.join(', ')}; it cannot be removed alone: ` +
+            `narrow or split that range by hand${csv}, then reload (or name every member of the range to remove it whole)`,
+          { node: entry.spec.name, file: entry.spec.origin.file, ...(entry.spec.origin.line !== undefined ? { line: entry.spec.origin.line } : {}) },
+        );
+      }
+    }
+    entryIndexes.add(entry.index);
+    removed.push({ node: entry.spec.name, entry: describeEntry(entry) });
+  }
+  if (entryIndexes.size === 0) return { text, removed };
+
+  const parsed = parseForEdit(text);
+  const seq = parsed.doc.get('nodes', true);
+  if (!isSeq(seq) || !seq.range) throw new RackseedError('INVENTORY_INVALID', `${file}: nodes: is not a list`);
+  const ranges = seq.items.map((item) => (isMap(item) && item.range ? item.range : undefined));
+  const edits = new TextEdits();
+  if (seq.flow) {
+    const all = ranges.map((r, i) => {
+      if (!r) throw new RackseedError('INVENTORY_INVALID', `${file}: nodes[${i}] is not a map entry`);
+      return r;
+    });
+    deleteFlowItems(edits, all, entryIndexes, seq.range[0], text.lastIndexOf(']', seq.range[1] - 1));
+  } else {
+    deleteBlockItems(edits, text, [...entryIndexes].map((i) => {
+      const range = ranges[i];
+      if (!range) throw new RackseedError('INVENTORY_INVALID', `${file}: nodes[${i}] is not a map entry`);
+      return { range, where: `${file} nodes[${i}]` };
+    }));
+  }
+  const out = edits.apply(text);
+  const after = parseInventory(out, file, readCsv);
+  // Every other node must still be there: a deletion that took a neighbour with it went wrong.
+  const expected = entries.filter((e) => !entryIndexes.has(e.index)).map((e) => e.spec.name);
+  if (expected.some((n) => !after.nodes.has(n)) || after.nodes.size !== expected.length) {
+    throw new RackseedError('INTERNAL', `removing ${removed.map((r) => r.node).join(', ')} from ${file} did not leave the other nodes as they were`);
+  }
+  return { text: out, removed };
+}

@@ -7,4 +7,4 @@ export { describeEntry, type CsvReader, type LocatedSpec } from './entries.js';
 export { csvPathFor, noCsvReader, parseInventory, parseInventoryDetailed, type ParsedInventory } from './parse.js';
 export { deepMerge, findNodeByMac, matchesSelector, resolveNode, resolveTargets, selectGroup } from './select.js';
 export { csvReaderFor, loadInventory } from './load.js';
-export { addNodeToText, importCsvToText, moveNodesToGroupInText, type GroupMove, type NewNodeEntry } from './edit.js';
+export { addNodeToText, importCsvToText, moveNodesToGroupInText, removeNodesFromText, type GroupMove, type NewNodeEntry, type NodeRemoval } from './edit.js';

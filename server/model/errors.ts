@@ -23,6 +23,8 @@ export type ErrorCode =
   | 'TEMPLATE_MISSING_VALUE'
   | 'TEMPLATE_ERROR'
   | 'NODE_NOT_FOUND'
+  /** The node is in the middle of something a request would cut off (an install, for `node remove` without --force). */
+  | 'NODE_BUSY'
   | 'GROUP_NOT_FOUND'
   | 'UNAUTHORIZED'
   | 'BAD_REQUEST'

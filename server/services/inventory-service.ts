@@ -3,7 +3,7 @@ import { RackseedError } from '../model/errors.js';
 import type { Inventory } from '../model/inventory.js';
 import type { Logger } from '../log.js';
 import { replaceFileDurably } from '../util/replace-file.js';
-import { addNodeToText, csvReaderFor, importCsvToText, loadInventory, moveNodesToGroupInText, type GroupMove, type NewNodeEntry } from '../inventory/index.js';
+import { addNodeToText, csvReaderFor, importCsvToText, loadInventory, moveNodesToGroupInText, removeNodesFromText, type GroupMove, type NewNodeEntry, type NodeRemoval } from '../inventory/index.js';
 
 const EMPTY_INVENTORY = '# rackseed inventory: groups and nodes (see README "Inventory")\ncluster:\n  name: cluster\ngroups: {}\nnodes: []\n';
 
@@ -75,6 +75,23 @@ export class InventoryService {
       return r.text;
     });
     return moved;
+  }
+
+  /**
+   * Removes nodes' entries from the file (see removeNodesFromText). With `dryRun`, only checks that the edit can be
+   * made (a range member alone cannot) and says where each node is declared; nothing is written.
+   */
+  async removeNodes(names: readonly string[], options: { dryRun: boolean }): Promise<NodeRemoval['removed']> {
+    if (options.dryRun) {
+      return this.serialise(async () => removeNodesFromText(this.currentText(), this.file, names, csvReaderFor(this.file)).removed);
+    }
+    let removed: NodeRemoval['removed'] = [];
+    await this.edit((text) => {
+      const r = removeNodesFromText(text, this.file, names, csvReaderFor(this.file));
+      removed = r.removed;
+      return r.text;
+    });
+    return removed;
   }
 
   private currentText(): string {

@@ -62,6 +62,22 @@ export class NodeIdentity {
     });
   }
 
+  /**
+   * Forgets a node's identity: its host key and its pin, and its line in known_hosts. For a node removed from the
+   * inventory: a machine added later under its name must get a key of its own (the old private key is on a disk that
+   * leaves the rack), and the old pin must not vouch for whatever answers at its old address. True if there was one.
+   */
+  forget(node: string): Promise<boolean> {
+    if (!isValidHostname(node)) return Promise.reject(new Error(`${JSON.stringify(node)} is not a node name`));
+    return this.serialized(async () => {
+      const dir = path.join(this.dataDir, 'nodes', node);
+      if (!existsSync(dir)) return false;
+      rmSync(dir, { recursive: true, force: true });
+      this.writeKnownHosts();
+      return true;
+    });
+  }
+
   /** The server's public key line, the key pair made on first use. */
   serverPublicKey(): Promise<string> {
     return this.serialized(async () => {

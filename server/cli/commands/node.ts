@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { NodeView } from '../../services/node-view.js';
+import type { RemovalSummary, RemovalTarget } from '../../services/node-removal.js';
 import type { StoredEvent } from '../../store/types.js';
 import type { CliContext, GlobalOptions } from '../context.js';
-import { UsageError } from '../exit.js';
+import { CliExit, EXIT_FAILED, UsageError } from '../exit.js';
 import { keyValues, printJson, table } from '../output.js';
 
 function describeEvent(e: StoredEvent): string {
@@ -22,7 +23,7 @@ function installedImageLine(n: NodeView): string | undefined {
 }
 
 export function registerNode(program: Command, ctx: (opts: GlobalOptions) => CliContext): void {
-  const node = program.command('node').description('list, inspect and add nodes');
+  const node = program.command('node').description('list, inspect, add and remove nodes');
 
   node
     .command('list')
@@ -110,5 +111,47 @@ export function registerNode(program: Command, ctx: (opts: GlobalOptions) => Cli
       const r = await client.post<{ added: string[]; updated: string[]; unchanged?: string[] }>(`/nodes/import?name=${encodeURIComponent(path.basename(file))}`, csv, 'text/csv');
       if (out.json) return printJson(out, r);
       out.write(`imported ${file}: ${r.added.length} added, ${r.updated.length} updated, ${r.unchanged?.length ?? 0} unchanged\n`);
+    });
+
+  node
+    .command('remove <names...>')
+    .description('decommission nodes: remove their inventory entries and forget their host keys and leases (a dry run without --yes)')
+    .option('--yes', 'really do it (without it: print what would be removed, change nothing)')
+    .option('--force', 'also remove nodes installing now (refused without it)')
+    .addHelpText(
+      'after',
+      '\nNames: node names or hostlists (gpu[01-04]). A member of a range entry cannot be removed alone (narrow the range by hand);\n' +
+        'naming every member removes the range. Each machine is then a discovered one: if it netboots again it is never installed.',
+    )
+    .action(async (names: string[], o: { yes?: boolean; force?: boolean }, cmd: Command) => {
+      const { client, out } = ctx(cmd.optsWithGlobals());
+      const body = { names, ...(o.force ? { force: true } : {}) };
+      if (!o.yes) {
+        const dry = await client.post<{ dryRun: true; nodes: RemovalTarget[] }>('/nodes/remove', { ...body, confirm: false });
+        if (out.json) return printJson(out, dry);
+        const rows = dry.nodes.map((n) => [n.node, n.state, n.inInventory ? n.entry : 'not in the inventory (its observed state only)', n.macs.join(', ') || undefined, n.refused]);
+        out.write(`${table(['NODE', 'STATE', 'DECLARED AT', 'MACS', 'REFUSED'], rows)}\n`);
+        const refused = dry.nodes.filter((n) => n.refused).length;
+        out.write(`would remove ${dry.nodes.length - refused} node${dry.nodes.length - refused === 1 ? '' : 's'}${refused ? ` (${refused} refused: nothing is removed while any is)` : ''}; nothing changed; re-run with --yes\n`);
+        return;
+      }
+      const r = await client.post<{ dryRun: false } & RemovalSummary>('/nodes/remove', { ...body, confirm: true });
+      const failed = r.removed.filter((n) => n.errors.length > 0).length > 0 || r.inventoryProblem !== undefined;
+      if (out.json) {
+        printJson(out, r);
+        if (failed) throw new CliExit(EXIT_FAILED);
+        return;
+      }
+      const rows = r.removed.map((n) => [
+        n.node,
+        n.keptAs ? `discovered machine ${n.keptAs}` : undefined,
+        n.releasedLeases.map((l) => l.ip).join(', ') || undefined,
+        n.hostKeyForgotten ? 'deleted' : undefined,
+        n.errors.join('; ') || undefined,
+      ]);
+      out.write(`${table(['NODE', 'KEPT AS', 'LEASES RELEASED', 'HOST KEY', 'PROBLEM'], rows)}\n`);
+      out.write(`removed ${r.removed.length} node${r.removed.length === 1 ? '' : 's'} from the inventory\n`);
+      if (r.inventoryProblem) out.write(`but: ${r.inventoryProblem}\n`);
+      if (failed) throw new CliExit(EXIT_FAILED);
     });
 }

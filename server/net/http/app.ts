@@ -49,6 +49,8 @@ export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, Swar
   torrentSources?: TorrentRouteDeps['torrentSources'];
   /** Real paths outside `loaderDir` its symlinks may lead to (Debian's iPXE loaders link into /boot). */
   loaderSymlinkTargets?: readonly string[];
+  /** Releases a DHCP lease (`node remove`): through the full-mode lease book, which remembers leases; else the store. */
+  releaseLease?: (ip: string, mac: string) => Promise<void>;
   /** Paces web-seed range requests for image tarballs while the seeder covers them (server/net/http/webseed-throttle.ts). */
   webseedThrottle?: RequestHandler;
 }
@@ -112,6 +114,8 @@ export function createHttpApp(deps: HttpAppDeps): Express {
       dataDir: deps.dataDir,
       log: deps.log,
       ...(deps.sshPort !== undefined ? { sshPort: deps.sshPort } : {}),
+      ...(deps.plan ? { identity: deps.plan.identity } : {}),
+      ...(deps.releaseLease ? { releaseLease: deps.releaseLease } : {}),
       ...(convergence ? { onReimageCancelled: (nodes: string[]) => convergence.reconvergeIfConfiguredOtherwise(nodes) } : {}),
     }),
     ...(deps.states ? [stateRoutes({ inventory: deps.inventory, store: deps.store, states: deps.states, log: deps.log })] : []),

@@ -6,6 +6,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   UNAUTHORIZED: 401,
   NOT_FOUND: 404,
   NODE_NOT_FOUND: 404,
+  NODE_BUSY: 409,
   GROUP_NOT_FOUND: 404,
   INVENTORY_NOT_FOUND: 404,
   // The new inventory is in use but the store sync (say) failed: a retry once the store is back settles it.

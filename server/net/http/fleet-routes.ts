@@ -12,13 +12,19 @@ import { DISRUPTIVE_POWER_ACTIONS, isPowerAction, type PowerAction, type PowerRe
 import { NodeLocks } from '../../services/node-locks.js';
 import { cancelReimage, executeReimage, planReimage, REIMAGE_INTO_ROLE_HINT, type Rebooter, type ReimageProgress, type ReimageRequest } from '../../services/reimage.js';
 import type { InventoryService } from '../../services/inventory-service.js';
+import { NodeIdentity } from '../../services/node-identity.js';
+import { executeRemoval, planRemoval } from '../../services/node-removal.js';
 import type { ObservedStore } from '../../store/types.js';
 import { badRequest } from './errors.js';
 import { streamNdjson } from './ndjson.js';
 
 export interface FleetDeps {
   /** The inventory, and the edit a reimage into another group makes to it. */
-  inventory: Pick<InventoryService, 'inventory' | 'moveToGroup'>;
+  inventory: Pick<InventoryService, 'inventory' | 'moveToGroup' | 'removeNodes'>;
+  /** The server's node identities (host keys and pins), which `node remove` forgets; default: one over `dataDir`. */
+  identity?: Pick<NodeIdentity, 'forget'>;
+  /** Releases a DHCP lease; in full DHCP mode through the lease book, which remembers leases. Default: the store. */
+  releaseLease?: (ip: string, mac: string) => Promise<void>;
   /** Nodes whose pending reimage was withdrawn: one whose move back failed runs its old OS under a new group. */
   onReimageCancelled?: (nodes: string[]) => Promise<void>;
   store: ObservedStore;
@@ -78,6 +84,7 @@ export function fleetRoutes(deps: FleetDeps): Router {
   r.use(express.json({ limit: '1mb' }));
   const marks = new NodeLocks();
   const powerOptions: PowerOptions = { ...DEFAULT_POWER_OPTIONS, ...deps.power };
+  const identity = deps.identity ?? new NodeIdentity(deps.dataDir);
 
   const rebooter: Rebooter = {
     ssh: deps.sshReboot ?? ((_node, ip, signal) => sshReboot(deps.dataDir, ip, signal, deps.sshPort ?? 22)),
@@ -184,6 +191,47 @@ export function fleetRoutes(deps: FleetDeps): Router {
     };
     if (wantsStream(req)) await streamNdjson(res, deps.log, run);
     else res.json(await run(() => undefined));
+  });
+
+  /**
+   * POST /nodes/remove {names, force?, confirm?}: decommissioning. Without confirm a dry run: each node, its state and
+   * the entry that declares it; the edit is checked (a range member alone is refused) but nothing is written.
+   */
+  r.post('/nodes/remove', async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    onlyKeys(body, ['names', 'force', 'confirm']);
+    if (body.confirm !== undefined && typeof body.confirm !== 'boolean') throw badRequest('"confirm" must be true or false');
+    if (body.force !== undefined && typeof body.force !== 'boolean') throw badRequest('"force" must be true or false');
+    const exprs = stringList(body.names, 'names');
+    // Under the reimage lock: a reimage must not mark, move or reboot a node between its plan and its removal.
+    const release = await marks.acquire(MARKS);
+    try {
+      const statuses = new Map((await deps.store.listNodes()).map((s) => [s.id, s]));
+      const targets = planRemoval(deps.inventory.inventory, statuses, exprs, body.force === true);
+      const inInventory = targets.filter((t) => t.inInventory).map((t) => t.node);
+      const entries = new Map((inInventory.length > 0 ? await deps.inventory.removeNodes(inInventory, { dryRun: true }) : []).map((e) => [e.node, e.entry]));
+      for (const t of targets) if (entries.has(t.node)) t.entry = entries.get(t.node)!;
+      if (body.confirm !== true) {
+        res.json({ dryRun: true, nodes: targets });
+        return;
+      }
+      const summary = await executeRemoval(targets, {
+        inventory: deps.inventory,
+        store: deps.store,
+        forgetIdentity: (node) => identity.forget(node),
+        releaseLease: deps.releaseLease ?? (async (ip, mac) => void (await deps.store.releaseLease(ip, mac))),
+      });
+      for (const n of summary.removed) {
+        const log = nodeLogger(deps.log, { name: n.node });
+        const fields = { state: n.state, entry: n.entry, keptAs: n.keptAs, releasedLeases: n.releasedLeases, hostKeyForgotten: n.hostKeyForgotten };
+        if (n.errors.length > 0) log.error({ ...fields, errors: n.errors }, 'node removed from the inventory, but not all that the server keeps about it could be cleared');
+        else log.info(fields, 'node removed');
+      }
+      if (summary.inventoryProblem) deps.log.error({ problem: summary.inventoryProblem }, 'node removal: the inventory is written and in use, but what follows its reload failed');
+      res.json({ dryRun: false, ...summary });
+    } finally {
+      release();
+    }
   });
 
   r.post('/power', async (req, res) => {

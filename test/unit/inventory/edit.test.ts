@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { addNodeToText, csvReaderFor, importCsvToText, moveNodesToGroupInText, parseInventory } from '../../../server/inventory/index.js';
+import { addNodeToText, csvReaderFor, importCsvToText, moveNodesToGroupInText, parseInventory, removeNodesFromText } from '../../../server/inventory/index.js';
 import { csvFiles, FILE } from '../../fixtures/inventory/inventories.js';
 
 const TEXT = `# Lab cluster. Hand-edited; keep the comments.
@@ -235,5 +235,65 @@ describe('moveNodesToGroupInText', () => {
 
   test('a node already in the group is not moved, and nothing is rewritten', () => {
     expect(moveNodesToGroupInText(TEXT, FILE, ['head01'], 'head', readCsv)).toEqual({ text: TEXT, moved: [] });
+  });
+});
+
+describe('removeNodesFromText', () => {
+  test('deletes block and flow entries whole, with their trailing comments, and leaves every other byte alone', () => {
+    const r = removeNodesFromText(TEXT, FILE, ['head01', 'head02'], readCsv);
+    expect(r.removed).toEqual([
+      { node: 'head01', entry: `${FILE}:13 nodes[0] (head01)` },
+      { node: 'head02', entry: `${FILE}:17 nodes[1] (head02)` },
+    ]);
+    // The comment line above the first entry stays: it may head a section.
+    expect(r.text).toBe(
+      TEXT.replace(
+        '    mac: 52:54:00:00:00:01     # onboard port 1\n    ip: 10.0.0.1               # aligned comments must stay aligned\n    group: head\n  - { name: head02, mac: 52:54:00:00:00:02, group: head }\n',
+        '',
+      ).replace('  - name: head01\n', ''),
+    );
+    expect([...parseInventory(r.text, FILE, readCsv).nodes.keys()]).toEqual(['login01', 'gpu01', 'gpu02']);
+  });
+
+  test('a last entry with a nested block map goes up to its last line, and the comment after it stays', () => {
+    const text = TEXT.replace('  - range: gpu[01-02]\n    group: gpu\n    csv: gpu.csv\n', '  - name: gpu09\n    mac: 52:54:00:00:02:09\n    group: head\n    bmc:\n      address: 10.1.1.9   # spare BMC\n');
+    const r = removeNodesFromText(text, FILE, ['gpu09'], readCsv);
+    expect(r.text).toBe(text.replace('  - name: gpu09\n    mac: 52:54:00:00:02:09\n    group: head\n    bmc:\n      address: 10.1.1.9   # spare BMC\n', ''));
+    expect(r.text.endsWith('    bmc: { address: 10.1.0.3, kind: redfish }\n# end of file\n')).toBe(true);
+  });
+
+  test('a range whose members are all named goes whole; its CSV file is not touched', () => {
+    const r = removeNodesFromText(TEXT, FILE, ['gpu01', 'gpu02'], readCsv);
+    expect(r.text).toBe(TEXT.replace('  - range: gpu[01-02]\n    group: gpu\n    csv: gpu.csv\n', ''));
+    expect(r.removed.map((x) => x.node)).toEqual(['gpu01', 'gpu02']);
+  });
+
+  test.each([
+    ['the first of a flow list', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes: [ { name: n0, mac: 52:54:00:00:00:10 }, { name: n1, mac: 52:54:00:00:00:11 } ]  # flow\n', ['n0'], 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes: [ { name: n1, mac: 52:54:00:00:00:11 } ]  # flow\n'],
+    ['the last of a flow list', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes: [ { name: n0, mac: 52:54:00:00:00:10 }, { name: n1, mac: 52:54:00:00:00:11 } ]  # flow\n', ['n1'], 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes: [ { name: n0, mac: 52:54:00:00:00:10 } ]  # flow\n'],
+    ['the middle and the tail of a flow list', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes: [\n  { name: n0, mac: 52:54:00:00:00:10 },\n  { name: n1, mac: 52:54:00:00:00:11 },\n  { name: n2, mac: 52:54:00:00:00:12 },\n  { name: n3, mac: 52:54:00:00:00:13 },\n]\n', ['n1', 'n3', 'n2'], 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes: [\n  { name: n0, mac: 52:54:00:00:00:10 },\n]\n'],
+    ['every entry of a flow list', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes: [\n  { name: n0, mac: 52:54:00:00:00:10 },\n]\n', ['n0'], 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes: []\n'],
+    ['every entry of a block list', 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes:   # racked ones\n  - name: n0\n    mac: 52:54:00:00:00:10\n', ['n0'], 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes:   # racked ones\n'],
+    ['an unindented list, CRLF', 'cluster: { name: c }\r\ngroups: { g: { selector: {} } }\r\nnodes:\r\n- name: n0\r\n  mac: 52:54:00:00:00:10\r\n- name: n1\r\n  mac: 52:54:00:00:00:11\r\n', ['n0'], 'cluster: { name: c }\r\ngroups: { g: { selector: {} } }\r\nnodes:\r\n- name: n1\r\n  mac: 52:54:00:00:00:11\r\n'],
+  ])('removes %s', (_what, before, names, after) => {
+    const r = removeNodesFromText(before, FILE, names);
+    expect(r.text).toBe(after);
+    expect(parseInventory(r.text, FILE).nodes.size).toBe(parseInventory(before, FILE).nodes.size - names.length);
+  });
+
+  test('refuses one member of a range, naming the entry and its CSV row, and an unknown node; nothing half-done', () => {
+    expect(() => removeNodesFromText(TEXT, FILE, ['head01', 'gpu02'], readCsv)).toThrow(
+      expect.objectContaining({
+        code: 'INVENTORY_INVALID',
+        message: expect.stringMatching(/^gpu02 is declared by .*:22 nodes\[3\] range gpu\[01-02\] \(gpu02, .*gpu\.csv:3\), with gpu01; it cannot be removed alone: narrow or split that range by hand and delete its row .*gpu\.csv:3, then reload/),
+      }),
+    );
+    expect(() => removeNodesFromText(TEXT, FILE, ['head01', 'nope01'], readCsv)).toThrow(expect.objectContaining({ code: 'NODE_NOT_FOUND', message: `no node "nope01" in ${FILE}` }));
+  });
+
+  test('a name given twice is removed once', () => {
+    const r = removeNodesFromText(TEXT, FILE, ['login01', 'LOGIN01'], readCsv);
+    expect(r.removed.map((x) => x.node)).toEqual(['login01']);
+    expect(r.text).toBe(TEXT.replace('  - name: login01\n    macs: [52:54:00:00:00:03]\n    group: head\n    bmc: { address: 10.1.0.3, kind: redfish }\n', ''));
   });
 });
