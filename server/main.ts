@@ -28,6 +28,7 @@ import { syncStoreWithInventory } from './services/store-sync.js';
 import { StoreRetention } from './services/store-retention.js';
 import { ServerRegistry } from './services/server-registry.js';
 import { openStore } from './store/index.js';
+import { markServerRunning } from './util/server-marker.js';
 import type { ObservedStore } from './store/types.js';
 import { bootContextFor } from './dhcp/boot-context.js';
 import { FullModeHandler, unusableReservations } from './dhcp/full-mode.js';
@@ -134,9 +135,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const callbackTokens = new CallbackTokens(ensureSecretFile(config.dataDir, 'callback-token-key').value);
 
   const startedAt = Date.now();
-  const store = await openStore(config.store);
-  await store.migrate();
-  const closers: Array<() => Promise<void>> = [() => store.close()];
+  // Set before the store opens and removed after it closes: `rackseed backup restore` refuses to write while this
+  // marker names a live server.
+  const unmark = markServerRunning(config.dataDir);
+  let store: ObservedStore;
+  try {
+    store = await openStore(config.store);
+    await store.migrate();
+  } catch (e) {
+    unmark();
+    throw e;
+  }
+  const closers: Array<() => Promise<void>> = [() => store.close(), async () => unmark()];
   try {
     // Runs this server started and never recorded the end of (it stopped mid-run, or its store failed at the end)
     // would read "running" for ever: they are closed as failed, and convergence looks past them.

@@ -16,6 +16,7 @@ import { registerEvents } from './commands/events.js';
 import { registerConverge } from './commands/converge.js';
 import { registerLab } from './commands/lab.js';
 import { registerStore } from './commands/store.js';
+import { registerBackup } from './commands/backup.js';
 
 /** Builds the command tree; `write` receives normal output (tests capture it). */
 export function buildProgram(write: (s: string) => void): Command {
@@ -44,5 +45,6 @@ export function buildProgram(write: (s: string) => void): Command {
   registerReimage(program, ctx);
   registerPower(program, ctx);
   registerStore(program, write);
+  registerBackup(program, write);
   return program;
 }

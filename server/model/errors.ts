@@ -60,6 +60,12 @@ export type ErrorCode =
   | 'SECRET_INVALID'
   /** The virtual lab (`rackseed lab`) cannot start or stop: not root, a missing tool, a lab already running. */
   | 'LAB_FAILED'
+  /** A backup could not be made (the file exists without --force, tar or the store snapshot failed). */
+  | 'BACKUP_FAILED'
+  /** A backup archive that is not one, is damaged, or holds an entry that could land outside the data directory. */
+  | 'BACKUP_INVALID'
+  /** A restore that would harm a live system: a server runs on the data directory, or state would be overwritten. */
+  | 'BACKUP_REFUSED'
   | 'INTERNAL';
 
 export class RackseedError extends Error {
