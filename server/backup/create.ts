@@ -160,6 +160,12 @@ function walkDataDir(dataDir: string, withImages: boolean, storeFiles: Set<strin
       const child = rel === '' ? d.name : `${rel}/${d.name}`;
       const abs = path.join(dataDir, child);
       if (storeFiles.has(abs)) continue;
+      // A name the restore would refuse (see archiveProblems) is not taken, and said so, rather than making an
+      // archive that cannot be restored. readdir gives U+FFFD for bytes that are not UTF-8.
+      if (/[\\\x00-\x1f\x7f\ufffd]/.test(d.name)) {
+        walk.skipped.push(`${JSON.stringify(child)}: a name with control characters, a backslash or bytes that are not UTF-8, not taken`);
+        continue;
+      }
       const why = excludedFromBackup(child, withImages);
       if (why !== undefined) {
         if (!/temporary/.test(why) && child.split('/').length <= 2) walk.leftOut.push(`${child}: ${why}`);

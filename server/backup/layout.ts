@@ -72,9 +72,9 @@ export function archiveProblems(entries: readonly ArchiveEntry[]): string[] {
   const seen = new Set<string>();
   for (const { name, type } of entries) {
     const shown = JSON.stringify(name);
-    // GNU tar's escape quoting turns control characters and backslashes into backslash sequences: rackseed never
-    // writes such names, and a name that needs decoding cannot be checked as written.
-    if (name.includes('\\')) {
+    // Names come decoded from tar's escape quoting (UTF-8 names are fine); a control character or a backslash is
+    // left only by a name rackseed never writes (or one that is not UTF-8 and could not be decoded).
+    if (/[\\\x00-\x1f\x7f]/.test(name)) {
       problems.push(`${shown}: a name with control characters or backslashes`);
       continue;
     }

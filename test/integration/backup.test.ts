@@ -70,7 +70,8 @@ async function serve(config: string): Promise<Served> {
 
 async function rackseed(config: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await promisify(execFile)(process.execPath, ['--import', TSX_IMPORT, CLI, '--config', config, ...args], { timeout: 120_000 });
+    // The C locale, as cron and minimal systemd units run it.
+    const r = await promisify(execFile)(process.execPath, ['--import', TSX_IMPORT, CLI, '--config', config, ...args], { timeout: 120_000, env: { ...process.env, LC_ALL: 'C', LANG: 'C' } });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -109,6 +110,10 @@ describe('rackseed backup', () => {
     writeFileSync(path.join(dataA, 'secrets', 'bmc.yaml'), 'default: { username: admin, password: s3cret }\n', { mode: 0o600 });
     mkdirSync(path.join(dataA, 'pillar', 'nodes'), { recursive: true, mode: 0o700 });
     writeFileSync(path.join(dataA, 'pillar', 'nodes', 'n1.yaml'), 'x: 1\n', { mode: 0o600 });
+    // A UTF-8 name: under the C locale tar lists it as octal escapes, which the restore refused as "control characters".
+    writeFileSync(path.join(dataA, 'pillar', 'nodes', 'café.yaml'), 'y: 2\n', { mode: 0o600 });
+    // A name the restore would refuse is left out by create, and said so.
+    writeFileSync(path.join(dataA, 'pillar', 'nodes', 'odd\\name.yaml'), 'z: 3\n', { mode: 0o600 });
     mkdirSync(path.join(dataA, 'files', 'images', 'big'), { recursive: true });
     writeFileSync(path.join(dataA, 'files', 'images', 'big', 'rootfs.tar'), 'pretend gigabytes');
     mkdirSync(path.join(dataA, 'files', 'installer'), { recursive: true });
@@ -145,6 +150,7 @@ describe('rackseed backup', () => {
       expect(r.stdout).toMatch(/^store\s+SQLite snapshot, schema version \d+, \d+ node\(s\), 1 lease\(s\)$/m);
       expect(r.stdout).toMatch(/^left out\s+files\/images: images and the installer are rebuilt/m);
       expect(mode(archive)).toBe(0o600);
+      expect(r.stdout).toMatch(/^skipped\s+"pillar\/nodes\/odd\\\\name\.yaml": a name with control characters, a backslash or bytes that are not UTF-8, not taken$/m);
       seen = before;
 
       const list = members(archive);
@@ -184,6 +190,8 @@ describe('rackseed backup', () => {
     }
     expect(mode(path.join(dataB, 'secrets'))).toBe(0o700);
     expect(readFileSync(path.join(dataB, 'nodes', 'n1', 'known_host'), 'utf8')).toBe(pinA);
+    expect(readFileSync(path.join(dataB, 'pillar', 'nodes', 'café.yaml'), 'utf8')).toBe('y: 2\n');
+    expect(existsSync(path.join(dataB, 'pillar', 'nodes', 'odd\\name.yaml'))).toBe(false);
     expect(readFileSync(path.join(dataB, 'ssh', 'known_hosts'), 'utf8')).toBe(readFileSync(path.join(dataA, 'ssh', 'known_hosts'), 'utf8'));
     expect(existsSync(path.join(dataB, 'files', 'images'))).toBe(false);
     const db = new Database(path.join(dataB, 'rackseed.db'), { readonly: true });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { decodeTarName } from '../../../server/backup/tar.js';
 import { archiveProblems, excludedFromBackup, isSecretPath, parseManifest, restoredMode, type ArchiveEntry } from '../../../server/backup/layout.js';
 
 const manifest = { name: '.rackseed-backup/manifest.json', type: '-' };
@@ -98,5 +99,27 @@ describe('parseManifest', () => {
   ])('%s is refused', (_what, text, error) => {
     const r = parseManifest(text);
     expect('error' in r && r.error).toMatch(error);
+  });
+});
+
+describe('decodeTarName (GNU tar --quoting-style=escape under the C locale)', () => {
+  it.each([
+    ['pillar/nodes/n1.yaml', 'pillar/nodes/n1.yaml'],
+    ['pillar/nodes/caf\\303\\251.yaml', 'pillar/nodes/café.yaml'],
+    ['a\\\\b', 'a\\b'],
+    ['a\\nb', 'a\nb'],
+    ['tab\\there', 'tab\there'],
+    // Not UTF-8, or an escape tar does not write: kept as printed, with its backslash, which archiveProblems refuses.
+    ['bad\\377', 'bad\\377'],
+    ['odd\\q', 'odd\\q'],
+  ])('%s -> %s', (printed, name) => {
+    expect(decodeTarName(printed)).toBe(name);
+  });
+
+  it('a decoded name with a control character or backslash is refused; a UTF-8 one is not', () => {
+    const manifest = { name: '.rackseed-backup/manifest.json', type: '-' };
+    expect(archiveProblems([manifest, { name: 'pillar/café.yaml', type: '-' }])).toEqual([]);
+    expect(archiveProblems([manifest, { name: 'a\nb', type: '-' }])).toEqual(['"a\\nb": a name with control characters or backslashes']);
+    expect(archiveProblems([manifest, { name: 'bad\\377', type: '-' }])).toEqual(['"bad\\\\377": a name with control characters or backslashes']);
   });
 });
