@@ -167,6 +167,9 @@ export async function executeRemoval(targets: readonly RemovalTarget[], deps: Re
       // Keyed by its MAC, the record is what the boot route finds for an unknown machine, what store sync renames if
       // the MAC is added again, and what retention forgets once the machine has not been seen for discovered_days.
       await deps.store.renameNode(t.node, mac);
+      // A node that never booted has no MAC on its record (the inventory's is used): without it, retention, which
+      // forgets records keyed by their own MAC, would keep this one for ever. Seen now: forgotten discovered_days on.
+      if (status.mac === undefined) await deps.store.touchNode(mac, { mac });
       r.keptAs = mac;
     }
   } catch (e) {

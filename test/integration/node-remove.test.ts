@@ -163,4 +163,18 @@ describe('rackseed node remove', () => {
     // Done once: the name is unknown now.
     expect((await api('/nodes/remove', { names: ['head01'] })).status).toBe(404);
   });
+
+  it('a node that never booted (a mistyped MAC, say): its record is forgotten by retention like any other discovered machine', async () => {
+    const typo = '52:54:00:00:00:07';
+    await cli('node', 'add', 'n07', '--mac', typo, '--group', 'head');
+    expect(await srv.store.getNode('n07')).toMatchObject({ state: 'assigned' });
+    expect((await srv.store.getNode('n07'))?.mac).toBeUndefined();
+    const r = await api('/nodes/remove', { names: ['n07'], confirm: true });
+    expect(r.body).toMatchObject({ removed: [{ node: 'n07', keptAs: typo, errors: [] }] });
+    expect(await srv.store.getNode(typo)).toMatchObject({ state: 'discovered', mac: typo });
+    // Before: the record had no MAC, so retention (which forgets records keyed by their MAC) never matched it.
+    const pruned = await srv.store.prune({ keepLastRunsPerNode: 1, discoveredSeenBefore: Date.now() + 60_000 });
+    expect(pruned.discovered).toBeGreaterThanOrEqual(1);
+    expect(await srv.store.getNode(typo)).toBeUndefined();
+  });
 });
