@@ -323,8 +323,8 @@ function lineStart(text: string, offset: number): number {
 }
 
 /**
- * Deletes block sequence items whole: from their `- ` to the end of their last line (trailing comments on their own
- * lines go with them). Comment lines above an item stay: they may head a section that other entries are in.
+ * Deletes block sequence items whole: from their `- ` to the end of their last line, and the comment lines after it
+ * indented as its keys are. Comment lines above an item stay: they may head a section that other entries are in.
  */
 function deleteBlockItems(edits: TextEdits, text: string, items: ReadonlyArray<{ range: readonly number[]; where: string }>): void {
   for (const { range, where } of items) {
@@ -332,7 +332,22 @@ function deleteBlockItems(edits: TextEdits, text: string, items: ReadonlyArray<{
     if (!/^[ \t]*-[ \t]+$/.test(text.slice(start, range[0]))) {
       throw new RackseedError('INVENTORY_INVALID', `${where} does not start its own line; remove it by hand`);
     }
-    edits.replace(start, lineEndAfter(text, range[1] ?? 0).at, '');
+    edits.replace(start, endWithOwnComments(text, lineEndAfter(text, range[1] ?? 0).at, text.indexOf('-', start) - start), '');
+  }
+}
+
+/**
+ * Past an item's last value, the comment lines indented deeper than its `- ` are still the item's (`    # spare
+ * BMC, swap in Q3`): they go with it. A blank line, a comment at the list's own level or anything else ends it.
+ */
+function endWithOwnComments(text: string, end: number, dashColumn: number): number {
+  let at = end;
+  for (;;) {
+    const nl = text.indexOf('\n', at);
+    const line = text.slice(at, nl === -1 ? text.length : nl + 1);
+    const comment = /^([ \t]*)#/.exec(line);
+    if (line === '' || !comment || comment[1]!.length <= dashColumn) return at;
+    at += line.length;
   }
 }
 

@@ -262,6 +262,18 @@ describe('removeNodesFromText', () => {
     expect(r.text.endsWith('    bmc: { address: 10.1.0.3, kind: redfish }\n# end of file\n')).toBe(true);
   });
 
+  test("an entry's own comment lines after its last key go with it; one at the list's level and after a blank line stay", () => {
+    const text = 'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes:\n  - name: n0\n    mac: 52:54:00:00:00:10\n    # n0: spare, swap in Q3\n      # (really)\n  # the next rack\n  - name: n1\n    mac: 52:54:00:00:00:11\n    # n1 note\n\n    # after a blank line\n';
+    expect(removeNodesFromText(text, FILE, ['n0']).text).toBe(
+      'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes:\n  # the next rack\n  - name: n1\n    mac: 52:54:00:00:00:11\n    # n1 note\n\n    # after a blank line\n',
+    );
+    expect(removeNodesFromText(text, FILE, ['n1']).text).toBe(
+      'cluster: { name: c }\ngroups: { g: { selector: {} } }\nnodes:\n  - name: n0\n    mac: 52:54:00:00:00:10\n    # n0: spare, swap in Q3\n      # (really)\n  # the next rack\n\n    # after a blank line\n',
+    );
+    const crlf = text.replace(/\n/g, '\r\n');
+    expect(removeNodesFromText(crlf, FILE, ['n0']).text).toBe(removeNodesFromText(text, FILE, ['n0']).text.replace(/\n/g, '\r\n'));
+  });
+
   test('a range whose members are all named goes whole; its CSV file is not touched', () => {
     const r = removeNodesFromText(TEXT, FILE, ['gpu01', 'gpu02'], readCsv);
     expect(r.text).toBe(TEXT.replace('  - range: gpu[01-02]\n    group: gpu\n    csv: gpu.csv\n', ''));
