@@ -8,6 +8,7 @@ import { PACKAGE_ROOT } from '../paths.js';
 import { schemaVersion } from '../store/sqlite-migrate.js';
 import type { StoreConfig } from '../store/index.js';
 import { isInside } from '../util/inside.js';
+import { fsyncPath } from '../util/replace-file.js';
 import { BACKUP_FORMAT, BACKUP_FORMAT_VERSION, BACKUP_META_DIR, excludedFromBackup, MANIFEST_ENTRY, STORE_ENTRY, type BackupManifest } from './layout.js';
 import { runTar } from './tar.js';
 
@@ -105,7 +106,7 @@ export async function createBackup(o: CreateBackupOptions): Promise<CreatedBacku
         }
         rmSync(tmp);
       }
-      syncDirectory(path.dirname(file));
+      fsyncPath(path.dirname(file));
     } catch (e) {
       rmSync(tmp, { force: true });
       throw e;
@@ -185,13 +186,4 @@ function walkDataDir(dataDir: string, withImages: boolean, storeFiles: Set<strin
   };
   visit('');
   return walk;
-}
-
-function syncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

@@ -1,10 +1,11 @@
-import { chmodSync, closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { RackseedError } from '../model/errors.js';
 import { MIGRATIONS } from '../store/migrations/index.js';
 import type { StoreConfig } from '../store/index.js';
+import { fsyncPath } from '../util/replace-file.js';
 import { serverRunningOn } from '../util/server-marker.js';
 import { archiveProblems, BACKUP_META_DIR, MANIFEST_ENTRY, parseManifest, restoredMode, STORE_ENTRY, type BackupManifest } from './layout.js';
 import { listArchive, runTar } from './tar.js';
@@ -91,13 +92,13 @@ export async function restoreBackup(o: RestoreBackupOptions): Promise<RestorePla
     for (const e of dataEntries) install(stage, dataDir, e.type === 'd' ? e.name.replace(/\/$/, '') : e.name, e.type === 'd');
     if (storeTo !== undefined) {
       const snapshot = path.join(stage, STORE_ENTRY);
-      fsyncFile(snapshot);
+      fsyncPath(snapshot);
       mkdirSync(path.dirname(storeTo), { recursive: true, mode: 0o700 });
       // An old WAL beside the restored database would be replayed into it when it is next opened.
       for (const suffix of ['-wal', '-shm', '-journal']) rmSync(`${storeTo}${suffix}`, { force: true });
       renameSync(snapshot, storeTo);
     }
-    syncDirectory(dataDir);
+    fsyncPath(dataDir);
     return { ...plan, written: true };
   } finally {
     rmSync(stage, { recursive: true, force: true });
@@ -130,20 +131,7 @@ function install(stage: string, dataDir: string, rel: string, isDirectory: boole
     return;
   }
   chmodSync(from, mode);
-  fsyncFile(from);
+  fsyncPath(from);
   mkdirSync(path.dirname(to), { recursive: true, mode: 0o700 });
   renameSync(from, to);
-}
-
-function fsyncFile(file: string): void {
-  const fd = openSync(file, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function syncDirectory(dir: string): void {
-  fsyncFile(dir);
 }

@@ -30,7 +30,7 @@ export function replaceFileDurably(file: string, text: string, newFileMode = 0o6
     rmSync(tmp, { force: true });
     throw err;
   }
-  syncDirectory(path.dirname(target));
+  fsyncPath(path.dirname(target));
 }
 
 function keepOwner(file: string, uid: number, gid: number): void {
@@ -41,9 +41,9 @@ function keepOwner(file: string, uid: number, gid: number): void {
   }
 }
 
-/** Flushes a directory entry change (a rename) to disk. */
-function syncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
+/** Flushes a file's data, or a directory's entry changes (a rename), to disk. */
+export function fsyncPath(file: string): void {
+  const fd = openSync(file, 'r');
   try {
     fsyncSync(fd);
   } finally {
