@@ -1,14 +1,14 @@
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { mungeKey, k3sToken } from '../../server/services/role-secrets.js';
 import { NodeIdentity } from '../../server/services/node-identity.js';
 import { openStore } from '../../server/store/index.js';
+import { CLI_MAIN, cliProcess, type CliResult } from '../support/cli.js';
 import { TSX_IMPORT } from '../support/tsx.js';
 import { waitFor } from '../support/wait.js';
 
@@ -16,7 +16,6 @@ import { waitFor } from '../support/wait.js';
  * `rackseed backup create|restore` as an operator runs them, against a real `rackseed serve` on loopback: a backup
  * taken while the server writes, restored into an empty data directory that a second server then runs on.
  */
-const CLI = path.resolve(import.meta.dirname, '../../server/cli/main.ts');
 const dir = mkdtempSync(path.join(tmpdir(), 'rackseed-backup-'));
 const children: ChildProcess[] = [];
 afterEach(() => {
@@ -51,7 +50,7 @@ interface Served {
 }
 
 async function serve(config: string): Promise<Served> {
-  const child = spawn(process.execPath, ['--import', TSX_IMPORT, CLI, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', TSX_IMPORT, CLI_MAIN, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
@@ -68,16 +67,8 @@ async function serve(config: string): Promise<Served> {
   };
 }
 
-async function rackseed(config: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    // The C locale, as cron and minimal systemd units run it.
-    const r = await promisify(execFile)(process.execPath, ['--import', TSX_IMPORT, CLI, '--config', config, ...args], { timeout: 120_000, env: { ...process.env, LC_ALL: 'C', LANG: 'C' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+// The C locale, as cron and minimal systemd units run it.
+const rackseed = (config: string, ...args: string[]): Promise<CliResult> => cliProcess(['--config', config, ...args], { env: { LC_ALL: 'C', LANG: 'C' }, timeoutMs: 120_000 });
 
 /** The archive's member names, as tar lists them (directories end in "/"). */
 function members(archive: string): string[] {

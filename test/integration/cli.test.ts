@@ -1,13 +1,10 @@
-import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildProgram } from '../../server/cli/program.js';
+import { cliAgainst, cliProcess as runCli, type CliResult } from '../support/cli.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
-const run = promisify(execFile);
 let srv: TestServer;
 
 beforeAll(async () => {
@@ -17,27 +14,9 @@ afterAll(async () => {
   await srv?.stop();
 });
 
-/** Runs the CLI in-process against the test server and returns what it printed. */
-async function cli(...args: string[]): Promise<string> {
-  let out = '';
-  const program = buildProgram((s) => {
-    out += s;
-  });
-  await program.parseAsync(['node', 'rackseed', '--server', srv.httpUrl, '--token', srv.adminToken, ...args]);
-  return out;
-}
+const cli = (...args: string[]): Promise<string> => cliAgainst(srv, args);
 
-/** Runs the real `rackseed` entry point as a separate process (exit codes, stderr). */
-async function cliProcess(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const main = path.resolve(import.meta.dirname, '../../server/cli/main.ts');
-  try {
-    const r = await run(process.execPath, ['--import', 'tsx', main, ...args], { env: { ...process.env, RACKSEED_CONFIG: '/nonexistent.yaml' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const cliProcess = (...args: string[]): Promise<CliResult> => runCli(args);
 
 describe('rackseed CLI', () => {
   it('node list: a table for people', async () => {

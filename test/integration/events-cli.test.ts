@@ -1,14 +1,11 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildProgram } from '../../server/cli/program.js';
+import { CLI_MAIN, cliAgainst, cliProcess } from '../support/cli.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { TSX_IMPORT } from '../support/tsx.js';
 
 /** `rackseed events` against a real server: the newest events, one node's, and --follow as a real process. */
-const execFileAsync = promisify(execFile);
-const MAIN = path.resolve(import.meta.dirname, '../../server/cli/main.ts');
 let srv: TestServer;
 
 beforeAll(async () => {
@@ -21,13 +18,18 @@ afterAll(async () => {
   await srv?.stop();
 });
 
-async function cli(...args: string[]): Promise<string> {
-  let out = '';
-  const program = buildProgram((s) => {
-    out += s;
+const cli = (...args: string[]): Promise<string> => cliAgainst(srv, args);
+
+/** `rackseed events ... --follow` as a real process against `serverUrl`; what it printed so far, and the process. */
+function follow(serverUrl: string, args: string[]) {
+  const child = spawn(process.execPath, ['--import', TSX_IMPORT, CLI_MAIN, '--server', serverUrl, '--token', srv.adminToken, 'events', ...args, '--follow', '--interval', '1'], {
+    env: { ...process.env, RACKSEED_CONFIG: '/nonexistent.yaml' },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  await program.parseAsync(['node', 'rackseed', '--server', srv.httpUrl, '--token', srv.adminToken, ...args]);
-  return out;
+  const printed = { out: '', err: '' };
+  child.stdout.on('data', (c: Buffer) => (printed.out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (printed.err += c.toString()));
+  return { child, printed };
 }
 
 const lines = (text: string): string[] => text.trim().split('\n').filter(Boolean);
@@ -69,31 +71,24 @@ describe('rackseed events', () => {
   });
 
   it('a bad --last is a usage error (exit 2)', async () => {
-    const r = await execFileAsync(process.execPath, ['--import', 'tsx', MAIN, '--server', srv.httpUrl, '--token', srv.adminToken, 'events', '--last', 'ten'], { env: { ...process.env, RACKSEED_CONFIG: '/nonexistent.yaml' } }).catch((e: { code: number; stderr: string }) => e);
-    expect((r as { code: number }).code).toBe(2);
-    expect((r as { stderr: string }).stderr).toContain('--last must be a whole number');
+    const r = await cliProcess(['--server', srv.httpUrl, '--token', srv.adminToken, 'events', '--last', 'ten']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--last must be a whole number');
   });
 
   it('--follow prints events recorded after it started, and only those after the ones it showed', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--server', srv.httpUrl, '--token', srv.adminToken, 'events', 'gpu01', '--last', '1', '--follow', '--interval', '1'], {
-      env: { ...process.env, RACKSEED_CONFIG: '/nonexistent.yaml' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const { child, printed } = follow(srv.httpUrl, ['gpu01', '--last', '1']);
     try {
-      await expect.poll(() => lines(out).length, { timeout: 20_000 }).toBe(1);
+      await expect.poll(() => lines(printed.out).length, { timeout: 20_000 }).toBe(1);
       // Another node's event is not shown; gpu01 installs again after its failure.
       expect((await srv.store.recordEvent({ node: 'head01', event: { type: 'stage', stage: 'partition' } })).ok).toBe(true);
       expect((await srv.store.recordEvent({ node: 'gpu01', event: { type: 'provision_started' } })).ok).toBe(true);
-      await expect.poll(() => [lines(out).length, err, child.exitCode], { timeout: 20_000 }).toEqual([2, '', null]);
-      const got = lines(out);
+      await expect.poll(() => [lines(printed.out).length, printed.err, child.exitCode], { timeout: 20_000 }).toEqual([2, '', null]);
+      const got = lines(printed.out);
       expect(got[0]).toContain('gpu01  failed  sha256 mismatch');
       expect(got[1]).toMatch(/ gpu01 {2}provision_started$/);
       expect(child.exitCode).toBeNull();
-      expect(err).toBe('');
+      expect(printed.err).toBe('');
     } finally {
       child.kill('SIGTERM');
     }
@@ -118,30 +113,23 @@ describe('rackseed events', () => {
     let server = relay();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as net.AddressInfo).port;
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--server', `http://127.0.0.1:${port}`, '--token', srv.adminToken, 'events', 'gpu01', '--last', '0', '--follow', '--interval', '1'], {
-      env: { ...process.env, RACKSEED_CONFIG: '/nonexistent.yaml' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const { child, printed } = follow(`http://127.0.0.1:${port}`, ['gpu01', '--last', '0']);
     try {
       // --last 0 shows nothing but follows from the newest event on: recorded once it polls.
       await expect.poll(() => requests, { timeout: 20_000 }).toBeGreaterThanOrEqual(2);
       expect((await srv.store.recordEvent({ node: 'gpu01', event: { type: 'stage', stage: 'partition' } })).ok).toBe(true);
-      await expect.poll(() => lines(out).length, { timeout: 20_000 }).toBe(1);
+      await expect.poll(() => lines(printed.out).length, { timeout: 20_000 }).toBe(1);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const s of sockets) s.destroy();
       });
-      await expect.poll(() => err, { timeout: 20_000 }).toContain('cannot reach rackseed');
+      await expect.poll(() => printed.err, { timeout: 20_000 }).toContain('cannot reach rackseed');
       expect((await srv.store.recordEvent({ node: 'gpu01', event: { type: 'stage', stage: 'download' } })).ok).toBe(true);
       server = relay();
       await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-      await expect.poll(() => lines(out).length, { timeout: 20_000 }).toBe(2);
-      expect(lines(out).map((l) => l.split('  ').slice(2).join(' '))).toEqual(['stage partition', 'stage download']);
-      expect(err).toContain('the server answers again');
+      await expect.poll(() => lines(printed.out).length, { timeout: 20_000 }).toBe(2);
+      expect(lines(printed.out).map((l) => l.split('  ').slice(2).join(' '))).toEqual(['stage partition', 'stage download']);
+      expect(printed.err).toContain('the server answers again');
       expect(child.exitCode).toBeNull();
     } finally {
       child.kill('SIGTERM');

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildProgram } from '../../server/cli/program.js';
 import { NodeIdentity } from '../../server/services/node-identity.js';
 import { writeStandInInstaller, writeTinyImage } from '../support/installer.js';
+import { cliAgainst } from '../support/cli.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let srv: TestServer;
@@ -21,15 +21,7 @@ afterAll(async () => {
   await srv?.stop();
 });
 
-/** Runs the CLI in-process against the test server and returns what it printed. */
-async function cli(...args: string[]): Promise<string> {
-  let out = '';
-  const program = buildProgram((s) => {
-    out += s;
-  });
-  await program.parseAsync(['node', 'rackseed', '--server', srv.httpUrl, '--token', srv.adminToken, ...args]);
-  return out;
-}
+const cli = (...args: string[]): Promise<string> => cliAgainst(srv, args);
 
 const api = async (route: string, payload: unknown) => {
   const res = await fetch(`${srv.httpUrl}/api/v1${route}`, {

@@ -1,16 +1,12 @@
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildProgram } from '../../server/cli/program.js';
 import type { Run } from '../../server/store/types.js';
+import { cliAgainst, cliProcess as runCli, type CliResult } from '../support/cli.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 /**
  * `rackseed runs list|show` against a real server (HTTP, admin token, store) holding runs as the services store them:
  * an apply with a failed state, a readiness run that found a GPU missing, a clean audit, a run of another node.
  */
-const execFileAsync = promisify(execFile);
 let srv: TestServer;
 const T = Date.UTC(2026, 10, 24, 2, 0, 0);
 
@@ -75,29 +71,9 @@ afterAll(async () => {
   await srv?.stop();
 });
 
-/** The CLI in-process against the server; returns what it printed. */
-async function cli(...args: string[]): Promise<string> {
-  let out = '';
-  const program = buildProgram((s) => {
-    out += s;
-  });
-  await program.parseAsync(['node', 'rackseed', '--server', srv.httpUrl, '--token', srv.adminToken, ...args]);
-  return out;
-}
+const cli = (...args: string[]): Promise<string> => cliAgainst(srv, args);
 
-/** The real entry point as a separate process, for exit statuses and stderr. */
-async function cliProcess(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const main = path.resolve(import.meta.dirname, '../../server/cli/main.ts');
-  try {
-    const r = await execFileAsync(process.execPath, ['--import', 'tsx', main, '--server', srv.httpUrl, '--token', srv.adminToken, ...args], {
-      env: { ...process.env, RACKSEED_CONFIG: '/nonexistent.yaml' },
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const cliProcess = (...args: string[]): Promise<CliResult> => runCli(['--server', srv.httpUrl, '--token', srv.adminToken, ...args]);
 
 const ids = (table: string): string[] => [...table.matchAll(/^│ (\S+)\s+│/gm)].map((m) => m[1]!).filter((id) => id !== 'ID');
 

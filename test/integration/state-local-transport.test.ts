@@ -6,25 +6,15 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RackseedError } from '../../server/model/errors.js';
 import { collectFacts } from '../../server/state/collect-facts.js';
 import { builtinModules } from '../../server/state/modules/index.js';
 import { LocalTransport } from '../../server/state/transport/local.js';
 import { facts, state } from '../fixtures/state-modules/harness.js';
+import { rejection } from '../support/rejection.js';
 import { waitFor } from '../support/wait.js';
 
 let dir: string;
 let local: LocalTransport;
-
-async function rejection(p: Promise<unknown>): Promise<RackseedError> {
-  try {
-    await p;
-  } catch (error) {
-    if (error instanceof RackseedError) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
 
 function alive(pid: number): boolean {
   try {

@@ -5,27 +5,20 @@
  * (never the host's): the SSH transport's commands, files and timeouts, then a whole state apply.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../server/log.js';
-import { RackseedError } from '../../server/model/errors.js';
-import { InventoryService } from '../../server/services/inventory-service.js';
-import { NodeIdentity } from '../../server/services/node-identity.js';
-import { StateService, type NodeRunReport } from '../../server/services/state-service.js';
+import type { NodeRunReport } from '../../server/services/state-service.js';
 import { collectFacts } from '../../server/state/collect-facts.js';
 import { maxScriptBytes } from '../../server/state/transport/login-shell.js';
 import { openSshTransport, type SshTransport } from '../../server/state/transport/ssh.js';
-import { openStore } from '../../server/store/index.js';
-import type { ObservedStore } from '../../server/store/types.js';
+import { runProblems, startDemoStates, type DemoStates } from '../support/demo-states.js';
+import { rejection } from '../support/rejection.js';
 import { startSshTargets, type LoginShell, type SshTarget, type SshTargets } from '../support/ssh-target.js';
 import { waitFor } from '../support/wait.js';
 
 const SHELLS: LoginShell[] = ['/bin/tcsh', '/bin/bsd-csh', '/usr/bin/fish'];
 /** Where each shell reads root's startup file for a command over SSH (`shell -c`). */
 const STARTUP_FILE: Record<LoginShell, string> = { '/bin/tcsh': '/root/.tcshrc', '/bin/bsd-csh': '/root/.cshrc', '/usr/bin/fish': '/root/.config/fish/config.fish' };
-const SLS_DIR = path.resolve(import.meta.dirname, '../fixtures/sls-real/modules');
 
 let lab: SshTargets;
 const transports = new Map<string, SshTransport>();
@@ -33,16 +26,6 @@ const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 
 const open = (t: SshTarget): Promise<SshTransport> =>
   openSshTransport({ target: t.name, host: t.host, port: t.port, privateKey: t.privateKey, knownHostKey: t.hostKeyLine, connectTimeoutMs: 10_000 });
-
-async function rejection(p: Promise<unknown>): Promise<RackseedError> {
-  try {
-    await p;
-  } catch (error) {
-    if (error instanceof RackseedError) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
 
 beforeAll(async () => {
   if (process.getuid?.() !== 0) throw new Error('SSH targets need root (network namespaces, overlay mounts, chroot)');
@@ -113,45 +96,19 @@ describe.each(SHELLS.map((shell, i) => ({ shell, i })))('root with $shell as log
 });
 
 describe('a state apply on nodes with non-POSIX login shells', () => {
-  let work: string;
-  let store: ObservedStore;
-  let inventory: InventoryService;
-  let states: StateService;
+  let demo: DemoStates;
 
   beforeAll(async () => {
-    work = mkdtempSync(path.join(tmpdir(), 'rackseed-login-shells-'));
-    const log = createLogger('warn');
-    const nodes = lab.targets.map((t, i) => `  - { name: ${t.name}, mac: "02:00:00:00:40:0${i + 1}", ip: ${t.ip}, group: demo }\n`).join('');
-    writeFileSync(path.join(work, 'inventory.yaml'), `cluster: { name: lab }\ngroups:\n  demo:\n    roles: [demo]\nnodes:\n${nodes}`);
-    mkdirSync(path.join(work, 'pillar/groups'), { recursive: true });
-    const pillarFile = path.join(work, 'pillar/groups/demo.yaml');
-    writeFileSync(pillarFile, 'demo:\n  greeting: Welcome to\n  workers: 4\n');
-    chmodSync(pillarFile, 0o600);
-    store = await openStore({ kind: 'sqlite', path: path.join(work, 'rackseed.db') });
-    await store.migrate();
-    inventory = new InventoryService(path.join(work, 'inventory.yaml'), log);
-    const byName = new Map(lab.targets.map((t) => [t.name, t]));
-    states = new StateService({
-      inventory,
-      store,
-      identity: new NodeIdentity(path.join(work, 'data')),
-      settings: { roots: [SLS_DIR], pillarDir: path.join(work, 'pillar'), concurrency: 3, commandTimeoutMs: 120_000, connectTimeoutMs: 10_000, sshPort: 22 },
-      log,
-      transportFor: (node) => open(byName.get(node.name)!),
-    });
+    demo = await startDemoStates(lab.targets, { prefix: 'rackseed-login-shells-', macByte: '40', concurrency: 3, transportFor: open });
   });
 
   afterAll(async () => {
-    await store?.close();
-    if (work) rmSync(work, { recursive: true, force: true });
+    await demo?.close();
   });
 
-  const problems = (reports: NodeRunReport[]): string[] =>
-    reports.flatMap((r) => [...(r.error ? [`${r.node}: ${r.error.message}`] : []), ...r.states.filter((s) => s.result === false).map((s) => `${r.node} ${s.id}: ${s.comment}`)]);
-
   it('every module converges, and a second apply changes nothing', async () => {
-    const first = await states.run([...inventory.inventory.nodes.values()], 'apply');
-    expect(problems(first)).toEqual([]);
+    const first = await demo.states.run([...demo.inventory.inventory.nodes.values()], 'apply');
+    expect(runProblems(first)).toEqual([]);
     const results = (reports: NodeRunReport[]) => Object.fromEntries(reports.map((r) => [r.node, r.result]));
     expect(results(first)).toEqual(Object.fromEntries(lab.targets.map((t) => [t.name, 'changed'])));
     for (const t of lab.targets) {
@@ -159,8 +116,8 @@ describe('a state apply on nodes with non-POSIX login shells', () => {
         `Status: install ok installed\nrsdemo\nWelcome to ${t.name} (debian 12, group demo)\nCluster lab: ${lab.targets.map((x) => x.name).join(', ')}\n`,
       );
     }
-    const second = await states.run([...inventory.inventory.nodes.values()], 'apply');
-    expect(problems(second)).toEqual([]);
+    const second = await demo.states.run([...demo.inventory.inventory.nodes.values()], 'apply');
+    expect(runProblems(second)).toEqual([]);
     expect(results(second)).toEqual(Object.fromEntries(lab.targets.map((t) => [t.name, 'success'])));
     expect(second.flatMap((r) => r.states.filter((s) => Object.keys(s.changes).length > 0).map((s) => `${r.node} ${s.id}`))).toEqual([]);
   }, 300_000);

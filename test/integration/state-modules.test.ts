@@ -7,25 +7,18 @@
  * same changes where they can be known in advance), the node is inspected without SSH (nsenter), and a second apply
  * changes nothing while a second dry run predicts nothing.
  */
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../server/log.js';
 import { InventoryService } from '../../server/services/inventory-service.js';
-import { NodeIdentity } from '../../server/services/node-identity.js';
 import { StateService, type NodeRunReport } from '../../server/services/state-service.js';
 import { openSshTransport } from '../../server/state/transport/ssh.js';
 import type { StateResult } from '../../server/state/types.js';
-import { openStore } from '../../server/store/index.js';
 import type { ObservedStore } from '../../server/store/types.js';
+import { runProblems, startDemoStates, type DemoStates } from '../support/demo-states.js';
 import { startSshTargets, type SshTarget, type SshTargets } from '../support/ssh-target.js';
-
-const SLS_DIR = path.resolve(import.meta.dirname, '../fixtures/sls-real/modules');
 
 let lab: SshTargets;
 let targets: SshTarget[];
-let work: string;
+let demo: DemoStates;
 let store: ObservedStore;
 let inventory: InventoryService;
 let states: StateService;
@@ -53,14 +46,7 @@ const FIRST_RUN_CHANGES = [
   'reload-app',
 ];
 
-function inventoryYaml(ts: SshTarget[]): string {
-  const nodes = ts.map((t, i) => `  - { name: ${t.name}, mac: "02:00:00:00:20:0${i + 1}", ip: ${t.ip}, group: demo }\n`).join('');
-  return `cluster: { name: lab }\ngroups:\n  demo:\n    roles: [demo]\nnodes:\n${nodes}`;
-}
-
 const byNode = (reports: NodeRunReport[]): Map<string, NodeRunReport> => new Map(reports.map((r) => [r.node, r]));
-const problems = (reports: NodeRunReport[]): string[] =>
-  reports.flatMap((r) => [...(r.error ? [`${r.node}: ${r.error.message}`] : []), ...r.states.filter((s) => s.result === false).map((s) => `${r.node} ${s.id}: ${s.comment}`)]);
 /** Test mode: the states that would change (result null). */
 const predicted = (r: NodeRunReport): Map<string, StateResult> => new Map(r.states.filter((s) => s.result === null).map((s) => [s.id, s]));
 /** Apply mode: the states that changed something. */
@@ -68,7 +54,7 @@ const changed = (r: NodeRunReport): Map<string, StateResult> => new Map(r.states
 
 async function run(mode: 'apply' | 'test'): Promise<Map<string, NodeRunReport>> {
   const reports = await states.run([...inventory.inventory.nodes.values()], mode);
-  expect(problems(reports)).toEqual([]);
+  expect(runProblems(reports)).toEqual([]);
   return byNode(reports);
 }
 
@@ -76,29 +62,13 @@ beforeAll(async () => {
   if (process.getuid?.() !== 0) throw new Error('SSH targets need root (network namespaces, overlay mounts, chroot)');
   lab = await startSshTargets(2);
   targets = lab.targets;
-  work = mkdtempSync(path.join(tmpdir(), 'rackseed-state-modules-'));
-  const log = createLogger('warn');
-  writeFileSync(path.join(work, 'inventory.yaml'), inventoryYaml(targets));
-  // Pillar files hold secrets: the service refuses them unless only root can read them.
-  mkdirSync(path.join(work, 'pillar/groups'), { recursive: true });
-  const pillarFile = path.join(work, 'pillar/groups/demo.yaml');
-  writeFileSync(pillarFile, 'demo:\n  greeting: Welcome to\n  workers: 4\n');
-  chmodSync(pillarFile, 0o600);
-  store = await openStore({ kind: 'sqlite', path: path.join(work, 'rackseed.db') });
-  await store.migrate();
-  inventory = new InventoryService(path.join(work, 'inventory.yaml'), log);
-  const byName = new Map(targets.map((t) => [t.name, t]));
-  states = new StateService({
-    inventory,
-    store,
-    identity: new NodeIdentity(path.join(work, 'data')),
-    settings: { roots: [SLS_DIR], pillarDir: path.join(work, 'pillar'), concurrency: 2, commandTimeoutMs: 120_000, connectTimeoutMs: 10_000, sshPort: 22 },
-    log,
-    transportFor: async (node) => {
-      const t = byName.get(node.name)!;
-      return openSshTransport({ target: t.name, host: t.host, port: t.port, privateKey: t.privateKey, knownHostKey: t.hostKeyLine, connectTimeoutMs: 10_000 });
-    },
+  demo = await startDemoStates(targets, {
+    prefix: 'rackseed-state-modules-',
+    macByte: '20',
+    concurrency: 2,
+    transportFor: async (t) => openSshTransport({ target: t.name, host: t.host, port: t.port, privateKey: t.privateKey, knownHostKey: t.hostKeyLine, connectTimeoutMs: 10_000 }),
   });
+  ({ store, inventory, states } = demo);
   // What a node brings with it: a package that has to go and a file that has to go.
   for (const t of targets) {
     const r = t.sh('DEBIAN_FRONTEND=noninteractive apt-get install -y -q hello >/dev/null && mkdir -p /etc/rackseed-demo && echo stale > /etc/rackseed-demo/obsolete.conf');
@@ -107,9 +77,8 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  await store?.close();
+  await demo?.close();
   await lab?.stop();
-  if (work) rmSync(work, { recursive: true, force: true });
 });
 
 describe('state modules on real Debian targets', () => {

@@ -8,10 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RackseedError } from '../../server/model/errors.js';
 import { collectFacts } from '../../server/state/collect-facts.js';
 import { openSshTransport, OUTPUT_LIMIT_BYTES, pinnedKeyFromKnownHosts, type SshTransport, type SshTransportOptions } from '../../server/state/transport/ssh.js';
 import { fingerprint, parsePublicKey } from '../../server/state/transport/known-hosts.js';
+import { rejection } from '../support/rejection.js';
 import { startSshTargets, type SshTarget, type SshTargets } from '../support/ssh-target.js';
 import { startSystemdTarget, type SystemdTarget } from '../support/systemd-target.js';
 import { waitFor } from '../support/wait.js';
@@ -26,16 +26,6 @@ const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 
 function optionsFor(t: SshTarget, overrides: Partial<SshTransportOptions> = {}): SshTransportOptions {
   return { target: t.name, host: t.host, port: t.port, privateKey: t.privateKey, knownHostKey: t.hostKeyLine, connectTimeoutMs: 10_000, ...overrides };
-}
-
-async function rejection(p: Promise<unknown>): Promise<RackseedError> {
-  try {
-    await p;
-  } catch (error) {
-    if (error instanceof RackseedError) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
 }
 
 const accepted = (t: SshTarget): number => t.log().split('\n').filter((l) => l.startsWith('Accepted publickey')).length;
