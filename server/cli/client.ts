@@ -8,7 +8,7 @@ import { RackseedError, type ErrorCode } from '../model/errors.js';
 function unreachable(baseUrl: string, cause: unknown): RackseedError {
   const inner = (cause as { cause?: { code?: string; message?: string } }).cause;
   const why = inner?.code ?? inner?.message ?? (cause as Error).message;
-  return new RackseedError('INTERNAL', `cannot reach rackseed at ${baseUrl} (${why}); is \`rackseed serve\` running?`, {}, { cause });
+  return new RackseedError('INTERNAL', `cannot reach rackseed at ${baseUrl} (${why}); is \`rackseed serve\` running?`, { unreachable: baseUrl }, { cause });
 }
 
 export class ApiClient {

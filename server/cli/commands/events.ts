@@ -30,7 +30,7 @@ export function eventsQuery(opts: { node?: string; after?: number; last?: number
 
 /** The server went away for a moment (a restart): following resumes after the last event seen, nothing is lost. */
 function isUnreachable(error: unknown): boolean {
-  return error instanceof RackseedError && error.code === 'INTERNAL' && error.message.startsWith('cannot reach rackseed');
+  return error instanceof RackseedError && error.details.unreachable !== undefined;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
