@@ -5,6 +5,7 @@ import type { LifecycleState } from '../model/lifecycle.js';
 import { runBatch } from '../power/batch.js';
 import type { PowerResult } from '../power/types.js';
 import type { NewEvent, NodeStatus, ObservedStore } from '../store/types.js';
+import { SLURM_COMPUTE_ROLE, SLURM_CONTROLLER_ROLE, slurmControllers, type SlurmRebooter } from './slurm-reboot.js';
 
 /**
  * Fleet reimage: mark the targeted nodes for reimaging (one store transaction, whatever their number), then reboot
@@ -25,14 +26,22 @@ export interface ReimageRequest {
   group?: string;
   /** Also restart installs under way (a node `provisioning`); without it such nodes are left alone. */
   force?: boolean;
+  /**
+   * Slurm compute nodes that run their OS are not rebooted now: Slurm is asked to drain them and reboot each once its
+   * jobs are done (`scontrol reboot ASAP`), so a reimage of a busy partition kills no job.
+   */
+  whenIdle?: boolean;
 }
 
 /** Why `--role` is refused: a node's roles come from its group. */
 export const REIMAGE_INTO_ROLE_HINT =
   "reimage does not take a role: a node's roles come from its group. Move the nodes into a group with those roles (reimage --group NAME), or set their overrides.roles in the inventory and reimage them";
 
-/** How a node is rebooted: over SSH when it runs its OS, else through its BMC, else an operator does it. */
-export type RebootMethod = 'ssh' | 'bmc' | 'manual';
+/**
+ * How a node is rebooted: over SSH when it runs its OS, else through its BMC, else an operator does it; with
+ * `whenIdle`, a Slurm compute node that runs its OS is rebooted by Slurm once its jobs are done.
+ */
+export type RebootMethod = 'ssh' | 'bmc' | 'manual' | 'slurm';
 
 /** Lifecycle states in which a node runs its installed OS and can be asked to reboot over SSH. */
 const UP_STATES: ReadonlySet<LifecycleState> = new Set(['installed', 'configuring', 'ready']);
@@ -57,11 +66,14 @@ export interface PlannedNode {
 
 export interface ReimagePlan {
   nodes: PlannedNode[];
-  counts: { targeted: number; toMark: number; skipped: number; ssh: number; bmc: number; manual: number };
+  counts: { targeted: number; toMark: number; skipped: number; ssh: number; bmc: number; manual: number; slurm: number };
 }
 
-function rebootMethod(node: ResolvedNode, state: LifecycleState | undefined): RebootMethod {
-  if (state !== undefined && UP_STATES.has(state) && node.ip !== undefined) return 'ssh';
+function rebootMethod(node: ResolvedNode, state: LifecycleState | undefined, whenIdle: boolean): RebootMethod {
+  const up = state !== undefined && UP_STATES.has(state);
+  // A node not running its OS runs no jobs: it is rebooted as usual.
+  if (whenIdle && up && node.roles.includes(SLURM_COMPUTE_ROLE)) return 'slurm';
+  if (up && node.ip !== undefined) return 'ssh';
   return node.bmc ? 'bmc' : 'manual';
 }
 
@@ -74,7 +86,7 @@ export function planReimage(inv: Inventory, statuses: ReadonlyMap<string, NodeSt
   const nodes = targets.map((n): PlannedNode => {
     const status = statuses.get(n.name);
     const state = status?.state;
-    const reboot = rebootMethod(n, state);
+    const reboot = rebootMethod(n, state, request.whenIdle === true);
     const fromGroup = movedFrom.get(n.name);
     const planned: PlannedNode = {
       node: n.name,
@@ -93,6 +105,9 @@ export function planReimage(inv: Inventory, statuses: ReadonlyMap<string, NodeSt
     return planned;
   });
   const active = nodes.filter((n) => !n.skip);
+  if (active.some((n) => n.reboot === 'slurm') && slurmControllers(inv).length === 0) {
+    throw new RackseedError('BAD_REQUEST', `--when-idle asks Slurm to reboot its compute nodes, but no node of the inventory has the ${SLURM_CONTROLLER_ROLE} role to ask it through`);
+  }
   return {
     nodes,
     counts: {
@@ -102,6 +117,7 @@ export function planReimage(inv: Inventory, statuses: ReadonlyMap<string, NodeSt
       ssh: active.filter((n) => n.reboot === 'ssh').length,
       bmc: active.filter((n) => n.reboot === 'bmc').length,
       manual: active.filter((n) => n.reboot === 'manual').length,
+      slurm: active.filter((n) => n.reboot === 'slurm').length,
     },
   };
 }
@@ -112,6 +128,8 @@ export interface Rebooter {
   ssh(node: string, ip: string, signal: AbortSignal): Promise<void>;
   /** Boots these nodes from the network through their BMCs; one result per node, each reported as it is known. */
   bmcPxe(nodes: ResolvedNode[], onResult: (r: PowerResult) => void): Promise<PowerResult[]>;
+  /** Asks Slurm to reboot nodes once their jobs are done (reimage --when-idle); without it such nodes fail. */
+  slurm?: SlurmRebooter;
   /** SSH reboots at once and the time each may take. */
   sshConcurrency: number;
   sshTimeoutMs: number;
@@ -137,6 +155,8 @@ export interface ReimageProgress {
   failure?: string;
   /** Another request is sending this node's reboot; this one did not. */
   underWay?: true;
+  /** Method `slurm`: the node's Slurm state once the request was taken. */
+  slurmState?: string;
 }
 
 export interface RebootOutcome {
@@ -149,6 +169,8 @@ export interface RebootOutcome {
   sshError?: string;
   /** Not rebooted by this request: another request was sending its reboot (`ok` says nothing about that one). */
   underWay?: true;
+  /** Method `slurm`: the node's Slurm state once the request was taken (`draining`: jobs still run; `reboot^`). */
+  slurmState?: string;
 }
 
 export interface ReimageSummary {
@@ -156,7 +178,7 @@ export interface ReimageSummary {
   /** Nodes the store refused to mark (lifecycle) or the plan skipped. */
   notMarked: Array<{ node: string; error: string }>;
   reboots: RebootOutcome[];
-  counts: { marked: number; notMarked: number; rebootedSsh: number; rebootedBmc: number; manual: number; failed: number; rebootUnderWay: number };
+  counts: { marked: number; notMarked: number; rebootedSsh: number; rebootedBmc: number; manual: number; failed: number; rebootUnderWay: number; slurmWhenIdle: number };
 }
 
 /**
@@ -212,7 +234,7 @@ export async function executeReimage(
   const finish = (o: RebootOutcome) => {
     outcomes.set(o.node, o);
     done += 1;
-    onProgress({ phase: 'reboot', done, total: toReboot.length, node: o.node, method: o.method, ok: o.ok, ...(o.error ? { failure: o.error } : {}), ...(o.underWay ? { underWay: true } : {}) });
+    onProgress({ phase: 'reboot', done, total: toReboot.length, node: o.node, method: o.method, ok: o.ok, ...(o.error ? { failure: o.error } : {}), ...(o.underWay ? { underWay: true } : {}), ...(o.slurmState !== undefined ? { slurmState: o.slurmState } : {}) });
   };
   onProgress({ phase: 'reboot', done: 0, total: toReboot.length });
 
@@ -240,6 +262,18 @@ export async function executeReimage(
     const viaBmc: ResolvedNode[] = toReboot.filter((n) => n.reboot === 'bmc' && mine.has(n.node)).map((n) => inv.nodes.get(n.node)!);
     const sshErrors = new Map<string, string>();
     const viaSsh = toReboot.filter((n) => n.reboot === 'ssh' && mine.has(n.node));
+    const viaSlurm = toReboot.filter((n) => n.reboot === 'slurm' && mine.has(n.node)).map((n) => n.node);
+    if (viaSlurm.length > 0) {
+      // Never a reboot by other means when Slurm cannot be asked: that would kill the jobs --when-idle is for.
+      const notAsked = 'not rebooted, its jobs run on; reimage it again (without --when-idle to reboot it now), or cancel the reimage';
+      const answers = rebooter.slurm
+        ? await rebooter.slurm.requestReboots(viaSlurm, AbortSignal.timeout(rebooter.sshTimeoutMs + viaSlurm.length * 50))
+        : viaSlurm.map((node) => ({ node, ok: false as const, error: 'this server cannot ask Slurm' }));
+      for (const a of answers) {
+        if (a.ok) settle({ node: a.node, method: 'slurm', ok: true, ...(a.slurmState !== undefined ? { slurmState: a.slurmState } : {}) });
+        else settle({ node: a.node, method: 'slurm', ok: false, error: `Slurm did not take the reboot: ${a.error}; ${notAsked}` });
+      }
+    }
     await runBatch(
       viaSsh,
       { concurrency: rebooter.sshConcurrency, timeoutMs: rebooter.sshTimeoutMs },
@@ -279,6 +313,7 @@ export async function executeReimage(
       manual: reboots.filter((r) => r.method === 'manual').length,
       failed: reboots.filter((r) => !r.ok && r.method !== 'manual').length,
       rebootUnderWay: reboots.filter((r) => r.underWay).length,
+      slurmWhenIdle: reboots.filter((r) => r.ok && !r.underWay && r.method === 'slurm').length,
     },
   };
 }
@@ -292,6 +327,10 @@ export interface CancelSummary {
   restored: Array<{ node: string; group: string }>;
   /** Cancelled nodes that could not be moved back (the inventory edit failed, or their old group is gone). */
   notRestored: Array<{ node: string; group: string; error: string }>;
+  /** Cancelled nodes whose reboot a `--when-idle` reimage had asked Slurm for, withdrawn in Slurm (drain lifted). */
+  slurmCancelled: string[];
+  /** Cancelled nodes whose Slurm reboot could not be withdrawn: Slurm still drains and reboots them. */
+  slurmNotCancelled: Array<{ node: string; error: string }>;
 }
 
 /** Moves nodes into a group by editing the inventory (InventoryService.moveToGroup); answers the nodes it moved. */
@@ -313,7 +352,7 @@ export async function cancelReimage(inv: Inventory, store: ObservedStore, target
   const recorded = pending.length > 0 ? await store.recordEvents(pending.map((node) => ({ node, event: { type: 'reimage_cancelled' } }))) : [];
   const cancelled = recorded.filter((r) => r.ok).map((r) => (r.ok ? r.event.node : ''));
   const done = new Set(cancelled);
-  const summary: CancelSummary = { cancelled, notPending: nodes.map((n) => n.name).filter((n) => !done.has(n)), restored: [], notRestored: [] };
+  const summary: CancelSummary = { cancelled, notPending: nodes.map((n) => n.name).filter((n) => !done.has(n)), restored: [], notRestored: [], slurmCancelled: [], slurmNotCancelled: [] };
   if (!moveBack) return summary;
 
   const backTo = new Map<string, string[]>();
@@ -334,4 +373,20 @@ export async function cancelReimage(inv: Inventory, store: ObservedStore, target
     }
   }
   return summary;
+}
+
+/**
+ * After a cancel (outside its lock: Slurm may take a while to answer). A `--when-idle` reimage left Slurm draining the
+ * node, to reboot it when idle: without this the node would stay out of the scheduler and reboot (into its old OS,
+ * the mark gone) for nothing. Only reboots with rackseed's reason are withdrawn (slurm-reboot-script.ts); a Slurm
+ * compute node without one is left as it is, and so is any node when the inventory has no controller (then no
+ * request can have been made).
+ */
+export async function withdrawSlurmReboots(inv: Inventory, summary: CancelSummary, slurm: SlurmRebooter, timeoutMs: number): Promise<void> {
+  const computes = summary.cancelled.filter((n) => inv.nodes.get(n)?.roles.includes(SLURM_COMPUTE_ROLE) === true);
+  if (computes.length === 0 || slurmControllers(inv).length === 0) return;
+  for (const a of await slurm.cancelReboots(computes, AbortSignal.timeout(timeoutMs + computes.length * 50))) {
+    if (a.outcome === 'cancelled') summary.slurmCancelled.push(a.node);
+    else if (a.outcome === 'failed') summary.slurmNotCancelled.push({ node: a.node, error: a.error });
+  }
 }

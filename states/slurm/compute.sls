@@ -13,7 +13,19 @@ slurmd-package:
     - require:
       - pkg: slurmd-package
 
-{%- set gpus = 'nvidia' in node.roles %}
+# What slurm.conf's RebootProgram runs when Slurm reboots this node for `rackseed reimage --when-idle` (its jobs
+# done). The node netboots, and rackseed's boot script sends it into the installer. slurm.reboot_command replaces
+# the reboot for sites that must do more first (a BMC boot override on machines that boot from disk first).
+/usr/local/sbin/rackseed-slurm-reboot:
+  file.managed:
+    - makedirs: true
+    - mode: '0755'
+    - contents: |
+        #!/bin/sh
+        # Managed by rackseed (slurm-compute): slurmd runs this for `scontrol reboot`. Local edits are overwritten.
+        {{ pillar.get('slurm:reboot_command', 'exec systemctl reboot') | indent(8) }}
+
+{% set gpus = 'nvidia' in node.roles %}
 {%- if gpus %}
 
 # gres.conf names /dev/nvidia*, which exist only once something has opened the driver (loading the module does not

@@ -55,7 +55,7 @@ describe('planReimage', () => {
       ['gpu05', 'configuring', 'ssh', false, null],
       ['gpu06', 'assigned', 'manual', false, null],
     ]);
-    expect(plan.counts).toEqual({ targeted: 6, toMark: 5, skipped: 1, ssh: 3, bmc: 1, manual: 1 });
+    expect(plan.counts).toEqual({ targeted: 6, toMark: 5, skipped: 1, ssh: 3, bmc: 1, manual: 1, slurm: 0 });
     expect(plan.nodes.find((n) => n.node === 'gpu02')?.alreadyPending).toBe(true);
   });
 

@@ -182,6 +182,17 @@ describe('role library: Slurm', () => {
     ]);
   });
 
+  it("a compute node's Slurm reboot program reboots, unless its pillar's slurm.reboot_command says what to run instead", () => {
+    const context = contextFor(inv, 'cpu01');
+    const script = stateNamed(compile(context), '/usr/local/sbin/rackseed-slurm-reboot');
+    expect(script.args).toMatchObject({ mode: '0755', contents: expect.stringMatching(/^#!\/bin\/sh\n#[^\n]*\nexec systemctl reboot\n$/) });
+    context.pillar['slurm'] = { reboot_command: 'ipmitool chassis bootdev pxe\nexec systemctl reboot' };
+    // Every line of a multi-line command stays inside the YAML block.
+    expect(stateNamed(compile(context), '/usr/local/sbin/rackseed-slurm-reboot').args.contents).toMatch(/\nipmitool chassis bootdev pxe\nexec systemctl reboot\n$/);
+    // The controller runs no jobs: Slurm never reboots it for a reimage.
+    expect(compile(contextFor(inv, 'head01')).states.some((s) => s.name === '/usr/local/sbin/rackseed-slurm-reboot')).toBe(false);
+  });
+
   it('slurm.conf and gres.conf are the same on every Slurm node', () => {
     const nodes = ['head01', 'gpu01', 'gpu02', 'cpu01'];
     const confs = nodes.map((n) => {

@@ -25,7 +25,7 @@ interface ReimageResult {
   };
 }
 
-const REBOOT_LABEL = { ssh: 'ssh', bmc: 'bmc (pxe)', manual: 'by hand' } as const;
+const REBOOT_LABEL = { ssh: 'ssh', bmc: 'bmc (pxe)', manual: 'by hand', slurm: 'slurm, when idle' } as const;
 
 /**
  * One progress bar per phase on a terminal (stderr, so stdout stays the report); elsewhere (logs, CI, pipes) a
@@ -76,7 +76,8 @@ function printPlan(out: Output, plan: ReimagePlan): void {
   const c = plan.counts;
   const moving = plan.nodes.filter((n) => n.fromGroup !== undefined).length;
   if (moving > 0) out.write(`would move ${moving} node${moving === 1 ? '' : 's'} into group ${plan.nodes.find((n) => n.fromGroup !== undefined)!.group} (their inventory entries' group:)\n`);
-  out.write(`would mark ${c.toMark} of ${c.targeted} node${c.targeted === 1 ? '' : 's'} for reimage (reboot: ${c.ssh} over ssh, ${c.bmc} through their BMC, ${c.manual} by hand)${c.skipped ? `; ${c.skipped} skipped` : ''}\n`);
+  const bySlurm = c.slurm > 0 ? `${c.slurm} by Slurm once their jobs are done, ` : '';
+  out.write(`would mark ${c.toMark} of ${c.targeted} node${c.targeted === 1 ? '' : 's'} for reimage (reboot: ${bySlurm}${c.ssh} over ssh, ${c.bmc} through their BMC, ${c.manual} by hand)${c.skipped ? `; ${c.skipped} skipped` : ''}\n`);
   out.write('nothing changed; re-run with --yes\n');
 }
 
@@ -87,6 +88,7 @@ function printSummary(out: Output, s: ReimageResult['summary']): void {
       ...(s.moved && s.moved.length > 0 ? [['moved into group ' + s.moved[0]!.to, s.moved.length] as [string, number]] : []),
       ['marked for reimage', c.marked],
       ['not marked', c.notMarked],
+      ...(c.slurmWhenIdle > 0 ? [['rebooted by Slurm when idle', c.slurmWhenIdle] as [string, number]] : []),
       ['rebooted over ssh', c.rebootedSsh],
       ['rebooted through bmc', c.rebootedBmc],
       ['reboot by hand', c.manual],
@@ -94,6 +96,11 @@ function printSummary(out: Output, s: ReimageResult['summary']): void {
       ...(c.rebootUnderWay > 0 ? [['reboot already under way (another request)', c.rebootUnderWay] as [string, number]] : []),
     ])}\n`,
   );
+  const draining = s.reboots.filter((r) => r.ok && r.method === 'slurm' && !r.underWay);
+  if (draining.length > 0) {
+    out.write(`${table(['NODE', 'SLURM', 'REBOOT'], draining.slice(0, PLAN_ROWS).map((r) => [r.node, r.slurmState ?? '?', r.slurmState?.startsWith('draining') ? 'when its jobs are done' : 'now']))}\n`);
+    if (draining.length > PLAN_ROWS) out.write(`... and ${draining.length - PLAN_ROWS} more (--json lists every node)\n`);
+  }
   const attention = [
     ...s.notMarked.map((n) => [n.node, 'not marked', n.error]),
     ...s.reboots.filter((r) => !r.ok && r.method !== 'manual').map((r) => [r.node, `${r.method} failed`, r.sshError ? `${r.error} (ssh: ${r.sshError})` : r.error]),
@@ -112,20 +119,23 @@ export function registerReimage(program: Command, ctx: (opts: GlobalOptions) => 
     .option('--cancel', 'withdraw the pending reimage of these nodes instead (no reboot; they boot their installed OS again, back in the group a --group reimage moved them out of)')
     .option('--group <name>', "move the nodes into this inventory group first (edits their entries' group:), so they install its image and roles")
     .option('--force', 'also restart the install of nodes installing now (left alone without it)')
+    .option('--when-idle', 'Slurm compute nodes are not rebooted now: Slurm drains them and reboots each once its jobs are done (scontrol reboot ASAP)')
     .addHelpText(
       'after',
       "\nTargets: node names, hostlists (gpu[01-16]), group:NAME, role:NAME, label key=value.\nA node is reinstalled as the inventory describes it; --group moves it into another group first (a node of a range entry\nneeds an entry of its own, or a group column in the range's csv: file).",
     )
-    .action(async (targets: string[], o: { yes?: boolean; cancel?: boolean; group?: string; force?: boolean }, cmd: Command) => {
+    .action(async (targets: string[], o: { yes?: boolean; cancel?: boolean; group?: string; force?: boolean; whenIdle?: boolean }, cmd: Command) => {
       const { client, out } = ctx(cmd.optsWithGlobals());
       if (o.cancel && o.group !== undefined) throw new UsageError('--cancel takes no --group: it withdraws pending reimages and moves nodes that reimage --group moved back into the group they left');
       if (o.cancel && o.force) throw new UsageError('--cancel takes no --force');
-      const body = { targets, ...(o.group !== undefined ? { group: o.group } : {}), ...(o.force ? { force: true } : {}) };
+      if (o.cancel && o.whenIdle) throw new UsageError('--cancel takes no --when-idle: it also withdraws the Slurm reboots a --when-idle reimage asked for');
+      const body = { targets, ...(o.group !== undefined ? { group: o.group } : {}), ...(o.force ? { force: true } : {}), ...(o.whenIdle ? { whenIdle: true } : {}) };
       if (o.cancel) {
         const summary = await client.post<CancelSummary>('/reimage/cancel', { targets });
+        const failed = summary.notRestored.length > 0 || (summary.slurmNotCancelled?.length ?? 0) > 0;
         if (out.json) {
           printJson(out, summary);
-          if (summary.notRestored.length > 0) throw new CliExit(EXIT_FAILED);
+          if (failed) throw new CliExit(EXIT_FAILED);
           return;
         }
         const restored = new Map(summary.restored.map((r) => [r.node, `back in group ${r.group}`]));
@@ -134,7 +144,9 @@ export function registerReimage(program: Command, ctx: (opts: GlobalOptions) => 
         out.write(`${table(['NODE', 'REIMAGE', 'GROUP'], rows)}\n`);
         out.write(`cancelled the pending reimage of ${summary.cancelled.length} of ${summary.cancelled.length + summary.notPending.length} node(s)`);
         out.write(summary.restored.length > 0 ? `; moved ${summary.restored.length} back into the group they left\n` : '\n');
-        if (summary.notRestored.length > 0) throw new CliExit(EXIT_FAILED);
+        if ((summary.slurmCancelled?.length ?? 0) > 0) out.write(`withdrew the Slurm reboot (and its drain) of ${summary.slurmCancelled.length} node(s)\n`);
+        for (const n of summary.slurmNotCancelled ?? []) out.write(`${n.node}: its Slurm reboot could not be withdrawn, Slurm still drains and reboots it: ${n.error}\n`);
+        if (failed) throw new CliExit(EXIT_FAILED);
         return;
       }
       if (!o.yes) {

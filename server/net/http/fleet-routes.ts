@@ -10,9 +10,11 @@ import { DEFAULT_POWER_OPTIONS, powerNodes, type PowerOptions } from '../../powe
 import { sshReboot } from '../../power/ssh-reboot.js';
 import { DISRUPTIVE_POWER_ACTIONS, isPowerAction, type PowerAction, type PowerResult } from '../../power/types.js';
 import { NodeLocks } from '../../services/node-locks.js';
-import { cancelReimage, executeReimage, planReimage, REIMAGE_INTO_ROLE_HINT, type Rebooter, type ReimageProgress, type ReimageRequest } from '../../services/reimage.js';
+import { cancelReimage, executeReimage, withdrawSlurmReboots, planReimage, REIMAGE_INTO_ROLE_HINT, type Rebooter, type ReimageProgress, type ReimageRequest } from '../../services/reimage.js';
 import type { InventoryService } from '../../services/inventory-service.js';
 import { NodeIdentity } from '../../services/node-identity.js';
+import { sshTransportFactory, type TransportFactory } from '../../services/node-transport.js';
+import { slurmRebooter } from '../../services/slurm-reboot.js';
 import { executeRemoval, planRemoval } from '../../services/node-removal.js';
 import type { ObservedStore } from '../../store/types.js';
 import { badRequest } from './errors.js';
@@ -38,6 +40,8 @@ export interface FleetDeps {
   /** SSH reboot of a running node; tests replace it. */
   sshReboot?: (node: string, ip: string, signal: AbortSignal) => Promise<void>;
   ssh?: { concurrency?: number; timeoutMs?: number };
+  /** How `reimage --when-idle` reaches the Slurm controller; default: SSH with the server's key and the pinned host key. */
+  transportFor?: TransportFactory;
 }
 
 function stringList(v: unknown, name: string): string[] {
@@ -86,7 +90,13 @@ export function fleetRoutes(deps: FleetDeps): Router {
   const powerOptions: PowerOptions = { ...DEFAULT_POWER_OPTIONS, ...deps.power };
   const identity = deps.identity ?? new NodeIdentity(deps.dataDir);
 
+  const slurm = slurmRebooter({
+    inventory: () => deps.inventory.inventory,
+    transportFor: deps.transportFor ?? sshTransportFactory({ identity: new NodeIdentity(deps.dataDir), sshPort: deps.sshPort ?? 22, connectTimeoutMs: 10_000 }),
+    timeoutMs: deps.ssh?.timeoutMs ?? 30_000,
+  });
   const rebooter: Rebooter = {
+    slurm,
     ssh: deps.sshReboot ?? ((_node, ip, signal) => sshReboot(deps.dataDir, ip, signal, deps.sshPort ?? 22)),
     sshConcurrency: deps.ssh?.concurrency ?? 32,
     sshTimeoutMs: deps.ssh?.timeoutMs ?? 30_000,
@@ -115,8 +125,11 @@ export function fleetRoutes(deps: FleetDeps): Router {
     const moveBack = (names: readonly string[], group: string) => deps.inventory.moveToGroup(names, group, { dryRun: false });
     const targets = stringList(body.targets, 'targets');
     const summary = await marks.withNode(MARKS, () => cancelReimage(deps.inventory.inventory, deps.store, targets, moveBack));
+    await withdrawSlurmReboots(deps.inventory.inventory, summary, slurm, deps.ssh?.timeoutMs ?? 30_000);
     deps.log.info({ cancelled: summary.cancelled.length, notPending: summary.notPending.length, restored: summary.restored.length }, 'pending reimages cancelled');
     if (summary.notRestored.length > 0) deps.log.error({ notRestored: summary.notRestored }, 'cancelled reimages whose nodes could not be moved back into their old group');
+    for (const node of summary.slurmCancelled) nodeLogger(deps.log, { name: node }).info('Slurm reboot of a --when-idle reimage withdrawn');
+    for (const n of summary.slurmNotCancelled) nodeLogger(deps.log, { name: n.node }).error({ reason: n.error }, 'Slurm reboot of a --when-idle reimage could not be withdrawn: Slurm still drains and reboots it');
     if (summary.cancelled.length > 0 && deps.onReimageCancelled) {
       // Not awaited: the answer does not wait on the store reads; a failure is logged, the cancel stands.
       void deps.onReimageCancelled(summary.cancelled).catch((err: unknown) => deps.log.error({ err }, 'could not check cancelled nodes for a role change'));
@@ -127,14 +140,15 @@ export function fleetRoutes(deps: FleetDeps): Router {
   r.post('/reimage', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     if (body.role !== undefined) throw badRequest(REIMAGE_INTO_ROLE_HINT);
-    onlyKeys(body, ['targets', 'group', 'confirm', 'force']);
+    onlyKeys(body, ['targets', 'group', 'confirm', 'force', 'whenIdle']);
     if (body.group !== undefined && (typeof body.group !== 'string' || body.group === '')) throw badRequest('"group" must be the name of an inventory group');
     const group = body.group as string | undefined;
     if (body.confirm !== undefined && typeof body.confirm !== 'boolean') throw badRequest('"confirm" must be true or false');
     if (body.force !== undefined && typeof body.force !== 'boolean') throw badRequest('"force" must be true or false');
+    if (body.whenIdle !== undefined && typeof body.whenIdle !== 'boolean') throw badRequest('"whenIdle" must be true or false');
     // Targets become names before any move: group:OLD or role:X would select other nodes once the move is made.
     const names = resolveTargets(deps.inventory.inventory, stringList(body.targets, 'targets')).map((n) => n.name);
-    const request: ReimageRequest = { targets: names, ...(group !== undefined ? { group } : {}), ...(body.force === true ? { force: true } : {}) };
+    const request: ReimageRequest = { targets: names, ...(group !== undefined ? { group } : {}), ...(body.force === true ? { force: true } : {}), ...(body.whenIdle === true ? { whenIdle: true } : {}) };
     const statuses = new Map((await deps.store.listNodes()).map((s) => [s.id, s]));
     // Planning errors (unknown target or group, a range member that cannot move alone) are answered here, with their
     // own status, before anything is written.
@@ -166,6 +180,7 @@ export function fleetRoutes(deps: FleetDeps): Router {
         if (p.node !== undefined && p.ok !== undefined) {
           const log = nodeLogger(deps.log, { name: p.node });
           if (p.underWay) log.info({ method: p.method }, 'reimage reboot already under way in another request: not sent again');
+          else if (p.ok && p.method === 'slurm') log.info({ method: p.method, slurmState: p.slurmState }, 'reimage reboot asked of Slurm: the node reboots once its jobs are done');
           else if (p.ok) log.info({ method: p.method }, 'reimage reboot sent');
           else log.warn({ method: p.method, reason: p.failure }, 'reimage reboot failed');
         }

@@ -1,0 +1,105 @@
+/**
+ * The shell text rackseed runs on a Slurm controller for `reimage --when-idle`, and the reading of what it prints.
+ * Pure: no I/O here (server/services/slurm-reboot.ts runs it).
+ *
+ * `scontrol reboot ASAP nextstate=RESUME` drains a node at once (no new jobs), lets its running jobs finish, then has
+ * slurmd run RebootProgram (states/slurm: /usr/local/sbin/rackseed-slurm-reboot); the node netboots into the installer
+ * its reimage mark asks for, and Slurm resumes it when it registers again. One scontrol per node, not one for all:
+ * Slurm refuses the whole list for one name it does not know, and each node must get its own answer.
+ */
+
+/** The Slurm reason rackseed's reboot requests carry; a cancel touches only reboots with this reason. */
+export const SLURM_REIMAGE_REASON = 'rackseed reimage';
+
+/** Nodes per command on the controller: keeps each command far below the transport's length limit. */
+export const SLURM_NODES_PER_COMMAND = 200;
+
+/** What Slurm did with one node's request. */
+export type SlurmNodeAnswer =
+  | { node: string; ok: true; /** sinfo's state right after the request: `draining` (jobs running), `reboot^`... */ slurmState?: string }
+  | { node: string; ok: false; error: string };
+
+export type SlurmCancelAnswer =
+  | { node: string; outcome: 'cancelled' }
+  /** No reboot rackseed asked for is pending in Slurm (none at all, or one with another reason: not ours to cancel). */
+  | { node: string; outcome: 'none' }
+  | { node: string; outcome: 'failed'; error: string };
+
+/** Node names are RFC 1123 labels (checked by the inventory); the quoting is for safety all the same. */
+function quote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Prints `<word> <node> <one-line message>` for a failed command's output in `$out`. */
+const FAIL_LINE = `printf 'fail %s %s\\n' "$n" "$(printf '%s' "$out" | tr '\\n' ' ')"`;
+
+export function rebootRequestScript(nodes: readonly string[]): string {
+  const names = nodes.map(quote).join(' ');
+  return [
+    `for n in ${names}; do`,
+    `  if out=$(scontrol reboot ASAP nextstate=RESUME reason=${quote(SLURM_REIMAGE_REASON)} "$n" 2>&1); then printf 'ok %s\\n' "$n"; else ${FAIL_LINE}; fi`,
+    'done',
+    // The state each is in now: draining (jobs still run) or rebooting. Informative only: a failure here is ignored.
+    `sinfo -h -N -n ${quote(nodes.join(','))} -o 'state %N %T' 2>/dev/null || true`,
+  ].join('\n');
+}
+
+export function cancelScript(nodes: readonly string[]): string {
+  const names = nodes.map(quote).join(' ');
+  return [
+    `for n in ${names}; do`,
+    `  if ! out=$(scontrol show node -o "$n" 2>&1); then ${FAIL_LINE}; continue; fi`,
+    `  case "$out" in *REBOOT_REQUESTED*) ;; *) printf 'none %s\\n' "$n"; continue ;; esac`,
+    `  case "$out" in *${quote(`Reason=${SLURM_REIMAGE_REASON}`)}*) ;; *) printf 'none %s\\n' "$n"; continue ;; esac`,
+    `  if out=$(scontrol cancel_reboot "$n" 2>&1); then printf 'cancelled %s\\n' "$n"; else ${FAIL_LINE}; fi`,
+    'done',
+  ].join('\n');
+}
+
+interface Line {
+  word: string;
+  node: string;
+  rest: string;
+}
+
+function lines(stdout: string): Line[] {
+  return stdout
+    .split('\n')
+    .map((l) => /^(\S+) (\S+)(?: (.*))?$/.exec(l.trim()))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ word: m[1]!, node: m[2]!, rest: (m[3] ?? '').trim() }));
+}
+
+/** One answer per requested node, in their order; a node the script printed nothing for failed (it was cut short). */
+export function parseRebootAnswers(nodes: readonly string[], stdout: string, missing: string): SlurmNodeAnswer[] {
+  const seen = new Map<string, SlurmNodeAnswer>();
+  const states = new Map<string, string>();
+  for (const l of lines(stdout)) {
+    if (l.word === 'ok') seen.set(l.node, { node: l.node, ok: true });
+    else if (l.word === 'fail') seen.set(l.node, { node: l.node, ok: false, error: l.rest || 'scontrol failed without a message' });
+    // sinfo lists a node once per partition: the first line is enough.
+    else if (l.word === 'state' && l.rest !== '' && !states.has(l.node)) states.set(l.node, l.rest);
+  }
+  return nodes.map((node) => {
+    const answer = seen.get(node);
+    if (!answer) return { node, ok: false, error: missing };
+    const state = states.get(node);
+    return answer.ok && state !== undefined ? { ...answer, slurmState: state } : answer;
+  });
+}
+
+export function parseCancelAnswers(nodes: readonly string[], stdout: string, missing: string): SlurmCancelAnswer[] {
+  const seen = new Map<string, SlurmCancelAnswer>();
+  for (const l of lines(stdout)) {
+    if (l.word === 'cancelled' || l.word === 'none') seen.set(l.node, { node: l.node, outcome: l.word });
+    else if (l.word === 'fail') seen.set(l.node, { node: l.node, outcome: 'failed', error: l.rest || 'scontrol failed without a message' });
+  }
+  return nodes.map((node) => seen.get(node) ?? { node, outcome: 'failed', error: missing });
+}
+
+/** `nodes` in pieces of at most `size`. */
+export function chunks<T>(items: readonly T[], size = SLURM_NODES_PER_COMMAND): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
