@@ -47,6 +47,8 @@ export interface RunningServer {
   store: ObservedStore;
   inventory: InventoryService;
   images: ImageCatalog;
+  /** The per-node operation locks (apply, readiness, audit, convergence, node remove). */
+  locks: NodeLocks;
   /** Base URL of the HTTP listener as bound (the real port when port 0 was asked for). */
   httpUrl: string;
   adminToken: string;
@@ -254,6 +256,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       readiness,
       audit,
       convergence,
+      locks,
       log: httpLog,
       ...swarm.httpDeps,
       torrentSources: (image) => registry.torrentSourcesFor(image),
@@ -373,6 +376,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       store,
       inventory,
       images,
+      locks,
       httpUrl,
       adminToken: token,
       ...(tftp ? { tftp } : {}),

@@ -38,6 +38,17 @@ export class NodeLocks {
     };
   }
 
+  /**
+   * Waits for the locks of all `nodes` and returns one release for them all. They are queued for in one go, in one
+   * order (sorted), before anything is awaited: a node whose lock is free when this is called is this caller's at
+   * once, whoever asks next, and two callers holding several locks cannot each wait for the other's.
+   */
+  async acquireAll(nodes: readonly string[]): Promise<() => void> {
+    const queued = [...new Set(nodes)].sort().map((node) => this.acquire(node));
+    const releases = await Promise.all(queued);
+    return () => releases.forEach((release) => release());
+  }
+
   /** Whether an operation holds or waits for `node`'s lock. */
   isBusy(node: string): boolean {
     return this.tails.has(node);

@@ -4,6 +4,7 @@ import type { Inventory } from '../model/inventory.js';
 import type { LifecycleState } from '../model/lifecycle.js';
 import type { NewEvent, NodeStatus, ObservedStore } from '../store/types.js';
 import type { InventoryService } from './inventory-service.js';
+import type { NodeLocks } from './node-locks.js';
 
 /** One node a removal names, and what is known of it before anything changes. */
 export interface RemovalTarget {
@@ -19,7 +20,12 @@ export interface RemovalTarget {
   ip?: string;
   /** Where the inventory declares it (file:line nodes[i]), filled in by the inventory's dry run. */
   entry?: string;
-  /** Why it is refused: it is installing now, and `force` was not given. */
+  /**
+   * An apply, readiness check, audit or convergence holds its lock or waits for it (NodeLocks.isBusy). Refused
+   * without `force`; with it, removed without waiting: that operation goes on, and the events it records later are refused.
+   */
+  busy?: true;
+  /** Why it is refused: it is installing now, or busy (above), and `force` was not given. */
   refused?: string;
 }
 
@@ -28,6 +34,8 @@ export interface RemovedNode {
   node: string;
   entry?: string;
   state: RemovalTarget['state'];
+  /** Removed (with `force`) while an operation held its lock: the events that operation records later are refused. */
+  busy?: true;
   /** The MAC its record is kept under, as a discovered machine (absent: no MAC was ever known for it). */
   keptAs?: string;
   /** DHCP leases of its MACs that were released: their addresses are free for other machines at once. */
@@ -57,16 +65,39 @@ function namesOf(exprs: readonly string[]): string[] {
   return names;
 }
 
+const BUSY = 'an apply, readiness check, audit or convergence is running on it or queued for it: wait for it to end (rackseed runs list NAME), or --force removes it without waiting';
+
+/**
+ * Marks the targets whose operation lock is taken now, and refuses them without `force`. Run again just before the
+ * removal takes the locks (executeRemoval): what was idle at the dry run may be busy by then, and the reverse.
+ */
+export function markBusy(targets: RemovalTarget[], isBusy: (node: string) => boolean, force: boolean): void {
+  for (const t of targets) {
+    const reason = BUSY.replace('NAME', t.node);
+    if (t.refused === reason) delete t.refused;
+    delete t.busy;
+    if (!isBusy(t.node)) continue;
+    t.busy = true;
+    if (!force && t.refused === undefined) t.refused = reason;
+  }
+}
+
 /**
  * Which nodes `exprs` name, and which of them may go. A node installing now (`provisioning`) is refused without
- * `force`: its installer is writing its disk and would be cut off mid-way, as reimage refuses. A name that neither
- * the inventory nor the store knows is an error; so is a discovered machine's MAC (there is no node to remove: store
- * retention forgets it).
+ * `force`: its installer is writing its disk and would be cut off mid-way, as reimage refuses. So is a node another
+ * operation holds (`isBusy`, see markBusy). A name that neither the inventory nor the store knows is an error; so is
+ * a discovered machine's MAC (there is no node to remove: store retention forgets it).
  */
-export function planRemoval(inv: Inventory, statuses: ReadonlyMap<string, NodeStatus>, exprs: readonly string[], force: boolean): RemovalTarget[] {
+export function planRemoval(
+  inv: Inventory,
+  statuses: ReadonlyMap<string, NodeStatus>,
+  exprs: readonly string[],
+  force: boolean,
+  isBusy: (node: string) => boolean = () => false,
+): RemovalTarget[] {
   const byLowerName = new Map([...inv.nodes.values()].map((n) => [n.name.toLowerCase(), n] as const));
   const statusByLowerId = new Map([...statuses.values()].map((s) => [s.id.toLowerCase(), s] as const));
-  return namesOf(exprs).map((name) => {
+  const targets = namesOf(exprs).map((name): RemovalTarget => {
     const node = byLowerName.get(name.toLowerCase());
     const status = statusByLowerId.get((node?.name ?? name).toLowerCase());
     if (!node && (!status || status.id === status.mac)) {
@@ -83,6 +114,8 @@ export function planRemoval(inv: Inventory, statuses: ReadonlyMap<string, NodeSt
       ...(state === 'provisioning' && !force ? { refused: 'installing now (provisioning): removing it would cut its install off; --force removes it anyway' } : {}),
     };
   });
+  markBusy(targets, isBusy, force);
+  return targets;
 }
 
 export interface RemovalDeps {
@@ -92,21 +125,37 @@ export interface RemovalDeps {
   forgetIdentity: (node: string) => Promise<boolean>;
   /** Releases a lease, through the DHCP lease book when this server hands out addresses (it remembers leases). */
   releaseLease: (ip: string, mac: string) => Promise<void>;
+  /** The per-node operation locks the state, readiness, audit and convergence services share. */
+  locks: Pick<NodeLocks, 'isBusy' | 'acquireAll'>;
 }
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /**
- * Removes planned nodes (none refused): their inventory entries first, then what the server keeps about them.
+ * Removes planned nodes (none refused, busy ones included; `force` as planned): their inventory entries first, then
+ * what the server keeps about them, holding the nodes' operation locks throughout so that no apply, readiness check
+ * or convergence starts on a node half removed. A node busy now is refused without `force` (nothing is removed);
+ * with it, it is removed without its lock: waiting could mean waiting for a hung apply on a machine being thrown out.
  * The inventory goes first because it decides what a machine is: a store record retired while the entry stayed
  * would have the node assigned again and reinstalled at its next boot. Then the host key and pin and the DHCP leases,
  * and last the store record, which `removed` turns into a discovered machine kept under its MAC, with its facts,
  * events and runs, until store retention forgets it. A step that fails leaves the store record under the node's
  * name, so running the removal again finds it and retries.
  */
-export async function executeRemoval(targets: readonly RemovalTarget[], deps: RemovalDeps): Promise<RemovalSummary> {
+export async function executeRemoval(targets: RemovalTarget[], deps: RemovalDeps, force = false): Promise<RemovalSummary> {
+  // The check and the queueing for the locks are one synchronous step: no operation can start in between.
+  markBusy(targets, (node) => deps.locks.isBusy(node), force);
   const refused = targets.filter((t) => t.refused);
   if (refused.length > 0) throw new RackseedError('NODE_BUSY', `nothing removed: ${refused.map((t) => `${t.node}: ${t.refused}`).join('; ')}`);
+  const release = await deps.locks.acquireAll(targets.filter((t) => !t.busy).map((t) => t.node));
+  try {
+    return await removeLocked(targets, deps);
+  } finally {
+    release();
+  }
+}
+
+async function removeLocked(targets: readonly RemovalTarget[], deps: RemovalDeps): Promise<RemovalSummary> {
   const summary: RemovalSummary = { removed: [] };
   const inInventory = targets.filter((t) => t.inInventory).map((t) => t.node);
   const entries = new Map<string, string>();
@@ -123,6 +172,7 @@ export async function executeRemoval(targets: readonly RemovalTarget[], deps: Re
     node: t.node,
     ...(entries.has(t.node) ? { entry: entries.get(t.node)! } : {}),
     state: t.state,
+    ...(t.busy ? { busy: true as const } : {}),
     releasedLeases: [],
     hostKeyForgotten: false,
     errors: [],

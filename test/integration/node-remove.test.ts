@@ -156,6 +156,34 @@ describe('rackseed node remove', () => {
     expect((await api('/nodes/remove', { names: ['head01'] })).status).toBe(404);
   });
 
+  it('a node an apply, readiness check or convergence holds is refused without --force, nothing changed; --force removes it without waiting', async () => {
+    await cli('node', 'add', 'n08', '--mac', '52:54:00:00:00:08', '--ip', '10.0.0.8', '--group', 'head');
+    const before = readFileSync(srv.inventoryFile, 'utf8');
+    // What a running `state apply` holds (the server's own locks, shared with its state, readiness and convergence).
+    const release = await srv.locks.acquire('n08');
+    try {
+      const dry = await cli('node', 'remove', 'n08');
+      expect(dry).toContain('wait for it to end (rackseed runs list n08), or --force removes it without waiting');
+      expect(dry).toContain('would remove 0 nodes (1 refused: nothing is removed while any is); nothing changed');
+      const refused = await api('/nodes/remove', { names: ['n08'], confirm: true });
+      expect(refused.status).toBe(409);
+      expect(refused.body.error).toEqual({ code: 'NODE_BUSY', message: expect.stringMatching(/^nothing removed: n08: an apply, readiness check, audit or convergence is running on it or queued for it: /) });
+      // Before: removed, while the operation went on against a node whose host key and pin were gone.
+      expect(readFileSync(srv.inventoryFile, 'utf8')).toBe(before);
+      expect(await srv.store.getNode('n08')).toMatchObject({ state: 'assigned' });
+
+      // Answered while the lock is still held: --force does not wait for the operation.
+      const forced = await api('/nodes/remove', { names: ['n08'], force: true, confirm: true });
+      expect(forced.status).toBe(200);
+      expect(forced.body).toMatchObject({ dryRun: false, removed: [{ node: 'n08', busy: true, keptAs: '52:54:00:00:00:08', errors: [] }] });
+      expect(srv.inventory.inventory.nodes.has('n08')).toBe(false);
+      // The operation's later events apply to nothing.
+      expect(await srv.store.recordEvent({ node: 'n08', event: { type: 'configure_started' } })).toMatchObject({ ok: false });
+    } finally {
+      release();
+    }
+  });
+
   it('a node that never booted (a mistyped MAC, say): its record is forgotten by retention like any other discovered machine', async () => {
     const typo = '52:54:00:00:00:07';
     await cli('node', 'add', 'n07', '--mac', typo, '--group', 'head');

@@ -32,6 +32,25 @@ describe('NodeLocks', () => {
     expect(locks.isBusy('n1')).toBe(false);
   });
 
+  it('acquireAll: the free locks are the caller\'s before anyone asking next, a held one is waited for, one release lets all go', async () => {
+    const locks = new NodeLocks();
+    const releaseN2 = await locks.acquire('n2');
+    let all: (() => void) | undefined;
+    const taking = locks.acquireAll(['n3', 'n1', 'n2', 'n1']).then((release) => (all = release));
+    // Asked for after acquireAll was called, before it resolved: queued behind it.
+    const order: string[] = [];
+    const next = locks.withNode('n1', async () => void order.push('next on n1'));
+    await sleep(10);
+    expect(all).toBeUndefined();
+    releaseN2();
+    await taking;
+    order.push('all held');
+    all!();
+    await next;
+    expect(order).toEqual(['all held', 'next on n1']);
+    expect(['n1', 'n2', 'n3'].some((n) => locks.isBusy(n))).toBe(false);
+  });
+
   it('releases when the holder throws, and the next one runs', async () => {
     const locks = new NodeLocks();
     const failing = locks.withNode('n1', async () => {

@@ -117,7 +117,7 @@ export function registerNode(program: Command, ctx: (opts: GlobalOptions) => Cli
     .command('remove <names...>')
     .description('decommission nodes: remove their inventory entries and forget their host keys and leases (a dry run without --yes)')
     .option('--yes', 'really do it (without it: print what would be removed, change nothing)')
-    .option('--force', 'also remove nodes installing now (refused without it)')
+    .option('--force', 'also remove nodes installing now, or running an apply, readiness check or convergence (refused without it)')
     .addHelpText(
       'after',
       '\nNames: node names or hostlists (gpu[01-04]). A member of a range entry cannot be removed alone (narrow the range by hand);\n' +

@@ -19,6 +19,7 @@ import type { ConvergenceService } from '../../services/convergence.js';
 import { convergeRoutes } from './converge-routes.js';
 import { torrentRoute, type TorrentRouteDeps } from './torrent-route.js';
 import { confinedToRoot } from './confined-static.js';
+import type { NodeLocks } from '../../services/node-locks.js';
 
 export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, SwarmDeps {
   /** The BitTorrent tracker's GET /announce and /scrape (absent when torrent.enabled is false). */
@@ -43,6 +44,8 @@ export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, Swar
   readiness?: ReadinessService;
   /** Fleet drift audit; absent in tests that do not need it. */
   audit?: AuditService;
+  /** The per-node operation locks the services above share: `node remove` respects and holds them. */
+  locks?: NodeLocks;
   /** Convergence, for an operator's POST /api/v1/converge; absent in tests that do not need it. */
   convergence?: ConvergenceService;
   /** Rewrites image torrents as served (every live server's trackers and web seeds); absent: served as stored. */
@@ -116,6 +119,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
       ...(deps.sshPort !== undefined ? { sshPort: deps.sshPort } : {}),
       ...(deps.plan ? { identity: deps.plan.identity } : {}),
       ...(deps.releaseLease ? { releaseLease: deps.releaseLease } : {}),
+      ...(deps.locks ? { locks: deps.locks } : {}),
       ...(convergence ? { onReimageCancelled: (nodes: string[]) => convergence.reconvergeIfConfiguredOtherwise(nodes) } : {}),
     }),
     ...(deps.states ? [stateRoutes({ inventory: deps.inventory, store: deps.store, states: deps.states, log: deps.log })] : []),

@@ -29,6 +29,12 @@ export interface FleetDeps {
   releaseLease?: (ip: string, mac: string) => Promise<void>;
   /** Nodes whose pending reimage was withdrawn: one whose move back failed runs its old OS under a new group. */
   onReimageCancelled?: (nodes: string[]) => Promise<void>;
+  /**
+   * The per-node operation locks the state, readiness, audit and convergence services share (server/main.ts):
+   * `node remove` refuses a node one of them holds, and holds them while it removes. Default: locks of its own
+   * (tests without those services).
+   */
+  locks?: NodeLocks;
   store: ObservedStore;
   /** Holds secrets/bmc.yaml and the SSH key and known_hosts used for reboots. */
   dataDir: string;
@@ -89,6 +95,7 @@ export function fleetRoutes(deps: FleetDeps): Router {
   const marks = new NodeLocks();
   const powerOptions: PowerOptions = { ...DEFAULT_POWER_OPTIONS, ...deps.power };
   const identity = deps.identity ?? new NodeIdentity(deps.dataDir);
+  const nodeLocks = deps.locks ?? new NodeLocks();
 
   const slurm = slurmRebooter({
     inventory: () => deps.inventory.inventory,
@@ -222,7 +229,7 @@ export function fleetRoutes(deps: FleetDeps): Router {
     const release = await marks.acquire(MARKS);
     try {
       const statuses = new Map((await deps.store.listNodes()).map((s) => [s.id, s]));
-      const targets = planRemoval(deps.inventory.inventory, statuses, exprs, body.force === true);
+      const targets = planRemoval(deps.inventory.inventory, statuses, exprs, body.force === true, (node) => nodeLocks.isBusy(node));
       const inInventory = targets.filter((t) => t.inInventory).map((t) => t.node);
       const entries = new Map((inInventory.length > 0 ? await deps.inventory.removeNodes(inInventory, { dryRun: true }) : []).map((e) => [e.node, e.entry]));
       for (const t of targets) if (entries.has(t.node)) t.entry = entries.get(t.node)!;
@@ -235,10 +242,11 @@ export function fleetRoutes(deps: FleetDeps): Router {
         store: deps.store,
         forgetIdentity: (node) => identity.forget(node),
         releaseLease: deps.releaseLease ?? (async (ip, mac) => void (await deps.store.releaseLease(ip, mac))),
-      });
+        locks: nodeLocks,
+      }, body.force === true);
       for (const n of summary.removed) {
         const log = nodeLogger(deps.log, { name: n.node });
-        const fields = { state: n.state, entry: n.entry, keptAs: n.keptAs, releasedLeases: n.releasedLeases, hostKeyForgotten: n.hostKeyForgotten };
+        const fields = { state: n.state, ...(n.busy ? { busy: true } : {}), entry: n.entry, keptAs: n.keptAs, releasedLeases: n.releasedLeases, hostKeyForgotten: n.hostKeyForgotten };
         if (n.errors.length > 0) log.error({ ...fields, errors: n.errors }, 'node removed from the inventory, but not all that the server keeps about it could be cleared');
         else log.info(fields, 'node removed');
       }
