@@ -171,7 +171,7 @@ describe('iPXE over HTTP', () => {
   it('puts a per-node report token on the installer command line; the node reports with it, for itself only', async () => {
     const script = await (await fetch(`${srv.httpUrl}/ipxe/machine?mac=52:54:00:00:00:01`)).text();
     const token = /rackseed\.token=(\S+)/.exec(script)?.[1];
-    expect(token).toMatch(/^v1\.head01\./);
+    expect(token).toMatch(/^v2\.head01\.[0-9a-f]{12}\./);
     const report = (body: unknown, t: string | null = token ?? null) =>
       fetch(`${srv.httpUrl}/node/v1/report`, { method: 'POST', headers: { 'content-type': 'application/json', ...(t ? { authorization: `Bearer ${t}` } : {}) }, body: JSON.stringify(body) });
     expect((await report({ stage: 'download', detail: { bytes: 1024 } })).status).toBe(204);
@@ -201,7 +201,7 @@ describe('iPXE over HTTP', () => {
     // head02 (added above) provisions; its installer fails and names a post-install stage, by mistake or on purpose.
     const script = await (await fetch(`${srv.httpUrl}/ipxe/machine?mac=52:54:00:00:00:09`)).text();
     const token = /rackseed\.token=(\S+)/.exec(script)?.[1];
-    expect(token).toMatch(/^v1\.head02\./);
+    expect(token).toMatch(/^v2\.head02\.[0-9a-f]{12}\./);
     const res = await fetch(`${srv.httpUrl}/node/v1/report`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ failed: 'disk vanished', stage: 'readiness' }) });
     expect(res.status).toBe(204);
     expect(await srv.store.getNode('head02')).toMatchObject({ state: 'failed', stage: 'install', reason: 'disk vanished' });

@@ -215,7 +215,7 @@ describe('the first-boot callback', () => {
     const forged = [
       new CallbackTokens('some-other-key-entirely-'.repeat(2)).issue(name, 'booted'),
       callbackTokens.issue(NAMES.probed, 'booted').replace(NAMES.probed, name),
-      new NodeTokens('convergence-test-key-'.repeat(3)).issue(name, 600),
+      new NodeTokens('convergence-test-key-'.repeat(3)).issue(name, '52:54:00:00:00:01', 600),
       '',
     ];
     for (const token of forged) {

@@ -197,4 +197,35 @@ describe('rackseed node remove', () => {
     expect(pruned.discovered).toBeGreaterThanOrEqual(1);
     expect(await srv.store.getNode(typo)).toBeUndefined();
   });
+
+  it("a machine's installer token is worthless once the node is removed, also when the name comes back for another machine", async () => {
+    const [OLD, NEW] = ['52:54:00:00:00:0a', '52:54:00:00:00:0b'];
+    const tokenIn = (script: string) => /rackseed\.token=(\S+)/.exec(script)?.[1];
+    const node = (route: string, token: string, body?: unknown) =>
+      fetch(`${srv.httpUrl}/node/v1/${route}`, {
+        method: body === undefined ? 'GET' : 'POST',
+        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    await cli('node', 'add', 'n10', '--mac', OLD, '--ip', '10.0.0.10', '--group', 'head');
+    const oldToken = tokenIn(await bootScript(OLD))!;
+    expect(oldToken).toBeDefined();
+    expect((await node('report', oldToken, { stage: 'partition' })).status).toBe(204);
+    // Decommissioned mid-install, and the name given at once to a new machine, which starts its own install.
+    expect((await api('/nodes/remove', { names: ['n10'], force: true, confirm: true })).status).toBe(200);
+    await cli('node', 'add', 'n10', '--mac', NEW, '--ip', '10.0.0.10', '--group', 'head');
+    const newToken = tokenIn(await bootScript(NEW))!;
+    expect(await srv.store.getNode('n10')).toMatchObject({ state: 'provisioning', mac: NEW });
+
+    // Before: the old machine's installer reported as the new n10 (204), and could ask for its plan and host key.
+    const report = await node('report', oldToken, { failed: 'disk gone', stage: 'partition' });
+    expect(report.status).toBe(401);
+    expect(((await report.json()) as { error: { message: string } }).error.message).toBe(`this token was issued to machine ${OLD}, which the inventory no longer declares as n10`);
+    expect((await node('plan', oldToken)).status).toBe(401);
+    expect(await srv.store.getNode('n10')).toMatchObject({ state: 'provisioning' });
+    expect((await srv.store.listEvents({ node: 'n10' })).at(-1)!.event).toMatchObject({ type: 'plan_refused', reason: expect.stringContaining(`token issued to machine ${OLD}`) });
+    // The new machine's own token is taken.
+    expect((await node('report', newToken, { stage: 'partition' })).status).toBe(204);
+    expect(await srv.store.getNode('n10')).toMatchObject({ state: 'provisioning', stage: 'partition' });
+  });
 });

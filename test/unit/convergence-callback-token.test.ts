@@ -34,7 +34,7 @@ describe('callback tokens', () => {
 
   it("are not the installer's node tokens, in either direction, even under the same key", () => {
     const nodeTokens = new NodeTokens(KEY);
-    expect(tokens.verify(nodeTokens.issue('gpu001', 600), 'booted')).toBeUndefined();
+    expect(tokens.verify(nodeTokens.issue('gpu001', '52:54:00:00:00:01', 600), 'booted')).toBeUndefined();
     expect(nodeTokens.verify(tokens.issue('gpu001', 'booted'))).toBeUndefined();
   });
 

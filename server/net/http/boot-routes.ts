@@ -88,7 +88,7 @@ export function bootRoutes(deps: BootRouteDeps): Router {
     await deps.store.touchNode(node.name, { mac, facts: storedFacts(facts), seenAt: now });
     const status = await deps.store.getNode(node.name);
     const catalog = catalogLookup(deps.images);
-    const plan = decideScript({ facts, node, status, settings: deps.settings, token: deps.tokens.issue(node.name, deps.tokenSeconds), catalog, ...(deps.installerMissing ? { installerProblem: deps.installerMissing } : {}) });
+    const plan = decideScript({ facts, node, status, settings: deps.settings, token: deps.tokens.issue(node.name, mac, deps.tokenSeconds), catalog, ...(deps.installerMissing ? { installerProblem: deps.installerMissing } : {}) });
     // decideScript only answers "unknown" when there is no node, which was handled above.
     if (plan.kind === 'unknown') throw new Error('unreachable: a known node was planned as unknown');
     let script: string;

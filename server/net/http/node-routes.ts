@@ -1,6 +1,6 @@
 import express, { Router, type Request } from 'express';
 import type { CallbackTokens } from '../../auth/callback-token.js';
-import type { NodeTokenClaims, NodeTokens } from '../../auth/node-token.js';
+import { stillNamesMachine, type NodeTokenClaims, type NodeTokens } from '../../auth/node-token.js';
 import { IMAGE_NAME, SHA256_HEX } from '../../model/image.js';
 import { isPostInstallStage, type InstalledImage, type LifecycleEvent } from '../../model/lifecycle.js';
 import { nodeLogger, type Logger } from '../../log.js';
@@ -97,6 +97,14 @@ export function nodeRoutes(deps: NodeRouteDeps): Router {
     const claims = deps.tokens.verify(bearer(req) ?? '');
     if (!claims) {
       res.status(401).json(errorBody('UNAUTHORIZED', 'missing, invalid or expired node token'));
+      return;
+    }
+    // The plan's inventory: the server always serves plans; a test without them has no inventory to check against.
+    const inventory = deps.plan?.inventory.inventory;
+    if (inventory && !stillNamesMachine(claims, inventory)) {
+      // The node was removed since, or the name is another machine's now: the old machine speaks for nothing.
+      nodeLogger(deps.log, { name: claims.node, mac: claims.mac }).warn('node report refused: its token was issued to a machine the inventory no longer sends to this node');
+      res.status(401).json(errorBody('UNAUTHORIZED', `this token was issued to machine ${claims.mac}, which the inventory no longer declares as ${claims.node}`));
       return;
     }
     res.locals.nodeClaims = claims;

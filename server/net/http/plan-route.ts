@@ -1,6 +1,6 @@
 import type { Request, RequestHandler } from 'express';
 import type { CallbackTokens } from '../../auth/callback-token.js';
-import type { NodeTokens } from '../../auth/node-token.js';
+import { stillNamesMachine, type NodeTokens } from '../../auth/node-token.js';
 import { catalogLookup, type ImageCatalog } from '../../images/catalog.js';
 import { nodeLogger, type Logger } from '../../log.js';
 import { IMAGE_FILES } from '../../model/image.js';
@@ -79,6 +79,13 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
       if (!r.ok) log.warn({ error: r.error }, 'could not record the refused plan fetch');
       res.status(status).json(errorBody(code, message));
     };
+    if (!stillNamesMachine(claims, deps.inventory.inventory)) {
+      // Removed and declared again for another machine since the token was issued: the old one's installer must not
+      // get the new machine's host key.
+      const why = `asked with a token issued to machine ${claims.mac}, which the inventory no longer declares as ${node.name}`;
+      await refuse(401, why, `this token was issued to machine ${claims.mac}, which the inventory no longer declares as ${node.name}`);
+      return;
+    }
     // The boot script is not handed out for these (decideScript), so they arrive only when the image or the layout
     // went away between the boot script and this request.
     const refusal = provisioningRefusal(node, catalogLookup(deps.images));
@@ -131,9 +138,7 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
       return;
     }
 
-    // The nonce is the 4th field of a v1 token, already proven genuine by verify().
-    const nonce = token.split('.')[3];
-    if (!(await deps.store.useOnce(`plan:${claims.node}:${nonce}`, claims.expiresAt))) {
+    if (!(await deps.store.useOnce(`plan:${claims.node}:${claims.nonce}`, claims.expiresAt))) {
       await refuse(409, 'plan already fetched with this token', 'this token has already fetched its plan');
       return;
     }

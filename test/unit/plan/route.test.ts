@@ -22,6 +22,8 @@ let server: TestServer;
 let tokens: NodeTokens;
 
 const SHA = 'b'.repeat(64);
+/** The fixture's MACs: a token is issued to the machine the inventory sends to its node. */
+const MACS: Record<string, string> = { node01: '52:54:00:aa:00:01', node02: '52:54:00:aa:00:02', vendor01: '52:54:00:aa:00:03', ghost01: '52:54:00:aa:00:09' };
 
 beforeAll(async () => {
   server = await startTestServer({ inventoryFixture: 'plan/inventory.yaml' });
@@ -63,7 +65,7 @@ const planValues = (text: string, key: string): string[] =>
 
 describe('GET /node/v1/plan', () => {
   it('serves the node its own plan once per token, and refuses and records the second fetch', async () => {
-    const token = tokens.issue('node01', 600);
+    const token = tokens.issue('node01', '52:54:00:aa:00:01', 600);
     const first = await fetchPlan(token);
     expect(first.status).toBe(200);
     expect(first.headers.get('cache-control')).toBe('no-store');
@@ -91,12 +93,12 @@ describe('GET /node/v1/plan', () => {
     expect(await server.store.getNode('node01')).toMatchObject({ state: 'provisioning', stage: 'plan-refused' });
 
     // A fresh token (the next boot) gets a plan again, with the SAME host key: the identity is the node's.
-    const again = await (await fetchPlan(tokens.issue('node01', 600))).text();
+    const again = await (await fetchPlan(tokens.issue('node01', '52:54:00:aa:00:01', 600))).text();
     expect(planValues(again, 'ssh_host_key')).toEqual(planValues(text, 'ssh_host_key'));
   });
 
   it('keeps host keys on disk 0600, pins them in known_hosts with the address, and authorizes the server key', async () => {
-    const text = await (await fetchPlan(tokens.issue('node02', 600))).text();
+    const text = await (await fetchPlan(tokens.issue('node02', '52:54:00:aa:00:02', 600))).text();
     const dataDir = server.config.dataDir;
     const keyFile = path.join(dataDir, 'nodes', 'node02', 'ssh_host_ed25519_key');
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
@@ -120,32 +122,32 @@ describe('GET /node/v1/plan', () => {
 
   it('refuses no token, a forged one, an expired one, and a token for a node not in the inventory', async () => {
     expect((await fetchPlan()).status).toBe(401);
-    const good = tokens.issue('node01', 600);
+    const good = tokens.issue('node01', '52:54:00:aa:00:01', 600);
     expect((await fetchPlan(`${good.slice(0, -2)}xx`)).status).toBe(401);
-    expect((await fetchPlan(new NodeTokens('another-key').issue('node01', 600))).status).toBe(401);
+    expect((await fetchPlan(new NodeTokens('another-key').issue('node01', '52:54:00:aa:00:01', 600))).status).toBe(401);
     const past = new NodeTokens(ensureSecretFile(server.config.dataDir, 'node-token-key').value, () => Date.now() - 3_600_000);
-    expect((await fetchPlan(past.issue('node01', 60))).status).toBe(401);
-    expect((await fetchPlan(tokens.issue('stranger', 600))).status).toBe(404);
+    expect((await fetchPlan(past.issue('node01', '52:54:00:aa:00:01', 60))).status).toBe(401);
+    expect((await fetchPlan(tokens.issue('stranger', '52:54:00:aa:00:77', 600))).status).toBe(404);
   });
 
   it('says why when no plan can be made, records it on the node, and does not spend the token', async () => {
-    const token = tokens.issue('ghost01', 600);
+    const token = tokens.issue('ghost01', '52:54:00:aa:00:09', 600);
     const r = await fetchPlan(token);
     expect(r.status).toBe(409);
     expect(((await r.json()) as { error: { code: string; message: string } }).error).toEqual({ code: 'IMAGE_NOT_FOUND', message: 'image nosuchimage is not in the catalog (build or import it, then boot the node again)' });
     const events = await server.store.listEvents({ node: 'ghost01' });
     expect(events.at(-1)?.event).toEqual({ type: 'plan_refused', reason: 'image nosuchimage is not in the catalog (build or import it, then boot the node again)', remote: '127.0.0.1' });
-    expect(await server.store.useOnce(`plan:ghost01:${token.split('.')[3]}`, Date.now() + 60_000)).toBe(true);
+    expect(await server.store.useOnce(`plan:ghost01:${tokens.verify(token)!.nonce}`, Date.now() + 60_000)).toBe(true);
   });
 
   it('refuses a plan whose install could not boot afterwards (installed_boot: kernel, image without a kernel), and records why', async () => {
-    const token = tokens.issue('vendor01', 600);
+    const token = tokens.issue('vendor01', '52:54:00:aa:00:03', 600);
     const r = await fetchPlan(token);
     expect(r.status).toBe(409);
     expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(/^group vendor boots the image's own kernel \(installed_boot: kernel\), but image vendor-os has no kernel and initrd/);
     const events = await server.store.listEvents({ node: 'vendor01' });
     expect(events.at(-1)?.event).toMatchObject({ type: 'plan_refused', reason: expect.stringMatching(/has no kernel and initrd/) });
-    expect(await server.store.useOnce(`plan:vendor01:${token.split('.')[3]}`, Date.now() + 60_000)).toBe(true);
+    expect(await server.store.useOnce(`plan:vendor01:${tokens.verify(token)!.nonce}`, Date.now() + 60_000)).toBe(true);
   });
 
   it('a catalogued image whose torrent file is missing answers 404, not 500', async () => {
@@ -170,7 +172,7 @@ describe('GET /node/v1/plan', () => {
   });
 
   it('serves no plan to a node that is not installing, and records the refusal in any state (a replayed token)', async () => {
-    const token = tokens.issue('node02', 600);
+    const token = tokens.issue('node02', '52:54:00:aa:00:02', 600);
     const up = ['installed', 'configure_started', 'ready'] as const;
     for (const type of up) expect((await server.store.recordEvent({ node: 'node02', event: { type } })).ok).toBe(true);
     const r = await fetchPlan(token);
@@ -182,13 +184,13 @@ describe('GET /node/v1/plan', () => {
     expect(await server.store.getNode('node02')).not.toHaveProperty('stage', 'plan-refused');
     // Installing again (a reimage): served.
     for (const event of [{ type: 'reimage_requested' }, { type: 'provision_started' }] as const) expect((await server.store.recordEvent({ node: 'node02', event })).ok).toBe(true);
-    expect((await fetchPlan(tokens.issue('node02', 600))).status).toBe(200);
+    expect((await fetchPlan(tokens.issue('node02', '52:54:00:aa:00:02', 600))).status).toBe(200);
   });
 
   it('spends the nonce only until the token expires (the single-use key does not outlive it)', async () => {
-    const token = tokens.issue('node01', 600);
+    const token = tokens.issue('node01', '52:54:00:aa:00:01', 600);
     expect((await fetchPlan(token)).status).toBe(200);
-    const key = `plan:node01:${token.split('.')[3]}`;
+    const key = `plan:node01:${tokens.verify(token)!.nonce}`;
     const expiresAt = tokens.verify(token)!.expiresAt;
     expect(await server.store.useOnce(key, expiresAt, expiresAt - 1000)).toBe(false);
     expect(await server.store.useOnce(key, expiresAt + 600_000, expiresAt + 1)).toBe(true);
@@ -222,45 +224,45 @@ describe('GET /node/v1/plan when the server hands out the addresses (full DHCP m
 
   it('refuses the plan to any address but the node\'s reservation or bound lease, records it, and keeps the token', async () => {
     // node01 is reserved 10.0.0.21; this request comes from 127.0.0.1, like a machine that only knows the MAC.
-    const token = tokens.issue('node01', 600);
+    const token = tokens.issue('node01', '52:54:00:aa:00:01', 600);
     const refused = await get(token);
     expect(refused.status).toBe(403);
     expect(await refused.text()).not.toContain('ssh_host_key');
     const events = await server.store.listEvents({ node: 'node01' });
     expect(events.at(-1)?.event).toMatchObject({ type: 'plan_refused', reason: "asked from 127.0.0.1, not the node's address 10.0.0.21" });
-    expect(await server.store.useOnce(`plan:node01:${token.split('.')[3]}`, Date.now() + 60_000)).toBe(true);
+    expect(await server.store.useOnce(`plan:node01:${tokens.verify(token)!.nonce}`, Date.now() + 60_000)).toBe(true);
 
     // node02 has no reservation: without a bound lease there is no address to check, and the plan is refused (an
     // installing node in full mode always holds one); a bound lease elsewhere refuses; its own lease is served.
-    const noLease = await get(tokens.issue('node02', 600));
+    const noLease = await get(tokens.issue('node02', '52:54:00:aa:00:02', 600));
     expect(noLease.status).toBe(403);
     expect((await server.store.listEvents({ node: 'node02' })).at(-1)?.event).toMatchObject({ type: 'plan_refused', reason: 'asked from 127.0.0.1; the node has no reservation and no bound lease' });
     const lease = { ip: '10.0.0.99', mac: '52:54:00:aa:00:02', state: 'bound' as const, expiresAt: Date.now() + 3_600_000 };
     expect((await server.store.claimLease(lease)).ok).toBe(true);
-    expect((await get(tokens.issue('node02', 600))).status).toBe(403);
+    expect((await get(tokens.issue('node02', '52:54:00:aa:00:02', 600))).status).toBe(403);
     expect((await server.store.claimLease({ ...lease, ip: '127.0.0.1' })).ok).toBe(true);
-    const served = await get(tokens.issue('node02', 600));
+    const served = await get(tokens.issue('node02', '52:54:00:aa:00:02', 600));
     expect(served.status).toBe(200);
     expect(await served.text()).toContain('hostname node02');
   });
 
   it('a lease released by anyone (DHCPRELEASE is unauthenticated) does not turn the address check off', async () => {
     await server.store.releaseLease('127.0.0.1', '52:54:00:aa:00:02');
-    const token = tokens.issue('node02', 600);
+    const token = tokens.issue('node02', '52:54:00:aa:00:02', 600);
     expect((await get(token)).status).toBe(403);
-    expect(await server.store.useOnce(`plan:node02:${token.split('.')[3]}`, Date.now() + 60_000)).toBe(true);
+    expect(await server.store.useOnce(`plan:node02:${tokens.verify(token)!.nonce}`, Date.now() + 60_000)).toBe(true);
   });
 
   it('answers HEAD with 405 without spending the single-use token', async () => {
     expect((await server.store.claimLease({ ip: '127.0.0.1', mac: '52:54:00:aa:00:02', state: 'bound', expiresAt: Date.now() + 3_600_000 })).ok).toBe(true);
-    const token = tokens.issue('node02', 600);
+    const token = tokens.issue('node02', '52:54:00:aa:00:02', 600);
     expect((await get(token, 'HEAD')).status).toBe(405);
     expect((await get(token)).status).toBe(200);
   });
 
   it('takes installer reports only from the node\'s own address: a machine that only knows the MAC cannot mark it installed or failed', async () => {
     const report = (node: string, body: unknown) =>
-      fetch(url.replace('/plan', '/report'), { method: 'POST', headers: { authorization: `Bearer ${tokens.issue(node, 600)}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      fetch(url.replace('/plan', '/report'), { method: 'POST', headers: { authorization: `Bearer ${tokens.issue(node, MACS[node]!, 600)}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
     // node01 is reserved 10.0.0.21; this comes from 127.0.0.1. Before: 204, and the node was marked failed.
     const before = (await server.store.getNode('node01'))?.state;
     const forged = await report('node01', { failed: 'disk on fire', stage: 'partition' });
