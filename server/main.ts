@@ -28,7 +28,7 @@ import { syncStoreWithInventory } from './services/store-sync.js';
 import { StoreRetention } from './services/store-retention.js';
 import { ServerRegistry } from './services/server-registry.js';
 import { openStore } from './store/index.js';
-import { markServerRunning } from './util/server-marker.js';
+import { describeHolder, holdDataDir } from './util/server-marker.js';
 import type { ObservedStore } from './store/types.js';
 import { bootContextFor } from './dhcp/boot-context.js';
 import { FullModeHandler, unusableReservations } from './dhcp/full-mode.js';
@@ -128,20 +128,27 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     if (missing.length > 0) log.warn({ root: config.tftp.root, missing }, 'tftp.root lacks an iPXE loader: machines that need it cannot netboot');
   }
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // Taken before anything is written to the data directory or the store opens, and released after the store closes:
+  // a second server on this directory, or one started while `rackseed backup restore` writes it, stops here, and a
+  // restore refuses to write while this marker names a live server.
+  const unmark = holdDataDir(config.dataDir, 'server', (holder) =>
+    holder.role === 'restore'
+      ? new RackseedError('DATA_DIR_BUSY', `${describeHolder(holder)} is writing the data directory ${config.dataDir}: start the server once it has finished`, { dataDir: config.dataDir, ...holder })
+      : new RackseedError('DATA_DIR_BUSY', `${describeHolder(holder)} is already running on the data directory ${config.dataDir}: stop it first, or give this server a data_dir of its own`, { dataDir: config.dataDir, ...holder }),
+  );
   const filesDir = path.join(config.dataDir, 'files');
-  mkdirSync(filesDir, { recursive: true });
-
-  const { token, created, file: tokenFile } = ensureAdminToken(config.dataDir);
-  if (created) options.onTokenCreated?.(token, tokenFile);
-  const nodeTokens = new NodeTokens(ensureSecretFile(config.dataDir, 'node-token-key').value);
-  const callbackTokens = new CallbackTokens(ensureSecretFile(config.dataDir, 'callback-token-key').value);
-
-  const startedAt = Date.now();
-  // Set before the store opens and removed after it closes: `rackseed backup restore` refuses to write while this
-  // marker names a live server.
-  const unmark = markServerRunning(config.dataDir);
+  let token: string;
+  let nodeTokens: NodeTokens;
+  let callbackTokens: CallbackTokens;
   let store: ObservedStore;
+  const startedAt = Date.now();
   try {
+    mkdirSync(filesDir, { recursive: true });
+    const admin = ensureAdminToken(config.dataDir);
+    token = admin.token;
+    if (admin.created) options.onTokenCreated?.(admin.token, admin.file);
+    nodeTokens = new NodeTokens(ensureSecretFile(config.dataDir, 'node-token-key').value);
+    callbackTokens = new CallbackTokens(ensureSecretFile(config.dataDir, 'callback-token-key').value);
     store = await openStore(config.store);
     await store.migrate();
   } catch (e) {

@@ -66,6 +66,8 @@ export type ErrorCode =
   | 'BACKUP_INVALID'
   /** A restore that would harm a live system: a server runs on the data directory, or state would be overwritten. */
   | 'BACKUP_REFUSED'
+  /** Another live process holds the data directory: a server already runs on it, or a backup restore is writing it. */
+  | 'DATA_DIR_BUSY'
   | 'INTERNAL';
 
 export class RackseedError extends Error {

@@ -9,6 +9,7 @@ import { mungeKey, k3sToken } from '../../server/services/role-secrets.js';
 import { NodeIdentity } from '../../server/services/node-identity.js';
 import { openStore } from '../../server/store/index.js';
 import { CLI_MAIN, cliProcess, type CliResult } from '../support/cli.js';
+import { restoreBackup } from '../../server/backup/restore.js';
 import { TSX_IMPORT } from '../support/tsx.js';
 import { waitFor } from '../support/wait.js';
 
@@ -222,6 +223,38 @@ describe('rackseed backup', () => {
     expect(forced.code).toBe(0);
     expect(readFileSync(path.join(dataB, 'admin-token'), 'utf8').trim()).toBe(tokenA);
     expect(mode(path.join(dataB, 'admin-token'))).toBe(0o600);
+  });
+
+  it('serve: refused while a restore writes the data directory', async () => {
+    let during: CliResult | undefined;
+    await restoreBackup({
+      file: archive,
+      dataDir: dataB,
+      store: { kind: 'sqlite', path: path.join(dataB, 'rackseed.db') },
+      yes: true,
+      force: true,
+      // At the restore's first change, with its marker in place: the server must not open the store.
+      step: async () => {
+        during ??= await cliProcess(['--config', configB, 'serve'], { timeoutMs: 30_000 });
+      },
+    });
+    expect(during).toEqual({ code: 1, stdout: '', stderr: `rackseed: a rackseed backup restore (PID ${process.pid}) is writing the data directory ${dataB}: start the server once it has finished\n` });
+    expect(existsSync(path.join(dataB, 'server.pid'))).toBe(false);
+  });
+
+  it('serve: refused beside a server already running on its data directory; a marker of a dead process blocks nothing', async () => {
+    // A marker left by a restore that was killed (its process is gone) does not stop a server.
+    const gone = execFileSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' }).trim();
+    writeFileSync(path.join(dataB, 'server.pid'), JSON.stringify({ pid: Number(gone), startTicks: 1, role: 'restore' }));
+    const server = await serve(configB);
+    try {
+      const second = await cliProcess(['--config', configB, 'serve'], { timeoutMs: 30_000 });
+      expect(second.code).toBe(1);
+      expect(second.stderr).toBe(`rackseed: a rackseed server (PID ${server.child.pid}) is already running on the data directory ${dataB}: stop it first, or give this server a data_dir of its own\n`);
+    } finally {
+      await server.stop();
+    }
+    expect(existsSync(path.join(dataB, 'server.pid'))).toBe(false);
   });
 
   it('create with a PostgreSQL store: the data directory alone, and the output says pg_dump backs up the store', async () => {

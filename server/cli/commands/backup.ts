@@ -85,6 +85,7 @@ export function registerBackup(program: Command, write: (s: string) => void): vo
           ['data dir', config.dataDir],
           ['store', r.storeTo !== undefined ? `${r.storeTo} (schema version ${m.store.included ? m.store.schemaVersion : '-'})` : `not in the backup: ${m.store.included ? '' : m.store.reason}`],
           ['replaced', r.replaced.length > 0 ? `${r.replaced.length} existing file(s)` : 'nothing'],
+          ...(r.leftOver ?? []).map((d): [string, string] => ['left over', `${d}: the replaced originals, not removed (remove it by hand)`]),
         ])}\n`,
       );
       write(`${r.written ? 'restored' : 'would restore'}:\n${r.entries.map((e) => `  ${e}\n`).join('')}`);
