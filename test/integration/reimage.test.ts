@@ -158,7 +158,7 @@ describe('reimage', () => {
     const { status, json } = await post('/reimage', { targets: [`n[00001-${BULK}]`, 'r[1-4]'], confirm: false });
     expect(status).toBe(200);
     expect(json.dryRun).toBe(true);
-    expect(json.plan.counts).toEqual({ targeted: BULK + 4, toMark: BULK + 4, skipped: 0, ssh: 2, bmc: 1, manual: BULK + 1 });
+    expect(json.plan.counts).toEqual({ targeted: BULK + 4, toMark: BULK + 4, skipped: 0, ssh: 2, bmc: 1, manual: BULK + 1, slurm: 0 });
     expect(json.plan.nodes.find((n: { node: string }) => n.node === 'r2')).toMatchObject({ reboot: 'ssh', bmcFallback: true });
 
     const dry = await cli('reimage', 'r[1-4]');
@@ -242,7 +242,7 @@ describe('reimage', () => {
     expect(byNode.r2).toEqual({ node: 'r2', method: 'bmc', ok: true, sshError: 'Permission denied (publickey)' });
     expect(byNode.r3).toMatchObject({ node: 'r3', method: 'bmc', ok: false, error: expect.stringMatching(/no answer within 1.5 s/) });
     expect(byNode.r4).toMatchObject({ node: 'r4', method: 'manual', ok: false, error: expect.stringMatching(/reboot it by hand/) });
-    expect(result.summary.counts).toEqual({ marked: 4, notMarked: 0, rebootedSsh: 1, rebootedBmc: 1, manual: 1, failed: 1, rebootUnderWay: 0 });
+    expect(result.summary.counts).toEqual({ marked: 4, notMarked: 0, rebootedSsh: 1, rebootedBmc: 1, manual: 1, failed: 1, rebootUnderWay: 0, slurmWhenIdle: 0 });
     expect(sshCalls).toEqual([{ node: 'r1', ip: '127.0.1.1' }, { node: 'r2', ip: '127.0.1.2' }]);
     // r2's BMC: a one-time PXE boot override, then a restart of the running machine.
     expect(goodBmc.changes().map((r) => [r.method, r.body])).toEqual([
@@ -358,7 +358,7 @@ describe('reimage --group: into another group in one command', () => {
     // The mark is withdrawn all the same (the node boots its installed OS); the operator sees which group to fix.
     expect(await srv.store.getNode('r4')).toMatchObject({ reimageRequested: false });
     expect(groupOf('r4')).toBe('compute');
-    expect((await post('/reimage/cancel', { targets: ['r4'] })).json).toEqual({ cancelled: [], notPending: ['r4'], restored: [], notRestored: [] });
+    expect((await post('/reimage/cancel', { targets: ['r4'] })).json).toEqual({ cancelled: [], notPending: ['r4'], restored: [], notRestored: [], slurmCancelled: [], slurmNotCancelled: [] });
   });
 
   it('a cancel that arrives while a --group reimage marks and moves waits for it, then moves the node back (it left the node in its new group, unmarked)', async () => {
