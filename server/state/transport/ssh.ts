@@ -51,6 +51,9 @@ interface Ssh2Client {
   end(): void;
 }
 
+/** How long close() waits for the kills of timed-out commands to reach the node. */
+const KILL_WAIT_MS = 5_000;
+
 /** readFile's exit code for "no such file", chosen outside what cat and sh use. */
 const MISSING = 44;
 
@@ -197,6 +200,8 @@ interface RawResult {
 export class SshTransport implements Transport {
   private failure: RackseedError | undefined;
   private readonly pending = new Set<(error: RackseedError) => void>();
+  /** Kills of timed-out commands still on their way: close() lets them arrive before it ends the connection. */
+  private readonly kills = new Set<Promise<void>>();
   private readonly slots: Slots;
   private readonly fileTimeoutMs: number;
   private readonly log: Logger | undefined;
@@ -243,6 +248,13 @@ export class SshTransport implements Transport {
   }
 
   async close(): Promise<void> {
+    // A caller that closes right after a timeout (one command per connection: rackseed exec) would otherwise end the
+    // connection before the kill's channel opened, and the command would run on. Bounded: the node may be gone.
+    if (this.kills.size > 0 && !this.failure) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled([...this.kills]), new Promise<void>((resolve) => (timer = setTimeout(resolve, KILL_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
     if (!this.failure) {
       this.fail('transport closed');
       this.client.end();
@@ -403,17 +415,22 @@ export class SshTransport implements Transport {
 
   /** Kills a timed-out command's process group over a channel of its own; best effort. */
   private killRemote(pid: number): void {
-    // Run by /bin/sh, not by the login shell: no `--`, which dash's kill takes for a PID and refuses.
-    this.openChannel(
-      loginShellLine(`kill -KILL -${pid} ${pid} 2>/dev/null; true`),
-      (ch) => {
-        ch.on('data', () => {});
-        ch.stderr.on('data', () => {});
-        ch.end();
-      },
-      // The connection is gone: so is the command.
-      () => {},
-    );
+    const kill = new Promise<void>((done) => {
+      // Run by /bin/sh, not by the login shell: no `--`, which dash's kill takes for a PID and refuses.
+      this.openChannel(
+        loginShellLine(`kill -KILL -${pid} ${pid} 2>/dev/null; true`),
+        (ch) => {
+          ch.on('data', () => {});
+          ch.stderr.on('data', () => {});
+          ch.on('close', () => done());
+          ch.end();
+        },
+        // The connection is gone: so is the command.
+        () => done(),
+      );
+    });
+    this.kills.add(kill);
+    void kill.then(() => this.kills.delete(kill));
   }
 }
 
