@@ -17,6 +17,7 @@ import { imageSwarm } from './images/seeder-swarm.js';
 import { BIOS_LOADER } from './protocol/dhcp/decision.js';
 import { DEFAULT_UEFI_LOADER } from './model/inventory.js';
 import { NodeLocks } from './services/node-locks.js';
+import { sshTransportFactory } from './services/node-transport.js';
 import { NodeIdentity } from './services/node-identity.js';
 import { StateService } from './services/state-service.js';
 import { ReadinessService } from './services/readiness-service.js';
@@ -189,6 +190,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const { serverName } = config;
     // A node's apply, readiness check, convergence attempt and audit never overlap (server/services/node-locks.ts).
     const locks = new NodeLocks();
+    // SSH to a node with the server's key and the node's pinned host key, as the state runs use it.
+    const transportFor = sshTransportFactory({ identity, sshPort: config.states.sshPort, connectTimeoutMs: config.states.connectTimeoutMs });
     const states = new StateService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'states' }), serverName, locks });
     const audit = new AuditService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'audit' }), serverName, locks });
 
@@ -264,6 +267,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       audit,
       convergence,
       locks,
+      nodeShell: { transportFor, concurrency: config.states.concurrency, connectTimeoutMs: config.states.connectTimeoutMs },
       log: httpLog,
       ...swarm.httpDeps,
       torrentSources: (image) => registry.torrentSourcesFor(image),

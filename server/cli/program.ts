@@ -17,6 +17,7 @@ import { registerConverge } from './commands/converge.js';
 import { registerLab } from './commands/lab.js';
 import { registerStore } from './commands/store.js';
 import { registerBackup } from './commands/backup.js';
+import { registerExec } from './commands/exec.js';
 
 /** Builds the command tree; `write` receives normal output (tests capture it). */
 export function buildProgram(write: (s: string) => void): Command {
@@ -39,6 +40,7 @@ export function buildProgram(write: (s: string) => void): Command {
   registerReady(program, ctx);
   registerConverge(program, ctx);
   registerAudit(program, ctx);
+  registerExec(program, ctx);
   registerRuns(program, ctx);
   registerEvents(program, ctx);
   registerLab(program, write);

@@ -235,3 +235,53 @@ describe('rackseed state test|apply through the server', () => {
     expect(missing).toEqual({ code: 1, stdout: '', stderr: 'rackseed: no run "no-such-run"\n' });
   });
 });
+
+describe('rackseed exec through the server', () => {
+  it('runs the command on every node and prints alike answers once, under their hostlist', async () => {
+    const r = await rackseed('exec', 'node[01-02]', '--', 'cat /etc/motd | wc -l;', 'echo done');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('---- node[01-02] (2) ----\n1\ndone\n2 nodes: 2 exit 0, 0 exit non-zero, 0 not run\n');
+  });
+
+  it('keeps differing answers apart, with their exit status and stderr, and a node it refused to reach as not run: exit 1', async () => {
+    const r = await rackseed('exec', 'node01', 'node02', 'node03', '--', 'hostname; test "$(hostname)" = node01 || { echo "not node01" >&2; exit 3; }');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('---- node01 (1) ----\nnode01\n');
+    expect(r.stdout).toContain('---- node02 (1): exit 3 ----\nnode02\n-- stderr --\nnot node01\n');
+    // node03's address answers with another host key than its pin: refused before any login, as for the states.
+    expect(r.stdout).toMatch(/---- node03 \(1\): NOT RUN: host key mismatch at 10\.77\.0\.13:22: pinned ssh-ed25519 SHA256:.*\n/);
+    expect(r.stdout).toMatch(/3 nodes: 1 exit 0, 1 exit non-zero, 1 not run\n$/);
+  });
+
+  it('--prefix prints every line as node: line, failures on stderr; --json gives each outcome', async () => {
+    const r = await rackseed('exec', '--prefix', 'node[01-02]', '--', 'printf "a\\nb\\n"; exit $(( $(hostname | tail -c 2) - 1 ))');
+    expect(r.code).toBe(1);
+    expect(r.stdout.split('\n').sort()).toEqual(['', 'node01: a', 'node01: b', 'node02: a', 'node02: b']);
+    expect(r.stderr).toBe('node02: [exit 1]\n2 nodes: 1 exit 0, 1 exit non-zero, 0 not run\n');
+
+    const json = await rackseed('--json', 'exec', 'node02', '--', 'echo out; echo err >&2; exit 4');
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toEqual({
+      summary: { type: 'summary', nodes: 1, succeeded: 0, exitNonZero: 1, notRun: 0 },
+      nodes: [{ node: 'node02', ran: true, code: 4, stdout: 'out\n', stderr: 'err\n', durationMs: expect.any(Number) }],
+    });
+  });
+
+  it('kills a command that outlives --timeout on the node, and reports the node as not run', async () => {
+    const r = await rackseed('exec', '--timeout', '1', 'node01', '--', 'sleep 300');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('---- node01 (1): NOT RUN: command timed out after 1000 ms: sleep 300 ----\n');
+    // The whole process group is gone from the node, not only the SSH channel.
+    expect(targets[0]!.sh('pgrep -x sleep || echo none').stdout).toBe('none\n');
+  });
+
+  it('refuses a command line without -- (exit 2) and an unknown target (exit 1) before anything runs', async () => {
+    const usage = await rackseed('exec', 'node01', 'hostname');
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('put the command after --');
+    const unknown = await rackseed('exec', 'nosuchnode', '--', 'hostname');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^rackseed: .*nosuchnode.*\n$/);
+  });
+});

@@ -17,6 +17,7 @@ import type { AuditService } from '../../services/audit-service.js';
 import { auditRoutes } from './audit-routes.js';
 import type { ConvergenceService } from '../../services/convergence.js';
 import { convergeRoutes } from './converge-routes.js';
+import { execRoutes, type ExecRouteDeps } from './exec-routes.js';
 import { torrentRoute, type TorrentRouteDeps } from './torrent-route.js';
 import { confinedToRoot } from './confined-static.js';
 import type { NodeLocks } from '../../services/node-locks.js';
@@ -56,6 +57,11 @@ export interface HttpAppDeps extends ApiDeps, BootRouteDeps, NodeRouteDeps, Swar
   releaseLease?: (ip: string, mac: string) => Promise<void>;
   /** Paces web-seed range requests for image tarballs while the seeder covers them (server/net/http/webseed-throttle.ts). */
   webseedThrottle?: RequestHandler;
+  /**
+   * How the server reaches a node over SSH outside the state runs (`rackseed exec`, Slurm for reimage --when-idle),
+   * with the states' concurrency and connect timeout; absent in tests that do not need it (no POST /exec then).
+   */
+  nodeShell?: Omit<ExecRouteDeps, 'inventory' | 'log'>;
 }
 
 /**
@@ -120,12 +126,14 @@ export function createHttpApp(deps: HttpAppDeps): Express {
       ...(deps.plan ? { identity: deps.plan.identity } : {}),
       ...(deps.releaseLease ? { releaseLease: deps.releaseLease } : {}),
       ...(deps.locks ? { locks: deps.locks } : {}),
+      ...(deps.nodeShell ? { transportFor: deps.nodeShell.transportFor } : {}),
       ...(convergence ? { onReimageCancelled: (nodes: string[]) => convergence.reconvergeIfConfiguredOtherwise(nodes) } : {}),
     }),
     ...(deps.states ? [stateRoutes({ inventory: deps.inventory, store: deps.store, states: deps.states, log: deps.log })] : []),
     ...(deps.readiness ? [readinessRoutes({ inventory: deps.inventory, readiness: deps.readiness, log: deps.log })] : []),
     ...(deps.audit ? [auditRoutes({ inventory: deps.inventory, audit: deps.audit, log: deps.log })] : []),
     ...(deps.convergence ? [convergeRoutes({ inventory: deps.inventory, convergence: deps.convergence, store: deps.store, log: deps.log })] : []),
+    ...(deps.nodeShell ? [execRoutes({ inventory: deps.inventory, log: deps.log, ...deps.nodeShell })] : []),
   );
   app.use(notFoundHandler());
   app.use(errorHandler(deps.log));

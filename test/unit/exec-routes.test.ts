@@ -1,0 +1,78 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseInventory } from '../../server/inventory/index.js';
+import { createLogger } from '../../server/log.js';
+import { errorHandler } from '../../server/net/http/errors.js';
+import { execRoutes } from '../../server/net/http/exec-routes.js';
+import { FILE, withNodes } from '../fixtures/inventory/inventories.js';
+
+/** The route's checks of a request, before anything runs (the real SSH runs in test/integration/state-cli.test.ts). */
+let server: Server;
+let base: string;
+const ran: string[] = [];
+
+beforeAll(async () => {
+  const inventory = { inventory: parseInventory(withNodes('  - { name: gpu01, group: gpu, ip: 10.0.1.1 }\n'), FILE) };
+  const app = express();
+  app.use(
+    '/api/v1',
+    execRoutes({
+      inventory,
+      concurrency: 4,
+      connectTimeoutMs: 1_000,
+      log: createLogger('silent'),
+      transportFor: async (node) => {
+        ran.push(node.name);
+        throw new Error('no transport in this test');
+      },
+    }),
+  );
+  app.use(errorHandler(createLogger('silent')));
+  server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1/exec`;
+});
+
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+const post = async (body: unknown) => {
+  const res = await fetch(base, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await res.text();
+  // The error's message, when the answer is one (JSON escapes its quotes).
+  const message = text.startsWith('{"error"') ? (JSON.parse(text) as { error: { message: string } }).error.message : text;
+  return { status: res.status, text: message };
+};
+
+describe('POST /exec refuses a bad request before anything runs', () => {
+  it.each([
+    { body: { command: 'true' }, status: 400, says: '"targets" must be a non-empty list' },
+    { body: { targets: [], command: 'true' }, status: 400, says: '"targets" must be a non-empty list' },
+    { body: { targets: ['gpu01'] }, status: 400, says: '"command" must be a non-empty string' },
+    { body: { targets: ['gpu01'], command: '   ' }, status: 400, says: '"command" must be a non-empty string' },
+    { body: { targets: ['gpu01'], command: 'echo a\u0000b' }, status: 400, says: 'NUL' },
+    { body: { targets: ['gpu01'], command: 'x'.repeat(64 * 1024 + 1) }, status: 400, says: 'put it in a script' },
+    { body: { targets: ['gpu01'], command: 'true', timeoutSeconds: 0 }, status: 400, says: '"timeoutSeconds" must be a whole number' },
+    { body: { targets: ['gpu01'], command: 'true', timeoutSeconds: 1.5 }, status: 400, says: '"timeoutSeconds" must be a whole number' },
+    { body: { targets: ['gpu01'], command: 'true', timeoutSeconds: 86_401 }, status: 400, says: '"timeoutSeconds" must be a whole number' },
+    { body: { targets: ['gpu01'], command: 'true', Timeout: 5 }, status: 400, says: 'unknown key "Timeout"' },
+    { body: { targets: ['gpu99'], command: 'true' }, status: 404, says: 'gpu99' },
+  ])('$says ($status)', async ({ body, status, says }) => {
+    const r = await post(body);
+    expect(r.status).toBe(status);
+    expect(r.text).toContain(says);
+    expect(ran).toEqual([]);
+  });
+
+  it('a good request streams a start line, one line per node and the summary', async () => {
+    const r = await post({ targets: ['gpu01'], command: 'true' });
+    expect(r.status).toBe(200);
+    const lines = r.text.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+    expect(lines.map((l) => l.type)).toEqual(['start', 'node', 'summary']);
+    expect(lines[1]).toMatchObject({ outcome: { node: 'gpu01', ran: false, error: 'no transport in this test' } });
+    expect(lines[2]).toEqual({ type: 'summary', nodes: 1, succeeded: 0, exitNonZero: 0, notRun: 1 });
+    expect(ran).toEqual(['gpu01']);
+  });
+});
