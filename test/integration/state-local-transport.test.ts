@@ -7,7 +7,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectFacts } from '../../server/state/collect-facts.js';
+import { cmdRun } from '../../server/state/modules/cmd.js';
 import { builtinModules } from '../../server/state/modules/index.js';
+import { runPlan } from '../../server/state/run/runner.js';
+import { MAX_ARGUMENT_BYTES } from '../../server/state/transport/argument-limit.js';
 import { LocalTransport } from '../../server/state/transport/local.js';
 import { facts, state } from '../fixtures/state-modules/harness.js';
 import { rejection } from '../support/rejection.js';
@@ -52,6 +55,50 @@ describe('local transport', () => {
     const child = Number(readFileSync(pidFile, 'utf8'));
     await waitFor('the background child to be killed', () => !alive(child));
     expect((await local.exec('echo next')).stdout).toBe('next\n');
+  });
+
+  it('runs the longest command one argument holds, and refuses a longer one with STATE_COMMAND_TOO_LONG without starting it', async () => {
+    const tail = '\necho long';
+    expect(await local.exec(`#${'x'.repeat(MAX_ARGUMENT_BYTES - 1 - tail.length)}${tail}`)).toEqual({ code: 0, stdout: 'long\n', stderr: '' });
+
+    const marker = path.join(dir, 'too-long-ran');
+    const head = `touch ${marker} #`;
+    const err = await rejection(local.exec(`${head}${'x'.repeat(MAX_ARGUMENT_BYTES + 1 - head.length)}`));
+    expect(err).toMatchObject({ code: 'STATE_COMMAND_TOO_LONG', details: { target: 'this-host', bytes: MAX_ARGUMENT_BYTES + 1, maxBytes: MAX_ARGUMENT_BYTES } });
+    expect(err.message).toMatch(/^this-host: command of \d+ bytes is too long .*; pass data on stdin or in a file: touch /);
+    expect(existsSync(marker)).toBe(false);
+
+    // The limit is in bytes: fewer characters than the limit, but two bytes each.
+    const wideCommand = `: ${'é'.repeat((MAX_ARGUMENT_BYTES + 1) / 2)}`;
+    expect(wideCommand.length).toBeLessThan(MAX_ARGUMENT_BYTES);
+    expect(await rejection(local.exec(wideCommand))).toMatchObject({ code: 'STATE_COMMAND_TOO_LONG', details: { bytes: MAX_ARGUMENT_BYTES + 3 } });
+    expect((await local.exec('echo still here')).stdout).toBe('still here\n');
+  });
+
+  it('refuses with STATE_COMMAND_TOO_LONG when the command and the environment together pass ARG_MAX', async () => {
+    // Linux caps arguments plus environment at 6 MiB whatever the stack limit: 56 variables of 125 KiB pass it.
+    const names = Array.from({ length: 56 }, (_, i) => `RACKSEED_TEST_BULK_${i}`);
+    for (const name of names) process.env[name] = 'x'.repeat(125 * 1024);
+    let err;
+    try {
+      err = await rejection(local.exec('echo never'));
+    } finally {
+      for (const name of names) delete process.env[name];
+    }
+    expect(err).toMatchObject({ code: 'STATE_COMMAND_TOO_LONG', details: { target: 'this-host', bytes: 10 } });
+    expect(err.message).toMatch(/ARG_MAX\); pass data on stdin or in a file: echo never$/);
+    expect((await local.exec('echo still here')).stdout).toBe('still here\n');
+  });
+
+  it('a cmd.run too long to start fails its state with what to do, and the run goes on', async () => {
+    const marker = path.join(dir, 'after-ran');
+    const states = [state('cmd.run', `: ${'x'.repeat(200 * 1024)}`, {}, 'too-long'), state('cmd.run', `touch ${marker}`, {}, 'after')].map((s, index) => ({ ...s, index }));
+    const context = { transport: local, facts: facts(), timeoutMs: 10_000, renderTemplate: (t: string) => t, readSource: () => Promise.reject(new Error('no sources')) };
+    const outcome = await runPlan({ states }, { registry: new Map([['cmd.run', cmdRun]]), context, options: { test: false } });
+    expect(outcome.aborted).toBeUndefined();
+    expect(outcome.results.map((r) => [r.id, r.result])).toEqual([['too-long', false], ['after', true]]);
+    expect(outcome.results[0]!.comment).toMatch(/^this-host: command of \d+ bytes is too long .*\(at most 131071\); pass data on stdin or in a file: /);
+    expect(existsSync(marker)).toBe(true);
   });
 
   it('collects this machine\'s facts', async () => {

@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, chown, lstat, open, readFile, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
@@ -6,6 +6,7 @@ import { constants as osConstants } from 'node:os';
 import { promisify } from 'node:util';
 import { RackseedError } from '../../model/errors.js';
 import type { ExecOptions, ExecResult, Transport, WriteOptions } from '../types.js';
+import { commandTooLong, MAX_ARGUMENT_BYTES } from './argument-limit.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -22,8 +23,17 @@ export class LocalTransport implements Transport {
   exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
       this.assertOpen();
-      // Its own process group, so a timeout kills the command and everything it started, not just the shell.
-      const child = spawn('sh', ['-c', command], { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+      // The command is one argument of sh: refused here, with what to do instead, rather than as spawn's bare E2BIG.
+      const bytes = Buffer.byteLength(command, 'utf8');
+      if (bytes > MAX_ARGUMENT_BYTES) throw this.tooLong(command, bytes, MAX_ARGUMENT_BYTES);
+      let child: ChildProcessWithoutNullStreams;
+      try {
+        child = spawnShell(command);
+      } catch (error) {
+        // Under the one-argument limit execve may still refuse: all arguments and the environment exceed ARG_MAX.
+        if ((error as NodeJS.ErrnoException).code === 'E2BIG') throw this.tooLong(command, bytes, undefined);
+        throw error;
+      }
       this.running.add(child);
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
@@ -105,6 +115,11 @@ export class LocalTransport implements Transport {
     for (const child of this.running) killGroup(child);
   }
 
+  private tooLong(command: string, bytes: number, maxBytes: number | undefined): RackseedError {
+    const error = commandTooLong(bytes, maxBytes);
+    return new RackseedError(error.code, `${this.target}: ${error.message}: ${command.slice(0, 200)}`, { ...error.details, target: this.target, command });
+  }
+
   private assertOpen(): void {
     if (this.closed) throw new RackseedError('STATE_TRANSPORT', `${this.target}: transport closed`, { target: this.target });
   }
@@ -122,6 +137,11 @@ async function resolveLink(path: string): Promise<string> {
   if (!info?.isSymbolicLink()) return path;
   // A dangling link has no realpath: write where it points, like `readlink -f`.
   return realpath(path).catch(async () => resolvePath(dirname(path), await readlink(path)));
+}
+
+/** Its own process group, so a timeout kills the command and everything it started, not just the shell. */
+function spawnShell(command: string): ChildProcessWithoutNullStreams {
+  return spawn('sh', ['-c', command], { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
 function killGroup(child: ChildProcess): void {

@@ -1,4 +1,4 @@
-import { RackseedError } from '../../model/errors.js';
+import { commandTooLong, MAX_ARGUMENT_BYTES } from './argument-limit.js';
 
 /**
  * The one line sshd hands to root's LOGIN SHELL for every command. That shell may be bash or dash, but also tcsh/csh
@@ -18,11 +18,8 @@ import { RackseedError } from '../../model/errors.js';
 /** The line /bin/sh prints before the command, so its PID is found after whatever startup files print. */
 export const PID_MARK = '@@rackseed-pid ';
 
-/**
- * Linux's MAX_ARG_STRLEN: sshd runs `<login shell> -c <line>`, and one argument may not reach 128 KiB (its NUL
- * counted); beyond it execve fails with E2BIG on the node and the command never starts.
- */
-export const MAX_LINE_BYTES = 128 * 1024 - 1;
+/** sshd runs `<login shell> -c <line>`: the line is one argument on the node, and beyond this E2BIG stops it there. */
+export const MAX_LINE_BYTES = MAX_ARGUMENT_BYTES;
 
 /** Comfortably under BSD csh's longest word (8 KiB less its own bookkeeping). */
 const PIECE_CHARS = 4096;
@@ -54,9 +51,7 @@ export function loginShellLine(script: string, limitSeconds?: number): string {
   const pieces = encoded.match(new RegExp(`.{1,${PIECE_CHARS}}`, 'g')) ?? [''];
   const line = `exec /bin/sh -c '${boot(limitSeconds)}' sh ${pieces.map((p) => `'${p}'`).join(' ')}`;
   if (line.length > MAX_LINE_BYTES) {
-    const bytes = Buffer.byteLength(script, 'utf8');
-    const maxBytes = maxScriptBytes(limitSeconds);
-    throw new RackseedError('STATE_COMMAND_TOO_LONG', `command of ${bytes} bytes is too long to send (at most ${maxBytes}); pass data on stdin or in a file`, { bytes, maxBytes });
+    throw commandTooLong(Buffer.byteLength(script, 'utf8'), maxScriptBytes(limitSeconds));
   }
   return line;
 }
