@@ -73,11 +73,12 @@ function notFound(expr: string, why: string): RackseedError {
   return new RackseedError('INVENTORY_NOT_FOUND', `target "${expr}": ${why}`, { target: expr });
 }
 
-function matchTarget(inv: Inventory, expr: string, byLowerName: Map<string, ResolvedNode>): ResolvedNode[] {
+/** `shown`: the target as the operator wrote it (with its not:), for errors. */
+function matchTarget(inv: Inventory, expr: string, byLowerName: Map<string, ResolvedNode>, shown = expr): ResolvedNode[] {
   const nodes = [...inv.nodes.values()];
   if (expr.startsWith('group:')) {
     const name = expr.slice('group:'.length);
-    if (!inv.groups.has(name)) throw notFound(expr, `no group "${name}" (groups: ${[...inv.groups.keys()].sort().join(', ') || 'none'})`);
+    if (!inv.groups.has(name)) throw notFound(shown, `no group "${name}" (groups: ${[...inv.groups.keys()].sort().join(', ') || 'none'})`);
     return nodes.filter((n) => n.group === name);
   }
   if (expr.startsWith('role:')) {
@@ -95,26 +96,41 @@ function matchTarget(inv: Inventory, expr: string, byLowerName: Map<string, Reso
   const names = expandHostlist(expr);
   const missing = names.filter((n) => !byLowerName.has(n.toLowerCase()));
   if (missing.length > 0) {
-    throw notFound(expr, `no node${missing.length > 1 ? 's' : ''} ${compressHostlist(missing)} in the inventory`);
+    throw notFound(shown, `no node${missing.length > 1 ? 's' : ''} ${compressHostlist(missing)} in the inventory`);
   }
   return names.map((n) => byLowerName.get(n.toLowerCase())!);
 }
 
+/** The prefix of a target whose nodes are taken out of what the other targets select: `group:gpu not:gpu05`. */
+export const EXCLUDE_PREFIX = 'not:';
+
 /**
- * CLI targets: node names, hostlists (gpu[001-004]), group:NAME, role:NAME or a label key=value. The union,
- * without duplicates, in inventory order. A target that matches nothing is an error rather than a no-op.
+ * CLI targets: node names, hostlists (gpu[001-004]), group:NAME, role:NAME or a label key=value, and `not:` any of
+ * these to take nodes out (`group:gpu not:rack=r12`, as clush -x or Salt's `not`; `!` would be bash's history
+ * expansion). The union of the others minus the union of the `not:` ones, without duplicates, in inventory order.
+ * A target that matches nothing is an error rather than a no-op, a `not:` one too (a typo must not leave in the
+ * node it meant to spare), and so is a selection that `not:` empties.
  */
 export function resolveTargets(inv: Inventory, exprs: string[]): ResolvedNode[] {
   const byLowerName = new Map([...inv.nodes.values()].map((n) => [n.name.toLowerCase(), n] as const));
   const wanted = new Set<string>();
+  const spared = new Set<string>();
   for (const raw of exprs) {
-    const expr = raw.trim();
-    if (expr === '') throw notFound(raw, 'empty target');
-    const matched = matchTarget(inv, expr, byLowerName);
-    if (matched.length === 0) throw notFound(expr, 'matches no node');
-    for (const n of matched) wanted.add(n.name);
+    const trimmed = raw.trim();
+    const exclude = trimmed.startsWith(EXCLUDE_PREFIX);
+    const expr = exclude ? trimmed.slice(EXCLUDE_PREFIX.length).trim() : trimmed;
+    if (expr === '') throw notFound(raw, exclude ? 'not: names no nodes (not:gpu05, not:group:login, not:rack=r12)' : 'empty target');
+    if (expr.startsWith(EXCLUDE_PREFIX)) throw notFound(raw, 'not: takes a target, not another not:');
+    const matched = matchTarget(inv, expr, byLowerName, trimmed);
+    if (matched.length === 0) throw notFound(trimmed, 'matches no node');
+    for (const n of matched) (exclude ? spared : wanted).add(n.name);
   }
-  return [...inv.nodes.values()].filter((n) => wanted.has(n.name));
+  if (wanted.size === 0 && spared.size > 0) {
+    throw notFound(exprs.join(' '), 'only not: targets: name the nodes to start from too (group:gpu not:gpu05)');
+  }
+  const selected = [...inv.nodes.values()].filter((n) => wanted.has(n.name) && !spared.has(n.name));
+  if (selected.length === 0 && wanted.size > 0) throw notFound(exprs.join(' '), 'the not: targets take out every node the others select');
+  return selected;
 }
 
 /**

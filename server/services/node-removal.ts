@@ -1,4 +1,5 @@
 import { expandHostlist } from '../inventory/hostlist.js';
+import { EXCLUDE_PREFIX } from '../inventory/select.js';
 import { RackseedError } from '../model/errors.js';
 import type { Inventory } from '../model/inventory.js';
 import type { LifecycleState } from '../model/lifecycle.js';
@@ -57,8 +58,8 @@ function namesOf(exprs: readonly string[]): string[] {
   const names: string[] = [];
   for (const raw of exprs) {
     const expr = raw.trim();
-    if (expr === '' || expr.startsWith('group:') || expr.startsWith('role:') || expr.includes('=')) {
-      throw new RackseedError('BAD_REQUEST', `"${raw}": node remove takes node names and hostlists (gpu[01-04]), not group:, role: or label selectors`);
+    if (expr === '' || expr.startsWith('group:') || expr.startsWith('role:') || expr.startsWith(EXCLUDE_PREFIX) || expr.includes('=')) {
+      throw new RackseedError('BAD_REQUEST', `"${raw}": node remove takes node names and hostlists (gpu[01-04]), not group:, role:, not: or label selectors`);
     }
     for (const name of expandHostlist(expr)) if (!names.some((n) => n.toLowerCase() === name.toLowerCase())) names.push(name);
   }

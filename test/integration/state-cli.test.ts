@@ -244,6 +244,12 @@ describe('rackseed exec through the server', () => {
     expect(r.stdout).toBe('---- node[01-02] (2) ----\n1\ndone\n2 nodes: 2 exit 0, 0 exit non-zero, 0 not run\n');
   });
 
+  it('takes not: targets out of the selection, as every fleet verb does', async () => {
+    const r = await rackseed('exec', 'node[01-02]', 'not:node02', '--', 'hostname');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('---- node01 (1) ----\nnode01\n1 node: 1 exit 0, 0 exit non-zero, 0 not run\n');
+  });
+
   it('keeps differing answers apart, with their exit status and stderr, and a node it refused to reach as not run: exit 1', async () => {
     const r = await rackseed('exec', 'node01', 'node02', 'node03', '--', 'hostname; test "$(hostname)" = node01 || { echo "not node01" >&2; exit 3; }');
     expect(r.code).toBe(1);

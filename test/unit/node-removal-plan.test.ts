@@ -82,8 +82,9 @@ describe('planRemoval', () => {
   test.each([
     { names: ['nope01'], code: 'NODE_NOT_FOUND', message: 'no node "nope01" in the inventory or the store' },
     { names: ['52:54:00:00:09:09'], code: 'NODE_NOT_FOUND', message: 'no node "52:54:00:00:09:09" in the inventory or the store (that is a discovered machine: store retention forgets it)' },
-    { names: ['group:head'], code: 'BAD_REQUEST', message: '"group:head": node remove takes node names and hostlists (gpu[01-04]), not group:, role: or label selectors' },
-    { names: ['rack=r1'], code: 'BAD_REQUEST', message: expect.stringContaining('not group:, role: or label selectors') },
+    { names: ['group:head'], code: 'BAD_REQUEST', message: '"group:head": node remove takes node names and hostlists (gpu[01-04]), not group:, role:, not: or label selectors' },
+    { names: ['rack=r1'], code: 'BAD_REQUEST', message: expect.stringContaining('not group:, role:, not: or label selectors') },
+    { names: ['n01', 'not:n02'], code: 'BAD_REQUEST', message: expect.stringContaining('"not:n02": node remove takes node names and hostlists') },
     { names: ['n[01-04]'], code: 'NODE_NOT_FOUND', message: 'no node "n04" in the inventory or the store' },
   ])('refuses $names', ({ names, code, message }) => {
     expect(() => planRemoval(inv, statuses, names, false)).toThrow(expect.objectContaining({ code, message }));

@@ -77,6 +77,13 @@ describe('resolveTargets', () => {
     { exprs: ['site=b'], want: ['cpu1', 'cpu2'] },
     // Union without duplicates, in inventory order, not argument order.
     { exprs: ['cpu2', 'gpu004', 'group:gpu', 'head01'], want: ['head01', 'gpu001', 'gpu002', 'gpu003', 'gpu004', 'cpu2'] },
+    // not: takes nodes out of what the others select, wherever it stands, whatever kind of target it names.
+    { exprs: ['group:gpu', 'not:gpu002'], want: ['gpu001', 'gpu003', 'gpu004'] },
+    { exprs: ['not:gpu[001-002]', 'group:gpu'], want: ['gpu003', 'gpu004'] },
+    { exprs: ['role:slurm-controller', 'not:site=b'], want: ['head01'] },
+    { exprs: ['group:gpu', 'group:head', 'not:group:head', ' not: gpu004 '], want: ['gpu001', 'gpu002', 'gpu003'] },
+    // Sparing a node the others did not select changes nothing.
+    { exprs: ['group:gpu', 'not:head01'], want: ['gpu001', 'gpu002', 'gpu003', 'gpu004'] },
   ])('$exprs', ({ exprs, want }) => {
     expect(names(exprs)).toEqual(want);
   });
@@ -87,10 +94,16 @@ describe('resolveTargets', () => {
     ['group:nope', /no group "nope" \(groups: gpu, head\)/],
     ['role:nope', /target "role:nope": matches no node/],
     ['rack=r9', /target "rack=r9": matches no node/],
+    ['group:gpu not:gpu009', /target "not:gpu009": no node gpu009 in the inventory/],
+    ['group:gpu not:rack=r9', /target "not:rack=r9": matches no node/],
+    ['not:gpu001', /only not: targets: name the nodes to start from too/],
+    ['gpu001 not:group:gpu', /the not: targets take out every node the others select/],
+    ['group:gpu not:', /not: names no nodes/],
+    ['group:gpu not:not:gpu001', /not: takes a target, not another not:/],
   ])('%s matches nothing', (expr, message) => {
     let err: unknown;
     try {
-      resolveTargets(inv, [expr]);
+      resolveTargets(inv, expr.split(' '));
     } catch (e) {
       err = e;
     }
