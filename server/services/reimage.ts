@@ -1,7 +1,7 @@
 import { resolveTargets } from '../inventory/select.js';
 import { isRackseedError, RackseedError } from '../model/errors.js';
 import type { Inventory, ResolvedNode } from '../model/inventory.js';
-import type { LifecycleState } from '../model/lifecycle.js';
+import { isPostInstallStage, type LifecycleState } from '../model/lifecycle.js';
 import { runBatch } from '../power/batch.js';
 import type { PowerResult } from '../power/types.js';
 import type { NewEvent, NodeStatus, ObservedStore } from '../store/types.js';
@@ -69,10 +69,13 @@ export interface ReimagePlan {
   counts: { targeted: number; toMark: number; skipped: number; ssh: number; bmc: number; manual: number; slurm: number };
 }
 
-function rebootMethod(node: ResolvedNode, state: LifecycleState | undefined, whenIdle: boolean): RebootMethod {
+function rebootMethod(node: ResolvedNode, status: NodeStatus | undefined, whenIdle: boolean): RebootMethod {
+  const state = status?.state;
   const up = state !== undefined && UP_STATES.has(state);
-  // A node not running its OS runs no jobs: it is rebooted as usual.
-  if (whenIdle && up && node.roles.includes(SLURM_COMPUTE_ROLE)) return 'slurm';
+  // A node not running its OS runs no jobs: it is rebooted as usual. One whose states or readiness failed runs its OS,
+  // and may run jobs (a drained node whose jobs are finishing fails readiness with Slurm's reason).
+  const runsOs = up || (state === 'failed' && isPostInstallStage(status?.stage));
+  if (whenIdle && runsOs && node.roles.includes(SLURM_COMPUTE_ROLE)) return 'slurm';
   if (up && node.ip !== undefined) return 'ssh';
   return node.bmc ? 'bmc' : 'manual';
 }
@@ -86,7 +89,7 @@ export function planReimage(inv: Inventory, statuses: ReadonlyMap<string, NodeSt
   const nodes = targets.map((n): PlannedNode => {
     const status = statuses.get(n.name);
     const state = status?.state;
-    const reboot = rebootMethod(n, state, request.whenIdle === true);
+    const reboot = rebootMethod(n, status, request.whenIdle === true);
     const fromGroup = movedFrom.get(n.name);
     const planned: PlannedNode = {
       node: n.name,
@@ -270,7 +273,10 @@ export async function executeReimage(
         ? await rebooter.slurm.requestReboots(viaSlurm, AbortSignal.timeout(rebooter.sshTimeoutMs + viaSlurm.length * 50))
         : viaSlurm.map((node) => ({ node, ok: false as const, error: 'this server cannot ask Slurm' }));
       for (const a of answers) {
-        if (a.ok) settle({ node: a.node, method: 'slurm', ok: true, ...(a.slurmState !== undefined ? { slurmState: a.slurmState } : {}) });
+        // sinfo's `*`: slurmd does not answer slurmctld, so the reboot Slurm took will never be sent to the node.
+        if (a.ok && a.slurmState?.endsWith('*')) {
+          settle({ node: a.node, method: 'slurm', ok: false, slurmState: a.slurmState, error: `Slurm took the reboot, but its slurmd does not respond (${a.slurmState}): Slurm cannot reboot it; ${notAsked}` });
+        } else if (a.ok) settle({ node: a.node, method: 'slurm', ok: true, ...(a.slurmState !== undefined ? { slurmState: a.slurmState } : {}) });
         else settle({ node: a.node, method: 'slurm', ok: false, error: `Slurm did not take the reboot: ${a.error}; ${notAsked}` });
       }
     }

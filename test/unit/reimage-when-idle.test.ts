@@ -49,6 +49,19 @@ describe('planReimage --when-idle', () => {
     expect(plan.counts).toMatchObject({ toMark: 5, slurm: 2, ssh: 2, bmc: 1 });
   });
 
+  it('a node whose states or readiness failed runs its OS (and maybe jobs): Slurm reboots it; one whose install failed does not', () => {
+    const failed = new Map([
+      ['gpu01', { id: 'gpu01', state: 'failed' as const, stage: 'readiness', reimageRequested: false, facts: {}, updatedAt: 0 }],
+      ['gpu02', { id: 'gpu02', state: 'failed' as const, stage: 'states', reimageRequested: false, facts: {}, updatedAt: 0 }],
+      ['gpu03', { id: 'gpu03', state: 'failed' as const, stage: 'download', reimageRequested: false, facts: {}, updatedAt: 0 }],
+    ]);
+    expect(planReimage(inv, failed, { targets: ['gpu[01-03]'], whenIdle: true }).nodes.map((n) => [n.node, n.reboot])).toEqual([
+      ['gpu01', 'slurm'],
+      ['gpu02', 'slurm'],
+      ['gpu03', 'bmc'],
+    ]);
+  });
+
   it('without it, Slurm compute nodes are rebooted at once as before', () => {
     const plan = planReimage(inv, statuses, { targets: ['gpu[01-02]'] });
     expect(plan.nodes.map((n) => n.reboot)).toEqual(['ssh', 'ssh']);
@@ -157,6 +170,14 @@ describe('executeReimage --when-idle', () => {
     expect(bmcCalls).toEqual([]);
     // The marks stay: the node installs on its next network boot, however that comes, or the reimage is cancelled.
     expect((await store.listNodes()).filter((s) => s.reimageRequested).map((s) => s.id).sort()).toEqual(['gpu01', 'gpu02', 'k01']);
+  });
+
+  it('a node whose slurmd does not answer slurmctld (sinfo state with *) fails: Slurm took the reboot but cannot send it', async () => {
+    const summary = await run(slurmAnswering((node) => ({ node, ok: true, slurmState: node === 'gpu01' ? 'down*' : 'draining' })));
+    expect(summary.reboots.find((r) => r.node === 'gpu01')).toMatchObject({ method: 'slurm', ok: false, slurmState: 'down*', error: expect.stringContaining('does not respond (down*)') });
+    expect(summary.reboots.find((r) => r.node === 'gpu02')).toMatchObject({ method: 'slurm', ok: true, slurmState: 'draining' });
+    expect(summary.counts).toMatchObject({ slurmWhenIdle: 1, failed: 1 });
+    expect(bmcCalls).toEqual([]);
   });
 
   it('a server without a Slurm client fails those nodes the same way', async () => {
