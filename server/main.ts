@@ -216,7 +216,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       store,
       states,
       readiness,
-      settings: { ...config.convergence, sshPort: config.states.sshPort },
+      settings: { ...config.convergence, sshPort: config.states.sshPort, pillarDir: config.states.pillarDir },
       log: log.child({ subsystem: 'convergence' }),
       reachable: (node) => hasPinnedHostKey(config.dataDir, node.name),
       locks,

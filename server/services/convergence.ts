@@ -9,6 +9,7 @@ import { ConvergenceQueue, REAL_TIMERS, type AttemptContext, type AttemptOutcome
 import { configuredAsOf, membershipPeers, peersRenderingHardwareOf, roleChanges, roleSnapshot, roleView, sameRoles, type NodeRoleView } from './convergence-roles.js';
 import type { InventoryService } from './inventory-service.js';
 import { expectedJoinHosts, k3sJoinWaitTarget, k3sServerHosts, type JoinTarget } from './k3s-join-wait.js';
+import { expectationDataOrFailure } from './pillar-files.js';
 import { NodeLocks } from './node-locks.js';
 import type { ReadinessService } from './readiness-service.js';
 import type { StateService } from './state-service.js';
@@ -29,6 +30,8 @@ export interface ConvergenceSettings {
   probeTimeoutMs?: number;
   /** How long close() waits for running convergences; default 10 s. */
   closeGraceMs?: number;
+  /** states.pillar_dir: a node's k3s.server_url may be set in its pillar files, where the node's states read it. */
+  pillarDir?: string;
 }
 
 export interface ConvergenceDeps {
@@ -258,7 +261,9 @@ export class ConvergenceService {
       const target = k3sJoinWaitTarget(s.reason);
       const node = inv.nodes.get(s.id);
       if (!target || !node || !this.reachable(node)) continue;
-      if (!expectedJoinHosts(inv, node, servers).has(target.host)) {
+      // The node's whole pillar, as its states saw it: a server_url set only in a pillar file is where it joins.
+      const data = expectationDataOrFailure(inv, node, this.deps.settings.pillarDir).data;
+      if (!expectedJoinHosts(inv, node, servers, data).has(target.host)) {
         nodeLogger(this.deps.log, { name: s.id }).warn({ joins: `${target.host}:${target.port}` }, 'failed waiting for a K3s server that is not one of its K3s servers in the inventory: not probed');
         continue;
       }

@@ -50,14 +50,14 @@ export function k3sServerHosts(inv: Inventory): Set<string> {
 
 /**
  * The hosts a K3s node of this inventory may wait for: every K3s server's address and name (`servers`, computed once
- * per round by a caller that asks for many nodes), and the host of the node's own k3s.server_url (inventory data).
- * The address in a failed reason was written by the node; the server probes only one of these, never whatever a
- * node put on its stderr. Pure.
+ * per round by a caller that asks for many nodes), and the host of the node's own k3s.server_url: from `data`, the
+ * node's pillar as its states saw it (pillar files included), by default its inventory data. The address in a failed
+ * reason was written by the node; the server probes only one of these, never whatever a node put on its stderr. Pure.
  */
-export function expectedJoinHosts(inv: Inventory, node: ResolvedNode, servers: ReadonlySet<string> = k3sServerHosts(inv)): Set<string> {
+export function expectedJoinHosts(inv: Inventory, node: ResolvedNode, servers: ReadonlySet<string> = k3sServerHosts(inv), data: Record<string, unknown> = node.data): Set<string> {
   if (!rolesPlayed(node).some((r) => r === 'k3s-server' || r === 'k3s-agent')) return new Set();
   const hosts = new Set(servers);
-  const url = k3sData(node.data)['server_url'];
+  const url = k3sData(data)['server_url'];
   if (typeof url === 'string') {
     const address = url.replace(/^https?:\/\//, '').split('/')[0] ?? '';
     const host = parseJoinAddress(address)?.host;

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -510,6 +510,36 @@ nodes:
     await s.whenIdle();
     expect(probed).toEqual(['s1:6443']);
     expect(states.calls.map((c) => c.node)).toEqual(['a2']);
+  });
+
+  it("probes the host of a k3s.server_url set only in the node's pillar file, where its states read it", async () => {
+    // a1 joins through a VIP named only in <pillar_dir>/nodes/a1.yaml; a2 has no such file, so the VIP is not its.
+    const pillarDir = path.join(dir, 'pillar-k3s');
+    mkdirSync(path.join(pillarDir, 'nodes'), { recursive: true, mode: 0o700 });
+    writeFileSync(path.join(pillarDir, 'nodes', 'a1.yaml'), 'k3s:\n  server_url: "https://k3s-vip.lab:6443"\n', { mode: 0o600 });
+    await put('a1', failedWith(waited('k3s-vip.lab:6443')));
+    await put('a2', failedWith(waited('k3s-vip.lab:6443')));
+    const { s, states, up, probed } = k3sService(() => ({ result: 'changed' }), {});
+    const withPillar = service(() => ({ result: 'changed' }), {
+      settings: { pillarDir },
+      probeJoinTarget: async ({ host, port }) => {
+        probed.push(`${host}:${port}`);
+        return up.has(`${host}:${port}`);
+      },
+    });
+    up.add('k3s-vip.lab:6443');
+    // Without the pillar directory (as before): the VIP is no address a1 may wait for, nothing is probed.
+    await s.start();
+    await s.probeInstalled();
+    await s.whenIdle();
+    expect(probed).toEqual([]);
+    await s.close();
+    await withPillar.s.start();
+    await withPillar.s.probeInstalled();
+    await withPillar.s.whenIdle();
+    expect(probed).toEqual(['k3s-vip.lab:6443']);
+    expect(withPillar.states.calls.map((c) => c.node)).toEqual(['a1']);
+    expect(states.calls).toEqual([]);
   });
 
   it('a node that fails so again is tried again in the next round, not within one', async () => {
