@@ -6,6 +6,7 @@ import { runBatch } from '../power/batch.js';
 import type { PowerResult } from '../power/types.js';
 import type { NewEvent, NodeStatus, ObservedStore } from '../store/types.js';
 import { SLURM_COMPUTE_ROLE, SLURM_CONTROLLER_ROLE, slurmControllers, type SlurmRebooter } from './slurm-reboot.js';
+import type { SlurmNodeAnswer } from './slurm-reboot-script.js';
 
 /**
  * Fleet reimage: mark the targeted nodes for reimaging (one store transaction, whatever their number), then reboot
@@ -268,11 +269,17 @@ export async function executeReimage(
     const viaSlurm = toReboot.filter((n) => n.reboot === 'slurm' && mine.has(n.node)).map((n) => n.node);
     if (viaSlurm.length > 0) {
       // Never a reboot by other means when Slurm cannot be asked: that would kill the jobs --when-idle is for.
-      const notAsked = 'not rebooted, its jobs run on; reimage it again (without --when-idle to reboot it now), or cancel the reimage';
+      const notAsked = 'rackseed did not reboot it (its jobs run on) and its mark stays: reimage it again, or cancel the reimage';
       const answers = rebooter.slurm
-        ? await rebooter.slurm.requestReboots(viaSlurm, AbortSignal.timeout(rebooter.sshTimeoutMs + viaSlurm.length * 50))
+        ? await rebooter.slurm.requestReboots(viaSlurm, AbortSignal.timeout(rebooter.sshTimeoutMs + viaSlurm.length * SLURM_MS_PER_NODE))
         : viaSlurm.map((node) => ({ node, ok: false as const, error: 'this server cannot ask Slurm' }));
+      const withdrawn = rebooter.slurm ? await withdrawIfCancelledMeanwhile(answers, store, rebooter.slurm, rebooter.sshTimeoutMs) : new Map<string, string>();
       for (const a of answers) {
+        const cancelled = withdrawn.get(a.node);
+        if (cancelled !== undefined) {
+          settle({ node: a.node, method: 'slurm', ok: false, error: cancelled });
+          continue;
+        }
         // sinfo's `*`: slurmd does not answer slurmctld, so the reboot Slurm took will never be sent to the node.
         if (a.ok && a.slurmState?.endsWith('*')) {
           settle({ node: a.node, method: 'slurm', ok: false, slurmState: a.slurmState, error: `Slurm took the reboot, but its slurmd does not respond (${a.slurmState}): Slurm cannot reboot it; ${notAsked}` });
@@ -381,6 +388,32 @@ export async function cancelReimage(inv: Inventory, store: ObservedStore, target
   return summary;
 }
 
+/** What each node may add to the time a Slurm request takes (three scontrol calls on a busy slurmctld). */
+const SLURM_MS_PER_NODE = 600;
+
+/**
+ * The Slurm request runs after the marks lock is released, so a cancel can withdraw a mark while Slurm is being asked,
+ * find no Slurm reboot yet, and leave the one that lands after it. So the marks are read again once Slurm answered:
+ * a node Slurm took whose mark is gone, and which is not installing (a node Slurm rebooted at once may already have
+ * used its mark), has its Slurm reboot withdrawn here. Answers: node -> why it failed.
+ */
+async function withdrawIfCancelledMeanwhile(answers: readonly SlurmNodeAnswer[], store: ObservedStore, slurm: SlurmRebooter, timeoutMs: number): Promise<Map<string, string>> {
+  const taken = new Set(answers.filter((a) => a.ok).map((a) => a.node));
+  if (taken.size === 0) return new Map();
+  const unmarked = (await store.listNodes()).filter((s) => taken.has(s.id) && !s.reimageRequested && s.state !== 'provisioning').map((s) => s.id);
+  if (unmarked.length === 0) return new Map();
+  const result = new Map<string, string>();
+  for (const a of await slurm.cancelReboots(unmarked, AbortSignal.timeout(timeoutMs + unmarked.length * SLURM_MS_PER_NODE))) {
+    result.set(
+      a.node,
+      a.outcome === 'failed'
+        ? `the reimage was cancelled while Slurm was being asked, and its Slurm reboot could not be withdrawn (${a.error}): Slurm still drains and reboots it; run reimage --cancel again`
+        : 'the reimage was cancelled while Slurm was being asked: its Slurm reboot was withdrawn',
+    );
+  }
+  return result;
+}
+
 /**
  * After a cancel (outside its lock: Slurm may take a while to answer). A `--when-idle` reimage left Slurm draining the
  * node, to reboot it when idle: without this the node would stay out of the scheduler and reboot (into its old OS,
@@ -389,9 +422,11 @@ export async function cancelReimage(inv: Inventory, store: ObservedStore, target
  * request can have been made).
  */
 export async function withdrawSlurmReboots(inv: Inventory, summary: CancelSummary, slurm: SlurmRebooter, timeoutMs: number): Promise<void> {
-  const computes = summary.cancelled.filter((n) => inv.nodes.get(n)?.roles.includes(SLURM_COMPUTE_ROLE) === true);
+  // Also the targeted nodes that had no mark: a cancel whose withdrawal failed (the controller was down) withdrew the
+  // mark all the same, and running it again must be able to finish the job.
+  const computes = [...summary.cancelled, ...summary.notPending].filter((n) => inv.nodes.get(n)?.roles.includes(SLURM_COMPUTE_ROLE) === true);
   if (computes.length === 0 || slurmControllers(inv).length === 0) return;
-  for (const a of await slurm.cancelReboots(computes, AbortSignal.timeout(timeoutMs + computes.length * 50))) {
+  for (const a of await slurm.cancelReboots(computes, AbortSignal.timeout(timeoutMs + computes.length * SLURM_MS_PER_NODE))) {
     if (a.outcome === 'cancelled') summary.slurmCancelled.push(a.node);
     else if (a.outcome === 'failed') summary.slurmNotCancelled.push({ node: a.node, error: a.error });
   }

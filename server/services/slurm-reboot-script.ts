@@ -11,8 +11,11 @@
 /** The Slurm reason rackseed's reboot requests carry; a cancel touches only reboots with this reason. */
 export const SLURM_REIMAGE_REASON = 'rackseed reimage';
 
-/** Nodes per command on the controller: keeps each command far below the transport's length limit. */
-export const SLURM_NODES_PER_COMMAND = 200;
+/**
+ * Nodes per command on the controller: each costs three scontrol calls, and a command that times out leaves its
+ * nodes' answers unknown, so pieces stay small.
+ */
+export const SLURM_NODES_PER_COMMAND = 50;
 
 /** What Slurm did with one node's request. */
 export type SlurmNodeAnswer =
@@ -33,11 +36,25 @@ function quote(s: string): string {
 /** Prints `<word> <node> <one-line message>` for a failed command's output in `$out`. */
 const FAIL_LINE = `printf 'fail %s %s\\n' "$n" "$(printf '%s' "$out" | tr '\\n' ' ')"`;
 
+/** The value of `Field=` in `scontrol show node -o` output held in `$out` (Reason runs to the end of the line). */
+const field = (name: string, toEnd = false) => `$(printf '%s' "$out" | sed -n 's/.* ${name}=\\(${toEnd ? '.*' : '[^ ]*'}\\).*/\\1/p')`;
+
+/**
+ * Per node: an administrator's drain (DRAIN with a reason that is not rackseed's) is left alone, since
+ * `reason=` and `nextstate=RESUME` would replace that reason and put the node back into service after the reinstall;
+ * then the request; then whether Slurm really marked a reboot (it silently ignores one for a node that is powered
+ * down, FUTURE, or already rebooting).
+ */
 export function rebootRequestScript(nodes: readonly string[]): string {
   const names = nodes.map(quote).join(' ');
   return [
     `for n in ${names}; do`,
-    `  if out=$(scontrol reboot ASAP nextstate=RESUME reason=${quote(SLURM_REIMAGE_REASON)} "$n" 2>&1); then printf 'ok %s\\n' "$n"; else ${FAIL_LINE}; fi`,
+    `  if ! out=$(scontrol show node -o "$n" 2>&1); then ${FAIL_LINE}; continue; fi`,
+    `  state=${field('State')}; reason=${field('Reason', true)}`,
+    `  case "$state" in *DRAIN*) case "$reason" in ${quote(SLURM_REIMAGE_REASON)}*) ;; *) printf 'drained %s %s\\n' "$n" "$reason"; continue ;; esac ;; esac`,
+    `  if ! out=$(scontrol reboot ASAP nextstate=RESUME reason=${quote(SLURM_REIMAGE_REASON)} "$n" 2>&1); then ${FAIL_LINE}; continue; fi`,
+    `  out=$(scontrol show node -o "$n" 2>&1); state=${field('State')}`,
+    `  case "$state" in *REBOOT_REQUESTED*|*REBOOT_ISSUED*) printf 'ok %s\\n' "$n" ;; *) printf 'ignored %s %s\\n' "$n" "$state" ;; esac`,
     'done',
     // The state each is in now: draining (jobs still run) or rebooting. Informative only: a failure here is ignored.
     `sinfo -h -N -n ${quote(nodes.join(','))} -o 'state %N %T' 2>/dev/null || true`,
@@ -77,6 +94,10 @@ export function parseRebootAnswers(nodes: readonly string[], stdout: string, mis
   for (const l of lines(stdout)) {
     if (l.word === 'ok') seen.set(l.node, { node: l.node, ok: true });
     else if (l.word === 'fail') seen.set(l.node, { node: l.node, ok: false, error: l.rest || 'scontrol failed without a message' });
+    else if (l.word === 'drained') {
+      const error = `drained by an administrator (Reason=${l.rest || '?'}): --when-idle would replace that reason and resume the node after its reinstall, so Slurm was not asked; undrain it, or reimage it without --when-idle once its jobs are done`;
+      seen.set(l.node, { node: l.node, ok: false, error });
+    } else if (l.word === 'ignored') seen.set(l.node, { node: l.node, ok: false, error: `Slurm accepted the request but marked no reboot (State=${l.rest || '?'}): it will not reboot the node` });
     // sinfo lists a node once per partition: the first line is enough.
     else if (l.word === 'state' && l.rest !== '' && !states.has(l.node)) states.set(l.node, l.rest);
   }

@@ -29,39 +29,54 @@ export function slurmControllers(inv: Inventory): ResolvedNode[] {
 export interface SlurmRebooterOptions {
   inventory: () => Inventory;
   transportFor: TransportFactory;
-  /** For one command on the controller (up to SLURM_NODES_PER_COMMAND nodes). */
+  /** For one command on the controller, plus PER_NODE_MS for each of its nodes. */
   timeoutMs: number;
 }
 
+/** Three scontrol calls per node on a busy slurmctld. */
+const PER_NODE_MS = 500;
+
 /**
  * Runs the scripts of slurm-reboot-script.ts on the first controller that can be reached (an HA pair's second one
- * when the first is down: scontrol on either reaches the slurmctld in charge). A node gets a failed answer, never a
- * fallback reboot, when no controller can be asked: rebooting it by other means would kill its jobs.
+ * when the first is down: scontrol on either reaches the slurmctld in charge). The answers of every piece that
+ * finished are kept; the nodes of a piece that failed or timed out are asked again on the next controller (asking
+ * again is harmless: the request is the same). A node gets a failed answer, never a fallback reboot, when no
+ * controller could be asked: rebooting it by other means would kill its jobs.
  */
 export function slurmRebooter(o: SlurmRebooterOptions): SlurmRebooter {
-  async function onController<A>(nodes: readonly string[], signal: AbortSignal, script: (n: readonly string[]) => string, parse: (n: readonly string[], out: string, missing: string) => A[], failed: (node: string, error: string) => A): Promise<A[]> {
+  async function onController<A extends { node: string }>(
+    nodes: readonly string[],
+    signal: AbortSignal,
+    script: (n: readonly string[]) => string,
+    parse: (n: readonly string[], out: string, missing: string) => A[],
+    failed: (node: string, error: string) => A,
+  ): Promise<A[]> {
     const controllers = slurmControllers(o.inventory());
     if (controllers.length === 0) return nodes.map((n) => failed(n, `no node of the inventory has the ${SLURM_CONTROLLER_ROLE} role: nothing to ask Slurm through`));
+    const answers = new Map<string, A>();
     const problems: string[] = [];
     for (const controller of controllers) {
-      if (signal.aborted) break;
+      const remaining = nodes.filter((n) => !answers.has(n));
+      if (remaining.length === 0 || signal.aborted) break;
       let transport: Transport | undefined;
       try {
         transport = await o.transportFor(controller);
-        const answers: A[] = [];
-        for (const piece of chunks(nodes)) {
-          const r = await transport.exec(script(piece), { timeoutMs: o.timeoutMs });
-          answers.push(...parse(piece, r.stdout, `no answer from ${controller.name} (exit ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''})`));
+        for (const piece of chunks(remaining)) {
+          if (signal.aborted) break;
+          const r = await transport.exec(script(piece), { timeoutMs: o.timeoutMs + piece.length * PER_NODE_MS });
+          for (const a of parse(piece, r.stdout, `no answer from ${controller.name} (exit ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''})`)) answers.set(a.node, a);
         }
-        return answers;
       } catch (err) {
-        problems.push(`${controller.name}: ${(err as Error).message}`);
+        // The transports name the node first already.
+        const message = (err as Error).message;
+        problems.push(message.startsWith(`${controller.name}: `) ? message : `${controller.name}: ${message}`);
       } finally {
         await transport?.close().catch(() => undefined);
       }
     }
     const why = problems.length > 0 ? problems.join('; ') : 'stopped: no answer in time';
-    return nodes.map((n) => failed(n, `could not ask Slurm (${why})`));
+    // A piece cut short may have been carried out in part: say so rather than "not asked".
+    return nodes.map((n) => answers.get(n) ?? failed(n, `no complete answer from Slurm (${why}); it may have taken the request all the same: see scontrol show node ${n}`));
   }
   return {
     requestReboots: (nodes, signal) => onController<SlurmNodeAnswer>(nodes, signal, rebootRequestScript, parseRebootAnswers, (node, error) => ({ node, ok: false, error })),

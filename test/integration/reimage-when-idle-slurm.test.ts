@@ -144,4 +144,26 @@ describe('reimage --when-idle through a real slurmctld', () => {
     expect(nodeLine('compute02')).not.toMatch(/REBOOT/);
     expect(sshReboots).toEqual([]);
   }, 120_000);
+
+  it("leaves a node an administrator drained alone: its reason is not replaced and Slurm gets no reboot for it", async () => {
+    ctl('scontrol update nodename=compute02 state=drain reason="bad DIMM, ticket 42"');
+    const res = await fetch(`${httpUrl}/api/v1/reimage`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ targets: ['compute02'], whenIdle: true, confirm: true }),
+    });
+    const result = (await res.json()) as { summary: { reboots: Array<{ node: string; method: string; ok: boolean; error?: string }> } };
+    expect(result.summary.reboots).toEqual([
+      { node: 'compute02', method: 'slurm', ok: false, error: expect.stringMatching(/^Slurm did not take the reboot: drained by an administrator \(Reason=bad DIMM, ticket 42 \[root@[^\]]+\]\): --when-idle would replace that reason/) },
+    ]);
+    const line = nodeLine('compute02');
+    expect(line).toContain('Reason=bad DIMM, ticket 42');
+    expect(line).not.toMatch(/REBOOT/);
+    // The mark stays until a reimage without --when-idle or a cancel; the cancel finds no Slurm reboot of rackseed's.
+    expect(await pending()).toEqual(['compute01', 'compute02']);
+    const cancel = await cli('reimage', '--cancel', 'compute02');
+    expect(cancel).not.toContain('withdrew the Slurm reboot');
+    expect(nodeLine('compute02')).toContain('Reason=bad DIMM, ticket 42');
+    ctl('scontrol update nodename=compute02 state=resume');
+  }, 60_000);
 });

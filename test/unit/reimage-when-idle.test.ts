@@ -158,7 +158,7 @@ describe('executeReimage --when-idle', () => {
   it('a node Slurm refuses, or every node when Slurm cannot be asked, fails and is NOT rebooted by other means (its jobs run on)', async () => {
     const refused = await run(slurmAnswering((node) => (node === 'gpu02' ? { node, ok: false, error: 'Invalid node name specified' } : { node, ok: true })));
     expect(refused.reboots.find((r) => r.node === 'gpu02')).toMatchObject({ method: 'slurm', ok: false });
-    expect(refused.reboots.find((r) => r.node === 'gpu02')?.error).toMatch(/Slurm did not take the reboot: Invalid node name specified; not rebooted, its jobs run on/);
+    expect(refused.reboots.find((r) => r.node === 'gpu02')?.error).toMatch(/Slurm did not take the reboot: Invalid node name specified; rackseed did not reboot it \(its jobs run on\) and its mark stays/);
     expect(refused.counts).toMatchObject({ slurmWhenIdle: 1, failed: 1 });
 
     sshCalls.length = 0;
@@ -202,9 +202,37 @@ describe('executeReimage --when-idle', () => {
       },
     };
     await withdrawSlurmReboots(inv, summary, slurm, 5_000);
-    // gpu03 had nothing pending (not cancelled); k01 is no Slurm node.
-    expect(cancelAsked).toEqual([['gpu01', 'gpu02']]);
+    // gpu03 had no mark, and is asked too (the script touches only a reboot with rackseed's reason); k01 is no Slurm node.
+    expect(cancelAsked).toEqual([['gpu01', 'gpu02', 'gpu03']]);
     expect(summary.slurmCancelled).toEqual(['gpu01']);
-    expect(summary.slurmNotCancelled).toEqual([{ node: 'gpu02', error: 'slurm_update error: Unable to contact slurm controller' }]);
+    expect(summary.slurmNotCancelled).toEqual([
+      { node: 'gpu02', error: 'slurm_update error: Unable to contact slurm controller' },
+      { node: 'gpu03', error: 'slurm_update error: Unable to contact slurm controller' },
+    ]);
+
+    // The controller was down: the marks are gone, yet a second cancel still withdraws what Slurm holds.
+    const again = await cancelReimage(inv, store, ['gpu02']);
+    expect(again.cancelled).toEqual([]);
+    await withdrawSlurmReboots(inv, again, slurm, 5_000);
+    expect(cancelAsked.at(-1)).toEqual(['gpu02']);
+  });
+
+  it('a cancel that lands while Slurm is being asked cannot leave a Slurm reboot behind: it is withdrawn once Slurm answered', async () => {
+    const withdrawn: string[][] = [];
+    const slurm: SlurmRebooter = {
+      requestReboots: async (nodes) => {
+        // An operator's reimage --cancel gpu01 between the marks and Slurm's answer (the marks lock is free by then).
+        await cancelReimage(inv, store, ['gpu01']);
+        return nodes.map((node) => ({ node, ok: true }));
+      },
+      cancelReboots: async (nodes) => {
+        withdrawn.push([...nodes]);
+        return nodes.map((node): SlurmCancelAnswer => ({ node, outcome: 'cancelled' }));
+      },
+    };
+    const summary = await run(slurm);
+    expect(withdrawn).toEqual([['gpu01']]);
+    expect(summary.reboots.find((r) => r.node === 'gpu01')).toMatchObject({ method: 'slurm', ok: false, error: 'the reimage was cancelled while Slurm was being asked: its Slurm reboot was withdrawn' });
+    expect(summary.reboots.find((r) => r.node === 'gpu02')).toMatchObject({ method: 'slurm', ok: true });
   });
 });

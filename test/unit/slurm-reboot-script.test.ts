@@ -36,8 +36,9 @@ describe('chunks', () => {
 });
 
 /**
- * The scripts run by a real /bin/sh against stand-ins for scontrol and sinfo that log their arguments (the real
- * Slurm runs them in test/integration/reimage-when-idle-slurm.test.ts): what reaches scontrol, word by word.
+ * The scripts run by a real /bin/sh against stand-ins for scontrol and sinfo that log their arguments and keep each
+ * node's state in a file (the real Slurm runs them in test/integration/reimage-when-idle-slurm.test.ts): what reaches
+ * scontrol, word by word, and how each kind of node is answered.
  */
 describe('the scripts under /bin/sh', () => {
   let bin: string;
@@ -45,16 +46,23 @@ describe('the scripts under /bin/sh', () => {
 
   beforeAll(() => {
     bin = mkdtempSync(path.join(tmpdir(), 'rackseed-fake-slurm-'));
-    // Logs its argv as JSON; refuses node "bad"; shows node "mine" with rackseed's reboot and "theirs" with another.
+    // Nodes: "bad" is unknown to Slurm; "admin" is drained by an administrator; "off" is powered down (Slurm takes
+    // a reboot request for it without marking anything); "theirs" has a reboot another administrator asked for;
+    // any other node is idle until rebooted.
     const fake = `#!/bin/sh
 { printf '["%s"' "$(basename "$0")"; for a in "$@"; do printf ',"%s"' "$a"; done; printf ']\\n'; } >> ${bin}/calls
 for a in "$@"; do last=$a; done
 case "$(basename "$0") $1 $last" in
   *" bad") echo "error: Invalid node name specified" >&2; exit 1 ;;
-  "scontrol show mine") echo "NodeName=mine State=MIXED+DRAIN+REBOOT_REQUESTED Reason=rackseed reimage [root@2026-11-24T03:31:49]" ;;
-  "scontrol show theirs") echo "NodeName=theirs State=IDLE+DRAIN+REBOOT_REQUESTED Reason=firmware update [root@2026-11-24T03:31:49]" ;;
-  "scontrol show "*) echo "NodeName=$last State=IDLE" ;;
-  "sinfo "*) echo "state mine draining" ;;
+  "scontrol show admin") echo "NodeName=admin Arch=x86_64 State=IDLE+DRAIN ThreadsPerCore=1 Reason=bad DIMM, ticket 42 [root@2026-11-24T03:31:49]" ;;
+  "scontrol show off") echo "NodeName=off State=IDLE+POWERED_DOWN ThreadsPerCore=1" ;;
+  "scontrol show theirs") echo "NodeName=theirs State=IDLE+DRAIN+REBOOT_REQUESTED ThreadsPerCore=1 Reason=firmware update [root@2026-11-24T03:31:49]" ;;
+  "scontrol show "*)
+    if [ -e ${bin}/rebooting-$last ]; then echo "NodeName=$last State=MIXED+DRAIN+REBOOT_REQUESTED ThreadsPerCore=1 Reason=rackseed reimage [root@2026-11-24T03:31:49]"
+    else echo "NodeName=$last State=MIXED ThreadsPerCore=1"; fi ;;
+  "scontrol reboot "*) [ "$last" = off ] || : > ${bin}/rebooting-$last ;;
+  "scontrol cancel_reboot "*) rm -f ${bin}/rebooting-$last ;;
+  "sinfo "*) echo "state mine draining@" ;;
 esac
 `;
     for (const name of ['scontrol', 'sinfo']) {
@@ -71,20 +79,26 @@ esac
     return r.stdout;
   };
 
-  it('asks scontrol once per node with rackseed\'s reason, then sinfo for all', () => {
-    const out = sh(rebootRequestScript(['mine', 'bad']));
-    expect(parseRebootAnswers(['mine', 'bad'], out, 'missing')).toEqual([
-      { node: 'mine', ok: true, slurmState: 'draining' },
-      { node: 'bad', ok: false, error: 'error: Invalid node name specified' },
-    ]);
-    expect(log()).toEqual([
+  it("asks scontrol per node with rackseed's reason and checks that Slurm marked the reboot; leaves an administrator's drain alone", () => {
+    const nodes = ['mine', 'bad', 'admin', 'off'];
+    const out = sh(rebootRequestScript(nodes));
+    const answers = parseRebootAnswers(nodes, out, 'missing');
+    expect(answers[0]).toEqual({ node: 'mine', ok: true, slurmState: 'draining@' });
+    expect(answers[1]).toEqual({ node: 'bad', ok: false, error: 'error: Invalid node name specified' });
+    expect(answers[2]).toEqual({ node: 'admin', ok: false, error: expect.stringMatching(/^drained by an administrator \(Reason=bad DIMM, ticket 42 \[root@2026-11-24T03:31:49\]\): --when-idle would replace that reason/) });
+    expect(answers[3]).toEqual({ node: 'off', ok: false, error: 'Slurm accepted the request but marked no reboot (State=IDLE+POWERED_DOWN): it will not reboot the node' });
+    const reboots = log().filter((c) => c[1] === 'reboot');
+    expect(reboots).toEqual([
       ['scontrol', 'reboot', 'ASAP', 'nextstate=RESUME', 'reason=rackseed reimage', 'mine'],
-      ['scontrol', 'reboot', 'ASAP', 'nextstate=RESUME', 'reason=rackseed reimage', 'bad'],
-      ['sinfo', '-h', '-N', '-n', 'mine,bad', '-o', 'state %N %T'],
+      ['scontrol', 'reboot', 'ASAP', 'nextstate=RESUME', 'reason=rackseed reimage', 'off'],
     ]);
+    expect(log().at(-1)).toEqual(['sinfo', '-h', '-N', '-n', 'mine,bad,admin,off', '-o', 'state %N %T']);
+    // Asked again (a second reimage --when-idle): the drain is rackseed's own, so the request is made again.
+    expect(parseRebootAnswers(['mine'], sh(rebootRequestScript(['mine'])), 'missing')[0]).toMatchObject({ ok: true });
   });
 
   it('cancels only a reboot rackseed asked for: not one with another reason, not a node with none', () => {
+    writeFileSync(path.join(bin, 'rebooting-mine'), '');
     const out = sh(cancelScript(['mine', 'theirs', 'idle1', 'bad']));
     expect(parseCancelAnswers(['mine', 'theirs', 'idle1', 'bad'], out, 'missing')).toEqual([
       { node: 'mine', outcome: 'cancelled' },
