@@ -296,6 +296,15 @@ const convergenceSchema = strict({
     }
   });
 
+const slurmSchema = strict({
+    /**
+     * Drain a Slurm compute node in Slurm when its readiness checks (other than Slurm's own) fail, with the failing
+     * checks as the reason, and resume it once they pass again (only drains rackseed set).
+     */
+    drain_unready: z.boolean().default(false),
+  })
+  .prefault({});
+
 export const configSchema = strict({
   // Left out: "rackseed" with SQLite; the host name with a shared PostgreSQL store, where names must differ.
   server: strict({ name: z.string().regex(SERVER_NAME, 'expected a name of letters, digits and dashes').optional() }).prefault({}),
@@ -309,6 +318,7 @@ export const configSchema = strict({
   torrent: torrentSchema,
   states: statesSchema,
   convergence: convergenceSchema,
+  slurm: slurmSchema,
   log: logSchema,
 }).superRefine((c, ctx) => {
   // The default public URL carries http.port; with 0 it would send every node to port 0, while the port actually
@@ -400,6 +410,8 @@ export interface Config {
   states: StatesConfig;
   /** Automatic convergence of installed nodes (server/services/convergence.ts). */
   convergence: ConvergenceConfig;
+  /** What rackseed tells Slurm about its compute nodes. */
+  slurm: { drainUnready: boolean };
   log: { level: RawConfig['log']['level'] };
 }
 
@@ -546,6 +558,7 @@ export function parseConfig(text: string, file: string, env: ConfigEnvironment =
       backoffMaxMs: raw.convergence.backoff_max_seconds * 1000,
       concurrency: raw.convergence.concurrency,
     },
+    slurm: { drainUnready: raw.slurm.drain_unready },
     log: raw.log,
   };
 }

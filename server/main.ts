@@ -18,6 +18,7 @@ import { BIOS_LOADER } from './protocol/dhcp/decision.js';
 import { DEFAULT_UEFI_LOADER } from './model/inventory.js';
 import { NodeLocks } from './services/node-locks.js';
 import { sshTransportFactory } from './services/node-transport.js';
+import { slurmHealthSync } from './services/slurm-health.js';
 import { NodeIdentity } from './services/node-identity.js';
 import { StateService } from './services/state-service.js';
 import { ReadinessService } from './services/readiness-service.js';
@@ -209,6 +210,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       log: log.child({ subsystem: 'readiness' }),
       serverName,
       locks,
+      ...(config.slurm.drainUnready
+        ? { afterRun: slurmHealthSync({ inventory: () => inventory.inventory, transportFor, timeoutMs: Math.min(config.states.commandTimeoutMs, 60_000), log: log.child({ subsystem: 'slurm' }) }) }
+        : {}),
     });
 
     const convergence = new ConvergenceService({

@@ -83,6 +83,11 @@ export interface ReadinessServiceDeps {
   serverName?: string;
   /** One operation at a time per node, shared with state runs and convergence (the server passes one instance). */
   locks?: NodeLocks;
+  /**
+   * Called with the reports of every run once all its nodes are done (slurm.drain_unready: drain or resume them in
+   * Slurm). Its failure is logged, never the run's.
+   */
+  afterRun?: (reports: readonly NodeReadinessReport[]) => Promise<void>;
 }
 
 /** Facts when collection failed: checks that need them report "not reported" rather than guessing. */
@@ -132,7 +137,9 @@ export class ReadinessService {
         onNode?.(report);
       },
     });
-    return entries.map((e) => (e.status === 'completed' ? e.outcome : this.crashed(e.target, e.reason, e.error, false)));
+    const reports = entries.map((e) => (e.status === 'completed' ? e.outcome : this.crashed(e.target, e.reason, e.error, false)));
+    if (this.deps.afterRun) await this.deps.afterRun(reports).catch((err: unknown) => this.deps.log.error({ err }, 'after the readiness run: the Slurm drains could not be updated'));
+    return reports;
   }
 
   /** The last stored readiness run of each node; runs no checks. */

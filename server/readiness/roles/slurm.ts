@@ -3,6 +3,7 @@ import type { ExecResult } from '../../state/types.js';
 import { classifySlurmState, parseScontrolPing, parseScontrolShowNode } from '../parsers/slurm.js';
 import type { CheckContext, CheckSpec, Evidence } from '../types.js';
 import { commandFailed, failed, passed } from './evidence.js';
+import { isRackseedDrain } from '../slurm-drain.js';
 
 /**
  * slurm-compute: the controller knows the node and would give it jobs (idle, mixed or allocated; not down,
@@ -27,6 +28,12 @@ export function evaluateSlurmNode(output: ExecResult, ctx: CheckContext, role = 
   if (!node) return [failed(role, check, EXPECTED_STATE, 'not registered', `scontrol show node printed no entry for ${ctx.node}`)];
   const c = classifySlurmState(node.state);
   if (c.usable) return [passed(role, check, EXPECTED_STATE, node.state)];
+  // rackseed's own drain of a node whose other checks failed (slurm-drain.ts): it says nothing about Slurm, and
+  // failing here would keep the node from ever passing, so the drain could never be lifted.
+  const withoutDrain = node.state.replace(/\+(DRAIN|DRAINING|DRAINED)\b/gi, '');
+  if (isRackseedDrain(node.reason) && classifySlurmState(withoutDrain).usable) {
+    return [passed(role, check, EXPECTED_STATE, node.state, `drained by rackseed's readiness check (Reason=${node.reason}): lifted once the other checks pass`)];
+  }
   return [failed(role, check, EXPECTED_STATE, node.state, `Slurm reports ${ctx.node} ${c.why}${node.reason ? `: Reason=${node.reason}` : ''}`)];
 }
 

@@ -1,0 +1,60 @@
+import { SLURM_DRAIN_PREFIX } from '../readiness/slurm-drain.js';
+
+/**
+ * The shell text that drains and resumes nodes for slurm.drain_unready (server/readiness/slurm-drain.ts decides
+ * which), and the reading of what it prints. Pure. A drain set by anyone else (an administrator's reason) is never
+ * replaced and never lifted: only reasons starting with SLURM_DRAIN_PREFIX are rackseed's.
+ */
+
+export type SlurmDrainAnswer =
+  | { node: string; outcome: 'drained' }
+  | { node: string; outcome: 'resumed' }
+  /** Nothing to do: drained by someone else (drain), or not drained by rackseed (resume). */
+  | { node: string; outcome: 'left'; detail: string }
+  | { node: string; outcome: 'failed'; error: string };
+
+function quote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Shell functions shared by both scripts: the node's State and Reason into $state and $reason. */
+const SHOW = [
+  `show() { out=$(scontrol show node -o "$1" 2>&1) || return 1`,
+  `  state=$(printf '%s' "$out" | sed -n 's/.* State=\\([^ ]*\\).*/\\1/p'); reason=$(printf '%s' "$out" | sed -n 's/.* Reason=\\(.*\\)/\\1/p'); }`,
+  `fail() { printf 'fail %s %s\\n' "$1" "$(printf '%s' "$out" | tr '\\n' ' ')"; }`,
+].join('\n');
+
+export function drainScript(drains: ReadonlyArray<{ node: string; reason: string }>): string {
+  return [
+    SHOW,
+    `drain() { show "$1" || { fail "$1"; return; }`,
+    `  case "$state" in *DRAIN*) case "$reason" in ${quote(SLURM_DRAIN_PREFIX)}*) ;; *) printf 'left %s drained by someone else: %s\\n' "$1" "$reason"; return ;; esac ;; esac`,
+    `  if out=$(scontrol update nodename="$1" state=drain reason="$2" 2>&1); then printf 'drained %s\\n' "$1"; else fail "$1"; fi; }`,
+    ...drains.map((d) => `drain ${quote(d.node)} ${quote(d.reason)}`),
+  ].join('\n');
+}
+
+export function resumeScript(nodes: readonly string[]): string {
+  return [
+    SHOW,
+    `resume() { show "$1" || { fail "$1"; return; }`,
+    `  case "$state" in *DRAIN*) ;; *) printf 'left %s not drained\\n' "$1"; return ;; esac`,
+    `  case "$reason" in ${quote(SLURM_DRAIN_PREFIX)}*) ;; *) printf 'left %s drained by someone else: %s\\n' "$1" "$reason"; return ;; esac`,
+    `  if out=$(scontrol update nodename="$1" state=resume 2>&1); then printf 'resumed %s\\n' "$1"; else fail "$1"; fi; }`,
+    ...nodes.map((n) => `resume ${quote(n)}`),
+  ].join('\n');
+}
+
+export function parseDrainAnswers(nodes: readonly string[], stdout: string, missing: string): SlurmDrainAnswer[] {
+  const seen = new Map<string, SlurmDrainAnswer>();
+  for (const raw of stdout.split('\n')) {
+    const m = /^(drained|resumed|left|fail) (\S+)(?: (.*))?$/.exec(raw.trim());
+    if (!m) continue;
+    const [, word, node, rest = ''] = m as unknown as [string, string, string, string | undefined];
+    if (word === 'drained') seen.set(node, { node, outcome: 'drained' });
+    else if (word === 'resumed') seen.set(node, { node, outcome: 'resumed' });
+    else if (word === 'left') seen.set(node, { node, outcome: 'left', detail: rest.trim() });
+    else seen.set(node, { node, outcome: 'failed', error: rest.trim() || 'scontrol failed without a message' });
+  }
+  return nodes.map((node) => seen.get(node) ?? { node, outcome: 'failed', error: missing });
+}
