@@ -47,6 +47,8 @@ export type ErrorCode =
   | 'STATE_MODULE_FAILED'
   | 'STATE_TRANSPORT'
   | 'STATE_TIMEOUT'
+  /** The caller gave up on a command (its signal aborted): it was killed on the node, or never started. */
+  | 'STATE_CANCELLED'
   /** A command too long for one argument on the node (Linux's 128 KiB); data goes on stdin. */
   | 'STATE_COMMAND_TOO_LONG'
   /** A file operation on a node failed (permission, not a regular file, unknown owner), the connection being fine. */

@@ -190,12 +190,22 @@ export interface ExecOptions {
   /** Milliseconds; a command that outlives it is killed and the call rejects with STATE_TIMEOUT. */
   timeoutMs?: number;
   stdin?: string | Buffer;
+  /**
+   * Bytes kept per stream; the rest is counted (ExecResult.dropped) and never held. A caller that keeps only a
+   * little of many nodes' output (rackseed exec) says so here, so each node's output is not buffered at the
+   * transport's own limit first. Unset: the transport's default (the SSH transport's OUTPUT_LIMIT_BYTES).
+   */
+  outputLimitBytes?: number;
+  /** Aborted: the command is killed as on a timeout (its process group) and the call rejects with STATE_CANCELLED. */
+  signal?: AbortSignal;
 }
 
 export interface ExecResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** Bytes dropped per stream beyond outputLimitBytes; present only when some were. */
+  dropped?: { stdout: number; stderr: number };
 }
 
 export interface WriteOptions {

@@ -57,6 +57,24 @@ describe('local transport', () => {
     expect((await local.exec('echo next')).stdout).toBe('next\n');
   });
 
+  it('keeps only what the caller asked for per stream (outputLimitBytes) and says how much it dropped; unbounded by default', async () => {
+    const command = "head -c 100000 /dev/zero | tr '\\0' x; printf 'é€' >&2";
+    expect(await local.exec(command, { outputLimitBytes: 1000 })).toEqual({ code: 0, stdout: 'x'.repeat(1000), stderr: 'é€', dropped: { stdout: 99_000, stderr: 0 } });
+    expect((await local.exec(command)).stdout).toHaveLength(100_000);
+  });
+
+  it('cancelled (signal): kills the command with what it started and rejects with STATE_CANCELLED; an aborted signal starts nothing', async () => {
+    const pidFile = path.join(dir, 'cancelled.pid');
+    const cancel = new AbortController();
+    const running = local.exec(`sleep 300 & echo $! > ${pidFile}; wait`, { signal: cancel.signal });
+    const pid = await waitFor('the command to start', () => (existsSync(pidFile) && Number(readFileSync(pidFile, 'utf8'))) || undefined);
+    cancel.abort();
+    expect((await rejection(running)).code).toBe('STATE_CANCELLED');
+    await waitFor('the command\'s child to be killed', () => !alive(pid));
+    expect((await rejection(local.exec(`touch ${path.join(dir, 'never')}`, { signal: cancel.signal }))).code).toBe('STATE_CANCELLED');
+    expect(existsSync(path.join(dir, 'never'))).toBe(false);
+  });
+
   it('runs the longest command one argument holds, and refuses a longer one with STATE_COMMAND_TOO_LONG without starting it', async () => {
     const tail = '\necho long';
     expect(await local.exec(`#${'x'.repeat(MAX_ARGUMENT_BYTES - 1 - tail.length)}${tail}`)).toEqual({ code: 0, stdout: 'long\n', stderr: '' });

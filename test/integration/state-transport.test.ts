@@ -229,6 +229,43 @@ describe('SSH transport: faults', () => {
     }
   });
 
+  it('keeps only what the caller asked for per stream (outputLimitBytes), says how much it dropped, and adds no note of its own', async () => {
+    const r = await transport.exec("head -c 100000 /dev/zero | tr '\\0' x; printf '%s' 'é€é' >&2", { outputLimitBytes: 1000 });
+    expect(r).toEqual({ code: 0, stdout: 'x'.repeat(1000), stderr: 'é€é', dropped: { stdout: 99_000, stderr: 0 } });
+    // A cut inside a multi-byte character leaves the character out rather than a U+FFFD.
+    const cut = await transport.exec("printf '%s' 'é€é' >&2", { outputLimitBytes: 4 });
+    expect(cut).toEqual({ code: 0, stdout: '', stderr: 'é', dropped: { stdout: 0, stderr: 3 } });
+  });
+
+  it('cancelled (signal): rejects with STATE_CANCELLED and kills the command, even when close() follows at once', async () => {
+    const t = await openSshTransport(optionsFor(main));
+    try {
+      const cancel = new AbortController();
+      const running = t.exec('sleep 603', { timeoutMs: 300_000, signal: cancel.signal });
+      await waitFor('the command to start', () => main.sh('pgrep -fx "sleep 603"').status === 0);
+      cancel.abort();
+      expect(await rejection(running)).toMatchObject({ code: 'STATE_CANCELLED', details: { target: main.name, command: 'sleep 603' } });
+      await waitFor('the cancelled command to be killed', () => main.sh('pgrep -fx "sleep 603" || echo none').stdout === 'none\n');
+      // Stopped before its PID line arrived (the channel barely asked for): close() waits for the PID, then the kill.
+      const early = new AbortController();
+      const racing = t.exec('sleep 604', { timeoutMs: 300_000, signal: early.signal });
+      setImmediate(() => early.abort());
+      expect((await rejection(racing)).code).toBe('STATE_CANCELLED');
+      await t.close();
+    } finally {
+      await t.close();
+    }
+    // Before: close() ended the connection at once, and the command ran on until the node's own limit (the timeout).
+    await waitFor('the command cancelled before its PID came to be killed', () => main.sh('pgrep -fx "sleep 604" || echo none').stdout === 'none\n');
+  });
+
+  it('an aborted signal runs nothing', async () => {
+    const cancel = new AbortController();
+    cancel.abort();
+    expect((await rejection(transport.exec('touch /tmp/never', { signal: cancel.signal }))).code).toBe('STATE_CANCELLED');
+    expect(main.sh('test -e /tmp/never').status).not.toBe(0);
+  });
+
   it('a killed sshd fails that node\'s pending and later calls with STATE_TRANSPORT; another node carries on', async () => {
     const doomed = await openSshTransport(optionsFor(victim));
     const survivor = await openSshTransport(optionsFor(other));

@@ -1,5 +1,6 @@
 import { RackseedError } from '../../model/errors.js';
 import type { ExecOptions, ExecResult, Transport, WriteOptions } from '../types.js';
+import { CappedOutput } from './capped-output.js';
 
 /**
  * A recording transport for unit tests and fault injection: it keeps an in-memory file system, records every
@@ -57,8 +58,8 @@ export class FakeTransport implements Transport {
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     const stdin = options.stdin === undefined ? undefined : options.stdin.toString();
     this.record(stdin === undefined ? { op: 'exec', command } : { op: 'exec', command, stdin });
-    const answer = this.handler ? await this.handler(command, this, options) : undefined;
-    return answer ?? { code: 0, stdout: '', stderr: '' };
+    const answer = (this.handler ? await this.handler(command, this, options) : undefined) ?? { code: 0, stdout: '', stderr: '' };
+    return options.outputLimitBytes === undefined ? answer : capped(answer, options.outputLimitBytes);
   }
 
   async readFile(path: string): Promise<Buffer | undefined> {
@@ -83,4 +84,14 @@ export class FakeTransport implements Transport {
     }
     this.calls.push(call);
   }
+}
+
+/** The answer as a transport keeping `limit` bytes per stream would give it. */
+function capped(answer: ExecResult, limit: number): ExecResult {
+  const stdout = new CappedOutput(limit);
+  const stderr = new CappedOutput(limit);
+  stdout.push(Buffer.from(answer.stdout));
+  stderr.push(Buffer.from(answer.stderr));
+  if (stdout.dropped === 0 && stderr.dropped === 0) return answer;
+  return { ...answer, stdout: stdout.text(), stderr: stderr.text(), dropped: { stdout: stdout.dropped, stderr: stderr.dropped } };
 }

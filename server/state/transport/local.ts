@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { RackseedError } from '../../model/errors.js';
 import type { ExecOptions, ExecResult, Transport, WriteOptions } from '../types.js';
 import { commandTooLong, MAX_ARGUMENT_BYTES } from './argument-limit.js';
+import { CappedOutput, outputLimit } from './capped-output.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -23,6 +24,7 @@ export class LocalTransport implements Transport {
   exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
       this.assertOpen();
+      if (options.signal?.aborted) throw this.cancelled(command);
       // The command is one argument of sh: refused here, with what to do instead, rather than as spawn's bare E2BIG.
       const bytes = Buffer.byteLength(command, 'utf8');
       if (bytes > MAX_ARGUMENT_BYTES) throw this.tooLong(command, bytes, MAX_ARGUMENT_BYTES);
@@ -35,28 +37,39 @@ export class LocalTransport implements Transport {
         throw error;
       }
       this.running.add(child);
-      const stdout: Buffer[] = [];
-      const stderr: Buffer[] = [];
+      // Unbounded unless the caller sets a limit: this machine's own commands, as before.
+      const stdout = new CappedOutput(outputLimit(options.outputLimitBytes, Number.MAX_SAFE_INTEGER));
+      const stderr = new CappedOutput(outputLimit(options.outputLimitBytes, Number.MAX_SAFE_INTEGER));
       let timedOut = false;
+      const stop = (error: RackseedError): void => {
+        if (timedOut) return;
+        timedOut = true;
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        killGroup(child);
+        reject(error);
+      };
+      const onAbort = (): void => stop(this.cancelled(command));
       const timer =
         options.timeoutMs === undefined
           ? undefined
           : setTimeout(() => {
-              timedOut = true;
-              killGroup(child);
-              reject(new RackseedError('STATE_TIMEOUT', `${this.target}: command timed out after ${options.timeoutMs} ms: ${command}`, { target: this.target, command, timeoutMs: options.timeoutMs }));
+              stop(new RackseedError('STATE_TIMEOUT', `${this.target}: command timed out after ${options.timeoutMs} ms: ${command}`, { target: this.target, command, timeoutMs: options.timeoutMs }));
             }, options.timeoutMs);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
       child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
       child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
       // A command that exits without reading its stdin closes the pipe under us: not an error.
       child.stdin.on('error', () => {});
       child.once('error', (error) => {
         clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
         this.running.delete(child);
         reject(new RackseedError('STATE_TRANSPORT', `${this.target}: cannot run sh: ${error.message}`, { target: this.target, command }, { cause: error }));
       });
       child.once('close', (code, signal) => {
         clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
         this.running.delete(child);
         if (timedOut) return;
         if (this.closed) {
@@ -64,7 +77,9 @@ export class LocalTransport implements Transport {
           return;
         }
         const exitCode = code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 127);
-        resolve({ code: exitCode, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8') });
+        const result: ExecResult = { code: exitCode, stdout: stdout.text(), stderr: stderr.text() };
+        if (stdout.dropped > 0 || stderr.dropped > 0) result.dropped = { stdout: stdout.dropped, stderr: stderr.dropped };
+        resolve(result);
       });
       child.stdin.end(options.stdin);
     });
@@ -118,6 +133,10 @@ export class LocalTransport implements Transport {
   private tooLong(command: string, bytes: number, maxBytes: number | undefined): RackseedError {
     const error = commandTooLong(bytes, maxBytes);
     return new RackseedError(error.code, `${this.target}: ${error.message}: ${command.slice(0, 200)}`, { ...error.details, target: this.target, command });
+  }
+
+  private cancelled(command: string): RackseedError {
+    return new RackseedError('STATE_CANCELLED', `${this.target}: command cancelled: ${command}`, { target: this.target, command });
   }
 
   private assertOpen(): void {

@@ -5,6 +5,7 @@ import { NodeSSH } from 'node-ssh';
 import type { Logger } from '../../log.js';
 import { RackseedError } from '../../model/errors.js';
 import type { ExecOptions, ExecResult, Transport, WriteOptions } from '../types.js';
+import { CappedOutput, outputLimit } from './capped-output.js';
 import { fingerprint, findPinnedKey, hostKeyAlgorithms, parsePublicKey, sameKey, type PublicKey } from './known-hosts.js';
 import { loginShellLine, PID_MARK } from './login-shell.js';
 
@@ -51,8 +52,15 @@ interface Ssh2Client {
   end(): void;
 }
 
-/** How long close() waits for the kills of timed-out commands to reach the node. */
-const KILL_WAIT_MS = 5_000;
+/** A channel refused at the session limit is asked for again this many times, after 25 ms, 50 ms, ... */
+const OPEN_RETRIES = 8;
+const OPEN_RETRY_BASE_MS = 25;
+/**
+ * How long close() waits for the kills of stopped commands to reach the node: the kill channel's every retry
+ * (6.4 s in all), and then some for the kill itself. Were it shorter, close() would end the connection while the
+ * kill still waited for a channel, and the command would run on until the node's own limit.
+ */
+const KILL_WAIT_MS = OPEN_RETRY_BASE_MS * (2 ** OPEN_RETRIES - 1) + 3_000;
 
 /** readFile's exit code for "no such file", chosen outside what cat and sh use. */
 const MISSING = 44;
@@ -192,16 +200,25 @@ interface RawResult {
   code: number;
   stdout: Buffer;
   stderr: Buffer;
-  /** Bytes beyond OUTPUT_LIMIT_BYTES, counted and dropped. */
+  /** Bytes beyond the limit, counted and dropped. */
   droppedStdout: number;
   droppedStderr: number;
+  /** As UTF-8, without a character the limit cut in two. */
+  stdoutText: () => string;
+  stderrText: () => string;
 }
 
 export class SshTransport implements Transport {
   private failure: RackseedError | undefined;
   private readonly pending = new Set<(error: RackseedError) => void>();
-  /** Kills of timed-out commands still on their way: close() lets them arrive before it ends the connection. */
+  /**
+   * Kills of stopped (timed-out, cancelled) commands still on their way, and those still waiting for their command's
+   * PID: close() lets them arrive before it ends the connection.
+   */
   private readonly kills = new Set<Promise<void>>();
+  /** Settles when the connection is lost: a kill can no longer arrive, and close() stops waiting for one. */
+  private readonly lost: Promise<void>;
+  private markLost: () => void = () => undefined;
   private readonly slots: Slots;
   private readonly fileTimeoutMs: number;
   private readonly log: Logger | undefined;
@@ -214,6 +231,7 @@ export class SshTransport implements Transport {
     this.slots = new Slots(options.maxChannels);
     this.fileTimeoutMs = options.fileTimeoutMs;
     this.log = options.log;
+    this.lost = new Promise<void>((resolve) => (this.markLost = resolve));
     // ssh2 leaves Nagle on: every command's small packets would wait out the peer's delayed ACK (~40 ms each).
     client.setNoDelay(true);
     client.on('error', (error) => this.fail(`connection lost: ${error.message}`));
@@ -222,12 +240,15 @@ export class SshTransport implements Transport {
 
   async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     const r = await this.run(command, command, options);
-    const dropped = (stream: string, bytes: number) => `\n[rackseed: ${stream} cut at ${OUTPUT_LIMIT_BYTES} bytes; ${bytes} more were dropped]\n`;
-    return {
-      code: r.code,
-      stdout: r.stdout.toString('utf8'),
-      stderr: r.stderr.toString('utf8') + (r.droppedStdout > 0 ? dropped('stdout', r.droppedStdout) : '') + (r.droppedStderr > 0 ? dropped('stderr', r.droppedStderr) : ''),
-    };
+    const result: ExecResult = { code: r.code, stdout: r.stdoutText(), stderr: r.stderrText() };
+    if (r.droppedStdout === 0 && r.droppedStderr === 0) return result;
+    result.dropped = { stdout: r.droppedStdout, stderr: r.droppedStderr };
+    // A caller that set its own limit reports the cut its own way; the others (states) show stderr as it is.
+    if (options.outputLimitBytes === undefined) {
+      const note = (stream: string, bytes: number) => (bytes > 0 ? `\n[rackseed: ${stream} cut at ${OUTPUT_LIMIT_BYTES} bytes; ${bytes} more were dropped]\n` : '');
+      result.stderr += note('stdout', r.droppedStdout) + note('stderr', r.droppedStderr);
+    }
+    return result;
   }
 
   async readFile(path: string): Promise<Buffer | undefined> {
@@ -248,11 +269,15 @@ export class SshTransport implements Transport {
   }
 
   async close(): Promise<void> {
-    // A caller that closes right after a timeout (one command per connection: rackseed exec) would otherwise end the
-    // connection before the kill's channel opened, and the command would run on. Bounded: the node may be gone.
-    if (this.kills.size > 0 && !this.failure) {
+    // A caller that closes right after a timeout or a cancel (one command per connection: rackseed exec) would
+    // otherwise end the connection before the kill's channel opened, or before the command's PID arrived, and the
+    // command would run on. Bounded: the node may stop answering. A kill waiting for its PID adds the kill itself
+    // when the PID comes, hence the loop. A lost connection ends the wait at once: nothing more can be sent.
+    const deadline = Date.now() + KILL_WAIT_MS;
+    while (this.kills.size > 0 && !this.failure && Date.now() < deadline) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.allSettled([...this.kills]), new Promise<void>((resolve) => (timer = setTimeout(resolve, KILL_WAIT_MS)))]);
+      const timeUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadline - Date.now())));
+      await Promise.race([Promise.allSettled([...this.kills]), timeUp, this.lost]);
       clearTimeout(timer);
     }
     if (!this.failure) {
@@ -270,6 +295,7 @@ export class SshTransport implements Transport {
   private fail(reason: string): void {
     if (this.failure) return;
     this.failure = new RackseedError('STATE_TRANSPORT', `${this.target}: ${reason}`, { target: this.target, reason });
+    this.markLost();
     if (reason !== 'transport closed') this.log?.warn({ node: this.target, reason }, 'ssh connection lost');
     for (const reject of [...this.pending]) reject(this.failure);
     this.pending.clear();
@@ -282,6 +308,8 @@ export class SshTransport implements Transport {
    */
   private async run(script: string, label: string, options: ExecOptions): Promise<RawResult> {
     if (this.failure) throw this.failure;
+    if (options.signal?.aborted) throw this.cancelled(label);
+    const limitBytes = outputLimit(options.outputLimitBytes, OUTPUT_LIMIT_BYTES);
     const limit = options.timeoutMs !== undefined ? Math.ceil(options.timeoutMs / 1000) + NODE_TIMEOUT_GRACE_SECONDS : undefined;
     let line: string;
     try {
@@ -293,45 +321,72 @@ export class SshTransport implements Transport {
     const release = await this.slots.acquire();
     try {
       if (this.failure) throw this.failure;
-      return await this.runOnChannel(line, label, options);
+      if (options.signal?.aborted) throw this.cancelled(label);
+      return await this.runOnChannel(line, label, options, limitBytes);
     } finally {
       release();
     }
   }
 
-  private runOnChannel(line: string, label: string, options: ExecOptions): Promise<RawResult> {
+  private runOnChannel(line: string, label: string, options: ExecOptions, limitBytes: number): Promise<RawResult> {
     const started = Date.now();
+    const { signal } = options;
     return new Promise<RawResult>((resolve, reject) => {
       let settled = false;
-      let timedOut = false;
+      /** Timed out or cancelled: the command is killed as soon as its PID is known. */
+      let stopped = false;
       let remotePid: number | undefined;
       let channel: Ssh2Channel | undefined;
       let timer: NodeJS.Timeout | undefined;
+      /** Ends close()'s wait for a command stopped before its PID line arrived. */
+      let pidAwaited: (() => void) | undefined;
       const settle = (outcome: () => void): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
         this.pending.delete(onFailure);
         outcome();
       };
       const onFailure = (error: RackseedError): void => settle(() => reject(error));
       this.pending.add(onFailure);
+      const closeChannel = (): void => {
+        try {
+          channel?.close();
+        } catch {
+          // The channel is already gone.
+        }
+      };
+      const kill = (pid: number): void => {
+        const sent = this.killRemote(pid);
+        closeChannel();
+        void sent.then(() => pidAwaited?.());
+      };
+      const stop = (error: RackseedError): void => {
+        if (settled) return;
+        stopped = true;
+        if (remotePid !== undefined) kill(remotePid);
+        else {
+          // The channel stays open until the PID line comes: closed now, the line could be lost on its way, and the
+          // command would run on until the node's own limit, which for a cancel is the whole timeout.
+          const awaited = new Promise<void>((done) => (pidAwaited = done));
+          this.kills.add(awaited);
+          void awaited.then(() => this.kills.delete(awaited));
+        }
+        settle(() => reject(error));
+      };
+      const onAbort = (): void => stop(this.cancelled(label));
+      signal?.addEventListener('abort', onAbort, { once: true });
 
       if (options.timeoutMs !== undefined) {
         timer = setTimeout(() => {
-          timedOut = true;
-          if (remotePid !== undefined) this.killRemote(remotePid);
-          try {
-            channel?.close();
-          } catch {
-            // The channel is already gone.
-          }
-          const error = new RackseedError('STATE_TIMEOUT', `${this.target}: command timed out after ${options.timeoutMs} ms: ${label}`, {
-            target: this.target,
-            command: label,
-            timeoutMs: options.timeoutMs,
-          });
-          settle(() => reject(error));
+          stop(
+            new RackseedError('STATE_TIMEOUT', `${this.target}: command timed out after ${options.timeoutMs} ms: ${label}`, {
+              target: this.target,
+              command: label,
+              timeoutMs: options.timeoutMs,
+            }),
+          );
         }, options.timeoutMs);
       }
 
@@ -339,8 +394,8 @@ export class SshTransport implements Transport {
         line,
         (ch) => {
           channel = ch;
-          const stdout = new CappedOutput(OUTPUT_LIMIT_BYTES);
-          const stderr = new CappedOutput(OUTPUT_LIMIT_BYTES);
+          const stdout = new CappedOutput(limitBytes);
+          const stderr = new CappedOutput(limitBytes);
           let head: Buffer | undefined = Buffer.alloc(0);
           let code: number | undefined;
           ch.on('data', (chunk: Buffer) => stdout.push(chunk));
@@ -355,6 +410,11 @@ export class SshTransport implements Transport {
               if (head.length > PID_SEARCH_BYTES) {
                 stderr.push(head);
                 head = undefined;
+                // No PID to kill: closing the channel is all that is left.
+                if (stopped) {
+                  closeChannel();
+                  pidAwaited?.();
+                }
               }
               return;
             }
@@ -363,12 +423,14 @@ export class SshTransport implements Transport {
             stderr.push(head.subarray(0, found.start));
             stderr.push(head.subarray(found.end));
             head = undefined;
-            if (timedOut && remotePid !== undefined) this.killRemote(remotePid);
+            if (stopped) kill(remotePid);
           });
-          ch.on('exit', (exitCode, signal) => {
-            code = exitCode ?? 128 + (signal ? signalNumber(signal) : 127);
+          ch.on('exit', (exitCode, exitSignal) => {
+            code = exitCode ?? 128 + (exitSignal ? signalNumber(exitSignal) : 127);
           });
           ch.on('close', () => {
+            // The command ended, or the connection did: either way nothing is left to wait for but a kill on its way.
+            if (remotePid === undefined) pidAwaited?.();
             if (code === undefined) {
               // No exit status: the connection is going down. Its close event names the reason; wait one turn for it.
               setImmediate(() => settle(() => reject(this.failure ?? new RackseedError('STATE_TRANSPORT', `${this.target}: channel closed without an exit status`, { target: this.target, command: label }))));
@@ -376,15 +438,30 @@ export class SshTransport implements Transport {
             }
             // No PID line came: everything on stderr is still in `head`.
             if (head && head.length > 0) stderr.push(head);
-            const result = { code, stdout: stdout.bytes(), stderr: stderr.bytes(), droppedStdout: stdout.dropped, droppedStderr: stderr.dropped };
+            const result = {
+              code,
+              stdout: stdout.bytes(),
+              stderr: stderr.bytes(),
+              droppedStdout: stdout.dropped,
+              droppedStderr: stderr.dropped,
+              stdoutText: () => stdout.text(),
+              stderrText: () => stderr.text(),
+            };
             this.log?.debug({ node: this.target, command: label.slice(0, 200), code, ms: Date.now() - started }, 'ssh exec');
             settle(() => resolve(result));
           });
           ch.end(options.stdin);
         },
-        (error: RackseedError) => settle(() => reject(error)),
+        (error: RackseedError) => {
+          pidAwaited?.();
+          settle(() => reject(error));
+        },
       );
     });
+  }
+
+  private cancelled(label: string): RackseedError {
+    return new RackseedError('STATE_CANCELLED', `${this.target}: command cancelled: ${label}`, { target: this.target, command: label });
   }
 
   /**
@@ -403,7 +480,7 @@ export class SshTransport implements Transport {
       try {
         this.client.exec(command, (error, ch) => {
           if (!error) onOpen(ch);
-          else if (!this.failure && /open failed/i.test(error.message) && n < 8) setTimeout(() => attempt(n + 1), 25 * 2 ** n);
+          else if (!this.failure && /open failed/i.test(error.message) && n < OPEN_RETRIES) setTimeout(() => attempt(n + 1), OPEN_RETRY_BASE_MS * 2 ** n);
           else onError(refused(error.message));
         });
       } catch (error) {
@@ -413,8 +490,8 @@ export class SshTransport implements Transport {
     attempt(0);
   }
 
-  /** Kills a timed-out command's process group over a channel of its own; best effort. */
-  private killRemote(pid: number): void {
+  /** Kills a stopped command's process group over a channel of its own; best effort. Settles when it was sent or cannot be. */
+  private killRemote(pid: number): Promise<void> {
     const kill = new Promise<void>((done) => {
       // Run by /bin/sh, not by the login shell: no `--`, which dash's kill takes for a PID and refuses.
       this.openChannel(
@@ -431,6 +508,7 @@ export class SshTransport implements Transport {
     });
     this.kills.add(kill);
     void kill.then(() => this.kills.delete(kill));
+    return kill;
   }
 }
 
@@ -483,31 +561,5 @@ function findPidLine(head: Buffer): { pid: number; start: number; end: number } 
       if (Number.isInteger(pid) && pid > 1) return { pid, start: at, end: nl + 1 };
     }
     from = nl + 1;
-  }
-}
-
-/** A stream's bytes up to a limit; what comes after is counted, not kept. */
-class CappedOutput {
-  private readonly chunks: Buffer[] = [];
-  private kept = 0;
-  dropped = 0;
-
-  constructor(private readonly limit: number) {}
-
-  push(chunk: Buffer): void {
-    if (chunk.length === 0) return;
-    const room = this.limit - this.kept;
-    if (room <= 0) {
-      this.dropped += chunk.length;
-      return;
-    }
-    const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
-    this.chunks.push(part);
-    this.kept += part.length;
-    this.dropped += chunk.length - part.length;
-  }
-
-  bytes(): Buffer {
-    return Buffer.concat(this.chunks);
   }
 }

@@ -1,0 +1,40 @@
+/**
+ * A stream's bytes up to a limit; what comes after is counted, not kept: a command that prints without end must
+ * cost the server its limit, not its memory.
+ */
+export class CappedOutput {
+  private readonly chunks: Buffer[] = [];
+  private kept = 0;
+  dropped = 0;
+
+  constructor(private readonly limit: number) {}
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    const room = this.limit - this.kept;
+    if (room <= 0) {
+      this.dropped += chunk.length;
+      return;
+    }
+    const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
+    this.chunks.push(part);
+    this.kept += part.length;
+    this.dropped += chunk.length - part.length;
+  }
+
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+
+  /** As UTF-8. A cut that split a multi-byte character drops its first bytes rather than showing U+FFFD. */
+  text(): string {
+    return this.dropped > 0 ? new TextDecoder('utf-8', { ignoreBOM: true }).decode(this.bytes(), { stream: true }) : this.bytes().toString('utf8');
+  }
+}
+
+/** A caller's per-stream limit, checked: a whole number of bytes, at least 1. */
+export function outputLimit(requested: number | undefined, fallback: number): number {
+  if (requested === undefined) return fallback;
+  if (!Number.isInteger(requested) || requested < 1) throw new Error(`bad output limit ${requested}`);
+  return requested;
+}

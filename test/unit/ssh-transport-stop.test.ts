@@ -1,0 +1,109 @@
+import { EventEmitter } from 'node:events';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { loginShellLine, PID_MARK } from '../../server/state/transport/login-shell.js';
+import { SshTransport } from '../../server/state/transport/ssh.js';
+import { rejection } from '../support/rejection.js';
+
+/**
+ * The SSH transport's stop paths against a scripted ssh2 client, for the orderings a real sshd makes too rare to
+ * hit on purpose (the real sshd runs in test/integration/state-transport.test.ts): a command stopped after its
+ * channel opened but before its PID line arrived.
+ */
+
+class FakeChannel extends EventEmitter {
+  readonly stderr = new EventEmitter();
+  closed = false;
+  end(): void {}
+  close(): void {
+    this.closed = true;
+  }
+}
+
+class FakeClient extends EventEmitter {
+  readonly channels: Array<{ line: string; ch: FakeChannel }> = [];
+  ended = false;
+  exec(line: string, callback: (err: Error | undefined, ch: FakeChannel) => void): boolean {
+    const ch = new FakeChannel();
+    this.channels.push({ line, ch });
+    queueMicrotask(() => callback(undefined, ch));
+    return true;
+  }
+  setNoDelay(): this {
+    return this;
+  }
+  end(): void {
+    this.ended = true;
+  }
+}
+
+const killLine = (pid: number) => loginShellLine(`kill -KILL -${pid} ${pid} 2>/dev/null; true`);
+const turns = async (n = 5) => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+};
+
+function transportOver(client: FakeClient): SshTransport {
+  return new SshTransport('n1', client as never, { maxChannels: 8, fileTimeoutMs: 1_000 });
+}
+
+afterEach(() => vi.useRealTimers());
+
+describe('SSH transport: a command stopped before its PID line arrived', () => {
+  it.each([
+    { how: 'timed out', stop: (_: AbortController) => undefined, options: (c: AbortController) => ({ timeoutMs: 20, signal: c.signal }), code: 'STATE_TIMEOUT' },
+    { how: 'cancelled', stop: (c: AbortController) => c.abort(), options: (c: AbortController) => ({ timeoutMs: 300_000, signal: c.signal }), code: 'STATE_CANCELLED' },
+  ])('$how: the channel stays open for the PID, which is killed, and close() waits for that kill before ending the connection', async ({ stop, options, code }) => {
+    const client = new FakeClient();
+    const t = transportOver(client);
+    const cancel = new AbortController();
+    const running = t.exec('sleep 300', options(cancel));
+    await turns();
+    expect(client.channels).toHaveLength(1);
+    stop(cancel);
+    expect((await rejection(running)).code).toBe(code);
+    const command = client.channels[0]!.ch;
+    // Closed now, the PID line on its way would be lost, and the command would run on until the node's own limit.
+    expect(command.closed).toBe(false);
+    const closing = t.close();
+    await turns();
+    expect(client.ended).toBe(false);
+    command.stderr.emit('data', Buffer.from(`${PID_MARK}4242\n`));
+    await turns();
+    expect(client.channels.map((c) => c.line)).toEqual([expect.any(String), killLine(4242)]);
+    expect(command.closed).toBe(true);
+    expect(client.ended).toBe(false);
+    client.channels[1]!.ch.emit('close');
+    await closing;
+    expect(client.ended).toBe(true);
+  });
+
+  it('close() does not wait for a PID when the connection is lost meanwhile', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const client = new FakeClient();
+    const t = transportOver(client);
+    const cancel = new AbortController();
+    const running = t.exec('sleep 300', { signal: cancel.signal });
+    await turns();
+    cancel.abort();
+    expect((await rejection(running)).code).toBe('STATE_CANCELLED');
+    const closing = t.close();
+    await turns();
+    expect(client.ended).toBe(false);
+    // No timer advanced: only the lost connection can end the wait.
+    client.emit('close');
+    await closing;
+  });
+
+  it('a command whose channel closes without a PID line (it ended) leaves nothing for close() to wait for', async () => {
+    const client = new FakeClient();
+    const t = transportOver(client);
+    const cancel = new AbortController();
+    const running = t.exec('true', { signal: cancel.signal });
+    await turns();
+    cancel.abort();
+    await rejection(running);
+    client.channels[0]!.ch.emit('close');
+    await t.close();
+    expect(client.channels).toHaveLength(1);
+    expect(client.ended).toBe(true);
+  });
+});
