@@ -51,6 +51,8 @@ describe('prefixedLines', () => {
     { o: ran('n1', 0, 'a\n\nb\n'), stdout: 'n1: a\nn1: \nn1: b\n', stderr: '' },
     { o: ran('n1', 3, '', 'boom\n'), stdout: '', stderr: 'n1: boom\nn1: [exit 3]\n' },
     { o: notRun('n1', 'host key mismatch'), stdout: '', stderr: 'n1: [NOT RUN: host key mismatch]\n' },
+    // What a node prints reaches the terminal as visible escapes, never as a retitle (OSC) or a colour/cursor move.
+    { o: ran('n1', 1, 'a\u001b[2J\u001b[Hb\n', '\u001b]0;pwned\u0007\u009b31m\n'), stdout: 'n1: a\\u001b[2J\\u001b[Hb\n', stderr: 'n1: \\u001b]0;pwned\\u0007\\u009b31m\nn1: [exit 1]\n' },
     { o: { ...ran('n1', 0, 'x\n'), truncated: true as const }, stdout: 'n1: x\n', stderr: 'n1: [output cut at 64 KiB]\n' },
   ])('$o.node $o.code $o.stdout', ({ o, stdout, stderr }) => {
     expect(prefixedLines(o)).toEqual({ stdout, stderr });

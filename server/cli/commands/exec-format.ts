@@ -1,6 +1,7 @@
 import { compressHostlist } from '../../inventory/hostlist.js';
 import type { ExecSummary } from '../../net/http/exec-routes.js';
 import type { ExecOutcome } from '../../services/remote-exec.js';
+import { printableText } from '../../util/printable.js';
 
 /**
  * How `rackseed exec` prints what the nodes answered. Pure: tested with tables.
@@ -49,11 +50,16 @@ export function renderGathered(outcomes: readonly ExecOutcome[]): string {
     .join('');
 }
 
-/** One node's answer as `node: line` lines: stdout's for standard output, the rest for standard error. */
+/**
+ * One node's answer as `node: line` lines: stdout's for standard output, the rest for standard error. Ready for the
+ * terminal: what the node printed may hold escape sequences (retitle the terminal, clear it, fake another node's
+ * line), shown as visible escapes by printableText, as all CLI output is.
+ */
 export function prefixedLines(o: ExecOutcome): { stdout: string; stderr: string } {
   const prefix = (text: string) => (text === '' ? '' : withNewline(text).slice(0, -1).split('\n').map((line) => `${o.node}: ${line}\n`).join(''));
   const state = status(o);
-  return { stdout: prefix(o.stdout), stderr: `${prefix(o.stderr)}${state ? `${o.node}: [${state}]${o.truncated ? ' [output cut at 64 KiB]' : ''}\n` : o.truncated ? `${o.node}: [output cut at 64 KiB]\n` : ''}` };
+  const stderr = `${prefix(o.stderr)}${state ? `${o.node}: [${state}]${o.truncated ? ' [output cut at 64 KiB]' : ''}\n` : o.truncated ? `${o.node}: [output cut at 64 KiB]\n` : ''}`;
+  return { stdout: printableText(prefix(o.stdout)), stderr: printableText(stderr) };
 }
 
 export function summaryLine(s: ExecSummary): string {

@@ -4,6 +4,7 @@ import type { ExecOutcome } from '../../services/remote-exec.js';
 import type { CliContext, GlobalOptions } from '../context.js';
 import { CliExit, EXIT_FAILED, UsageError } from '../exit.js';
 import { printJson } from '../output.js';
+import { printableText } from '../../util/printable.js';
 import { prefixedLines, renderGathered, summaryLine } from './exec-format.js';
 
 /**
@@ -34,6 +35,8 @@ export function registerExec(program: Command, ctx: (opts: GlobalOptions) => Cli
       if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1) throw new UsageError('--timeout takes a whole number of seconds (at least 1)');
       const { client, out } = ctx(cmd.optsWithGlobals());
       const outcomes: ExecOutcome[] = [];
+      // Node output on standard error is shown like the rest (controls as visible escapes).
+      const writeErr = (text: string) => process.stderr.write(printableText(text));
       let order = new Map<string, number>();
       const summary = await client.postStream<ExecSummary>('/exec', { targets: split.targets, command: split.command.join(' '), timeoutSeconds }, (raw) => {
         const line = raw as ExecLine;
@@ -43,13 +46,13 @@ export function registerExec(program: Command, ctx: (opts: GlobalOptions) => Cli
         if (o.prefix && !out.json) {
           const lines = prefixedLines(line.outcome);
           out.write(lines.stdout);
-          process.stderr.write(lines.stderr);
+          writeErr(lines.stderr);
         }
       });
       // The answers arrive as nodes finish; printed in the order the targets named them.
       outcomes.sort((a, b) => (order.get(a.node) ?? 0) - (order.get(b.node) ?? 0));
       if (out.json) printJson(out, { summary, nodes: outcomes });
-      else if (o.prefix) process.stderr.write(summaryLine(summary));
+      else if (o.prefix) writeErr(summaryLine(summary));
       else out.write(`${renderGathered(outcomes)}${summaryLine(summary)}`);
       if (summary.exitNonZero > 0 || summary.notRun > 0) throw new CliExit(EXIT_FAILED);
     });
