@@ -1,6 +1,5 @@
 import { isRackseedError } from '../model/errors.js';
 import type { ResolvedNode } from '../model/inventory.js';
-import { runBatch } from '../power/batch.js';
 import type { Transport } from '../state/types.js';
 import type { TransportFactory } from './node-transport.js';
 
@@ -10,7 +9,11 @@ import type { TransportFactory } from './node-transport.js';
  * on first use). Each node gets its own answer; a node that cannot be reached or does not finish in time fails alone.
  */
 
-/** Per stream and node: a command that prints a lot on 10,000 nodes must not fill the server's memory. */
+/**
+ * Per stream and node: a command that prints a lot on 10,000 nodes must not fill the server's memory. The transport
+ * keeps no more than this (the rest is counted, never held), and an answer is handed on as soon as its node
+ * finishes and then let go: what the server holds is this much for each node running at once.
+ */
 export const EXEC_OUTPUT_LIMIT = 64 * 1024;
 /** Longer shell text belongs in a script the states put on the nodes. */
 export const EXEC_COMMAND_LIMIT = 64 * 1024;
@@ -24,10 +27,23 @@ export interface ExecOutcome {
   stderr: string;
   /** stdout or stderr was cut at EXEC_OUTPUT_LIMIT bytes. */
   truncated?: true;
+  /** The command ran past the timeout and was killed (its process group); `error` says after how long. */
+  timedOut?: true;
   /** Why the command did not run or finish: no pinned host key, SSH refused, timed out (then it was killed). */
   error?: string;
   errorCode?: string;
   durationMs: number;
+}
+
+/** What happened on the nodes, counted as their answers go by (the answers themselves are not kept). */
+export interface ExecCounts {
+  nodes: number;
+  /** Ran and exited 0. */
+  succeeded: number;
+  /** Ran and exited non-zero. */
+  exitNonZero: number;
+  /** Did not run or did not finish: unreachable, no pinned key, timed out (killed), cancelled, never started. */
+  unfinished: number;
 }
 
 export interface ExecOptions {
@@ -38,49 +54,99 @@ export interface ExecOptions {
   connectTimeoutMs: number;
   /** Added to both for the backstop, after which a node whose transport never answered is abandoned. Default 10 s. */
   graceMs?: number;
+  /** Aborted (the client went away): no further node is started, and the commands running are killed. */
+  signal?: AbortSignal;
 }
 
+/**
+ * Runs `command` on every node, `concurrency` at once, and hands each node's outcome to `onOutcome` as the node
+ * finishes. A promise from `onOutcome` (a client reading slowly) holds that lane: no other node starts until it
+ * settles, so answers waiting to be sent stay bounded too. Resolves with the counts once every started node is done.
+ */
+export async function execOnNodes(
+  nodes: readonly ResolvedNode[],
+  command: string,
+  options: ExecOptions,
+  transportFor: TransportFactory,
+  onOutcome: (o: ExecOutcome) => void | Promise<void> = () => undefined,
+): Promise<ExecCounts> {
+  const counts: ExecCounts = { nodes: nodes.length, succeeded: 0, exitNonZero: 0, unfinished: 0 };
+  // A backstop only: the transport's own timeout kills the command on the node and answers first.
+  const backstopMs = options.timeoutMs + options.connectTimeoutMs + (options.graceMs ?? 10_000);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < nodes.length && !options.signal?.aborted) {
+      const node = nodes[next++]!;
+      const outcome = await withBackstop(node, runOn(node, command, options, transportFor), backstopMs);
+      if (outcome.ran && outcome.code === 0) counts.succeeded++;
+      else if (outcome.ran) counts.exitNonZero++;
+      else counts.unfinished++;
+      await onOutcome(outcome);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency, nodes.length)) }, lane));
+  // Cancelled: the nodes never started did not run either.
+  counts.unfinished += nodes.length - next;
+  return counts;
+}
+
+/** A transport that never answers (a hung connection) is abandoned at `ms`; its slot goes to the next node. */
+async function withBackstop(node: ResolvedNode, work: Promise<ExecOutcome>, ms: number): Promise<ExecOutcome> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const abandoned = new Promise<ExecOutcome>((resolve) => {
+    timer = setTimeout(
+      () =>
+        resolve({
+          node: node.name,
+          ran: false,
+          stdout: '',
+          stderr: '',
+          error: 'no answer in time: the SSH connection or the command hung, and was abandoned',
+          errorCode: 'STATE_TIMEOUT',
+          durationMs: Math.round(performance.now() - started),
+        }),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([work, abandoned]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** At most EXEC_OUTPUT_LIMIT bytes, cut on a character boundary (a transport that ignored the limit is cut here). */
 function cut(text: string): { text: string; truncated: boolean } {
-  const bytes = Buffer.from(text, 'utf8');
-  if (bytes.length <= EXEC_OUTPUT_LIMIT) return { text, truncated: false };
-  // Cut on a character boundary: a multi-byte character split in two would become U+FFFD.
-  return { text: bytes.subarray(0, EXEC_OUTPUT_LIMIT).toString('utf8').replace(/\uFFFD$/, ''), truncated: true };
-}
-
-export async function execOnNodes(nodes: readonly ResolvedNode[], command: string, options: ExecOptions, transportFor: TransportFactory, onOutcome: (o: ExecOutcome) => void = () => undefined): Promise<ExecOutcome[]> {
-  const outcomes = new Array<ExecOutcome>(nodes.length);
-  await runBatch(
-    nodes,
-    // A backstop only: the transport's own timeout kills the command on the node and answers first.
-    { concurrency: options.concurrency, timeoutMs: options.timeoutMs + options.connectTimeoutMs + (options.graceMs ?? 10_000) },
-    (node) => runOn(node, command, options.timeoutMs, transportFor),
-    (node, settled, index) => {
-      const outcome: ExecOutcome = settled.ok
-        ? settled.value
-        : { node: node.name, ran: false, stdout: '', stderr: '', error: 'no answer in time: the SSH connection or the command hung, and was abandoned', errorCode: 'STATE_TIMEOUT', durationMs: Math.round(settled.durationMs) };
-      outcomes[index] = outcome;
-      onOutcome(outcome);
-    },
-  );
-  return outcomes;
+  if (Buffer.byteLength(text, 'utf8') <= EXEC_OUTPUT_LIMIT) return { text, truncated: false };
+  // A multi-byte character split in two would become U+FFFD.
+  return { text: Buffer.from(text, 'utf8').subarray(0, EXEC_OUTPUT_LIMIT).toString('utf8').replace(/\uFFFD$/, ''), truncated: true };
 }
 
 /** Never rejects: a node that cannot run the command is an outcome like any other. */
-async function runOn(node: ResolvedNode, command: string, timeoutMs: number, transportFor: TransportFactory): Promise<ExecOutcome> {
+async function runOn(node: ResolvedNode, command: string, options: ExecOptions, transportFor: TransportFactory): Promise<ExecOutcome> {
   const started = performance.now();
   const took = () => Math.round(performance.now() - started);
+  const { timeoutMs, signal } = options;
   let transport: Transport | undefined;
   try {
     transport = await transportFor(node);
-    const r = await transport.exec(command, { timeoutMs });
+    const r = await transport.exec(command, { timeoutMs, outputLimitBytes: EXEC_OUTPUT_LIMIT, ...(signal ? { signal } : {}) });
     const stdout = cut(r.stdout);
     const stderr = cut(r.stderr);
-    return { node: node.name, ran: true, code: r.code, stdout: stdout.text, stderr: stderr.text, ...(stdout.truncated || stderr.truncated ? { truncated: true as const } : {}), durationMs: took() };
+    const truncated = stdout.truncated || stderr.truncated || (r.dropped !== undefined && r.dropped.stdout + r.dropped.stderr > 0);
+    return { node: node.name, ran: true, code: r.code, stdout: stdout.text, stderr: stderr.text, ...(truncated ? { truncated: true as const } : {}), durationMs: took() };
   } catch (err) {
+    const code = isRackseedError(err) ? err.code : undefined;
+    // Only the command has this timeout (connecting has its own, and fails STATE_TRANSPORT): it ran and was killed.
+    if (transport && code === 'STATE_TIMEOUT') {
+      return { node: node.name, ran: false, timedOut: true, stdout: '', stderr: '', error: `killed after ${Math.round(timeoutMs / 1000)} s`, errorCode: code, durationMs: took() };
+    }
+    if (code === 'STATE_CANCELLED') return { node: node.name, ran: false, stdout: '', stderr: '', error: 'cancelled: killed', errorCode: code, durationMs: took() };
     // The transports name the node first: the outcome already does.
     const full = (err as Error).message;
     const message = full.startsWith(`${node.name}: `) ? full.slice(node.name.length + 2) : full;
-    return { node: node.name, ran: false, stdout: '', stderr: '', error: message, ...(isRackseedError(err) ? { errorCode: err.code } : {}), durationMs: took() };
+    return { node: node.name, ran: false, stdout: '', stderr: '', error: message, ...(code ? { errorCode: code } : {}), durationMs: took() };
   } finally {
     await transport?.close().catch(() => undefined);
   }

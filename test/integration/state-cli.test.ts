@@ -4,6 +4,7 @@
  * and the host keys pinned in its data directory, exactly as after provisioning; the real CLI, run in the same
  * namespace with the server's config file, prints the table or the Salt-like JSON and exits 0 / 1 / 3.
  */
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRackseedProcess, type RackseedProcess } from '../support/rackseed-process.js';
 import { startSshTargets, type SshTarget, type SshTargets } from '../support/ssh-target.js';
 import { TSX_IMPORT } from '../support/tsx.js';
+import { waitFor } from '../support/wait.js';
 
 const SLS_DIR = path.resolve(import.meta.dirname, '../fixtures/sls-real/cli');
 const CLI = path.resolve(import.meta.dirname, '../../server/cli/main.ts');
@@ -34,13 +36,18 @@ function inventoryYaml(ts: SshTarget[]): string {
 
 /** The real CLI as an operator runs it on the server: `rackseed --config <server config> ...`. */
 async function rackseed(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return startRackseed(...args).done;
+}
+
+/** The CLI started, for a test that interrupts it (`child` is the CLI's own process: `ip netns exec` execs). */
+function startRackseed(...args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
   const child = lab.network.netns.spawn(lab.network.hub, process.execPath, ['--import', TSX_IMPORT, CLI, '--config', path.join(server.dir, 'rackseed.yaml'), ...args]);
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-  return { code, stdout, stderr };
+  const done = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c))).then((code) => ({ code, stdout, stderr }));
+  return { child, done };
 }
 
 /** The admin API from inside the namespace (the server's token is in the data directory this test made). */
@@ -241,13 +248,13 @@ describe('rackseed exec through the server', () => {
     const r = await rackseed('exec', 'node[01-02]', '--', 'cat /etc/motd | wc -l;', 'echo done');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe('---- node[01-02] (2) ----\n1\ndone\n2 nodes: 2 exit 0, 0 exit non-zero, 0 not run\n');
+    expect(r.stdout).toBe('---- node[01-02] (2) ----\n1\ndone\n2 nodes: 2 exit 0, 0 exit non-zero, 0 did not run or finish\n');
   });
 
   it('takes not: targets out of the selection, as every fleet verb does', async () => {
     const r = await rackseed('exec', 'node[01-02]', 'not:node02', '--', 'hostname');
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe('---- node01 (1) ----\nnode01\n1 node: 1 exit 0, 0 exit non-zero, 0 not run\n');
+    expect(r.stdout).toBe('---- node01 (1) ----\nnode01\n1 node: 1 exit 0, 0 exit non-zero, 0 did not run or finish\n');
   });
 
   it('keeps differing answers apart, with their exit status and stderr, and a node it refused to reach as not run: exit 1', async () => {
@@ -257,29 +264,38 @@ describe('rackseed exec through the server', () => {
     expect(r.stdout).toContain('---- node02 (1): exit 3 ----\nnode02\n-- stderr --\nnot node01\n');
     // node03's address answers with another host key than its pin: refused before any login, as for the states.
     expect(r.stdout).toMatch(/---- node03 \(1\): NOT RUN: host key mismatch at 10\.77\.0\.13:22: pinned ssh-ed25519 SHA256:.*\n/);
-    expect(r.stdout).toMatch(/3 nodes: 1 exit 0, 1 exit non-zero, 1 not run\n$/);
+    expect(r.stdout).toMatch(/3 nodes: 1 exit 0, 1 exit non-zero, 1 did not run or finish\n$/);
   });
 
   it('--prefix prints every line as node: line, failures on stderr; --json gives each outcome', async () => {
     const r = await rackseed('exec', '--prefix', 'node[01-02]', '--', 'printf "a\\nb\\n"; exit $(( $(hostname | tail -c 2) - 1 ))');
     expect(r.code).toBe(1);
     expect(r.stdout.split('\n').sort()).toEqual(['', 'node01: a', 'node01: b', 'node02: a', 'node02: b']);
-    expect(r.stderr).toBe('node02: [exit 1]\n2 nodes: 1 exit 0, 1 exit non-zero, 0 not run\n');
+    expect(r.stderr).toBe('node02: [exit 1]\n2 nodes: 1 exit 0, 1 exit non-zero, 0 did not run or finish\n');
 
     const json = await rackseed('--json', 'exec', 'node02', '--', 'echo out; echo err >&2; exit 4');
     expect(json.code).toBe(1);
     expect(JSON.parse(json.stdout)).toEqual({
-      summary: { type: 'summary', nodes: 1, succeeded: 0, exitNonZero: 1, notRun: 0 },
+      summary: { type: 'summary', nodes: 1, succeeded: 0, exitNonZero: 1, unfinished: 0 },
       nodes: [{ node: 'node02', ran: true, code: 4, stdout: 'out\n', stderr: 'err\n', durationMs: expect.any(Number) }],
     });
   });
 
-  it('kills a command that outlives --timeout on the node, and reports the node as not run', async () => {
+  it('kills a command that outlives --timeout on the node, and reports the node as timed out (it ran: not "not run")', async () => {
     const r = await rackseed('exec', '--timeout', '1', 'node01', '--', 'sleep 300');
     expect(r.code).toBe(1);
-    expect(r.stdout).toContain('---- node01 (1): NOT RUN: command timed out after 1000 ms: sleep 300 ----\n');
+    expect(r.stdout).toBe('---- node01 (1): TIMED OUT (killed after 1 s) ----\n1 node: 0 exit 0, 0 exit non-zero, 1 did not run or finish\n');
     // The whole process group is gone from the node, not only the SSH channel.
     expect(targets[0]!.sh('pgrep -x sleep || echo none').stdout).toBe('none\n');
+  });
+
+  it('stops the command on the node when the CLI goes away (Ctrl-C), rather than letting it run until --timeout', async () => {
+    const cli = startRackseed('exec', '--timeout', '3600', 'node01', '--', 'sleep 300');
+    await waitFor('sleep to run on node01', () => targets[0]!.sh('pgrep -x sleep').status === 0, 30_000);
+    cli.child.kill('SIGINT');
+    await cli.done;
+    // Before: the server ran it on until the timeout, and started the nodes not yet started.
+    await waitFor('the sleep to be killed on node01', () => targets[0]!.sh('pgrep -x sleep || echo none').stdout === 'none\n', 15_000);
   });
 
   it('refuses a command line without -- (exit 2) and an unknown target (exit 1) before anything runs', async () => {

@@ -31,6 +31,11 @@ describe('gatherAnswers', () => {
       ],
     },
     {
+      name: 'a node whose command was killed at the timeout is not "not run"',
+      outcomes: [{ ...notRun('t1', 'killed after 60 s'), timedOut: true as const }],
+      want: [['t1', '---- t1 (1): TIMED OUT (killed after 60 s) ----', '']],
+    },
+    {
       name: 'output cut at the limit says so',
       outcomes: [{ ...ran('big', 0, 'aaa'), truncated: true as const }],
       want: [['big', '---- big (1) ----', 'aaa\n-- output cut at 64 KiB per stream --\n']],
@@ -51,6 +56,8 @@ describe('prefixedLines', () => {
     { o: ran('n1', 0, 'a\n\nb\n'), stdout: 'n1: a\nn1: \nn1: b\n', stderr: '' },
     { o: ran('n1', 3, '', 'boom\n'), stdout: '', stderr: 'n1: boom\nn1: [exit 3]\n' },
     { o: notRun('n1', 'host key mismatch'), stdout: '', stderr: 'n1: [NOT RUN: host key mismatch]\n' },
+    // It ran and was killed: not "not run".
+    { o: { ...notRun('n1', 'killed after 60 s'), timedOut: true as const }, stdout: '', stderr: 'n1: [TIMED OUT (killed after 60 s)]\n' },
     // What a node prints reaches the terminal as visible escapes, never as a retitle (OSC) or a colour/cursor move.
     { o: ran('n1', 1, 'a\u001b[2J\u001b[Hb\n', '\u001b]0;pwned\u0007\u009b31m\n'), stdout: 'n1: a\\u001b[2J\\u001b[Hb\n', stderr: 'n1: \\u001b]0;pwned\\u0007\\u009b31m\nn1: [exit 1]\n' },
     { o: { ...ran('n1', 0, 'x\n'), truncated: true as const }, stdout: 'n1: x\n', stderr: 'n1: [output cut at 64 KiB]\n' },
@@ -61,8 +68,8 @@ describe('prefixedLines', () => {
 
 describe('summaryLine', () => {
   it('counts what happened', () => {
-    expect(summaryLine({ type: 'summary', nodes: 3, succeeded: 1, exitNonZero: 1, notRun: 1 })).toBe('3 nodes: 1 exit 0, 1 exit non-zero, 1 not run\n');
-    expect(summaryLine({ type: 'summary', nodes: 1, succeeded: 1, exitNonZero: 0, notRun: 0 })).toBe('1 node: 1 exit 0, 0 exit non-zero, 0 not run\n');
+    expect(summaryLine({ type: 'summary', nodes: 3, succeeded: 1, exitNonZero: 1, unfinished: 1 })).toBe('3 nodes: 1 exit 0, 1 exit non-zero, 1 did not run or finish\n');
+    expect(summaryLine({ type: 'summary', nodes: 1, succeeded: 1, exitNonZero: 0, unfinished: 0 })).toBe('1 node: 1 exit 0, 0 exit non-zero, 0 did not run or finish\n');
   });
 });
 

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,15 +6,19 @@ import { parseInventory } from '../../server/inventory/index.js';
 import { createLogger } from '../../server/log.js';
 import { errorHandler } from '../../server/net/http/errors.js';
 import { execRoutes } from '../../server/net/http/exec-routes.js';
+import { RackseedError } from '../../server/model/errors.js';
 import { FILE, withNodes } from '../fixtures/inventory/inventories.js';
+import { waitFor } from '../support/wait.js';
 
 /** The route's checks of a request, before anything runs (the real SSH runs in test/integration/state-cli.test.ts). */
 let server: Server;
 let base: string;
 const ran: string[] = [];
+/** What became of the command on gpu02, which runs until it is cancelled. */
+const hanging: string[] = [];
 
 beforeAll(async () => {
-  const inventory = { inventory: parseInventory(withNodes('  - { name: gpu01, group: gpu, ip: 10.0.1.1 }\n'), FILE) };
+  const inventory = { inventory: parseInventory(withNodes('  - { name: gpu01, group: gpu, ip: 10.0.1.1 }\n  - { name: gpu02, group: head, ip: 10.0.1.2 }\n'), FILE) };
   const app = express();
   app.use(
     '/api/v1',
@@ -25,7 +29,21 @@ beforeAll(async () => {
       log: createLogger('silent'),
       transportFor: async (node) => {
         ran.push(node.name);
-        throw new Error('no transport in this test');
+        if (node.name !== 'gpu02') throw new Error('no transport in this test');
+        return {
+          target: node.name,
+          exec: (_command, options = {}) =>
+            new Promise((_resolve, reject) => {
+              hanging.push('started');
+              options.signal?.addEventListener('abort', () => {
+                hanging.push('cancelled');
+                reject(new RackseedError('STATE_CANCELLED', 'gpu02: command cancelled'));
+              });
+            }),
+          readFile: async () => undefined,
+          writeFile: async () => undefined,
+          close: async () => void hanging.push('closed'),
+        };
       },
     }),
   );
@@ -72,7 +90,20 @@ describe('POST /exec refuses a bad request before anything runs', () => {
     const lines = r.text.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
     expect(lines.map((l) => l.type)).toEqual(['start', 'node', 'summary']);
     expect(lines[1]).toMatchObject({ outcome: { node: 'gpu01', ran: false, error: 'no transport in this test' } });
-    expect(lines[2]).toEqual({ type: 'summary', nodes: 1, succeeded: 0, exitNonZero: 0, notRun: 1 });
+    expect(lines[2]).toEqual({ type: 'summary', nodes: 1, succeeded: 0, exitNonZero: 0, unfinished: 1 });
     expect(ran).toEqual(['gpu01']);
+  });
+});
+
+describe('POST /exec when the client goes away', () => {
+  it('cancels: the command running on the node is told to stop (the transport kills it) and the connection closed', async () => {
+    // node:http rather than fetch: the client's socket is destroyed at once, as when the CLI dies.
+    const req = request(base, { method: 'POST', headers: { 'content-type': 'application/json' } });
+    req.end(JSON.stringify({ targets: ['gpu02'], command: 'sleep 300' }));
+    const res = await new Promise<IncomingMessage>((resolve) => req.once('response', resolve));
+    await new Promise((resolve) => res.once('data', resolve));
+    await waitFor('the command to start', () => hanging.includes('started'));
+    req.destroy();
+    await waitFor('the command to be cancelled and its transport closed', () => hanging.join(' ') === 'started cancelled closed');
   });
 });

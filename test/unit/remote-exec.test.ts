@@ -1,18 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { RackseedError } from '../../server/model/errors.js';
 import type { ResolvedNode } from '../../server/model/inventory.js';
-import { EXEC_OUTPUT_LIMIT, execOnNodes } from '../../server/services/remote-exec.js';
-import type { Transport } from '../../server/state/types.js';
+import { EXEC_OUTPUT_LIMIT, execOnNodes, type ExecOutcome } from '../../server/services/remote-exec.js';
+import { FakeTransport } from '../../server/state/transport/fake.js';
+import type { ExecOptions, Transport } from '../../server/state/types.js';
 
 const node = (name: string) => ({ name }) as ResolvedNode;
+const options = { concurrency: 3, timeoutMs: 5_000, connectTimeoutMs: 1_000 };
 
 /** A transport answering `exec` with `answer` (failure injection; the real SSH runs in test/integration/state-cli.test.ts). */
-function transportAnswering(answer: (target: string) => Promise<{ code: number; stdout: string; stderr: string }>): (n: ResolvedNode) => Promise<Transport> {
+function transportAnswering(answer: (target: string, options: ExecOptions) => Promise<{ code: number; stdout: string; stderr: string }>, requested: string[] = []): (n: ResolvedNode) => Promise<Transport> {
   return async (n) => {
+    requested.push(n.name);
     if (n.name === 'nopin') throw new RackseedError('SSH_HOST_KEY_UNKNOWN', 'nopin has no pinned host key');
     return {
       target: n.name,
-      exec: () => answer(n.name),
+      exec: (_command, o = {}) => answer(n.name, o),
       readFile: async () => undefined,
       writeFile: async () => undefined,
       close: async () => undefined,
@@ -20,40 +23,138 @@ function transportAnswering(answer: (target: string) => Promise<{ code: number; 
   };
 }
 
+/** Lets every pending callback and timer-free promise chain run. */
+const settleAll = () => new Promise((r) => setImmediate(r)).then(() => new Promise((r) => setImmediate(r)));
+
 describe('execOnNodes', () => {
-  it('answers every node in input order, whatever finished first, and one that cannot be reached fails alone', async () => {
-    const seen: string[] = [];
-    const outcomes = await execOnNodes(
+  it('hands each node its outcome as it finishes, one that cannot be reached fails alone, and answers only the counts', async () => {
+    const seen: ExecOutcome[] = [];
+    const counts = await execOnNodes(
       [node('slow'), node('nopin'), node('fast')],
       'true',
-      { concurrency: 3, timeoutMs: 5_000, connectTimeoutMs: 1_000 },
+      options,
       transportAnswering(async (t) => {
         if (t === 'slow') await new Promise((r) => setTimeout(r, 50));
         return { code: t === 'fast' ? 0 : 2, stdout: `${t}\n`, stderr: '' };
       }),
-      (o) => seen.push(o.node),
+      (o) => void seen.push(o),
     );
-    expect(outcomes.map((o) => [o.node, o.ran, o.code ?? null, o.errorCode ?? null])).toEqual([
-      ['slow', true, 2, null],
+    // The outcomes are not kept to the end (10,000 nodes' output would be): the caller streams them.
+    expect(counts).toEqual({ nodes: 3, succeeded: 1, exitNonZero: 1, unfinished: 1 });
+    expect(seen.map((o) => [o.node, o.ran, o.code ?? null, o.errorCode ?? null])).toEqual([
       ['nopin', false, null, 'SSH_HOST_KEY_UNKNOWN'],
       ['fast', true, 0, null],
+      ['slow', true, 2, null],
     ]);
-    expect(outcomes[1]?.error).toBe('nopin has no pinned host key');
-    expect(seen.indexOf('fast')).toBeLessThan(seen.indexOf('slow'));
+    expect(seen[0]?.error).toBe('nopin has no pinned host key');
   });
 
-  it('cuts each stream at the limit on a character boundary and says so', async () => {
+  it('asks the transport to keep at most EXEC_OUTPUT_LIMIT bytes per stream, rather than cutting what it buffered', async () => {
+    const seen: ExecOutcome[] = [];
+    const transports: FakeTransport[] = [];
+    const counts = await execOnNodes(
+      [node('n1')],
+      'yes',
+      options,
+      async (n) => {
+        const t = new FakeTransport(n.name, { handler: () => ({ code: 0, stdout: 'y\n'.repeat(EXEC_OUTPUT_LIMIT), stderr: 'small' }) });
+        transports.push(t);
+        return t;
+      },
+      (o) => void seen.push(o),
+    );
+    expect(counts.succeeded).toBe(1);
+    expect(seen[0]).toMatchObject({ stdout: 'y\n'.repeat(EXEC_OUTPUT_LIMIT / 2), stderr: 'small', truncated: true });
+  });
+
+  it('cuts each stream of a transport that ignores the limit on a character boundary, and says so', async () => {
     // Three-byte characters: the limit falls inside one of them.
     const big = '€'.repeat(EXEC_OUTPUT_LIMIT);
-    const [o] = await execOnNodes([node('n1')], 'x', { concurrency: 1, timeoutMs: 5_000, connectTimeoutMs: 1_000 }, transportAnswering(async () => ({ code: 0, stdout: big, stderr: 'small' })));
+    const seen: ExecOutcome[] = [];
+    const limits: Array<number | undefined> = [];
+    await execOnNodes(
+      [node('n1')],
+      'x',
+      { ...options, concurrency: 1 },
+      transportAnswering(async (_t, o) => {
+        limits.push(o.outputLimitBytes);
+        return { code: 0, stdout: big, stderr: 'small' };
+      }),
+      (o) => void seen.push(o),
+    );
+    expect(limits).toEqual([EXEC_OUTPUT_LIMIT]);
+    const [o] = seen;
     expect(o?.truncated).toBe(true);
-    expect(Buffer.byteLength(o!.stdout)).toBeLessThanOrEqual(EXEC_OUTPUT_LIMIT);
     expect(o!.stdout).toBe('€'.repeat(Math.floor(EXEC_OUTPUT_LIMIT / 3)));
     expect(o!.stderr).toBe('small');
   });
 
-  it('a transport that never answers is abandoned at the backstop deadline, as not run', async () => {
-    const [o] = await execOnNodes([node('hung')], 'x', { concurrency: 1, timeoutMs: 10, connectTimeoutMs: 10, graceMs: 10 }, transportAnswering(() => new Promise(() => undefined)));
-    expect(o).toMatchObject({ node: 'hung', ran: false, errorCode: 'STATE_TIMEOUT' });
+  it('a command that timed out ran and was killed: reported as timed out, not as not run', async () => {
+    const seen: ExecOutcome[] = [];
+    const counts = await execOnNodes(
+      [node('n1')],
+      'sleep 600',
+      { ...options, timeoutMs: 5_000 },
+      transportAnswering(async (t) => {
+        throw new RackseedError('STATE_TIMEOUT', `${t}: command timed out after 5000 ms: sleep 600`);
+      }),
+      (o) => void seen.push(o),
+    );
+    expect(seen).toEqual([expect.objectContaining({ node: 'n1', ran: false, timedOut: true, error: 'killed after 5 s', errorCode: 'STATE_TIMEOUT' })]);
+    expect(counts).toEqual({ nodes: 1, succeeded: 0, exitNonZero: 0, unfinished: 1 });
+  });
+
+  it('a transport that never answers is abandoned at the backstop deadline', async () => {
+    const seen: ExecOutcome[] = [];
+    await execOnNodes([node('hung')], 'x', { concurrency: 1, timeoutMs: 10, connectTimeoutMs: 10, graceMs: 10 }, transportAnswering(() => new Promise(() => undefined)), (o) => void seen.push(o));
+    expect(seen).toEqual([expect.objectContaining({ node: 'hung', ran: false, errorCode: 'STATE_TIMEOUT' })]);
+    expect(seen[0]?.timedOut).toBeUndefined();
+  });
+
+  it('starts no other node while the caller has not taken the last answer (a slow client holds the lane)', async () => {
+    const requested: string[] = [];
+    let release: () => void = () => undefined;
+    let delivered = 0;
+    const run = execOnNodes(
+      [node('a'), node('b')],
+      'x',
+      { ...options, concurrency: 1 },
+      transportAnswering(async () => ({ code: 0, stdout: '', stderr: '' }), requested),
+      () => {
+        delivered++;
+        return new Promise<void>((resolve) => (release = resolve));
+      },
+    );
+    while (delivered === 0) await settleAll();
+    await settleAll();
+    expect(requested).toEqual(['a']);
+    release();
+    while (delivered === 1) await settleAll();
+    release();
+    expect(await run).toMatchObject({ nodes: 2, succeeded: 2 });
+    expect(requested).toEqual(['a', 'b']);
+  });
+
+  it('cancelled: the running command gets the signal (the transport kills it) and no further node starts', async () => {
+    const requested: string[] = [];
+    const seen: ExecOutcome[] = [];
+    const cancel = new AbortController();
+    const counts = await execOnNodes(
+      [node('a'), node('b'), node('c')],
+      'sleep 600',
+      { ...options, concurrency: 1, signal: cancel.signal },
+      transportAnswering(
+        (t, o) =>
+          new Promise((_resolve, reject) => {
+            o.signal?.addEventListener('abort', () => reject(new RackseedError('STATE_CANCELLED', `${t}: command cancelled: sleep 600`)));
+            cancel.abort();
+          }),
+        requested,
+      ),
+      (o) => void seen.push(o),
+    );
+    expect(requested).toEqual(['a']);
+    expect(seen).toEqual([expect.objectContaining({ node: 'a', ran: false, errorCode: 'STATE_CANCELLED' })]);
+    expect(counts).toEqual({ nodes: 3, succeeded: 0, exitNonZero: 0, unfinished: 3 });
   });
 });

@@ -19,6 +19,8 @@ export interface AnswerGroup {
 }
 
 function status(o: ExecOutcome): string {
+  // It ran, and was killed: "not run" would send the operator looking for a connection problem.
+  if (o.timedOut) return `TIMED OUT (${o.error ?? 'killed'})`;
   if (!o.ran) return `NOT RUN: ${o.error ?? 'unknown error'}`;
   return o.code === 0 ? '' : `exit ${o.code}`;
 }
@@ -63,5 +65,5 @@ export function prefixedLines(o: ExecOutcome): { stdout: string; stderr: string 
 }
 
 export function summaryLine(s: ExecSummary): string {
-  return `${s.nodes} node${s.nodes === 1 ? '' : 's'}: ${s.succeeded} exit 0, ${s.exitNonZero} exit non-zero, ${s.notRun} not run\n`;
+  return `${s.nodes} node${s.nodes === 1 ? '' : 's'}: ${s.succeeded} exit 0, ${s.exitNonZero} exit non-zero, ${s.unfinished} did not run or finish\n`;
 }

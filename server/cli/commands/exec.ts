@@ -24,9 +24,12 @@ export function registerExec(program: Command, ctx: (opts: GlobalOptions) => Cli
     .command('exec <targets-then-command...>')
     .usage('TARGET... [--timeout S] [--prefix] -- COMMAND...')
     .description("run a shell command as root on every targeted node at once (pdsh/clush), over the states' SSH with pinned host keys; identical answers are printed once under their hostlist")
-    .option('--timeout <seconds>', 'per node: then the command is killed and the node reported as not run', '60')
+    .option('--timeout <seconds>', 'per node: then the command is killed (its process group) and the node reported as timed out', '60')
     .option('--prefix', 'print every line as "node: line" as each node finishes, instead of gathering identical answers')
-    .addHelpText('after', "\nThe command goes after --, and is joined with spaces and run by the node's shell as ssh does:\n  rackseed exec group:gpu -- nvidia-smi -L\n  rackseed exec 'gpu[01-04]' -- 'dmesg | tail -n 3'\nExit status: 0 when every node ran the command and it exited 0, else 1.")
+    .addHelpText(
+      'after',
+      "\nThe command goes after --, and is joined with spaces and run by the node's shell as ssh does:\n  rackseed exec group:gpu -- nvidia-smi -L\n  rackseed exec 'gpu[01-04]' -- 'dmesg | tail -n 3'\nCtrl-C stops it: no further node starts, and the commands running are killed.\nExit status: 0 when every node ran the command and it exited 0, else 1.",
+    )
     .action(async (operands: string[], o: { timeout: string; prefix?: boolean }, cmd: Command) => {
       const split = splitAtDashDash(operands, (cmd.parent as Command & { rawArgs: string[] }).rawArgs);
       if (!split || split.command.length === 0) throw new UsageError('put the command after --: rackseed exec TARGET... -- COMMAND (e.g. rackseed exec group:gpu -- nvidia-smi -L)');
@@ -37,12 +40,14 @@ export function registerExec(program: Command, ctx: (opts: GlobalOptions) => Cli
       const outcomes: ExecOutcome[] = [];
       // Node output on standard error is shown like the rest (controls as visible escapes).
       const writeErr = (text: string) => process.stderr.write(printableText(text));
+      // --prefix prints each answer as it comes and needs none of them kept.
+      const keep = out.json || !o.prefix;
       let order = new Map<string, number>();
       const summary = await client.postStream<ExecSummary>('/exec', { targets: split.targets, command: split.command.join(' '), timeoutSeconds }, (raw) => {
         const line = raw as ExecLine;
         if (line.type === 'start') order = new Map(line.nodes.map((n, i) => [n, i]));
         if (line.type !== 'node') return;
-        outcomes.push(line.outcome);
+        if (keep) outcomes.push(line.outcome);
         if (o.prefix && !out.json) {
           const lines = prefixedLines(line.outcome);
           out.write(lines.stdout);
@@ -54,6 +59,6 @@ export function registerExec(program: Command, ctx: (opts: GlobalOptions) => Cli
       if (out.json) printJson(out, { summary, nodes: outcomes });
       else if (o.prefix) writeErr(summaryLine(summary));
       else out.write(`${renderGathered(outcomes)}${summaryLine(summary)}`);
-      if (summary.exitNonZero > 0 || summary.notRun > 0) throw new CliExit(EXIT_FAILED);
+      if (summary.exitNonZero > 0 || summary.unfinished > 0) throw new CliExit(EXIT_FAILED);
     });
 }

@@ -1,9 +1,9 @@
-import express, { Router } from 'express';
+import express, { Router, type Response } from 'express';
 import { resolveTargets } from '../../inventory/index.js';
 import { nodeLogger, type Logger } from '../../log.js';
 import type { InventoryService } from '../../services/inventory-service.js';
 import type { TransportFactory } from '../../services/node-transport.js';
-import { EXEC_COMMAND_LIMIT, execOnNodes, type ExecOutcome } from '../../services/remote-exec.js';
+import { EXEC_COMMAND_LIMIT, execOnNodes, type ExecCounts, type ExecOutcome } from '../../services/remote-exec.js';
 import { badRequest } from './errors.js';
 import { streamNdjson } from './ndjson.js';
 
@@ -19,34 +19,16 @@ export interface ExecRouteDeps {
 export const EXEC_DEFAULT_TIMEOUT_SECONDS = 60;
 export const EXEC_MAX_TIMEOUT_SECONDS = 24 * 3600;
 
-export interface ExecSummary {
-  type: 'summary';
-  nodes: number;
-  /** Ran and exited 0. */
-  succeeded: number;
-  /** Ran and exited non-zero. */
-  exitNonZero: number;
-  /** Could not be run or did not finish (unreachable, no pinned key, timed out). */
-  notRun: number;
-}
+export type ExecSummary = { type: 'summary' } & ExecCounts;
 
 export type ExecLine = { type: 'start'; nodes: string[] } | { type: 'node'; outcome: ExecOutcome } | ExecSummary;
-
-export function summarizeExec(outcomes: readonly ExecOutcome[]): ExecSummary {
-  return {
-    type: 'summary',
-    nodes: outcomes.length,
-    succeeded: outcomes.filter((o) => o.ran && o.code === 0).length,
-    exitNonZero: outcomes.filter((o) => o.ran && o.code !== 0).length,
-    notRun: outcomes.filter((o) => !o.ran).length,
-  };
-}
 
 /**
  * POST /exec {targets, command, timeoutSeconds?}: the command on every targeted node at once, streamed as NDJSON
  * (a `node` line as each finishes, then the summary). Behind the admin token like every fleet verb; the command is
  * the operator's own shell text, run as root, and logged with its targets (the server log is the record of who
- * changed what outside the states).
+ * changed what outside the states). A client that goes away (Ctrl-C) cancels it: no further node starts, and the
+ * commands running are killed, rather than running on every node until the timeout with no one to read them.
  */
 export function execRoutes(deps: ExecRouteDeps): Router {
   const r = Router();
@@ -68,16 +50,43 @@ export function execRoutes(deps: ExecRouteDeps): Router {
     }
     const nodes = resolveTargets(deps.inventory.inventory, targets);
     deps.log.info({ targets, nodes: nodes.length, command, timeoutSeconds: timeout }, 'exec requested');
-    await streamNdjson(res, deps.log, async (send) => {
-      send({ type: 'start', nodes: nodes.map((n) => n.name) } satisfies ExecLine);
-      const outcomes = await execOnNodes(nodes, command, { concurrency: deps.concurrency, timeoutMs: timeout * 1000, connectTimeoutMs: deps.connectTimeoutMs }, deps.transportFor, (outcome) => {
-        const log = nodeLogger(deps.log, { name: outcome.node });
-        if (outcome.ran) log.info({ code: outcome.code, durationMs: outcome.durationMs }, 'exec finished');
-        else log.warn({ reason: outcome.error, code: outcome.errorCode }, 'exec could not run');
-        send({ type: 'node', outcome } satisfies ExecLine);
+    const cancel = new AbortController();
+    // 'close' before the answer ended: the client is gone (the CLI's Ctrl-C, a dropped connection).
+    const onClose = (): void => {
+      if (!res.writableEnded) cancel.abort();
+    };
+    res.on('close', onClose);
+    try {
+      await streamNdjson(res, deps.log, async (send) => {
+        send({ type: 'start', nodes: nodes.map((n) => n.name) } satisfies ExecLine);
+        const options = { concurrency: deps.concurrency, timeoutMs: timeout * 1000, connectTimeoutMs: deps.connectTimeoutMs, signal: cancel.signal };
+        const counts = await execOnNodes(nodes, command, options, deps.transportFor, async (outcome) => {
+          const log = nodeLogger(deps.log, { name: outcome.node });
+          if (outcome.ran) log.info({ code: outcome.code, durationMs: outcome.durationMs }, 'exec finished');
+          else log.warn({ reason: outcome.error, code: outcome.errorCode }, outcome.timedOut ? 'exec timed out' : 'exec could not run or finish');
+          // A client reading slowly holds this node's lane until it has taken the line, so answers do not pile up here.
+          if (!send({ type: 'node', outcome } satisfies ExecLine)) await drained(res);
+        });
+        if (cancel.signal.aborted) deps.log.warn({ targets, command, ...counts }, 'exec cancelled: the client went away; no further node started, running commands killed');
+        return { type: 'summary', ...counts } satisfies ExecSummary;
       });
-      return summarizeExec(outcomes);
-    });
+    } finally {
+      res.off('close', onClose);
+    }
   });
   return r;
+}
+
+/** Until the response's buffered data has gone out, or the connection is gone. */
+function drained(res: Response): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+    if (res.destroyed || res.writableEnded) done();
+  });
 }

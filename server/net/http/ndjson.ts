@@ -8,13 +8,12 @@ import { errorBody } from './errors.js';
  * then the summary as the last line. An error after the first byte cannot change the status code any more, so it
  * is sent as a final `{ "error": { code, message } }` line, which ApiClient.postStream turns back into an error.
  */
-export async function streamNdjson(res: Response, log: Logger, work: (send: (line: unknown) => void) => Promise<unknown>, heartbeatMs = HEARTBEAT_MS): Promise<void> {
+export async function streamNdjson(res: Response, log: Logger, work: (send: (line: unknown) => boolean) => Promise<unknown>, heartbeatMs = HEARTBEAT_MS): Promise<void> {
   res.status(200).type('application/x-ndjson');
   res.setHeader('cache-control', 'no-store');
   res.flushHeaders();
-  const send = (line: unknown) => {
-    if (!res.writableEnded) res.write(`${JSON.stringify(line)}\n`);
-  };
+  // False when the line waits in memory for a slow client (a caller with much to send may wait for 'drain').
+  const send = (line: unknown): boolean => !res.writableEnded && res.write(`${JSON.stringify(line)}\n`);
   // An empty line now and then while no node has finished: HTTP clients and proxies give up on a body that stays
   // silent (Node's fetch after 5 minutes: the CLI said "terminated" while a long apply went on), and readers skip it.
   const heartbeat = setInterval(() => {
