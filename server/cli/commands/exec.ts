@@ -28,7 +28,7 @@ export function registerExec(program: Command, ctx: (opts: GlobalOptions) => Cli
     .option('--prefix', 'print every line as "node: line" as each node finishes, instead of gathering identical answers')
     .addHelpText(
       'after',
-      "\nThe command goes after --, and is joined with spaces and run by the node's shell as ssh does:\n  rackseed exec group:gpu -- nvidia-smi -L\n  rackseed exec 'gpu[01-04]' -- 'dmesg | tail -n 3'\nCtrl-C stops it: no further node starts, and the commands running are killed.\nExit status: 0 when every node ran the command and it exited 0, else 1.",
+      "\nThe command goes after --, and is joined with spaces and run by sh -c on the node (/bin/sh, dash on Debian),\nwhatever root's login shell is (unlike ssh: bash-only syntax such as {1..3} needs bash -c '...'):\n  rackseed exec group:gpu -- nvidia-smi -L\n  rackseed exec 'gpu[01-04]' -- 'dmesg | tail -n 3'\nCtrl-C stops it: no further node starts, and the commands running are killed.\nExit status: 0 when every node ran the command and it exited 0, else 1.",
     )
     .action(async (operands: string[], o: { timeout: string; prefix?: boolean }, cmd: Command) => {
       const split = splitAtDashDash(operands, (cmd.parent as Command & { rawArgs: string[] }).rawArgs);
