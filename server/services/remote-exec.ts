@@ -17,6 +17,11 @@ import type { TransportFactory } from './node-transport.js';
 export const EXEC_OUTPUT_LIMIT = 64 * 1024;
 /** Longer shell text belongs in a script the states put on the nodes. */
 export const EXEC_COMMAND_LIMIT = 64 * 1024;
+/**
+ * The backstop's margin over the command's and the connection's own limits: a timed-out node's close() waits up to
+ * ~9.4 s for the kill to reach it (ssh.ts KILL_WAIT_MS), and that node must be reported as timed out, not abandoned.
+ */
+const BACKSTOP_GRACE_MS = 20_000;
 
 export interface ExecOutcome {
   node: string;
@@ -52,7 +57,7 @@ export interface ExecOptions {
   timeoutMs: number;
   /** For the SSH connection, on top of timeoutMs in the backstop deadline. */
   connectTimeoutMs: number;
-  /** Added to both for the backstop, after which a node whose transport never answered is abandoned. Default 10 s. */
+  /** Added to both for the backstop, after which a node whose transport never answered is abandoned. */
   graceMs?: number;
   /** Aborted (the client went away): no further node is started, and the commands running are killed. */
   signal?: AbortSignal;
@@ -72,7 +77,7 @@ export async function execOnNodes(
 ): Promise<ExecCounts> {
   const counts: ExecCounts = { nodes: nodes.length, succeeded: 0, exitNonZero: 0, unfinished: 0 };
   // A backstop only: the transport's own timeout kills the command on the node and answers first.
-  const backstopMs = options.timeoutMs + options.connectTimeoutMs + (options.graceMs ?? 10_000);
+  const backstopMs = options.timeoutMs + options.connectTimeoutMs + (options.graceMs ?? BACKSTOP_GRACE_MS);
   let next = 0;
   const lane = async (): Promise<void> => {
     while (next < nodes.length && !options.signal?.aborted) {

@@ -57,7 +57,13 @@ describe('execOnNodes', () => {
       'yes',
       options,
       async (n) => {
-        const t = new FakeTransport(n.name, { handler: () => ({ code: 0, stdout: 'y\n'.repeat(EXEC_OUTPUT_LIMIT), stderr: 'small' }) });
+        const t = new FakeTransport(n.name, {
+          // Asked without a limit, the fake would hand back all it has: the test must see the limit asked for.
+          handler: (_command, _transport, o) => {
+            if (o.outputLimitBytes !== EXEC_OUTPUT_LIMIT) throw new Error(`asked for ${o.outputLimitBytes} bytes, not EXEC_OUTPUT_LIMIT`);
+            return { code: 0, stdout: 'y\n'.repeat(EXEC_OUTPUT_LIMIT), stderr: 'small' };
+          },
+        });
         transports.push(t);
         return t;
       },

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import express, { Router, type Response } from 'express';
 import { resolveTargets } from '../../inventory/index.js';
 import { nodeLogger, type Logger } from '../../log.js';
@@ -51,6 +52,10 @@ export function execRoutes(deps: ExecRouteDeps): Router {
     const nodes = resolveTargets(deps.inventory.inventory, targets);
     deps.log.info({ targets, nodes: nodes.length, command, timeoutSeconds: timeout }, 'exec requested');
     const cancel = new AbortController();
+    // Every running node's transport listens on this one signal, and every lane waiting for a slow client on `res`:
+    // as many listeners as nodes at once, which is expected, not a leak.
+    setMaxListeners(deps.concurrency + 10, cancel.signal);
+    res.setMaxListeners(deps.concurrency + 10);
     // 'close' before the answer ended: the client is gone (the CLI's Ctrl-C, a dropped connection).
     const onClose = (): void => {
       if (!res.writableEnded) cancel.abort();
