@@ -187,7 +187,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const swarm = imageSwarm(config, images, log.child({ subsystem: 'torrent' }));
 
     const identity = new NodeIdentity(config.dataDir);
-    const stateSettings = { ...config.states, roots: [...config.states.dirs, BUILTIN_STATES_DIR] };
+    const stateSettings = { ...config.states, roots: [...config.states.dirs, BUILTIN_STATES_DIR], slurmDrainUnready: config.slurm.drainUnready };
     const { serverName } = config;
     // A node's apply, readiness check, convergence attempt and audit never overlap (server/services/node-locks.ts).
     const locks = new NodeLocks();
@@ -206,12 +206,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         connectTimeoutMs: config.states.connectTimeoutMs,
         sshPort: config.states.sshPort,
         pillarDir: config.states.pillarDir,
+        slurmDrainUnready: config.slurm.drainUnready,
       },
       log: log.child({ subsystem: 'readiness' }),
       serverName,
       locks,
       ...(config.slurm.drainUnready
-        ? { afterRun: slurmHealthSync({ inventory: () => inventory.inventory, transportFor, timeoutMs: Math.min(config.states.commandTimeoutMs, 60_000), log: log.child({ subsystem: 'slurm' }) }) }
+        ? { afterRun: slurmHealthSync({ inventory: () => inventory.inventory, store, transportFor, timeoutMs: Math.min(config.states.commandTimeoutMs, 60_000), log: log.child({ subsystem: 'slurm' }) }) }
         : {}),
     });
 

@@ -6,8 +6,9 @@ import type { CheckContext } from './types.js';
  * PURE: what a node's checks compare against, from the inventory (desired state) and the node's facts. `data` is
  * the node's pillar when the caller composed it (pillar files included), else its inventory data.
  */
-export function buildCheckContext(inv: Inventory, node: ResolvedNode, facts: NodeFacts, data: Record<string, unknown> = node.data): CheckContext {
+export function buildCheckContext(inv: Inventory, node: ResolvedNode, facts: NodeFacts, data: Record<string, unknown> = node.data, options: { slurmDrainUnready?: boolean } = {}): CheckContext {
   return {
+    ...(options.slurmDrainUnready ? { slurmDrainUnready: true } : {}),
     node: node.name,
     group: node.group,
     roles: node.roles,

@@ -6,8 +6,10 @@ import type { Evidence } from './types.js';
  * as the reason; once every check passes again, the drain rackseed set (and only that one) is lifted. Pure.
  */
 
+import { SLURM_DRAIN_PREFIX } from '../services/slurm-shell.js';
+
 /** Every reason rackseed sets starts so: the only drains it ever lifts. */
-export const SLURM_DRAIN_PREFIX = 'rackseed readiness: ';
+export { SLURM_DRAIN_PREFIX };
 /** Slurm keeps reasons short in sinfo; the run's evidence has the whole story. */
 export const SLURM_DRAIN_REASON_MAX = 200;
 

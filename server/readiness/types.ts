@@ -43,6 +43,8 @@ export interface CheckContext {
   labels: Record<string, string>;
   facts: NodeFacts;
   cluster: { name: string; domain?: string; nodes: readonly ClusterMember[] };
+  /** slurm.drain_unready is on: a Slurm drain of rackseed's own readiness is its business, not a failure (roles/slurm.ts). */
+  slurmDrainUnready?: boolean;
 }
 
 export interface CheckSpec {

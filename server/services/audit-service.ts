@@ -163,7 +163,7 @@ export class AuditService {
       error ??= failure;
       evidence.push(pillarEvidence(failure));
     }
-    const ctx = buildCheckContext(inv, node, facts, data);
+    const ctx = buildCheckContext(inv, node, facts, data, { slurmDrainUnready: this.deps.settings.slurmDrainUnready === true });
     evidence.push(...(await collectEvidence(ctx, transport, { timeoutMs })));
     return error ? { evidence, error } : { evidence };
   }

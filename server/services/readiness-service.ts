@@ -29,6 +29,8 @@ export interface ReadinessSettings {
   sshPort: number;
   /** Pillar files (states.pillar_dir): values set there are what the checks expect, as the states applied them. */
   pillarDir?: string;
+  /** slurm.drain_unready (see CheckContext). */
+  slurmDrainUnready?: boolean;
 }
 
 /** One node's readiness outcome, as stored (summary + details) and as the API streams it. */
@@ -250,7 +252,7 @@ export class ReadinessService {
         error ??= failure;
         evidence.push(pillarEvidence(failure));
       }
-      const ctx = buildCheckContext(inv, node, facts, data);
+      const ctx = buildCheckContext(inv, node, facts, data, { slurmDrainUnready: this.deps.settings.slurmDrainUnready === true });
       evidence.push(...(await collectEvidence(ctx, transport, { timeoutMs })));
     } finally {
       await transport.close().catch(() => undefined);

@@ -6,6 +6,7 @@ import { runBatch } from '../power/batch.js';
 import type { PowerResult } from '../power/types.js';
 import type { NewEvent, NodeStatus, ObservedStore } from '../store/types.js';
 import { SLURM_COMPUTE_ROLE, SLURM_CONTROLLER_ROLE, slurmControllers, type SlurmRebooter } from './slurm-reboot.js';
+import { slurmBudgetMs } from './slurm-controller.js';
 import type { SlurmNodeAnswer } from './slurm-reboot-script.js';
 
 /**
@@ -208,8 +209,13 @@ export async function executeReimage(
   onProgress({ phase: 'mark', done: 0, total: batch.length });
   const recorded = batch.length > 0 ? await store.recordEvents(batch) : [];
   const markedSet = new Set<string>();
+  /** Each mark's event id: what a cancel recorded after it is how a cancel that raced the Slurm request is found. */
+  const markIds = new Map<string, number>();
   for (const r of recorded) {
-    if (r.ok) markedSet.add(r.event.node);
+    if (r.ok) {
+      markedSet.add(r.event.node);
+      markIds.set(r.event.node, r.event.id);
+    }
     else notMarked.push({ node: r.node, error: r.error });
   }
   onProgress({ phase: 'mark', done: batch.length, total: batch.length });
@@ -271,9 +277,9 @@ export async function executeReimage(
       // Never a reboot by other means when Slurm cannot be asked: that would kill the jobs --when-idle is for.
       const notAsked = 'rackseed did not reboot it (its jobs run on) and its mark stays: reimage it again, or cancel the reimage';
       const answers = rebooter.slurm
-        ? await rebooter.slurm.requestReboots(viaSlurm, AbortSignal.timeout(rebooter.sshTimeoutMs + viaSlurm.length * SLURM_MS_PER_NODE))
+        ? await rebooter.slurm.requestReboots(viaSlurm, AbortSignal.timeout(slurmBudgetMs(inv, viaSlurm.length, rebooter.sshTimeoutMs)))
         : viaSlurm.map((node) => ({ node, ok: false as const, error: 'this server cannot ask Slurm' }));
-      const withdrawn = rebooter.slurm ? await withdrawIfCancelledMeanwhile(answers, store, rebooter.slurm, rebooter.sshTimeoutMs) : new Map<string, string>();
+      const withdrawn = rebooter.slurm ? await withdrawIfCancelledMeanwhile(answers, markIds, inv, store, rebooter.slurm, rebooter.sshTimeoutMs) : new Map<string, string>();
       for (const a of answers) {
         const cancelled = withdrawn.get(a.node);
         if (cancelled !== undefined) {
@@ -388,27 +394,32 @@ export async function cancelReimage(inv: Inventory, store: ObservedStore, target
   return summary;
 }
 
-/** What each node may add to the time a Slurm request takes (three scontrol calls on a busy slurmctld). */
-const SLURM_MS_PER_NODE = 600;
-
 /**
  * The Slurm request runs after the marks lock is released, so a cancel can withdraw a mark while Slurm is being asked,
- * find no Slurm reboot yet, and leave the one that lands after it. So the marks are read again once Slurm answered:
- * a node Slurm took whose mark is gone, and which is not installing (a node Slurm rebooted at once may already have
- * used its mark), has its Slurm reboot withdrawn here. Answers: node -> why it failed.
+ * find no Slurm reboot yet, and leave the one that lands after it. So once Slurm answered, a node it took whose mark
+ * is gone is looked at: if a cancel was recorded after this request's mark (not an install that used the mark: an
+ * idle node Slurm rebooted at once may be installed by now), its Slurm reboot is withdrawn here. Answers: node ->
+ * why it failed.
  */
-async function withdrawIfCancelledMeanwhile(answers: readonly SlurmNodeAnswer[], store: ObservedStore, slurm: SlurmRebooter, timeoutMs: number): Promise<Map<string, string>> {
+async function withdrawIfCancelledMeanwhile(answers: readonly SlurmNodeAnswer[], markIds: ReadonlyMap<string, number>, inv: Inventory, store: ObservedStore, slurm: SlurmRebooter, timeoutMs: number): Promise<Map<string, string>> {
   const taken = new Set(answers.filter((a) => a.ok).map((a) => a.node));
   if (taken.size === 0) return new Map();
-  const unmarked = (await store.listNodes()).filter((s) => taken.has(s.id) && !s.reimageRequested && s.state !== 'provisioning').map((s) => s.id);
-  if (unmarked.length === 0) return new Map();
+  const unmarked = (await store.listNodes()).filter((s) => taken.has(s.id) && !s.reimageRequested).map((s) => s.id);
+  const cancelled: string[] = [];
+  for (const node of unmarked) {
+    const since = await store.listEvents({ node, afterId: markIds.get(node) ?? 0 });
+    if (since.some((e) => e.event.type === 'reimage_cancelled')) cancelled.push(node);
+  }
+  if (cancelled.length === 0) return new Map();
   const result = new Map<string, string>();
-  for (const a of await slurm.cancelReboots(unmarked, AbortSignal.timeout(timeoutMs + unmarked.length * SLURM_MS_PER_NODE))) {
+  for (const a of await slurm.cancelReboots(cancelled, AbortSignal.timeout(slurmBudgetMs(inv, cancelled.length, timeoutMs)))) {
     result.set(
       a.node,
       a.outcome === 'failed'
         ? `the reimage was cancelled while Slurm was being asked, and its Slurm reboot could not be withdrawn (${a.error}): Slurm still drains and reboots it; run reimage --cancel again`
-        : 'the reimage was cancelled while Slurm was being asked: its Slurm reboot was withdrawn',
+        : a.outcome === 'cancelled'
+          ? 'the reimage was cancelled while Slurm was being asked: its Slurm reboot was withdrawn'
+          : 'the reimage was cancelled while Slurm was being asked; Slurm holds no reboot of rackseed\'s for it (already withdrawn, or already under way)',
     );
   }
   return result;
@@ -426,7 +437,7 @@ export async function withdrawSlurmReboots(inv: Inventory, summary: CancelSummar
   // mark all the same, and running it again must be able to finish the job.
   const computes = [...summary.cancelled, ...summary.notPending].filter((n) => inv.nodes.get(n)?.roles.includes(SLURM_COMPUTE_ROLE) === true);
   if (computes.length === 0 || slurmControllers(inv).length === 0) return;
-  for (const a of await slurm.cancelReboots(computes, AbortSignal.timeout(timeoutMs + computes.length * SLURM_MS_PER_NODE))) {
+  for (const a of await slurm.cancelReboots(computes, AbortSignal.timeout(slurmBudgetMs(inv, computes.length, timeoutMs)))) {
     if (a.outcome === 'cancelled') summary.slurmCancelled.push(a.node);
     else if (a.outcome === 'failed') summary.slurmNotCancelled.push({ node: a.node, error: a.error });
   }

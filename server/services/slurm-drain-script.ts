@@ -1,4 +1,4 @@
-import { SLURM_DRAIN_PREFIX } from '../readiness/slurm-drain.js';
+import { notHeldPatterns, quote, SHOW_NODE_SH, SLURM_DRAIN_PREFIX } from './slurm-shell.js';
 
 /**
  * The shell text that drains and resumes nodes for slurm.drain_unready (server/readiness/slurm-drain.ts decides
@@ -13,22 +13,13 @@ export type SlurmDrainAnswer =
   | { node: string; outcome: 'left'; detail: string }
   | { node: string; outcome: 'failed'; error: string };
 
-function quote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-/** Shell functions shared by both scripts: the node's State and Reason into $state and $reason. */
-const SHOW = [
-  `show() { out=$(scontrol show node -o "$1" 2>&1) || return 1`,
-  `  state=$(printf '%s' "$out" | sed -n 's/.* State=\\([^ ]*\\).*/\\1/p'); reason=$(printf '%s' "$out" | sed -n 's/.* Reason=\\(.*\\)/\\1/p'); }`,
-  `fail() { printf 'fail %s %s\\n' "$1" "$(printf '%s' "$out" | tr '\\n' ' ')"; }`,
-].join('\n');
-
 export function drainScript(drains: ReadonlyArray<{ node: string; reason: string }>): string {
   return [
-    SHOW,
+    SHOW_NODE_SH,
+    // A person's hold is theirs, and a reimage's drain belongs to the reboot it waits for (its cancel finds it by
+    // its reason): both are left as they are.
     `drain() { show "$1" || { fail "$1"; return; }`,
-    `  case "$state" in *DRAIN*) case "$reason" in ${quote(SLURM_DRAIN_PREFIX)}*) ;; *) printf 'left %s drained by someone else: %s\\n' "$1" "$reason"; return ;; esac ;; esac`,
+    `  case "$reason" in ${notHeldPatterns([SLURM_DRAIN_PREFIX])}) ;; *) printf 'left %s held by someone else: %s\\n' "$1" "$reason"; return ;; esac`,
     `  if out=$(scontrol update nodename="$1" state=drain reason="$2" 2>&1); then printf 'drained %s\\n' "$1"; else fail "$1"; fi; }`,
     ...drains.map((d) => `drain ${quote(d.node)} ${quote(d.reason)}`),
   ].join('\n');
@@ -36,10 +27,10 @@ export function drainScript(drains: ReadonlyArray<{ node: string; reason: string
 
 export function resumeScript(nodes: readonly string[]): string {
   return [
-    SHOW,
+    SHOW_NODE_SH,
     `resume() { show "$1" || { fail "$1"; return; }`,
     `  case "$state" in *DRAIN*) ;; *) printf 'left %s not drained\\n' "$1"; return ;; esac`,
-    `  case "$reason" in ${quote(SLURM_DRAIN_PREFIX)}*) ;; *) printf 'left %s drained by someone else: %s\\n' "$1" "$reason"; return ;; esac`,
+    `  case "$reason" in ${quote(SLURM_DRAIN_PREFIX)}*) ;; *) printf 'left %s held by someone else: %s\\n' "$1" "$reason"; return ;; esac`,
     `  if out=$(scontrol update nodename="$1" state=resume 2>&1); then printf 'resumed %s\\n' "$1"; else fail "$1"; fi; }`,
     ...nodes.map((n) => `resume ${quote(n)}`),
   ].join('\n');

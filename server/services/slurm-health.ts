@@ -1,12 +1,21 @@
 import { nodeLogger, type Logger } from '../log.js';
-import { slurmHealthAction } from '../readiness/slurm-drain.js';
-import { askSlurm, SLURM_COMPUTE_ROLE, slurmControllers, type SlurmControllerOptions } from './slurm-controller.js';
+import { slurmHealthAction, type SlurmHealthAction } from '../readiness/slurm-drain.js';
+import type { ObservedStore } from '../store/types.js';
+import { askSlurm, SLURM_COMPUTE_ROLE, slurmBudgetMs, slurmControllers, type SlurmControllerOptions } from './slurm-controller.js';
 import { drainScript, parseDrainAnswers, resumeScript, type SlurmDrainAnswer } from './slurm-drain-script.js';
 import type { NodeReadinessReport } from './readiness-service.js';
 
 export interface SlurmHealthOptions extends SlurmControllerOptions {
+  store: Pick<ObservedStore, 'listRuns'>;
   log: Logger;
 }
+
+/**
+ * One run drains at most this share of the inventory's Slurm compute nodes (at least one). More failing at once is a
+ * cluster-wide cause (a node added to the inventory and not yet in everyone's /etc/hosts, a shared service down), not
+ * the nodes' health, and draining the partition for it would stop the cluster: nothing is drained then, loudly.
+ */
+export const SLURM_DRAIN_MAX_SHARE = 0.25;
 
 /**
  * slurm.drain_unready: after each readiness run (a convergence's or an operator's `ready --check`; never the audit,
@@ -18,13 +27,27 @@ export function slurmHealthSync(o: SlurmHealthOptions): (reports: readonly NodeR
   return async (reports) => {
     const inv = o.inventory();
     if (slurmControllers(inv).length === 0) return;
-    const actions = reports
+    const computes = [...inv.nodes.values()].filter((n) => n.roles.includes(SLURM_COMPUTE_ROLE)).length;
+    const decided = reports
       .filter((r) => inv.nodes.get(r.node)?.roles.includes(SLURM_COMPUTE_ROLE) === true)
-      .map((r) => slurmHealthAction(r.node, r.evidence, r.error))
-      .filter((a) => a !== undefined);
+      .map((r) => ({ runId: r.runId, action: slurmHealthAction(r.node, r.evidence, r.error) }))
+      .filter((d): d is { runId: string; action: SlurmHealthAction } => d.action !== undefined);
+    // A fleet run's verdict on a node may be minutes old when the run ends: a newer run (a converge after the fix)
+    // has the last word, else this one would drain a node the newer one found healthy, for good.
+    const current = await Promise.all(decided.map(async (d) => ((await o.store.listRuns({ node: d.action.node, kind: 'readiness', limit: 1 }))[0]?.id === d.runId ? d.action : undefined)));
+    let actions = current.filter((a) => a !== undefined);
+    const drains = actions.filter((a) => a.kind === 'drain');
+    const allowed = Math.max(1, Math.floor(computes * SLURM_DRAIN_MAX_SHARE));
+    if (drains.length > allowed) {
+      o.log.error(
+        { wouldDrain: drains.map((a) => `${a.node}: ${a.kind === 'drain' ? a.reason : ''}`), computes, allowed },
+        `readiness failed on ${drains.length} of ${computes} Slurm compute nodes in one run: that looks cluster-wide, not the nodes' health; none drained`,
+      );
+      actions = actions.filter((a) => a.kind !== 'drain');
+    }
     const reasons = new Map(actions.flatMap((a) => (a.kind === 'drain' ? [[a.node, a.reason] as const] : [])));
     const resumes = actions.filter((a) => a.kind === 'resume').map((a) => a.node);
-    const signal = AbortSignal.timeout(o.timeoutMs + actions.length * 1_000);
+    const signal = AbortSignal.timeout(slurmBudgetMs(inv, actions.length, o.timeoutMs));
     const report = (answers: SlurmDrainAnswer[]) => {
       for (const a of answers) {
         const log = nodeLogger(o.log, { name: a.node });

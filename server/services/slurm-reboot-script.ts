@@ -8,8 +8,10 @@
  * Slurm refuses the whole list for one name it does not know, and each node must get its own answer.
  */
 
+import { notHeldPatterns, quote, SHOW_NODE_SH, SLURM_DRAIN_PREFIX, SLURM_REIMAGE_REASON } from './slurm-shell.js';
+
 /** The Slurm reason rackseed's reboot requests carry; a cancel touches only reboots with this reason. */
-export const SLURM_REIMAGE_REASON = 'rackseed reimage';
+export { SLURM_REIMAGE_REASON };
 
 /**
  * Nodes per command on the controller: each costs three scontrol calls, and a command that times out leaves its
@@ -28,32 +30,21 @@ export type SlurmCancelAnswer =
   | { node: string; outcome: 'none' }
   | { node: string; outcome: 'failed'; error: string };
 
-/** Node names are RFC 1123 labels (checked by the inventory); the quoting is for safety all the same. */
-function quote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-/** Prints `<word> <node> <one-line message>` for a failed command's output in `$out`. */
-const FAIL_LINE = `printf 'fail %s %s\\n' "$n" "$(printf '%s' "$out" | tr '\\n' ' ')"`;
-
-/** The value of `Field=` in `scontrol show node -o` output held in `$out` (Reason runs to the end of the line). */
-const field = (name: string, toEnd = false) => `$(printf '%s' "$out" | sed -n 's/.* ${name}=\\(${toEnd ? '.*' : '[^ ]*'}\\).*/\\1/p')`;
-
 /**
- * Per node: an administrator's drain (DRAIN with a reason that is not rackseed's) is left alone, since
- * `reason=` and `nextstate=RESUME` would replace that reason and put the node back into service after the reinstall;
- * then the request; then whether Slurm really marked a reboot (it silently ignores one for a node that is powered
- * down, FUTURE, or already rebooting).
+ * Per node: a node a person holds (drained or DOWN with their reason, slurm-shell.ts) is left alone, since `reason=`
+ * and `nextstate=RESUME` would replace that reason and put the node back into service after the reinstall; rackseed's
+ * own readiness drain is no hold (the reinstall is what such a node needs). Then the request; then whether Slurm
+ * really marked a reboot (it silently ignores one for a node that is powered down, FUTURE, or already rebooting).
  */
 export function rebootRequestScript(nodes: readonly string[]): string {
   const names = nodes.map(quote).join(' ');
   return [
+    SHOW_NODE_SH,
     `for n in ${names}; do`,
-    `  if ! out=$(scontrol show node -o "$n" 2>&1); then ${FAIL_LINE}; continue; fi`,
-    `  state=${field('State')}; reason=${field('Reason', true)}`,
-    `  case "$state" in *DRAIN*) case "$reason" in ${quote(SLURM_REIMAGE_REASON)}*) ;; *) printf 'drained %s %s\\n' "$n" "$reason"; continue ;; esac ;; esac`,
-    `  if ! out=$(scontrol reboot ASAP nextstate=RESUME reason=${quote(SLURM_REIMAGE_REASON)} "$n" 2>&1); then ${FAIL_LINE}; continue; fi`,
-    `  out=$(scontrol show node -o "$n" 2>&1); state=${field('State')}`,
+    `  show "$n" || { fail "$n"; continue; }`,
+    `  case "$reason" in ${notHeldPatterns([SLURM_REIMAGE_REASON, SLURM_DRAIN_PREFIX])}) ;; *) printf 'held %s %s\\n' "$n" "$reason"; continue ;; esac`,
+    `  if ! out=$(scontrol reboot ASAP nextstate=RESUME reason=${quote(SLURM_REIMAGE_REASON)} "$n" 2>&1); then fail "$n"; continue; fi`,
+    `  show "$n" || { fail "$n"; continue; }`,
     `  case "$state" in *REBOOT_REQUESTED*|*REBOOT_ISSUED*) printf 'ok %s\\n' "$n" ;; *) printf 'ignored %s %s\\n' "$n" "$state" ;; esac`,
     'done',
     // The state each is in now: draining (jobs still run) or rebooting. Informative only: a failure here is ignored.
@@ -64,11 +55,12 @@ export function rebootRequestScript(nodes: readonly string[]): string {
 export function cancelScript(nodes: readonly string[]): string {
   const names = nodes.map(quote).join(' ');
   return [
+    SHOW_NODE_SH,
     `for n in ${names}; do`,
-    `  if ! out=$(scontrol show node -o "$n" 2>&1); then ${FAIL_LINE}; continue; fi`,
-    `  case "$out" in *REBOOT_REQUESTED*) ;; *) printf 'none %s\\n' "$n"; continue ;; esac`,
-    `  case "$out" in *${quote(`Reason=${SLURM_REIMAGE_REASON}`)}*) ;; *) printf 'none %s\\n' "$n"; continue ;; esac`,
-    `  if out=$(scontrol cancel_reboot "$n" 2>&1); then printf 'cancelled %s\\n' "$n"; else ${FAIL_LINE}; fi`,
+    `  show "$n" || { fail "$n"; continue; }`,
+    `  case "$state" in *REBOOT_REQUESTED*) ;; *) printf 'none %s\\n' "$n"; continue ;; esac`,
+    `  case "$reason" in ${quote(SLURM_REIMAGE_REASON)}*) ;; *) printf 'none %s\\n' "$n"; continue ;; esac`,
+    `  if out=$(scontrol cancel_reboot "$n" 2>&1); then printf 'cancelled %s\\n' "$n"; else fail "$n"; fi`,
     'done',
   ].join('\n');
 }
@@ -94,8 +86,8 @@ export function parseRebootAnswers(nodes: readonly string[], stdout: string, mis
   for (const l of lines(stdout)) {
     if (l.word === 'ok') seen.set(l.node, { node: l.node, ok: true });
     else if (l.word === 'fail') seen.set(l.node, { node: l.node, ok: false, error: l.rest || 'scontrol failed without a message' });
-    else if (l.word === 'drained') {
-      const error = `drained by an administrator (Reason=${l.rest || '?'}): --when-idle would replace that reason and resume the node after its reinstall, so Slurm was not asked; undrain it, or reimage it without --when-idle once its jobs are done`;
+    else if (l.word === 'held') {
+      const error = `held by an administrator (Reason=${l.rest || '?'}): --when-idle would replace that reason and resume the node after its reinstall, so Slurm was not asked; release it (scontrol update state=resume), or reimage it without --when-idle once its jobs are done`;
       seen.set(l.node, { node: l.node, ok: false, error });
     } else if (l.word === 'ignored') seen.set(l.node, { node: l.node, ok: false, error: `Slurm accepted the request but marked no reboot (State=${l.rest || '?'}): it will not reboot the node` });
     // sinfo lists a node once per partition: the first line is enough.

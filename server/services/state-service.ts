@@ -37,6 +37,8 @@ export interface StateSettings {
   commandTimeoutMs: number;
   connectTimeoutMs: number;
   sshPort: number;
+  /** slurm.drain_unready, for the audit's readiness checks (see CheckContext). */
+  slurmDrainUnready?: boolean;
 }
 
 /** One node's outcome of a state run, as stored and as the API streams it. */

@@ -154,7 +154,7 @@ describe('reimage --when-idle through a real slurmctld', () => {
     });
     const result = (await res.json()) as { summary: { reboots: Array<{ node: string; method: string; ok: boolean; error?: string }> } };
     expect(result.summary.reboots).toEqual([
-      { node: 'compute02', method: 'slurm', ok: false, error: expect.stringMatching(/^Slurm did not take the reboot: drained by an administrator \(Reason=bad DIMM, ticket 42 \[root@[^\]]+\]\): --when-idle would replace that reason/) },
+      { node: 'compute02', method: 'slurm', ok: false, error: expect.stringMatching(/^Slurm did not take the reboot: held by an administrator \(Reason=bad DIMM, ticket 42 \[root@[^\]]+\]\): --when-idle would replace that reason/) },
     ]);
     const line = nodeLine('compute02');
     expect(line).toContain('Reason=bad DIMM, ticket 42');

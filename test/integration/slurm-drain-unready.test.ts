@@ -39,10 +39,10 @@ beforeAll(async () => {
   readiness = new ReadinessService({
     inventory: lab.inventory,
     store: lab.store,
-    settings: { concurrency: 4, commandTimeoutMs: 30_000, connectTimeoutMs: 10_000, sshPort: 22 },
+    settings: { concurrency: 4, commandTimeoutMs: 30_000, connectTimeoutMs: 10_000, sshPort: 22, slurmDrainUnready: true },
     log,
     transportFor: (node) => lab.transport(node.name),
-    afterRun: slurmHealthSync({ inventory: () => lab.inventory.inventory, transportFor: (node) => lab.transport(node.name), timeoutMs: 30_000, log }),
+    afterRun: slurmHealthSync({ inventory: () => lab.inventory.inventory, store: lab.store, transportFor: (node) => lab.transport(node.name), timeoutMs: 30_000, log }),
   });
   const first = await lab.checkReadiness([CONTROLLER, ...COMPUTES]);
   if (!first.every((r) => r.ready)) throw new Error(`not ready after convergence: ${first.map((r) => `${r.node}: ${r.summary}`).join('; ')}`);

@@ -217,6 +217,30 @@ describe('executeReimage --when-idle', () => {
     expect(cancelAsked.at(-1)).toEqual(['gpu02']);
   });
 
+  it('a node whose install used its mark while Slurm was asked (idle: rebooted at once) is a success, not a cancel', async () => {
+    const withdrawn: string[][] = [];
+    const slurm: SlurmRebooter = {
+      requestReboots: async (nodes) => {
+        // gpu01 was idle: Slurm rebooted it at once, and it installed before the last pieces answered.
+        for (const type of ['provision_started', 'installed'] as const) {
+          const [r] = await store.recordEvents([{ node: 'gpu01', event: { type } }]);
+          if (!r?.ok) throw new Error(`${type} refused`);
+        }
+        return nodes.map((node) => ({ node, ok: true }));
+      },
+      cancelReboots: async (nodes) => {
+        withdrawn.push([...nodes]);
+        return [];
+      },
+    };
+    const summary = await run(slurm);
+    expect(withdrawn).toEqual([]);
+    expect(summary.reboots.filter((r) => r.method === 'slurm').map((r) => [r.node, r.ok])).toEqual([
+      ['gpu01', true],
+      ['gpu02', true],
+    ]);
+  });
+
   it('a cancel that lands while Slurm is being asked cannot leave a Slurm reboot behind: it is withdrawn once Slurm answered', async () => {
     const withdrawn: string[][] = [];
     const slurm: SlurmRebooter = {

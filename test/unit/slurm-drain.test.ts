@@ -40,7 +40,7 @@ describe('slurmHealthAction', () => {
 });
 
 describe("slurm.node_state and rackseed's own drain", () => {
-  const ctx = { node: 'c1' } as CheckContext;
+  const ctx = { node: 'c1', slurmDrainUnready: true } as CheckContext;
   const show = (state: string, reason?: string) => ({ code: 0, stdout: `NodeName=c1 Arch=x86_64\n   State=${state} ThreadsPerCore=1\n${reason ? `   Reason=${reason}\n` : ''}`, stderr: '' });
   it.each([
     { state: 'IDLE+DRAIN', reason: 'rackseed readiness: base.hosts [slurm@2026-11-24T04:00:00]', pass: true },
@@ -54,6 +54,12 @@ describe("slurm.node_state and rackseed's own drain", () => {
     const [e] = evaluateSlurmNode(show(state, reason), ctx);
     expect(e?.pass).toBe(pass);
     if (pass) expect(e?.reason).toContain('lifted once the other checks pass');
+  });
+
+  it('with slurm.drain_unready turned off since, its drain fails the check and says how to lift it (nothing else will)', () => {
+    const [e] = evaluateSlurmNode(show('IDLE+DRAIN', 'rackseed readiness: base.hosts [root@2026-11-24T04:00:00]'), { node: 'c1' } as CheckContext);
+    expect(e?.pass).toBe(false);
+    expect(e?.reason).toContain('slurm.drain_unready is off now: lift it with scontrol update nodename=c1 state=resume');
   });
 });
 
@@ -94,19 +100,30 @@ exit 2
     set('c1', 'IDLE');
     set('c2', 'IDLE+DRAIN', 'bad DIMM [root@then]');
     set('c3', 'MIXED+DRAIN', 'rackseed readiness: base.hosts [slurm@then]');
+    set('c4', 'DOWN', 'bad PSU [admin@then]');
+    set('c5', 'DOWN', 'Not responding [slurm@then]');
+    set('c6', 'MIXED+DRAIN+REBOOT_REQUESTED', 'rackseed reimage [root@then]');
     const drains = [
       { node: 'c1', reason: "rackseed readiness: base.hosts (it's wrong)" },
       { node: 'c2', reason: 'rackseed readiness: nvidia.gpu_count' },
       { node: 'c3', reason: 'rackseed readiness: nvidia.gpu_count' },
       { node: 'gone', reason: 'rackseed readiness: x' },
+      { node: 'c4', reason: 'rackseed readiness: x' },
+      { node: 'c5', reason: 'rackseed readiness: x' },
+      { node: 'c6', reason: 'rackseed readiness: x' },
     ];
     const answers = parseDrainAnswers(drains.map((d) => d.node), sh(drainScript(drains)), 'missing');
     expect(answers).toEqual([
       { node: 'c1', outcome: 'drained' },
-      { node: 'c2', outcome: 'left', detail: 'drained by someone else: bad DIMM [root@then]' },
+      { node: 'c2', outcome: 'left', detail: 'held by someone else: bad DIMM [root@then]' },
       { node: 'c3', outcome: 'drained' },
       { node: 'gone', outcome: 'failed', error: 'Node gone not found' },
+      // An administrator's DOWN is theirs; Slurm's own reason is no one's; a reimage's drain belongs to its reboot.
+      { node: 'c4', outcome: 'left', detail: 'held by someone else: bad PSU [admin@then]' },
+      { node: 'c5', outcome: 'drained' },
+      { node: 'c6', outcome: 'left', detail: 'held by someone else: rackseed reimage [root@then]' },
     ]);
+    expect(get('c4')).toEqual(['DOWN', 'bad PSU [admin@then]']);
     expect(get('c1')).toEqual(['IDLE+DRAIN', "rackseed readiness: base.hosts (it's wrong) [slurm@now]"]);
     expect(get('c2')).toEqual(['IDLE+DRAIN', 'bad DIMM [root@then]']);
     expect(get('c3')).toEqual(['MIXED+DRAIN', 'rackseed readiness: nvidia.gpu_count [slurm@now]']);
@@ -119,7 +136,7 @@ exit 2
     const answers = parseDrainAnswers(['c1', 'c2', 'c3'], sh(resumeScript(['c1', 'c2', 'c3'])), 'missing');
     expect(answers).toEqual([
       { node: 'c1', outcome: 'resumed' },
-      { node: 'c2', outcome: 'left', detail: 'drained by someone else: bad DIMM [root@then]' },
+      { node: 'c2', outcome: 'left', detail: 'held by someone else: bad DIMM [root@then]' },
       { node: 'c3', outcome: 'left', detail: 'not drained' },
     ]);
     expect(get('c1')).toEqual(['IDLE', '']);

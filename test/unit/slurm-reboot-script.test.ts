@@ -54,13 +54,17 @@ describe('the scripts under /bin/sh', () => {
 for a in "$@"; do last=$a; done
 case "$(basename "$0") $1 $last" in
   *" bad") echo "error: Invalid node name specified" >&2; exit 1 ;;
-  "scontrol show admin") echo "NodeName=admin Arch=x86_64 State=IDLE+DRAIN ThreadsPerCore=1 Reason=bad DIMM, ticket 42 [root@2026-11-24T03:31:49]" ;;
+  "scontrol show admin") echo "NodeName=admin Arch=x86_64 State=IDLE+DRAIN ThreadsPerCore=1 Reason=bad DIMM, ticket 42 [root@2026-11-24T03:31:49] Comment=State=IDLE once fixed" ;;
+  "scontrol show psu") echo "NodeName=psu State=DOWN ThreadsPerCore=1 Reason=bad PSU [admin@2026-11-24T03:31:49]" ;;
+  "scontrol show lost") echo "NodeName=lost State=DOWN ThreadsPerCore=1 Reason=Not responding [slurm@2026-11-24T03:31:49]" ;;
+  "scontrol show sick") [ -e ${bin}/rebooting-sick ] && echo "NodeName=sick State=IDLE+DRAIN+REBOOT_REQUESTED ThreadsPerCore=1 Reason=rackseed reimage [root@2026-11-24T03:31:49]" ||
+    echo "NodeName=sick State=IDLE+DRAIN ThreadsPerCore=1 Reason=rackseed readiness: nvidia.gpu_count (7 of 8) [root@2026-11-24T03:31:49]" ;;
   "scontrol show off") echo "NodeName=off State=IDLE+POWERED_DOWN ThreadsPerCore=1" ;;
   "scontrol show theirs") echo "NodeName=theirs State=IDLE+DRAIN+REBOOT_REQUESTED ThreadsPerCore=1 Reason=firmware update [root@2026-11-24T03:31:49]" ;;
   "scontrol show "*)
     if [ -e ${bin}/rebooting-$last ]; then echo "NodeName=$last State=MIXED+DRAIN+REBOOT_REQUESTED ThreadsPerCore=1 Reason=rackseed reimage [root@2026-11-24T03:31:49]"
     else echo "NodeName=$last State=MIXED ThreadsPerCore=1"; fi ;;
-  "scontrol reboot "*) [ "$last" = off ] || : > ${bin}/rebooting-$last ;;
+  "scontrol reboot "*) case "$last" in off|lost) ;; *) : > ${bin}/rebooting-$last ;; esac ;;
   "scontrol cancel_reboot "*) rm -f ${bin}/rebooting-$last ;;
   "sinfo "*) echo "state mine draining@" ;;
 esac
@@ -79,20 +83,24 @@ esac
     return r.stdout;
   };
 
-  it("asks scontrol per node with rackseed's reason and checks that Slurm marked the reboot; leaves an administrator's drain alone", () => {
-    const nodes = ['mine', 'bad', 'admin', 'off'];
+  it("asks scontrol per node with rackseed's reason and checks that Slurm marked the reboot; leaves a person's hold alone", () => {
+    const nodes = ['mine', 'bad', 'admin', 'off', 'psu', 'lost', 'sick'];
     const out = sh(rebootRequestScript(nodes));
     const answers = parseRebootAnswers(nodes, out, 'missing');
     expect(answers[0]).toEqual({ node: 'mine', ok: true, slurmState: 'draining@' });
     expect(answers[1]).toEqual({ node: 'bad', ok: false, error: 'error: Invalid node name specified' });
-    expect(answers[2]).toEqual({ node: 'admin', ok: false, error: expect.stringMatching(/^drained by an administrator \(Reason=bad DIMM, ticket 42 \[root@2026-11-24T03:31:49\]\): --when-idle would replace that reason/) });
+    // The Reason runs to the end of the line; an administrator's free text there does not fool the State.
+    expect(answers[2]).toEqual({ node: 'admin', ok: false, error: expect.stringMatching(/^held by an administrator \(Reason=bad DIMM, ticket 42 \[root@2026-11-24T03:31:49\] Comment=State=IDLE once fixed\): --when-idle would replace that reason/) });
     expect(answers[3]).toEqual({ node: 'off', ok: false, error: 'Slurm accepted the request but marked no reboot (State=IDLE+POWERED_DOWN): it will not reboot the node' });
+    // An administrator's DOWN is a hold too; Slurm's own DOWN reason is not (the request is made, then not marked).
+    expect(answers[4]).toEqual({ node: 'psu', ok: false, error: expect.stringMatching(/^held by an administrator \(Reason=bad PSU \[admin@/) });
+    expect(answers[5]).toEqual({ node: 'lost', ok: false, error: 'Slurm accepted the request but marked no reboot (State=DOWN): it will not reboot the node' });
+    // rackseed's own readiness drain is no hold: such a node is what a reimage is for.
+    expect(answers[6]).toEqual({ node: 'sick', ok: true });
     const reboots = log().filter((c) => c[1] === 'reboot');
-    expect(reboots).toEqual([
-      ['scontrol', 'reboot', 'ASAP', 'nextstate=RESUME', 'reason=rackseed reimage', 'mine'],
-      ['scontrol', 'reboot', 'ASAP', 'nextstate=RESUME', 'reason=rackseed reimage', 'off'],
-    ]);
-    expect(log().at(-1)).toEqual(['sinfo', '-h', '-N', '-n', 'mine,bad,admin,off', '-o', 'state %N %T']);
+    expect(reboots.map((c) => c.at(-1))).toEqual(['mine', 'off', 'lost', 'sick']);
+    expect(reboots[0]).toEqual(['scontrol', 'reboot', 'ASAP', 'nextstate=RESUME', 'reason=rackseed reimage', 'mine']);
+    expect(log().at(-1)).toEqual(['sinfo', '-h', '-N', '-n', nodes.join(','), '-o', 'state %N %T']);
     // Asked again (a second reimage --when-idle): the drain is rackseed's own, so the request is made again.
     expect(parseRebootAnswers(['mine'], sh(rebootRequestScript(['mine'])), 'missing')[0]).toMatchObject({ ok: true });
   });

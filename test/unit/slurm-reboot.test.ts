@@ -3,6 +3,7 @@ import { parseInventory } from '../../server/inventory/index.js';
 import { RackseedError } from '../../server/model/errors.js';
 import type { ResolvedNode } from '../../server/model/inventory.js';
 import { slurmRebooter } from '../../server/services/slurm-reboot.js';
+import { slurmBudgetMs } from '../../server/services/slurm-controller.js';
 import { SLURM_NODES_PER_COMMAND } from '../../server/services/slurm-reboot-script.js';
 import type { Transport } from '../../server/state/types.js';
 import { FILE, GROUPS } from '../fixtures/inventory/inventories.js';
@@ -19,7 +20,7 @@ const inv = parseInventory(
 const asked = (script: string): string[] => [...(/^for n in (.*); do$/m.exec(script)?.[1] ?? '').matchAll(/'([^']+)'/g)].map((m) => m[1]!);
 
 /** Failure injection: each controller answers `ok` for every node, except as `behave` says for its Nth command. */
-function controllers(behave: (controller: string, call: number) => 'answer' | 'timeout' | 'refuse'): { transportFor: (n: ResolvedNode) => Promise<Transport>; calls: Array<[string, string[]]> } {
+function controllers(behave: (controller: string, call: number) => 'answer' | 'timeout' | 'refuse' | 'hang'): { transportFor: (n: ResolvedNode) => Promise<Transport>; calls: Array<[string, string[]]> } {
   const calls: Array<[string, string[]]> = [];
   const counts = new Map<string, number>();
   return {
@@ -28,12 +29,17 @@ function controllers(behave: (controller: string, call: number) => 'answer' | 't
       if (behave(node.name, 0) === 'refuse') throw new RackseedError('STATE_TRANSPORT', `${node.name}: connect ECONNREFUSED`);
       return {
         target: node.name,
-        exec: async (script) => {
+        exec: async (script, options) => {
           const call = (counts.get(node.name) ?? 0) + 1;
           counts.set(node.name, call);
           const nodes = asked(script);
           calls.push([node.name, nodes]);
           if (behave(node.name, call) === 'timeout') throw new RackseedError('STATE_TIMEOUT', `${node.name}: command timed out`);
+          // A hung slurmctld: the transport gives up at the command's own timeout.
+          if (behave(node.name, call) === 'hang') {
+            await new Promise((resolve) => setTimeout(resolve, options?.timeoutMs ?? 0));
+            throw new RackseedError('STATE_TIMEOUT', `${node.name}: command timed out after ${options?.timeoutMs} ms`);
+          }
           return { code: 0, stdout: nodes.map((n) => `ok ${n}\n`).join(''), stderr: '' };
         },
         readFile: async () => undefined,
@@ -45,6 +51,23 @@ function controllers(behave: (controller: string, call: number) => 'answer' | 't
 }
 
 describe('slurmRebooter', () => {
+  it("gives the second controller its chance within the request's budget when the first one hangs", async () => {
+    const c = controllers((controller) => (controller === 'head01' ? 'hang' : 'answer'));
+    const one = ['gpu001'];
+    const answers = await slurmRebooter({ inventory: () => inv, transportFor: c.transportFor, timeoutMs: 200 }).requestReboots(one, AbortSignal.timeout(slurmBudgetMs(inv, one.length, 200)));
+    expect(answers).toEqual([{ node: 'gpu001', ok: true }]);
+    expect(c.calls.map(([controller]) => controller)).toEqual(['head01', 'head02']);
+  });
+
+  it('a node never sent to any controller (the budget ran out first) is reported as not asked, not as maybe taken', async () => {
+    const c = controllers(() => 'answer');
+    const stopped = new AbortController();
+    stopped.abort();
+    const [a] = await slurmRebooter({ inventory: () => inv, transportFor: c.transportFor, timeoutMs: 200 }).requestReboots(['gpu001'], stopped.signal);
+    expect(a).toEqual({ node: 'gpu001', ok: false, error: 'not asked: no controller could be asked in time (stopped: no answer in time)' });
+    expect(c.calls).toEqual([]);
+  });
+
   it('keeps the answers of the pieces that finished and asks the next controller only about the rest', async () => {
     const c = controllers((controller, call) => (controller === 'head01' && call === 2 ? 'timeout' : 'answer'));
     const answers = await slurmRebooter({ inventory: () => inv, transportFor: c.transportFor, timeoutMs: 1_000 }).requestReboots(names, new AbortController().signal);

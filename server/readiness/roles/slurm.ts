@@ -32,7 +32,11 @@ export function evaluateSlurmNode(output: ExecResult, ctx: CheckContext, role = 
   // failing here would keep the node from ever passing, so the drain could never be lifted.
   const withoutDrain = node.state.replace(/\+(DRAIN|DRAINING|DRAINED)\b/gi, '');
   if (isRackseedDrain(node.reason) && classifySlurmState(withoutDrain).usable) {
-    return [passed(role, check, EXPECTED_STATE, node.state, `drained by rackseed's readiness check (Reason=${node.reason}): lifted once the other checks pass`)];
+    if (ctx.slurmDrainUnready) {
+      return [passed(role, check, EXPECTED_STATE, node.state, `drained by rackseed's readiness check (Reason=${node.reason}): lifted once the other checks pass`)];
+    }
+    // The option was turned off since: nothing will lift this drain but an operator.
+    return [failed(role, check, EXPECTED_STATE, node.state, `drained by rackseed's readiness check (Reason=${node.reason}), and slurm.drain_unready is off now: lift it with scontrol update nodename=${ctx.node} state=resume`)];
   }
   return [failed(role, check, EXPECTED_STATE, node.state, `Slurm reports ${ctx.node} ${c.why}${node.reason ? `: Reason=${node.reason}` : ''}`)];
 }
