@@ -296,6 +296,12 @@ const convergenceSchema = strict({
     }
   });
 
+const readinessSchema = strict({
+    /** Check readiness again on every ready node (and every node that failed only its readiness) this often; 0: never. */
+    interval_minutes: z.number().int().min(0).max(7 * 24 * 60).default(0),
+  })
+  .prefault({});
+
 const slurmSchema = strict({
     /**
      * Drain a Slurm compute node in Slurm when its readiness checks (other than Slurm's own) fail, with the failing
@@ -318,6 +324,7 @@ export const configSchema = strict({
   torrent: torrentSchema,
   states: statesSchema,
   convergence: convergenceSchema,
+  readiness: readinessSchema,
   slurm: slurmSchema,
   log: logSchema,
 }).superRefine((c, ctx) => {
@@ -410,6 +417,8 @@ export interface Config {
   states: StatesConfig;
   /** Automatic convergence of installed nodes (server/services/convergence.ts). */
   convergence: ConvergenceConfig;
+  /** Periodic readiness (0: only after convergence and on request). */
+  readiness: { intervalMs: number };
   /** What rackseed tells Slurm about its compute nodes. */
   slurm: { drainUnready: boolean };
   log: { level: RawConfig['log']['level'] };
@@ -558,6 +567,7 @@ export function parseConfig(text: string, file: string, env: ConfigEnvironment =
       backoffMaxMs: raw.convergence.backoff_max_seconds * 1000,
       concurrency: raw.convergence.concurrency,
     },
+    readiness: { intervalMs: raw.readiness.interval_minutes * 60_000 },
     slurm: { drainUnready: raw.slurm.drain_unready },
     log: raw.log,
   };

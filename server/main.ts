@@ -19,6 +19,7 @@ import { DEFAULT_UEFI_LOADER } from './model/inventory.js';
 import { NodeLocks } from './services/node-locks.js';
 import { sshTransportFactory } from './services/node-transport.js';
 import { slurmHealthSync } from './services/slurm-health.js';
+import { ReadinessSweep } from './services/readiness-sweep.js';
 import { NodeIdentity } from './services/node-identity.js';
 import { StateService } from './services/state-service.js';
 import { ReadinessService } from './services/readiness-service.js';
@@ -215,6 +216,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         ? { afterRun: slurmHealthSync({ inventory: () => inventory.inventory, store, transportFor, timeoutMs: Math.min(config.states.commandTimeoutMs, 60_000), log: log.child({ subsystem: 'slurm' }) }) }
         : {}),
     });
+
+    if (config.readiness.intervalMs > 0) {
+      const sweep = new ReadinessSweep({ inventory, store, readiness, intervalMs: config.readiness.intervalMs, log: log.child({ subsystem: 'readiness-sweep' }) });
+      sweep.start();
+      closers.unshift(() => sweep.stop());
+    }
 
     const convergence = new ConvergenceService({
       inventory,
