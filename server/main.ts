@@ -218,7 +218,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     });
 
     if (config.readiness.intervalMs > 0) {
-      const sweep = new ReadinessSweep({ inventory, store, readiness, intervalMs: config.readiness.intervalMs, log: log.child({ subsystem: 'readiness-sweep' }) });
+      const sweep = new ReadinessSweep({
+        inventory,
+        store,
+        readiness,
+        intervalMs: config.readiness.intervalMs,
+        log: log.child({ subsystem: 'readiness-sweep' }),
+        reachable: (node) => hasPinnedHostKey(config.dataDir, node.name),
+      });
       sweep.start();
       closers.unshift(() => sweep.stop());
     }

@@ -225,7 +225,9 @@ export class ConvergenceService {
     if (!this.active()) return;
     const inv = this.deps.inventory.inventory;
     const statuses = await this.deps.store.listNodes();
-    const idleConfiguring = statuses.filter((s) => s.state === 'configuring' && !this.queue.has(s.id)).map((s) => s.id);
+    // A node whose lock is held is being worked on (a readiness check of a node failed in readiness records
+    // configuring first, and a hung nvidia-smi takes minutes): not an orphan.
+    const idleConfiguring = statuses.filter((s) => s.state === 'configuring' && !this.queue.has(s.id) && !this.locks.isBusy(s.id)).map((s) => s.id);
     const orphans = idleConfiguring.filter((name) => this.configuringIdle.has(name));
     this.configuringIdle = new Set(idleConfiguring.filter((name) => !orphans.includes(name)));
     for (const name of orphans) {

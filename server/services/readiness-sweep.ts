@@ -10,6 +10,11 @@ export interface ReadinessSweepOptions {
   readiness: Pick<ReadinessService, 'run'>;
   intervalMs: number;
   log: Logger;
+  /**
+   * Whether this server can reach the node (the server passes "has a host key pinned here"): with several servers on
+   * one store, another server's nodes would fail its SSH and flap between ready and failed.
+   */
+  reachable?: (node: ResolvedNode) => boolean;
 }
 
 /**
@@ -50,8 +55,12 @@ export class ReadinessSweep {
   private async sweep(): Promise<number> {
     try {
       const inv = this.o.inventory.inventory;
-      const due = new Set((await this.o.store.listNodes()).filter((s) => s.state === 'ready' || (s.state === 'failed' && s.stage === 'readiness')).map((s) => s.id));
-      const nodes: ResolvedNode[] = [...inv.nodes.values()].filter((n) => due.has(n.name));
+      // A node marked for reimage is about to go down for its install: not a health problem to report.
+      const due = new Set(
+        (await this.o.store.listNodes()).filter((s) => !s.reimageRequested && (s.state === 'ready' || (s.state === 'failed' && s.stage === 'readiness'))).map((s) => s.id),
+      );
+      const reachable = this.o.reachable ?? (() => true);
+      const nodes: ResolvedNode[] = [...inv.nodes.values()].filter((n) => due.has(n.name) && reachable(n));
       if (nodes.length === 0) return 0;
       const started = Date.now();
       const reports = await this.o.readiness.run(nodes);

@@ -1,4 +1,4 @@
-import { notHeldPatterns, quote, SHOW_NODE_SH, SLURM_DRAIN_PREFIX } from './slurm-shell.js';
+import { quote, SHOW_NODE_SH, SLURM_DRAIN_PREFIX } from './slurm-shell.js';
 
 /**
  * The shell text that drains and resumes nodes for slurm.drain_unready (server/readiness/slurm-drain.ts decides
@@ -19,7 +19,11 @@ export function drainScript(drains: ReadonlyArray<{ node: string; reason: string
     // A person's hold is theirs, and a reimage's drain belongs to the reboot it waits for (its cancel finds it by
     // its reason): both are left as they are.
     `drain() { show "$1" || { fail "$1"; return; }`,
-    `  case "$reason" in ${notHeldPatterns([SLURM_DRAIN_PREFIX])}) ;; *) printf 'left %s held by someone else: %s\\n' "$1" "$reason"; return ;; esac`,
+    // Slurm's own reason on a DOWN node ("Not responding") is nobody's hold; on a drain ("Kill task failed", "Prolog
+    // error") it is Slurm keeping the node out, which rackseed must neither replace nor later lift.
+    `  case "$reason" in ''|${quote(SLURM_DRAIN_PREFIX)}*) ;;`,
+    `    *'[slurm@'*) case "$state" in *DRAIN*) printf 'left %s held by Slurm: %s\\n' "$1" "$reason"; return ;; esac ;;`,
+    `    *) printf 'left %s held by someone else: %s\\n' "$1" "$reason"; return ;; esac`,
     `  if out=$(scontrol update nodename="$1" state=drain reason="$2" 2>&1); then printf 'drained %s\\n' "$1"; else fail "$1"; fi; }`,
     ...drains.map((d) => `drain ${quote(d.node)} ${quote(d.reason)}`),
   ].join('\n');

@@ -36,14 +36,17 @@ export function slurmHealthSync(o: SlurmHealthOptions): (reports: readonly NodeR
     // has the last word, else this one would drain a node the newer one found healthy, for good.
     const current = await Promise.all(decided.map(async (d) => ((await o.store.listRuns({ node: d.action.node, kind: 'readiness', limit: 1 }))[0]?.id === d.runId ? d.action : undefined)));
     let actions = current.filter((a) => a !== undefined);
-    const drains = actions.filter((a) => a.kind === 'drain');
+    // Only new drains count: a node Slurm shows drained already (by rackseed, awaiting repair, or by a person) gets
+    // at most a new reason, and a few broken nodes must not use up the share for good.
+    const alreadyDrained = new Set(reports.filter((r) => r.evidence.some((e) => e.check === 'slurm.node_state' && /DRAIN/i.test(e.seen))).map((r) => r.node));
+    const drains = actions.filter((a) => a.kind === 'drain' && !alreadyDrained.has(a.node));
     const allowed = Math.max(1, Math.floor(computes * SLURM_DRAIN_MAX_SHARE));
     if (drains.length > allowed) {
       o.log.error(
         { wouldDrain: drains.map((a) => `${a.node}: ${a.kind === 'drain' ? a.reason : ''}`), computes, allowed },
         `readiness failed on ${drains.length} of ${computes} Slurm compute nodes in one run: that looks cluster-wide, not the nodes' health; none drained`,
       );
-      actions = actions.filter((a) => a.kind !== 'drain');
+      actions = actions.filter((a) => a.kind !== 'drain' || alreadyDrained.has(a.node));
     }
     const reasons = new Map(actions.flatMap((a) => (a.kind === 'drain' ? [[a.node, a.reason] as const] : [])));
     const resumes = actions.filter((a) => a.kind === 'resume').map((a) => a.node);

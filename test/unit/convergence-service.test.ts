@@ -12,6 +12,7 @@ import type { ResolvedNode } from '../../server/model/inventory.js';
 import { ConvergenceService, type ConvergenceDeps } from '../../server/services/convergence.js';
 import type { Timers } from '../../server/services/convergence-queue.js';
 import { InventoryService } from '../../server/services/inventory-service.js';
+import { NodeLocks } from '../../server/services/node-locks.js';
 import type { NodeReadinessReport } from '../../server/services/readiness-service.js';
 import type { NodeRunReport } from '../../server/services/state-service.js';
 import { convergeRoutes } from '../../server/net/http/converge-routes.js';
@@ -416,6 +417,21 @@ describe('convergence triggers', () => {
     await s.whenIdle();
     expect(states.calls.map((c) => c.node)).toEqual(['db1']);
     expect((await store.getNode('db1'))?.state).toBe('ready');
+  });
+
+  it('a node configuring while its lock is held (a long readiness check of a node failed in readiness) is no orphan', async () => {
+    const locks = new NodeLocks();
+    const { s, states } = service(() => ({ result: 'success' }), { locks });
+    await s.start();
+    await s.whenIdle();
+    await put('db1', [...TO_INSTALLED, { type: 'configure_started' }]);
+    const release = await locks.acquire('db1');
+    for (let round = 0; round < 3; round++) {
+      await s.probeInstalled();
+      await s.whenIdle();
+    }
+    expect(states.calls).toEqual([]);
+    release();
   });
 
   it('resumes, at start, a convergence a restart interrupted (node left configuring)', async () => {

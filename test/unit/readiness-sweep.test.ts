@@ -66,6 +66,14 @@ describe('ReadinessSweep', () => {
     expect(runs).toEqual([['ready1', 'ready2', 'rfail']]);
   });
 
+  it("leaves nodes this server cannot reach (another server's, no pinned key) and nodes about to be reimaged", async () => {
+    const [r] = await store.recordEvents([{ node: 'ready2', event: { type: 'reimage_requested' } }]);
+    expect(r?.ok).toBe(true);
+    const s = new ReadinessSweep({ inventory: { inventory: inv }, store, readiness, intervalMs: 60_000, log: createLogger('silent'), reachable: (n) => n.name !== 'rfail' });
+    expect(await s.sweepNow()).toBe(1);
+    expect(runs).toEqual([['ready1']]);
+  });
+
   it('does not start a second sweep while one is under way', async () => {
     let open!: () => void;
     gate = new Promise((resolve) => (open = resolve));

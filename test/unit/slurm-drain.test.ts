@@ -103,6 +103,7 @@ exit 2
     set('c4', 'DOWN', 'bad PSU [admin@then]');
     set('c5', 'DOWN', 'Not responding [slurm@then]');
     set('c6', 'MIXED+DRAIN+REBOOT_REQUESTED', 'rackseed reimage [root@then]');
+    set('c7', 'IDLE+DRAIN', 'Kill task failed [slurm@then]');
     const drains = [
       { node: 'c1', reason: "rackseed readiness: base.hosts (it's wrong)" },
       { node: 'c2', reason: 'rackseed readiness: nvidia.gpu_count' },
@@ -111,6 +112,7 @@ exit 2
       { node: 'c4', reason: 'rackseed readiness: x' },
       { node: 'c5', reason: 'rackseed readiness: x' },
       { node: 'c6', reason: 'rackseed readiness: x' },
+      { node: 'c7', reason: 'rackseed readiness: x' },
     ];
     const answers = parseDrainAnswers(drains.map((d) => d.node), sh(drainScript(drains)), 'missing');
     expect(answers).toEqual([
@@ -122,6 +124,8 @@ exit 2
       { node: 'c4', outcome: 'left', detail: 'held by someone else: bad PSU [admin@then]' },
       { node: 'c5', outcome: 'drained' },
       { node: 'c6', outcome: 'left', detail: 'held by someone else: rackseed reimage [root@then]' },
+      // Slurm's own drain (unkillable processes, a failed prolog) keeps the node out: rackseed must not lift it later.
+      { node: 'c7', outcome: 'left', detail: 'held by Slurm: Kill task failed [slurm@then]' },
     ]);
     expect(get('c4')).toEqual(['DOWN', 'bad PSU [admin@then]']);
     expect(get('c1')).toEqual(['IDLE+DRAIN', "rackseed readiness: base.hosts (it's wrong) [slurm@now]"]);

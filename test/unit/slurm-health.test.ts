@@ -68,6 +68,13 @@ describe('slurmHealthSync', () => {
     expect(scripts).toHaveLength(1);
   });
 
+  it('counts only new drains against the share: nodes Slurm shows drained already (awaiting repair) only get their reason updated', async () => {
+    const { sync, scripts } = setup();
+    const drained = (node: string): NodeReadinessReport => ({ ...report(node, false), evidence: [ev('base.hosts', false), { ...ev('slurm.node_state', true), seen: 'IDLE+DRAIN' }] });
+    await sync([drained('gpu1'), drained('gpu2'), drained('gpu3'), report('gpu4', false)]);
+    expect([...scripts[0]!.matchAll(/^drain '([^']+)'/gm)].map((m) => m[1])).toEqual(['gpu1', 'gpu2', 'gpu3', 'gpu4']);
+  });
+
   it("skips a node whose newer readiness run has the last word (a fleet run's verdict is minutes old when it ends)", async () => {
     const { sync, scripts } = setup(new Map([['gpu1', 'a-newer-run']]));
     await sync([report('gpu1', false), report('gpu2', false)]);
