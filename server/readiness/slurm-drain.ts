@@ -1,15 +1,14 @@
 import type { Evidence } from './types.js';
 
+/** Every reason rackseed's readiness drain sets starts so: the only drains it ever lifts. */
+export const SLURM_DRAIN_PREFIX = 'rackseed readiness: ';
+
 /**
  * What a readiness run means for Slurm (slurm.drain_unready): a Slurm compute node whose checks fail (a GPU gone, an
  * InfiniBand port down, /etc/hosts wrong) is drained, so the scheduler stops sending it jobs, with the failing checks
  * as the reason; once every check passes again, the drain rackseed set (and only that one) is lifted. Pure.
  */
 
-import { SLURM_DRAIN_PREFIX } from '../services/slurm-shell.js';
-
-/** Every reason rackseed sets starts so: the only drains it ever lifts. */
-export { SLURM_DRAIN_PREFIX };
 /** Slurm keeps reasons short in sinfo; the run's evidence has the whole story. */
 export const SLURM_DRAIN_REASON_MAX = 200;
 
@@ -17,8 +16,11 @@ export const isRackseedDrain = (reason: string | undefined): boolean => reason?.
 
 export type SlurmHealthAction = { node: string; kind: 'drain'; reason: string } | { node: string; kind: 'resume' };
 
+/** slurm.node_state saw the node drained (by anyone). */
+export const slurmShowsDrain = (e: Evidence): boolean => e.check === 'slurm.node_state' && /DRAIN/i.test(e.seen);
+
 /** slurm.node_state passed on a node that Slurm shows drained: only a drain of rackseed's own passes (roles/slurm.ts). */
-const drainedByRackseed = (e: Evidence): boolean => e.check === 'slurm.node_state' && e.pass && /DRAIN/i.test(e.seen);
+const drainedByRackseed = (e: Evidence): boolean => e.pass && slurmShowsDrain(e);
 
 /**
  * The action for one Slurm compute node's readiness run, or none. A run that could not check everything (no

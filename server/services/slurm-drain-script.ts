@@ -1,4 +1,5 @@
-import { quote, SHOW_NODE_SH, SLURM_DRAIN_PREFIX } from './slurm-shell.js';
+import { shellQuote } from '../state/modules/shell.js';
+import { SHOW_NODE_SH, SLURM_DRAIN_PREFIX } from './slurm-shell.js';
 
 /**
  * The shell text that drains and resumes nodes for slurm.drain_unready (server/readiness/slurm-drain.ts decides
@@ -21,11 +22,11 @@ export function drainScript(drains: ReadonlyArray<{ node: string; reason: string
     `drain() { show "$1" || { fail "$1"; return; }`,
     // Slurm's own reason on a DOWN node ("Not responding") is nobody's hold; on a drain ("Kill task failed", "Prolog
     // error") it is Slurm keeping the node out, which rackseed must neither replace nor later lift.
-    `  case "$reason" in ''|${quote(SLURM_DRAIN_PREFIX)}*) ;;`,
+    `  case "$reason" in ''|${shellQuote(SLURM_DRAIN_PREFIX)}*) ;;`,
     `    *'[slurm@'*) case "$state" in *DRAIN*) printf 'left %s held by Slurm: %s\\n' "$1" "$reason"; return ;; esac ;;`,
     `    *) printf 'left %s held by someone else: %s\\n' "$1" "$reason"; return ;; esac`,
     `  if out=$(scontrol update nodename="$1" state=drain reason="$2" 2>&1); then printf 'drained %s\\n' "$1"; else fail "$1"; fi; }`,
-    ...drains.map((d) => `drain ${quote(d.node)} ${quote(d.reason)}`),
+    ...drains.map((d) => `drain ${shellQuote(d.node)} ${shellQuote(d.reason)}`),
   ].join('\n');
 }
 
@@ -34,9 +35,9 @@ export function resumeScript(nodes: readonly string[]): string {
     SHOW_NODE_SH,
     `resume() { show "$1" || { fail "$1"; return; }`,
     `  case "$state" in *DRAIN*) ;; *) printf 'left %s not drained\\n' "$1"; return ;; esac`,
-    `  case "$reason" in ${quote(SLURM_DRAIN_PREFIX)}*) ;; *) printf 'left %s held by someone else: %s\\n' "$1" "$reason"; return ;; esac`,
+    `  case "$reason" in ${shellQuote(SLURM_DRAIN_PREFIX)}*) ;; *) printf 'left %s held by someone else: %s\\n' "$1" "$reason"; return ;; esac`,
     `  if out=$(scontrol update nodename="$1" state=resume 2>&1); then printf 'resumed %s\\n' "$1"; else fail "$1"; fi; }`,
-    ...nodes.map((n) => `resume ${quote(n)}`),
+    ...nodes.map((n) => `resume ${shellQuote(n)}`),
   ].join('\n');
 }
 

@@ -1,5 +1,5 @@
 import { nodeLogger, type Logger } from '../log.js';
-import { slurmHealthAction, type SlurmHealthAction } from '../readiness/slurm-drain.js';
+import { slurmHealthAction, slurmShowsDrain, type SlurmHealthAction } from '../readiness/slurm-drain.js';
 import type { ObservedStore } from '../store/types.js';
 import { askSlurm, SLURM_COMPUTE_ROLE, slurmBudgetMs, slurmControllers, type SlurmControllerOptions } from './slurm-controller.js';
 import { drainScript, parseDrainAnswers, resumeScript, type SlurmDrainAnswer } from './slurm-drain-script.js';
@@ -38,7 +38,7 @@ export function slurmHealthSync(o: SlurmHealthOptions): (reports: readonly NodeR
     let actions = current.filter((a) => a !== undefined);
     // Only new drains count: a node Slurm shows drained already (by rackseed, awaiting repair, or by a person) gets
     // at most a new reason, and a few broken nodes must not use up the share for good.
-    const alreadyDrained = new Set(reports.filter((r) => r.evidence.some((e) => e.check === 'slurm.node_state' && /DRAIN/i.test(e.seen))).map((r) => r.node));
+    const alreadyDrained = new Set(reports.filter((r) => r.evidence.some(slurmShowsDrain)).map((r) => r.node));
     const drains = actions.filter((a) => a.kind === 'drain' && !alreadyDrained.has(a.node));
     const allowed = Math.max(1, Math.floor(computes * SLURM_DRAIN_MAX_SHARE));
     if (drains.length > allowed) {

@@ -8,7 +8,8 @@
  * Slurm refuses the whole list for one name it does not know, and each node must get its own answer.
  */
 
-import { notHeldPatterns, quote, SHOW_NODE_SH, SLURM_DRAIN_PREFIX, SLURM_REIMAGE_REASON } from './slurm-shell.js';
+import { quoteAll, shellQuote } from '../state/modules/shell.js';
+import { notHeldPatterns, SHOW_NODE_SH, SLURM_DRAIN_PREFIX, SLURM_REIMAGE_REASON } from './slurm-shell.js';
 
 /** The Slurm reason rackseed's reboot requests carry; a cancel touches only reboots with this reason. */
 export { SLURM_REIMAGE_REASON };
@@ -37,29 +38,29 @@ export type SlurmCancelAnswer =
  * really marked a reboot (it silently ignores one for a node that is powered down, FUTURE, or already rebooting).
  */
 export function rebootRequestScript(nodes: readonly string[]): string {
-  const names = nodes.map(quote).join(' ');
+  const names = quoteAll(nodes);
   return [
     SHOW_NODE_SH,
     `for n in ${names}; do`,
     `  show "$n" || { fail "$n"; continue; }`,
     `  case "$reason" in ${notHeldPatterns([SLURM_REIMAGE_REASON, SLURM_DRAIN_PREFIX])}) ;; *) printf 'held %s %s\\n' "$n" "$reason"; continue ;; esac`,
-    `  if ! out=$(scontrol reboot ASAP nextstate=RESUME reason=${quote(SLURM_REIMAGE_REASON)} "$n" 2>&1); then fail "$n"; continue; fi`,
+    `  if ! out=$(scontrol reboot ASAP nextstate=RESUME reason=${shellQuote(SLURM_REIMAGE_REASON)} "$n" 2>&1); then fail "$n"; continue; fi`,
     `  show "$n" || { fail "$n"; continue; }`,
     `  case "$state" in *REBOOT_REQUESTED*|*REBOOT_ISSUED*) printf 'ok %s\\n' "$n" ;; *) printf 'ignored %s %s\\n' "$n" "$state" ;; esac`,
     'done',
     // The state each is in now: draining (jobs still run) or rebooting. Informative only: a failure here is ignored.
-    `sinfo -h -N -n ${quote(nodes.join(','))} -o 'state %N %T' 2>/dev/null || true`,
+    `sinfo -h -N -n ${shellQuote(nodes.join(','))} -o 'state %N %T' 2>/dev/null || true`,
   ].join('\n');
 }
 
 export function cancelScript(nodes: readonly string[]): string {
-  const names = nodes.map(quote).join(' ');
+  const names = quoteAll(nodes);
   return [
     SHOW_NODE_SH,
     `for n in ${names}; do`,
     `  show "$n" || { fail "$n"; continue; }`,
     `  case "$state" in *REBOOT_REQUESTED*) ;; *) printf 'none %s\\n' "$n"; continue ;; esac`,
-    `  case "$reason" in ${quote(SLURM_REIMAGE_REASON)}*) ;; *) printf 'none %s\\n' "$n"; continue ;; esac`,
+    `  case "$reason" in ${shellQuote(SLURM_REIMAGE_REASON)}*) ;; *) printf 'none %s\\n' "$n"; continue ;; esac`,
     `  if out=$(scontrol cancel_reboot "$n" 2>&1); then printf 'cancelled %s\\n' "$n"; else fail "$n"; fi`,
     'done',
   ].join('\n');

@@ -6,14 +6,12 @@
  * runs from the first ` Reason=` to the end of the line: a sed pattern would match the last occurrence instead.
  */
 
+import { SLURM_DRAIN_PREFIX } from '../readiness/slurm-drain.js';
+import { shellQuote } from '../state/modules/shell.js';
+
 /** The prefixes of every reason rackseed gives Slurm: a reimage's reboot and a readiness drain. */
 export const SLURM_REIMAGE_REASON = 'rackseed reimage';
-export const SLURM_DRAIN_PREFIX = 'rackseed readiness: ';
-
-/** Node names are RFC 1123 labels (checked by the inventory); the quoting is for safety all the same. */
-export function quote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
+export { SLURM_DRAIN_PREFIX };
 
 /**
  * `show NODE`: $out, $state and $reason of the node (status 1 and $out holding scontrol's words if it is unknown);
@@ -32,5 +30,5 @@ export const SHOW_NODE_SH = [
  * administrator's drain or DOWN, "bad DIMM, ticket 42 [root@...]"), which rackseed never replaces or lifts.
  */
 export function notHeldPatterns(ours: readonly string[]): string {
-  return ["''", ...ours.map((p) => `${quote(p)}*`), `*'[slurm@'*`].join('|');
+  return ["''", ...ours.map((p) => `${shellQuote(p)}*`), `*'[slurm@'*`].join('|');
 }
