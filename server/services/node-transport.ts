@@ -39,3 +39,8 @@ export function sshTransportFactory(settings: SshTransportSettings): TransportFa
     });
   };
 }
+
+/** A transport's error message without the `<node>: ` it starts with, for a caller that names the node itself. */
+export function withoutTarget(message: string, target: string): string {
+  return message.startsWith(`${target}: `) ? message.slice(target.length + 2) : message;
+}

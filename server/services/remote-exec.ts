@@ -1,7 +1,8 @@
 import { isRackseedError } from '../model/errors.js';
 import type { ResolvedNode } from '../model/inventory.js';
+import { capText } from '../state/transport/capped-output.js';
 import type { Transport } from '../state/types.js';
-import type { TransportFactory } from './node-transport.js';
+import { withoutTarget, type TransportFactory } from './node-transport.js';
 
 /**
  * `rackseed exec`: one shell command on many nodes at once, as pdsh or clush do, over the same SSH the states use
@@ -121,11 +122,10 @@ async function withBackstop(node: ResolvedNode, work: Promise<ExecOutcome>, ms: 
   }
 }
 
-/** At most EXEC_OUTPUT_LIMIT bytes, cut on a character boundary (a transport that ignored the limit is cut here). */
+/** At most EXEC_OUTPUT_LIMIT bytes, cut as the transports cut (a transport that ignored the limit is cut here). */
 function cut(text: string): { text: string; truncated: boolean } {
-  if (Buffer.byteLength(text, 'utf8') <= EXEC_OUTPUT_LIMIT) return { text, truncated: false };
-  // A multi-byte character split in two would become U+FFFD.
-  return { text: Buffer.from(text, 'utf8').subarray(0, EXEC_OUTPUT_LIMIT).toString('utf8').replace(/\uFFFD$/, ''), truncated: true };
+  const kept = capText(text, EXEC_OUTPUT_LIMIT);
+  return { text: kept.text, truncated: kept.dropped > 0 };
 }
 
 /** Never rejects: a node that cannot run the command is an outcome like any other. */
@@ -149,8 +149,7 @@ async function runOn(node: ResolvedNode, command: string, options: ExecOptions, 
     }
     if (code === 'STATE_CANCELLED') return { node: node.name, ran: false, stdout: '', stderr: '', error: 'cancelled: killed', errorCode: code, durationMs: took() };
     // The transports name the node first: the outcome already does.
-    const full = (err as Error).message;
-    const message = full.startsWith(`${node.name}: `) ? full.slice(node.name.length + 2) : full;
+    const message = withoutTarget((err as Error).message, node.name);
     return { node: node.name, ran: false, stdout: '', stderr: '', error: message, ...(code ? { errorCode: code } : {}), durationMs: took() };
   } finally {
     await transport?.close().catch(() => undefined);

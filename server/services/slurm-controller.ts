@@ -1,6 +1,6 @@
 import type { Inventory, ResolvedNode } from '../model/inventory.js';
 import type { Transport } from '../state/types.js';
-import type { TransportFactory } from './node-transport.js';
+import { withoutTarget, type TransportFactory } from './node-transport.js';
 import { chunks, SLURM_NODES_PER_COMMAND } from './slurm-reboot-script.js';
 
 /**
@@ -71,9 +71,7 @@ export async function askSlurm<A extends { node: string }>(
         for (const a of parse(piece, r.stdout, `no answer from ${controller.name} (exit ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''})`)) answers.set(a.node, a);
       }
     } catch (err) {
-      // The transports name the node first already.
-      const message = (err as Error).message;
-      problems.push(message.startsWith(`${controller.name}: `) ? message : `${controller.name}: ${message}`);
+      problems.push(`${controller.name}: ${withoutTarget((err as Error).message, controller.name)}`);
     } finally {
       await transport?.close().catch(() => undefined);
     }

@@ -32,6 +32,13 @@ export class CappedOutput {
   }
 }
 
+/** Text already in memory, kept up to `limit` bytes the same way: what was kept, and how many bytes were not. */
+export function capText(text: string, limit: number): { text: string; dropped: number } {
+  const out = new CappedOutput(limit);
+  out.push(Buffer.from(text, 'utf8'));
+  return out.dropped === 0 ? { text, dropped: 0 } : { text: out.text(), dropped: out.dropped };
+}
+
 /** A caller's per-stream limit, checked: a whole number of bytes, at least 1. */
 export function outputLimit(requested: number | undefined, fallback: number): number {
   if (requested === undefined) return fallback;

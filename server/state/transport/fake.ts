@@ -1,6 +1,6 @@
 import { RackseedError } from '../../model/errors.js';
 import type { ExecOptions, ExecResult, Transport, WriteOptions } from '../types.js';
-import { CappedOutput } from './capped-output.js';
+import { capText } from './capped-output.js';
 
 /**
  * A recording transport for unit tests and fault injection: it keeps an in-memory file system, records every
@@ -88,10 +88,8 @@ export class FakeTransport implements Transport {
 
 /** The answer as a transport keeping `limit` bytes per stream would give it. */
 function capped(answer: ExecResult, limit: number): ExecResult {
-  const stdout = new CappedOutput(limit);
-  const stderr = new CappedOutput(limit);
-  stdout.push(Buffer.from(answer.stdout));
-  stderr.push(Buffer.from(answer.stderr));
+  const stdout = capText(answer.stdout, limit);
+  const stderr = capText(answer.stderr, limit);
   if (stdout.dropped === 0 && stderr.dropped === 0) return answer;
-  return { ...answer, stdout: stdout.text(), stderr: stderr.text(), dropped: { stdout: stdout.dropped, stderr: stderr.dropped } };
+  return { ...answer, stdout: stdout.text, stderr: stderr.text, dropped: { stdout: stdout.dropped, stderr: stderr.dropped } };
 }
