@@ -190,17 +190,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const identity = new NodeIdentity(config.dataDir);
     const stateSettings = { ...config.states, roots: [...config.states.dirs, BUILTIN_STATES_DIR], slurmDrainUnready: config.slurm.drainUnready };
     const { serverName } = config;
+    // SSH to a node with the server's key and the node's pinned host key: one for the state runs, readiness, the audit,
+    // exec and the Slurm controller.
+    const transportFor = sshTransportFactory({ identity, sshPort: config.states.sshPort, connectTimeoutMs: config.states.connectTimeoutMs });
     // A node's apply, readiness check, convergence attempt and audit never overlap (server/services/node-locks.ts).
     const locks = new NodeLocks();
-    // SSH to a node with the server's key and the node's pinned host key, as the state runs use it.
-    const transportFor = sshTransportFactory({ identity, sshPort: config.states.sshPort, connectTimeoutMs: config.states.connectTimeoutMs });
-    const states = new StateService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'states' }), serverName, locks });
-    const audit = new AuditService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'audit' }), serverName, locks });
+    const states = new StateService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'states' }), serverName, locks, transportFor });
+    const audit = new AuditService({ inventory, store, identity, settings: stateSettings, log: log.child({ subsystem: 'audit' }), serverName, locks, transportFor });
 
     const readiness = new ReadinessService({
       inventory,
       store,
-      identity,
+      transportFor,
       settings: {
         concurrency: config.states.concurrency,
         commandTimeoutMs: config.states.commandTimeoutMs,
