@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientContext } from '../../server/cli/context.js';
-import { writeStandInInstaller, writeTinyImage } from '../support/installer.js';
+import { readyToProvision } from '../support/installer.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let srv: TestServer;
@@ -15,11 +15,7 @@ const api = (path: string, init: RequestInit = {}, token: string | null = srv.ad
 beforeAll(async () => {
   // No seeder: it would announce the image to the public URL's tracker, an address outside this machine.
   srv = await startTestServer({ inventoryFixture: 'api/inventory.yaml', extraConfig: 'torrent:\n  enabled: false' });
-  // The boot decision provisions a node only into an image the catalog holds.
-  await writeTinyImage(srv.config.dataDir, 'http://10.0.0.1:8080', 'debian12');
-  srv.images.rescan();
-  // ... and only when the installer is there.
-  writeStandInInstaller(srv.config.dataDir);
+  await readyToProvision(srv);
 });
 afterAll(async () => {
   await srv?.stop();

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeIdentity } from '../../server/services/node-identity.js';
-import { writeStandInInstaller, writeTinyImage } from '../support/installer.js';
+import { readyToProvision } from '../support/installer.js';
 import { cliAgainst } from '../support/cli.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
@@ -12,10 +12,7 @@ const NEW_MAC = '52:54:00:00:00:06';
 
 beforeAll(async () => {
   srv = await startTestServer({ inventoryFixture: 'api/inventory.yaml', extraConfig: 'torrent:\n  enabled: false' });
-  // A node is sent to the installer only for an image the catalog holds, with the installer built.
-  await writeTinyImage(srv.config.dataDir, 'http://10.0.0.1:8080', 'debian12');
-  srv.images.rescan();
-  writeStandInInstaller(srv.config.dataDir);
+  await readyToProvision(srv);
 });
 afterAll(async () => {
   await srv?.stop();

@@ -130,3 +130,13 @@ export function writeStandInInstaller(dataDir: string): void {
   writeFileSync(path.join(dir, 'vmlinuz'), 'stand-in kernel (tests only)\n');
   writeFileSync(path.join(dir, 'initrd.img'), 'stand-in initrd (tests only)\n');
 }
+
+/**
+ * What a test server needs before it sends a node to the installer: an image named `debian12` in its catalog (the
+ * boot decision provisions only into an image it holds) and the stand-in installer files.
+ */
+export async function readyToProvision(server: { config: { dataDir: string }; images: { rescan(): unknown } }): Promise<void> {
+  await writeTinyImage(server.config.dataDir, 'http://10.0.0.1:8080', 'debian12');
+  server.images.rescan();
+  writeStandInInstaller(server.config.dataDir);
+}
