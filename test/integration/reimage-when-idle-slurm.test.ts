@@ -19,7 +19,7 @@ import { requireAdminToken } from '../../server/net/http/auth.js';
 import { errorHandler, notFoundHandler } from '../../server/net/http/errors.js';
 import { fleetRoutes } from '../../server/net/http/fleet-routes.js';
 import { cliAgainst } from '../support/cli.js';
-import { SlurmLab } from '../support/slurm-cluster.js';
+import { convergeFailures, SlurmLab } from '../support/slurm-cluster.js';
 import { waitFor } from '../support/wait.js';
 
 const CONTROLLER = 'slurmctl01';
@@ -55,7 +55,7 @@ beforeAll(async () => {
     chmodSync(file, 0o600);
   }
   const reports = await lab.converge([CONTROLLER, ...COMPUTES]);
-  const failed = reports.flatMap((r) => [...(r.error ? [`${r.node}: ${r.error.message}`] : []), ...r.states.filter((s) => s.result !== true).map((s) => `${r.node} ${s.id}: ${s.comment}`)]);
+  const failed = convergeFailures(reports);
   if (failed.length > 0) throw new Error(`convergence failed: ${failed.join('\n')}`);
   await waitFor('compute nodes idle in sinfo', () => COMPUTES.every((n) => / State=IDLE /.test(nodeLine(n))), 60_000, 500);
 

@@ -13,7 +13,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mungeKey } from '../../server/services/role-secrets.js';
 import type { NodeRunReport } from '../../server/services/state-service.js';
-import { SlurmLab } from '../support/slurm-cluster.js';
+import { convergeFailures, SlurmLab } from '../support/slurm-cluster.js';
 import { waitFor } from '../support/wait.js';
 
 const CONTROLLER = 'slurmctl01';
@@ -21,14 +21,6 @@ const COMPUTES = ['compute01', 'compute02'];
 const ALL = [CONTROLLER, ...COMPUTES];
 
 let lab: SlurmLab;
-
-/** Failed states and failed runs, readable in an assertion message. */
-function failures(reports: NodeRunReport[]): string[] {
-  return reports.flatMap((r) => [
-    ...(r.error ? [`${r.node}: ${r.error.code} ${r.error.message}`] : []),
-    ...r.states.filter((s) => s.result !== true).map((s) => `${r.node} ${s.key}: ${s.comment} ${JSON.stringify(s.changes).slice(0, 600)}`),
-  ]);
-}
 
 const changed = (r: NodeRunReport): string[] => r.states.filter((s) => Object.keys(s.changes).length > 0).map((s) => s.id);
 
@@ -63,14 +55,14 @@ afterAll(async () => {
 describe('Slurm roles on a controller and two compute nodes', () => {
   it('converges all three nodes in one pass, and a second pass changes nothing', async () => {
     const first = await lab.converge(ALL);
-    expect(failures(first)).toEqual([]);
+    expect(convergeFailures(first)).toEqual([]);
     expect(first.map((r) => r.result)).toEqual(['changed', 'changed', 'changed']);
     for (const r of first) expect(changed(r)).toEqual(expect.arrayContaining(['munge', 'munge-key', '/etc/slurm/slurm.conf']));
     expect(changed(first.find((r) => r.node === CONTROLLER)!)).toEqual(expect.arrayContaining(['slurmctld-package', 'slurmctld']));
     for (const n of COMPUTES) expect(changed(first.find((r) => r.node === n)!)).toEqual(expect.arrayContaining(['slurmd-package', 'slurmd']));
 
     const second = await lab.converge(ALL);
-    expect(failures(second)).toEqual([]);
+    expect(convergeFailures(second)).toEqual([]);
     expect(second.map((r) => `${r.node}: ${changed(r).join(', ')}`)).toEqual(ALL.map((n) => `${n}: `));
   }, 300_000);
 
@@ -149,7 +141,7 @@ describe('Slurm roles on a controller and two compute nodes', () => {
   it('a node taken out of the compute role leaves slurm.conf on the rest and the controller', async () => {
     await lab.setComputeMembers(['compute01']);
     const reports = await lab.converge([CONTROLLER, 'compute01', 'compute02']);
-    expect(failures(reports)).toEqual([]);
+    expect(convergeFailures(reports)).toEqual([]);
     // compute02 lost the role: its slurmd is stopped and disabled (it stayed up, idle in sinfo, before).
     expect(changed(reports.find((r) => r.node === 'compute02')!)).toContain('rackseed-role-gone-slurmd');
     expect(lab.target('compute02').sh('systemctl is-active slurmd; systemctl is-enabled slurmd').stdout).toBe('inactive\ndisabled\n');
@@ -201,7 +193,7 @@ describe('Slurm roles on a controller and two compute nodes', () => {
   it('a node put back into the compute role rejoins: slurm.conf everywhere, slurmctld restarted, idle and ready', async () => {
     await lab.setComputeMembers(COMPUTES);
     const reports = await lab.converge(ALL);
-    expect(failures(reports)).toEqual([]);
+    expect(convergeFailures(reports)).toEqual([]);
     expect(changed(reports.find((r) => r.node === CONTROLLER)!)).toEqual(expect.arrayContaining(['/etc/slurm/rackseed-nodes', 'slurmctld']));
     expect(changed(reports.find((r) => r.node === 'compute01')!)).toEqual(['/etc/slurm/slurm.conf', 'slurmd']);
     // compute02 was converged while it was out (slurmd stopped, its slurm.conf left as it was): slurmd starts again,
@@ -223,7 +215,7 @@ describe('Slurm roles on a controller and two compute nodes', () => {
     expect(pin('1').status).toBe(0);
     try {
       const reports = await lab.converge(ALL);
-      expect(failures(reports)).toEqual([]);
+      expect(convergeFailures(reports)).toEqual([]);
       expect(lab.target(CONTROLLER).sh('grep ^NodeName=compute02 /etc/slurm/slurm.conf').stdout).toMatch(/ CPUs=1 /);
       await waitFor('slurmctld to see compute02 with 1 CPU', () => cpuTot() === 1, 30_000, 500);
       // A plain `scontrol reconfigure` is refused for this change (its retry then half-applies it): never rely on it.
@@ -233,7 +225,7 @@ describe('Slurm roles on a controller and two compute nodes', () => {
       expect(pin(((1 << before) - 1).toString(16)).status).toBe(0);
     }
     const restored = await lab.converge(ALL);
-    expect(failures(restored)).toEqual([]);
+    expect(convergeFailures(restored)).toEqual([]);
     await waitFor(`slurmctld to see compute02 with ${before} CPUs`, () => cpuTot() === before, 30_000, 500);
     // Slurm's own rule, not the role's: while the nodes converge at once, a slurmd may register with a definition
     // the controller does not have yet, and slurmctld drains it ("Low socket*core*thread count"). Such a drain

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../server/log.js';
 import { ReadinessService, type NodeReadinessReport } from '../../server/services/readiness-service.js';
 import { slurmHealthSync } from '../../server/services/slurm-health.js';
-import { SlurmLab } from '../support/slurm-cluster.js';
+import { convergeFailures, SlurmLab } from '../support/slurm-cluster.js';
 import { waitFor } from '../support/wait.js';
 
 const CONTROLLER = 'slurmctl01';
@@ -32,7 +32,7 @@ beforeAll(async () => {
   if (process.getuid?.() !== 0) throw new Error('the Slurm lab needs root (network namespaces, overlay mounts, systemd-nspawn)');
   lab = await SlurmLab.start({ controller: CONTROLLER, computes: COMPUTES });
   const reports = await lab.converge([CONTROLLER, ...COMPUTES]);
-  const failed = reports.flatMap((r) => [...(r.error ? [`${r.node}: ${r.error.message}`] : []), ...r.states.filter((s) => s.result !== true).map((s) => `${r.node} ${s.id}: ${s.comment}`)]);
+  const failed = convergeFailures(reports);
   if (failed.length > 0) throw new Error(`convergence failed: ${failed.join('\n')}`);
   await waitFor('compute nodes idle', () => COMPUTES.every((n) => / State=IDLE /.test(nodeLine(n))), 60_000, 500);
   const log = createLogger('silent');

@@ -272,3 +272,11 @@ export class SlurmLab {
     rmSync(this.work, { recursive: true, force: true });
   }
 }
+
+/** Failed states and failed runs of a convergence, readable in an assertion or error message. */
+export function convergeFailures(reports: readonly NodeRunReport[]): string[] {
+  return reports.flatMap((r) => [
+    ...(r.error ? [`${r.node}: ${r.error.code} ${r.error.message}`] : []),
+    ...r.states.filter((s) => s.result !== true).map((s) => `${r.node} ${s.key}: ${s.comment} ${JSON.stringify(s.changes).slice(0, 600)}`),
+  ]);
+}
