@@ -52,6 +52,10 @@ export function describeNode(v: Pick<NodeView, 'state' | 'stage' | 'reason'>): s
       return 'ready';
     case 'failed':
       return `failed${v.stage ? ` at ${v.stage}` : ''}: ${v.reason ?? 'no reason recorded'}`;
+    case 'wiping':
+      return v.stage ? `wiping its disks (${v.stage})` : 'wiping its disks';
+    case 'wiped':
+      return 'wiped: its disks are erased';
   }
 }
 

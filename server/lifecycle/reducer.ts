@@ -1,4 +1,4 @@
-import { isInstallFailure, isPostInstallStage, POST_INSTALL_STATES, type InstalledImage, type LifecycleEvent, type LifecycleState, type LifecycleStatus } from '../model/lifecycle.js';
+import { isInstallFailure, isPostInstallStage, POST_INSTALL_STATES, WIPE_STAGE, type InstalledImage, type LifecycleEvent, type LifecycleState, type LifecycleStatus } from '../model/lifecycle.js';
 
 /** Outcome of applying one event: the next status, or why the event does not apply to the current one. */
 export type Transition =
@@ -66,7 +66,7 @@ export function reduceLifecycle(current: LifecycleStatus | undefined, event: Lif
       return { ok: true, status: { ...rest, reimageRequested: false }, changed: true };
     }
     case 'stage': {
-      if (current?.state !== 'provisioning') return reject(current, event);
+      if (current?.state !== 'provisioning' && current?.state !== 'wiping') return reject(current, event);
       return { ok: true, status: { ...current, stage: event.stage }, changed: current.stage !== event.stage };
     }
     case 'installed':
@@ -100,11 +100,19 @@ export function reduceLifecycle(current: LifecycleStatus | undefined, event: Lif
       }
       // Likewise an installer's failure (a stage the installer names) after its install was reported complete: a
       // late or retried report must not turn a good disk into an install failure that is refused every boot.
-      if (event.stage !== undefined && !isPostInstallStage(event.stage) && current.state !== 'provisioning' && current.state !== 'failed') {
+      if (event.stage !== undefined && !isPostInstallStage(event.stage) && current.state !== 'provisioning' && current.state !== 'wiping' && current.state !== 'failed') {
         return reject(current, event, `an install failure (stage ${event.stage}) does not apply to a node that is ${current.state}`);
       }
       const status: LifecycleStatus = { ...enter(current, 'failed'), reason: event.reason };
       if (event.stage !== undefined) status.stage = event.stage;
+      if (current.state === 'wiping') {
+        // Whatever step of the wipe it was (no lease, no plan, a write error), the node failed its wipe: the disks are
+        // in an unknown state, and the boot decision must say so. Not started again at every boot (a failing disk
+        // would loop): wipe again to retry.
+        status.stage = WIPE_STAGE;
+        if (event.stage !== undefined && event.stage !== WIPE_STAGE) status.reason = `${event.stage}: ${event.reason}`;
+        delete status.wipeRequested;
+      }
       return { ok: true, status, changed: true };
     }
     case 'reimage_requested': {
@@ -119,7 +127,7 @@ export function reduceLifecycle(current: LifecycleStatus | undefined, event: Lif
     }
     case 'plan_refused': {
       if (!current) return reject(current, event);
-      if (current.state !== 'provisioning') return { ok: true, status: current, changed: false };
+      if (current.state !== 'provisioning' && current.state !== 'wiping') return { ok: true, status: current, changed: false };
       return { ok: true, status: { ...current, stage: 'plan-refused' }, changed: current.stage !== 'plan-refused' };
     }
     case 'removed': {
@@ -127,6 +135,29 @@ export function reduceLifecycle(current: LifecycleStatus | undefined, event: Lif
       // Nothing of the old lifecycle may reach a node added later: not its state (a new machine under the name, or
       // this one under a new name, must be installed), nor its failure, pending reimage or image on disk.
       return { ok: true, status: { ...fresh('discovered'), facts: current.facts }, changed: true };
+    }
+    case 'wipe_requested': {
+      // A machine outside the inventory gets no boot script that could wipe it.
+      if (!current || current.state === 'discovered') return reject(current, event);
+      return { ok: true, status: { ...current, wipeRequested: event.mode }, changed: current.wipeRequested !== event.mode };
+    }
+    case 'wipe_cancelled': {
+      if (!current) return reject(current, event);
+      if (current.state === 'wiping') return reject(current, event, 'the node is wiping its disks now: past cancelling (what is erased is gone)');
+      const { wipeRequested, ...rest } = current;
+      return { ok: true, status: rest, changed: wipeRequested !== undefined };
+    }
+    case 'wipe_started': {
+      if (!current || current.wipeRequested === undefined) return reject(current, event, current ? `node is "${current.state}" and no wipe was requested` : undefined);
+      // From here on the disks hold nothing to boot: the image that was on them is no longer there.
+      const { installedImage: _image, ...rest } = enter(current, 'wiping');
+      return { ok: true, status: rest, changed: true };
+    }
+    case 'wiped': {
+      // Again in wiped: the installer retries a report whose response was lost.
+      if (current?.state !== 'wiping' && current?.state !== 'wiped') return reject(current, event);
+      const { wipeRequested: _mode, installedImage: _image, ...rest } = enter(current, 'wiped');
+      return { ok: true, status: rest, changed: current.state !== 'wiped' };
     }
     case 'reimage_cancelled': {
       if (!current) return reject(current, event);

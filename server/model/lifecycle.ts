@@ -8,12 +8,31 @@ export const LIFECYCLE_STATES = [
   'configuring',
   'ready',
   'failed',
+  'wiping',
+  'wiped',
 ] as const;
 
 export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
 
 /** The stage the installer reports once it has its plan (images/installer/init); its detail names the image. */
 export const PLAN_STAGE = 'plan';
+
+/**
+ * How a wipe erases the disks (`rackseed wipe --mode`). quick: every signature (partition tables, file systems, RAID
+ * and LVM labels) and the first and last 16 MiB of every disk, discarded first where the disk supports it: nothing
+ * that mounts or assembles is left, in seconds. full: every byte of every disk overwritten with zeros and read back.
+ */
+export const WIPE_MODES = ['quick', 'full'] as const;
+export type WipeMode = (typeof WIPE_MODES)[number];
+
+/** The stage the installer reports while it wipes, and names when a wipe fails. */
+export const WIPE_STAGE = 'wipe';
+
+/** A disk the installer wiped: its kernel name and size. */
+export interface WipedDisk {
+  name: string;
+  bytes: number;
+}
 
 /** SMBIOS and other facts iPXE or the installer reports about a machine. */
 export type Facts = Record<string, string | number | boolean | null>;
@@ -36,6 +55,13 @@ export type LifecycleEvent =
   /** `fromGroup`: the inventory group the request moved the node out of (reimage --group); a cancel moves it back. */
   | { type: 'reimage_requested'; fromGroup?: string }
   | { type: 'reimage_cancelled' }
+  /** Erase the node's disks on its next boot from the network (`rackseed wipe`); stays until the wipe is done. */
+  | { type: 'wipe_requested'; mode: WipeMode }
+  | { type: 'wipe_cancelled' }
+  /** The node was sent to the installer to wipe its disks. */
+  | { type: 'wipe_started' }
+  /** The installer erased (and checked) every disk it found. */
+  | { type: 'wiped'; mode: WipeMode; disks: WipedDisk[] }
   /**
    * The server refused a request for the node's install plan (it carries the node's host key): recorded in every
    * state, where an operator sees it, because a replayed token arrives after the install. Changes no state; an
@@ -85,6 +111,11 @@ export interface LifecycleStatus {
    * the pending reimage so a cancel restores the group the node's installed OS was configured for.
    */
   reimageFromGroup?: string;
+  /**
+   * A wipe is pending (or under way: it stays set while the node is `wiping`, so a machine rebooted mid-wipe starts
+   * again), with its mode. Cleared when the wipe is done or fails, or by a cancel before it starts.
+   */
+  wipeRequested?: WipeMode;
   /** The last provisioning stage reported, e.g. "download". */
   stage?: string;
   /**

@@ -1,6 +1,7 @@
 import { diskLayoutProblems, DISK_DEVICE, GRUB_KERNEL_ARG, GRUB_KERNEL_ARG_CHARS } from '../model/disk-rules.js';
 import { INSTALLER_FILESYSTEMS, type DiskLayout, type InstalledBoot } from '../model/inventory.js';
 import { IMAGE_NAME, SHA256_HEX } from '../model/image.js';
+import { WIPE_MODES, type WipeMode } from '../model/lifecycle.js';
 
 /**
  * The install plan: everything the installer on ONE node needs, as one `key value` pair per line. The installer
@@ -133,6 +134,31 @@ export function renderPlan(input: PlanInput): string {
           `callback_token ${check('callback_token', callback.token, CALLBACK_TOKEN, 'a callback token')}`,
         ]
       : []),
+    'end',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export interface WipePlanInput {
+  node: { name: string };
+  mode: WipeMode;
+  urls: { report: string };
+}
+
+/**
+ * The wipe plan (`rackseed wipe`): the same format and the same single-use fetch as the install plan, with
+ * `action wipe`. It carries no secret: a machine being wiped is given no host key and no image, only the mode and
+ * where to report. An installer that predates wipes refuses it (it lacks an install plan's keys) and erases nothing.
+ */
+export function renderWipePlan(input: WipePlanInput): string {
+  if (!(WIPE_MODES as readonly string[]).includes(input.mode)) throw new PlanError('mode', `${JSON.stringify(input.mode)} is not ${WIPE_MODES.join(' or ')}`);
+  const lines = [
+    '# rackseed wipe plan v1',
+    'version 1',
+    'action wipe',
+    `hostname ${check('hostname', input.node.name, HOSTNAME, 'an RFC 1123 host name')}`,
+    `mode ${input.mode}`,
+    `report_url ${check('report_url', input.urls.report, URL_TEXT, 'an http(s) URL')}`,
     'end',
   ];
   return `${lines.join('\n')}\n`;

@@ -1,5 +1,5 @@
 import type { Group, Inventory, ResolvedNode } from '../model/inventory.js';
-import type { LifecycleState } from '../model/lifecycle.js';
+import type { LifecycleState, WipeMode } from '../model/lifecycle.js';
 import { LIFECYCLE_STATES } from '../model/lifecycle.js';
 import type { NodeStatus } from '../store/types.js';
 
@@ -23,6 +23,8 @@ export interface NodeView {
   reason?: string;
   stage?: string;
   reimageRequested: boolean;
+  /** A wipe is pending or under way, in this mode. */
+  wipeRequested?: WipeMode;
   facts: Record<string, unknown>;
   lastSeenAt?: string;
   updatedAt?: string;
@@ -46,6 +48,7 @@ export function nodeView(node: ResolvedNode | undefined, status: NodeStatus | un
   if (node?.rack) view.rack = node.rack;
   if (node?.slot !== undefined) view.slot = node.slot;
   if (node?.image) view.image = node.image;
+  if (status?.wipeRequested) view.wipeRequested = status.wipeRequested;
   if (status?.installedImage) view.installedImage = { ...status.installedImage };
   if (node?.bmc) view.bmc = { address: node.bmc.address, kind: node.bmc.kind };
   if (status?.reason) view.reason = status.reason;
@@ -102,6 +105,8 @@ export interface FleetStatus {
   nodes: number;
   discovered: number;
   reimagePending: number;
+  /** Nodes whose disks are to be wiped on their next network boot (not those wiping now: byState counts them). */
+  wipePending: number;
   byState: Record<LifecycleState | 'unknown', number>;
 }
 
@@ -113,6 +118,7 @@ export function fleetStatus(server: string, views: NodeView[]): FleetStatus {
     nodes: views.filter((v) => v.inInventory).length,
     discovered: views.filter((v) => !v.inInventory).length,
     reimagePending: views.filter((v) => v.reimageRequested).length,
+    wipePending: views.filter((v) => v.wipeRequested !== undefined && v.state !== 'wiping').length,
     byState,
   };
 }

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 
 import { reduceLifecycle } from '../lifecycle/reducer.js';
-import type { Facts, LifecycleEvent, LifecycleState, LifecycleStatus } from '../model/lifecycle.js';
+import type { Facts, LifecycleEvent, LifecycleState, LifecycleStatus, WipeMode } from '../model/lifecycle.js';
 import { EVENT_LOG_LOCK, LOCK_NAMESPACE } from './postgres-migrate.js';
 import { inTransaction } from './postgres-open.js';
 import type { EventQuery, NewEvent, NodeStatus, RecordResult, StoredEvent } from './types.js';
@@ -14,6 +14,7 @@ interface StatusRow {
   reason: string | null;
   reimage_requested: boolean;
   reimage_from_group: string | null;
+  wipe_requested: string | null;
   stage: string | null;
   installed_image: string | null;
   installed_image_sha256: string | null;
@@ -36,6 +37,7 @@ function toStatus(r: StatusRow): NodeStatus {
   if (r.mac !== null) s.mac = r.mac;
   if (r.reason !== null) s.reason = r.reason;
   if (r.reimage_from_group !== null) s.reimageFromGroup = r.reimage_from_group;
+  if (r.wipe_requested !== null) s.wipeRequested = r.wipe_requested as WipeMode;
   if (r.stage !== null) s.stage = r.stage;
   if (r.installed_image !== null && r.installed_image_sha256 !== null) s.installedImage = { name: r.installed_image, sha256: r.installed_image_sha256 };
   if (r.last_seen_at !== null) s.lastSeenAt = r.last_seen_at;
@@ -50,6 +52,7 @@ function toStatusRow(s: NodeStatus): StatusRow {
     reason: s.reason ?? null,
     reimage_requested: s.reimageRequested,
     reimage_from_group: s.reimageFromGroup ?? null,
+    wipe_requested: s.wipeRequested ?? null,
     stage: s.stage ?? null,
     installed_image: s.installedImage?.name ?? null,
     installed_image_sha256: s.installedImage?.sha256 ?? null,
@@ -74,13 +77,13 @@ function lifecycleOf(s: NodeStatus): LifecycleStatus {
  * not 10,000. Shared with the SQLite -> PostgreSQL copy.
  */
 export const UPSERT_STATUSES = `
-  INSERT INTO node_status (id, mac, state, reason, reimage_requested, reimage_from_group, stage, installed_image, installed_image_sha256, facts, updated_at, last_seen_at)
-  SELECT id, mac, state, reason, reimage_requested, reimage_from_group, stage, installed_image, installed_image_sha256, facts, updated_at, last_seen_at
+  INSERT INTO node_status (id, mac, state, reason, reimage_requested, reimage_from_group, wipe_requested, stage, installed_image, installed_image_sha256, facts, updated_at, last_seen_at)
+  SELECT id, mac, state, reason, reimage_requested, reimage_from_group, wipe_requested, stage, installed_image, installed_image_sha256, facts, updated_at, last_seen_at
   FROM jsonb_to_recordset($1::jsonb) AS x(id text, mac text, state text, reason text, reimage_requested boolean,
-    reimage_from_group text, stage text, installed_image text, installed_image_sha256 text, facts jsonb, updated_at bigint, last_seen_at bigint)
+    reimage_from_group text, wipe_requested text, stage text, installed_image text, installed_image_sha256 text, facts jsonb, updated_at bigint, last_seen_at bigint)
   ON CONFLICT (id) DO UPDATE SET
     mac = excluded.mac, state = excluded.state, reason = excluded.reason, reimage_requested = excluded.reimage_requested,
-    reimage_from_group = excluded.reimage_from_group, stage = excluded.stage,
+    reimage_from_group = excluded.reimage_from_group, wipe_requested = excluded.wipe_requested, stage = excluded.stage,
     installed_image = excluded.installed_image, installed_image_sha256 = excluded.installed_image_sha256, facts = excluded.facts,
     updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at`;
 

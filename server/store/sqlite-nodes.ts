@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 
 import { reduceLifecycle } from '../lifecycle/reducer.js';
-import type { Facts, LifecycleEvent, LifecycleState, LifecycleStatus } from '../model/lifecycle.js';
+import type { Facts, LifecycleEvent, LifecycleState, LifecycleStatus, WipeMode } from '../model/lifecycle.js';
 import { fromJson, toJson } from './sqlite-json.js';
 import { storedText } from './stored-json.js';
 import type { EventQuery, NewEvent, NodeStatus, RecordResult, StoredEvent } from './types.js';
@@ -13,6 +13,7 @@ interface StatusRow {
   reason: string | null;
   reimage_requested: number;
   reimage_from_group: string | null;
+  wipe_requested: string | null;
   stage: string | null;
   installed_image: string | null;
   installed_image_sha256: string | null;
@@ -41,6 +42,7 @@ function toStatus(r: StatusRow): NodeStatus {
   if (r.mac !== null) s.mac = r.mac;
   if (r.reason !== null) s.reason = r.reason;
   if (r.reimage_from_group !== null) s.reimageFromGroup = r.reimage_from_group;
+  if (r.wipe_requested !== null) s.wipeRequested = r.wipe_requested as WipeMode;
   if (r.stage !== null) s.stage = r.stage;
   if (r.installed_image !== null && r.installed_image_sha256 !== null) s.installedImage = { name: r.installed_image, sha256: r.installed_image_sha256 };
   if (r.last_seen_at !== null) s.lastSeenAt = r.last_seen_at;
@@ -55,6 +57,7 @@ function toStatusParams(s: NodeStatus) {
     reason: s.reason === undefined ? null : storedText(s.reason),
     reimage_requested: s.reimageRequested ? 1 : 0,
     reimage_from_group: s.reimageFromGroup ?? null,
+    wipe_requested: s.wipeRequested ?? null,
     stage: s.stage ?? null,
     installed_image: s.installedImage?.name ?? null,
     installed_image_sha256: s.installedImage?.sha256 ?? null,
@@ -99,12 +102,12 @@ export class SqliteNodes {
     this.getStmt = db.prepare<[string], StatusRow>('SELECT * FROM node_status WHERE id = ?');
     this.listStmt = db.prepare<[], StatusRow>('SELECT * FROM node_status ORDER BY id');
     this.upsertStmt = db.prepare(`
-      INSERT INTO node_status (id, mac, state, reason, reimage_requested, reimage_from_group, stage, installed_image, installed_image_sha256, facts, updated_at, last_seen_at)
-      VALUES (@id, @mac, @state, @reason, @reimage_requested, @reimage_from_group, @stage, @installed_image, @installed_image_sha256, @facts, @updated_at, @last_seen_at)
+      INSERT INTO node_status (id, mac, state, reason, reimage_requested, reimage_from_group, wipe_requested, stage, installed_image, installed_image_sha256, facts, updated_at, last_seen_at)
+      VALUES (@id, @mac, @state, @reason, @reimage_requested, @reimage_from_group, @wipe_requested, @stage, @installed_image, @installed_image_sha256, @facts, @updated_at, @last_seen_at)
       ON CONFLICT (id) DO UPDATE SET
         mac = excluded.mac, state = excluded.state, reason = excluded.reason,
         reimage_requested = excluded.reimage_requested,
-        reimage_from_group = excluded.reimage_from_group, stage = excluded.stage,
+        reimage_from_group = excluded.reimage_from_group, wipe_requested = excluded.wipe_requested, stage = excluded.stage,
         installed_image = excluded.installed_image, installed_image_sha256 = excluded.installed_image_sha256, facts = excluded.facts,
         updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at`);
     this.insertEventStmt = db.prepare<[string, number, string, string]>(

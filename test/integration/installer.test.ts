@@ -1,3 +1,6 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObservedStore } from '../../server/store/types.js';
@@ -19,6 +22,8 @@ const GOOD = { name: 'inst01', mac: '52:54:00:e3:00:01', ip: '10.0.0.41' };
 const BAD = { name: 'inst02', mac: '52:54:00:e3:00:02', ip: '10.0.0.42' };
 /** A layout larger than its 128 MiB disk: sfdisk shrinks GPT partitions that do not fit, and exits 0. */
 const TIGHT = { name: 'inst03', mac: '52:54:00:e3:00:03', ip: '10.0.0.43' };
+/** A used machine to be wiped: its disk holds a GPT and a file system past the quick wipe's 16 MiB edges. */
+const WIPE = { name: 'inst04', mac: '52:54:00:e3:00:04', ip: '10.0.0.44' };
 
 const inventory = `cluster:
   name: installer
@@ -53,6 +58,7 @@ nodes:
   - { name: ${TIGHT.name}, mac: "${TIGHT.mac}", ip: ${TIGHT.ip}, group: tight }
   - { name: ${GOOD.name}, mac: "${GOOD.mac}", ip: ${GOOD.ip}, group: tiny }
   - { name: ${BAD.name}, mac: "${BAD.mac}", ip: ${BAD.ip}, group: liar }
+  - { name: ${WIPE.name}, mac: "${WIPE.mac}", ip: ${WIPE.ip}, group: tiny }
 `;
 
 let build: InstallerBuild;
@@ -70,7 +76,7 @@ describe('installer build', () => {
     const names = new Set(initramfsEntries(build.initrd).map((e) => e.name));
     for (const f of [
       'init', 'bin/busybox', 'bin/sh', 'sbin/udhcpc', 'usr/bin/aria2c', 'usr/sbin/sfdisk', 'usr/sbin/mkfs.ext4', 'usr/sbin/mkfs.vfat',
-      'usr/bin/tar', 'usr/bin/zstd', 'usr/bin/sha256sum', 'etc/mke2fs.conf', 'etc/rackseed-modules',
+      'usr/bin/tar', 'usr/bin/zstd', 'usr/bin/sha256sum', 'usr/sbin/wipefs', 'lib/rackseed/wipe.sh', 'lib/x86_64-linux-gnu/libblkid.so.1', 'etc/mke2fs.conf', 'etc/rackseed-modules',
       'lib/rackseed/common.sh', 'lib/rackseed/plan.sh', 'lib/rackseed/disk.sh', 'lib/rackseed/fetch.sh', 'lib/rackseed/identity.sh',
       'lib/rackseed/udhcpc.script', 'lib/rackseed/aria2-done.sh', 'lib64/ld-linux-x86-64.so.2', 'lib/x86_64-linux-gnu/libaria2.so.0',
       'lib/x86_64-linux-gnu/libfdisk.so.1', 'lib/x86_64-linux-gnu/libext2fs.so.2', 'lib/x86_64-linux-gnu/libacl.so.1',
@@ -143,7 +149,6 @@ describe('installer in a machine', () => {
     expect(debugfsOnDisk(disk, 3, 'cat /etc/systemd/network/10-rackseed-provisioning.network')).toContain(`MACAddress=${GOOD.mac}`);
     const pinned = debugfsOnDisk(disk, 3, 'cat /etc/ssh/ssh_host_ed25519_key.pub').trim();
     const dataDir = lab.dataDir;
-    const { readFileSync } = await import('node:fs');
     expect(pinned).toBe(readFileSync(path.join(dataDir, 'nodes', GOOD.name, 'ssh_host_ed25519_key.pub'), 'utf8').trim());
     expect(debugfsOnDisk(disk, 3, 'cat /etc/ssh/ssh_host_rsa_key')).toBe('');
     expect(debugfsOnDisk(disk, 3, 'cat /root/.ssh/authorized_keys').trim()).toBe(readFileSync(path.join(dataDir, 'ssh', 'id_ed25519.pub'), 'utf8').trim());
@@ -164,6 +169,52 @@ describe('installer in a machine', () => {
     }, 10_000);
     expect(status).toMatchObject({ state: 'failed', stage: 'verify' });
     expect(status.reason).toMatch(/sha256/);
+  }, 400_000);
+
+  it('wipes a used disk on request: every signature gone, a file system inside a partition too, reported, powered off', async () => {
+    const MiB = 1024 * 1024;
+    // The disk an earlier life left: a GPT with one partition from 20 MiB, an ext4 file system in it, random bytes.
+    const disk = path.join(lab.work, `${WIPE.name}.raw`);
+    const fd = openSync(disk, 'w');
+    for (let i = 0; i < 64; i++) writeSync(fd, randomBytes(MiB));
+    closeSync(fd);
+    const fs = path.join(lab.work, 'wipe-fs.img');
+    execFileSync('truncate', ['-s', '20M', fs]);
+    execFileSync('mkfs.ext4', ['-q', '-F', fs]);
+    execFileSync('dd', [`if=${fs}`, `of=${disk}`, 'bs=1M', 'seek=20', 'conv=notrunc', 'status=none']);
+    execFileSync('sfdisk', ['--quiet', '--no-reread', disk], { input: 'label: gpt\nstart=40960, size=40960, type=L\n' });
+    const signatures = (file: string) => execFileSync('wipefs', ['--noheadings', file], { encoding: 'utf8' }).trim();
+    /** What a probe finds in the partition's 20 MiB, as the kernel would once a partition table points there again. */
+    const partitionSignatures = () => {
+      writeFileSync(fs, readFileSync(disk).subarray(20 * MiB, 40 * MiB));
+      return signatures(fs);
+    };
+    expect(signatures(disk)).toMatch(/gpt/);
+    expect(partitionSignatures()).toMatch(/ext4/);
+    const ext4Magic = () => readFileSync(disk).readUInt16LE(20 * MiB + 1024 + 56);
+    expect(ext4Magic()).toBe(0xef53);
+
+    expect((await store.recordEvent({ node: WIPE.name, event: { type: 'wipe_requested', mode: 'quick' } })).ok).toBe(true);
+    const vm = await lab.boot({ name: WIPE.name, mac: WIPE.mac, firmware: 'bios', diskMiB: 64, diskFormat: 'raw', memoryMiB: 1024 });
+    expect(vm.disk).toBe(disk);
+    await vm.waitForSerial(/RACKSEED-INSTALLER: wiped/, 240_000);
+    await vm.waitForExit(60_000);
+    expect(vm.serial()).toMatch(/RACKSEED-INSTALLER: poweroff/);
+    expect(vm.serial()).not.toMatch(/RACKSEED-INSTALLER: reboot/);
+
+    const events = await waitForEvent(store, WIPE.name, 'wiped', undefined, 10_000);
+    expect(events.map((e) => e.event.type)).toEqual(expect.arrayContaining(['wipe_requested', 'wipe_started', 'stage', 'wiped']));
+    expect(events.at(-1)?.event).toEqual({ type: 'wiped', mode: 'quick', disks: [{ name: 'vda', bytes: 64 * MiB }] });
+    expect(await store.getNode(WIPE.name)).toMatchObject({ state: 'wiped' });
+    const after = readFileSync(disk);
+    expect(signatures(disk)).toBe('');
+    expect(after.subarray(0, 16 * MiB).every((b) => b === 0)).toBe(true);
+    expect(after.subarray(48 * MiB).every((b) => b === 0)).toBe(true);
+    // The file system inside the partition, past the zeroed edges, lost its superblock signature (wipefs on vda1)...
+    expect(ext4Magic()).not.toBe(0xef53);
+    expect(partitionSignatures()).toBe('');
+    // ...and not because the whole disk was zeroed (a discard QEMU turned into zeros): quick leaves the data between.
+    expect(after.subarray(42 * MiB, 46 * MiB).some((b) => b !== 0)).toBe(true);
   }, 400_000);
 
   it('refuses a layout larger than the disk in the partition stage (sfdisk shrank it and the install went on before)', async () => {

@@ -236,6 +236,23 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         expect(await store.getNode('n1')).not.toHaveProperty('installedImage');
       });
 
+      it('keeps a pending wipe and its mode through wiping, and drops it once wiped', async () => {
+        await store.recordEvents([
+          { node: 'n1', event: { type: 'assigned', group: 'g' } },
+          { node: 'n1', event: { type: 'wipe_requested', mode: 'full' } },
+        ]);
+        expect(await store.getNode('n1')).toMatchObject({ state: 'assigned', wipeRequested: 'full' });
+        expect((await store.listNodes()).find((n) => n.id === 'n1')?.wipeRequested).toBe('full');
+        await store.recordEvent({ node: 'n1', event: { type: 'wipe_started' } });
+        expect(await store.getNode('n1')).toMatchObject({ state: 'wiping', wipeRequested: 'full' });
+        const disks = [{ name: 'nvme0n1', bytes: 3_840_755_982_336 }];
+        await store.recordEvent({ node: 'n1', event: { type: 'wiped', mode: 'full', disks } });
+        const after = await store.getNode('n1');
+        expect(after?.state).toBe('wiped');
+        expect(after).not.toHaveProperty('wipeRequested');
+        expect((await store.listEvents({ node: 'n1' })).at(-1)?.event).toEqual({ type: 'wiped', mode: 'full', disks });
+      });
+
       it('accepts an empty batch', async () => {
         expect(await store.recordEvents([])).toEqual([]);
       });

@@ -46,11 +46,13 @@ read_plan() {
   : > "$AUTHORIZED"
   _end=0
   P_HOSTNAME='' P_MAC='' P_DISK='' P_TABLE='' P_IMAGE='' P_TORRENT_URL='' P_HTTP_URL='' P_SHA256='' P_SIZE=''
-  P_HOSTKEY_B64='' P_HOSTPUB='' P_BOOT='' P_KERNEL_ARGS='' P_BOOTED_URL='' P_CALLBACK_TOKEN=''
+  P_HOSTKEY_B64='' P_HOSTPUB='' P_BOOT='' P_KERNEL_ARGS='' P_BOOTED_URL='' P_CALLBACK_TOKEN='' P_ACTION=install P_MODE=''
   while read -r key value; do
     case "$key" in
       ''|'#'*) ;;
       version) [ "$value" = 1 ] || { PLAN_ERROR="plan version $value is not 1"; return 1; } ;;
+      action) P_ACTION="$value" ;;
+      mode) P_MODE="$value" ;;
       hostname) P_HOSTNAME="$value" ;;
       net_mac) P_MAC="$value" ;;
       disk) P_DISK="$value" ;;
@@ -74,6 +76,17 @@ read_plan() {
     esac
   done < "$1"
   [ "$_end" = 1 ] || { PLAN_ERROR="the plan is truncated (no end line)"; return 1; }
+  case "$P_ACTION" in
+    install) ;;
+    wipe)
+      # A wipe plan: the mode and where to report, nothing else is needed (or sent).
+      plan_need hostname "$P_HOSTNAME" word && plan_need mode "$P_MODE" word || return 1
+      case "$P_MODE" in quick|full) ;; *) PLAN_ERROR="wipe mode $P_MODE is not quick or full"; return 1 ;; esac
+      say "plan: wipe every disk of $P_HOSTNAME ($P_MODE)"
+      return 0
+      ;;
+    *) PLAN_ERROR="the plan's action $P_ACTION is not install or wipe"; return 1 ;;
+  esac
   plan_need hostname "$P_HOSTNAME" word && plan_need net_mac "$P_MAC" word && plan_need disk "$P_DISK" word &&
     plan_need table "$P_TABLE" word && plan_need image "$P_IMAGE" word && plan_need torrent_url "$P_TORRENT_URL" word &&
     plan_need http_url "$P_HTTP_URL" word && plan_need sha256 "$P_SHA256" word && plan_need size "$P_SIZE" word &&

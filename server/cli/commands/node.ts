@@ -34,8 +34,8 @@ export function registerNode(program: Command, ctx: (opts: GlobalOptions) => Cli
       if (out.json) return printJson(out, nodes);
       out.write(
         `${table(
-          ['NAME', 'GROUP', 'MAC', 'IP', 'STATE', 'REIMAGE', 'LAST SEEN'],
-          nodes.map((n) => [n.name, n.group, n.macs[0], n.ip, n.reason ? `${n.state}: ${n.reason}` : n.state, n.reimageRequested ? 'yes' : undefined, n.lastSeenAt]),
+          ['NAME', 'GROUP', 'MAC', 'IP', 'STATE', 'REIMAGE', 'WIPE', 'LAST SEEN'],
+          nodes.map((n) => [n.name, n.group, n.macs[0], n.ip, n.reason ? `${n.state}: ${n.reason}` : n.state, n.reimageRequested ? 'yes' : undefined, n.wipeRequested, n.lastSeenAt]),
         )}\n`,
       );
     });
@@ -64,6 +64,7 @@ export function registerNode(program: Command, ctx: (opts: GlobalOptions) => Cli
           ['state', n.state],
           ['reason', n.reason],
           ['reimage requested', n.reimageRequested ? 'yes' : 'no'],
+          ['wipe requested', n.wipeRequested !== undefined ? `yes (${n.wipeRequested})` : undefined],
           ['last seen', n.lastSeenAt],
           ['facts', facts || undefined],
         ])}\n\nevents:\n${r.events.map((e) => `  ${describeEvent(e)}`).join('\n') || '  (none)'}\n`,

@@ -18,6 +18,7 @@ export function registerStatus(program: Command, ctx: (opts: GlobalOptions) => C
           ['nodes', s.nodes],
           ['discovered', s.discovered],
           ['reimage pending', s.reimagePending],
+          ['wipe pending', s.wipePending],
           ...LIFECYCLE_STATES.map((st): [string, number] => [`  ${st}`, s.byState[st]]),
           ['  unknown', s.byState.unknown],
         ])}\n`,

@@ -102,9 +102,10 @@ export function bootRoutes(deps: BootRouteDeps): Router {
       res.type('text/plain').set('cache-control', 'no-store').send(deps.renderer.render('unavailable', { node: node.name, reason }));
       return;
     }
-    if (plan.kind === 'provision') {
-      const r = await deps.store.recordEvent({ node: node.name, event: { type: 'provision_started' }, at: now });
-      if (!r.ok) log.warn({ error: r.error }, 'could not record provision_started');
+    if (plan.kind === 'provision' || plan.kind === 'wipe') {
+      const type = plan.kind === 'wipe' ? 'wipe_started' : 'provision_started';
+      const r = await deps.store.recordEvent({ node: node.name, event: { type }, at: now });
+      if (!r.ok) log.warn({ error: r.error }, `could not record ${type}`);
     }
     const why = plan.kind === 'unavailable' ? { reason: plan.context.reason } : {};
     log[plan.kind === 'unavailable' ? 'warn' : 'info']({ plan: plan.kind, state: status?.state ?? 'none', ...why }, 'boot script served');

@@ -2,7 +2,7 @@ import express, { Router, type Request } from 'express';
 import type { CallbackTokens } from '../../auth/callback-token.js';
 import { stillNamesMachine, type NodeTokenClaims, type NodeTokens } from '../../auth/node-token.js';
 import { IMAGE_NAME, SHA256_HEX } from '../../model/image.js';
-import { isPostInstallStage, type InstalledImage, type LifecycleEvent } from '../../model/lifecycle.js';
+import { isPostInstallStage, WIPE_MODES, type InstalledImage, type LifecycleEvent, type WipedDisk, type WipeMode } from '../../model/lifecycle.js';
 import { nodeLogger, type Logger } from '../../log.js';
 import type { ConvergeRequestOutcome } from '../../services/convergence.js';
 import type { ObservedStore } from '../../store/types.js';
@@ -80,6 +80,24 @@ function installedImage(value: unknown): InstalledImage | undefined | null {
   return typeof name === 'string' && IMAGE_NAME.test(name) && typeof sha256 === 'string' && SHA256_HEX.test(sha256) ? { name, sha256 } : null;
 }
 
+const DISK_NAME = /^[a-z][a-z0-9_.-]{0,31}$/;
+const MAX_WIPED_DISKS = 256;
+
+/** What a wiped report says was erased, or null when malformed: its mode and at least one disk (a name and a size). */
+function wipedReport(value: unknown): { mode: WipeMode; disks: WipedDisk[] } | null {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return null;
+  const { mode, disks } = value as Record<string, unknown>;
+  if (typeof mode !== 'string' || !(WIPE_MODES as readonly string[]).includes(mode)) return null;
+  if (!Array.isArray(disks) || disks.length === 0 || disks.length > MAX_WIPED_DISKS) return null;
+  const parsed: WipedDisk[] = [];
+  for (const d of disks) {
+    const { name, bytes } = (d ?? {}) as Record<string, unknown>;
+    if (typeof name !== 'string' || !DISK_NAME.test(name) || typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) return null;
+    parsed.push({ name, bytes });
+  }
+  return { mode: mode as WipeMode, disks: parsed };
+}
+
 function bearer(req: Request): string | undefined {
   return /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
 }
@@ -88,7 +106,8 @@ function bearer(req: Request): string | undefined {
  * What runs on a node talks to these routes with its own node token (never the admin token): it can speak
  * only for itself. A report is one of: a stage reached ({"stage":"download","detail":{...}}), a failure
  * ({"failed":"reason","stage":"verify"}), or the end of the install ({"installed":true,"image":{"name":..,"sha256":..}},
- * naming the image it verified and unpacked).
+ * naming the image it verified and unpacked), or the end of a wipe ({"wiped":{"mode":"quick","disks":[{"name":"sda",
+ * "bytes":N}]}}, the disks it erased and checked).
  */
 export function nodeRoutes(deps: NodeRouteDeps): Router {
   const router = Router();
@@ -134,10 +153,17 @@ export function nodeRoutes(deps: NodeRouteDeps): Router {
         return;
       }
       event = { type: 'installed', ...(image ? { image } : {}) };
+    } else if (body.wiped !== undefined) {
+      const wiped = wipedReport(body.wiped);
+      if (!wiped) {
+        res.status(400).json(errorBody('BAD_REQUEST', `wiped must be {"mode":"${WIPE_MODES.join('|')}","disks":[{"name":"sda","bytes":N}, ...]} with 1 to ${MAX_WIPED_DISKS} disks: what the wipe erased`));
+        return;
+      }
+      event = { type: 'wiped', ...wiped };
     } else if (typeof body.stage === 'string' && STAGE.test(body.stage)) {
       event = { type: 'stage', stage: body.stage, ...(detail ? { detail } : {}) };
     } else {
-      res.status(400).json(errorBody('BAD_REQUEST', 'expected {"stage":"name"}, {"failed":"reason"} or {"installed":true,"image":{"name":"..","sha256":".."}}'));
+      res.status(400).json(errorBody('BAD_REQUEST', 'expected {"stage":"name"}, {"failed":"reason"}, {"installed":true,"image":{"name":"..","sha256":".."}} or {"wiped":{"mode":"..","disks":[..]}}'));
       return;
     }
     const log = nodeLogger(deps.log, { name: claims.node });

@@ -5,7 +5,7 @@ import { catalogLookup, type ImageCatalog } from '../../images/catalog.js';
 import { nodeLogger, type Logger } from '../../log.js';
 import { IMAGE_FILES } from '../../model/image.js';
 import { provisioningRefusal } from '../../protocol/ipxe/decide.js';
-import { PlanError, renderPlan } from '../../protocol/plan.js';
+import { PlanError, renderPlan, renderWipePlan } from '../../protocol/plan.js';
 import type { ResolvedNode } from '../../model/inventory.js';
 import type { InventoryService } from '../../services/inventory-service.js';
 import type { NodeIdentity } from '../../services/node-identity.js';
@@ -86,24 +86,8 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
       await refuse(401, why, `this token was issued to machine ${claims.mac}, which the inventory no longer declares as ${node.name}`);
       return;
     }
-    // The boot script is not handed out for these (decideScript), so they arrive only when the image or the layout
-    // went away between the boot script and this request.
-    const refusal = provisioningRefusal(node, catalogLookup(deps.images));
-    const image = node.image ? deps.images.get(node.image) : undefined;
-    if (refusal || !image || !node.disk) {
-      // Past the refusal check, only a catalog changing under this request leaves no image (the disk was checked).
-      const why = refusal?.reason ?? `image ${node.image ?? '(none)'} is not in the catalog`;
-      await refuse(409, why, why, refusal?.code ?? 'IMAGE_NOT_FOUND');
-      return;
-    }
     const status = await deps.store.getNode(node.name);
-    // Only an installing node has a use for its plan. Afterwards a request can only be a token replayed from a boot
-    // script (plain HTTP) that the node did not use, and the plan would still hand over its host key.
-    if (status?.state !== 'provisioning') {
-      await refuse(409, `asked while the node is ${status?.state ?? 'unknown to the store'}, not installing`, `${node.name} is not installing: its plan is served only while it installs`);
-      return;
-    }
-    if (deps.addressOf) {
+    if (deps.addressOf && (status?.state === 'provisioning' || status?.state === 'wiping')) {
       // Fails closed: in full DHCP mode an installing node holds a reservation or a lease from this server, and a
       // lease anyone can release with a forged DHCPRELEASE must not turn the address check off.
       const expected = await deps.addressOf(node, status.mac);
@@ -115,6 +99,32 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
         await refuse(403, `asked from ${remote}, not the node's address ${expected}`, `the plan of ${node.name} is served only to its own address`);
         return;
       }
+    }
+    if (status?.state === 'wiping' && status.wipeRequested !== undefined) {
+      // Spent like an install plan's token: a boot script replayed later must not start a second wipe's reports.
+      if (!(await deps.store.useOnce(`plan:${claims.node}:${claims.nonce}`, claims.expiresAt))) {
+        await refuse(409, 'plan already fetched with this token', 'this token has already fetched its plan');
+        return;
+      }
+      log.info({ mode: status.wipeRequested }, 'wipe plan served');
+      res.status(200).type('text/plain').set('cache-control', 'no-store').send(renderWipePlan({ node: { name: node.name }, mode: status.wipeRequested, urls: { report: `${deps.baseUrl}/node/v1/report` } }));
+      return;
+    }
+    // The boot script is not handed out for these (decideScript), so they arrive only when the image or the layout
+    // went away between the boot script and this request.
+    const refusal = provisioningRefusal(node, catalogLookup(deps.images));
+    const image = node.image ? deps.images.get(node.image) : undefined;
+    if (refusal || !image || !node.disk) {
+      // Past the refusal check, only a catalog changing under this request leaves no image (the disk was checked).
+      const why = refusal?.reason ?? `image ${node.image ?? '(none)'} is not in the catalog`;
+      await refuse(409, why, why, refusal?.code ?? 'IMAGE_NOT_FOUND');
+      return;
+    }
+    // Only an installing node has a use for its plan. Afterwards a request can only be a token replayed from a boot
+    // script (plain HTTP) that the node did not use, and the plan would still hand over its host key.
+    if (status?.state !== 'provisioning') {
+      await refuse(409, `asked while the node is ${status?.state ?? 'unknown to the store'}, not installing`, `${node.name} is not installing: its plan is served only while it installs`);
+      return;
     }
     const { manifest } = image;
     const [hostKey, serverKey] = await Promise.all([deps.identity.hostKey(node.name, node.ip), deps.identity.serverPublicKey()]);

@@ -29,6 +29,7 @@ export type CatalogLookup = (image: string) => { hasKernel: boolean; sha256: str
 export type ScriptPlan =
   | { kind: 'unknown'; facts: MachineFacts }
   | { kind: 'provision'; node: ResolvedNode; context: Record<string, unknown> }
+  | { kind: 'wipe'; node: ResolvedNode; context: Record<string, unknown> }
   | { kind: 'local'; node: ResolvedNode; context: Record<string, unknown> }
   | { kind: 'kernel'; node: ResolvedNode; context: Record<string, unknown> }
   | { kind: 'unavailable'; node: ResolvedNode; context: Record<string, unknown> };
@@ -58,6 +59,8 @@ function needsProvisioning(status: LifecycleStatus | undefined): boolean {
     case 'configuring':
     case 'ready':
     case 'failed':
+    case 'wiping': // a wipe restarted by a reboot is decided before this
+    case 'wiped': // erased on purpose: it installs again only when reimaged
       return false;
   }
 }
@@ -117,14 +120,42 @@ export function decideScript(input: {
   const { facts, node, status, settings } = input;
   if (!node) return { kind: 'unknown', facts };
   const common = { node: node.name, group: node.group, mac: facts.mac };
+  const installerCmdline = () => [
+    ...node.kernelArgs,
+    `rackseed.server=${settings.baseUrl}`,
+    `rackseed.node=${node.name}`,
+    `rackseed.mac=${facts.mac}`,
+    ...(input.token ? [`rackseed.token=${input.token}`] : []),
+  ];
+  const installerBoot = () => ({
+    kernel_url: fileUrl(settings.baseUrl, settings.provisionKernel),
+    initrd_urls: [fileUrl(settings.baseUrl, settings.provisionInitrd)],
+    initrd_name: basename(settings.provisionInitrd),
+    cmdline: installerCmdline(),
+    retry_url: `${settings.baseUrl}/boot.ipxe`,
+  });
+
+  // Before everything else: a wipe is what the operator asked for last about this machine's disks, whatever they
+  // hold (a failed install included), and one interrupted by a reboot starts again. It needs no image, only the
+  // installer.
+  if (status?.wipeRequested !== undefined) {
+    const refused = input.installerProblem?.();
+    if (refused) return { kind: 'unavailable', node, context: { ...common, reason: refused } };
+    return { kind: 'wipe', node, context: { ...common, mode: status.wipeRequested, ...installerBoot() } };
+  }
 
   // A failure in an installer stage; the server's own stages after install (states, readiness) leave the OS bootable.
   if (isInstallFailure(status) && !status?.reimageRequested) {
+    const wipe = status?.stage === 'wipe';
     return {
       kind: 'unavailable',
       node,
-      context: { ...common, reason: `install failed (${status?.reason ?? 'no reason given'}), request a reimage to try again` },
+      context: { ...common, reason: wipe ? `wiping its disks failed (${status?.reason ?? 'no reason given'}): wipe it again, or reimage it` : `install failed (${status?.reason ?? 'no reason given'}), request a reimage to try again` },
     };
+  }
+
+  if (status?.state === 'wiped' && !status.reimageRequested) {
+    return { kind: 'unavailable', node, context: { ...common, reason: 'its disks were wiped (rackseed wipe): reimage it to install it again' } };
   }
 
   if (needsProvisioning(status)) {
@@ -132,26 +163,7 @@ export function decideScript(input: {
     // once the cause is fixed); told "unavailable", it provisions on its next boot after the fix.
     const refused = provisioningRefusal(node, input.catalog)?.reason ?? input.installerProblem?.();
     if (refused) return { kind: 'unavailable', node, context: { ...common, reason: refused } };
-    const cmdline = [
-      ...node.kernelArgs,
-      `rackseed.server=${settings.baseUrl}`,
-      `rackseed.node=${node.name}`,
-      `rackseed.mac=${facts.mac}`,
-      ...(input.token ? [`rackseed.token=${input.token}`] : []),
-    ];
-    return {
-      kind: 'provision',
-      node,
-      context: {
-        ...common,
-        image: node.image,
-        kernel_url: fileUrl(settings.baseUrl, settings.provisionKernel),
-        initrd_urls: [fileUrl(settings.baseUrl, settings.provisionInitrd)],
-        initrd_name: basename(settings.provisionInitrd),
-        cmdline,
-        retry_url: `${settings.baseUrl}/boot.ipxe`,
-      },
-    };
+    return { kind: 'provision', node, context: { ...common, image: node.image, ...installerBoot() } };
   }
 
   if (node.installedBoot === 'kernel' && node.image) {

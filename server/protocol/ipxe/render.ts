@@ -7,9 +7,9 @@ import { guardNunjucks } from '../../util/nunjucks-guard.js';
 guardNunjucks();
 
 /** `next-device` is a partial: how every script that sends a machine on to its next boot device ends. */
-export type IpxeTemplateName = 'entry' | 'unknown' | 'provision' | 'local' | 'kernel' | 'unavailable' | 'next-device';
+export type IpxeTemplateName = 'entry' | 'unknown' | 'provision' | 'wipe' | 'local' | 'kernel' | 'unavailable' | 'next-device';
 
-export const IPXE_TEMPLATE_NAMES: readonly IpxeTemplateName[] = ['entry', 'unknown', 'provision', 'local', 'kernel', 'unavailable', 'next-device'];
+export const IPXE_TEMPLATE_NAMES: readonly IpxeTemplateName[] = ['entry', 'unknown', 'provision', 'wipe', 'local', 'kernel', 'unavailable', 'next-device'];
 
 export interface IpxeRenderer {
   render(name: IpxeTemplateName, context: Record<string, unknown>): string;

@@ -5,6 +5,7 @@ import { reimageFromGroup } from './003_reimage_from_group.js';
 import { installedImage } from './004_installed_image.js';
 import { runIndexes } from './005_run_indexes.js';
 import { runPruneIndex } from './006_run_prune_index.js';
+import { wipeRequested } from './007_wipe_requested.js';
 
 export type { Migration } from '../migrations/types.js';
 
@@ -12,4 +13,4 @@ export type { Migration } from '../migrations/types.js';
  * PostgreSQL schema steps. Numbered independently of the SQLite ones (a PostgreSQL database starts at the schema
  * SQLite reached in several steps). Append only: a shipped migration is never edited or renumbered.
  */
-export const PG_MIGRATIONS: readonly Migration[] = [initial, servers, reimageFromGroup, installedImage, runIndexes, runPruneIndex];
+export const PG_MIGRATIONS: readonly Migration[] = [initial, servers, reimageFromGroup, installedImage, runIndexes, runPruneIndex, wipeRequested];

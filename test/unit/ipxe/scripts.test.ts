@@ -67,6 +67,15 @@ describe('which script a machine gets (pure decision)', () => {
     ['installed image has no kernel', kernelBoot, status('installed', { installedImage: { name: 'imported', sha256: 'b'.repeat(64) } }), 'unavailable'],
     ['local boot does not need the installed image', gpu001, status('ready', { installedImage: { name: 'debian12-gone', sha256: OLD_SHA } }), 'local'],
     ['reimage of a node whose installed image is gone', kernelBoot, status('ready', { reimageRequested: true, installedImage: { name: 'debian12-gone', sha256: OLD_SHA } }), 'provision'],
+    ['ready node with a wipe requested', gpu001, status('ready', { wipeRequested: 'quick' }), 'wipe'],
+    // The installer's plan is not needed to wipe: neither an image nor a disk layout.
+    ['wipe of a node whose group has no image or layout', { ...gpu001, image: undefined, disk: undefined }, status('ready', { wipeRequested: 'full' }), 'wipe'],
+    ['wipe of a node whose install failed', gpu001, status('failed', { reason: 'sha256 mismatch', stage: 'verify', wipeRequested: 'quick' }), 'wipe'],
+    ['wipe before a pending reimage', gpu001, status('ready', { wipeRequested: 'quick', reimageRequested: true }), 'wipe'],
+    ['rebooted mid-wipe: wiped again', gpu001, status('wiping', { wipeRequested: 'quick', stage: 'wipe' }), 'wipe'],
+    ['wiped node: nothing to boot', gpu001, status('wiped'), 'unavailable'],
+    ['wiped node with a reimage requested', gpu001, status('wiped', { reimageRequested: true }), 'provision'],
+    ['failed wipe is not retried implicitly', gpu001, status('failed', { reason: 'write error', stage: 'wipe' }), 'unavailable'],
   ];
   it.each(table)('%s -> %s', (_name, node, st, kind) => {
     expect(decideScript({ facts, node, status: st, settings, catalog }).kind).toBe(kind);
@@ -109,6 +118,21 @@ describe('iPXE scripts (exact text)', () => {
     if (plan.kind !== 'provision') throw new Error('expected provision');
     expectGolden('ipxe/provision.ipxe', renderer.render('provision', plan.context));
   });
+  it('node to wipe: the installer with its token, the mode in the script', () => {
+    const plan = decideScript({ facts, node: gpu001, status: status('ready', { wipeRequested: 'full' }), settings, token: 'v2.gpu001.abc.nonce.sig', catalog });
+    if (plan.kind !== 'wipe') throw new Error('expected wipe');
+    expectGolden('ipxe/wipe.ipxe', renderer.render('wipe', plan.context));
+  });
+  it('wiped node and failed wipe: told why, then the next boot device', () => {
+    const wiped = decideScript({ facts, node: gpu001, status: status('wiped'), settings, catalog });
+    expect(wiped.kind === 'unavailable' && wiped.context.reason).toBe('its disks were wiped (rackseed wipe): reimage it to install it again');
+    const failed = decideScript({ facts, node: gpu001, status: status('failed', { reason: 'write error on vda', stage: 'wipe' }), settings, catalog });
+    expect(failed.kind === 'unavailable' && failed.context.reason).toBe('wiping its disks failed (write error on vda): wipe it again, or reimage it');
+  });
+  it('a wipe is not started when the installer is missing', () => {
+    const plan = decideScript({ facts, node: gpu001, status: status('ready', { wipeRequested: 'quick' }), settings, catalog, installerProblem: () => 'the installer is not built' });
+    expect(plan.kind === 'unavailable' && plan.context.reason).toBe('the installer is not built');
+  });
   it('node to boot locally', () => {
     expectGolden('ipxe/local.ipxe', render(gpu001, status('ready')));
   });
@@ -143,7 +167,7 @@ describe('escaping hostile values', () => {
     expect(text).toContain('/files/installer/vm%20linuz%24x');
   });
   it('a template referencing a missing value is an error, not an empty string', () => {
-    const r = createIpxeRenderer({ entry: 'chain {{ base_url | ipxe_url_base }}/{{ missing }}', unknown: '', provision: '', local: '', kernel: '', unavailable: '', 'next-device': '' });
+    const r = createIpxeRenderer({ entry: 'chain {{ base_url | ipxe_url_base }}/{{ missing }}', unknown: '', provision: '', wipe: '', local: '', kernel: '', unavailable: '', 'next-device': '' });
     expect(() => r.render('entry', { base_url: 'http://x' })).toThrow(RackseedError);
     try {
       r.render('entry', { base_url: 'http://x' });

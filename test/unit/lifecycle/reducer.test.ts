@@ -21,6 +21,10 @@ const failed = (reason: string, at?: string): LifecycleEvent => (at === undefine
 const reimage = (fromGroup?: string): LifecycleEvent => ({ type: 'reimage_requested', ...(fromGroup !== undefined ? { fromGroup } : {}) });
 const cancel: LifecycleEvent = { type: 'reimage_cancelled' };
 const removed: LifecycleEvent = { type: 'removed', entry: 'inventory.yaml:12 nodes[3] (gpu05)' };
+const wipe = (mode: 'quick' | 'full' = 'quick'): LifecycleEvent => ({ type: 'wipe_requested', mode });
+const wipeCancel: LifecycleEvent = { type: 'wipe_cancelled' };
+const wipeStart: LifecycleEvent = { type: 'wipe_started' };
+const wiped: LifecycleEvent = { type: 'wiped', mode: 'quick', disks: [{ name: 'sda', bytes: 480103981056 }] };
 
 const TO_READY: LifecycleEvent[] = [discovered({ product: 'R650' }), assigned, provision, stage('download'), installed, configure, ready];
 
@@ -174,6 +178,36 @@ const CASES: Case[] = [
   { name: 'removed, then added again: assigned, and its next boot installs', events: [...TO_READY, removed, assigned, provision], status: { state: 'provisioning' } },
   { name: 'removed, then a boot: discovered again refreshes facts', events: [...TO_READY, removed, discovered({ product: 'R750' })], status: { state: 'discovered', facts: { product: 'R750' } } },
   { name: 'removed with no status', events: [removed], rejected: { index: 0, error: /"removed" is not allowed in state "nothing"/ } },
+  // Wipes (rackseed wipe): requested on any inventory node, under way while the installer erases, then wiped.
+  { name: 'wipe requested on a ready node: still ready, the mode kept', events: [...TO_READY, wipe('full')], status: { state: 'ready', wipeRequested: 'full' } },
+  { name: 'a second request changes the mode', events: [...TO_READY, wipe('full'), wipe('quick')], status: { wipeRequested: 'quick' } },
+  { name: 'wipe of a machine outside the inventory', events: [discovered(), wipe()], rejected: { index: 1, error: /"wipe_requested" is not allowed in state "discovered"/ } },
+  {
+    name: 'wipe_started: wiping, the image on the disk forgotten, the request kept (a reboot wipes again)',
+    events: [...TO_READY.slice(0, 4), installedWith(IMAGE_A), configure, ready, wipe(), wipeStart],
+    status: { state: 'wiping', wipeRequested: 'quick' },
+    absent: ['installedImage', 'reason'],
+  },
+  { name: 'wipe_started without a request', events: [...TO_READY, wipeStart], rejected: { index: TO_READY.length, error: /no wipe was requested/ } },
+  { name: 'stages while wiping', events: [...TO_READY, wipe(), wipeStart, stage('wipe')], status: { state: 'wiping', stage: 'wipe' } },
+  { name: 'wiped: the request is done', events: [...TO_READY, wipe(), wipeStart, stage('wipe'), wiped], status: { state: 'wiped' }, absent: ['wipeRequested', 'stage', 'installedImage'] },
+  { name: 'a repeated wiped report', events: [...TO_READY, wipe(), wipeStart, wiped, wiped], status: { state: 'wiped' } },
+  { name: 'wiped without wiping', events: [...TO_READY, wipe(), wiped], rejected: { index: TO_READY.length + 1, error: /"wiped" is not allowed in state "ready"/ } },
+  {
+    name: 'a wipe that failed at any step fails in stage wipe, and is not started again by itself',
+    events: [...TO_READY, wipe(), wipeStart, failed('no DHCP lease on any interface', 'boot')],
+    status: { state: 'failed', stage: 'wipe', reason: 'boot: no DHCP lease on any interface' },
+    absent: ['wipeRequested'],
+  },
+  { name: 'a write error in the wipe stage keeps its reason', events: [...TO_READY, wipe(), wipeStart, failed('write error on sda', 'wipe')], status: { state: 'failed', stage: 'wipe', reason: 'write error on sda' } },
+  { name: 'a failed wipe, wiped again', events: [...TO_READY, wipe(), wipeStart, failed('x', 'wipe'), wipe(), wipeStart, wiped], status: { state: 'wiped' } },
+  { name: 'cancel before the wipe starts', events: [...TO_READY, wipe(), wipeCancel], status: { state: 'ready' }, absent: ['wipeRequested'] },
+  { name: 'no cancel while wiping', events: [...TO_READY, wipe(), wipeStart, wipeCancel], rejected: { index: TO_READY.length + 2, error: /past cancelling/ } },
+  { name: 'a wiped node is not configured', events: [...TO_READY, wipe(), wipeStart, wiped, configure], rejected: { index: TO_READY.length + 3, error: /"configure_started" is not allowed in state "wiped"/ } },
+  { name: 'a wiped node provisions once reimaged', events: [...TO_READY, wipe(), wipeStart, wiped, reimage(), provision], status: { state: 'provisioning', reimageRequested: false } },
+  { name: 'a wiped node does not provision without a reimage', events: [...TO_READY, wipe(), wipeStart, wiped, provision], rejected: { index: TO_READY.length + 3, error: /no reimage was requested/ } },
+  { name: 'a post-install failure does not reach a wiping node', events: [...TO_READY, wipe(), wipeStart, failed('late', 'readiness')], rejected: { index: TO_READY.length + 2, error: /does not apply to a node that is wiping/ } },
+  { name: 'removed: a pending wipe goes too', events: [...TO_READY, wipe(), removed], status: { state: 'discovered' }, absent: ['wipeRequested'] },
   { name: 'a removed node cannot be provisioned before it is assigned', events: [...TO_READY, removed, provision], rejected: { index: TO_READY.length + 1, error: /"provision_started" is not allowed in state "discovered"/ } },
 ];
 
@@ -193,12 +227,13 @@ describe('lifecycle reducer', () => {
   });
 
   it('is total and pure: every event in every state returns a transition and leaves the input untouched', () => {
-    const events: LifecycleEvent[] = [discovered({ x: 1 }), assigned, provision, stage('s'), installed, installedWith(IMAGE_B), configure, ready, failed('r', 's'), reimage('g'), cancel, { type: 'plan_refused', reason: 'r' }, removed];
+    const events: LifecycleEvent[] = [discovered({ x: 1 }), assigned, provision, stage('s'), installed, installedWith(IMAGE_B), configure, ready, failed('r', 's'), reimage('g'), cancel, { type: 'plan_refused', reason: 'r' }, removed, wipe(), wipeCancel, wipeStart, wiped];
     const starts: (LifecycleStatus | undefined)[] = [
       undefined,
       ...LIFECYCLE_STATES.flatMap((state) => [false, true].map((reimageRequested) => deepFreeze<LifecycleStatus>({
         state,
         reimageRequested,
+        ...(reimageRequested ? { wipeRequested: 'full' as const } : {}),
         reason: 'why',
         stage: 'st',
         reimageFromGroup: 'g',

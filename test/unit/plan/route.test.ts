@@ -12,6 +12,7 @@ import type { ImageManifest } from '../../../server/model/image.js';
 import { dhcpAddressOf } from '../../../server/net/http/plan-route.js';
 import { nodeRoutes } from '../../../server/net/http/node-routes.js';
 import { NodeIdentity } from '../../../server/services/node-identity.js';
+import { writeStandInInstaller } from '../../support/installer.js';
 import { startTestServer, type TestServer } from '../../support/server.js';
 
 /**
@@ -194,6 +195,55 @@ describe('GET /node/v1/plan', () => {
     const expiresAt = tokens.verify(token)!.expiresAt;
     expect(await server.store.useOnce(key, expiresAt, expiresAt - 1000)).toBe(false);
     expect(await server.store.useOnce(key, expiresAt + 600_000, expiresAt + 1)).toBe(true);
+  });
+});
+
+describe('wipe: boot script, plan and report', () => {
+  const report = (token: string, body: unknown) =>
+    fetch(`${server.httpUrl}/node/v1/report`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+
+  it('a node with a wipe requested boots the installer, gets a plan with the mode and no secret, once, and reports what it erased', async () => {
+    // ghost01's group names an image that does not exist: a wipe needs none, only the installer.
+    writeStandInInstaller(server.config.dataDir);
+    expect((await server.store.recordEvent({ node: 'ghost01', event: { type: 'wipe_requested', mode: 'quick' } })).ok).toBe(true);
+    const script = await (await fetch(`${server.httpUrl}/ipxe/machine?mac=${MACS.ghost01}`)).text();
+    expect(script, script).toContain("echo rackseed: wiping the disks of ghost01 (quick)");
+    const token = /rackseed\.token=(\S+)/.exec(script)?.[1];
+    expect(token).toBeDefined();
+    expect(await server.store.getNode('ghost01')).toMatchObject({ state: 'wiping', wipeRequested: 'quick' });
+
+    const plan = await fetchPlan(token);
+    expect(plan.status).toBe(200);
+    const text = await plan.text();
+    expect(text).toBe('# rackseed wipe plan v1\nversion 1\naction wipe\nhostname ghost01\nmode quick\nreport_url http://10.0.0.1:8080/node/v1/report\nend\n');
+    expect((await fetchPlan(token)).status).toBe(409);
+
+    expect((await report(token!, { stage: 'wipe', detail: { disk: 'vda', pass: 'start', bytes: 0, size: 1024 } })).status).toBe(204);
+    expect(await server.store.getNode('ghost01')).toMatchObject({ state: 'wiping', stage: 'wipe' });
+    for (const bad of [{ mode: 'quick', disks: [] }, { mode: 'secure', disks: [{ name: 'vda', bytes: 1 }] }, { mode: 'quick', disks: [{ name: '../x', bytes: 1 }] }, { mode: 'quick', disks: [{ name: 'vda', bytes: -1 }] }, 'yes']) {
+      const r = await report(token!, { wiped: bad });
+      expect(r.status, JSON.stringify(bad)).toBe(400);
+    }
+    expect((await report(token!, { wiped: { mode: 'quick', disks: [{ name: 'vda', bytes: 1024 }, { name: 'nvme0n1', bytes: 2048 }] } })).status).toBe(204);
+    const done = await server.store.getNode('ghost01');
+    expect(done?.state).toBe('wiped');
+    expect(done).not.toHaveProperty('wipeRequested');
+    expect((await server.store.listEvents({ node: 'ghost01' })).at(-1)?.event).toEqual({ type: 'wiped', mode: 'quick', disks: [{ name: 'vda', bytes: 1024 }, { name: 'nvme0n1', bytes: 2048 }] });
+    // Its next boot: nothing to boot until it is reimaged, and no token to spend.
+    const after = await (await fetch(`${server.httpUrl}/ipxe/machine?mac=${MACS.ghost01}`)).text();
+    expect(after).toContain('its disks were wiped (rackseed wipe): reimage it to install it again');
+    expect(after).not.toContain('rackseed.token=');
+  });
+
+  it('a failed wipe is recorded in stage wipe and not started again at the next boot', async () => {
+    expect((await server.store.recordEvent({ node: 'ghost01', event: { type: 'wipe_requested', mode: 'full' } })).ok).toBe(true);
+    const script = await (await fetch(`${server.httpUrl}/ipxe/machine?mac=${MACS.ghost01}`)).text();
+    const token = /rackseed\.token=(\S+)/.exec(script)![1]!;
+    expect((await report(token, { failed: 'writing zeros to /dev/vda at byte 0 failed: Input/output error', stage: 'wipe' })).status).toBe(204);
+    expect(await server.store.getNode('ghost01')).toMatchObject({ state: 'failed', stage: 'wipe', reason: 'writing zeros to /dev/vda at byte 0 failed: Input/output error' });
+    const next = await (await fetch(`${server.httpUrl}/ipxe/machine?mac=${MACS.ghost01}`)).text();
+    expect(next).toContain('wiping its disks failed (writing zeros to /dev/vda at byte 0 failed: Input/output error): wipe it again, or reimage it');
+    expect(next).not.toContain('rackseed.token=');
   });
 });
 

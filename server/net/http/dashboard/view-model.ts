@@ -29,12 +29,12 @@ export function stateClass(state: CellState): string {
 }
 
 export function cellView(view: NodeView): CellView {
-  const detail = view.state === 'failed' && view.reason ? `${view.state}: ${view.reason}` : view.stage && view.state === 'provisioning' ? `${view.state}: ${view.stage}` : view.state;
+  const detail = view.state === 'failed' && view.reason ? `${view.state}: ${view.reason}` : view.stage && (view.state === 'provisioning' || view.state === 'wiping') ? `${view.state}: ${view.stage}` : view.state;
   return {
     name: view.name,
     state: view.state,
     stateClass: stateClass(view.state),
-    detail: view.reimageRequested ? `${detail} (reimage requested)` : detail,
+    detail: `${detail}${view.wipeRequested && view.state !== 'wiping' ? ` (${view.wipeRequested} wipe requested)` : ''}${view.reimageRequested ? ' (reimage requested)' : ''}`,
     reimageRequested: view.reimageRequested,
     inInventory: view.inInventory,
   };

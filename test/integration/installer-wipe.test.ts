@@ -1,0 +1,173 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { renderPlan, renderWipePlan } from '../../server/protocol/plan.js';
+import { requireBinary } from '../support/process-output.js';
+
+/**
+ * The installer's wipe (images/installer/lib/wipe.sh) run by busybox sh, the initramfs's shell, with the real
+ * wipefs, on disk images in a sysfs-shaped directory: which disks it takes, what each mode leaves, and that its check
+ * catches a disk that did not take the zeros. The QEMU test (installer.test.ts) wipes a real virtual disk.
+ */
+const LIB = path.resolve(import.meta.dirname, '../../images/installer/lib');
+const dir = mkdtempSync(path.join(tmpdir(), 'rackseed-wipe-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const MiB = 1024 * 1024;
+
+interface FakeDisk {
+  name: string;
+  bytes: number;
+  removable?: boolean;
+  readOnly?: boolean;
+  /** Lay a GPT with one partition on it (sfdisk works on files). */
+  gpt?: boolean;
+}
+
+/** A machine: /sys/block-like entries and /dev-like files full of random bytes. */
+function machine(disks: FakeDisk[]): { sys: string; dev: string } {
+  const root = mkdtempSync(path.join(dir, 'machine-'));
+  const sys = path.join(root, 'sys');
+  const dev = path.join(root, 'dev');
+  mkdirSync(dev, { recursive: true });
+  for (const d of disks) {
+    mkdirSync(path.join(sys, d.name), { recursive: true });
+    writeFileSync(path.join(sys, d.name, 'size'), `${d.bytes / 512}\n`);
+    writeFileSync(path.join(sys, d.name, 'removable'), d.removable ? '1\n' : '0\n');
+    writeFileSync(path.join(sys, d.name, 'ro'), d.readOnly ? '1\n' : '0\n');
+    const file = path.join(dev, d.name);
+    const fd = openSync(file, 'w');
+    for (let left = d.bytes; left > 0; left -= MiB) writeSync(fd, randomBytes(Math.min(left, MiB)));
+    closeSync(fd);
+    if (d.gpt) {
+      const r = spawnSync('sfdisk', ['--quiet', file], { input: 'label: gpt\n,,L\n', encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+    }
+  }
+  return { sys, dev };
+}
+
+/** Runs `body` after sourcing the installer's libraries, reports written to a file instead of the server. */
+function installer(m: { sys: string; dev: string }, body: string): { status: number; out: string; reports: string[] } {
+  const reports = path.join(m.sys, '..', 'reports');
+  writeFileSync(reports, '');
+  const script = `. ${LIB}/common.sh; . ${LIB}/wipe.sh
+report_json() { printf '%s\\n' "$1" >> ${reports}; }
+WIPE_SYS=${m.sys} WIPE_DEV=${m.dev} WIPE_LIST=${m.sys}/../list WIPEFS=/usr/sbin/wipefs
+${body}`;
+  const r = spawnSync('busybox', ['sh', '-c', script], { encoding: 'utf8' });
+  return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}`, reports: readFileSync(reports, 'utf8').split('\n').filter(Boolean) };
+}
+
+const nonZero = (buf: Buffer) => buf.reduce((n, b) => n + (b === 0 ? 0 : 1), 0);
+const signatures = (file: string) => spawnSync('/usr/sbin/wipefs', ['--noheadings', file], { encoding: 'utf8' }).stdout.trim();
+
+describe('installer wipe (busybox sh, real wipefs)', () => {
+  requireBinary('busybox', 'apt-get install -y --no-install-recommends busybox-static');
+  requireBinary('/usr/sbin/wipefs', 'apt-get install -y util-linux');
+  requireBinary('sfdisk', 'apt-get install -y fdisk');
+
+  it('takes every fixed, writable disk and leaves removable, read-only and virtual block devices alone', () => {
+    const m = machine([
+      { name: 'nvme0n1', bytes: 4 * MiB },
+      { name: 'sda', bytes: 4 * MiB },
+      { name: 'sdb', bytes: 4 * MiB, removable: true },
+      { name: 'sr0', bytes: 4 * MiB },
+      { name: 'loop0', bytes: 4 * MiB },
+      { name: 'vdb', bytes: 4 * MiB, readOnly: true },
+    ]);
+    const r = installer(m, `find_wipe_disks && cat ${m.sys}/../list`);
+    expect(r.status, r.out).toBe(0);
+    expect(r.out).toContain(`nvme0n1 ${4 * MiB}\nsda ${4 * MiB}\n`);
+    expect(r.out).toContain('leaving removable sdb alone');
+    expect(r.out).toContain('leaving read-only vdb alone');
+    expect(r.out).not.toMatch(/^(sr0|loop0|sdb|vdb) /m);
+  });
+
+  it('fails when there is no disk at all: a wipe that erased nothing does not report success', () => {
+    const m = machine([{ name: 'sdb', bytes: MiB, removable: true }]);
+    const r = installer(m, 'find_wipe_disks || { echo "error: $WIPE_ERROR"; exit 1; }');
+    expect(r.status).toBe(1);
+    expect(r.out).toContain('error: no disk to wipe: the kernel sees none');
+  });
+
+  it('quick: no signature left (the GPT and its backup), both ends zeroed, the middle left as it was', () => {
+    const m = machine([{ name: 'vda', bytes: 64 * MiB, gpt: true }]);
+    const disk = path.join(m.dev, 'vda');
+    expect(signatures(disk)).toMatch(/gpt/);
+    const middleBefore = readFileSync(disk).subarray(30 * MiB, 34 * MiB);
+    const r = installer(m, 'find_wipe_disks && wipe_all quick && echo "disks=[$WIPED_JSON]" || { echo "error: $WIPE_ERROR"; exit 1; }');
+    expect(r.status, r.out).toBe(0);
+    expect(r.out).toContain(`disks=[{"name":"vda","bytes":${64 * MiB}}]`);
+    const after = readFileSync(disk);
+    expect(signatures(disk)).toBe('');
+    expect(nonZero(after.subarray(0, 16 * MiB))).toBe(0);
+    expect(nonZero(after.subarray(48 * MiB))).toBe(0);
+    expect(after.subarray(30 * MiB, 34 * MiB).equals(middleBefore)).toBe(true);
+    expect(r.reports).toEqual([`{"stage":"wipe","detail":{"disk":"vda","pass":"start","bytes":0,"size":${64 * MiB}}}`]);
+  });
+
+  it('full: every byte of every disk zero, written then read back, progress reported per piece', () => {
+    const m = machine([
+      { name: 'sda', bytes: 10 * MiB, gpt: true },
+      // Not a whole number of MiB: the last piece is shorter.
+      { name: 'sdb', bytes: 3 * MiB + 512 },
+    ]);
+    const r = installer(m, `WIPE_CHUNK_BYTES=${4 * MiB}; find_wipe_disks && wipe_all full && echo "disks=[$WIPED_JSON]" || { echo "error: $WIPE_ERROR"; exit 1; }`);
+    expect(r.status, r.out).toBe(0);
+    expect(r.out).toContain(`disks=[{"name":"sda","bytes":${10 * MiB}},{"name":"sdb","bytes":${3 * MiB + 512}}]`);
+    for (const name of ['sda', 'sdb']) expect(nonZero(readFileSync(path.join(m.dev, name))), name).toBe(0);
+    const sda = r.reports.filter((l) => l.includes('"disk":"sda"')).map((l) => JSON.parse(l).detail as { pass: string; bytes: number });
+    expect(sda.map((d) => `${d.pass}:${d.bytes / MiB}`)).toEqual(['start:0', 'write:4', 'write:8', 'write:10', 'check:4', 'check:8', 'check:10']);
+  });
+
+  it('the check catches a disk that did not take the zeros (it is read back, not assumed)', () => {
+    const m = machine([{ name: 'sda', bytes: 8 * MiB }]);
+    // A disk that silently drops writes: zero_range "succeeds" and writes nothing.
+    const r = installer(m, 'zero_range() { return 0; }; find_wipe_disks && wipe_all full || { echo "error: $WIPE_ERROR"; exit 1; }');
+    expect(r.status).toBe(1);
+    expect(r.out).toMatch(new RegExp(`error: ${m.dev}/sda still holds \\d+ non-zero bytes between byte 0 and byte ${8 * MiB} after the wipe`));
+    expect(r.reports.some((l) => l.includes('"pass":"check"'))).toBe(false);
+    const q = installer(machine([{ name: 'sda', bytes: 64 * MiB }]), 'zero_range() { return 0; }; find_wipe_disks && wipe_all quick || { echo "error: $WIPE_ERROR"; exit 1; }');
+    expect(q.status).toBe(1);
+    expect(q.out).toMatch(/still holds \d+ non-zero bytes between byte 0 and byte 16777216/);
+  });
+});
+
+describe('installer plan reader: wipe plans (busybox sh)', () => {
+  requireBinary('busybox', 'apt-get install -y --no-install-recommends busybox-static');
+
+  function readPlan(plan: string): { ok: boolean; out: string } {
+    const file = path.join(dir, 'plan');
+    writeFileSync(file, plan);
+    const script = `. ${LIB}/common.sh; . ${LIB}/plan.sh; PARTS=${dir}/parts AUTHORIZED=${dir}/keys
+if read_plan ${file}; then printf 'action=%s mode=%s host=%s report=%s\\n' "$P_ACTION" "$P_MODE" "$P_HOSTNAME" "$REPORT_URL"; else printf 'error=%s\\n' "$PLAN_ERROR"; exit 1; fi`;
+    const r = spawnSync('busybox', ['sh', '-c', script], { encoding: 'utf8' });
+    return { ok: r.status === 0, out: r.stdout.split('\n').filter((l) => !l.startsWith('RACKSEED-INSTALLER:')).join('\n').trim() };
+  }
+
+  const wipePlan = renderWipePlan({ node: { name: 'node07' }, mode: 'full', urls: { report: 'http://10.0.0.1:8080/node/v1/report' } });
+
+  it('reads the action, the mode and the report URL of a wipe plan the server wrote', () => {
+    expect(readPlan(wipePlan)).toEqual({ ok: true, out: 'action=wipe mode=full host=node07 report=http://10.0.0.1:8080/node/v1/report' });
+  });
+
+  it('refuses a wipe plan with a mode it does not know, an unknown action, or a truncated plan', () => {
+    expect(readPlan(wipePlan.replace('mode full', 'mode secure'))).toEqual({ ok: false, out: 'error=wipe mode secure is not quick or full' });
+    expect(readPlan(wipePlan.replace('action wipe', 'action format'))).toEqual({ ok: false, out: "error=the plan's action format is not install or wipe" });
+    expect(readPlan(wipePlan.replace('end\n', ''))).toEqual({ ok: false, out: 'error=the plan is truncated (no end line)' });
+    expect(readPlan(wipePlan.replace(/^mode .*\n/m, ''))).toEqual({ ok: false, out: 'error=the plan has no mode line' });
+  });
+
+  it('an install plan is still an install', () => {
+    const plan = renderPlan({
+      node: { name: 'node01', mac: '52:54:00:00:01:01', installedBoot: 'kernel', kernelArgs: [], disk: { device: '/dev/vda', table: 'gpt', partitions: [{ mount: '/', size: 'rest', fs: 'ext4' }] } },
+      image: { name: 'debian12', sha256: 'a'.repeat(64), size: 1000 },
+      urls: { torrent: 'http://10.0.0.1:8080/t', http: 'http://10.0.0.1:8080/h', report: 'http://10.0.0.1:8080/node/v1/report' },
+      keys: { hostPrivate: 'k\n', hostPublic: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG8m3gL3gB2Jw1vDq6u7n0cNcS0x4bY9Yq3rJ1f2kQ1h root@node01', authorized: [] },
+    });
+    expect(readPlan(plan)).toEqual({ ok: true, out: 'action=install mode= host=node01 report=http://10.0.0.1:8080/node/v1/report' });
+  });
+});
