@@ -18,6 +18,7 @@ import { registerLab } from './commands/lab.js';
 import { registerStore } from './commands/store.js';
 import { registerBackup } from './commands/backup.js';
 import { registerExec } from './commands/exec.js';
+import { registerWipe } from './commands/wipe.js';
 
 /** Builds the command tree; `write` receives normal output (tests capture it). */
 export function buildProgram(write: (s: string) => void): Command {
@@ -45,6 +46,7 @@ export function buildProgram(write: (s: string) => void): Command {
   registerEvents(program, ctx);
   registerLab(program, write);
   registerReimage(program, ctx);
+  registerWipe(program, ctx);
   registerPower(program, ctx);
   registerStore(program, write);
   registerBackup(program, write);

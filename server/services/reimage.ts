@@ -1,7 +1,7 @@
 import { resolveTargets } from '../inventory/select.js';
 import { isRackseedError, RackseedError } from '../model/errors.js';
 import type { Inventory, ResolvedNode } from '../model/inventory.js';
-import { isPostInstallStage, type LifecycleState } from '../model/lifecycle.js';
+import { isPostInstallStage, type LifecycleEvent, type LifecycleState, type WipeMode } from '../model/lifecycle.js';
 import { runBatch } from '../power/batch.js';
 import type { PowerResult } from '../power/types.js';
 import type { NewEvent, NodeStatus, ObservedStore } from '../store/types.js';
@@ -33,6 +33,11 @@ export interface ReimageRequest {
    * jobs are done (`scontrol reboot ASAP`), so a reimage of a busy partition kills no job.
    */
   whenIdle?: boolean;
+  /**
+   * Not a reinstall: the nodes' disks are erased in this mode on their next network boot (`rackseed wipe`), and they
+   * power off. Marked and rebooted as a reimage is; takes neither `group` nor `whenIdle`.
+   */
+  wipe?: WipeMode;
 }
 
 /** Why `--role` is refused: a node's roles come from its group. */
@@ -67,6 +72,8 @@ export interface PlannedNode {
 }
 
 export interface ReimagePlan {
+  /** Set for a wipe: what the marks request. */
+  wipe?: WipeMode;
   nodes: PlannedNode[];
   counts: { targeted: number; toMark: number; skipped: number; ssh: number; bmc: number; manual: number; slurm: number };
 }
@@ -87,6 +94,10 @@ function rebootMethod(node: ResolvedNode, status: NodeStatus | undefined, whenId
  * each node leaves when the request moves it into `request.group` (nodes already in that group are not in it).
  */
 export function planReimage(inv: Inventory, statuses: ReadonlyMap<string, NodeStatus>, request: ReimageRequest, movedFrom: ReadonlyMap<string, string> = new Map()): ReimagePlan {
+  if (request.wipe !== undefined && (request.group !== undefined || request.whenIdle === true)) {
+    throw new RackseedError('BAD_REQUEST', 'a wipe takes no group and no --when-idle: it erases the disks and powers the nodes off (drain Slurm nodes first)');
+  }
+  const wipe = request.wipe;
   const targets = resolveTargets(inv, request.targets);
   const nodes = targets.map((n): PlannedNode => {
     const status = statuses.get(n.name);
@@ -99,14 +110,17 @@ export function planReimage(inv: Inventory, statuses: ReadonlyMap<string, NodeSt
       ...(fromGroup !== undefined ? { fromGroup } : {}),
       reboot,
       bmcFallback: reboot === 'ssh' && n.bmc !== undefined,
-      alreadyPending: status?.reimageRequested === true,
+      alreadyPending: wipe !== undefined ? status?.wipeRequested !== undefined : status?.reimageRequested === true,
       ...(state !== undefined ? { state } : {}),
       ...(n.ip !== undefined ? { ip: n.ip } : {}),
     };
-    // The lifecycle refuses a reimage for a machine never assigned (there is nothing to reimage it into).
-    if (state === undefined || state === 'discovered') planned.skip = 'not assigned yet: nothing to reimage';
+    const what = wipe !== undefined ? 'wipe' : 'reimage';
+    // The lifecycle refuses a reimage for a machine never assigned (there is nothing to reimage it into), and a wipe:
+    // until a node has booted from the network once, the server has never seen the machine it would send to be wiped.
+    if (state === undefined || state === 'discovered') planned.skip = `not assigned yet: nothing to ${what}`;
     // A reimage reboots it into the installer: for a node installing now that throws away the install under way.
-    else if (state === 'provisioning' && request.force !== true) planned.skip = 'installing now: left alone (force restarts its install)';
+    else if (state === 'provisioning' && request.force !== true) planned.skip = `installing now: left alone (force ${wipe !== undefined ? 'stops its install to wipe it' : 'restarts its install'})`;
+    else if (state === 'wiping' && request.force !== true) planned.skip = `wiping its disks now: left alone (force ${wipe !== undefined ? 'restarts the wipe' : 'stops the wipe and reimages it'})`;
     return planned;
   });
   const active = nodes.filter((n) => !n.skip);
@@ -114,6 +128,7 @@ export function planReimage(inv: Inventory, statuses: ReadonlyMap<string, NodeSt
     throw new RackseedError('BAD_REQUEST', `--when-idle asks Slurm to reboot its compute nodes, but no node of the inventory has the ${SLURM_CONTROLLER_ROLE} role to ask it through`);
   }
   return {
+    ...(wipe !== undefined ? { wipe } : {}),
     nodes,
     counts: {
       targeted: nodes.length,
@@ -205,7 +220,9 @@ export async function executeReimage(
 ): Promise<ReimageSummary> {
   const planned = plan.nodes.filter((n) => !n.skip);
   const notMarked = plan.nodes.filter((n) => n.skip).map((n) => ({ node: n.node, error: n.skip! }));
-  const batch: NewEvent[] = planned.map((n) => ({ node: n.node, event: { type: 'reimage_requested', ...(n.fromGroup !== undefined ? { fromGroup: n.fromGroup } : {}) } }));
+  const wipe = plan.wipe;
+  const mark = (n: PlannedNode): LifecycleEvent => (wipe !== undefined ? { type: 'wipe_requested', mode: wipe } : { type: 'reimage_requested', ...(n.fromGroup !== undefined ? { fromGroup: n.fromGroup } : {}) });
+  const batch: NewEvent[] = planned.map((n) => ({ node: n.node, event: mark(n) }));
   onProgress({ phase: 'mark', done: 0, total: batch.length });
   const recorded = batch.length > 0 ? await store.recordEvents(batch) : [];
   const markedSet = new Set<string>();
@@ -228,7 +245,7 @@ export async function executeReimage(
       // Only the marks this request made are withdrawn: a node whose reimage was pending before keeps it (the flag is
       // one per node, so cancelling it here withdrew the earlier request without a word).
       const made = toReboot.filter((n) => !n.alreadyPending);
-      if (made.length > 0) await store.recordEvents(made.map((n) => ({ node: n.node, event: { type: 'reimage_cancelled' } })));
+      if (made.length > 0) await store.recordEvents(made.map((n) => ({ node: n.node, event: { type: wipe !== undefined ? 'wipe_cancelled' : 'reimage_cancelled' } })));
       if (isRackseedError(err)) throw err;
       const kept = toReboot.length - made.length;
       throw new RackseedError(
@@ -350,6 +367,39 @@ export interface CancelSummary {
   slurmCancelled: string[];
   /** Cancelled nodes whose Slurm reboot could not be withdrawn: Slurm still drains and reboots them. */
   slurmNotCancelled: Array<{ node: string; error: string }>;
+}
+
+export interface WipeCancelSummary {
+  /** Nodes whose pending wipe was withdrawn. */
+  cancelled: string[];
+  /** Targeted nodes that had no wipe pending. */
+  notPending: string[];
+  /** Nodes wiping their disks now: past cancelling. */
+  underWay: string[];
+}
+
+/**
+ * Withdraws pending wipes (one store transaction). A node already wiping is past cancelling: what it erased is gone.
+ * Throws for unknown targets.
+ */
+export async function cancelWipe(inv: Inventory, store: ObservedStore, targets: string[]): Promise<WipeCancelSummary> {
+  const nodes = resolveTargets(inv, targets);
+  const statuses = new Map((await store.listNodes()).map((s) => [s.id, s]));
+  const summary: WipeCancelSummary = { cancelled: [], notPending: [], underWay: [] };
+  const pending: string[] = [];
+  for (const n of nodes) {
+    const s = statuses.get(n.name);
+    if (s?.state === 'wiping') summary.underWay.push(n.name);
+    else if (s?.wipeRequested !== undefined) pending.push(n.name);
+    else summary.notPending.push(n.name);
+  }
+  const recorded = pending.length > 0 ? await store.recordEvents(pending.map((node) => ({ node, event: { type: 'wipe_cancelled' } }))) : [];
+  for (const r of recorded) {
+    // Refused only when the node started wiping between the read and the write.
+    if (r.ok) summary.cancelled.push(r.event.node);
+    else summary.underWay.push(r.node);
+  }
+  return summary;
 }
 
 /** Moves nodes into a group by editing the inventory (InventoryService.moveToGroup); answers the nodes it moved. */

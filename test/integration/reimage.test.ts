@@ -9,6 +9,7 @@ import express from 'express';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { registerPower } from '../../server/cli/commands/power.js';
 import { registerReimage } from '../../server/cli/commands/reimage.js';
+import { registerWipe } from '../../server/cli/commands/wipe.js';
 import { clientContext, type GlobalOptions } from '../../server/cli/context.js';
 import { CliExit } from '../../server/cli/exit.js';
 import { requireAdminToken } from '../../server/net/http/auth.js';
@@ -136,6 +137,7 @@ async function cli(...args: string[]): Promise<{ out: string; code: number }> {
   const program = new Command('rackseed').option('-c, --config <file>', 'config', '/nonexistent.yaml').option('--server <url>').option('--token <token>').option('--json').exitOverride();
   const ctx = (opts: GlobalOptions) => clientContext(opts, write);
   registerReimage(program, ctx);
+  registerWipe(program, ctx);
   registerPower(program, ctx);
   try {
     await program.parseAsync(['node', 'rackseed', '--server', baseUrl, '--token', srv.adminToken, ...args]);
@@ -461,6 +463,66 @@ describe('reimage --group: into another group in one command', () => {
     expect((await post('/reimage', { targets: ['r1'], confirm: true })).json.summary.counts).toMatchObject({ rebootedSsh: 1, rebootUnderWay: 0 });
     expect(sshCalls.length).toBe(before + 2);
     expect((await post('/reimage/cancel', { targets: ['r1'] })).json).toMatchObject({ cancelled: ['r1'] });
+  });
+});
+
+describe('wipe', () => {
+  it('a dry run says which nodes would lose every disk and how each is rebooted, and changes nothing', async () => {
+    const before = await srv.store.listEvents({ limit: 1_000_000 });
+    const { out, code } = await cli('wipe', 'r1', 'n00001', '--mode', 'full');
+    expect(code).toBe(0);
+    expect(out).toMatch(/r1\s+│\s+ready\s+│\s+ssh/);
+    expect(out).toMatch(/n00001\s+│\s+assigned\s+│\s+by hand/);
+    expect(out).toContain('would full-wipe EVERY disk of 2 of 2 nodes on their next network boot (reboot: 1 over ssh, 0 through their BMC, 1 by hand)');
+    expect(out.trimEnd().split('\n').pop()).toBe('nothing changed; re-run with --yes to erase them');
+    expect((await srv.store.listEvents({ limit: 1_000_000 })).length).toBe(before.length);
+    expect(await srv.store.getNode('r1')).not.toHaveProperty('wipeRequested');
+  });
+
+  it('refuses a missing or unknown mode, an unknown key, an unknown target and a request without the admin token', async () => {
+    expect(await post('/wipe', { targets: ['r1'], confirm: true })).toMatchObject({ status: 400, json: { error: { message: expect.stringContaining('"mode" must be "quick" or "full"') } } });
+    expect(await post('/wipe', { targets: ['r1'], mode: 'secure', confirm: true })).toMatchObject({ status: 400 });
+    expect(await post('/wipe', { targets: ['r1'], mode: 'quick', group: 'special', confirm: true })).toMatchObject({ status: 400, json: { error: { message: expect.stringContaining('unknown key "group"') } } });
+    expect(await post('/wipe', { targets: ['nope99'], mode: 'quick', confirm: true })).toMatchObject({ status: 404, json: { error: { code: 'INVENTORY_NOT_FOUND' } } });
+    expect((await post('/wipe', { targets: ['r1'], mode: 'quick', confirm: true }, 'wrong-token-wrong-token-wrong-token')).status).toBe(401);
+    expect((await post('/wipe/cancel', { targets: ['r1'] }, 'wrong-token-wrong-token-wrong-token')).status).toBe(401);
+    const usage = await cli('wipe', 'r1', '--mode', 'secure', '--yes').catch((e: unknown) => e);
+    expect(String((usage as Error).message ?? usage)).toContain('--mode must be quick or full');
+    expect(await srv.store.getNode('r1')).not.toHaveProperty('wipeRequested');
+  });
+
+  it('--yes marks the nodes with the mode and reboots them as a reimage does; the log names each machine', async () => {
+    logLines.length = 0;
+    const sshBefore = sshCalls.length;
+    const { out, code } = await cli('--json', 'wipe', 'r1', 'n00001', '--mode', 'full', '--yes');
+    expect(code).toBe(0);
+    const result = JSON.parse(out);
+    expect(result.summary.counts).toMatchObject({ marked: 2, notMarked: 0, rebootedSsh: 1, manual: 1 });
+    expect(sshCalls.slice(sshBefore)).toEqual([{ node: 'r1', ip: '127.0.1.1' }]);
+    for (const n of ['r1', 'n00001']) expect(await srv.store.getNode(n)).toMatchObject({ wipeRequested: 'full' });
+    expect((await srv.store.listEvents({ node: 'r1' })).at(-1)?.event).toEqual({ type: 'wipe_requested', mode: 'full' });
+    // A destructive request is logged per machine, at warning level.
+    expect(logged('wipe requested for node').map((l) => [l.node, l.level, l.mode]).sort()).toEqual([['n00001', 40, 'full'], ['r1', 40, 'full']]);
+    expect(logged('wipe reboot sent').map((l) => l.node)).toEqual(['r1']);
+  });
+
+  it('leaves a node wiping now alone unless forced, and --cancel withdraws pending wipes but not one under way', async () => {
+    // n00002 is wiping its disks now.
+    for (const event of [{ type: 'wipe_requested', mode: 'quick' }, { type: 'wipe_started' }] as LifecycleEvent[]) expect((await srv.store.recordEvent({ node: 'n00002', event })).ok).toBe(true);
+    const dry = await post('/wipe', { targets: ['n00002'], mode: 'quick' });
+    expect(dry.json.plan.nodes[0]).toMatchObject({ node: 'n00002', state: 'wiping', skip: 'wiping its disks now: left alone (force restarts the wipe)' });
+    expect((await post('/wipe', { targets: ['n00002'], mode: 'quick', force: true })).json.plan.counts).toMatchObject({ toMark: 1 });
+    // A reimage leaves it alone too: rebooting it into the installer stops the wipe.
+    expect((await post('/reimage', { targets: ['n00002'] })).json.plan.nodes[0].skip).toBe('wiping its disks now: left alone (force stops the wipe and reimages it)');
+
+    const { out, code } = await cli('wipe', '--cancel', 'r1', 'n00001', 'n00002', 'n00003');
+    expect(code).toBe(1);
+    expect(out).toMatch(/r1\s+│\s+cancelled/);
+    expect(out).toMatch(/n00002\s+│\s+wiping now: past cancelling/);
+    expect(out).toMatch(/n00003\s+│\s+none pending/);
+    expect(out).toContain('cancelled the pending wipe of 2 of 4 node(s)');
+    expect(await srv.store.getNode('r1')).not.toHaveProperty('wipeRequested');
+    expect(await srv.store.getNode('n00002')).toMatchObject({ state: 'wiping', wipeRequested: 'quick' });
   });
 });
 

@@ -7,7 +7,7 @@ import { keyValues, printJson, table, type Output } from '../output.js';
 import { showCursorOnSignal } from '../../util/cursor-guard.js';
 
 /** Rows shown in a node table before it is cut short (the JSON output always has every node). */
-const PLAN_ROWS = 50;
+export const PLAN_ROWS = 50;
 
 interface DryRunResult {
   type: 'result';
@@ -25,7 +25,7 @@ interface ReimageResult {
   };
 }
 
-const REBOOT_LABEL = { ssh: 'ssh', bmc: 'bmc (pxe)', manual: 'by hand', slurm: 'slurm, when idle' } as const;
+export const REBOOT_LABEL = { ssh: 'ssh', bmc: 'bmc (pxe)', manual: 'by hand', slurm: 'slurm, when idle' } as const;
 
 /**
  * One progress bar per phase on a terminal (stderr, so stdout stays the report); elsewhere (logs, CI, pipes) a

@@ -2,6 +2,7 @@ import express, { Router, type Request } from 'express';
 import { resolveTargets } from '../../inventory/select.js';
 import { nodeLogger, type Logger } from '../../log.js';
 import type { BmcBootMode, ResolvedNode } from '../../model/inventory.js';
+import { WIPE_MODES, type WipeMode } from '../../model/lifecycle.js';
 import { countPowerAction } from '../../metrics/runtime-metrics.js';
 import type { BmcCredentials } from '../../power/credentials-file.js';
 import { loadBmcCredentials } from '../../power/credentials.js';
@@ -10,7 +11,7 @@ import { DEFAULT_POWER_OPTIONS, powerNodes, type PowerOptions } from '../../powe
 import { sshReboot } from '../../power/ssh-reboot.js';
 import { DISRUPTIVE_POWER_ACTIONS, isPowerAction, type PowerAction, type PowerResult } from '../../power/types.js';
 import { NodeLocks } from '../../services/node-locks.js';
-import { cancelReimage, executeReimage, withdrawSlurmReboots, planReimage, REIMAGE_INTO_ROLE_HINT, type Rebooter, type ReimageProgress, type ReimageRequest } from '../../services/reimage.js';
+import { cancelReimage, cancelWipe, executeReimage, withdrawSlurmReboots, planReimage, REIMAGE_INTO_ROLE_HINT, type Rebooter, type ReimageProgress, type ReimageRequest } from '../../services/reimage.js';
 import type { InventoryService } from '../../services/inventory-service.js';
 import { NodeIdentity } from '../../services/node-identity.js';
 import { sshTransportFactory, type TransportFactory } from '../../services/node-transport.js';
@@ -85,7 +86,7 @@ async function bootModesSeen(store: ObservedStore, nodes: readonly ResolvedNode[
 }
 
 /**
- * Fleet operations under /api/v1 (behind the admin token): POST /reimage and POST /power. Both answer JSON, or, when
+ * Fleet operations under /api/v1 (behind the admin token): POST /reimage, /wipe and /power. Both answer JSON, or, when
  * the client accepts application/x-ndjson, stream one `{type: "progress", ...}` line per step as it happens and end
  * with one `{type: "result", ...}` line (what the JSON answer would have been).
  */
@@ -183,36 +184,82 @@ export function fleetRoutes(deps: FleetDeps): Router {
       if (moved.length > 0) deps.log.info({ group, moved }, 'nodes moved into another group for their reimage');
     };
     const run = async (send: (line: unknown) => void) => {
-      const onProgress = (p: ReimageProgress) => {
-        if (p.node !== undefined && p.ok !== undefined) {
-          const log = nodeLogger(deps.log, { name: p.node });
-          if (p.underWay) log.info({ method: p.method }, 'reimage reboot already under way in another request: not sent again');
-          else if (p.ok && p.method === 'slurm') log.info({ method: p.method, slurmState: p.slurmState }, 'reimage reboot asked of Slurm: the node reboots once its jobs are done');
-          else if (p.ok) log.info({ method: p.method }, 'reimage reboot sent');
-          else log.warn({ method: p.method, reason: p.failure }, 'reimage reboot failed');
-        }
-        send({ type: 'progress', ...p });
-      };
-      // Marks and moves are one step for a cancel: it waits for them (not for the reboots), else it could read the
-      // inventory before the move and the pending mark after it, and leave the node in its new group unmarked.
-      const release = await marks.acquire(MARKS);
-      let summary: Awaited<ReturnType<typeof executeReimage>>;
-      try {
-        summary = await executeReimage(plan, inv, deps.store, rebooter, onProgress, async (marked) => {
-          try {
-            await moveMarked(marked);
-          } finally {
-            release();
-          }
-        });
-      } finally {
-        release();
-      }
-      deps.log.info(summary.counts, 'reimage done');
+      const summary = await markAndReboot(plan, send, moveMarked);
       return { type: 'result', dryRun: false, counts: plan.counts, summary: { ...summary, ...(group !== undefined ? { moved: moved.map((m) => ({ ...m, to: group })) } : {}) } };
     };
     if (wantsStream(req)) await streamNdjson(res, deps.log, run);
     else res.json(await run(() => undefined));
+  });
+
+  /** The marks (with `afterMark`, under the marks lock) and the reboots of a confirmed reimage or wipe. */
+  const markAndReboot = async (plan: ReturnType<typeof planReimage>, send: (line: unknown) => void, afterMark?: (marked: readonly string[]) => Promise<void>) => {
+    const what = plan.wipe !== undefined ? 'wipe' : 'reimage';
+    const onProgress = (p: ReimageProgress) => {
+      if (p.node !== undefined && p.ok !== undefined) {
+        const log = nodeLogger(deps.log, { name: p.node });
+        if (p.underWay) log.info({ method: p.method }, `${what} reboot already under way in another request: not sent again`);
+        else if (p.ok && p.method === 'slurm') log.info({ method: p.method, slurmState: p.slurmState }, `${what} reboot asked of Slurm: the node reboots once its jobs are done`);
+        else if (p.ok) log.info({ method: p.method }, `${what} reboot sent`);
+        else log.warn({ method: p.method, reason: p.failure }, `${what} reboot failed`);
+      }
+      send({ type: 'progress', ...p });
+    };
+    // Marks and moves are one step for a cancel: it waits for them (not for the reboots), else it could read the
+    // inventory before the move and the pending mark after it, and leave the node in its new group unmarked.
+    const release = await marks.acquire(MARKS);
+    let summary: Awaited<ReturnType<typeof executeReimage>>;
+    try {
+      summary = await executeReimage(plan, deps.inventory.inventory, deps.store, rebooter, onProgress, async (marked) => {
+        try {
+          await afterMark?.(marked);
+        } finally {
+          release();
+        }
+      });
+    } finally {
+      release();
+    }
+    deps.log.info(summary.counts, `${what} done`);
+    return summary;
+  };
+
+  /**
+   * POST /wipe {targets, mode, force?, confirm?}: erase the nodes' disks on their next network boot, then reboot them
+   * into it as a reimage does. Without confirm a dry run: which nodes, and how each would be rebooted.
+   */
+  r.post('/wipe', async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    onlyKeys(body, ['targets', 'mode', 'confirm', 'force']);
+    if (typeof body.mode !== 'string' || !(WIPE_MODES as readonly string[]).includes(body.mode)) throw badRequest(`"mode" must be ${WIPE_MODES.map((m) => JSON.stringify(m)).join(' or ')}`);
+    const mode = body.mode as WipeMode;
+    if (body.confirm !== undefined && typeof body.confirm !== 'boolean') throw badRequest('"confirm" must be true or false');
+    if (body.force !== undefined && typeof body.force !== 'boolean') throw badRequest('"force" must be true or false');
+    const names = resolveTargets(deps.inventory.inventory, stringList(body.targets, 'targets')).map((n) => n.name);
+    const statuses = new Map((await deps.store.listNodes()).map((s) => [s.id, s]));
+    const plan = planReimage(deps.inventory.inventory, statuses, { targets: names, wipe: mode, ...(body.force === true ? { force: true } : {}) });
+    if (body.confirm !== true) {
+      const result = { type: 'result', dryRun: true, plan };
+      if (wantsStream(req)) await streamNdjson(res, deps.log, async () => result);
+      else res.json(result);
+      return;
+    }
+    deps.log.warn({ targets: names.length, nodes: plan.counts.toMark, mode }, 'wipe requested');
+    for (const n of plan.nodes) {
+      nodeLogger(deps.log, { name: n.node }).warn({ mode, state: n.state, reboot: n.reboot, ...(n.skip ? { skip: n.skip } : {}) }, 'wipe requested for node');
+    }
+    const run = async (send: (line: unknown) => void) => ({ type: 'result', dryRun: false, counts: plan.counts, summary: await markAndReboot(plan, send) });
+    if (wantsStream(req)) await streamNdjson(res, deps.log, run);
+    else res.json(await run(() => undefined));
+  });
+
+  r.post('/wipe/cancel', async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    onlyKeys(body, ['targets']);
+    const targets = stringList(body.targets, 'targets');
+    const summary = await marks.withNode(MARKS, () => cancelWipe(deps.inventory.inventory, deps.store, targets));
+    deps.log.info({ cancelled: summary.cancelled.length, notPending: summary.notPending.length, underWay: summary.underWay.length }, 'pending wipes cancelled');
+    for (const node of summary.cancelled) nodeLogger(deps.log, { name: node }).info('pending wipe cancelled');
+    res.json(summary);
   });
 
   /**
