@@ -75,6 +75,22 @@ describe('planReimage', () => {
     expect(forced.counts).toMatchObject({ toMark: 1, manual: 1 });
   });
 
+  it('a wipe plans like a reimage, with its mode; a node wiping now is left alone unless forced; it takes no group and no --when-idle', () => {
+    const wiping = new Map([...statuses, status('gpu06', 'wiping', { wipeRequested: 'quick' }), status('gpu05', 'configuring', { wipeRequested: 'full' })]);
+    const plan = planReimage(inv, wiping, { targets: ['gpu0[4-6]', 'head01'], wipe: 'full' });
+    expect(plan.wipe).toBe('full');
+    expect(plan.nodes.map((n) => [n.node, n.reboot, n.alreadyPending, n.skip ?? null])).toEqual([
+      ['head01', 'ssh', false, null],
+      ['gpu04', 'bmc', false, 'not assigned yet: nothing to wipe'],
+      ['gpu05', 'ssh', true, null],
+      ['gpu06', 'manual', true, 'wiping its disks now: left alone (force restarts the wipe)'],
+    ]);
+    expect(planReimage(inv, wiping, { targets: ['gpu06'], wipe: 'quick', force: true }).counts).toMatchObject({ toMark: 1, skipped: 0 });
+    expect(planReimage(inv, statuses, { targets: ['gpu01'] })).not.toHaveProperty('wipe');
+    expect(thrown(() => planReimage(inv, statuses, { targets: ['gpu01'], wipe: 'quick', group: 'head' }))).toMatchObject({ code: 'BAD_REQUEST', message: expect.stringContaining('a wipe takes no group') });
+    expect(thrown(() => planReimage(inv, statuses, { targets: ['gpu01'], wipe: 'quick', whenIdle: true }))).toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
   it('an unknown target is an error, not an empty plan', () => {
     expect(thrown(() => planReimage(inv, statuses, { targets: ['gpu[01-09]'] }))).toMatchObject({ code: 'INVENTORY_NOT_FOUND', message: expect.stringMatching(/gpu\[07-09\]/) });
   });
