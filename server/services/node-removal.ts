@@ -85,7 +85,7 @@ export function markBusy(targets: RemovalTarget[], isBusy: (node: string) => boo
 
 /**
  * Which nodes `exprs` name, and which of them may go. A node installing now (`provisioning`) is refused without
- * `force`: its installer is writing its disk and would be cut off mid-way, as reimage refuses. So is a node another
+ * `force`: its installer is writing its disk and would be cut off mid-way, as reimage refuses; so is one wiping now. So is a node another
  * operation holds (`isBusy`, see markBusy). A name that neither the inventory nor the store knows is an error; so is
  * a discovered machine's MAC (there is no node to remove: store retention forgets it).
  */
@@ -113,6 +113,9 @@ export function planRemoval(
       macs,
       ...(node?.ip ? { ip: node.ip } : {}),
       ...(state === 'provisioning' && !force ? { refused: 'installing now (provisioning): removing it would cut its install off; --force removes it anyway' } : {}),
+      // Retiring a machine is wipe, then remove: removed mid-wipe, its "wiped" report would be refused, and no record
+      // would say the disks were erased.
+      ...(state === 'wiping' && !force ? { refused: 'wiping its disks now: remove it once it is wiped (rackseed events NAME); --force removes it anyway, and its wipe is then never recorded' } : {}),
     };
   });
   markBusy(targets, isBusy, force);

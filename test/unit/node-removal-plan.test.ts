@@ -29,6 +29,7 @@ const status = (id: string, state: LifecycleState, mac?: string): [string, NodeS
 const statuses = new Map([
   status('n01', 'ready', '52:54:00:00:01:01'),
   status('n02', 'provisioning', '52:54:00:00:02:02'),
+  status('n03w', 'wiping', '52:54:00:00:03:03'),
   // Entries deleted by hand: the store still knows the names.
   status('old07', 'ready', '52:54:00:00:07:07'),
   status('52:54:00:00:09:09', 'discovered', '52:54:00:00:09:09'),
@@ -45,6 +46,13 @@ describe('planRemoval', () => {
       plan: [{ node: 'n02', inInventory: true, state: 'provisioning', macs: ['52:54:00:00:01:02', '52:54:00:00:02:02'], refused: 'installing now (provisioning): removing it would cut its install off; --force removes it anyway' }],
     },
     { what: 'and taken with force', names: ['n02'], force: true, plan: [{ node: 'n02', inInventory: true, state: 'provisioning', macs: ['52:54:00:00:01:02', '52:54:00:00:02:02'] }] },
+    {
+      what: 'a node wiping its disks is refused without force (its wiped report would be lost)',
+      names: ['n03w'],
+      force: false,
+      plan: [{ node: 'n03w', inInventory: false, state: 'wiping', macs: ['52:54:00:00:03:03'], refused: expect.stringMatching(/^wiping its disks now: remove it once it is wiped/) }],
+    },
+    { what: 'and taken with force', names: ['n03w'], force: true, plan: [{ node: 'n03w', inInventory: false, state: 'wiping', macs: ['52:54:00:00:03:03'] }] },
     { what: 'a name only the store knows, with the MAC it was last seen with', names: ['old07'], force: false, plan: [{ node: 'old07', inInventory: false, state: 'ready', macs: ['52:54:00:00:07:07'] }] },
     { what: 'a hostlist, a name twice and another spelling, once each', names: ['n[01,03]', 'N01'], force: false, plan: [{ node: 'n01' }, { node: 'n03' }] },
     {
