@@ -81,12 +81,13 @@ function printPlan(out: Output, plan: ReimagePlan): void {
   out.write('nothing changed; re-run with --yes\n');
 }
 
-function printSummary(out: Output, s: ReimageResult['summary']): void {
+/** What the marks and reboots of a reimage (or a wipe: `marked` names its mode) did, and which nodes need a hand. */
+export function printSummary(out: Output, s: ReimageResult['summary'], marked = 'marked for reimage'): void {
   const c = s.counts;
   out.write(
     `${keyValues([
       ...(s.moved && s.moved.length > 0 ? [['moved into group ' + s.moved[0]!.to, s.moved.length] as [string, number]] : []),
-      ['marked for reimage', c.marked],
+      [marked, c.marked],
       ['not marked', c.notMarked],
       ...(c.slurmWhenIdle > 0 ? [['rebooted by Slurm when idle', c.slurmWhenIdle] as [string, number]] : []),
       ['rebooted over ssh', c.rebootedSsh],
@@ -149,23 +150,37 @@ export function registerReimage(program: Command, ctx: (opts: GlobalOptions) => 
         if (failed) throw new CliExit(EXIT_FAILED);
         return;
       }
-      if (!o.yes) {
-        const dry = await client.post<DryRunResult>('/reimage', { ...body, confirm: false });
-        if (out.json) return printJson(out, dry);
-        return printPlan(out, dry.plan);
-      }
-      const progress = phaseProgress(out, { plainLines: true });
-      let result: ReimageResult;
-      try {
-        result = await client.postStream<ReimageResult>('/reimage', { ...body, confirm: true }, (line) => {
-          const p = line as ReimageProgress & { type?: string };
-          if (p.type === 'progress') progress.update(p.phase, p.done, p.total);
-        });
-      } finally {
-        progress.stop();
-      }
-      if (out.json) printJson(out, result);
-      else printSummary(out, result.summary);
-      if (result.summary.counts.failed > 0 || result.summary.counts.notMarked > 0) throw new CliExit(EXIT_FAILED);
+      await planOrMark<ReimageResult>({ client, out }, '/reimage', body, o.yes === true, { plan: (plan) => printPlan(out, plan), result: (r) => printSummary(out, r.summary) });
     });
+}
+
+/**
+ * The two calls of a marking verb (reimage, wipe): without `yes` the dry run and its plan; with it the marks and
+ * reboots, streamed with progress bars, then the summary. Exit 1 when a reboot failed or a node was not marked.
+ */
+export async function planOrMark<R extends { summary: ReimageSummary }>(
+  { client, out }: CliContext,
+  route: string,
+  body: Record<string, unknown>,
+  yes: boolean,
+  show: { plan(plan: ReimagePlan): void; result(result: R): void },
+): Promise<void> {
+  if (!yes) {
+    const dry = await client.post<DryRunResult>(route, { ...body, confirm: false });
+    if (out.json) return printJson(out, dry);
+    return show.plan(dry.plan);
+  }
+  const progress = phaseProgress(out, { plainLines: true });
+  let result: R;
+  try {
+    result = await client.postStream<R>(route, { ...body, confirm: true }, (line) => {
+      const p = line as ReimageProgress & { type?: string };
+      if (p.type === 'progress') progress.update(p.phase, p.done, p.total);
+    });
+  } finally {
+    progress.stop();
+  }
+  if (out.json) printJson(out, result);
+  else show.result(result);
+  if (result.summary.counts.failed > 0 || result.summary.counts.notMarked > 0) throw new CliExit(EXIT_FAILED);
 }

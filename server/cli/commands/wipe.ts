@@ -1,16 +1,10 @@
 import type { Command } from 'commander';
 import { WIPE_MODES, type WipeMode } from '../../model/lifecycle.js';
-import type { ReimagePlan, ReimageProgress, ReimageSummary, WipeCancelSummary } from '../../services/reimage.js';
+import type { ReimagePlan, ReimageSummary, WipeCancelSummary } from '../../services/reimage.js';
 import type { CliContext, GlobalOptions } from '../context.js';
 import { CliExit, EXIT_FAILED, UsageError } from '../exit.js';
-import { keyValues, printJson, table, type Output } from '../output.js';
-import { phaseProgress, PLAN_ROWS, REBOOT_LABEL } from './reimage.js';
-
-interface DryRunResult {
-  type: 'result';
-  dryRun: true;
-  plan: ReimagePlan;
-}
+import { printJson, table, type Output } from '../output.js';
+import { planOrMark, PLAN_ROWS, printSummary, REBOOT_LABEL } from './reimage.js';
 
 interface WipeResult {
   type: 'result';
@@ -31,31 +25,6 @@ function printPlan(out: Output, plan: ReimagePlan): void {
   const c = plan.counts;
   out.write(`would ${plan.wipe ?? '?'}-wipe EVERY disk of ${c.toMark} of ${c.targeted} node${c.targeted === 1 ? '' : 's'} on their next network boot (reboot: ${c.ssh} over ssh, ${c.bmc} through their BMC, ${c.manual} by hand)${c.skipped ? `; ${c.skipped} skipped` : ''}\n`);
   out.write('nothing changed; re-run with --yes to erase them\n');
-}
-
-function printSummary(out: Output, mode: WipeMode, s: ReimageSummary): void {
-  const c = s.counts;
-  out.write(
-    `${keyValues([
-      [`marked for a ${mode} wipe`, c.marked],
-      ['not marked', c.notMarked],
-      ['rebooted over ssh', c.rebootedSsh],
-      ['rebooted through bmc', c.rebootedBmc],
-      ['reboot by hand', c.manual],
-      ['reboot failed', c.failed],
-      ...(c.rebootUnderWay > 0 ? [['reboot already under way (another request)', c.rebootUnderWay] as [string, number]] : []),
-    ])}\n`,
-  );
-  const attention = [
-    ...s.notMarked.map((n) => [n.node, 'not marked', n.error]),
-    ...s.reboots.filter((r) => !r.ok && r.method !== 'manual').map((r) => [r.node, `${r.method} failed`, r.sshError ? `${r.error} (ssh: ${r.sshError})` : r.error]),
-    ...s.reboots.filter((r) => r.method === 'manual').map((r) => [r.node, 'reboot by hand', r.error]),
-  ];
-  if (attention.length > 0) {
-    out.write(`${table(['NODE', 'NEEDS', 'WHY'], attention.slice(0, PLAN_ROWS))}\n`);
-    if (attention.length > PLAN_ROWS) out.write(`... and ${attention.length - PLAN_ROWS} more (--json lists every node)\n`);
-  }
-  out.write("each node wipes its disks on its next network boot, then powers off; 'rackseed events NODE' shows it\n");
 }
 
 export function registerWipe(program: Command, ctx: (opts: GlobalOptions) => CliContext): void {
@@ -91,23 +60,12 @@ export function registerWipe(program: Command, ctx: (opts: GlobalOptions) => Cli
         return;
       }
       const body = { targets, mode, ...(o.force ? { force: true } : {}) };
-      if (!o.yes) {
-        const dry = await client.post<DryRunResult>('/wipe', { ...body, confirm: false });
-        if (out.json) return printJson(out, dry);
-        return printPlan(out, dry.plan);
-      }
-      const progress = phaseProgress(out, { plainLines: true });
-      let result: WipeResult;
-      try {
-        result = await client.postStream<WipeResult>('/wipe', { ...body, confirm: true }, (line) => {
-          const p = line as ReimageProgress & { type?: string };
-          if (p.type === 'progress') progress.update(p.phase, p.done, p.total);
-        });
-      } finally {
-        progress.stop();
-      }
-      if (out.json) printJson(out, result);
-      else printSummary(out, mode, result.summary);
-      if (result.summary.counts.failed > 0 || result.summary.counts.notMarked > 0) throw new CliExit(EXIT_FAILED);
+      await planOrMark<WipeResult>({ client, out }, '/wipe', body, o.yes === true, {
+        plan: (plan) => printPlan(out, plan),
+        result: (r) => {
+          printSummary(out, r.summary, `marked for a ${mode} wipe`);
+          out.write("each node wipes its disks on its next network boot, then powers off; 'rackseed events NODE' shows it\n");
+        },
+      });
     });
 }

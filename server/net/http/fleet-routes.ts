@@ -1,4 +1,4 @@
-import express, { Router, type Request } from 'express';
+import express, { Router, type Request, type Response } from 'express';
 import { resolveTargets } from '../../inventory/select.js';
 import { nodeLogger, type Logger } from '../../log.js';
 import type { BmcBootMode, ResolvedNode } from '../../model/inventory.js';
@@ -127,6 +127,12 @@ export function fleetRoutes(deps: FleetDeps): Router {
     },
   };
 
+  /** A dry run's answer: JSON, or the one result line of an NDJSON stream for a client that asked for one. */
+  const answerOnce = async (req: Request, res: Response, result: unknown) => {
+    if (wantsStream(req)) await streamNdjson(res, deps.log, async () => result);
+    else res.json(result);
+  };
+
   r.post('/reimage/cancel', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     onlyKeys(body, ['targets']);
@@ -165,8 +171,7 @@ export function fleetRoutes(deps: FleetDeps): Router {
     const plan = planReimage(inv, statuses, request, new Map(moves.map((m) => [m.node, m.from])));
     if (body.confirm !== true) {
       const result = { type: 'result', dryRun: true, plan };
-      if (wantsStream(req)) await streamNdjson(res, deps.log, async () => result);
-      else res.json(result);
+      await answerOnce(req, res, result);
       return;
     }
     deps.log.info({ targets: names.length, nodes: plan.counts.toMark, group }, 'reimage requested');
@@ -239,8 +244,7 @@ export function fleetRoutes(deps: FleetDeps): Router {
     const plan = planReimage(deps.inventory.inventory, statuses, { targets: names, wipe: mode, ...(body.force === true ? { force: true } : {}) });
     if (body.confirm !== true) {
       const result = { type: 'result', dryRun: true, plan };
-      if (wantsStream(req)) await streamNdjson(res, deps.log, async () => result);
-      else res.json(result);
+      await answerOnce(req, res, result);
       return;
     }
     deps.log.warn({ targets: names.length, nodes: plan.counts.toMark, mode }, 'wipe requested');
@@ -315,8 +319,7 @@ export function fleetRoutes(deps: FleetDeps): Router {
       // Switching off or restarting running machines kills their jobs: without confirm, only say what would happen.
       const plan = nodes.map((n) => ({ node: n.name, ...(n.bmc ? { bmc: { address: n.bmc.address, kind: n.bmc.kind } } : { problem: 'no BMC in the inventory' }) }));
       const result = { type: 'result', dryRun: true, action, plan };
-      if (wantsStream(req)) await streamNdjson(res, deps.log, async () => result);
-      else res.json(result);
+      await answerOnce(req, res, result);
       return;
     }
     const creds = loadBmcCredentials(deps.dataDir);
