@@ -1,6 +1,6 @@
 import { isRackseedError } from '../model/errors.js';
 import type { ResolvedNode } from '../model/inventory.js';
-import { capText } from '../state/transport/capped-output.js';
+import { capText, partialOutputOf } from '../state/transport/capped-output.js';
 import type { Transport } from '../state/types.js';
 import { withoutTarget, type TransportFactory } from './node-transport.js';
 
@@ -29,6 +29,7 @@ export interface ExecOutcome {
   /** The command ran; `code` is its exit status. False: it could not be run or did not finish (`error`). */
   ran: boolean;
   code?: number;
+  /** For a node that timed out or was cancelled, what the command printed until it was killed. */
   stdout: string;
   stderr: string;
   /** stdout or stderr was cut at EXEC_OUTPUT_LIMIT bytes. */
@@ -128,6 +129,15 @@ function cut(text: string): { text: string; truncated: boolean } {
   return { text: kept.text, truncated: kept.dropped > 0 };
 }
 
+/** What a stopped command printed until it was killed (the transports hand it out with the error), cut as the rest. */
+function printedUntilStopped(err: unknown): Pick<ExecOutcome, 'stdout' | 'stderr' | 'truncated'> {
+  const partial = isRackseedError(err) ? partialOutputOf(err.details) : undefined;
+  if (!partial) return { stdout: '', stderr: '' };
+  const stdout = cut(partial.stdout);
+  const stderr = cut(partial.stderr);
+  return { stdout: stdout.text, stderr: stderr.text, ...(partial.truncated || stdout.truncated || stderr.truncated ? { truncated: true as const } : {}) };
+}
+
 /** Never rejects: a node that cannot run the command is an outcome like any other. */
 async function runOn(node: ResolvedNode, command: string, options: ExecOptions, transportFor: TransportFactory): Promise<ExecOutcome> {
   const started = performance.now();
@@ -145,9 +155,9 @@ async function runOn(node: ResolvedNode, command: string, options: ExecOptions, 
     const code = isRackseedError(err) ? err.code : undefined;
     // Only the command has this timeout (connecting has its own, and fails STATE_TRANSPORT): it ran and was killed.
     if (transport && code === 'STATE_TIMEOUT') {
-      return { node: node.name, ran: false, timedOut: true, stdout: '', stderr: '', error: `killed after ${Math.round(timeoutMs / 1000)} s`, errorCode: code, durationMs: took() };
+      return { node: node.name, ran: false, timedOut: true, ...printedUntilStopped(err), error: `killed after ${Math.round(timeoutMs / 1000)} s`, errorCode: code, durationMs: took() };
     }
-    if (code === 'STATE_CANCELLED') return { node: node.name, ran: false, stdout: '', stderr: '', error: 'cancelled: killed', errorCode: code, durationMs: took() };
+    if (code === 'STATE_CANCELLED') return { node: node.name, ran: false, ...printedUntilStopped(err), error: 'cancelled: killed', errorCode: code, durationMs: took() };
     // The transports name the node first: the outcome already does.
     const message = withoutTarget((err as Error).message, node.name);
     return { node: node.name, ran: false, stdout: '', stderr: '', error: message, ...(code ? { errorCode: code } : {}), durationMs: took() };

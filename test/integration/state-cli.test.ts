@@ -289,6 +289,17 @@ describe('rackseed exec through the server', () => {
     expect(targets[0]!.sh('pgrep -x sleep || echo none').stdout).toBe('none\n');
   });
 
+  it('shows what a timed-out command printed before it hung, under its TIMED OUT header or as node: lines (--prefix)', async () => {
+    // Before: the node was reported TIMED OUT with nothing under it, and where it hung was lost.
+    const r = await rackseed('exec', '--timeout', '2', 'node01', '--', 'echo started; echo "waiting for the mount" >&2; sleep 300');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('---- node01 (1): TIMED OUT (killed after 2 s) ----\nstarted\n-- stderr --\nwaiting for the mount\n1 node: 0 exit 0, 0 exit non-zero, 1 did not run or finish\n');
+    const p = await rackseed('exec', '--prefix', '--timeout', '2', 'node[01-02]', '--', 'echo started on $(hostname); sleep 300');
+    expect(p.code).toBe(1);
+    expect(p.stdout.split('\n').sort()).toEqual(['', 'node01: started on node01', 'node02: started on node02']);
+    expect(p.stderr.split('\n').sort()).toEqual(['', '2 nodes: 0 exit 0, 0 exit non-zero, 2 did not run or finish', 'node01: [TIMED OUT (killed after 2 s)]', 'node02: [TIMED OUT (killed after 2 s)]']);
+  });
+
   it('stops the command on the node when the CLI goes away (Ctrl-C), rather than letting it run until --timeout', async () => {
     const cli = startRackseed('exec', '--timeout', '3600', 'node01', '--', 'sleep 300');
     await waitFor('sleep to run on node01', () => targets[0]!.sh('pgrep -x sleep').status === 0, 30_000);

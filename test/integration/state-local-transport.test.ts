@@ -75,6 +75,22 @@ describe('local transport', () => {
     expect(existsSync(path.join(dir, 'never'))).toBe(false);
   });
 
+  it('a command stopped by its timeout or a cancel hands out what it printed until then (details.partial), at most the limit per stream', async () => {
+    // Before: the error carried none of it, and `rackseed exec` showed a timed-out node with no output at all.
+    const timedOut = await rejection(local.exec("echo started; echo 'about to hang' >&2; head -c 100 /dev/zero | tr '\\0' y; sleep 300", { timeoutMs: 3_000, outputLimitBytes: 20 }));
+    expect(timedOut.code).toBe('STATE_TIMEOUT');
+    expect(timedOut.details.partial).toEqual({ stdout: `started\n${'y'.repeat(12)}`, stderr: 'about to hang\n', truncated: true });
+
+    const marker = path.join(dir, 'printed');
+    const cancel = new AbortController();
+    const running = local.exec(`echo first; echo second >&2; touch ${marker}; sleep 300`, { signal: cancel.signal });
+    await waitFor('the command to print', () => existsSync(marker));
+    cancel.abort();
+    const cancelled = await rejection(running);
+    expect(cancelled.code).toBe('STATE_CANCELLED');
+    expect(cancelled.details.partial).toEqual({ stdout: 'first\n', stderr: 'second\n', truncated: false });
+  });
+
   it('runs the longest command one argument holds, and refuses a longer one with STATE_COMMAND_TOO_LONG without starting it', async () => {
     const tail = '\necho long';
     expect(await local.exec(`#${'x'.repeat(MAX_ARGUMENT_BYTES - 1 - tail.length)}${tail}`)).toEqual({ code: 0, stdout: 'long\n', stderr: '' });

@@ -110,6 +110,26 @@ describe('execOnNodes', () => {
     expect(counts).toEqual({ nodes: 1, succeeded: 0, exitNonZero: 0, unfinished: 1 });
   });
 
+  it.each([
+    { how: 'timed out', code: 'STATE_TIMEOUT' as const, expected: { timedOut: true, error: 'killed after 5 s' } },
+    { how: 'cancelled', code: 'STATE_CANCELLED' as const, expected: { error: 'cancelled: killed' } },
+  ])('$how: the outcome holds what the command printed until it was killed (the error\'s details.partial)', async ({ code, expected }) => {
+    const seen: ExecOutcome[] = [];
+    await execOnNodes(
+      [node('n1'), node('n2')],
+      'echo started; sleep 600',
+      { ...options, timeoutMs: 5_000 },
+      transportAnswering(async (t) => {
+        // n2's transport kept more than the limit (one that ignored it): cut here as any output.
+        const partial = t === 'n1' ? { stdout: 'started\n', stderr: 'warn\n', truncated: false } : { stdout: 'x'.repeat(EXEC_OUTPUT_LIMIT + 1), stderr: '', truncated: false };
+        throw new RackseedError(code, `${t}: stopped`, { partial });
+      }),
+      (o) => void seen.push(o),
+    );
+    expect(seen.find((o) => o.node === 'n1')).toEqual({ node: 'n1', ran: false, stdout: 'started\n', stderr: 'warn\n', ...expected, errorCode: code, durationMs: expect.any(Number) });
+    expect(seen.find((o) => o.node === 'n2')).toMatchObject({ stdout: 'x'.repeat(EXEC_OUTPUT_LIMIT), stderr: '', truncated: true, ...expected });
+  });
+
   it('a transport that never answers is abandoned at the backstop deadline', async () => {
     const seen: ExecOutcome[] = [];
     await execOnNodes([node('hung')], 'x', { concurrency: 1, timeoutMs: 10, connectTimeoutMs: 10, graceMs: 10 }, transportAnswering(() => new Promise(() => undefined)), (o) => void seen.push(o));

@@ -107,3 +107,25 @@ describe('SSH transport: a command stopped before its PID line arrived', () => {
     expect(client.ended).toBe(true);
   });
 });
+
+describe('SSH transport: what a stopped command printed', () => {
+  it.each([
+    { how: 'timed out', options: (c: AbortController) => ({ timeoutMs: 50, signal: c.signal }), code: 'STATE_TIMEOUT' },
+    { how: 'cancelled', options: (c: AbortController) => ({ timeoutMs: 300_000, signal: c.signal }), code: 'STATE_CANCELLED' },
+  ])('$how: the error hands out the output so far (details.partial), without the PID line and cut at the caller\'s limit', async ({ options, code }) => {
+    const client = new FakeClient();
+    const t = transportOver(client);
+    const cancel = new AbortController();
+    const running = t.exec('echo started; sleep 300', { ...options(cancel), outputLimitBytes: 10 });
+    await turns();
+    const { ch } = client.channels[0]!;
+    ch.stderr.emit('data', Buffer.from(`${PID_MARK}4242\nwarn\n`));
+    ch.emit('data', Buffer.from('started\n'));
+    ch.emit('data', Buffer.from('and more than ten bytes\n'));
+    if (code === 'STATE_CANCELLED') cancel.abort();
+    const err = await rejection(running);
+    expect(err.code).toBe(code);
+    // Before: the error held none of it (a hung command's last lines are where it hung).
+    expect(err.details.partial).toEqual({ stdout: 'started\nan', stderr: 'warn\n', truncated: true });
+  });
+});

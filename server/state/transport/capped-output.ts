@@ -45,3 +45,26 @@ export function outputLimit(requested: number | undefined, fallback: number): nu
   if (!Number.isInteger(requested) || requested < 1) throw new Error(`bad output limit ${requested}`);
   return requested;
 }
+
+/**
+ * What a command had printed when it was stopped (timed out, cancelled), as far as the per-stream limit kept it: the
+ * transports put it in their STATE_TIMEOUT / STATE_CANCELLED error's details as `partial`, because the lines before a
+ * hang are what shows where it hung. Callers that have no use for it (the states) ignore it.
+ */
+export interface PartialOutput {
+  stdout: string;
+  stderr: string;
+  /** Some of either stream was beyond the limit and dropped. */
+  truncated: boolean;
+}
+
+export function partialOutput(stdout: CappedOutput, stderr: CappedOutput): PartialOutput {
+  return { stdout: stdout.text(), stderr: stderr.text(), truncated: stdout.dropped + stderr.dropped > 0 };
+}
+
+/** The partial output in an error's details, when it has a well-formed one. */
+export function partialOutputOf(details: Record<string, unknown>): PartialOutput | undefined {
+  const p = details.partial as Partial<PartialOutput> | undefined;
+  if (typeof p !== 'object' || p === null || typeof p.stdout !== 'string' || typeof p.stderr !== 'string') return undefined;
+  return { stdout: p.stdout, stderr: p.stderr, truncated: p.truncated === true };
+}

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { RackseedError } from '../../model/errors.js';
 import type { ExecOptions, ExecResult, Transport, WriteOptions } from '../types.js';
 import { commandTooLong, MAX_ARGUMENT_BYTES } from './argument-limit.js';
-import { CappedOutput, outputLimit } from './capped-output.js';
+import { CappedOutput, outputLimit, partialOutput } from './capped-output.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -47,7 +47,8 @@ export class LocalTransport implements Transport {
         clearTimeout(timer);
         options.signal?.removeEventListener('abort', onAbort);
         killGroup(child);
-        reject(error);
+        // What it printed up to now: the lines before a hang show where it hung.
+        reject(new RackseedError(error.code, error.message, { ...error.details, partial: partialOutput(stdout, stderr) }));
       };
       const onAbort = (): void => stop(this.cancelled(command));
       const timer =

@@ -5,7 +5,7 @@ import { NodeSSH } from 'node-ssh';
 import type { Logger } from '../../log.js';
 import { RackseedError } from '../../model/errors.js';
 import type { ExecOptions, ExecResult, Transport, WriteOptions } from '../types.js';
-import { CappedOutput, outputLimit } from './capped-output.js';
+import { CappedOutput, outputLimit, partialOutput } from './capped-output.js';
 import { fingerprint, findPinnedKey, hostKeyAlgorithms, parsePublicKey, sameKey, type PublicKey } from './known-hosts.js';
 import { loginShellLine, PID_MARK } from './login-shell.js';
 
@@ -340,6 +340,9 @@ export class SshTransport implements Transport {
       let timer: NodeJS.Timeout | undefined;
       /** Ends close()'s wait for a command stopped before its PID line arrived. */
       let pidAwaited: (() => void) | undefined;
+      // Out here, not in the channel's callback: a stopped command's error carries what it printed until then.
+      const stdout = new CappedOutput(limitBytes);
+      const stderr = new CappedOutput(limitBytes);
       const settle = (outcome: () => void): void => {
         if (settled) return;
         settled = true;
@@ -373,7 +376,8 @@ export class SshTransport implements Transport {
           this.kills.add(awaited);
           void awaited.then(() => this.kills.delete(awaited));
         }
-        settle(() => reject(error));
+        // Startup noise still held back with the PID line (`head`) is left out: the command had not started then.
+        settle(() => reject(new RackseedError(error.code, error.message, { ...error.details, partial: partialOutput(stdout, stderr) })));
       };
       const onAbort = (): void => stop(this.cancelled(label));
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -394,8 +398,6 @@ export class SshTransport implements Transport {
         line,
         (ch) => {
           channel = ch;
-          const stdout = new CappedOutput(limitBytes);
-          const stderr = new CappedOutput(limitBytes);
           let head: Buffer | undefined = Buffer.alloc(0);
           let code: number | undefined;
           ch.on('data', (chunk: Buffer) => stdout.push(chunk));
