@@ -6,8 +6,11 @@ import { openSshTransport } from '../state/transport/ssh.js';
 import type { Transport } from '../state/types.js';
 import type { NodeIdentity } from './node-identity.js';
 
-/** How a service reaches a node. The default is SSH; tests inject fakes. */
-export type TransportFactory = (node: ResolvedNode) => Promise<Transport>;
+/**
+ * How a service reaches a node. The default is SSH; tests inject fakes. `signal` aborted while connecting: the
+ * half-open connection is closed and the call rejects with STATE_CANCELLED, rather than waiting out the connect timeout.
+ */
+export type TransportFactory = (node: ResolvedNode, options?: { signal?: AbortSignal }) => Promise<Transport>;
 
 export interface SshTransportSettings {
   identity: NodeIdentity;
@@ -20,7 +23,7 @@ export interface SshTransportSettings {
  * provisioned by rackseed) is refused rather than trusted on first use.
  */
 export function sshTransportFactory(settings: SshTransportSettings): TransportFactory {
-  return async (node) => {
+  return async (node, options = {}) => {
     if (!node.ip) throw new RackseedError('STATE_TRANSPORT', `${node.name} has no ip in the inventory: nowhere to connect to`);
     const pinFile = path.join(settings.identity.dataDir, 'nodes', node.name, 'known_host');
     if (!existsSync(pinFile)) {
@@ -36,6 +39,7 @@ export function sshTransportFactory(settings: SshTransportSettings): TransportFa
       privateKey: readFileSync(settings.identity.serverKeyFile, 'utf8'),
       knownHostKey: readFileSync(pinFile, 'utf8'),
       connectTimeoutMs: settings.connectTimeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
   };
 }

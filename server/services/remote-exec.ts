@@ -61,7 +61,7 @@ export interface ExecOptions {
   connectTimeoutMs: number;
   /** Added to both for the backstop, after which a node whose transport never answered is abandoned. */
   graceMs?: number;
-  /** Aborted (the client went away): no further node is started, and the commands running are killed. */
+  /** Aborted (the client went away): no further node is started, the commands running are killed, connects under way closed. */
   signal?: AbortSignal;
 }
 
@@ -145,7 +145,8 @@ async function runOn(node: ResolvedNode, command: string, options: ExecOptions, 
   const { timeoutMs, signal } = options;
   let transport: Transport | undefined;
   try {
-    transport = await transportFor(node);
+    // The signal reaches the connect too: a node that accepts and then stalls must not hold a cancel for the connect timeout.
+    transport = await transportFor(node, signal ? { signal } : {});
     const r = await transport.exec(command, { timeoutMs, outputLimitBytes: EXEC_OUTPUT_LIMIT, ...(signal ? { signal } : {}) });
     const stdout = cut(r.stdout);
     const stderr = cut(r.stderr);
@@ -157,7 +158,10 @@ async function runOn(node: ResolvedNode, command: string, options: ExecOptions, 
     if (transport && code === 'STATE_TIMEOUT') {
       return { node: node.name, ran: false, timedOut: true, ...printedUntilStopped(err), error: `killed after ${Math.round(timeoutMs / 1000)} s`, errorCode: code, durationMs: took() };
     }
-    if (code === 'STATE_CANCELLED') return { node: node.name, ran: false, ...printedUntilStopped(err), error: 'cancelled: killed', errorCode: code, durationMs: took() };
+    if (code === 'STATE_CANCELLED') {
+      const error = transport ? 'cancelled: killed' : 'cancelled while connecting: not run';
+      return { node: node.name, ran: false, ...printedUntilStopped(err), error, errorCode: code, durationMs: took() };
+    }
     // The transports name the node first: the outcome already does.
     const message = withoutTarget((err as Error).message, node.name);
     return { node: node.name, ran: false, stdout: '', stderr: '', error: message, ...(code ? { errorCode: code } : {}), durationMs: took() };

@@ -1,9 +1,16 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RackseedError } from '../../server/model/errors.js';
 import type { ResolvedNode } from '../../server/model/inventory.js';
+import { NodeIdentity } from '../../server/services/node-identity.js';
+import { sshTransportFactory } from '../../server/services/node-transport.js';
 import { EXEC_OUTPUT_LIMIT, execOnNodes, type ExecOutcome } from '../../server/services/remote-exec.js';
 import { FakeTransport } from '../../server/state/transport/fake.js';
 import type { ExecOptions, Transport } from '../../server/state/types.js';
+import { waitFor } from '../support/wait.js';
 
 const node = (name: string) => ({ name }) as ResolvedNode;
 const options = { concurrency: 3, timeoutMs: 5_000, connectTimeoutMs: 1_000 };
@@ -183,4 +190,44 @@ describe('execOnNodes', () => {
     expect(seen).toEqual([expect.objectContaining({ node: 'a', ran: false, errorCode: 'STATE_CANCELLED' })]);
     expect(counts).toEqual({ nodes: 3, succeeded: 0, exitNonZero: 0, unfinished: 3 });
   });
+});
+
+describe('execOnNodes over the SSH transport factory: cancelled while a node is still connecting', () => {
+  it('closes the half-open connection and reports the node cancelled, without waiting out the connect timeout', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'rackseed-exec-connect-'));
+    // Failure injection: a "node" that accepts TCP and never says a word of SSH (a hung sshd, a stalled host).
+    const accepted: Socket[] = [];
+    let closedByServer = 0;
+    const silent = createServer((sock) => {
+      accepted.push(sock);
+      // Reads (and drops) the client's greeting: a socket never read would never see the client close it either.
+      sock.resume();
+      sock.on('error', () => undefined);
+      sock.on('close', () => closedByServer++);
+    });
+    try {
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const identity = new NodeIdentity(dir);
+      // A pin, as after provisioning: without one the factory would refuse before connecting.
+      await identity.hostKey('stalls', '127.0.0.1');
+      await identity.hostKey('later', '127.0.0.1');
+      const port = (silent.address() as AddressInfo).port;
+      // Ten minutes: the test's own timeout (30 s) fails it if the cancel waits for the connect timeout, as it did.
+      const transportFor = sshTransportFactory({ identity, sshPort: port, connectTimeoutMs: 600_000 });
+      const cancel = new AbortController();
+      const seen: ExecOutcome[] = [];
+      const nodes = [{ name: 'stalls', ip: '127.0.0.1' }, { name: 'later', ip: '127.0.0.1' }] as ResolvedNode[];
+      const run = execOnNodes(nodes, 'true', { concurrency: 1, timeoutMs: 600_000, connectTimeoutMs: 600_000, signal: cancel.signal }, transportFor, (o) => void seen.push(o));
+      await waitFor('the node to accept the connection', () => accepted.length === 1);
+      cancel.abort();
+      expect(await run).toEqual({ nodes: 2, succeeded: 0, exitNonZero: 0, unfinished: 2 });
+      expect(seen).toEqual([expect.objectContaining({ node: 'stalls', ran: false, errorCode: 'STATE_CANCELLED', error: 'cancelled while connecting: not run' })]);
+      await waitFor('the half-open connection to be closed', () => closedByServer === 1);
+      expect(accepted).toHaveLength(1);
+    } finally {
+      for (const sock of accepted) sock.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });

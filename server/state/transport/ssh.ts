@@ -32,6 +32,11 @@ export interface SshTransportOptions {
   maxChannels?: number;
   /** Limit for readFile/writeFile (a hung mount must not hang the run); commands take theirs per call. */
   fileTimeoutMs?: number;
+  /**
+   * Aborted while connecting (the caller gave up: `rackseed exec` cancelled): the half-open connection is closed and
+   * the call rejects with STATE_CANCELLED at once, not at the connect timeout. Only the connect: commands take theirs.
+   */
+  signal?: AbortSignal;
   log?: Logger;
 }
 
@@ -50,6 +55,7 @@ interface Ssh2Client {
   on(event: 'close' | 'end', listener: () => void): this;
   setNoDelay(noDelay: boolean): this;
   end(): void;
+  destroy(): void;
 }
 
 /** A channel refused at the session limit is asked for again this many times, after 25 ms, 50 ms, ... */
@@ -88,7 +94,13 @@ export async function openSshTransport(options: SshTransportOptions): Promise<Ss
   const port = options.port ?? DEFAULTS.port;
   const pin = pinnedKey(options);
   let presented: Buffer | undefined;
+  const { signal } = options;
+  const cancelled = () => new RackseedError('STATE_CANCELLED', `${target}: cancelled while connecting to ${host}:${port}`, { target, host, port });
+  if (signal?.aborted) throw cancelled();
   const ssh = new NodeSSH();
+  // node-ssh sets `connection` before its first await: destroying its socket ends the handshake, which then rejects.
+  const onAbort = (): void => void (ssh.connection as unknown as Ssh2Client | null)?.destroy();
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     await ssh.connect({
       host,
@@ -107,7 +119,14 @@ export async function openSshTransport(options: SshTransportOptions): Promise<Ss
     });
   } catch (error) {
     ssh.dispose();
-    throw connectError(options, port, pin, presented, error);
+    throw signal?.aborted ? cancelled() : connectError(options, port, pin, presented, error);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+  // Aborted as the handshake finished: the caller has gone, so the connection goes too.
+  if (signal?.aborted) {
+    ssh.dispose();
+    throw cancelled();
   }
   options.log?.debug({ node: target, host, port }, 'ssh connected');
   return new SshTransport(target, ssh.connection as unknown as Ssh2Client, {
