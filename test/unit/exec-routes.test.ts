@@ -1,5 +1,8 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseInventory } from '../../server/inventory/index.js';
@@ -7,6 +10,7 @@ import { createLogger } from '../../server/log.js';
 import { errorHandler } from '../../server/net/http/errors.js';
 import { execRoutes } from '../../server/net/http/exec-routes.js';
 import { RackseedError } from '../../server/model/errors.js';
+import { LocalTransport } from '../../server/state/transport/local.js';
 import { FILE, withNodes } from '../fixtures/inventory/inventories.js';
 import { waitFor } from '../support/wait.js';
 
@@ -107,3 +111,98 @@ describe('POST /exec when the client goes away', () => {
     await waitFor('the command to be cancelled and its transport closed', () => hanging.join(' ') === 'started cancelled closed');
   });
 });
+
+describe('POST /exec when the client stays connected but stops reading', () => {
+  it('cancels once an answer has waited drainTimeoutMs for it: the running command is killed, no further node starts, and it is logged', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'rackseed-exec-stall-'));
+    const pidFile = path.join(dir, 'sleep.pid');
+    const local = new LocalTransport('sleeper');
+    const logLines: string[] = [];
+    const requested: string[] = [];
+    let requestedAtStall: number | undefined;
+    const sleeperErrors: string[] = [];
+    const bigNodes = Array.from({ length: 200 }, (_, i) => `big${String(i + 1).padStart(3, '0')}`);
+    const inventory = {
+      inventory: parseInventory(withNodes(['sleeper', ...bigNodes].map((n, i) => `  - { name: ${n}, group: gpu, ip: 10.0.${Math.floor(i / 200) + 2}.${(i % 200) + 1} }\n`).join('')), FILE),
+    };
+    const app = express();
+    app.use(
+      '/api/v1',
+      execRoutes({
+        inventory,
+        concurrency: 4,
+        connectTimeoutMs: 1_000,
+        drainTimeoutMs: 500,
+        log: createLogger('info', {
+          write: (line: string) => {
+            logLines.push(line);
+            if (line.includes('the client stopped reading')) requestedAtStall = requested.length;
+          },
+        }),
+        transportFor: async (node) => {
+          requested.push(node.name);
+          if (node.name === 'sleeper') {
+            // A real command on this machine: only a kill stops it before it writes its marker.
+            return {
+              target: node.name,
+              exec: (_command, options) =>
+                local.exec(`sleep 300 & echo $! > ${pidFile}; wait; touch ${path.join(dir, 'marker')}`, options).catch((err: RackseedError) => {
+                  sleeperErrors.push(err.code);
+                  throw err;
+                }),
+              readFile: async () => undefined,
+              writeFile: async () => undefined,
+              close: async () => undefined,
+            };
+          }
+          // The other nodes answer at once with all the output a node may send: enough to fill the socket's buffers.
+          return {
+            target: node.name,
+            exec: async () => {
+              await waitFor('the sleeper to run', () => existsSync(pidFile));
+              return { code: 0, stdout: 'x'.repeat(64 * 1024), stderr: 'y'.repeat(64 * 1024) };
+            },
+            readFile: async () => undefined,
+            writeFile: async () => undefined,
+            close: async () => undefined,
+          };
+        },
+      }),
+    );
+    const stalled = await new Promise<Server>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    const body = JSON.stringify({ targets: ['sleeper', 'big[001-200]'], command: 'anything' });
+    // A raw client that sends its request and never reads a byte of the answer, while staying connected.
+    const client = connect((stalled.address() as AddressInfo).port, '127.0.0.1');
+    try {
+      client.pause();
+      client.on('error', () => undefined);
+      client.write(`POST /api/v1/exec HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      const pid = await waitFor('the sleeper to start', () => (existsSync(pidFile) && Number(readFileSync(pidFile, 'utf8'))) || undefined);
+      // Before: every lane waited for the client forever, and the sleeper ran on until its timeout.
+      await waitFor('the sleeper to be killed', () => !alive(pid));
+      expect(sleeperErrors).toEqual(['STATE_CANCELLED']);
+      expect(existsSync(path.join(dir, 'marker'))).toBe(false);
+      // Nothing more started once it was cancelled (the socket's buffers hold only some of the answers).
+      expect(requested.length).toBe(requestedAtStall);
+      expect(requested.length).toBeLessThan(1 + bigNodes.length);
+      const stall = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'exec cancelled: the client stopped reading its answers');
+      expect(stall).toMatchObject({ level: 40, targets: ['sleeper', 'big[001-200]'], command: 'anything', drainTimeoutMs: 500 });
+    } finally {
+      client.destroy();
+      await local.close();
+      await new Promise<void>((resolve) => stalled.close(() => resolve()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -14,8 +14,17 @@ export interface ExecRouteDeps {
   /** Nodes at once (states.concurrency) and the SSH connect timeout (states.connect_timeout_seconds). */
   concurrency: number;
   connectTimeoutMs: number;
+  /** How long a node's answer may wait for the client to read (EXEC_DRAIN_TIMEOUT_MS); made short in tests. */
+  drainTimeoutMs?: number;
   log: Logger;
 }
+
+/**
+ * A client that stays connected but stops reading holds every lane at its answer (deliberately: the answers must not
+ * pile up in the server's memory); past this the exec is cancelled as if the client had gone, rather than stalled
+ * with its commands running on the nodes forever.
+ */
+export const EXEC_DRAIN_TIMEOUT_MS = 60_000;
 
 export const EXEC_DEFAULT_TIMEOUT_SECONDS = 60;
 export const EXEC_MAX_TIMEOUT_SECONDS = 24 * 3600;
@@ -29,7 +38,8 @@ export type ExecLine = { type: 'start'; nodes: string[] } | { type: 'node'; outc
  * (a `node` line as each finishes, then the summary). Behind the admin token like every fleet verb; the command is
  * the operator's own shell text, run as root, and logged with its targets (the server log is the record of who
  * changed what outside the states). A client that goes away (Ctrl-C) cancels it: no further node starts, and the
- * commands running are killed, rather than running on every node until the timeout with no one to read them.
+ * commands running are killed, rather than running on every node until the timeout with no one to read them. So does
+ * a client that stays connected but leaves an answer unread for drainTimeoutMs (then its connection is closed too).
  */
 export function execRoutes(deps: ExecRouteDeps): Router {
   const r = Router();
@@ -51,6 +61,7 @@ export function execRoutes(deps: ExecRouteDeps): Router {
     }
     const nodes = resolveTargets(deps.inventory.inventory, targets);
     deps.log.info({ targets, nodes: nodes.length, command, timeoutSeconds: timeout }, 'exec requested');
+    const drainTimeoutMs = deps.drainTimeoutMs ?? EXEC_DRAIN_TIMEOUT_MS;
     const cancel = new AbortController();
     // Every running node's transport listens on this one signal, and every lane waiting for a slow client on `res`:
     // as many listeners as nodes at once, which is expected, not a leak.
@@ -70,7 +81,13 @@ export function execRoutes(deps: ExecRouteDeps): Router {
           if (outcome.ran) log.info({ code: outcome.code, durationMs: outcome.durationMs }, 'exec finished');
           else log.warn({ reason: outcome.error, code: outcome.errorCode }, outcome.timedOut ? 'exec timed out' : 'exec could not run or finish');
           // A client reading slowly holds this node's lane until it has taken the line, so answers do not pile up here.
-          if (!send({ type: 'node', outcome } satisfies ExecLine)) await drained(res);
+          if (send({ type: 'node', outcome } satisfies ExecLine) || (await drained(res, drainTimeoutMs))) return;
+          // Connected, but not reading: treated as gone. Cancelled here, not by the close that follows the destroy: that
+          // comes a turn later, and meanwhile the lanes (whose sends now fail at once) would start further nodes.
+          if (cancel.signal.aborted) return;
+          deps.log.warn({ targets, command, node: outcome.node, drainTimeoutMs }, 'exec cancelled: the client stopped reading its answers');
+          cancel.abort();
+          res.destroy();
         });
         if (cancel.signal.aborted) deps.log.warn({ targets, command, ...counts }, 'exec cancelled: the client went away; no further node started, running commands killed');
         return { type: 'summary', ...counts } satisfies ExecSummary;
@@ -82,16 +99,22 @@ export function execRoutes(deps: ExecRouteDeps): Router {
   return r;
 }
 
-/** Until the response's buffered data has gone out, or the connection is gone. */
-function drained(res: Response): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
+/**
+ * Until the response's buffered data has gone out, or the connection is gone (true), or `ms` passed first (false:
+ * the client is not reading).
+ */
+function drained(res: Response, ms: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const done = (went: boolean): void => {
+      clearTimeout(timer);
+      res.off('drain', onDrain);
+      res.off('close', onDrain);
+      resolve(went);
     };
-    res.on('drain', done);
-    res.on('close', done);
-    if (res.destroyed || res.writableEnded) done();
+    const onDrain = (): void => done(true);
+    const timer = setTimeout(() => done(false), ms);
+    res.on('drain', onDrain);
+    res.on('close', onDrain);
+    if (res.destroyed || res.writableEnded) done(true);
   });
 }
