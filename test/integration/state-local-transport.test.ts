@@ -83,12 +83,17 @@ describe('local transport', () => {
 
     const marker = path.join(dir, 'printed');
     const cancel = new AbortController();
-    const running = local.exec(`echo first; echo second >&2; touch ${marker}; sleep 300`, { signal: cancel.signal });
+    const running = local.exec(`echo first; echo second >&2; touch ${marker}; sleep 300`, { signal: cancel.signal, outputLimitBytes: 1000 });
     await waitFor('the command to print', () => existsSync(marker));
     cancel.abort();
     const cancelled = await rejection(running);
     expect(cancelled.code).toBe('STATE_CANCELLED');
     expect(cancelled.details.partial).toEqual({ stdout: 'first\n', stderr: 'second\n', truncated: false });
+    // A caller that did not bound the output (the states, whose commands may print secrets) gets none in the error:
+    // an error object can end up in a log line whole.
+    const unbounded = await rejection(local.exec('echo secret-value; sleep 300', { timeoutMs: 1_000 }));
+    expect(unbounded.code).toBe('STATE_TIMEOUT');
+    expect(unbounded.details).not.toHaveProperty('partial');
   });
 
   it('runs the longest command one argument holds, and refuses a longer one with STATE_COMMAND_TOO_LONG without starting it', async () => {

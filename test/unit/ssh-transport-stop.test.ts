@@ -128,4 +128,18 @@ describe('SSH transport: what a stopped command printed', () => {
     // Before: the error held none of it (a hung command's last lines are where it hung).
     expect(err.details.partial).toEqual({ stdout: 'started\nan', stderr: 'warn\n', truncated: true });
   });
+
+  it('a caller that did not bound the output (the states: their commands may print secrets) gets none of it in the error', async () => {
+    const client = new FakeClient();
+    const t = transportOver(client);
+    const running = t.exec('cat /etc/secret; sleep 300', { timeoutMs: 50 });
+    await turns();
+    const { ch } = client.channels[0]!;
+    ch.stderr.emit('data', Buffer.from(`${PID_MARK}4242\n`));
+    ch.emit('data', Buffer.from('secret-value\n'));
+    const err = await rejection(running);
+    expect(err.code).toBe('STATE_TIMEOUT');
+    expect(err.details).not.toHaveProperty('partial');
+    expect(JSON.stringify(err.details)).not.toContain('secret-value');
+  });
 });

@@ -49,7 +49,8 @@ export function outputLimit(requested: number | undefined, fallback: number): nu
 /**
  * What a command had printed when it was stopped (timed out, cancelled), as far as the per-stream limit kept it: the
  * transports put it in their STATE_TIMEOUT / STATE_CANCELLED error's details as `partial`, because the lines before a
- * hang are what shows where it hung. Callers that have no use for it (the states) ignore it.
+ * hang are what shows where it hung. Only for a caller that bounded the output (outputLimitBytes, as exec does): the
+ * states' commands may print secrets, and an error object can end up in a log line whole.
  */
 export interface PartialOutput {
   stdout: string;

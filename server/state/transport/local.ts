@@ -48,7 +48,7 @@ export class LocalTransport implements Transport {
         options.signal?.removeEventListener('abort', onAbort);
         killGroup(child);
         // What it printed up to now: the lines before a hang show where it hung.
-        reject(new RackseedError(error.code, error.message, { ...error.details, partial: partialOutput(stdout, stderr) }));
+        reject(new RackseedError(error.code, error.message, { ...error.details, ...(options.outputLimitBytes !== undefined ? { partial: partialOutput(stdout, stderr) } : {}) }));
       };
       const onAbort = (): void => stop(this.cancelled(command));
       const timer =

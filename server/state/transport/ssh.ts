@@ -396,7 +396,7 @@ export class SshTransport implements Transport {
           void awaited.then(() => this.kills.delete(awaited));
         }
         // Startup noise still held back with the PID line (`head`) is left out: the command had not started then.
-        settle(() => reject(new RackseedError(error.code, error.message, { ...error.details, partial: partialOutput(stdout, stderr) })));
+        settle(() => reject(new RackseedError(error.code, error.message, { ...error.details, ...(options.outputLimitBytes !== undefined ? { partial: partialOutput(stdout, stderr) } : {}) })));
       };
       const onAbort = (): void => stop(this.cancelled(label));
       signal?.addEventListener('abort', onAbort, { once: true });
