@@ -156,8 +156,10 @@ export function reduceLifecycle(current: LifecycleStatus | undefined, event: Lif
     case 'wiped': {
       // Again in wiped: the installer retries a report whose response was lost.
       if (current?.state !== 'wiping' && current?.state !== 'wiped') return reject(current, event);
-      const { wipeRequested: _mode, installedImage: _image, ...rest } = enter(current, 'wiped');
-      return { ok: true, status: rest, changed: current.state !== 'wiped' };
+      const { wipeRequested, installedImage: _image, ...rest } = enter(current, 'wiped');
+      // A wipe asked again in another mode while this one ran (quick, then --mode full --force) is still to be done.
+      const status: LifecycleStatus = wipeRequested !== undefined && wipeRequested !== event.mode ? { ...rest, wipeRequested } : rest;
+      return { ok: true, status, changed: current.state !== 'wiped' || status.wipeRequested !== current.wipeRequested };
     }
     case 'reimage_cancelled': {
       if (!current) return reject(current, event);

@@ -28,10 +28,19 @@ export type WipeMode = (typeof WIPE_MODES)[number];
 /** The stage the installer reports while it wipes, and names when a wipe fails. */
 export const WIPE_STAGE = 'wipe';
 
-/** A disk the installer wiped: its kernel name and size. */
+/** A disk the installer wiped: its kernel name and size, and what identifies it beyond a name that changes. */
 export interface WipedDisk {
   name: string;
   bytes: number;
+  model?: string;
+  serial?: string;
+  wwid?: string;
+}
+
+/** A block device the wipe left alone, and why (removable, read-only, no device node). */
+export interface SkippedDevice {
+  name: string;
+  why: string;
 }
 
 /** SMBIOS and other facts iPXE or the installer reports about a machine. */
@@ -61,7 +70,7 @@ export type LifecycleEvent =
   /** The node was sent to the installer to wipe its disks. */
   | { type: 'wipe_started' }
   /** The installer erased (and checked) every disk it found. */
-  | { type: 'wiped'; mode: WipeMode; disks: WipedDisk[] }
+  | { type: 'wiped'; mode: WipeMode; disks: WipedDisk[]; skipped?: SkippedDevice[]; remote?: string }
   /**
    * The server refused a request for the node's install plan (it carries the node's host key): recorded in every
    * state, where an operator sees it, because a replayed token arrives after the install. Changes no state; an

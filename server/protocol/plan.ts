@@ -143,12 +143,16 @@ export interface WipePlanInput {
   node: { name: string };
   mode: WipeMode;
   urls: { report: string };
+  /**
+   * The node token the installer reports the wipe with: a full wipe of large disks takes longer than the boot
+   * token lives. Its plan fetch is already spent, so it fetches nothing; it only reports for this node.
+   */
+  reportToken?: string;
 }
 
 /**
  * The wipe plan (`rackseed wipe`): the same format and the same single-use fetch as the install plan, with
- * `action wipe`. It carries no secret: a machine being wiped is given no host key and no image, only the mode and
- * where to report. An installer that predates wipes refuses it (it lacks an install plan's keys) and erases nothing.
+ * `action wipe`. It carries no host key and no image: only the mode, where to report, and the token to report with. An installer that predates wipes refuses it (it lacks an install plan's keys) and erases nothing.
  */
 export function renderWipePlan(input: WipePlanInput): string {
   if (!(WIPE_MODES as readonly string[]).includes(input.mode)) throw new PlanError('mode', `${JSON.stringify(input.mode)} is not ${WIPE_MODES.join(' or ')}`);
@@ -159,6 +163,7 @@ export function renderWipePlan(input: WipePlanInput): string {
     `hostname ${check('hostname', input.node.name, HOSTNAME, 'an RFC 1123 host name')}`,
     `mode ${input.mode}`,
     `report_url ${check('report_url', input.urls.report, URL_TEXT, 'an http(s) URL')}`,
+    ...(input.reportToken !== undefined ? [`report_token ${check('report_token', input.reportToken, CALLBACK_TOKEN, 'a node token')}`] : []),
     'end',
   ];
   return `${lines.join('\n')}\n`;

@@ -120,7 +120,7 @@ export function planReimage(inv: Inventory, statuses: ReadonlyMap<string, NodeSt
     if (state === undefined || state === 'discovered') planned.skip = `not assigned yet: nothing to ${what}`;
     // A reimage reboots it into the installer: for a node installing now that throws away the install under way.
     else if (state === 'provisioning' && request.force !== true) planned.skip = `installing now: left alone (force ${wipe !== undefined ? 'stops its install to wipe it' : 'restarts its install'})`;
-    else if (state === 'wiping' && request.force !== true) planned.skip = `wiping its disks now: left alone (force ${wipe !== undefined ? 'restarts the wipe' : 'stops the wipe and reimages it'})`;
+    else if (state === 'wiping' && request.force !== true) planned.skip = `wiping its disks now: left alone (force ${wipe !== undefined ? 'restarts the wipe' : 'reboots it: the wipe starts again, and the install follows at the next boot; wipe --cancel --force first to abandon the wipe'})`;
     return planned;
   });
   const active = nodes.filter((n) => !n.skip);
@@ -376,27 +376,35 @@ export interface WipeCancelSummary {
   notPending: string[];
   /** Nodes wiping their disks now: past cancelling. */
   underWay: string[];
+  /** Nodes wiping now whose wipe `force` abandoned: failed in stage wipe, their disks in an unknown state. */
+  abandoned: string[];
 }
 
+/** The reason a wipe abandoned by `wipe --cancel --force` fails with. */
+export const WIPE_ABANDONED = 'wipe abandoned by the operator (wipe --cancel --force): the disks are in an unknown state; wipe again or reimage';
+
 /**
- * Withdraws pending wipes (one store transaction). A node already wiping is past cancelling: what it erased is gone.
- * Throws for unknown targets.
+ * Withdraws pending wipes (one store transaction). A node already wiping is past cancelling (what it erased is
+ * gone), unless `force`: then its wipe is abandoned, recorded as failed in stage wipe, so a machine whose wipe will
+ * never report (powered off for good, its installer unable to reach the server) is not wiped again at every boot and
+ * can be reimaged. Throws for unknown targets.
  */
-export async function cancelWipe(inv: Inventory, store: ObservedStore, targets: string[]): Promise<WipeCancelSummary> {
+export async function cancelWipe(inv: Inventory, store: ObservedStore, targets: string[], force = false): Promise<WipeCancelSummary> {
   const nodes = resolveTargets(inv, targets);
   const statuses = new Map((await store.listNodes()).map((s) => [s.id, s]));
-  const summary: WipeCancelSummary = { cancelled: [], notPending: [], underWay: [] };
-  const pending: string[] = [];
+  const summary: WipeCancelSummary = { cancelled: [], notPending: [], underWay: [], abandoned: [] };
+  const events: NewEvent[] = [];
   for (const n of nodes) {
     const s = statuses.get(n.name);
-    if (s?.state === 'wiping') summary.underWay.push(n.name);
-    else if (s?.wipeRequested !== undefined) pending.push(n.name);
+    if (s?.state === 'wiping' && force) events.push({ node: n.name, event: { type: 'failed', reason: WIPE_ABANDONED, stage: 'wipe' } });
+    else if (s?.state === 'wiping') summary.underWay.push(n.name);
+    else if (s?.wipeRequested !== undefined) events.push({ node: n.name, event: { type: 'wipe_cancelled' } });
     else summary.notPending.push(n.name);
   }
-  const recorded = pending.length > 0 ? await store.recordEvents(pending.map((node) => ({ node, event: { type: 'wipe_cancelled' } }))) : [];
+  const recorded = events.length > 0 ? await store.recordEvents(events) : [];
   for (const r of recorded) {
+    if (r.ok) (r.event.event.type === 'failed' ? summary.abandoned : summary.cancelled).push(r.event.node);
     // Refused only when the node started wiping between the read and the write.
-    if (r.ok) summary.cancelled.push(r.event.node);
     else summary.underWay.push(r.node);
   }
   return summary;

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -22,8 +22,16 @@ interface FakeDisk {
   bytes: number;
   removable?: boolean;
   readOnly?: boolean;
+  /** A multipath NVMe namespace's per-controller path (nvme0c0n1): in sysfs, hidden, and no device node. */
+  hidden?: boolean;
+  /** In sysfs but without a device node. */
+  noNode?: boolean;
   /** Lay a GPT with one partition on it (sfdisk works on files). */
   gpt?: boolean;
+  /** sysfs identity files. */
+  model?: string;
+  serial?: string;
+  wwid?: string;
 }
 
 /** A machine: /sys/block-like entries and /dev-like files full of random bytes. */
@@ -37,6 +45,12 @@ function machine(disks: FakeDisk[]): { sys: string; dev: string } {
     writeFileSync(path.join(sys, d.name, 'size'), `${d.bytes / 512}\n`);
     writeFileSync(path.join(sys, d.name, 'removable'), d.removable ? '1\n' : '0\n');
     writeFileSync(path.join(sys, d.name, 'ro'), d.readOnly ? '1\n' : '0\n');
+    if (d.hidden) writeFileSync(path.join(sys, d.name, 'hidden'), '1\n');
+    mkdirSync(path.join(sys, d.name, 'device'), { recursive: true });
+    if (d.model) writeFileSync(path.join(sys, d.name, 'device', 'model'), `${d.model}\n`);
+    if (d.serial) writeFileSync(path.join(sys, d.name, 'device', 'serial'), `${d.serial}\n`);
+    if (d.wwid) writeFileSync(path.join(sys, d.name, 'wwid'), `${d.wwid}\n`);
+    if (d.hidden || d.noNode) continue;
     const file = path.join(dev, d.name);
     const fd = openSync(file, 'w');
     for (let left = d.bytes; left > 0; left -= MiB) writeSync(fd, randomBytes(Math.min(left, MiB)));
@@ -55,7 +69,7 @@ function installer(m: { sys: string; dev: string }, body: string): { status: num
   writeFileSync(reports, '');
   const script = `. ${LIB}/common.sh; . ${LIB}/wipe.sh
 report_json() { printf '%s\\n' "$1" >> ${reports}; }
-WIPE_SYS=${m.sys} WIPE_DEV=${m.dev} WIPE_LIST=${m.sys}/../list WIPEFS=/usr/sbin/wipefs
+WIPE_SYS=${m.sys} WIPE_DEV=${m.dev} WIPE_TMP=${m.sys}/.. WIPEFS=/usr/sbin/wipefs WIPE_NODE_TEST=-f WIPE_SETTLE_STABLE=0 WIPE_SETTLE_MIN=0
 ${body}`;
   const r = spawnSync('busybox', ['sh', '-c', script], { encoding: 'utf8' });
   return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}`, reports: readFileSync(reports, 'utf8').split('\n').filter(Boolean) };
@@ -77,13 +91,19 @@ describe('installer wipe (busybox sh, real wipefs)', () => {
       { name: 'sr0', bytes: 4 * MiB },
       { name: 'loop0', bytes: 4 * MiB },
       { name: 'vdb', bytes: 4 * MiB, readOnly: true },
+      { name: 'nvme0c0n1', bytes: 4 * MiB, hidden: true },
+      { name: 'sdc', bytes: 4 * MiB, noNode: true },
     ]);
-    const r = installer(m, `find_wipe_disks && cat ${m.sys}/../list`);
+    const r = installer(m, `find_wipe_disks && cat ${m.sys}/../wipe-disks && echo "skipped=[$WIPE_SKIPPED_JSON]"`);
     expect(r.status, r.out).toBe(0);
     expect(r.out).toContain(`nvme0n1 ${4 * MiB}\nsda ${4 * MiB}\n`);
-    expect(r.out).toContain('leaving removable sdb alone');
-    expect(r.out).toContain('leaving read-only vdb alone');
-    expect(r.out).not.toMatch(/^(sr0|loop0|sdb|vdb) /m);
+    expect(r.out).toContain('leaving sdb alone (removable)');
+    expect(r.out).toContain('leaving vdb alone (read-only)');
+    expect(r.out).not.toMatch(/^(sr0|loop0|sdb|vdb|sdc|nvme0c0n1) /m);
+    // What was left alone is told to the server; a hidden multipath path is not a device of its own.
+    expect(r.out).toContain('skipped=[{"name":"sdb","why":"removable"},{"name":"sdc","why":"no device node"},{"name":"vdb","why":"read-only"}]');
+    // Before: dd created a regular file for a device without a node (in the initramfs, the disk's size in RAM).
+    expect(existsSync(path.join(m.dev, 'sdc'))).toBe(false);
   });
 
   it('fails when there is no disk at all: a wipe that erased nothing does not report success', () => {
@@ -94,13 +114,13 @@ describe('installer wipe (busybox sh, real wipefs)', () => {
   });
 
   it('quick: no signature left (the GPT and its backup), both ends zeroed, the middle left as it was', () => {
-    const m = machine([{ name: 'vda', bytes: 64 * MiB, gpt: true }]);
+    const m = machine([{ name: 'vda', bytes: 64 * MiB, gpt: true, model: 'QEMU HARDDISK', serial: 'QM00001', wwid: 't10.ATA QEMU HARDDISK' }]);
     const disk = path.join(m.dev, 'vda');
     expect(signatures(disk)).toMatch(/gpt/);
     const middleBefore = readFileSync(disk).subarray(30 * MiB, 34 * MiB);
     const r = installer(m, 'find_wipe_disks && wipe_all quick && echo "disks=[$WIPED_JSON]" || { echo "error: $WIPE_ERROR"; exit 1; }');
     expect(r.status, r.out).toBe(0);
-    expect(r.out).toContain(`disks=[{"name":"vda","bytes":${64 * MiB}}]`);
+    expect(r.out).toContain(`disks=[{"name":"vda","bytes":${64 * MiB},"model":"QEMU HARDDISK","serial":"QM00001","wwid":"t10.ATA QEMU HARDDISK"}]`);
     const after = readFileSync(disk);
     expect(signatures(disk)).toBe('');
     expect(nonZero(after.subarray(0, 16 * MiB))).toBe(0);
@@ -117,7 +137,7 @@ describe('installer wipe (busybox sh, real wipefs)', () => {
     ]);
     const r = installer(m, `WIPE_CHUNK_BYTES=${4 * MiB}; find_wipe_disks && wipe_all full && echo "disks=[$WIPED_JSON]" || { echo "error: $WIPE_ERROR"; exit 1; }`);
     expect(r.status, r.out).toBe(0);
-    expect(r.out).toContain(`disks=[{"name":"sda","bytes":${10 * MiB}},{"name":"sdb","bytes":${3 * MiB + 512}}]`);
+    expect(r.out).toContain(`disks=[{"name":"sda","bytes":${10 * MiB},"model":"","serial":"","wwid":""},{"name":"sdb","bytes":${3 * MiB + 512},"model":"","serial":"","wwid":""}]`);
     for (const name of ['sda', 'sdb']) expect(nonZero(readFileSync(path.join(m.dev, name))), name).toBe(0);
     const sda = r.reports.filter((l) => l.includes('"disk":"sda"')).map((l) => JSON.parse(l).detail as { pass: string; bytes: number });
     expect(sda.map((d) => `${d.pass}:${d.bytes / MiB}`)).toEqual(['start:0', 'write:4', 'write:8', 'write:10', 'check:4', 'check:8', 'check:10']);
@@ -133,6 +153,28 @@ describe('installer wipe (busybox sh, real wipefs)', () => {
     const q = installer(machine([{ name: 'sda', bytes: 64 * MiB }]), 'zero_range() { return 0; }; find_wipe_disks && wipe_all quick || { echo "error: $WIPE_ERROR"; exit 1; }');
     expect(q.status).toBe(1);
     expect(q.out).toMatch(/still holds \d+ non-zero bytes between byte 0 and byte 16777216/);
+  });
+
+  it('a read that fails or comes back short is an error, never "all zeros"', () => {
+    // The kernel says 8 MiB; the device holds 4 (a disk shorter than it claims, or one whose reads end early).
+    const short = machine([{ name: 'sda', bytes: 8 * MiB }]);
+    truncateSync(path.join(short.dev, 'sda'), 4 * MiB);
+    const r = installer(short, `zero_range() { return 0; }; WIPE_CHUNK_BYTES=${8 * MiB}; truncate() { :; }; find_wipe_disks && wipe_check_range ${short.dev}/sda 0 ${8 * MiB} || { echo "error: $WIPE_ERROR"; exit 1; }`);
+    expect(r.status).toBe(1);
+    expect(r.out).toContain(`error: reading ${short.dev}/sda back at byte 0 gave ${4 * MiB} of ${8 * MiB} bytes`);
+    // A device that cannot be read at all: before, dd's failure read as 0 non-zero bytes, and the check passed.
+    const gone = installer(short, `wipe_check_range ${short.dev}/nosuchdisk 0 ${MiB} || { echo "error: $WIPE_ERROR"; exit 1; }`);
+    expect(gone.status).toBe(1);
+    expect(gone.out).toMatch(new RegExp(`error: reading ${short.dev}/nosuchdisk back at byte 0 failed: .*No such file`));
+  });
+
+  it('waits until the storage drivers stop adding disks before it takes the list', () => {
+    const m = machine([{ name: 'sda', bytes: MiB }]);
+    // A disk the SAS HBA reports two seconds later.
+    const late = `(sleep 2; mkdir -p ${m.sys}/sdb; echo 2048 > ${m.sys}/sdb/size; head -c ${MiB} /dev/urandom > ${m.dev}/sdb) &`;
+    const r = installer(m, `${late} WIPE_SETTLE_STABLE=3; find_wipe_disks && cat ${m.sys}/../wipe-disks`);
+    expect(r.status, r.out).toBe(0);
+    expect(r.out).toContain(`sda ${MiB}\nsdb ${MiB}\n`);
   });
 });
 

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LifecycleEvent } from '../../server/model/lifecycle.js';
 import type { ObservedStore } from '../../server/store/types.js';
 import type { InstallerBuild } from '../../server/images/installer-build.js';
 import { debugfsOnDisk, ensureInstaller, initramfsEntries, installInstallerInto, writeTinyImage, type TinyImage } from '../support/installer.js';
@@ -204,7 +205,11 @@ describe('installer in a machine', () => {
 
     const events = await waitForEvent(store, WIPE.name, 'wiped', undefined, 10_000);
     expect(events.map((e) => e.event.type)).toEqual(expect.arrayContaining(['wipe_requested', 'wipe_started', 'stage', 'wiped']));
-    expect(events.at(-1)?.event).toEqual({ type: 'wiped', mode: 'quick', disks: [{ name: 'vda', bytes: 64 * MiB }] });
+    const wiped = events.at(-1)?.event as Extract<LifecycleEvent, { type: 'wiped' }>;
+    expect(wiped).toMatchObject({ type: 'wiped', mode: 'quick', remote: WIPE.ip });
+    expect(wiped.disks.map((d) => [d.name, d.bytes])).toEqual([['vda', 64 * MiB]]);
+    // Its reports came with the report token the wipe plan gave (a full wipe outlives the boot token).
+    expect(vm.serial()).toMatch(/RACKSEED-INSTALLER: plan: wipe every disk of inst04 \(quick\)/);
     expect(await store.getNode(WIPE.name)).toMatchObject({ state: 'wiped' });
     const after = readFileSync(disk);
     expect(signatures(disk)).toBe('');

@@ -513,7 +513,7 @@ describe('wipe', () => {
     expect(dry.json.plan.nodes[0]).toMatchObject({ node: 'n00002', state: 'wiping', skip: 'wiping its disks now: left alone (force restarts the wipe)' });
     expect((await post('/wipe', { targets: ['n00002'], mode: 'quick', force: true })).json.plan.counts).toMatchObject({ toMark: 1 });
     // A reimage leaves it alone too: rebooting it into the installer stops the wipe.
-    expect((await post('/reimage', { targets: ['n00002'] })).json.plan.nodes[0].skip).toBe('wiping its disks now: left alone (force stops the wipe and reimages it)');
+    expect((await post('/reimage', { targets: ['n00002'] })).json.plan.nodes[0].skip).toMatch(/^wiping its disks now: left alone \(force reboots it: the wipe starts again/);
 
     const { out, code } = await cli('wipe', '--cancel', 'r1', 'n00001', 'n00002', 'n00003');
     expect(code).toBe(1);
@@ -523,6 +523,15 @@ describe('wipe', () => {
     expect(out).toContain('cancelled the pending wipe of 2 of 4 node(s)');
     expect(await srv.store.getNode('r1')).not.toHaveProperty('wipeRequested');
     expect(await srv.store.getNode('n00002')).toMatchObject({ state: 'wiping', wipeRequested: 'quick' });
+
+    // A wipe that will never report (the machine is gone, or cannot reach the server) is abandoned with --force: it
+    // fails in stage wipe instead of wiping again at every boot, and can be reimaged.
+    const abandoned = await cli('wipe', '--cancel', '--force', 'n00002');
+    expect(abandoned.code).toBe(0);
+    expect(abandoned.out).toMatch(/n00002\s+│\s+wipe abandoned: failed, its disks in an unknown state/);
+    const failed = await srv.store.getNode('n00002');
+    expect(failed).toMatchObject({ state: 'failed', stage: 'wipe', reason: expect.stringContaining('wipe abandoned by the operator') });
+    expect(failed).not.toHaveProperty('wipeRequested');
   });
 });
 

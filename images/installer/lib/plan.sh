@@ -46,13 +46,14 @@ read_plan() {
   : > "$AUTHORIZED"
   _end=0
   P_HOSTNAME='' P_MAC='' P_DISK='' P_TABLE='' P_IMAGE='' P_TORRENT_URL='' P_HTTP_URL='' P_SHA256='' P_SIZE=''
-  P_HOSTKEY_B64='' P_HOSTPUB='' P_BOOT='' P_KERNEL_ARGS='' P_BOOTED_URL='' P_CALLBACK_TOKEN='' P_ACTION=install P_MODE=''
+  P_HOSTKEY_B64='' P_HOSTPUB='' P_BOOT='' P_KERNEL_ARGS='' P_BOOTED_URL='' P_CALLBACK_TOKEN='' P_ACTION=install P_MODE='' P_REPORT_TOKEN=''
   while read -r key value; do
     case "$key" in
       ''|'#'*) ;;
       version) [ "$value" = 1 ] || { PLAN_ERROR="plan version $value is not 1"; return 1; } ;;
       action) P_ACTION="$value" ;;
       mode) P_MODE="$value" ;;
+      report_token) P_REPORT_TOKEN="$value" ;;
       hostname) P_HOSTNAME="$value" ;;
       net_mac) P_MAC="$value" ;;
       disk) P_DISK="$value" ;;
@@ -81,6 +82,7 @@ read_plan() {
     wipe)
       # A wipe plan: the mode and where to report, nothing else is needed (or sent).
       plan_need hostname "$P_HOSTNAME" word && plan_need mode "$P_MODE" word || return 1
+      [ -z "$P_REPORT_TOKEN" ] || plan_word "$P_REPORT_TOKEN" || { PLAN_ERROR="the plan's report_token value is malformed"; return 1; }
       case "$P_MODE" in quick|full) ;; *) PLAN_ERROR="wipe mode $P_MODE is not quick or full"; return 1 ;; esac
       say "plan: wipe every disk of $P_HOSTNAME ($P_MODE)"
       return 0

@@ -24,6 +24,7 @@ function printPlan(out: Output, plan: ReimagePlan): void {
   if (plan.nodes.length > PLAN_ROWS) out.write(`... and ${plan.nodes.length - PLAN_ROWS} more (--json lists every node)\n`);
   const c = plan.counts;
   out.write(`would ${plan.wipe ?? '?'}-wipe EVERY disk of ${c.toMark} of ${c.targeted} node${c.targeted === 1 ? '' : 's'} on their next network boot (reboot: ${c.ssh} over ssh, ${c.bmc} through their BMC, ${c.manual} by hand)${c.skipped ? `; ${c.skipped} skipped` : ''}\n`);
+  out.write('every disk each machine sees is erased: shared storage attached to it (a SAS JBOD, iSCSI or FC LUNs) too\n');
   out.write('nothing changed; re-run with --yes to erase them\n');
 }
 
@@ -34,7 +35,7 @@ export function registerWipe(program: Command, ctx: (opts: GlobalOptions) => Cli
     .option('--mode <mode>', `${WIPE_MODES.join(' or ')}: quick erases every signature and the first and last 16 MiB of each disk; full overwrites every byte with zeros and reads it back`, 'quick')
     .option('--yes', 'really do it (without it: print what would happen, change nothing)')
     .option('--cancel', 'withdraw the pending wipe of these nodes instead (a node wiping now is past cancelling)')
-    .option('--force', 'also wipe nodes installing or wiping now (left alone without it)')
+    .option('--force', 'also wipe nodes installing or wiping now (left alone without it); with --cancel, abandon wipes under way (the node fails in stage wipe)')
     .addHelpText(
       'after',
       '\nTargets: node names, hostlists (gpu[01-16]), group:NAME, role:NAME, label key=value.\nA wiped node boots nothing until it is reimaged (rackseed reimage NODE --yes); decommission it with rackseed node remove.',
@@ -43,14 +44,14 @@ export function registerWipe(program: Command, ctx: (opts: GlobalOptions) => Cli
       const { client, out } = ctx(cmd.optsWithGlobals());
       if (!(WIPE_MODES as readonly string[]).includes(o.mode)) throw new UsageError(`--mode must be ${WIPE_MODES.join(' or ')}, not ${JSON.stringify(o.mode)}`);
       const mode = o.mode as WipeMode;
-      if (o.cancel && o.force) throw new UsageError('--cancel takes no --force');
       if (o.cancel) {
-        const summary = await client.post<WipeCancelSummary>('/wipe/cancel', { targets });
+        const summary = await client.post<WipeCancelSummary>('/wipe/cancel', { targets, ...(o.force ? { force: true } : {}) });
         if (out.json) printJson(out, summary);
         else {
           const rows = [
             ...summary.cancelled.map((n) => [n, 'cancelled']),
-            ...summary.underWay.map((n) => [n, 'wiping now: past cancelling']),
+            ...summary.underWay.map((n) => [n, 'wiping now: past cancelling (--force abandons it)']),
+            ...(summary.abandoned ?? []).map((n) => [n, 'wipe abandoned: failed, its disks in an unknown state']),
             ...summary.notPending.map((n) => [n, 'none pending']),
           ];
           out.write(`${table(['NODE', 'WIPE'], rows)}\n`);

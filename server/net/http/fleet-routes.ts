@@ -258,11 +258,13 @@ export function fleetRoutes(deps: FleetDeps): Router {
 
   r.post('/wipe/cancel', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
-    onlyKeys(body, ['targets']);
+    onlyKeys(body, ['targets', 'force']);
+    if (body.force !== undefined && typeof body.force !== 'boolean') throw badRequest('"force" must be true or false');
     const targets = stringList(body.targets, 'targets');
-    const summary = await marks.withNode(MARKS, () => cancelWipe(deps.inventory.inventory, deps.store, targets));
-    deps.log.info({ cancelled: summary.cancelled.length, notPending: summary.notPending.length, underWay: summary.underWay.length }, 'pending wipes cancelled');
+    const summary = await marks.withNode(MARKS, () => cancelWipe(deps.inventory.inventory, deps.store, targets, body.force === true));
+    deps.log.info({ cancelled: summary.cancelled.length, notPending: summary.notPending.length, underWay: summary.underWay.length, abandoned: summary.abandoned.length }, 'pending wipes cancelled');
     for (const node of summary.cancelled) nodeLogger(deps.log, { name: node }).info('pending wipe cancelled');
+    for (const node of summary.abandoned) nodeLogger(deps.log, { name: node }).warn('wipe under way abandoned: failed in stage wipe, its disks in an unknown state');
     res.json(summary);
   });
 

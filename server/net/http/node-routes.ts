@@ -2,7 +2,7 @@ import express, { Router, type Request } from 'express';
 import type { CallbackTokens } from '../../auth/callback-token.js';
 import { stillNamesMachine, type NodeTokenClaims, type NodeTokens } from '../../auth/node-token.js';
 import { IMAGE_NAME, SHA256_HEX } from '../../model/image.js';
-import { isPostInstallStage, WIPE_MODES, type InstalledImage, type LifecycleEvent, type WipedDisk, type WipeMode } from '../../model/lifecycle.js';
+import { isPostInstallStage, WIPE_MODES, type InstalledImage, type LifecycleEvent, type SkippedDevice, type WipedDisk, type WipeMode } from '../../model/lifecycle.js';
 import { nodeLogger, type Logger } from '../../log.js';
 import type { ConvergeRequestOutcome } from '../../services/convergence.js';
 import type { ObservedStore } from '../../store/types.js';
@@ -80,22 +80,40 @@ function installedImage(value: unknown): InstalledImage | undefined | null {
   return typeof name === 'string' && IMAGE_NAME.test(name) && typeof sha256 === 'string' && SHA256_HEX.test(sha256) ? { name, sha256 } : null;
 }
 
-const DISK_NAME = /^[a-z][a-z0-9_.-]{0,31}$/;
-const MAX_WIPED_DISKS = 256;
+/** A kernel block device name (cciss!c0d0 included). */
+const DISK_NAME = /^[a-z][a-z0-9_.!-]{0,31}$/;
+/** The body's 64 KiB limit bounds a report first; this only refuses what no machine has. */
+const MAX_WIPED_DISKS = 4096;
+const MAX_IDENTITY_CHARS = 128;
 
-/** What a wiped report says was erased, or null when malformed: its mode and at least one disk (a name and a size). */
-function wipedReport(value: unknown): { mode: WipeMode; disks: WipedDisk[] } | null {
+/** An optional identity field of a wiped disk, as stored: one clean line, or absent when empty or not text. */
+function identity(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const text = oneLineFromNode(value, MAX_IDENTITY_CHARS).trim();
+  return text === '' ? undefined : text;
+}
+
+/** What a wiped report says was erased, or null when malformed: its mode, at least one disk, what was left alone. */
+function wipedReport(value: unknown): { mode: WipeMode; disks: WipedDisk[]; skipped?: SkippedDevice[] } | null {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return null;
-  const { mode, disks } = value as Record<string, unknown>;
+  const { mode, disks, skipped } = value as Record<string, unknown>;
   if (typeof mode !== 'string' || !(WIPE_MODES as readonly string[]).includes(mode)) return null;
   if (!Array.isArray(disks) || disks.length === 0 || disks.length > MAX_WIPED_DISKS) return null;
   const parsed: WipedDisk[] = [];
   for (const d of disks) {
-    const { name, bytes } = (d ?? {}) as Record<string, unknown>;
+    const { name, bytes, model, serial, wwid } = (d ?? {}) as Record<string, unknown>;
     if (typeof name !== 'string' || !DISK_NAME.test(name) || typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) return null;
-    parsed.push({ name, bytes });
+    const ids = { model: identity(model), serial: identity(serial), wwid: identity(wwid) };
+    parsed.push({ name, bytes, ...Object.fromEntries(Object.entries(ids).filter(([, v]) => v !== undefined)) });
   }
-  return { mode: mode as WipeMode, disks: parsed };
+  if (skipped !== undefined && (!Array.isArray(skipped) || skipped.length > MAX_WIPED_DISKS)) return null;
+  const left: SkippedDevice[] = [];
+  for (const d of skipped ?? []) {
+    const { name, why } = (d ?? {}) as Record<string, unknown>;
+    if (typeof name !== 'string' || !DISK_NAME.test(name) || typeof why !== 'string') return null;
+    left.push({ name, why: oneLineFromNode(why, 64) });
+  }
+  return { mode: mode as WipeMode, disks: parsed, ...(left.length > 0 ? { skipped: left } : {}) };
 }
 
 function bearer(req: Request): string | undefined {
@@ -156,10 +174,18 @@ export function nodeRoutes(deps: NodeRouteDeps): Router {
     } else if (body.wiped !== undefined) {
       const wiped = wipedReport(body.wiped);
       if (!wiped) {
-        res.status(400).json(errorBody('BAD_REQUEST', `wiped must be {"mode":"${WIPE_MODES.join('|')}","disks":[{"name":"sda","bytes":N}, ...]} with 1 to ${MAX_WIPED_DISKS} disks: what the wipe erased`));
+        res.status(400).json(errorBody('BAD_REQUEST', `wiped must be {"mode":"${WIPE_MODES.join('|')}","disks":[{"name":"sda","bytes":N,"model"?,"serial"?,"wwid"?}, ...],"skipped"?:[{"name","why"}]} with 1 to ${MAX_WIPED_DISKS} disks: what the wipe erased`));
         return;
       }
-      event = { type: 'wiped', ...wiped };
+      // Only the installer that ran the wipe: a token that fetched the wipe plan, or the report token that plan gave.
+      // A token fresh from a boot script (anyone on the boot network can ask for one by MAC) cannot mark a machine
+      // erased without at least asking for its plan, which is recorded. Checking spends an unused token's plan fetch.
+      if (await deps.store.useOnce(`plan:${claims.node}:${claims.nonce}`, claims.expiresAt)) {
+        nodeLogger(deps.log, { name: claims.node }).warn({ remote: remoteOf(req) }, 'wiped report refused: its token never fetched a wipe plan');
+        res.status(409).json(errorBody('LIFECYCLE_INVALID_TRANSITION', 'a wiped report is taken only with the token that fetched the wipe plan, or the report token that plan gave'));
+        return;
+      }
+      event = { type: 'wiped', ...wiped, remote: remoteOf(req) };
     } else if (typeof body.stage === 'string' && STAGE.test(body.stage)) {
       event = { type: 'stage', stage: body.stage, ...(detail ? { detail } : {}) };
     } else {

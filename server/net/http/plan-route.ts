@@ -44,6 +44,12 @@ export function dhcpAddressOf(store: ObservedStore): (node: ResolvedNode, mac: s
   };
 }
 
+/**
+ * How long a wipe may report: a full wipe writes and reads back every byte, one disk after another (two 8 TB disks
+ * at 200 MB/s are about 44 hours).
+ */
+export const WIPE_REPORT_TOKEN_SECONDS = 14 * 24 * 3600;
+
 function bearer(req: Request): string | undefined {
   return /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
 }
@@ -106,8 +112,12 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
         await refuse(409, 'plan already fetched with this token', 'this token has already fetched its plan');
         return;
       }
-      log.info({ mode: status.wipeRequested }, 'wipe plan served');
-      res.status(200).type('text/plain').set('cache-control', 'no-store').send(renderWipePlan({ node: { name: node.name }, mode: status.wipeRequested, urls: { report: `${deps.baseUrl}/node/v1/report` } }));
+      // The wipe's own report token, spent for plans at once: it reports, it fetches nothing.
+      const reportToken = deps.tokens.issue(node.name, claims.mac ?? status.mac ?? node.macs[0] ?? '', WIPE_REPORT_TOKEN_SECONDS);
+      const reportClaims = deps.tokens.verify(reportToken)!;
+      await deps.store.useOnce(`plan:${node.name}:${reportClaims.nonce}`, reportClaims.expiresAt);
+      log.info({ mode: status.wipeRequested, remote }, 'wipe plan served');
+      res.status(200).type('text/plain').set('cache-control', 'no-store').send(renderWipePlan({ node: { name: node.name }, mode: status.wipeRequested, urls: { report: `${deps.baseUrl}/node/v1/report` }, reportToken }));
       return;
     }
     // The boot script is not handed out for these (decideScript), so they arrive only when the image or the layout

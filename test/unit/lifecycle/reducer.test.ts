@@ -192,6 +192,8 @@ const CASES: Case[] = [
   { name: 'stages while wiping', events: [...TO_READY, wipe(), wipeStart, stage('wipe')], status: { state: 'wiping', stage: 'wipe' } },
   { name: 'wiped: the request is done', events: [...TO_READY, wipe(), wipeStart, stage('wipe'), wiped], status: { state: 'wiped' }, absent: ['wipeRequested', 'stage', 'installedImage'] },
   { name: 'a repeated wiped report', events: [...TO_READY, wipe(), wipeStart, wiped, wiped], status: { state: 'wiped' } },
+  // Asked again in full while the quick wipe ran: the quick one's report does not do away with the full one.
+  { name: 'wiped in another mode than the one asked since keeps the request', events: [...TO_READY, wipe('quick'), wipeStart, wipe('full'), wiped], status: { state: 'wiped', wipeRequested: 'full' } },
   { name: 'wiped without wiping', events: [...TO_READY, wipe(), wiped], rejected: { index: TO_READY.length + 1, error: /"wiped" is not allowed in state "ready"/ } },
   {
     name: 'a wipe that failed at any step fails in stage wipe, and is not started again by itself',
@@ -233,7 +235,7 @@ describe('lifecycle reducer', () => {
       ...LIFECYCLE_STATES.flatMap((state) => [false, true].map((reimageRequested) => deepFreeze<LifecycleStatus>({
         state,
         reimageRequested,
-        ...(reimageRequested ? { wipeRequested: 'full' as const } : {}),
+        ...(reimageRequested === (state.length % 2 === 0) ? { wipeRequested: 'full' as const } : {}),
         reason: 'why',
         stage: 'st',
         reimageFromGroup: 'g',

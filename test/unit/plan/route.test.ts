@@ -212,23 +212,47 @@ describe('wipe: boot script, plan and report', () => {
     expect(token).toBeDefined();
     expect(await server.store.getNode('ghost01')).toMatchObject({ state: 'wiping', wipeRequested: 'quick' });
 
+    // Anyone on the boot network can get a boot script, and its token, by MAC: such a token, never used for the wipe
+    // plan, cannot mark the machine erased (it did, with a 204, and the next boot started the intact disk).
+    const bystander = /rackseed\.token=(\S+)/.exec(await (await fetch(`${server.httpUrl}/ipxe/machine?mac=${MACS.ghost01}`)).text())![1]!;
+    const forged = await report(bystander, { wiped: { mode: 'quick', disks: [{ name: 'vda', bytes: 1 }] } });
+    expect(forged.status).toBe(409);
+    expect(await server.store.getNode('ghost01')).toMatchObject({ state: 'wiping' });
+    expect((await fetchPlan(bystander)).status).toBe(409);
+
     const plan = await fetchPlan(token);
     expect(plan.status).toBe(200);
     const text = await plan.text();
-    expect(text).toBe('# rackseed wipe plan v1\nversion 1\naction wipe\nhostname ghost01\nmode quick\nreport_url http://10.0.0.1:8080/node/v1/report\nend\n');
+    const reportToken = planValues(text, 'report_token')[0]!;
+    expect(text).toBe(`# rackseed wipe plan v1\nversion 1\naction wipe\nhostname ghost01\nmode quick\nreport_url http://10.0.0.1:8080/node/v1/report\nreport_token ${reportToken}\nend\n`);
+    expect(text).not.toContain('ssh_host_key');
+    // The report token outlives a full wipe of large disks (the boot token lives hours), and fetches no plan.
+    const claims = tokens.verify(reportToken)!;
+    expect(claims).toMatchObject({ node: 'ghost01', mac: MACS.ghost01 });
+    expect(claims.expiresAt - Date.now()).toBeGreaterThan(13 * 24 * 3600 * 1000);
+    expect((await fetchPlan(reportToken)).status).toBe(409);
     expect((await fetchPlan(token)).status).toBe(409);
 
-    expect((await report(token!, { stage: 'wipe', detail: { disk: 'vda', pass: 'start', bytes: 0, size: 1024 } })).status).toBe(204);
+    expect((await report(reportToken, { stage: 'wipe', detail: { disk: 'vda', pass: 'start', bytes: 0, size: 1024 } })).status).toBe(204);
     expect(await server.store.getNode('ghost01')).toMatchObject({ state: 'wiping', stage: 'wipe' });
     for (const bad of [{ mode: 'quick', disks: [] }, { mode: 'secure', disks: [{ name: 'vda', bytes: 1 }] }, { mode: 'quick', disks: [{ name: '../x', bytes: 1 }] }, { mode: 'quick', disks: [{ name: 'vda', bytes: -1 }] }, 'yes']) {
-      const r = await report(token!, { wiped: bad });
+      const r = await report(reportToken, { wiped: bad });
       expect(r.status, JSON.stringify(bad)).toBe(400);
     }
-    expect((await report(token!, { wiped: { mode: 'quick', disks: [{ name: 'vda', bytes: 1024 }, { name: 'nvme0n1', bytes: 2048 }] } })).status).toBe(204);
+    const disks = [{ name: 'vda', bytes: 1024, model: '', serial: 'QM00001', wwid: '' }, { name: 'nvme0n1', bytes: 2048, model: 'SAMSUNG MZQL23T8HCLS-00A07\u001b[2J', serial: 'S64HNE0T123456', wwid: 'eui.36344830526012340025384500000001' }];
+    const skipped = [{ name: 'sdb', why: 'removable' }];
+    expect((await report(reportToken, { wiped: { mode: 'quick', disks, skipped } })).status).toBe(204);
     const done = await server.store.getNode('ghost01');
     expect(done?.state).toBe('wiped');
     expect(done).not.toHaveProperty('wipeRequested');
-    expect((await server.store.listEvents({ node: 'ghost01' })).at(-1)?.event).toEqual({ type: 'wiped', mode: 'quick', disks: [{ name: 'vda', bytes: 1024 }, { name: 'nvme0n1', bytes: 2048 }] });
+    // Kept for the record of what was erased: empty identity fields dropped, escapes made harmless, where it came from.
+    expect((await server.store.listEvents({ node: 'ghost01' })).at(-1)?.event).toEqual({
+      type: 'wiped',
+      mode: 'quick',
+      disks: [{ name: 'vda', bytes: 1024, serial: 'QM00001' }, { name: 'nvme0n1', bytes: 2048, model: 'SAMSUNG MZQL23T8HCLS-00A07 [2J', serial: 'S64HNE0T123456', wwid: 'eui.36344830526012340025384500000001' }],
+      skipped,
+      remote: '127.0.0.1',
+    });
     // Its next boot: nothing to boot until it is reimaged, and no token to spend.
     const after = await (await fetch(`${server.httpUrl}/ipxe/machine?mac=${MACS.ghost01}`)).text();
     expect(after).toContain('its disks were wiped (rackseed wipe): reimage it to install it again');
