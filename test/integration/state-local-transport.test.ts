@@ -15,18 +15,11 @@ import { LocalTransport } from '../../server/state/transport/local.js';
 import { facts, state } from '../fixtures/state-modules/harness.js';
 import { rejection } from '../support/rejection.js';
 import { waitFor } from '../support/wait.js';
+import { processAlive } from '../support/process-output.js';
 
 let dir: string;
 let local: LocalTransport;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 beforeAll(() => {
   if (process.getuid?.() !== 0) throw new Error('the local transport tests change file owners: run as root');
@@ -53,7 +46,7 @@ describe('local transport', () => {
     expect(err.code).toBe('STATE_TIMEOUT');
     expect(err.details).toMatchObject({ target: 'this-host', timeoutMs: 500 });
     const child = Number(readFileSync(pidFile, 'utf8'));
-    await waitFor('the background child to be killed', () => !alive(child));
+    await waitFor('the background child to be killed', () => !processAlive(child));
     expect((await local.exec('echo next')).stdout).toBe('next\n');
   });
 
@@ -70,7 +63,7 @@ describe('local transport', () => {
     const pid = await waitFor('the command to start', () => (existsSync(pidFile) && Number(readFileSync(pidFile, 'utf8'))) || undefined);
     cancel.abort();
     expect((await rejection(running)).code).toBe('STATE_CANCELLED');
-    await waitFor('the command\'s child to be killed', () => !alive(pid));
+    await waitFor('the command\'s child to be killed', () => !processAlive(pid));
     expect((await rejection(local.exec(`touch ${path.join(dir, 'never')}`, { signal: cancel.signal }))).code).toBe('STATE_CANCELLED');
     expect(existsSync(path.join(dir, 'never'))).toBe(false);
   });

@@ -29,3 +29,13 @@ export function requireBinary(bin: string, aptLine: string): void {
   const r = spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${bin} is not installed; this test needs it as a real peer. Run: ${aptLine}`);
 }
+
+/** Whether a process (one the test started, by PID) still exists. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

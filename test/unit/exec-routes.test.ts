@@ -13,6 +13,7 @@ import { RackseedError } from '../../server/model/errors.js';
 import { LocalTransport } from '../../server/state/transport/local.js';
 import { FILE, withNodes } from '../fixtures/inventory/inventories.js';
 import { waitFor } from '../support/wait.js';
+import { processAlive } from '../support/process-output.js';
 
 /** The route's checks of a request, before anything runs (the real SSH runs in test/integration/state-cli.test.ts). */
 let server: Server;
@@ -21,39 +22,39 @@ const ran: string[] = [];
 /** What became of the command on gpu02, which runs until it is cancelled. */
 const hanging: string[] = [];
 
+/** The exec route (4 nodes at once, a 1 s connect timeout) on a loopback port, behind the error handler. */
+async function listen(deps: Omit<Parameters<typeof execRoutes>[0], 'concurrency' | 'connectTimeoutMs'>): Promise<Server> {
+  const app = express();
+  app.use('/api/v1', execRoutes({ concurrency: 4, connectTimeoutMs: 1_000, ...deps }));
+  app.use(errorHandler(createLogger('silent')));
+  return new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+}
+
 beforeAll(async () => {
   const inventory = { inventory: parseInventory(withNodes('  - { name: gpu01, group: gpu, ip: 10.0.1.1 }\n  - { name: gpu02, group: head, ip: 10.0.1.2 }\n'), FILE) };
-  const app = express();
-  app.use(
-    '/api/v1',
-    execRoutes({
-      inventory,
-      concurrency: 4,
-      connectTimeoutMs: 1_000,
-      log: createLogger('silent'),
-      transportFor: async (node) => {
-        ran.push(node.name);
-        if (node.name !== 'gpu02') throw new Error('no transport in this test');
-        return {
-          target: node.name,
-          exec: (_command, options = {}) =>
-            new Promise((_resolve, reject) => {
-              hanging.push('started');
-              options.signal?.addEventListener('abort', () => {
-                hanging.push('cancelled');
-                reject(new RackseedError('STATE_CANCELLED', 'gpu02: command cancelled'));
-              });
-            }),
-          readFile: async () => undefined,
-          writeFile: async () => undefined,
-          close: async () => void hanging.push('closed'),
-        };
-      },
-    }),
-  );
-  app.use(errorHandler(createLogger('silent')));
-  server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  server = await listen({
+    inventory,
+    log: createLogger('silent'),
+    transportFor: async (node) => {
+      ran.push(node.name);
+      if (node.name !== 'gpu02') throw new Error('no transport in this test');
+      return {
+        target: node.name,
+        exec: (_command, options = {}) =>
+          new Promise((_resolve, reject) => {
+            hanging.push('started');
+            options.signal?.addEventListener('abort', () => {
+              hanging.push('cancelled');
+              reject(new RackseedError('STATE_CANCELLED', 'gpu02: command cancelled'));
+            });
+          }),
+        readFile: async () => undefined,
+        writeFile: async () => undefined,
+        close: async () => void hanging.push('closed'),
+      };
+    },
   });
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1/exec`;
 });
@@ -125,52 +126,43 @@ describe('POST /exec when the client stays connected but stops reading', () => {
     const inventory = {
       inventory: parseInventory(withNodes(['sleeper', ...bigNodes].map((n, i) => `  - { name: ${n}, group: gpu, ip: 10.0.${Math.floor(i / 200) + 2}.${(i % 200) + 1} }\n`).join('')), FILE),
     };
-    const app = express();
-    app.use(
-      '/api/v1',
-      execRoutes({
-        inventory,
-        concurrency: 4,
-        connectTimeoutMs: 1_000,
-        drainTimeoutMs: 500,
-        log: createLogger('info', {
-          write: (line: string) => {
-            logLines.push(line);
-            if (line.includes('the client stopped reading')) requestedAtStall = requested.length;
-          },
-        }),
-        transportFor: async (node) => {
-          requested.push(node.name);
-          if (node.name === 'sleeper') {
-            // A real command on this machine: only a kill stops it before it writes its marker.
-            return {
-              target: node.name,
-              exec: (_command, options) =>
-                local.exec(`sleep 300 & echo $! > ${pidFile}; wait; touch ${path.join(dir, 'marker')}`, options).catch((err: RackseedError) => {
-                  sleeperErrors.push(err.code);
-                  throw err;
-                }),
-              readFile: async () => undefined,
-              writeFile: async () => undefined,
-              close: async () => undefined,
-            };
-          }
-          // The other nodes answer at once with all the output a node may send: enough to fill the socket's buffers.
+    const stalled = await listen({
+      inventory,
+      drainTimeoutMs: 500,
+      log: createLogger('info', {
+        write: (line: string) => {
+          logLines.push(line);
+          if (line.includes('the client stopped reading')) requestedAtStall = requested.length;
+        },
+      }),
+      transportFor: async (node) => {
+        requested.push(node.name);
+        if (node.name === 'sleeper') {
+          // A real command on this machine: only a kill stops it before it writes its marker.
           return {
             target: node.name,
-            exec: async () => {
-              await waitFor('the sleeper to run', () => existsSync(pidFile));
-              return { code: 0, stdout: 'x'.repeat(64 * 1024), stderr: 'y'.repeat(64 * 1024) };
-            },
+            exec: (_command, options) =>
+              local.exec(`sleep 300 & echo $! > ${pidFile}; wait; touch ${path.join(dir, 'marker')}`, options).catch((err: RackseedError) => {
+                sleeperErrors.push(err.code);
+                throw err;
+              }),
             readFile: async () => undefined,
             writeFile: async () => undefined,
             close: async () => undefined,
           };
-        },
-      }),
-    );
-    const stalled = await new Promise<Server>((resolve) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+        }
+        // The other nodes answer at once with all the output a node may send: enough to fill the socket's buffers.
+        return {
+          target: node.name,
+          exec: async () => {
+            await waitFor('the sleeper to run', () => existsSync(pidFile));
+            return { code: 0, stdout: 'x'.repeat(64 * 1024), stderr: 'y'.repeat(64 * 1024) };
+          },
+          readFile: async () => undefined,
+          writeFile: async () => undefined,
+          close: async () => undefined,
+        };
+      },
     });
     const body = JSON.stringify({ targets: ['sleeper', 'big[001-200]'], command: 'anything' });
     // A raw client that sends its request and never reads a byte of the answer, while staying connected.
@@ -181,7 +173,7 @@ describe('POST /exec when the client stays connected but stops reading', () => {
       client.write(`POST /api/v1/exec HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
       const pid = await waitFor('the sleeper to start', () => (existsSync(pidFile) && Number(readFileSync(pidFile, 'utf8'))) || undefined);
       // Before: every lane waited for the client forever, and the sleeper ran on until its timeout.
-      await waitFor('the sleeper to be killed', () => !alive(pid));
+      await waitFor('the sleeper to be killed', () => !processAlive(pid));
       expect(sleeperErrors).toEqual(['STATE_CANCELLED']);
       expect(existsSync(path.join(dir, 'marker'))).toBe(false);
       // Nothing more started once it was cancelled (the socket's buffers hold only some of the answers).
@@ -198,11 +190,3 @@ describe('POST /exec when the client stays connected but stops reading', () => {
   }, 30_000);
 });
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
