@@ -37,10 +37,10 @@ wait_for_disks() {
   say "wipe: block devices still appearing after ${WIPE_SETTLE_MAX} s; taking the list as it is"
 }
 
-# sysfs_text FILE: a sysfs attribute as one short printable line ('' when absent).
+# sysfs_text FILE: a sysfs attribute as one short line, trimmed and escaped for a JSON string ('' when absent).
 sysfs_text() {
   [ -r "$1" ] || return 0
-  head -c 256 "$1" 2>/dev/null | tr -d '\000-\037"\\' | sed -e 's/^ *//' -e 's/ *$//' | head -c 128
+  json_escape "$(head -c 128 "$1" 2>/dev/null | tr -d '\000-\037' | sed -e 's/^ *//' -e 's/ *$//')"
 }
 
 # skip_device NAME WHY

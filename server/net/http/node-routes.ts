@@ -9,7 +9,7 @@ import type { ObservedStore } from '../../store/types.js';
 import { oneLineFromNode } from '../../util/printable.js';
 import { errorBody } from './errors.js';
 import { remoteOf } from './remote.js';
-import { planHandler, type PlanRouteDeps } from './plan-route.js';
+import { planFetchKey, planHandler, type PlanRouteDeps } from './plan-route.js';
 
 /** A failure reason as stored and shown: one line of at most this many characters. */
 const MAX_REASON_CHARS = 500;
@@ -180,7 +180,7 @@ export function nodeRoutes(deps: NodeRouteDeps): Router {
       // Only the installer that ran the wipe: a token that fetched the wipe plan, or the report token that plan gave.
       // A token fresh from a boot script (anyone on the boot network can ask for one by MAC) cannot mark a machine
       // erased without at least asking for its plan, which is recorded. Checking spends an unused token's plan fetch.
-      if (await deps.store.useOnce(`plan:${claims.node}:${claims.nonce}`, claims.expiresAt)) {
+      if (await deps.store.useOnce(planFetchKey(claims.node, claims.nonce), claims.expiresAt)) {
         nodeLogger(deps.log, { name: claims.node }).warn({ remote: remoteOf(req) }, 'wiped report refused: its token never fetched a wipe plan');
         res.status(409).json(errorBody('LIFECYCLE_INVALID_TRANSITION', 'a wiped report is taken only with the token that fetched the wipe plan, or the report token that plan gave'));
         return;

@@ -50,6 +50,9 @@ export function dhcpAddressOf(store: ObservedStore): (node: ResolvedNode, mac: s
  */
 export const WIPE_REPORT_TOKEN_SECONDS = 14 * 24 * 3600;
 
+/** The single-use key a token's plan fetch spends: spent, it also shows the token came by its node's plan. */
+export const planFetchKey = (node: string, nonce: string): string => `plan:${node}:${nonce}`;
+
 function bearer(req: Request): string | undefined {
   return /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '')?.[1];
 }
@@ -85,6 +88,12 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
       if (!r.ok) log.warn({ error: r.error }, 'could not record the refused plan fetch');
       res.status(status).json(errorBody(code, message));
     };
+    /** Spends this token's one plan fetch; a second is refused and recorded. */
+    const spendPlanFetch = async (): Promise<boolean> => {
+      if (await deps.store.useOnce(planFetchKey(claims.node, claims.nonce), claims.expiresAt)) return true;
+      await refuse(409, 'plan already fetched with this token', 'this token has already fetched its plan');
+      return false;
+    };
     if (!stillNamesMachine(claims, deps.inventory.inventory)) {
       // Removed and declared again for another machine since the token was issued: the old one's installer must not
       // get the new machine's host key.
@@ -108,14 +117,11 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
     }
     if (status?.state === 'wiping' && status.wipeRequested !== undefined) {
       // Spent like an install plan's token: a boot script replayed later must not start a second wipe's reports.
-      if (!(await deps.store.useOnce(`plan:${claims.node}:${claims.nonce}`, claims.expiresAt))) {
-        await refuse(409, 'plan already fetched with this token', 'this token has already fetched its plan');
-        return;
-      }
+      if (!(await spendPlanFetch())) return;
       // The wipe's own report token, spent for plans at once: it reports, it fetches nothing.
       const reportToken = deps.tokens.issue(node.name, claims.mac ?? status.mac ?? node.macs[0] ?? '', WIPE_REPORT_TOKEN_SECONDS);
       const reportClaims = deps.tokens.verify(reportToken)!;
-      await deps.store.useOnce(`plan:${node.name}:${reportClaims.nonce}`, reportClaims.expiresAt);
+      await deps.store.useOnce(planFetchKey(node.name, reportClaims.nonce), reportClaims.expiresAt);
       log.info({ mode: status.wipeRequested, remote }, 'wipe plan served');
       res.status(200).type('text/plain').set('cache-control', 'no-store').send(renderWipePlan({ node: { name: node.name }, mode: status.wipeRequested, urls: { report: `${deps.baseUrl}/node/v1/report` }, reportToken }));
       return;
@@ -158,10 +164,7 @@ export function planHandler(deps: PlanRouteDeps): RequestHandler {
       return;
     }
 
-    if (!(await deps.store.useOnce(`plan:${claims.node}:${claims.nonce}`, claims.expiresAt))) {
-      await refuse(409, 'plan already fetched with this token', 'this token has already fetched its plan');
-      return;
-    }
+    if (!(await spendPlanFetch())) return;
     log.info({ image: manifest.name }, 'install plan served');
     res.status(200).type('text/plain').set('cache-control', 'no-store').send(plan);
   };

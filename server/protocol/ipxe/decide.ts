@@ -120,18 +120,18 @@ export function decideScript(input: {
   const { facts, node, status, settings } = input;
   if (!node) return { kind: 'unknown', facts };
   const common = { node: node.name, group: node.group, mac: facts.mac };
-  const installerCmdline = () => [
-    ...node.kernelArgs,
-    `rackseed.server=${settings.baseUrl}`,
-    `rackseed.node=${node.name}`,
-    `rackseed.mac=${facts.mac}`,
-    ...(input.token ? [`rackseed.token=${input.token}`] : []),
-  ];
+  /** The installer's kernel, initrd and command line: what a provisioning and a wipe script boot alike. */
   const installerBoot = () => ({
     kernel_url: fileUrl(settings.baseUrl, settings.provisionKernel),
     initrd_urls: [fileUrl(settings.baseUrl, settings.provisionInitrd)],
     initrd_name: basename(settings.provisionInitrd),
-    cmdline: installerCmdline(),
+    cmdline: [
+      ...node.kernelArgs,
+      `rackseed.server=${settings.baseUrl}`,
+      `rackseed.node=${node.name}`,
+      `rackseed.mac=${facts.mac}`,
+      ...(input.token ? [`rackseed.token=${input.token}`] : []),
+    ],
     retry_url: `${settings.baseUrl}/boot.ipxe`,
   });
 
