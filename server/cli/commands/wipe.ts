@@ -34,7 +34,7 @@ export function registerWipe(program: Command, ctx: (opts: GlobalOptions) => Cli
     .description('erase every disk of the nodes on their next network boot, then power them off (a dry run without --yes)')
     .option('--mode <mode>', `${WIPE_MODES.join(' or ')}: quick erases every signature and the first and last 16 MiB of each disk; full overwrites every byte with zeros and reads it back`, 'quick')
     .option('--yes', 'really do it (without it: print what would happen, change nothing)')
-    .option('--cancel', 'withdraw the pending wipe of these nodes instead (a node wiping now is past cancelling)')
+    .option('--cancel', 'withdraw the pending wipe of these nodes instead (a node wiping now is past cancelling, unless --force abandons it)')
     .option('--force', 'also wipe nodes installing or wiping now (left alone without it); with --cancel, abandon wipes under way (the node fails in stage wipe)')
     .addHelpText(
       'after',
