@@ -33,7 +33,11 @@ function sinfoStates(): Record<string, string> {
 
 function slurmLog(): string {
   const ctl = lab.target(CONTROLLER).sh('tail -n 40 /var/log/slurm/slurmctld.log').stdout;
-  const computes = COMPUTES.map((n) => `--- ${n}\n${lab.target(n).sh('tail -n 20 /var/log/slurm/slurmd.log').stdout}`).join('\n');
+  // The journal too: a slurmd that dies before it opens its log file says why only there.
+  const computes = COMPUTES.map((n) => {
+    const journal = lab.target(n).sh('journalctl -u slurmd -n 15 --no-pager -o short-precise 2>&1').stdout;
+    return `--- ${n}\n${lab.target(n).sh('tail -n 20 /var/log/slurm/slurmd.log').stdout}--- ${n} journal\n${journal}`;
+  }).join('\n');
   return `--- slurmctld\n${ctl}\n${computes}`;
 }
 
