@@ -143,6 +143,53 @@ describe('installer wipe (busybox sh, real wipefs)', () => {
     expect(sda.map((d) => `${d.pass}:${d.bytes / MiB}`)).toEqual(['start:0', 'write:4', 'write:8', 'write:10', 'check:4', 'check:8', 'check:10']);
   });
 
+  it('wipes every disk at the same time: a node with many disks takes as long as its slowest one', () => {
+    const m = machine([
+      { name: 'sda', bytes: MiB },
+      { name: 'sdb', bytes: MiB },
+      { name: 'sdc', bytes: MiB },
+    ]);
+    const marks = mkdtempSync(path.join(dir, 'marks-'));
+    // Each disk's wipe waits (10 s at most) until all three have begun: one after the other, the first never sees
+    // the others and fails.
+    const meeting = `full_wipe() { : > ${marks}/$1; _t=0; while [ "$(ls ${marks} | wc -l)" -lt 3 ]; do [ $_t -lt 100 ] || { WIPE_ERROR="$1 waited alone"; return 1; }; sleep 0.1; _t=$((_t + 1)); done; }`;
+    const r = installer(m, `${meeting}; find_wipe_disks && wipe_all full && echo "disks=[$WIPED_JSON]" || { echo "error: $WIPE_ERROR"; exit 1; }`);
+    expect(r.status, r.out).toBe(0);
+    // The report lists the disks in the kernel's order, whatever order they finished in.
+    expect(JSON.parse(`[${/disks=\[(.*)\]/.exec(r.out)![1]}]`).map((d: { name: string }) => d.name)).toEqual(['sda', 'sdb', 'sdc']);
+    // Nothing of the jobs is left behind.
+    expect(spawnSync('ls', [path.join(m.sys, '..')], { encoding: 'utf8' }).stdout).not.toMatch(/wipe-job-/);
+  });
+
+  it('WIPE_PARALLEL caps how many disks are wiped at once', () => {
+    const m = machine([
+      { name: 'sda', bytes: MiB },
+      { name: 'sdb', bytes: MiB },
+      { name: 'sdc', bytes: MiB },
+    ]);
+    const log = path.join(dir, `order-${randomBytes(4).toString('hex')}`);
+    const logged = `full_wipe() { echo "start $1" >> ${log}; sleep 0.3; echo "end $1" >> ${log}; }`;
+    const r = installer(m, `${logged}; WIPE_PARALLEL=1; find_wipe_disks && wipe_all full || { echo "error: $WIPE_ERROR"; exit 1; }`);
+    expect(r.status, r.out).toBe(0);
+    expect(readFileSync(log, 'utf8').trim().split('\n')).toEqual(['start sda', 'end sda', 'start sdb', 'end sdb', 'start sdc', 'end sdc']);
+  });
+
+  it('a disk that fails does not stop the others: the error names it and every disk that was erased', () => {
+    const m = machine([
+      { name: 'sda', bytes: 2 * MiB },
+      { name: 'sdb', bytes: 2 * MiB },
+      { name: 'sdc', bytes: 2 * MiB },
+    ]);
+    // sdb refuses writes, as a disk with failing sectors does; the real dd for the others.
+    const failing = `dd() { case "$*" in *of=${m.dev}/sdb*) echo "dd: error writing '${m.dev}/sdb': Input/output error" >&2; return 1 ;; esac; command dd "$@"; }`;
+    const r = installer(m, `${failing}; find_wipe_disks && wipe_all full || { echo "error: $WIPE_ERROR"; exit 1; }`);
+    expect(r.status).toBe(1);
+    expect(r.out).toContain(`error: writing zeros to ${m.dev}/sdb at byte 0 failed: dd: error writing '${m.dev}/sdb': Input/output error (erased and checked: sda, sdc)`);
+    for (const name of ['sda', 'sdc']) expect(nonZero(readFileSync(path.join(m.dev, name))), name).toBe(0);
+    expect(nonZero(readFileSync(path.join(m.dev, 'sdb')))).toBeGreaterThan(0);
+    expect(r.out).not.toContain('sdb erased and checked');
+  });
+
   it('the check catches a disk that did not take the zeros (it is read back, not assumed)', () => {
     const m = machine([{ name: 'sda', bytes: 8 * MiB }]);
     // A disk that silently drops writes: zero_range "succeeds" and writes nothing.

@@ -15,6 +15,8 @@ WIPE_NODE_TEST=${WIPE_NODE_TEST:--b}
 WIPE_EDGE_BYTES=$((16 * 1048576))
 # full: written and read back in pieces of this size, each one reported.
 WIPE_CHUNK_BYTES=${WIPE_CHUNK_BYTES:-$((4096 * 1048576))}
+# At most this many disks are wiped at once (0: all of them).
+WIPE_PARALLEL=${WIPE_PARALLEL:-0}
 # Storage drivers (NVMe namespace scans, SAS and RAID host scans) add disks after their module loaded: the list of
 # block devices must stay the same this many seconds, and at least WIPE_SETTLE_MIN have passed, before it is taken.
 WIPE_SETTLE_STABLE=${WIPE_SETTLE_STABLE:-5}
@@ -182,19 +184,66 @@ disk_json() {
     "$(sysfs_text "$_s/device/model")" "$_serial" "$_wwid"
 }
 
-# wipe_all MODE: every disk found; on success WIPED_JSON holds the report's disks list.
+# wipe_all MODE: every disk found, all at the same time; on success WIPED_JSON holds the report's disks list.
+# Each disk is its own background job with its own scratch directory: a full wipe is bound by each disk's own speed,
+# so a node with eight disks takes as long as its slowest disk, not eight times that. A disk that fails does not stop
+# the others: the error names every disk that failed and every disk that was erased. At most WIPE_PARALLEL disks at
+# once (0: no limit).
 wipe_all() {
   WIPED_JSON=""
+  case "$1" in
+    quick|full) ;;
+    *) WIPE_ERROR="unknown wipe mode $1"; return 1 ;;
+  esac
+  _jobs=0
+  _pids=""
+  _waiting=""
+  _running=0
   # The list on its own descriptor: nothing in the loop may read the next disk's line from standard input.
   while read -r _name _bytes <&3; do
+    _jobs=$((_jobs + 1))
+    _job="$WIPE_TMP/wipe-job-$_jobs"
+    rm -rf "$_job"
+    mkdir -p "$_job" || { WIPE_ERROR="cannot make $_job"; return 1; }
+    echo "$_name $_bytes" > "$_job/disk"
+    if [ "$WIPE_PARALLEL" -gt 0 ] && [ "$_running" -ge "$WIPE_PARALLEL" ]; then
+      # The oldest job first: with disks of one size it is the one that ends first.
+      _oldest="${_waiting%% *}"
+      wait "$_oldest"
+      _waiting="${_waiting#"$_oldest"}"
+      _waiting="${_waiting# }"
+      _running=$((_running - 1))
+    fi
     say "wipe: $1 wipe of $_name ($_bytes bytes)"
     report_stage wipe "{\"disk\":\"$_name\",\"pass\":\"start\",\"bytes\":0,\"size\":$_bytes}"
-    case "$1" in
-      quick) quick_wipe "$_name" "$_bytes" || return 1 ;;
-      full) full_wipe "$_name" "$_bytes" || return 1 ;;
-      *) WIPE_ERROR="unknown wipe mode $1"; return 1 ;;
-    esac
-    say "wipe: $_name erased and checked"
-    WIPED_JSON="$WIPED_JSON${WIPED_JSON:+,}$(disk_json "$_name" "$_bytes")"
+    (
+      WIPE_TMP="$_job"
+      if "${1}_wipe" "$_name" "$_bytes"; then : > "$_job/ok"; else printf '%s\n' "${WIPE_ERROR:-the wipe of $_name failed}" > "$_job/error"; fi
+    ) 3<&- &
+    _pids="$_pids $!"
+    _waiting="${_waiting:+$_waiting }$!"
+    _running=$((_running + 1))
   done 3< "$WIPE_TMP/wipe-disks"
+  for _pid in $_pids; do wait "$_pid"; done
+  _failed=""
+  _erased=""
+  _i=0
+  while [ "$_i" -lt "$_jobs" ]; do
+    _i=$((_i + 1))
+    _job="$WIPE_TMP/wipe-job-$_i"
+    read -r _name _bytes < "$_job/disk"
+    if [ -e "$_job/ok" ]; then
+      say "wipe: $_name erased and checked"
+      WIPED_JSON="$WIPED_JSON${WIPED_JSON:+,}$(disk_json "$_name" "$_bytes")"
+      _erased="$_erased${_erased:+, }$_name"
+    elif [ -s "$_job/error" ]; then
+      _failed="$_failed${_failed:+; }$(head -n 1 "$_job/error")"
+    else
+      _failed="$_failed${_failed:+; }the wipe of $_name stopped without a result"
+    fi
+    rm -rf "$_job"
+  done
+  [ -z "$_failed" ] && return 0
+  WIPE_ERROR="$_failed (erased and checked: ${_erased:-none})"
+  return 1
 }
