@@ -55,6 +55,9 @@ slurmd-package:
 slurmd:
   service.running:
     - enable: true
+    # Debian's unit is Type=simple: a slurmd that rejects slurm.conf dies after its start succeeded. Checked a
+    # second later, the run fails with slurmd's own error instead of reading as changed.
+    - init_delay: 1
     - require:
       - pkg: slurmd-package
       - file: /var/lib/slurm/slurmd

@@ -28,6 +28,9 @@ slurmctld-package:
 slurmctld:
   service.running:
     - enable: true
+    # Debian's unit is Type=simple: a slurmctld that rejects slurm.conf dies after its start succeeded. Checked a
+    # second later, the run fails with slurmctld's own error instead of reading as changed.
+    - init_delay: 1
     - require:
       - pkg: slurmctld-package
       - file: /var/lib/slurm/slurmctld

@@ -27,9 +27,10 @@ let states: StateService;
 
 const LEGACY_UNIT = '[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n';
 
-function setPillar(ticker: { interval: number; nice: number }): void {
+function setPillar(ticker: { interval: number; nice: number; exec?: string; initDelay?: number }): void {
   const file = path.join(work, 'pillar/nodes', `${box.name}.yaml`);
-  writeFileSync(file, `ticker:\n  interval: ${ticker.interval}\n  nice: ${ticker.nice}\n`);
+  const optional = `${ticker.exec ? `  exec: ${JSON.stringify(ticker.exec)}\n` : ''}${ticker.initDelay ? `  init_delay: ${ticker.initDelay}\n` : ''}`;
+  writeFileSync(file, `ticker:\n  interval: ${ticker.interval}\n  nice: ${ticker.nice}\n${optional}`);
   chmodSync(file, 0o600);
 }
 
@@ -141,6 +142,34 @@ describe('service states on a real systemd', () => {
     expect((await run('test')).result).toBe('success');
   });
 
+  it('a daemon that dies after its restart fails the state with its journal lines; init_delay waits for a slower death', async () => {
+    // Rejects its configuration at once, as a daemon with a bad config line does (Type=simple: the restart succeeds).
+    setPillar({ interval: 7, nice: 5, exec: `/bin/sh -c 'echo "ticker: bad interval in line 3" >&2; exit 3'`, initDelay: 1 });
+    const [bad] = await states.run([inventory.inventory.nodes.get(box.name)!], 'apply');
+    const ticker = stateOf(bad!, 'ticker');
+    expect(ticker.result).toBe(false);
+    expect(ticker.comment).toMatch(/Service rackseed-ticker was restarted but is not running 1 s later \(failed\): .*ticker: bad interval in line 3/);
+    expect(ticker.comment).toMatch(/status=3/);
+    // Only this run of the unit: not the stop of the one before.
+    expect(ticker.comment).not.toMatch(/Stopping|Deactivated/);
+    expect(box.sh('systemctl is-active rackseed-ticker').stdout).toBe('failed\n');
+
+    // Back to a good daemon: the next converge starts it (the unit changed, and it was not running).
+    setPillar({ interval: 7, nice: 5 });
+    const good = await run('apply');
+    expect(stateOf(good, 'ticker').comment).toMatch(/restarted|started/);
+    expect(box.sh('systemctl is-active rackseed-ticker').stdout).toBe('active\n');
+
+    // Dies two seconds after its start: init_delay 4 catches it.
+    setPillar({ interval: 7, nice: 5, exec: `/bin/sh -c 'sleep 2; echo "ticker: lost its license server" >&2; exit 4'`, initDelay: 4 });
+    const [late] = await states.run([inventory.inventory.nodes.get(box.name)!], 'apply');
+    expect(stateOf(late!, 'ticker').comment).toMatch(/Service rackseed-ticker was restarted but is not running 4 s later \(failed\): .*lost its license server/);
+
+    setPillar({ interval: 7, nice: 5 });
+    await run('apply');
+    expect(box.sh('systemctl is-active rackseed-ticker').stdout).toBe('active\n');
+  });
+
   it('restarts beyond systemd\'s start rate limit still happen: each converge restarts the service, reset-failed when refused', async () => {
     // Two starts an hour: the first restart below may pass, the later ones are refused by systemd without the retry.
     const limit = box.sh(
@@ -154,7 +183,7 @@ describe('service states on a real systemd', () => {
       const before = show('rackseed-ticker', 'MainPID');
       setPillar({ interval, nice: 5 });
       const applied = await run('apply');
-      expect(changedIds(applied)).toEqual(['ticker', 'ticker-config']);
+      expect(changedIds(applied), JSON.stringify(applied.states.map((x) => [x.id, x.result, x.comment]))).toEqual(['ticker', 'ticker-config']);
       comments.push(stateOf(applied, 'ticker').comment);
       expect(show('rackseed-ticker', 'MainPID')).not.toBe(before);
       expect(box.sh('systemctl is-active rackseed-ticker').stdout).toBe('active\n');

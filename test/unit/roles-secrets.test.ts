@@ -110,11 +110,14 @@ function contextOf(inv: Inventory, name: string): RenderContext {
 
 /**
  * A node on which everything is still to do: probes find nothing, `unless` conditions are false, packages are
- * reported installed at the pinned version (so the states after them run), and every action succeeds.
+ * reported installed at the pinned version (so the states after them run), and every action succeeds (a started
+ * service runs).
  */
 function freshNode(unless: ReadonlySet<string>): CommandHandler {
   return (command) => {
     if (unless.has(command)) return { code: 1, stdout: '', stderr: '' };
+    // The check after a service start: it runs.
+    if (command.includes('--rackseed-journal--')) return { code: 0, stdout: 'active=active\nenabled=enabled\nreload=no\n--rackseed-journal--\n', stderr: '' };
     const sections = [...command.matchAll(/__rackseed_section__ %s %s\\n' (\S+) "\$\?"/g)].map((m) => m[1]!);
     if (sections.length > 0) return { code: 0, stdout: sections.map((s) => `\n__rackseed_section__ ${s} 1\n`).join(''), stderr: '' };
     if (command.includes('dpkg-query')) {

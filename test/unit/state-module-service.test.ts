@@ -8,6 +8,10 @@ import { context, fakeNode, state } from '../fixtures/state-modules/harness.js';
 const fn = (name: string): StateFunction => builtinModules().get(name)!;
 const PROBE = /^printf 'active=%s\\nenabled=%s\\nreload=%s\\n'/;
 const status = (active: string, enabled: string, reload = 'no') => ({ stdout: `active=${active}\nenabled=${enabled}\nreload=${reload}\n` });
+/** The probe after a start or restart, which also reads the unit's journal. */
+const CONFIRM = /--rackseed-journal--/;
+const afterStart = (active: string, journal = '') => ({ stdout: `active=${active}\nenabled=enabled\nreload=no\n--rackseed-journal--\n${journal}` });
+const RUNNING: [RegExp, { stdout: string }] = [CONFIRM, afterStart('active')];
 
 describe('service status probe', () => {
   it('asks is-active, is-enabled and NeedDaemonReload in one command, quoting the unit', () => {
@@ -39,20 +43,24 @@ describe('service.running', () => {
   });
 
   it('enables and starts in one command, with daemon-reload first when systemd asks for it', async () => {
-    const node = fakeNode([[PROBE, status('inactive', 'disabled', 'yes')]]);
+    const node = fakeNode([RUNNING, [PROBE, status('inactive', 'disabled', 'yes')]]);
     const s = state('service.running', 'slurmd', { enable: true });
     const ctx = context(node);
     const outcome = await fn('service.running').apply(s, ctx, await fn('service.running').check(s, ctx));
-    expect(node.commands.slice(1)).toEqual(["systemctl daemon-reload && systemctl enable -- 'slurmd' && systemctl start -- 'slurmd'"]);
+    expect(node.commands.slice(1, 2)).toEqual(["systemctl daemon-reload && systemctl enable -- 'slurmd' && systemctl start -- 'slurmd'"]);
+    // Then confirmed at once (no init_delay): still running, and the journal asked for in the same round trip.
+    expect(node.commands).toHaveLength(3);
+    expect(node.commands[2]!.startsWith(`${serviceProbe('slurmd')}; echo '--rackseed-journal--'; id="$(systemctl show -p InvocationID --value -- 'slurmd' 2>/dev/null)"; `)).toBe(true);
+    expect(node.commands[2]).toContain('journalctl -n 8 --no-pager -o cat "_SYSTEMD_INVOCATION_ID=$id" + "INVOCATION_ID=$id"');
     expect(outcome).toEqual({ result: true, changes: { enabled: true, slurmd: true }, comment: 'Service slurmd enabled and started' });
   });
 
   it('unmasks a masked unit before enabling it', async () => {
-    const node = fakeNode([[PROBE, status('inactive', 'masked')]]);
+    const node = fakeNode([RUNNING, [PROBE, status('inactive', 'masked')]]);
     const s = state('service.running', 'munge', { enable: true });
     const ctx = context(node);
     await fn('service.running').apply(s, ctx, await fn('service.running').check(s, ctx));
-    expect(node.commands.at(-1)).toBe("systemctl unmask -- 'munge' && systemctl enable -- 'munge' && systemctl start -- 'munge'");
+    expect(node.commands[1]).toBe("systemctl unmask -- 'munge' && systemctl enable -- 'munge' && systemctl start -- 'munge'");
   });
 
   it('fails with systemctl\'s message when the start fails', async () => {
@@ -74,26 +82,29 @@ describe('service.running', () => {
   });
 
   it('watch restarts, or reloads with reload: true', async () => {
-    const node = fakeNode([]);
+    const node = fakeNode([RUNNING]);
     const restarted = await fn('service.running').watch!(state('service.running', 'nginx'), context(node));
     expect(restarted).toEqual({ result: true, changes: { nginx: true }, comment: 'Service nginx restarted' });
     expect(node.commands[0]).toBe(
       `if [ "$(systemctl show -p NeedDaemonReload --value -- 'nginx' 2>/dev/null)" = yes ]; then systemctl daemon-reload; fi; systemctl restart -- 'nginx'`,
     );
+    expect(node.commands[1]).toMatch(CONFIRM);
     const reloaded = await fn('service.running').watch!(state('service.running', 'nginx', { reload: true }), context(node));
     expect(reloaded.comment).toBe('Service nginx reloaded');
-    expect(node.commands[1]).toMatch(/systemctl reload-or-restart -- 'nginx'$/);
+    expect(node.commands[2]).toMatch(/systemctl reload-or-restart -- 'nginx'$/);
   });
 
   it('a restart refused by systemd\'s start rate limit is retried once after reset-failed, and says so', async () => {
     const tooOften = { code: 1, stderr: 'Job for slurmctld.service failed because start of the service was attempted too often.\n' };
     const node = fakeNode([
+      RUNNING,
       [/reset-failed/, {}],
       [/systemctl restart/, tooOften],
       [/-p Result/, { stdout: 'start-limit-hit\n' }],
     ]);
     const outcome = await fn('service.running').watch!(state('service.running', 'slurmctld'), context(node));
-    expect(node.commands.slice(1)).toEqual(["systemctl show -p Result --value -- 'slurmctld'", "systemctl reset-failed -- 'slurmctld' && systemctl restart -- 'slurmctld'"]);
+    expect(node.commands.slice(1, 3)).toEqual(["systemctl show -p Result --value -- 'slurmctld'", "systemctl reset-failed -- 'slurmctld' && systemctl restart -- 'slurmctld'"]);
+    expect(node.commands[3]).toMatch(CONFIRM);
     expect(outcome).toEqual({
       result: true,
       changes: { slurmctld: true },
@@ -114,6 +125,47 @@ describe('service.running', () => {
     expect(outcome.result).toBe(false);
     expect(outcome.comment).toMatch(/^systemctl restart ticker failed \(exit 1: Job for ticker.service failed.\)/);
     expect(node.commands).toHaveLength(commands);
+  });
+
+  it('a daemon that exits right after its start fails the state, with what it wrote to the journal', async () => {
+    const journal = 'error: Parse error in file /etc/slurm/slurm.conf line 3: "NodeNme=x"\nfatal: Unable to process configuration file\nslurmd.service: Main process exited, code=exited, status=1/FAILURE\n';
+    const node = fakeNode([[CONFIRM, afterStart('failed', journal)], [PROBE, status('inactive', 'enabled')]]);
+    const s = state('service.running', 'slurmd');
+    const ctx = context(node);
+    const outcome = await fn('service.running').apply(s, ctx, await fn('service.running').check(s, ctx));
+    expect(outcome).toEqual({
+      result: false,
+      changes: {},
+      comment:
+        'Service slurmd was started but is not running (failed): error: Parse error in file /etc/slurm/slurm.conf line 3: "NodeNme=x" | fatal: Unable to process configuration file | slurmd.service: Main process exited, code=exited, status=1/FAILURE',
+    });
+  });
+
+  it('init_delay waits that many seconds before the check, on the node, with the command timeout stretched by as much', async () => {
+    const timeouts: Array<number | undefined> = [];
+    const node = fakeNode([[CONFIRM, afterStart('activating', 'rackseed-ticker.service: Scheduled restart job, restart counter is at 3.\n')]]);
+    const exec = node.exec.bind(node);
+    node.exec = (command, options = {}) => {
+      timeouts.push(options.timeoutMs);
+      return exec(command, options);
+    };
+    const outcome = await fn('service.running').watch!(state('service.running', 'rackseed-ticker', { init_delay: 2.5 }), context(node));
+    expect(node.commands[1]).toMatch(/^sleep 2\.5; printf 'active=/);
+    expect(timeouts).toEqual([120_000, 122_500]);
+    expect(outcome.result).toBe(false);
+    expect(outcome.comment).toBe(
+      'Service rackseed-ticker was restarted but is not running 2.5 s later (activating): rackseed-ticker.service: Scheduled restart job, restart counter is at 3.',
+    );
+  });
+
+  it('says so when systemd gives no answer after the start', async () => {
+    const node = fakeNode([[CONFIRM, { stdout: '', code: 255 }]]);
+    const outcome = await fn('service.running').watch!(state('service.running', 'nginx', { reload: true }), context(node));
+    expect(outcome.comment).toBe('Service nginx was reloaded but is not running (no answer from systemd)');
+  });
+
+  it.each([[-1], ['2'], [601]])('refuses init_delay %j', (value) => {
+    expect(fn('service.running').validate!({ init_delay: value }).join()).toMatch(/init_delay/);
   });
 
   it('rejects a service name that is not one word', async () => {

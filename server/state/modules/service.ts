@@ -10,6 +10,11 @@ import { shellQuote } from './shell.js';
  * service.running / enabled / dead / disabled over systemd. One probe answers a check: `systemctl is-active` and
  * `is-enabled` (their words, not their exit codes, which differ between systemd versions), plus whether the unit
  * file changed on disk, so apply can run daemon-reload only when it is due. Changes are Salt's `{<name>: true}`.
+ *
+ * A start or restart is confirmed, as Salt's service.running confirms a start: `systemctl start` of a Type=simple
+ * daemon succeeds as soon as the process runs, so a daemon that rejects its configuration a moment later would
+ * read as started. After `init_delay` seconds (Salt's argument; none by default) the unit must be active, else the
+ * state fails with the unit's last journal lines.
  */
 
 const serviceName = word('service name', /^[A-Za-z0-9@_.:\\-]+$/);
@@ -60,6 +65,30 @@ async function systemctl(ctx: ModuleContext, name: string, verbs: readonly strin
   return result.code === 0 ? undefined : `systemctl ${verbs.join(', ')} ${name} failed (${failureText(result)})`;
 }
 
+const JOURNAL_MARK = '--rackseed-journal--';
+const JOURNAL_LINES = 8;
+
+/**
+ * After a start or restart: undefined when the unit is running `initDelay` seconds later, else why not, with what
+ * the unit last wrote to the journal (where a daemon that dies before it opens its own log says why).
+ */
+async function confirmRunning(ctx: ModuleContext, name: string, initDelay: number, done: string): Promise<string | undefined> {
+  const unit = shellQuote(name);
+  const wait = initDelay > 0 ? `sleep ${initDelay}; ` : '';
+  // This run of the unit only (its InvocationID), not what earlier runs wrote; the unit's last lines without one.
+  const journal =
+    `id="$(systemctl show -p InvocationID --value -- ${unit} 2>/dev/null)"; ` +
+    `if [ -n "$id" ]; then journalctl -n ${JOURNAL_LINES} --no-pager -o cat "_SYSTEMD_INVOCATION_ID=$id" + "INVOCATION_ID=$id" 2>/dev/null; ` +
+    `else journalctl -u ${unit} -n ${JOURNAL_LINES} --no-pager -o cat 2>/dev/null; fi`;
+  const result = await run(ctx, `${wait}${serviceProbe(name)}; echo '${JOURNAL_MARK}'; ${journal}`, ctx.timeoutMs + initDelay * 1000);
+  const [probed = '', logged = ''] = result.stdout.split(`${JOURNAL_MARK}\n`);
+  const s = parseServiceStatus(probed);
+  if (isRunning(s)) return undefined;
+  const lines = logged.trim().split('\n').map((l) => l.trim()).filter(Boolean);
+  const after = initDelay > 0 ? ` ${initDelay} s later` : '';
+  return `Service ${name} ${done} but is not running${after} (${s.active || 'no answer from systemd'})${lines.length > 0 ? `: ${lines.join(' | ')}` : ''}`;
+}
+
 const notFoundNote = (s: ServiceStatus, name: string) => (isUnknownUnit(s) ? ` (unit ${name} is not known to systemd yet)` : '');
 
 interface Want {
@@ -98,7 +127,7 @@ function plan(name: string, s: ServiceStatus, want: Want): { verbs: string[]; ch
   return { verbs, changes, words };
 }
 
-type Args = { enable?: boolean | undefined; reload?: boolean | undefined };
+type Args = { enable?: boolean | undefined; reload?: boolean | undefined; init_delay?: number | undefined };
 
 /** Status and plan from check, reused by apply so it needs no second probe. */
 const checkedPlans = new WeakMap<CheckOutcome, { s: ServiceStatus; p: ReturnType<typeof plan> }>();
@@ -125,7 +154,12 @@ function serviceFunction(wantOf: (args: Args) => Want, schema: z.ZodType, withWa
       if (p.verbs.length === 0) return applied({}, `Service ${call.name} is in the correct state`);
       const problem = await systemctl(call.ctx, call.name, p.verbs, s.needsReload);
       if (problem) return failed(problem);
-      return applied(p.changes, `Service ${call.name} ${p.words.join(' and ')}`);
+      const done = `Service ${call.name} ${p.words.join(' and ')}`;
+      if (p.verbs.includes('start')) {
+        const dead = await confirmRunning(call.ctx, call.name, (call.args as Args).init_delay ?? 0, 'was started');
+        if (dead) return failed(dead);
+      }
+      return applied(p.changes, done);
     },
   };
   if (!withWatch) return defineFunction(spec);
@@ -143,19 +177,24 @@ function serviceFunction(wantOf: (args: Args) => Want, schema: z.ZodType, withWa
       const verb = args.reload === true ? 'reload-or-restart' : 'restart';
       const done = `Service ${call.name} ${args.reload === true ? 'reloaded' : 'restarted'}`;
       const command = `if [ "$(systemctl show -p NeedDaemonReload --value -- ${unit} 2>/dev/null)" = yes ]; then systemctl daemon-reload; fi; systemctl ${verb} -- ${unit}`;
+      const confirmed = async (comment: string) => {
+        const dead = await confirmRunning(call.ctx, call.name, args.init_delay ?? 0, `was ${args.reload === true ? 'reloaded' : 'restarted'}`);
+        return dead ? failed(dead) : applied({ [call.name]: true }, comment);
+      };
       const result = await run(call.ctx, command);
-      if (result.code === 0) return applied({ [call.name]: true }, done);
+      if (result.code === 0) return confirmed(done);
       const refusal = `systemctl ${verb} ${call.name} failed (${failureText(result)})`;
       const why = (await run(call.ctx, `systemctl show -p Result --value -- ${unit}`)).stdout.trim();
       if (why !== 'start-limit-hit') return failed(refusal);
       const retry = await run(call.ctx, `systemctl reset-failed -- ${unit} && systemctl ${verb} -- ${unit}`);
       if (retry.code !== 0) return failed(`${refusal}; after reset-failed: systemctl ${verb} ${call.name} failed again (${failureText(retry)})`);
-      return applied({ [call.name]: true }, `${done} (systemd's start rate limit was reached by earlier restarts: reset-failed first)`);
+      return confirmed(`${done} (systemd's start rate limit was reached by earlier restarts: reset-failed first)`);
     },
   });
 }
 
-const runningSchema = argsSchema({ enable: z.boolean().optional(), reload: z.boolean().optional() });
+// Salt takes init_delay in seconds; ten minutes is more than any daemon should need to fail.
+const runningSchema = argsSchema({ enable: z.boolean().optional(), reload: z.boolean().optional(), init_delay: z.number().min(0).max(600).optional() });
 const deadSchema = argsSchema({ enable: z.boolean().optional() });
 const plainSchema = argsSchema({});
 
