@@ -45,6 +45,17 @@ function transportOver(client: FakeClient): SshTransport {
   return new SshTransport('n1', client as never, { maxChannels: 8, fileTimeoutMs: 1_000 });
 }
 
+/** A command started over a fresh fake connection, then cancelled before its PID line arrived. */
+async function cancelledCommand(command: string): Promise<{ client: FakeClient; t: SshTransport; running: ReturnType<SshTransport['exec']> }> {
+  const client = new FakeClient();
+  const t = transportOver(client);
+  const cancel = new AbortController();
+  const running = t.exec(command, { signal: cancel.signal });
+  await turns();
+  cancel.abort();
+  return { client, t, running };
+}
+
 afterEach(() => vi.useRealTimers());
 
 describe('SSH transport: a command stopped before its PID line arrived', () => {
@@ -78,12 +89,7 @@ describe('SSH transport: a command stopped before its PID line arrived', () => {
 
   it('close() does not wait for a PID when the connection is lost meanwhile', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    const client = new FakeClient();
-    const t = transportOver(client);
-    const cancel = new AbortController();
-    const running = t.exec('sleep 300', { signal: cancel.signal });
-    await turns();
-    cancel.abort();
+    const { client, t, running } = await cancelledCommand('sleep 300');
     expect((await rejection(running)).code).toBe('STATE_CANCELLED');
     const closing = t.close();
     await turns();
@@ -94,12 +100,7 @@ describe('SSH transport: a command stopped before its PID line arrived', () => {
   });
 
   it('a command whose channel closes without a PID line (it ended) leaves nothing for close() to wait for', async () => {
-    const client = new FakeClient();
-    const t = transportOver(client);
-    const cancel = new AbortController();
-    const running = t.exec('true', { signal: cancel.signal });
-    await turns();
-    cancel.abort();
+    const { client, t, running } = await cancelledCommand('true');
     await rejection(running);
     client.channels[0]!.ch.emit('close');
     await t.close();

@@ -196,7 +196,6 @@ wipe_all() {
     *) WIPE_ERROR="unknown wipe mode $1"; return 1 ;;
   esac
   _jobs=0
-  _pids=""
   _waiting=""
   _running=0
   # The list on its own descriptor: nothing in the loop may read the next disk's line from standard input.
@@ -220,11 +219,10 @@ wipe_all() {
       WIPE_TMP="$_job"
       if "${1}_wipe" "$_name" "$_bytes"; then : > "$_job/ok"; else printf '%s\n' "${WIPE_ERROR:-the wipe of $_name failed}" > "$_job/error"; fi
     ) 3<&- &
-    _pids="$_pids $!"
     _waiting="${_waiting:+$_waiting }$!"
     _running=$((_running + 1))
   done 3< "$WIPE_TMP/wipe-disks"
-  for _pid in $_pids; do wait "$_pid"; done
+  for _pid in $_waiting; do wait "$_pid"; done
   _failed=""
   _erased=""
   _i=0

@@ -67,6 +67,11 @@ function onlyKeys(body: Record<string, unknown>, allowed: readonly string[]): vo
   if (unknown.length > 0) throw badRequest(`unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')} (expected: ${allowed.join(', ')})`);
 }
 
+/** A body key that may be absent but, when present, must be a boolean. */
+function optionalBoolean(body: Record<string, unknown>, key: string): void {
+  if (body[key] !== undefined && typeof body[key] !== 'boolean') throw badRequest(`"${key}" must be true or false`);
+}
+
 const wantsStream = (req: Request) => (req.get('accept') ?? '').includes('application/x-ndjson');
 
 function tally(action: PowerAction, r: PowerResult): void {
@@ -157,9 +162,9 @@ export function fleetRoutes(deps: FleetDeps): Router {
     onlyKeys(body, ['targets', 'group', 'confirm', 'force', 'whenIdle']);
     if (body.group !== undefined && (typeof body.group !== 'string' || body.group === '')) throw badRequest('"group" must be the name of an inventory group');
     const group = body.group as string | undefined;
-    if (body.confirm !== undefined && typeof body.confirm !== 'boolean') throw badRequest('"confirm" must be true or false');
-    if (body.force !== undefined && typeof body.force !== 'boolean') throw badRequest('"force" must be true or false');
-    if (body.whenIdle !== undefined && typeof body.whenIdle !== 'boolean') throw badRequest('"whenIdle" must be true or false');
+    optionalBoolean(body, 'confirm');
+    optionalBoolean(body, 'force');
+    optionalBoolean(body, 'whenIdle');
     // Targets become names before any move: group:OLD or role:X would select other nodes once the move is made.
     const names = resolveTargets(deps.inventory.inventory, stringList(body.targets, 'targets')).map((n) => n.name);
     const request: ReimageRequest = { targets: names, ...(group !== undefined ? { group } : {}), ...(body.force === true ? { force: true } : {}), ...(body.whenIdle === true ? { whenIdle: true } : {}) };
@@ -237,8 +242,8 @@ export function fleetRoutes(deps: FleetDeps): Router {
     onlyKeys(body, ['targets', 'mode', 'confirm', 'force']);
     if (typeof body.mode !== 'string' || !(WIPE_MODES as readonly string[]).includes(body.mode)) throw badRequest(`"mode" must be ${WIPE_MODES.map((m) => JSON.stringify(m)).join(' or ')}`);
     const mode = body.mode as WipeMode;
-    if (body.confirm !== undefined && typeof body.confirm !== 'boolean') throw badRequest('"confirm" must be true or false');
-    if (body.force !== undefined && typeof body.force !== 'boolean') throw badRequest('"force" must be true or false');
+    optionalBoolean(body, 'confirm');
+    optionalBoolean(body, 'force');
     const names = resolveTargets(deps.inventory.inventory, stringList(body.targets, 'targets')).map((n) => n.name);
     const statuses = new Map((await deps.store.listNodes()).map((s) => [s.id, s]));
     const plan = planReimage(deps.inventory.inventory, statuses, { targets: names, wipe: mode, ...(body.force === true ? { force: true } : {}) });
@@ -259,7 +264,7 @@ export function fleetRoutes(deps: FleetDeps): Router {
   r.post('/wipe/cancel', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     onlyKeys(body, ['targets', 'force']);
-    if (body.force !== undefined && typeof body.force !== 'boolean') throw badRequest('"force" must be true or false');
+    optionalBoolean(body, 'force');
     const targets = stringList(body.targets, 'targets');
     const summary = await marks.withNode(MARKS, () => cancelWipe(deps.inventory.inventory, deps.store, targets, body.force === true));
     deps.log.info({ cancelled: summary.cancelled.length, notPending: summary.notPending.length, underWay: summary.underWay.length, abandoned: summary.abandoned.length }, 'pending wipes cancelled');
@@ -275,8 +280,8 @@ export function fleetRoutes(deps: FleetDeps): Router {
   r.post('/nodes/remove', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     onlyKeys(body, ['names', 'force', 'confirm']);
-    if (body.confirm !== undefined && typeof body.confirm !== 'boolean') throw badRequest('"confirm" must be true or false');
-    if (body.force !== undefined && typeof body.force !== 'boolean') throw badRequest('"force" must be true or false');
+    optionalBoolean(body, 'confirm');
+    optionalBoolean(body, 'force');
     const exprs = stringList(body.names, 'names');
     // Under the reimage lock: a reimage must not mark, move or reboot a node between its plan and its removal.
     const release = await marks.acquire(MARKS);
@@ -316,7 +321,7 @@ export function fleetRoutes(deps: FleetDeps): Router {
     if (!isPowerAction(body.action)) throw badRequest('"action" must be one of status, on, off, cycle, pxe');
     const action = body.action;
     const nodes = resolveTargets(deps.inventory.inventory, stringList(body.targets, 'targets'));
-    if (body.confirm !== undefined && typeof body.confirm !== 'boolean') throw badRequest('"confirm" must be true or false');
+    optionalBoolean(body, 'confirm');
     if (DISRUPTIVE_POWER_ACTIONS.includes(action) && body.confirm !== true) {
       // Switching off or restarting running machines kills their jobs: without confirm, only say what would happen.
       const plan = nodes.map((n) => ({ node: n.name, ...(n.bmc ? { bmc: { address: n.bmc.address, kind: n.bmc.kind } } : { problem: 'no BMC in the inventory' }) }));
