@@ -16,6 +16,7 @@ import { openSshTransport } from '../../server/state/transport/ssh.js';
 import { openStore } from '../../server/store/index.js';
 import type { ObservedStore } from '../../server/store/types.js';
 import { startSystemdTarget, type SystemdTarget } from '../support/systemd-target.js';
+import { waitFor } from '../support/wait.js';
 
 const SLS_DIR = path.resolve(import.meta.dirname, '../fixtures/sls-real/systemd');
 
@@ -47,6 +48,11 @@ const changedIds = (r: NodeRunReport): string[] =>
     .filter((s) => (r.mode === 'test' ? s.result === null : Object.keys(s.changes).length > 0))
     .map((s) => s.id)
     .sort();
+/** Puts the good ticker back (a test that failed half way must not leave its broken daemon to the next one). */
+async function restoreTicker(): Promise<void> {
+  setPillar({ interval: 7, nice: 5 });
+  await states.run([inventory.inventory.nodes.get(box.name)!], 'apply');
+}
 const stateOf = (r: NodeRunReport, id: string) => r.states.find((s) => s.id === id)!;
 const show = (unit: string, props: string): string => box.sh(`systemctl show -p ${props} --value ${unit}`).stdout;
 
@@ -143,30 +149,62 @@ describe('service states on a real systemd', () => {
   });
 
   it('a daemon that dies after its restart fails the state with its journal lines; init_delay waits for a slower death', async () => {
-    // Rejects its configuration at once, as a daemon with a bad config line does (Type=simple: the restart succeeds).
-    setPillar({ interval: 7, nice: 5, exec: `/bin/sh -c 'echo "ticker: bad interval in line 3" >&2; exit 3'`, initDelay: 1 });
-    const [bad] = await states.run([inventory.inventory.nodes.get(box.name)!], 'apply');
-    const ticker = stateOf(bad!, 'ticker');
-    expect(ticker.result).toBe(false);
-    expect(ticker.comment).toMatch(/Service rackseed-ticker was restarted but is not running 1 s later \(failed\): .*ticker: bad interval in line 3/);
-    expect(ticker.comment).toMatch(/status=3/);
-    // Only this run of the unit: not the stop of the one before.
-    expect(ticker.comment).not.toMatch(/Stopping|Deactivated/);
-    expect(box.sh('systemctl is-active rackseed-ticker').stdout).toBe('failed\n');
+    try {
+      // Rejects its configuration at once, as a daemon with a bad config line does (Type=simple: the restart succeeds).
+      setPillar({ interval: 7, nice: 5, exec: `/bin/sh -c 'echo "ticker: bad interval in line 3" >&2; exit 3'`, initDelay: 1 });
+      const [bad] = await states.run([inventory.inventory.nodes.get(box.name)!], 'apply');
+      const ticker = stateOf(bad!, 'ticker');
+      expect(ticker.result).toBe(false);
+      expect(ticker.comment).toMatch(/Service rackseed-ticker was restarted but is not running 1 s later \(failed\): .*ticker: bad interval in line 3/);
+      expect(ticker.comment).toMatch(/status=3/);
+      // Only this run of the unit: not the stop of the one before.
+      expect(ticker.comment).not.toMatch(/Stopping|Deactivated/);
+      expect(box.sh('systemctl is-active rackseed-ticker').stdout).toBe('failed\n');
 
-    // Back to a good daemon: the next converge starts it (the unit changed, and it was not running).
-    setPillar({ interval: 7, nice: 5 });
-    const good = await run('apply');
-    expect(stateOf(good, 'ticker').comment).toMatch(/restarted|started/);
+      // Back to a good daemon: the next converge starts it (the unit changed, and it was not running).
+      setPillar({ interval: 7, nice: 5 });
+      const good = await run('apply');
+      expect(stateOf(good, 'ticker').comment).toMatch(/restarted|started/);
+      expect(box.sh('systemctl is-active rackseed-ticker').stdout).toBe('active\n');
+
+      // Dies two seconds after its start: init_delay 4 catches it.
+      setPillar({ interval: 7, nice: 5, exec: `/bin/sh -c 'sleep 2; echo "ticker: lost its license server" >&2; exit 4'`, initDelay: 4 });
+      const [late] = await states.run([inventory.inventory.nodes.get(box.name)!], 'apply');
+      expect(stateOf(late!, 'ticker').comment).toMatch(/Service rackseed-ticker was restarted but is not running 4 s later \(failed\): .*lost its license server/);
+    } finally {
+      await restoreTicker();
+    }
     expect(box.sh('systemctl is-active rackseed-ticker').stdout).toBe('active\n');
+  });
 
-    // Dies two seconds after its start: init_delay 4 catches it.
-    setPillar({ interval: 7, nice: 5, exec: `/bin/sh -c 'sleep 2; echo "ticker: lost its license server" >&2; exit 4'`, initDelay: 4 });
-    const [late] = await states.run([inventory.inventory.nodes.get(box.name)!], 'apply');
-    expect(stateOf(late!, 'ticker').comment).toMatch(/Service rackseed-ticker was restarted but is not running 4 s later \(failed\): .*lost its license server/);
-
-    setPillar({ interval: 7, nice: 5 });
-    await run('apply');
+  it('what a daemon wrote just before it died is in the comment, also when journald reads it after the death', async () => {
+    let converge: Promise<NodeRunReport[]> | undefined;
+    try {
+      // journald takes a line's invocation ID from /proc when it reads the line; on a loaded node it reads a dying
+      // daemon's last words after the exit, so they carry the unit and the PID but no invocation ID. Stopping
+      // journald until the daemon is dead makes that happen every time.
+      const journald = box.sh('pidof systemd-journald').stdout.trim();
+      expect(journald).toMatch(/^\d+$/);
+      setPillar({ interval: 7, nice: 5, exec: `/bin/sh -c 'echo "ticker: license server gone" >&2; exit 4'`, initDelay: 3 });
+      try {
+        expect(box.sh(`kill -STOP ${journald}`).status).toBe(0);
+        converge = states.run([inventory.inventory.nodes.get(box.name)!], 'apply');
+        await waitFor('the ticker to die', () => box.sh('systemctl is-active rackseed-ticker').stdout === 'failed\n', 20_000, 100);
+      } finally {
+        box.sh(`kill -CONT ${journald}`);
+      }
+      const [report] = (await converge)!;
+      const ticker = stateOf(report!, 'ticker');
+      expect(ticker.result).toBe(false);
+      expect(ticker.comment).toMatch(/Service rackseed-ticker was restarted but is not running 3 s later \(failed\): .*ticker: license server gone/);
+      // The situation this test is about did happen: the line has the unit but no invocation ID.
+      const line = box.sh('journalctl -o export "MESSAGE=ticker: license server gone"').stdout;
+      expect(line).toContain('_SYSTEMD_UNIT=rackseed-ticker.service');
+      expect(line).not.toContain('_SYSTEMD_INVOCATION_ID=');
+    } finally {
+      await converge?.catch(() => undefined);
+      await restoreTicker();
+    }
     expect(box.sh('systemctl is-active rackseed-ticker').stdout).toBe('active\n');
   });
 

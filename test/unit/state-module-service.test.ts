@@ -51,7 +51,9 @@ describe('service.running', () => {
     // Then confirmed at once (no init_delay): still running, and the journal asked for in the same round trip.
     expect(node.commands).toHaveLength(3);
     expect(node.commands[2]!.startsWith(`${serviceProbe('slurmd')}; echo '--rackseed-journal--'; id="$(systemctl show -p InvocationID --value -- 'slurmd' 2>/dev/null)"; `)).toBe(true);
-    expect(node.commands[2]).toContain('journalctl -n 8 --no-pager -o cat "_SYSTEMD_INVOCATION_ID=$id" + "INVOCATION_ID=$id"');
+    // Also the lines journald read after the daemon had exited: they have its unit and PID but no invocation ID.
+    expect(node.commands[2]).toContain(`unit="$(systemctl show -p Id --value -- 'slurmd' 2>/dev/null)"; pid="$(systemctl show -p ExecMainPID --value -- 'slurmd' 2>/dev/null)"; `);
+    expect(node.commands[2]).toContain('journalctl -n 8 --no-pager -o cat "_SYSTEMD_INVOCATION_ID=$id" + "INVOCATION_ID=$id" + "_SYSTEMD_UNIT=$unit" "_PID=${pid:-0}"');
     expect(outcome).toEqual({ result: true, changes: { enabled: true, slurmd: true }, comment: 'Service slurmd enabled and started' });
   });
 

@@ -76,9 +76,13 @@ async function confirmRunning(ctx: ModuleContext, name: string, initDelay: numbe
   const unit = shellQuote(name);
   const wait = initDelay > 0 ? `sleep ${initDelay}; ` : '';
   // This run of the unit only (its InvocationID), not what earlier runs wrote; the unit's last lines without one.
+  // journald reads a process's invocation ID from /proc when it reads the line, so what a daemon wrote just before
+  // it exited often has none (a loaded node logs it after the exit): that line is the unit's and its main PID's.
+  const show = (property: string) => `systemctl show -p ${property} --value -- ${unit} 2>/dev/null`;
   const journal =
-    `id="$(systemctl show -p InvocationID --value -- ${unit} 2>/dev/null)"; ` +
-    `if [ -n "$id" ]; then journalctl -n ${JOURNAL_LINES} --no-pager -o cat "_SYSTEMD_INVOCATION_ID=$id" + "INVOCATION_ID=$id" 2>/dev/null; ` +
+    `id="$(${show('InvocationID')})"; ` +
+    `if [ -n "$id" ]; then unit="$(${show('Id')})"; pid="$(${show('ExecMainPID')})"; ` +
+    `journalctl -n ${JOURNAL_LINES} --no-pager -o cat "_SYSTEMD_INVOCATION_ID=$id" + "INVOCATION_ID=$id" + "_SYSTEMD_UNIT=$unit" "_PID=\${pid:-0}" 2>/dev/null; ` +
     `else journalctl -u ${unit} -n ${JOURNAL_LINES} --no-pager -o cat 2>/dev/null; fi`;
   const result = await run(ctx, `${wait}${serviceProbe(name)}; echo '${JOURNAL_MARK}'; ${journal}`, ctx.timeoutMs + initDelay * 1000);
   const [probed = '', logged = ''] = result.stdout.split(`${JOURNAL_MARK}\n`);
