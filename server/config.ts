@@ -308,6 +308,11 @@ const slurmSchema = strict({
      * checks as the reason, and resume it once they pass again (only drains rackseed set).
      */
     drain_unready: z.boolean().default(false),
+    /**
+     * One readiness run drains at most this percentage of the Slurm compute nodes (at least one); more failing at
+     * once looks cluster-wide and drains none.
+     */
+    drain_max_percent: z.number().int().min(1).max(100).default(25),
   })
   .prefault({});
 
@@ -420,7 +425,7 @@ export interface Config {
   /** Periodic readiness (0: only after convergence and on request). */
   readiness: { intervalMs: number };
   /** What rackseed tells Slurm about its compute nodes. */
-  slurm: { drainUnready: boolean };
+  slurm: { drainUnready: boolean; drainMaxPercent: number };
   log: { level: RawConfig['log']['level'] };
 }
 
@@ -568,7 +573,7 @@ export function parseConfig(text: string, file: string, env: ConfigEnvironment =
       concurrency: raw.convergence.concurrency,
     },
     readiness: { intervalMs: raw.readiness.interval_minutes * 60_000 },
-    slurm: { drainUnready: raw.slurm.drain_unready },
+    slurm: { drainUnready: raw.slurm.drain_unready, drainMaxPercent: raw.slurm.drain_max_percent },
     log: raw.log,
   };
 }

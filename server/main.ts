@@ -214,7 +214,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       serverName,
       locks,
       ...(config.slurm.drainUnready
-        ? { afterRun: slurmHealthSync({ inventory: () => inventory.inventory, store, transportFor, timeoutMs: Math.min(config.states.commandTimeoutMs, 60_000), log: log.child({ subsystem: 'slurm' }) }) }
+        ? { afterRun: slurmHealthSync({ inventory: () => inventory.inventory, store, transportFor, drainMaxPercent: config.slurm.drainMaxPercent, timeoutMs: Math.min(config.states.commandTimeoutMs, 60_000), log: log.child({ subsystem: 'slurm' }) }) }
         : {}),
     });
 

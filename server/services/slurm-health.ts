@@ -8,14 +8,16 @@ import type { NodeReadinessReport } from './readiness-service.js';
 export interface SlurmHealthOptions extends SlurmControllerOptions {
   store: Pick<ObservedStore, 'listRuns'>;
   log: Logger;
+  /**
+   * One run drains at most this percentage of the inventory's Slurm compute nodes (at least one; default 25). More
+   * failing at once is a cluster-wide cause (a node added to the inventory and not yet in everyone's /etc/hosts, a
+   * shared service down), not the nodes' health, and draining the partition for it would stop the cluster: nothing
+   * is drained then, loudly.
+   */
+  drainMaxPercent?: number;
 }
 
-/**
- * One run drains at most this share of the inventory's Slurm compute nodes (at least one). More failing at once is a
- * cluster-wide cause (a node added to the inventory and not yet in everyone's /etc/hosts, a shared service down), not
- * the nodes' health, and draining the partition for it would stop the cluster: nothing is drained then, loudly.
- */
-export const SLURM_DRAIN_MAX_SHARE = 0.25;
+export const SLURM_DRAIN_MAX_PERCENT = 25;
 
 /**
  * slurm.drain_unready: after each readiness run (a convergence's or an operator's `ready --check`; never the audit,
@@ -40,11 +42,11 @@ export function slurmHealthSync(o: SlurmHealthOptions): (reports: readonly NodeR
     // at most a new reason, and a few broken nodes must not use up the share for good.
     const alreadyDrained = new Set(reports.filter((r) => r.evidence.some(slurmShowsDrain)).map((r) => r.node));
     const drains = actions.filter((a) => a.kind === 'drain' && !alreadyDrained.has(a.node));
-    const allowed = Math.max(1, Math.floor(computes * SLURM_DRAIN_MAX_SHARE));
+    const allowed = Math.max(1, Math.floor((computes * (o.drainMaxPercent ?? SLURM_DRAIN_MAX_PERCENT)) / 100));
     if (drains.length > allowed) {
       o.log.error(
         { wouldDrain: drains.map((a) => `${a.node}: ${a.kind === 'drain' ? a.reason : ''}`), computes, allowed },
-        `readiness failed on ${drains.length} of ${computes} Slurm compute nodes in one run: that looks cluster-wide, not the nodes' health; none drained`,
+        `readiness failed on ${drains.length} of ${computes} Slurm compute nodes in one run (slurm.drain_max_percent allows ${allowed}): that looks cluster-wide, not the nodes' health; none drained`,
       );
       actions = actions.filter((a) => a.kind !== 'drain' || alreadyDrained.has(a.node));
     }

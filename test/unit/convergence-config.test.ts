@@ -32,18 +32,21 @@ describe('the readiness and slurm sections of rackseed.yaml', () => {
   it('defaults: no periodic readiness, no Slurm drains', () => {
     const c = parseConfig('', '/etc/rackseed/rackseed.yaml', env);
     expect(c.readiness).toEqual({ intervalMs: 0 });
-    expect(c.slurm).toEqual({ drainUnready: false });
+    expect(c.slurm).toEqual({ drainUnready: false, drainMaxPercent: 25 });
   });
 
   it('maps the keys, minutes to milliseconds', () => {
-    const c = parseConfig('readiness:\n  interval_minutes: 15\nslurm:\n  drain_unready: true\n', 'r.yaml', env);
+    const c = parseConfig('readiness:\n  interval_minutes: 15\nslurm:\n  drain_unready: true\n  drain_max_percent: 50\n', 'r.yaml', env);
     expect(c.readiness).toEqual({ intervalMs: 900_000 });
-    expect(c.slurm).toEqual({ drainUnready: true });
+    expect(c.slurm).toEqual({ drainUnready: true, drainMaxPercent: 50 });
   });
 
   it('refuses nonsense, naming the key', () => {
     expect(() => parseConfig('readiness:\n  interval_minutes: -5\n', 'r.yaml', env)).toThrow(/readiness\.interval_minutes/);
     expect(() => parseConfig('slurm:\n  drain_unready: yes please\n', 'r.yaml', env)).toThrow(/slurm\.drain_unready/);
     expect(() => parseConfig('slurm:\n  drain: true\n', 'r.yaml', env)).toThrow(/slurm.*drain/);
+    expect(() => parseConfig('slurm:\n  drain_max_percent: 0\n', 'r.yaml', env)).toThrow(/slurm\.drain_max_percent/);
+    expect(() => parseConfig('slurm:\n  drain_max_percent: 101\n', 'r.yaml', env)).toThrow(/slurm\.drain_max_percent/);
+    expect(() => parseConfig('slurm:\n  drain_max_percent: 12.5\n', 'r.yaml', env)).toThrow(/slurm\.drain_max_percent/);
   });
 });

@@ -25,7 +25,7 @@ const report = (node: string, ok: boolean, runId = `run-${node}`): NodeReadiness
 });
 
 /** Failure injection: records the scripts the controller was asked to run, answers every node as drained. */
-function setup(latest: Map<string, string> = new Map()) {
+function setup(latest: Map<string, string> = new Map(), drainMaxPercent?: number) {
   const scripts: string[] = [];
   const log: Array<Record<string, unknown>> = [];
   const transportFor = async (node: ResolvedNode): Promise<Transport> => ({
@@ -45,6 +45,7 @@ function setup(latest: Map<string, string> = new Map()) {
     store,
     transportFor,
     timeoutMs: 1_000,
+    ...(drainMaxPercent !== undefined ? { drainMaxPercent } : {}),
     log: createLogger('debug', { write: (line: string) => void log.push(JSON.parse(line) as Record<string, unknown>) }),
   });
   return { sync, scripts, log };
@@ -63,9 +64,24 @@ describe('slurmHealthSync', () => {
     const { sync, scripts, log } = setup();
     await sync(['gpu1', 'gpu2', 'gpu3'].map((n) => report(n, false)));
     expect(scripts).toEqual([]);
-    expect(log.find((l) => l.level === 50)?.msg).toBe("readiness failed on 3 of 8 Slurm compute nodes in one run: that looks cluster-wide, not the nodes' health; none drained");
+    expect(log.find((l) => l.level === 50)?.msg).toBe(
+      "readiness failed on 3 of 8 Slurm compute nodes in one run (slurm.drain_max_percent allows 2): that looks cluster-wide, not the nodes' health; none drained",
+    );
     await sync(['gpu1', 'gpu2'].map((n) => report(n, false)));
     expect(scripts).toHaveLength(1);
+  });
+
+  it.each([
+    // [slurm.drain_max_percent, failing nodes, drained] of eight compute nodes.
+    [50, 4, 4],
+    [50, 5, 0],
+    [100, 8, 8],
+    [10, 1, 1], // at least one, even when the share rounds down to none
+    [10, 2, 0],
+  ])('slurm.drain_max_percent %i: %i of 8 failing, %i drained', async (percent, failing, drained) => {
+    const { sync, scripts } = setup(new Map(), percent);
+    await sync(Array.from({ length: failing }, (_, i) => report(`gpu${i + 1}`, false)));
+    expect(scripts.flatMap((s) => [...s.matchAll(/^drain '([^']+)'/gm)].map((m) => m[1]))).toHaveLength(drained);
   });
 
   it('counts only new drains against the share: nodes Slurm shows drained already (awaiting repair) only get their reason updated', async () => {
