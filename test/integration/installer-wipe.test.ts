@@ -209,10 +209,31 @@ describe('installer wipe (busybox sh, real wipefs)', () => {
     const r = installer(short, `zero_range() { return 0; }; WIPE_CHUNK_BYTES=${8 * MiB}; truncate() { :; }; find_wipe_disks && wipe_check_range ${short.dev}/sda 0 ${8 * MiB} || { echo "error: $WIPE_ERROR"; exit 1; }`);
     expect(r.status).toBe(1);
     expect(r.out).toContain(`error: reading ${short.dev}/sda back at byte 0 gave ${4 * MiB} of ${8 * MiB} bytes`);
-    // A device that cannot be read at all: before, dd's failure read as 0 non-zero bytes, and the check passed.
+    // A device that cannot be read at all (here a directory, which dd opens and cannot read): before, dd's failure
+    // read as 0 non-zero bytes, and the check passed.
+    const unreadable = installer(short, `WIPE_NODE_TEST=-e; wipe_check_range ${short.dev} 0 ${MiB} || { echo "error: $WIPE_ERROR"; exit 1; }`);
+    expect(unreadable.status).toBe(1);
+    expect(unreadable.out).toMatch(new RegExp(`error: reading ${short.dev} back at byte 0 failed: .*Is a directory`));
     const gone = installer(short, `wipe_check_range ${short.dev}/nosuchdisk 0 ${MiB} || { echo "error: $WIPE_ERROR"; exit 1; }`);
     expect(gone.status).toBe(1);
-    expect(gone.out).toMatch(new RegExp(`error: reading ${short.dev}/nosuchdisk back at byte 0 failed: .*No such file`));
+    expect(gone.out).toContain(`error: ${short.dev}/nosuchdisk is no longer a disk`);
+  });
+
+  it('a disk that goes away during the wipe fails it: nothing is written to its path, nothing passes for erased', () => {
+    for (const mode of ['full', 'quick']) {
+      const m = machine([{ name: 'sda', bytes: 3 * MiB }, { name: 'sdb', bytes: 3 * MiB }]);
+      const sdb = path.join(m.dev, 'sdb');
+      // sdb drops off the bus after its first piece is written (full), or while it is discarded (quick).
+      const vanish = mode === 'full'
+        ? `report_json() { case "$1" in *'"disk":"sdb","pass":"write","bytes":${MiB},'*) rm ${sdb} ;; esac; }`
+        : `blkdiscard() { case "$1" in *sdb) rm ${sdb} ;; esac; return 1; }`;
+      const r = installer(m, `${vanish}; WIPE_CHUNK_BYTES=${MiB}; find_wipe_disks && wipe_all ${mode} && echo "disks=[$WIPED_JSON]" || { echo "error: $WIPE_ERROR"; exit 1; }`);
+      // Before: dd made a regular file at sdb's path, wrote the zeros there, read them back: "erased and checked".
+      expect(r.status, `${mode}: ${r.out}`).toBe(1);
+      expect(r.out).toContain(`error: ${sdb} is no longer a disk (its device node is gone or is not a device): the disk went away during the wipe (erased and checked: sda)`);
+      expect(r.out).not.toContain('sdb erased and checked');
+      expect(existsSync(sdb), mode).toBe(false);
+    }
   });
 
   it('waits until the storage drivers stop adding disks before it takes the list', () => {

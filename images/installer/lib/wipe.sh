@@ -85,8 +85,16 @@ find_wipe_disks() {
   say "wipe: disks $(tr '\n' ' ' < "$WIPE_TMP/wipe-disks")"
 }
 
+# still_a_disk DEV: the disk's device node is still there. A disk can go away during a wipe (a failing disk dropped by
+# its controller, a SAS link reset): dd would then create a regular file at its path, in the initramfs's RAM, write
+# the zeros there and read them back, and a disk that was never erased would pass for erased and checked.
+still_a_disk() {
+  [ "$WIPE_NODE_TEST" "$1" ] || { WIPE_ERROR="$1 is no longer a disk (its device node is gone or is not a device): the disk went away during the wipe"; return 1; }
+}
+
 # zero_range DEV OFFSET LENGTH: writes zeros over LENGTH bytes from OFFSET, through to the disk.
 zero_range() {
+  still_a_disk "$1" || return 1
   dd if=/dev/zero of="$1" bs=1M seek="$2" count="$3" oflag=seek_bytes iflag=count_bytes conv=notrunc,fsync 2>"$WIPE_TMP/wipe-dd.err" ||
     { WIPE_ERROR="writing zeros to $1 at byte $2 failed: $(tail -n 1 "$WIPE_TMP/wipe-dd.err" | tr -d '\000-\037')"; return 1; }
 }
@@ -94,6 +102,7 @@ zero_range() {
 # read_back DEV OFFSET LENGTH: reads the range from the disk and sets READ_NONZERO to how many of its bytes are not
 # zero. A read that fails or comes back short is an error, never "all zeros".
 read_back() {
+  still_a_disk "$1" || return 1
   _fifo="$WIPE_TMP/wipe-read.fifo"
   rm -f "$_fifo"
   mkfifo "$_fifo" || { WIPE_ERROR="cannot make $_fifo"; return 1; }
