@@ -204,13 +204,15 @@ describe('iPXE over HTTP', () => {
     const head02 = await (await fetch(`${srv.httpUrl}/ipxe/machine?mac=52:54:00:00:00:09`)).text();
     expect(head02).toContain('rackseed: head02 cannot be provisioned: install failed (disk vanished)');
 
-    // A reason is one printable line of at most 500 characters: no terminal escapes, no half emoji at the cut.
+    // A reason is one printable line of at most 500 characters: no terminal escapes, no half emoji at the cut, and a
+    // mark where it was cut (else a wipe's cut list of failed disks reads as the whole list).
     const hostile = `ok\u001b]0;owned\u0007\u001b[2J\n${'\u{1F600}'.repeat(600)}`;
     const again = await fetch(`${srv.httpUrl}/node/v1/report`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ failed: hostile, stage: 'download' }) });
     expect(again.status).toBe(204);
     const reason = (await srv.store.getNode('head02'))?.reason ?? '';
     expect(Array.from(reason)).toHaveLength(500);
     expect(reason.startsWith('ok ]0;owned  [2J \u{1F600}')).toBe(true);
+    expect(reason.endsWith('\u{1F600} [...]')).toBe(true);
     expect(reason).not.toMatch(/[\u0000-\u001f\uFFFD]/);
 
     // Reinstalled: nested stage details are cleaned at every depth and bounded, and so are SMBIOS strings (C1 too).

@@ -197,7 +197,8 @@ disk_json() {
 # Each disk is its own background job with its own scratch directory: a full wipe is bound by each disk's own speed,
 # so a node with eight disks takes as long as its slowest disk, not eight times that. A disk that fails does not stop
 # the others: the error names every disk that failed and every disk that was erased. At most WIPE_PARALLEL disks at
-# once (0: no limit).
+# once (0: no limit). The failed disks' names come first, then why, then the erased ones: the server keeps the first
+# 500 characters of a reason, and on a large shelf the names of the disks that need a look must be the part kept.
 wipe_all() {
   WIPED_JSON=""
   case "$1" in
@@ -233,6 +234,7 @@ wipe_all() {
   done 3< "$WIPE_TMP/wipe-disks"
   for _pid in $_waiting; do wait "$_pid"; done
   _failed=""
+  _failed_names=""
   _erased=""
   _i=0
   while [ "$_i" -lt "$_jobs" ]; do
@@ -243,14 +245,17 @@ wipe_all() {
       say "wipe: $_name erased and checked"
       WIPED_JSON="$WIPED_JSON${WIPED_JSON:+,}$(disk_json "$_name" "$_bytes")"
       _erased="$_erased${_erased:+, }$_name"
-    elif [ -s "$_job/error" ]; then
-      _failed="$_failed${_failed:+; }$(head -n 1 "$_job/error")"
     else
-      _failed="$_failed${_failed:+; }the wipe of $_name stopped without a result"
+      _failed_names="$_failed_names${_failed_names:+, }$_name"
+      if [ -s "$_job/error" ]; then
+        _failed="$_failed${_failed:+; }$(head -n 1 "$_job/error")"
+      else
+        _failed="$_failed${_failed:+; }the wipe of $_name stopped without a result"
+      fi
     fi
     rm -rf "$_job"
   done
   [ -z "$_failed" ] && return 0
-  WIPE_ERROR="$_failed (erased and checked: ${_erased:-none})"
+  WIPE_ERROR="wipe failed on $_failed_names: $_failed (erased and checked: ${_erased:-none})"
   return 1
 }

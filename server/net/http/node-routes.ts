@@ -13,6 +13,14 @@ import { planFetchKey, planHandler, type PlanRouteDeps } from './plan-route.js';
 
 /** A failure reason as stored and shown: one line of at most this many characters. */
 const MAX_REASON_CHARS = 500;
+/** Ends a reason that was cut, so nobody reads the part kept for the whole (a wipe's list of failed disks). */
+const CUT_MARK = ' [...]';
+
+function failureReason(text: string): string {
+  const line = oneLineFromNode(text, Number.MAX_SAFE_INTEGER);
+  const chars = Array.from(line);
+  return chars.length > MAX_REASON_CHARS ? `${chars.slice(0, MAX_REASON_CHARS - CUT_MARK.length).join('')}${CUT_MARK}` : line;
+}
 const MAX_DETAIL_TEXT = 200;
 
 /** How deep and how wide a stage detail is kept: the installer sends flat numbers and short messages. */
@@ -163,7 +171,7 @@ export function nodeRoutes(deps: NodeRouteDeps): Router {
       // The installer's failure always names an installer stage: the post-install names would let a failed install
       // pass for a configured node whose disk may be booted.
       const stage = typeof body.stage === 'string' && STAGE.test(body.stage) && !isPostInstallStage(body.stage) ? body.stage : 'install';
-      event = { type: 'failed', reason: oneLineFromNode(body.failed, MAX_REASON_CHARS), stage };
+      event = { type: 'failed', reason: failureReason(body.failed), stage };
     } else if (body.installed === true) {
       const image = installedImage(body.image);
       if (image === null) {

@@ -45,8 +45,8 @@ export function dhcpAddressOf(store: ObservedStore): (node: ResolvedNode, mac: s
 }
 
 /**
- * How long a wipe may report: a full wipe writes and reads back every byte, one disk after another (two 8 TB disks
- * at 200 MB/s are about 44 hours).
+ * How long a wipe may report: a full wipe writes and reads back every byte (an 8 TB disk at 200 MB/s takes about 22
+ * hours; disks are wiped at once, but WIPE_PARALLEL=1 takes them one after another: eight such disks about a week).
  */
 export const WIPE_REPORT_TOKEN_SECONDS = 14 * 24 * 3600;
 
