@@ -15,17 +15,18 @@ import { planFetchKey, planHandler, type PlanRouteDeps } from './plan-route.js';
 const MAX_REASON_CHARS = 500;
 /** Ends a reason that was cut, so nobody reads the part kept for the whole (a wipe's list of failed disks). */
 const CUT_MARK = ' [...]';
-
-function failureReason(text: string): string {
-  const line = oneLineFromNode(text, Number.MAX_SAFE_INTEGER);
-  const chars = Array.from(line);
-  return chars.length > MAX_REASON_CHARS ? `${chars.slice(0, MAX_REASON_CHARS - CUT_MARK.length).join('')}${CUT_MARK}` : line;
-}
 const MAX_DETAIL_TEXT = 200;
 
 /** How deep and how wide a stage detail is kept: the installer sends flat numbers and short messages. */
 const MAX_DETAIL_DEPTH = 3;
 const MAX_DETAIL_ENTRIES = 32;
+
+/** The installer's failure text as one printable line, cut to MAX_REASON_CHARS with a mark where it was cut. */
+function failureReason(text: string): string {
+  const line = oneLineFromNode(text, Number.MAX_SAFE_INTEGER);
+  const chars = Array.from(line);
+  return chars.length > MAX_REASON_CHARS ? `${chars.slice(0, MAX_REASON_CHARS - CUT_MARK.length).join('')}${CUT_MARK}` : line;
+}
 
 /**
  * A stage's detail (bytes, rate, peers, a message) as stored: every string, at any depth, one clean line; nesting
