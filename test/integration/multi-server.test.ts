@@ -6,6 +6,7 @@ import type { DhcpStats } from '../../server/dhcp/stats.js';
 import { readTorrent } from '../../server/images/torrent.js';
 import type { FleetStatus } from '../../server/services/node-view.js';
 import { startMultiServerLab, SHARED_SUBNET, type MultiServerLab, type Site } from '../support/multi-server.js';
+import { processAlive } from '../support/process-output.js';
 import { sha256File, startNodeDownload, writeTestImage, type NodeDownload, type TestImage } from '../support/swarm.js';
 import { waitFor } from '../support/wait.js';
 
@@ -259,14 +260,7 @@ describe('several rackseed servers over one PostgreSQL', () => {
 
       await lab.a.rs.kill9();
       // Its seeder dies with it (IPC disconnect): nothing of A serves pieces any more.
-      await waitFor('A\'s seeder to exit', () => {
-        try {
-          process.kill(seederA!, 0);
-          return false;
-        } catch {
-          return true;
-        }
-      }, 10_000, 100);
+      await waitFor('A\'s seeder to exit', () => !processAlive(seederA!), 10_000, 100);
       const down = lab.netns.run(node.ns, 'curl', ['-s', '-o', '/dev/null', '--max-time', '3', `${lab.a.url}/healthz`]);
       expect(down.status).not.toBe(0);
 

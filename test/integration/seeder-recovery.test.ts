@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Netns } from '../support/netns.js';
+import { processAlive } from '../support/process-output.js';
 import { startRackseedProcess, type RackseedProcess } from '../support/rackseed-process.js';
 import { buildSwarmLan, sha256File, startNodeDownload, writeTestImage, type SwarmLan, type TestImage } from '../support/swarm.js';
 import { waitFor } from '../support/wait.js';
@@ -43,14 +44,6 @@ function poke(file: string, at: number, byte: number): number {
     closeSync(fd);
   }
 }
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 beforeAll(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'rackseed-seeder-wd-'));
@@ -114,7 +107,7 @@ describe('seeder recovery', () => {
       const s = swarm().seeder;
       return s.pid !== undefined && s.pid !== pid && s.running;
     }, 30_000, 200);
-    await waitFor('the old process to be gone', () => !alive(pid), 10_000, 100);
+    await waitFor('the old process to be gone', () => !processAlive(pid), 10_000, 100);
     netns.untrack(pid);
     await waitFor('the new seeder to seed wd', () => swarm().images.find((i) => i.name === 'wd')?.seeder?.state === 'seeding', 60_000, 200);
     expect(swarm().seeder.restarts).toBe(1);

@@ -1,3 +1,5 @@
+import { RackseedError } from '../../model/errors.js';
+
 /**
  * A stream's bytes up to a limit; what comes after is counted, not kept: a command that prints without end must
  * cost the server its limit, not its memory.
@@ -59,8 +61,17 @@ export interface PartialOutput {
   truncated: boolean;
 }
 
-export function partialOutput(stdout: CappedOutput, stderr: CappedOutput): PartialOutput {
+function partialOutput(stdout: CappedOutput, stderr: CappedOutput): PartialOutput {
   return { stdout: stdout.text(), stderr: stderr.text(), truncated: stdout.dropped + stderr.dropped > 0 };
+}
+
+/**
+ * The STATE_TIMEOUT / STATE_CANCELLED error of a stopped command, with what it printed in its details as `partial`
+ * when the caller bounded the output (else unchanged: see PartialOutput for why).
+ */
+export function stoppedWithOutput(error: RackseedError, stdout: CappedOutput, stderr: CappedOutput, outputLimitBytes: number | undefined): RackseedError {
+  if (outputLimitBytes === undefined) return error;
+  return new RackseedError(error.code, error.message, { ...error.details, partial: partialOutput(stdout, stderr) });
 }
 
 /** The partial output in an error's details, when it has a well-formed one. */

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { RackseedError } from '../../model/errors.js';
 import type { ExecOptions, ExecResult, Transport, WriteOptions } from '../types.js';
 import { commandTooLong, MAX_ARGUMENT_BYTES } from './argument-limit.js';
-import { CappedOutput, outputLimit, partialOutput } from './capped-output.js';
+import { CappedOutput, outputLimit, stoppedWithOutput } from './capped-output.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -48,7 +48,7 @@ export class LocalTransport implements Transport {
         options.signal?.removeEventListener('abort', onAbort);
         killGroup(child);
         // What it printed up to now: the lines before a hang show where it hung.
-        reject(new RackseedError(error.code, error.message, { ...error.details, ...(options.outputLimitBytes !== undefined ? { partial: partialOutput(stdout, stderr) } : {}) }));
+        reject(stoppedWithOutput(error, stdout, stderr, options.outputLimitBytes));
       };
       const onAbort = (): void => stop(this.cancelled(command));
       const timer =

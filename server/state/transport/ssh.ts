@@ -5,7 +5,7 @@ import { NodeSSH } from 'node-ssh';
 import type { Logger } from '../../log.js';
 import { RackseedError } from '../../model/errors.js';
 import type { ExecOptions, ExecResult, Transport, WriteOptions } from '../types.js';
-import { CappedOutput, outputLimit, partialOutput } from './capped-output.js';
+import { CappedOutput, outputLimit, stoppedWithOutput } from './capped-output.js';
 import { fingerprint, findPinnedKey, hostKeyAlgorithms, parsePublicKey, sameKey, type PublicKey } from './known-hosts.js';
 import { loginShellLine, PID_MARK } from './login-shell.js';
 
@@ -396,7 +396,7 @@ export class SshTransport implements Transport {
           void awaited.then(() => this.kills.delete(awaited));
         }
         // Startup noise still held back with the PID line (`head`) is left out: the command had not started then.
-        settle(() => reject(new RackseedError(error.code, error.message, { ...error.details, ...(options.outputLimitBytes !== undefined ? { partial: partialOutput(stdout, stderr) } : {}) })));
+        settle(() => reject(stoppedWithOutput(error, stdout, stderr, options.outputLimitBytes)));
       };
       const onAbort = (): void => stop(this.cancelled(label));
       signal?.addEventListener('abort', onAbort, { once: true });
