@@ -1,7 +1,7 @@
 import { resolveTargets } from '../inventory/select.js';
 import { isRackseedError, RackseedError } from '../model/errors.js';
 import type { Inventory, ResolvedNode } from '../model/inventory.js';
-import { isPostInstallStage, type LifecycleEvent, type LifecycleState, type WipeMode } from '../model/lifecycle.js';
+import { isPostInstallStage, WIPE_STAGE, type LifecycleEvent, type LifecycleState, type WipeMode } from '../model/lifecycle.js';
 import { runBatch } from '../power/batch.js';
 import type { PowerResult } from '../power/types.js';
 import type { NewEvent, NodeStatus, ObservedStore } from '../store/types.js';
@@ -396,7 +396,7 @@ export async function cancelWipe(inv: Inventory, store: ObservedStore, targets: 
   const events: NewEvent[] = [];
   for (const n of nodes) {
     const s = statuses.get(n.name);
-    if (s?.state === 'wiping' && force) events.push({ node: n.name, event: { type: 'failed', reason: WIPE_ABANDONED, stage: 'wipe' } });
+    if (s?.state === 'wiping' && force) events.push({ node: n.name, event: { type: 'failed', reason: WIPE_ABANDONED, stage: WIPE_STAGE } });
     else if (s?.state === 'wiping') summary.underWay.push(n.name);
     else if (s?.wipeRequested !== undefined) events.push({ node: n.name, event: { type: 'wipe_cancelled' } });
     else summary.notPending.push(n.name);

@@ -1,5 +1,5 @@
 import type { ResolvedNode } from '../../model/inventory.js';
-import { isInstallFailure, type InstalledImage, type LifecycleStatus } from '../../model/lifecycle.js';
+import { isInstallFailure, WIPE_STAGE, type InstalledImage, type LifecycleStatus } from '../../model/lifecycle.js';
 
 /** What iPXE tells us about the machine on the per-machine URL (from the entry script's ${...} variables). */
 export interface MachineFacts {
@@ -146,7 +146,7 @@ export function decideScript(input: {
 
   // A failure in an installer stage; the server's own stages after install (states, readiness) leave the OS bootable.
   if (isInstallFailure(status) && !status?.reimageRequested) {
-    const wipe = status?.stage === 'wipe';
+    const wipe = status?.stage === WIPE_STAGE;
     return {
       kind: 'unavailable',
       node,
