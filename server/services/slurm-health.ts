@@ -17,7 +17,8 @@ export interface SlurmHealthOptions extends SlurmControllerOptions {
   drainMaxPercent?: number;
 }
 
-export const SLURM_DRAIN_MAX_PERCENT = 25;
+/** drainMaxPercent when not given: the default of rackseed.yaml's slurm.drain_max_percent. */
+const SLURM_DRAIN_MAX_PERCENT = 25;
 
 /**
  * slurm.drain_unready: after each readiness run (a convergence's or an operator's `ready --check`; never the audit,
