@@ -27,7 +27,7 @@ const PIECES_PER_IMAGE = 4096;
  * batch; smaller pieces make that batch, and so each hop, shorter. 4096 hashes are 80 KiB of torrent. Measured with
  * bench:fanout (16 nodes, 256 MiB, interleaved runs): 64 KiB pieces gave a median node of 27.4-29.0 s against
  * 28.3-30.4 s with 128 KiB, 30.0-30.5 s with 256 KiB and 36-48 s with 512 KiB; 32 KiB was no better than 64 KiB
- * and 16 KiB was 10 s slower (per-piece work on the nodes), hence the 64 KiB floor.
+ * and 16 KiB was 10 s slower, hence the 64 KiB floor.
  */
 export function defaultPieceLength(size: number): number {
   const KiB = 1024;
