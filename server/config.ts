@@ -231,6 +231,11 @@ const torrentSchema = strict({
     seed_port: port.default(6881),
     /** How often nodes re-announce; Luna uses 20 s. */
     announce_interval_seconds: z.number().int().min(5).max(3600).default(20),
+    /**
+     * For this long after a leecher's started announce it is told to re-announce every second (0: never), so a node
+     * hears of the nodes that booted just after it (see createTracker). Costs one announce per starting node per ~2 s.
+     */
+    startup_announce_seconds: z.number().int().min(0).max(120).default(10),
     /** Most peers handed out per announce. */
     numwant: z.number().int().min(1).max(200).default(50),
     /** A peer silent for this long is dropped from its swarm (a node that powered off without saying so). */
@@ -393,6 +398,7 @@ export interface TorrentConfig {
   enabled: boolean;
   seedPort: number;
   announceIntervalSeconds: number;
+  startupAnnounceSeconds: number;
   numwant: number;
   peerTtlSeconds: number;
   uploadSlots: number;
@@ -549,6 +555,7 @@ export function parseConfig(text: string, file: string, env: ConfigEnvironment =
       enabled: raw.torrent.enabled,
       seedPort: raw.torrent.seed_port,
       announceIntervalSeconds: raw.torrent.announce_interval_seconds,
+      startupAnnounceSeconds: raw.torrent.startup_announce_seconds,
       numwant: raw.torrent.numwant,
       peerTtlSeconds: raw.torrent.peer_ttl_seconds,
       uploadSlots: raw.torrent.upload_slots,

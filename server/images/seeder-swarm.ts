@@ -37,6 +37,7 @@ export function imageSwarm(config: Config, images: ImageCatalog, log: Logger): I
   const tracker = createTracker({
     isKnown: known,
     intervalSeconds: t.announceIntervalSeconds,
+    startupAnnounceSeconds: t.startupAnnounceSeconds,
     numwant: t.numwant,
     peerTtlSeconds: t.peerTtlSeconds,
     onLeecherJoined: (infoHash, ip, port) => seeder?.connectTo(infoHash, ip, port),

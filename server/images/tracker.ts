@@ -7,6 +7,8 @@ export interface TrackerOptions {
   /** Private tracker: only these info-hashes (the catalogued images) get a swarm. */
   isKnown: (infoHash: string) => boolean;
   intervalSeconds: number;
+  /** For this long after a leecher's started announce, it is asked to re-announce every second (0: never). */
+  startupAnnounceSeconds: number;
   /** Most peers handed out per announce. */
   numwant: number;
   /** A peer that has not announced for this long is forgotten (crashed or powered-off node). */
@@ -28,6 +30,11 @@ export interface TrackerPeer {
   /** ISO 8601 time of its last announce. */
   lastAnnounce: string;
 }
+
+/** A peer as kept here: what the swarm view shows, and when its download started (for askStartingLeechersBack). */
+type HeardPeer = TrackerPeer & { startedAtMs: number };
+
+const withoutStart = ({ startedAtMs: _startedAt, ...peer }: HeardPeer): TrackerPeer => peer;
 
 export interface TrackerSwarm {
   infoHash: string;
@@ -66,6 +73,24 @@ function withoutAnnouncer(swarm: Swarm): void {
   };
 }
 
+/**
+ * aria2c connects to the peers an announce named, and accepts incoming connections (three at most), only in the pass
+ * of its event loop it makes once a second, or right after a tracker answer wakes it. Nor does a node hear of the
+ * nodes that booted after it before its next announce (20 s later by default): until then each of them waits on that
+ * once-a-second accept to reach it. Asked to re-announce every second while it starts (aria2c does so about every
+ * two), a node learns of its late neighbours and connects out to them too. bench:fanout, 16 nodes, six runs each
+ * interleaved: all nodes in 28.9-31.4 s (30.1 on average) instead of 30.0-39.0 s (33.4), the median node 0.4 s sooner.
+ */
+function askStartingLeechersBack(swarm: Swarm, isStarting: (params: AnnounceParams) => boolean): void {
+  const announce = swarm.announce.bind(swarm);
+  swarm.announce = (params, cb) => {
+    announce(params, (err, response) => {
+      if (response && isStarting(params)) response.interval = 1;
+      cb?.(err, response);
+    });
+  };
+}
+
 /** An announce counter as sent, or -1 when it is missing or garbled: unknown, which for `left` is not "complete". */
 const knownCount = (v: unknown): number => {
   const n = (typeof v === 'string' && v !== '') || typeof v === 'number' ? Number(v) : NaN;
@@ -97,16 +122,26 @@ export function createTracker(opts: TrackerOptions): Tracker {
       cb(null);
     },
   });
+  const heard = new Map<string, Map<string, HeardPeer>>();
+  const isStarting = (p: AnnounceParams): boolean => {
+    if (opts.startupAnnounceSeconds <= 0 || knownCount(p.left) === 0) return false;
+    if (p.event === 'started') return true;
+    // A leecher never heard starting (the server restarted under it) starts its window now.
+    const seen = heard.get(p.info_hash)?.get(p.addr);
+    return !seen || Date.now() - seen.startedAtMs < opts.startupAnnounceSeconds * 1000;
+  };
   const createSwarm = server.createSwarm.bind(server);
   server.createSwarm = (infoHash, cb) =>
     createSwarm(infoHash, (err, swarm) => {
-      if (swarm) withoutAnnouncer(swarm);
+      if (swarm) {
+        withoutAnnouncer(swarm);
+        askStartingLeechersBack(swarm, isStarting);
+      }
       cb(err, swarm);
     });
   server.on('warning', (err: Error) => opts.log.debug({ err: err.message }, 'tracker request refused'));
   server.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'tracker error'));
 
-  const heard = new Map<string, Map<string, TrackerPeer>>();
   /** Drops what the package's LRU no longer holds (it expires silent peers and evicts beyond its size). */
   const forgetExpired = (infoHash: string): void => {
     const mine = heard.get(infoHash);
@@ -134,8 +169,10 @@ export function createTracker(opts: TrackerOptions): Tracker {
     // A missing or garbled `left` is unknown (-1), not 0: bittorrent-tracker counts such a peer as incomplete, and the
     // view must agree with it (and the seeder still connects back to a peer that may need the image).
     const left = knownCount(p.left);
-    if (!peers.has(addr) && left !== 0) opts.onLeecherJoined?.(p.info_hash, p.ip, p.port);
+    const before = peers.get(addr);
+    if (!before && left !== 0) opts.onLeecherJoined?.(p.info_hash, p.ip, p.port);
     peers.set(addr, {
+      startedAtMs: p.event === 'started' || !before ? Date.now() : before.startedAtMs,
       ip: p.ip,
       port: p.port,
       peerId: p.peer_id,
@@ -168,7 +205,8 @@ export function createTracker(opts: TrackerOptions): Tracker {
         for (const key of swarm.peers.keys) {
           const p = swarm.peers.peek(key);
           if (!p) continue;
-          peers.push(mine?.get(key) ?? { ip: p.ip, port: p.port, peerId: p.peerId, uploaded: 0, downloaded: 0, left: p.complete ? 0 : -1, complete: p.complete, lastAnnounce: '' });
+          const heardPeer = mine?.get(key);
+          peers.push(heardPeer ? withoutStart(heardPeer) : { ip: p.ip, port: p.port, peerId: p.peerId, uploaded: 0, downloaded: 0, left: p.complete ? 0 : -1, complete: p.complete, lastAnnounce: '' });
         }
         forgetExpired(infoHash);
         peers.sort((a, b) => a.ip.localeCompare(b.ip, 'en', { numeric: true }) || a.port - b.port);

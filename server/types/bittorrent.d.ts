@@ -78,7 +78,7 @@ declare module 'bittorrent-tracker' {
     incomplete: number;
     peers: { readonly keys: string[]; peek(key: string): SwarmPeer | undefined };
     /** Records the announce and answers with up to params.numwant peers (cb is absent for a closed websocket). */
-    announce(params: AnnounceParams, cb?: (err: Error | null, response?: { complete: number; incomplete: number; peers: SwarmPeer[] }) => void): void;
+    announce(params: AnnounceParams, cb?: (err: Error | null, response?: { complete: number; incomplete: number; peers: SwarmPeer[]; /** Seconds; the server fills in its own when absent. */ interval?: number }) => void): void;
   }
 
   export class Server extends EventEmitter {

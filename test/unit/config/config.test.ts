@@ -118,6 +118,7 @@ describe('config: torrent (tracker and seeder)', () => {
       enabled: true,
       seedPort: 6881,
       announceIntervalSeconds: 20,
+      startupAnnounceSeconds: 10,
       numwant: 50,
       peerTtlSeconds: 300,
       uploadSlots: 16,
@@ -128,14 +129,15 @@ describe('config: torrent (tracker and seeder)', () => {
   });
 
   it('every key can be set', () => {
-    const c = parseConfig('torrent:\n  enabled: false\n  seed_port: 0\n  announce_interval_seconds: 10\n  numwant: 30\n  peer_ttl_seconds: 60\n  upload_slots: 8\n  seeder_restart_seconds: 600\n  seeder_hung_seconds: 120\n  webseed_rate_mbit_while_seeding: 0\n', 'r.yaml');
-    expect(c.torrent).toEqual({ enabled: false, seedPort: 0, announceIntervalSeconds: 10, numwant: 30, peerTtlSeconds: 60, uploadSlots: 8, seederRestartSeconds: 600, seederHungSeconds: 120, webseedRateMbitWhileSeeding: 0 });
+    const c = parseConfig('torrent:\n  enabled: false\n  seed_port: 0\n  announce_interval_seconds: 10\n  startup_announce_seconds: 0\n  numwant: 30\n  peer_ttl_seconds: 60\n  upload_slots: 8\n  seeder_restart_seconds: 600\n  seeder_hung_seconds: 120\n  webseed_rate_mbit_while_seeding: 0\n', 'r.yaml');
+    expect(c.torrent).toEqual({ enabled: false, seedPort: 0, announceIntervalSeconds: 10, startupAnnounceSeconds: 0, numwant: 30, peerTtlSeconds: 60, uploadSlots: 8, seederRestartSeconds: 600, seederHungSeconds: 120, webseedRateMbitWhileSeeding: 0 });
   });
 
   it.each([
     ['unknown key', 'torrent:\n  seed_prot: 1\n', /rackseed\.yaml:2 torrent\.seed_prot: unknown key/],
     ['port out of range', 'torrent:\n  seed_port: 70000\n', /rackseed\.yaml:2 torrent\.seed_port: .*65535/],
     ['interval too short', 'torrent:\n  announce_interval_seconds: 1\n', /torrent\.announce_interval_seconds/],
+    ['a negative startup window', 'torrent:\n  startup_announce_seconds: -1\n', /rackseed\.yaml:2 torrent\.startup_announce_seconds/],
     ['ttl shorter than two intervals', 'torrent:\n  announce_interval_seconds: 60\n  peer_ttl_seconds: 90\n', /torrent\.peer_ttl_seconds: must be at least twice announce_interval_seconds \(120\)/],
   ])('%s is refused', (_what, text, re) => {
     expect(errorOf(text).message).toMatch(re);

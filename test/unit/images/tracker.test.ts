@@ -30,6 +30,7 @@ describe('tracker: who hears of whom (the seeder of a joining node at once, no p
     tracker = createTracker({
       isKnown: (h) => h === INFO_HASH,
       intervalSeconds: 20,
+      startupAnnounceSeconds: 10,
       numwant: 50,
       peerTtlSeconds: 300,
       onLeecherJoined: (infoHash, ip, port) => joined.push([infoHash, ip, port]),
@@ -68,6 +69,8 @@ describe('tracker: who hears of whom (the seeder of a joining node at once, no p
     }
     expect(joined).toHaveLength(1);
     expect(tracker.swarms().map((s) => s.infoHash)).toEqual([INFO_HASH]);
+    // The view shows what was announced; the tracker's own bookkeeping stays inside.
+    expect(Object.keys(tracker.swarms()[0]!.peers[0]!).sort()).toEqual(['complete', 'downloaded', 'ip', 'lastAnnounce', 'left', 'peerId', 'port', 'uploaded']);
   });
 
   it('again after the node left and came back (a reinstall)', async () => {
@@ -106,9 +109,59 @@ describe('tracker: who hears of whom (the seeder of a joining node at once, no p
 
 });
 
+describe('tracker: a starting leecher is asked to announce every second', () => {
+  /** The `interval` a bencoded announce response carries. */
+  const intervalOf = (body: string) => Number(/8:intervali(\d+)e/.exec(body)?.[1]);
+
+  const withTracker = async (startupAnnounceSeconds: number, run: (announce: (peer: string, port: number, left: number, event?: string) => Promise<number>) => Promise<void>) => {
+    const tracker = createTracker({ isKnown: (h) => h === INFO_HASH, intervalSeconds: 20, startupAnnounceSeconds, numwant: 50, peerTtlSeconds: 300, log: pino({ level: 'silent' }) });
+    const app = express();
+    app.use(tracker.routes);
+    const server = await new Promise<Server>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      await run(async (peer, port, left, event) => {
+        const res = await fetch(`${base}/announce?info_hash=${binary(INFO_HASH)}&peer_id=${binary(peer)}&port=${port}&uploaded=0&downloaded=0&left=${left}&compact=1${event ? `&event=${event}` : ''}`);
+        return intervalOf(Buffer.from(await res.arrayBuffer()).toString('latin1'));
+      });
+    } finally {
+      tracker.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  };
+
+  it('for the first seconds after its started announce, then at the configured interval; a seeder never', async () => {
+    await withTracker(1, async (announce) => {
+      expect(await announce('31'.repeat(20), 7201, 1000, 'started')).toBe(1);
+      expect(await announce('31'.repeat(20), 7201, 900)).toBe(1);
+      expect(await announce('32'.repeat(20), 7202, 0, 'started')).toBe(20);
+      // A leecher the tracker has never heard start (the server restarted under it) is treated as starting too.
+      expect(await announce('33'.repeat(20), 7203, 1000)).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      expect(await announce('31'.repeat(20), 7201, 800)).toBe(20);
+      expect(await announce('33'.repeat(20), 7203, 800)).toBe(20);
+      // A restarted download (stopped, then started again) starts a new window.
+      expect(await announce('31'.repeat(20), 7201, 800, 'stopped')).toBe(20);
+      expect(await announce('31'.repeat(20), 7201, 800, 'started')).toBe(1);
+      // A started announce from a peer still in the swarm (aria2c killed, its entry not expired) starts one as well.
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      expect(await announce('31'.repeat(20), 7201, 700, 'started')).toBe(1);
+    });
+  });
+
+  it('never when it is turned off (0)', async () => {
+    await withTracker(0, async (announce) => {
+      expect(await announce('41'.repeat(20), 7301, 1000, 'started')).toBe(20);
+      expect(await announce('41'.repeat(20), 7301, 900)).toBe(20);
+    });
+  });
+});
+
 describe('tracker: memory', () => {
   it('forgets the counters of peers the package has dropped, without anyone reading the swarm view (nodes never announce stopped)', async () => {
-    const tracker = createTracker({ isKnown: (h) => h === INFO_HASH, intervalSeconds: 20, numwant: 50, peerTtlSeconds: 300, log: pino({ level: 'silent' }) });
+    const tracker = createTracker({ isKnown: (h) => h === INFO_HASH, intervalSeconds: 20, startupAnnounceSeconds: 10, numwant: 50, peerTtlSeconds: 300, log: pino({ level: 'silent' }) });
     const app = express();
     app.use(tracker.routes);
     const server = await new Promise<Server>((resolve) => {
