@@ -20,6 +20,22 @@ function compactPorts(body: Buffer): number[] {
   return ports.sort((a, b) => a - b);
 }
 
+/** Runs `run` against a tracker of INFO_HASH (20 s interval) on a loopback HTTP port, then closes both. */
+async function withTrackerServer(startupAnnounceSeconds: number, run: (tracker: Tracker, base: string) => Promise<void>): Promise<void> {
+  const tracker = createTracker({ isKnown: (h) => h === INFO_HASH, intervalSeconds: 20, startupAnnounceSeconds, numwant: 50, peerTtlSeconds: 300, log: pino({ level: 'silent' }) });
+  const app = express();
+  app.use(tracker.routes);
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  try {
+    await run(tracker, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  } finally {
+    tracker.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
 describe('tracker: who hears of whom (the seeder of a joining node at once, no peer of itself)', () => {
   const joined: Array<[string, string, number]> = [];
   let tracker: Tracker;
@@ -113,24 +129,13 @@ describe('tracker: a starting leecher is asked to announce every second', () => 
   /** The `interval` a bencoded announce response carries. */
   const intervalOf = (body: string) => Number(/8:intervali(\d+)e/.exec(body)?.[1]);
 
-  const withTracker = async (startupAnnounceSeconds: number, run: (announce: (peer: string, port: number, left: number, event?: string) => Promise<number>) => Promise<void>) => {
-    const tracker = createTracker({ isKnown: (h) => h === INFO_HASH, intervalSeconds: 20, startupAnnounceSeconds, numwant: 50, peerTtlSeconds: 300, log: pino({ level: 'silent' }) });
-    const app = express();
-    app.use(tracker.routes);
-    const server = await new Promise<Server>((resolve) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s));
-    });
-    try {
-      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      await run(async (peer, port, left, event) => {
+  const withTracker = (startupAnnounceSeconds: number, run: (announce: (peer: string, port: number, left: number, event?: string) => Promise<number>) => Promise<void>) =>
+    withTrackerServer(startupAnnounceSeconds, (_tracker, base) =>
+      run(async (peer, port, left, event) => {
         const res = await fetch(`${base}/announce?info_hash=${binary(INFO_HASH)}&peer_id=${binary(peer)}&port=${port}&uploaded=0&downloaded=0&left=${left}&compact=1${event ? `&event=${event}` : ''}`);
         return intervalOf(Buffer.from(await res.arrayBuffer()).toString('latin1'));
-      });
-    } finally {
-      tracker.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
-  };
+      }),
+    );
 
   it('for the first seconds after its started announce, then at the configured interval; a seeder never', async () => {
     await withTracker(1, async (announce) => {
@@ -161,14 +166,7 @@ describe('tracker: a starting leecher is asked to announce every second', () => 
 
 describe('tracker: memory', () => {
   it('forgets the counters of peers the package has dropped, without anyone reading the swarm view (nodes never announce stopped)', async () => {
-    const tracker = createTracker({ isKnown: (h) => h === INFO_HASH, intervalSeconds: 20, startupAnnounceSeconds: 10, numwant: 50, peerTtlSeconds: 300, log: pino({ level: 'silent' }) });
-    const app = express();
-    app.use(tracker.routes);
-    const server = await new Promise<Server>((resolve) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s));
-    });
-    try {
-      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await withTrackerServer(10, async (tracker, base) => {
       // 2,000 peers come and go; the package keeps the 1,000 most recent of a swarm.
       for (let i = 0; i < 2_000; i += 50) {
         await Promise.all(
@@ -182,9 +180,6 @@ describe('tracker: memory', () => {
       // Before: all 2,000 were held until something called swarms().
       expect(tracker.heardPeers()).toBeLessThanOrEqual(1_000);
       expect(tracker.swarms()[0]!.peers.length).toBe(1_000);
-    } finally {
-      tracker.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
+    });
   });
 });
