@@ -84,7 +84,7 @@ describe('tracker', () => {
     expect(body).not.toMatch(/8:interval/);
   });
 
-  it('answers a catalogued image with the 20 s interval and lists the server\'s seeder at its public address', async () => {
+  it('answers a catalogued image (a starting leecher every second, a seeder at the 20 s interval) and lists the server\'s seeder at its public address', async () => {
     // The seeder's own announce registers 10.0.0.1:6881 as a complete peer.
     const view = await waitFor('the seeder in the swarm', () => {
       const v = rs.api<SwarmView>('/swarm');
@@ -93,7 +93,8 @@ describe('tracker', () => {
     }, 20_000, 200);
     expect(view.seeder).toMatchObject({ running: true, port: 6881 });
     const body = announce(image.infoHash, 7000, 100);
-    expect(body).toMatch(/8:intervali20e/);
+    expect(body).toMatch(/8:intervali1e/);
+    expect(announce(image.infoHash, 7001, 0)).toMatch(/8:intervali20e/);
     expect(body).not.toMatch(/failure reason/);
     // Compact peers: the seeder's 6 bytes (10.0.0.1:6881) are among them.
     expect(Buffer.from(body, 'latin1').includes(Buffer.from([10, 0, 0, 1, 0x1a, 0xe1]))).toBe(true);
