@@ -233,7 +233,8 @@ const torrentSchema = strict({
     announce_interval_seconds: z.number().int().min(5).max(3600).default(20),
     /**
      * For this long after a leecher's started announce it is told to re-announce every second (0: never), so a node
-     * hears of the nodes that booted just after it (see createTracker). Costs one announce per starting node per ~2 s.
+     * hears of the nodes that booted just after it (why: askStartingLeechersBack in images/tracker.ts). Costs one
+     * announce per starting node every ~2 s.
      */
     startup_announce_seconds: z.number().int().min(0).max(120).default(10),
     /** Most peers handed out per announce. */

@@ -20,6 +20,10 @@ function compactPorts(body: Buffer): number[] {
   return ports.sort((a, b) => a - b);
 }
 
+/** The announce URL of peer `peer` (hex peer id) for INFO_HASH, as aria2c sends it (compact, counters as given). */
+const announceUrl = (base: string, peer: string, port: number, left: number, event?: string, numwant?: number) =>
+  `${base}/announce?info_hash=${binary(INFO_HASH)}&peer_id=${binary(peer)}&port=${port}&uploaded=0&downloaded=0&left=${left}&compact=1${event ? `&event=${event}` : ''}${numwant ? `&numwant=${numwant}` : ''}`;
+
 /** Runs `run` against a tracker of INFO_HASH (20 s interval) on a loopback HTTP port, then closes both. */
 async function withTrackerServer(startupAnnounceSeconds: number, run: (tracker: Tracker, base: string) => Promise<void>): Promise<void> {
   const tracker = createTracker({ isKnown: (h) => h === INFO_HASH, intervalSeconds: 20, startupAnnounceSeconds, numwant: 50, peerTtlSeconds: 300, log: pino({ level: 'silent' }) });
@@ -67,8 +71,7 @@ describe('tracker: who hears of whom (the seeder of a joining node at once, no p
 
   /** Announces and returns the ports of the IPv4 peers handed back (every test peer is on 127.0.0.1). */
   const announce = async (peer: string, port: number, left: number, event?: string, numwant?: number): Promise<number[]> => {
-    const q = `info_hash=${binary(INFO_HASH)}&peer_id=${binary(peer)}&port=${port}&uploaded=0&downloaded=0&left=${left}&compact=1${event ? `&event=${event}` : ''}${numwant ? `&numwant=${numwant}` : ''}`;
-    const res = await fetch(`${base}/announce?${q}`);
+    const res = await fetch(announceUrl(base, peer, port, left, event, numwant));
     expect(res.status).toBe(200);
     return compactPorts(Buffer.from(await res.arrayBuffer()));
   };
@@ -132,7 +135,7 @@ describe('tracker: a starting leecher is asked to announce every second', () => 
   const withTracker = (startupAnnounceSeconds: number, run: (announce: (peer: string, port: number, left: number, event?: string) => Promise<number>) => Promise<void>) =>
     withTrackerServer(startupAnnounceSeconds, (_tracker, base) =>
       run(async (peer, port, left, event) => {
-        const res = await fetch(`${base}/announce?info_hash=${binary(INFO_HASH)}&peer_id=${binary(peer)}&port=${port}&uploaded=0&downloaded=0&left=${left}&compact=1${event ? `&event=${event}` : ''}`);
+        const res = await fetch(announceUrl(base, peer, port, left, event));
         return intervalOf(Buffer.from(await res.arrayBuffer()).toString('latin1'));
       }),
     );
@@ -172,7 +175,7 @@ describe('tracker: memory', () => {
         await Promise.all(
           Array.from({ length: 50 }, async (_, j) => {
             const port = 10_000 + i + j;
-            const res = await fetch(`${base}/announce?info_hash=${binary(INFO_HASH)}&peer_id=${binary(port.toString(16).padStart(40, '0'))}&port=${port}&uploaded=0&downloaded=0&left=100&compact=1&event=started`);
+            const res = await fetch(announceUrl(base, port.toString(16).padStart(40, '0'), port, 100, 'started'));
             await res.arrayBuffer();
           }),
         );
