@@ -239,6 +239,11 @@ const torrentSchema = strict({
     startup_announce_seconds: z.number().int().min(0).max(120).default(10),
     /** Most peers handed out per announce. */
     numwant: z.number().int().min(1).max(200).default(50),
+    /**
+     * Peers each downloading node is told about (aria2c uploads to 3 at a time; why: images/swarm-topology.ts), plus
+     * the server's seeder. 0: a random draw of the whole swarm, up to numwant.
+     */
+    neighbours: z.number().int().min(0).max(50).refine((n) => n !== 1, 'must be 0 (off) or at least 2').default(3),
     /** A peer silent for this long is dropped from its swarm (a node that powered off without saying so). */
     peer_ttl_seconds: z.number().int().min(30).default(300),
     /** Peers the seeder uploads to at once per image. */
@@ -401,6 +406,7 @@ export interface TorrentConfig {
   announceIntervalSeconds: number;
   startupAnnounceSeconds: number;
   numwant: number;
+  neighbours: number;
   peerTtlSeconds: number;
   uploadSlots: number;
   seederRestartSeconds: number;
@@ -558,6 +564,7 @@ export function parseConfig(text: string, file: string, env: ConfigEnvironment =
       announceIntervalSeconds: raw.torrent.announce_interval_seconds,
       startupAnnounceSeconds: raw.torrent.startup_announce_seconds,
       numwant: raw.torrent.numwant,
+      neighbours: raw.torrent.neighbours,
       peerTtlSeconds: raw.torrent.peer_ttl_seconds,
       uploadSlots: raw.torrent.upload_slots,
       seederRestartSeconds: raw.torrent.seeder_restart_seconds,

@@ -39,6 +39,7 @@ export function imageSwarm(config: Config, images: ImageCatalog, log: Logger): I
     intervalSeconds: t.announceIntervalSeconds,
     startupAnnounceSeconds: t.startupAnnounceSeconds,
     numwant: t.numwant,
+    neighbours: t.neighbours,
     peerTtlSeconds: t.peerTtlSeconds,
     onLeecherJoined: (infoHash, ip, port) => seeder?.connectTo(infoHash, ip, port),
     log: log.child({ part: 'tracker' }),

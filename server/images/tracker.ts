@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Server as TrackerServer, type AnnounceParams, type Swarm } from 'bittorrent-tracker';
 import { Router } from 'express';
 import type { Logger } from '../log.js';
+import { handOutNeighbours, type NeighbourSwarm } from './tracker-neighbours.js';
 
 export interface TrackerOptions {
   /** Private tracker: only these info-hashes (the catalogued images) get a swarm. */
@@ -11,6 +12,8 @@ export interface TrackerOptions {
   startupAnnounceSeconds: number;
   /** Most peers handed out per announce. */
   numwant: number;
+  /** Neighbours each downloading node is told about (tracker-neighbours.ts); 0 or absent: a random draw of everyone. */
+  neighbours?: number;
   /** A peer that has not announced for this long is forgotten (crashed or powered-off node). */
   peerTtlSeconds: number;
   /** A peer that still needs pieces announced itself for the first time (the seeder connects to it at once). */
@@ -51,6 +54,8 @@ export interface Tracker {
   prune(): void;
   /** How many peers' announce counters are held, over all swarms (bounded by the peers the package still holds). */
   heardPeers(): number;
+  /** How many nodes the swarm graphs hold, over all swarms (0 without neighbours). */
+  graphMembers(): number;
   close(): void;
 }
 
@@ -130,12 +135,17 @@ export function createTracker(opts: TrackerOptions): Tracker {
     const seen = heard.get(p.info_hash)?.get(p.addr);
     return !seen || Date.now() - seen.startedAtMs < opts.startupAnnounceSeconds * 1000;
   };
+  const neighbourSwarms = new Map<string, NeighbourSwarm>();
   const createSwarm = server.createSwarm.bind(server);
   server.createSwarm = (infoHash, cb) =>
     createSwarm(infoHash, (err, swarm) => {
       if (swarm) {
         withoutAnnouncer(swarm);
         askStartingLeechersBack(swarm, isStarting);
+        if ((opts.neighbours ?? 0) >= 2) {
+          const placed = (batch: string[]) => opts.log.info({ infoHash, nodes: batch }, `${batch.length} starting node(s) placed in the swarm graph, ${opts.neighbours} neighbours each`);
+          neighbourSwarms.set(infoHash, handOutNeighbours(swarm, opts.neighbours!, placed));
+        }
       }
       cb(err, swarm);
     });
@@ -219,6 +229,8 @@ export function createTracker(opts: TrackerOptions): Tracker {
         if (opts.isKnown(infoHash)) continue;
         delete server.torrents[infoHash];
         heard.delete(infoHash);
+        neighbourSwarms.get(infoHash)?.close();
+        neighbourSwarms.delete(infoHash);
       }
       for (const infoHash of heard.keys()) if (!opts.isKnown(infoHash)) heard.delete(infoHash);
     },
@@ -227,7 +239,13 @@ export function createTracker(opts: TrackerOptions): Tracker {
       for (const peers of heard.values()) n += peers.size;
       return n;
     },
+    graphMembers() {
+      let n = 0;
+      for (const swarm of neighbourSwarms.values()) n += swarm.members();
+      return n;
+    },
     close() {
+      for (const swarm of neighbourSwarms.values()) swarm.close();
       server.close();
     },
   };

@@ -113,13 +113,14 @@ describe('config: errors name the file, the line, the key and what was expected'
 });
 
 describe('config: torrent (tracker and seeder)', () => {
-  it('defaults: on, seeder on 6881, Luna-like 20 s announces with up to 50 peers', () => {
+  it('defaults: on, seeder on 6881, Luna-like 20 s announces with up to 50 peers, 3 neighbours per node', () => {
     expect(parseConfig('', 'r.yaml').torrent).toEqual({
       enabled: true,
       seedPort: 6881,
       announceIntervalSeconds: 20,
       startupAnnounceSeconds: 10,
       numwant: 50,
+      neighbours: 3,
       peerTtlSeconds: 300,
       uploadSlots: 16,
       seederRestartSeconds: 5,
@@ -129,8 +130,8 @@ describe('config: torrent (tracker and seeder)', () => {
   });
 
   it('every key can be set', () => {
-    const c = parseConfig('torrent:\n  enabled: false\n  seed_port: 0\n  announce_interval_seconds: 10\n  startup_announce_seconds: 0\n  numwant: 30\n  peer_ttl_seconds: 60\n  upload_slots: 8\n  seeder_restart_seconds: 600\n  seeder_hung_seconds: 120\n  webseed_rate_mbit_while_seeding: 0\n', 'r.yaml');
-    expect(c.torrent).toEqual({ enabled: false, seedPort: 0, announceIntervalSeconds: 10, startupAnnounceSeconds: 0, numwant: 30, peerTtlSeconds: 60, uploadSlots: 8, seederRestartSeconds: 600, seederHungSeconds: 120, webseedRateMbitWhileSeeding: 0 });
+    const c = parseConfig('torrent:\n  enabled: false\n  seed_port: 0\n  announce_interval_seconds: 10\n  startup_announce_seconds: 0\n  numwant: 30\n  neighbours: 0\n  peer_ttl_seconds: 60\n  upload_slots: 8\n  seeder_restart_seconds: 600\n  seeder_hung_seconds: 120\n  webseed_rate_mbit_while_seeding: 0\n', 'r.yaml');
+    expect(c.torrent).toEqual({ enabled: false, seedPort: 0, announceIntervalSeconds: 10, startupAnnounceSeconds: 0, numwant: 30, neighbours: 0, peerTtlSeconds: 60, uploadSlots: 8, seederRestartSeconds: 600, seederHungSeconds: 120, webseedRateMbitWhileSeeding: 0 });
   });
 
   it.each([
@@ -138,6 +139,7 @@ describe('config: torrent (tracker and seeder)', () => {
     ['port out of range', 'torrent:\n  seed_port: 70000\n', /rackseed\.yaml:2 torrent\.seed_port: .*65535/],
     ['interval too short', 'torrent:\n  announce_interval_seconds: 1\n', /torrent\.announce_interval_seconds/],
     ['a negative startup window', 'torrent:\n  startup_announce_seconds: -1\n', /rackseed\.yaml:2 torrent\.startup_announce_seconds/],
+    ['a single neighbour (a chain: every piece through one link)', 'torrent:\n  neighbours: 1\n', /rackseed\.yaml:2 torrent\.neighbours: must be 0 \(off\) or at least 2/],
     ['ttl shorter than two intervals', 'torrent:\n  announce_interval_seconds: 60\n  peer_ttl_seconds: 90\n', /torrent\.peer_ttl_seconds: must be at least twice announce_interval_seconds \(120\)/],
   ])('%s is refused', (_what, text, re) => {
     expect(errorOf(text).message).toMatch(re);

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTracker, type Tracker } from '../../../server/images/tracker.js';
+import { createTracker, type Tracker, type TrackerOptions } from '../../../server/images/tracker.js';
 
 /** A 20-byte binary string, as announce query strings carry info-hashes and peer ids. */
 const binary = (hex: string) => [...Buffer.from(hex, 'hex')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
@@ -24,9 +24,9 @@ function compactPorts(body: Buffer): number[] {
 const announceUrl = (base: string, peer: string, port: number, left: number, event?: string, numwant?: number) =>
   `${base}/announce?info_hash=${binary(INFO_HASH)}&peer_id=${binary(peer)}&port=${port}&uploaded=0&downloaded=0&left=${left}&compact=1${event ? `&event=${event}` : ''}${numwant ? `&numwant=${numwant}` : ''}`;
 
-/** Runs `run` against a tracker of INFO_HASH (20 s interval) on a loopback HTTP port, then closes both. */
-async function withTrackerServer(startupAnnounceSeconds: number, run: (tracker: Tracker, base: string) => Promise<void>): Promise<void> {
-  const tracker = createTracker({ isKnown: (h) => h === INFO_HASH, intervalSeconds: 20, startupAnnounceSeconds, numwant: 50, peerTtlSeconds: 300, log: pino({ level: 'silent' }) });
+/** Runs `run` against a tracker of INFO_HASH (20 s interval, `options` on top) on a loopback HTTP port, then closes both. */
+async function withTrackerServer(options: Partial<TrackerOptions>, run: (tracker: Tracker, base: string) => Promise<void>): Promise<void> {
+  const tracker = createTracker({ isKnown: (h) => h === INFO_HASH, intervalSeconds: 20, startupAnnounceSeconds: 10, numwant: 50, peerTtlSeconds: 300, log: pino({ level: 'silent' }), ...options });
   const app = express();
   app.use(tracker.routes);
   const server = await new Promise<Server>((resolve) => {
@@ -133,7 +133,7 @@ describe('tracker: a starting leecher is asked to announce every second', () => 
   const intervalOf = (body: string) => Number(/8:intervali(\d+)e/.exec(body)?.[1]);
 
   const withTracker = (startupAnnounceSeconds: number, run: (announce: (peer: string, port: number, left: number, event?: string) => Promise<number>) => Promise<void>) =>
-    withTrackerServer(startupAnnounceSeconds, (_tracker, base) =>
+    withTrackerServer({ startupAnnounceSeconds }, (_tracker, base) =>
       run(async (peer, port, left, event) => {
         const res = await fetch(announceUrl(base, peer, port, left, event));
         return intervalOf(Buffer.from(await res.arrayBuffer()).toString('latin1'));
@@ -167,9 +167,93 @@ describe('tracker: a starting leecher is asked to announce every second', () => 
   });
 });
 
+describe('tracker: a few neighbours per downloading node', () => {
+  const SEED = 6881;
+  const nodePorts = Array.from({ length: 8 }, (_, i) => 7401 + i);
+  const peerId = (port: number) => port.toString(16).padStart(40, '0');
+
+  /** Ports handed to the peer on `port` (every test peer is on 127.0.0.1). */
+  const announcer = (base: string) => async (port: number, left: number, event?: string) => {
+    const res = await fetch(announceUrl(base, peerId(port), port, left, event));
+    expect(res.status).toBe(200);
+    return compactPorts(Buffer.from(await res.arrayBuffer()));
+  };
+
+  it('nodes that start together each hear of 3 of them and of the seed; the seed hears of everyone; a node that left is replaced', async () => {
+    await withTrackerServer({ neighbours: 3 }, async (_tracker, base) => {
+      const announce = announcer(base);
+      expect(await announce(SEED, 0, 'started')).toEqual([]);
+      // All at once, as a rack powered on together: the answers are held until the batch is placed, so the first
+      // node too hears of its neighbours (answered at once, it would have heard of nobody).
+      const answers = await Promise.all(nodePorts.map((port) => announce(port, 1000, 'started')));
+      const neighbours = new Map(nodePorts.map((port, i) => [port, answers[i]!.filter((p) => p !== SEED)]));
+      for (const [port, ports] of neighbours) {
+        expect(answers[nodePorts.indexOf(port)]).toContain(SEED);
+        expect(ports).toHaveLength(3);
+        expect(ports).not.toContain(port);
+        // Whoever a node is told about is told about it: each connection is made once and both ends expect it.
+        for (const other of ports) expect(neighbours.get(other)).toContain(port);
+      }
+      expect(await announce(SEED, 0)).toEqual(nodePorts);
+      // Re-announces hand out the same neighbours.
+      expect((await announce(nodePorts[0]!, 900)).filter((p) => p !== SEED)).toEqual(neighbours.get(nodePorts[0]!));
+
+      const leaver = nodePorts[0]!;
+      await announce(leaver, 900, 'stopped');
+      const orphans = neighbours.get(leaver)!;
+      const after = await Promise.all(orphans.map((port) => announce(port, 800)));
+      for (const ports of after) {
+        expect(ports).not.toContain(leaver);
+        expect(ports.filter((p) => p !== SEED).length).toBeGreaterThanOrEqual(2);
+      }
+      // Two of the three lost a neighbour and had room for each other.
+      expect(after.map((ports) => ports.filter((p) => p !== SEED).length).sort()).toEqual([2, 3, 3]);
+    });
+  });
+
+  it('a node that completed stays a neighbour (it keeps seeding to them), and one seen only as complete is a seed for all', async () => {
+    await withTrackerServer({ neighbours: 3 }, async (_tracker, base) => {
+      const announce = announcer(base);
+      const answers = await Promise.all(nodePorts.slice(0, 4).map((port) => announce(port, 1000, 'started')));
+      const before = answers[0]!;
+      expect(await announce(nodePorts[0]!, 0, 'completed')).toEqual(before);
+      expect(await announce(nodePorts[1]!, 500)).toContain(nodePorts[0]);
+      // A second seed box: everyone hears of it, it hears of everyone.
+      expect(await announce(6999, 0, 'started')).toEqual(nodePorts.slice(0, 4));
+      expect(await announce(nodePorts[2]!, 500)).toContain(6999);
+    });
+  });
+
+  it('nodes the swarm dropped (silent past the peer TTL) are neither handed out nor spliced into', async () => {
+    await withTrackerServer({ neighbours: 3, peerTtlSeconds: 1 }, async (tracker, base) => {
+      const announce = announcer(base);
+      const [gone, fresh] = [nodePorts.slice(0, 4), nodePorts.slice(4)];
+      await Promise.all(gone.map((port) => announce(port, 1000, 'started')));
+      expect(tracker.graphMembers()).toBe(4);
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      const answers = await Promise.all(fresh.map((port) => announce(port, 1000, 'started')));
+      for (const [i, ports] of answers.entries()) {
+        expect(ports).toHaveLength(3);
+        expect(ports.every((p) => fresh.includes(p) && p !== fresh[i])).toBe(true);
+      }
+      // The graph forgot them too: it does not grow with every install a long-running server has seen.
+      expect(tracker.graphMembers()).toBe(4);
+    });
+  });
+
+  it('without neighbours (0), every peer up to numwant, as before', async () => {
+    await withTrackerServer({ neighbours: 0 }, async (tracker, base) => {
+      const announce = announcer(base);
+      await Promise.all(nodePorts.map((port) => announce(port, 1000, 'started')));
+      expect(await announce(nodePorts[0]!, 900)).toEqual(nodePorts.slice(1));
+      expect(tracker.graphMembers()).toBe(0);
+    });
+  });
+});
+
 describe('tracker: memory', () => {
   it('forgets the counters of peers the package has dropped, without anyone reading the swarm view (nodes never announce stopped)', async () => {
-    await withTrackerServer(10, async (tracker, base) => {
+    await withTrackerServer({}, async (tracker, base) => {
       // 2,000 peers come and go; the package keeps the 1,000 most recent of a swarm.
       for (let i = 0; i < 2_000; i += 50) {
         await Promise.all(
