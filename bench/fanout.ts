@@ -18,6 +18,20 @@ import { startFanoutTrace } from './lib/fanout-trace.js';
 import { bridgePortStats, btCopy, fanoutBittorrent, fanoutHttp, removeCopies, txBytes, verifyCopies } from './lib/fanout-run.js';
 import { envInt } from './lib/env.js';
 
+/** Sizes of the batches of starting nodes the tracker placed in its swarm graph, from the server's JSON log. */
+function placedBatches(log: string): number[] {
+  const sizes: number[] = [];
+  for (const line of log.split('\n')) {
+    if (!line.includes('placed in the swarm graph')) continue;
+    try {
+      sizes.push((JSON.parse(line) as { nodes: string[] }).nodes.length);
+    } catch {
+      // not a JSON line: skip it
+    }
+  }
+  return sizes;
+}
+
 const NODES = envInt('FANOUT_NODES', 16, 1, 200);
 const BYTES = envInt('FANOUT_BYTES', 256 * 1024 * 1024, 1024 * 1024, 8 * 1024 ** 3);
 const MBIT = envInt('FANOUT_MBIT', 100, 1, 100_000);
@@ -88,6 +102,9 @@ async function main(): Promise<void> {
     // FANOUT_TRACE_LOGDIR=DIR keeps each node's aria2c output (with FANOUT_ARIA2C_ARGS='--log=- --log-level=info', its log).
     const logDir = process.env.FANOUT_TRACE_LOGDIR;
     if (logDir) bt.downloads.forEach((d, i) => writeFileSync(path.join(logDir, `node-${i}.log`), d.output()));
+    if (logDir) writeFileSync(path.join(logDir, 'server.log'), server.log());
+    const batches = placedBatches(server.log());
+    if (batches.length > 0) say(`tracker: the nodes were placed in the swarm graph in batches of ${batches.join(', ')}`);
     const serverSent = txBytes(netns, lan.server.ns) - sentBefore;
     const swarm = server.api<{ images: Array<{ name: string; peers: Array<{ ip: string; uploaded: number }>; seeder: { uploaded: number } | null }> }>('/swarm').images.find((i) => i.name === 'fanout');
     await Promise.all(bt.downloads.map((d) => netns.stop(d.child)));
