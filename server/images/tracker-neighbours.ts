@@ -13,6 +13,8 @@ import { SwarmTopology } from './swarm-topology.js';
  */
 export const JOIN_QUIET_MS = 100;
 export const JOIN_MAX_HOLD_MS = 500;
+/** A batch this large is placed at once: placing costs O(members x batch), and a flood of announces must not stall the server. */
+export const JOIN_MAX_BATCH = 1000;
 
 export interface NeighbourSwarm {
   /** Nodes in the graph (those the swarm dropped go when the next batch is placed). */
@@ -79,6 +81,7 @@ export function handOutNeighbours(swarm: Swarm, degree: number, placed?: (batch:
     if (held.length === 0) firstHeldAt = now;
     held.push(h);
     if (timer) clearTimeout(timer);
+    if (held.length >= JOIN_MAX_BATCH) return release();
     timer = setTimeout(release, Math.max(0, Math.min(JOIN_QUIET_MS, firstHeldAt + JOIN_MAX_HOLD_MS - now)));
   };
 
