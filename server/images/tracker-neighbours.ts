@@ -19,6 +19,8 @@ export const JOIN_MAX_BATCH = 1000;
 export interface NeighbourSwarm {
   /** Nodes in the graph (those the swarm dropped go when the next batch is placed). */
   members(): number;
+  /** The neighbours ("ip:port", sorted) of a node in the graph; undefined for a seed or a node not placed yet. */
+  neighboursOf(addr: string): string[] | undefined;
   /** Answers every held announce now (the tracker is closing). */
   close(): void;
 }
@@ -108,6 +110,7 @@ export function handOutNeighbours(swarm: Swarm, degree: number, placed?: (batch:
 
   return {
     members: () => topology.size(),
+    neighboursOf: (addr) => (topology.has(addr) ? topology.neighbours(addr).sort() : undefined),
     close() {
       if (timer) clearTimeout(timer);
       if (held.length > 0) release();

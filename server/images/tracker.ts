@@ -32,6 +32,8 @@ export interface TrackerPeer {
   complete: boolean;
   /** ISO 8601 time of its last announce. */
   lastAnnounce: string;
+  /** With `neighbours` on, the nodes ("ip:port") it is told about besides the seeds; absent for a seed. */
+  neighbours?: string[];
 }
 
 /** A peer as kept here: what the swarm view shows, and when its download started (for askStartingLeechersBack). */
@@ -216,7 +218,9 @@ export function createTracker(opts: TrackerOptions): Tracker {
           const p = swarm.peers.peek(key);
           if (!p) continue;
           const heardPeer = mine?.get(key);
-          peers.push(heardPeer ? withoutStart(heardPeer) : { ip: p.ip, port: p.port, peerId: p.peerId, uploaded: 0, downloaded: 0, left: p.complete ? 0 : -1, complete: p.complete, lastAnnounce: '' });
+          const peer: TrackerPeer = heardPeer ? withoutStart(heardPeer) : { ip: p.ip, port: p.port, peerId: p.peerId, uploaded: 0, downloaded: 0, left: p.complete ? 0 : -1, complete: p.complete, lastAnnounce: '' };
+          const neighbours = neighbourSwarms.get(infoHash)?.neighboursOf(key);
+          peers.push(neighbours ? { ...peer, neighbours } : peer);
         }
         forgetExpired(infoHash);
         peers.sort((a, b) => a.ip.localeCompare(b.ip, 'en', { numeric: true }) || a.port - b.port);

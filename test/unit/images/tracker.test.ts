@@ -180,7 +180,7 @@ describe('tracker: a few neighbours per downloading node', () => {
   };
 
   it('nodes that start together each hear of 3 of them and of the seed; the seed hears of everyone; a node that left is replaced', async () => {
-    await withTrackerServer({ neighbours: 3 }, async (_tracker, base) => {
+    await withTrackerServer({ neighbours: 3 }, async (tracker, base) => {
       const announce = announcer(base);
       expect(await announce(SEED, 0, 'started')).toEqual([]);
       // All at once, as a rack powered on together: the answers are held until the batch is placed, so the first
@@ -195,6 +195,10 @@ describe('tracker: a few neighbours per downloading node', () => {
         for (const other of ports) expect(neighbours.get(other)).toContain(port);
       }
       expect(await announce(SEED, 0)).toEqual(nodePorts);
+      // The swarm view shows who neighbours whom (an operator asking why one node is slow); a seed has no neighbours.
+      const view = tracker.swarms()[0]!.peers;
+      expect(view.find((p) => p.port === SEED)!.neighbours).toBeUndefined();
+      for (const [port, ports] of neighbours) expect(view.find((p) => p.port === port)!.neighbours).toEqual(ports.map((n) => `127.0.0.1:${n}`).sort());
       // Re-announces hand out the same neighbours.
       expect((await announce(nodePorts[0]!, 900)).filter((p) => p !== SEED)).toEqual(neighbours.get(nodePorts[0]!));
 
