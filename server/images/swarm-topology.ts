@@ -49,12 +49,11 @@ export class SwarmTopology {
     return [...(this.edges.get(member) ?? [])];
   }
 
-  /** Places members that started together (in arrival order); members already placed are skipped. */
-  place(arrivals: readonly string[]): void {
+  /** Places members that started together (in arrival order); returns those placed (not already members, once each). */
+  place(arrivals: readonly string[]): string[] {
     const batch = [...new Set(arrivals)].filter((m) => !this.has(m));
-    if (batch.length === 0) return;
-    const before = [...this.placements.keys()];
-    const splice = this.spliceEdge(before);
+    if (batch.length === 0) return batch;
+    const splice = this.spliceEdge(this.members());
     const id = this.batches++;
     batch.forEach((member, index) => {
       this.placements.set(member, { batch: id, index, batchSize: batch.length });
@@ -70,6 +69,7 @@ export class SwarmTopology {
       this.connect(last, first);
     }
     for (const member of batch) this.fill(member);
+    return batch;
   }
 
   /** Forgets a member (it left the swarm); its neighbours get new ones when they are next filled. */

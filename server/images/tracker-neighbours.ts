@@ -1,4 +1,5 @@
-import type { AnnounceParams, Swarm, SwarmPeer } from 'bittorrent-tracker';
+import type { AnnounceResponse, Swarm, SwarmPeer } from 'bittorrent-tracker';
+import { knownCount } from './announce-count.js';
 import { SwarmTopology } from './swarm-topology.js';
 
 /**
@@ -25,20 +26,12 @@ export interface NeighbourSwarm {
   close(): void;
 }
 
-type Answer = Parameters<NonNullable<Parameters<Swarm['announce']>[1]>>[1];
-
 interface HeldAnnounce {
   addr: string;
   numwant: number;
   answer: () => void;
-  response: NonNullable<Answer>;
+  response: AnnounceResponse;
 }
-
-/** `left` of an announce: -1 when missing or garbled (such a peer is taken for a downloader). */
-const leftOf = (p: AnnounceParams): number => {
-  const n = Number(p.left as unknown);
-  return p.left === undefined || (p.left as unknown) === '' || !Number.isFinite(n) || n < 0 ? -1 : n;
-};
 
 /** `placed`: told about every batch placed (the addresses in arrival order), for the log. */
 export function handOutNeighbours(swarm: Swarm, degree: number, placed?: (batch: string[]) => void): NeighbourSwarm {
@@ -70,8 +63,8 @@ export function handOutNeighbours(swarm: Swarm, degree: number, placed?: (batch:
     held = [];
     // Members the swarm dropped (silent past the peer TTL) must not be spliced into, nor kept for ever.
     for (const m of topology.members()) if (!swarm.peers.peek(m)) topology.remove(m);
-    topology.place(batch.map((h) => h.addr));
-    placed?.([...new Set(batch.map((h) => h.addr))]);
+    const newcomers = topology.place(batch.map((h) => h.addr));
+    placed?.(newcomers);
     for (const h of batch) {
       h.response.peers = peersFor(h.addr, h.numwant);
       h.answer();
@@ -97,7 +90,7 @@ export function handOutNeighbours(swarm: Swarm, degree: number, placed?: (batch:
     const member = topology.has(addr);
     const pending = held.some((h) => h.addr === addr);
     // A seed from its first announce stays outside the graph and hears of everyone, as without neighbours.
-    if (!member && !pending && leftOf(params) === 0) return announce(params, cb);
+    if (!member && !pending && knownCount(params.left) === 0) return announce(params, cb);
     announce(params, (err, response) => {
       if (err || !response) return cb?.(err, response);
       if (member) {

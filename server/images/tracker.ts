@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Server as TrackerServer, type AnnounceParams, type Swarm } from 'bittorrent-tracker';
 import { Router } from 'express';
 import type { Logger } from '../log.js';
+import { knownCount } from './announce-count.js';
 import { handOutNeighbours, type NeighbourSwarm } from './tracker-neighbours.js';
 
 export interface TrackerOptions {
@@ -97,12 +98,6 @@ function askStartingLeechersBack(swarm: Swarm, isStarting: (params: AnnouncePara
     });
   };
 }
-
-/** An announce counter as sent, or -1 when it is missing or garbled: unknown, which for `left` is not "complete". */
-const knownCount = (v: unknown): number => {
-  const n = (typeof v === 'string' && v !== '') || typeof v === 'number' ? Number(v) : NaN;
-  return Number.isFinite(n) && n >= 0 ? n : -1;
-};
 
 // Announce counters arrive as query strings; a missing or garbled one must not poison the view with NaN.
 const counter = (v: unknown): number => Math.max(0, knownCount(v));

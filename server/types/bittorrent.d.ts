@@ -72,13 +72,21 @@ declare module 'bittorrent-tracker' {
     port: number;
   }
 
+  export interface AnnounceResponse {
+    complete: number;
+    incomplete: number;
+    peers: SwarmPeer[];
+    /** Seconds; the server fills in its own when absent. */
+    interval?: number;
+  }
+
   export interface Swarm {
     infoHash: string;
     complete: number;
     incomplete: number;
     peers: { readonly keys: string[]; peek(key: string): SwarmPeer | undefined };
     /** Records the announce and answers with up to params.numwant peers (cb is absent for a closed websocket). */
-    announce(params: AnnounceParams, cb?: (err: Error | null, response?: { complete: number; incomplete: number; peers: SwarmPeer[]; /** Seconds; the server fills in its own when absent. */ interval?: number }) => void): void;
+    announce(params: AnnounceParams, cb?: (err: Error | null, response?: AnnounceResponse) => void): void;
   }
 
   export class Server extends EventEmitter {

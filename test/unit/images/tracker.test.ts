@@ -24,6 +24,13 @@ function compactPorts(body: Buffer): number[] {
 const announceUrl = (base: string, peer: string, port: number, left: number, event?: string, numwant?: number) =>
   `${base}/announce?info_hash=${binary(INFO_HASH)}&peer_id=${binary(peer)}&port=${port}&uploaded=0&downloaded=0&left=${left}&compact=1${event ? `&event=${event}` : ''}${numwant ? `&numwant=${numwant}` : ''}`;
 
+/** Announces and returns the ports of the IPv4 peers handed back (every test peer is on 127.0.0.1). */
+async function announcedPorts(base: string, peer: string, port: number, left: number, event?: string, numwant?: number): Promise<number[]> {
+  const res = await fetch(announceUrl(base, peer, port, left, event, numwant));
+  expect(res.status).toBe(200);
+  return compactPorts(Buffer.from(await res.arrayBuffer()));
+}
+
 /** Runs `run` against a tracker of INFO_HASH (20 s interval, `options` on top) on a loopback HTTP port, then closes both. */
 async function withTrackerServer(options: Partial<TrackerOptions>, run: (tracker: Tracker, base: string) => Promise<void>): Promise<void> {
   const tracker = createTracker({ isKnown: (h) => h === INFO_HASH, intervalSeconds: 20, startupAnnounceSeconds: 10, numwant: 50, peerTtlSeconds: 300, log: pino({ level: 'silent' }), ...options });
@@ -69,12 +76,7 @@ describe('tracker: who hears of whom (the seeder of a joining node at once, no p
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  /** Announces and returns the ports of the IPv4 peers handed back (every test peer is on 127.0.0.1). */
-  const announce = async (peer: string, port: number, left: number, event?: string, numwant?: number): Promise<number[]> => {
-    const res = await fetch(announceUrl(base, peer, port, left, event, numwant));
-    expect(res.status).toBe(200);
-    return compactPorts(Buffer.from(await res.arrayBuffer()));
-  };
+  const announce = (peer: string, port: number, left: number, event?: string, numwant?: number) => announcedPorts(base, peer, port, left, event, numwant);
 
   it('once per leecher, not again on its re-announces, never for a seeder or an unknown torrent', async () => {
     await announce('01'.repeat(20), 6881, 1000, 'started');
@@ -172,12 +174,8 @@ describe('tracker: a few neighbours per downloading node', () => {
   const nodePorts = Array.from({ length: 8 }, (_, i) => 7401 + i);
   const peerId = (port: number) => port.toString(16).padStart(40, '0');
 
-  /** Ports handed to the peer on `port` (every test peer is on 127.0.0.1). */
-  const announcer = (base: string) => async (port: number, left: number, event?: string) => {
-    const res = await fetch(announceUrl(base, peerId(port), port, left, event));
-    expect(res.status).toBe(200);
-    return compactPorts(Buffer.from(await res.arrayBuffer()));
-  };
+  /** Ports handed to the peer on `port`. */
+  const announcer = (base: string) => (port: number, left: number, event?: string) => announcedPorts(base, peerId(port), port, left, event);
 
   it('nodes that start together each hear of 3 of them and of the seed; the seed hears of everyone; a node that left is replaced', async () => {
     await withTrackerServer({ neighbours: 3 }, async (tracker, base) => {
