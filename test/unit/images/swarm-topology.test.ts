@@ -76,18 +76,59 @@ describe('SwarmTopology: a few neighbours per downloading node', () => {
     expect(adjacency(t, members)).toEqual({ n0: ['n1', 'n5'], n1: ['n0', 'n2'], n2: ['n1', 'n3'], n3: ['n2', 'n4'], n4: ['n3', 'n5'], n5: ['n0', 'n4'] });
   });
 
-  it('a later batch is spliced into one edge: only its two ends get a neighbour more, and the graph stays whole', () => {
+  it.each([
+    { batches: [3, 13] },
+    { batches: [1, 15] },
+    { batches: [2, 14] },
+    { batches: [4, 12] },
+    { batches: [5, 11] },
+    { batches: [6, 10] },
+    { batches: [8, 8] },
+    { batches: [3, 6, 7] },
+    { batches: [7, 5, 1, 3] },
+  ])('16 nodes placed in batches of $batches: 4 hops at most, 2 to 4 neighbours each, only earlier nodes over 3', ({ batches }) => {
+    const t = new SwarmTopology(3);
+    const placed: string[][] = batches.map((n, b) => names(n, `b${b}n`));
+    for (const batch of placed) t.place(batch);
+    const all = placed.flat();
+    expectSymmetric(t, all);
+    expect(diameter(t, all)).toBeLessThanOrEqual(4);
+    for (const m of all) expect(t.neighbours(m).length).toBeGreaterThanOrEqual(2);
+    for (const m of all) expect(t.neighbours(m).length).toBeLessThanOrEqual(4);
+    const last = new Set(placed[placed.length - 1]);
+    for (const m of last) expect(t.neighbours(m).length).toBeLessThanOrEqual(3);
+  });
+
+  it('a later batch joins the earlier nodes through many edges, not through the one edge it was spliced into', () => {
     const t = new SwarmTopology(3);
     const first = names(8, 'a');
-    const second = names(6, 'b');
+    const second = names(8, 'b');
     t.place(first);
     t.place(second);
-    const all = [...first, ...second];
-    expectSymmetric(t, all);
-    const degrees = all.map((m) => t.neighbours(m).length);
-    expect(degrees.filter((d) => d === 4)).toHaveLength(2);
-    expect(degrees.filter((d) => d === 3)).toHaveLength(12);
-    expect(diameter(t, all)).toBeLessThan(Infinity);
+    const across = first.reduce((n, m) => n + t.neighbours(m).filter((o) => o.startsWith('b')).length, 0);
+    // The splice gives 2; every other newcomer takes a chord to an earlier node, which goes to 4 for it.
+    expect(across).toBeGreaterThanOrEqual(6);
+    expect(Math.max(...first.map((m) => t.neighbours(m).length))).toBe(4);
+  });
+
+  it('earlier nodes with room are joined to the farthest newcomers: no newcomer sits next to two of a first batch of 3', () => {
+    const t = new SwarmTopology(3);
+    const first = names(3, 'a');
+    const second = names(13, 'b');
+    t.place(first);
+    t.place(second);
+    for (const m of second) expect(t.neighbours(m).filter((o) => o.startsWith('a')).length).toBeLessThanOrEqual(1);
+    expect(diameter(t, [...first, ...second])).toBe(4);
+  });
+
+  it.each([
+    { batches: [21, 11], hops: 5 },
+    { batches: [100, 100], hops: 10 },
+  ])('waves of $batches: any node reaches any other in $hops hops at most (9 and 51 when a wave joined through one edge)', ({ batches, hops }) => {
+    const t = new SwarmTopology(3);
+    const placed = batches.map((n, b) => names(n, `b${b}n`));
+    for (const batch of placed) t.place(batch);
+    expect(diameter(t, placed.flat())).toBeLessThanOrEqual(hops);
   });
 
   it('nodes that come one at a time spread the extra neighbours (about 4 each) instead of piling them on one node', () => {
