@@ -15,7 +15,7 @@ import { startRackseedProcess, type RackseedProcess } from '../test/support/rack
 import { aria2cCommandLine, buildSwarmLan, writeTestImage } from '../test/support/swarm.js';
 import { ringSeconds } from './lib/fanout-capacity.js';
 import { startFanoutTrace } from './lib/fanout-trace.js';
-import { bridgePortStats, btCopy, fanoutBittorrent, fanoutHttp, removeCopies, txBytes, verifyCopies } from './lib/fanout-run.js';
+import { bridgePortStats, btCopy, fanoutBittorrent, fanoutHttp, removeCopies, txBytes, verifyCopies, type EarlyStart } from './lib/fanout-run.js';
 import { envInt } from './lib/env.js';
 
 /** Sizes of the batches of starting nodes the tracker placed in its swarm graph, from the server's JSON log. */
@@ -43,13 +43,23 @@ const RUN_HTTP = process.env.FANOUT_HTTP !== '0';
 /**
  * Tuning knobs: FANOUT_PIECE_KIB (default: defaultPieceLength's choice), FANOUT_ARIA2C_ARGS (extra node flags),
  * FANOUT_BURST (tbf burst bytes) and FANOUT_QUEUE_MS (tbf queue), FANOUT_RING=0 (skip the host-capacity ring),
- * FANOUT_TRACE=1 (a timeline, bench/lib/fanout-trace.ts). The served torrent always carries the web seed (it is
- * rewritten per request), so there is no knob to drop it.
+ * FANOUT_TRACE=1 (a timeline, bench/lib/fanout-trace.ts), FANOUT_EARLY=K:MS (the first K nodes start MS ms before
+ * the rest). The served torrent always carries the web seed (it is rewritten per request), so there is no knob to
+ * drop it.
  */
 const PIECE_KIB = process.env.FANOUT_PIECE_KIB ? envInt('FANOUT_PIECE_KIB', 256, 16, 16384) : undefined;
 const BURST = process.env.FANOUT_BURST ? envInt('FANOUT_BURST', 131072, 1600, 64 * 1024 * 1024) : undefined;
 const QUEUE_MS = process.env.FANOUT_QUEUE_MS ? envInt('FANOUT_QUEUE_MS', 50, 1, 10_000) : undefined;
 const NODE_ARGS = (process.env.FANOUT_ARIA2C_ARGS ?? '').split(' ').filter(Boolean);
+const EARLY = earlyStart(process.env.FANOUT_EARLY);
+
+function earlyStart(spec: string | undefined): EarlyStart | undefined {
+  if (!spec) return undefined;
+  const m = /^(\d+):(\d+)$/.exec(spec);
+  const [nodes, ms] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
+  if (!(nodes >= 1 && nodes < NODES && ms <= 60_000)) throw new Error(`FANOUT_EARLY must be K:MS, 1 <= K < ${NODES} nodes started MS (at most 60000) ms before the rest`);
+  return { nodes, ms };
+}
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const fmt = (x: number) => x.toFixed(2);
@@ -79,6 +89,7 @@ async function main(): Promise<void> {
     const tLink = (BYTES * 8) / (MBIT * 1e6);
     say(`fanout: ${NODES} nodes, ${(BYTES / 2 ** 20).toFixed(0)} MiB image, every link ${MBIT} Mbit/s (tbf both ways); one copy over one link: ${fmt(tLink)} s`);
     say(`node command: ${aria2cCommandLine({ torrentUrl: image.torrentUrl, dir: '<dir>', hook: '<hook>' })}`);
+    if (EARLY) say(`early start: the first ${EARLY.nodes} node(s) start ${EARLY.ms} ms before the other ${NODES - EARLY.nodes}`);
 
     // FANOUT_RING=0 skips the host-capacity ring while tuning (the ratio to it is then against t_link).
     const measureRing = lan.nodes.length > 1 && process.env.FANOUT_RING !== '0';
@@ -99,7 +110,7 @@ async function main(): Promise<void> {
       connections: (i) => netns.run(lan.nodes[i]!.ns, 'ss', ['-Htn', 'state', 'established']).stdout.split('\n').filter(Boolean).length,
       say,
     });
-    const bt = await fanoutBittorrent(netns, lan, image, work, NODE_ARGS);
+    const bt = await fanoutBittorrent(netns, lan, image, work, NODE_ARGS, EARLY);
     trace?.stop(bt.perNode);
     // FANOUT_TRACE_LOGDIR=DIR keeps each node's aria2c output (with FANOUT_ARIA2C_ARGS='--log=- --log-level=info', its log).
     const logDir = process.env.FANOUT_TRACE_LOGDIR;

@@ -23,10 +23,23 @@ async function poll(what: string, check: () => boolean, startedAt: number): Prom
   }
 }
 
-/** Every node runs the installer's aria2c at once; done when each has every piece verified (its hook ran). */
-export async function fanoutBittorrent(netns: Netns, lan: SwarmLan, image: TestImage, work: string, extraArgs: string[] = []): Promise<FanoutRun & { downloads: NodeDownload[] }> {
+/** The first `nodes` start `ms` before the others: a wave the tracker may see as two (a few nodes booted early). */
+export interface EarlyStart {
+  nodes: number;
+  ms: number;
+}
+
+/**
+ * Every node runs the installer's aria2c at once (or the early ones first); done when each has every piece verified
+ * (its hook ran). Times count from the first start.
+ */
+export async function fanoutBittorrent(netns: Netns, lan: SwarmLan, image: TestImage, work: string, extraArgs: string[] = [], early?: EarlyStart): Promise<FanoutRun & { downloads: NodeDownload[] }> {
   const start = Date.now();
-  const downloads = lan.nodes.map((n, i) => startNodeDownload(netns, n.ns, image, btDir(work, i), extraArgs));
+  const downloads: NodeDownload[] = [];
+  for (const [i, n] of lan.nodes.entries()) {
+    if (early && i === early.nodes) await new Promise((r) => setTimeout(r, early.ms));
+    downloads.push(startNodeDownload(netns, n.ns, image, btDir(work, i), extraArgs));
+  }
   const perNode: Array<number | undefined> = downloads.map(() => undefined);
   await poll('BitTorrent fanout', () => {
     downloads.forEach((d, i) => {

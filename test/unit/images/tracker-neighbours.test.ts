@@ -1,6 +1,6 @@
 import { Server, type AnnounceParams, type Swarm } from 'bittorrent-tracker';
 import { afterEach, describe, expect, it } from 'vitest';
-import { handOutNeighbours, JOIN_MAX_BATCH, type NeighbourSwarm } from '../../../server/images/tracker-neighbours.js';
+import { handOutNeighbours, JOIN_MAX_BATCH, JOIN_QUIET_MS, type NeighbourSwarm } from '../../../server/images/tracker-neighbours.js';
 
 const INFO_HASH = 'ef'.repeat(20);
 
@@ -41,7 +41,7 @@ describe('handOutNeighbours: holding and placing batches', () => {
     expect(placed).toEqual([JOIN_MAX_BATCH]);
     expect(answered).toBe(JOIN_MAX_BATCH);
     expect(handle.members()).toBe(JOIN_MAX_BATCH);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await new Promise((resolve) => setTimeout(resolve, JOIN_QUIET_MS + 250));
     expect(placed).toEqual([JOIN_MAX_BATCH, 1]);
     expect(answered).toBe(JOIN_MAX_BATCH + 1);
   });
