@@ -12,7 +12,7 @@ import { SwarmTopology } from './swarm-topology.js';
  * placed as one batch: placing them one by one would leave the extra neighbours of every splice on the early ones.
  * aria2c only acts on an answer at its next once-a-second pass anyway, so the hold costs a node a fraction of that.
  * Quiet 450 ms: with 100 ms, one node in 16 starting a little late (a busy host) split the wave into batches joined
- * through few edges, and those runs were 2-5 s slower; measured in bench:fanout, 450 ms cost about 0.3 s when all 16
+ * through few edges, and those runs were 2-5 s slower; measured in bench:fanout, 450 ms cost about 0.6 s when all 16
  * started together and kept a wave whose last 13 started 300 ms after the first 3 as one batch.
  */
 export const JOIN_QUIET_MS = 450;

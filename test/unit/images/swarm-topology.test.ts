@@ -50,7 +50,6 @@ describe('SwarmTopology: a few neighbours per downloading node', () => {
     // An odd batch cannot give everyone a chord: one member keeps the 2 of the ring.
     { nodes: 5, degrees: [3, 3, 3, 3, 2] },
     { nodes: 16, degrees: Array(16).fill(3) },
-    { nodes: 200, degrees: Array(200).fill(3) },
   ])('a batch of $nodes that started together: 3 neighbours each where the count allows', ({ nodes, degrees }) => {
     const t = new SwarmTopology(3);
     const members = names(nodes);
@@ -67,6 +66,19 @@ describe('SwarmTopology: a few neighbours per downloading node', () => {
     const expected = Object.fromEntries(members.map((_, i) => [`n${i}`, [`n${(i + 1) % 16}`, `n${(i + 15) % 16}`, `n${(i + 8) % 16}`].sort()]));
     expect(adjacency(t, members)).toEqual(expected);
     expect(diameter(t, members)).toBe(4);
+  });
+
+  it.each([
+    { nodes: 32, hops: 5 },
+    { nodes: 200, hops: 8 },
+  ])('a batch of $nodes is laid out as rings of 16 tied together: 3 or 4 neighbours each, $hops hops across', ({ nodes, hops }) => {
+    const t = new SwarmTopology(3);
+    const members = names(nodes);
+    t.place(members);
+    expectSymmetric(t, members);
+    for (const m of members) expect([3, 4]).toContain(t.neighbours(m).length);
+    // As one ring with one chord each it was nodes / 4 hops across (8 and 50).
+    expect(diameter(t, members)).toBeLessThanOrEqual(hops);
   });
 
   it('2 neighbours make a ring', () => {
