@@ -28,6 +28,14 @@ function diameter(t: SwarmTopology, members: string[]): number {
   return worst;
 }
 
+/** A 3-neighbour topology with batches of these sizes placed one after another (members b0n0.., b1n0..). */
+function placeBatches(batches: number[]): { t: SwarmTopology; placed: string[][]; all: string[] } {
+  const t = new SwarmTopology(3);
+  const placed = batches.map((n, b) => names(n, `b${b}n`));
+  for (const batch of placed) t.place(batch);
+  return { t, placed, all: placed.flat() };
+}
+
 /** Edges are symmetric and never loop: whoever is told about a neighbour is told about by it. */
 function expectSymmetric(t: SwarmTopology, members: string[]): void {
   for (const m of members) {
@@ -99,10 +107,7 @@ describe('SwarmTopology: a few neighbours per downloading node', () => {
     { batches: [3, 6, 7] },
     { batches: [7, 5, 1, 3] },
   ])('16 nodes placed in batches of $batches: 4 hops at most, 2 to 4 neighbours each, only earlier nodes over 3', ({ batches }) => {
-    const t = new SwarmTopology(3);
-    const placed: string[][] = batches.map((n, b) => names(n, `b${b}n`));
-    for (const batch of placed) t.place(batch);
-    const all = placed.flat();
+    const { t, placed, all } = placeBatches(batches);
     expectSymmetric(t, all);
     expect(diameter(t, all)).toBeLessThanOrEqual(4);
     for (const m of all) expect(t.neighbours(m).length).toBeGreaterThanOrEqual(2);
@@ -112,35 +117,27 @@ describe('SwarmTopology: a few neighbours per downloading node', () => {
   });
 
   it('a later batch joins the earlier nodes through many edges, not through the one edge it was spliced into', () => {
-    const t = new SwarmTopology(3);
-    const first = names(8, 'a');
-    const second = names(8, 'b');
-    t.place(first);
-    t.place(second);
-    const across = first.reduce((n, m) => n + t.neighbours(m).filter((o) => o.startsWith('b')).length, 0);
+    const { t, placed } = placeBatches([8, 8]);
+    const [first, second] = [placed[0]!, new Set(placed[1])];
+    const across = first.reduce((n, m) => n + t.neighbours(m).filter((o) => second.has(o)).length, 0);
     // The splice gives 2; every other newcomer takes a chord to an earlier node, which goes to 4 for it.
     expect(across).toBeGreaterThanOrEqual(6);
     expect(Math.max(...first.map((m) => t.neighbours(m).length))).toBe(4);
   });
 
   it('earlier nodes with room are joined to the farthest newcomers: no newcomer sits next to two of a first batch of 3', () => {
-    const t = new SwarmTopology(3);
-    const first = names(3, 'a');
-    const second = names(13, 'b');
-    t.place(first);
-    t.place(second);
-    for (const m of second) expect(t.neighbours(m).filter((o) => o.startsWith('a')).length).toBeLessThanOrEqual(1);
-    expect(diameter(t, [...first, ...second])).toBe(4);
+    const { t, placed, all } = placeBatches([3, 13]);
+    const first = new Set(placed[0]);
+    for (const m of placed[1]!) expect(t.neighbours(m).filter((o) => first.has(o)).length).toBeLessThanOrEqual(1);
+    expect(diameter(t, all)).toBe(4);
   });
 
   it.each([
     { batches: [21, 11], hops: 5 },
     { batches: [100, 100], hops: 10 },
   ])('waves of $batches: any node reaches any other in $hops hops at most (9 and 51 when a wave joined through one edge)', ({ batches, hops }) => {
-    const t = new SwarmTopology(3);
-    const placed = batches.map((n, b) => names(n, `b${b}n`));
-    for (const batch of placed) t.place(batch);
-    expect(diameter(t, placed.flat())).toBeLessThanOrEqual(hops);
+    const { t, all } = placeBatches(batches);
+    expect(diameter(t, all)).toBeLessThanOrEqual(hops);
   });
 
   it('nodes that come one at a time spread the extra neighbours (about 4 each) instead of piling them on one node', () => {
