@@ -67,7 +67,8 @@ export class SwarmTopology {
 
   private placeRing(batch: readonly string[]): void {
     if (batch.length === 0) return;
-    const splice = this.spliceEdge(this.members());
+    const earlier = this.members();
+    const splice = this.spliceEdge(earlier);
     const id = this.batches++;
     batch.forEach((member, index) => {
       this.placements.set(member, { batch: id, index, batchSize: batch.length });
@@ -79,8 +80,8 @@ export class SwarmTopology {
     if (splice) {
       this.connect(splice[0], first);
       this.connect(last, splice[1]);
-      this.joinMembersWithRoom(batch);
-      if (batch.length >= 3) this.chordsAcross(batch);
+      this.joinMembersWithRoom(earlier, batch);
+      if (batch.length >= 3) this.chordsAcross(earlier, batch);
     } else if (batch.length >= 3) {
       this.connect(last, first);
     }
@@ -93,19 +94,12 @@ export class SwarmTopology {
    * the earlier members ended up as a knot with few edges out (measured: 3 nodes that started 300 ms before 13 others
    * made every run of 16 2-5 s slower).
    */
-  private joinMembersWithRoom(batch: readonly string[]): void {
-    const newcomers = new Set(batch);
-    for (const member of this.members()) {
-      if (newcomers.has(member)) continue;
+  private joinMembersWithRoom(earlier: readonly string[], batch: readonly string[]): void {
+    for (const member of earlier) {
       while (this.degreeOf(member) < this.degree) {
-        const hops = this.hopsFrom(member);
-        let best: string | undefined;
-        for (const other of batch) {
-          if (this.degreeOf(other) >= this.degree || this.edges.get(member)!.has(other)) continue;
-          if (best === undefined || (hops.get(other) ?? Infinity) > (hops.get(best) ?? Infinity)) best = other;
-        }
-        if (best === undefined) break;
-        this.connect(member, best);
+        const partner = this.farthestInHops(member, batch, (other) => this.degreeOf(other) < this.degree);
+        if (partner === undefined) break;
+        this.connect(member, partner);
       }
     }
   }
@@ -115,22 +109,29 @@ export class SwarmTopology {
    * over `degree` for it, once per batch. Spliced into one edge alone, a batch of 8 joined 8 earlier nodes through 2
    * edges, and half of every piece the server injected had to cross them.
    */
-  private chordsAcross(batch: readonly string[]): void {
-    const newcomers = new Set(batch);
-    const earlier = this.members().filter((m) => !newcomers.has(m));
+  private chordsAcross(earlier: readonly string[], batch: readonly string[]): void {
     const stretched = new Set<string>();
     for (const [index, member] of batch.entries()) {
       if (index % 2 === 0 || this.degreeOf(member) >= this.degree) continue;
-      const hops = this.hopsFrom(member);
-      let best: string | undefined;
-      for (const other of earlier) {
-        if (stretched.has(other) || this.degreeOf(other) > this.degree || this.edges.get(member)!.has(other)) continue;
-        if (best === undefined || (hops.get(other) ?? Infinity) > (hops.get(best) ?? Infinity)) best = other;
-      }
-      if (best === undefined) return;
-      if (this.degreeOf(best) >= this.degree) stretched.add(best);
-      this.connect(member, best);
+      const partner = this.farthestInHops(member, earlier, (other) => !stretched.has(other) && this.degreeOf(other) <= this.degree);
+      if (partner === undefined) return;
+      if (this.degreeOf(partner) >= this.degree) stretched.add(partner);
+      this.connect(member, partner);
     }
+  }
+
+  /** Of `among`, the eligible member not yet next to `from` that is the most hops away (unreachable: farthest of all). */
+  private farthestInHops(from: string, among: readonly string[], eligible: (other: string) => boolean): string | undefined {
+    const hops = this.hopsFrom(from);
+    const mine = this.edges.get(from)!;
+    let best: string | undefined;
+    let bestHops = -1;
+    for (const other of among) {
+      if (other === from || mine.has(other) || !eligible(other)) continue;
+      const h = hops.get(other) ?? Infinity;
+      if (h > bestHops) [best, bestHops] = [other, h];
+    }
+    return best;
   }
 
   /** Hops from `from` to every member it reaches. */
