@@ -3,9 +3,10 @@
  * seeder.ts; it dies with its parent (IPC disconnect), so a killed server never leaves a seeder behind.
  */
 import { readFileSync } from 'node:fs';
-import WebTorrent, { type Torrent } from 'webtorrent';
+import type { Torrent } from 'webtorrent';
 import { plainAddress } from '../model/ipv4.js';
 import { superSeed, type SuperSeeding } from './seeder-child-superseed.js';
+import { seederClient } from './seeder-client.js';
 import type { FromSeeder, SeedImage, SeederChildConfig, SeedTorrentStats, ToSeeder } from './seeder-protocol.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as SeederChildConfig;
@@ -14,20 +15,7 @@ const send = (m: FromSeeder): void => {
 };
 const log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => send({ type: 'log', level, msg, ...(fields ? { fields } : {}) });
 
-// Local-only: no DHT, LSD, PEX, uTP, UPnP/NAT-PMP, WebRTC or web seeds (the web seed is this very server).
-// `tracker.announce` is left out on purpose: webtorrent adds it only to public torrents, ours are private.
-const client = new WebTorrent({
-  dht: false,
-  lsd: false,
-  utPex: false,
-  utp: false,
-  natUpnp: false,
-  natPmp: false,
-  webSeeds: false,
-  tracker: {},
-  torrentPort: config.port,
-  maxConns: 200,
-});
+const client = seederClient(config.port);
 client.on('error', (err: Error) => {
   log('error', 'seeder client failed', { err: err.message });
   process.exit(1);
