@@ -99,11 +99,28 @@ function askStartingLeechersBack(swarm: Swarm, isStarting: (params: AnnouncePara
   };
 }
 
+/**
+ * Calls `arrived` with every announce as it comes in, before anything else in the swarm sees it. With neighbours on,
+ * a starting node's answer is held until its wave has announced (tracker-neighbours.ts); the seeder must not wait
+ * for that. aria2c accepts an incoming connection only on its once-a-second sweep or right after a tracker answer,
+ * so a connection the seeder opens during the hold is taken together with the answer, one sweep (up to a second)
+ * before a connection opened when the answer goes out.
+ */
+function onArrival(swarm: Swarm, arrived: (params: AnnounceParams) => void): void {
+  const announce = swarm.announce.bind(swarm);
+  swarm.announce = (params, cb) => {
+    arrived(params);
+    announce(params, cb);
+  };
+}
+
 // Announce counters arrive as query strings; a missing or garbled one must not poison the view with NaN.
 const counter = (v: unknown): number => Math.max(0, knownCount(v));
 
 /** How often (in announces) peers the package has expired are forgotten here too. */
 const SWEEP_EVERY_ANNOUNCES = 1_000;
+/** A leecher the seeder was sent to on arrival but the tracker never recorded is forgotten after this long. */
+const SEEDER_SENT_TTL_MS = 60_000;
 
 /**
  * An HTTP-only BitTorrent tracker on the server's own HTTP port (nodes already reach it; no extra firewall hole),
@@ -132,6 +149,19 @@ export function createTracker(opts: TrackerOptions): Tracker {
     const seen = heard.get(p.info_hash)?.get(p.addr);
     return !seen || Date.now() - seen.startedAtMs < opts.startupAnnounceSeconds * 1000;
   };
+  /**
+   * Leechers the seeder was sent to when their first announce arrived, and when, until the tracker records them
+   * (`${infoHash} ${addr}`): their held announce is answered later, and must not send the seeder a second time.
+   */
+  const seederSent = new Map<string, number>();
+  const joinedKey = (infoHash: string, addr: string) => `${infoHash} ${addr}`;
+  const arrived = (p: AnnounceParams): void => {
+    if (p.event === 'stopped' || knownCount(p.left) === 0 || heard.get(p.info_hash)?.has(p.addr)) return;
+    const key = joinedKey(p.info_hash, p.addr);
+    if (seederSent.has(key)) return;
+    seederSent.set(key, Date.now());
+    opts.onLeecherJoined?.(p.info_hash, p.ip, p.port);
+  };
   const neighbourSwarms = new Map<string, NeighbourSwarm>();
   const createSwarm = server.createSwarm.bind(server);
   server.createSwarm = (infoHash, cb) =>
@@ -143,6 +173,8 @@ export function createTracker(opts: TrackerOptions): Tracker {
           const placed = (batch: string[]) => opts.log.info({ infoHash, nodes: batch }, `${batch.length} starting node(s) placed in the swarm graph, ${opts.neighbours} neighbours each`);
           neighbourSwarms.set(infoHash, handOutNeighbours(swarm, opts.neighbours!, placed));
         }
+        // Last, so it runs first: before the neighbours' hold.
+        onArrival(swarm, arrived);
       }
       cb(err, swarm);
     });
@@ -163,6 +195,8 @@ export function createTracker(opts: TrackerOptions): Tracker {
     if (++sinceSweep >= SWEEP_EVERY_ANNOUNCES) {
       sinceSweep = 0;
       for (const infoHash of heard.keys()) forgetExpired(infoHash);
+      // An announce that arrived but was never recorded (refused while held, the tracker closing): forgotten.
+      for (const [key, at] of seederSent) if (Date.now() - at > SEEDER_SENT_TTL_MS) seederSent.delete(key);
     }
     // bittorrent-tracker emits these events even for an announce its filter refused: an unknown info-hash would
     // otherwise grow `heard` without bound (nothing prunes a swarm that never existed) and wake the seeder.
@@ -177,7 +211,8 @@ export function createTracker(opts: TrackerOptions): Tracker {
     // view must agree with it (and the seeder still connects back to a peer that may need the image).
     const left = knownCount(p.left);
     const before = peers.get(addr);
-    if (!before && left !== 0) opts.onLeecherJoined?.(p.info_hash, p.ip, p.port);
+    // Normally done when the announce arrived (onArrival); this covers an announce that reached the swarm another way.
+    if (!seederSent.delete(joinedKey(p.info_hash, addr)) && !before && left !== 0) opts.onLeecherJoined?.(p.info_hash, p.ip, p.port);
     peers.set(addr, {
       startedAtMs: p.event === 'started' || !before ? Date.now() : before.startedAtMs,
       ip: p.ip,

@@ -213,6 +213,32 @@ describe('tracker: a few neighbours per downloading node', () => {
     });
   });
 
+  it('the seeder is sent to a starting node when its announce arrives, not when the held answer goes out, and once', async () => {
+    const joined: number[] = [];
+    await withTrackerServer({ neighbours: 3, onLeecherJoined: (_infoHash, _ip, port) => joined.push(port) }, async (_tracker, base) => {
+      const announce = announcer(base);
+      let answered = false;
+      const first = announce(nodePorts[0]!, 1000, 'started').then((ports) => {
+        answered = true;
+        return ports;
+      });
+      const waitUntil = Date.now() + 5000;
+      while (joined.length === 0 && Date.now() < waitUntil) await new Promise((r) => setTimeout(r, 5));
+      // The answer waits for the rest of the wave (450 ms of quiet at least); the seeder did not.
+      expect(joined).toEqual([nodePorts[0]]);
+      expect(answered).toBe(false);
+      // aria2c announces again before its first answer came: still one connection from the seeder.
+      const again = announce(nodePorts[0]!, 1000);
+      await Promise.all([first, again]);
+      await announce(nodePorts[0]!, 900);
+      expect(joined).toEqual([nodePorts[0]]);
+      // Reinstalled: it left and starts again, and the seeder is sent again.
+      await announce(nodePorts[0]!, 900, 'stopped');
+      await announce(nodePorts[0]!, 1000, 'started');
+      expect(joined).toEqual([nodePorts[0], nodePorts[0]]);
+    });
+  });
+
   it('a node that completed stays a neighbour (it keeps seeding to them), and one seen only as complete is a seed for all', async () => {
     await withTrackerServer({ neighbours: 3 }, async (_tracker, base) => {
       const announce = announcer(base);
