@@ -71,13 +71,15 @@ export function superSeed(torrent: Torrent): SuperSeeding {
     let complete = false;
     wire.on('have', (i) => {
       held++;
-      // A HAVE can repeat a piece the bitfield already had: recount before calling the peer complete.
-      if (held >= p.pieceCount && !complete) count();
-      if (held >= p.pieceCount && !complete) {
-        // As webtorrent does on the HAVE that completes a peer: a seed is choked (it wants nothing from us).
-        complete = true;
-        wire.isSeeder = true;
-        wire.choke();
+      if (!complete && held >= p.pieceCount) {
+        // A HAVE can repeat a piece the bitfield already had: recount before calling the peer complete.
+        count();
+        if (held >= p.pieceCount) {
+          // As webtorrent does on the HAVE that completes a peer: a seed is choked (it wants nothing from us).
+          complete = true;
+          wire.isSeeder = true;
+          wire.choke();
+        }
       }
       p.onHave(peer, i);
     });

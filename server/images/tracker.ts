@@ -156,6 +156,7 @@ export function createTracker(opts: TrackerOptions): Tracker {
   const seederSent = new Map<string, number>();
   const joinedKey = (infoHash: string, addr: string) => `${infoHash} ${addr}`;
   const arrived = (p: AnnounceParams): void => {
+    // An unknown `left` (-1) is not complete: the seeder connects to a peer that may need the image.
     if (p.event === 'stopped' || knownCount(p.left) === 0 || heard.get(p.info_hash)?.has(p.addr)) return;
     const key = joinedKey(p.info_hash, p.addr);
     if (seederSent.has(key)) return;
@@ -208,11 +209,11 @@ export function createTracker(opts: TrackerOptions): Tracker {
       return;
     }
     // A missing or garbled `left` is unknown (-1), not 0: bittorrent-tracker counts such a peer as incomplete, and the
-    // view must agree with it (and the seeder still connects back to a peer that may need the image).
+    // view must agree with it.
     const left = knownCount(p.left);
     const before = peers.get(addr);
-    // Normally done when the announce arrived (onArrival); this covers an announce that reached the swarm another way.
-    if (!seederSent.delete(joinedKey(p.info_hash, addr)) && !before && left !== 0) opts.onLeecherJoined?.(p.info_hash, p.ip, p.port);
+    // The seeder was sent to it when its first announce arrived (onArrival); recorded now, `heard` remembers it.
+    seederSent.delete(joinedKey(p.info_hash, addr));
     peers.set(addr, {
       startedAtMs: p.event === 'started' || !before ? Date.now() : before.startedAtMs,
       ip: p.ip,

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { superSeed } from '../../server/images/seeder-child-superseed.js';
 import { seederClient } from '../../server/images/seeder-client.js';
 import { makeTorrent } from '../../server/images/torrent.js';
+import { btHandshake } from '../support/swarm.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -24,7 +25,7 @@ const PIECE_LENGTH = 16 * 1024;
 let work: string;
 let client: ReturnType<typeof seederClient>;
 let torrent: Torrent;
-let infoHash: Buffer;
+let infoHash: string;
 
 beforeAll(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'rackseed-have-cost-'));
@@ -32,7 +33,7 @@ beforeAll(async () => {
   writeFileSync(file, randomBytes(PIECES * PIECE_LENGTH));
   // A tracker on a closed loopback port: the client's announces fail at once and go nowhere else.
   const made = await makeTorrent({ file, announce: ['http://127.0.0.1:1/announce'], webSeeds: [], pieceLength: PIECE_LENGTH }, PIECES * PIECE_LENGTH);
-  infoHash = Buffer.from(made.infoHash, 'hex');
+  infoHash = made.infoHash;
   client = seederClient(0);
   await new Promise<void>((resolve) => client.once('listening', () => resolve()));
   torrent = client.add(made.bytes, { path: work, private: true });
@@ -64,7 +65,7 @@ function connectPeer(port: number): { socket: net.Socket; received: number[] } {
   const received: number[] = [];
   const socket = net.connect(port, '127.0.0.1');
   const peerId = Buffer.concat([Buffer.from('-RS0001-'), randomBytes(12)]);
-  socket.write(Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), Buffer.alloc(8), infoHash, peerId]));
+  socket.write(btHandshake(infoHash, peerId));
   let buffered = Buffer.alloc(0);
   let handshaken = false;
   socket.on('data', (data: Buffer) => {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTorrent, readTorrent } from '../../server/images/torrent.js';
 import { Netns } from '../support/netns.js';
 import { startRackseedProcess, type RackseedProcess } from '../support/rackseed-process.js';
-import { writeTestImage, type TestImage } from '../support/swarm.js';
+import { btHandshake, writeTestImage, type TestImage } from '../support/swarm.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -103,7 +103,7 @@ describe('tracker', () => {
   it('the seeder lists a peer that connected to it by its IPv4 address, not IPv4-mapped (::ffff:)', async () => {
     // A BitTorrent handshake for the image from inside the namespace, then the connection is held open: the seeder's
     // listener is dual-stack, so Node reports this peer as ::ffff:10.0.0.1 unless the seeder unmaps it.
-    const handshake = Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), Buffer.alloc(8), Buffer.from(image.infoHash, 'hex'), Buffer.from('-XX0001-incomingpeer')]);
+    const handshake = btHandshake(image.infoHash, Buffer.from('-XX0001-incomingpeer'));
     const escaped = [...handshake].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
     const peer = netns.spawn(sv, 'bash', ['-c', `exec 3<>/dev/tcp/10.0.0.1/6881 && printf '%b' '${escaped}' >&3 && exec sleep 30`]);
     try {

@@ -151,6 +151,11 @@ export interface SwarmHost {
   port: string;
 }
 
+/** A plain BitTorrent handshake (BEP 3, no extension bits) for `infoHashHex` from the 20-byte `peerId`. */
+export function btHandshake(infoHashHex: string, peerId: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), Buffer.alloc(8), Buffer.from(infoHashHex, 'hex'), peerId]);
+}
+
 /**
  * 10.0.0.0/24 behind one bridge: the server at .1, nodes from .10. With `mbit`, every link is shaped with tbf in
  * both directions: on the host's end (its egress) and on the bridge port (its ingress, seen as the port's egress).
