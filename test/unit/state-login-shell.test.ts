@@ -17,18 +17,20 @@ function viaLoginShell(shell: string, line: string, input = ''): { status: numbe
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, pid: r.pid };
 }
 
-const SCRIPTS: Array<[what: string, script: string, stdout: string]> = [
-  ['$0 is sh, and sh syntax', 'echo "$0"; if [ -n "$$" ]; then echo yes; fi', 'sh\nyes\n'],
-  ['quotes, backslashes, ! and newlines', `printf '%s\\n' "it's" 'a!b' 'c\\d'\necho "!!"\nx='multi\nline'; echo "$x"`, "it's\na!b\nc\\d\n!!\nmulti\nline\n"],
-  ['a here-document', 'cat <<EOF\n$((6 * 7)) `echo tick`\nEOF', '42 tick\n'],
-  ['non-ASCII text', "echo 'héllo wörld ✓'", 'héllo wörld ✓\n'],
-  ['stdin reaches the script', 'tr a-z A-Z', 'FROM STDIN\n'],
+/** The last column is the script's stdin: only one script reads it, and writing to one that exited without
+ * reading can fail with EPIPE on a busy host. */
+const SCRIPTS: Array<[what: string, script: string, stdout: string, stdin: string]> = [
+  ['$0 is sh, and sh syntax', 'echo "$0"; if [ -n "$$" ]; then echo yes; fi', 'sh\nyes\n', ''],
+  ['quotes, backslashes, ! and newlines', `printf '%s\\n' "it's" 'a!b' 'c\\d'\necho "!!"\nx='multi\nline'; echo "$x"`, "it's\na!b\nc\\d\n!!\nmulti\nline\n", ''],
+  ['a here-document', 'cat <<EOF\n$((6 * 7)) `echo tick`\nEOF', '42 tick\n', ''],
+  ['non-ASCII text', "echo 'héllo wörld ✓'", 'héllo wörld ✓\n', ''],
+  ['stdin reaches the script', 'tr a-z A-Z', 'FROM STDIN\n', 'from stdin\n'],
 ];
 
 describe('loginShellLine: one line every login shell runs the same', () => {
   for (const shell of SHELLS) {
-    it.each(SCRIPTS)(`${shell}: %s`, (_what, script, stdout) => {
-      const r = viaLoginShell(shell, loginShellLine(script, 30), 'from stdin\n');
+    it.each(SCRIPTS)(`${shell}: %s`, (_what, script, stdout, stdin) => {
+      const r = viaLoginShell(shell, loginShellLine(script, 30), stdin);
       expect({ status: r.status, stdout: r.stdout }).toEqual({ status: 0, stdout });
       // The login shell exec'd /bin/sh: the PID it printed is the one sshd would have made the session leader.
       expect(r.stderr).toBe(`${PID_MARK}${r.pid}\n`);
